@@ -1,0 +1,267 @@
+"""The Account aggregate: posted balance, held amount, status and allowances.
+
+An account decides whether it may send or receive; a movement between two
+accounts is arranged by ``domain.movements``. Every decision is checked
+completely before the first event is triggered, so a refused command leaves
+the aggregate untouched (the command writer relies on this to keep a group
+commit batch clean).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+from domain.amounts import MAX_SUPPLY, format_amount
+from domain.errors import (
+    AccountFrozen,
+    AllowanceExceeded,
+    HoldNotFound,
+    InsufficientBalance,
+    InvalidAmount,
+    InvalidRequest,
+    SupplyLimitExceeded,
+)
+
+USER = "user"
+TREASURY = "treasury"
+REWARDS = "rewards"
+ISSUANCE = "issuance"
+ACCOUNT_KINDS = (USER, TREASURY, REWARDS, ISSUANCE)
+
+
+class Account(Aggregate):
+    """A double-entry account. ``available = balance - held`` never goes below
+    zero, except for the issuance account, whose negative balance is the
+    circulating supply."""
+
+    class Opened(Aggregate.Created):
+        kind: str
+
+    class Posted(Aggregate.Event):
+        """A change of the posted balance by a movement (base of both legs)."""
+
+        transfer_id: UUID
+        amount: int
+        kind: str
+        reason: str
+        balance_after: int
+
+    class Debited(Posted):
+        def apply(self, account: Account) -> None:
+            account.balance -= self.amount
+
+    class Credited(Posted):
+        def apply(self, account: Account) -> None:
+            account.balance += self.amount
+
+    class HoldPlaced(Aggregate.Event):
+        hold_id: UUID
+        amount: int
+
+        def apply(self, account: Account) -> None:
+            account.holds[self.hold_id.hex] = self.amount
+            account.held += self.amount
+
+    class HoldReleased(Aggregate.Event):
+        hold_id: UUID
+        amount: int
+        cause: str  # "voided" | "expired"
+
+        def apply(self, account: Account) -> None:
+            account.held -= account.holds.pop(self.hold_id.hex)
+
+    class HoldCaptured(Aggregate.Event):
+        """The captured part is debited; the rest of the hold is released."""
+
+        hold_id: UUID
+        transfer_id: UUID
+        amount: int
+        released: int
+        kind: str
+        reason: str
+        balance_after: int
+
+        def apply(self, account: Account) -> None:
+            account.held -= account.holds.pop(self.hold_id.hex)
+            account.balance -= self.amount
+
+    class Frozen(Aggregate.Event):
+        def apply(self, account: Account) -> None:
+            account.frozen = True
+
+    class Unfrozen(Aggregate.Event):
+        def apply(self, account: Account) -> None:
+            account.frozen = False
+
+    class AllowanceSet(Aggregate.Event):
+        spender: UUID
+        amount: int
+
+        def apply(self, account: Account) -> None:
+            _put_allowance(account.allowances, self.spender, self.amount)
+
+    class AllowanceSpent(Aggregate.Event):
+        spender: UUID
+        transfer_id: UUID
+        amount: int
+
+        def apply(self, account: Account) -> None:
+            remaining = account.allowance_for(self.spender) - self.amount
+            _put_allowance(account.allowances, self.spender, remaining)
+
+    def __init__(self, kind: str) -> None:
+        if kind not in ACCOUNT_KINDS:
+            raise InvalidRequest(f"unknown account kind {kind!r}")
+        self.kind = kind
+        self.balance = 0
+        self.held = 0
+        self.frozen = False
+        self.holds: dict[str, int] = {}
+        self.allowances: dict[str, int] = {}
+
+    @classmethod
+    def open(cls, account_id: UUID, kind: str, now: datetime) -> Account:
+        return cls._create(cls.Opened, id=account_id, kind=kind, timestamp=now)
+
+    @property
+    def available(self) -> int:
+        return self.balance - self.held
+
+    @property
+    def is_issuance(self) -> bool:
+        return self.kind == ISSUANCE
+
+    def allowance_for(self, spender: UUID) -> int:
+        return self.allowances.get(spender.hex, 0)
+
+    # Checks: each raises the rule's error and changes nothing.
+
+    def check_can_send(self, amount: int) -> None:
+        self.check_not_frozen()
+        if self.is_issuance:
+            if self.balance - amount < -MAX_SUPPLY:
+                raise SupplyLimitExceeded(
+                    f"minting {format_amount(amount)} DEAL would take the supply past "
+                    f"{format_amount(MAX_SUPPLY)} DEAL"
+                )
+            return
+        if amount > self.available:
+            raise InsufficientBalance(
+                f"available balance {format_amount(self.available)} DEAL is below "
+                f"{format_amount(amount)} DEAL"
+            )
+
+    def check_can_receive(self) -> None:
+        self.check_not_frozen()
+
+    def check_allowance(self, spender: UUID, amount: int) -> None:
+        allowed = self.allowance_for(spender)
+        if amount > allowed:
+            raise AllowanceExceeded(
+                f"spender may move {format_amount(allowed)} DEAL, not {format_amount(amount)} DEAL"
+            )
+
+    # Decisions: each checks fully, then triggers.
+
+    def debit(
+        self, transfer_id: UUID, amount: int, kind: str, reason: str, now: datetime
+    ) -> None:
+        self.check_can_send(amount)
+        self.trigger_event(
+            self.Debited, transfer_id=transfer_id, amount=amount, kind=kind, reason=reason,
+            balance_after=self.balance - amount, timestamp=now,
+        )
+
+    def credit(
+        self, transfer_id: UUID, amount: int, kind: str, reason: str, now: datetime
+    ) -> None:
+        self.check_can_receive()
+        self.trigger_event(
+            self.Credited, transfer_id=transfer_id, amount=amount, kind=kind, reason=reason,
+            balance_after=self.balance + amount, timestamp=now,
+        )
+
+    def place_hold(self, hold_id: UUID, amount: int, now: datetime) -> None:
+        if self.is_issuance:
+            raise InvalidRequest("the issuance account cannot hold funds")
+        self.check_can_send(amount)
+        self.trigger_event(self.HoldPlaced, hold_id=hold_id, amount=amount, timestamp=now)
+
+    def capture_hold(
+        self, hold_id: UUID, amount: int, kind: str, reason: str, now: datetime
+    ) -> None:
+        held = self._held_for(hold_id)
+        self.check_not_frozen()
+        if amount > held:
+            raise InvalidAmount(
+                f"capture of {format_amount(amount)} DEAL exceeds the "
+                f"{format_amount(held)} DEAL held"
+            )
+        self.trigger_event(
+            self.HoldCaptured, hold_id=hold_id, transfer_id=hold_id, amount=amount,
+            released=held - amount, kind=kind, reason=reason,
+            balance_after=self.balance - amount, timestamp=now,
+        )
+
+    def release_hold(self, hold_id: UUID, cause: str, now: datetime) -> None:
+        held = self._held_for(hold_id)
+        self.trigger_event(
+            self.HoldReleased, hold_id=hold_id, amount=held, cause=cause, timestamp=now
+        )
+
+    def freeze(self, now: datetime) -> bool:
+        """Returns False (and writes nothing) when already frozen."""
+        self._check_freezable()
+        if self.frozen:
+            return False
+        self.trigger_event(self.Frozen, timestamp=now)
+        return True
+
+    def unfreeze(self, now: datetime) -> bool:
+        self._check_freezable()
+        if not self.frozen:
+            return False
+        self.trigger_event(self.Unfrozen, timestamp=now)
+        return True
+
+    def set_allowance(self, spender: UUID, amount: int, now: datetime) -> bool:
+        """Sets (never adds) what ``spender`` may move; False when unchanged."""
+        if spender == self.id:
+            raise InvalidRequest("an account cannot be its own spender")
+        if self.allowance_for(spender) == amount:
+            return False
+        self.trigger_event(self.AllowanceSet, spender=spender, amount=amount, timestamp=now)
+        return True
+
+    def spend_allowance(
+        self, spender: UUID, transfer_id: UUID, amount: int, now: datetime
+    ) -> None:
+        self.check_allowance(spender, amount)
+        self.trigger_event(
+            self.AllowanceSpent, spender=spender, transfer_id=transfer_id, amount=amount,
+            timestamp=now,
+        )
+
+    def _held_for(self, hold_id: UUID) -> int:
+        try:
+            return self.holds[hold_id.hex]
+        except KeyError:
+            raise HoldNotFound(f"hold {hold_id} is not held on this account") from None
+
+    def check_not_frozen(self) -> None:
+        if self.frozen:
+            raise AccountFrozen(f"account {self.id} is frozen")
+
+    def _check_freezable(self) -> None:
+        if self.kind != USER:
+            raise InvalidRequest(f"the {self.kind} account cannot be frozen")
+
+
+def _put_allowance(allowances: dict[str, int], spender: UUID, amount: int) -> None:
+    if amount:
+        allowances[spender.hex] = amount
+    else:
+        allowances.pop(spender.hex, None)

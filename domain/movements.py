@@ -1,0 +1,71 @@
+"""Double-entry movements between two accounts.
+
+A movement is decided in full (both sides checked) before either side
+changes, so a refusal leaves both accounts as they were.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from domain.account import USER, Account
+from domain.amounts import check_amount
+from domain.errors import InvalidRequest, SameAccount
+
+TRANSFER = "transfer"
+FEE = "fee"
+REWARD = "reward"
+MINT = "mint"
+BURN = "burn"
+REVERSAL = "reversal"
+MOVEMENT_KINDS = (TRANSFER, FEE, REWARD, MINT, BURN, REVERSAL)
+ISSUANCE_KINDS = frozenset({MINT, BURN, REVERSAL})
+"""The only movements the issuance account takes part in. Its balance may go
+negative (that is the supply), so a transfer, fee or reward from it would
+create tokens without a mint: without the admin scope and outside the
+mint's audit trail."""
+
+
+@dataclass(frozen=True)
+class Posting:
+    """What a movement did to its two accounts: the balances right after it."""
+
+    source_balance_after: int
+    destination_balance_after: int
+
+
+def check_movement(source: Account, destination: Account, amount: int, kind: str) -> None:
+    """Every rule a movement must pass, without changing anything. A frozen
+    account is reported before a short balance: it is the cause to fix."""
+    check_amount(amount)
+    if source.id == destination.id:
+        raise SameAccount("source and destination must be different accounts")
+    if (source.is_issuance or destination.is_issuance) and kind not in ISSUANCE_KINDS:
+        raise InvalidRequest(
+            f"the issuance account takes part only in mint and burn, not in a {kind}"
+        )
+    if kind == REWARD and destination.kind != USER:
+        # the pool's budget is for users; paid to the treasury it would drain the pool
+        raise InvalidRequest("a reward is paid to a user account, not to a system account")
+    source.check_not_frozen()
+    destination.check_can_receive()
+    source.check_can_send(amount)
+
+
+def move(
+    source: Account,
+    destination: Account,
+    *,
+    transfer_id: UUID,
+    amount: int,
+    kind: str,
+    reason: str,
+    now: datetime,
+) -> Posting:
+    """Debit ``source`` and credit ``destination`` by ``amount``."""
+    check_movement(source, destination, amount, kind)
+    source.debit(transfer_id, amount, kind, reason, now)
+    destination.credit(transfer_id, amount, kind, reason, now)
+    return Posting(source.balance, destination.balance)

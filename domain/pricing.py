@@ -1,0 +1,106 @@
+"""The PriceSchedule aggregate: what each service costs, and when.
+
+A fee is priced once, when it is charged, and the price is written into the
+fee's events; replaying the log never asks the schedule again.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from eventsourcing.domain import Aggregate
+
+from domain.amounts import UNITS_PER_DEAL, check_amount
+from domain.errors import InvalidRequest, UnknownServiceType
+
+DEFAULT_PRICES: dict[str, int] = {
+    "search": UNITS_PER_DEAL // 10,
+    "goal": UNITS_PER_DEAL,
+    "analysis": UNITS_PER_DEAL // 2,
+    "notification": UNITS_PER_DEAL // 20,
+}
+SERVICE_TYPES = tuple(DEFAULT_PRICES)
+MAX_RULES_PER_SERVICE = 1000
+
+
+def check_service_type(service_type: object) -> str:
+    if not isinstance(service_type, str) or service_type not in DEFAULT_PRICES:
+        raise UnknownServiceType(
+            f"unknown service type {service_type!r}; known: {', '.join(SERVICE_TYPES)}"
+        )
+    return str(service_type)
+
+
+class PriceSchedule(Aggregate):
+    """Rules per service type, each with an optional validity window. The rule
+    set last that covers a moment wins; with none, the default price holds."""
+
+    class Started(Aggregate.Created):
+        pass
+
+    class RuleSet(Aggregate.Event):
+        service_type: str
+        token_cost: int
+        valid_from: datetime | None
+        valid_to: datetime | None
+
+        def apply(self, schedule: PriceSchedule) -> None:
+            schedule.rules.append(
+                {
+                    "service_type": self.service_type,
+                    "token_cost": self.token_cost,
+                    "valid_from": self.valid_from,
+                    "valid_to": self.valid_to,
+                    "set_at": self.timestamp,
+                }
+            )
+
+    def __init__(self) -> None:
+        self.rules: list[dict[str, Any]] = []
+
+    def price_at(self, service_type: str, when: datetime) -> int:
+        check_service_type(service_type)
+        for rule in reversed(self.rules):
+            if rule["service_type"] == service_type and _covers(rule, when):
+                return int(rule["token_cost"])
+        return DEFAULT_PRICES[service_type]
+
+    def rules_for(self, service_type: str) -> list[dict[str, Any]]:
+        return [rule for rule in self.rules if rule["service_type"] == service_type]
+
+    def set_rule(
+        self,
+        service_type: str,
+        token_cost: int,
+        valid_from: datetime | None,
+        valid_to: datetime | None,
+        now: datetime,
+    ) -> bool:
+        """Add a rule; False (nothing written) when the same rule is already
+        the latest for that service type, so a repeated PUT changes nothing."""
+        check_service_type(service_type)
+        check_amount(token_cost)
+        if valid_from and valid_to and valid_to <= valid_from:
+            raise InvalidRequest("valid_to must be later than valid_from")
+        existing = self.rules_for(service_type)
+        if existing and _same_rule(existing[-1], token_cost, valid_from, valid_to):
+            return False
+        if len(existing) >= MAX_RULES_PER_SERVICE:
+            raise InvalidRequest(f"at most {MAX_RULES_PER_SERVICE} price rules per service type")
+        self.trigger_event(
+            self.RuleSet, service_type=service_type, token_cost=token_cost,
+            valid_from=valid_from, valid_to=valid_to, timestamp=now,
+        )
+        return True
+
+
+def _covers(rule: dict[str, Any], when: datetime) -> bool:
+    starts, ends = rule["valid_from"], rule["valid_to"]
+    return (starts is None or starts <= when) and (ends is None or when < ends)
+
+
+def _same_rule(
+    rule: dict[str, Any], cost: int, valid_from: datetime | None, valid_to: datetime | None
+) -> bool:
+    return (rule["token_cost"], rule["valid_from"], rule["valid_to"]) == (cost, valid_from, valid_to)

@@ -1,0 +1,346 @@
+"""The Transfer aggregate: one movement, named by the caller's id.
+
+The id is the idempotency key: the first request recorded under it is kept
+with its fingerprint and outcome, so a retry can be answered exactly as the
+first time without re-deciding anything.
+
+A hold is a two-phase transfer (as in TigerBeetle): recorded ``pending``
+from the account to the treasury, then captured (fully or partly), voided or
+expired. Only posted amounts are mirrored on chain; the settlement lifecycle
+(pending -> submitted -> settled | failed, and reversed) is driven by the
+settlement process.
+
+Settlement decisions are compare-and-set on the transfer's current
+submission: a submission is recorded only over the one it supersedes (an
+expired one) or over none, and an outcome only for the submission in force.
+So two settlers, or one that restarted with a stale view, can never record
+two live submissions of one movement: the chain could land both.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+from domain.errors import HoldNotPending, SettlementConflict, TransferNotReversible
+from domain.movements import REVERSAL
+
+POSTED = "posted"
+PENDING = "pending"
+CAPTURED = "captured"
+VOIDED = "voided"
+EXPIRED = "expired"
+
+SETTLEMENT_PENDING = "pending"
+SETTLEMENT_SUBMITTED = "submitted"
+SETTLED = "settled"
+SETTLEMENT_FAILED = "failed"
+SETTLEMENT_NOT_REQUIRED = "not_required"
+
+
+_CLIENT_STATUS = {
+    SETTLEMENT_PENDING: "pending",
+    SETTLEMENT_SUBMITTED: "pending",
+    SETTLED: "settled",
+    SETTLEMENT_FAILED: "failed",
+    SETTLEMENT_NOT_REQUIRED: "settled",
+}
+
+
+class Transfer(Aggregate):
+    class Recorded(Aggregate.Created):
+        kind: str
+        source: UUID
+        destination: UUID
+        amount: int
+        reason: str
+        fingerprint: str
+        phase: str
+        source_balance_after: int
+        destination_balance_after: int
+        expires_at: datetime | None
+        spender: UUID | None
+        reverses: UUID | None
+        settles_on_chain: bool
+        adjusts: UUID | None = None
+        """The reconciliation finding this movement adjusts the ledger for
+        (its effect is already on chain). Absent from earlier events."""
+
+    class Captured(Aggregate.Event):
+        amount: int
+        fingerprint: str
+        source_balance_after: int
+        destination_balance_after: int
+
+        def apply(self, transfer: Transfer) -> None:
+            transfer.phase = CAPTURED
+            transfer.posted_amount = self.amount
+            transfer.outcome_fingerprint = self.fingerprint
+            transfer.source_balance_after = self.source_balance_after
+            transfer.destination_balance_after = self.destination_balance_after
+
+    class Voided(Aggregate.Event):
+        def apply(self, transfer: Transfer) -> None:
+            transfer.phase = VOIDED
+
+    class Expired(Aggregate.Event):
+        def apply(self, transfer: Transfer) -> None:
+            transfer.phase = EXPIRED
+
+    class Reversed(Aggregate.Event):
+        reversal_id: UUID
+
+        def apply(self, transfer: Transfer) -> None:
+            transfer.reversed_by = self.reversal_id
+
+    class SettlementSubmitted(Aggregate.Event):
+        signature: str
+        last_valid_block_height: int
+        transaction: str | None = None
+        """The signed transaction (base64), recorded before it is sent, so a
+        restart resends the very same bytes. Absent from earlier events."""
+        supersedes: str | None = None
+        """The expired submission this one replaces, if any."""
+
+        def apply(self, transfer: Transfer) -> None:
+            transfer.settlement_status = SETTLEMENT_SUBMITTED
+            transfer.signature = self.signature
+            transfer.last_valid_block_height = self.last_valid_block_height
+
+    class SettlementRejected(Aggregate.Event):
+        """The chain refused the submission as a whole (one of several
+        movements in it failed): it never landed and is never sent again.
+        The movement waits to be signed again, alone this time."""
+
+        signature: str
+        error: str
+
+        def apply(self, transfer: Transfer) -> None:
+            transfer.settlement_status = SETTLEMENT_PENDING
+            transfer.signature = None
+            transfer.last_valid_block_height = None
+            transfer.settles_alone = True
+
+    class Settled(Aggregate.Event):
+        signature: str
+        slot: int
+
+        def apply(self, transfer: Transfer) -> None:
+            transfer.settlement_status = SETTLED
+            transfer.signature = self.signature
+            transfer.slot = self.slot
+
+    class SettlementFailed(Aggregate.Event):
+        signature: str | None
+        error: str
+
+        def apply(self, transfer: Transfer) -> None:
+            transfer.settlement_status = SETTLEMENT_FAILED
+            transfer.settlement_error = self.error
+
+    class CompensationBlocked(Aggregate.Event):
+        """The compensating reversal of a failed settlement was refused by
+        the ledger (e.g. the destination had already spent the amount): the
+        ledger and the chain disagree until an operator resolves it."""
+
+        reversal_id: UUID
+        error: str
+
+        def apply(self, transfer: Transfer) -> None:
+            transfer.compensation_blocked = self.error
+
+    def __init__(
+        self,
+        kind: str,
+        source: UUID,
+        destination: UUID,
+        amount: int,
+        reason: str,
+        fingerprint: str,
+        phase: str,
+        source_balance_after: int,
+        destination_balance_after: int,
+        expires_at: datetime | None,
+        spender: UUID | None,
+        reverses: UUID | None,
+        settles_on_chain: bool,
+        adjusts: UUID | None = None,
+    ) -> None:
+        self.kind = kind
+        self.source = source
+        self.destination = destination
+        self.amount = amount
+        self.reason = reason
+        self.fingerprint = fingerprint
+        self.outcome_fingerprint = fingerprint
+        self.phase = phase
+        self.posted_amount = amount if phase == POSTED else 0
+        self.source_balance_after = source_balance_after
+        self.destination_balance_after = destination_balance_after
+        self.expires_at = expires_at
+        self.spender = spender
+        self.reverses = reverses
+        self.reversed_by: UUID | None = None
+        self.settlement_status = SETTLEMENT_PENDING if settles_on_chain else SETTLEMENT_NOT_REQUIRED
+        self.signature: str | None = None
+        self.last_valid_block_height: int | None = None
+        self.slot: int | None = None
+        self.settlement_error: str | None = None
+        self.settles_alone = False
+        self.compensation_blocked: str | None = None
+        self.adjusts = adjusts
+
+    @classmethod
+    def record(
+        cls,
+        transfer_id: UUID,
+        *,
+        kind: str,
+        source: UUID,
+        destination: UUID,
+        amount: int,
+        reason: str,
+        fingerprint: str,
+        source_balance_after: int,
+        destination_balance_after: int,
+        now: datetime,
+        phase: str = POSTED,
+        expires_at: datetime | None = None,
+        spender: UUID | None = None,
+        reverses: UUID | None = None,
+        settles_on_chain: bool = True,
+        adjusts: UUID | None = None,
+    ) -> Transfer:
+        extra = {} if adjusts is None else {"adjusts": adjusts}
+        return cls._create(
+            cls.Recorded, id=transfer_id, kind=kind, source=source, destination=destination,
+            amount=amount, reason=reason, fingerprint=fingerprint, phase=phase,
+            source_balance_after=source_balance_after,
+            destination_balance_after=destination_balance_after, expires_at=expires_at,
+            spender=spender, reverses=reverses, settles_on_chain=settles_on_chain,
+            timestamp=now, **extra,
+        )
+
+    @property
+    def is_hold(self) -> bool:
+        return self.phase != POSTED
+
+    @property
+    def status(self) -> str:
+        """The settlement status clients see: pending, settled, failed or
+        reversed. A movement that needs no chain leg (a compensation for a
+        failed one, a voided or expired hold) is final, so it reads settled."""
+        if self.reversed_by is not None:
+            return "reversed"
+        if self.phase in (VOIDED, EXPIRED):
+            return SETTLED
+        return _CLIENT_STATUS[self.settlement_status]
+
+    def is_expired_at(self, now: datetime) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
+
+    def check_hold_pending(self, now: datetime) -> None:
+        if self.phase != PENDING:
+            raise HoldNotPending(f"hold {self.id} is {self.phase}, not pending")
+        if self.is_expired_at(now):
+            raise HoldNotPending(f"hold {self.id} expired at {self.expires_at:%Y-%m-%dT%H:%M:%SZ}")
+
+    def capture(
+        self, amount: int, fingerprint: str, source_balance_after: int,
+        destination_balance_after: int, now: datetime,
+    ) -> None:
+        self.check_hold_pending(now)
+        self.trigger_event(
+            self.Captured, amount=amount, fingerprint=fingerprint,
+            source_balance_after=source_balance_after,
+            destination_balance_after=destination_balance_after, timestamp=now,
+        )
+
+    def void(self, now: datetime) -> None:
+        self.check_hold_pending(now)
+        self.trigger_event(self.Voided, timestamp=now)
+
+    def expire(self, now: datetime) -> None:
+        if self.phase != PENDING or not self.is_expired_at(now):
+            raise HoldNotPending(f"hold {self.id} is {self.phase} and not due to expire")
+        self.trigger_event(self.Expired, timestamp=now)
+
+    def check_reversible(self) -> None:
+        if self.is_hold and self.phase != CAPTURED:
+            raise TransferNotReversible(f"hold {self.id} is {self.phase}; only a capture reverses")
+        if self.kind == REVERSAL:
+            raise TransferNotReversible("a reversal cannot itself be reversed")
+        if self.reversed_by is not None:
+            raise TransferNotReversible(f"transfer {self.id} was already reversed")
+
+    def mark_reversed(self, reversal_id: UUID, now: datetime) -> None:
+        self.check_reversible()
+        self.trigger_event(self.Reversed, reversal_id=reversal_id, timestamp=now)
+
+    # Settlement: each decision checks the submission in force first.
+
+    def is_submitted_as(self, signature: str) -> bool:
+        return self.settlement_status == SETTLEMENT_SUBMITTED and self.signature == signature
+
+    def check_submittable(self, supersedes: str | None) -> None:
+        """A first submission needs a movement waiting for one; a
+        replacement needs the submission it replaces to be the one in force."""
+        if self.settlement_status == SETTLEMENT_NOT_REQUIRED:
+            raise SettlementConflict(f"transfer {self.id} does not settle on chain")
+        if self.is_hold and self.phase != CAPTURED:
+            raise SettlementConflict(f"hold {self.id} is {self.phase}; only a capture settles")
+        if supersedes is None and self.settlement_status != SETTLEMENT_PENDING:
+            raise SettlementConflict(
+                f"transfer {self.id} is {self.settlement_status}, not waiting for a submission"
+            )
+        if supersedes is not None and not self.is_submitted_as(supersedes):
+            raise SettlementConflict(
+                f"transfer {self.id} is not in flight as {supersedes}; another submission "
+                "replaced it or it has an outcome"
+            )
+
+    def submit_settlement(
+        self, signature: str, last_valid_block_height: int, now: datetime, *,
+        transaction: str | None = None, supersedes: str | None = None,
+    ) -> None:
+        self.check_submittable(supersedes)
+        self.trigger_event(
+            self.SettlementSubmitted, signature=signature,
+            last_valid_block_height=last_valid_block_height, transaction=transaction,
+            supersedes=supersedes, timestamp=now,
+        )
+
+    def check_outcome_for(self, signature: str) -> None:
+        if not self.is_submitted_as(signature):
+            raise SettlementConflict(
+                f"transfer {self.id} is {self.settlement_status} and not in flight as {signature}"
+            )
+
+    def settle(self, signature: str, slot: int, now: datetime) -> None:
+        self.check_outcome_for(signature)
+        self.trigger_event(self.Settled, signature=signature, slot=slot, timestamp=now)
+
+    def settle_without_submission(self, signature: str, slot: int, now: datetime) -> None:
+        """For a movement put on chain by other means (the genesis mint,
+        done by the chain's own genesis), so never submitted by the ledger."""
+        if self.settlement_status != SETTLEMENT_PENDING:
+            raise SettlementConflict(f"transfer {self.id} is {self.settlement_status}, not pending")
+        self.trigger_event(self.Settled, signature=signature, slot=slot, timestamp=now)
+
+    def reject_settlement(self, signature: str, error: str, now: datetime) -> None:
+        self.check_outcome_for(signature)
+        self.trigger_event(self.SettlementRejected, signature=signature, error=error, timestamp=now)
+
+    def fail_settlement(self, signature: str | None, error: str, now: datetime) -> None:
+        if signature is not None:
+            self.check_outcome_for(signature)
+        self.trigger_event(self.SettlementFailed, signature=signature, error=error, timestamp=now)
+
+    def block_compensation(self, reversal_id: UUID, error: str, now: datetime) -> None:
+        if self.settlement_status != SETTLEMENT_FAILED:
+            raise SettlementConflict(f"transfer {self.id} did not fail to settle")
+        self.trigger_event(
+            self.CompensationBlocked, reversal_id=reversal_id, error=error, timestamp=now
+        )

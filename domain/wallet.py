@@ -1,0 +1,107 @@
+"""The Wallet aggregate: a Solana address connected to one ledger account.
+
+The aggregate id is derived from the address, so two processes connecting
+the same address race for version 1 of the same aggregate and the event
+store's version check lets exactly one win.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID, uuid5
+
+from eventsourcing.domain import Aggregate
+from solders.pubkey import Pubkey
+
+from domain.errors import InvalidWalletAddress, WalletAlreadyConnected, WalletNotFound
+
+_WALLET_NAMESPACE = UUID("6c0e4a62-1f0b-5c55-9d3e-7b4f0a8f2d11")
+_BASE58_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+_MAX_ADDRESS_LENGTH = 44
+
+
+def wallet_id(address: str) -> UUID:
+    return uuid5(_WALLET_NAMESPACE, address)
+
+
+def validate_wallet_address(address: object) -> str:
+    """Return the address if it is a base58 ed25519 public key; else say why."""
+    if not isinstance(address, str):
+        raise InvalidWalletAddress("wallet address must be a string")
+    if not address:
+        raise InvalidWalletAddress("wallet address is empty")
+    if len(address) > _MAX_ADDRESS_LENGTH:
+        raise InvalidWalletAddress(
+            f"wallet address is {len(address)} characters; a base58 public key has at most 44"
+        )
+    for position, char in enumerate(address):
+        if char not in _BASE58_ALPHABET:
+            raise InvalidWalletAddress(
+                f"wallet address is not base58: {char!r} at position {position}"
+            )
+    size = _base58_decoded_size(address)
+    if size != 32:
+        raise InvalidWalletAddress(f"wallet address decodes to {size} bytes, not 32")
+    key = Pubkey.from_string(address)
+    if key == Pubkey.default():
+        # 32 zero bytes decode to a curve point, but no one holds its key:
+        # it is the System Program's id, and tokens sent to it are lost
+        raise InvalidWalletAddress("wallet address is the all-zero key (the System Program)")
+    if not key.is_on_curve():
+        raise InvalidWalletAddress(
+            "wallet address is off the ed25519 curve (a program-derived address has no "
+            "private key, so it cannot be a user's wallet)"
+        )
+    return address
+
+
+def _base58_decoded_size(address: str) -> int:
+    value = 0
+    for char in address:
+        value = value * 58 + _BASE58_ALPHABET.index(char)
+    leading_zeros = len(address) - len(address.lstrip("1"))
+    return leading_zeros + (value.bit_length() + 7) // 8
+
+
+class Wallet(Aggregate):
+    class Connected(Aggregate.Created):
+        address: str
+        account_id: UUID
+
+    class Disconnected(Aggregate.Event):
+        account_id: UUID
+
+        def apply(self, wallet: Wallet) -> None:
+            wallet.account_id = None
+
+    class Reconnected(Aggregate.Event):
+        account_id: UUID
+
+        def apply(self, wallet: Wallet) -> None:
+            wallet.account_id = self.account_id
+
+    def __init__(self, address: str, account_id: UUID) -> None:
+        self.address = address
+        self.account_id: UUID | None = account_id
+
+    @classmethod
+    def connect(cls, address: str, account_id: UUID, now: datetime) -> Wallet:
+        address = validate_wallet_address(address)
+        return cls._create(
+            cls.Connected, id=wallet_id(address), address=address, account_id=account_id,
+            timestamp=now,
+        )
+
+    @property
+    def is_live(self) -> bool:
+        return self.account_id is not None
+
+    def reconnect(self, account_id: UUID, now: datetime) -> None:
+        if self.is_live:
+            raise WalletAlreadyConnected(f"wallet {self.address} is already connected")
+        self.trigger_event(self.Reconnected, account_id=account_id, timestamp=now)
+
+    def disconnect(self, account_id: UUID, now: datetime) -> None:
+        if self.account_id != account_id:
+            raise WalletNotFound(f"wallet {self.address} is not connected to account {account_id}")
+        self.trigger_event(self.Disconnected, account_id=account_id, timestamp=now)
