@@ -1,0 +1,117 @@
+"""The chain port: what settlement and reconciliation need from Solana.
+
+The application layer speaks only this protocol; the adapters in
+``interface/chain/`` implement it on an embedded LiteSVM (the default) or on
+a JSON-RPC endpoint. Amounts are int base units of the DEAL mint (8 decimals),
+ledger accounts are named by their UUIDs, and on-chain addresses are base58
+strings, so nothing here ties the application to solders types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+from uuid import UUID
+
+
+class ChainError(Exception):
+    """Root of the chain port's errors. Messages never carry key material."""
+
+
+class ChainUnavailableError(ChainError):
+    """The RPC endpoint failed or timed out; the call may be retried."""
+
+
+class ChainRejectedError(ChainError):
+    """The chain refused this signed transaction (preflight or execution
+    failure): it has not landed. Sent again after the refusing state changed
+    (an account unfrozen), the same bytes could land, so once its movements
+    are signed anew it must never be sent again; the settlement process
+    resends a refused submission only while it is still the one in force.
+    The adapter forgets the token accounts it would have created."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ChainMovement:
+    """One ledger movement to mirror on chain. ``source`` is None for a mint,
+    ``destination`` is None for a burn."""
+
+    transfer_id: UUID
+    source: UUID | None
+    destination: UUID | None
+    amount: int
+
+
+@dataclass(frozen=True)
+class SignedSubmission:
+    """A signed, not yet sent, transaction carrying one or more movements.
+
+    The settlement process records it in the event log before sending, so a
+    restart can resend the very same bytes (same signature) until
+    ``last_valid_block_height`` has passed, and only then re-sign."""
+
+    signature: str
+    last_valid_block_height: int
+    transaction: bytes
+    transfer_ids: tuple[UUID, ...]
+
+
+@dataclass(frozen=True)
+class SignatureStatus:
+    """A landed transaction: ``error`` is None when it succeeded."""
+
+    signature: str
+    slot: int
+    error: str | None
+    confirmation: str  # "processed" | "confirmed" | "finalized"
+
+
+@dataclass(frozen=True)
+class ChainTransaction:
+    """A landed transaction as reconciliation sees it."""
+
+    signature: str
+    slot: int
+    error: str | None
+    memo_transfer_ids: tuple[UUID, ...]
+    token_deltas: dict[str, int]  # token account address -> change in base units
+    memos: tuple[str, ...] = ()  # every memo's text, in instruction order
+
+
+class ChainPort(Protocol):
+    """Solana as the settlement process and reconciliation use it."""
+
+    @property
+    def mint_address(self) -> str: ...
+
+    @property
+    def max_movements_per_transaction(self) -> int: ...
+
+    def token_account_address(self, account_id: UUID) -> str: ...
+
+    async def ensure_genesis(self, treasury_id: UUID, initial_supply: int) -> None: ...
+
+    async def sign_movements(self, movements: Sequence[ChainMovement]) -> SignedSubmission: ...
+
+    async def send(self, submission: SignedSubmission) -> None: ...
+
+    async def signature_statuses(
+        self, signatures: Sequence[str]
+    ) -> dict[str, SignatureStatus | None]: ...
+
+    async def block_height(self) -> int: ...
+
+    async def token_balance(self, account_id: UUID) -> int | None: ...
+
+    async def signatures_for_account(
+        self, account_id: UUID, *, before: str | None = None, limit: int = 1000
+    ) -> list[str]: ...
+
+    async def transaction(self, signature: str) -> ChainTransaction | None: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,428 @@
+"""The ledger's commands, as plain values the interface builds at the edge.
+
+Each command names its idempotency key (``command_id``) and knows its
+fingerprint: a digest of what was asked, stored with the first outcome so a
+retry can be told apart from a different request reusing the id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import ClassVar
+from uuid import UUID
+
+from domain.errors import InvalidRequest
+
+MAX_REASON_LENGTH = 500
+MAX_BATCH_ITEMS = 8000
+
+
+def check_reason(reason: object, *, name: str = "reason") -> str:
+    """Free text is stored as given, but bounded and free of control
+    characters, so it cannot forge log lines or break a terminal."""
+    if not isinstance(reason, str):
+        raise InvalidRequest(f"{name} must be a string")
+    if len(reason) > MAX_REASON_LENGTH:
+        raise InvalidRequest(f"{name} is longer than {MAX_REASON_LENGTH} characters")
+    if any(ord(char) < 32 or 127 <= ord(char) < 160 for char in reason):
+        raise InvalidRequest(f"{name} must not contain control characters")
+    if any(char in _BIDI_CONTROLS for char in reason):
+        raise InvalidRequest(f"{name} must not contain bidirectional control characters")
+    return reason
+
+
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(command_type: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(command_type)
+    if names is None:
+        names = _FIELD_NAMES[command_type] = tuple(f.name for f in fields(command_type))
+    return names
+
+
+@dataclass(frozen=True)
+class Command:
+    """Base of all commands. ``kind`` names it in fingerprints and metrics."""
+
+    kind: ClassVar[str] = "command"
+
+    @property
+    def command_id(self) -> UUID | None:
+        return None
+
+    def fingerprint(self) -> str:
+        names = _field_names(type(self))
+        text = "|".join([self.kind, *(str(getattr(self, name)) for name in names)])
+        return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+@dataclass(frozen=True)
+class OpenAccount(Command):
+    kind: ClassVar[str] = "open_account"
+    account_id: UUID
+    account_kind: str = "user"
+
+    @property
+    def command_id(self) -> UUID:
+        return self.account_id
+
+
+@dataclass(frozen=True)
+class FreezeAccount(Command):
+    kind: ClassVar[str] = "freeze_account"
+    account_id: UUID
+
+
+@dataclass(frozen=True)
+class UnfreezeAccount(Command):
+    kind: ClassVar[str] = "unfreeze_account"
+    account_id: UUID
+
+
+@dataclass(frozen=True)
+class TransferFunds(Command):
+    kind: ClassVar[str] = "transfer"
+    transfer_id: UUID
+    source: UUID
+    destination: UUID
+    amount: int
+    reason: str = ""
+
+    @property
+    def command_id(self) -> UUID:
+        return self.transfer_id
+
+
+@dataclass(frozen=True)
+class TransferBatch(Command):
+    """Many transfers in one request: ``atomic`` applies all or none,
+    otherwise each item succeeds or fails on its own."""
+
+    kind: ClassVar[str] = "transfer_batch"
+    transfers: tuple[TransferFunds, ...]
+    atomic: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.transfers:
+            raise InvalidRequest("a batch needs at least one transfer")
+        if len(self.transfers) > MAX_BATCH_ITEMS:
+            raise InvalidRequest(f"a batch holds at most {MAX_BATCH_ITEMS} transfers")
+
+
+@dataclass(frozen=True)
+class TransferFrom(Command):
+    """A spender (an agent) moves an owner's tokens within its allowance."""
+
+    kind: ClassVar[str] = "transfer_from"
+    transfer_id: UUID
+    spender: UUID
+    source: UUID
+    destination: UUID
+    amount: int
+    reason: str = ""
+
+    @property
+    def command_id(self) -> UUID:
+        return self.transfer_id
+
+
+@dataclass(frozen=True)
+class SetAllowance(Command):
+    kind: ClassVar[str] = "set_allowance"
+    owner: UUID
+    spender: UUID
+    amount: int
+
+
+@dataclass(frozen=True)
+class ChargeFee(Command):
+    kind: ClassVar[str] = "charge_fee"
+    charge_id: UUID
+    account_id: UUID
+    service_type: str
+
+    @property
+    def command_id(self) -> UUID:
+        return self.charge_id
+
+
+@dataclass(frozen=True)
+class DistributeReward(Command):
+    kind: ClassVar[str] = "distribute_reward"
+    reward_id: UUID
+    account_id: UUID
+    reward_type: str
+    amount: int
+
+    @property
+    def command_id(self) -> UUID:
+        return self.reward_id
+
+
+@dataclass(frozen=True)
+class Mint(Command):
+    kind: ClassVar[str] = "mint"
+    transfer_id: UUID
+    destination: UUID
+    amount: int
+    reason: str = ""
+
+    @property
+    def command_id(self) -> UUID:
+        return self.transfer_id
+
+
+@dataclass(frozen=True)
+class Burn(Command):
+    kind: ClassVar[str] = "burn"
+    transfer_id: UUID
+    source: UUID
+    amount: int
+    reason: str = ""
+
+    @property
+    def command_id(self) -> UUID:
+        return self.transfer_id
+
+
+@dataclass(frozen=True)
+class ReverseTransfer(Command):
+    kind: ClassVar[str] = "reverse_transfer"
+    reversal_id: UUID
+    transfer_id: UUID
+    reason: str = ""
+    settles_on_chain: bool = True
+
+    @property
+    def command_id(self) -> UUID:
+        return self.reversal_id
+
+
+@dataclass(frozen=True)
+class PlaceHold(Command):
+    """Reserve funds for a service: ``amount`` given, or the price of
+    ``service_type`` now. The hold expires ``expires_in_s`` after placing."""
+
+    kind: ClassVar[str] = "place_hold"
+    hold_id: UUID
+    account_id: UUID
+    amount: int | None = None
+    service_type: str | None = None
+    expires_in_s: int | None = None
+
+    @property
+    def command_id(self) -> UUID:
+        return self.hold_id
+
+
+@dataclass(frozen=True)
+class CaptureHold(Command):
+    kind: ClassVar[str] = "capture_hold"
+    hold_id: UUID
+    amount: int | None = None
+
+    @property
+    def command_id(self) -> UUID:
+        return self.hold_id
+
+
+@dataclass(frozen=True)
+class VoidHold(Command):
+    kind: ClassVar[str] = "void_hold"
+    hold_id: UUID
+
+    @property
+    def command_id(self) -> UUID:
+        return self.hold_id
+
+
+@dataclass(frozen=True)
+class ExpireHold(Command):
+    kind: ClassVar[str] = "expire_hold"
+    hold_id: UUID
+
+
+@dataclass(frozen=True)
+class ConnectWallet(Command):
+    kind: ClassVar[str] = "connect_wallet"
+    account_id: UUID
+    address: str
+
+
+@dataclass(frozen=True)
+class DisconnectWallet(Command):
+    kind: ClassVar[str] = "disconnect_wallet"
+    account_id: UUID
+    address: str
+
+
+@dataclass(frozen=True)
+class SetPriceRule(Command):
+    kind: ClassVar[str] = "set_price_rule"
+    service_type: str
+    token_cost: int
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Genesis(Command):
+    """Create the system accounts and the price schedule, mint the initial
+    supply to the treasury and fund the rewards pool. Safe to repeat."""
+
+    kind: ClassVar[str] = "genesis"
+
+
+# Settlement: the settlement process records every step in the log.
+
+MAX_SETTLEMENT_TRANSFERS = 16
+MAX_SIGNATURE_LENGTH = 100
+MAX_TRANSACTION_BASE64_LENGTH = 2048  # a Solana packet is 1232 bytes
+MAX_CHAIN_ERROR_LENGTH = 400
+
+
+def check_transfer_ids(transfer_ids: tuple[UUID, ...]) -> None:
+    if not 1 <= len(transfer_ids) <= MAX_SETTLEMENT_TRANSFERS:
+        raise InvalidRequest(f"a settlement names 1 to {MAX_SETTLEMENT_TRANSFERS} transfers")
+    if len(set(transfer_ids)) != len(transfer_ids):
+        raise InvalidRequest("a settlement names each transfer once")
+
+
+def check_signature(signature: object) -> str:
+    if not isinstance(signature, str) or not 0 < len(signature) <= MAX_SIGNATURE_LENGTH:
+        raise InvalidRequest("signature must be a base58 transaction signature")
+    return signature
+
+
+def chain_error_text(error: str) -> str:
+    """A chain error as stored: bounded, and free of control characters."""
+    printable = "".join(char if 32 <= ord(char) < 127 else "?" for char in error)
+    return printable[:MAX_CHAIN_ERROR_LENGTH]
+
+
+@dataclass(frozen=True)
+class RecordSubmission(Command):
+    """Write-ahead: the signed transaction that will carry these movements,
+    recorded before it is sent. ``supersedes`` names the expired submission
+    it replaces (None for a movement's first, or after a rejection)."""
+
+    kind: ClassVar[str] = "record_submission"
+    signature: str
+    last_valid_block_height: int
+    transaction: str  # base64
+    transfer_ids: tuple[UUID, ...]
+    supersedes: str | None = None
+
+
+@dataclass(frozen=True)
+class MarkSettled(Command):
+    kind: ClassVar[str] = "mark_settled"
+    signature: str
+    slot: int
+    transfer_ids: tuple[UUID, ...]
+
+
+@dataclass(frozen=True)
+class MarkSettlementRejected(Command):
+    """A submission of several movements was refused as a whole: each
+    movement goes back to waiting, to be signed again alone."""
+
+    kind: ClassVar[str] = "mark_settlement_rejected"
+    signature: str
+    error: str
+    transfer_ids: tuple[UUID, ...]
+
+
+@dataclass(frozen=True)
+class MarkSettlementFailed(Command):
+    """The chain refused these movements for good: each is marked failed
+    and compensated by a reversal that does not settle on chain (the chain
+    never moved), in the same atomic save."""
+
+    kind: ClassVar[str] = "mark_settlement_failed"
+    signature: str
+    error: str
+    transfer_ids: tuple[UUID, ...]
+
+
+@dataclass(frozen=True)
+class RecordGenesisSettlement(Command):
+    """The genesis mint is put on chain by the chain's own genesis, not by a
+    submission: record the transaction that did it."""
+
+    kind: ClassVar[str] = "record_genesis_settlement"
+    signature: str
+    slot: int
+
+
+# Reconciliation: runs and findings are recorded; nothing is corrected.
+
+MAX_FINDINGS_PER_COMMAND = 500
+
+
+@dataclass(frozen=True)
+class FindingSpec:
+    finding_id: UUID
+    kind: str
+    account_id: UUID | None = None
+    signature: str | None = None
+    transfer_id: UUID | None = None
+    expected: int | None = None
+    actual: int | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class StartReconciliation(Command):
+    kind: ClassVar[str] = "start_reconciliation"
+    reconciliation_id: UUID
+
+
+@dataclass(frozen=True)
+class RecordFindings(Command):
+    kind: ClassVar[str] = "record_findings"
+    reconciliation_id: UUID
+    findings: tuple[FindingSpec, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.findings) > MAX_FINDINGS_PER_COMMAND:
+            raise InvalidRequest(f"at most {MAX_FINDINGS_PER_COMMAND} findings per command")
+
+
+@dataclass(frozen=True)
+class FinishReconciliation(Command):
+    kind: ClassVar[str] = "finish_reconciliation"
+    reconciliation_id: UUID
+    checked_accounts: int
+    checked_signatures: int
+    mismatches: int
+    unmatched_signatures: int
+    findings_total: int
+
+
+@dataclass(frozen=True)
+class AdjustForFinding(Command):
+    """Admin: post the movement that makes the ledger agree with the chain
+    for one balance finding: a mint (the chain holds more) or a burn (less)
+    against the issuance account, already true on chain so never settled.
+    Its transfer id is derived from the finding, so it happens once."""
+
+    kind: ClassVar[str] = "adjust_for_finding"
+    finding_id: UUID
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class RetryCompensation(Command):
+    """Admin: post the compensating reversal of a failed settlement that the
+    ledger refused earlier (e.g. once the destination holds the amount
+    again). Refused with the ledger's reason if it still cannot be posted."""
+
+    kind: ClassVar[str] = "retry_compensation"
+    transfer_id: UUID

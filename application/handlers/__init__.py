@@ -1,0 +1,66 @@
+"""Command handlers: each decides one command against a batch's aggregates.
+
+A handler checks everything before it changes anything, adds new
+aggregates to the session (the one named by the command's id as primary,
+so its events come last and carry the command's position), and returns
+an outcome. It never saves: the command writer commits whole batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from application import commands as c
+from application.handlers import (
+    accounts,
+    genesis,
+    holds,
+    movements,
+    pricing,
+    reconciliation,
+    settlement,
+    wallets,
+)
+from application.outcomes import Outcome
+from application.session import AggregateSession
+
+Handler = Callable[[Any, AggregateSession, datetime], Outcome]
+
+HANDLERS: dict[type[c.Command], Handler] = {
+    c.Genesis: genesis.run_genesis,
+    c.OpenAccount: accounts.open_account,
+    c.FreezeAccount: accounts.freeze_account,
+    c.UnfreezeAccount: accounts.unfreeze_account,
+    c.SetAllowance: accounts.set_allowance,
+    c.TransferFunds: movements.transfer_funds,
+    c.TransferBatch: movements.transfer_batch,
+    c.TransferFrom: movements.transfer_from,
+    c.ChargeFee: movements.charge_fee,
+    c.DistributeReward: movements.distribute_reward,
+    c.Mint: movements.mint,
+    c.Burn: movements.burn,
+    c.ReverseTransfer: movements.reverse_transfer,
+    c.PlaceHold: holds.place_hold,
+    c.CaptureHold: holds.capture_hold,
+    c.VoidHold: holds.void_hold,
+    c.ExpireHold: holds.expire_hold,
+    c.ConnectWallet: wallets.connect_wallet,
+    c.DisconnectWallet: wallets.disconnect_wallet,
+    c.SetPriceRule: pricing.set_price_rule,
+    c.RecordSubmission: settlement.record_submission,
+    c.MarkSettled: settlement.mark_settled,
+    c.MarkSettlementRejected: settlement.mark_rejected,
+    c.MarkSettlementFailed: settlement.mark_failed,
+    c.RecordGenesisSettlement: settlement.record_genesis_settlement,
+    c.RetryCompensation: settlement.retry_compensation,
+    c.StartReconciliation: reconciliation.start_reconciliation,
+    c.RecordFindings: reconciliation.record_findings,
+    c.FinishReconciliation: reconciliation.finish_reconciliation,
+    c.AdjustForFinding: reconciliation.adjust_for_finding,
+}
+
+
+def decide(command: c.Command, session: AggregateSession, now: datetime) -> Outcome:
+    return HANDLERS[type(command)](command, session, now)

@@ -1,0 +1,65 @@
+"""Account lifecycle: open, freeze, unfreeze, and allowances."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from application import commands as c
+from application.outcomes import AccountOpened, AccountStatusChanged, AllowanceSet
+from application.session import AggregateSession, kind_of
+from domain.account import USER, Account
+from domain.amounts import check_amount
+from domain.errors import AccountExists, IdempotencyConflict, InvalidRequest
+
+
+def open_account(command: c.OpenAccount, session: AggregateSession, now: datetime) -> AccountOpened:
+    if command.account_kind != USER:
+        raise InvalidRequest("only user accounts can be opened; system accounts exist from genesis")
+    existing = session.existing_for_new_id(command.account_id)
+    if existing is not None:
+        return _reopen(existing, command, session)
+    session.add(Account.open(command.account_id, command.account_kind, now), primary=True)
+    return AccountOpened(account_id=command.account_id, kind=command.account_kind)
+
+
+def _reopen(existing, command: c.OpenAccount, session: AggregateSession) -> AccountOpened:
+    if not isinstance(existing, Account):
+        raise IdempotencyConflict(
+            f"id {command.account_id} is already used by {kind_of(existing)}"
+        )
+    if existing.kind != command.account_kind:
+        raise AccountExists(f"account {command.account_id} exists as a {existing.kind} account")
+    session.set_primary(existing.id)
+    return AccountOpened(account_id=existing.id, kind=existing.kind, replayed=True)
+
+
+def freeze_account(
+    command: c.FreezeAccount, session: AggregateSession, now: datetime
+) -> AccountStatusChanged:
+    return _set_frozen(command.account_id, True, session, now)
+
+
+def unfreeze_account(
+    command: c.UnfreezeAccount, session: AggregateSession, now: datetime
+) -> AccountStatusChanged:
+    return _set_frozen(command.account_id, False, session, now)
+
+
+def _set_frozen(
+    account_id, frozen: bool, session: AggregateSession, now: datetime
+) -> AccountStatusChanged:
+    account = session.account(account_id)
+    changed = account.freeze(now) if frozen else account.unfreeze(now)
+    session.set_primary(account.id)
+    return AccountStatusChanged(account_id=account.id, frozen=frozen, replayed=not changed)
+
+
+def set_allowance(command: c.SetAllowance, session: AggregateSession, now: datetime) -> AllowanceSet:
+    amount = check_amount(command.amount, allow_zero=True)
+    owner = session.account(command.owner)
+    session.account(command.spender)
+    changed = owner.set_allowance(command.spender, amount, now)
+    session.set_primary(owner.id)
+    return AllowanceSet(
+        owner=owner.id, spender=command.spender, amount=amount, replayed=not changed
+    )

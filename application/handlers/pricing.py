@@ -1,0 +1,22 @@
+"""Price rules for the service fees."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from application import commands as c
+from application.handlers.movements import price_schedule
+from application.outcomes import PriceRuleSet
+from application.session import AggregateSession
+
+
+def set_price_rule(command: c.SetPriceRule, session: AggregateSession, now: datetime) -> PriceRuleSet:
+    schedule = price_schedule(session)
+    changed = schedule.set_rule(
+        command.service_type, command.token_cost, command.valid_from, command.valid_to, now
+    )
+    session.set_primary(schedule.id)
+    return PriceRuleSet(
+        service_type=command.service_type, token_cost=command.token_cost,
+        valid_from=command.valid_from, valid_to=command.valid_to, replayed=not changed,
+    )

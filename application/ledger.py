@@ -1,0 +1,52 @@
+"""The ledger's eventsourcing Application: event store, snapshots, log.
+
+Commands do not go through methods on this class one at a time; they go
+through the command writer (``application.writer``), which decides batches
+of them against cached aggregates and saves each batch here in one
+transaction. This class owns only persistence-facing concerns.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate, Snapshot
+
+from application.log_index import LogIndex, log_index_for
+from domain.account import Account
+from domain.errors import AccountNotFound, TransferNotFound
+from domain.transfer import Transfer
+
+
+class LedgerApplication(Application[UUID]):
+    name = "DealsLedger"
+    env: ClassVar[dict[str, str]] = {"IS_SNAPSHOTTING_ENABLED": "y"}
+
+    def __init__(self, env: dict[str, Any] | None = None) -> None:
+        super().__init__(env)
+        self.log_index: LogIndex = log_index_for(self.recorder)
+
+    def load(self, aggregate_id: UUID) -> Aggregate | None:
+        """The aggregate as stored (from its latest snapshot on), or None."""
+        try:
+            return self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+
+    def take_snapshot_of(self, aggregate: Aggregate) -> None:
+        assert self.snapshots is not None
+        self.snapshots.put([Snapshot.take(aggregate)])
+
+    def account(self, account_id: UUID) -> Account:
+        account = self.load(account_id)
+        if not isinstance(account, Account):
+            raise AccountNotFound(f"account {account_id} does not exist")
+        return account
+
+    def transfer(self, transfer_id: UUID) -> Transfer:
+        transfer = self.load(transfer_id)
+        if not isinstance(transfer, Transfer):
+            raise TransferNotFound(f"transfer {transfer_id} does not exist")
+        return transfer

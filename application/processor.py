@@ -1,0 +1,288 @@
+"""Decide a batch of commands and commit all their events in one transaction.
+
+This is the write path of the ledger. Commands run in order against
+cached aggregates (so the hundredth fee into the treasury in a batch sees
+the ninety-nine before it, with no database round trip), and the batch's
+events are stored in one atomic save with optimistic concurrency on every
+aggregate's version.
+
+What can go wrong, and what happens:
+
+- A command is refused: it gets its error; having checked before changing,
+  it left no trace, and the rest of the batch goes on.
+- A command changed aggregates and then failed (an atomic batch whose
+  tenth item is refused, or a bug): the batch runs again from fresh
+  aggregates without it, so nothing it did survives.
+- Another process wrote an aggregate we hold (version conflict on save):
+  the aggregates are reloaded and the batch runs again, this time asking
+  the store whether each new id is really new. Nothing is lost or doubled:
+  the losing transaction wrote nothing.
+- The store is down: every command in the batch is answered "unavailable"
+  and none was applied.
+
+Before each batch the processor reads which aggregates other processes
+changed since it last looked (ids and versions only) and drops those from
+its cache, so a refusal is never based on a stale balance.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError, PersistenceError
+
+from application.alerts import STORE_ALERT_KEY, AlertKind, raise_alert
+from application.cache import AggregateCache
+from application.commands import Command
+from application.errors import InternalError, LedgerUnavailable
+from application.handlers import decide
+from application.ledger import LedgerApplication
+from application.outcomes import Outcome
+from application.session import AggregateSession
+from domain.account import Account
+from domain.errors import LedgerError
+from domain.pricing import PriceSchedule
+
+logger = logging.getLogger(__name__)
+
+Result = Outcome | LedgerError
+MAX_CONFLICT_RETRIES = 30
+CONFLICT_BACKOFF_S_MAX = 0.05
+SNAPSHOT_INTERVAL = 500
+MAX_CHANGES_BEFORE_CLEAR = 50_000
+_SNAPSHOTTED_TYPES = (Account, PriceSchedule)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Poisoned(Exception):
+    """A command changed aggregates and then failed."""
+
+    def __init__(self, index: int, error: LedgerError) -> None:
+        super().__init__(error.message)
+        self.index = index
+        self.error = error
+
+
+@dataclass
+class _Decided:
+    results: list[Result | None]
+    events: list[Any]
+    ends: list[int | None]
+    replay_refs: dict[int, tuple[UUID, int] | None]
+
+
+class CommandProcessor:
+    def __init__(
+        self,
+        app: LedgerApplication,
+        *,
+        cache: AggregateCache | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.app = app
+        self.cache = cache if cache is not None else AggregateCache()
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._seen_position = app.log_index.max_position()
+        self.conflicts = 0
+
+    def process(self, commands: Sequence[Command]) -> list[Result]:
+        with self._lock:
+            return self._process(commands)
+
+    def _process(self, commands: Sequence[Command]) -> list[Result]:
+        excluded: dict[int, LedgerError] = {}
+        verify = False
+        for attempt in range(MAX_CONFLICT_RETRIES):
+            try:
+                self._refresh_cache()
+                return self._attempt(commands, excluded, verify)
+            except _Poisoned as poisoned:
+                excluded[poisoned.index] = poisoned.error
+            except IntegrityError:
+                self.conflicts += 1
+                verify = True
+                time.sleep(random.uniform(0, CONFLICT_BACKOFF_S_MAX) * min(attempt, 4) / 4)  # noqa: S311
+            except PersistenceError as error:
+                logger.warning("event store unavailable: %s", type(error).__name__)
+                raise_alert(AlertKind.STORE_UNREACHABLE, "the event store refused a commit",
+                            dedup_key=STORE_ALERT_KEY, seen_by="writer",
+                            error=type(error).__name__,
+                            commands=len(commands))
+                return self._unavailable(commands, excluded, "the event store is unavailable")
+        return self._unavailable(commands, excluded, "the event store stayed contended")
+
+    def _unavailable(
+        self, commands: Sequence[Command], excluded: dict[int, LedgerError], message: str
+    ) -> list[Result]:
+        self.cache.clear()
+        error = LedgerUnavailable(f"{message}; the command was not applied, retry it")
+        return [excluded.get(index, error) for index in range(len(commands))]
+
+    def _attempt(
+        self, commands: Sequence[Command], excluded: dict[int, LedgerError], verify: bool
+    ) -> list[Result]:
+        session = AggregateSession(self.app.load, self.cache, verify_new_ids=verify)
+        try:
+            decided = self._decide_all(commands, excluded, session)
+            positions = self._commit(decided.events, session)
+        except BaseException:
+            for aggregate_id in session.touched:
+                self.cache.evict(aggregate_id)
+            raise
+        for aggregate in session.touched.values():
+            self.cache.put(aggregate)
+        self._snapshot(decided.events, session)
+        return self._answers(decided, positions)
+
+    def _decide_all(
+        self, commands: Sequence[Command], excluded: dict[int, LedgerError],
+        session: AggregateSession,
+    ) -> _Decided:
+        now = self.clock()
+        decided = _Decided([None] * len(commands), [], [None] * len(commands), {})
+        for index, command in enumerate(commands):
+            if index in excluded:
+                decided.results[index] = excluded[index]
+                continue
+            result = self._decide_one(index, command, session, now)
+            decided.results[index] = result
+            if isinstance(result, Outcome):
+                new_events = session.command_events()
+                decided.events.extend(new_events)
+                decided.ends[index] = len(decided.events) - 1 if new_events else None
+                decided.replay_refs[index] = _replay_ref(session) if not new_events else None
+        return decided
+
+    def _decide_one(
+        self, index: int, command: Command, session: AggregateSession, now: datetime
+    ) -> Result:
+        session.begin_command()
+        try:
+            return decide(command, session, now)
+        except LedgerError as error:
+            if session.command_changed_anything():
+                raise _Poisoned(index, error) from error
+            return self._recheck_refusal(index, command, session, now, error)
+        except PersistenceError:
+            raise
+        except Exception as error:
+            logger.exception("command %s failed with a bug", command.kind)
+            raise _Poisoned(index, InternalError("internal error; not applied")) from error
+
+    def _recheck_refusal(
+        self, index: int, command: Command, session: AggregateSession, now: datetime,
+        error: LedgerError,
+    ) -> Result:
+        """A command refused while its id was only assumed new may be a retry
+        of one that succeeded: decide it again, asking the store."""
+        if not session.assumed_new:
+            return error
+        session.verify_new_ids = True
+        try:
+            session.begin_command()
+            return decide(command, session, now)
+        except LedgerError as second_error:
+            if session.command_changed_anything():
+                raise _Poisoned(index, second_error) from second_error
+            return second_error
+        finally:
+            session.verify_new_ids = False
+
+    def _commit(self, events: list[Any], session: AggregateSession) -> list[int]:
+        pending = sum(len(aggregate.pending_events) for aggregate in session.touched.values())
+        if pending != len(events):
+            raise InternalError(f"batch bookkeeping lost events ({pending} != {len(events)})")
+        for aggregate in session.touched.values():
+            aggregate.pending_events.clear()
+        if not events:
+            return []
+        recordings = self.app.events.put(events)
+        positions = [recording.notification.id for recording in recordings]
+        self._advance_seen(positions)
+        return positions
+
+    def _answers(self, decided: _Decided, positions: list[int]) -> list[Result]:
+        answers: list[Result] = []
+        by_version: dict[tuple[UUID, int], int] | None = None  # only replays need it
+        for index, result in enumerate(decided.results):
+            assert result is not None
+            if isinstance(result, Outcome):
+                end = decided.ends[index]
+                if end is not None:
+                    result = result.at(positions[end])
+                else:
+                    if by_version is None:
+                        by_version = {
+                            (event.originator_id, event.originator_version): position
+                            for event, position in zip(decided.events, positions, strict=True)
+                        }
+                    result = result.at(self._replay_position(decided.replay_refs.get(index), by_version))
+            answers.append(result)
+        return answers
+
+    def _replay_position(
+        self, ref: tuple[UUID, int] | None, by_version: dict[tuple[UUID, int], int]
+    ) -> int:
+        if ref is None:
+            return self.app.log_index.max_position()
+        position = by_version.get(ref)
+        if position is None:
+            position = self.app.log_index.position_of(*ref)
+        return position if position is not None else self.app.log_index.max_position()
+
+    def _advance_seen(self, positions: list[int]) -> None:
+        """Our own contiguous positions right after the last seen one mean
+        nobody else wrote in between; otherwise the next refresh looks."""
+        if positions[0] == self._seen_position + 1 and positions[-1] - positions[0] == len(positions) - 1:
+            self._seen_position = positions[-1]
+
+    def _refresh_cache(self) -> None:
+        latest = self.app.log_index.max_position()
+        if latest <= self._seen_position:
+            return
+        changes = self.app.log_index.changes_after(self._seen_position, MAX_CHANGES_BEFORE_CLEAR)
+        if len(changes) >= MAX_CHANGES_BEFORE_CLEAR:
+            self.cache.clear()
+            self._seen_position = latest
+            return
+        for change in changes:
+            cached = self.cache.version_of(change.aggregate_id)
+            if cached is not None and cached < change.version:
+                self.cache.evict(change.aggregate_id)
+        if changes:
+            self._seen_position = changes[-1].position
+
+    def _snapshot(self, events: list[Any], session: AggregateSession) -> None:
+        """Keep reloading a hot account cheap: a snapshot every few hundred
+        events. A snapshot is derived data, so failing to write one is fine."""
+        crossed: dict[UUID, Aggregate] = {}
+        for event in events:
+            if event.originator_version % SNAPSHOT_INTERVAL == 0:
+                aggregate = session.touched.get(event.originator_id)
+                if isinstance(aggregate, _SNAPSHOTTED_TYPES):
+                    crossed[aggregate.id] = aggregate
+        for aggregate in crossed.values():
+            try:
+                self.app.take_snapshot_of(aggregate)
+            except PersistenceError:
+                logger.warning("snapshot of %s skipped: store unavailable", aggregate.id)
+
+
+def _replay_ref(session: AggregateSession) -> tuple[UUID, int] | None:
+    if session.primary is None or session.primary not in session.touched:
+        return None
+    return session.primary, session.touched[session.primary].version
+

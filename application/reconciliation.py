@@ -1,0 +1,517 @@
+"""Reconciliation: the chain checked against the log, nothing corrected.
+
+A run compares, per ledger account, the token account's balance on chain
+with the account's balance of SETTLED movements (pending, failed and
+compensating movements never moved on chain, so they do not count), and
+looks at every transaction on those token accounts: each must be a
+submission the log knows, carrying memos naming exactly its transfers, and
+must have done what the log says (settled ones succeeded; expired or
+rejected ones never succeeded). It also asks the chain for every settlement
+of the log, and lists failed movements whose compensation was refused.
+
+Where the data comes from: the settlement store (``application.
+settlement_store``), the settlement process's own fold of the log. It is
+the one place that knows which movements are settled (the read models know
+posted balances), it is paged by account id, and its tracking position is
+the settler's, so the two views can be read consistently: a page of
+balances is compared with the chain only if no settlement step was folded
+while the chain was read (``SETTLEMENT_STEPS``), and an account touched by
+the submission in flight may show it landed or not. Everything is read in
+pages (accounts, signatures, settlements), so 100,000 accounts never sit in
+memory at once; signature history already verified is skipped next time
+(per-account watermarks), unless ``full``.
+
+Each finding is recorded in the log (``Finding`` aggregates, through the
+command writer), appears in the report and moves a metric. An admin
+resolves a balance finding with ``adjust_for_finding``: a movement against
+the issuance account that references it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from uuid import UUID, uuid4, uuid5
+
+from application import commands as c
+from application import settlement_metrics as metrics
+from application.alerts import AlertKind, raise_alert
+from application.chain import ChainPort, ChainTransaction, ChainUnavailableError
+from application.errors import LedgerUnavailable
+from application.outcomes import MovementRecorded
+from application.retry import RetryPolicy, Sleep, retrying
+from application.settlement import GENESIS_MEMO, CommandSubmitter
+from application.settlement_fold import SettlementFold
+from application.settlement_store import (
+    FAILED,
+    IN_FLIGHT,
+    REJECTED,
+    SETTLED,
+    SETTLEMENT_STEPS,
+    SUPERSEDED,
+    VERIFIED_SETTLED_POSITION,
+    FindingRow,
+    SettlementStore,
+    Submission,
+)
+from domain.errors import FindingNotAdjustable, FindingNotFound
+from domain.reconciliation import (
+    BALANCE_MISMATCH,
+    DEAD_SUBMISSION_LANDED,
+    MEMO_MISMATCH,
+    MISSING_ON_CHAIN,
+    SIGNATURE_KINDS,
+    UNCOMPENSATED_FAILURE,
+    UNKNOWN_SIGNATURE,
+)
+from domain.system import GENESIS_MINT_ID, derived_id
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+SIGNATURES_PAGE = 1000
+SIGNATURE_PAGES_PER_ACCOUNT_MAX = 100_000
+STATUSES_PAGE = 256
+STABLE_READS_MAX = 5
+SEEN_SIGNATURES_MAX = 100_000
+REPORT_FINDINGS_MAX = 1000
+_FINDINGS = derived_id("findings", UUID(int=0))
+"""Namespace of finding ids: derived from the run and what they are about,
+so a retried RecordFindings records each finding once."""
+
+
+@dataclass(frozen=True)
+class ReconciliationConfig:
+    accounts_page: int = 500
+    findings_per_run_max: int = 10_000
+    """Findings recorded one by one; past this a run only counts them."""
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+@dataclass(frozen=True)
+class ReconciliationReport:
+    reconciliation_id: UUID
+    started_at: str
+    finished_at: str | None
+    checked_accounts: int
+    checked_signatures: int
+    mismatches: list[FindingRow]
+    unmatched_signatures: list[FindingRow]
+    findings_total: int
+    mismatch_count: int
+    unmatched_count: int
+    truncated: bool
+
+    @property
+    def clean(self) -> bool:
+        return self.findings_total == 0
+
+
+class _Findings:
+    """Findings of one run: deduplicated, recorded in the log in chunks,
+    bounded in number; counted by what the report calls them."""
+
+    def __init__(self, run_id: UUID, record: Callable[[c.Command], Awaitable[Any]],
+                 limit: int) -> None:
+        self.run_id = run_id
+        self._record = record
+        self._limit = limit
+        self._buffer: list[c.FindingSpec] = []
+        self._ids: set[UUID] = set()
+        self.mismatches = 0
+        self.unmatched = 0
+
+    @property
+    def total(self) -> int:
+        return self.mismatches + self.unmatched
+
+    async def add(self, kind: str, *, account_id: UUID | None = None,
+                  signature: str | None = None, transfer_id: UUID | None = None,
+                  expected: int | None = None, actual: int | None = None,
+                  detail: str = "") -> None:
+        about = f"{kind}:{account_id}:{signature}:{transfer_id}"
+        finding_id = uuid5(_FINDINGS, f"{self.run_id}:{about}")
+        if finding_id in self._ids:
+            return
+        if kind in SIGNATURE_KINDS:
+            self.unmatched += 1
+        else:
+            self.mismatches += 1
+        metrics.RECONCILIATION_FINDINGS.labels(kind).inc()
+        logger.warning("reconciliation %s: %s %s %s %s", self.run_id, kind,
+                       account_id or "", signature or "", detail)
+        if len(self._ids) >= self._limit:
+            return
+        self._ids.add(finding_id)
+        self._buffer.append(c.FindingSpec(
+            finding_id=finding_id, kind=kind, account_id=account_id, signature=signature,
+            transfer_id=transfer_id, expected=expected, actual=actual, detail=detail,
+        ))
+        if len(self._buffer) >= c.MAX_FINDINGS_PER_COMMAND:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if self._buffer:
+            await self._record(c.RecordFindings(self.run_id, tuple(self._buffer)))
+            self._buffer = []
+
+
+class Reconciler:
+    def __init__(
+        self,
+        *,
+        writer: CommandSubmitter,
+        fold: SettlementFold,
+        chain: ChainPort,
+        config: ReconciliationConfig | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.writer = writer
+        self.fold = fold
+        self.store: SettlementStore = fold.store
+        self.chain = chain
+        self.config = config or ReconciliationConfig()
+        self._sleep = sleep
+        self._seen: set[str] = set()
+
+    async def run(self, *, full: bool = False) -> ReconciliationReport:
+        """One reconciliation now; its report. ``full`` re-checks the whole
+        signature history instead of what is new since the last run."""
+        self._seen = set()
+        run_id = uuid4()
+        await self._execute(c.StartReconciliation(run_id))
+        findings = _Findings(run_id, self._execute, self.config.findings_per_run_max)
+        accounts, signatures = await self._check_accounts(findings, full)
+        clean_settlements = await self._check_settlements(findings, full)
+        await self._check_uncompensated(findings)
+        await findings.flush()
+        await self._execute(c.FinishReconciliation(
+            run_id, checked_accounts=accounts, checked_signatures=signatures,
+            mismatches=findings.mismatches, unmatched_signatures=findings.unmatched,
+            findings_total=findings.total,
+        ))
+        if clean_settlements is not None:
+            self.store.set_meta(VERIFIED_SETTLED_POSITION, clean_settlements)
+        self.fold.catch_up()
+        report = report_for(self.store, run_id)
+        _observe(report)
+        if findings.total:
+            raise_alert(
+                AlertKind.RECONCILIATION_FINDING, "reconciliation found differences",
+                dedup_key=str(run_id), run_id=str(run_id), mismatches=findings.mismatches,
+                unmatched_signatures=findings.unmatched, findings=findings.total,
+            )
+        return report
+
+    # --- balances and signatures, a page of accounts at a time ---------------------
+
+    async def _check_accounts(self, findings: _Findings, full: bool) -> tuple[int, int]:
+        checked_accounts = checked_signatures = 0
+        after = ""
+        while True:
+            self.fold.catch_up()
+            page = self.store.balances_page(after, self.config.accounts_page)
+            if not page:
+                return checked_accounts, checked_signatures
+            await self._check_balances([account for account, _ in page], findings)
+            marks: list[tuple[UUID, str]] = []
+            for account, _ in page:
+                count, mark = await self._check_signatures(account, findings, full)
+                checked_signatures += count
+                if mark is not None:
+                    marks.append((account, mark))
+            await findings.flush()  # recorded before the watermarks move past them
+            self.store.set_watermarks(marks)
+            checked_accounts += len(page)
+            after = page[-1][0].hex
+
+    async def _check_balances(self, accounts: list[UUID], findings: _Findings) -> None:
+        """The page is read once; an account that disagrees is read again on
+        its own until no settlement step was folded while its chain balance
+        was read (bounded), so a settler at work elsewhere makes no finding."""
+        settled = self.store.balances(accounts)
+        in_flight = self._in_flight_changes()
+        for account in accounts:
+            expected, actual = settled.get(account, 0), await self._balance(account)
+            if _agrees(expected, actual, in_flight.get(account, ())):
+                continue
+            expected, actual, changes = await self._stable_reading(account)
+            if _agrees(expected, actual, changes):
+                continue
+            await findings.add(
+                BALANCE_MISMATCH, account_id=account, expected=expected, actual=actual,
+                detail=f"token account {self.chain.token_account_address(account)} holds "
+                       f"{actual}, the ledger's settled balance is {expected} (base units)",
+            )
+
+    async def _stable_reading(self, account: UUID) -> tuple[int, int, set[int]]:
+        """The settled balance, the changes the submission in flight would
+        make, and the chain balance, with no settlement step in between
+        (tried a few times; after that the last reading is used)."""
+        for _ in range(STABLE_READS_MAX):
+            steps = self._steps()
+            expected = self.store.balances([account]).get(account, 0)
+            changes = self._in_flight_changes().get(account, set())
+            actual = await self._balance(account)
+            if self._steps() == steps:
+                break
+        else:
+            logger.info("reconciliation: settlement kept moving while %s was read", account)
+        return expected, actual, changes
+
+    def _steps(self) -> int:
+        self.fold.catch_up()
+        return self.store.meta(SETTLEMENT_STEPS)
+
+    def _in_flight_changes(self) -> dict[UUID, set[int]]:
+        changes: dict[UUID, set[int]] = {}
+        for submission in self.store.in_flight():
+            movements = self.store.movements(submission.transfer_ids).values()
+            total: dict[UUID, int] = {}
+            for movement in movements:
+                total[movement.source] = total.get(movement.source, 0) - movement.amount
+                total[movement.destination] = total.get(movement.destination, 0) + movement.amount
+            for account, change in total.items():
+                changes.setdefault(account, set()).add(change)
+        return changes
+
+    async def _balance(self, account: UUID) -> int:
+        balance = await self._chain("getTokenAccountBalance",
+                                    lambda: self.chain.token_balance(account))
+        return 0 if balance is None else balance
+
+    async def _check_signatures(
+        self, account: UUID, findings: _Findings, full: bool
+    ) -> tuple[int, str | None]:
+        """Every signature on the account's token account newer than its
+        watermark; the new watermark (None: leave it where it is)."""
+        mark = None if full else self.store.watermark(account)
+        before: str | None = None
+        newest: str | None = None
+        checked, skipped_in_flight = 0, False
+        for _ in range(SIGNATURE_PAGES_PER_ACCOUNT_MAX):
+            page = await self._chain("getSignaturesForAddress", _signatures(
+                self.chain, account, before
+            ))
+            if not page:
+                break
+            newest = newest or page[0]
+            reached = mark is not None and mark in page
+            todo = page[: page.index(mark)] if reached and mark is not None else page
+            known = self.store.submissions(todo)
+            for signature in todo:
+                checked += 1
+                skipped_in_flight |= await self._check_signature(
+                    account, signature, known.get(signature), findings
+                )
+            if reached or len(page) < SIGNATURES_PAGE:
+                break
+            before = page[-1]
+        return checked, None if skipped_in_flight else newest
+
+    async def _check_signature(
+        self, account: UUID, signature: str, submission: Submission | None, findings: _Findings
+    ) -> bool:
+        """Check one transaction; True when it is in flight (not judged yet)."""
+        if submission is not None and submission.status == IN_FLIGHT:
+            return True
+        if signature in self._seen:
+            return False  # seen on the other account of the same transaction
+        if len(self._seen) < SEEN_SIGNATURES_MAX:
+            self._seen.add(signature)
+        landed = await self._chain("getTransaction", lambda: self.chain.transaction(signature))
+        if landed is None:
+            return False  # listed but not yet readable at this commitment
+        if submission is None:
+            await findings.add(
+                UNKNOWN_SIGNATURE, account_id=account, signature=signature,
+                detail=f"not submitted by the ledger; {_describe(landed)}",
+            )
+        elif submission.status == SETTLED:
+            await self._check_settled(account, submission, landed, findings)
+        elif submission.status in (SUPERSEDED, REJECTED, FAILED) and landed.error is None:
+            await findings.add(
+                DEAD_SUBMISSION_LANDED, account_id=account, signature=signature,
+                transfer_id=submission.transfer_ids[0],
+                detail=f"the log records it {submission.status}, yet it succeeded on chain; "
+                       f"{_describe(landed)}",
+            )
+        return False
+
+    async def _check_settled(
+        self, account: UUID, submission: Submission, landed: ChainTransaction,
+        findings: _Findings,
+    ) -> None:
+        if submission.transfer_ids == (GENESIS_MINT_ID,):
+            memo_ok = GENESIS_MEMO in landed.memos
+        else:
+            memo_ok = sorted(landed.memo_transfer_ids) == sorted(submission.transfer_ids)
+        if landed.error is not None:
+            await findings.add(
+                MISSING_ON_CHAIN, account_id=account, signature=submission.signature,
+                transfer_id=submission.transfer_ids[0],
+                detail=f"settled in the log but failed on chain: {landed.error}",
+            )
+        elif not memo_ok:
+            await findings.add(
+                MEMO_MISMATCH, account_id=account, signature=submission.signature,
+                transfer_id=submission.transfer_ids[0],
+                detail=f"the log settled {_ids(submission.transfer_ids)} with it; "
+                       f"its memos name {_ids(landed.memo_transfer_ids) or 'nothing'}",
+            )
+
+    # --- the log's settlements, all found on chain? -------------------------------
+
+    async def _check_settlements(self, findings: _Findings, full: bool) -> int | None:
+        """Returns the position all settlements up to which were found (to
+        start from next time), or None when something was missing."""
+        after = 0 if full else self.store.meta(VERIFIED_SETTLED_POSITION)
+        missing = False
+        while True:
+            page = self.store.settled_after(after, STATUSES_PAGE)
+            if not page:
+                return None if missing else after
+            statuses = await self._chain("getSignatureStatuses", _statuses(self.chain, page))
+            for submission in page:
+                status = statuses.get(submission.signature)
+                if status is None or status.error is not None:
+                    missing = True
+                    await findings.add(
+                        MISSING_ON_CHAIN, signature=submission.signature,
+                        transfer_id=submission.transfer_ids[0],
+                        detail=f"settled in the log at slot {submission.slot} as "
+                               f"{_ids(submission.transfer_ids)}; the chain "
+                               + ("does not know it" if status is None
+                                  else f"has it failed: {status.error}"),
+                    )
+            after = page[-1].outcome_position or after
+
+    async def _check_uncompensated(self, findings: _Findings) -> None:
+        after = 0
+        while True:
+            page = self.store.uncompensated_after(after, 1000)
+            if not page:
+                return
+            for movement, error in page:
+                await findings.add(
+                    UNCOMPENSATED_FAILURE, account_id=movement.destination,
+                    transfer_id=movement.transfer_id, signature=movement.signature,
+                    expected=None, actual=None,
+                    detail=f"failed on chain; its compensating reversal was refused: {error}",
+                )
+            after = page[-1][0].position
+
+    # --- plumbing -----------------------------------------------------------------------
+
+    async def _chain(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
+        return await retrying(
+            call, retry_on=(ChainUnavailableError,), policy=self.config.retry,
+            what=f"reconciliation {operation}", sleep=self._sleep,
+        )
+
+    async def _execute(self, command: c.Command) -> Any:
+        async def attempt() -> Any:
+            # shielded: a cancelled settler leaves the command to finish on
+            # its own (its outcome is in the log either way)
+            return await asyncio.shield(asyncio.wrap_future(self.writer.submit(command)))
+
+        return await retrying(
+            attempt, retry_on=(LedgerUnavailable,), policy=self.config.retry,
+            what=command.kind, sleep=self._sleep,
+        )
+
+
+# --- reports and adjustments (no chain needed) ----------------------------------------
+
+
+def report_for(store: SettlementStore, run_id: UUID) -> ReconciliationReport:
+    run = store.run(run_id)
+    if run is None:
+        raise FindingNotFound(f"reconciliation {run_id} is not in the settlement store")
+    listed = store.findings(run_id, REPORT_FINDINGS_MAX)
+    return ReconciliationReport(
+        reconciliation_id=run.run_id, started_at=run.started_at, finished_at=run.finished_at,
+        checked_accounts=run.checked_accounts, checked_signatures=run.checked_signatures,
+        mismatches=[f for f in listed if f.kind not in SIGNATURE_KINDS],
+        unmatched_signatures=[f for f in listed if f.kind in SIGNATURE_KINDS],
+        findings_total=run.findings_total, mismatch_count=run.mismatches,
+        unmatched_count=run.unmatched_signatures, truncated=run.findings_total > len(listed),
+    )
+
+
+def latest_reconciliation(fold: SettlementFold) -> ReconciliationReport | None:
+    """The report of the latest finished run, or None before the first."""
+    fold.catch_up()
+    run = fold.store.latest_run()
+    return None if run is None else report_for(fold.store, run.run_id)
+
+
+def adjust_for_finding(
+    fold: SettlementFold, writer: Any, finding_id: UUID, reason: str = ""
+) -> MovementRecorded:
+    """Admin: post the movement that resolves a finding. For a balance
+    mismatch, a mint or burn against issuance that references it; refused
+    when the account's settled balance moved since the finding (a later run
+    would find something else, and the same difference must not be adjusted
+    twice through two runs' findings). For an uncompensated failure, the
+    compensating reversal, posted now if the ledger accepts it."""
+    fold.catch_up()
+    finding = fold.store.finding(finding_id)
+    if finding is None:
+        raise FindingNotFound(f"finding {finding_id} does not exist")
+    if finding.kind == UNCOMPENSATED_FAILURE and finding.transfer_id is not None:
+        compensated: MovementRecorded = writer.execute(c.RetryCompensation(finding.transfer_id))
+        fold.catch_up()
+        return compensated
+    if finding.adjusted_by is None and finding.kind == BALANCE_MISMATCH:
+        assert finding.account_id is not None
+        current = fold.store.balances([finding.account_id]).get(finding.account_id, 0)
+        if current != finding.expected:
+            raise FindingNotAdjustable(
+                f"finding {finding_id} is stale: the settled balance is {current} now, it "
+                f"was {finding.expected}; run a new reconciliation"
+            )
+    outcome: MovementRecorded = writer.execute(c.AdjustForFinding(finding_id, reason))
+    fold.catch_up()
+    return outcome
+
+
+def _observe(report: ReconciliationReport) -> None:
+    metrics.RECONCILIATION_MISMATCHES.set(report.mismatch_count)
+    metrics.RECONCILIATION_UNMATCHED.set(report.unmatched_count)
+    metrics.RECONCILIATION_CHECKED_ACCOUNTS.set(report.checked_accounts)
+    metrics.RECONCILIATION_FINISHED.set(time.time())
+
+
+def _signatures(
+    chain: ChainPort, account: UUID, before: str | None
+) -> Callable[[], Awaitable[list[str]]]:
+    return lambda: chain.signatures_for_account(account, before=before, limit=SIGNATURES_PAGE)
+
+
+def _agrees(expected: int, actual: int, in_flight: set[int] | tuple[()]) -> bool:
+    """The chain shows the settled balance, or that plus what the submission
+    in flight moves (it landed and is not recorded settled yet)."""
+    return actual == expected or actual - expected in in_flight
+
+
+def _statuses(chain: ChainPort, page: list[Submission]) -> Callable[[], Awaitable[Any]]:
+    signatures = [submission.signature for submission in page]
+    return lambda: chain.signature_statuses(signatures)
+
+
+def _ids(transfer_ids: tuple[UUID, ...]) -> str:
+    return ", ".join(str(transfer_id) for transfer_id in transfer_ids)
+
+
+def _describe(landed: ChainTransaction) -> str:
+    moved = ", ".join(f"{address} {change:+d}" for address, change in
+                      sorted(landed.token_deltas.items())) or "no token moved"
+    memos = "; ".join(landed.memos) or "no memo"
+    status = "succeeded" if landed.error is None else f"failed ({landed.error})"
+    return f"slot {landed.slot}, {status}, {moved}, memos: {memos}"[:400]
+

@@ -1,0 +1,448 @@
+"""The settlement process manager: mirrors every ledger movement on chain.
+
+It follows the event log through ``SettlementFold`` (its own tracking
+position, so it resumes where it stopped) and works one submission at a
+time, in log order, which keeps each account's on-chain history in the order
+of the ledger's: a balance on chain never goes negative on the way.
+
+One step:
+
+1. If a submission is in flight (recorded, not resolved), resolve it: send
+   the very bytes recorded (idempotent: same signature), then poll its
+   status. Landed and confirmed at the configured commitment -> settled
+   (with its slot). Refused by the chain -> if it carries several
+   movements, each goes back to the queue to be signed alone (a rejected
+   transaction is never sent again, so nothing moves twice); a movement that
+   fails alone is failed and compensated by the ledger in the same save.
+   Not found after its blockhash expired (block height past its last valid
+   height) -> it can never land: sign the same movements again and record
+   the new submission, superseding the old one, before sending it.
+2. Else take the oldest movements waiting (up to the chain's limit per
+   transaction), sign, record the submission (write-ahead: signature, last
+   valid block height and the signed bytes, in one atomic save on the
+   transfers), and only then send; then resolve it as above.
+
+A crash anywhere leaves either nothing recorded (the next step signs again)
+or a recorded submission (the next step resends or supersedes it), so no
+movement is settled twice or lost. Every record is a compare-and-set on the
+transfer's submission in force, so even two settlers (a lost lease) cannot
+both put a movement on chain.
+
+Chain errors that are about the node (timeouts, RPC errors) are retried with
+backoff and jitter, bounded per call; a refusal only fails a movement when
+the chain names an instruction error, never for the fee payer's or the
+node's troubles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from application import commands as c
+from application import settlement_metrics as metrics
+from application.alerts import AlertKind, raise_alert
+from application.chain import (
+    ChainMovement,
+    ChainPort,
+    ChainRejectedError,
+    ChainUnavailableError,
+    SignatureStatus,
+    SignedSubmission,
+)
+from application.errors import LedgerUnavailable
+from application.outcomes import SettlementStep
+from application.retry import RetryPolicy, Sleep, retrying
+from application.settlement_fold import SettlementFold
+from application.settlement_store import Movement, Submission
+from domain.amounts import INITIAL_SUPPLY
+from domain.errors import SettlementConflict
+from domain.system import GENESIS_MINT_ID, ISSUANCE_ID, TREASURY_ID
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+COMMITMENT_RANK = {"processed": 0, "confirmed": 1, "finalized": 2}
+GENESIS_MEMO = f"deal-genesis:{TREASURY_ID}"
+GENESIS_SEARCH_PAGES_MAX = 10_000
+SIGNATURES_PAGE = 1000
+INSTRUCTION_ERROR_PREFIX = '{"InstructionError"'
+BACKLOG_OBSERVE_INTERVAL_S = 1.0
+EXPIRY_CONFIRMATIONS = 2
+"""Polls that must find a submission unknown past its last valid block
+height before it is signed again: one lagging answer (a node behind a load
+balancer that has not seen the transaction yet) must not cause a second
+signature for movements that already landed."""
+
+
+class SettlementError(Exception):
+    """Settlement could not go on for now (logged; the step is retried)."""
+
+
+class CommandSubmitter(Protocol):
+    """The command writer as settlement uses it."""
+
+    def submit(self, command: c.Command) -> Future: ...
+
+
+@dataclass(frozen=True)
+class SettlementConfig:
+    commitment: str = "confirmed"
+    batch_movements: int | None = None
+    """Movements per transaction; None = as many as the chain takes."""
+    poll_interval_s: float = 0.4
+    polls_per_step_max: int = 300
+    """Bound on one step's polling of a submission; the next step goes on."""
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def __post_init__(self) -> None:
+        if self.commitment not in COMMITMENT_RANK:
+            raise ValueError(f"commitment must be one of {', '.join(COMMITMENT_RANK)}")
+        if self.batch_movements is not None and self.batch_movements < 1:
+            raise ValueError("batch_movements must be at least 1")
+        if self.poll_interval_s < 0 or self.polls_per_step_max < 1:
+            raise ValueError("poll_interval_s >= 0 and polls_per_step_max >= 1")
+
+
+Hook = Callable[[SignedSubmission], Awaitable[None] | None]
+
+
+@dataclass
+class SettlementHooks:
+    """Fault-injection points for tests (a hook that raises stops the step
+    exactly there, as a crash would)."""
+
+    before_record: Hook | None = None
+    before_send: Hook | None = None
+    after_send: Hook | None = None
+    before_confirm: Hook | None = None
+
+
+def is_movement_error(reason: str) -> bool:
+    """An instruction failed: the movement itself cannot happen (frozen
+    account, insufficient funds...). Anything else (blockhash, fee payer,
+    account in use) is the transaction's or the node's trouble."""
+    return reason.startswith(INSTRUCTION_ERROR_PREFIX)
+
+
+def chain_movement(movement: Movement) -> ChainMovement:
+    """The issuance account is the mint's side: a movement from it is a
+    ``mint_to``, one to it a ``burn``."""
+    return ChainMovement(
+        transfer_id=movement.transfer_id,
+        source=None if movement.source == ISSUANCE_ID else movement.source,
+        destination=None if movement.destination == ISSUANCE_ID else movement.destination,
+        amount=movement.amount,
+    )
+
+
+class SettlementProcess:
+    def __init__(
+        self,
+        *,
+        writer: CommandSubmitter,
+        fold: SettlementFold,
+        chain: ChainPort,
+        config: SettlementConfig | None = None,
+        hooks: SettlementHooks | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.writer = writer
+        self.fold = fold
+        self.store = fold.store
+        self.chain = chain
+        self.config = config or SettlementConfig()
+        self.hooks = hooks or SettlementHooks()
+        self._sleep = sleep
+        limit = chain.max_movements_per_transaction
+        self.batch_movements = min(self.config.batch_movements or limit, limit)
+        self._backlog_observed_at = 0.0
+
+    # --- lifecycle ---------------------------------------------------------------
+
+    async def prepare(self) -> None:
+        """The mint and the initial supply on chain (idempotent)."""
+        await self._chain("ensure_genesis", lambda: self.chain.ensure_genesis(
+            TREASURY_ID, INITIAL_SUPPLY
+        ))
+
+    async def step(self) -> bool:
+        """Do one unit of work; False when there was nothing to do."""
+        self.fold.catch_up()
+        in_flight = self.store.in_flight(limit=1)
+        if in_flight:
+            await self._resolve(in_flight[0])
+            return True
+        batch = self._next_batch()
+        if not batch:
+            metrics.SETTLEMENT_BACKLOG.set(0)
+            return False
+        await self._submit(batch)
+        self._observe_backlog()
+        return True
+
+    def _observe_backlog(self) -> None:
+        """Counting the queue costs a scan of it: at most once a second."""
+        now = time.monotonic()
+        if now - self._backlog_observed_at >= BACKLOG_OBSERVE_INTERVAL_S:
+            self._backlog_observed_at = now
+            metrics.SETTLEMENT_BACKLOG.set(self.store.backlog())
+
+    async def run_until_idle(self, steps_max: int = 100_000) -> int:
+        """Step until nothing is left (tests, benchmarks, ``settle --once``)."""
+        for done in range(steps_max):
+            if not await self.step():
+                return done
+        raise SettlementError(f"still busy after {steps_max} steps")
+
+    # --- choosing work -------------------------------------------------------------
+
+    def _next_batch(self) -> list[Movement]:
+        """The oldest waiting movements, as many as fit one transaction; a
+        movement that must settle alone (after a rejection), and the genesis
+        mint, go on their own."""
+        waiting = self.store.pending(self.batch_movements)
+        batch: list[Movement] = []
+        for movement in waiting:
+            alone = movement.alone or movement.transfer_id == GENESIS_MINT_ID
+            if alone and batch:
+                break
+            batch.append(movement)
+            if alone:
+                break
+        return batch
+
+    # --- submitting ----------------------------------------------------------------
+
+    async def _submit(self, batch: list[Movement], supersedes: str | None = None) -> None:
+        """Sign, record, then send and resolve. A replacement for an expired
+        submission is recorded here and resolved by the next step."""
+        if batch[0].transfer_id == GENESIS_MINT_ID:
+            await self._settle_genesis()
+            return
+        movements = [chain_movement(movement) for movement in batch]
+        signed = await self._chain("sign", lambda: self.chain.sign_movements(movements))
+        await self._hook(self.hooks.before_record, signed)
+        recorded = await self._record(signed, supersedes)
+        if not recorded:
+            return
+        self.fold.catch_up()  # what may land is in the store before it is sent
+        if supersedes is None:
+            await self._resolve(_submission(signed))
+
+    async def _record(self, signed: SignedSubmission, supersedes: str | None) -> bool:
+        command = c.RecordSubmission(
+            signature=signed.signature,
+            last_valid_block_height=signed.last_valid_block_height,
+            transaction=base64.b64encode(signed.transaction).decode(),
+            transfer_ids=signed.transfer_ids,
+            supersedes=supersedes,
+        )
+        try:
+            await self._execute(command)
+        except SettlementConflict as conflict:
+            logger.warning("submission %s not recorded: %s", signed.signature, conflict.message)
+            return False
+        return True
+
+    # --- resolving -----------------------------------------------------------------
+
+    async def _resolve(self, submission: Submission) -> None:
+        signed = _signed(submission)
+        unseen_past_expiry = 0
+        for _ in range(self.config.polls_per_step_max):
+            if signed is not None:
+                refused = await self._send(signed)
+                if refused is not None:
+                    await self._refused(submission, refused)
+                    return
+            await self._hook(self.hooks.before_confirm, signed)
+            height = await self._chain("getBlockHeight", self.chain.block_height)
+            status = await self._status(submission.signature)
+            if status is not None and status.error is not None:
+                await self._refused(submission, status.error)
+                return
+            if status is not None and self._confirmed(status):
+                await self._settled(submission, status.slot)
+                return
+            if status is None and height > submission.last_valid_block_height:
+                unseen_past_expiry += 1
+                if unseen_past_expiry >= EXPIRY_CONFIRMATIONS:
+                    await self._expired(submission)
+                    return
+                signed = None  # its blockhash is gone: sending again is pointless
+            if status is not None:
+                signed = None  # landed: wait for the commitment, nothing to resend
+            await self._sleep(self.config.poll_interval_s)
+        logger.info("submission %s still unresolved; next step goes on", submission.signature)
+
+    async def _send(self, signed: SignedSubmission) -> str | None:
+        """Send (again); the chain's reason when it refuses the movements."""
+        await self._hook(self.hooks.before_send, signed)
+        try:
+            await self._chain("sendTransaction", lambda: self.chain.send(signed))
+        except ChainRejectedError as rejected:
+            if is_movement_error(rejected.reason):
+                return rejected.reason
+            logger.warning("submission %s refused for now: %s", signed.signature, rejected.reason)
+        except ChainUnavailableError as unavailable:
+            logger.warning("submission %s not sent: %s", signed.signature, unavailable)
+        else:
+            await self._hook(self.hooks.after_send, signed)
+        return None
+
+    async def _status(self, signature: str) -> SignatureStatus | None:
+        statuses = await self._chain(
+            "getSignatureStatuses", lambda: self.chain.signature_statuses([signature])
+        )
+        return statuses.get(signature)
+
+    def _confirmed(self, status: SignatureStatus) -> bool:
+        rank = COMMITMENT_RANK.get(status.confirmation, -1)
+        return rank >= COMMITMENT_RANK[self.config.commitment]
+
+    async def _settled(self, submission: Submission, slot: int) -> None:
+        await self._execute(c.MarkSettled(submission.signature, slot, submission.transfer_ids))
+        metrics.SETTLEMENT_SUBMISSIONS.labels("settled").inc()
+        metrics.SETTLED_MOVEMENTS.inc(len(submission.transfer_ids))
+
+    async def _refused(self, submission: Submission, error: str) -> None:
+        if not is_movement_error(error):
+            # landed failed for the transaction's own reasons (fee payer...):
+            # dead, but the movements are not at fault; sign them again
+            logger.error("submission %s landed failed: %s", submission.signature, error)
+        if len(submission.transfer_ids) > 1 or not is_movement_error(error):
+            await self._execute(c.MarkSettlementRejected(
+                submission.signature, error, submission.transfer_ids
+            ))
+            metrics.SETTLEMENT_SUBMISSIONS.labels("rejected").inc()
+            return
+        outcome: SettlementStep = await self._execute(c.MarkSettlementFailed(
+            submission.signature, error, submission.transfer_ids
+        ))
+        metrics.SETTLEMENT_SUBMISSIONS.labels("failed").inc()
+        metrics.FAILED_MOVEMENTS.inc(len(submission.transfer_ids))
+        logger.warning(
+            "transfer %s failed on chain (%s); compensated by %s",
+            ", ".join(map(str, submission.transfer_ids)), error,
+            ", ".join(map(str, outcome.compensations)) or "nothing",
+        )
+        raise_alert(
+            AlertKind.SETTLEMENT_FAILED, "a movement failed on chain",
+            dedup_key=submission.signature, signature=submission.signature, error=error,
+            transfer_ids=",".join(map(str, submission.transfer_ids)),
+            compensations=",".join(map(str, outcome.compensations)),
+            blocked_compensations=len(outcome.blocked),
+        )
+        for transfer_id, refusal in outcome.blocked:
+            metrics.BLOCKED_COMPENSATIONS.inc()
+            logger.error(
+                "transfer %s failed on chain but its compensating reversal was refused: %s; "
+                "the ledger counts a movement the chain never made until an operator "
+                "resolves it (reconciliation reports it as uncompensated_failure)",
+                transfer_id, refusal,
+            )
+
+    async def _expired(self, submission: Submission) -> None:
+        """Its blockhash passed while it was unknown to the chain: it can
+        never land. Sign the same movements again, superseding it."""
+        metrics.SETTLEMENT_SUBMISSIONS.labels("expired").inc()
+        found = self.store.movements(submission.transfer_ids)
+        batch = [found[transfer_id] for transfer_id in submission.transfer_ids]
+        logger.info("submission %s expired unseen; signing again", submission.signature)
+        await self._submit(batch, supersedes=submission.signature)
+
+    # --- genesis ---------------------------------------------------------------------
+
+    async def _settle_genesis(self) -> None:
+        """The ledger's genesis mint is on chain through ``ensure_genesis``:
+        record that transaction (found by its memo) as its settlement."""
+        await self.prepare()
+        genesis = await self._find_genesis()
+        await self._execute(c.RecordGenesisSettlement(genesis.signature, genesis.slot))
+
+    async def _find_genesis(self) -> SignatureStatus:
+        before: str | None = None
+        oldest: list[str] = []
+        for _ in range(GENESIS_SEARCH_PAGES_MAX):
+            page = await self._chain("getSignaturesForAddress", _signatures_call(
+                self.chain, TREASURY_ID, before
+            ))
+            if not page:
+                break
+            oldest, before = page, page[-1]
+            if len(page) < SIGNATURES_PAGE:
+                break
+        for signature in reversed(oldest):
+            landed = await self._chain("getTransaction", _transaction_call(self.chain, signature))
+            if landed is not None and landed.error is None and GENESIS_MEMO in landed.memos:
+                return SignatureStatus(signature, landed.slot, None, "finalized")
+        raise SettlementError("the genesis transaction is not on the treasury's token account")
+
+    # --- plumbing ----------------------------------------------------------------------
+
+    async def _chain(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
+        return await retrying(
+            call, retry_on=(ChainUnavailableError,), policy=self.config.retry, what=operation,
+            sleep=self._sleep,
+            on_retry=lambda _: metrics.CHAIN_RETRIES.labels(operation).inc(),
+        )
+
+    async def _execute(self, command: c.Command) -> Any:
+        """Through the command writer (never around it); the store being
+        briefly unavailable is retried, any other refusal is raised."""
+
+        async def attempt() -> Any:
+            # shielded: a cancelled settler leaves the command to finish on
+            # its own (its outcome is in the log either way)
+            return await asyncio.shield(asyncio.wrap_future(self.writer.submit(command)))
+
+        return await retrying(
+            attempt, retry_on=(LedgerUnavailable,), policy=self.config.retry,
+            what=command.kind, sleep=self._sleep,
+        )
+
+    async def _hook(self, hook: Hook | None, signed: SignedSubmission | None) -> None:
+        if hook is None or signed is None:
+            return
+        result = hook(signed)
+        if asyncio.iscoroutine(result):
+            await result
+
+
+def _signatures_call(
+    chain: ChainPort, account: Any, before: str | None
+) -> Callable[[], Awaitable[list[str]]]:
+    return lambda: chain.signatures_for_account(account, before=before, limit=SIGNATURES_PAGE)
+
+
+def _transaction_call(chain: ChainPort, signature: str) -> Callable[[], Awaitable[Any]]:
+    return lambda: chain.transaction(signature)
+
+
+def _submission(signed: SignedSubmission) -> Submission:
+    return Submission(
+        signature=signed.signature, position=0,
+        last_valid_block_height=signed.last_valid_block_height,
+        transaction=signed.transaction, transfer_ids=signed.transfer_ids, status="in_flight",
+        slot=None,
+    )
+
+
+def _signed(submission: Submission) -> SignedSubmission | None:
+    """What to resend; None when the log kept no bytes (recorded before
+    they were kept): then the submission can only be waited out."""
+    if submission.transaction is None:
+        return None
+    return SignedSubmission(
+        signature=submission.signature,
+        last_valid_block_height=submission.last_valid_block_height,
+        transaction=submission.transaction, transfer_ids=submission.transfer_ids,
+    )
+

@@ -1,0 +1,344 @@
+"""Folds the event log into the settlement store (``application.settlement_store``).
+
+It reads the log a page at a time after the store's tracking position and
+applies the page and the new position in one transaction, so each event is
+applied once. Only Transfer, Reconciliation and Finding events are decoded;
+the rest only move the position.
+
+What a movement is on chain is decided here, once:
+
+- a posted Transfer that settles on chain is a movement from its source to
+  its destination (the issuance account standing for the mint's side, so a
+  mint, a burn and the reversal of either map to ``mint_to`` / ``burn``);
+- a hold is no movement until captured, and then one of the captured amount,
+  placed in the queue at the capture's position;
+- a compensation (``settles_on_chain`` false) never moves on chain;
+- an adjustment for a reconciliation finding is already true on chain, so it
+  counts in the settled balances at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from eventsourcing.persistence import Notification
+from eventsourcing.utils import get_topic
+
+from application.ledger import LedgerApplication
+from application.settlement_store import (
+    AWAITING_CAPTURE,
+    FAILED,
+    IN_FLIGHT,
+    PENDING,
+    REJECTED,
+    SETTLED,
+    SUBMITTED,
+    SUPERSEDED,
+    Cursor,
+    SettlementStore,
+    TrackingConflict,
+)
+from domain.reconciliation import Finding, Reconciliation
+from domain.system import ISSUANCE_ID
+from domain.transfer import POSTED, Transfer
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PAGE_EVENTS = 1000
+CATCH_UP_PAGES_MAX = 10_000  # a bound per call; the next call goes on
+
+_Handler = Callable[["_Page", Any], None]
+_HANDLERS: dict[str, _Handler] = {}
+
+
+def _on(event_class: type) -> Callable[[_Handler], _Handler]:
+    def register(handler: _Handler) -> _Handler:
+        _HANDLERS[get_topic(event_class)] = handler
+        return handler
+
+    return register
+
+
+class SettlementFold:
+    def __init__(
+        self, app: LedgerApplication, store: SettlementStore, *,
+        page_events: int = DEFAULT_PAGE_EVENTS,
+    ) -> None:
+        self.app = app
+        self.store = store
+        self.page_events = page_events
+        self._lock = threading.Lock()
+        self._position: int | None = None  # where this fold left tracking
+
+    def catch_up(self) -> int:
+        """Apply the log up to its current head; returns the store's position."""
+        with self._lock:
+            for _ in range(CATCH_UP_PAGES_MAX):
+                if not self._apply_next_page():
+                    break
+            return self._position if self._position is not None else self.store.position()
+
+    def rebuild(self) -> int:
+        """Empty the store and fold the whole log again."""
+        with self._lock:
+            self.store.reset()
+            self._position = None
+        return self.catch_up()
+
+    def _apply_next_page(self) -> bool:
+        """Apply the next page; False when it was the last one for now. The
+        position this fold left is trusted until a compare-and-set says
+        another fold moved it."""
+        previous = self._position if self._position is not None else self.store.position()
+        notifications = self.app.recorder.select_notifications(
+            start=previous + 1, limit=self.page_events
+        )
+        if not notifications:
+            self._position = previous
+            return False
+        try:
+            with self.store.transaction(durable=False) as cursor:
+                self.store.advance(cursor, previous, notifications[-1].id)
+                page = _Page(self.store, cursor, self.app)
+                for notification in notifications:
+                    page.apply(notification)
+        except TrackingConflict:
+            logger.info("settlement fold: another process applied the page after %d", previous)
+            self._position = None
+            return True
+        except BaseException:
+            self._position = None
+            raise
+        self._position = notifications[-1].id
+        return len(notifications) == self.page_events
+
+
+class _Page:
+    """One page's transaction: the handlers below run SQL through it."""
+
+    def __init__(self, store: SettlementStore, cursor: Cursor, app: LedgerApplication) -> None:
+        self.store = store
+        self.cursor = cursor
+        self.app = app
+        self.position = 0
+
+    def apply(self, notification: Notification) -> None:
+        handler = _HANDLERS.get(notification.topic)
+        if handler is None:
+            return
+        self.position = notification.id
+        handler(self, self.app.mapper.to_domain_event(notification))
+
+    def run(self, sql: str, *params: Any) -> None:
+        self.cursor.execute(self.store.sql(sql), params)
+
+    def one(self, sql: str, *params: Any) -> Any:
+        self.cursor.execute(self.store.sql(sql), params)
+        return self.cursor.fetchone()
+
+    def add_to_balance(self, account_hex: str, change: int) -> None:
+        if account_hex == ISSUANCE_ID.hex:
+            return  # the mint's side: no token account
+        self.run(
+            "INSERT INTO {settlement_balances} (account_id, balance) VALUES (?, ?) "
+            "ON CONFLICT (account_id) DO UPDATE SET balance = "
+            "{settlement_balances}.balance + excluded.balance",
+            account_hex, change,
+        )
+
+    def movement(self, transfer_hex: str) -> Any:
+        return self.one(
+            "SELECT source, destination, amount, status, signature FROM {settlement_movements} "
+            "WHERE transfer_id = ?", transfer_hex,
+        )
+
+    def count_step(self) -> None:
+        self.store.count_step(self.cursor)
+
+    def set_submission(self, signature: str | None, status: str, slot: int | None = None) -> None:
+        if signature is None:
+            return
+        self.run(
+            "UPDATE {settlement_submissions} SET status = ?, slot = ?, outcome_position = ? "
+            "WHERE signature = ?", status, slot, self.position, signature,
+        )
+
+
+# Transfers
+
+
+@_on(Transfer.Recorded)
+def _recorded(page: _Page, event: Any) -> None:
+    source, destination = event.source.hex, event.destination.hex
+    if getattr(event, "adjusts", None) is not None:
+        page.add_to_balance(source, -event.amount)
+        page.add_to_balance(destination, event.amount)
+        return
+    if not event.settles_on_chain:
+        return
+    page.add_to_balance(source, 0)  # every account a movement touches gets checked
+    page.add_to_balance(destination, 0)
+    status = PENDING if event.phase == POSTED else AWAITING_CAPTURE
+    page.run(
+        "INSERT INTO {settlement_movements} (transfer_id, position, source, destination, amount, "
+        "status, alone) VALUES (?, ?, ?, ?, ?, ?, 0) ON CONFLICT (transfer_id) DO NOTHING",
+        event.originator_id.hex, page.position, source, destination, event.amount, status,
+    )
+
+
+@_on(Transfer.Captured)
+def _captured(page: _Page, event: Any) -> None:
+    page.run(
+        "UPDATE {settlement_movements} SET status = ?, amount = ?, position = ? "
+        "WHERE transfer_id = ? AND status = ?",
+        PENDING, event.amount, page.position, event.originator_id.hex, AWAITING_CAPTURE,
+    )
+
+
+def _released(page: _Page, event: Any) -> None:
+    page.run(
+        "DELETE FROM {settlement_movements} WHERE transfer_id = ? AND status = ?",
+        event.originator_id.hex, AWAITING_CAPTURE,
+    )
+
+
+_on(Transfer.Voided)(_released)
+_on(Transfer.Expired)(_released)
+
+
+@_on(Transfer.SettlementSubmitted)
+def _submitted(page: _Page, event: Any) -> None:
+    page.count_step()
+    transfer_hex = event.originator_id.hex
+    row = page.movement(transfer_hex)
+    if row is not None and row[3] == SUBMITTED and row[4] != event.signature:
+        page.set_submission(row[4], SUPERSEDED)
+    page.run(
+        "UPDATE {settlement_movements} SET status = ?, signature = ? WHERE transfer_id = ?",
+        SUBMITTED, event.signature, transfer_hex,
+    )
+    transaction = getattr(event, "transaction", None)
+    page.run(
+        "INSERT INTO {settlement_submissions} (signature, position, last_valid_block_height, tx, "
+        "transfer_ids, status) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (signature) DO UPDATE SET "
+        "transfer_ids = {settlement_submissions}.transfer_ids || ',' || excluded.transfer_ids",
+        event.signature, page.position, event.last_valid_block_height,
+        None if transaction is None else _decode(transaction), transfer_hex, IN_FLIGHT,
+    )
+
+
+@_on(Transfer.SettlementRejected)
+def _rejected(page: _Page, event: Any) -> None:
+    page.count_step()
+    page.run(
+        "UPDATE {settlement_movements} SET status = ?, alone = 1, signature = NULL "
+        "WHERE transfer_id = ?", PENDING, event.originator_id.hex,
+    )
+    page.set_submission(event.signature, REJECTED)
+
+
+@_on(Transfer.Settled)
+def _settled(page: _Page, event: Any) -> None:
+    page.count_step()
+    transfer_hex = event.originator_id.hex
+    row = page.movement(transfer_hex)
+    if row is None:
+        logger.error("settled transfer %s is not a known movement", event.originator_id)
+        return
+    page.add_to_balance(row[0], -row[2])
+    page.add_to_balance(row[1], row[2])
+    page.run(
+        "UPDATE {settlement_movements} SET status = ?, signature = ?, slot = ?, "
+        "outcome_position = ? WHERE transfer_id = ?",
+        SETTLED, event.signature, event.slot, page.position, transfer_hex,
+    )
+    page.set_submission(event.signature, SETTLED, event.slot)
+    page.run(  # a settlement without a submission (the genesis mint)
+        "INSERT INTO {settlement_submissions} (signature, position, last_valid_block_height, "
+        "transfer_ids, status, slot, outcome_position) VALUES (?, ?, 0, ?, ?, ?, ?) "
+        "ON CONFLICT (signature) DO NOTHING",
+        event.signature, page.position, transfer_hex, SETTLED, event.slot, page.position,
+    )
+
+
+@_on(Transfer.SettlementFailed)
+def _failed(page: _Page, event: Any) -> None:
+    page.count_step()
+    page.run(
+        "UPDATE {settlement_movements} SET status = ?, outcome_position = ? WHERE transfer_id = ?",
+        FAILED, page.position, event.originator_id.hex,
+    )
+    page.set_submission(event.signature, FAILED)
+
+
+@_on(Transfer.Reversed)
+def _reversed(page: _Page, event: Any) -> None:
+    page.run(
+        "UPDATE {settlement_movements} SET compensation = 'reversed' "
+        "WHERE transfer_id = ? AND status = ?", event.originator_id.hex, FAILED,
+    )
+
+
+@_on(Transfer.CompensationBlocked)
+def _blocked(page: _Page, event: Any) -> None:
+    page.run(
+        "UPDATE {settlement_movements} SET compensation = 'blocked', compensation_error = ? "
+        "WHERE transfer_id = ?", event.error, event.originator_id.hex,
+    )
+
+
+# Reconciliation
+
+
+@_on(Reconciliation.Started)
+def _run_started(page: _Page, event: Any) -> None:
+    page.run(
+        "INSERT INTO {reconciliation_runs} (run_id, position, started_at) VALUES (?, ?, ?) "
+        "ON CONFLICT (run_id) DO NOTHING",
+        event.originator_id.hex, page.position, event.timestamp.isoformat(),
+    )
+
+
+@_on(Reconciliation.Finished)
+def _run_finished(page: _Page, event: Any) -> None:
+    page.run(
+        "UPDATE {reconciliation_runs} SET finished_at = ?, finished_position = ?, "
+        "checked_accounts = ?, checked_signatures = ?, mismatches = ?, "
+        "unmatched_signatures = ?, findings_total = ? WHERE run_id = ?",
+        event.timestamp.isoformat(), page.position, event.checked_accounts,
+        event.checked_signatures, event.mismatches, event.unmatched_signatures,
+        event.findings_total, event.originator_id.hex,
+    )
+
+
+@_on(Finding.Recorded)
+def _finding(page: _Page, event: Any) -> None:
+    page.run(
+        "INSERT INTO {reconciliation_findings} (finding_id, run_id, position, kind, account_id, "
+        "signature, transfer_id, expected, actual, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (finding_id) DO NOTHING",
+        event.originator_id.hex, event.reconciliation_id.hex, page.position, event.kind,
+        _hex(event.account_id), event.signature, _hex(event.transfer_id), event.expected,
+        event.actual, event.detail,
+    )
+
+
+@_on(Finding.Adjusted)
+def _adjusted(page: _Page, event: Any) -> None:
+    page.run(
+        "UPDATE {reconciliation_findings} SET adjusted_by = ? WHERE finding_id = ?",
+        event.transfer_id.hex, event.originator_id.hex,
+    )
+
+
+def _hex(value: Any) -> str | None:
+    return None if value is None else value.hex
+
+
+def _decode(transaction: str) -> bytes:
+    import base64
+
+    return base64.b64decode(transaction)

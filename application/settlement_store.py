@@ -1,0 +1,589 @@
+"""What the settlement process knows, folded from the event log.
+
+The settlement process and reconciliation need questions answered that the
+aggregates cannot answer cheaply: which movements wait for the chain, in log
+order; which submission is in flight; which signatures the ledger ever
+submitted and what became of them; each account's balance of SETTLED
+movements; and the reconciliation runs and findings. This store keeps those
+answers as tables, derived from the log by ``application.settlement_fold``.
+Each page of events and the tracking position commit in one transaction with
+a compare-and-set on the position, so every event is applied exactly once
+and a crash resumes where the last page ended. Dropping the tables and
+folding from position 0 rebuilds everything (except the reconciliation
+watermarks, a cache of work already done, which then starts over).
+
+On SQLite the tables live in their own file beside the event store
+(``settlement.sqlite``), so they never wait for the event store's write
+lock; on PostgreSQL they are tables in the application's schema, used
+through the application's connection pool. The SQL text is shared; only
+placeholders, qualification and the blob type differ.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+from uuid import UUID
+
+SETTLEMENT_FILE_NAME = "settlement.sqlite"
+TRACKING_NAME = "settlement"
+IN_CHUNK_MAX = 500
+PAGE_ROWS_MAX = 10_000
+
+# Movement status in this store (the Transfer's own words, plus the wait for
+# a hold's capture, which is not yet a movement).
+AWAITING_CAPTURE = "awaiting_capture"
+PENDING = "pending"
+SUBMITTED = "submitted"
+SETTLED = "settled"
+FAILED = "failed"
+
+# Submission status.
+IN_FLIGHT = "in_flight"
+SUPERSEDED = "superseded"  # expired and replaced by a new signature
+REJECTED = "rejected"  # refused as a whole; its movements were signed again
+
+_TABLES = (
+    "settlement_tracking", "settlement_movements", "settlement_submissions",
+    "settlement_balances", "reconciliation_runs", "reconciliation_findings",
+    "reconciliation_watermarks", "settlement_meta",
+)
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS {settlement_tracking} (
+  name TEXT PRIMARY KEY, position BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS {settlement_movements} (
+  transfer_id TEXT PRIMARY KEY, position BIGINT NOT NULL, source TEXT NOT NULL,
+  destination TEXT NOT NULL, amount BIGINT NOT NULL CHECK (amount > 0), status TEXT NOT NULL,
+  alone INTEGER NOT NULL, signature TEXT, slot BIGINT, compensation TEXT,
+  compensation_error TEXT, outcome_position BIGINT);
+CREATE INDEX IF NOT EXISTS settlement_movements_queue
+  ON {settlement_movements} (status, position);
+CREATE TABLE IF NOT EXISTS {settlement_submissions} (
+  signature TEXT PRIMARY KEY, position BIGINT NOT NULL, last_valid_block_height BIGINT NOT NULL,
+  tx {blob}, transfer_ids TEXT NOT NULL, status TEXT NOT NULL, slot BIGINT,
+  outcome_position BIGINT);
+CREATE INDEX IF NOT EXISTS settlement_submissions_by_status
+  ON {settlement_submissions} (status, position);
+CREATE INDEX IF NOT EXISTS settlement_submissions_by_outcome
+  ON {settlement_submissions} (outcome_position);
+CREATE TABLE IF NOT EXISTS {settlement_balances} (
+  account_id TEXT PRIMARY KEY, balance BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS {reconciliation_runs} (
+  run_id TEXT PRIMARY KEY, position BIGINT NOT NULL, started_at TEXT NOT NULL,
+  finished_at TEXT, finished_position BIGINT, checked_accounts BIGINT,
+  checked_signatures BIGINT, mismatches BIGINT, unmatched_signatures BIGINT,
+  findings_total BIGINT);
+CREATE INDEX IF NOT EXISTS reconciliation_runs_finished
+  ON {reconciliation_runs} (finished_position);
+CREATE TABLE IF NOT EXISTS {reconciliation_findings} (
+  finding_id TEXT PRIMARY KEY, run_id TEXT NOT NULL, position BIGINT NOT NULL,
+  kind TEXT NOT NULL, account_id TEXT, signature TEXT, transfer_id TEXT, expected BIGINT,
+  actual BIGINT, detail TEXT NOT NULL, adjusted_by TEXT);
+CREATE INDEX IF NOT EXISTS reconciliation_findings_by_run
+  ON {reconciliation_findings} (run_id, position);
+CREATE TABLE IF NOT EXISTS {reconciliation_watermarks} (
+  account_id TEXT PRIMARY KEY, signature TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS {settlement_meta} (name TEXT PRIMARY KEY, value BIGINT NOT NULL)
+"""
+
+SETTLEMENT_STEPS = "settlement_steps"
+"""Meta counter: settlement events folded so far. Reconciliation reads it
+before and after reading the chain: unchanged means no submission was
+recorded or resolved meanwhile, so the two views belong together."""
+VERIFIED_SETTLED_POSITION = "verified_settled_position"
+"""Meta: settlements up to this log position were found on chain by a
+finished reconciliation (the next run checks only later ones)."""
+
+
+class TrackingConflict(Exception):
+    """Another fold moved the tracking position first; this page was not
+    applied (its transaction rolled back). Read the position and go on."""
+
+
+@dataclass(frozen=True)
+class Movement:
+    """A movement as the settlement process mirrors it: ``source`` and
+    ``destination`` are ledger accounts (the issuance account stands for
+    the mint's side of a mint or burn)."""
+
+    transfer_id: UUID
+    position: int
+    source: UUID
+    destination: UUID
+    amount: int
+    status: str
+    alone: bool
+    signature: str | None
+    slot: int | None
+
+
+@dataclass(frozen=True)
+class Submission:
+    signature: str
+    position: int
+    last_valid_block_height: int
+    transaction: bytes | None
+    transfer_ids: tuple[UUID, ...]
+    status: str
+    slot: int | None
+    outcome_position: int | None = None
+
+
+@dataclass(frozen=True)
+class FindingRow:
+    finding_id: UUID
+    run_id: UUID
+    position: int
+    kind: str
+    account_id: UUID | None
+    signature: str | None
+    transfer_id: UUID | None
+    expected: int | None
+    actual: int | None
+    detail: str
+    adjusted_by: UUID | None
+
+
+@dataclass(frozen=True)
+class RunRow:
+    run_id: UUID
+    started_at: str
+    finished_at: str | None
+    checked_accounts: int
+    checked_signatures: int
+    mismatches: int
+    unmatched_signatures: int
+    findings_total: int
+
+
+class Cursor(Protocol):
+    """The DB-API cursor subset the fold and queries use (``?`` placeholders)."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class SettlementStore:
+    """Dialect-neutral queries; subclasses open cursors."""
+
+    kind = "abstract"
+    _names: dict[str, str]
+
+    def sql(self, text: str) -> str:
+        return text.format(**self._names)
+
+    @contextmanager
+    def transaction(self, *, durable: bool = True) -> Iterator[Cursor]:
+        """A write transaction. ``durable=False`` for the fold's pages: the
+        tables are derived from the log, so a crash may lose the last pages
+        (the fold applies them again from the tracking position committed
+        with them), never tear one; the commit need not wait for the disk."""
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    @contextmanager
+    def read(self) -> Iterator[Cursor]:
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def _ddl(self) -> list[str]:
+        return [statement.strip() for statement in self.sql(_DDL).split(";") if statement.strip()]
+
+    def _seed_tracking(self, cursor: Cursor) -> None:
+        cursor.execute(self.sql(
+            "INSERT INTO {settlement_tracking} (name, position) VALUES (?, 0) "
+            "ON CONFLICT (name) DO NOTHING"
+        ), (TRACKING_NAME,))
+
+    # Tracking
+
+    def position(self) -> int:
+        with self.read() as cursor:
+            cursor.execute(self.sql(
+                "SELECT position FROM {settlement_tracking} WHERE name = ?"
+            ), (TRACKING_NAME,))
+            row = cursor.fetchone()
+        return 0 if row is None else int(row[0])
+
+    def advance(self, cursor: Cursor, previous: int, position: int) -> None:
+        """Move tracking from ``previous`` to ``position``, first thing in a
+        page's transaction: a second fold of the same page waits on this row
+        and then finds it moved."""
+        if position <= previous:
+            raise ValueError("tracking_must_move_forward")
+        cursor.execute(self.sql(
+            "UPDATE {settlement_tracking} SET position = ? WHERE name = ? AND position = ? "
+            "RETURNING position"
+        ), (position, TRACKING_NAME, previous))
+        if cursor.fetchone() is None:
+            raise TrackingConflict(f"settlement tracking is no longer at {previous}")
+
+    # The queue and what is in flight
+
+    def pending(self, limit: int) -> list[Movement]:
+        """The oldest movements waiting for the chain, in log order."""
+        return self._movements("WHERE status = ? ORDER BY position LIMIT ?", (PENDING, limit))
+
+    def backlog(self) -> int:
+        with self.read() as cursor:
+            cursor.execute(self.sql(
+                "SELECT COUNT(*) FROM {settlement_movements} WHERE status IN (?, ?)"
+            ), (PENDING, SUBMITTED))
+            return int(cursor.fetchone()[0])
+
+    def in_flight(self, limit: int = 16) -> list[Submission]:
+        """Submissions recorded and not yet resolved, oldest first."""
+        return self._submissions("WHERE status = ? ORDER BY position LIMIT ?", (IN_FLIGHT, limit))
+
+    def movements(self, transfer_ids: Sequence[UUID]) -> dict[UUID, Movement]:
+        found: dict[UUID, Movement] = {}
+        ids = [transfer_id.hex for transfer_id in transfer_ids]
+        for start in range(0, len(ids), IN_CHUNK_MAX):
+            chunk = ids[start:start + IN_CHUNK_MAX]
+            marks = ", ".join("?" * len(chunk))
+            for movement in self._movements(f"WHERE transfer_id IN ({marks})", chunk):
+                found[movement.transfer_id] = movement
+        return found
+
+    def movement(self, transfer_id: UUID) -> Movement | None:
+        return self.movements([transfer_id]).get(transfer_id)
+
+    def submissions(self, signatures: Sequence[str]) -> dict[str, Submission]:
+        found: dict[str, Submission] = {}
+        for start in range(0, len(signatures), IN_CHUNK_MAX):
+            chunk = list(signatures[start:start + IN_CHUNK_MAX])
+            marks = ", ".join("?" * len(chunk))
+            for submission in self._submissions(f"WHERE signature IN ({marks})", chunk):
+                found[submission.signature] = submission
+        return found
+
+    def submission(self, signature: str) -> Submission | None:
+        return self.submissions([signature]).get(signature)
+
+    # Reconciliation's inputs, in bounded pages
+
+    def balances_page(self, after: str, limit: int) -> list[tuple[UUID, int]]:
+        """Settled balances by account id (hex), after ``after`` (exclusive)."""
+        with self.read() as cursor:
+            cursor.execute(self.sql(
+                "SELECT account_id, balance FROM {settlement_balances} WHERE account_id > ? "
+                "ORDER BY account_id LIMIT ?"
+            ), (after, min(limit, PAGE_ROWS_MAX)))
+            return [(UUID(row[0]), int(row[1])) for row in cursor.fetchall()]
+
+    def balances(self, account_ids: Sequence[UUID]) -> dict[UUID, int]:
+        found: dict[UUID, int] = {}
+        ids = [account_id.hex for account_id in account_ids]
+        with self.read() as cursor:
+            for start in range(0, len(ids), IN_CHUNK_MAX):
+                chunk = ids[start:start + IN_CHUNK_MAX]
+                marks = ", ".join("?" * len(chunk))
+                cursor.execute(self.sql(
+                    f"SELECT account_id, balance FROM {{settlement_balances}} "  # noqa: S608
+                    f"WHERE account_id IN ({marks})"
+                ), chunk)
+                found.update((UUID(row[0]), int(row[1])) for row in cursor.fetchall())
+        return found
+
+    def settled_after(self, position: int, limit: int) -> list[Submission]:
+        """Submissions that settled after log position ``position``, in order."""
+        return self._submissions(
+            "WHERE status = ? AND outcome_position > ? ORDER BY outcome_position LIMIT ?",
+            (SETTLED, position, min(limit, PAGE_ROWS_MAX)),
+        )
+
+    def uncompensated_after(self, position: int, limit: int) -> list[tuple[Movement, str]]:
+        """Failed movements whose compensation was refused, by log position."""
+        with self.read() as cursor:
+            cursor.execute(self.sql(
+                f"SELECT {_MOVEMENT_COLUMNS}, compensation_error FROM {{settlement_movements}} "  # noqa: S608
+                "WHERE status = ? AND compensation = 'blocked' AND position > ? "
+                "ORDER BY position LIMIT ?"
+            ), (FAILED, position, min(limit, PAGE_ROWS_MAX)))
+            return [(_movement(row[:-1]), str(row[-1] or "")) for row in cursor.fetchall()]
+
+    def watermark(self, account_id: UUID) -> str | None:
+        with self.read() as cursor:
+            cursor.execute(self.sql(
+                "SELECT signature FROM {reconciliation_watermarks} WHERE account_id = ?"
+            ), (account_id.hex,))
+            row = cursor.fetchone()
+        return None if row is None else str(row[0])
+
+    def set_watermarks(self, marks: Sequence[tuple[UUID, str]]) -> None:
+        if not marks:
+            return
+        with self.transaction() as cursor:
+            for account_id, signature in marks:
+                cursor.execute(self.sql(
+                    "INSERT INTO {reconciliation_watermarks} (account_id, signature) VALUES (?, ?) "
+                    "ON CONFLICT (account_id) DO UPDATE SET signature = excluded.signature"
+                ), (account_id.hex, signature))
+
+    # Meta values
+
+    def meta(self, name: str) -> int:
+        with self.read() as cursor:
+            cursor.execute(self.sql("SELECT value FROM {settlement_meta} WHERE name = ?"), (name,))
+            row = cursor.fetchone()
+        return 0 if row is None else int(row[0])
+
+    def set_meta(self, name: str, value: int) -> None:
+        with self.transaction() as cursor:
+            cursor.execute(self.sql(
+                "INSERT INTO {settlement_meta} (name, value) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+            ), (name, value))
+
+    def count_step(self, cursor: Cursor) -> None:
+        cursor.execute(self.sql(
+            "INSERT INTO {settlement_meta} (name, value) VALUES (?, 1) "
+            "ON CONFLICT (name) DO UPDATE SET value = {settlement_meta}.value + 1"
+        ), (SETTLEMENT_STEPS,))
+
+    # Reconciliation runs and findings
+
+    def latest_run(self) -> RunRow | None:
+        with self.read() as cursor:
+            cursor.execute(self.sql(
+                f"SELECT {_RUN_COLUMNS} FROM {{reconciliation_runs}} "  # noqa: S608
+                "WHERE finished_position IS NOT NULL ORDER BY finished_position DESC LIMIT 1"
+            ))
+            row = cursor.fetchone()
+        return None if row is None else _run(row)
+
+    def run(self, run_id: UUID) -> RunRow | None:
+        with self.read() as cursor:
+            cursor.execute(self.sql(
+                f"SELECT {_RUN_COLUMNS} FROM {{reconciliation_runs}} WHERE run_id = ?"  # noqa: S608
+            ), (run_id.hex,))
+            row = cursor.fetchone()
+        return None if row is None else _run(row)
+
+    def findings(self, run_id: UUID, limit: int) -> list[FindingRow]:
+        with self.read() as cursor:
+            cursor.execute(self.sql(
+                f"SELECT {_FINDING_COLUMNS} FROM {{reconciliation_findings}} "  # noqa: S608
+                "WHERE run_id = ? ORDER BY position LIMIT ?"
+            ), (run_id.hex, min(limit, PAGE_ROWS_MAX)))
+            return [_finding(row) for row in cursor.fetchall()]
+
+    def finding(self, finding_id: UUID) -> FindingRow | None:
+        with self.read() as cursor:
+            cursor.execute(self.sql(
+                f"SELECT {_FINDING_COLUMNS} FROM {{reconciliation_findings}} "  # noqa: S608
+                "WHERE finding_id = ?"
+            ), (finding_id.hex,))
+            row = cursor.fetchone()
+        return None if row is None else _finding(row)
+
+    def reset(self) -> None:
+        """Empty every table and move tracking back to 0 (a rebuild)."""
+        with self.transaction() as cursor:
+            for table in _TABLES:
+                cursor.execute(self.sql(f"DELETE FROM {{{table}}}"))  # noqa: S608
+            self._seed_tracking(cursor)
+
+    # Row readers
+
+    def _movements(self, where: str, params: Sequence[Any]) -> list[Movement]:
+        with self.read() as cursor:
+            cursor.execute(self.sql(
+                f"SELECT {_MOVEMENT_COLUMNS} FROM {{settlement_movements}} {where}"  # noqa: S608
+            ), params)
+            return [_movement(row) for row in cursor.fetchall()]
+
+    def _submissions(self, where: str, params: Sequence[Any]) -> list[Submission]:
+        with self.read() as cursor:
+            cursor.execute(self.sql(
+                f"SELECT {_SUBMISSION_COLUMNS} FROM {{settlement_submissions}} {where}"  # noqa: S608
+            ), params)
+            return [_submission(row) for row in cursor.fetchall()]
+
+
+_MOVEMENT_COLUMNS = (
+    "transfer_id, position, source, destination, amount, status, alone, signature, slot"
+)
+_SUBMISSION_COLUMNS = (
+    "signature, position, last_valid_block_height, tx, transfer_ids, status, slot, "
+    "outcome_position"
+)
+_RUN_COLUMNS = (
+    "run_id, started_at, finished_at, checked_accounts, checked_signatures, mismatches, "
+    "unmatched_signatures, findings_total"
+)
+_FINDING_COLUMNS = (
+    "finding_id, run_id, position, kind, account_id, signature, transfer_id, expected, actual, "
+    "detail, adjusted_by"
+)
+
+
+def _uuid(value: str | None) -> UUID | None:
+    return None if value is None else UUID(value)
+
+
+def _movement(row: Sequence[Any]) -> Movement:
+    return Movement(
+        UUID(row[0]), int(row[1]), UUID(row[2]), UUID(row[3]), int(row[4]), str(row[5]),
+        bool(row[6]), row[7], None if row[8] is None else int(row[8]),
+    )
+
+
+def _submission(row: Sequence[Any]) -> Submission:
+    return Submission(
+        str(row[0]), int(row[1]), int(row[2]), None if row[3] is None else bytes(row[3]),
+        tuple(UUID(item) for item in str(row[4]).split(",") if item), str(row[5]),
+        None if row[6] is None else int(row[6]), None if row[7] is None else int(row[7]),
+    )
+
+
+def _run(row: Sequence[Any]) -> RunRow:
+    return RunRow(
+        UUID(row[0]), str(row[1]), row[2], *(int(value or 0) for value in row[3:8]),
+    )
+
+
+def _finding(row: Sequence[Any]) -> FindingRow:
+    return FindingRow(
+        UUID(row[0]), UUID(row[1]), int(row[2]), str(row[3]), _uuid(row[4]), row[5],
+        _uuid(row[6]), None if row[7] is None else int(row[7]),
+        None if row[8] is None else int(row[8]), str(row[9]), _uuid(row[10]),
+    )
+
+
+# SQLite
+
+
+class SQLiteSettlementStore(SettlementStore):
+    kind = "sqlite"
+
+    def __init__(self, path: Path, busy_timeout_s: float = 10.0) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._names = {**{table: table for table in _TABLES}, "blob": "BLOB"}
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(
+            self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # derived data: a power cut may lose the last pages, never tear one,
+        # and the fold re-applies them from the tracking position it kept
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        with self.transaction() as cursor:
+            for statement in self._ddl():
+                cursor.execute(statement)
+            self._seed_tracking(cursor)
+
+    @contextmanager
+    def transaction(self, *, durable: bool = True) -> Iterator[Cursor]:
+        with self._lock:
+            cursor = self._db.cursor()
+            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                yield cursor
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                raise
+            cursor.execute("COMMIT")
+
+    @contextmanager
+    def read(self) -> Iterator[Cursor]:
+        with self._lock:
+            cursor = self._db.cursor()
+            cursor.execute("BEGIN")
+            try:
+                yield cursor
+            finally:
+                cursor.execute("ROLLBACK")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+# PostgreSQL
+
+
+class _PgCursor:
+    """A psycopg cursor that takes ``?`` placeholders."""
+
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self._cursor.execute(sql.replace("?", "%s"), tuple(params))
+
+    def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return self._cursor.fetchall()
+
+
+class PostgresSettlementStore(SettlementStore):
+    kind = "postgres"
+
+    def __init__(self, datastore: Any) -> None:
+        self.datastore = datastore
+        prefix = _quote(datastore.schema) + "."
+        self._names = {**{table: prefix + table for table in _TABLES}, "blob": "BYTEA"}
+        with self.transaction() as cursor:
+            # concurrent CREATE TABLE IF NOT EXISTS can collide in the catalog
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(?))",
+                           (f"deals-ledger:settlement-ddl:{datastore.schema}",))
+            for statement in self._ddl():
+                cursor.execute(statement)
+            self._seed_tracking(cursor)
+
+    @contextmanager
+    def transaction(self, *, durable: bool = True) -> Iterator[Cursor]:
+        from psycopg.rows import tuple_row
+
+        with self.datastore.get_connection() as conn, conn.transaction():
+            cursor = _PgCursor(conn.cursor(row_factory=tuple_row))
+            if not durable:
+                cursor.execute("SET LOCAL synchronous_commit = off")
+            yield cursor
+
+    @contextmanager
+    def read(self) -> Iterator[Cursor]:
+        """Reads are single statements on an autocommit connection: no
+        BEGIN/ROLLBACK round trips."""
+        from psycopg.rows import tuple_row
+
+        with self.datastore.get_connection() as conn:
+            yield _PgCursor(conn.cursor(row_factory=tuple_row))
+
+    def close(self) -> None:
+        pass  # the pool belongs to the application
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def open_settlement_store(recorder: Any) -> SettlementStore:
+    """The store beside the application's event store (``app.recorder``)."""
+    from eventsourcing.postgres import PostgresApplicationRecorder
+    from eventsourcing.sqlite import SQLiteApplicationRecorder
+
+    if isinstance(recorder, PostgresApplicationRecorder):
+        return PostgresSettlementStore(recorder.datastore)
+    if isinstance(recorder, SQLiteApplicationRecorder):
+        db_name = recorder.datastore.pool.db_name
+        if recorder.datastore.pool.is_sqlite_memory_mode:
+            raise ValueError("settlement needs a file-backed or PostgreSQL event store")
+        return SQLiteSettlementStore(Path(db_name).parent / SETTLEMENT_FILE_NAME)
+    raise TypeError(f"no settlement store for {type(recorder).__name__}")

@@ -1,0 +1,315 @@
+"""Runs the settlement process in a background thread with its own asyncio
+loop, while this process holds the settlement lease; reconciliation runs
+there too, on its schedule and on request.
+
+In the API process LedgerService starts one; ``deals-ledger settle`` runs
+one on its own. Without the lease the worker stands by and tries again, so
+a second settler takes over when the first goes away. The chain adapter is
+opened once the lease is held (the embedded chain belongs to the process
+that settles) and closed when it is given up.
+
+Settlement steps and reconciliation take turns (one lock), so a run sees
+the chain between two submissions, never in the middle of one of this
+process's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from eventsourcing.persistence import PersistenceError
+
+from application import settlement_metrics as metrics
+from application.chain import ChainError, ChainPort
+from application.errors import SettlementUnavailable
+from application.reconciliation import (
+    Reconciler,
+    ReconciliationConfig,
+    ReconciliationReport,
+    latest_reconciliation,
+)
+from application.settlement import (
+    CommandSubmitter,
+    SettlementConfig,
+    SettlementError,
+    SettlementHooks,
+    SettlementProcess,
+)
+from application.settlement_fold import SettlementFold
+from application.settlement_lease import Lease
+from domain.errors import LedgerError
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+STANDBY_INTERVAL_S = 1.0
+IDLE_INTERVAL_S = 1.0
+ERROR_BACKOFF_S_MAX = 10.0
+RECONCILIATION_TIMEOUT_S = 3600.0
+
+
+class SettlementWorker:
+    def __init__(
+        self,
+        *,
+        writer: CommandSubmitter,
+        fold: SettlementFold,
+        lease: Callable[[], Lease],
+        open_chain: Callable[[], ChainPort],
+        chain_is_exclusive: bool,
+        config: SettlementConfig | None = None,
+        reconciliation: ReconciliationConfig | None = None,
+        reconcile_interval_s: float = 0.0,
+        idle_interval_s: float = IDLE_INTERVAL_S,
+        standby_interval_s: float = STANDBY_INTERVAL_S,
+        hooks: SettlementHooks | None = None,
+    ) -> None:
+        self.writer = writer
+        self.fold = fold
+        self.new_lease = lease
+        """Makes a lease object; each holder needs its own (a flock or an
+        advisory lock held twice by one object would not exclude itself)."""
+        self.lease = lease()
+        self.open_chain = open_chain
+        self.chain_is_exclusive = chain_is_exclusive
+        self.config = config or SettlementConfig()
+        self.reconciliation = reconciliation or ReconciliationConfig()
+        self.reconcile_interval_s = reconcile_interval_s
+        self.idle_interval_s = idle_interval_s
+        self.standby_interval_s = standby_interval_s
+        self.hooks = hooks
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._main: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None
+        self._turn: asyncio.Lock | None = None
+        self._chain: ChainPort | None = None
+        self._stopping = threading.Event()
+        self._active = threading.Event()
+        self._ready = threading.Event()
+        self.standing_by = threading.Event()
+
+    # --- lifecycle ---------------------------------------------------------------
+
+    def start(self) -> SettlementWorker:
+        if self._thread is None:
+            self._stopping.clear()
+            self._ready.clear()
+            self._thread = threading.Thread(target=self._run, name="settlement", daemon=True)
+            self._thread.start()
+            self._ready.wait(10)
+        return self
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """Stop between or inside a step (cancelling a step is as safe as a
+        crash: the log says what to do next) and give the lease up."""
+        self._stopping.set()
+        loop, main = self._loop, self._main
+        if loop is not None and main is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(main.cancel)
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            if self._thread.is_alive():
+                logger.error("settlement thread did not stop within %.0fs", timeout_s)
+            self._thread = None
+
+    @property
+    def active(self) -> bool:
+        """This process holds the lease and its settler is working."""
+        return self._active.is_set()
+
+    @property
+    def chain(self) -> ChainPort | None:
+        """The chain adapter the active settler uses (operator tools, tests)."""
+        return self._chain
+
+    def wait_active(self, timeout_s: float) -> bool:
+        return self._active.wait(timeout_s)
+
+    def wake(self, *_: object) -> None:
+        """Look at the log now (the writer's batch observer calls this)."""
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(wake.set)
+
+    # --- reconciliation ------------------------------------------------------------
+
+    def run_reconciliation(
+        self, *, full: bool = False, timeout_s: float = RECONCILIATION_TIMEOUT_S
+    ) -> ReconciliationReport:
+        """One run now: on the settler's loop when it is active here, else on
+        a chain of our own (for the embedded chain, only with the lease)."""
+        loop = self._loop
+        if self.active and loop is not None:
+            future = asyncio.run_coroutine_threadsafe(self._reconcile(full), loop)
+            return future.result(timeout_s)
+        return self._reconcile_standalone(full)
+
+    def latest_reconciliation(self) -> ReconciliationReport | None:
+        return latest_reconciliation(self.fold)
+
+    def _reconcile_standalone(self, full: bool) -> ReconciliationReport:
+        """Without an active settler here. The embedded chain may only be
+        opened under the lease (its state lives in one process at a time), so
+        a lease of its own is taken, which fails while any settler (this
+        process's included, when it is between states) holds the lease."""
+        lease = self.new_lease() if self.chain_is_exclusive else None
+        if lease is not None and not lease.try_acquire():
+            raise SettlementUnavailable(
+                "the embedded chain is held by the active settler (of this or another "
+                "process); run the reconciliation there (POST /v1/reconciliations) or retry"
+            )
+        try:
+            return asyncio.run(self._with_chain(self._reconciler_run(full)))
+        finally:
+            if lease is not None:
+                lease.release()
+
+    async def _with_chain(self, work: Callable[[ChainPort], Awaitable[T]]) -> T:
+        chain = self.open_chain()
+        try:
+            return await work(chain)
+        finally:
+            await chain.close()
+
+    def _reconciler_run(self, full: bool) -> Callable[[ChainPort], Awaitable[ReconciliationReport]]:
+        async def run(chain: ChainPort) -> ReconciliationReport:
+            reconciler = Reconciler(
+                writer=self.writer, fold=self.fold, chain=chain, config=self.reconciliation
+            )
+            return await reconciler.run(full=full)
+
+        return run
+
+    async def _reconcile(self, full: bool) -> ReconciliationReport:
+        assert self._turn is not None and self._chain is not None
+        async with self._turn:
+            return await self._reconciler_run(full)(self._chain)
+
+    # --- the thread ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main_task())
+        except Exception:
+            logger.exception("settlement thread failed")
+        finally:
+            self._ready.set()
+
+    async def _main_task(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._turn = asyncio.Lock()
+        self._main = asyncio.current_task()
+        self._ready.set()
+        try:
+            await self._lease_loop()
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self._active.clear()
+            metrics.SETTLER_ACTIVE.set(0)
+            self.lease.release()
+
+    async def _lease_loop(self) -> None:
+        backoff_s = 0.0
+        while not self._stopping.is_set():
+            if not self.lease.try_acquire():
+                if not self.standing_by.is_set():
+                    logger.warning("another settler holds the settlement lease; standing by")
+                    self.standing_by.set()
+                await self._idle(self.standby_interval_s)
+                continue
+            self.standing_by.clear()
+            try:
+                await self._settle()
+                backoff_s = 0.0
+            except Exception as error:  # the settler outlives any one failure
+                backoff_s = min(ERROR_BACKOFF_S_MAX, max(0.1, backoff_s * 2))
+                _log_failure("settlement paused", error, backoff_s)
+                self.lease.release()
+                await self._idle(backoff_s)
+
+    async def _settle(self) -> None:
+        chain = self.open_chain()
+        try:
+            process = SettlementProcess(
+                writer=self.writer, fold=self.fold, chain=chain, config=self.config,
+                hooks=self.hooks,
+            )
+            await process.prepare()
+            self._chain = chain
+            self._active.set()
+            metrics.SETTLER_ACTIVE.set(1)
+            logger.info("settler active on %s", type(chain).__name__)
+            await self._step_loop(process)
+        finally:
+            self._active.clear()
+            metrics.SETTLER_ACTIVE.set(0)
+            self._chain = None
+            await chain.close()
+
+    async def _step_loop(self, process: SettlementProcess) -> None:
+        assert self._turn is not None
+        due = self._next_reconciliation()
+        backoff_s = 0.0
+        while not self._stopping.is_set() and self.lease.held:
+            progressed = False
+            try:
+                async with self._turn:
+                    progressed = await process.step()
+                backoff_s = 0.0
+            except Exception as error:  # logged; the step is tried again
+                backoff_s = min(ERROR_BACKOFF_S_MAX, max(0.1, backoff_s * 2))
+                _log_failure("settlement step failed", error, backoff_s)
+            if due is not None and time.monotonic() >= due:
+                await self._scheduled_reconciliation()
+                due = self._next_reconciliation()
+            if not progressed:
+                await self._idle(backoff_s or self.idle_interval_s)
+
+    def _next_reconciliation(self) -> float | None:
+        if self.reconcile_interval_s <= 0:
+            return None
+        return time.monotonic() + self.reconcile_interval_s
+
+    async def _scheduled_reconciliation(self) -> None:
+        try:
+            report = await self._reconcile(full=False)
+            logger.info("scheduled reconciliation %s: %d findings",
+                        report.reconciliation_id, report.findings_total)
+        except Exception as error:
+            _log_failure("scheduled reconciliation failed", error, 0.0)
+
+    async def _idle(self, timeout_s: float) -> None:
+        assert self._wake is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout_s)
+        self._wake.clear()
+
+
+_EXPECTED = (ChainError, LedgerError, SettlementError, PersistenceError, OSError)
+"""Failures of the chain, the ledger or the stores, that a retry may cure;
+anything else is a bug, logged with its traceback (and retried all the same)."""
+
+
+def _log_failure(what: str, error: Exception, retry_in_s: float) -> None:
+    if isinstance(error, _EXPECTED):
+        logger.warning("%s (%s); again in %.1fs", what, _describe(error), retry_in_s)
+    else:
+        logger.exception("%s with a bug; again in %.1fs", what, retry_in_s)
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, LedgerError):
+        return f"{error.code}: {error.message}"
+    return f"{type(error).__name__}: {error}"
+

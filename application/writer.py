@@ -1,0 +1,161 @@
+"""The command writer: one thread per process that group-commits commands.
+
+Callers (HTTP handlers, the settlement process, the hold-expiry sweeper)
+submit commands to a bounded queue and get a future. The writer takes
+whatever has queued up, up to a limit, decides it as one batch and commits
+it in one database transaction, then answers every caller. Under load the
+batches grow by themselves, so the cost of a commit is shared by many
+commands; with a single caller a batch is one command and nothing waits.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from application.commands import Command
+from application.errors import InternalError, LedgerUnavailable
+from application.outcomes import Outcome
+from application.processor import CommandProcessor, Result
+from domain.errors import LedgerError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_BATCH_COMMANDS = 1000
+DEFAULT_MAX_QUEUED_COMMANDS = 100_000
+DEFAULT_ANSWER_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """What the writer tells observers (metrics) after each batch."""
+
+    commands: Sequence[Command]
+    results: Sequence[Result]
+    duration_s: float
+    queued_s: Sequence[float]
+
+
+BatchObserver = Callable[[BatchReport], None]
+
+
+@dataclass
+class _Submission:
+    command: Command
+    future: Future
+    submitted_at: float
+
+
+class CommandWriter:
+    def __init__(
+        self,
+        processor: CommandProcessor,
+        *,
+        max_batch_commands: int = DEFAULT_MAX_BATCH_COMMANDS,
+        max_queued_commands: int = DEFAULT_MAX_QUEUED_COMMANDS,
+        observers: Sequence[BatchObserver] = (),
+    ) -> None:
+        self.processor = processor
+        self.max_batch_commands = max_batch_commands
+        self._queue: queue.Queue[_Submission | None] = queue.Queue(max_queued_commands)
+        self._observers = list(observers)
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    def start(self) -> CommandWriter:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="command-writer", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Answer everything already queued, then stop."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout_s)
+            self._thread = None
+
+    def add_observer(self, observer: BatchObserver) -> None:
+        self._observers.append(observer)
+
+    @property
+    def queued(self) -> int:
+        return self._queue.qsize()
+
+    def submit(self, command: Command) -> Future:
+        if self._stopping.is_set() or self._thread is None:
+            raise LedgerUnavailable("the command writer is not running; retry")
+        submission = _Submission(command, Future(), time.monotonic())
+        try:
+            self._queue.put_nowait(submission)
+        except queue.Full:
+            raise LedgerUnavailable("too many commands queued; retry shortly") from None
+        return submission.future
+
+    def execute(self, command: Command, timeout_s: float = DEFAULT_ANSWER_TIMEOUT_S) -> Outcome:
+        """Submit and wait: the outcome, or the command's LedgerError raised."""
+        return self.submit(command).result(timeout_s)
+
+    def _run(self) -> None:
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            self._process(batch)
+
+    def _next_batch(self) -> list[_Submission] | None:
+        first = self._queue.get()
+        if first is None:
+            return None
+        batch = [first]
+        while len(batch) < self.max_batch_commands:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                self._queue.put(None)
+                break
+            batch.append(item)
+        return batch
+
+    def _process(self, batch: list[_Submission]) -> None:
+        # A caller may cancel its future while the command waits (an HTTP
+        # request cancelled by its client or by shutdown, via asyncio.wrap_future).
+        # A cancelled command is dropped, unapplied; the others are marked
+        # running, so they can no longer be cancelled and setting their result
+        # below cannot fail and take the writer thread down.
+        batch = [s for s in batch if s.future.set_running_or_notify_cancel()]
+        if not batch:
+            return
+        started = time.monotonic()
+        commands = [submission.command for submission in batch]
+        try:
+            results = self.processor.process(commands)
+        except Exception:
+            logger.exception("command batch failed with a bug; none of it was applied")
+            results = [InternalError("internal error; not applied")] * len(batch)
+        for submission, result in zip(batch, results, strict=True):
+            if isinstance(result, LedgerError):
+                submission.future.set_exception(result)
+            else:
+                submission.future.set_result(result)
+        self._report(batch, results, started)
+
+    def _report(self, batch: list[_Submission], results: list[Result], started: float) -> None:
+        report = BatchReport(
+            commands=[s.command for s in batch], results=results,
+            duration_s=time.monotonic() - started,
+            queued_s=[started - s.submitted_at for s in batch],
+        )
+        for observer in self._observers:
+            try:
+                observer(report)
+            except Exception:
+                logger.exception("batch observer failed")
