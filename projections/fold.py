@@ -1,0 +1,468 @@
+"""The projection logic: how each event changes the read models' rows.
+
+One fold serves both the live projector, which gives it the rows a page of
+events touches (loaded from the read-model store), and the audit replay,
+which gives it every row in memory. So a replay checks the read models
+against the very rules that built them, applied afresh to the log.
+
+Invariants are checked as rows change (STYLE rule 5: checked where stored
+as well as where decided): the balance after each posting must equal the
+one the account recorded in its event, held amounts never go negative, and
+no account but issuance ever has a negative available balance. A broken
+invariant is collected in ``PageChanges.violations``; the projector refuses
+to commit such a page, the audit replay reports it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from eventsourcing.utils import get_topic
+
+from domain.account import ISSUANCE, Account
+from domain.pricing import PriceSchedule
+from domain.transfer import CAPTURED, EXPIRED, PENDING, VOIDED, Transfer
+from domain.wallet import Wallet
+from projections.events import EventDecoder, LogEvent, micros
+from projections.rows import (
+    BalanceRow,
+    HistoryRow,
+    HoldRow,
+    PriceRuleRow,
+    TransactionRow,
+    WalletRow,
+    client_status,
+)
+
+
+class InvariantViolation(Exception):
+    """The log and the read model disagree with a ledger rule: a projection
+    must stop rather than build on it."""
+
+
+@dataclass
+class FoldState:
+    """The rows the fold may read and change, by key. Rows not here are
+    taken not to exist (the projector loads every row a page needs)."""
+
+    balances: dict[str, BalanceRow] = field(default_factory=dict)
+    transactions: dict[str, TransactionRow] = field(default_factory=dict)
+    holds: dict[str, HoldRow] = field(default_factory=dict)
+    wallets: dict[str, WalletRow] = field(default_factory=dict)
+
+
+@dataclass
+class PageChanges:
+    """What one page of events changed: rows to upsert, rows to insert."""
+
+    balances: dict[str, BalanceRow] = field(default_factory=dict)
+    transactions: dict[str, TransactionRow] = field(default_factory=dict)
+    holds: dict[str, HoldRow] = field(default_factory=dict)
+    wallets: dict[str, WalletRow] = field(default_factory=dict)
+    history: list[HistoryRow] = field(default_factory=list)
+    price_rules: list[PriceRuleRow] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)
+    events: int = 0
+    last_position: int = 0
+    last_time: int | None = None
+
+
+@dataclass(frozen=True)
+class Keys:
+    """The existing rows a page of events needs."""
+
+    accounts: set[str]
+    transfers: set[str]
+    holds: set[str]
+    wallets: set[str]
+
+
+Fields = dict[str, Any]
+_Handler = Callable[["LedgerFold", LogEvent, dict[str, Any], PageChanges], None]
+_HANDLERS: dict[str, _Handler] = {}
+_CREATES: set[str] = set()
+
+
+def _on(event_class: type, *, creates: bool = False) -> Callable[[_Handler], _Handler]:
+    def register(handler: _Handler) -> _Handler:
+        topic = get_topic(event_class)
+        _HANDLERS[topic] = handler
+        if creates:
+            _CREATES.add(topic)
+        return handler
+
+    return register
+
+
+_ACCOUNT = get_topic(Account)
+_TRANSFER_EVENTS = {get_topic(cls) for cls in (
+    Transfer.Captured, Transfer.Voided, Transfer.Expired, Transfer.Reversed,
+    Transfer.SettlementSubmitted, Transfer.Settled, Transfer.SettlementFailed,
+)}
+_HOLD_EVENTS = {get_topic(cls) for cls in (Transfer.Captured, Transfer.Voided, Transfer.Expired)}
+_ACCOUNT_EVENTS = {get_topic(getattr(Account, name)) for name in (
+    "Debited", "Credited", "HoldPlaced", "HoldReleased", "HoldCaptured", "Frozen", "Unfrozen",
+    "AllowanceSet", "AllowanceSpent",
+)}
+_WALLET_EVENTS = {get_topic(Wallet.Disconnected), get_topic(Wallet.Reconnected)}
+
+
+def keys_for(events: Iterable[LogEvent]) -> Keys:
+    keys = Keys(set(), set(), set(), set())
+    for event in events:
+        topic = event.topic
+        if topic in _ACCOUNT_EVENTS:
+            keys.accounts.add(event.originator_id)
+        elif topic in _TRANSFER_EVENTS:
+            keys.transfers.add(event.originator_id)
+            if topic in _HOLD_EVENTS:
+                keys.holds.add(event.originator_id)
+        elif topic in _WALLET_EVENTS:
+            keys.wallets.add(event.originator_id)
+    return keys
+
+
+class LedgerFold:
+    def __init__(self, state: FoldState, decoder: EventDecoder) -> None:
+        self.state = state
+        self.decoder = decoder
+
+    def apply(self, events: Iterable[LogEvent]) -> PageChanges:
+        changes = PageChanges()
+        handlers = _HANDLERS
+        for event in events:
+            changes.events += 1
+            changes.last_position = event.position
+            handler = handlers.get(event.topic)
+            if handler is None:
+                continue  # an event no read model shows (e.g. PriceSchedule.Started)
+            fields = self.decoder.fields(event.state)
+            changes.last_time = micros(fields["timestamp"])
+            handler(self, event, fields, changes)
+        return changes
+
+    # Helpers shared by the handlers.
+
+    def _account(self, event: LogEvent, changes: PageChanges) -> BalanceRow | None:
+        row = self.state.balances.get(event.originator_id)
+        if row is None:
+            _unknown(changes, event, "account")
+            return None
+        row.position = event.position
+        changes.balances[row.account_id] = row
+        return row
+
+    def _post(
+        self, event: LogEvent, fields: dict[str, Any], changes: PageChanges, change: int
+    ) -> None:
+        row = self._account(event, changes)
+        if row is None:
+            return
+        before = row.balance
+        row.balance = before + change
+        row.updated_at = changes.last_time or row.updated_at
+        if row.balance != fields["balance_after"]:
+            changes.violations.append(
+                f"position {event.position}: account {row.account_id} balance after is "
+                f"{row.balance} in the read model but {fields['balance_after']} in the event"
+            )
+        self._check_available(event, row, changes)
+        changes.history.append(HistoryRow(
+            event.position, row.account_id, fields["transfer_id"], change, before, row.balance,
+            fields["kind"], fields["reason"], row.updated_at,
+        ))
+
+    def _change_held(self, event: LogEvent, changes: PageChanges, change: int) -> None:
+        row = self._account(event, changes)
+        if row is None:
+            return
+        row.held += change
+        row.updated_at = changes.last_time or row.updated_at
+        if row.held < 0:
+            changes.violations.append(
+                f"position {event.position}: account {row.account_id} holds a negative amount"
+            )
+        self._check_available(event, row, changes)
+
+    @staticmethod
+    def _check_available(event: LogEvent, row: BalanceRow, changes: PageChanges) -> None:
+        if row.kind != ISSUANCE and row.balance - row.held < 0:
+            changes.violations.append(
+                f"position {event.position}: account {row.account_id} available balance "
+                f"{row.balance - row.held} is negative"
+            )
+
+    def _transaction(self, event: LogEvent, changes: PageChanges) -> TransactionRow | None:
+        row = self.state.transactions.get(event.originator_id)
+        if row is None:
+            _unknown(changes, event, "transfer")
+            return None
+        row.updated_position = event.position
+        row.updated_at = changes.last_time or row.updated_at
+        changes.transactions[row.transfer_id] = row
+        return row
+
+    def _close_hold(
+        self, event: LogEvent, changes: PageChanges, transaction: TransactionRow, status: str
+    ) -> None:
+        transaction.phase = status
+        transaction.status = client_status(transaction.reversed_by, status, transaction.settlement)
+        hold = self.state.holds.get(event.originator_id)
+        if hold is None or hold.status != PENDING:
+            changes.violations.append(
+                f"position {event.position}: hold {event.originator_id} is not pending"
+            )
+            return
+        hold.status = status
+        hold.closed_position = event.position
+        hold.closed_at = changes.last_time
+        changes.holds[hold.hold_id] = hold
+
+    def _wallet(self, event: LogEvent, changes: PageChanges) -> WalletRow | None:
+        row = self.state.wallets.get(event.originator_id)
+        if row is None:
+            _unknown(changes, event, "wallet")
+            return None
+        row.position = event.position
+        changes.wallets[row.wallet_id] = row
+        return row
+
+
+def _unknown(changes: PageChanges, event: LogEvent, what: str) -> None:
+    changes.violations.append(
+        f"position {event.position}: {event.topic} for unknown {what} {event.originator_id}"
+    )
+
+
+# Accounts
+
+
+@_on(Account.Opened, creates=True)
+def _opened(
+    fold: LedgerFold, event: LogEvent, fields: Fields, changes: PageChanges
+) -> None:
+    if event.originator_id in fold.state.balances:
+        changes.violations.append(f"position {event.position}: account opened twice")
+        return
+    at = changes.last_time or 0
+    row = BalanceRow(
+        event.originator_id, fields["kind"], 0, 0, 0, event.position, at, event.position, at
+    )
+    fold.state.balances[row.account_id] = row
+    changes.balances[row.account_id] = row
+
+
+@_on(Account.Debited)
+def _debited(
+    fold: LedgerFold, event: LogEvent, fields: Fields, changes: PageChanges
+) -> None:
+    fold._post(event, fields, changes, -fields["amount"])
+
+
+@_on(Account.Credited)
+def _credited(
+    fold: LedgerFold, event: LogEvent, fields: Fields, changes: PageChanges
+) -> None:
+    fold._post(event, fields, changes, fields["amount"])
+
+
+@_on(Account.HoldPlaced)
+def _hold_placed(
+    fold: LedgerFold, event: LogEvent, fields: Fields, changes: PageChanges
+) -> None:
+    fold._change_held(event, changes, fields["amount"])
+
+
+@_on(Account.HoldReleased)
+def _hold_released(
+    fold: LedgerFold, event: LogEvent, fields: Fields, changes: PageChanges
+) -> None:
+    fold._change_held(event, changes, -fields["amount"])
+
+
+@_on(Account.HoldCaptured)
+def _hold_captured(
+    fold: LedgerFold, event: LogEvent, fields: Fields, changes: PageChanges
+) -> None:
+    fold._change_held(event, changes, -(fields["amount"] + fields["released"]))
+    fold._post(event, fields, changes, -fields["amount"])
+
+
+@_on(Account.Frozen)
+def _frozen(
+    fold: LedgerFold, event: LogEvent, fields: Fields, changes: PageChanges
+) -> None:
+    row = fold._account(event, changes)
+    if row is not None:
+        row.frozen = 1
+
+
+@_on(Account.Unfrozen)
+def _unfrozen(
+    fold: LedgerFold, event: LogEvent, fields: Fields, changes: PageChanges
+) -> None:
+    row = fold._account(event, changes)
+    if row is not None:
+        row.frozen = 0
+
+
+# Transfers and holds
+
+
+@_on(Transfer.Recorded, creates=True)
+def _recorded(
+    fold: LedgerFold, event: LogEvent, fields: Fields, changes: PageChanges
+) -> None:
+    at = changes.last_time or 0
+    settlement = "pending" if fields["settles_on_chain"] else "not_required"
+    expires_at = micros(fields["expires_at"])
+    row = TransactionRow(
+        event.originator_id, fields["kind"], fields["source"], fields["destination"],
+        fields["amount"], fields["reason"], fields["phase"], settlement,
+        client_status(None, fields["phase"], settlement), None, fields["reverses"],
+        fields["spender"], expires_at, None, None, at, at, event.position, event.position,
+    )
+    if event.originator_id in fold.state.transactions:
+        changes.violations.append(f"position {event.position}: transfer recorded twice")
+        return
+    fold.state.transactions[row.transfer_id] = row
+    changes.transactions[row.transfer_id] = row
+    if fields["phase"] == PENDING:
+        if expires_at is None:
+            changes.violations.append(f"position {event.position}: hold without an expiry")
+            return
+        hold = HoldRow(
+            row.transfer_id, row.source, row.amount, expires_at, PENDING, event.position, at,
+            None, None,
+        )
+        fold.state.holds[hold.hold_id] = hold
+        changes.holds[hold.hold_id] = hold
+
+
+@_on(Transfer.Captured)
+def _captured(
+    fold: LedgerFold, event: LogEvent, fields: Fields, changes: PageChanges
+) -> None:
+    row = fold._transaction(event, changes)
+    if row is not None:
+        row.amount = fields["amount"]
+        fold._close_hold(event, changes, row, CAPTURED)
+
+
+@_on(Transfer.Voided)
+def _voided(
+    fold: LedgerFold, event: LogEvent, fields: Fields, changes: PageChanges
+) -> None:
+    row = fold._transaction(event, changes)
+    if row is not None:
+        fold._close_hold(event, changes, row, VOIDED)
+
+
+@_on(Transfer.Expired)
+def _expired(
+    fold: LedgerFold, event: LogEvent, fields: Fields, changes: PageChanges
+) -> None:
+    row = fold._transaction(event, changes)
+    if row is not None:
+        fold._close_hold(event, changes, row, EXPIRED)
+
+
+@_on(Transfer.Reversed)
+def _reversed(
+    fold: LedgerFold, event: LogEvent, fields: Fields, changes: PageChanges
+) -> None:
+    row = fold._transaction(event, changes)
+    if row is not None:
+        row.reversed_by = fields["reversal_id"]
+        row.status = client_status(row.reversed_by, row.phase, row.settlement)
+
+
+def _settlement(
+    fold: LedgerFold, event: LogEvent, changes: PageChanges, settlement: str,
+    signature: str | None, slot: int | None = None,
+) -> None:
+    row = fold._transaction(event, changes)
+    if row is None:
+        return
+    row.settlement = settlement
+    if signature is not None:
+        row.signature = signature
+    if slot is not None:
+        row.slot = slot
+    row.status = client_status(row.reversed_by, row.phase, settlement)
+
+
+@_on(Transfer.SettlementSubmitted)
+def _submitted(
+    fold: LedgerFold, event: LogEvent, fields: Fields, changes: PageChanges
+) -> None:
+    _settlement(fold, event, changes, "submitted", fields["signature"])
+
+
+@_on(Transfer.Settled)
+def _settled(
+    fold: LedgerFold, event: LogEvent, fields: Fields, changes: PageChanges
+) -> None:
+    _settlement(fold, event, changes, "settled", fields["signature"], fields["slot"])
+
+
+@_on(Transfer.SettlementFailed)
+def _failed(
+    fold: LedgerFold, event: LogEvent, fields: Fields, changes: PageChanges
+) -> None:
+    _settlement(fold, event, changes, "failed", fields.get("signature"))
+
+
+# Wallets
+
+
+@_on(Wallet.Connected, creates=True)
+def _connected(
+    fold: LedgerFold, event: LogEvent, fields: Fields, changes: PageChanges
+) -> None:
+    row = WalletRow(
+        event.originator_id, fields["address"], fields["account_id"], "connected",
+        changes.last_time or 0, None, event.position,
+    )
+    fold.state.wallets[row.wallet_id] = row
+    changes.wallets[row.wallet_id] = row
+
+
+@_on(Wallet.Disconnected)
+def _disconnected(
+    fold: LedgerFold, event: LogEvent, fields: Fields, changes: PageChanges
+) -> None:
+    row = fold._wallet(event, changes)
+    if row is not None:
+        row.status = "disconnected"
+        row.disconnected_at = changes.last_time
+
+
+@_on(Wallet.Reconnected)
+def _reconnected(
+    fold: LedgerFold, event: LogEvent, fields: Fields, changes: PageChanges
+) -> None:
+    row = fold._wallet(event, changes)
+    if row is not None:
+        row.account_id = fields["account_id"]
+        row.status = "connected"
+        row.connected_at = changes.last_time or row.connected_at
+        row.disconnected_at = None
+
+
+# Pricing
+
+
+@_on(PriceSchedule.RuleSet)
+def _rule_set(
+    fold: LedgerFold, event: LogEvent, fields: Fields, changes: PageChanges
+) -> None:
+    changes.price_rules.append(PriceRuleRow(
+        event.position, fields["service_type"], fields["token_cost"],
+        micros(fields["valid_from"]), micros(fields["valid_to"]), changes.last_time or 0,
+    ))
+
+
+ACCOUNT_TOPIC = _ACCOUNT

@@ -1,0 +1,117 @@
+"""Prometheus metrics of the ledger (prometheus-client).
+
+No label names a user, an account or a transfer: label values come from
+small fixed sets (command kinds, error codes, projection names).
+
+Several processes (API workers, ``deals-ledger project`` workers): set
+``PROMETHEUS_MULTIPROC_DIR`` to an empty directory shared by all of them
+before they start (and empty it at deploy); every process then writes its
+values there and ``exposition()`` merges them. Gauges use ``livemax``: the
+value of the live process that reports the largest, which for the
+projection gauges is the active projector (standbys report 0).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+from domain.amounts import UNITS_PER_DEAL
+from domain.errors import LedgerError
+from domain.system import ISSUANCE_ID
+
+_LATENCY_BUCKETS_S = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)
+
+TRANSACTIONS = Counter(
+    "token_transactions", "Ledger commands answered, by command type and outcome "
+    "(status is ok or the error code)", ["type", "status"],
+)
+TRANSACTION_DURATION = Histogram(
+    "token_transaction_duration_seconds",
+    "Command latency from submission to answer (queue wait plus its batch)", ["type"],
+    buckets=_LATENCY_BUCKETS_S,
+)
+EVENTS_APPENDED = Counter(
+    "ledger_events_appended", "Events appended to the log (counted as the projector reads them)"
+)
+EVENTS_PROJECTED = Counter(
+    "projection_events", "Events applied to the read models", ["projection"]
+)
+PROJECTION_LAG_EVENTS = Gauge(
+    "projection_lag_events", "Events in the log not yet applied", ["projection"],
+    multiprocess_mode="livemax",
+)
+PROJECTION_LAG_SECONDS = Gauge(
+    "projection_lag_seconds",
+    "Age of the newest applied event while the projection is behind (0 when caught up)",
+    ["projection"], multiprocess_mode="livemax",
+)
+PROJECTION_ERRORS = Counter(
+    "projection_errors", "Pages that failed to apply (retried)", ["projection"]
+)
+INVARIANT_VIOLATIONS = Counter(
+    "read_model_invariant_violations", "Ledger rules found broken while projecting",
+    ["projection"],
+)
+PAGE_COMMIT_SECONDS = Histogram(
+    "projection_page_commit_seconds", "Time to commit one page of read-model changes",
+    ["projection"], buckets=_LATENCY_BUCKETS_S,
+)
+CACHE_HITS = Counter("balance_cache_hits", "Balance reads answered from Redis")
+CACHE_MISSES = Counter("balance_cache_misses", "Balance reads Redis had no entry for")
+CACHE_ERRORS = Counter(
+    "balance_cache_errors", "Redis failures (down, timeout), by read or write", ["operation"]
+)
+CACHE_BYPASSED = Counter(
+    "balance_cache_bypassed", "Balance reads that skipped Redis during a cool-down after a failure"
+)
+CIRCULATING_SUPPLY = Gauge(
+    "circulating_supply_deal", "Tokens in circulation (minus the issuance balance), in DEAL",
+    multiprocess_mode="livemax",
+)
+HOLDS_OUTSTANDING = Gauge("holds_outstanding", "Pending holds", multiprocess_mode="livemax")
+HOLDS_OUTSTANDING_DEAL = Gauge("holds_outstanding_deal", "Amount held by pending holds, in DEAL",
+                               multiprocess_mode="livemax")
+
+
+def observe_batch(report: Any) -> None:
+    """The command writer's batch observer (``application.writer.BatchReport``)."""
+    for command, result, queued_s in zip(report.commands, report.results, report.queued_s,
+                                         strict=True):
+        status = result.code if isinstance(result, LedgerError) else "ok"
+        TRANSACTIONS.labels(command.kind, status).inc()
+        TRANSACTION_DURATION.labels(command.kind).observe(queued_s + report.duration_s)
+
+
+def observe_page(changes: Any) -> None:
+    """After the projector committed a page."""
+    issuance = changes.balances.get(ISSUANCE_ID.hex)
+    if issuance is not None:
+        CIRCULATING_SUPPLY.set(-issuance.balance / UNITS_PER_DEAL)
+
+
+def set_holds_outstanding(count: int, amount: int) -> None:
+    HOLDS_OUTSTANDING.set(count)
+    HOLDS_OUTSTANDING_DEAL.set(amount / UNITS_PER_DEAL)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The Prometheus text for ``GET /metrics`` and its content type."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

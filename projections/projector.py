@@ -1,0 +1,285 @@
+"""The projector: follows the event log and keeps the read models current.
+
+It reads the log a page at a time after its tracking position, loads the
+rows the page touches, folds the page into them, and commits the rows, the
+hash-chain checkpoint and the new tracking position in one transaction.
+Only after that commit does it tell anyone: waiters on ``Progress`` (for
+read-your-writes), the Redis balance cache (write-through), the metrics.
+
+A crash at any point leaves either the whole page or none of it; the next
+start resumes from the tracking position, so every event is applied exactly
+once. Several projectors may run (one per API process, plus ``deals-ledger
+project`` workers): one holds the store's projection lock and works, the
+others stand by and take over when it goes away.
+
+In the API process the writer's batch observer wakes the projector right
+after each commit; otherwise it polls the log (``poll_interval_s``), which
+is also how writes of other processes are noticed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from projections import metrics
+from projections.cache import BalanceCache
+from projections.events import EventDecoder, EventLog, LogEvent
+from projections.fold import InvariantViolation, LedgerFold, PageChanges, keys_for
+from projections.hashchain import HashChain
+from projections.store import ReadModelStore
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PAGE_EVENTS = 1000
+DEFAULT_POLL_INTERVAL_S = 0.1
+STANDBY_RETRY_S = 1.0
+ERROR_BACKOFF_S_MAX = 5.0
+HOLDS_GAUGE_REFRESH_S = 1.0
+PROJECTION_NAME = "read_models"
+
+
+class Progress:
+    """The position the read models have reached in this process, and a
+    condition to wait on it (read-your-writes)."""
+
+    def __init__(self, position: int = 0) -> None:
+        self._position = position
+        self._condition = threading.Condition()
+
+    @property
+    def position(self) -> int:
+        return self._position
+
+    def advance(self, position: int) -> None:
+        with self._condition:
+            if position > self._position:
+                self._position = position
+            self._condition.notify_all()
+
+    def reset(self, position: int) -> None:
+        with self._condition:
+            self._position = position
+            self._condition.notify_all()
+
+    def wait_past(self, position: int, timeout_s: float) -> bool:
+        """Wait until ``position`` is reached or ``timeout_s`` passes."""
+        with self._condition:
+            return self._condition.wait_for(lambda: self._position >= position, timeout_s)
+
+
+@dataclass
+class PageReport:
+    events: int
+    position: int
+
+
+class Projector:
+    def __init__(
+        self,
+        log: EventLog,
+        decoder: EventDecoder,
+        store: ReadModelStore,
+        *,
+        cache: BalanceCache | None = None,
+        progress: Progress | None = None,
+        page_events: int = DEFAULT_PAGE_EVENTS,
+        poll_interval_s: float = DEFAULT_POLL_INTERVAL_S,
+        name: str = PROJECTION_NAME,
+    ) -> None:
+        self.log = log
+        self.decoder = decoder
+        self.store = store
+        self.cache = cache
+        self.progress = progress or Progress()
+        self.page_events = page_events
+        self.poll_interval_s = poll_interval_s
+        self.name = name
+        self.lock = store.projection_lock()
+        self.before_commit: Callable[[], None] | None = None  # fault injection in tests
+        self.after_commit: Callable[[], None] | None = None  # fault injection in tests
+        self._position: int | None = None
+        self._chain: HashChain | None = None
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._work_lock = threading.Lock()
+        self._last_event_time: float | None = None
+        self._holds_dirty = True
+        self._holds_refreshed_at = 0.0
+
+    # Lifecycle
+
+    def start(self) -> Projector:
+        if self._thread is None:
+            self._stopping.clear()
+            self._thread = threading.Thread(target=self._run, name=f"projector-{self.name}",
+                                            daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+        with self._work_lock:
+            self.lock.release()
+            self._forget()
+
+    def wake(self, *_: object) -> None:
+        """Look at the log now (e.g. right after the writer committed)."""
+        self._wake.set()
+
+    @property
+    def active(self) -> bool:
+        return self.lock.held
+
+    # Work
+
+    def run_once(self) -> PageReport:
+        """Apply at most one page, if this projector holds the lock."""
+        with self._work_lock:
+            if not self.lock.try_acquire():
+                return PageReport(0, self.progress.position)
+            try:
+                return self._apply_next_page()
+            except BaseException:
+                self._forget()
+                raise
+
+    def catch_up(
+        self, upto: int | None = None, *, progress_line: Callable[[int], None] | None = None
+    ) -> int:
+        """Apply pages until the log (as it was at the start, or ``upto``)
+        is applied; returns the number of events applied."""
+        target = self.log.head() if upto is None else upto
+        applied = 0
+        while True:
+            report = self.run_once()
+            applied += report.events
+            if progress_line is not None:
+                progress_line(report.position)
+            if report.events == 0 or report.position >= target:
+                return applied
+            if not self.lock.held:
+                return applied
+
+    def rebuild(self, *, progress_line: Callable[[int], None] | None = None) -> int:
+        """Empty the read models and apply the whole log again."""
+        with self._work_lock:
+            if not self.lock.try_acquire():
+                raise RuntimeError("another projector holds the lock; stop it to rebuild")
+            self.store.reset()
+            self._forget()
+            self.progress.reset(0)
+        if self.cache is not None:
+            self.cache.resync_from(self.store, 0)
+        return self.catch_up(progress_line=progress_line)
+
+    def _forget(self) -> None:
+        """Drop in-memory state; it is loaded again from the store."""
+        self._position = None
+        self._chain = None
+
+    def _apply_next_page(self) -> PageReport:
+        if self._position is None or self._chain is None:
+            self._position = self.store.position()
+            self._chain = HashChain(*self.store.chain_head())
+            self.progress.advance(self._position)
+            if self.cache is not None:
+                self.cache.heal(self.store)
+        previous = self._position
+        events = self.log.read(previous, self.page_events)
+        if not events:
+            if self.cache is not None and self.cache.needs_resync:
+                self.cache.heal(self.store)  # Redis may be back while the log is quiet
+            self._update_lag(previous, caught_up=True)
+            self._refresh_holds_gauge(idle=True)
+            return PageReport(0, previous)
+        changes = self._fold(events)
+        checkpoint = self._chain.extend(events)
+        started = time.perf_counter()
+        self.store.write_page(previous, changes, checkpoint, self.before_commit)
+        metrics.PAGE_COMMIT_SECONDS.labels(self.name).observe(time.perf_counter() - started)
+        self._chain.advance(checkpoint)
+        self._position = changes.last_position
+        if self.after_commit is not None:
+            self.after_commit()
+        self.progress.advance(changes.last_position)
+        self._after_page(events, changes)
+        return PageReport(len(events), changes.last_position)
+
+    def _fold(self, events: list[LogEvent]) -> PageChanges:
+        state = self.store.load(keys_for(events))
+        changes = LedgerFold(state, self.decoder).apply(events)
+        if changes.violations:
+            for violation in changes.violations[:20]:
+                logger.error("read model invariant broken: %s", violation)
+            metrics.INVARIANT_VIOLATIONS.labels(self.name).inc(len(changes.violations))
+            raise InvariantViolation(
+                f"{len(changes.violations)} invariant violation(s) in the page after position "
+                f"{events[0].position - 1}; first: {changes.violations[0]}"
+            )
+        return changes
+
+    def _after_page(self, events: list[LogEvent], changes: PageChanges) -> None:
+        metrics.EVENTS_APPENDED.inc(len(events))
+        metrics.EVENTS_PROJECTED.labels(self.name).inc(len(events))
+        if changes.last_time is not None:
+            self._last_event_time = changes.last_time / 1e6
+        if self.cache is not None and changes.balances:
+            since = events[0].position - 1  # every account changed in the page is past it
+            self.cache.write_through(
+                self.store, changes.balances.values(), since, changes.last_position
+            )
+        metrics.observe_page(changes)
+        self._holds_dirty = self._holds_dirty or bool(changes.holds)
+        caught_up = len(events) < self.page_events  # a short page reached the log's head
+        self._refresh_holds_gauge(idle=caught_up)
+        self._update_lag(changes.last_position, caught_up=caught_up)
+
+    def _refresh_holds_gauge(self, *, idle: bool) -> None:
+        """At most once a second under load; at once when the log is quiet."""
+        now = time.monotonic()
+        if self._holds_dirty and (idle or now - self._holds_refreshed_at >= HOLDS_GAUGE_REFRESH_S):
+            self._holds_dirty = False
+            self._holds_refreshed_at = now
+            metrics.set_holds_outstanding(*self.store.holds_outstanding())
+
+    def _update_lag(self, position: int, *, caught_up: bool = False) -> None:
+        try:
+            head = self.log.head()
+        except Exception:  # the lag is a gauge; the next page sets it
+            return
+        behind = max(0, head - position)
+        metrics.PROJECTION_LAG_EVENTS.labels(self.name).set(behind)
+        seconds = 0.0
+        if behind and self._last_event_time is not None:
+            seconds = max(0.0, time.time() - self._last_event_time)
+        metrics.PROJECTION_LAG_SECONDS.labels(self.name).set(seconds)
+
+    def _run(self) -> None:
+        backoff = 0.0
+        while not self._stopping.is_set():
+            self._wake.clear()  # a wake from now on is kept for the wait below
+            try:
+                report = self.run_once()
+                backoff = 0.0
+            except Exception:
+                logger.exception("projector %s failed; retrying", self.name)
+                metrics.PROJECTION_ERRORS.labels(self.name).inc()
+                backoff = min(ERROR_BACKOFF_S_MAX, max(0.1, backoff * 2))
+                self._stopping.wait(backoff)
+                continue
+            if not self.lock.held:
+                self._stopping.wait(STANDBY_RETRY_S)
+                continue
+            if report.events >= self.page_events:
+                continue
+            if report.events == 0:
+                self._wake.wait(self.poll_interval_s)

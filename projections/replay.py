@@ -1,0 +1,246 @@
+"""Audit replay: fold the stored log into fresh in-memory state with the
+projection's own fold and compare it with every read model, the Redis cache
+and the hash-chain checkpoints. One code path serves ``deals-ledger replay``
+and ``POST /v1/audit/replay`` (through ``ReadModelQueries.audit_replay``).
+
+The read models are read in one snapshot (a REPEATABLE READ transaction on
+PostgreSQL, a read transaction on SQLite), at their tracking position R:
+
+- history rows are compared page by page as the replay passes them, up to
+  the replay's cut or R, whichever is lower; since each row carries the
+  balance before and after, this also checks every point-in-time balance;
+- when the replay ends exactly at R (no cut given, or a cut at R), every
+  current-state model (balances, transactions, holds, wallets, price rules)
+  and the Redis cache are compared row by row;
+- conservation is checked on the replayed state: all balances sum to zero,
+  and no account but issuance has a negative available balance;
+- the hash chain over the stored events is recomputed and walked against
+  the checkpoints, reporting the first tampered position.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import fields
+from datetime import datetime
+from typing import Any
+
+from domain.account import ISSUANCE
+from projections.cache import BalanceCache
+from projections.events import EventDecoder, EventLog, LogEvent, micros, to_micros
+from projections.fold import FoldState, LedgerFold, PageChanges
+from projections.gc_pacing import bulk_fold_pacing
+from projections.hashchain import ChainVerifier
+from projections.queries import Mismatch, ReplayReport
+from projections.rows import (
+    BalanceRow,
+    HistoryRow,
+    HoldRow,
+    PriceRuleRow,
+    TransactionRow,
+    WalletRow,
+)
+from projections.store import ReadModelStore
+
+logger = logging.getLogger(__name__)
+
+MAX_MISMATCHES = 1000
+DEFAULT_PAGE_EVENTS = 5000
+
+
+class _Mismatches:
+    def __init__(self) -> None:
+        self.items: list[Mismatch] = []
+        self.dropped = 0
+
+    def add(self, model: str, key: str, expected: object, actual: object) -> None:
+        if len(self.items) < MAX_MISMATCHES:
+            self.items.append(Mismatch(model, key, str(expected), str(actual)))
+        else:
+            self.dropped += 1
+
+    def result(self) -> list[Mismatch]:
+        if self.dropped:
+            return [*self.items, Mismatch("report", "truncated", "", f"{self.dropped} more")]
+        return self.items
+
+
+class AuditReplay:
+    def __init__(
+        self, log: EventLog, decoder: EventDecoder, store: ReadModelStore, *,
+        cache: BalanceCache | None = None, page_events: int = DEFAULT_PAGE_EVENTS,
+        progress_line: Callable[[int], None] | None = None,
+    ) -> None:
+        self.log = log
+        self.decoder = decoder
+        self.store = store
+        self.cache = cache
+        self.page_events = page_events
+        self.progress_line = progress_line
+
+    def run(self, *, until_position: int | None = None, until: datetime | None = None
+            ) -> ReplayReport:
+        with bulk_fold_pacing():
+            return self._run(until_position, until)
+
+    def _run(self, until_position: int | None, until: datetime | None) -> ReplayReport:
+        mismatches = _Mismatches()
+        with self._snapshot() as cursor:
+            model_position = self.store._position(cursor)
+            cut = until_position if until_position is not None else (
+                model_position if until is None else self.log.head())
+            verifier = ChainVerifier(
+                _entries(self.store.checkpoints(cursor, upto=cut)),
+                self.store.last_checkpointed(cursor),
+            )
+            state, rules, replayed, last = self._fold(
+                cursor, cut, until, model_position, verifier, mismatches)
+            verifier.finish(last if until is not None else cut)
+            if last == model_position:
+                self._compare_state(cursor, state, mismatches)
+                _compare(PriceRuleRow.TABLE, {r.key: r for r in rules},
+                         {r.key: r for r in self.store.all_rows(cursor, PriceRuleRow)}, mismatches)
+                self._compare_cache(state, model_position, mismatches)
+            elif last > model_position:
+                mismatches.add("read_models", "position", last, model_position)
+        supply_ok, supply = self._conservation(state, mismatches)
+        if verifier.first_tampered is not None:
+            mismatches.add("event_log", f"position {verifier.first_tampered}",
+                           "as checkpointed by the projector", verifier.detail)
+        return ReplayReport(
+            events_replayed=replayed, accounts=len(state.balances), supply_ok=supply_ok,
+            supply=supply, last_position=last, mismatches=mismatches.result(),
+            first_tampered_position=verifier.first_tampered,
+        )
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[Any]:
+        snapshot = getattr(self.store, "snapshot", None)
+        with (snapshot() if snapshot is not None else self.store.read()) as cursor:
+            yield cursor
+
+    def _fold(
+        self, cursor: Any, cut: int, until: datetime | None, model_position: int,
+        verifier: ChainVerifier, mismatches: _Mismatches,
+    ) -> tuple[FoldState, list[PriceRuleRow], int, int]:
+        state = FoldState()
+        rules: list[PriceRuleRow] = []
+        fold = LedgerFold(state, self.decoder)
+        until_micros = None if until is None else to_micros(until)
+        replayed = last = 0
+        while last < cut:
+            events = self.log.read(last, self.page_events, upto=cut)
+            if not events:
+                break
+            if until_micros is not None:
+                events = self._before(events, until_micros)
+                if not events:
+                    break
+            changes = fold.apply(events)
+            rules.extend(changes.price_rules)
+            verifier.feed(events)
+            previous, last = last, events[-1].position
+            replayed += len(events)
+            for violation in changes.violations:
+                mismatches.add("invariants", violation.split(":")[0], "rule holds", violation)
+            self._compare_history(cursor, previous, min(last, model_position), changes, mismatches)
+            if self.progress_line is not None:
+                self.progress_line(last)
+            if until_micros is not None and len(events) < self.page_events and last < cut:
+                break
+        return state, rules, replayed, last
+
+    def _before(self, events: list[LogEvent], until_micros: int) -> list[LogEvent]:
+        """The events up to the first one stamped after ``until``."""
+        for index, event in enumerate(events):
+            stamp = micros(self.decoder.fields(event.state)["timestamp"])
+            if stamp is not None and stamp > until_micros:
+                return events[:index]
+        return events
+
+    def _compare_history(
+        self, cursor: Any, after: int, upto: int, changes: PageChanges, mismatches: _Mismatches
+    ) -> None:
+        if upto <= after:
+            return
+        expected = {row.position: row for row in changes.history if row.position <= upto}
+        actual = {row.position: row for row in self.store.history_between(cursor, after, upto)}
+        _compare(HistoryRow.TABLE, expected, actual, mismatches)
+
+    def _compare_state(self, cursor: Any, state: FoldState, mismatches: _Mismatches) -> None:
+        for row_type, expected in (
+            (BalanceRow, state.balances), (TransactionRow, state.transactions),
+            (HoldRow, state.holds), (WalletRow, state.wallets),
+        ):
+            actual = {row.key: row for row in self.store.all_rows(cursor, row_type)}
+            _compare(row_type.TABLE, expected, actual, mismatches)
+
+    def _compare_cache(self, state: FoldState, model_position: int, mismatches: _Mismatches
+                       ) -> None:
+        if self.cache is None:
+            return
+        rows = list(state.balances.values())
+        try:
+            head = self.log.head()
+            for start in range(0, len(rows), 1000):
+                batch = rows[start:start + 1000]
+                pipe = self.cache.client.pipeline(transaction=False)
+                for row in batch:
+                    pipe.hmget(self.cache.key(row.account_id), "p", "b", "h")
+                for row, (p, b, h) in zip(batch, pipe.execute(), strict=True):
+                    _compare_entry(row, p, b, h, model_position, head, mismatches)
+        except Exception as error:  # Redis down is not a finding about the data
+            logger.warning("audit replay could not read the Redis cache: %s", error)
+
+    @staticmethod
+    def _conservation(state: FoldState, mismatches: _Mismatches) -> tuple[bool, int]:
+        total = sum(row.balance for row in state.balances.values())
+        supply = -sum(row.balance for row in state.balances.values() if row.kind == ISSUANCE)
+        ok = total == 0
+        if not ok:
+            mismatches.add("supply", "sum of all balances", 0, total)
+        for row in state.balances.values():
+            if row.kind != ISSUANCE and row.balance - row.held < 0:
+                ok = False
+                mismatches.add("supply", f"available of {row.account_id}", ">= 0",
+                               row.balance - row.held)
+        return ok, supply
+
+
+def _entries(checkpoints: Iterable[Any]) -> Iterator[tuple[int, bytes]]:
+    for checkpoint in checkpoints:
+        yield from checkpoint.entries()
+
+
+def _compare(model: str, expected: dict[Any, Any], actual: dict[Any, Any],
+             mismatches: _Mismatches) -> None:
+    for key, row in expected.items():
+        other = actual.get(key)
+        if other is None:
+            mismatches.add(model, str(key), "present", "missing")
+        elif other != row:
+            for field in fields(row):
+                mine, theirs = getattr(row, field.name), getattr(other, field.name)
+                if mine != theirs:
+                    mismatches.add(model, f"{key}.{field.name}", mine, theirs)
+    for key in actual.keys() - expected.keys():
+        mismatches.add(model, str(key), "absent", "present")
+
+
+def _compare_entry(row: BalanceRow, p: Any, b: Any, h: Any, model_position: int, head: int,
+                   mismatches: _Mismatches) -> None:
+    if p is None:
+        return  # not cached: reads go to SQL
+    position = int(p)
+    if position > head:
+        mismatches.add("redis_cache", f"{row.account_id}.position", f"<= {head}", position)
+        return
+    if position > model_position:
+        return  # written after the snapshot
+    if position < row.position:
+        mismatches.add("redis_cache", f"{row.account_id}.position", row.position, position)
+    elif (int(b), int(h)) != (row.balance, row.held):
+        mismatches.add("redis_cache", row.account_id, (row.balance, row.held), (int(b), int(h)))
+

@@ -1,0 +1,73 @@
+"""``ReadSide``: the read models, their projector, the Redis cache and the
+queries of one process, built beside an eventsourcing application.
+
+The composition root (``interface.service.LedgerService``) builds one with
+the application it runs, starts it after the writer, registers
+``on_batch`` as the writer's observer (metrics, and a prompt wake-up of the
+projector after each commit) and hands ``queries`` to the HTTP API. The
+``deals-ledger project`` and ``replay`` commands build one without a writer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from eventsourcing.application import Application
+
+from projections import metrics
+from projections.cache import BalanceCache
+from projections.events import EventDecoder, event_log_for
+from projections.projector import DEFAULT_PAGE_EVENTS, DEFAULT_POLL_INTERVAL_S, Progress, Projector
+from projections.queries import MIN_POSITION_WAIT_S
+from projections.read_models import ReadModelQueries, utc_now
+from projections.store import open_store
+
+
+class ReadSide:
+    def __init__(
+        self,
+        app: Application[Any],
+        env: Mapping[str, str],
+        *,
+        redis_url: str | None = None,
+        redis_prefix: str = "",
+        page_events: int = DEFAULT_PAGE_EVENTS,
+        poll_interval_s: float = DEFAULT_POLL_INTERVAL_S,
+        clock: Callable[[], datetime] = utc_now,
+        max_wait_s: float | None = None,
+    ) -> None:
+        self.store = open_store(env)
+        self.log = event_log_for(app.recorder)
+        self.decoder = EventDecoder(app.mapper)
+        self.cache = BalanceCache(redis_url, prefix=redis_prefix) if redis_url else None
+        self.progress = Progress()
+        self.projector = Projector(
+            self.log, self.decoder, self.store, cache=self.cache, progress=self.progress,
+            page_events=page_events, poll_interval_s=poll_interval_s,
+        )
+        self.queries = ReadModelQueries(
+            self.store, self.log, self.decoder, cache=self.cache, progress=self.progress,
+            clock=clock, max_wait_s=MIN_POSITION_WAIT_S if max_wait_s is None else max_wait_s,
+        )
+
+    def start(self) -> ReadSide:
+        """Run the projector in a background thread (standby if another
+        process's projector holds the lock)."""
+        self.projector.start()
+        return self
+
+    def stop(self) -> None:
+        self.projector.stop()
+
+    def close(self) -> None:
+        self.stop()
+        if self.cache is not None:
+            self.cache.close()
+        self.store.close()
+
+    def on_batch(self, report: Any) -> None:
+        """The command writer's observer: metrics, then wake the projector."""
+        metrics.observe_batch(report)
+        self.projector.wake()

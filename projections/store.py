@@ -1,0 +1,662 @@
+"""Where the read models live: their tables, the projection's tracking
+position and hash-chain checkpoints, on SQLite or PostgreSQL.
+
+The SQL is one text for both databases (upserts, keyset reads, partial
+indexes are common ground); what differs is small and kept here: the
+placeholder style, table qualification by schema, the blob type, bulk
+insert (COPY on PostgreSQL) and the lock that keeps one projector active.
+
+Each store is built on the eventsourcing library's tracking recorder for its
+database, so a page of rows, its checkpoint and the tracking position commit
+in one transaction (exactly once). The tracking row is moved with a
+compare-and-set from the position the page was read after, first thing in
+the transaction: a second projector that read the same position blocks on
+that row until the first commits, then finds it moved and rolls back
+(``TrackingConflict``), so no page is ever applied twice, even if the
+one-active-projector lock is lost.
+
+On SQLite the read models have their own file beside the event store
+(``readmodels.sqlite``), so projection writes never wait for the event
+store's write lock; on PostgreSQL they are tables in the application's
+database and schema.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from operator import attrgetter
+from pathlib import Path
+from typing import Any
+
+from eventsourcing.persistence import IntegrityError
+from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
+from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
+
+from projections.cache import CachedBalance
+from projections.fold import FoldState, Keys, PageChanges
+from projections.hashchain import GENESIS_LINK, Checkpoint
+from projections.rows import (
+    BalanceRow,
+    HistoryRow,
+    HoldRow,
+    PriceRuleRow,
+    TransactionRow,
+    WalletRow,
+    columns,
+)
+
+logger = logging.getLogger(__name__)
+
+TRACKING_NAME = "read_models"
+READ_MODELS_FILE = "readmodels.sqlite"
+_IN_CHUNK = 500
+_UPSERTED = (BalanceRow, TransactionRow, HoldRow, WalletRow)
+_INSERTED = (HistoryRow, PriceRuleRow)
+READ_MODEL_TABLES = tuple(t.TABLE for t in (*_UPSERTED, *_INSERTED))
+
+
+class TrackingConflict(IntegrityError):
+    """Another projector moved the tracking position first: this page was
+    not applied (its transaction rolled back)."""
+
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS {balances} (
+  account_id TEXT PRIMARY KEY, kind TEXT NOT NULL, balance BIGINT NOT NULL,
+  held BIGINT NOT NULL, frozen INTEGER NOT NULL, opened_position BIGINT NOT NULL,
+  opened_at BIGINT NOT NULL, position BIGINT NOT NULL, updated_at BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS {balance_history} (
+  position {int_pk}, account_id TEXT NOT NULL, transfer_id TEXT NOT NULL,
+  change BIGINT NOT NULL, balance_before BIGINT NOT NULL, balance_after BIGINT NOT NULL,
+  type TEXT NOT NULL, reason TEXT NOT NULL, created_at BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS balance_history_by_account
+  ON {balance_history} (account_id, position);
+CREATE INDEX IF NOT EXISTS balance_history_by_account_time
+  ON {balance_history} (account_id, created_at, position);
+CREATE TABLE IF NOT EXISTS {transactions} (
+  transfer_id TEXT PRIMARY KEY, kind TEXT NOT NULL, source TEXT NOT NULL,
+  destination TEXT NOT NULL, amount BIGINT NOT NULL, reason TEXT NOT NULL,
+  phase TEXT NOT NULL, settlement TEXT NOT NULL, status TEXT NOT NULL,
+  reversed_by TEXT, reverses TEXT, spender TEXT, expires_at BIGINT, signature TEXT,
+  slot BIGINT, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL,
+  position BIGINT NOT NULL, updated_position BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS transactions_by_source ON {transactions} (source, position);
+CREATE INDEX IF NOT EXISTS transactions_by_destination ON {transactions} (destination, position);
+CREATE TABLE IF NOT EXISTS {holds} (
+  hold_id TEXT PRIMARY KEY, account_id TEXT NOT NULL, amount BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL, status TEXT NOT NULL, placed_position BIGINT NOT NULL,
+  placed_at BIGINT NOT NULL, closed_position BIGINT, closed_at BIGINT);
+CREATE INDEX IF NOT EXISTS holds_by_account ON {holds} (account_id, status);
+CREATE INDEX IF NOT EXISTS holds_due ON {holds} (expires_at) WHERE status = 'pending';
+CREATE TABLE IF NOT EXISTS {wallets} (
+  wallet_id TEXT PRIMARY KEY, address TEXT NOT NULL, account_id TEXT NOT NULL,
+  status TEXT NOT NULL, connected_at BIGINT NOT NULL, disconnected_at BIGINT,
+  position BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS wallets_by_account ON {wallets} (account_id);
+CREATE TABLE IF NOT EXISTS {price_rules} (
+  position {int_pk}, service_type TEXT NOT NULL, token_cost BIGINT NOT NULL,
+  valid_from BIGINT, valid_to BIGINT, set_at BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS {hash_checkpoints} (
+  last_position {int_pk}, first_position BIGINT NOT NULL, head {blob} NOT NULL,
+  positions {blob} NOT NULL, digests {blob} NOT NULL);
+CREATE TABLE IF NOT EXISTS {read_model_meta} (name TEXT PRIMARY KEY, value BIGINT NOT NULL)
+"""
+
+
+class ReadModelStore:
+    """Dialect-neutral part of the store. Subclasses provide ``_names``,
+    ``_param``, ``_cursor`` and the lock."""
+
+    kind = "abstract"
+    conninfo: dict[str, Any] | None = None
+    """PostgreSQL connection parameters (no password in any repr); None for SQLite."""
+    _names: dict[str, str]
+    _param = "?"
+    tracking_name = TRACKING_NAME
+
+    def __init__(self) -> None:
+        self._sql_cache: dict[str, str] = {}
+
+    # SQL text
+
+    def sql(self, text: str) -> str:
+        cached = self._sql_cache.get(text)
+        if cached is None:
+            cached = text.format(**self._names)
+            if self._param != "?":
+                cached = cached.replace("?", self._param)
+            self._sql_cache[text] = cached
+        return cached
+
+    def create_tables(self) -> None:
+        raise NotImplementedError
+
+    def ddl(self) -> list[str]:
+        return [s.strip() for s in self.sql(_DDL).split(";") if s.strip()]
+
+    # Reading
+
+    @contextmanager
+    def read(self) -> Iterator[Any]:
+        """A cursor in one read transaction (a consistent snapshot)."""
+        with self._cursor(commit=False) as cursor:
+            yield cursor
+
+    def _cursor(self, *, commit: bool) -> Any:
+        raise NotImplementedError
+
+    def position(self) -> int:
+        with self.read() as cursor:
+            return self._position(cursor)
+
+    def _position(self, cursor: Any) -> int:
+        cursor.execute(self.sql(
+            "SELECT notification_id FROM {tracking} WHERE application_name = ?"
+        ), (self.tracking_name,))
+        row = cursor.fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def load(self, keys: Keys) -> FoldState:
+        state = FoldState()
+        with self.read() as cursor:
+            state.balances = self._load(cursor, BalanceRow, keys.accounts)
+            state.transactions = self._load(cursor, TransactionRow, keys.transfers)
+            state.holds = self._load(cursor, HoldRow, keys.holds)
+            state.wallets = self._load(cursor, WalletRow, keys.wallets)
+        return state
+
+    def _load(self, cursor: Any, row_type: Any, keys: Iterable[str]) -> dict[str, Any]:
+        keys = list(keys)
+        rows: dict[str, Any] = {}
+        cols = ", ".join(columns(row_type))
+        for start in range(0, len(keys), _IN_CHUNK):
+            chunk = keys[start:start + _IN_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            cursor.execute(self.sql(
+                f"SELECT {cols} FROM {{{row_type.TABLE}}} "  # noqa: S608
+                f"WHERE {row_type.KEY[0]} IN ({marks})"
+            ), chunk)
+            for values in cursor.fetchall():
+                row = row_type(*values)
+                rows[row.key] = row
+        return rows
+
+    def all_rows(self, cursor: Any, row_type: Any, order: str | None = None) -> Iterator[Any]:
+        """Every row of a table, in bounded batches (for audit and tests)."""
+        cols = ", ".join(columns(row_type))
+        key = row_type.KEY[0]
+        last: Any = None
+        while True:
+            where = "" if last is None else f"WHERE {key} > ? "
+            cursor.execute(self.sql(
+                f"SELECT {cols} FROM {{{row_type.TABLE}}} {where}ORDER BY {key} LIMIT 5000"  # noqa: S608
+            ), () if last is None else (last,))
+            batch = cursor.fetchall()
+            if not batch:
+                return
+            for values in batch:
+                row = row_type(*values)
+                yield row
+            last = getattr(row, key)
+
+    def history_between(self, cursor: Any, after: int, upto: int) -> list[HistoryRow]:
+        cols = ", ".join(columns(HistoryRow))
+        cursor.execute(self.sql(
+            f"SELECT {cols} FROM {{balance_history}} WHERE position > ? AND position <= ? "  # noqa: S608
+            "ORDER BY position"
+        ), (after, upto))
+        return [HistoryRow(*values) for values in cursor.fetchall()]
+
+    # Balance cache entries: each read in one query, so its fields agree.
+
+    _CACHE_ENTRY = (
+        "SELECT b.account_id, b.balance, b.held, b.position, "
+        "(SELECT MIN(h.expires_at) FROM {holds} h "
+        "WHERE h.account_id = b.account_id AND h.status = 'pending') FROM {balances} b "
+    )
+
+    def cache_entries(self, account_ids: Sequence[str]) -> list[CachedBalance]:
+        entries: list[CachedBalance] = []
+        with self.read() as cursor:
+            for start in range(0, len(account_ids), _IN_CHUNK):
+                chunk = list(account_ids[start:start + _IN_CHUNK])
+                marks = ", ".join("?" * len(chunk))
+                cursor.execute(self.sql(self._CACHE_ENTRY + f"WHERE b.account_id IN ({marks})"),
+                               chunk)
+                entries.extend(CachedBalance(*row) for row in cursor.fetchall())
+        return entries
+
+    def cache_entries_changed_after(
+        self, position: int, after_account: str, limit: int
+    ) -> list[CachedBalance]:
+        with self.read() as cursor:
+            cursor.execute(self.sql(
+                self._CACHE_ENTRY + "WHERE b.position > ? AND b.account_id > ? "
+                "ORDER BY b.account_id LIMIT ?"
+            ), (position, after_account, limit))
+            return [CachedBalance(*row) for row in cursor.fetchall()]
+
+    def holds_outstanding(self) -> tuple[int, int]:
+        """Count and amount of pending holds."""
+        with self.read() as cursor:
+            cursor.execute(self.sql(
+                "SELECT COUNT(*), COALESCE(SUM(amount), 0) FROM {holds} WHERE status = 'pending'"
+            ))
+            count, amount = cursor.fetchone()
+        return int(count), int(amount)
+
+    # Hash chain checkpoints
+
+    def chain_head(self) -> tuple[int, bytes]:
+        with self.read() as cursor:
+            cursor.execute(self.sql(
+                "SELECT last_position, head FROM {hash_checkpoints} "
+                "ORDER BY last_position DESC LIMIT 1"
+            ))
+            row = cursor.fetchone()
+        return (0, GENESIS_LINK) if row is None else (int(row[0]), bytes(row[1]))
+
+    def checkpoints(self, cursor: Any, upto: int | None = None) -> Iterator[Checkpoint]:
+        last = 0
+        while True:
+            cursor.execute(self.sql(
+                "SELECT first_position, last_position, head, positions, digests "
+                "FROM {hash_checkpoints} WHERE last_position > ? ORDER BY last_position LIMIT 200"
+            ), (last,))
+            batch = cursor.fetchall()
+            if not batch:
+                return
+            for first, last_position, head, positions, digests in batch:
+                if upto is not None and first > upto:
+                    return
+                yield Checkpoint(
+                    first, last_position, bytes(head), bytes(positions), bytes(digests)
+                )
+                last = last_position
+
+    def last_checkpointed(self, cursor: Any) -> int:
+        cursor.execute(self.sql("SELECT MAX(last_position) FROM {hash_checkpoints}"))
+        row = cursor.fetchone()
+        return int(row[0] or 0) if row else 0
+
+    # Meta values (e.g. where the Redis cache must be resynchronised from)
+
+    def meta(self, name: str) -> int | None:
+        with self.read() as cursor:
+            cursor.execute(self.sql("SELECT value FROM {read_model_meta} WHERE name = ?"), (name,))
+            row = cursor.fetchone()
+        return None if row is None else int(row[0])
+
+    def set_meta(self, name: str, value: int | None) -> None:
+        with self._cursor(commit=True) as cursor:
+            if value is None:
+                cursor.execute(self.sql("DELETE FROM {read_model_meta} WHERE name = ?"), (name,))
+            else:
+                cursor.execute(self.sql(
+                    "INSERT INTO {read_model_meta} (name, value) VALUES (?, ?) "
+                    "ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+                ), (name, value))
+
+    # Writing
+
+    def write_page(
+        self, previous: int, changes: PageChanges, checkpoint: Checkpoint | None,
+        before_commit: Callable[[], None] | None = None,
+    ) -> None:
+        """Apply one page's changes and move tracking from ``previous`` to
+        the page's last position, in one transaction."""
+        with self._cursor(commit=True) as cursor:
+            self._advance_tracking(cursor, previous, changes.last_position)
+            for row_type, rows in (
+                (BalanceRow, changes.balances), (TransactionRow, changes.transactions),
+                (HoldRow, changes.holds), (WalletRow, changes.wallets),
+            ):
+                if rows:
+                    cursor.executemany(self._upsert_sql(row_type), [
+                        _values(row_type)(row) for row in rows.values()
+                    ])
+            if changes.history:
+                self._insert_many(cursor, HistoryRow, changes.history)
+            if changes.price_rules:
+                self._insert_many(cursor, PriceRuleRow, changes.price_rules)
+            if checkpoint is not None:
+                cursor.execute(self.sql(
+                    "INSERT INTO {hash_checkpoints} (last_position, first_position, head, "
+                    "positions, digests) VALUES (?, ?, ?, ?, ?)"
+                ), (checkpoint.last_position, checkpoint.first_position, checkpoint.head,
+                    checkpoint.positions, checkpoint.digests))
+            if before_commit is not None:
+                before_commit()
+
+    def _advance_tracking(self, cursor: Any, previous: int, position: int) -> None:
+        cursor.execute(self.sql(
+            "UPDATE {tracking} SET notification_id = ? "
+            "WHERE application_name = ? AND notification_id = ? RETURNING notification_id"
+        ), (position, self.tracking_name, previous))
+        if cursor.fetchone() is None:
+            raise TrackingConflict(
+                f"tracking of {self.tracking_name} is no longer at {previous}: "
+                "another projector applied this page"
+            )
+
+    def _upsert_sql(self, row_type: Any) -> str:
+        cols = columns(row_type)
+        key = row_type.KEY[0]
+        updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c != key)
+        return self.sql(  # table and column names are the row classes' own
+            f"INSERT INTO {{{row_type.TABLE}}} ({', '.join(cols)}) "  # noqa: S608
+            f"VALUES ({', '.join('?' * len(cols))}) ON CONFLICT ({key}) DO UPDATE SET {updates}"
+        )
+
+    def _insert_many(self, cursor: Any, row_type: Any, rows: Sequence[Any]) -> None:
+        cols = columns(row_type)
+        cursor.executemany(self.sql(
+            f"INSERT INTO {{{row_type.TABLE}}} ({', '.join(cols)}) "  # noqa: S608
+            f"VALUES ({', '.join('?' * len(cols))})"
+        ), [_values(row_type)(row) for row in rows])
+
+    def reset(self) -> None:
+        """Empty every read model and move tracking back to 0 (for a rebuild).
+        The hash-chain checkpoints stay: they are evidence, not a model."""
+        with self._cursor(commit=True) as cursor:
+            for table in READ_MODEL_TABLES:
+                cursor.execute(self._truncate(table))
+            cursor.execute(self.sql(
+                "UPDATE {tracking} SET notification_id = 0 WHERE application_name = ?"
+            ), (self.tracking_name,))
+
+    def _truncate(self, table: str) -> str:
+        return self.sql(f"DELETE FROM {{{table}}}")  # noqa: S608
+
+    # Locks and lifecycle
+
+    def projection_lock(self) -> ProjectionLock:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+_getters: dict[type, Callable[[Any], tuple[Any, ...]]] = {}
+
+
+def _values(row_type: Any) -> Callable[[Any], tuple[Any, ...]]:
+    getter = _getters.get(row_type)
+    if getter is None:
+        getter = attrgetter(*columns(row_type))
+        _getters[row_type] = getter
+    return getter
+
+
+class ProjectionLock:
+    """Keeps one holder active (one projector per read-model store, one
+    settler per ledger); the others wait."""
+
+    def try_acquire(self) -> bool:
+        raise NotImplementedError
+
+    @property
+    def held(self) -> bool:
+        raise NotImplementedError
+
+    def release(self) -> None:
+        raise NotImplementedError
+
+
+# SQLite
+
+
+class _SQLiteRecorder(SQLiteTrackingRecorder):
+    def __init__(self, datastore: SQLiteDatastore, store: SQLiteReadModelStore) -> None:
+        self._store = store
+        super().__init__(datastore)
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [*super().construct_create_table_statements(), *self._store.ddl()]
+
+
+class SQLiteReadModelStore(ReadModelStore):
+    kind = "sqlite"
+
+    def __init__(self, path: Path, lock_timeout_s: int = 10) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._names = {
+            **{t: t for t in (*READ_MODEL_TABLES, "hash_checkpoints", "read_model_meta")},
+            "tracking": "tracking", "int_pk": "INTEGER PRIMARY KEY", "blob": "BLOB",
+        }
+        self.datastore = SQLiteDatastore(str(self.path), lock_timeout=lock_timeout_s)
+        self.recorder = _SQLiteRecorder(self.datastore, self)
+
+    def create_tables(self) -> None:
+        """Create what is missing; processes starting together take turns
+        (the library's tracking-table check must see the other's commit)."""
+        fd = os.open(self.path.with_suffix(".ddl.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self.recorder.create_table()
+            with self._cursor(commit=True) as cursor:
+                cursor.execute(
+                    "INSERT INTO tracking (application_name, notification_id) VALUES (?, 0) "
+                    "ON CONFLICT (application_name) DO NOTHING", (self.tracking_name,),
+                )
+        finally:
+            os.close(fd)  # releases the lock
+
+    @contextmanager
+    def _cursor(self, *, commit: bool) -> Iterator[Any]:
+        with self.datastore.transaction(commit=commit) as cursor:
+            yield cursor
+
+    def projection_lock(self) -> ProjectionLock:
+        return FileLock(self.path.with_suffix(".lock"))
+
+    def close(self) -> None:
+        self.datastore.close()
+
+
+class FileLock(ProjectionLock):
+    """An exclusive ``flock`` on a file: one process (and one holder in it)
+    at a time; the OS drops it if the process dies, so a standby takes over
+    without waiting for a timeout. Used for the projector and, through the
+    interface, for the settler's lease."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def try_acquire(self) -> bool:
+        if self._fd is not None:
+            return True
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())  # who holds it, for an operator
+        self._fd = fd
+        return True
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+# PostgreSQL
+
+
+class _PostgresRecorder(PostgresTrackingRecorder):
+    def __init__(self, datastore: PostgresDatastore, store: PostgresReadModelStore) -> None:
+        super().__init__(datastore, tracking_table_name="read_model_tracking")
+        from psycopg.sql import SQL, Composed
+
+        self.sql_create_statements.extend(Composed([SQL(s)]) for s in store.ddl())
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+class PostgresReadModelStore(ReadModelStore):
+    kind = "postgres"
+    _param = "%s"
+
+    def __init__(self, env: Mapping[str, str], pool_size: int = 4) -> None:
+        super().__init__()
+        self.schema = env.get("POSTGRES_SCHEMA") or "public"
+        self.conninfo: dict[str, Any] = {
+            "dbname": env["POSTGRES_DBNAME"], "host": env["POSTGRES_HOST"],
+            "port": env.get("POSTGRES_PORT", "5432"), "user": env["POSTGRES_USER"],
+            "password": env.get("POSTGRES_PASSWORD", ""),
+        }
+        prefix = _quote(self.schema) + "."
+        self._names = {
+            **{t: prefix + t for t in (*READ_MODEL_TABLES, "hash_checkpoints", "read_model_meta")},
+            "tracking": prefix + "read_model_tracking", "int_pk": "BIGINT PRIMARY KEY",
+            "blob": "BYTEA",
+        }
+        self.datastore = PostgresDatastore(
+            self.conninfo["dbname"], self.conninfo["host"], self.conninfo["port"],
+            self.conninfo["user"], self.conninfo["password"], schema=self.schema,
+            pool_size=pool_size, max_overflow=pool_size * 2,
+            connect_timeout=float(env.get("POSTGRES_CONNECT_TIMEOUT", "5")),
+            lock_timeout=int(env.get("POSTGRES_LOCK_TIMEOUT", "0") or 0),
+            pre_ping=True,
+        )
+        self.recorder = _PostgresRecorder(self.datastore, self)
+
+    def create_tables(self) -> None:
+        """Create what is missing. Concurrent ``CREATE ... IF NOT EXISTS`` can
+        deadlock on PostgreSQL, so processes starting together take turns
+        under an advisory lock held on a connection of its own."""
+        import psycopg
+
+        key = advisory_lock_key(f"deals-ledger:{self.schema}:read-model-ddl")
+        with psycopg.connect(**self.conninfo, autocommit=True, connect_timeout=5) as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+            self._create_tables_locked()
+
+    def _create_tables_locked(self) -> None:
+        self.recorder.create_table()
+        with self._cursor(commit=True) as cursor:
+            cursor.execute(self.sql(
+                "INSERT INTO {tracking} (application_name, notification_id) VALUES (?, 0) "
+                "ON CONFLICT (application_name) DO NOTHING"
+            ), (self.tracking_name,))
+
+    @contextmanager
+    def _cursor(self, *, commit: bool) -> Iterator[Any]:
+        from psycopg.rows import tuple_row
+
+        with self.datastore.get_connection() as conn, conn.transaction(force_rollback=not commit):
+            yield conn.cursor(row_factory=tuple_row)
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Any]:
+        """A read-only REPEATABLE READ transaction: every query sees one state."""
+        with self._cursor(commit=False) as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            yield cursor
+
+    def _insert_many(self, cursor: Any, row_type: Any, rows: Sequence[Any]) -> None:
+        cols = columns(row_type)
+        getter = _values(row_type)
+        statement = self.sql(f"COPY {{{row_type.TABLE}}} ({', '.join(cols)}) FROM STDIN")
+        with cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(getter(row))
+
+    def _truncate(self, table: str) -> str:
+        return self.sql(f"TRUNCATE {{{table}}}")
+
+    def projection_lock(self) -> ProjectionLock:
+        return AdvisoryLock(self.conninfo,
+                            advisory_lock_key(f"deals-ledger:{self.schema}:{self.tracking_name}"))
+
+    def close(self) -> None:
+        self.datastore.close()
+
+
+def advisory_lock_key(name: str) -> int:
+    """A stable 64-bit advisory-lock key for a name (schema-qualified by the caller)."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+class AdvisoryLock(ProjectionLock):
+    """A PostgreSQL session advisory lock, held on a connection of its own:
+    if the holder dies, the server drops the lock with the connection, and
+    ``held`` checks that connection is alive since the lock goes with it."""
+
+    def __init__(self, conninfo: Mapping[str, Any], key: int, purpose: str = "projection") -> None:
+        self._conninfo = dict(conninfo)
+        self._key = key
+        self._purpose = purpose
+        self._conn: Any = None
+
+    def try_acquire(self) -> bool:
+        import psycopg
+
+        if self.held:
+            return True
+        self.release()
+        try:
+            conn = psycopg.connect(**self._conninfo, autocommit=True, connect_timeout=5)
+        except psycopg.Error as error:
+            logger.warning("%s lock: cannot connect: %s", self._purpose, type(error).__name__)
+            return False
+        try:
+            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (self._key,)).fetchone()
+        except psycopg.Error:
+            row = None
+        if not row or not row[0]:
+            conn.close()
+            return False
+        self._conn = conn
+        return True
+
+    @property
+    def held(self) -> bool:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            return False
+        try:
+            self._conn.execute("SELECT 1")
+        except Exception:
+            return False
+        return True
+
+    def release(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):  # closing a dead connection
+                self._conn.close()
+            self._conn = None
+
+
+def open_store(env: Mapping[str, str]) -> ReadModelStore:
+    """The read-model store beside the event store the eventsourcing ``env``
+    describes, with its tables created."""
+    store: ReadModelStore
+    if "POSTGRES_DBNAME" in env:
+        store = PostgresReadModelStore(env)
+    elif "SQLITE_DBNAME" in env:
+        store = SQLiteReadModelStore(Path(env["SQLITE_DBNAME"]).parent / READ_MODELS_FILE)
+    else:
+        raise ValueError(f"no read-model store for persistence module "
+                         f"{env.get('PERSISTENCE_MODULE')!r}")
+    store.create_tables()
+    return store
