@@ -1,0 +1,265 @@
+"""What both chain adapters do the same way: genesis, and signing movements
+with the token accounts they need created on first need.
+
+Each adapter supplies a few primitives (does an account exist, a blockhash,
+the mint's supply, rent) and the port's query methods; this base turns them
+into ``ensure_genesis`` and ``sign_movements`` so the two adapters cannot
+drift apart in what they put on chain.
+
+Creating a token account twice fails the whole transaction, and a failed
+transaction means a ledger reversal. So the base remembers which signed
+submissions create which accounts: while such a submission may still land,
+a new movement on that account is refused with a retryable
+``TokenAccountCreationPendingError`` rather than signed into a transaction
+that could only fail (or, without the creation, that could fail if the first
+one were lost).
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from uuid import UUID
+
+from solders.hash import Hash
+from solders.instruction import Instruction
+from solders.message import Message
+from solders.pubkey import Pubkey
+
+from application.chain import (
+    ChainError,
+    ChainMovement,
+    ChainTransaction,
+    ChainUnavailableError,
+    SignatureStatus,
+    SignedSubmission,
+)
+from interface.chain import transactions as tx
+from interface.chain.custody import CustodyKey
+
+GENESIS_MEMO_PREFIX = "deal-genesis:"
+SIGNATURE_STATUSES_MAX = 256  # getSignatureStatuses' own cap
+GENESIS_POLL_INTERVAL_S = 0.4  # about one slot on a real cluster
+GENESIS_POLLS_MAX = 600
+
+
+class TokenAccountCreationPendingError(ChainUnavailableError):
+    """A movement touches a token account that an earlier signed submission
+    creates, and that submission may still land: retry once it has landed
+    or its blockhash has expired."""
+
+
+class GenesisError(ChainError):
+    """Genesis could not be completed (its transaction failed on chain or
+    never landed in time); nothing was minted twice."""
+
+
+@dataclass(frozen=True)
+class _PendingCreation:
+    signature: str
+    last_valid_block_height: int
+
+
+class SeededTokenChain(abc.ABC):
+    """The DEAL mint and its token accounts at seed addresses of one
+    custody authority, on some Solana. Subclasses implement the port's
+    queries and the primitives below."""
+
+    def __init__(self, custody: CustodyKey) -> None:
+        self._custody = custody
+        self._mint = tx.mint_address(custody.pubkey)
+        self._rent: tx.RentLamports | None = None
+        self._known_accounts: set[Pubkey] = set()
+        self._pending_creations: dict[Pubkey, _PendingCreation] = {}
+
+    # --- primitives -----------------------------------------------------------
+
+    @abc.abstractmethod
+    async def _account_exists(self, address: Pubkey) -> bool: ...
+
+    @abc.abstractmethod
+    async def _account_data(self, address: Pubkey) -> bytes | None: ...
+
+    @abc.abstractmethod
+    async def _latest_blockhash(self) -> tuple[Hash, int]: ...
+
+    @abc.abstractmethod
+    async def _rent_lamports(self) -> tx.RentLamports: ...
+
+    # --- the port's queries, per adapter -----------------------------------------
+
+    @abc.abstractmethod
+    async def send(self, submission: SignedSubmission) -> None: ...
+
+    @abc.abstractmethod
+    async def signature_statuses(
+        self, signatures: Sequence[str]
+    ) -> dict[str, SignatureStatus | None]: ...
+
+    @abc.abstractmethod
+    async def block_height(self) -> int: ...
+
+    @abc.abstractmethod
+    async def token_balance(self, account_id: UUID) -> int | None: ...
+
+    @abc.abstractmethod
+    async def signatures_for_account(
+        self, account_id: UUID, *, before: str | None = None, limit: int = 1000
+    ) -> list[str]: ...
+
+    @abc.abstractmethod
+    async def transaction(self, signature: str) -> ChainTransaction | None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    # --- shared port methods ---------------------------------------------------
+
+    @property
+    def mint_address(self) -> str:
+        return str(self._mint)
+
+    @property
+    def max_movements_per_transaction(self) -> int:
+        return tx.MAX_MOVEMENTS_PER_TRANSACTION
+
+    def token_account_address(self, account_id: UUID) -> str:
+        return str(tx.token_account_address(self._custody.pubkey, account_id))
+
+    async def ensure_genesis(self, treasury_id: UUID, initial_supply: int) -> None:
+        """Create the mint and the treasury's token account if missing and
+        mint the initial supply if the mint has never minted. Safe to call on
+        every start: a second call finds everything done and sends nothing."""
+        if type(initial_supply) is not int or not 0 < initial_supply <= tx.U64_MAX:
+            raise ValueError("initial_supply_must_be_positive_int_base_units")
+        instructions = await self._genesis_instructions(treasury_id, initial_supply)
+        if not instructions:
+            return
+        submission = await self._sign(instructions)
+        await self.send(submission)
+        await self._await_landing(submission)
+
+    async def sign_movements(self, movements: Sequence[ChainMovement]) -> SignedSubmission:
+        """Sign (not send) one transaction carrying ``movements`` and the
+        token accounts they need created."""
+        tx.validate_movements(movements, self.max_movements_per_transaction)
+        to_create = await self._accounts_to_create(tx.touched_account_ids(movements))
+        rent = await self._cached_rent()
+        blockhash, last_valid = await self._latest_blockhash()
+        message = tx.movements_message(self._custody.pubkey, movements, to_create, rent, blockhash)
+        transfer_ids = tuple(movement.transfer_id for movement in movements)
+        submission = self._signed(message, blockhash, last_valid, transfer_ids)
+        for account_id in to_create:
+            address = tx.token_account_address(self._custody.pubkey, account_id)
+            self._pending_creations[address] = _PendingCreation(submission.signature, last_valid)
+        return submission
+
+    # --- helpers ---------------------------------------------------------------
+
+    def _signed(
+        self,
+        message: Message,
+        blockhash: Hash,
+        last_valid_block_height: int,
+        transfer_ids: tuple[UUID, ...],
+    ) -> SignedSubmission:
+        tx.require_fits_packet(message)
+        signed = self._custody.sign_transaction(message, blockhash)
+        return SignedSubmission(
+            signature=str(signed.signatures[0]),
+            last_valid_block_height=last_valid_block_height,
+            transaction=bytes(signed),
+            transfer_ids=transfer_ids,
+        )
+
+    async def _sign(self, instructions: list[Instruction]) -> SignedSubmission:
+        blockhash, last_valid = await self._latest_blockhash()
+        message = Message.new_with_blockhash(instructions, self._custody.pubkey, blockhash)
+        return self._signed(message, blockhash, last_valid, transfer_ids=())
+
+    async def _cached_rent(self) -> tx.RentLamports:
+        if self._rent is None:
+            self._rent = await self._rent_lamports()
+        return self._rent
+
+    async def _genesis_instructions(
+        self, treasury_id: UUID, initial_supply: int
+    ) -> list[Instruction]:
+        authority = self._custody.pubkey
+        rent = await self._cached_rent()
+        treasury = tx.token_account_address(authority, treasury_id)
+        mint_data = await self._account_data(self._mint)
+        instructions: list[Instruction] = []
+        if mint_data is None:
+            instructions += tx.create_mint_instructions(authority, rent)
+        if not await self._account_exists(treasury):
+            instructions += tx.create_token_account_instructions(authority, treasury_id, rent)
+        if mint_data is None or tx.mint_supply(mint_data) == 0:
+            instructions.append(tx.mint_to_instruction(authority, treasury, initial_supply))
+            memo = f"{GENESIS_MEMO_PREFIX}{treasury_id}".encode()
+            instructions.append(Instruction(tx.MEMO_PROGRAM_ID, memo, []))
+        return instructions
+
+    async def _accounts_to_create(self, account_ids: list[UUID]) -> list[UUID]:
+        missing: list[UUID] = []
+        for account_id in account_ids:
+            address = tx.token_account_address(self._custody.pubkey, account_id)
+            if await self._known_to_exist(address):
+                continue
+            await self._refuse_if_creation_pending(address)
+            missing.append(account_id)
+        return missing
+
+    def _forget_creations_of(self, signature: str) -> None:
+        """A submission the chain rejected creates nothing (and is never
+        sent again, see ``ChainRejectedError``): its movements may be signed
+        again at once, with the creations they need."""
+        for address, pending in list(self._pending_creations.items()):
+            if pending.signature == signature:
+                del self._pending_creations[address]
+
+    async def _known_to_exist(self, address: Pubkey) -> bool:
+        """Token accounts are never closed, so one sighting is enough."""
+        if address in self._known_accounts:
+            return True
+        if not await self._account_exists(address):
+            return False
+        self._known_accounts.add(address)
+        self._pending_creations.pop(address, None)
+        return True
+
+    async def _refuse_if_creation_pending(self, address: Pubkey) -> None:
+        pending = self._pending_creations.get(address)
+        if pending is None:
+            return
+        if await self.block_height() > pending.last_valid_block_height:
+            del self._pending_creations[address]  # it can no longer land
+            return
+        status = (await self.signature_statuses([pending.signature]))[pending.signature]
+        if status is not None and status.error is not None:
+            del self._pending_creations[address]  # landed failed: nothing created
+            return
+        raise TokenAccountCreationPendingError(
+            f"token account {address} is created by submission {pending.signature}, "
+            f"which may land until block height {pending.last_valid_block_height}"
+        )
+
+    async def _await_landing(self, submission: SignedSubmission) -> None:
+        """Poll (bounded) until genesis landed, failed, or expired."""
+        for _ in range(GENESIS_POLLS_MAX):
+            status = (await self.signature_statuses([submission.signature]))[submission.signature]
+            if status is not None and status.error is None:
+                return
+            if status is not None:
+                raise GenesisError(f"genesis transaction failed on chain: {status.error}")
+            if await self.block_height() > submission.last_valid_block_height:
+                raise GenesisError("genesis transaction expired before landing")
+            await asyncio.sleep(GENESIS_POLL_INTERVAL_S)
+        raise GenesisError("genesis transaction did not land in time")
+
+
+def require_statuses_bound(signatures: Sequence[str]) -> None:
+    if len(signatures) > SIGNATURE_STATUSES_MAX:
+        raise ValueError(f"signatures_must_be_at_most_{SIGNATURE_STATUSES_MAX}")

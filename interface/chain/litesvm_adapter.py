@@ -1,0 +1,120 @@
+"""``LiteSvmChain``: the chain port on an in-process ``EmbeddedSolana``, the
+embedded default (no validator, no network, state under the data dir).
+
+Sending runs preflight like an RPC node: a transaction that would fail is
+refused with ``ChainRejectedError`` and never lands, so on this adapter a
+failed movement always surfaces from ``send``, never as a status with an
+error. The work is synchronous and takes microseconds, so the async methods
+simply call it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from uuid import UUID
+
+from solders.hash import Hash
+from solders.pubkey import Pubkey
+from solders.transaction import Transaction
+
+from application.chain import (
+    ChainRejectedError,
+    ChainTransaction,
+    SignatureStatus,
+    SignedSubmission,
+)
+from interface.chain import transactions as tx
+from interface.chain.base import SeededTokenChain, require_statuses_bound
+from interface.chain.custody import CustodyKey
+from interface.chain.embedded import EmbeddedSolana
+from interface.chain.embedded_store import LandedTransaction
+
+FEE_PAYER_LAMPORTS_MIN = 10 * 10**9  # top up below 10 SOL...
+FEE_PAYER_LAMPORTS_TOP_UP = 1_000 * 10**9  # ...to 1000 SOL: the embedded faucet
+CONFIRMATION = "finalized"  # one node, no forks: what landed is final
+
+
+class LiteSvmChain(SeededTokenChain):
+    """The port on an embedded chain; ``close`` closes that chain."""
+
+    def __init__(self, chain: EmbeddedSolana, custody: CustodyKey) -> None:
+        super().__init__(custody)
+        self._chain = chain
+
+    @property
+    def embedded(self) -> EmbeddedSolana:
+        """The chain itself, for tests and operator tools."""
+        return self._chain
+
+    async def send(self, submission: SignedSubmission) -> None:
+        self._ensure_fee_payer_funded()
+        outcome = self._chain.process(Transaction.from_bytes(submission.transaction))
+        rejection = outcome.rejection
+        if rejection is None:
+            return  # landed now or (fault injection) dropped
+        if self._chain.landed(submission.signature) is not None:
+            return  # landed before: AlreadyProcessed, or BlockhashNotFound once expired
+        self._forget_creations_of(submission.signature)
+        raise ChainRejectedError(rejection.error)
+
+    async def signature_statuses(
+        self, signatures: Sequence[str]
+    ) -> dict[str, SignatureStatus | None]:
+        require_statuses_bound(signatures)
+        return {signature: _status(self._chain.landed(signature)) for signature in signatures}
+
+    async def block_height(self) -> int:
+        return self._chain.block_height()
+
+    async def token_balance(self, account_id: UUID) -> int | None:
+        data = await self._account_data(tx.token_account_address(self._custody.pubkey, account_id))
+        return None if data is None else tx.token_account_amount(data)
+
+    async def signatures_for_account(
+        self, account_id: UUID, *, before: str | None = None, limit: int = 1000
+    ) -> list[str]:
+        address = self.token_account_address(account_id)
+        page = self._chain.signatures_for_address(address, before=before, limit=limit)
+        return [landed.signature for landed in page]
+
+    async def transaction(self, signature: str) -> ChainTransaction | None:
+        landed = self._chain.landed(signature)
+        if landed is None:
+            return None
+        return ChainTransaction(
+            signature=landed.signature,
+            slot=landed.slot,
+            error=landed.error,
+            memo_transfer_ids=landed.memo_transfer_ids,
+            token_deltas=landed.token_deltas,
+            memos=landed.memos,
+        )
+
+    async def close(self) -> None:
+        self._chain.close()
+
+    # --- primitives ---------------------------------------------------------
+
+    async def _account_exists(self, address: Pubkey) -> bool:
+        return self._chain.get_account(address) is not None
+
+    async def _account_data(self, address: Pubkey) -> bytes | None:
+        account = self._chain.get_account(address)
+        return None if account is None else bytes(account.data)
+
+    async def _latest_blockhash(self) -> tuple[Hash, int]:
+        return self._chain.latest_blockhash()
+
+    async def _rent_lamports(self) -> tx.RentLamports:
+        return self._chain.rent_lamports()
+
+    def _ensure_fee_payer_funded(self) -> None:
+        account = self._chain.get_account(self._custody.pubkey)
+        if account is None or account.lamports < FEE_PAYER_LAMPORTS_MIN:
+            self._chain.fund(self._custody.pubkey, FEE_PAYER_LAMPORTS_TOP_UP)
+
+
+def _status(landed: LandedTransaction | None) -> SignatureStatus | None:
+    if landed is None:
+        return None
+    return SignatureStatus(landed.signature, landed.slot, landed.error, CONFIRMATION)

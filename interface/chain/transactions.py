@@ -1,0 +1,371 @@
+"""Pure solders code both chain adapters share: where each ledger account's
+token account lives, which instructions mirror a movement, and how many
+movements one Solana transaction can carry.
+
+Everything here is deterministic and does no I/O, so the LiteSVM adapter and
+the RPC adapter build byte-identical transactions for the same inputs.
+
+Transactions are legacy, not v0: v0 only pays off with address lookup
+tables, and ours would have to be created, extended and waited on before
+use (every ledger account has its own token account). Legacy is one byte
+shorter without them and every RPC node, explorer and client reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from uuid import UUID, uuid4
+
+from solders.hash import Hash
+from solders.instruction import AccountMeta, Instruction
+from solders.message import Message
+from solders.pubkey import Pubkey
+from solders.rpc.responses import RpcSimulateTransactionResult
+from solders.system_program import (
+    CreateAccountWithSeedParams,
+    create_account_with_seed,
+)
+from solders.token.state import Mint, TokenAccount
+from solders.transaction import Transaction
+from solders.transaction_status import TransactionErrorType
+
+from application.chain import ChainMovement
+
+TOKEN_PROGRAM_ID = Pubkey.from_string("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA")
+MEMO_PROGRAM_ID = Pubkey.from_string("MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr")
+
+DEAL_DECIMALS = 8
+MINT_SEED = "deals-ledger:deal-mint"  # the mint lives at a seed address: no extra signer
+MINT_ACCOUNT_LEN = 82
+TOKEN_ACCOUNT_LEN = 165
+PACKET_DATA_SIZE = 1232  # Solana's limit for one serialized transaction
+MEMO_PREFIX = "deal:"
+U64_MAX = 2**64 - 1
+
+_INITIALIZE_MINT2 = 20
+_INITIALIZE_ACCOUNT3 = 18
+_TRANSFER_CHECKED = 12
+_MINT_TO_CHECKED = 14
+_BURN_CHECKED = 15
+_FREEZE_ACCOUNT = 10
+
+
+@dataclass(frozen=True)
+class RentLamports:
+    """Rent-exempt minimum balances, read from the chain once."""
+
+    mint_account: int
+    token_account: int
+
+
+# --- addresses ---------------------------------------------------------------
+
+
+def mint_address(authority: Pubkey) -> Pubkey:
+    return Pubkey.create_with_seed(authority, MINT_SEED, TOKEN_PROGRAM_ID)
+
+
+def token_account_address(authority: Pubkey, account_id: UUID) -> Pubkey:
+    """One token account per ledger account, at an address anyone holding
+    the authority's public key can recompute (seed = the UUID's 32 hex)."""
+    return Pubkey.create_with_seed(authority, account_id.hex, TOKEN_PROGRAM_ID)
+
+
+# --- instructions ------------------------------------------------------------
+
+
+def create_mint_instructions(authority: Pubkey, rent: RentLamports) -> list[Instruction]:
+    """The DEAL mint: 8 decimals, the authority mints and may freeze."""
+    mint = mint_address(authority)
+    create = _create_seeded_account(authority, mint, MINT_SEED, rent.mint_account, MINT_ACCOUNT_LEN)
+    data = (
+        struct.pack("<BB", _INITIALIZE_MINT2, DEAL_DECIMALS)
+        + bytes(authority)
+        + b"\x01"  # COption::Some(freeze authority)
+        + bytes(authority)
+    )
+    return [create, Instruction(TOKEN_PROGRAM_ID, data, [_writable(mint)])]
+
+
+def create_token_account_instructions(
+    authority: Pubkey, account_id: UUID, rent: RentLamports
+) -> list[Instruction]:
+    address = token_account_address(authority, account_id)
+    create = _create_seeded_account(
+        authority, address, account_id.hex, rent.token_account, TOKEN_ACCOUNT_LEN
+    )
+    data = struct.pack("<B", _INITIALIZE_ACCOUNT3) + bytes(authority)
+    initialize = Instruction(
+        TOKEN_PROGRAM_ID, data, [_writable(address), _readonly(mint_address(authority))]
+    )
+    return [create, initialize]
+
+
+def movement_instructions(authority: Pubkey, movement: ChainMovement) -> list[Instruction]:
+    """The token instruction for one movement, then its memo."""
+    return [_token_instruction(authority, movement), memo_instruction(movement.transfer_id)]
+
+
+def transfer_checked_instruction(
+    authority: Pubkey, source: Pubkey, destination: Pubkey, amount: int
+) -> Instruction:
+    accounts = [
+        _writable(source),
+        _readonly(mint_address(authority)),
+        _writable(destination),
+        _signer(authority),
+    ]
+    return Instruction(TOKEN_PROGRAM_ID, _checked_data(_TRANSFER_CHECKED, amount), accounts)
+
+
+def freeze_account_instruction(authority: Pubkey, token_account: Pubkey) -> Instruction:
+    accounts = [_writable(token_account), _readonly(mint_address(authority)), _signer(authority)]
+    return Instruction(TOKEN_PROGRAM_ID, bytes([_FREEZE_ACCOUNT]), accounts)
+
+
+def memo_instruction(transfer_id: UUID) -> Instruction:
+    """A memo with no signer accounts: the transaction's signature already
+    proves who wrote it, and signer accounts would cost 32 bytes each."""
+    return Instruction(MEMO_PROGRAM_ID, f"{MEMO_PREFIX}{transfer_id}".encode(), [])
+
+
+def mint_to_instruction(authority: Pubkey, destination: Pubkey, amount: int) -> Instruction:
+    mint = mint_address(authority)
+    accounts = [_writable(mint), _writable(destination), _signer(authority)]
+    return Instruction(TOKEN_PROGRAM_ID, _checked_data(_MINT_TO_CHECKED, amount), accounts)
+
+
+def _token_instruction(authority: Pubkey, movement: ChainMovement) -> Instruction:
+    if movement.source is None:
+        minted_to = _required(movement.destination)
+        return mint_to_instruction(
+            authority, token_account_address(authority, minted_to), movement.amount
+        )
+    source = token_account_address(authority, movement.source)
+    if movement.destination is None:
+        return burn_instruction(authority, source, movement.amount)
+    destination = token_account_address(authority, movement.destination)
+    return transfer_checked_instruction(authority, source, destination, movement.amount)
+
+
+def burn_instruction(authority: Pubkey, source: Pubkey, amount: int) -> Instruction:
+    accounts = [_writable(source), _writable(mint_address(authority)), _signer(authority)]
+    return Instruction(TOKEN_PROGRAM_ID, _checked_data(_BURN_CHECKED, amount), accounts)
+
+
+def _required(account_id: UUID | None) -> UUID:
+    if account_id is None:
+        raise ValueError("movement_needs_a_source_or_a_destination")
+    return account_id
+
+
+def _checked_data(tag: int, amount: int) -> bytes:
+    return struct.pack("<BQB", tag, amount, DEAL_DECIMALS)
+
+
+def _create_seeded_account(
+    authority: Pubkey, address: Pubkey, seed: str, lamports: int, space: int
+) -> Instruction:
+    params = CreateAccountWithSeedParams(
+        from_pubkey=authority,
+        to_pubkey=address,
+        base=authority,
+        seed=seed,
+        lamports=lamports,
+        space=space,
+        owner=TOKEN_PROGRAM_ID,
+    )
+    return create_account_with_seed(params)
+
+
+def _writable(pubkey: Pubkey) -> AccountMeta:
+    return AccountMeta(pubkey, is_signer=False, is_writable=True)
+
+
+def _readonly(pubkey: Pubkey) -> AccountMeta:
+    return AccountMeta(pubkey, is_signer=False, is_writable=False)
+
+
+def _signer(pubkey: Pubkey) -> AccountMeta:
+    return AccountMeta(pubkey, is_signer=True, is_writable=False)
+
+
+# --- movements and packing ---------------------------------------------------
+
+
+def validate_movements(movements: Sequence[ChainMovement], limit: int) -> None:
+    """Refuse what the chain would refuse, or what we cannot pack, before
+    anything is signed. Errors are named after the rule they protect."""
+    if not movements:
+        raise ValueError("movements_must_not_be_empty")
+    if len(movements) > limit:
+        raise ValueError(f"movements_must_fit_one_transaction: {len(movements)} > {limit}")
+    if len({movement.transfer_id for movement in movements}) != len(movements):
+        raise ValueError("transfer_ids_must_be_unique_in_a_transaction")
+    for movement in movements:
+        validate_movement(movement)
+
+
+def validate_movement(movement: ChainMovement) -> None:
+    if type(movement.amount) is not int:
+        raise ValueError("amount_must_be_int_base_units")
+    if not 0 < movement.amount <= U64_MAX:
+        raise ValueError("amount_must_be_positive_and_fit_u64")
+    if movement.source is None and movement.destination is None:
+        raise ValueError("movement_needs_a_source_or_a_destination")
+    if movement.source == movement.destination:
+        raise ValueError("accounts_must_be_different")
+
+
+def touched_account_ids(movements: Iterable[ChainMovement]) -> list[UUID]:
+    """Every ledger account the movements touch, in first-seen order."""
+    seen: dict[UUID, None] = {}
+    for movement in movements:
+        for account_id in (movement.source, movement.destination):
+            if account_id is not None:
+                seen.setdefault(account_id, None)
+    return list(seen)
+
+
+def movements_message(
+    authority: Pubkey,
+    movements: Sequence[ChainMovement],
+    accounts_to_create: Sequence[UUID],
+    rent: RentLamports,
+    blockhash: Hash,
+) -> Message:
+    """Creations first (a movement may need them), then each movement with
+    its memo. The authority pays the fee."""
+    instructions: list[Instruction] = []
+    for account_id in accounts_to_create:
+        instructions += create_token_account_instructions(authority, account_id, rent)
+    for movement in movements:
+        instructions += movement_instructions(authority, movement)
+    return Message.new_with_blockhash(instructions, authority, blockhash)
+
+
+def serialized_size(message: Message) -> int:
+    """Size on the wire once signed (signature slots are fixed-size)."""
+    return len(bytes(Transaction.new_unsigned(message)))
+
+
+def require_fits_packet(message: Message) -> None:
+    size = serialized_size(message)
+    if size > PACKET_DATA_SIZE:
+        raise ValueError(f"transaction_must_fit_packet: {size} > {PACKET_DATA_SIZE} bytes")
+
+
+def measure_max_movements_per_transaction() -> int:
+    """How many movements fit in the worst case: every one a transfer
+    between two token accounts that do not exist yet, so each brings two
+    account creations. Amounts and rents are fixed-width, so any values
+    measure the same size."""
+    authority = Pubkey.new_unique()
+    rent = RentLamports(mint_account=U64_MAX, token_account=U64_MAX)
+    count = 0
+    while True:
+        movements = [_worst_case_movement() for _ in range(count + 1)]
+        message = movements_message(
+            authority, movements, touched_account_ids(movements), rent, Hash.default()
+        )
+        if serialized_size(message) > PACKET_DATA_SIZE:
+            return count
+        count += 1
+
+
+def _worst_case_movement() -> ChainMovement:
+    return ChainMovement(uuid4(), uuid4(), uuid4(), U64_MAX)
+
+
+MAX_MOVEMENTS_PER_TRANSACTION = measure_max_movements_per_transaction()
+
+
+# --- reading what landed -----------------------------------------------------
+
+
+def memo_texts(message: Message) -> tuple[str, ...]:
+    """The text of every Memo instruction, in instruction order."""
+    keys = message.account_keys
+    return tuple(
+        bytes(instruction.data).decode("utf-8", errors="replace")
+        for instruction in message.instructions
+        if keys[instruction.program_id_index] == MEMO_PROGRAM_ID
+    )
+
+
+def memo_transfer_ids(memos: Iterable[str]) -> tuple[UUID, ...]:
+    """Transfer ids named by ``deal:<uuid>`` memos. A transaction made
+    behind the service's back has none."""
+    found = (parse_memo(memo.encode()) for memo in memos)
+    return tuple(transfer_id for transfer_id in found if transfer_id is not None)
+
+
+def writable_keys(message: Message) -> list[Pubkey]:
+    """The accounts a legacy message may change, from its header."""
+    header = message.header
+    keys = message.account_keys
+    signed = header.num_required_signatures
+    signed_writable = signed - header.num_readonly_signed_accounts
+    unsigned_writable_end = len(keys) - header.num_readonly_unsigned_accounts
+    return [
+        key
+        for index, key in enumerate(keys)
+        if index < signed_writable or signed <= index < unsigned_writable_end
+    ]
+
+
+def parse_memo(data: bytes) -> UUID | None:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if not text.startswith(MEMO_PREFIX):
+        return None
+    try:
+        return UUID(text.removeprefix(MEMO_PREFIX))
+    except ValueError:
+        return None
+
+
+def decode_token_account(data: bytes) -> TokenAccount:
+    return TokenAccount.from_bytes(data)
+
+
+def token_account_amount(data: bytes) -> int:
+    return int(TokenAccount.from_bytes(data).amount)
+
+
+def mint_supply(data: bytes) -> int:
+    return int(Mint.from_bytes(data).supply)
+
+
+def is_token_account(owner: Pubkey, data: bytes) -> bool:
+    return owner == TOKEN_PROGRAM_ID and len(data) == TOKEN_ACCOUNT_LEN
+
+
+def error_to_wire(error: TransactionErrorType) -> object:
+    """A transaction error in the JSON form RPC nodes send
+    (``{"InstructionError":[0,{"Custom":17}]}``). solders' own serializer
+    knows every variant; the error types' ``to_json`` drops the tags."""
+    wrapper = RpcSimulateTransactionResult(
+        err=error, logs=None, accounts=None, units_consumed=None, return_data=None
+    )
+    return json.loads(wrapper.to_json())["err"]
+
+
+def error_text(error: TransactionErrorType | None) -> str | None:
+    """The one text form both adapters give an on-chain error, so the
+    settlement process sees the same string on either chain: the bare name
+    for a fieldless error (``BlockhashNotFound``), compact JSON otherwise."""
+    if error is None:
+        return None
+    return wire_error_text(error_to_wire(error))
+
+
+def wire_error_text(wire: object) -> str:
+    if isinstance(wire, str):
+        return wire
+    return json.dumps(wire, separators=(",", ":"))

@@ -1,0 +1,114 @@
+"""The ``deals-ledger`` command line.
+
+Each subcommand lives in its own function (or module) and is registered in
+``build_parser``; failures exit non-zero with a one-line reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from domain.amounts import format_amount
+from domain.errors import LedgerError
+from domain.system import ISSUANCE_ID, REWARDS_ID, TREASURY_ID
+from interface.cli_bench import run_bench
+from interface.cli_project import run_project
+from interface.cli_reconcile import run_reconcile
+from interface.cli_replay import run_replay
+from interface.cli_settle import run_settle
+from interface.service import LedgerService
+from interface.settings import Settings
+
+Runner = Callable[[argparse.Namespace, Settings], int]
+
+
+def run_init(args: argparse.Namespace, settings: Settings) -> int:
+    """Create the store, the system accounts and the initial supply."""
+    with LedgerService(settings) as service:
+        supply = -service.app.account(ISSUANCE_ID).balance
+        print(f"ledger ready: supply {format_amount(supply)} DEAL")
+        print(f"  treasury  {TREASURY_ID}\n  rewards   {REWARDS_ID}\n  issuance  {ISSUANCE_ID}")
+    return 0
+
+
+def run_serve(args: argparse.Namespace, settings: Settings) -> int:
+    """Serve the HTTP API (shared/API.md) with uvicorn until SIGTERM or Ctrl-C.
+
+    With DEALS_API_KEYS unset, an admin key is generated in the data dir on
+    the first start and printed once. Several --workers each run their own
+    command writer against the same store (prefer PostgreSQL for that: SQLite
+    serialises writers through its file lock). SIGTERM stops accepting,
+    finishes in-flight requests, answers every queued command, then exits.
+    """
+    from interface.http.server import serve
+
+    host = args.host or settings.host
+    port = settings.port if args.port is None else args.port
+    return serve(settings, host=host, port=port, workers=args.workers)
+
+
+def _serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="address to listen on (default DEALS_HOST or 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default DEALS_PORT or 8000; 0 = any free)")
+    parser.add_argument("--workers", type=_positive_int, default=1,
+                        help="worker processes, each with its own writer (default 1)")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+run_serve.add_arguments = _serve_arguments  # type: ignore[attr-defined]
+
+SUBCOMMANDS: dict[str, tuple[Runner, str]] = {
+    "serve": (run_serve, "serve the HTTP API (uvicorn)"),
+    "init": (run_init, "create the event store, the system accounts and the initial supply"),
+    "project": (run_project, "run the read-model projector as its own worker process"),
+    "replay": (run_replay, "audit replay of the log against the read models (--rebuild)"),
+    "settle": (run_settle, "run the settlement process (mirror movements on Solana) as a worker"),
+    "reconcile": (run_reconcile, "reconcile the chain against the log and print the report"),
+    "bench": (run_bench, "run the performance scenarios against same-run baselines (benchmarks/)"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deals-ledger",
+        description="The DEAL token ledger: event-sourced, exact, idempotent.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (runner, help_text) in SUBCOMMANDS.items():
+        sub = subparsers.add_parser(
+            name, help=help_text, description=runner.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        sub.set_defaults(runner=runner)
+        add_arguments = getattr(runner, "add_arguments", None)
+        if add_arguments is not None:  # a subcommand with options of its own
+            add_arguments(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
+    try:
+        return args.runner(args, Settings.from_env())
+    except LedgerError as error:
+        print(f"deals-ledger: {error.code}: {error.message}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("deals-ledger: interrupted", file=sys.stderr)
+    except Exception as error:  # one line, not a traceback, for an operator
+        print(f"deals-ledger: {type(error).__name__}: {error}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""``deals-ledger project``: run the read-model projector as its own process.
+
+For scale-out next to the API processes (which run one in a background
+thread too): any number may run; one holds the projection lock and works,
+the others stand by and take over if it stops. SIGTERM or Ctrl-C stops it
+after the page in hand, which is committed whole or not at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+from application.ledger import LedgerApplication
+from interface.progress_line import ProgressLine
+from interface.settings import Settings
+from projections.projector import DEFAULT_PAGE_EVENTS, DEFAULT_POLL_INTERVAL_S
+from projections.runtime import ReadSide
+
+logger = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--once", action="store_true",
+                        help="catch up with the log, then exit")
+    parser.add_argument("--page-events", type=int, default=DEFAULT_PAGE_EVENTS,
+                        help="events applied per transaction (default %(default)s)")
+    parser.add_argument("--poll-interval-s", type=float, default=DEFAULT_POLL_INTERVAL_S,
+                        help="how often to look for new events (default %(default)s)")
+
+
+def run_project(args: argparse.Namespace, settings: Settings) -> int:
+    """Follow the event log and keep the read models (and Redis cache) current."""
+    stopping = threading.Event()
+    if not args.once:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stopping.set())
+    app = LedgerApplication(settings.eventsourcing_env())
+    read_side = ReadSide(app, settings.eventsourcing_env(), redis_url=settings.redis_url,
+                         redis_prefix=settings.redis_prefix,
+                         page_events=args.page_events, poll_interval_s=args.poll_interval_s)
+    try:
+        if args.once:
+            progress = ProgressLine("project", read_side.log.head())
+            applied = read_side.projector.catch_up(progress_line=progress)
+            progress.done()
+            print(f"applied {applied} events; read models at position "
+                  f"{read_side.queries.position()}")
+            return 0
+        read_side.start()
+        print("projector running; SIGTERM stops it", file=sys.stderr, flush=True)
+        stopping.wait()
+        return 0
+    finally:
+        read_side.close()
+        app.close()
+
+
+run_project.add_arguments = add_arguments  # type: ignore[attr-defined]

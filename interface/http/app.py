@@ -1,0 +1,158 @@
+"""The FastAPI application: routers, auth, limits and the one error handler.
+
+``create_app`` builds it for a settings object (the tests pass their own);
+``app_from_env`` is the factory uvicorn imports in every worker process of
+``deals-ledger serve``. The app owns its LedgerService: the lifespan starts
+it (writer thread, genesis) and, on shutdown, after uvicorn has stopped
+accepting and let in-flight requests finish, stops it, which answers every
+command still queued before the store is closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from interface.http.activity import KeyActivityMiddleware
+from interface.http.auth import Keyring, keyring_for
+from interface.http.bodylimit import BodyLimitMiddleware
+from interface.http.errors import install_error_handlers
+from interface.http.ratelimit import Limit, rate_limiter
+from interface.http.routers import (
+    accounts,
+    allowances,
+    audit,
+    fees,
+    holds,
+    operations,
+    pricing,
+    reconciliations,
+    rewards,
+    supply,
+    system,
+    transfers,
+    wallets,
+)
+from interface.http.schemas.responses import ErrorResponse
+from interface.service import LedgerService
+from interface.settings import Settings
+
+ROUTERS = (
+    accounts.router, wallets.router, transfers.router, fees.router, holds.router,
+    allowances.router, rewards.router, supply.router, pricing.router, system.router,
+    audit.router, operations.router, reconciliations.router,
+)
+PUBLIC_PATHS = frozenset({"/health", "/ready", "/metrics"})
+"""The only routes without a scope (besides /docs and /openapi.json)."""
+
+DESCRIPTION = """
+The DEAL token ledger (shared/API.md). Amounts are JSON strings of DEAL with
+at most 8 decimals and are answered in their shortest exact form ("0.1").
+
+* **Auth**: `Authorization: Bearer <token>`; scopes `ledger:read`,
+  `ledger:write`, `admin` (implies the others).
+* **Idempotency**: every command is keyed by its id. The first execution
+  answers 201 (200 for commands that answer 200 anyway); a repeat with the
+  same body answers 200 with the first outcome and changes nothing; a repeat
+  with another body is 409 `idempotency_conflict`.
+* **Errors**: `{"error": {"code", "message"}}`. 400 `bad_request` for
+  malformed JSON and values of the wrong JSON type, 413 `bad_request` for a
+  body over the limit, 422 for validation (unknown fields included), 429
+  `rate_limited` with Retry-After, 503 `unavailable` (nothing applied; retry
+  with the same id).
+* **Read your writes**: commands answer their log `position`; queries take
+  `min_position` and wait up to 5 s for the read model to reach it.
+"""
+
+_COMMON_REFUSAL_TEXT = {
+    400: "bad_request: malformed JSON or a value of the wrong type",
+    401: "unauthorized: no or unknown token",
+    403: "forbidden: the key lacks the route's scope (or the admin scope a debit of a "
+         "system account needs)",
+    413: "bad_request: the body is larger than the configured limit",
+    422: "validation: invalid_request, invalid_amount, invalid_wallet_address, "
+         "unknown_service_type, same_account, supply_limit_exceeded",
+    429: "rate_limited: retry after the Retry-After header's seconds",
+    503: "unavailable: the store (or read model) is unavailable; nothing was applied",
+}
+COMMON_REFUSALS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": text}
+    for status, text in _COMMON_REFUSAL_TEXT.items()
+}
+"""Refusals every scoped route can answer, documented on each."""
+
+
+def create_app(
+    settings: Settings, *, keyring: Keyring | None = None, service: LedgerService | None = None
+) -> FastAPI:
+    """``service``, when given, is started and stopped by the caller."""
+    app = FastAPI(
+        title="Deals Ledger", version="1", description=DESCRIPTION,
+        lifespan=_lifespan(settings, service),
+    )
+    app.state.settings = settings
+    app.state.keyring = keyring if keyring is not None else keyring_for(settings)
+    app.state.service = service
+    app.add_middleware(KeyActivityMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    install_error_handlers(app)
+    for router in ROUTERS:
+        public = router is operations.router
+        app.include_router(router, responses={} if public else COMMON_REFUSALS)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """The uvicorn factory: settings and keys from the environment."""
+    return create_app(Settings.from_env())
+
+
+def _lifespan(settings: Settings, given: LedgerService | None):
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.rate_limiter = rate_limiter(
+            Limit(settings.rate_limit_per_s, settings.rate_limit_burst),
+            settings.redis_url, settings.redis_prefix,
+        )
+        if given is None:
+            service = await anyio.to_thread.run_sync(_started_service, settings)
+        else:
+            service = given
+        app.state.service = service
+        try:
+            yield
+        finally:
+            if given is None:
+                await anyio.to_thread.run_sync(service.stop)
+            await app.state.rate_limiter.close()
+
+    return lifespan
+
+
+def _started_service(settings: Settings) -> LedgerService:
+    service = LedgerService(settings)
+    try:
+        return service.start()
+    except BaseException:
+        service.stop()
+        raise
+
+
+def api_routes(app: FastAPI) -> list[APIRoute]:
+    """Every path operation of the app, walking into included routers (FastAPI
+    keeps them nested); the routers are included without extra prefixes or
+    dependencies, so each route's path and dependencies are its own."""
+    found: list[APIRoute] = []
+    pending: list[Any] = list(app.routes)
+    while pending:
+        route = pending.pop(0)
+        if isinstance(route, APIRoute):
+            found.append(route)
+        elif hasattr(route, "original_router"):
+            pending.extend(route.original_router.routes)
+    return found

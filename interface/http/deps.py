@@ -1,0 +1,88 @@
+"""Dependency aliases for the routers, all in one place.
+
+``Ledger`` and ``Queries`` inject the service and the read side;
+``requires(scope)`` is how a route declares the one scope it needs (a test
+walks the app's routes and fails any that declares none): it authenticates
+the bearer token, takes a token from the key's rate-limit bucket and
+checks the scope, in that order.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import anyio
+from fastapi import Depends, Request
+from fastapi.params import Depends as DependsParam
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from interface.http.auth import Keyring, Principal, Scope
+from interface.http.errors import Forbidden, RateLimited, Unauthorized
+from interface.http.ratelimit import RateLimiter, retry_after_header
+from interface.service import LedgerService
+from projections.queries import LedgerQueries
+
+_bearer = HTTPBearer(auto_error=False, description="an API key's token (DEALS_API_KEYS)")
+
+
+# Both are ``async def`` on purpose: FastAPI runs a plain ``def`` dependency
+# in its thread pool, and that hop (a queue put and a thread wake-up per
+# request) was a fifth of the event loop's busy time under load (py-spy,
+# deals-ledger bench scenario 1). They only read app state: no I/O to offload.
+
+
+async def get_service(request: Request) -> LedgerService:
+    return request.app.state.service
+
+
+async def get_queries(request: Request) -> LedgerQueries:
+    """The read side, or 503 at once while the store is known to be down
+    (rather than a request that waits on the pool for many seconds)."""
+    service: LedgerService = request.app.state.service
+    service.refuse_if_store_down()
+    return service.queries
+
+
+Ledger = Annotated[LedgerService, Depends(get_service)]
+Queries = Annotated[LedgerQueries, Depends(get_queries)]
+
+
+class ScopeGuard:
+    """A route's declared scope, as a dependency."""
+
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+
+    async def __call__(
+        self,
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> Principal:
+        keyring: Keyring = request.app.state.keyring
+        if credentials is None or credentials.scheme.lower() != "bearer":
+            raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
+        principal = keyring.authenticate(credentials.credentials)
+        if principal is None:
+            raise Unauthorized("unknown token")
+        limiter: RateLimiter = request.app.state.rate_limiter
+        wait_s = await limiter.retry_after_s(principal.name)
+        if wait_s is not None:
+            raise RateLimited(retry_after_header(wait_s))
+        if not principal.allows(self.scope):
+            raise Forbidden(f"key {principal.name!r} lacks the {self.scope.value!r} scope")
+        request.state.principal = principal
+        return principal
+
+
+def requires(scope: Scope) -> DependsParam:
+    return Depends(ScopeGuard(scope))
+
+
+CAN_READ = requires(Scope.READ)
+CAN_WRITE = requires(Scope.WRITE)
+IS_ADMIN = requires(Scope.ADMIN)
+
+
+async def in_thread(function: Any, /, *args: Any, **kwargs: Any) -> Any:
+    """Run a blocking read (store, read models) off the event loop."""
+    return await anyio.to_thread.run_sync(lambda: function(*args, **kwargs))

@@ -1,0 +1,77 @@
+"""Accounts: open, freeze, unfreeze; balance, history and transactions."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Response
+
+from application import commands as c
+from interface.http.deps import CAN_READ, CAN_WRITE, IS_ADMIN, Ledger, Queries, in_thread
+from interface.http.routers import REPLAYED, refusals, replay_aware
+from interface.http.schemas.requests import OpenAccountRequest
+from interface.http.schemas.responses import (
+    AccountResponse,
+    AccountStatusResponse,
+    BalanceResponse,
+    HistoryPage,
+    TransactionPage,
+)
+from interface.http.schemas.types import MAX_POSITION, PointInTime, parse_point_in_time
+from projections.queries import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+
+router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
+
+MinPosition = Annotated[int | None, Query(
+    ge=0, le=MAX_POSITION, description="wait (up to 5 s) until the read model has applied this log position",
+)]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
+Cursor = Annotated[str | None, Query(max_length=200, description="next_cursor of the last page")]
+
+
+@router.post("", status_code=201, response_model=AccountResponse, dependencies=[CAN_WRITE],
+             responses={200: REPLAYED, **refusals(409)})
+async def open_account(body: OpenAccountRequest, ledger: Ledger, response: Response):
+    outcome = replay_aware(response, await ledger.execute(body.command()))
+    return AccountResponse.of(outcome)
+
+
+@router.post("/{account_id}/freeze", response_model=AccountStatusResponse,
+             dependencies=[IS_ADMIN], responses=refusals(404))
+async def freeze_account(account_id: UUID, ledger: Ledger):
+    return AccountStatusResponse.of(await ledger.execute(c.FreezeAccount(account_id)))
+
+
+@router.post("/{account_id}/unfreeze", response_model=AccountStatusResponse,
+             dependencies=[IS_ADMIN], responses=refusals(404))
+async def unfreeze_account(account_id: UUID, ledger: Ledger):
+    return AccountStatusResponse.of(await ledger.execute(c.UnfreezeAccount(account_id)))
+
+
+@router.get("/{account_id}/balance", response_model=BalanceResponse, dependencies=[CAN_READ],
+            responses=refusals(404))
+async def balance(account_id: UUID, queries: Queries, at: PointInTime = None,
+                  min_position: MinPosition = None):
+    at_position, at_time = parse_point_in_time(at)
+    view = await in_thread(queries.balance, account_id, at_position=at_position,
+                           at_time=at_time, min_position=min_position)
+    return BalanceResponse.of(view)
+
+
+@router.get("/{account_id}/history", response_model=HistoryPage, dependencies=[CAN_READ],
+            responses=refusals(404))
+async def history(account_id: UUID, queries: Queries, limit: Limit = DEFAULT_PAGE_SIZE,
+                  cursor: Cursor = None, min_position: MinPosition = None):
+    page = await in_thread(queries.history, account_id, limit=limit, cursor=cursor,
+                           min_position=min_position)
+    return HistoryPage.of(page)
+
+
+@router.get("/{account_id}/transactions", response_model=TransactionPage,
+            dependencies=[CAN_READ], responses=refusals(404))
+async def transactions(account_id: UUID, queries: Queries, limit: Limit = DEFAULT_PAGE_SIZE,
+                       cursor: Cursor = None, min_position: MinPosition = None):
+    page = await in_thread(queries.transactions, account_id, limit=limit, cursor=cursor,
+                           min_position=min_position)
+    return TransactionPage.of(page)

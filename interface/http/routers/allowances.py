@@ -1,0 +1,33 @@
+"""Allowances: how much a spender (an agent) may move for an owner."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from fastapi import APIRouter, Request
+
+from domain.amounts import format_amount
+from interface.http.deps import CAN_READ, CAN_WRITE, Ledger, in_thread
+from interface.http.routers import refusals
+from interface.http.schemas.requests import AllowanceRequest
+from interface.http.schemas.responses import AllowanceResponse
+from interface.http.system_accounts import check_system_debit
+
+router = APIRouter(prefix="/v1/allowances", tags=["allowances"])
+
+
+@router.put("/{owner}/{spender}", response_model=AllowanceResponse, dependencies=[CAN_WRITE],
+            responses=refusals(404, 423))
+async def set_allowance(owner: UUID, spender: UUID, body: AllowanceRequest, ledger: Ledger,
+                        request: Request):
+    command = check_system_debit(request, body.command(owner, spender))
+    return AllowanceResponse.of(await ledger.execute(command))
+
+
+@router.get("/{owner}/{spender}", response_model=AllowanceResponse, dependencies=[CAN_READ],
+            responses=refusals(404),
+            description="What is left of the allowance, read from the owner's account itself "
+                        "(strongly consistent).")
+async def get_allowance(owner: UUID, spender: UUID, ledger: Ledger):
+    amount = await in_thread(ledger.allowance, owner, spender)
+    return AllowanceResponse(owner=owner, spender=spender, amount=format_amount(amount))

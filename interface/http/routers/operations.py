@@ -1,0 +1,54 @@
+"""Probes and metrics, open to anyone who can reach the port (no ledger
+data beyond what /metrics aggregates)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from application.errors import LedgerUnavailable
+from interface.http.deps import Ledger, in_thread
+from interface.http.errors import error_response
+from interface.http.routers import refusals
+from interface.http.schemas.responses import HealthResponse, ReadyResponse
+from projections.metrics import exposition
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/health", response_model=HealthResponse, description="The process is up.")
+async def health():
+    return HealthResponse()
+
+
+@router.get(
+    "/ready", response_model=ReadyResponse, responses=refusals(503),
+    description="The event store answers and the read models are within "
+                "DEALS_READY_MAX_LAG positions of the log; else 503 unavailable.",
+)
+async def ready(ledger: Ledger):
+    try:
+        store_position = await in_thread(ledger.store_position)
+        read_position = await in_thread(_read_model_position, ledger)
+    except LedgerUnavailable as error:
+        return error_response(error)
+    lag = store_position - read_position
+    if lag > ledger.settings.ready_max_lag:
+        return error_response(LedgerUnavailable(f"the read models are {lag} positions behind"))
+    return ReadyResponse(store_position=store_position, read_model_position=read_position)
+
+
+def _read_model_position(ledger) -> int:
+    try:
+        return ledger.queries.position()
+    except Exception as error:
+        raise LedgerUnavailable(f"the read models do not answer ({type(error).__name__})") from None
+
+
+@router.get("/metrics", response_class=Response,
+            responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text"}})
+async def metrics():
+    body, content_type = exposition()
+    return Response(body, media_type=content_type)
+
+

@@ -1,0 +1,24 @@
+"""Service prices: rules with validity windows (admin), and what is in force."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter
+
+from interface.http.deps import CAN_READ, IS_ADMIN, Ledger, Queries, in_thread
+from interface.http.schemas.requests import PriceRuleRequest
+from interface.http.schemas.responses import PriceRuleResponse, PricingResponse
+from interface.http.schemas.types import ServiceType
+
+router = APIRouter(prefix="/v1/pricing", tags=["pricing"])
+
+
+@router.put("/{service_type}", response_model=PriceRuleResponse, dependencies=[IS_ADMIN])
+async def set_price_rule(service_type: ServiceType, body: PriceRuleRequest, ledger: Ledger):
+    return PriceRuleResponse.of(await ledger.execute(body.command(service_type)))
+
+
+@router.get("", response_model=PricingResponse, dependencies=[CAN_READ])
+async def pricing(queries: Queries):
+    return PricingResponse.of(await in_thread(queries.pricing, datetime.now(UTC)))

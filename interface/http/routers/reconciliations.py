@@ -1,0 +1,59 @@
+"""Reconciliation of the chain against the log (admin): run one now, read
+the latest report, and resolve a finding with the movement that references
+it. Runs block on the chain, so they go off the event loop."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from fastapi import APIRouter, Response
+
+from application.errors import ReconciliationNotFound
+from interface.http.deps import IS_ADMIN, Ledger, in_thread
+from interface.http.routers import REPLAYED, refusals, replay_aware
+from interface.http.schemas.reconciliations import (
+    AdjustRequest,
+    ReconcileRequest,
+    ReconciliationResponse,
+)
+from interface.http.schemas.responses import MovementResponse
+
+router = APIRouter(prefix="/v1/reconciliations", tags=["reconciliation"])
+
+
+@router.post(
+    "", status_code=201, response_model=ReconciliationResponse, dependencies=[IS_ADMIN],
+    description="Run one reconciliation now and answer its report. Nothing is corrected; "
+                "each finding is recorded in the log. 503 while the chain is unreachable "
+                "or (embedded chain) another process's settler holds it.",
+)
+async def reconcile(ledger: Ledger, body: ReconcileRequest | None = None):
+    full = body.full if body is not None else False
+    report = await in_thread(ledger.run_reconciliation, full=full)
+    return ReconciliationResponse.of(report)
+
+
+@router.get("/latest", response_model=ReconciliationResponse, dependencies=[IS_ADMIN],
+            responses=refusals(404))
+async def latest(ledger: Ledger):
+    report = await in_thread(ledger.latest_reconciliation)
+    if report is None:
+        raise ReconciliationNotFound("no reconciliation has finished yet")
+    return ReconciliationResponse.of(report)
+
+
+@router.post(
+    "/findings/{finding_id}/adjust", status_code=201, response_model=MovementResponse,
+    dependencies=[IS_ADMIN], responses={200: REPLAYED, **refusals(402, 404, 409, 423)},
+    description="Post the movement that resolves a finding: for a balance_mismatch a mint or "
+                "burn against the issuance account (already true on chain, never settled "
+                "again) naming the finding; for an uncompensated_failure the compensating "
+                "reversal. Once per finding; 409 finding_not_adjustable for other kinds or a "
+                "finding made stale by later settlements.",
+)
+async def adjust(
+    finding_id: UUID, ledger: Ledger, response: Response, body: AdjustRequest | None = None
+):
+    reason = body.reason if body is not None else ""
+    moved = await in_thread(ledger.adjust_for_finding, finding_id, reason)
+    return MovementResponse.of(replay_aware(response, moved))

@@ -1,0 +1,26 @@
+"""Mint and burn: movements against the issuance account (admin only)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from interface.http.deps import IS_ADMIN, Ledger
+from interface.http.routers import REPLAYED, refusals, replay_aware
+from interface.http.schemas.requests import BurnRequest, MintRequest
+from interface.http.schemas.responses import MovementResponse
+
+router = APIRouter(prefix="/v1", tags=["supply"])
+
+
+@router.post("/mint", status_code=201, response_model=MovementResponse, dependencies=[IS_ADMIN],
+             responses={200: REPLAYED, **refusals(404, 409, 423)})
+async def mint(body: MintRequest, ledger: Ledger, response: Response):
+    outcome = replay_aware(response, await ledger.execute(body.command()))
+    return MovementResponse.of(outcome)
+
+
+@router.post("/burn", status_code=201, response_model=MovementResponse, dependencies=[IS_ADMIN],
+             responses={200: REPLAYED, **refusals(402, 404, 409, 423)})
+async def burn(body: BurnRequest, ledger: Ledger, response: Response):
+    outcome = replay_aware(response, await ledger.execute(body.command()))
+    return MovementResponse.of(outcome)

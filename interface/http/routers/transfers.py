@@ -1,0 +1,69 @@
+"""Transfers: single, batch (atomic or not), by a spender, reversal; and a
+transfer with its settlement status."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from fastapi import APIRouter, Request, Response
+
+from interface.http.deps import CAN_READ, CAN_WRITE, IS_ADMIN, Ledger, Queries, in_thread
+from interface.http.routers import REPLAYED, refusals, replay_aware
+from interface.http.routers.accounts import MinPosition
+from interface.http.schemas.requests import (
+    ReverseRequest,
+    TransferBatchRequest,
+    TransferFromRequest,
+    TransferRequest,
+)
+from interface.http.schemas.responses import BatchResponse, MovementResponse, TransactionResponse
+from interface.http.system_accounts import check_system_debit
+
+router = APIRouter(prefix="/v1/transfers", tags=["transfers"])
+
+MOVEMENT_REFUSALS = refusals(402, 404, 409, 423)
+
+
+@router.post("", status_code=201, response_model=MovementResponse, dependencies=[CAN_WRITE],
+             responses={200: REPLAYED, **MOVEMENT_REFUSALS})
+async def transfer(body: TransferRequest, ledger: Ledger, response: Response, request: Request):
+    command = check_system_debit(request, body.command())
+    outcome = replay_aware(response, await ledger.execute(command))
+    return MovementResponse.of(outcome)
+
+
+@router.post(
+    "/batch", response_model=BatchResponse, dependencies=[CAN_WRITE], responses=MOVEMENT_REFUSALS,
+    description=(
+        "Up to 8,000 transfers. Not atomic: each item succeeds or fails on its own and the "
+        "answer is 200 with one result per item. Atomic: all or none; when an item is "
+        "refused nothing is applied and the answer is that item's refusal (its status code "
+        "and error code) with `error.item_index` naming it. A malformed item (bad amount, "
+        "unknown field) refuses the whole request either way."
+    ),
+)
+async def transfer_batch(body: TransferBatchRequest, ledger: Ledger, request: Request):
+    return BatchResponse.of(await ledger.execute(check_system_debit(request, body.command())))
+
+
+@router.post("/from", status_code=201, response_model=MovementResponse,
+             dependencies=[CAN_WRITE], responses={200: REPLAYED, **MOVEMENT_REFUSALS})
+async def transfer_from(body: TransferFromRequest, ledger: Ledger, response: Response,
+                        request: Request):
+    command = check_system_debit(request, body.command())
+    outcome = replay_aware(response, await ledger.execute(command))
+    return MovementResponse.of(outcome)
+
+
+@router.post("/{transfer_id}/reverse", status_code=201, response_model=MovementResponse,
+             dependencies=[IS_ADMIN], responses={200: REPLAYED, **MOVEMENT_REFUSALS})
+async def reverse(transfer_id: UUID, body: ReverseRequest, ledger: Ledger, response: Response):
+    outcome = replay_aware(response, await ledger.execute(body.command(transfer_id)))
+    return MovementResponse.of(outcome)
+
+
+@router.get("/{transfer_id}", response_model=TransactionResponse, dependencies=[CAN_READ],
+            responses=refusals(404))
+async def get_transfer(transfer_id: UUID, queries: Queries, min_position: MinPosition = None):
+    view = await in_thread(queries.transfer, transfer_id, min_position=min_position)
+    return TransactionResponse.of(view)

@@ -1,0 +1,39 @@
+"""Solana wallets connected to an account."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Path
+
+from application import commands as c
+from interface.http.deps import CAN_READ, CAN_WRITE, Ledger, Queries, in_thread
+from interface.http.routers import refusals
+from interface.http.routers.accounts import MinPosition
+from interface.http.schemas.requests import WalletRequest
+from interface.http.schemas.responses import WalletChangedResponse, WalletsResponse
+from interface.http.schemas.types import AddressText
+
+router = APIRouter(prefix="/v1/accounts/{account_id}/wallets", tags=["wallets"])
+
+Address = Annotated[AddressText, Path(description="a base58 Solana public key")]
+
+
+@router.post("", status_code=201, response_model=WalletChangedResponse,
+             dependencies=[CAN_WRITE], responses=refusals(404, 409))
+async def connect_wallet(account_id: UUID, body: WalletRequest, ledger: Ledger):
+    return WalletChangedResponse.of(await ledger.execute(body.command(account_id)))
+
+
+@router.delete("/{address}", response_model=WalletChangedResponse, dependencies=[CAN_WRITE],
+               responses=refusals(404))
+async def disconnect_wallet(account_id: UUID, address: Address, ledger: Ledger):
+    command = c.DisconnectWallet(account_id, address)
+    return WalletChangedResponse.of(await ledger.execute(command))
+
+
+@router.get("", response_model=WalletsResponse, dependencies=[CAN_READ], responses=refusals(404))
+async def wallets(account_id: UUID, queries: Queries, min_position: MinPosition = None):
+    views = await in_thread(queries.wallets, account_id, min_position=min_position)
+    return WalletsResponse.of(account_id, views)

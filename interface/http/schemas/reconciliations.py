@@ -1,0 +1,77 @@
+"""Reconciliation requests and answers (shared/API.md, "Audit, settlement,
+operations"): the report is ``{"checked_accounts", "mismatches",
+"unmatched_signatures", "finished_at"}`` plus what an operator needs to act
+on a finding (its id, kind, amounts as decimal strings)."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
+
+from application.reconciliation import ReconciliationReport
+from application.settlement_store import FindingRow
+from domain.amounts import format_amount
+from interface.http.schemas.types import Reason
+
+
+class ReconcileRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    full: StrictBool = Field(
+        False, description="re-check every signature, not only those new since the last run"
+    )
+
+
+class AdjustRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Reason = ""
+
+
+class FindingItem(BaseModel):
+    finding_id: UUID
+    kind: str = Field(examples=["balance_mismatch", "unknown_signature"])
+    account_id: UUID | None
+    signature: str | None
+    transfer_id: UUID | None
+    expected: str | None = Field(description="the ledger's settled balance, in DEAL")
+    actual: str | None = Field(description="the token account's balance on chain, in DEAL")
+    detail: str
+    adjusted_by: UUID | None
+
+    @classmethod
+    def of(cls, row: FindingRow) -> FindingItem:
+        return cls(
+            finding_id=row.finding_id, kind=row.kind, account_id=row.account_id,
+            signature=row.signature, transfer_id=row.transfer_id,
+            expected=None if row.expected is None else format_amount(row.expected),
+            actual=None if row.actual is None else format_amount(row.actual),
+            detail=row.detail, adjusted_by=row.adjusted_by,
+        )
+
+
+class ReconciliationResponse(BaseModel):
+    reconciliation_id: UUID
+    checked_accounts: int
+    checked_signatures: int
+    mismatches: list[FindingItem]
+    unmatched_signatures: list[FindingItem]
+    mismatch_count: int
+    unmatched_signature_count: int
+    truncated: bool = Field(description="more findings were recorded than listed here")
+    started_at: str
+    finished_at: str | None
+
+    @classmethod
+    def of(cls, report: ReconciliationReport) -> ReconciliationResponse:
+        return cls(
+            reconciliation_id=report.reconciliation_id,
+            checked_accounts=report.checked_accounts,
+            checked_signatures=report.checked_signatures,
+            mismatches=[FindingItem.of(row) for row in report.mismatches],
+            unmatched_signatures=[FindingItem.of(row) for row in report.unmatched_signatures],
+            mismatch_count=report.mismatch_count,
+            unmatched_signature_count=report.unmatched_count, truncated=report.truncated,
+            started_at=report.started_at, finished_at=report.finished_at,
+        )

@@ -1,0 +1,174 @@
+"""What clients send (shared/API.md, "Commands"). Unknown fields are refused
+(422 invalid_request) so a misspelt optional field never silently passes;
+each request knows the one command it becomes."""
+
+from __future__ import annotations
+
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+
+from application import commands as c
+from application.handlers.holds import MAX_HOLD_EXPIRY_S
+from interface.http.schemas.types import (
+    MAX_POSITION,
+    AddressText,
+    Amount,
+    AmountOrZero,
+    Reason,
+    ServiceType,
+    Timestamp,
+    in_utc,
+)
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OpenAccountRequest(Request):
+    account_id: UUID
+    kind: Literal["user"] = "user"
+
+    def command(self) -> c.OpenAccount:
+        return c.OpenAccount(self.account_id, self.kind)
+
+
+class TransferRequest(Request):
+    model_config = ConfigDict(extra="forbid", populate_by_name=False)
+
+    transfer_id: UUID
+    source: UUID = Field(alias="from")
+    destination: UUID = Field(alias="to")
+    amount: Amount
+    reason: Reason = ""
+
+    def command(self) -> c.TransferFunds:
+        return c.TransferFunds(
+            self.transfer_id, self.source, self.destination, self.amount, self.reason
+        )
+
+
+class TransferBatchRequest(Request):
+    transfers: list[TransferRequest] = Field(min_length=1, max_length=c.MAX_BATCH_ITEMS)
+    atomic: StrictBool = False
+
+    def command(self) -> c.TransferBatch:
+        return c.TransferBatch(tuple(item.command() for item in self.transfers), self.atomic)
+
+
+class TransferFromRequest(Request):
+    transfer_id: UUID
+    spender: UUID
+    source: UUID = Field(alias="from")
+    destination: UUID = Field(alias="to")
+    amount: Amount
+    reason: Reason = ""
+
+    def command(self) -> c.TransferFrom:
+        return c.TransferFrom(
+            self.transfer_id, self.spender, self.source, self.destination, self.amount,
+            self.reason,
+        )
+
+
+class ReverseRequest(Request):
+    reversal_id: UUID
+    reason: Reason = ""
+
+    def command(self, transfer_id: UUID) -> c.ReverseTransfer:
+        return c.ReverseTransfer(self.reversal_id, transfer_id, self.reason)
+
+
+class FeeRequest(Request):
+    charge_id: UUID
+    account_id: UUID
+    service_type: ServiceType
+
+    def command(self) -> c.ChargeFee:
+        return c.ChargeFee(self.charge_id, self.account_id, self.service_type)
+
+
+class HoldRequest(Request):
+    hold_id: UUID
+    account_id: UUID
+    amount: Amount | None = Field(
+        None, description="the amount to hold; without it, the price of service_type now"
+    )
+    service_type: ServiceType | None = None
+    expires_in_s: StrictInt | None = Field(None, ge=1, le=MAX_HOLD_EXPIRY_S)
+
+    def command(self) -> c.PlaceHold:
+        return c.PlaceHold(
+            self.hold_id, self.account_id, self.amount, self.service_type, self.expires_in_s
+        )
+
+
+class CaptureRequest(Request):
+    amount: Amount | None = Field(
+        None, description="at most the held amount (the rest is released); default all of it"
+    )
+
+    def command(self, hold_id: UUID) -> c.CaptureHold:
+        return c.CaptureHold(hold_id, self.amount)
+
+
+class AllowanceRequest(Request):
+    amount: AmountOrZero
+
+    def command(self, owner: UUID, spender: UUID) -> c.SetAllowance:
+        return c.SetAllowance(owner, spender, self.amount)
+
+
+class RewardRequest(Request):
+    reward_id: UUID
+    account_id: UUID
+    reward_type: str = Field(min_length=1, max_length=500)
+    amount: Amount
+
+    def command(self) -> c.DistributeReward:
+        return c.DistributeReward(self.reward_id, self.account_id, self.reward_type, self.amount)
+
+
+class MintRequest(Request):
+    transfer_id: UUID
+    destination: UUID = Field(alias="to")
+    amount: Amount
+    reason: Reason = ""
+
+    def command(self) -> c.Mint:
+        return c.Mint(self.transfer_id, self.destination, self.amount, self.reason)
+
+
+class BurnRequest(Request):
+    transfer_id: UUID
+    source: UUID = Field(alias="from")
+    amount: Amount
+    reason: Reason = ""
+
+    def command(self) -> c.Burn:
+        return c.Burn(self.transfer_id, self.source, self.amount, self.reason)
+
+
+class WalletRequest(Request):
+    address: AddressText
+
+    def command(self, account_id: UUID) -> c.ConnectWallet:
+        return c.ConnectWallet(account_id, self.address)
+
+
+class PriceRuleRequest(Request):
+    token_cost: Amount
+    valid_from: Timestamp | None = None
+    valid_to: Timestamp | None = None
+
+    def command(self, service_type: str) -> c.SetPriceRule:
+        return c.SetPriceRule(
+            service_type, self.token_cost, in_utc(self.valid_from), in_utc(self.valid_to)
+        )
+
+
+class AuditReplayRequest(Request):
+    until_position: StrictInt | None = Field(None, ge=0, le=MAX_POSITION)
+    until: Timestamp | None = None

@@ -1,0 +1,456 @@
+"""What the API answers. Amounts are exact decimal strings, the shortest
+form (``format_amount``: "0.1", "1000"); times are RFC 3339 UTC. Each
+response builds itself from one outcome or view with ``of``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from application import outcomes as o
+from domain.amounts import format_amount
+from interface.http.schemas.types import AmountText, SignedAmountText
+from projections import queries as q
+
+
+class Response(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class ItemError(BaseModel):
+    code: str = Field(examples=["insufficient_balance"])
+    message: str
+
+
+class ErrorDetail(ItemError):
+    item_index: int | None = Field(
+        None, description="for a refused atomic batch: the index of the item that failed"
+    )
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class AccountResponse(Response):
+    account_id: UUID
+    kind: str
+    position: int
+
+    @classmethod
+    def of(cls, outcome: o.AccountOpened) -> AccountResponse:
+        return cls(account_id=outcome.account_id, kind=outcome.kind, position=_pos(outcome))
+
+
+class AccountStatusResponse(Response):
+    account_id: UUID
+    frozen: bool
+    position: int
+
+    @classmethod
+    def of(cls, outcome: o.AccountStatusChanged) -> AccountStatusResponse:
+        return cls(account_id=outcome.account_id, frozen=outcome.frozen, position=_pos(outcome))
+
+
+class MovementResponse(Response):
+    transfer_id: UUID
+    kind: str = Field(description="transfer, fee, reward, mint, burn or reversal")
+    status: str = Field(description="settlement status: pending, settled, failed or reversed")
+    amount: AmountText
+    source: UUID = Field(alias="from")
+    destination: UUID = Field(alias="to")
+    from_balance: SignedAmountText
+    to_balance: SignedAmountText
+    position: int
+
+    @classmethod
+    def of(cls, outcome: o.MovementRecorded) -> MovementResponse:
+        return cls(
+            transfer_id=outcome.transfer_id, kind=outcome.kind, status=outcome.status,
+            amount=format_amount(outcome.amount), source=outcome.source,
+            destination=outcome.destination,
+            from_balance=format_amount(outcome.source_balance),
+            to_balance=format_amount(outcome.destination_balance), position=_pos(outcome),
+        )
+
+
+class BatchItemResponse(Response):
+    transfer_id: UUID
+    status: Literal["ok", "error"]
+    error: ItemError | None = None
+
+
+class BatchResponse(Response):
+    results: list[BatchItemResponse]
+    position: int
+
+    @classmethod
+    def of(cls, outcome: o.BatchRecorded) -> BatchResponse:
+        return cls(results=[_batch_item(item) for item in outcome.results], position=_pos(outcome))
+
+
+def _batch_item(item: o.BatchItemResult) -> BatchItemResponse:
+    if item.error is not None:
+        return BatchItemResponse(
+            transfer_id=item.transfer_id, status="error",
+            error=ItemError(code=item.error.code, message=item.error.message),
+        )
+    return BatchItemResponse(transfer_id=item.transfer_id, status="ok")
+
+
+class FeeResponse(Response):
+    charge_id: UUID
+    account_id: UUID
+    fee: AmountText
+    balance: SignedAmountText
+    status: str
+    position: int
+
+    @classmethod
+    def of(cls, outcome: o.MovementRecorded) -> FeeResponse:
+        return cls(
+            charge_id=outcome.transfer_id, account_id=outcome.source,
+            fee=format_amount(outcome.amount), balance=format_amount(outcome.source_balance),
+            status=outcome.status, position=_pos(outcome),
+        )
+
+
+class RewardResponse(Response):
+    reward_id: UUID
+    account_id: UUID
+    amount: AmountText
+    balance: SignedAmountText
+    status: str
+    position: int
+
+    @classmethod
+    def of(cls, outcome: o.MovementRecorded) -> RewardResponse:
+        return cls(
+            reward_id=outcome.transfer_id, account_id=outcome.destination,
+            amount=format_amount(outcome.amount),
+            balance=format_amount(outcome.destination_balance), status=outcome.status,
+            position=_pos(outcome),
+        )
+
+
+class HoldResponse(Response):
+    hold_id: UUID
+    account_id: UUID
+    status: Literal["pending"] = "pending"
+    amount: AmountText
+    service_type: str | None
+    expires_at: datetime
+    available: SignedAmountText
+    position: int
+
+    @classmethod
+    def of(cls, outcome: o.HoldPlaced) -> HoldResponse:
+        return cls(
+            hold_id=outcome.hold_id, account_id=outcome.account_id,
+            amount=format_amount(outcome.amount), service_type=outcome.service_type,
+            expires_at=outcome.expires_at, available=format_amount(outcome.available),
+            position=_pos(outcome),
+        )
+
+
+class HoldCapturedResponse(Response):
+    hold_id: UUID
+    account_id: UUID
+    status: Literal["captured"] = "captured"
+    amount: AmountText = Field(description="the amount captured (posted to the treasury)")
+    balance: SignedAmountText
+    position: int
+
+    @classmethod
+    def of(cls, outcome: o.MovementRecorded) -> HoldCapturedResponse:
+        return cls(
+            hold_id=outcome.transfer_id, account_id=outcome.source,
+            amount=format_amount(outcome.amount),
+            balance=format_amount(outcome.source_balance), position=_pos(outcome),
+        )
+
+
+class HoldReleasedResponse(Response):
+    hold_id: UUID
+    account_id: UUID
+    status: str = Field(description="voided (or expired, when expiry came first)")
+    amount: AmountText = Field(description="the amount that was held")
+    position: int
+
+    @classmethod
+    def of(cls, outcome: o.HoldReleased) -> HoldReleasedResponse:
+        return cls(
+            hold_id=outcome.hold_id, account_id=outcome.account_id, status=outcome.cause,
+            amount=format_amount(outcome.amount), position=_pos(outcome),
+        )
+
+
+class AllowanceResponse(Response):
+    owner: UUID
+    spender: UUID
+    amount: AmountText = Field(description="what the spender may still move")
+    position: int | None = Field(None, description="set on answers to PUT")
+
+    @classmethod
+    def of(cls, outcome: o.AllowanceSet) -> AllowanceResponse:
+        return cls(owner=outcome.owner, spender=outcome.spender,
+                   amount=format_amount(outcome.amount), position=_pos(outcome))
+
+
+class WalletChangedResponse(Response):
+    account_id: UUID
+    address: str
+    status: Literal["connected", "disconnected"]
+    position: int
+
+    @classmethod
+    def of(cls, outcome: o.WalletChanged) -> WalletChangedResponse:
+        return cls(
+            account_id=outcome.account_id, address=outcome.address,
+            status="connected" if outcome.connected else "disconnected", position=_pos(outcome),
+        )
+
+
+class PriceRuleResponse(Response):
+    service_type: str
+    token_cost: AmountText
+    valid_from: datetime | None
+    valid_to: datetime | None
+    position: int
+
+    @classmethod
+    def of(cls, outcome: o.PriceRuleSet) -> PriceRuleResponse:
+        return cls(
+            service_type=outcome.service_type, token_cost=format_amount(outcome.token_cost),
+            valid_from=outcome.valid_from, valid_to=outcome.valid_to, position=_pos(outcome),
+        )
+
+
+# Queries
+
+
+class BalanceResponse(Response):
+    account_id: UUID
+    balance: SignedAmountText
+    held: AmountText
+    available: SignedAmountText
+    position: int
+
+    @classmethod
+    def of(cls, view: q.BalanceView) -> BalanceResponse:
+        return cls(
+            account_id=view.account_id, balance=format_amount(view.balance),
+            held=format_amount(view.held), available=format_amount(view.available),
+            position=view.position,
+        )
+
+
+class HistoryItem(Response):
+    transfer_id: UUID
+    change: SignedAmountText
+    balance_before: SignedAmountText
+    balance_after: SignedAmountText
+    type: str
+    reason: str
+    created_at: datetime
+    position: int
+
+
+class HistoryPage(Response):
+    items: list[HistoryItem]
+    next_cursor: str | None
+
+    @classmethod
+    def of(cls, page: q.Page[q.HistoryEntry]) -> HistoryPage:
+        return cls(items=[_history_item(entry) for entry in page.items],
+                   next_cursor=page.next_cursor)
+
+
+def _history_item(entry: q.HistoryEntry) -> HistoryItem:
+    return HistoryItem(
+        transfer_id=entry.transfer_id, change=format_amount(entry.change),
+        balance_before=format_amount(entry.balance_before),
+        balance_after=format_amount(entry.balance_after), type=entry.type,
+        reason=entry.reason, created_at=entry.created_at, position=entry.position,
+    )
+
+
+class TransactionResponse(Response):
+    transfer_id: UUID
+    kind: str
+    source: UUID = Field(alias="from")
+    destination: UUID = Field(alias="to")
+    amount: AmountText
+    reason: str
+    status: str = Field(description="pending, settled, failed or reversed")
+    signature: str | None
+    slot: int | None
+    created_at: datetime
+    updated_at: datetime
+    position: int
+    hold_status: str | None = Field(
+        None, description="for holds: pending, captured, voided or expired"
+    )
+    expires_at: datetime | None = None
+    reversed_by: UUID | None = None
+    reverses: UUID | None = None
+
+    @classmethod
+    def of(cls, view: q.TransactionView) -> TransactionResponse:
+        return cls(
+            transfer_id=view.transfer_id, kind=view.kind, source=view.source,
+            destination=view.destination, amount=format_amount(view.amount),
+            reason=view.reason, status=view.status, signature=view.signature, slot=view.slot,
+            created_at=view.created_at, updated_at=view.updated_at, position=view.position,
+            hold_status=view.hold_status, expires_at=view.expires_at,
+            reversed_by=view.reversed_by, reverses=view.reverses,
+        )
+
+
+class TransactionPage(Response):
+    items: list[TransactionResponse]
+    next_cursor: str | None
+
+    @classmethod
+    def of(cls, page: q.Page[q.TransactionView]) -> TransactionPage:
+        return cls(items=[TransactionResponse.of(view) for view in page.items],
+                   next_cursor=page.next_cursor)
+
+
+class WalletResponse(Response):
+    address: str
+    account_id: UUID
+    status: str = Field(description="connected or disconnected")
+    connected_at: datetime
+    disconnected_at: datetime | None
+
+
+class WalletsResponse(Response):
+    account_id: UUID
+    wallets: list[WalletResponse]
+
+    @classmethod
+    def of(cls, account_id: UUID, views: list[q.WalletView]) -> WalletsResponse:
+        return cls(account_id=account_id, wallets=[
+            WalletResponse(address=view.address, account_id=view.account_id, status=view.status,
+                           connected_at=view.connected_at, disconnected_at=view.disconnected_at)
+            for view in views
+        ])
+
+
+class PriceRuleItem(Response):
+    token_cost: AmountText
+    valid_from: datetime | None
+    valid_to: datetime | None
+    set_at: datetime
+
+
+class ServicePrice(Response):
+    service_type: str
+    token_cost: AmountText = Field(description="the cost in force now")
+    default_cost: AmountText
+    rules: list[PriceRuleItem]
+
+
+class PricingResponse(Response):
+    services: list[ServicePrice]
+
+    @classmethod
+    def of(cls, views: list[q.ServicePriceView]) -> PricingResponse:
+        return cls(services=[
+            ServicePrice(
+                service_type=view.service_type, token_cost=format_amount(view.token_cost_now),
+                default_cost=format_amount(view.default_cost),
+                rules=[PriceRuleItem(token_cost=format_amount(rule.token_cost),
+                                     valid_from=rule.valid_from, valid_to=rule.valid_to,
+                                     set_at=rule.set_at) for rule in view.rules],
+            )
+            for view in views
+        ])
+
+
+class SystemAccounts(Response):
+    treasury: UUID
+    rewards: UUID
+    issuance: UUID
+
+
+class SystemResponse(Response):
+    accounts: SystemAccounts
+    mint: str | None = Field(
+        description="the DEAL mint's address; null while no chain adapter is configured"
+    )
+    decimals: int
+    supply: AmountText = Field(description="circulating supply")
+
+
+class MismatchItem(Response):
+    model: str
+    key: str
+    expected: str
+    actual: str
+
+
+class ReplayResponse(Response):
+    events_replayed: int
+    accounts: int
+    supply_ok: bool
+    supply: SignedAmountText
+    last_position: int
+    mismatches: list[MismatchItem]
+    first_tampered_position: int | None
+
+    @classmethod
+    def of(cls, report: q.ReplayReport) -> ReplayResponse:
+        return cls(
+            events_replayed=report.events_replayed, accounts=report.accounts,
+            supply_ok=report.supply_ok, supply=format_amount(report.supply),
+            last_position=report.last_position,
+            mismatches=[MismatchItem(model=m.model, key=m.key, expected=m.expected,
+                                     actual=m.actual) for m in report.mismatches],
+            first_tampered_position=report.first_tampered_position,
+        )
+
+
+class RawEventItem(Response):
+    position: int
+    aggregate_id: UUID
+    version: int
+    topic: str
+    state: dict[str, Any]
+    timestamp: datetime
+
+
+class EventsResponse(Response):
+    items: list[RawEventItem]
+    next_after_position: int | None = Field(
+        description="pass as after_position for the next page; null at the end"
+    )
+
+    @classmethod
+    def of(cls, events: list[q.RawEvent], limit: int) -> EventsResponse:
+        items = [RawEventItem(position=e.position, aggregate_id=e.aggregate_id, version=e.version,
+                              topic=e.topic, state=e.state, timestamp=e.timestamp)
+                 for e in events]
+        more = len(items) == limit and items
+        return cls(items=items, next_after_position=items[-1].position if more else None)
+
+
+class HealthResponse(Response):
+    status: Literal["ok"] = "ok"
+
+
+class ReadyResponse(Response):
+    status: Literal["ready"] = "ready"
+    store_position: int
+    read_model_position: int | None = Field(
+        description="how far the read models are; null while none is configured"
+    )
+
+
+def _pos(outcome: o.Outcome) -> int:
+    return outcome.position if outcome.position is not None else 0
+

@@ -1,0 +1,142 @@
+"""Field types shared by the schemas.
+
+Amounts are parsed by domain.amounts, the one edge parser: a JSON number,
+more than 8 decimals, zero, a negative or an exponent is refused with
+``invalid_amount``, never rounded. Times must be RFC 3339 strings with an
+offset; they are kept as aware datetimes in UTC.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Query
+from pydantic import AwareDatetime, BeforeValidator, Field, PlainValidator, WithJsonSchema
+from pydantic_core import PydanticCustomError
+
+from domain.amounts import DECIMALS, parse_amount
+from domain.errors import InvalidRequest, LedgerError
+from domain.pricing import SERVICE_TYPES, check_service_type
+
+AMOUNT_PATTERN = r"^[0-9]+(\.[0-9]{1,8})?$"
+SIGNED_AMOUNT_PATTERN = r"^-?[0-9]+(\.[0-9]{1,8})?$"
+
+
+def _parse(parser, value: Any, **kwargs: Any) -> Any:
+    try:
+        return parser(value, **kwargs)
+    except LedgerError as error:
+        raise PydanticCustomError(error.code, error.message) from None
+
+
+def _amount(value: Any) -> int:
+    return _parse(parse_amount, value)
+
+
+def _amount_or_zero(value: Any) -> int:
+    return _parse(parse_amount, value, allow_zero=True)
+
+
+def _amount_schema(minimum: str) -> dict[str, Any]:
+    return {
+        "type": "string", "pattern": AMOUNT_PATTERN, "maxLength": 32,
+        "description": f"a decimal number of DEAL, at least {minimum}, at most "
+                       f"{DECIMALS} fractional digits, as a JSON string",
+        "examples": ["0.1"],
+    }
+
+
+Amount = Annotated[int, PlainValidator(_amount), WithJsonSchema(_amount_schema("0.00000001"))]
+"""A positive amount in base units, from a decimal string."""
+
+AmountOrZero = Annotated[
+    int, PlainValidator(_amount_or_zero), WithJsonSchema(_amount_schema("0"))
+]
+"""An amount that may be zero (an allowance of "0" revokes it)."""
+
+def _service_type(value: Any) -> str:
+    if not isinstance(value, str):
+        raise PydanticCustomError("string_type", "service_type must be a string")
+    return _parse(check_service_type, value)
+
+
+ServiceType = Annotated[
+    str,
+    PlainValidator(_service_type),
+    WithJsonSchema({"type": "string", "enum": list(SERVICE_TYPES)}),
+]
+
+
+MAX_POSITION = 2**63 - 1
+"""The largest log position the stores can hold (a signed 64-bit integer):
+a larger one in a request is refused as invalid, never passed to a driver."""
+
+_RFC3339_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]")
+
+
+def _require_text(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise PydanticCustomError("datetime_type", "must be an RFC 3339 time string")
+    if not _RFC3339_DATE.match(value):
+        # pydantic would read "-1" or "1700000000" as a Unix time.
+        raise PydanticCustomError("datetime_parsing", "must be an RFC 3339 time string")
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_require_text)]
+"""An RFC 3339 time with an offset; naive times, numbers and numeric
+strings are refused."""
+
+MAX_ADDRESS_LENGTH = 64
+
+
+def _address_text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise PydanticCustomError("string_type", "address must be a string")
+    if len(value) > MAX_ADDRESS_LENGTH:
+        # The same code as any other malformed address (API.md), not a
+        # generic length error; solders decides the rest in the handler.
+        raise PydanticCustomError(
+            "invalid_wallet_address", f"wallet address is longer than {MAX_ADDRESS_LENGTH} characters"
+        )
+    return value
+
+
+AddressText = Annotated[str, PlainValidator(_address_text), WithJsonSchema(
+    {"type": "string", "maxLength": MAX_ADDRESS_LENGTH,
+     "description": "a base58 Solana public key (ed25519)"}
+)]
+"""A wallet address as given, bounded in length; validated by the domain."""
+
+Reason = Annotated[str, Field(max_length=500, description="free text, at most 500 characters")]
+
+
+def in_utc(moment: datetime | None) -> datetime | None:
+    return None if moment is None else moment.astimezone(UTC)
+
+
+AmountText = Annotated[str, Field(pattern=AMOUNT_PATTERN, examples=["0.1"])]
+SignedAmountText = Annotated[str, Field(pattern=SIGNED_AMOUNT_PATTERN, examples=["-0.1"])]
+
+
+PointInTime = Annotated[str | None, Query(
+    max_length=64, description="a log position (an integer) or an RFC 3339 time",
+    examples=["2026-01-01T00:00:00Z", "1200"],
+)]
+
+
+def parse_point_in_time(text: str | None) -> tuple[int | None, datetime | None]:
+    """``at``: a log position or an RFC 3339 time with an offset."""
+    if text is None:
+        return None, None
+    if text.isascii() and text.isdigit() and len(text) <= 18:
+        return int(text), None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidRequest("at must be a log position or an RFC 3339 time") from None
+    if moment.tzinfo is None:
+        raise InvalidRequest("at must carry a UTC offset, e.g. 2026-01-01T00:00:00Z")
+    return None, moment.astimezone(UTC)

@@ -1,0 +1,107 @@
+"""``deals-ledger serve``: the HTTP API under uvicorn.
+
+The socket is bound here, before any worker starts, so the banner names the
+real address (``--port 0`` picks a free port) and every worker accepts on the
+same socket. Each worker process builds its own LedgerService (writer and
+all) from the environment; they share the store, whose optimistic
+concurrency settles conflicts between them.
+
+SIGTERM (or Ctrl-C): uvicorn stops accepting, lets in-flight requests finish
+(up to DEALS_SHUTDOWN_GRACE_S), then the app's lifespan stops the writer,
+which answers every command still queued, and closes the store.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+
+import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors import Multiprocess
+
+from interface.http.auth import ApiKeyError, ensure_generated_key, key_file, parse_api_keys
+from interface.settings import Settings
+
+APP_FACTORY = "interface.http.app:app_from_env"
+STARTUP_FAILURE_EXIT = 3
+
+
+def serve(settings: Settings, *, host: str, port: int, workers: int) -> int:
+    new_token = _prepare_keys(settings)
+    config = uvicorn.Config(
+        APP_FACTORY, factory=True, host=host, port=port, workers=workers, lifespan="on",
+        timeout_graceful_shutdown=int(settings.shutdown_grace_s), log_level="info",
+        server_header=False,
+    )
+    sock = config.bind_socket()
+    bound_host, bound_port = sock.getsockname()[:2]
+    print(banner(replace(settings, host=bound_host, port=bound_port), new_token, workers),
+          flush=True)
+    if workers > 1:
+        supervisor = Multiprocess(config, sockets=[sock])
+        supervisor.run()
+        started = all(worker.exitcode != STARTUP_FAILURE for worker in supervisor.processes)
+    else:
+        server = uvicorn.Server(config)
+        with _stop_signals_end_normally():
+            server.run(sockets=[sock])
+        started = server.started
+    if not started:
+        print("deals-ledger: the server did not start (see the log above)", file=sys.stderr)
+        return STARTUP_FAILURE_EXIT
+    return 0
+
+
+@contextmanager
+def _stop_signals_end_normally() -> Iterator[None]:
+    """uvicorn shuts down gracefully on SIGTERM/SIGINT and then re-raises the
+    signal to the handler that was there before it. With a no-op one there,
+    a requested stop ends the process with exit code 0, not killed by the
+    signal (or a KeyboardInterrupt) after the graceful shutdown already ran."""
+    stop_signals = (signal.SIGTERM, signal.SIGINT)
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in stop_signals}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _prepare_keys(settings: Settings) -> str | None:
+    """Fail fast on bad DEALS_API_KEYS; without them, make sure the data dir
+    holds the generated admin key (before any worker starts, so they agree)."""
+    if settings.api_keys:
+        parse_api_keys(settings.api_keys)
+        return None
+    return ensure_generated_key(settings)
+
+
+def banner(settings: Settings, new_token: str | None, workers: int) -> str:
+    base = f"http://{_url_host(settings.host)}:{settings.port}"
+    store = "PostgreSQL" if settings.uses_postgres else str(settings.data_dir / "events.sqlite")
+    lines = [
+        f"Deals Ledger listening on {base} ({workers} worker{'s' if workers > 1 else ''}, "
+        f"store: {store})",
+        f"  API docs: {base}/docs",
+    ]
+    if settings.api_keys:
+        token = "<your token from DEALS_API_KEYS>"  # noqa: S105 - a placeholder
+    elif new_token is not None:
+        lines.append(f"  admin API key (shown only now; kept in {key_file(settings)}): {new_token}")
+        token = new_token
+    else:
+        lines.append(f"  admin API key: in {key_file(settings)}")
+        token = f"$(cat {key_file(settings)})"
+    lines.append(f'  try: curl -H "Authorization: Bearer {token}" {base}/v1/system')
+    return "\n".join(lines)
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+__all__ = ["ApiKeyError", "serve", "banner"]

@@ -1,0 +1,166 @@
+"""The composition root: builds and runs what one ledger process needs.
+
+Everything that touches settings, stores and threads is wired here, so the
+HTTP app, the CLI and the tests build a ledger the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.persistence import PersistenceError
+
+from application import commands as c
+from application.cache import AggregateCache
+from application.errors import LedgerUnavailable
+from application.hold_expiry import HoldExpirySweeper
+from application.ledger import LedgerApplication
+from application.outcomes import MovementRecorded
+from application.processor import CommandProcessor
+from application.reconciliation import ReconciliationReport, adjust_for_finding
+from application.settlement_fold import SettlementFold
+from application.settlement_worker import SettlementWorker
+from application.writer import CommandWriter
+from domain.system import ISSUANCE_ID
+from interface.alerting import Alerting
+from interface.settings import Settings
+from interface.settlement import build_settlement_worker, mint_address, settlement_fold
+from interface.store_health import StoreHealth, reconnect_pools_every_second
+from projections.runtime import ReadSide
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class LedgerService:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        reconnect_pools_every_second()
+        self.app = LedgerApplication(settings.eventsourcing_env())
+        self.processor = CommandProcessor(
+            self.app, cache=AggregateCache(settings.max_cached_aggregates)
+        )
+        self.writer = CommandWriter(self.processor, max_batch_commands=settings.max_batch_commands)
+        self.read_side = ReadSide(
+            self.app, settings.eventsourcing_env(), redis_url=settings.redis_url,
+            redis_prefix=settings.redis_prefix,
+        )
+        self.queries = self.read_side.queries
+        self.writer.add_observer(self.read_side.on_batch)
+        self.hold_expiry = HoldExpirySweeper(self.writer, self.queries.due_holds)
+        self.settlement_fold: SettlementFold = settlement_fold(self.app)
+        self.settlement: SettlementWorker = build_settlement_worker(
+            settings, self.app, self.writer, self.settlement_fold
+        )
+        self.mint_address: str | None = mint_address(settings)
+        """The DEAL mint on chain (derived from the custody key, no I/O)."""
+        self.store_health = StoreHealth(self.read_side.store.conninfo)
+        """Answers "is PostgreSQL down?" without waiting on the pool."""
+        self.alerting = Alerting(settings, self.store_position, self.queries.position)
+        self.writer.add_observer(self.alerting.suspicious.on_batch)
+
+    def start(
+        self, *, projections: bool | None = None, settlement: bool | None = None
+    ) -> LedgerService:
+        """Start the writer, make sure genesis has run (it is idempotent),
+        then the background work: the projector (``projections=False``, or
+        DEALS_PROJECTIONS=off, when only separate ``deals-ledger project``
+        workers should project), the
+        hold-expiry sweeper and the settler (``settlement=False``, or
+        DEALS_SETTLEMENT=off, when only ``deals-ledger settle`` workers
+        should settle)."""
+        self.writer.start()
+        self.writer.execute(c.Genesis())
+        self.store_health.start()
+        if self.settings.projections_enabled if projections is None else projections:
+            self.read_side.start()
+        self.hold_expiry.start()
+        if self.settings.settlement_enabled if settlement is None else settlement:
+            self.settlement.start()
+            self.writer.add_observer(self.settlement.wake)
+        self.alerting.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the background work, answer every queued command, then close
+        the stores."""
+        self.alerting.stop()
+        self.store_health.stop()
+        self.settlement.stop()
+        self.hold_expiry.stop()
+        self.read_side.stop()
+        self.writer.stop()
+        self.read_side.close()
+        self.settlement_fold.store.close()
+        self.app.close()
+
+    def __enter__(self) -> LedgerService:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    async def execute(self, command: c.Command) -> Any:
+        """Submit to the group-commit writer and await the outcome without
+        blocking the event loop. The wait is shielded: a cancelled caller
+        (client gone, shutdown) leaves the command to finish or not on its own,
+        exactly like a lost network answer, and a retry with the same id gets
+        the first outcome."""
+        self.refuse_if_store_down()
+        future = self.writer.submit(command)
+        return await asyncio.shield(asyncio.wrap_future(future))
+
+    # Reads the write side answers itself: cheap, strongly consistent, and
+    # kept by no read model (an allowance is state of the owner's account).
+
+    def allowance(self, owner: UUID, spender: UUID) -> int:
+        return self._read(lambda: self.app.account(owner).allowance_for(spender))
+
+    def supply(self) -> int:
+        """Circulating supply: the issuance account's negative balance."""
+        return self._read(lambda: -self.app.account(ISSUANCE_ID).balance)
+
+    def store_position(self) -> int:
+        """The log's last position; raises LedgerUnavailable when the store is down."""
+        return self._read(self.app.log_index.max_position)
+
+    def _read(self, read: Callable[[], T]) -> T:
+        """A read of the write side that fails fast when the store is down:
+        the position query has no retry loop, while the library's aggregate
+        reads retry for many seconds before giving up."""
+        self.refuse_if_store_down()
+        try:
+            self.app.log_index.max_position()
+            return read()
+        except PersistenceError as error:
+            raise LedgerUnavailable(
+                f"the event store is unavailable ({type(error).__name__}); retry"
+            ) from None
+
+    def refuse_if_store_down(self) -> None:
+        """503 at once, nothing submitted, while the last probe found the
+        store unreachable."""
+        if self.store_health.down:
+            raise LedgerUnavailable("the event store is unreachable; nothing was applied, retry")
+
+    def describe(self) -> dict[str, Any]:
+        """Where this service keeps its data, for the operator (no secrets)."""
+        store = "postgresql" if self.settings.uses_postgres else str(
+            self.settings.data_dir / "events.sqlite"
+        )
+        return {"store": store, "redis": bool(self.settings.redis_url)}
+
+    # Reconciliation, for the HTTP API and the CLI (blocking calls).
+
+    def run_reconciliation(self, *, full: bool = False) -> ReconciliationReport:
+        return self.settlement.run_reconciliation(full=full)
+
+    def latest_reconciliation(self) -> ReconciliationReport | None:
+        return self.settlement.latest_reconciliation()
+
+    def adjust_for_finding(self, finding_id: UUID, reason: str = "") -> MovementRecorded:
+        return adjust_for_finding(self.settlement_fold, self.writer, finding_id, reason)

@@ -1,0 +1,105 @@
+"""Settlement wiring, in one place: which chain adapter the settings ask
+for, the custody key, and the settlement worker of a ledger process.
+
+``DEALS_SOLANA_RPC_URL`` set -> ``RpcChain`` on that endpoint; unset -> the
+embedded ``LiteSvmChain`` whose state lives in ``<data dir>/chain``. The
+custody key comes from ``DEALS_CUSTODY_KEYPAIR`` or is created (0600) in the
+data dir; it is loaded once and never logged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from application.chain import ChainPort
+from application.ledger import LedgerApplication
+from application.reconciliation import ReconciliationConfig
+from application.settlement import CommandSubmitter, SettlementConfig, SettlementHooks
+from application.settlement_fold import SettlementFold
+from application.settlement_lease import Lease
+from application.settlement_store import open_settlement_store
+from application.settlement_worker import SettlementWorker
+from interface.chain import transactions as tx
+from interface.chain.custody import CustodyKey, load_custody_keypair
+from interface.settings import Settings
+from projections.store import AdvisoryLock, FileLock, advisory_lock_key
+
+EMBEDDED_CHAIN_DIR = "chain"
+LEASE_FILE_NAME = "settlement.lock"
+
+
+def lease_for(recorder: Any) -> Lease:
+    """The settler's lease beside the application's event store: a lock file
+    next to the SQLite file, or an advisory lock named after the schema."""
+    from eventsourcing.postgres import PostgresApplicationRecorder
+
+    if isinstance(recorder, PostgresApplicationRecorder):
+        datastore = recorder.datastore
+        kwargs: dict[str, Any] = dict(datastore.pool.kwargs)  # type: ignore[arg-type]
+        conninfo = {key: kwargs[key] for key in ("dbname", "host", "port", "user", "password")}
+        key = advisory_lock_key(f"deals-ledger:settlement:{datastore.schema}")
+        return AdvisoryLock(conninfo, key, purpose="settlement")
+    return FileLock(Path(recorder.datastore.pool.db_name).parent / LEASE_FILE_NAME)
+
+
+def custody_key(settings: Settings) -> CustodyKey:
+    return load_custody_keypair(settings.custody_keypair, settings.data_dir)
+
+
+def mint_address(settings: Settings) -> str:
+    """The DEAL mint's address (derived from the custody key, no I/O)."""
+    return str(tx.mint_address(custody_key(settings).pubkey))
+
+
+def open_chain(settings: Settings, custody: CustodyKey | None = None) -> ChainPort:
+    """A new chain adapter as the settings ask; the caller closes it."""
+    from interface.chain.embedded import EmbeddedSolana
+    from interface.chain.litesvm_adapter import LiteSvmChain
+    from interface.chain.rpc_adapter import RpcChain
+
+    custody = custody or custody_key(settings)
+    if settings.solana_rpc_url:
+        return RpcChain(
+            settings.solana_rpc_url, custody, commitment=settings.settlement_commitment,
+            timeout_s=settings.solana_timeout_s,
+        )
+    return LiteSvmChain(EmbeddedSolana(embedded_chain_dir(settings)), custody)
+
+
+def embedded_chain_dir(settings: Settings) -> Path:
+    return settings.data_dir / EMBEDDED_CHAIN_DIR
+
+
+def settlement_config(settings: Settings) -> SettlementConfig:
+    return SettlementConfig(
+        commitment=settings.settlement_commitment,
+        batch_movements=settings.settlement_batch_movements,
+        poll_interval_s=settings.settlement_poll_interval_s,
+    )
+
+
+def settlement_fold(app: LedgerApplication) -> SettlementFold:
+    return SettlementFold(app, open_settlement_store(app.recorder))
+
+
+def build_settlement_worker(
+    settings: Settings,
+    app: LedgerApplication,
+    writer: CommandSubmitter,
+    fold: SettlementFold,
+    *,
+    hooks: SettlementHooks | None = None,
+) -> SettlementWorker:
+    custody = custody_key(settings)
+    return SettlementWorker(
+        writer=writer,
+        fold=fold,
+        lease=lambda: lease_for(app.recorder),
+        open_chain=lambda: open_chain(settings, custody),
+        chain_is_exclusive=not settings.solana_rpc_url,
+        config=settlement_config(settings),
+        reconciliation=ReconciliationConfig(),
+        reconcile_interval_s=settings.reconcile_interval_s,
+        hooks=hooks,
+    )
