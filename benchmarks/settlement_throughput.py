@@ -1,0 +1,128 @@
+"""Settled movements per second on the embedded LiteSVM chain, one movement
+per Solana transaction against as many as fit (batching), measured in the
+same run on the same store.
+
+    .venv/bin/python -m benchmarks.settlement_throughput --movements 2000
+
+Each scenario gets a fresh ledger (SQLite in a temporary folder, or a fresh
+PostgreSQL schema with --database-url) and a fresh embedded chain; the
+movements are recorded first, then the settlement process settles the
+backlog and the clock runs from its first step to an empty queue. Every
+step is the production path: sign, write-ahead record through the command
+writer, fold, send, confirm, record the outcome.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from application import commands as c
+from application.cache import AggregateCache
+from application.ledger import LedgerApplication
+from application.processor import CommandProcessor
+from application.settlement import SettlementConfig, SettlementProcess
+from application.writer import CommandWriter
+from benchmarks.write_path import bench_store
+from domain.amounts import UNITS_PER_DEAL
+from domain.system import TREASURY_ID
+from interface.chain.custody import load_custody_keypair
+from interface.chain.embedded import EmbeddedSolana
+from interface.chain.litesvm_adapter import LiteSvmChain
+
+
+class BenchLedger:
+    """The write side as the service builds it (application, processor,
+    group-commit writer), after genesis; the benchmark's own, so nothing
+    here depends on the tests' helpers."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.app = LedgerApplication(env)
+        self.writer = CommandWriter(CommandProcessor(self.app, cache=AggregateCache())).start()
+        self.writer.execute(c.Genesis())
+
+    def close(self) -> None:
+        self.writer.stop()
+        self.app.close()
+
+
+def record_movements(ledger: BenchLedger, movements: int, accounts: int) -> None:
+    """Fund the accounts from the treasury, then random transfers between
+    them (each small enough that no account runs dry)."""
+    opened = [uuid.uuid4() for _ in range(accounts)]
+    futures = [ledger.writer.submit(c.OpenAccount(account)) for account in opened]
+    futures += [
+        ledger.writer.submit(c.TransferFunds(uuid.uuid4(), TREASURY_ID, a, 10_000 * UNITS_PER_DEAL))
+        for a in opened
+    ]
+    rng = random.Random(7)
+    for _ in range(movements - accounts):
+        source, destination = rng.sample(opened, 2)
+        futures.append(ledger.writer.submit(c.TransferFunds(uuid.uuid4(), source, destination, 1)))
+    for future in futures:
+        future.result(60)
+
+
+async def settle(ledger: BenchLedger, folder: Path, batch: int) -> tuple[int, float, int]:
+    from application.settlement_fold import SettlementFold
+    from application.settlement_store import open_settlement_store
+
+    custody = load_custody_keypair(None, folder / "keys")
+    chain = LiteSvmChain(EmbeddedSolana(folder / "chain"), custody)
+    store = open_settlement_store(ledger.app.recorder)
+    process = SettlementProcess(
+        writer=ledger.writer, fold=SettlementFold(ledger.app, store), chain=chain,
+        config=SettlementConfig(batch_movements=batch, poll_interval_s=0.001),
+    )
+    try:
+        await process.prepare()
+        process.fold.catch_up()
+        waiting = store.backlog()
+        started = time.perf_counter()
+        steps = await process.run_until_idle(1_000_000)
+        elapsed = time.perf_counter() - started
+        assert store.backlog() == 0
+        return waiting, elapsed, steps
+    finally:
+        await chain.close()
+        store.close()
+
+
+def scenario(database_url: str | None, movements: int, accounts: int, batch: int) -> dict:
+    folder = Path(tempfile.mkdtemp(prefix="settle-bench-"))
+    try:
+        with bench_store(database_url) as env:
+            ledger = BenchLedger(env)
+            try:
+                record_movements(ledger, movements, accounts)
+                settled, elapsed, steps = asyncio.run(settle(ledger, folder, batch))
+            finally:
+                ledger.close()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return {"batch": batch, "movements": settled, "seconds": elapsed, "steps": steps,
+            "per_second": settled / elapsed}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--movements", type=int, default=2000)
+    parser.add_argument("--accounts", type=int, default=50)
+    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--batches", default="1,2", help="movements per transaction to compare")
+    args = parser.parse_args()
+    print(f"{'per tx':>6} {'movements':>9} {'steps':>6} {'seconds':>8} {'movements/s':>12}")
+    for batch in (int(value) for value in args.batches.split(",")):
+        result = scenario(args.database_url, args.movements, args.accounts, batch)
+        print(f"{result['batch']:>6} {result['movements']:>9} {result['steps']:>6} "
+              f"{result['seconds']:>8.2f} {result['per_second']:>12.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
