@@ -1,0 +1,158 @@
+"""The shared transaction builder: deterministic addresses, instructions the
+SPL Token program's own decoders agree with, and the packing limit."""
+
+from __future__ import annotations
+
+from uuid import UUID, uuid4
+
+import pytest
+import spl.token.instructions as spl
+from solders.hash import Hash
+from solders.instruction import Instruction
+from solders.pubkey import Pubkey
+
+from application.chain import ChainMovement
+from interface.chain import transactions as tx
+
+AUTHORITY = Pubkey.new_unique()
+RENT = tx.RentLamports(mint_account=1_461_600, token_account=2_039_280)
+
+
+def movement(source: UUID | None, destination: UUID | None, amount: int = 5) -> ChainMovement:
+    return ChainMovement(uuid4(), source, destination, amount)
+
+
+def message_size(movements: list[ChainMovement], create: bool) -> int:
+    to_create = tx.touched_account_ids(movements) if create else []
+    message = tx.movements_message(AUTHORITY, movements, to_create, RENT, Hash.default())
+    return tx.serialized_size(message)
+
+
+def test_the_token_account_address_is_the_seeded_address_of_the_account_id() -> None:
+    account_id = uuid4()
+    expected = Pubkey.create_with_seed(AUTHORITY, account_id.hex, tx.TOKEN_PROGRAM_ID)
+    assert tx.token_account_address(AUTHORITY, account_id) == expected
+    assert tx.token_account_address(AUTHORITY, account_id) != tx.token_account_address(
+        Pubkey.new_unique(), account_id
+    )
+
+
+def test_worst_case_packing_limit_is_measured_against_the_packet_size() -> None:
+    limit = tx.MAX_MOVEMENTS_PER_TRANSACTION
+    worst = [movement(uuid4(), uuid4()) for _ in range(limit + 1)]
+    assert limit == 2
+    assert message_size(worst[:limit], create=True) <= tx.PACKET_DATA_SIZE
+    assert message_size(worst, create=True) > tx.PACKET_DATA_SIZE
+
+
+def test_the_limit_leaves_room_when_accounts_exist() -> None:
+    """Without creations far more would fit; the limit is the worst case so
+    a caller never learns the chain state from a ValueError."""
+    existing = [movement(uuid4(), uuid4()) for _ in range(tx.MAX_MOVEMENTS_PER_TRANSACTION)]
+    assert message_size(existing, create=False) < tx.PACKET_DATA_SIZE // 2
+
+
+def test_an_oversized_list_is_refused() -> None:
+    too_many = [movement(uuid4(), uuid4()) for _ in range(tx.MAX_MOVEMENTS_PER_TRANSACTION + 1)]
+    with pytest.raises(ValueError, match="movements_must_fit_one_transaction"):
+        tx.validate_movements(too_many, tx.MAX_MOVEMENTS_PER_TRANSACTION)
+
+
+def test_a_message_over_the_packet_size_is_refused() -> None:
+    too_many = [movement(uuid4(), uuid4()) for _ in range(tx.MAX_MOVEMENTS_PER_TRANSACTION + 1)]
+    message = tx.movements_message(
+        AUTHORITY, too_many, tx.touched_account_ids(too_many), RENT, Hash.default()
+    )
+    with pytest.raises(ValueError, match="transaction_must_fit_packet"):
+        tx.require_fits_packet(message)
+
+
+@pytest.mark.parametrize(
+    ("amount", "rule"),
+    [(0, "positive"), (-1, "positive"), (2**64, "positive"), (True, "int"), (1.0, "int")],
+)
+def test_amounts_must_be_positive_int_base_units(amount: object, rule: str) -> None:
+    with pytest.raises(ValueError, match=rule):
+        tx.validate_movement(ChainMovement(uuid4(), uuid4(), uuid4(), amount))  # type: ignore[arg-type]
+
+
+def test_a_transfer_is_transfer_checked_then_its_memo() -> None:
+    source, destination = uuid4(), uuid4()
+    transfer = movement(source, destination, 12_345)
+    token, memo = tx.movement_instructions(AUTHORITY, transfer)
+    decoded = spl.decode_transfer_checked(token)
+    assert decoded.source == tx.token_account_address(AUTHORITY, source)
+    assert decoded.dest == tx.token_account_address(AUTHORITY, destination)
+    assert decoded.mint == tx.mint_address(AUTHORITY)
+    assert (decoded.owner, decoded.amount, decoded.decimals) == (AUTHORITY, 12_345, 8)
+    assert memo.program_id == tx.MEMO_PROGRAM_ID
+    assert bytes(memo.data) == f"deal:{transfer.transfer_id}".encode()
+
+
+def test_a_mint_is_mint_to_checked_and_a_burn_is_burn_checked() -> None:
+    account = uuid4()
+    minted = spl.decode_mint_to_checked(
+        tx.movement_instructions(AUTHORITY, movement(None, account, 7))[0]
+    )
+    burned = spl.decode_burn_checked(
+        tx.movement_instructions(AUTHORITY, movement(account, None, 3))[0]
+    )
+    address = tx.token_account_address(AUTHORITY, account)
+    assert (minted.dest, minted.mint_authority, minted.amount, minted.decimals) == (
+        address,
+        AUTHORITY,
+        7,
+        8,
+    )
+    assert (burned.account, burned.owner, burned.amount, burned.decimals) == (
+        address,
+        AUTHORITY,
+        3,
+        8,
+    )
+
+
+def test_token_accounts_and_the_mint_belong_to_the_authority() -> None:
+    account = uuid4()
+    _, initialize = tx.create_token_account_instructions(AUTHORITY, account, RENT)
+    decoded = spl.decode_initialize_account3(initialize)
+    assert (decoded.account, decoded.mint, decoded.owner) == (
+        tx.token_account_address(AUTHORITY, account),
+        tx.mint_address(AUTHORITY),
+        AUTHORITY,
+    )
+    _, mint = tx.create_mint_instructions(AUTHORITY, RENT)
+    decoded_mint = spl.decode_initialize_mint2(mint)
+    assert decoded_mint.decimals == 8
+    assert decoded_mint.mint_authority == AUTHORITY
+    assert decoded_mint.freeze_authority == AUTHORITY
+
+
+def test_memos_name_transfer_ids_and_ignore_anything_else() -> None:
+    transfer_id = uuid4()
+    memos = [f"deal:{transfer_id}", "deal:not-a-uuid", "hello", f"deal-genesis:{uuid4()}"]
+    assert tx.memo_transfer_ids(memos) == (transfer_id,)
+    assert tx.parse_memo(b"\xff\xfe") is None
+
+
+def test_creations_come_first_and_each_account_is_created_once() -> None:
+    shared = uuid4()
+    movements = [movement(shared, uuid4()), movement(uuid4(), shared)]
+    to_create = tx.touched_account_ids(movements)
+    assert len(to_create) == 3 and to_create[0] == shared
+    message = tx.movements_message(AUTHORITY, movements, to_create, RENT, Hash.default())
+    programs = [message.account_keys[ix.program_id_index] for ix in message.instructions]
+    assert programs[:6] == [Pubkey.default(), tx.TOKEN_PROGRAM_ID] * 3
+    assert programs[6:] == [tx.TOKEN_PROGRAM_ID, tx.MEMO_PROGRAM_ID] * 2
+
+
+def test_writable_keys_follow_the_message_header() -> None:
+    account = uuid4()
+    instructions: list[Instruction] = tx.movement_instructions(AUTHORITY, movement(None, account))
+    message = tx.movements_message(AUTHORITY, [movement(None, account)], [], RENT, Hash.default())
+    assert instructions  # the message is built from the same instructions
+    assert set(tx.writable_keys(message)) == {
+        AUTHORITY,
+        tx.mint_address(AUTHORITY),
+        tx.token_account_address(AUTHORITY, account),
+    }

@@ -1,0 +1,70 @@
+"""Shared fixtures: every store-backed test runs on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.alerts import CollectedAlerts, collecting_alerts
+from tests.support.ledgers import LedgerHarness
+from tests.support.services import PostgresTestDatabase, unreachable
+from tests.support.stores import StoreConfig, postgres_store, sqlite_store
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[PostgresTestDatabase | Exception]:
+    try:
+        database = PostgresTestDatabase()
+    except Exception as error:  # reported per test, where it fails or skips
+        yield error
+        return
+    yield database
+    database.drop()
+
+
+@pytest.fixture
+def postgres(postgres_database, tmp_path: Path) -> Iterator[StoreConfig]:
+    if isinstance(postgres_database, Exception):
+        unreachable("PostgreSQL", postgres_database)
+    schema = postgres_database.new_schema()
+    yield postgres_store(tmp_path, postgres_database.url, schema)
+    postgres_database.drop_schema(schema)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request, tmp_path: Path) -> StoreConfig:
+    if request.param == "sqlite":
+        return sqlite_store(tmp_path)
+    return request.getfixturevalue("postgres")
+
+
+@pytest.fixture
+def ledger(store: StoreConfig) -> Iterator[LedgerHarness]:
+    ledger = LedgerHarness(store.env)
+    yield ledger
+    ledger.close()
+
+
+@pytest.fixture(autouse=True)
+def no_thread_outlives_its_test(request):
+    """A projector, writer or sweeper left running by one test would keep
+    changing process-wide state (metrics) under the next one."""
+    import threading
+
+    before = set(threading.enumerate())
+    yield
+    names = ("projector-", "command-writer", "hold-expiry")
+    leaked = [t for t in set(threading.enumerate()) - before
+              if t.name.startswith(names) and t.is_alive()]
+    for thread in leaked:
+        thread.join(timeout=5)
+    still = [t.name for t in leaked if t.is_alive()]
+    assert not still, f"threads left running by {request.node.name}: {still}"
+
+
+@pytest.fixture
+def raised() -> Iterator[CollectedAlerts]:
+    """The alerts the test's code raises."""
+    yield from collecting_alerts()

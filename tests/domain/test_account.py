@@ -1,0 +1,86 @@
+"""The Account aggregate on its own: given events, when a decision, then
+events (or a refusal that changes nothing)."""
+
+from datetime import UTC, datetime
+from uuid import uuid4
+
+import pytest
+
+from domain import errors
+from domain.account import ISSUANCE, USER, Account
+from domain.amounts import MAX_SUPPLY
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def funded(amount: int) -> Account:
+    account = Account.open(uuid4(), USER, NOW)
+    account.credit(uuid4(), amount, "mint", "", NOW)
+    return account
+
+
+def new_events(account: Account) -> list[str]:
+    return [type(event).__name__ for event in account.collect_events()]
+
+
+def test_a_debit_records_the_balance_after_it():
+    account = funded(100)
+    account.collect_events()
+    account.debit(uuid4(), 30, "transfer", "rent", NOW)
+    (event,) = account.collect_events()
+    assert (type(event).__name__, event.amount, event.balance_after) == ("Debited", 30, 70)
+
+
+def test_a_refused_debit_triggers_nothing():
+    account = funded(10)
+    account.collect_events()
+    with pytest.raises(errors.InsufficientBalance):
+        account.debit(uuid4(), 11, "transfer", "", NOW)
+    assert new_events(account) == [] and account.balance == 10
+
+
+def test_held_funds_are_unavailable_and_a_capture_releases_the_rest():
+    account = funded(100)
+    hold = uuid4()
+    account.place_hold(hold, 60, NOW)
+    assert account.available == 40
+    with pytest.raises(errors.InsufficientBalance):
+        account.place_hold(uuid4(), 41, NOW)
+    account.capture_hold(hold, 25, "fee", "goal", NOW)
+    assert (account.balance, account.held, account.available) == (75, 0, 75)
+
+
+def test_releasing_an_unknown_hold_is_hold_not_found():
+    with pytest.raises(errors.HoldNotFound):
+        funded(1).release_hold(uuid4(), "voided", NOW)
+
+
+def test_the_issuance_account_goes_negative_down_to_the_supply_ceiling_only():
+    issuance = Account.open(uuid4(), ISSUANCE, NOW)
+    issuance.debit(uuid4(), MAX_SUPPLY, "mint", "", NOW)
+    assert issuance.balance == -MAX_SUPPLY
+    with pytest.raises(errors.SupplyLimitExceeded):
+        issuance.debit(uuid4(), 1, "mint", "", NOW)
+
+
+def test_allowances_are_set_not_added_and_spending_lowers_them():
+    owner, spender = funded(100), uuid4()
+    assert owner.set_allowance(spender, 50, NOW)
+    assert not owner.set_allowance(spender, 50, NOW)
+    owner.spend_allowance(spender, uuid4(), 20, NOW)
+    assert owner.allowance_for(spender) == 30
+    with pytest.raises(errors.AllowanceExceeded):
+        owner.spend_allowance(spender, uuid4(), 31, NOW)
+    owner.set_allowance(spender, 0, NOW)
+    assert owner.allowances == {}
+
+
+def test_replaying_the_events_rebuilds_the_same_account():
+    account = funded(100)
+    account.place_hold(uuid4(), 10, NOW)
+    account.freeze(NOW)
+    events = [*account.pending_events]
+    rebuilt = None
+    for event in events:
+        rebuilt = event.mutate(rebuilt)
+    assert (rebuilt.balance, rebuilt.held, rebuilt.frozen) == (100, 10, True)

@@ -1,0 +1,67 @@
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+
+import pytest
+
+from domain import errors
+from domain.pricing import DEFAULT_PRICES, PriceSchedule
+from domain.transfer import PENDING, Transfer
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def a_hold(expires_in_s: int = 60) -> Transfer:
+    return Transfer.record(
+        uuid4(), kind="fee", source=uuid4(), destination=uuid4(), amount=100, reason="goal",
+        fingerprint="f", source_balance_after=0, destination_balance_after=0, now=NOW,
+        phase=PENDING, expires_at=NOW + timedelta(seconds=expires_in_s),
+    )
+
+
+def test_a_hold_is_pending_until_captured_and_then_reversible():
+    hold = a_hold()
+    with pytest.raises(errors.TransferNotReversible):
+        hold.check_reversible()
+    hold.capture(40, "g", 0, 0, NOW)
+    assert (hold.phase, hold.posted_amount) == ("captured", 40)
+    hold.check_reversible()
+    with pytest.raises(errors.HoldNotPending):
+        hold.void(NOW)
+
+
+def test_a_hold_cannot_be_captured_once_its_time_is_up_but_can_expire():
+    hold = a_hold(expires_in_s=10)
+    later = NOW + timedelta(seconds=10)
+    with pytest.raises(errors.HoldNotPending):
+        hold.capture(1, "g", 0, 0, later)
+    with pytest.raises(errors.HoldNotPending):
+        hold.expire(NOW)
+    hold.expire(later)
+    assert hold.phase == "expired" and hold.status == "settled"
+
+
+def test_settlement_lifecycle_reads_as_client_statuses():
+    transfer = Transfer.record(
+        uuid4(), kind="transfer", source=uuid4(), destination=uuid4(), amount=1, reason="",
+        fingerprint="f", source_balance_after=0, destination_balance_after=1, now=NOW,
+    )
+    assert transfer.status == "pending"
+    transfer.submit_settlement("sig", 150, NOW)
+    assert transfer.status == "pending"
+    transfer.settle("sig", 7, NOW)
+    assert (transfer.status, transfer.slot) == ("settled", 7)
+    transfer.mark_reversed(uuid4(), NOW)
+    assert transfer.status == "reversed"
+
+
+def test_the_latest_rule_covering_a_moment_sets_the_price():
+    schedule = PriceSchedule._create(PriceSchedule.Started, id=uuid4(), timestamp=NOW)
+    january, february = NOW, NOW + timedelta(days=31)
+    schedule.set_rule("search", 7, january, february, NOW)
+    schedule.set_rule("search", 9, january + timedelta(days=10), february, NOW)
+    assert schedule.price_at("search", january) == 7
+    assert schedule.price_at("search", january + timedelta(days=11)) == 9
+    assert schedule.price_at("search", february) == DEFAULT_PRICES["search"]
+    assert schedule.price_at("goal", january) == DEFAULT_PRICES["goal"]
+    with pytest.raises(errors.UnknownServiceType):
+        schedule.price_at("teleport", january)

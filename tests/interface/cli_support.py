@@ -1,0 +1,43 @@
+"""Running ``deals-ledger`` as a separate process against the test's store."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def cli_env(store) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEALS_")}
+    env["DEALS_DATA_DIR"] = str(store.settings.data_dir)
+    if store.kind == "postgres":
+        env["DEALS_DATABASE_URL"] = store.settings.database_url
+        env["DEALS_POSTGRES_SCHEMA"] = store.settings.postgres_schema
+    return env
+
+
+def cli(store, *args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "interface.cli", *args], cwd=REPO, env=cli_env(store),
+        capture_output=True, text=True, timeout=120, **kwargs,
+    )
+
+
+def spawn(store, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "interface.cli", *args], cwd=REPO, env=cli_env(store),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+
+
+def wait_ready(worker: subprocess.Popen, timeout_s: float = 60) -> None:
+    """Wait for a ``project`` worker's "projector running" line on stderr."""
+    import select
+
+    assert worker.stderr is not None
+    ready, _, _ = select.select([worker.stderr], [], [], timeout_s)
+    line = worker.stderr.readline() if ready else b""
+    assert b"projector running" in line, line

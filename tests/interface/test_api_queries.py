@@ -1,0 +1,112 @@
+"""The query endpoints over real HTTP against the real read side, on SQLite
+and PostgreSQL with Redis: read-your-writes with min_position, pages,
+point-in-time balances, transfer status, wallets, pricing and the audit."""
+
+from __future__ import annotations
+
+import pytest
+from solders.keypair import Keypair
+
+from tests.interface.helpers import (
+    assert_error,
+    funded_account,
+    new_id,
+    open_account,
+    transfer_body,
+)
+
+
+@pytest.fixture
+def admin(api):
+    with api.client() as client:
+        yield client
+
+
+def test_a_client_reads_its_own_writes_with_min_position(api, admin):
+    source, destination = funded_account(admin, "10"), open_account(admin)
+    moved = admin.post("/v1/transfers", json=transfer_body(source, destination, "2.5")).json()
+    response = admin.get(f"/v1/accounts/{source}/balance",
+                         params={"min_position": moved["position"]})
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["balance"], body["held"], body["available"]) == ("7.5", "0", "7.5")
+    assert body["account_id"] == source and 0 < body["position"] <= moved["position"]
+
+
+def test_history_pages_oldest_first_with_a_cursor(api, admin):
+    source, destination = funded_account(admin, "10"), open_account(admin)
+    last = None
+    for amount in ("1", "2", "3"):
+        last = admin.post("/v1/transfers", json=transfer_body(source, destination, amount))
+    position = last.json()["position"]
+    first = admin.get(f"/v1/accounts/{destination}/history",
+                      params={"limit": 2, "min_position": position}).json()
+    assert [item["change"] for item in first["items"]] == ["1", "2"]
+    assert first["next_cursor"]
+    rest = admin.get(f"/v1/accounts/{destination}/history",
+                     params={"limit": 2, "cursor": first["next_cursor"]}).json()
+    assert [item["balance_after"] for item in rest["items"]] == ["6"]
+    transactions = admin.get(f"/v1/accounts/{destination}/transactions",
+                             params={"min_position": position}).json()
+    assert [item["amount"] for item in transactions["items"]] == ["1", "2", "3"]
+
+
+def test_a_balance_at_an_earlier_position(api, admin):
+    account = funded_account(admin, "10")
+    before = admin.post("/v1/transfers", json=transfer_body(account, open_account(admin), "4"))
+    position = before.json()["position"]
+    admin.post("/v1/transfers", json=transfer_body(account, open_account(admin), "1"))
+    at = admin.get(f"/v1/accounts/{account}/balance", params={"at": str(position)})
+    assert at.status_code == 200 and at.json()["balance"] == "6"
+    assert_error(admin.get(f"/v1/accounts/{account}/balance", params={"at": "yesterday"}),
+                 422, "invalid_request")
+
+
+def test_a_transfer_shows_its_settlement_status(api, admin):
+    source, destination = funded_account(admin, "10"), open_account(admin)
+    body = transfer_body(source, destination, "1")
+    position = admin.post("/v1/transfers", json=body).json()["position"]
+    response = admin.get(f"/v1/transfers/{body['transfer_id']}",
+                         params={"min_position": position})
+    assert response.status_code == 200
+    view = response.json()
+    assert (view["status"], view["amount"], view["from"], view["to"]) == (
+        "pending", "1", source, destination)
+    assert_error(admin.get(f"/v1/transfers/{new_id()}"), 404, "transfer_not_found")
+
+
+def test_wallets_of_an_account(api, admin):
+    account = open_account(admin)
+    address = str(Keypair().pubkey())
+    position = admin.post(f"/v1/accounts/{account}/wallets",
+                          json={"address": address}).json()["position"]
+    wallets = admin.get(f"/v1/accounts/{account}/wallets", params={"min_position": position})
+    assert wallets.status_code == 200
+    assert [(w["address"], w["status"]) for w in wallets.json()["wallets"]] == [
+        (address, "connected")]
+
+
+def test_pricing_lists_every_service_type(api, admin):
+    services = admin.get("/v1/pricing").json()["services"]
+    assert {s["service_type"] for s in services} == {"search", "goal", "analysis",
+                                                     "notification"}
+
+
+def test_the_audit_replays_the_log_against_the_read_models(api, admin):
+    moved = admin.post("/v1/transfers", json=transfer_body(funded_account(admin, "3"),
+                                                           open_account(admin), "1"))
+    admin.get("/v1/system", params={"min_position": moved.json()["position"]})
+    replay = admin.post("/v1/audit/replay", json={})
+    assert replay.status_code == 200, replay.text
+    assert replay.json()["supply_ok"] is True
+    events = admin.get("/v1/audit/events", params={"after_position": 0, "limit": 5}).json()
+    assert [e["position"] for e in events["items"]] == sorted(e["position"]
+                                                             for e in events["items"])
+    assert len(events["items"]) == 5 and events["next_after_position"] is not None
+
+
+def test_ready_reports_the_store_and_the_read_models(api):
+    import httpx
+
+    body = httpx.get(f"{api.url}/ready").json()
+    assert body["status"] == "ready" and body["read_model_position"] is not None

@@ -1,0 +1,58 @@
+"""``deals-ledger replay``: the report, its exit status, and --rebuild."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from uuid import uuid4
+
+from application import commands as c
+from tests.interface.cli_support import cli
+from tests.support.services import pg_connect
+
+
+def test_replay_reports_a_clean_ledger_and_exits_zero(ledger, store):
+    source, destination = ledger.open_account(1_000), ledger.open_account()
+    ledger.execute(c.TransferFunds(uuid4(), source, destination, 5))
+    result = cli(store, "replay", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["mismatches"] == [] and report["supply_ok"] is True
+    assert report["events_replayed"] == ledger.app.log_index.max_position()
+
+
+def test_replay_after_a_rebuild_and_up_to_a_position(ledger, store):
+    ledger.open_account(1_000)
+    assert cli(store, "replay").returncode == 0
+    result = cli(store, "replay", "--rebuild", "--until-position", "10")
+    assert result.returncode == 0, result.stderr
+    assert "events replayed   10 (to position 10)" in result.stdout
+
+
+def test_replay_exits_two_and_names_the_tampered_position(ledger, store):
+    source, destination = ledger.open_account(1_000), ledger.open_account()
+    ledger.execute(c.TransferFunds(uuid4(), source, destination, 5, "original"))
+    assert cli(store, "project", "--once").returncode == 0
+    position = ledger.app.log_index.max_position()
+    table = ledger.app.recorder.events_table_name
+    forged = ledger.app.recorder.select_notifications(position, 1)[0].state.replace(
+        b"original", b"forged!!")
+    if store.kind == "sqlite":
+        conn = sqlite3.connect(store.env["SQLITE_DBNAME"])
+        with conn:
+            conn.execute(f"UPDATE {table} SET state = ? WHERE rowid = ?", (forged, position))
+        conn.close()
+    else:
+        database = store.settings.database_url.rsplit("/", 1)[1]
+        with pg_connect(database) as conn:
+            conn.execute(f'UPDATE "{store.settings.postgres_schema}".{table} SET state = %s '
+                         "WHERE notification_id = %s", (forged, position))
+    result = cli(store, "replay")
+    assert result.returncode == 2
+    assert f"TAMPERED at position {position}" in result.stdout
+
+
+def test_replay_refuses_a_time_without_a_timezone(ledger, store):
+    result = cli(store, "replay", "--until", "2026-01-01T00:00:00")
+    assert result.returncode == 1
+    assert "timezone" in result.stderr

@@ -1,0 +1,212 @@
+"""The Redis balance cache, against a real redis-server of the test's own:
+write-through, compare-and-set, and reads that stay right while Redis is
+down, paused or flushed, healing when it returns."""
+
+from __future__ import annotations
+
+import time
+from uuid import uuid4
+
+import pytest
+import redis
+
+from application import commands as c
+from domain.errors import InsufficientBalance
+from projections import metrics
+from projections.cache import BalanceCache, CachedBalance, cache_key
+from projections.runtime import ReadSide
+
+
+@pytest.fixture
+def cached(ledger, store, redis_server):
+    side = ReadSide(ledger.app, store.env, redis_url=redis_server.url, clock=ledger.clock,
+                    max_wait_s=0.5)
+    side.cache.cooldown_s = 0.2
+    yield side
+    side.close()
+
+
+def raw(redis_server) -> redis.Redis:
+    return redis.Redis.from_url(redis_server.url, socket_timeout=2)
+
+
+def entry(server, account_id) -> dict:
+    values = raw(server).hgetall(cache_key(account_id.hex))
+    return {k.decode(): v.decode() for k, v in values.items()}
+
+
+def count(counter) -> float:
+    return counter._value.get()
+
+
+def funded_pair(ledger):
+    return ledger.open_account(1_000), ledger.open_account()
+
+
+def test_the_projector_writes_balances_through_with_their_position_and_a_ttl(
+    ledger, cached, redis_server
+):
+    source, destination = funded_pair(ledger)
+    moved = ledger.execute(c.TransferFunds(uuid4(), source, destination, 250))
+    cached.projector.catch_up()
+    from_sql = cached.queries.balance(destination, min_position=moved.position)  # skips Redis
+    assert 0 < from_sql.position <= moved.position
+    assert entry(redis_server, destination) == {
+        "p": str(from_sql.position), "b": "250", "h": "0", "x": ""}
+    assert 0 < raw(redis_server).ttl(cache_key(destination.hex)) <= 300
+    hits = count(metrics.CACHE_HITS)
+    assert cached.queries.balance(destination).balance == 250
+    assert count(metrics.CACHE_HITS) == hits + 1
+
+
+def test_ledgers_sharing_a_redis_keep_to_their_own_prefix(redis_server):
+    """The system accounts have one id in every ledger: without a prefix of
+    its own, one ledger's treasury entry (at a higher position) would win
+    the compare-and-set against another's and be answered as its balance."""
+    first = BalanceCache(redis_server.url, prefix="ledger-a:")
+    second = BalanceCache(redis_server.url, prefix="ledger-b:")
+    treasury = uuid4().hex
+    assert first.put([CachedBalance(treasury, 900, 0, 5_000, None)])
+    assert second.put([CachedBalance(treasury, 40, 0, 12, None)])
+    assert first.get(treasury) == CachedBalance(treasury, 900, 0, 5_000, None)
+    assert second.get(treasury) == CachedBalance(treasury, 40, 0, 12, None)
+    assert raw(redis_server).exists(cache_key(treasury, "ledger-b:"))
+    first.close()
+    second.close()
+
+
+def test_an_older_position_never_overwrites_a_newer_one(redis_server):
+    cache = BalanceCache(redis_server.url)
+    account = uuid4().hex
+    assert cache.put([CachedBalance(account, 500, 0, 20, None)])
+    assert cache.put([CachedBalance(account, 100, 0, 10, None)])  # late, older write
+    assert cache.get(account) == CachedBalance(account, 500, 0, 20, None)
+    assert cache.put([CachedBalance(account, 700, 5, 21, 123)])
+    assert cache.get(account) == CachedBalance(account, 700, 5, 21, 123)
+    cache.close()
+
+
+def test_a_read_filling_a_miss_cannot_undo_the_projector(ledger, cached, redis_server):
+    source, destination = funded_pair(ledger)
+    ledger.execute(c.TransferFunds(uuid4(), source, destination, 1))
+    cached.projector.catch_up()
+    stale = CachedBalance(destination.hex, 0, 0, 1, None)  # what a slow reader saw earlier
+    cached.cache.fill(stale)
+    assert cached.queries.balance(destination).balance == 1
+
+
+def test_reads_stay_right_while_redis_is_down_and_the_cache_heals_after(
+    ledger, cached, redis_server
+):
+    source, destination = funded_pair(ledger)
+    ledger.execute(c.TransferFunds(uuid4(), source, destination, 100))
+    cached.projector.catch_up()
+    redis_server.stop()
+    errors = count(metrics.CACHE_ERRORS.labels("write"))
+    late = ledger.execute(c.TransferFunds(uuid4(), source, destination, 50))
+    cached.projector.catch_up()  # the write-through fails; the projection goes on
+    assert count(metrics.CACHE_ERRORS.labels("write")) > errors
+    assert cached.queries.balance(destination).balance == 150
+    assert cached.store.meta("cache_resync_from") is not None
+    redis_server.start()  # empty again, as after a restart... then an old value appears:
+    raw(redis_server).hset(cache_key(destination.hex),
+                           mapping={"p": 1, "b": 100, "h": 0, "x": ""})
+    time.sleep(cached.cache.cooldown_s)  # let the cool-down after the failure run out
+    cached.projector.catch_up()  # nothing new in the log; a later page heals it:
+    ledger.execute(c.TransferFunds(uuid4(), source, ledger.open_account(), 1))
+    cached.projector.catch_up()
+    assert int(entry(redis_server, destination)["p"]) == late.position - 1  # its credit
+    assert entry(redis_server, destination)["b"] == "150"
+    assert cached.store.meta("cache_resync_from") is None
+
+
+def test_a_paused_redis_costs_a_short_timeout_not_a_wrong_answer(ledger, cached, redis_server):
+    source, destination = funded_pair(ledger)
+    ledger.execute(c.TransferFunds(uuid4(), source, destination, 100))
+    cached.projector.catch_up()
+    redis_server.pause()
+    try:
+        started = time.monotonic()
+        assert cached.queries.balance(destination).balance == 100
+        assert cached.queries.balance(destination).balance == 100  # bypassed while cooling
+        assert time.monotonic() - started < 2.0  # 100 ms timeout, then SQL; not a hang
+        ledger.execute(c.TransferFunds(uuid4(), source, destination, 1))
+        cached.projector.catch_up()
+        assert cached.queries.balance(destination).balance == 101
+    finally:
+        redis_server.resume()
+    time.sleep(cached.cache.cooldown_s)  # the cool-down after the failure
+    ledger.execute(c.TransferFunds(uuid4(), source, destination, 1))
+    cached.projector.catch_up()
+    assert entry(redis_server, destination)["b"] == "102"
+    assert cached.queries.audit_replay().mismatches == []
+
+
+def test_after_a_flush_reads_answer_from_sql_and_refill_the_cache(ledger, cached, redis_server):
+    source, destination = funded_pair(ledger)
+    ledger.execute(c.TransferFunds(uuid4(), source, destination, 100))
+    cached.projector.catch_up()
+    raw(redis_server).flushall()
+    misses = count(metrics.CACHE_MISSES)
+    assert cached.queries.balance(destination).balance == 100
+    assert count(metrics.CACHE_MISSES) == misses + 1
+    assert entry(redis_server, destination)["b"] == "100"
+
+
+def test_an_entry_whose_hold_may_have_expired_is_not_used(ledger, cached, redis_server):
+    account = ledger.open_account(1_000)
+    ledger.execute(c.PlaceHold(uuid4(), account, amount=300, expires_in_s=60))
+    cached.projector.catch_up()
+    assert entry(redis_server, account)["h"] == "300"
+    assert cached.queries.balance(account).held == 300
+    ledger.clock.advance(60)
+    view = cached.queries.balance(account)
+    assert (view.held, view.available) == (0, 1_000)
+
+
+def test_the_cache_never_authorises_a_debit(ledger, cached, redis_server):
+    source, destination = funded_pair(ledger)
+    cached.projector.catch_up()
+    raw(redis_server).hset(cache_key(source.hex),
+                           mapping={"p": 10**12, "b": 10**15, "h": 0, "x": ""})
+    assert cached.queries.balance(source).balance == 10**15  # a poisoned cache misleads reads
+    with pytest.raises(InsufficientBalance):
+        ledger.execute(c.TransferFunds(uuid4(), source, destination, 5_000))
+    report = cached.queries.audit_replay()  # ...and the audit finds it
+    assert [(m.model, m.key) for m in report.mismatches] == [
+        ("redis_cache", f"{source.hex}.position")]
+
+
+def test_the_audit_finds_a_cached_balance_that_disagrees_at_the_same_position(
+    ledger, cached, redis_server
+):
+    source, destination = funded_pair(ledger)
+    ledger.execute(c.TransferFunds(uuid4(), source, destination, 10))
+    cached.projector.catch_up()
+    raw(redis_server).hset(cache_key(destination.hex), "b", 11)
+    report = cached.queries.audit_replay()
+    assert [(m.model, m.key, m.expected, m.actual) for m in report.mismatches] == [
+        ("redis_cache", destination.hex, "(10, 0)", "(11, 0)")]
+
+
+def test_a_projector_killed_between_its_sql_commit_and_redis_leaves_nothing_stale_after_restart(
+    ledger, store, cached, redis_server
+):
+    source, destination = funded_pair(ledger)
+    ledger.execute(c.TransferFunds(uuid4(), source, destination, 100))
+    cached.projector.catch_up()
+    assert entry(redis_server, destination)["b"] == "100"
+    # The process dies after the page's SQL commit, before its write-through:
+    cached.cache.write_through = lambda *args, **kwargs: None
+    late = ledger.execute(c.TransferFunds(uuid4(), source, destination, 50))
+    cached.projector.catch_up()
+    assert entry(redis_server, destination)["b"] == "100"  # stale, as the kill left it
+    cached.projector.lock.release()  # the dead process's lock goes with it
+    restarted = ReadSide(ledger.app, store.env, redis_url=redis_server.url, clock=ledger.clock)
+    try:
+        restarted.projector.catch_up()  # nothing new in the log: the start alone resyncs
+        assert entry(redis_server, destination)["b"] == "150"
+        assert int(entry(redis_server, destination)["p"]) == late.position - 1  # its credit
+        assert restarted.queries.balance(destination).balance == 150
+    finally:
+        restarted.close()

@@ -1,0 +1,88 @@
+"""Metrics: command counts and latency from the writer's batches, the
+projection's lag, supply and holds; no label names a user; several
+processes add up in multiprocess mode."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from uuid import uuid4
+
+import pytest
+
+from application import commands as c
+from domain.amounts import INITIAL_SUPPLY, UNITS_PER_DEAL
+from domain.errors import InsufficientBalance
+from projections import metrics
+from tests.interface.cli_support import REPO
+
+
+def value(metric, *labels) -> float:
+    target = metric.labels(*labels) if labels else metric
+    return target._value.get()
+
+
+def histogram_count(metric, *labels) -> float:
+    return sum(b.get() for b in metric.labels(*labels)._buckets)
+
+
+def test_commands_are_counted_by_type_and_outcome_with_their_latency(ledger, read_side):
+    ledger.writer.add_observer(read_side.on_batch)
+    source, destination = ledger.open_account(100), ledger.open_account()
+    ok, refused = value(metrics.TRANSACTIONS, "transfer", "ok"), value(
+        metrics.TRANSACTIONS, "transfer", "insufficient_balance")
+    timed = histogram_count(metrics.TRANSACTION_DURATION, "transfer")
+    ledger.execute(c.TransferFunds(uuid4(), source, destination, 60))
+    with pytest.raises(InsufficientBalance):
+        ledger.execute(c.TransferFunds(uuid4(), source, destination, 60))
+    assert value(metrics.TRANSACTIONS, "transfer", "ok") == ok + 1
+    assert value(metrics.TRANSACTIONS, "transfer", "insufficient_balance") == refused + 1
+    assert histogram_count(metrics.TRANSACTION_DURATION, "transfer") == timed + 2
+
+
+def test_lag_supply_and_holds_follow_the_projection(ledger, read_side):
+    account = ledger.open_account(5 * UNITS_PER_DEAL)
+    ledger.execute(c.PlaceHold(uuid4(), account, amount=UNITS_PER_DEAL, expires_in_s=60))
+    projector = read_side.projector
+    projector.page_events = 3
+    projector.run_once()
+    assert value(metrics.PROJECTION_LAG_EVENTS, "read_models") > 0
+    projector.catch_up()
+    assert value(metrics.PROJECTION_LAG_EVENTS, "read_models") == 0
+    assert value(metrics.PROJECTION_LAG_SECONDS, "read_models") == 0
+    supply_deal = (INITIAL_SUPPLY + 5 * UNITS_PER_DEAL) / UNITS_PER_DEAL
+    assert value(metrics.CIRCULATING_SUPPLY) == supply_deal
+    assert value(metrics.HOLDS_OUTSTANDING) == 1
+    assert value(metrics.HOLDS_OUTSTANDING_DEAL) == 1.0
+
+
+def test_the_exposition_names_no_account(ledger, read_side):
+    ledger.writer.add_observer(read_side.on_batch)
+    account = ledger.open_account(10)
+    read_side.projector.catch_up()
+    text, content_type = metrics.exposition()
+    assert b"token_transactions_total" in text and b"projection_lag_events" in text
+    assert account.hex.encode() not in text and str(account).encode() not in text
+    assert content_type.startswith("text/plain")
+
+
+_CHILD = """
+from projections import metrics
+metrics.TRANSACTIONS.labels("transfer", "ok").inc()
+metrics.PROJECTION_LAG_EVENTS.labels("read_models").set({lag})
+"""
+
+
+def test_several_processes_add_up_in_multiprocess_mode(tmp_path):
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    for lag in (3, 7):
+        subprocess.run([sys.executable, "-c", _CHILD.format(lag=lag)], cwd=REPO, env=env,
+                       check=True, timeout=60)
+    reader = subprocess.run(
+        [sys.executable, "-c", "from projections import metrics; "
+         "import sys; sys.stdout.write(metrics.exposition()[0].decode())"],
+        cwd=REPO, env=env, check=True, timeout=60, capture_output=True, text=True,
+    )
+    lines = reader.stdout.splitlines()
+    assert 'token_transactions_total{status="ok",type="transfer"} 2.0' in lines

@@ -1,0 +1,249 @@
+"""The projector applies every event exactly once: across crashes at any
+point of a page, with several workers, and through a rebuild."""
+
+from __future__ import annotations
+
+import threading
+import time
+from uuid import uuid4
+
+import pytest
+
+from application import commands as c
+from projections.projector import Projector
+from projections.queries import ReadModelBehind
+from projections.runtime import ReadSide
+from projections.store import ProjectionLock, TrackingConflict, open_store
+from tests.projections.conftest import dump
+
+
+class Crash(Exception):
+    pass
+
+
+def raise_crash() -> None:
+    raise Crash("injected")
+
+
+def some_history(ledger, transfers: int = 30):
+    source, destination = ledger.open_account(10_000), ledger.open_account()
+    for _ in range(transfers):
+        ledger.execute(c.TransferFunds(uuid4(), source, destination, 7, "x"))
+    return source, destination
+
+
+def history_count(store) -> int:
+    with store.read() as cursor:
+        cursor.execute(store.sql("SELECT COUNT(*) FROM {balance_history}"))
+        return cursor.fetchone()[0]
+
+
+def assert_clean(read_side) -> None:
+    report = read_side.queries.audit_replay()
+    assert report.mismatches == [] and report.supply_ok
+
+
+def test_a_crash_before_commit_applies_nothing_and_the_restart_applies_once(ledger, read_side):
+    source, destination = some_history(ledger)
+    projector = read_side.projector
+    projector.page_events = 25
+    projector.catch_up()
+    before = dump(read_side.store)
+    position = read_side.store.position()
+    ledger.execute(c.TransferFunds(uuid4(), source, destination, 5, "after"))
+    projector.before_commit = raise_crash
+    with pytest.raises(Crash):
+        projector.run_once()
+    assert read_side.store.position() == position
+    assert dump(read_side.store) == before
+    projector.before_commit = None
+    projector.catch_up()
+    assert read_side.queries.balance(destination).balance == 30 * 7 + 5
+    assert_clean(read_side)
+
+
+def test_a_crash_after_commit_is_not_applied_again_by_a_new_projector(ledger, read_side, store):
+    _, destination = some_history(ledger)
+    projector = read_side.projector
+    projector.after_commit = raise_crash
+    with pytest.raises(Crash):
+        projector.run_once()
+    projector.stop()  # as if the process died: lock released, memory gone
+    rows = history_count(read_side.store)
+    other = ReadSide(ledger.app, store.env, clock=ledger.clock)
+    try:
+        other.projector.catch_up()
+        assert history_count(other.store) == rows  # the whole log fit in the first page
+        assert other.queries.balance(destination).balance == 30 * 7
+        assert_clean(other)
+    finally:
+        other.close()
+
+
+class AlwaysGranted(ProjectionLock):
+    """No mutual exclusion at all: only the tracking compare-and-set is left."""
+
+    def try_acquire(self) -> bool:
+        return True
+
+    @property
+    def held(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        pass
+
+
+def test_without_the_lock_the_tracking_compare_and_set_stops_a_second_application(
+    ledger, read_side, store
+):
+    """Both projectors read position 0 and fold the same page; the first
+    commits; the second's commit must fail and leave nothing behind."""
+    some_history(ledger)
+    second_store = open_store(store.env)
+    first = read_side.projector
+    second = Projector(read_side.log, read_side.decoder, second_store)
+    first.lock = second.lock = AlwaysGranted()
+    first_inside, release_first, second_folded = (threading.Event() for _ in range(3))
+
+    def hold_first_open() -> None:
+        first_inside.set()
+        release_first.wait(10)
+
+    def write_after_signal(*args, **kwargs):
+        second_folded.set()
+        return second_store.__class__.write_page(second_store, *args, **kwargs)
+
+    first.before_commit = hold_first_open
+    second_store.write_page = write_after_signal
+    outcomes: dict[str, object] = {}
+
+    def run(name: str, projector: Projector) -> None:
+        try:
+            outcomes[name] = projector.run_once()
+        except Exception as error:
+            outcomes[name] = error
+
+    threads = [threading.Thread(target=run, args=("first", first))]
+    threads[0].start()
+    try:
+        assert first_inside.wait(10)
+        threads.append(threading.Thread(target=run, args=("second", second)))
+        threads[1].start()
+        assert second_folded.wait(10)  # it read position 0 too, and folded the page
+        release_first.set()
+        for thread in threads:
+            thread.join(30)
+        assert outcomes["first"].events > 0
+        assert isinstance(outcomes["second"], TrackingConflict)
+        first.before_commit = None
+        first.catch_up()
+        assert_clean(read_side)
+    finally:
+        release_first.set()
+        second_store.close()
+
+
+def test_two_workers_on_one_store_never_apply_an_event_twice(ledger, read_side, store):
+    other = ReadSide(ledger.app, store.env, clock=ledger.clock, poll_interval_s=0.01)
+    read_side.projector.poll_interval_s = 0.01
+    try:
+        read_side.start()
+        other.start()
+        source, destination = ledger.open_account(100_000), ledger.open_account()
+        for _ in range(150):
+            ledger.execute(c.TransferFunds(uuid4(), source, destination, 3, "x"))
+        head = ledger.app.log_index.max_position()
+        assert read_side.queries.wait_for(head, timeout_s=30)
+        assert [read_side.projector.active, other.projector.active].count(True) == 1
+        read_side.stop()  # the active one may go away: the other takes over
+        other.stop()
+        other.start()
+        ledger.execute(c.TransferFunds(uuid4(), source, destination, 3, "x"))
+        assert other.queries.wait_for(ledger.app.log_index.max_position(), timeout_s=30)
+        assert other.queries.balance(destination).balance == 151 * 3
+        assert_clean(other)
+    finally:
+        other.close()
+
+
+def test_a_rebuild_equals_the_live_read_models(ledger, read_side):
+    source, destination = some_history(ledger)
+    hold = uuid4()
+    ledger.execute(c.PlaceHold(hold, source, amount=100, expires_in_s=60))
+    ledger.execute(c.CaptureHold(hold, 40))
+    ledger.execute(c.SetPriceRule("search", 3))
+    read_side.projector.catch_up()
+    live = dump(read_side.store)
+    read_side.projector.page_events = 17  # other page boundaries, same result
+    read_side.projector.rebuild()
+    assert dump(read_side.store) == live
+    assert_clean(read_side)
+
+
+def test_a_query_naming_min_position_waits_for_the_projector(ledger, read_side):
+    _, destination = some_history(ledger, transfers=1)
+    read_side.projector.poll_interval_s = 60  # only the writer's wake-up can be quick
+    ledger.writer.add_observer(read_side.on_batch)
+    read_side.start()
+    outcome = ledger.execute(c.TransferFunds(uuid4(), ledger.open_account(50), destination, 9))
+    started = time.monotonic()
+    view = read_side.queries.balance(destination, min_position=outcome.position)
+    assert view.balance == 7 + 9
+    assert time.monotonic() - started < 5
+
+
+def test_a_query_naming_a_position_not_reached_times_out_with_read_model_behind(
+    ledger, read_side
+):
+    _, destination = some_history(ledger, transfers=1)
+    read_side.projector.catch_up()
+    late = ledger.execute(c.TransferFunds(uuid4(), ledger.open_account(50), destination, 9))
+    started = time.monotonic()
+    with pytest.raises(ReadModelBehind):
+        read_side.queries.balance(destination, min_position=late.position)
+    assert 0.5 <= time.monotonic() - started < 3  # read_side's max_wait_s is 0.5
+    # without min_position the (older) read model answers at once
+    assert read_side.queries.balance(destination).balance == 7
+
+
+def test_a_waiting_query_is_released_by_a_projector_in_another_thread(ledger, read_side):
+    _, destination = some_history(ledger, transfers=1)
+    late = ledger.execute(c.TransferFunds(uuid4(), ledger.open_account(50), destination, 9))
+    read_side.queries.max_wait_s = 10
+    answers = []
+    waiter = threading.Thread(
+        target=lambda: answers.append(read_side.queries.balance(destination,
+                                                                 min_position=late.position)))
+    waiter.start()
+    read_side.projector.catch_up()
+    waiter.join(10)
+    assert answers and answers[0].balance == 16
+
+
+def test_a_broken_invariant_stops_the_projector_loudly_and_applies_nothing(
+    ledger, read_side, store, caplog
+):
+    """An event whose recorded balance disagrees with the projection's own
+    running balance is a broken ledger rule: no page containing it commits."""
+    from projections import metrics
+    from projections.fold import InvariantViolation
+    from tests.support.raw_events import RawEvents
+
+    source, destination = ledger.open_account(100), ledger.open_account()
+    moved = ledger.execute(c.TransferFunds(uuid4(), source, destination, 40))
+    read_side.projector.catch_up()
+    before = read_side.store.position()
+    credit = moved.position + 2  # the next transfer's credit (debit, credit, record)
+    ledger.execute(c.TransferFunds(uuid4(), source, destination, 10))
+    raw = RawEvents(ledger, store)
+    state = raw.state_at(credit, ledger)
+    raw.execute("UPDATE {t} SET state = %s WHERE {id} = %s",
+                (state.replace(b'"balance_after":50', b'"balance_after":51'), credit))
+    violations = metrics.INVARIANT_VIOLATIONS.labels("read_models")._value.get()
+    with pytest.raises(InvariantViolation):
+        read_side.projector.run_once()
+    assert read_side.store.position() == before
+    assert read_side.queries.lag_events() == 3
+    assert metrics.INVARIANT_VIOLATIONS.labels("read_models")._value.get() == violations + 1
+    assert "balance after is 50 in the read model but 51 in the event" in caplog.text

@@ -1,0 +1,1 @@
+"""Reliability: faults, several processes and a soak, each against real servers."""

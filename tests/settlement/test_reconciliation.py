@@ -1,0 +1,174 @@
+"""Reconciliation finds what happened on chain behind the ledger's back,
+records each finding as an event, a report entry and a metric, corrects
+nothing, and an admin's adjustment referencing a finding makes it clean."""
+
+from __future__ import annotations
+
+from uuid import UUID, uuid4
+
+import pytest
+from prometheus_client import REGISTRY
+from solders.account import Account
+
+from application import commands as c
+from application.reconciliation import adjust_for_finding, latest_reconciliation
+from domain.amounts import UNITS_PER_DEAL
+from domain.errors import FindingNotAdjustable, FindingNotFound
+from domain.reconciliation import (
+    BALANCE_MISMATCH,
+    MISSING_ON_CHAIN,
+    UNKNOWN_SIGNATURE,
+    Finding,
+)
+from domain.system import TREASURY_ID
+from interface.chain import transactions as tx
+from tests.settlement.conftest import SettlementRig
+
+pytestmark = pytest.mark.anyio
+DEAL = UNITS_PER_DEAL
+
+
+def metric(name: str) -> float | None:
+    return REGISTRY.get_sample_value(name)
+
+
+def balance_findings(report) -> dict[UUID, tuple[int | None, int | None]]:
+    return {
+        f.account_id: (f.expected, f.actual) for f in report.mismatches
+        if f.kind == BALANCE_MISMATCH and f.account_id is not None
+    }
+
+
+async def test_a_transfer_behind_the_services_back_is_reported_then_adjusted(
+    rig: SettlementRig,
+) -> None:
+    alice = rig.open_account(10 * DEAL)
+    await rig.settle()
+    assert (await rig.reconcile()).clean
+    behind = rig.embedded.transfer_directly(
+        rig.custody, rig.address(TREASURY_ID), rig.address(alice), 7 * DEAL
+    )
+    assert behind.landed is not None
+    ledger_before = rig.ledger.balance(alice)
+
+    report = await rig.reconcile()
+
+    treasury = rig.ledger.balance(TREASURY_ID)
+    assert balance_findings(report) == {
+        TREASURY_ID: (treasury, treasury - 7 * DEAL), alice: (10 * DEAL, 17 * DEAL),
+    }
+    assert [(f.kind, f.signature) for f in report.unmatched_signatures] == [
+        (UNKNOWN_SIGNATURE, behind.signature)
+    ]
+    assert "no memo" in report.unmatched_signatures[0].detail
+    assert rig.ledger.balance(alice) == ledger_before  # nothing silently corrected
+    assert metric("reconciliation_mismatches") == 2
+    assert metric("reconciliation_unmatched_signatures") == 1
+    for finding in [*report.mismatches, *report.unmatched_signatures]:
+        recorded = rig.ledger.app.repository.get(finding.finding_id)
+        assert isinstance(recorded, Finding)
+        assert recorded.reconciliation_id == report.reconciliation_id
+    assert latest_reconciliation(rig.fold) == report
+
+    for finding in report.mismatches:
+        moved = adjust_for_finding(rig.fold, rig.ledger.writer, finding.finding_id)
+        assert moved.kind == ("mint" if finding.account_id == alice else "burn")
+        assert rig.transfer(moved.transfer_id).adjusts == finding.finding_id
+        assert rig.transfer(moved.transfer_id).status == "settled"  # true on chain already
+
+    assert rig.ledger.balance(alice) == 17 * DEAL
+    again = await rig.reconcile()
+    assert again.clean, again
+    assert metric("reconciliation_mismatches") == 0
+    full = await rig.reconcile(full=True)  # the whole history again: the signature stays unknown
+    assert [f.signature for f in full.unmatched_signatures] == [behind.signature]
+    assert not full.mismatches
+
+
+async def test_tampering_with_a_token_accounts_balance_is_reported(rig: SettlementRig) -> None:
+    alice = rig.open_account(10 * DEAL)
+    await rig.settle()
+    address = rig.address(alice)
+    account = rig.embedded.get_account(address)
+    assert account is not None
+    data = bytearray(bytes(account.data))
+    data[64:72] = (3 * DEAL).to_bytes(8, "little")  # the SPL token account's amount
+    rig.embedded.set_account(address, Account(account.lamports, bytes(data), account.owner))
+    assert tx.token_account_amount(bytes(data)) == 3 * DEAL
+
+    report = await rig.reconcile()
+
+    assert balance_findings(report) == {alice: (10 * DEAL, 3 * DEAL)}
+    assert report.unmatched_signatures == []  # no transaction did it
+    assert report.mismatches[0].detail.startswith(f"token account {address} holds")
+
+
+async def test_adjustments_happen_once_and_never_from_a_stale_finding(rig: SettlementRig) -> None:
+    alice = rig.open_account(10 * DEAL)
+    await rig.settle()
+    rig.embedded.transfer_directly(rig.custody, rig.address(TREASURY_ID), rig.address(alice), 5)
+    first = await rig.reconcile()
+    second = await rig.reconcile()
+    finding = next(f for f in first.mismatches if f.account_id == alice)
+    same_later = next(f for f in second.mismatches if f.account_id == alice)
+
+    moved = adjust_for_finding(rig.fold, rig.ledger.writer, finding.finding_id)
+    again = adjust_for_finding(rig.fold, rig.ledger.writer, finding.finding_id)
+
+    assert again.transfer_id == moved.transfer_id and again.replayed
+    with pytest.raises(FindingNotAdjustable, match="stale"):
+        adjust_for_finding(rig.fold, rig.ledger.writer, same_later.finding_id)
+    unknown = next(iter(first.unmatched_signatures))
+    with pytest.raises(FindingNotAdjustable):
+        rig.execute(c.AdjustForFinding(unknown.finding_id))
+    with pytest.raises(FindingNotFound):
+        adjust_for_finding(rig.fold, rig.ledger.writer, uuid4())
+    assert rig.ledger.balance(alice) == 10 * DEAL + 5
+
+
+async def test_settlements_missing_on_chain_are_reported(rig: SettlementRig, tmp_path) -> None:
+    """The chain's files are lost (or the endpoint is another cluster):
+    what the log settled is not there."""
+    alice = rig.open_account(2 * DEAL)
+    await rig.settle()
+    rig.chain_dir = tmp_path / "another-chain"
+    await rig.restart()
+    await rig.process.prepare()
+
+    report = await rig.reconcile()
+
+    missing = {f.transfer_id for f in report.mismatches if f.kind == MISSING_ON_CHAIN}
+    funding = rig.transfer(next(iter(missing)))
+    assert len(missing) >= 2 and funding.status == "settled"
+    assert balance_findings(report)[alice] == (2 * DEAL, 0)
+
+
+async def test_accounts_and_signatures_are_read_in_pages(rig: SettlementRig) -> None:
+    accounts = [rig.open_account(DEAL) for _ in range(7)]
+    await rig.settle()
+
+    report = await rig.reconcile(accounts_page=2)
+
+    assert report.clean
+    assert report.checked_accounts == len(accounts) + 2  # and the treasury and rewards
+
+
+async def test_a_run_in_flight_counts_a_landed_submission_as_in_flight(
+    rig: SettlementRig,
+) -> None:
+    """Settled balances and chain balances read while a submission is in
+    flight (recorded, landed, not yet marked settled) agree."""
+    alice = rig.open_account()
+    await rig.settle()
+    transfer_id = uuid4()
+    rig.execute(c.TransferFunds(transfer_id, TREASURY_ID, alice, DEAL))
+    reports = []
+
+    async def reconcile_now(signed) -> None:
+        reports.append(await rig.reconcile())
+
+    rig.hooks.before_confirm = reconcile_now
+    await rig.settle()
+
+    assert reports and all(report.clean for report in reports)
+    assert rig.transfer(transfer_id).status == "settled"

@@ -1,0 +1,129 @@
+"""Given ledger movements of every kind, when the settlement process runs,
+then each is mirrored on chain exactly once, in log order, the transfers
+read settled with their signature and slot, and reconciliation is clean.
+On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from uuid import uuid4
+
+import pytest
+
+from application import commands as c
+from domain.amounts import INITIAL_SUPPLY, UNITS_PER_DEAL
+from domain.system import GENESIS_MINT_ID, GENESIS_REWARDS_FUNDING_ID, REWARDS_ID, TREASURY_ID
+from tests.settlement.conftest import SettlementRig
+
+pytestmark = pytest.mark.anyio
+DEAL = UNITS_PER_DEAL
+
+
+async def test_every_kind_of_movement_settles_and_reconciles_clean(rig: SettlementRig) -> None:
+    alice, bob, agent = rig.open_account(100 * DEAL), rig.open_account(), rig.open_account()
+    moved = [
+        c.TransferFunds(uuid4(), alice, bob, 7 * DEAL, "rent"),
+        c.ChargeFee(uuid4(), bob, "search"),
+        c.DistributeReward(uuid4(), bob, "referral", 3 * DEAL),
+        c.Mint(uuid4(), alice, 50 * DEAL),
+        c.Burn(uuid4(), alice, 20 * DEAL),
+        c.SetAllowance(alice, agent, 5 * DEAL),
+        c.TransferFrom(uuid4(), agent, alice, bob, 4 * DEAL),
+    ]
+    transfer_ids = [command.command_id for command in moved]
+    for command in moved:
+        rig.execute(command)
+    captured, voided = uuid4(), uuid4()
+    rig.execute(c.PlaceHold(captured, bob, amount=2 * DEAL))
+    rig.execute(c.PlaceHold(voided, bob, amount=DEAL))
+    rig.execute(c.CaptureHold(captured, amount=DEAL + 1))
+    rig.execute(c.VoidHold(voided))
+
+    await rig.settle()
+
+    settled = [tid for tid in transfer_ids if tid is not None] + [captured]
+    for transfer_id in [*settled, GENESIS_MINT_ID, GENESIS_REWARDS_FUNDING_ID]:
+        transfer = rig.transfer(transfer_id)
+        assert transfer.status == "settled", transfer_id
+        assert transfer.signature is not None and transfer.slot is not None
+    assert rig.transfer(voided).settlement_status == "pending"  # nothing ever moved
+    await rig.assert_chain_matches_ledger()
+    assert await rig.chain_balance(bob) == 7 * DEAL - DEAL // 10 + 3 * DEAL + 4 * DEAL - DEAL - 1
+    await rig.assert_each_settled_once([tid for tid in settled if tid is not None])
+    report = await rig.reconcile()
+    assert report.clean, report
+    assert report.checked_accounts == len(rig.accounts) - 1  # the agent only spends for alice
+    assert report.checked_signatures > len(settled)
+
+
+async def test_the_genesis_mint_is_settled_by_the_chains_genesis_not_twice(
+    rig: SettlementRig,
+) -> None:
+    await rig.settle()
+    await rig.settle()
+
+    genesis = rig.transfer(GENESIS_MINT_ID)
+    assert genesis.status == "settled"
+    landed = await rig.chain.transaction(genesis.signature)
+    assert landed is not None and f"deal-genesis:{TREASURY_ID}" in landed.memos
+    assert rig.chain_supply() == INITIAL_SUPPLY
+    assert await rig.chain_balance(REWARDS_ID) == rig.ledger.balance(REWARDS_ID)
+    assert (await rig.reconcile()).clean
+
+
+async def test_movements_share_transactions_up_to_the_chains_limit(rig: SettlementRig) -> None:
+    await rig.settle()
+    alice = rig.open_account()
+    transfer_ids = [uuid4() for _ in range(4)]
+    for transfer_id in transfer_ids:
+        rig.execute(c.TransferFunds(transfer_id, TREASURY_ID, alice, DEAL))
+
+    await rig.settle()
+
+    signatures = [rig.transfer(transfer_id).signature for transfer_id in transfer_ids]
+    limit = rig.chain.max_movements_per_transaction
+    assert limit == 2
+    assert len(set(signatures)) == 2  # the funding of alice above opened the way, then 2 + 2
+    assert signatures[0] == signatures[1] and signatures[2] == signatures[3]
+    await rig.assert_chain_matches_ledger()
+
+
+async def test_batching_can_be_turned_off(store, tmp_path) -> None:
+    rig = SettlementRig(store, tmp_path, batch_movements=1)
+    try:
+        alice = rig.open_account()
+        transfer_ids = [uuid4() for _ in range(3)]
+        for transfer_id in transfer_ids:
+            rig.execute(c.TransferFunds(transfer_id, TREASURY_ID, alice, DEAL))
+        await rig.settle()
+        assert len({rig.transfer(t).signature for t in transfer_ids}) == 3
+        await rig.assert_each_settled_once(transfer_ids)
+    finally:
+        await rig.close()
+
+
+async def test_an_accounts_chain_history_follows_the_ledgers_order(rig: SettlementRig) -> None:
+    """Alice receives and spends the same tokens: settled out of order, her
+    token account would go negative and the spend would fail."""
+    alice, bob, carol = rig.open_account(), rig.open_account(), rig.open_account()
+    chain_of_spends = [
+        c.TransferFunds(uuid4(), TREASURY_ID, alice, 5 * DEAL),
+        c.TransferFunds(uuid4(), alice, bob, 5 * DEAL),
+        c.TransferFunds(uuid4(), bob, carol, 5 * DEAL),
+        c.TransferFunds(uuid4(), carol, alice, 5 * DEAL),
+        c.Burn(uuid4(), alice, 5 * DEAL),
+    ]
+    for command in chain_of_spends:
+        rig.execute(command)
+
+    await rig.settle()
+
+    for command in chain_of_spends:
+        assert rig.transfer(command.transfer_id).status == "settled"
+    await rig.assert_chain_matches_ledger()
+
+
+async def test_nothing_waiting_is_a_step_with_nothing_to_do(rig: SettlementRig) -> None:
+    await rig.settle()
+    before = rig.ledger.app.log_index.max_position()
+    assert await rig.process.step() is False
+    assert rig.ledger.app.log_index.max_position() == before

@@ -1,0 +1,1 @@
+"""Test support: stores, services and ledgers the tests share."""

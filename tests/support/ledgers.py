@@ -1,0 +1,64 @@
+"""A running write side (application, processor, writer) for tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from uuid import UUID, uuid4
+
+from application import commands as c
+from application.cache import AggregateCache
+from application.ledger import LedgerApplication
+from application.outcomes import Outcome
+from application.processor import CommandProcessor
+from application.writer import CommandWriter
+from domain.system import ISSUANCE_ID, REWARDS_ID, TREASURY_ID
+
+SYSTEM_IDS = (TREASURY_ID, REWARDS_ID, ISSUANCE_ID)
+
+
+class SettableClock:
+    """A clock the test moves by hand, so expiry and pricing windows are
+    exercised without sleeping."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2026, 1, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+class LedgerHarness:
+    """The write side as a service uses it, plus conveniences for tests."""
+
+    def __init__(self, env: dict[str, str], *, clock: Callable[[], datetime] | None = None,
+                 max_cached: int = 50_000, genesis: bool = True) -> None:
+        self.env = env
+        self.clock = clock or SettableClock()
+        self.app = LedgerApplication(env)
+        self.processor = CommandProcessor(
+            self.app, cache=AggregateCache(max_cached), clock=self.clock
+        )
+        self.writer = CommandWriter(self.processor).start()
+        if genesis:
+            self.execute(c.Genesis())
+
+    def execute(self, command: c.Command) -> Outcome:
+        return self.writer.execute(command)
+
+    def open_account(self, funded: int = 0) -> UUID:
+        account_id = uuid4()
+        self.execute(c.OpenAccount(account_id))
+        if funded:
+            self.execute(c.Mint(uuid4(), account_id, funded))
+        return account_id
+
+    def balance(self, account_id: UUID) -> int:
+        return self.app.account(account_id).balance
+
+    def close(self) -> None:
+        self.writer.stop()
+        self.app.close()
