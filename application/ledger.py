@@ -8,6 +8,7 @@ transaction. This class owns only persistence-facing concerns.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, ClassVar
 from uuid import UUID
 
@@ -34,6 +35,13 @@ class LedgerApplication(Application[UUID]):
             return self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             return None
+
+    def writer_turn(self) -> AbstractContextManager[None]:
+        """Exclusive use of the event store across processes, for a writer
+        that keeps losing commits to others (see ``application.pg_recorder``).
+        SQLite has one writer at a time already: nothing to take."""
+        turn = getattr(self.recorder, "writer_turn", None)
+        return turn() if turn is not None else nullcontext()
 
     def take_snapshot_of(self, aggregate: Aggregate) -> None:
         assert self.snapshots is not None

@@ -51,22 +51,36 @@ class Ledgerbook:
     acknowledged: dict[str, Command] = field(default_factory=dict)
     refused: dict[str, tuple[Command, int]] = field(default_factory=dict)
     unknown: dict[str, Command] = field(default_factory=dict)
+    why_unknown: dict[str, str] = field(default_factory=dict)
+    """The last thing each unknown command's client saw: an error or a 503 body."""
     positions: list[int] = field(default_factory=list)
     latencies_s: list[tuple[float, float]] = field(default_factory=list)
     """(monotonic time sent, seconds to a 2xx answer), for the soak."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def file(self, command: Command, response: httpx.Response | None, sent_at: float) -> None:
+    def file(self, command: Command, response: httpx.Response | Exception,
+             sent_at: float) -> None:
         with self.lock:
-            if response is None or response.status_code == 503:
+            if isinstance(response, Exception) or response.status_code == 503:
                 self.unknown[command.command_id] = command
+                self.why_unknown[command.command_id] = _why(response, sent_at)
             elif response.status_code in (200, 201):
                 self.acknowledged[command.command_id] = command
                 self.unknown.pop(command.command_id, None)
+                self.why_unknown.pop(command.command_id, None)
                 self.positions.append(response.json()["position"])
                 self.latencies_s.append((sent_at, time.monotonic() - sent_at))
             else:
                 self.refused[command.command_id] = (command, response.status_code)
+
+    @property
+    def surprises(self) -> dict[str, str]:
+        """Every command not acknowledged, with what its client saw: empty
+        when a run without faults kept every promise."""
+        with self.lock:
+            seen = dict(self.why_unknown)
+            seen.update({key: f"{status} refused" for key, (_, status) in self.refused.items()})
+            return seen
 
     @property
     def acknowledged_count(self) -> int:
@@ -76,6 +90,13 @@ class Ledgerbook:
     def last_position(self) -> int:
         with self.lock:
             return max(self.positions, default=0)
+
+
+def _why(response: httpx.Response | Exception, sent_at: float) -> str:
+    waited = f"after {time.monotonic() - sent_at:.2f} s"
+    if isinstance(response, Exception):
+        return f"{type(response).__name__} {waited}"
+    return f"503 {response.text} {waited}"
 
 
 def transfer(source: str, destination: str) -> Command:
@@ -134,7 +155,7 @@ class Load:
                 sent_at = time.monotonic()
                 response = _post(client, command)
                 self.book.file(command, response, sent_at)
-                if response is None or response.status_code == 503:
+                if isinstance(response, Exception) or response.status_code == 503:
                     self._stopping.wait(UNAVAILABLE_BACKOFF_S)
                 elif interval_s:
                     next_at += interval_s
@@ -147,11 +168,11 @@ class Load:
         return transfer(source, destination)
 
 
-def _post(client: httpx.Client, command: Command) -> httpx.Response | None:
+def _post(client: httpx.Client, command: Command) -> httpx.Response | Exception:
     try:
         return client.post(command.path, json=command.body)
-    except httpx.HTTPError:  # connection refused or reset, timeout: outcome unknown
-        return None
+    except httpx.HTTPError as error:  # connection refused or reset, timeout: outcome unknown
+        return error
 
 
 def retry_unknown(book: Ledgerbook, url: str, *, timeout_s: float = RETRY_WAIT_S_MAX) -> int:
@@ -171,7 +192,7 @@ def _acknowledges(client: httpx.Client, book: Ledgerbook, command: Command) -> b
     sent_at = time.monotonic()
     response = _post(client, command)
     book.file(command, response, sent_at)
-    if response is not None and response.status_code not in (200, 201, 503):
+    if not isinstance(response, Exception) and response.status_code not in (200, 201, 503):
         raise AssertionError(f"retry of {command.command_id}: {response.status_code} "
                              f"{response.text}")
     return command.command_id in book.acknowledged

@@ -69,7 +69,7 @@ def test_two_api_processes_and_separate_workers_keep_every_promise(
                 load.wait_for_acknowledged(ACKNOWLEDGED, timeout_s=120)
             finally:
                 book = load.stop()
-            assert not book.unknown and not book.refused, (book.unknown, book.refused)
+            assert not book.surprises, book.surprises
             assert_guarantees(pg_service.eventsourcing_env(), book, accounts, admin)
         exits = [p.terminate() for p in processes]
         assert exits == [0] * len(processes)
