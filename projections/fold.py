@@ -351,22 +351,19 @@ def _captured(
         fold._close_hold(event, changes, row, CAPTURED)
 
 
-@_on(Transfer.Voided)
-def _voided(
-    fold: LedgerFold, event: LogEvent, fields: Fields, changes: PageChanges
-) -> None:
-    row = fold._transaction(event, changes)
-    if row is not None:
-        fold._close_hold(event, changes, row, VOIDED)
+def _closing_hold(status: str) -> _Handler:
+    """A void and an expiry fold alike, but for the status they close with."""
+
+    def closed(fold: LedgerFold, event: LogEvent, fields: Fields, changes: PageChanges) -> None:
+        row = fold._transaction(event, changes)
+        if row is not None:
+            fold._close_hold(event, changes, row, status)
+
+    return closed
 
 
-@_on(Transfer.Expired)
-def _expired(
-    fold: LedgerFold, event: LogEvent, fields: Fields, changes: PageChanges
-) -> None:
-    row = fold._transaction(event, changes)
-    if row is not None:
-        fold._close_hold(event, changes, row, EXPIRED)
+_on(Transfer.Voided)(_closing_hold(VOIDED))
+_on(Transfer.Expired)(_closing_hold(EXPIRED))
 
 
 @_on(Transfer.Reversed)

@@ -18,6 +18,7 @@ import base64
 import binascii
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -102,6 +103,22 @@ def _uuid(hex_id: str | None) -> UUID | None:
 
 def _time(value: int | None) -> datetime | None:
     return None if value is None else from_micros(value)
+
+
+@dataclass(frozen=True)
+class _Axis:
+    """Where a point in the past is measured: log positions or event times
+    (column names of the read models, never user input)."""
+
+    opened_index: int  # in (opened_position, opened_at)
+    history: str
+    history_order: str
+    hold_placed: str
+    hold_closed: str
+
+
+_BY_POSITION = _Axis(0, "position", "position DESC", "placed_position", "closed_position")
+_BY_TIME = _Axis(1, "created_at", "created_at DESC, position DESC", "placed_at", "closed_at")
 
 
 class ReadModelQueries:
@@ -211,41 +228,33 @@ class ReadModelQueries:
         return int(row[0]), int(row[1])
 
     def _balance_at_position(self, account_id: UUID, position: int) -> BalanceView:
-        moment = self._time_of(position)
-        with self.store.read() as cursor:
-            opened_position, _ = self._opened(cursor, account_id)
-            if opened_position > position:
-                raise AccountNotFound(f"account {account_id} did not exist at position {position}")
-            cursor.execute(self.store.sql(
-                "SELECT balance_after, position FROM {balance_history} "
-                "WHERE account_id = ? AND position <= ? ORDER BY position DESC LIMIT 1"
-            ), (account_id.hex, position))
-            last = cursor.fetchone()
-            cursor.execute(self.store.sql(
-                "SELECT COALESCE(SUM(amount), 0) FROM {holds} WHERE account_id = ? "
-                "AND placed_position <= ? AND (closed_position IS NULL OR closed_position > ?) "
-                "AND expires_at > ?"
-            ), (account_id.hex, position, position, moment))
-            held = int(cursor.fetchone()[0])
-        return self._view_at(account_id, last, held, opened_position)
+        return self._balance_at(account_id, _BY_POSITION, position, self._time_of(position),
+                                f"at position {position}")
 
     def _balance_at_time(self, account_id: UUID, moment: int) -> BalanceView:
+        return self._balance_at(account_id, _BY_TIME, moment, moment, "at that time")
+
+    def _balance_at(self, account_id: UUID, axis: _Axis, point: int, moment: int,
+                    described: str) -> BalanceView:
+        """The last balance change at or before ``point`` on ``axis``, and the
+        holds open then that had not expired by ``moment``."""
         with self.store.read() as cursor:
-            opened_position, opened_at = self._opened(cursor, account_id)
-            if opened_at > moment:
-                raise AccountNotFound(f"account {account_id} did not exist at that time")
+            opened = self._opened(cursor, account_id)
+            if opened[axis.opened_index] > point:
+                raise AccountNotFound(f"account {account_id} did not exist {described}")
             cursor.execute(self.store.sql(
-                "SELECT balance_after, position FROM {balance_history} "
-                "WHERE account_id = ? AND created_at <= ? "
-                "ORDER BY created_at DESC, position DESC LIMIT 1"
-            ), (account_id.hex, moment))
+                f"SELECT balance_after, position FROM {{balance_history}} "  # noqa: S608
+                f"WHERE account_id = ? AND {axis.history} <= ? "
+                f"ORDER BY {axis.history_order} LIMIT 1"
+            ), (account_id.hex, point))
             last = cursor.fetchone()
             cursor.execute(self.store.sql(
-                "SELECT COALESCE(SUM(amount), 0) FROM {holds} WHERE account_id = ? "
-                "AND placed_at <= ? AND (closed_at IS NULL OR closed_at > ?) AND expires_at > ?"
-            ), (account_id.hex, moment, moment, moment))
+                f"SELECT COALESCE(SUM(amount), 0) FROM {{holds}} WHERE account_id = ? "  # noqa: S608
+                f"AND {axis.hold_placed} <= ? "
+                f"AND ({axis.hold_closed} IS NULL OR {axis.hold_closed} > ?) AND expires_at > ?"
+            ), (account_id.hex, point, point, moment))
             held = int(cursor.fetchone()[0])
-        return self._view_at(account_id, last, held, opened_position)
+        return self._view_at(account_id, last, held, opened[0])
 
     @staticmethod
     def _view_at(account_id: UUID, last: Any, held: int, opened_position: int) -> BalanceView:
