@@ -1,0 +1,155 @@
+"""The golden ledger, written by an earlier version, still reads clean.
+
+Stored names are contracts with data that already exists: event topics and
+fields, snapshots, table and column names, the embedded chain's files. This
+test opens the committed ledgers (``tests/golden/v1``, see its README) with
+today's code, through the ``deals-ledger`` command as an operator would, and
+checks that today's code replays them clean, rebuilds their read models,
+settles the movements they left waiting and reconciles the chain, with every
+balance as the manifest recorded it. It must pass after every commit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from tests.support.stores import StoreConfig, sqlite_store
+
+GOLDEN = Path(__file__).parent / "v1"
+MANIFEST = json.loads((GOLDEN / "manifest.json").read_text())
+KEY_FILE = "custody-keypair.json"
+CLI_TIMEOUT_S = 300
+FINDINGS_EXIT_STATUS = 3  # ``deals-ledger reconcile``: clean 0, findings 3
+
+
+def copy_data_dir(source: Path, target: Path) -> None:
+    """The committed files as an operator's data dir: private, as the
+    service demands of its key file."""
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("ledger.sql"))
+    os.chmod(target, 0o700)
+    os.chmod(target / KEY_FILE, 0o600)
+
+
+def restore_dump(database: Any, schema: str) -> None:
+    """The pg_dump of the golden schema, loaded into the test's own schema."""
+    import psycopg
+
+    written_in = MANIFEST["postgres"]["schema_in_dump"]
+    lines = (GOLDEN / "postgres" / "ledger.sql").read_text().splitlines()
+    dump = "\n".join(line for line in lines if not line.startswith("\\"))  # psql meta-commands
+    dump = dump.replace(f"CREATE SCHEMA {written_in};", "")
+    dump = dump.replace(f"{written_in}.", f'"{schema}".')
+    with psycopg.connect(database.url, autocommit=True) as conn:
+        conn.execute(dump)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def golden(request, tmp_path: Path) -> Iterator[tuple[StoreConfig, dict[str, Any]]]:
+    kind = request.param
+    if kind == "sqlite":
+        store = sqlite_store(tmp_path)
+        copy_data_dir(GOLDEN / "sqlite", store.settings.data_dir)
+        yield store, MANIFEST["sqlite"]
+        return
+    store = request.getfixturevalue("postgres")
+    copy_data_dir(GOLDEN / "postgres", store.settings.data_dir)
+    database = request.getfixturevalue("postgres_database")
+    restore_dump(database, store.settings.postgres_schema)
+    yield store, MANIFEST["postgres"]
+
+
+def deals_ledger(store: StoreConfig, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEALS_")}
+    env["DEALS_DATA_DIR"] = str(store.settings.data_dir)
+    if store.kind == "postgres":
+        env["DEALS_DATABASE_URL"] = str(store.settings.database_url)
+        env["DEALS_POSTGRES_SCHEMA"] = str(store.settings.postgres_schema)
+    command = Path(sys.executable).with_name("deals-ledger")
+    return subprocess.run(
+        [str(command), *args], env=env, capture_output=True, text=True, timeout=CLI_TIMEOUT_S,
+        cwd=store.settings.data_dir.parent,
+    )
+
+
+def replay_is_clean(store: StoreConfig, manifest: dict[str, Any], *options: str) -> None:
+    run = deals_ledger(store, "replay", "--json", *options)
+    assert run.returncode == 0, run.stdout + run.stderr
+    report = json.loads(run.stdout)
+    assert report["events_replayed"] >= manifest["head_position"]
+    assert report["supply_ok"] and not report["mismatches"], report
+    assert report["first_tampered_position"] is None
+
+
+def stored_log(store: StoreConfig) -> tuple[Counter[str], set[UUID]]:
+    from application.ledger import LedgerApplication
+
+    app = LedgerApplication(store.env)
+    try:
+        notifications = app.recorder.select_notifications(start=1, limit=10**6)
+        return Counter(n.topic for n in notifications), {n.originator_id for n in notifications}
+    finally:
+        app.close()
+
+
+def test_every_stored_event_and_snapshot_loads_with_todays_classes(golden) -> None:
+    from application.ledger import LedgerApplication
+
+    store, manifest = golden
+    topics, ids = stored_log(store)
+    written = Counter({topic: count for topic, count in manifest["event_topics"].items()})
+    assert topics - written == Counter(), "the log holds events the manifest does not know"
+    assert len(ids) >= manifest["aggregates"]
+    app = LedgerApplication(store.env)
+    try:
+        for aggregate_id in ids:
+            assert app.repository.get(aggregate_id).id == aggregate_id
+        for name, account_id in manifest["accounts"].items():
+            assert app.account(UUID(account_id)).balance == manifest["balances"][name], name
+    finally:
+        app.close()
+
+
+def test_the_golden_ledger_replays_projects_settles_and_reconciles(golden) -> None:
+    store, manifest = golden
+    replay_is_clean(store, manifest)
+    replay_is_clean(store, manifest, "--rebuild")
+
+    settle = deals_ledger(store, "settle", "--once")
+    assert settle.returncode == 0, settle.stdout + settle.stderr
+    assert "waiting: 0" in settle.stdout
+
+    reconcile = deals_ledger(store, "reconcile", "--full")
+    assert reconcile.returncode in (0, FINDINGS_EXIT_STATUS), reconcile.stdout + reconcile.stderr
+    report = json.loads(reconcile.stdout)
+    known = set(manifest["notes"]["chain_only_signatures"])
+    assert {f["signature"] for f in report["unmatched_signatures"]} <= known, report
+    assert [f["kind"] for f in report["mismatches"]] == ["uncompensated_failure"], report
+    assert report["mismatches"][0]["transfer_id"] == manifest["notes"]["compensation_blocked"]
+
+    settled_balances_and_statuses(store, manifest)
+    replay_is_clean(store, manifest)
+
+
+def settled_balances_and_statuses(store: StoreConfig, manifest: dict[str, Any]) -> None:
+    from application.ledger import LedgerApplication
+
+    app = LedgerApplication(store.env)
+    try:
+        for transfer_id in manifest["unsettled"]:
+            assert app.transfer(UUID(transfer_id)).status == "settled", transfer_id
+        assert app.transfer(UUID(manifest["notes"]["failed"])).status == "reversed"
+        for name, account_id in manifest["accounts"].items():
+            assert app.account(UUID(account_id)).balance == manifest["balances"][name], name
+    finally:
+        app.close()
