@@ -36,7 +36,7 @@ from uuid import UUID, uuid4
 
 from prometheus_client import Counter
 
-from application.settlement_metrics import _metric
+from application.settlement.metrics import _metric
 
 logger = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@ from typing import Any
 from uuid import uuid4
 
 from application import commands as c
-from application.cache import AggregateCache
-from application.ledger import LedgerApplication
-from application.processor import CommandProcessor, utc_now
-from application.writer import CommandWriter
+from application.write.aggregate_cache import AggregateCache
+from application.write.event_store import LedgerApplication
+from application.write.processor import CommandProcessor, utc_now
+from application.write.writer import CommandWriter
 from domain.movements import TRANSFER, move
 from domain.transfer import Transfer
 from interface.settings import Settings

@@ -24,11 +24,11 @@ import uuid
 from pathlib import Path
 
 from application import commands as c
-from application.cache import AggregateCache
-from application.ledger import LedgerApplication
-from application.processor import CommandProcessor
-from application.settlement import SettlementConfig, SettlementProcess
-from application.writer import CommandWriter
+from application.settlement.process import SettlementConfig, SettlementProcess
+from application.write.aggregate_cache import AggregateCache
+from application.write.event_store import LedgerApplication
+from application.write.processor import CommandProcessor
+from application.write.writer import CommandWriter
 from benchmarks.write_path import bench_store
 from domain.amounts import UNITS_PER_DEAL
 from domain.system import TREASURY_ID
@@ -70,8 +70,8 @@ def record_movements(ledger: BenchLedger, movements: int, accounts: int) -> None
 
 
 async def settle(ledger: BenchLedger, folder: Path, batch: int) -> tuple[int, float, int]:
-    from application.settlement_fold import SettlementFold
-    from application.settlement_store import open_settlement_store
+    from application.settlement.fold import SettlementFold
+    from application.settlement.store import open_settlement_store
 
     custody = load_custody_keypair(None, folder / "keys")
     chain = LiteSvmChain(EmbeddedSolana(folder / "chain"), custody)

@@ -33,7 +33,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from application.ledger import LedgerApplication
+from application.write.event_store import LedgerApplication
 from benchmarks import http_load as load
 from benchmarks.report import Figure, ProgressBar
 from benchmarks.servers import ServerProcess, bare_server, ledger_server

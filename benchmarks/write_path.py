@@ -20,10 +20,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from application import commands as c
-from application.cache import AggregateCache
-from application.ledger import LedgerApplication
-from application.processor import CommandProcessor
-from application.writer import CommandWriter
+from application.write.aggregate_cache import AggregateCache
+from application.write.event_store import LedgerApplication
+from application.write.processor import CommandProcessor
+from application.write.writer import CommandWriter
 from benchmarks.plain_eventsourcing import plain_env, transfers_per_second
 from domain.amounts import UNITS_PER_DEAL
 from interface.settings import Settings

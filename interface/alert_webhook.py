@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from prometheus_client import Counter
 
 from application.alerts import Alert
-from application.background import BackgroundThread
-from application.settlement_metrics import _metric
+from application.ops.background import BackgroundThread
+from application.settlement.metrics import _metric
 
 logger = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from application.alerts import ALERTS, Alerts
-from application.health_watch import HealthWatch, WatchPolicy
-from application.suspicious_activity import SuspicionRules, SuspiciousActivityMonitor
+from application.ops.health_watch import HealthWatch, WatchPolicy
+from application.ops.suspicious_activity import SuspicionRules, SuspiciousActivityMonitor
 from interface.alert_webhook import WebhookAlertSink
 from interface.settings import Settings
 

@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 
-from application.ledger import LedgerApplication
+from application.write.event_store import LedgerApplication
 from interface.progress_line import ProgressLine
 from interface.settings import Settings
 from projections.projector import DEFAULT_PAGE_EVENTS, DEFAULT_POLL_INTERVAL_S

@@ -16,7 +16,7 @@ import sys
 from dataclasses import asdict
 from datetime import datetime
 
-from application.ledger import LedgerApplication
+from application.write.event_store import LedgerApplication
 from domain.amounts import format_amount
 from domain.errors import InvalidRequest
 from interface.progress_line import ProgressLine

@@ -17,7 +17,7 @@ import sys
 import threading
 
 from application.errors import SettlementUnavailable
-from application.settlement import SettlementProcess
+from application.settlement.process import SettlementProcess
 from interface.service import LedgerService
 from interface.settings import Settings
 from interface.settlement import open_chain, settlement_config

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from application.reconciliation import ReconciliationReport
-from application.settlement_store import FindingRow
+from application.settlement.reconciler import ReconciliationReport
+from application.settlement.store import FindingRow
 from domain.amounts import format_amount
 
 

@@ -15,16 +15,16 @@ from uuid import UUID
 from eventsourcing.persistence import PersistenceError
 
 from application import commands as c
-from application.cache import AggregateCache
 from application.errors import LedgerUnavailable
-from application.hold_expiry import HoldExpirySweeper
-from application.ledger import LedgerApplication
+from application.ops.hold_expiry import HoldExpirySweeper
 from application.outcomes import MovementRecorded
-from application.processor import CommandProcessor
-from application.reconciliation import ReconciliationReport, adjust_for_finding
-from application.settlement_fold import SettlementFold
-from application.settlement_worker import SettlementWorker
-from application.writer import CommandWriter
+from application.settlement.fold import SettlementFold
+from application.settlement.reconciler import ReconciliationReport, adjust_for_finding
+from application.settlement.worker import SettlementWorker
+from application.write.aggregate_cache import AggregateCache
+from application.write.event_store import LedgerApplication
+from application.write.processor import CommandProcessor
+from application.write.writer import CommandWriter
 from domain.system import ISSUANCE_ID
 from interface.alerting import Alerting
 from interface.settings import Settings

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from application.cache import DEFAULT_MAX_AGGREGATES
-from application.pg_recorder import FACTORY_TOPIC as PG_FACTORY_TOPIC
-from application.writer import DEFAULT_MAX_BATCH_COMMANDS
+from application.write.aggregate_cache import DEFAULT_MAX_AGGREGATES
+from application.write.postgres_recorder import FACTORY_TOPIC as PG_FACTORY_TOPIC
+from application.write.writer import DEFAULT_MAX_BATCH_COMMANDS
 from domain.amounts import UNITS_PER_DEAL, parse_amount
 
 

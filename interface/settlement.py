@@ -12,14 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from application.chain import ChainPort
-from application.ledger import LedgerApplication
-from application.reconciliation import ReconciliationConfig
-from application.settlement import CommandSubmitter, SettlementConfig, SettlementHooks
-from application.settlement_fold import SettlementFold
-from application.settlement_lease import Lease
-from application.settlement_store import open_settlement_store
-from application.settlement_worker import SettlementWorker
+from application.settlement.chain_port import ChainPort
+from application.settlement.fold import SettlementFold
+from application.settlement.lease import Lease
+from application.settlement.process import CommandSubmitter, SettlementConfig, SettlementHooks
+from application.settlement.reconciler import ReconciliationConfig
+from application.settlement.store import open_settlement_store
+from application.settlement.worker import SettlementWorker
+from application.write.event_store import LedgerApplication
 from interface.chain import transactions as tx
 from interface.chain.custody import CustodyKey, load_custody_keypair
 from interface.settings import Settings

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from application.alerts import STORE_ALERT_KEY, AlertKind, raise_alert
-from application.background import periodic
+from application.ops.background import periodic
 
 logger = logging.getLogger(__name__)
 

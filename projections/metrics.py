@@ -88,7 +88,7 @@ HOLDS_OUTSTANDING_DEAL = Gauge("holds_outstanding_deal", "Amount held by pending
 
 
 def observe_batch(report: Any) -> None:
-    """The command writer's batch observer (``application.writer.BatchReport``)."""
+    """The command writer's batch observer (``application.write.writer.BatchReport``)."""
     for command, result, queued_s in zip(report.commands, report.results, report.queued_s,
                                          strict=True):
         status = result.code if isinstance(result, LedgerError) else "ok"

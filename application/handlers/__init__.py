@@ -19,12 +19,12 @@ from application.handlers import (
     holds,
     movements,
     pricing,
-    reconciliation,
-    settlement,
+    reconciliation_steps,
+    settlement_steps,
     wallets,
 )
 from application.outcomes import Outcome
-from application.session import AggregateSession
+from application.write.session import AggregateSession
 
 Handler = Callable[[Any, AggregateSession, datetime], Outcome]
 
@@ -49,16 +49,16 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.ConnectWallet: wallets.connect_wallet,
     c.DisconnectWallet: wallets.disconnect_wallet,
     c.SetPriceRule: pricing.set_price_rule,
-    c.RecordSubmission: settlement.record_submission,
-    c.MarkSettled: settlement.mark_settled,
-    c.MarkSettlementRejected: settlement.mark_rejected,
-    c.MarkSettlementFailed: settlement.mark_failed,
-    c.RecordGenesisSettlement: settlement.record_genesis_settlement,
-    c.RetryCompensation: settlement.retry_compensation,
-    c.StartReconciliation: reconciliation.start_reconciliation,
-    c.RecordFindings: reconciliation.record_findings,
-    c.FinishReconciliation: reconciliation.finish_reconciliation,
-    c.AdjustForFinding: reconciliation.adjust_for_finding,
+    c.RecordSubmission: settlement_steps.record_submission,
+    c.MarkSettled: settlement_steps.mark_settled,
+    c.MarkSettlementRejected: settlement_steps.mark_rejected,
+    c.MarkSettlementFailed: settlement_steps.mark_failed,
+    c.RecordGenesisSettlement: settlement_steps.record_genesis_settlement,
+    c.RetryCompensation: settlement_steps.retry_compensation,
+    c.StartReconciliation: reconciliation_steps.start_reconciliation,
+    c.RecordFindings: reconciliation_steps.record_findings,
+    c.FinishReconciliation: reconciliation_steps.finish_reconciliation,
+    c.AdjustForFinding: reconciliation_steps.adjust_for_finding,
 }
 
 

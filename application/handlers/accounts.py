@@ -6,7 +6,7 @@ from datetime import datetime
 
 from application import commands as c
 from application.outcomes import AccountOpened, AccountStatusChanged, AllowanceSet
-from application.session import AggregateSession, kind_of
+from application.write.session import AggregateSession, kind_of
 from domain.account import USER, Account
 from domain.amounts import check_amount
 from domain.errors import AccountExists, IdempotencyConflict, InvalidRequest

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from application import commands as c
 from application.outcomes import GenesisDone
-from application.session import AggregateSession
+from application.write.session import AggregateSession
 from domain.account import Account
 from domain.amounts import INITIAL_SUPPLY
 from domain.movements import MINT, TRANSFER, move

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from application import commands as c
 from application.outcomes import BatchItemResult, BatchRecorded, MovementRecorded
-from application.session import AggregateSession
+from application.write.session import AggregateSession
 from domain.amounts import check_amount
 from domain.errors import IdempotencyConflict, InvalidRequest, LedgerError, TransferNotFound
 from domain.movements import BURN, FEE, MINT, REVERSAL, REWARD, TRANSFER, check_movement, move

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from application import commands as c
 from application.outcomes import WalletChanged
-from application.session import AggregateSession
+from application.write.session import AggregateSession
 from domain.errors import WalletNotFound
 from domain.wallet import Wallet, validate_wallet_address, wallet_id
 

@@ -1,4 +1,4 @@
-"""Solana chain adapters behind ``application.chain.ChainPort``.
+"""Solana chain adapters behind ``application.settlement.chain_port.ChainPort``.
 
 - ``custody``: the custody authority's keypair, loaded or created safely.
 - ``transactions``: pure solders code that both adapters share (addresses,

@@ -28,7 +28,7 @@ from solders.instruction import Instruction
 from solders.message import Message
 from solders.pubkey import Pubkey
 
-from application.chain import (
+from application.settlement.chain_port import (
     ChainError,
     ChainMovement,
     ChainTransaction,

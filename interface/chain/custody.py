@@ -23,7 +23,7 @@ from solders.message import Message
 from solders.pubkey import Pubkey
 from solders.transaction import Transaction
 
-from application.chain import ChainError
+from application.settlement.chain_port import ChainError
 
 DEFAULT_KEY_FILE_NAME = "custody-keypair.json"
 KEYPAIR_LEN = 64

@@ -17,7 +17,7 @@ from solders.hash import Hash
 from solders.pubkey import Pubkey
 from solders.transaction import Transaction
 
-from application.chain import (
+from application.settlement.chain_port import (
     ChainRejectedError,
     ChainTransaction,
     SignatureStatus,

@@ -33,7 +33,7 @@ from solders.transaction_status import (
     UiTransactionTokenBalance,
 )
 
-from application.chain import (
+from application.settlement.chain_port import (
     ChainRejectedError,
     ChainTransaction,
     ChainUnavailableError,

@@ -32,7 +32,7 @@ from solders.token.state import Mint, TokenAccount
 from solders.transaction import Transaction
 from solders.transaction_status import TransactionErrorType
 
-from application.chain import ChainMovement
+from application.settlement.chain_port import ChainMovement
 
 TOKEN_PROGRAM_ID = Pubkey.from_string("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA")
 MEMO_PROGRAM_ID = Pubkey.from_string("MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr")

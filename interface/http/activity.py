@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from application.suspicious_activity import SuspiciousActivityMonitor
+from application.ops.suspicious_activity import SuspiciousActivityMonitor
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 

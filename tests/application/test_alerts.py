@@ -10,9 +10,8 @@ import pytest
 from prometheus_client import REGISTRY
 
 from application.alerts import Alert, AlertKind, Alerts
-from application.health_watch import HealthWatch, WatchPolicy
-from application.outcomes import BatchItemResult, BatchRecorded, MovementRecorded
-from application.suspicious_activity import (
+from application.ops.health_watch import HealthWatch, WatchPolicy
+from application.ops.suspicious_activity import (
     ACCOUNT_VELOCITY,
     AUTH_FAILURES,
     KEY_VELOCITY,
@@ -20,7 +19,8 @@ from application.suspicious_activity import (
     SuspicionRules,
     SuspiciousActivityMonitor,
 )
-from application.writer import BatchReport
+from application.outcomes import BatchItemResult, BatchRecorded, MovementRecorded
+from application.write.writer import BatchReport
 from domain.amounts import UNITS_PER_DEAL
 from domain.system import TREASURY_ID
 from tests.support.alerts import CollectedAlerts
@@ -191,7 +191,7 @@ def test_an_account_moving_more_often_than_its_limit_is_flagged_once_per_window(
     monitor = monitor_for(alerts, clock)
     busy, other = uuid4(), uuid4()
     before = count("suspicious_activity_total", rule=ACCOUNT_VELOCITY)
-    with caplog.at_level(logging.WARNING, logger="application.suspicious_activity"):
+    with caplog.at_level(logging.WARNING, logger="application.ops.suspicious_activity"):
         for _ in range(12):
             clock.now += 1
             monitor.on_batch(batch(movement(busy, uuid4())))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from application.background import BackgroundThread, periodic
+from application.ops.background import BackgroundThread, periodic
 from tests.support.http import wait_until
 
 LOG = logging.getLogger("tests.background")

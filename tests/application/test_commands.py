@@ -611,7 +611,7 @@ class _GatedProcessor:
 
 
 def test_a_cancelled_submission_is_dropped_and_the_writer_keeps_running(ledger):
-    from application.writer import CommandWriter
+    from application.write.writer import CommandWriter
 
     gated = _GatedProcessor(ledger.processor)
     writer = CommandWriter(gated).start()

@@ -136,7 +136,7 @@ def test_the_aggregate_cache_is_bounded_and_evicted_accounts_reload(store):
 
 
 def test_hot_accounts_are_snapshotted_so_reloading_them_stays_cheap(ledger, monkeypatch):
-    from application import processor
+    from application.write import processor
 
     monkeypatch.setattr(processor, "SNAPSHOT_INTERVAL", 10)
     account = ledger.open_account(100 * DEAL)

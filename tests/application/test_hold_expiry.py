@@ -1,7 +1,7 @@
 from uuid import uuid4
 
 from application import commands as c
-from application.hold_expiry import HoldExpirySweeper
+from application.ops.hold_expiry import HoldExpirySweeper
 from domain.amounts import UNITS_PER_DEAL
 from domain.transfer import PENDING
 

@@ -29,8 +29,8 @@ from hypothesis.stateful import (
 )
 
 from application import commands as c
-from application.ledger import LedgerApplication
 from application.outcomes import BatchRecorded
+from application.write.event_store import LedgerApplication
 from domain.account import Account
 from domain.errors import LedgerError
 from domain.pricing import DEFAULT_PRICES

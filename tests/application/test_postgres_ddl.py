@@ -13,7 +13,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from application.ledger import LedgerApplication
+from application.write.event_store import LedgerApplication
 from projections.store import open_store
 
 STARTERS = 6

@@ -10,7 +10,7 @@ from uuid import UUID
 
 import pytest
 
-from application.chain import ChainPort
+from application.settlement.chain_port import ChainPort
 from interface.chain.base import SeededTokenChain
 from interface.chain.custody import CustodyKey, load_custody_keypair
 from interface.chain.embedded import EmbeddedSolana

@@ -13,7 +13,7 @@ import pytest
 from solders.pubkey import Pubkey
 from solders.transaction import Transaction
 
-from application.chain import (
+from application.settlement.chain_port import (
     ChainMovement,
     ChainRejectedError,
     ChainUnavailableError,

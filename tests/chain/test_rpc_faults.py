@@ -11,7 +11,7 @@ from uuid import uuid4
 
 import pytest
 
-from application.chain import ChainMovement, ChainUnavailableError
+from application.settlement.chain_port import ChainMovement, ChainUnavailableError
 from interface.chain.custody import CustodyKey
 from interface.chain.rpc_adapter import RpcChain
 from tests.chain.conftest import INITIAL_SUPPLY, TREASURY_ID, ChainEnv

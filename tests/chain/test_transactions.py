@@ -11,7 +11,7 @@ from solders.hash import Hash
 from solders.instruction import Instruction
 from solders.pubkey import Pubkey
 
-from application.chain import ChainMovement
+from application.settlement.chain_port import ChainMovement
 from interface.chain import transactions as tx
 
 AUTHORITY = Pubkey.new_unique()

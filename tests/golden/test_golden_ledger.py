@@ -92,7 +92,7 @@ def replay_is_clean(store: StoreConfig, manifest: dict[str, Any], *options: str)
 
 
 def stored_log(store: StoreConfig) -> tuple[Counter[str], set[UUID]]:
-    from application.ledger import LedgerApplication
+    from application.write.event_store import LedgerApplication
 
     app = LedgerApplication(store.env)
     try:
@@ -103,7 +103,7 @@ def stored_log(store: StoreConfig) -> tuple[Counter[str], set[UUID]]:
 
 
 def test_every_stored_event_and_snapshot_loads_with_todays_classes(golden) -> None:
-    from application.ledger import LedgerApplication
+    from application.write.event_store import LedgerApplication
 
     store, manifest = golden
     topics, ids = stored_log(store)
@@ -142,7 +142,7 @@ def test_the_golden_ledger_replays_projects_settles_and_reconciles(golden) -> No
 
 
 def settled_balances_and_statuses(store: StoreConfig, manifest: dict[str, Any]) -> None:
-    from application.ledger import LedgerApplication
+    from application.write.event_store import LedgerApplication
 
     app = LedgerApplication(store.env)
     try:

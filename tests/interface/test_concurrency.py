@@ -9,7 +9,7 @@ from uuid import UUID
 
 import httpx
 
-from application.ledger import LedgerApplication
+from application.write.event_store import LedgerApplication
 from tests.interface.helpers import funded_account, open_account, transfer_body
 from tests.support.http import ADMIN, API_KEYS, ServeProcess, bearer
 from tests.support.log import debits_by_transfer

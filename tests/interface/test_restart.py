@@ -11,7 +11,7 @@ from uuid import UUID
 import httpx
 import pytest
 
-from application.ledger import LedgerApplication
+from application.write.event_store import LedgerApplication
 from interface.settings import Settings
 from tests.interface.helpers import funded_account, open_account, transfer_body
 from tests.support.http import ADMIN, API_KEYS, ServeProcess, bearer, wait_until

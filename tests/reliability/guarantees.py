@@ -17,7 +17,7 @@ from uuid import UUID
 
 import httpx
 
-from application.ledger import LedgerApplication
+from application.write.event_store import LedgerApplication
 from domain.account import Account
 from domain.system import ISSUANCE_ID, REWARDS_ID, TREASURY_ID
 from tests.reliability.load import Ledgerbook, LoadRun, retry_unknown

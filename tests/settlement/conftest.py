@@ -15,12 +15,12 @@ import pytest
 from solders.pubkey import Pubkey
 
 from application import commands as c
-from application.chain import ChainPort
-from application.reconciliation import Reconciler, ReconciliationConfig, ReconciliationReport
 from application.retry import RetryPolicy
-from application.settlement import SettlementConfig, SettlementHooks, SettlementProcess
-from application.settlement_fold import SettlementFold
-from application.settlement_store import open_settlement_store
+from application.settlement.chain_port import ChainPort
+from application.settlement.fold import SettlementFold
+from application.settlement.process import SettlementConfig, SettlementHooks, SettlementProcess
+from application.settlement.reconciler import Reconciler, ReconciliationConfig, ReconciliationReport
+from application.settlement.store import open_settlement_store
 from domain.amounts import UNITS_PER_DEAL
 from domain.system import ISSUANCE_ID, REWARDS_ID, TREASURY_ID
 from domain.transfer import Transfer

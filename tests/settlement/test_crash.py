@@ -18,8 +18,8 @@ from uuid import UUID, uuid4
 import pytest
 
 from application import commands as c
-from application.ledger import LedgerApplication
-from application.settlement_store import SETTLED, SETTLEMENT_FILE_NAME, open_settlement_store
+from application.settlement.store import SETTLED, SETTLEMENT_FILE_NAME, open_settlement_store
+from application.write.event_store import LedgerApplication
 from domain.amounts import UNITS_PER_DEAL
 from domain.system import TREASURY_ID
 from interface.chain.custody import load_custody_keypair

@@ -10,7 +10,7 @@ from uuid import uuid4
 import pytest
 
 from application import commands as c
-from application.handlers.settlement import compensation_id
+from application.handlers.settlement_steps import compensation_id
 from domain.amounts import UNITS_PER_DEAL
 from domain.errors import InsufficientBalance, SettlementConflict, TransferNotFound
 from domain.reconciliation import UNCOMPENSATED_FAILURE, UNKNOWN_SIGNATURE
@@ -110,7 +110,7 @@ async def test_a_compensation_the_ledger_refuses_is_recorded_and_reported(
     rig.execute(c.TransferFunds(incoming, TREASURY_ID, alice, 10 * DEAL))
     rig.execute(c.TransferFunds(spent, alice, bob, 10 * DEAL))
 
-    with caplog.at_level(logging.ERROR, logger="application.settlement"):
+    with caplog.at_level(logging.ERROR, logger="application.settlement.process"):
         await rig.settle()
 
     blocked = rig.transfer(incoming)

@@ -11,7 +11,7 @@ from prometheus_client import REGISTRY
 from solders.account import Account
 
 from application import commands as c
-from application.reconciliation import adjust_for_finding, latest_reconciliation
+from application.settlement.reconciler import adjust_for_finding, latest_reconciliation
 from domain.amounts import UNITS_PER_DEAL
 from domain.errors import FindingNotAdjustable, FindingNotFound
 from domain.reconciliation import (

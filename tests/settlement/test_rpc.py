@@ -13,7 +13,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from application import commands as c
-from application.handlers.settlement import compensation_id
+from application.handlers.settlement_steps import compensation_id
 from domain.amounts import UNITS_PER_DEAL
 from domain.system import TREASURY_ID
 from tests.chain.rpc_server import SolanaRpcServer

@@ -13,9 +13,9 @@ from uuid import uuid4
 import pytest
 
 from application import commands as c
-from application.handlers.settlement import compensation_id
-from application.settlement_fold import SettlementFold
-from application.settlement_store import open_settlement_store
+from application.handlers.settlement_steps import compensation_id
+from application.settlement.fold import SettlementFold
+from application.settlement.store import open_settlement_store
 from domain.amounts import UNITS_PER_DEAL
 from domain.errors import SettlementConflict
 from domain.system import TREASURY_ID

@@ -15,11 +15,11 @@ from uuid import UUID, uuid4
 import pytest
 
 from application import commands as c
-from application.chain import SignedSubmission
-from application.settlement import SettlementConfig, SettlementHooks
-from application.settlement_fold import SettlementFold
-from application.settlement_store import SETTLEMENT_STEPS, open_settlement_store
-from application.settlement_worker import SettlementWorker
+from application.settlement.chain_port import SignedSubmission
+from application.settlement.fold import SettlementFold
+from application.settlement.process import SettlementConfig, SettlementHooks
+from application.settlement.store import SETTLEMENT_STEPS, open_settlement_store
+from application.settlement.worker import SettlementWorker
 from domain.amounts import UNITS_PER_DEAL
 from domain.system import TREASURY_ID
 from interface.chain import transactions as tx
@@ -258,7 +258,7 @@ def test_reconciling_while_a_settler_works_makes_no_false_findings(
     import asyncio
     import threading
 
-    from application.reconciliation import Reconciler, ReconciliationConfig
+    from application.settlement.reconciler import Reconciler, ReconciliationConfig
 
     custody = load_custody_keypair(None, tmp_path / "keys")
     embedded = EmbeddedSolana(tmp_path / "chain")

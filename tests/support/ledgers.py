@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
 from application import commands as c
-from application.cache import AggregateCache
-from application.ledger import LedgerApplication
 from application.outcomes import Outcome
-from application.processor import CommandProcessor
-from application.writer import CommandWriter
+from application.write.aggregate_cache import AggregateCache
+from application.write.event_store import LedgerApplication
+from application.write.processor import CommandProcessor
+from application.write.writer import CommandWriter
 from domain.system import ISSUANCE_ID, REWARDS_ID, TREASURY_ID
 
 SYSTEM_IDS = (TREASURY_ID, REWARDS_ID, ISSUANCE_ID)

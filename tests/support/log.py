@@ -7,7 +7,7 @@ from uuid import UUID
 
 from eventsourcing.utils import get_topic
 
-from application.ledger import LedgerApplication
+from application.write.event_store import LedgerApplication
 from domain.account import Account
 
 PAGE = 1000

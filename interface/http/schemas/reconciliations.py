@@ -9,8 +9,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from application.reconciliation import ReconciliationReport
-from application.settlement_store import FindingRow
+from application.settlement.reconciler import ReconciliationReport
+from application.settlement.store import FindingRow
 from domain.amounts import format_amount
 from interface.http.schemas.types import Reason
 

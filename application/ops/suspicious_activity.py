@@ -38,9 +38,9 @@ from uuid import UUID
 from prometheus_client import Counter
 
 from application.alerts import AlertKind, Alerts
-from application.background import BackgroundThread
+from application.ops.background import BackgroundThread
 from application.outcomes import BatchRecorded, HoldPlaced, MovementRecorded
-from application.settlement_metrics import _metric
+from application.settlement.metrics import _metric
 from domain.amounts import UNITS_PER_DEAL, format_amount
 from domain.system import ISSUANCE_ID, REWARDS_ID, TREASURY_ID
 

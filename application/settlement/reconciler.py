@@ -38,15 +38,15 @@ from typing import Any, TypeVar
 from uuid import UUID, uuid4, uuid5
 
 from application import commands as c
-from application import settlement_metrics as metrics
 from application.alerts import AlertKind, raise_alert
-from application.chain import ChainPort, ChainTransaction, ChainUnavailableError
 from application.errors import LedgerUnavailable
 from application.outcomes import MovementRecorded
 from application.retry import RetryPolicy, Sleep, retrying
-from application.settlement import GENESIS_MEMO, CommandSubmitter
-from application.settlement_fold import SettlementFold
-from application.settlement_store import (
+from application.settlement import metrics
+from application.settlement.chain_port import ChainPort, ChainTransaction, ChainUnavailableError
+from application.settlement.fold import SettlementFold
+from application.settlement.process import GENESIS_MEMO, CommandSubmitter
+from application.settlement.store import (
     FAILED,
     IN_FLIGHT,
     REJECTED,

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from application.alerts import STORE_ALERT_KEY, AlertKind, Alerts
-from application.background import periodic
+from application.ops.background import periodic
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The ledger's eventsourcing Application: event store, snapshots, log.
 
 Commands do not go through methods on this class one at a time; they go
-through the command writer (``application.writer``), which decides batches
+through the command writer (``application.write.writer``), which decides batches
 of them against cached aggregates and saves each batch here in one
 transaction. This class owns only persistence-facing concerns.
 """
@@ -15,7 +15,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate, Snapshot
 
-from application.log_index import LogIndex, log_index_for
+from application.write.log_index import LogIndex, log_index_for
 from domain.account import Account
 from domain.errors import AccountNotFound, TransferNotFound
 from domain.transfer import Transfer
@@ -38,7 +38,7 @@ class LedgerApplication(Application[UUID]):
 
     def writer_turn(self) -> AbstractContextManager[None]:
         """Exclusive use of the event store across processes, for a writer
-        that keeps losing commits to others (see ``application.pg_recorder``).
+        that keeps losing commits to others (see ``application.write.postgres_recorder``).
         SQLite has one writer at a time already: nothing to take."""
         turn = getattr(self.recorder, "writer_turn", None)
         return turn() if turn is not None else nullcontext()

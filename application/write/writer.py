@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from application.commands import Command
 from application.errors import InternalError, LedgerUnavailable
 from application.outcomes import Outcome
-from application.processor import CommandProcessor, Result
+from application.write.processor import CommandProcessor, Result
 from domain.errors import LedgerError
 
 logger = logging.getLogger(__name__)

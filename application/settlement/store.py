@@ -5,7 +5,7 @@ aggregates cannot answer cheaply: which movements wait for the chain, in log
 order; which submission is in flight; which signatures the ledger ever
 submitted and what became of them; each account's balance of SETTLED
 movements; and the reconciliation runs and findings. This store keeps those
-answers as tables, derived from the log by ``application.settlement_fold``.
+answers as tables, derived from the log by ``application.settlement.fold``.
 Each page of events and the tracking position commit in one transaction with
 a compare-and-set on the position, so every event is applied exactly once
 and a crash resumes where the last page ended. Dropping the tables and

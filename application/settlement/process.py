@@ -46,9 +46,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from application import commands as c
-from application import settlement_metrics as metrics
 from application.alerts import AlertKind, raise_alert
-from application.chain import (
+from application.errors import LedgerUnavailable
+from application.outcomes import SettlementStep
+from application.retry import RetryPolicy, Sleep, retrying
+from application.settlement import metrics
+from application.settlement.chain_port import (
     ChainMovement,
     ChainPort,
     ChainRejectedError,
@@ -56,11 +59,8 @@ from application.chain import (
     SignatureStatus,
     SignedSubmission,
 )
-from application.errors import LedgerUnavailable
-from application.outcomes import SettlementStep
-from application.retry import RetryPolicy, Sleep, retrying
-from application.settlement_fold import SettlementFold
-from application.settlement_store import Movement, Submission
+from application.settlement.fold import SettlementFold
+from application.settlement.store import Movement, Submission
 from domain.amounts import INITIAL_SUPPLY
 from domain.errors import SettlementConflict
 from domain.system import GENESIS_MINT_ID, ISSUANCE_ID, TREASURY_ID

@@ -11,7 +11,7 @@ from uuid import UUID
 from application import commands as c
 from application.handlers.movements import record_movement, replay
 from application.outcomes import MovementRecorded, ReconciliationStep
-from application.session import AggregateSession
+from application.write.session import AggregateSession
 from domain.errors import FindingNotFound, InvalidRequest
 from domain.movements import BURN, MINT
 from domain.reconciliation import Finding, Reconciliation, record_finding

@@ -16,9 +16,9 @@ from datetime import datetime
 from uuid import UUID
 
 from application import commands as c
-from application.background import periodic
-from application.processor import utc_now
-from application.writer import CommandWriter
+from application.ops.background import periodic
+from application.write.processor import utc_now
+from application.write.writer import CommandWriter
 from domain.errors import LedgerError
 
 logger = logging.getLogger(__name__)

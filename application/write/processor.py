@@ -44,13 +44,13 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, PersistenceError
 
 from application.alerts import STORE_ALERT_KEY, AlertKind, raise_alert
-from application.cache import AggregateCache
 from application.commands import Command
 from application.errors import InternalError, LedgerUnavailable
 from application.handlers import decide
-from application.ledger import LedgerApplication
 from application.outcomes import Outcome
-from application.session import AggregateSession
+from application.write.aggregate_cache import AggregateCache
+from application.write.event_store import LedgerApplication
+from application.write.session import AggregateSession
 from domain.account import Account
 from domain.errors import LedgerError
 from domain.pricing import PriceSchedule

@@ -15,7 +15,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from application.cache import AggregateCache
+from application.write.aggregate_cache import AggregateCache
 from domain.account import Account
 from domain.errors import AccountNotFound, IdempotencyConflict
 from domain.transfer import Transfer

@@ -25,24 +25,24 @@ from typing import TypeVar
 
 from eventsourcing.persistence import PersistenceError
 
-from application import settlement_metrics as metrics
-from application.chain import ChainError, ChainPort
 from application.errors import SettlementUnavailable
-from application.reconciliation import (
-    Reconciler,
-    ReconciliationConfig,
-    ReconciliationReport,
-    latest_reconciliation,
-)
-from application.settlement import (
+from application.settlement import metrics
+from application.settlement.chain_port import ChainError, ChainPort
+from application.settlement.fold import SettlementFold
+from application.settlement.lease import Lease
+from application.settlement.process import (
     CommandSubmitter,
     SettlementConfig,
     SettlementError,
     SettlementHooks,
     SettlementProcess,
 )
-from application.settlement_fold import SettlementFold
-from application.settlement_lease import Lease
+from application.settlement.reconciler import (
+    Reconciler,
+    ReconciliationConfig,
+    ReconciliationReport,
+    latest_reconciliation,
+)
 from domain.errors import LedgerError
 
 logger = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Folds the event log into the settlement store (``application.settlement_store``).
+"""Folds the event log into the settlement store (``application.settlement.store``).
 
 It reads the log a page at a time after the store's tracking position and
 applies the page and the new position in one transaction, so each event is
@@ -27,8 +27,7 @@ from typing import Any
 from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
 
-from application.ledger import LedgerApplication
-from application.settlement_store import (
+from application.settlement.store import (
     AWAITING_CAPTURE,
     FAILED,
     IN_FLIGHT,
@@ -41,6 +40,7 @@ from application.settlement_store import (
     SettlementStore,
     TrackingConflict,
 )
+from application.write.event_store import LedgerApplication
 from domain.reconciliation import Finding, Reconciliation
 from domain.system import ISSUANCE_ID
 from domain.transfer import POSTED, Transfer

@@ -1,0 +1,13 @@
+"""The group-commit write core: how commands become stored events.
+
+``writer.CommandWriter`` queues commands from every caller and hands batches
+to ``processor.CommandProcessor``, which decides them in order against the
+aggregates of one ``session.AggregateSession`` (served from the bounded
+``aggregate_cache``) and commits the whole batch's events in one transaction
+through ``event_store.LedgerApplication`` (the eventsourcing application;
+on PostgreSQL with ``postgres_recorder``'s recorders and writer turn).
+``log_index`` answers the writer's position questions about the stored log.
+
+What a command means lives in ``application.handlers``; this wing only
+decides when and how its events are stored, exactly once.
+"""
