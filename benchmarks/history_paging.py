@@ -14,8 +14,8 @@ from uuid import uuid4
 
 from benchmarks.common import DEFAULT_URL, fresh_schema, machine_note
 from projections.events import EventDecoder
+from projections.read_model_store import PostgresReadModelStore, open_store
 from projections.read_models import ReadModelQueries, encode_cursor
-from projections.store import PostgresReadModelStore, open_store
 
 
 class _NoLog:

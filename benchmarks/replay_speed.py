@@ -18,8 +18,8 @@ import argparse
 import time
 
 from benchmarks.common import DEFAULT_URL, Filler, fresh_schema, machine_note
-from projections.fold import FoldState, LedgerFold
 from projections.hashchain import ChainVerifier
+from projections.ledger_fold import FoldState, LedgerFold
 from projections.runtime import ReadSide
 
 PAGE = 5000

@@ -23,7 +23,7 @@ from application.write.event_store import LedgerApplication
 from interface.chain import transactions as tx
 from interface.chain.custody import CustodyKey, load_custody_keypair
 from interface.settings import Settings
-from projections.store import AdvisoryLock, FileLock, advisory_lock_key
+from projections.read_model_store import AdvisoryLock, FileLock, advisory_lock_key
 
 EMBEDDED_CHAIN_DIR = "chain"
 LEASE_FILE_NAME = "settlement.lock"

@@ -25,12 +25,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from projections import metrics
-from projections.cache import BalanceCache
+from projections import ledger_metrics as metrics
+from projections.balance_cache import BalanceCache
 from projections.events import EventDecoder, EventLog, LogEvent
-from projections.fold import InvariantViolation, LedgerFold, PageChanges, keys_for
 from projections.hashchain import HashChain
-from projections.store import ReadModelStore
+from projections.ledger_fold import InvariantViolation, LedgerFold, PageChanges, keys_for
+from projections.read_model_store import ReadModelStore
 
 logger = logging.getLogger(__name__)
 

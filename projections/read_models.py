@@ -26,7 +26,7 @@ from uuid import UUID
 from domain.errors import AccountNotFound, InvalidRequest, TransferNotFound
 from domain.pricing import DEFAULT_PRICES, SERVICE_TYPES
 from domain.transfer import PENDING, POSTED
-from projections.cache import BalanceCache, CachedBalance
+from projections.balance_cache import BalanceCache, CachedBalance
 from projections.events import EventDecoder, EventLog, from_micros, to_micros
 from projections.projector import Progress
 from projections.queries import (
@@ -44,8 +44,8 @@ from projections.queries import (
     TransactionView,
     WalletView,
 )
+from projections.read_model_store import ReadModelStore
 from projections.rows import TransactionRow, columns
-from projections.store import ReadModelStore
 
 _POLL_S = 0.05
 _CURSOR_PREFIX = "p1:"

@@ -28,12 +28,13 @@ from datetime import datetime
 from typing import Any
 
 from domain.account import ISSUANCE
-from projections.cache import BalanceCache
+from projections.balance_cache import BalanceCache
 from projections.events import EventDecoder, EventLog, LogEvent, micros, to_micros
-from projections.fold import FoldState, LedgerFold, PageChanges
 from projections.gc_pacing import bulk_fold_pacing
 from projections.hashchain import ChainVerifier
+from projections.ledger_fold import FoldState, LedgerFold, PageChanges
 from projections.queries import Mismatch, ReplayReport
+from projections.read_model_store import ReadModelStore
 from projections.rows import (
     BalanceRow,
     HistoryRow,
@@ -42,7 +43,6 @@ from projections.rows import (
     TransactionRow,
     WalletRow,
 )
-from projections.store import ReadModelStore
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from application.write.event_store import LedgerApplication
-from projections.store import open_store
+from projections.read_model_store import open_store
 
 STARTERS = 6
 ROUNDS = 10

@@ -12,8 +12,8 @@ import redis
 
 from application import commands as c
 from domain.errors import InsufficientBalance
-from projections import metrics
-from projections.cache import BalanceCache, CachedBalance, cache_key
+from projections import ledger_metrics as metrics
+from projections.balance_cache import BalanceCache, CachedBalance, cache_key
 from projections.runtime import ReadSide
 
 

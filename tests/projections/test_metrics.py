@@ -14,7 +14,7 @@ import pytest
 from application import commands as c
 from domain.amounts import INITIAL_SUPPLY, UNITS_PER_DEAL
 from domain.errors import InsufficientBalance
-from projections import metrics
+from projections import ledger_metrics as metrics
 from tests.interface.cli_support import REPO
 
 
@@ -68,7 +68,7 @@ def test_the_exposition_names_no_account(ledger, read_side):
 
 
 _CHILD = """
-from projections import metrics
+from projections import ledger_metrics as metrics
 metrics.TRANSACTIONS.labels("transfer", "ok").inc()
 metrics.PROJECTION_LAG_EVENTS.labels("read_models").set({lag})
 """
@@ -80,7 +80,7 @@ def test_several_processes_add_up_in_multiprocess_mode(tmp_path):
         subprocess.run([sys.executable, "-c", _CHILD.format(lag=lag)], cwd=REPO, env=env,
                        check=True, timeout=60)
     reader = subprocess.run(
-        [sys.executable, "-c", "from projections import metrics; "
+        [sys.executable, "-c", "from projections import ledger_metrics as metrics; "
          "import sys; sys.stdout.write(metrics.exposition()[0].decode())"],
         cwd=REPO, env=env, check=True, timeout=60, capture_output=True, text=True,
     )

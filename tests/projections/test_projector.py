@@ -12,8 +12,8 @@ import pytest
 from application import commands as c
 from projections.projector import Projector
 from projections.queries import ReadModelBehind
+from projections.read_model_store import ProjectionLock, TrackingConflict, open_store
 from projections.runtime import ReadSide
-from projections.store import ProjectionLock, TrackingConflict, open_store
 from tests.projections.conftest import dump
 
 
@@ -226,8 +226,8 @@ def test_a_broken_invariant_stops_the_projector_loudly_and_applies_nothing(
 ):
     """An event whose recorded balance disagrees with the projection's own
     running balance is a broken ledger rule: no page containing it commits."""
-    from projections import metrics
-    from projections.fold import InvariantViolation
+    from projections import ledger_metrics as metrics
+    from projections.ledger_fold import InvariantViolation
     from tests.support.raw_events import RawEvents
 
     source, destination = ledger.open_account(100), ledger.open_account()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 
-from projections.store import open_store
+from projections.read_model_store import open_store
 
 
 def test_stores_opened_at_the_same_moment_all_come_up(store):

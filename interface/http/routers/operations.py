@@ -11,7 +11,7 @@ from interface.http.deps import Ledger, in_thread
 from interface.http.errors import error_response
 from interface.http.routers import refusals
 from interface.http.schemas.responses import HealthResponse, ReadyResponse
-from projections.metrics import exposition
+from projections.ledger_metrics import exposition
 
 router = APIRouter(tags=["operations"])
 

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from projections import metrics
+from projections import ledger_metrics as metrics
 from projections.rows import BalanceRow
 
 logger = logging.getLogger(__name__)

@@ -38,9 +38,9 @@ from eventsourcing.persistence import IntegrityError
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 
-from projections.cache import CachedBalance
-from projections.fold import FoldState, Keys, PageChanges
+from projections.balance_cache import CachedBalance
 from projections.hashchain import GENESIS_LINK, Checkpoint
+from projections.ledger_fold import FoldState, Keys, PageChanges
 from projections.rows import (
     BalanceRow,
     HistoryRow,
