@@ -6,7 +6,7 @@ through ``raise_alert``. Every alert is an ERROR log line with structured
 fields (``extra={"alert": {...}}`` for JSON log handlers, and the same
 fields as ``key=value`` in the message for plain ones), a count in
 ``alerts_total{kind}``, and a call to each registered ``AlertSink`` (the
-signed webhook in interface/alert_webhook.py).
+signed webhook in interface/wiring/alert_webhook.py).
 
 Why one process-wide ``ALERTS``: alerts are raised deep inside the writer,
 the settler and background threads, and what they feed (logging, the

@@ -21,7 +21,7 @@ from application.write.processor import CommandProcessor, utc_now
 from application.write.writer import CommandWriter
 from domain.movements import TRANSFER, move
 from domain.transfer import Transfer
-from interface.settings import Settings
+from interface.wiring.settings import Settings
 
 DEFAULT_URL = os.environ.get("DEALS_BENCH_DATABASE_URL", "postgresql://root@127.0.0.1:5432/postgres")
 

@@ -22,8 +22,8 @@ from uuid import uuid4
 
 from application import commands as c
 from benchmarks.common import DEFAULT_URL, fresh_schema, machine_note
-from interface.service import LedgerService
-from interface.settings import Settings
+from interface.wiring.service import LedgerService
+from interface.wiring.settings import Settings
 
 
 def percentile(values: list[float], share: float) -> float:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from benchmarks.common import Filler
 from benchmarks.replay_speed import audit, fold_only, raw_select, rebuild
-from interface.settings import Settings
+from interface.wiring.settings import Settings
 from projections.runtime import ReadSide
 
 

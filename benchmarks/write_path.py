@@ -26,7 +26,7 @@ from application.write.processor import CommandProcessor
 from application.write.writer import CommandWriter
 from benchmarks.plain_eventsourcing import plain_env, transfers_per_second
 from domain.amounts import UNITS_PER_DEAL
-from interface.settings import Settings
+from interface.wiring.settings import Settings
 
 
 @contextmanager

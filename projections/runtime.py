@@ -1,7 +1,7 @@
 """``ReadSide``: the read models, their projector, the Redis cache and the
 queries of one process, built beside an eventsourcing application.
 
-The composition root (``interface.service.LedgerService``) builds one with
+The composition root (``interface.wiring.service.LedgerService``) builds one with
 the application it runs, starts it after the writer, registers
 ``on_batch`` as the writer's observer (metrics, and a prompt wake-up of the
 projector after each commit) and hands ``queries`` to the HTTP API. The

@@ -1,6 +1,6 @@
 """One active settler: the lease the settlement process holds while it works.
 
-The interface supplies it (``interface.settlement.lease_for``): on SQLite an
+The interface supplies it (``interface.wiring.settler.lease_for``): on SQLite an
 exclusive ``flock`` on a file in the data dir, on PostgreSQL a session
 advisory lock held on a connection of its own. Either is dropped by the OS or
 the server when its holder dies, so a standby settler takes over without

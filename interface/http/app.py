@@ -39,8 +39,8 @@ from interface.http.routers import (
     wallets,
 )
 from interface.http.schemas.responses import ErrorResponse
-from interface.service import LedgerService
-from interface.settings import Settings
+from interface.wiring.service import LedgerService
+from interface.wiring.settings import Settings
 
 ROUTERS = (
     accounts.router, wallets.router, transfers.router, fees.router, holds.router,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from interface.settings import Settings
+from interface.wiring.settings import Settings
 
 KEY_FILE_NAME = "api-key"
 GENERATED_KEY_NAME = "local-admin"

@@ -19,7 +19,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from interface.http.auth import Keyring, Principal, Scope
 from interface.http.errors import Forbidden, RateLimited, Unauthorized
 from interface.http.ratelimit import RateLimiter, retry_after_header
-from interface.service import LedgerService
+from interface.wiring.service import LedgerService
 from projections.queries import LedgerQueries
 
 _bearer = HTTPBearer(auto_error=False, description="an API key's token (DEALS_API_KEYS)")

@@ -24,7 +24,7 @@ from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
 from interface.http.auth import ApiKeyError, ensure_generated_key, key_file, parse_api_keys
-from interface.settings import Settings
+from interface.wiring.settings import Settings
 
 APP_FACTORY = "interface.http.app:app_from_env"
 STARTUP_FAILURE_EXIT = 3

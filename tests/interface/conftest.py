@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from interface.settings import Settings
+from interface.wiring.settings import Settings
 from tests.support.http import API_KEYS, ThreadServer
 from tests.support.services import REDIS_URL, PostgresTestDatabase, unreachable
 

@@ -16,7 +16,7 @@ from prometheus_client import REGISTRY
 
 from application.alerts import ALERTS, Alert, AlertKind, Alerts
 from domain.amounts import UNITS_PER_DEAL
-from interface.alert_webhook import (
+from interface.wiring.alert_webhook import (
     ALERT_ID_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,

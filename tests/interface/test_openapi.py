@@ -20,7 +20,7 @@ from schemathesis.specs.openapi.checks import (
 
 from interface.http.app import create_app
 from interface.http.auth import parse_api_keys
-from interface.settings import Settings
+from interface.wiring.settings import Settings
 from tests.support.http import ADMIN, API_KEYS, bearer
 
 EXAMPLES = int(os.environ.get("DEALS_SCHEMATHESIS_EXAMPLES", "15"))

@@ -18,7 +18,7 @@ from schemathesis import GenerationMode
 
 from interface.http.app import create_app
 from interface.http.auth import parse_api_keys
-from interface.settings import Settings
+from interface.wiring.settings import Settings
 from tests.interface.helpers import log_position
 from tests.support.http import ADMIN, API_KEYS, bearer
 

@@ -8,8 +8,8 @@ from uuid import uuid4
 
 from application import commands as c
 from application.alerts import AlertKind
-from interface.service import LedgerService
-from interface.settings import Settings
+from interface.wiring.service import LedgerService
+from interface.wiring.settings import Settings
 from tests.support.http import wait_until
 
 QUICK_WATCH = {"health_watch_interval_s": 0.05, "projection_stall_s": 0.3,

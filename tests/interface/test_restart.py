@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from application.write.event_store import LedgerApplication
-from interface.settings import Settings
+from interface.wiring.settings import Settings
 from tests.interface.helpers import funded_account, open_account, transfer_body
 from tests.support.http import ADMIN, API_KEYS, ServeProcess, bearer, wait_until
 from tests.support.log import debits_by_transfer

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from interface.settings import Settings
+from interface.wiring.settings import Settings
 from tests.reliability.conftest import service_settings
 from tests.reliability.guarantees import recover_then_assert_guarantees
 from tests.reliability.load import load_against

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from interface.settings import Settings
+from interface.wiring.settings import Settings
 from tests.interface.helpers import funded_account
 from tests.reliability.conftest import serve_env, service_settings
 from tests.reliability.guarantees import assert_guarantees

@@ -12,7 +12,7 @@ from solders.pubkey import Pubkey
 
 from domain.system import TREASURY_ID
 from interface.chain.litesvm_adapter import LiteSvmChain
-from interface.settlement import custody_key
+from interface.wiring.settler import custody_key
 from tests.interface.conftest import sqlite_settings
 from tests.interface.helpers import assert_error, funded_account, new_id
 from tests.support.http import WRITER, ThreadServer, wait_until

@@ -26,9 +26,9 @@ from interface.chain import transactions as tx
 from interface.chain.custody import load_custody_keypair
 from interface.chain.embedded import EmbeddedSolana
 from interface.chain.litesvm_adapter import LiteSvmChain
-from interface.service import LedgerService
-from interface.settings import Settings
-from interface.settlement import lease_for
+from interface.wiring.service import LedgerService
+from interface.wiring.settings import Settings
+from interface.wiring.settler import lease_for
 from tests.settlement.conftest import FAST_RETRY
 from tests.support.ledgers import LedgerHarness
 from tests.support.stores import StoreConfig, sqlite_store

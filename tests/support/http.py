@@ -24,7 +24,7 @@ import uvicorn
 
 from interface.http.app import create_app
 from interface.http.auth import parse_api_keys
-from interface.settings import Settings
+from interface.wiring.settings import Settings
 
 ADMIN, WRITER, READER, READ_WRITE = "admin-token", "writer-token", "reader-token", "rw-token"
 API_KEYS = (

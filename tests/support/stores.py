@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from interface.settings import Settings
+from interface.wiring.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ import sys
 import threading
 
 from application.write.event_store import LedgerApplication
-from interface.progress_line import ProgressLine
-from interface.settings import Settings
+from interface.cli.progress_line import ProgressLine
+from interface.wiring.settings import Settings
 from projections.projector import DEFAULT_PAGE_EVENTS, DEFAULT_POLL_INTERVAL_S
 from projections.runtime import ReadSide
 

@@ -22,7 +22,7 @@ from application.settlement.worker import SettlementWorker
 from application.write.event_store import LedgerApplication
 from interface.chain import transactions as tx
 from interface.chain.custody import CustodyKey, load_custody_keypair
-from interface.settings import Settings
+from interface.wiring.settings import Settings
 from projections.read_model_store import AdvisoryLock, FileLock, advisory_lock_key
 
 EMBEDDED_CHAIN_DIR = "chain"

@@ -16,7 +16,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from interface.settings import Settings
+from interface.wiring.settings import Settings
 
 DEFAULT_BENCH_URL = "postgresql://root@127.0.0.1:5432/postgres"
 

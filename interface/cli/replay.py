@@ -19,8 +19,8 @@ from datetime import datetime
 from application.write.event_store import LedgerApplication
 from domain.amounts import format_amount
 from domain.errors import InvalidRequest
-from interface.progress_line import ProgressLine
-from interface.settings import Settings
+from interface.cli.progress_line import ProgressLine
+from interface.wiring.settings import Settings
 from projections.queries import ReplayReport
 from projections.runtime import ReadSide
 

@@ -18,9 +18,9 @@ import threading
 
 from application.errors import SettlementUnavailable
 from application.settlement.process import SettlementProcess
-from interface.service import LedgerService
-from interface.settings import Settings
-from interface.settlement import open_chain, settlement_config
+from interface.wiring.service import LedgerService
+from interface.wiring.settings import Settings
+from interface.wiring.settler import open_chain, settlement_config
 
 STATUS_WAIT_S = 30.0
 

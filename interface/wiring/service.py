@@ -26,10 +26,10 @@ from application.write.event_store import LedgerApplication
 from application.write.processor import CommandProcessor
 from application.write.writer import CommandWriter
 from domain.system import ISSUANCE_ID
-from interface.alerting import Alerting
-from interface.settings import Settings
-from interface.settlement import build_settlement_worker, mint_address, settlement_fold
-from interface.store_health import StoreHealth, reconnect_pools_every_second
+from interface.wiring.alerting import Alerting
+from interface.wiring.settings import Settings
+from interface.wiring.settler import build_settlement_worker, mint_address, settlement_fold
+from interface.wiring.store_health import StoreHealth, reconnect_pools_every_second
 from projections.runtime import ReadSide
 
 logger = logging.getLogger(__name__)

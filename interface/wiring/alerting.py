@@ -10,8 +10,8 @@ from collections.abc import Callable
 from application.alerts import ALERTS, Alerts
 from application.ops.health_watch import HealthWatch, WatchPolicy
 from application.ops.suspicious_activity import SuspicionRules, SuspiciousActivityMonitor
-from interface.alert_webhook import WebhookAlertSink
-from interface.settings import Settings
+from interface.wiring.alert_webhook import WebhookAlertSink
+from interface.wiring.settings import Settings
 
 
 def suspicion_rules(settings: Settings) -> SuspicionRules:

@@ -15,9 +15,9 @@ import json
 from uuid import UUID
 
 from domain.amounts import format_amount
-from interface.reconciliation_json import report_json
-from interface.service import LedgerService
-from interface.settings import Settings
+from interface.cli.reconciliation_json import report_json
+from interface.wiring.service import LedgerService
+from interface.wiring.settings import Settings
 
 FINDINGS_EXIT_STATUS = 3
 

@@ -14,13 +14,13 @@ from collections.abc import Callable, Sequence
 from domain.amounts import format_amount
 from domain.errors import LedgerError
 from domain.system import ISSUANCE_ID, REWARDS_ID, TREASURY_ID
-from interface.cli_bench import run_bench
-from interface.cli_project import run_project
-from interface.cli_reconcile import run_reconcile
-from interface.cli_replay import run_replay
-from interface.cli_settle import run_settle
-from interface.service import LedgerService
-from interface.settings import Settings
+from interface.cli.bench import run_bench
+from interface.cli.project import run_project
+from interface.cli.reconcile import run_reconcile
+from interface.cli.replay import run_replay
+from interface.cli.settle import run_settle
+from interface.wiring.service import LedgerService
+from interface.wiring.settings import Settings
 
 Runner = Callable[[argparse.Namespace, Settings], int]
 
