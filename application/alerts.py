@@ -41,8 +41,8 @@ from application.settlement.metrics import _metric
 logger = logging.getLogger(__name__)
 
 DEFAULT_COOLDOWN_S = 60.0
-MAX_TRACKED_KEYS = 10_000
-MAX_FIELD_TEXT = 500
+TRACKED_KEYS_MAX = 10_000
+FIELD_TEXT_LENGTH_MAX = 500
 """Field values are cut to this many characters: an alert is a pointer to
 the log and the read models, not a copy of them."""
 
@@ -140,7 +140,7 @@ class Alerts:
                 return False
             self._last_raised[key] = now
             self._last_raised.move_to_end(key)
-            while len(self._last_raised) > MAX_TRACKED_KEYS:
+            while len(self._last_raised) > TRACKED_KEYS_MAX:
                 self._last_raised.popitem(last=False)
             return True
 
@@ -151,8 +151,8 @@ class Alerts:
 
 
 def _bounded(value: FieldValue) -> FieldValue:
-    if isinstance(value, str) and len(value) > MAX_FIELD_TEXT:
-        return value[:MAX_FIELD_TEXT] + "..."
+    if isinstance(value, str) and len(value) > FIELD_TEXT_LENGTH_MAX:
+        return value[:FIELD_TEXT_LENGTH_MAX] + "..."
     return value
 
 

@@ -15,8 +15,8 @@ from uuid import UUID
 
 from domain.errors import InvalidRequest
 
-MAX_REASON_LENGTH = 500
-MAX_BATCH_ITEMS = 8000
+REASON_LENGTH_MAX = 500
+BATCH_ITEMS_MAX = 8000
 
 
 def check_reason(reason: object, *, name: str = "reason") -> str:
@@ -24,8 +24,8 @@ def check_reason(reason: object, *, name: str = "reason") -> str:
     characters, so it cannot forge log lines or break a terminal."""
     if not isinstance(reason, str):
         raise InvalidRequest(f"{name} must be a string")
-    if len(reason) > MAX_REASON_LENGTH:
-        raise InvalidRequest(f"{name} is longer than {MAX_REASON_LENGTH} characters")
+    if len(reason) > REASON_LENGTH_MAX:
+        raise InvalidRequest(f"{name} is longer than {REASON_LENGTH_MAX} characters")
     if any(ord(char) < 32 or 127 <= ord(char) < 160 for char in reason):
         raise InvalidRequest(f"{name} must not contain control characters")
     if any(char in _BIDI_CONTROLS for char in reason):
@@ -111,8 +111,8 @@ class TransferBatch(Command):
     def __post_init__(self) -> None:
         if not self.transfers:
             raise InvalidRequest("a batch needs at least one transfer")
-        if len(self.transfers) > MAX_BATCH_ITEMS:
-            raise InvalidRequest(f"a batch holds at most {MAX_BATCH_ITEMS} transfers")
+        if len(self.transfers) > BATCH_ITEMS_MAX:
+            raise InvalidRequest(f"a batch holds at most {BATCH_ITEMS_MAX} transfers")
 
 
 @dataclass(frozen=True)
@@ -281,21 +281,21 @@ class Genesis(Command):
 
 # Settlement: the settlement process records every step in the log.
 
-MAX_SETTLEMENT_TRANSFERS = 16
-MAX_SIGNATURE_LENGTH = 100
-MAX_TRANSACTION_BASE64_LENGTH = 2048  # a Solana packet is 1232 bytes
-MAX_CHAIN_ERROR_LENGTH = 400
+SETTLEMENT_TRANSFERS_MAX = 16
+SIGNATURE_LENGTH_MAX = 100
+TRANSACTION_BASE64_LENGTH_MAX = 2048  # a Solana packet is 1232 bytes
+CHAIN_ERROR_LENGTH_MAX = 400
 
 
 def check_transfer_ids(transfer_ids: tuple[UUID, ...]) -> None:
-    if not 1 <= len(transfer_ids) <= MAX_SETTLEMENT_TRANSFERS:
-        raise InvalidRequest(f"a settlement names 1 to {MAX_SETTLEMENT_TRANSFERS} transfers")
+    if not 1 <= len(transfer_ids) <= SETTLEMENT_TRANSFERS_MAX:
+        raise InvalidRequest(f"a settlement names 1 to {SETTLEMENT_TRANSFERS_MAX} transfers")
     if len(set(transfer_ids)) != len(transfer_ids):
         raise InvalidRequest("a settlement names each transfer once")
 
 
 def check_signature(signature: object) -> str:
-    if not isinstance(signature, str) or not 0 < len(signature) <= MAX_SIGNATURE_LENGTH:
+    if not isinstance(signature, str) or not 0 < len(signature) <= SIGNATURE_LENGTH_MAX:
         raise InvalidRequest("signature must be a base58 transaction signature")
     return signature
 
@@ -303,7 +303,7 @@ def check_signature(signature: object) -> str:
 def chain_error_text(error: str) -> str:
     """A chain error as stored: bounded, and free of control characters."""
     printable = "".join(char if 32 <= ord(char) < 127 else "?" for char in error)
-    return printable[:MAX_CHAIN_ERROR_LENGTH]
+    return printable[:CHAIN_ERROR_LENGTH_MAX]
 
 
 @dataclass(frozen=True)
@@ -363,7 +363,7 @@ class RecordGenesisSettlement(Command):
 
 # Reconciliation: runs and findings are recorded; nothing is corrected.
 
-MAX_FINDINGS_PER_COMMAND = 500
+FINDINGS_PER_COMMAND_MAX = 500
 
 
 @dataclass(frozen=True)
@@ -391,8 +391,8 @@ class RecordFindings(Command):
     findings: tuple[FindingSpec, ...]
 
     def __post_init__(self) -> None:
-        if len(self.findings) > MAX_FINDINGS_PER_COMMAND:
-            raise InvalidRequest(f"at most {MAX_FINDINGS_PER_COMMAND} findings per command")
+        if len(self.findings) > FINDINGS_PER_COMMAND_MAX:
+            raise InvalidRequest(f"at most {FINDINGS_PER_COMMAND_MAX} findings per command")
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,7 @@ class Filler:
     def __init__(self, settings: Settings, accounts: int = 1000) -> None:
         self.app = LedgerApplication(settings.eventsourcing_env())
         self.processor = CommandProcessor(self.app, cache=AggregateCache(accounts * 4))
-        self.writer = CommandWriter(self.processor, max_batch_commands=4).start()
+        self.writer = CommandWriter(self.processor, batch_commands_max=4).start()
         self.writer.execute(c.Genesis())
         self.accounts = [uuid4() for _ in range(accounts)]
         for future in [self.writer.submit(c.OpenAccount(a)) for a in self.accounts]:

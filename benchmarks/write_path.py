@@ -92,10 +92,10 @@ def run_load(writer: CommandWriter, commands: list[c.Command], in_flight: int) -
     }
 
 
-def scenario(env: dict, *, max_batch: int, build: Callable, count: int, in_flight: int) -> dict:
+def scenario(env: dict, *, batch_max: int, build: Callable, count: int, in_flight: int) -> dict:
     app = LedgerApplication(env)
     processor = CommandProcessor(app, cache=AggregateCache(100_000))
-    writer = CommandWriter(processor, max_batch_commands=max_batch).start()
+    writer = CommandWriter(processor, batch_commands_max=batch_max).start()
     try:
         writer.execute(c.Genesis())
         accounts = open_funded_accounts(writer, 1000)
@@ -120,13 +120,13 @@ def main() -> None:
     with bench_store(args.database_url) as env:
         plain_batched = transfers_per_second(plain_env(env), transfers=args.count, per_save=200)
     with bench_store(args.database_url) as env:
-        off = scenario(env, max_batch=1, build=make_transfers, count=args.count // 4,
+        off = scenario(env, batch_max=1, build=make_transfers, count=args.count // 4,
                        in_flight=args.in_flight)
     with bench_store(args.database_url) as env:
-        on = scenario(env, max_batch=1000, build=make_transfers, count=args.count,
+        on = scenario(env, batch_max=1000, build=make_transfers, count=args.count,
                       in_flight=args.in_flight)
     with bench_store(args.database_url) as env:
-        fees = scenario(env, max_batch=1000, build=make_fees, count=args.count,
+        fees = scenario(env, batch_max=1000, build=make_fees, count=args.count,
                         in_flight=args.in_flight)
     rows = [("transfers, one transaction per command (baseline)", off),
             ("transfers, group commit", on),

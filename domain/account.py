@@ -14,7 +14,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from domain.amounts import MAX_SUPPLY, format_amount
+from domain.amounts import SUPPLY_MAX, format_amount
 from domain.errors import (
     AccountFrozen,
     AllowanceExceeded,
@@ -142,10 +142,10 @@ class Account(Aggregate):
     def check_can_send(self, amount: int) -> None:
         self.check_not_frozen()
         if self.is_issuance:
-            if self.balance - amount < -MAX_SUPPLY:
+            if self.balance - amount < -SUPPLY_MAX:
                 raise SupplyLimitExceeded(
                     f"minting {format_amount(amount)} DEAL would take the supply past "
-                    f"{format_amount(MAX_SUPPLY)} DEAL"
+                    f"{format_amount(SUPPLY_MAX)} DEAL"
                 )
             return
         if amount > self.available:

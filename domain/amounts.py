@@ -14,13 +14,13 @@ from domain.errors import InvalidAmount
 DECIMALS = 8
 UNITS_PER_DEAL = 10**DECIMALS
 INITIAL_SUPPLY = 1_000_000_000 * UNITS_PER_DEAL
-MAX_AMOUNT = INITIAL_SUPPLY
+AMOUNT_MAX = INITIAL_SUPPLY
 """No single amount may exceed the initial supply (1e9 DEAL)."""
-MAX_SUPPLY = 10 * INITIAL_SUPPLY
+SUPPLY_MAX = 10 * INITIAL_SUPPLY
 """Ceiling on circulating supply; 1e18 base units stays well inside the SPL
 token program's u64 amounts, so every ledger balance is representable on chain."""
 
-_MAX_TEXT_LENGTH = 32
+_TEXT_LENGTH_MAX = 32
 _DECIMAL = re.compile(r"(?P<whole>[0-9]+)(?:\.(?P<fraction>[0-9]+))?")
 
 
@@ -48,7 +48,7 @@ def check_amount(units: int, *, allow_zero: bool = False) -> int:
         raise InvalidAmount("amount must not be negative")
     if units == 0 and not allow_zero:
         raise InvalidAmount("amount must be greater than zero")
-    if units > MAX_AMOUNT:
+    if units > AMOUNT_MAX:
         raise InvalidAmount("amount exceeds the 1,000,000,000 DEAL supply")
     return units
 
@@ -68,8 +68,8 @@ def _reject_malformed(text: str) -> None:
         raise InvalidAmount("amount is empty")
     if text != text.strip():
         raise InvalidAmount("amount must not carry leading or trailing whitespace")
-    if len(text) > _MAX_TEXT_LENGTH:
-        raise InvalidAmount(f"amount is longer than {_MAX_TEXT_LENGTH} characters")
+    if len(text) > _TEXT_LENGTH_MAX:
+        raise InvalidAmount(f"amount is longer than {_TEXT_LENGTH_MAX} characters")
     lowered = text.lower()
     if lowered.lstrip("+-") in {"nan", "snan", "inf", "infinity"}:
         raise InvalidAmount("amount must be a finite number, not NaN or Infinity")

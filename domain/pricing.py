@@ -21,7 +21,7 @@ DEFAULT_PRICES: dict[str, int] = {
     "notification": UNITS_PER_DEAL // 20,
 }
 SERVICE_TYPES = tuple(DEFAULT_PRICES)
-MAX_RULES_PER_SERVICE = 1000
+RULES_PER_SERVICE_MAX = 1000
 
 
 def check_service_type(service_type: object) -> str:
@@ -86,8 +86,8 @@ class PriceSchedule(Aggregate):
         existing = self.rules_for(service_type)
         if existing and _same_rule(existing[-1], token_cost, valid_from, valid_to):
             return False
-        if len(existing) >= MAX_RULES_PER_SERVICE:
-            raise InvalidRequest(f"at most {MAX_RULES_PER_SERVICE} price rules per service type")
+        if len(existing) >= RULES_PER_SERVICE_MAX:
+            raise InvalidRequest(f"at most {RULES_PER_SERVICE_MAX} price rules per service type")
         self.trigger_event(
             self.RuleSet, service_type=service_type, token_cost=token_cost,
             valid_from=valid_from, valid_to=valid_to, timestamp=now,

@@ -17,7 +17,7 @@ from domain.errors import InvalidWalletAddress, WalletAlreadyConnected, WalletNo
 
 _WALLET_NAMESPACE = UUID("6c0e4a62-1f0b-5c55-9d3e-7b4f0a8f2d11")
 _BASE58_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-_MAX_ADDRESS_LENGTH = 44
+_ADDRESS_LENGTH_MAX = 44
 
 
 def wallet_id(address: str) -> UUID:
@@ -30,7 +30,7 @@ def validate_wallet_address(address: object) -> str:
         raise InvalidWalletAddress("wallet address must be a string")
     if not address:
         raise InvalidWalletAddress("wallet address is empty")
-    if len(address) > _MAX_ADDRESS_LENGTH:
+    if len(address) > _ADDRESS_LENGTH_MAX:
         raise InvalidWalletAddress(
             f"wallet address is {len(address)} characters; a base58 public key has at most 44"
         )

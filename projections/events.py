@@ -26,7 +26,7 @@ from uuid import UUID
 import orjson
 from eventsourcing.persistence import ApplicationRecorder, Mapper
 
-MAX_PAGE_EVENTS = 10_000
+PAGE_EVENTS_MAX = 10_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MICROSECOND = timedelta(microseconds=1)
 
@@ -127,7 +127,7 @@ class SQLiteEventLog:
         self._head = f"SELECT MAX(rowid) FROM {table}"  # noqa: S608
 
     def read(self, after: int, limit: int, upto: int | None = None) -> list[LogEvent]:
-        limit = min(limit, MAX_PAGE_EVENTS)
+        limit = min(limit, PAGE_EVENTS_MAX)
         with self._datastore.transaction(commit=False) as cursor:
             if upto is None:
                 cursor.execute(self._read, (after, limit))
@@ -137,7 +137,7 @@ class SQLiteEventLog:
 
     def read_aggregate(self, aggregate_id: UUID, after: int, limit: int) -> list[LogEvent]:
         with self._datastore.transaction(commit=False) as cursor:
-            limit = min(limit, MAX_PAGE_EVENTS)
+            limit = min(limit, PAGE_EVENTS_MAX)
             cursor.execute(self._read_aggregate, (aggregate_id.hex, after, limit))
             return [LogEvent(*row) for row in cursor.fetchall()]
 
@@ -183,7 +183,7 @@ class PostgresEventLog:
         2 ms for a page of 5,000 with 100,000 events to go). ``id > a ORDER BY
         id LIMIT n`` always walks the index. At most ``upto - after`` rows can
         be at or below ``upto``, so no more than that are fetched."""
-        limit = min(limit, MAX_PAGE_EVENTS)
+        limit = min(limit, PAGE_EVENTS_MAX)
         if upto is None:
             return self._fetch(self._read, (after, limit))
         if upto <= after:
@@ -192,7 +192,7 @@ class PostgresEventLog:
         return [event for event in events if event.position <= upto]
 
     def read_aggregate(self, aggregate_id: UUID, after: int, limit: int) -> list[LogEvent]:
-        return self._fetch(self._read_aggregate, (aggregate_id, after, min(limit, MAX_PAGE_EVENTS)))
+        return self._fetch(self._read_aggregate, (aggregate_id, after, min(limit, PAGE_EVENTS_MAX)))
 
     def head(self) -> int:
         from psycopg.rows import tuple_row

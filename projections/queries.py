@@ -16,7 +16,7 @@ from uuid import UUID
 from domain.errors import LedgerError
 
 T = TypeVar("T")
-MAX_PAGE_SIZE = 1000
+PAGE_SIZE_MAX = 1000
 DEFAULT_PAGE_SIZE = 100
 MIN_POSITION_WAIT_S = 5.0
 

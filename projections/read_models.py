@@ -3,7 +3,7 @@
 Every answer comes from the read models (and the Redis cache for plain
 balance reads), never from aggregates; ``audit_events`` reads the stored
 log. Queries that name ``min_position`` first wait on the projector's
-progress condition (bounded by ``max_wait_s``), re-reading the store's
+progress condition (bounded by ``wait_s_max``), re-reading the store's
 tracking position between waits so a projector in another process counts
 too.
 
@@ -31,8 +31,8 @@ from projections.events import EventDecoder, EventLog, from_micros, to_micros
 from projections.projector import Progress
 from projections.queries import (
     DEFAULT_PAGE_SIZE,
-    MAX_PAGE_SIZE,
     MIN_POSITION_WAIT_S,
+    PAGE_SIZE_MAX,
     BalanceView,
     HistoryEntry,
     Page,
@@ -92,8 +92,8 @@ def decode_cursor(cursor: str | None) -> int:
 
 
 def _check_limit(limit: int) -> int:
-    if type(limit) is not int or not 1 <= limit <= MAX_PAGE_SIZE:
-        raise InvalidRequest(f"limit must be an integer from 1 to {MAX_PAGE_SIZE}")
+    if type(limit) is not int or not 1 <= limit <= PAGE_SIZE_MAX:
+        raise InvalidRequest(f"limit must be an integer from 1 to {PAGE_SIZE_MAX}")
     return limit
 
 
@@ -131,7 +131,7 @@ class ReadModelQueries:
         cache: BalanceCache | None = None,
         progress: Progress | None = None,
         clock: Callable[[], datetime] = utc_now,
-        max_wait_s: float = MIN_POSITION_WAIT_S,
+        wait_s_max: float = MIN_POSITION_WAIT_S,
         replay_page_events: int = 5000,
     ) -> None:
         self.store = store
@@ -140,7 +140,7 @@ class ReadModelQueries:
         self.cache = cache
         self.progress = progress or Progress()
         self.clock = clock
-        self.max_wait_s = max_wait_s
+        self.wait_s_max = wait_s_max
         self.replay_page_events = replay_page_events
 
     # Read-your-writes
@@ -157,8 +157,8 @@ class ReadModelQueries:
 
     def wait_for(self, position: int, timeout_s: float | None = None) -> bool:
         """Wait until the read models have applied ``position``; False if
-        ``timeout_s`` (default ``max_wait_s``) passed first."""
-        deadline = time.monotonic() + (self.max_wait_s if timeout_s is None else timeout_s)
+        ``timeout_s`` (default ``wait_s_max``) passed first."""
+        deadline = time.monotonic() + (self.wait_s_max if timeout_s is None else timeout_s)
         while True:
             if self.progress.position >= position or self.position() >= position:
                 return True
@@ -177,7 +177,7 @@ class ReadModelQueries:
         if not self.wait_for(min_position):
             raise ReadModelBehind(
                 f"the read models have not reached position {min_position} within "
-                f"{self.max_wait_s:g} s; retry"
+                f"{self.wait_s_max:g} s; retry"
             )
 
     # Balances
@@ -346,7 +346,7 @@ class ReadModelQueries:
             cur.execute(self.store.sql(
                 "SELECT address, account_id, status, connected_at, disconnected_at "
                 "FROM {wallets} WHERE account_id = ? ORDER BY connected_at, address LIMIT ?"
-            ), (account_id.hex, MAX_PAGE_SIZE))
+            ), (account_id.hex, PAGE_SIZE_MAX))
             rows = cur.fetchall()
         return [
             WalletView(r[0], UUID(hex=r[1]), r[2], from_micros(int(r[3])), _time(r[4]))
@@ -424,7 +424,7 @@ class ReadModelQueries:
         from projections.replay import AuditReplay
 
         target = self.log.head() if until_position is None else until_position
-        self.wait_for(min(target, self.log.head()), timeout_s=max(self.max_wait_s, 30.0))
+        self.wait_for(min(target, self.log.head()), timeout_s=max(self.wait_s_max, 30.0))
         return AuditReplay(
             self.log, self.decoder, self.store, cache=self.cache,
             page_events=self.replay_page_events, progress_line=progress_line,

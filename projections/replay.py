@@ -46,7 +46,7 @@ from projections.rows import (
 
 logger = logging.getLogger(__name__)
 
-MAX_MISMATCHES = 1000
+MISMATCHES_MAX = 1000
 DEFAULT_PAGE_EVENTS = 5000
 
 
@@ -56,7 +56,7 @@ class _Mismatches:
         self.dropped = 0
 
     def add(self, model: str, key: str, expected: object, actual: object) -> None:
-        if len(self.items) < MAX_MISMATCHES:
+        if len(self.items) < MISMATCHES_MAX:
             self.items.append(Mismatch(model, key, str(expected), str(actual)))
         else:
             self.dropped += 1

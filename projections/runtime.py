@@ -36,7 +36,7 @@ class ReadSide:
         page_events: int = DEFAULT_PAGE_EVENTS,
         poll_interval_s: float = DEFAULT_POLL_INTERVAL_S,
         clock: Callable[[], datetime] = utc_now,
-        max_wait_s: float | None = None,
+        wait_s_max: float | None = None,
     ) -> None:
         self.store = open_store(env)
         self.log = event_log_for(app.recorder)
@@ -49,7 +49,7 @@ class ReadSide:
         )
         self.queries = ReadModelQueries(
             self.store, self.log, self.decoder, cache=self.cache, progress=self.progress,
-            clock=clock, max_wait_s=MIN_POSITION_WAIT_S if max_wait_s is None else max_wait_s,
+            clock=clock, wait_s_max=MIN_POSITION_WAIT_S if wait_s_max is None else wait_s_max,
         )
 
     def start(self) -> ReadSide:

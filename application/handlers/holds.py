@@ -18,7 +18,7 @@ from domain.system import TREASURY_ID
 from domain.transfer import CAPTURED, EXPIRED, PENDING, VOIDED, Transfer
 
 DEFAULT_HOLD_EXPIRY_S = 900
-MAX_HOLD_EXPIRY_S = 30 * 24 * 3600
+HOLD_EXPIRY_S_MAX = 30 * 24 * 3600
 
 
 def place_hold(command: c.PlaceHold, session: AggregateSession, now: datetime) -> HoldPlaced:
@@ -106,8 +106,8 @@ def _hold_amount(command: c.PlaceHold, session: AggregateSession, now: datetime)
 def _check_expiry(expires_in_s: int | None) -> int:
     if expires_in_s is None:
         return DEFAULT_HOLD_EXPIRY_S
-    if type(expires_in_s) is not int or not 1 <= expires_in_s <= MAX_HOLD_EXPIRY_S:
-        raise InvalidRequest(f"expires_in_s must be an integer from 1 to {MAX_HOLD_EXPIRY_S}")
+    if type(expires_in_s) is not int or not 1 <= expires_in_s <= HOLD_EXPIRY_S_MAX:
+        raise InvalidRequest(f"expires_in_s must be an integer from 1 to {HOLD_EXPIRY_S_MAX}")
     return expires_in_s
 
 

@@ -140,7 +140,7 @@ def retry_compensation(
 def _compensation(transfer: Transfer, error: str) -> c.ReverseTransfer:
     return c.ReverseTransfer(
         reversal_id=compensation_id(transfer.id), transfer_id=transfer.id,
-        reason=f"compensation: settlement failed on chain: {error}"[: c.MAX_REASON_LENGTH],
+        reason=f"compensation: settlement failed on chain: {error}"[: c.REASON_LENGTH_MAX],
         settles_on_chain=False,
     )
 

@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 DueHolds = Callable[[datetime, int], list[UUID]]
 DEFAULT_INTERVAL_S = 0.5
-MAX_HOLDS_PER_SWEEP = 1000
+HOLDS_PER_SWEEP_MAX = 1000
 
 
 class HoldExpirySweeper:
@@ -45,7 +45,7 @@ class HoldExpirySweeper:
 
     def sweep(self) -> int:
         """Expire every hold due now; returns how many were expired."""
-        due = self._due_holds(self._clock(), MAX_HOLDS_PER_SWEEP)
+        due = self._due_holds(self._clock(), HOLDS_PER_SWEEP_MAX)
         futures = [self._writer.submit(c.ExpireHold(hold_id)) for hold_id in due]
         expired = 0
         for hold_id, future in zip(due, futures, strict=True):

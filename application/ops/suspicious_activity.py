@@ -21,7 +21,7 @@ Why it cannot slow or refuse legitimate traffic: the writer calls
 ``on_batch`` after it has answered the batch's callers, and all it does
 there is put small tuples in a bounded queue (full: the observation is
 dropped and counted); one background thread evaluates them. Memory is
-bounded too: at most ``max_subjects`` accounts and keys are tracked (the
+bounded too: at most ``subjects_max`` accounts and keys are tracked (the
 least recently active is forgotten first), each as six counters.
 """
 
@@ -123,15 +123,15 @@ class SuspiciousActivityMonitor:
         rules: SuspicionRules,
         alerts: Alerts,
         *,
-        max_queued: int = 10_000,
-        max_subjects: int = 10_000,
+        queued_max: int = 10_000,
+        subjects_max: int = 10_000,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.rules = rules
         self._alerts = alerts
-        self._queue: queue.Queue[_Observation] = queue.Queue(max_queued)
+        self._queue: queue.Queue[_Observation] = queue.Queue(queued_max)
         self._windows: OrderedDict[tuple[str, str], _Window] = OrderedDict()
-        self._max_subjects = max_subjects
+        self._subjects_max = subjects_max
         self._monotonic = monotonic
         self._background = BackgroundThread("suspicious-activity", self._run)
 
@@ -223,7 +223,7 @@ class SuspiciousActivityMonitor:
         window = self._windows.get(key)
         if window is None:
             window = self._windows[key] = _Window(self.rules.window_s)
-            while len(self._windows) > self._max_subjects:
+            while len(self._windows) > self._subjects_max:
                 self._windows.popitem(last=False)
         else:
             self._windows.move_to_end(key)

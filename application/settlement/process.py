@@ -160,7 +160,7 @@ class SettlementProcess:
         self.config = config or SettlementConfig()
         self.hooks = hooks or SettlementHooks()
         self._sleep = sleep
-        limit = chain.max_movements_per_transaction
+        limit = chain.movements_per_transaction_max
         self.batch_movements = min(self.config.batch_movements or limit, limit)
         self._backlog_observed_at = 0.0
 

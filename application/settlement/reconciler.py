@@ -151,7 +151,7 @@ class _Findings:
             finding_id=finding_id, kind=kind, account_id=account_id, signature=signature,
             transfer_id=transfer_id, expected=expected, actual=actual, detail=detail,
         ))
-        if len(self._buffer) >= c.MAX_FINDINGS_PER_COMMAND:
+        if len(self._buffer) >= c.FINDINGS_PER_COMMAND_MAX:
             await self.flush()
 
     async def flush(self) -> None:

@@ -11,14 +11,14 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-DEFAULT_MAX_AGGREGATES = 50_000
+AGGREGATES_MAX_DEFAULT = 50_000
 
 
 class AggregateCache:
-    def __init__(self, max_aggregates: int = DEFAULT_MAX_AGGREGATES) -> None:
-        if max_aggregates < 1:
+    def __init__(self, aggregates_max: int = AGGREGATES_MAX_DEFAULT) -> None:
+        if aggregates_max < 1:
             raise ValueError("the aggregate cache needs room for at least one aggregate")
-        self.max_aggregates = max_aggregates
+        self.aggregates_max = aggregates_max
         self._items: OrderedDict[UUID, Aggregate] = OrderedDict()
 
     def __len__(self) -> int:
@@ -33,7 +33,7 @@ class AggregateCache:
     def put(self, aggregate: Aggregate) -> None:
         self._items[aggregate.id] = aggregate
         self._items.move_to_end(aggregate.id)
-        while len(self._items) > self.max_aggregates:
+        while len(self._items) > self.aggregates_max:
             self._items.popitem(last=False)
 
     def evict(self, aggregate_id: UUID) -> None:

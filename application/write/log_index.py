@@ -23,7 +23,7 @@ from eventsourcing.utils import retry
 # up to the pool's timeout for a connection.
 _reconnect = retry((InterfaceError, OperationalError), max_attempts=2, wait=0.05)
 
-MAX_CHANGES_PER_QUERY = 10_000
+CHANGES_PER_QUERY_MAX = 10_000
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class LogIndex(Protocol):
 
     def position_of(self, aggregate_id: UUID, version: int) -> int | None: ...
 
-    def changes_after(self, position: int, limit: int = MAX_CHANGES_PER_QUERY) -> list[Change]: ...
+    def changes_after(self, position: int, limit: int = CHANGES_PER_QUERY_MAX) -> list[Change]: ...
 
 
 class SQLiteLogIndex:
@@ -64,7 +64,7 @@ class SQLiteLogIndex:
             return None if row is None else row[0]
 
     @_reconnect
-    def changes_after(self, position: int, limit: int = MAX_CHANGES_PER_QUERY) -> list[Change]:
+    def changes_after(self, position: int, limit: int = CHANGES_PER_QUERY_MAX) -> list[Change]:
         with self._datastore.transaction(commit=False) as cursor:
             cursor.execute(
                 f"SELECT originator_id, originator_version, rowid FROM {self._table} "  # noqa: S608
@@ -107,7 +107,7 @@ class PostgresLogIndex:
             return None if row is None else row["p"]
 
     @_reconnect
-    def changes_after(self, position: int, limit: int = MAX_CHANGES_PER_QUERY) -> list[Change]:
+    def changes_after(self, position: int, limit: int = CHANGES_PER_QUERY_MAX) -> list[Change]:
         with self._datastore.transaction(commit=False) as cursor:
             cursor.execute(self._changes, (position, limit), prepare=True)
             return [

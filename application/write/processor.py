@@ -58,12 +58,12 @@ from domain.pricing import PriceSchedule
 logger = logging.getLogger(__name__)
 
 Result = Outcome | LedgerError
-MAX_CONFLICT_RETRIES = 30
+CONFLICT_RETRIES_MAX = 30
 OPTIMISTIC_ATTEMPTS = 2
 """Attempts without the writer turn; the ones after hold it."""
 CONFLICT_BACKOFF_S_MAX = 0.05
 SNAPSHOT_INTERVAL = 500
-MAX_CHANGES_BEFORE_CLEAR = 50_000
+CHANGES_BEFORE_CLEAR_MAX = 50_000
 _SNAPSHOTTED_TYPES = (Account, PriceSchedule)
 
 
@@ -111,7 +111,7 @@ class CommandProcessor:
     def _process(self, commands: Sequence[Command]) -> list[Result]:
         excluded: dict[int, LedgerError] = {}
         verify = False
-        for attempt in range(MAX_CONFLICT_RETRIES):
+        for attempt in range(CONFLICT_RETRIES_MAX):
             try:
                 with self._turn(attempt):
                     self._refresh_cache()
@@ -266,8 +266,8 @@ class CommandProcessor:
         latest = self.app.log_index.max_position()
         if latest <= self._seen_position:
             return
-        changes = self.app.log_index.changes_after(self._seen_position, MAX_CHANGES_BEFORE_CLEAR)
-        if len(changes) >= MAX_CHANGES_BEFORE_CLEAR:
+        changes = self.app.log_index.changes_after(self._seen_position, CHANGES_BEFORE_CLEAR_MAX)
+        if len(changes) >= CHANGES_BEFORE_CLEAR_MAX:
             self.cache.clear()
             self._seen_position = latest
             return

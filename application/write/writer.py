@@ -26,8 +26,8 @@ from domain.errors import LedgerError
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_BATCH_COMMANDS = 1000
-DEFAULT_MAX_QUEUED_COMMANDS = 100_000
+BATCH_COMMANDS_MAX_DEFAULT = 1000
+QUEUED_COMMANDS_MAX_DEFAULT = 100_000
 DEFAULT_ANSWER_TIMEOUT_S = 30.0
 
 
@@ -56,13 +56,13 @@ class CommandWriter:
         self,
         processor: CommandProcessor,
         *,
-        max_batch_commands: int = DEFAULT_MAX_BATCH_COMMANDS,
-        max_queued_commands: int = DEFAULT_MAX_QUEUED_COMMANDS,
+        batch_commands_max: int = BATCH_COMMANDS_MAX_DEFAULT,
+        queued_commands_max: int = QUEUED_COMMANDS_MAX_DEFAULT,
         observers: Sequence[BatchObserver] = (),
     ) -> None:
         self.processor = processor
-        self.max_batch_commands = max_batch_commands
-        self._queue: queue.Queue[_Submission | None] = queue.Queue(max_queued_commands)
+        self.batch_commands_max = batch_commands_max
+        self._queue: queue.Queue[_Submission | None] = queue.Queue(queued_commands_max)
         self._observers = list(observers)
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -114,7 +114,7 @@ class CommandWriter:
         if first is None:
             return None
         batch = [first]
-        while len(batch) < self.max_batch_commands:
+        while len(batch) < self.batch_commands_max:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:

@@ -122,8 +122,8 @@ class SeededTokenChain(abc.ABC):
         return str(self._mint)
 
     @property
-    def max_movements_per_transaction(self) -> int:
-        return tx.MAX_MOVEMENTS_PER_TRANSACTION
+    def movements_per_transaction_max(self) -> int:
+        return tx.MOVEMENTS_PER_TRANSACTION_MAX
 
     def token_account_address(self, account_id: UUID) -> str:
         return str(tx.token_account_address(self._custody.pubkey, account_id))
@@ -144,7 +144,7 @@ class SeededTokenChain(abc.ABC):
     async def sign_movements(self, movements: Sequence[ChainMovement]) -> SignedSubmission:
         """Sign (not send) one transaction carrying ``movements`` and the
         token accounts they need created."""
-        tx.validate_movements(movements, self.max_movements_per_transaction)
+        tx.validate_movements(movements, self.movements_per_transaction_max)
         to_create = await self._accounts_to_create(tx.touched_account_ids(movements))
         rent = await self._cached_rent()
         blockhash, last_valid = await self._latest_blockhash()

@@ -64,7 +64,7 @@ class RpcChain(SeededTokenChain):
         *,
         commitment: str = DEFAULT_COMMITMENT,
         timeout_s: float = DEFAULT_TIMEOUT_S,
-        max_transport_retries: int = 1,
+        transport_retries_max: int = 1,
     ) -> None:
         if commitment not in COMMITMENTS:
             raise ValueError(f"commitment_must_be_one_of {COMMITMENTS}")
@@ -74,7 +74,7 @@ class RpcChain(SeededTokenChain):
             endpoint,
             commitment=self._commitment,
             timeout=timeout_s,
-            max_transport_retries=max_transport_retries,
+            max_transport_retries=transport_retries_max,
         )
 
     async def send(self, submission: SignedSubmission) -> None:

@@ -258,7 +258,7 @@ def require_fits_packet(message: Message) -> None:
         raise ValueError(f"transaction_must_fit_packet: {size} > {PACKET_DATA_SIZE} bytes")
 
 
-def measure_max_movements_per_transaction() -> int:
+def measure_movements_per_transaction_max() -> int:
     """How many movements fit in the worst case: every one a transfer
     between two token accounts that do not exist yet, so each brings two
     account creations. Amounts and rents are fixed-width, so any values
@@ -280,7 +280,7 @@ def _worst_case_movement() -> ChainMovement:
     return ChainMovement(uuid4(), uuid4(), uuid4(), U64_MAX)
 
 
-MAX_MOVEMENTS_PER_TRANSACTION = measure_max_movements_per_transaction()
+MOVEMENTS_PER_TRANSACTION_MAX = measure_movements_per_transaction_max()
 
 
 # --- reading what landed -----------------------------------------------------

@@ -99,7 +99,7 @@ def create_app(
     app.state.keyring = keyring if keyring is not None else keyring_for(settings)
     app.state.service = service
     app.add_middleware(KeyActivityMiddleware)
-    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, body_bytes_max=settings.body_bytes_max)
     install_error_handlers(app)
     for router in ROUTERS:
         public = router is operations.router

@@ -22,7 +22,7 @@ from interface.wiring.settings import Settings
 
 KEY_FILE_NAME = "api-key"
 GENERATED_KEY_NAME = "local-admin"
-MAX_TOKEN_LENGTH = 512
+TOKEN_LENGTH_MAX = 512
 
 
 class Scope(StrEnum):
@@ -99,7 +99,7 @@ def _split_entry(entry: str, index: int) -> tuple[str, str, frozenset[Scope]]:
     name, token, scope_text = ([*entry.split(":", 2), "", ""])[:3]
     if not name or not token or not scope_text:
         raise ApiKeyError(f"DEALS_API_KEYS entry {index + 1} is not name:token:scopes")
-    if len(token) > MAX_TOKEN_LENGTH or any(char.isspace() for char in token):
+    if len(token) > TOKEN_LENGTH_MAX or any(char.isspace() for char in token):
         raise ApiKeyError(f"the token of key {name!r} is malformed")
     try:
         scopes = frozenset(Scope(scope) for scope in scope_text.split("|"))

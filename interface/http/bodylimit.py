@@ -15,16 +15,16 @@ from interface.http.errors import BadRequest, error_response
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, body_bytes_max: int) -> None:
         self.app = app
-        self.max_body_bytes = max_body_bytes
+        self.body_bytes_max = body_bytes_max
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_body_bytes:
+        if declared is not None and declared > self.body_bytes_max:
             response = error_response(self._too_large())
             response.headers["Connection"] = "close"
             await response(scope, receive, send)
@@ -33,7 +33,7 @@ class BodyLimitMiddleware:
 
     def _too_large(self) -> BadRequest:
         return BadRequest(
-            f"request body is larger than {self.max_body_bytes} bytes", status=413
+            f"request body is larger than {self.body_bytes_max} bytes", status=413
         )
 
     def _counting(self, receive: Receive) -> Receive:
@@ -44,7 +44,7 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
+                if received > self.body_bytes_max:
                     # FastAPI re-raises HTTPException from the body read, so
                     # this reaches the one error handler before any parsing.
                     raise HTTPException(413, self._too_large().message)

@@ -64,7 +64,7 @@ STATUS_BY_CODE: dict[str, int] = {
 for unknown routes and methods."""
 
 UNAVAILABLE_RETRY_AFTER_S = 1
-MAX_VALIDATION_DETAILS = 5
+VALIDATION_DETAILS_MAX = 5
 _DOMAIN_CODES = frozenset(
     {"invalid_amount", "invalid_wallet_address", "unknown_service_type", "same_account"}
 )
@@ -171,7 +171,7 @@ def from_validation_errors(errors: Sequence[Any]) -> LedgerError:
     """Wrong JSON types and malformed JSON are 400 bad_request; the contract's
     validation codes (an amount that is not a decimal string, an unknown
     service type...) keep their code; everything else is invalid_request."""
-    details = "; ".join(_describe(error) for error in errors[:MAX_VALIDATION_DETAILS])
+    details = "; ".join(_describe(error) for error in errors[:VALIDATION_DETAILS_MAX])
     types = [str(error.get("type", "")) for error in errors]
     if any(_is_wrong_type(error) for error in errors):
         return BadRequest(details)

@@ -57,11 +57,11 @@ WEBHOOK_ATTEMPTS = _metric(
 
 @dataclass(frozen=True)
 class WebhookPolicy:
-    max_queued: int = 1000
+    queued_max: int = 1000
     attempts_max: int = 6
     backoff_s: float = 0.5
     """Wait before the second attempt; doubled for each further one."""
-    backoff_max_s: float = 30.0
+    backoff_s_max: float = 30.0
     timeout_s: float = 5.0
     """Per attempt: connect and answer."""
 
@@ -85,7 +85,7 @@ class WebhookAlertSink:
         self.url = url
         self._secret = secret.encode("utf-8")
         self.policy = policy or WebhookPolicy()
-        self._queue: queue.Queue[Alert] = queue.Queue(self.policy.max_queued)
+        self._queue: queue.Queue[Alert] = queue.Queue(self.policy.queued_max)
         self._background = BackgroundThread("alert-webhook", self._run)
 
     def __repr__(self) -> str:
@@ -144,7 +144,7 @@ class WebhookAlertSink:
                                alert.alert_id, _describe(error))
             if attempt == self.policy.attempts_max or self._background.stopping.wait(delay_s):
                 break
-            delay_s = min(self.policy.backoff_max_s, delay_s * 2)
+            delay_s = min(self.policy.backoff_s_max, delay_s * 2)
         if self._background.stopping.is_set():
             return "dropped"
         logger.error("alert webhook gave up on alert %s %s after %d attempts",

@@ -42,9 +42,9 @@ class LedgerService:
         reconnect_pools_every_second()
         self.app = LedgerApplication(settings.eventsourcing_env())
         self.processor = CommandProcessor(
-            self.app, cache=AggregateCache(settings.max_cached_aggregates)
+            self.app, cache=AggregateCache(settings.cached_aggregates_max)
         )
-        self.writer = CommandWriter(self.processor, max_batch_commands=settings.max_batch_commands)
+        self.writer = CommandWriter(self.processor, batch_commands_max=settings.batch_commands_max)
         self.read_side = ReadSide(
             self.app, settings.eventsourcing_env(), redis_url=settings.redis_url,
             redis_prefix=settings.redis_prefix,

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from application.write.aggregate_cache import DEFAULT_MAX_AGGREGATES
+from application.write.aggregate_cache import AGGREGATES_MAX_DEFAULT
 from application.write.postgres_recorder import FACTORY_TOPIC as PG_FACTORY_TOPIC
-from application.write.writer import DEFAULT_MAX_BATCH_COMMANDS
+from application.write.writer import BATCH_COMMANDS_MAX_DEFAULT
 from domain.amounts import UNITS_PER_DEAL, parse_amount
 
 
@@ -38,10 +38,10 @@ class Settings:
     api_keys: str | None = field(default=None, repr=False)
     host: str = "127.0.0.1"
     port: int = 8000
-    max_batch_commands: int = DEFAULT_MAX_BATCH_COMMANDS
-    max_cached_aggregates: int = DEFAULT_MAX_AGGREGATES
+    batch_commands_max: int = BATCH_COMMANDS_MAX_DEFAULT
+    cached_aggregates_max: int = AGGREGATES_MAX_DEFAULT
     postgres_schema: str | None = None
-    max_body_bytes: int = 4 * 1024 * 1024
+    body_bytes_max: int = 4 * 1024 * 1024
     """Requests with a larger body are refused with 413 before being parsed."""
     rate_limit_per_s: float = 500.0
     """Sustained requests per second per API key; 0 turns rate limiting off."""
@@ -49,7 +49,7 @@ class Settings:
     """Requests a key may send at once after being idle (the bucket's size)."""
     redis_prefix: str = "deals:"
     """Prefix of every Redis key this service writes (rate-limit buckets...)."""
-    ready_max_lag: int = 10_000
+    ready_lag_max: int = 10_000
     """/ready fails when the read models are more log positions behind than this."""
     shutdown_grace_s: float = 30.0
     """On SIGTERM, how long in-flight requests may take before they are cut."""
@@ -90,18 +90,18 @@ class Settings:
             api_keys=env.get("DEALS_API_KEYS") or None,
             host=env.get("DEALS_HOST") or "127.0.0.1",
             port=int(env.get("DEALS_PORT") or 8000),
-            max_batch_commands=int(
-                env.get("DEALS_MAX_BATCH_COMMANDS") or DEFAULT_MAX_BATCH_COMMANDS
+            batch_commands_max=int(
+                env.get("DEALS_MAX_BATCH_COMMANDS") or BATCH_COMMANDS_MAX_DEFAULT
             ),
-            max_cached_aggregates=int(
-                env.get("DEALS_MAX_CACHED_AGGREGATES") or DEFAULT_MAX_AGGREGATES
+            cached_aggregates_max=int(
+                env.get("DEALS_MAX_CACHED_AGGREGATES") or AGGREGATES_MAX_DEFAULT
             ),
             postgres_schema=env.get("DEALS_POSTGRES_SCHEMA") or None,
-            max_body_bytes=int(env.get("DEALS_MAX_BODY_BYTES") or 4 * 1024 * 1024),
+            body_bytes_max=int(env.get("DEALS_MAX_BODY_BYTES") or 4 * 1024 * 1024),
             rate_limit_per_s=float(env.get("DEALS_RATE_LIMIT_PER_S") or 500.0),
             rate_limit_burst=int(env.get("DEALS_RATE_LIMIT_BURST") or 1000),
             redis_prefix=env.get("DEALS_REDIS_PREFIX") or "deals:",
-            ready_max_lag=int(env.get("DEALS_READY_MAX_LAG") or 10_000),
+            ready_lag_max=int(env.get("DEALS_READY_MAX_LAG") or 10_000),
             shutdown_grace_s=float(env.get("DEALS_SHUTDOWN_GRACE_S") or 30.0),
             projections_enabled=_flag(env.get("DEALS_PROJECTIONS"), default=True),
             **_settlement_settings(env),

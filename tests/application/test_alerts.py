@@ -274,7 +274,7 @@ def test_a_rule_at_zero_is_off(alerts, sink, clock):
 def test_memory_is_bounded_in_subjects_and_in_queued_observations(alerts, clock):
     monitor = SuspiciousActivityMonitor(
         SuspicionRules(account_commands_max=3, large_amount=0), alerts,
-        max_queued=100, max_subjects=50, monotonic=clock,
+        queued_max=100, subjects_max=50, monotonic=clock,
     )
     dropped = count("suspicious_activity_observations_dropped_total")
     for _ in range(300):

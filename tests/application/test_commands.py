@@ -14,7 +14,7 @@ from solders.keypair import Keypair
 from application import commands as c
 from application.handlers.holds import DEFAULT_HOLD_EXPIRY_S
 from domain import errors
-from domain.amounts import INITIAL_SUPPLY, MAX_SUPPLY, UNITS_PER_DEAL
+from domain.amounts import INITIAL_SUPPLY, SUPPLY_MAX, UNITS_PER_DEAL
 from domain.pricing import DEFAULT_PRICES
 from domain.system import ISSUANCE_ID, REWARDS_FUNDING, REWARDS_ID, TREASURY_ID
 
@@ -253,7 +253,7 @@ def test_a_batch_is_bounded(ledger):
     source, destination = ledger.open_account(DEAL), ledger.open_account()
     with pytest.raises(errors.InvalidRequest):
         c.TransferBatch(tuple(c.TransferFunds(uuid4(), source, destination, 1)
-                              for _ in range(c.MAX_BATCH_ITEMS + 1)))
+                              for _ in range(c.BATCH_ITEMS_MAX + 1)))
     with pytest.raises(errors.InvalidRequest):
         c.TransferBatch(())
 
@@ -505,7 +505,7 @@ def test_burning_more_than_the_balance_is_refused(ledger):
 
 def test_minting_past_the_supply_ceiling_is_refused(ledger):
     account = ledger.open_account()
-    remaining = MAX_SUPPLY - INITIAL_SUPPLY
+    remaining = SUPPLY_MAX - INITIAL_SUPPLY
     while remaining > INITIAL_SUPPLY:
         ledger.execute(c.Mint(uuid4(), account, INITIAL_SUPPLY))
         remaining -= INITIAL_SUPPLY

@@ -122,7 +122,7 @@ def test_a_retry_through_another_process_is_answered_from_the_log(ledger, second
 
 
 def test_the_aggregate_cache_is_bounded_and_evicted_accounts_reload(store):
-    ledger = LedgerHarness(store.env, max_cached=8)
+    ledger = LedgerHarness(store.env, cached_max=8)
     try:
         accounts = [ledger.open_account(DEAL) for _ in range(20)]
         assert len(ledger.processor.cache) <= 8

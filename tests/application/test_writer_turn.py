@@ -111,7 +111,7 @@ def test_without_the_turn_that_writer_starves(hot_treasury, monkeypatch):
     """What the turn is for: the same rival, the turn never taken."""
     ours, rival = hot_treasury
     monkeypatch.setattr(processor_module, "OPTIMISTIC_ATTEMPTS",
-                        processor_module.MAX_CONFLICT_RETRIES)
+                        processor_module.CONFLICT_RETRIES_MAX)
     monkeypatch.setattr(processor_module, "CONFLICT_BACKOFF_S_MAX", 0.0)
     treasury_before = ours.balance(TREASURY_ID)
     monkeypatch.setattr(ours.app.events, "put", rival.charge_before(ours.app.events.put))

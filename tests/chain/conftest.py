@@ -47,7 +47,7 @@ class ChainEnv:
 
     def rpc_chain(self, *, timeout_s: float = RPC_TIMEOUT_S) -> RpcChain:
         assert self.server is not None, "only the rpc environment has a server"
-        return RpcChain(self.server.url, self.custody, timeout_s=timeout_s, max_transport_retries=0)
+        return RpcChain(self.server.url, self.custody, timeout_s=timeout_s, transport_retries_max=0)
 
     async def reopen(self) -> None:
         """Close everything and open a fresh chain on the same data dir, as

@@ -29,7 +29,7 @@ from interface.chain.embedded import EmbeddedSolana, Rejection
 from interface.chain.embedded_store import LandedTransaction, TokenBalance
 
 API_VERSION = "2.1.0"
-HELD_ANSWER_MAX_S = 30.0  # a held answer is released by stop() long before this
+HELD_ANSWER_S_MAX = 30.0  # a held answer is released by stop() long before this
 REQUEST_BYTES_MAX = 1_000_000
 PREFLIGHT_FAILURE = -32002
 INVALID_PARAMS = -32602
@@ -144,7 +144,7 @@ class SolanaRpcServer:
             if hold:
                 self._holds[method] -= 1
         if hold:
-            self._released.wait(HELD_ANSWER_MAX_S)
+            self._released.wait(HELD_ANSWER_S_MAX)
         if error is not None:
             raise error
 

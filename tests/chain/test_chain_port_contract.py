@@ -232,10 +232,10 @@ async def test_signing_refuses_an_account_whose_creation_is_in_flight(
 
 async def test_invalid_movements_are_refused_before_signing(genesis_env: ChainEnv) -> None:
     port, alice, bob = genesis_env.port, uuid4(), uuid4()
-    too_many = [transfer(TREASURY_ID, alice, 1)] * (port.max_movements_per_transaction + 1)
+    too_many = [transfer(TREASURY_ID, alice, 1)] * (port.movements_per_transaction_max + 1)
     for movements in (
         [],
-        [transfer(TREASURY_ID, alice, 1) for _ in range(port.max_movements_per_transaction + 1)],
+        [transfer(TREASURY_ID, alice, 1) for _ in range(port.movements_per_transaction_max + 1)],
         [transfer(TREASURY_ID, alice, 0)],
         [transfer(TREASURY_ID, alice, 1.5)],  # type: ignore[arg-type]
         [transfer(alice, alice, 1)],

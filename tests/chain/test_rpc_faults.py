@@ -130,7 +130,7 @@ async def test_no_server_listening_is_unavailable(custody: CustodyKey) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{probe.getsockname()[1]}"  # bound, never listening
-        chain = RpcChain(url, custody, timeout_s=1.0, max_transport_retries=0)
+        chain = RpcChain(url, custody, timeout_s=1.0, transport_retries_max=0)
         try:
             with pytest.raises(ChainUnavailableError):
                 await chain.block_height()

@@ -38,7 +38,7 @@ def test_the_token_account_address_is_the_seeded_address_of_the_account_id() -> 
 
 
 def test_worst_case_packing_limit_is_measured_against_the_packet_size() -> None:
-    limit = tx.MAX_MOVEMENTS_PER_TRANSACTION
+    limit = tx.MOVEMENTS_PER_TRANSACTION_MAX
     worst = [movement(uuid4(), uuid4()) for _ in range(limit + 1)]
     assert limit == 2
     assert message_size(worst[:limit], create=True) <= tx.PACKET_DATA_SIZE
@@ -48,18 +48,18 @@ def test_worst_case_packing_limit_is_measured_against_the_packet_size() -> None:
 def test_the_limit_leaves_room_when_accounts_exist() -> None:
     """Without creations far more would fit; the limit is the worst case so
     a caller never learns the chain state from a ValueError."""
-    existing = [movement(uuid4(), uuid4()) for _ in range(tx.MAX_MOVEMENTS_PER_TRANSACTION)]
+    existing = [movement(uuid4(), uuid4()) for _ in range(tx.MOVEMENTS_PER_TRANSACTION_MAX)]
     assert message_size(existing, create=False) < tx.PACKET_DATA_SIZE // 2
 
 
 def test_an_oversized_list_is_refused() -> None:
-    too_many = [movement(uuid4(), uuid4()) for _ in range(tx.MAX_MOVEMENTS_PER_TRANSACTION + 1)]
+    too_many = [movement(uuid4(), uuid4()) for _ in range(tx.MOVEMENTS_PER_TRANSACTION_MAX + 1)]
     with pytest.raises(ValueError, match="movements_must_fit_one_transaction"):
-        tx.validate_movements(too_many, tx.MAX_MOVEMENTS_PER_TRANSACTION)
+        tx.validate_movements(too_many, tx.MOVEMENTS_PER_TRANSACTION_MAX)
 
 
 def test_a_message_over_the_packet_size_is_refused() -> None:
-    too_many = [movement(uuid4(), uuid4()) for _ in range(tx.MAX_MOVEMENTS_PER_TRANSACTION + 1)]
+    too_many = [movement(uuid4(), uuid4()) for _ in range(tx.MOVEMENTS_PER_TRANSACTION_MAX + 1)]
     message = tx.movements_message(
         AUTHORITY, too_many, tx.touched_account_ids(too_many), RENT, Hash.default()
     )

@@ -8,7 +8,7 @@ import pytest
 
 from domain import errors
 from domain.account import ISSUANCE, USER, Account
-from domain.amounts import MAX_SUPPLY
+from domain.amounts import SUPPLY_MAX
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -57,8 +57,8 @@ def test_releasing_an_unknown_hold_is_hold_not_found():
 
 def test_the_issuance_account_goes_negative_down_to_the_supply_ceiling_only():
     issuance = Account.open(uuid4(), ISSUANCE, NOW)
-    issuance.debit(uuid4(), MAX_SUPPLY, "mint", "", NOW)
-    assert issuance.balance == -MAX_SUPPLY
+    issuance.debit(uuid4(), SUPPLY_MAX, "mint", "", NOW)
+    assert issuance.balance == -SUPPLY_MAX
     with pytest.raises(errors.SupplyLimitExceeded):
         issuance.debit(uuid4(), 1, "mint", "", NOW)
 

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.amounts import MAX_AMOUNT, UNITS_PER_DEAL, format_amount, parse_amount
+from domain.amounts import AMOUNT_MAX, UNITS_PER_DEAL, format_amount, parse_amount
 from domain.errors import InvalidAmount
 
 
@@ -16,7 +16,7 @@ from domain.errors import InvalidAmount
         ("0.00000001", 1),
         ("1.5", 150_000_000),
         ("0.10000000", 10_000_000),
-        ("1000000000", MAX_AMOUNT),
+        ("1000000000", AMOUNT_MAX),
     ],
 )
 def test_parses_exact_decimal_strings_into_base_units(text, units):
@@ -79,12 +79,12 @@ def test_formats_the_shortest_exact_string(units, text):
     assert format_amount(units) == text
 
 
-@given(st.integers(min_value=1, max_value=MAX_AMOUNT))
+@given(st.integers(min_value=1, max_value=AMOUNT_MAX))
 def test_format_then_parse_is_the_identity(units):
     assert parse_amount(format_amount(units)) == units
 
 
-@given(st.integers(min_value=1, max_value=MAX_AMOUNT))
+@given(st.integers(min_value=1, max_value=AMOUNT_MAX))
 def test_formatted_amount_equals_the_exact_decimal_value(units):
     assert Decimal(format_amount(units)) == Decimal(units) / UNITS_PER_DEAL
 

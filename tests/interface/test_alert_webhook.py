@@ -28,7 +28,7 @@ from tests.support.http import ThreadServer, wait_until
 from tests.support.webhook import WebhookReceiver
 
 SECRET = "webhook-secret-for-tests"
-FAST = WebhookPolicy(backoff_s=0.05, backoff_max_s=0.2, timeout_s=2.0)
+FAST = WebhookPolicy(backoff_s=0.05, backoff_s_max=0.2, timeout_s=2.0)
 
 
 def deliveries(outcome: str) -> float:
@@ -131,7 +131,7 @@ def test_a_hanging_receiver_fills_the_bounded_queue_and_later_alerts_are_dropped
     dropped = deliveries("dropped")
     with WebhookReceiver() as receiver:
         receiver.hang()
-        sink = sinks(receiver.url, WebhookPolicy(max_queued=2, timeout_s=10))
+        sink = sinks(receiver.url, WebhookPolicy(queued_max=2, timeout_s=10))
         sink.deliver(an_alert())
         wait_until(lambda: receiver.attempts == 1, 10, "the first POST to hang")
         started = time.monotonic()

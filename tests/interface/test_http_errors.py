@@ -76,7 +76,7 @@ def test_missing_fields_and_malformed_ids_are_invalid_request(api, admin):
 @pytest.fixture(scope="module")
 def small_bodies(tmp_path_factory):
     server = ThreadServer(sqlite_settings(tmp_path_factory.mktemp("limits") / "var",
-                                          max_body_bytes=1024)).start()
+                                          body_bytes_max=1024)).start()
     yield server
     server.stop()
 

@@ -19,7 +19,7 @@ from tests.support.log import debits_by_transfer
 
 SENDERS = 6
 ACKNOWLEDGED_BEFORE_STOP = 150
-MAX_REQUESTS_PER_SENDER = 5000
+REQUESTS_PER_SENDER_MAX = 5000
 
 
 @dataclass
@@ -34,7 +34,7 @@ class Sender:
 
     def run(self) -> None:
         with httpx.Client(base_url=self.url, headers=bearer(ADMIN), timeout=30) as client:
-            for _ in range(MAX_REQUESTS_PER_SENDER):
+            for _ in range(REQUESTS_PER_SENDER_MAX):
                 body = transfer_body(self.source, self.destination, "0.00000001")
                 try:
                     response = client.post("/v1/transfers", json=body)

@@ -24,7 +24,7 @@ ALL_ROW_TYPES = (BalanceRow, HistoryRow, TransactionRow, HoldRow, WalletRow, Pri
 
 @pytest.fixture
 def read_side(ledger, store) -> Iterator[ReadSide]:
-    side = ReadSide(ledger.app, store.env, clock=ledger.clock, max_wait_s=0.5)
+    side = ReadSide(ledger.app, store.env, clock=ledger.clock, wait_s_max=0.5)
     yield side
     side.close()
 

@@ -20,7 +20,7 @@ from projections.runtime import ReadSide
 @pytest.fixture
 def cached(ledger, store, redis_server):
     side = ReadSide(ledger.app, store.env, redis_url=redis_server.url, clock=ledger.clock,
-                    max_wait_s=0.5)
+                    wait_s_max=0.5)
     side.cache.cooldown_s = 0.2
     yield side
     side.close()

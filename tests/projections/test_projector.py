@@ -202,7 +202,7 @@ def test_a_query_naming_a_position_not_reached_times_out_with_read_model_behind(
     started = time.monotonic()
     with pytest.raises(ReadModelBehind):
         read_side.queries.balance(destination, min_position=late.position)
-    assert 0.5 <= time.monotonic() - started < 3  # read_side's max_wait_s is 0.5
+    assert 0.5 <= time.monotonic() - started < 3  # read_side's wait_s_max is 0.5
     # without min_position the (older) read model answers at once
     assert read_side.queries.balance(destination).balance == 7
 
@@ -210,7 +210,7 @@ def test_a_query_naming_a_position_not_reached_times_out_with_read_model_behind(
 def test_a_waiting_query_is_released_by_a_projector_in_another_thread(ledger, read_side):
     _, destination = some_history(ledger, transfers=1)
     late = ledger.execute(c.TransferFunds(uuid4(), ledger.open_account(50), destination, 9))
-    read_side.queries.max_wait_s = 10
+    read_side.queries.wait_s_max = 10
     answers = []
     waiter = threading.Thread(
         target=lambda: answers.append(read_side.queries.balance(destination,

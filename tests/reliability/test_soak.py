@@ -35,7 +35,7 @@ from tests.support.http import ADMIN, ServeProcess
 SOAK_S = float(os.environ.get("DEALS_SOAK_SECONDS") or 75)
 RATE_PER_S = float(os.environ.get("DEALS_SOAK_RATE_PER_S") or 60)
 WARM_UP_FRACTION = 0.2
-MAX_CACHED_AGGREGATES = 500
+CACHED_AGGREGATES_MAX = 500
 RSS_SLOPE_KIB_PER_S_MAX = 64.0
 """Second-half growth allowed regardless of the first half: 3.75 MiB a minute."""
 SETUP_AND_CHECKS_S_MAX = 240
@@ -95,7 +95,7 @@ def p99_s(latencies: list[float]) -> float:
 
 
 def test_a_steady_load_grows_neither_memory_nor_latency(pg_service, tmp_path: Path):
-    env = serve_env(pg_service) | {"DEALS_MAX_CACHED_AGGREGATES": str(MAX_CACHED_AGGREGATES)}
+    env = serve_env(pg_service) | {"DEALS_MAX_CACHED_AGGREGATES": str(CACHED_AGGREGATES_MAX)}
     server = ServeProcess(tmp_path, env)
     try:
         with server.client(ADMIN) as admin:

@@ -73,7 +73,7 @@ class SettlementRig:
         self.embedded.fund(self.custody.pubkey, FEE_PAYER_LAMPORTS)
         self.server = SolanaRpcServer(self.embedded).start()
         return RpcChain(self.server.url, self.custody, timeout_s=self.rpc_timeout_s,
-                        max_transport_retries=0)
+                        transport_retries_max=0)
 
     def _new_process(self) -> SettlementProcess:
         self.fold = SettlementFold(self.ledger.app, self.store)

@@ -80,7 +80,7 @@ async def test_movements_share_transactions_up_to_the_chains_limit(rig: Settleme
     await rig.settle()
 
     signatures = [rig.transfer(transfer_id).signature for transfer_id in transfer_ids]
-    limit = rig.chain.max_movements_per_transaction
+    limit = rig.chain.movements_per_transaction_max
     assert limit == 2
     assert len(set(signatures)) == 2  # the funding of alice above opened the way, then 2 + 2
     assert signatures[0] == signatures[1] and signatures[2] == signatures[3]

@@ -35,12 +35,12 @@ class LedgerHarness:
     """The write side as a service uses it, plus conveniences for tests."""
 
     def __init__(self, env: dict[str, str], *, clock: Callable[[], datetime] | None = None,
-                 max_cached: int = 50_000, genesis: bool = True) -> None:
+                 cached_max: int = 50_000, genesis: bool = True) -> None:
         self.env = env
         self.clock = clock or SettableClock()
         self.app = LedgerApplication(env)
         self.processor = CommandProcessor(
-            self.app, cache=AggregateCache(max_cached), clock=self.clock
+            self.app, cache=AggregateCache(cached_max), clock=self.clock
         )
         self.writer = CommandWriter(self.processor).start()
         if genesis:

@@ -18,15 +18,15 @@ from interface.http.schemas.responses import (
     HistoryPage,
     TransactionPage,
 )
-from interface.http.schemas.types import MAX_POSITION, PointInTime, parse_point_in_time
-from projections.queries import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from interface.http.schemas.types import POSITION_MAX, PointInTime, parse_point_in_time
+from projections.queries import DEFAULT_PAGE_SIZE, PAGE_SIZE_MAX
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
 
 MinPosition = Annotated[int | None, Query(
-    ge=0, le=MAX_POSITION, description="wait (up to 5 s) until the read model has applied this log position",
+    ge=0, le=POSITION_MAX, description="wait (up to 5 s) until the read model has applied this log position",
 )]
-Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
+Limit = Annotated[int, Query(ge=1, le=PAGE_SIZE_MAX)]
 Cursor = Annotated[str | None, Query(max_length=200, description="next_cursor of the last page")]
 
 

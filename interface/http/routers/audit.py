@@ -10,8 +10,8 @@ from fastapi import APIRouter, Query
 from interface.http.deps import IS_ADMIN, Queries, in_thread
 from interface.http.schemas.requests import AuditReplayRequest
 from interface.http.schemas.responses import EventsResponse, ReplayResponse
-from interface.http.schemas.types import MAX_POSITION, in_utc
-from projections.queries import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from interface.http.schemas.types import POSITION_MAX, in_utc
+from projections.queries import DEFAULT_PAGE_SIZE, PAGE_SIZE_MAX
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
@@ -28,8 +28,8 @@ async def replay(queries: Queries, body: AuditReplayRequest | None = None):
 async def events(
     queries: Queries,
     aggregate_id: UUID | None = None,
-    after_position: Annotated[int, Query(ge=0, le=MAX_POSITION)] = 0,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
+    after_position: Annotated[int, Query(ge=0, le=POSITION_MAX)] = 0,
+    limit: Annotated[int, Query(ge=1, le=PAGE_SIZE_MAX)] = DEFAULT_PAGE_SIZE,
 ):
     found = await in_thread(queries.audit_events, aggregate_id=aggregate_id,
                             after_position=after_position, limit=limit)

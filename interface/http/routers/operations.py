@@ -33,7 +33,7 @@ async def ready(ledger: Ledger):
     except LedgerUnavailable as error:
         return error_response(error)
     lag = store_position - read_position
-    if lag > ledger.settings.ready_max_lag:
+    if lag > ledger.settings.ready_lag_max:
         return error_response(LedgerUnavailable(f"the read models are {lag} positions behind"))
     return ReadyResponse(store_position=store_position, read_model_position=read_position)
 

@@ -10,9 +10,9 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from application import commands as c
-from application.handlers.holds import MAX_HOLD_EXPIRY_S
+from application.handlers.holds import HOLD_EXPIRY_S_MAX
 from interface.http.schemas.types import (
-    MAX_POSITION,
+    POSITION_MAX,
     AddressText,
     Amount,
     AmountOrZero,
@@ -51,7 +51,7 @@ class TransferRequest(Request):
 
 
 class TransferBatchRequest(Request):
-    transfers: list[TransferRequest] = Field(min_length=1, max_length=c.MAX_BATCH_ITEMS)
+    transfers: list[TransferRequest] = Field(min_length=1, max_length=c.BATCH_ITEMS_MAX)
     atomic: StrictBool = False
 
     def command(self) -> c.TransferBatch:
@@ -97,7 +97,7 @@ class HoldRequest(Request):
         None, description="the amount to hold; without it, the price of service_type now"
     )
     service_type: ServiceType | None = None
-    expires_in_s: StrictInt | None = Field(None, ge=1, le=MAX_HOLD_EXPIRY_S)
+    expires_in_s: StrictInt | None = Field(None, ge=1, le=HOLD_EXPIRY_S_MAX)
 
     def command(self) -> c.PlaceHold:
         return c.PlaceHold(
@@ -170,5 +170,5 @@ class PriceRuleRequest(Request):
 
 
 class AuditReplayRequest(Request):
-    until_position: StrictInt | None = Field(None, ge=0, le=MAX_POSITION)
+    until_position: StrictInt | None = Field(None, ge=0, le=POSITION_MAX)
     until: Timestamp | None = None

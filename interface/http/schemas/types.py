@@ -69,7 +69,7 @@ ServiceType = Annotated[
 ]
 
 
-MAX_POSITION = 2**63 - 1
+POSITION_MAX = 2**63 - 1
 """The largest log position the stores can hold (a signed 64-bit integer):
 a larger one in a request is refused as invalid, never passed to a driver."""
 
@@ -89,23 +89,23 @@ Timestamp = Annotated[AwareDatetime, BeforeValidator(_require_text)]
 """An RFC 3339 time with an offset; naive times, numbers and numeric
 strings are refused."""
 
-MAX_ADDRESS_LENGTH = 64
+ADDRESS_LENGTH_MAX = 64
 
 
 def _address_text(value: Any) -> str:
     if not isinstance(value, str):
         raise PydanticCustomError("string_type", "address must be a string")
-    if len(value) > MAX_ADDRESS_LENGTH:
+    if len(value) > ADDRESS_LENGTH_MAX:
         # The same code as any other malformed address (API.md), not a
         # generic length error; solders decides the rest in the handler.
         raise PydanticCustomError(
-            "invalid_wallet_address", f"wallet address is longer than {MAX_ADDRESS_LENGTH} characters"
+            "invalid_wallet_address", f"wallet address is longer than {ADDRESS_LENGTH_MAX} characters"
         )
     return value
 
 
 AddressText = Annotated[str, PlainValidator(_address_text), WithJsonSchema(
-    {"type": "string", "maxLength": MAX_ADDRESS_LENGTH,
+    {"type": "string", "maxLength": ADDRESS_LENGTH_MAX,
      "description": "a base58 Solana public key (ed25519)"}
 )]
 """A wallet address as given, bounded in length; validated by the domain."""
