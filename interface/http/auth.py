@@ -8,16 +8,14 @@ echoed or put in a repr; only a key's name is ever shown.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import hmac
-import os
 import secrets
-import stat
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from interface.secret_file import create_secret_file, read_secret_file
 from interface.wiring.settings import Settings
 
 KEY_FILE_NAME = "api-key"
@@ -127,29 +125,9 @@ def keyring_for(settings: Settings) -> Keyring:
                            _digest(read_key_file(path)))])
 
 
-MAX_KEY_FILE_BYTES = 4096
-
-
 def read_key_file(path: Path) -> str:
-    """Open once, without following a symlink (which could point the service
-    at a file someone else controls), and check the mode on that very
-    descriptor, so the file cannot be swapped between check and read."""
-    try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError as error:
-        why = "it is a symlink" if error.errno == errno.ELOOP else error.strerror
-        raise ApiKeyError(f"cannot open {path}: {why}") from None
-    try:
-        mode = os.fstat(descriptor).st_mode
-        if not stat.S_ISREG(mode):
-            raise ApiKeyError(f"{path} is not a regular file")
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise ApiKeyError(f"{path} is readable by others; chmod 600 it")
-        content = os.read(descriptor, MAX_KEY_FILE_BYTES + 1)
-    finally:
-        os.close(descriptor)
-    if len(content) > MAX_KEY_FILE_BYTES:
-        raise ApiKeyError(f"{path} is too large to be an API key file")
+    """The generated admin token, from a private file (``interface.secret_file``)."""
+    content = read_secret_file(path, ApiKeyError, what="API key file")
     token = content.decode("utf-8", "replace").strip()
     if not token:
         raise ApiKeyError(f"{path} is empty")
@@ -166,22 +144,8 @@ def ensure_generated_key(settings: Settings) -> str | None:
     others, half written, or silently replaced.
     """
     path = key_file(settings)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     if path.exists():
         read_key_file(path)
         return None
     token = secrets.token_urlsafe(32)
-    temporary = path.with_name(f".{KEY_FILE_NAME}.{os.getpid()}.{secrets.token_hex(4)}")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(token + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.link(temporary, path)
-        except FileExistsError:
-            return None
-    finally:
-        temporary.unlink(missing_ok=True)
-    return token
+    return token if create_secret_file(path, (token + "\n").encode()) else None

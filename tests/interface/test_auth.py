@@ -157,5 +157,5 @@ def test_serve_refuses_a_key_file_others_can_read(tmp_path):
     key_file = tmp_path / "var" / "api-key"
     key_file.write_text("leaked\n")
     key_file.chmod(0o644)
-    with pytest.raises(RuntimeError, match="readable by others"):
+    with pytest.raises(RuntimeError, match="accessible by group or others"):
         ServeProcess(tmp_path, {})

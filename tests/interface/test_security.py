@@ -93,7 +93,7 @@ def test_a_0600_key_file_is_read(tmp_path):
 
 @pytest.mark.parametrize("mode", [0o640, 0o604, 0o660, 0o644, 0o610, 0o601])
 def test_a_key_file_open_to_group_or_others_is_refused(tmp_path, mode):
-    with pytest.raises(ApiKeyError, match="readable by others") as error:
+    with pytest.raises(ApiKeyError, match="accessible by group or others") as error:
         read_key_file(key_file(tmp_path, mode))
     assert "a-secret-admin-token" not in str(error.value)
 
