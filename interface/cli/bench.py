@@ -1,67 +1,26 @@
-"""``deals-ledger bench``: run the performance suite (``benchmarks/suite.py``)
-and print each scenario's figure next to its same-run baseline, as a ratio.
+"""``deals-ledger bench``: the performance suite, run as its own program.
 
-Needs PostgreSQL (every scenario gets a fresh schema, dropped at the end)
-and, for the HTTP scenarios, Redis when one is given. ``--quick`` shrinks
-every size so the whole suite runs in well under a minute: a smoke test of
-the harness, whose figures mean nothing.
+The harness (``benchmarks/``) drives the product from outside, as users
+start it, so the product never imports it: this subcommand replaces its own
+process with ``python -m benchmarks`` and hands it every argument
+(``deals-ledger bench --help`` lists them). DESIGN lists ``bench`` among the
+CLI's subcommands; the harness stays one layer above everything it measures.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-from dataclasses import replace
-from pathlib import Path
 
 from interface.wiring.settings import Settings
 
-DEFAULT_BENCH_URL = "postgresql://root@127.0.0.1:5432/postgres"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--scenario", type=int, action="append", choices=range(1, 8),
-                        metavar="N", help="run scenario N (1-7); repeat for several; default all")
-    parser.add_argument("--database-url", default=None,
-                        help="PostgreSQL server for the fresh schemas (default DEALS_BENCH_DATABASE_URL, "
-                             f"DEALS_DATABASE_URL, else {DEFAULT_BENCH_URL})")
-    parser.add_argument("--redis-url", default=None,
-                        help="Redis for the servers under test (default DEALS_REDIS_URL)")
-    parser.add_argument("--quick", action="store_true",
-                        help="tiny sizes: proves the suite runs end to end, figures meaningless")
-    parser.add_argument("--seconds", type=float, default=None,
-                        help="duration of each timed HTTP load (default 15, quick 1.5)")
-    parser.add_argument("--json", type=Path, default=None, metavar="FILE",
-                        help="also write the figures as JSON to FILE")
-
 
 def run_bench(args: argparse.Namespace, settings: Settings) -> int:
-    """Run the benchmark scenarios and print figures, baselines and ratios."""
-    from benchmarks.common import machine_note
-    from benchmarks.report import render
-    from benchmarks.suite import ALL_SCENARIOS, QUICK, BenchConfig, Sizes, figures_json, run_suite
-
-    url = (args.database_url or os.environ.get("DEALS_BENCH_DATABASE_URL")
-           or settings.database_url or DEFAULT_BENCH_URL)
-    sizes = QUICK if args.quick else Sizes()
-    if args.seconds is not None:
-        sizes = replace(sizes, load_seconds=args.seconds)
-    scenarios = tuple(sorted(set(args.scenario))) if args.scenario else ALL_SCENARIOS
-    config = BenchConfig(database_url=url, redis_url=args.redis_url or settings.redis_url,
-                         scenarios=scenarios, sizes=sizes)
-    print(f"machine: {machine_note()}", flush=True)
-    # SIGTERM unwinds like Ctrl-C, so the servers stop and the schemas are dropped.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    figures = run_suite(config)
-    print(render(figures))
-    if args.quick:
-        print("(--quick: sizes shrunk for a smoke test; these figures are not measurements)")
-    if args.json is not None:
-        args.json.write_text(figures_json(figures))
-    sys.stdout.flush()
-    return 0
+    """Run the benchmark scenarios (``python -m benchmarks``) with these options."""
+    argv = [sys.executable, "-m", "benchmarks", *args.passed_through]
+    os.execv(sys.executable, argv)  # noqa: S606 - our own interpreter and harness
+    return 0  # pragma: no cover - execv does not return
 
 
-run_bench.add_arguments = add_arguments  # type: ignore[attr-defined]
+run_bench.own_help = False  # type: ignore[attr-defined]

@@ -88,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub = subparsers.add_parser(
             name, help=help_text, description=runner.__doc__,
             formatter_class=argparse.RawDescriptionHelpFormatter,
+            add_help=getattr(runner, "own_help", True),  # False: every option passes through
         )
         sub.set_defaults(runner=runner)
         add_arguments = getattr(runner, "add_arguments", None)
@@ -97,7 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, passed_through = parser.parse_known_args(argv)
+    if passed_through and getattr(args.runner, "own_help", True):
+        parser.error(f"unrecognized arguments: {' '.join(passed_through)}")
+    args.passed_through = passed_through
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     try:
         return args.runner(args, Settings.from_env())

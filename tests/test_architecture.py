@@ -1,0 +1,45 @@
+"""The layer rule of DESIGN.md, read from the code's own imports.
+
+Imports point inward: interface -> application / projections -> domain;
+benchmarks stand outside the product and the product never imports them;
+the domain does no I/O. A failure names the module and the import.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PRODUCT = ("domain", "application", "projections", "interface")
+FORBIDDEN = {
+    "domain": ("application", "projections", "interface", "benchmarks", "psycopg", "redis",
+               "fastapi", "sqlite3", "httpx", "solana", "uvicorn", "socket", "requests"),
+    "application": ("projections", "interface", "benchmarks", "fastapi", "uvicorn"),
+    "projections": ("application", "interface", "benchmarks", "fastapi", "uvicorn"),
+    "interface": ("benchmarks",),
+}
+
+
+def imported_modules(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.append(node.module)
+    return names
+
+
+@pytest.mark.parametrize("layer", PRODUCT)
+def test_imports_point_inward(layer: str) -> None:
+    wrong = [
+        f"{path.relative_to(REPO)} imports {name}"
+        for path in sorted((REPO / layer).rglob("*.py"))
+        for name in imported_modules(path)
+        if name.split(".")[0] in FORBIDDEN[layer]
+    ]
+    assert not wrong, "\n".join(wrong)
