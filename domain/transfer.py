@@ -7,7 +7,7 @@ first time without re-deciding anything.
 A hold is a two-phase transfer (as in TigerBeetle): recorded ``pending``
 from the account to the treasury, then captured (fully or partly), voided or
 expired. Only posted amounts are mirrored on chain; the settlement lifecycle
-(pending -> submitted -> settled | failed, and reversed) is driven by the
+(queued -> submitted -> settled | failed, and reversed) is driven by the
 settlement process.
 
 Settlement decisions are compare-and-set on the transfer's current
@@ -27,26 +27,75 @@ from eventsourcing.domain import Aggregate
 from domain.errors import HoldNotPending, SettlementConflict, TransferNotReversible
 from domain.movements import REVERSAL
 
+# A movement's phase (stored in its events): posted at once, or a hold that
+# is pending until captured, voided or expired. "pending" means a hold's
+# phase and nothing else inside the ledger.
 POSTED = "posted"
 PENDING = "pending"
 CAPTURED = "captured"
 VOIDED = "voided"
 EXPIRED = "expired"
 
-SETTLEMENT_PENDING = "pending"
+# Where a movement is in its settlement on chain (the aggregate's state,
+# never stored in an event): a pending hold is awaiting_capture (only what
+# is captured moves); a movement is queued for a submission, submitted
+# (signed and recorded, not yet resolved), settled (confirmed on chain) or
+# failed; one that never goes on chain (a compensation, a voided or expired
+# hold) is not_required.
+SETTLEMENT_AWAITING_CAPTURE = "awaiting_capture"
+SETTLEMENT_QUEUED = "queued"
 SETTLEMENT_SUBMITTED = "submitted"
 SETTLED = "settled"
 SETTLEMENT_FAILED = "failed"
 SETTLEMENT_NOT_REQUIRED = "not_required"
+REVERSED = "reversed"
 
-
-_CLIENT_STATUS = {
-    SETTLEMENT_PENDING: "pending",
+CLIENT_STATUS_BY_STATE = {
+    PENDING: "pending",
+    SETTLEMENT_QUEUED: "pending",
     SETTLEMENT_SUBMITTED: "pending",
     SETTLED: "settled",
-    SETTLEMENT_FAILED: "failed",
     SETTLEMENT_NOT_REQUIRED: "settled",
+    VOIDED: "settled",
+    EXPIRED: "settled",
+    SETTLEMENT_FAILED: "failed",
+    REVERSED: "reversed",
 }
+"""The one table from a movement's precise state to the status clients see
+(shared/API.md: pending, settled, failed, reversed). The API's words are
+coarser than the ledger's: to a client, "settled" means final with nothing
+left to happen on chain (confirmed there, never needing it, or a hold that
+was voided or expired), and "pending" means not final yet. The read models
+and the HTTP answers take it from here; no other module maps."""
+
+
+def first_settlement_status(settles_on_chain: bool, phase: str) -> str:
+    if not settles_on_chain:
+        return SETTLEMENT_NOT_REQUIRED
+    return SETTLEMENT_QUEUED if phase == POSTED else SETTLEMENT_AWAITING_CAPTURE
+
+
+def settlement_when_hold_closes(phase: str, settlement: str) -> str:
+    """A captured hold's amount is queued for the chain; a voided or expired
+    hold never moved anything, so it needs no settlement."""
+    if phase != CAPTURED:
+        return SETTLEMENT_NOT_REQUIRED
+    return SETTLEMENT_QUEUED if settlement == SETTLEMENT_AWAITING_CAPTURE else settlement
+
+
+def movement_state(*, reversed_: bool, phase: str, settlement: str) -> str:
+    """The precise state of a movement: reversed, an open hold (pending), a
+    closed hold (voided, expired), else its settlement on chain."""
+    if reversed_:
+        return REVERSED
+    if phase in (PENDING, VOIDED, EXPIRED):
+        return phase
+    return settlement
+
+
+def client_status(*, reversed_: bool, phase: str, settlement: str) -> str:
+    """What clients are told of a movement (``CLIENT_STATUS_BY_STATE``)."""
+    return CLIENT_STATUS_BY_STATE[movement_state(reversed_=reversed_, phase=phase, settlement=settlement)]
 
 
 class Transfer(Aggregate):
@@ -80,14 +129,20 @@ class Transfer(Aggregate):
             transfer.outcome_fingerprint = self.fingerprint
             transfer.source_balance_after = self.source_balance_after
             transfer.destination_balance_after = self.destination_balance_after
+            transfer.settlement_status = settlement_when_hold_closes(
+                CAPTURED, transfer.settlement_status)
 
     class Voided(Aggregate.Event):
         def apply(self, transfer: Transfer) -> None:
             transfer.phase = VOIDED
+            transfer.settlement_status = settlement_when_hold_closes(
+                VOIDED, transfer.settlement_status)
 
     class Expired(Aggregate.Event):
         def apply(self, transfer: Transfer) -> None:
             transfer.phase = EXPIRED
+            transfer.settlement_status = settlement_when_hold_closes(
+                EXPIRED, transfer.settlement_status)
 
     class Reversed(Aggregate.Event):
         reversal_id: UUID
@@ -118,7 +173,7 @@ class Transfer(Aggregate):
         error: str
 
         def apply(self, transfer: Transfer) -> None:
-            transfer.settlement_status = SETTLEMENT_PENDING
+            transfer.settlement_status = SETTLEMENT_QUEUED
             transfer.signature = None
             transfer.last_valid_block_height = None
             transfer.settles_alone = True
@@ -183,7 +238,7 @@ class Transfer(Aggregate):
         self.spender = spender
         self.reverses = reverses
         self.reversed_by: UUID | None = None
-        self.settlement_status = SETTLEMENT_PENDING if settles_on_chain else SETTLEMENT_NOT_REQUIRED
+        self.settlement_status = first_settlement_status(settles_on_chain, phase)
         self.signature: str | None = None
         self.last_valid_block_height: int | None = None
         self.slot: int | None = None
@@ -228,15 +283,17 @@ class Transfer(Aggregate):
         return self.phase != POSTED
 
     @property
+    def state(self) -> str:
+        """The precise state (``movement_state``)."""
+        return movement_state(
+            reversed_=self.reversed_by is not None, phase=self.phase,
+            settlement=self.settlement_status,
+        )
+
+    @property
     def status(self) -> str:
-        """The settlement status clients see: pending, settled, failed or
-        reversed. A movement that needs no chain leg (a compensation for a
-        failed one, a voided or expired hold) is final, so it reads settled."""
-        if self.reversed_by is not None:
-            return "reversed"
-        if self.phase in (VOIDED, EXPIRED):
-            return SETTLED
-        return _CLIENT_STATUS[self.settlement_status]
+        """The status clients see (``CLIENT_STATUS_BY_STATE``)."""
+        return CLIENT_STATUS_BY_STATE[self.state]
 
     def is_expired_at(self, now: datetime) -> bool:
         return self.expires_at is not None and now >= self.expires_at
@@ -291,7 +348,7 @@ class Transfer(Aggregate):
             raise SettlementConflict(f"transfer {self.id} does not settle on chain")
         if self.is_hold and self.phase != CAPTURED:
             raise SettlementConflict(f"hold {self.id} is {self.phase}; only a capture settles")
-        if supersedes is None and self.settlement_status != SETTLEMENT_PENDING:
+        if supersedes is None and self.settlement_status != SETTLEMENT_QUEUED:
             raise SettlementConflict(
                 f"transfer {self.id} is {self.settlement_status}, not waiting for a submission"
             )
@@ -325,7 +382,7 @@ class Transfer(Aggregate):
     def settle_without_submission(self, signature: str, slot: int, now: datetime) -> None:
         """For a movement put on chain by other means (the genesis mint,
         done by the chain's own genesis), so never submitted by the ledger."""
-        if self.settlement_status != SETTLEMENT_PENDING:
+        if self.settlement_status != SETTLEMENT_QUEUED:
             raise SettlementConflict(f"transfer {self.id} is {self.settlement_status}, not pending")
         self.trigger_event(self.Settled, signature=signature, slot=slot, timestamp=now)
 

@@ -23,7 +23,20 @@ from eventsourcing.utils import get_topic
 
 from domain.account import ISSUANCE, Account
 from domain.pricing import PriceSchedule
-from domain.transfer import CAPTURED, EXPIRED, PENDING, VOIDED, Transfer
+from domain.transfer import (
+    CAPTURED,
+    EXPIRED,
+    PENDING,
+    SETTLED,
+    SETTLEMENT_FAILED,
+    SETTLEMENT_QUEUED,
+    SETTLEMENT_SUBMITTED,
+    VOIDED,
+    Transfer,
+    client_status,
+    first_settlement_status,
+    settlement_when_hold_closes,
+)
 from domain.wallet import Wallet
 from projections.events import EventDecoder, LogEvent, micros
 from projections.rows import (
@@ -33,7 +46,6 @@ from projections.rows import (
     PriceRuleRow,
     TransactionRow,
     WalletRow,
-    client_status,
 )
 
 
@@ -99,7 +111,8 @@ def _on(event_class: type, *, creates: bool = False) -> Callable[[_Handler], _Ha
 _ACCOUNT = get_topic(Account)
 _TRANSFER_EVENTS = {get_topic(cls) for cls in (
     Transfer.Captured, Transfer.Voided, Transfer.Expired, Transfer.Reversed,
-    Transfer.SettlementSubmitted, Transfer.Settled, Transfer.SettlementFailed,
+    Transfer.SettlementSubmitted, Transfer.SettlementRejected, Transfer.Settled,
+    Transfer.SettlementFailed,
 )}
 _HOLD_EVENTS = {get_topic(cls) for cls in (Transfer.Captured, Transfer.Voided, Transfer.Expired)}
 _ACCOUNT_EVENTS = {get_topic(getattr(Account, name)) for name in (
@@ -208,7 +221,9 @@ class LedgerFold:
         self, event: LogEvent, changes: PageChanges, transaction: TransactionRow, status: str
     ) -> None:
         transaction.phase = status
-        transaction.status = client_status(transaction.reversed_by, status, transaction.settlement)
+        transaction.settlement = settlement_when_hold_closes(status, transaction.settlement)
+        transaction.status = client_status(reversed_=transaction.reversed_by is not None, phase=status,
+                                           settlement=transaction.settlement)
         hold = self.state.holds.get(event.originator_id)
         if hold is None or hold.status != PENDING:
             changes.violations.append(
@@ -316,12 +331,13 @@ def _recorded(
     fold: LedgerFold, event: LogEvent, fields: Fields, changes: PageChanges
 ) -> None:
     at = changes.last_time or 0
-    settlement = "pending" if fields["settles_on_chain"] else "not_required"
+    settlement = first_settlement_status(fields["settles_on_chain"], fields["phase"])
     expires_at = micros(fields["expires_at"])
     row = TransactionRow(
         event.originator_id, fields["kind"], fields["source"], fields["destination"],
         fields["amount"], fields["reason"], fields["phase"], settlement,
-        client_status(None, fields["phase"], settlement), None, fields["reverses"],
+        client_status(reversed_=False, phase=fields["phase"], settlement=settlement), None,
+        fields["reverses"],
         fields["spender"], expires_at, None, None, at, at, event.position, event.position,
     )
     if event.originator_id in fold.state.transactions:
@@ -373,43 +389,56 @@ def _reversed(
     row = fold._transaction(event, changes)
     if row is not None:
         row.reversed_by = fields["reversal_id"]
-        row.status = client_status(row.reversed_by, row.phase, row.settlement)
+        row.status = client_status(reversed_=row.reversed_by is not None, phase=row.phase,
+                                   settlement=row.settlement)
 
 
 def _settlement(
     fold: LedgerFold, event: LogEvent, changes: PageChanges, settlement: str,
     signature: str | None, slot: int | None = None,
-) -> None:
+) -> TransactionRow | None:
     row = fold._transaction(event, changes)
     if row is None:
-        return
+        return None
     row.settlement = settlement
     if signature is not None:
         row.signature = signature
     if slot is not None:
         row.slot = slot
-    row.status = client_status(row.reversed_by, row.phase, settlement)
+    row.status = client_status(reversed_=row.reversed_by is not None, phase=row.phase,
+                               settlement=settlement)
+    return row
 
 
 @_on(Transfer.SettlementSubmitted)
 def _submitted(
     fold: LedgerFold, event: LogEvent, fields: Fields, changes: PageChanges
 ) -> None:
-    _settlement(fold, event, changes, "submitted", fields["signature"])
+    _settlement(fold, event, changes, SETTLEMENT_SUBMITTED, fields["signature"])
+
+
+@_on(Transfer.SettlementRejected)
+def _rejected(
+    fold: LedgerFold, event: LogEvent, fields: Fields, changes: PageChanges
+) -> None:
+    """Refused as a whole, never landed: queued again, to be signed alone."""
+    row = _settlement(fold, event, changes, SETTLEMENT_QUEUED, None)
+    if row is not None:
+        row.signature = None
 
 
 @_on(Transfer.Settled)
 def _settled(
     fold: LedgerFold, event: LogEvent, fields: Fields, changes: PageChanges
 ) -> None:
-    _settlement(fold, event, changes, "settled", fields["signature"], fields["slot"])
+    _settlement(fold, event, changes, SETTLED, fields["signature"], fields["slot"])
 
 
 @_on(Transfer.SettlementFailed)
 def _failed(
     fold: LedgerFold, event: LogEvent, fields: Fields, changes: PageChanges
 ) -> None:
-    _settlement(fold, event, changes, "failed", fields.get("signature"))
+    _settlement(fold, event, changes, SETTLEMENT_FAILED, fields.get("signature"))
 
 
 # Wallets

@@ -54,6 +54,14 @@ from projections.rows import (
 logger = logging.getLogger(__name__)
 
 TRACKING_NAME = "read_models"
+READ_MODEL_SCHEMA_VERSION = 2
+"""What the rows mean. A change of meaning (a column's values, a new table
+that needs the whole log) bumps it, and read models written under another
+version are rebuilt from the log at start. 1: the first; 2: the
+``transactions.settlement`` column says queued (not pending) for a movement
+waiting for the chain, awaiting_capture for a pending hold and not_required
+for a voided or expired one, and follows a rejected submission."""
+SCHEMA_VERSION_META = "schema_version"
 READ_MODELS_FILE = "readmodels.sqlite"
 _IN_CHUNK = 500
 _UPSERTED = (BalanceRow, TransactionRow, HoldRow, WalletRow)
@@ -365,11 +373,33 @@ class ReadModelStore:
         """Empty every read model and move tracking back to 0 (for a rebuild).
         The hash-chain checkpoints stay: they are evidence, not a model."""
         with self._cursor(commit=True) as cursor:
-            for table in READ_MODEL_TABLES:
-                cursor.execute(self._truncate(table))
+            self._reset(cursor)
+
+    def _reset(self, cursor: Any) -> None:
+        for table in READ_MODEL_TABLES:
+            cursor.execute(self._truncate(table))
+        cursor.execute(self.sql(
+            "UPDATE {tracking} SET notification_id = 0 WHERE application_name = ?"
+        ), (self.tracking_name,))
+
+    def _rebuild_if_written_by_another_version(self) -> None:
+        """Read models of another ``READ_MODEL_SCHEMA_VERSION`` are emptied
+        (in one transaction with the new version mark) and the projector
+        rebuilds them from the log. Called under the DDL lock, so processes
+        starting together empty them once."""
+        written = self.meta(SCHEMA_VERSION_META)
+        if written == READ_MODEL_SCHEMA_VERSION:
+            return
+        if written is not None or self.position() > 0:
+            logger.warning("read models were written by schema version %s, this is %d: "
+                           "rebuilding them from the event log", written or 1,
+                           READ_MODEL_SCHEMA_VERSION)
+        with self._cursor(commit=True) as cursor:
+            self._reset(cursor)
             cursor.execute(self.sql(
-                "UPDATE {tracking} SET notification_id = 0 WHERE application_name = ?"
-            ), (self.tracking_name,))
+                "INSERT INTO {read_model_meta} (name, value) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+            ), (SCHEMA_VERSION_META, READ_MODEL_SCHEMA_VERSION))
 
     def _truncate(self, table: str) -> str:
         return self.sql(f"DELETE FROM {{{table}}}")  # noqa: S608
@@ -447,6 +477,7 @@ class SQLiteReadModelStore(ReadModelStore):
                     "INSERT INTO tracking (application_name, notification_id) VALUES (?, 0) "
                     "ON CONFLICT (application_name) DO NOTHING", (self.tracking_name,),
                 )
+            self._rebuild_if_written_by_another_version()
         finally:
             os.close(fd)  # releases the lock
 
@@ -559,6 +590,7 @@ class PostgresReadModelStore(ReadModelStore):
                 "INSERT INTO {tracking} (application_name, notification_id) VALUES (?, 0) "
                 "ON CONFLICT (application_name) DO NOTHING"
             ), (self.tracking_name,))
+        self._rebuild_if_written_by_another_version()
 
     @contextmanager
     def _cursor(self, *, commit: bool) -> Iterator[Any]:

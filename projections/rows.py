@@ -11,34 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import ClassVar
 
-from domain.transfer import (
-    EXPIRED,
-    SETTLED,
-    SETTLEMENT_FAILED,
-    SETTLEMENT_NOT_REQUIRED,
-    SETTLEMENT_PENDING,
-    SETTLEMENT_SUBMITTED,
-    VOIDED,
-)
-
-# What clients see of a settlement lifecycle (the rule of domain.transfer's
-# Transfer.status, applied to a row; tests check the two agree).
-_CLIENT_STATUS = {
-    SETTLEMENT_PENDING: "pending",
-    SETTLEMENT_SUBMITTED: "pending",
-    SETTLED: "settled",
-    SETTLEMENT_FAILED: "failed",
-    SETTLEMENT_NOT_REQUIRED: "settled",
-}
-
-
-def client_status(reversed_by: str | None, phase: str, settlement: str) -> str:
-    if reversed_by is not None:
-        return "reversed"
-    if phase in (VOIDED, EXPIRED):
-        return "settled"
-    return _CLIENT_STATUS[settlement]
-
 
 @dataclass(slots=True)
 class BalanceRow:

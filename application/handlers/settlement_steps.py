@@ -15,7 +15,13 @@ from application.outcomes import MovementRecorded, SettlementStep
 from application.write.session import AggregateSession
 from domain.errors import LedgerError, SettlementConflict, TransferNotFound
 from domain.system import GENESIS_MINT_ID, derived_id
-from domain.transfer import SETTLED, SETTLEMENT_FAILED, SETTLEMENT_SUBMITTED, Transfer
+from domain.transfer import (
+    SETTLED,
+    SETTLEMENT_FAILED,
+    SETTLEMENT_QUEUED,
+    SETTLEMENT_SUBMITTED,
+    Transfer,
+)
 
 COMPENSATION = "compensation"
 
@@ -73,7 +79,7 @@ def mark_rejected(
     error = c.chain_error_text(command.error)
     for transfer in in_flight:
         transfer.reject_settlement(command.signature, error, now)
-    return _step(session, command, transfers, "pending", replayed=not in_flight)
+    return _step(session, command, transfers, SETTLEMENT_QUEUED, replayed=not in_flight)
 
 
 def mark_failed(

@@ -31,7 +31,7 @@ from application.settlement.store import (
     AWAITING_CAPTURE,
     FAILED,
     IN_FLIGHT,
-    PENDING,
+    QUEUED,
     REJECTED,
     SETTLED,
     SUBMITTED,
@@ -181,7 +181,7 @@ def _recorded(page: _Page, event: Any) -> None:
         return
     page.add_to_balance(source, 0)  # every account a movement touches gets checked
     page.add_to_balance(destination, 0)
-    status = PENDING if event.phase == POSTED else AWAITING_CAPTURE
+    status = QUEUED if event.phase == POSTED else AWAITING_CAPTURE
     page.run(
         "INSERT INTO {settlement_movements} (transfer_id, position, source, destination, amount, "
         "status, alone) VALUES (?, ?, ?, ?, ?, ?, 0) ON CONFLICT (transfer_id) DO NOTHING",
@@ -194,7 +194,7 @@ def _captured(page: _Page, event: Any) -> None:
     page.run(
         "UPDATE {settlement_movements} SET status = ?, amount = ?, position = ? "
         "WHERE transfer_id = ? AND status = ?",
-        PENDING, event.amount, page.position, event.originator_id.hex, AWAITING_CAPTURE,
+        QUEUED, event.amount, page.position, event.originator_id.hex, AWAITING_CAPTURE,
     )
 
 
@@ -235,7 +235,7 @@ def _rejected(page: _Page, event: Any) -> None:
     page.count_step()
     page.run(
         "UPDATE {settlement_movements} SET status = ?, alone = 1, signature = NULL "
-        "WHERE transfer_id = ?", PENDING, event.originator_id.hex,
+        "WHERE transfer_id = ?", QUEUED, event.originator_id.hex,
     )
     page.set_submission(event.signature, REJECTED)
 

@@ -21,6 +21,7 @@ placeholders, qualification and the blob type differ.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -30,18 +31,33 @@ from pathlib import Path
 from typing import Any, Protocol
 from uuid import UUID
 
+from domain.transfer import SETTLED as DOMAIN_SETTLED
+from domain.transfer import (
+    SETTLEMENT_AWAITING_CAPTURE,
+    SETTLEMENT_FAILED,
+    SETTLEMENT_QUEUED,
+    SETTLEMENT_SUBMITTED,
+)
+
+logger = logging.getLogger(__name__)
+
 SETTLEMENT_FILE_NAME = "settlement.sqlite"
+SETTLEMENT_SCHEMA_VERSION = 2
+"""What the rows mean; tables of another version are rebuilt from the log at
+start (1: the first; 2: a movement waiting for the chain is ``queued``, no
+longer ``pending``, which now means only a hold's phase)."""
+SCHEMA_VERSION_META = "schema_version"
 TRACKING_NAME = "settlement"
 IN_CHUNK_MAX = 500
 PAGE_ROWS_MAX = 10_000
 
-# Movement status in this store (the Transfer's own words, plus the wait for
-# a hold's capture, which is not yet a movement).
-AWAITING_CAPTURE = "awaiting_capture"
-PENDING = "pending"
-SUBMITTED = "submitted"
-SETTLED = "settled"
-FAILED = "failed"
+# Movement status in this store: the Transfer's own settlement words
+# (domain.transfer), a hold's wait for its capture included.
+AWAITING_CAPTURE = SETTLEMENT_AWAITING_CAPTURE
+QUEUED = SETTLEMENT_QUEUED
+SUBMITTED = SETTLEMENT_SUBMITTED
+SETTLED = DOMAIN_SETTLED
+FAILED = SETTLEMENT_FAILED
 
 # Submission status.
 IN_FLIGHT = "in_flight"
@@ -234,13 +250,13 @@ class SettlementStore:
 
     def pending(self, limit: int) -> list[Movement]:
         """The oldest movements waiting for the chain, in log order."""
-        return self._movements("WHERE status = ? ORDER BY position LIMIT ?", (PENDING, limit))
+        return self._movements("WHERE status = ? ORDER BY position LIMIT ?", (QUEUED, limit))
 
     def backlog(self) -> int:
         with self.read() as cursor:
             cursor.execute(self.sql(
                 "SELECT COUNT(*) FROM {settlement_movements} WHERE status IN (?, ?)"
-            ), (PENDING, SUBMITTED))
+            ), (QUEUED, SUBMITTED))
             return int(cursor.fetchone()[0])
 
     def in_flight(self, limit: int = 16) -> list[Submission]:
@@ -392,9 +408,32 @@ class SettlementStore:
     def reset(self) -> None:
         """Empty every table and move tracking back to 0 (a rebuild)."""
         with self.transaction() as cursor:
-            for table in _TABLES:
-                cursor.execute(self.sql(f"DELETE FROM {{{table}}}"))  # noqa: S608
-            self._seed_tracking(cursor)
+            self._reset(cursor)
+
+    def _reset(self, cursor: Cursor) -> None:
+        for table in _TABLES:
+            cursor.execute(self.sql(f"DELETE FROM {{{table}}}"))  # noqa: S608
+        self._seed_tracking(cursor)
+
+    def _create(self, cursor: Cursor) -> None:
+        """Create what is missing; tables of another ``SETTLEMENT_SCHEMA_VERSION``
+        are emptied (the fold rebuilds them from the log), in the same
+        transaction that marks the new version."""
+        for statement in self._ddl():
+            cursor.execute(statement)
+        self._seed_tracking(cursor)
+        cursor.execute(self.sql("SELECT value FROM {settlement_meta} WHERE name = ?"),
+                       (SCHEMA_VERSION_META,))
+        row = cursor.fetchone()
+        if row is not None and int(row[0]) == SETTLEMENT_SCHEMA_VERSION:
+            return
+        logger.info("settlement tables of schema version %s: rebuilding them from the log",
+                    row[0] if row else 1)
+        self._reset(cursor)
+        cursor.execute(self.sql(
+            "INSERT INTO {settlement_meta} (name, value) VALUES (?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+        ), (SCHEMA_VERSION_META, SETTLEMENT_SCHEMA_VERSION))
 
     # Row readers
 
@@ -482,9 +521,7 @@ class SQLiteSettlementStore(SettlementStore):
         # and the fold re-applies them from the tracking position it kept
         self._db.execute("PRAGMA synchronous=NORMAL")
         with self.transaction() as cursor:
-            for statement in self._ddl():
-                cursor.execute(statement)
-            self._seed_tracking(cursor)
+            self._create(cursor)
 
     @contextmanager
     def transaction(self, *, durable: bool = True) -> Iterator[Cursor]:
@@ -543,9 +580,7 @@ class PostgresSettlementStore(SettlementStore):
             # concurrent CREATE TABLE IF NOT EXISTS can collide in the catalog
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext(?))",
                            (f"deals-ledger:settlement-ddl:{datastore.schema}",))
-            for statement in self._ddl():
-                cursor.execute(statement)
-            self._seed_tracking(cursor)
+            self._create(cursor)
 
     @contextmanager
     def transaction(self, *, durable: bool = True) -> Iterator[Cursor]:

@@ -5,7 +5,7 @@ import pytest
 
 from domain import errors
 from domain.pricing import DEFAULT_PRICES, PriceSchedule
-from domain.transfer import PENDING, Transfer
+from domain.transfer import CLIENT_STATUS_BY_STATE, PENDING, Transfer, movement_state
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -52,6 +52,30 @@ def test_settlement_lifecycle_reads_as_client_statuses():
     assert (transfer.status, transfer.slot) == ("settled", 7)
     transfer.mark_reversed(uuid4(), NOW)
     assert transfer.status == "reversed"
+
+
+@pytest.mark.parametrize("reversed_", [False, True])
+@pytest.mark.parametrize("phase", ["posted", "pending", "captured", "voided", "expired"])
+@pytest.mark.parametrize("settlement", ["awaiting_capture", "queued", "submitted", "settled",
+                                        "failed", "not_required"])
+def test_every_state_a_movement_can_be_in_has_one_client_status(reversed_, phase, settlement):
+    state = movement_state(reversed_=reversed_, phase=phase, settlement=settlement)
+    if state == "awaiting_capture":  # a posted or captured movement never awaits a capture
+        assert phase in ("posted", "captured")
+        return
+    assert CLIENT_STATUS_BY_STATE[state] in ("pending", "settled", "failed", "reversed")
+
+
+def test_pending_names_a_hold_and_queued_a_movement_waiting_for_the_chain():
+    hold = a_hold()
+    assert (hold.state, hold.settlement_status, hold.status) == ("pending", "awaiting_capture",
+                                                                 "pending")
+    hold.capture(40, "g", 0, 0, NOW)
+    assert (hold.state, hold.settlement_status, hold.status) == ("queued", "queued", "pending")
+    voided = a_hold()
+    voided.void(NOW)
+    assert (voided.state, voided.settlement_status, voided.status) == (
+        "voided", "not_required", "settled")
 
 
 def test_the_latest_rule_covering_a_moment_sets_the_price():

@@ -22,6 +22,7 @@ from domain.account import Account
 from domain.errors import LedgerError
 from domain.system import ISSUANCE_ID, REWARDS_ID, TREASURY_ID
 from domain.transfer import PENDING
+from projections.ledger_fold import Keys
 
 ACCOUNTS = 4
 index = st.integers(0, ACCOUNTS - 1)
@@ -131,10 +132,13 @@ def assert_read_models_match_aggregates(ledger, read_side, history: History) -> 
             account.balance, held, account.balance - held)
         if account_id in history.accounts:
             assert_history_chains(queries, account_id, account.balance)
+    rows = read_side.store.load(Keys(set(), {t.hex for t in [*history.transfers, *history.holds]},
+                                     set(), set())).transactions
     for transfer_id in [*history.transfers, *history.holds]:
         transfer = ledger.app.transfer(transfer_id)
         view = queries.transfer(transfer_id)
         assert view.status == transfer.status
+        assert rows[transfer_id.hex].settlement == transfer.settlement_status
         assert view.amount == (transfer.posted_amount or transfer.amount)
         assert view.reversed_by == transfer.reversed_by
 

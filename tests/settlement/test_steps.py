@@ -114,7 +114,7 @@ def test_a_rejection_sends_each_movement_back_to_wait_alone(ledger: LedgerHarnes
 
     for transfer_id in (first, second):
         transfer = ledger.app.transfer(transfer_id)
-        assert (transfer.settlement_status, transfer.signature) == ("pending", None)
+        assert (transfer.settlement_status, transfer.signature) == ("queued", None)
         assert transfer.settles_alone
     ledger.execute(c.RecordSubmission("sig-2", 300, TX, (first,)))
 
