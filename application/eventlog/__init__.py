@@ -1,0 +1,27 @@
+"""The application's published event log: the one way anything reads it.
+
+Every consumer of the stored log reads and follows it through this package:
+the read-side projector and audit replay, the settlement fold, and the
+command writer's position questions. Before it, three readers and two folds
+each carried their own SQL on the events table, their own tracking and their
+own page loop; now a fix to any of them (a query plan, a reconnect, the
+exactly-once compare-and-set) is made once.
+
+- ``reader``: ``LogEvent``, ``Change`` and the ``EventLog`` protocol (head,
+  pages after a position, one aggregate's events, where a version sits,
+  which aggregates changed), with ``event_log_for(recorder)``;
+  ``sqlite_log`` and ``postgres_log`` hold each database's statements.
+- ``decoder``: a stored event's fields (cheap, for folds of millions), its
+  full state, or the library's domain event (for a fold that wants objects).
+- ``tracking``: a consumer's position moved by compare-and-set inside the
+  consumer's own transaction (``TrackingConflict`` when another moved it).
+- ``page_loop``: read the next page after the tracked position, hand it to
+  the consumer to apply and advance in one transaction.
+- ``locks``: advisory-lock keys and the one-active-holder locks every
+  consumer runs under.
+
+Layer rule (the smallest change to DESIGN's "projections import domain"):
+projections import ``application.eventlog``, the application's published
+log, and nothing else of application; so this package imports nothing of
+application, projections or interface (``tests/eventlog/test_layers.py``).
+"""

@@ -1,0 +1,155 @@
+"""Locks the log's consumers run under: one active holder, and turns.
+
+Every consumer of the log (the projector per read-model store, the settler
+per ledger) keeps one active holder; the others stand by. On SQLite that is
+an exclusive ``flock`` on a file (``FileLock``), on PostgreSQL a session
+advisory lock on a connection of its own (``AdvisoryLock``). The OS or the
+server drops either when its holder dies, so a standby takes over without
+waiting for a timeout. Processes that create tables together take turns
+under a blocking advisory lock (``taking_turns``).
+
+The lock is never what makes a consumer exactly-once (that is the tracking
+compare-and-set); it keeps a second one from doing the same work.
+
+Key values are stored contracts: ``advisory_lock_key`` hashes a name, and a
+changed name or hash would let an old and a new holder run at once during an
+upgrade (``tests/eventlog/test_lock_keys.py`` pins them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+logger = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 5
+_CONNINFO_KEYS = ("dbname", "host", "port", "user", "password")
+
+
+def advisory_lock_key(name: str) -> int:
+    """A stable 64-bit advisory-lock key for a name (schema-qualified by the caller)."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+def conninfo_of(datastore: Any) -> dict[str, Any]:
+    """Connection parameters of a library PostgreSQL datastore, for a lock's
+    connection of its own (a pooled one would carry the lock back to the pool)."""
+    kwargs = dict(datastore.pool.kwargs)
+    return {key: kwargs[key] for key in _CONNINFO_KEYS}
+
+
+@contextmanager
+def taking_turns(conninfo: Mapping[str, Any], key: int) -> Iterator[None]:
+    """Wait for the advisory lock ``key`` and hold it for the block, on a
+    connection of its own (so a crash inside the block releases it)."""
+    import psycopg
+
+    with psycopg.connect(**conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+        yield
+
+
+class OneHolderLock(Protocol):
+    """Keeps one holder active (one projector per read-model store, one
+    settler per ledger); the others wait."""
+
+    def try_acquire(self) -> bool:
+        """Take the lock if free (or already ours); never blocks."""
+        ...
+
+    @property
+    def held(self) -> bool: ...
+
+    def release(self) -> None: ...
+
+
+class FileLock:
+    """An exclusive ``flock`` on a file: one process (and one holder in it)
+    at a time."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def try_acquire(self) -> bool:
+        if self._fd is not None:
+            return True
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())  # who holds it, for an operator
+        self._fd = fd
+        return True
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+class AdvisoryLock:
+    """A PostgreSQL session advisory lock, held on a connection of its own:
+    if the holder dies, the server drops the lock with the connection, and
+    ``held`` checks that connection is alive since the lock goes with it."""
+
+    def __init__(self, conninfo: Mapping[str, Any], key: int, purpose: str = "projection") -> None:
+        self._conninfo = dict(conninfo)
+        self.key = key
+        self._purpose = purpose
+        self._conn: Any = None
+
+    def try_acquire(self) -> bool:
+        import psycopg
+
+        if self.held:
+            return True
+        self.release()
+        try:
+            conn = psycopg.connect(**self._conninfo, autocommit=True,
+                                   connect_timeout=CONNECT_TIMEOUT_S)
+        except psycopg.Error as error:
+            logger.warning("%s lock: cannot connect: %s", self._purpose, type(error).__name__)
+            return False
+        try:
+            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()
+        except psycopg.Error:
+            row = None
+        if not row or not row[0]:
+            conn.close()
+            return False
+        self._conn = conn
+        return True
+
+    @property
+    def held(self) -> bool:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            return False
+        try:
+            self._conn.execute("SELECT 1")
+        except Exception:
+            return False
+        return True
+
+    def release(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):  # closing a dead connection
+                self._conn.close()
+            self._conn = None

@@ -1,0 +1,56 @@
+"""The event log's statements on PostgreSQL, where a position is the
+``notification_id`` and an aggregate id a ``uuid``.
+
+Each question is one statement on an autocommit connection of the
+application's pool (no BEGIN/ROLLBACK round trips), prepared once per
+connection, with rows as tuples (no dict per row)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import ApplicationRecorder
+
+from application.eventlog.reader import SqlEventLog, Statements
+
+
+class PostgresEventLog(SqlEventLog):
+    def __init__(self, recorder: ApplicationRecorder) -> None:
+        from psycopg.sql import SQL, Identifier
+
+        self._datastore = recorder.datastore  # type: ignore[attr-defined]
+        table = SQL("{}.{}").format(
+            Identifier(self._datastore.schema),
+            Identifier(recorder.events_table_name),  # type: ignore[attr-defined]
+        )
+        events = SQL(
+            "SELECT notification_id, replace(originator_id::text, '-', ''), "
+            "originator_version, topic, state FROM {} "
+        ).format(table)
+        self.statements = Statements(
+            head=SQL("SELECT MAX(notification_id) FROM {}").format(table),
+            read=events + SQL("WHERE notification_id > %s ORDER BY notification_id LIMIT %s"),
+            read_aggregate=events + SQL(
+                "WHERE originator_id = %s AND notification_id > %s "
+                "ORDER BY notification_id LIMIT %s"
+            ),
+            position_of=SQL(
+                "SELECT notification_id FROM {} WHERE originator_id = %s AND originator_version = %s"
+            ).format(table),
+            changes_after=SQL(
+                "SELECT originator_id, originator_version, notification_id FROM {} "
+                "WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
+            ).format(table),
+        )
+
+    def _rows(self, statement: Any, params: tuple[Any, ...] = ()) -> Sequence[Sequence[Any]]:
+        from psycopg.rows import tuple_row
+
+        with self._datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as cur:
+            cur.execute(statement, params, prepare=True)
+            return cur.fetchall()
+
+    def _aggregate_key(self, aggregate_id: UUID) -> Any:
+        return aggregate_id

@@ -1,0 +1,45 @@
+"""The event log's statements on SQLite, where a position is the ``rowid``
+of the events table and an aggregate id is stored as 32 hex digits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import ApplicationRecorder
+
+from application.eventlog.reader import SqlEventLog, Statements
+
+_COLUMNS = "rowid, originator_id, originator_version, topic, state"
+
+
+class SQLiteEventLog(SqlEventLog):
+    def __init__(self, recorder: ApplicationRecorder) -> None:
+        self._datastore = recorder.datastore  # type: ignore[attr-defined]
+        table = recorder.events_table_name  # type: ignore[attr-defined]
+        # the table name is the library's own, not input
+        self.statements = Statements(
+            head=f"SELECT MAX(rowid) FROM {table}",  # noqa: S608
+            read=f"SELECT {_COLUMNS} FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT ?",  # noqa: S608
+            read_aggregate=(
+                f"SELECT {_COLUMNS} FROM {table} WHERE originator_id = ? AND rowid > ? "  # noqa: S608
+                "ORDER BY rowid LIMIT ?"
+            ),
+            position_of=(
+                f"SELECT rowid FROM {table} "  # noqa: S608
+                "WHERE originator_id = ? AND originator_version = ?"
+            ),
+            changes_after=(
+                f"SELECT originator_id, originator_version, rowid FROM {table} "  # noqa: S608
+                "WHERE rowid > ? ORDER BY rowid LIMIT ?"
+            ),
+        )
+
+    def _rows(self, statement: Any, params: tuple[Any, ...] = ()) -> Sequence[Sequence[Any]]:
+        with self._datastore.transaction(commit=False) as cursor:
+            cursor.execute(statement, params)
+            return list(cursor.fetchall())
+
+    def _aggregate_key(self, aggregate_id: UUID) -> Any:
+        return aggregate_id.hex
