@@ -69,7 +69,7 @@ class Filler:
         started = time.perf_counter()
         n = len(self.accounts)
         counter = 0
-        while self.app.log_index.max_position() < events:
+        while self.app.event_log.head() < events:
             futures = []
             for _ in range(in_flight):
                 items = []
@@ -95,7 +95,7 @@ class Filler:
         accounts = {a: self.app.account(a) for a in self.accounts}
         started = time.perf_counter()
         ids, n, counter, now = self.accounts, len(self.accounts), 0, utc_now()
-        while self.app.log_index.max_position() < events:
+        while self.app.event_log.head() < events:
             touched: dict = {}
             transfers = []
             for _ in range(per_save):

@@ -56,13 +56,13 @@ def run(settings: Settings, seconds: float, clients: int, projector: bool = True
                     done[index] += 1
 
         threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-        start_position = service.app.log_index.max_position()
+        start_position = service.app.event_log.head()
         started = time.perf_counter()
         for thread in threads:
             thread.start()
         lag_events, ryw_s = [], []
         while time.perf_counter() - started < seconds:
-            head = service.app.log_index.max_position()
+            head = service.app.event_log.head()
             lag_events.append(max(0, head - queries.progress.position))
             probe = execute(c.TransferFunds(uuid4(), accounts[0], accounts[1], 1, "probe"))
             answered = time.perf_counter()
@@ -74,12 +74,12 @@ def run(settings: Settings, seconds: float, clients: int, projector: bool = True
         for thread in threads:
             thread.join()
         elapsed = time.perf_counter() - started
-        events = service.app.log_index.max_position() - start_position
+        events = service.app.event_log.head() - start_position
         if not projector:
             print(f"baseline without the projector: {sum(done) / elapsed:,.0f} transfers/s, "
                   f"{events / elapsed:,.0f} events/s")
             return
-        assert queries.wait_for(service.app.log_index.max_position(), timeout_s=60)
+        assert queries.wait_for(service.app.event_log.head(), timeout_s=60)
         print(f"store: {settings.uses_postgres and 'postgres' or 'sqlite'}, clients: {clients}, "
               f"seconds: {elapsed:.1f}")
         print(f"writes: {sum(done) / elapsed:,.0f} transfers/s, {events / elapsed:,.0f} events/s")

@@ -104,7 +104,7 @@ def main() -> None:
     with fresh_schema(args.url, keep=args.keep) as settings:
         filler = Filler(settings)
         seconds = filler.fill_direct(args.events)
-        head = filler.app.log_index.max_position()
+        head = filler.app.event_log.head()
         print(f"generated {head:,} events in {seconds:.1f} s ({head / seconds:,.0f} events/s, "
               "domain events COPYed into the store)")
         side = ReadSide(filler.app, settings.eventsourcing_env())

@@ -6,7 +6,8 @@ aggregates of one ``session.AggregateSession`` (served from the bounded
 ``aggregate_cache``) and commits the whole batch's events in one transaction
 through ``event_store.LedgerApplication`` (the eventsourcing application;
 on PostgreSQL with ``postgres_recorder``'s recorders and writer turn).
-``log_index`` answers the writer's position questions about the stored log.
+The writer's position questions about the stored log are answered by the
+log's one reader (``application.eventlog``, as ``LedgerApplication.event_log``).
 
 What a command means lives in ``application.handlers``; this wing only
 decides when and how its events are stored, exactly once.

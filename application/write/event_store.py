@@ -15,7 +15,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate, Snapshot
 
-from application.write.log_index import LogIndex, log_index_for
+from application.eventlog.reader import EventLog, event_log_for
 from domain.account import Account
 from domain.errors import AccountNotFound, TransferNotFound
 from domain.transfer import Transfer
@@ -27,7 +27,8 @@ class LedgerApplication(Application[UUID]):
 
     def __init__(self, env: dict[str, Any] | None = None) -> None:
         super().__init__(env)
-        self.log_index: LogIndex = log_index_for(self.recorder)
+        self.event_log: EventLog = event_log_for(self.recorder)
+        """The stored log, for every consumer (``application.eventlog``)."""
 
     def load(self, aggregate_id: UUID) -> Aggregate | None:
         """The aggregate as stored (from its latest snapshot on), or None."""

@@ -34,7 +34,6 @@ holder cannot lose. An uncontended commit pays one statement for this.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -51,26 +50,18 @@ from eventsourcing.postgres import (
 from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier, Literal
 
+from application.eventlog.locks import advisory_lock_key, conninfo_of, taking_turns
+
 logger = logging.getLogger(__name__)
 
 FACTORY_TOPIC = f"{__name__}:LedgerPostgresFactory"
 
 
-def advisory_lock_key(name: str) -> int:
-    """A stable 64-bit advisory-lock key for a name (schema-qualified by the caller)."""
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-
-
 def create_in_turn(datastore: PostgresDatastore, create_table: Callable[[], None]) -> None:
     """Run ``create_table`` holding the schema's DDL advisory lock, which goes
     with a connection of its own (so a crash mid-DDL releases it)."""
-    import psycopg
-
     key = advisory_lock_key(f"deals-ledger:{datastore.schema}:event-store-ddl")
-    kwargs = dict(datastore.pool.kwargs)  # type: ignore[arg-type]
-    conninfo = {k: kwargs[k] for k in ("dbname", "host", "port", "user", "password")}
-    with psycopg.connect(**conninfo, autocommit=True, connect_timeout=5) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+    with taking_turns(conninfo_of(datastore), key):
         create_table()
 
 

@@ -100,7 +100,7 @@ class CommandProcessor:
         self.cache = cache if cache is not None else AggregateCache()
         self.clock = clock
         self._lock = threading.Lock()
-        self._seen_position = app.log_index.max_position()
+        self._seen_position = app.event_log.head()
         self.conflicts = 0
         self.turns_taken = 0
 
@@ -250,11 +250,11 @@ class CommandProcessor:
         self, ref: tuple[UUID, int] | None, by_version: dict[tuple[UUID, int], int]
     ) -> int:
         if ref is None:
-            return self.app.log_index.max_position()
+            return self.app.event_log.head()
         position = by_version.get(ref)
         if position is None:
-            position = self.app.log_index.position_of(*ref)
-        return position if position is not None else self.app.log_index.max_position()
+            position = self.app.event_log.position_of(*ref)
+        return position if position is not None else self.app.event_log.head()
 
     def _advance_seen(self, positions: list[int]) -> None:
         """Our own contiguous positions right after the last seen one mean
@@ -263,10 +263,10 @@ class CommandProcessor:
             self._seen_position = positions[-1]
 
     def _refresh_cache(self) -> None:
-        latest = self.app.log_index.max_position()
+        latest = self.app.event_log.head()
         if latest <= self._seen_position:
             return
-        changes = self.app.log_index.changes_after(self._seen_position, CHANGES_BEFORE_CLEAR_MAX)
+        changes = self.app.event_log.changes_after(self._seen_position, CHANGES_BEFORE_CLEAR_MAX)
         if len(changes) >= CHANGES_BEFORE_CLEAR_MAX:
             self.cache.clear()
             self._seen_position = latest

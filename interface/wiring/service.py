@@ -126,7 +126,7 @@ class LedgerService:
 
     def store_position(self) -> int:
         """The log's last position; raises LedgerUnavailable when the store is down."""
-        return self._read(self.app.log_index.max_position)
+        return self._read(self.app.event_log.head)
 
     def _read(self, read: Callable[[], T]) -> T:
         """A read of the write side that fails fast when the store is down:
@@ -134,7 +134,7 @@ class LedgerService:
         reads retry for many seconds before giving up."""
         self.refuse_if_store_down()
         try:
-            self.app.log_index.max_position()
+            self.app.event_log.head()
             return read()
         except PersistenceError as error:
             raise LedgerUnavailable(

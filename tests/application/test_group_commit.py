@@ -20,12 +20,12 @@ DEAL = UNITS_PER_DEAL
 
 def test_one_batch_commits_all_its_commands_with_their_own_positions(ledger):
     source, destination = ledger.open_account(10 * DEAL), ledger.open_account()
-    before = ledger.app.log_index.max_position()
+    before = ledger.app.event_log.head()
     commands = [c.TransferFunds(uuid4(), source, destination, DEAL) for _ in range(5)]
     results = ledger.processor.process(commands)
     positions = [r.position for r in results]
     assert positions == sorted(positions) and len(set(positions)) == 5
-    assert positions[-1] == ledger.app.log_index.max_position()
+    assert positions[-1] == ledger.app.event_log.head()
     assert before < positions[0]
     assert [r.destination_balance for r in results] == [k * DEAL for k in range(1, 6)]
 

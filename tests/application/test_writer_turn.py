@@ -17,8 +17,8 @@ import pytest
 
 from application import commands as c
 from application.errors import LedgerUnavailable
+from application.eventlog.locks import advisory_lock_key
 from application.write import processor as processor_module
-from application.write.postgres_recorder import advisory_lock_key
 from domain.amounts import UNITS_PER_DEAL
 from domain.system import TREASURY_ID
 from tests.support.http import wait_until

@@ -27,7 +27,7 @@ def write_transfers(ledger, source, destination, count: int) -> int:
 def test_a_worker_killed_mid_stream_resumes_to_what_a_rebuild_gives(ledger, store):
     source, destination = ledger.open_account(100_000), ledger.open_account()
     write_transfers(ledger, source, destination, 500)
-    head = ledger.app.log_index.max_position()
+    head = ledger.app.event_log.head()
     worker = spawn(store, "project", "--page-events", "7", "--poll-interval-s", "0.01")
     side = ReadSide(ledger.app, store.env, clock=ledger.clock)
     try:

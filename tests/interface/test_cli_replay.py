@@ -18,7 +18,7 @@ def test_replay_reports_a_clean_ledger_and_exits_zero(ledger, store):
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["mismatches"] == [] and report["supply_ok"] is True
-    assert report["events_replayed"] == ledger.app.log_index.max_position()
+    assert report["events_replayed"] == ledger.app.event_log.head()
 
 
 def test_replay_after_a_rebuild_and_up_to_a_position(ledger, store):
@@ -33,7 +33,7 @@ def test_replay_exits_two_and_names_the_tampered_position(ledger, store):
     source, destination = ledger.open_account(1_000), ledger.open_account()
     ledger.execute(c.TransferFunds(uuid4(), source, destination, 5, "original"))
     assert cli(store, "project", "--once").returncode == 0
-    position = ledger.app.log_index.max_position()
+    position = ledger.app.event_log.head()
     table = ledger.app.recorder.events_table_name
     forged = ledger.app.recorder.select_notifications(position, 1)[0].state.replace(
         b"original", b"forged!!")

@@ -153,14 +153,14 @@ def test_two_workers_on_one_store_never_apply_an_event_twice(ledger, read_side, 
         source, destination = ledger.open_account(100_000), ledger.open_account()
         for _ in range(150):
             ledger.execute(c.TransferFunds(uuid4(), source, destination, 3, "x"))
-        head = ledger.app.log_index.max_position()
+        head = ledger.app.event_log.head()
         assert read_side.queries.wait_for(head, timeout_s=30)
         assert [read_side.projector.active, other.projector.active].count(True) == 1
         read_side.stop()  # the active one may go away: the other takes over
         other.stop()
         other.start()
         ledger.execute(c.TransferFunds(uuid4(), source, destination, 3, "x"))
-        assert other.queries.wait_for(ledger.app.log_index.max_position(), timeout_s=30)
+        assert other.queries.wait_for(ledger.app.event_log.head(), timeout_s=30)
         assert other.queries.balance(destination).balance == 151 * 3
         assert_clean(other)
     finally:

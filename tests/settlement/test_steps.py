@@ -35,10 +35,10 @@ def a_transfer(ledger: LedgerHarness) -> tuple:
 def unchanged(ledger: LedgerHarness):
     class Unchanged:
         def __enter__(self):
-            self.before = ledger.app.log_index.max_position()
+            self.before = ledger.app.event_log.head()
 
         def __exit__(self, *exc):
-            assert ledger.app.log_index.max_position() == self.before
+            assert ledger.app.event_log.head() == self.before
 
     return Unchanged()
 
@@ -188,6 +188,6 @@ def test_the_settlement_store_rebuilds_from_the_log(ledger: LedgerHarness) -> No
         after = (store.balances([alice, TREASURY_ID]), [m.transfer_id for m in store.pending(10)])
         assert after == before
         assert before[0][alice] == DEAL and other in before[1]
-        assert store.position() == ledger.app.log_index.max_position()
+        assert store.position() == ledger.app.event_log.head()
     finally:
         store.close()
