@@ -12,8 +12,8 @@ import statistics
 import time
 from uuid import uuid4
 
+from application.eventlog.decoder import EventDecoder
 from benchmarks.common import DEFAULT_URL, fresh_schema, machine_note
-from projections.events import EventDecoder
 from projections.read_model_store import PostgresReadModelStore, open_store
 from projections.read_models import ReadModelQueries, encode_cursor
 

@@ -29,7 +29,7 @@ def raw_select(side: ReadSide) -> int:
     from psycopg.rows import tuple_row
 
     log = side.log
-    query = log._read  # type: ignore[attr-defined]
+    query = log.statements.read  # type: ignore[attr-defined]  # the reader's own page query
     last, rows = 0, 0
     with log._datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as cur:  # type: ignore[attr-defined]
         while True:

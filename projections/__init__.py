@@ -6,5 +6,7 @@ exactly once; ``balance_cache`` writes balances through to Redis;
 ``hashchain`` is the tamper evidence over the stored events;
 ``read_models`` answers the API's queries (``queries`` says what they are);
 ``ledger_metrics`` holds the Prometheus series; ``runtime.ReadSide`` wires
-all of it for one process. Imports point to ``domain`` only.
+all of it for one process. The log is read, tracked and followed through
+``application.eventlog``. Imports point to ``domain`` and, of application,
+to ``application.eventlog`` only: the application's published log.
 """

@@ -30,7 +30,7 @@ from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from projections.events import LogEvent
+from application.eventlog.reader import LogEvent
 
 _sha256 = hashlib.sha256
 GENESIS_LINK = b"\x00" * 32

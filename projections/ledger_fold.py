@@ -21,6 +21,8 @@ from typing import Any
 
 from eventsourcing.utils import get_topic
 
+from application.eventlog.decoder import EventDecoder
+from application.eventlog.reader import LogEvent
 from domain.account import ISSUANCE, Account
 from domain.pricing import PriceSchedule
 from domain.transfer import (
@@ -38,7 +40,6 @@ from domain.transfer import (
     settlement_when_hold_closes,
 )
 from domain.wallet import Wallet
-from projections.events import EventDecoder, LogEvent, micros
 from projections.rows import (
     BalanceRow,
     HistoryRow,
@@ -47,6 +48,7 @@ from projections.rows import (
     TransactionRow,
     WalletRow,
 )
+from projections.times import micros
 
 
 class InvariantViolation(Exception):

@@ -1,8 +1,9 @@
 """The projector: follows the event log and keeps the read models current.
 
-It reads the log a page at a time after its tracking position, loads the
-rows the page touches, folds the page into them, and commits the rows, the
-hash-chain checkpoint and the new tracking position in one transaction.
+It follows the log with the log's page loop (``application.eventlog``):
+for each page after its tracking position it loads the rows the page
+touches, folds the page into them, and commits the rows, the hash-chain
+checkpoint and the new tracking position in one transaction.
 Only after that commit does it tell anyone: waiters on ``Progress`` (for
 read-your-writes), the Redis balance cache (write-through), the metrics.
 
@@ -25,9 +26,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from application.eventlog.decoder import EventDecoder
+from application.eventlog.page_loop import PageLoop
+from application.eventlog.reader import EventLog, LogEvent
 from projections import ledger_metrics as metrics
 from projections.balance_cache import BalanceCache
-from projections.events import EventDecoder, EventLog, LogEvent
 from projections.hashchain import HashChain
 from projections.ledger_fold import InvariantViolation, LedgerFold, PageChanges, keys_for
 from projections.read_model_store import ReadModelStore
@@ -101,8 +104,8 @@ class Projector:
         self.lock = store.projection_lock()
         self.before_commit: Callable[[], None] | None = None  # fault injection in tests
         self.after_commit: Callable[[], None] | None = None  # fault injection in tests
-        self._position: int | None = None
-        self._chain: HashChain | None = None
+        self._pages = PageLoop(log, self)
+        self._chain: HashChain | None = None  # loaded with the tracked position
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -183,36 +186,43 @@ class Projector:
 
     def _forget(self) -> None:
         """Drop in-memory state; it is loaded again from the store."""
-        self._position = None
+        self._pages.forget()
         self._chain = None
 
     def _apply_next_page(self) -> PageReport:
-        if self._position is None or self._chain is None:
-            self._position = self.store.position()
-            self._chain = HashChain(*self.store.chain_head())
-            self.progress.advance(self._position)
-            if self.cache is not None:
-                self.cache.heal(self.store)
-        previous = self._position
-        events = self.log.read(previous, self.page_events)
-        if not events:
-            if self.cache is not None and self.cache.needs_resync:
-                self.cache.heal(self.store)  # Redis may be back while the log is quiet
-            self._update_lag(previous, caught_up=True)
-            self._refresh_holds_gauge(idle=True)
-            return PageReport(0, previous)
+        events = self._pages.apply_next(self.page_events)
+        if events:
+            return PageReport(len(events), events[-1].position)
+        position = self._pages.position()
+        if self.cache is not None and self.cache.needs_resync:
+            self.cache.heal(self.store)  # Redis may be back while the log is quiet
+        self._update_lag(position, caught_up=True)
+        self._refresh_holds_gauge(idle=True)
+        return PageReport(0, position)
+
+    # The page loop's consumer
+
+    def tracked_position(self) -> int:
+        """Where the store stands, with the hash chain's head there."""
+        position = self.store.position()
+        self._chain = HashChain(*self.store.chain_head())
+        self.progress.advance(position)
+        if self.cache is not None:
+            self.cache.heal(self.store)
+        return position
+
+    def apply_page(self, previous: int, events: list[LogEvent]) -> None:
+        assert self._chain is not None, "the chain is loaded with the tracked position"
         changes = self._fold(events)
         checkpoint = self._chain.extend(events)
         started = time.perf_counter()
         self.store.write_page(previous, changes, checkpoint, self.before_commit)
         metrics.PAGE_COMMIT_SECONDS.labels(self.name).observe(time.perf_counter() - started)
         self._chain.advance(checkpoint)
-        self._position = changes.last_position
         if self.after_commit is not None:
             self.after_commit()
         self.progress.advance(changes.last_position)
         self._after_page(events, changes)
-        return PageReport(len(events), changes.last_position)
 
     def _fold(self, events: list[LogEvent]) -> PageChanges:
         state = self.store.load(keys_for(events))

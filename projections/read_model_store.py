@@ -7,13 +7,11 @@ placeholder style, table qualification by schema, the blob type, bulk
 insert (COPY on PostgreSQL) and the lock that keeps one projector active.
 
 Each store is built on the eventsourcing library's tracking recorder for its
-database, so a page of rows, its checkpoint and the tracking position commit
-in one transaction (exactly once). The tracking row is moved with a
-compare-and-set from the position the page was read after, first thing in
-the transaction: a second projector that read the same position blocks on
-that row until the first commits, then finds it moved and rolls back
-(``TrackingConflict``), so no page is ever applied twice, even if the
-one-active-projector lock is lost.
+database (whose tracking table holds the projection's position), so a page
+of rows, its checkpoint and the tracking position commit in one transaction,
+the position moved first by the log's one compare-and-set
+(``application.eventlog.tracking``): exactly once, even if the
+one-active-projector lock (``application.eventlog.locks``) is lost.
 
 On SQLite the read models have their own file beside the event store
 (``readmodels.sqlite``), so projection writes never wait for the event
@@ -23,21 +21,27 @@ database and schema.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
-import hashlib
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import cached_property
 from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
-from eventsourcing.persistence import IntegrityError
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 
+from application.eventlog.locks import (
+    AdvisoryLock,
+    FileLock,
+    OneHolderLock,
+    advisory_lock_key,
+    taking_turns,
+)
+from application.eventlog.tracking import Tracking
 from projections.balance_cache import CachedBalance
 from projections.hashchain import GENESIS_LINK, Checkpoint
 from projections.ledger_fold import FoldState, Keys, PageChanges
@@ -67,11 +71,6 @@ _IN_CHUNK = 500
 _UPSERTED = (BalanceRow, TransactionRow, HoldRow, WalletRow)
 _INSERTED = (HistoryRow, PriceRuleRow)
 READ_MODEL_TABLES = tuple(t.TABLE for t in (*_UPSERTED, *_INSERTED))
-
-
-class TrackingConflict(IntegrityError):
-    """Another projector moved the tracking position first: this page was
-    not applied (its transaction rolled back)."""
 
 
 _DDL = """
@@ -148,6 +147,14 @@ class ReadModelStore:
     def ddl(self) -> list[str]:
         return [s.strip() for s in self.sql(_DDL).split(";") if s.strip()]
 
+    @cached_property
+    def tracking(self) -> Tracking:
+        """The projection's row in the library's tracking table (its name per
+        database and its columns are the library's: a stored contract)."""
+        return Tracking(self._names["tracking"], self.tracking_name,
+                        name_column="application_name", position_column="notification_id",
+                        param=self._param)
+
     # Reading
 
     @contextmanager
@@ -161,14 +168,7 @@ class ReadModelStore:
 
     def position(self) -> int:
         with self.read() as cursor:
-            return self._position(cursor)
-
-    def _position(self, cursor: Any) -> int:
-        cursor.execute(self.sql(
-            "SELECT notification_id FROM {tracking} WHERE application_name = ?"
-        ), (self.tracking_name,))
-        row = cursor.fetchone()
-        return int(row[0]) if row and row[0] is not None else 0
+            return self.tracking.position(cursor)
 
     def load(self, keys: Keys) -> FoldState:
         state = FoldState()
@@ -320,7 +320,7 @@ class ReadModelStore:
         """Apply one page's changes and move tracking from ``previous`` to
         the page's last position, in one transaction."""
         with self._cursor(commit=True) as cursor:
-            self._advance_tracking(cursor, previous, changes.last_position)
+            self.tracking.advance(cursor, previous, changes.last_position)
             for row_type, rows in (
                 (BalanceRow, changes.balances), (TransactionRow, changes.transactions),
                 (HoldRow, changes.holds), (WalletRow, changes.wallets),
@@ -341,17 +341,6 @@ class ReadModelStore:
                     checkpoint.positions, checkpoint.digests))
             if before_commit is not None:
                 before_commit()
-
-    def _advance_tracking(self, cursor: Any, previous: int, position: int) -> None:
-        cursor.execute(self.sql(
-            "UPDATE {tracking} SET notification_id = ? "
-            "WHERE application_name = ? AND notification_id = ? RETURNING notification_id"
-        ), (position, self.tracking_name, previous))
-        if cursor.fetchone() is None:
-            raise TrackingConflict(
-                f"tracking of {self.tracking_name} is no longer at {previous}: "
-                "another projector applied this page"
-            )
 
     def _upsert_sql(self, row_type: Any) -> str:
         cols = columns(row_type)
@@ -378,9 +367,7 @@ class ReadModelStore:
     def _reset(self, cursor: Any) -> None:
         for table in READ_MODEL_TABLES:
             cursor.execute(self._truncate(table))
-        cursor.execute(self.sql(
-            "UPDATE {tracking} SET notification_id = 0 WHERE application_name = ?"
-        ), (self.tracking_name,))
+        self.tracking.reset(cursor)
 
     def _rebuild_if_written_by_another_version(self) -> None:
         """Read models of another ``READ_MODEL_SCHEMA_VERSION`` are emptied
@@ -406,7 +393,7 @@ class ReadModelStore:
 
     # Locks and lifecycle
 
-    def projection_lock(self) -> ProjectionLock:
+    def projection_lock(self) -> OneHolderLock:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -422,21 +409,6 @@ def _values(row_type: Any) -> Callable[[Any], tuple[Any, ...]]:
         getter = attrgetter(*columns(row_type))
         _getters[row_type] = getter
     return getter
-
-
-class ProjectionLock:
-    """Keeps one holder active (one projector per read-model store, one
-    settler per ledger); the others wait."""
-
-    def try_acquire(self) -> bool:
-        raise NotImplementedError
-
-    @property
-    def held(self) -> bool:
-        raise NotImplementedError
-
-    def release(self) -> None:
-        raise NotImplementedError
 
 
 # SQLite
@@ -473,10 +445,7 @@ class SQLiteReadModelStore(ReadModelStore):
             fcntl.flock(fd, fcntl.LOCK_EX)
             self.recorder.create_table()
             with self._cursor(commit=True) as cursor:
-                cursor.execute(
-                    "INSERT INTO tracking (application_name, notification_id) VALUES (?, 0) "
-                    "ON CONFLICT (application_name) DO NOTHING", (self.tracking_name,),
-                )
+                self.tracking.seed(cursor)
             self._rebuild_if_written_by_another_version()
         finally:
             os.close(fd)  # releases the lock
@@ -486,47 +455,11 @@ class SQLiteReadModelStore(ReadModelStore):
         with self.datastore.transaction(commit=commit) as cursor:
             yield cursor
 
-    def projection_lock(self) -> ProjectionLock:
+    def projection_lock(self) -> OneHolderLock:
         return FileLock(self.path.with_suffix(".lock"))
 
     def close(self) -> None:
         self.datastore.close()
-
-
-class FileLock(ProjectionLock):
-    """An exclusive ``flock`` on a file: one process (and one holder in it)
-    at a time; the OS drops it if the process dies, so a standby takes over
-    without waiting for a timeout. Used for the projector and, through the
-    interface, for the settler's lease."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd: int | None = None
-
-    def try_acquire(self) -> bool:
-        if self._fd is not None:
-            return True
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            return False
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())  # who holds it, for an operator
-        self._fd = fd
-        return True
-
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
-
-    def release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
 
 
 # PostgreSQL
@@ -576,21 +509,13 @@ class PostgresReadModelStore(ReadModelStore):
         """Create what is missing. Concurrent ``CREATE ... IF NOT EXISTS`` can
         deadlock on PostgreSQL, so processes starting together take turns
         under an advisory lock held on a connection of its own."""
-        import psycopg
-
-        key = advisory_lock_key(f"deals-ledger:{self.schema}:read-model-ddl")
-        with psycopg.connect(**self.conninfo, autocommit=True, connect_timeout=5) as conn:
-            conn.execute("SELECT pg_advisory_lock(%s)", (key,))
-            self._create_tables_locked()
-
-    def _create_tables_locked(self) -> None:
-        self.recorder.create_table()
-        with self._cursor(commit=True) as cursor:
-            cursor.execute(self.sql(
-                "INSERT INTO {tracking} (application_name, notification_id) VALUES (?, 0) "
-                "ON CONFLICT (application_name) DO NOTHING"
-            ), (self.tracking_name,))
-        self._rebuild_if_written_by_another_version()
+        with taking_turns(self.conninfo, advisory_lock_key(
+            f"deals-ledger:{self.schema}:read-model-ddl"
+        )):
+            self.recorder.create_table()
+            with self._cursor(commit=True) as cursor:
+                self.tracking.seed(cursor)
+            self._rebuild_if_written_by_another_version()
 
     @contextmanager
     def _cursor(self, *, commit: bool) -> Iterator[Any]:
@@ -617,66 +542,12 @@ class PostgresReadModelStore(ReadModelStore):
     def _truncate(self, table: str) -> str:
         return self.sql(f"TRUNCATE {{{table}}}")
 
-    def projection_lock(self) -> ProjectionLock:
+    def projection_lock(self) -> OneHolderLock:
         return AdvisoryLock(self.conninfo,
                             advisory_lock_key(f"deals-ledger:{self.schema}:{self.tracking_name}"))
 
     def close(self) -> None:
         self.datastore.close()
-
-
-def advisory_lock_key(name: str) -> int:
-    """A stable 64-bit advisory-lock key for a name (schema-qualified by the caller)."""
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-
-
-class AdvisoryLock(ProjectionLock):
-    """A PostgreSQL session advisory lock, held on a connection of its own:
-    if the holder dies, the server drops the lock with the connection, and
-    ``held`` checks that connection is alive since the lock goes with it."""
-
-    def __init__(self, conninfo: Mapping[str, Any], key: int, purpose: str = "projection") -> None:
-        self._conninfo = dict(conninfo)
-        self._key = key
-        self._purpose = purpose
-        self._conn: Any = None
-
-    def try_acquire(self) -> bool:
-        import psycopg
-
-        if self.held:
-            return True
-        self.release()
-        try:
-            conn = psycopg.connect(**self._conninfo, autocommit=True, connect_timeout=5)
-        except psycopg.Error as error:
-            logger.warning("%s lock: cannot connect: %s", self._purpose, type(error).__name__)
-            return False
-        try:
-            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (self._key,)).fetchone()
-        except psycopg.Error:
-            row = None
-        if not row or not row[0]:
-            conn.close()
-            return False
-        self._conn = conn
-        return True
-
-    @property
-    def held(self) -> bool:
-        if self._conn is None or self._conn.closed or self._conn.broken:
-            return False
-        try:
-            self._conn.execute("SELECT 1")
-        except Exception:
-            return False
-        return True
-
-    def release(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(Exception):  # closing a dead connection
-                self._conn.close()
-            self._conn = None
 
 
 def open_store(env: Mapping[str, str]) -> ReadModelStore:

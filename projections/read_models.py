@@ -23,11 +23,12 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from application.eventlog.decoder import EventDecoder
+from application.eventlog.reader import EventLog
 from domain.errors import AccountNotFound, InvalidRequest, TransferNotFound
 from domain.pricing import DEFAULT_PRICES, SERVICE_TYPES
 from domain.transfer import PENDING, POSTED
 from projections.balance_cache import BalanceCache, CachedBalance
-from projections.events import EventDecoder, EventLog, from_micros, to_micros
 from projections.projector import Progress
 from projections.queries import (
     DEFAULT_PAGE_SIZE,
@@ -46,6 +47,7 @@ from projections.queries import (
 )
 from projections.read_model_store import ReadModelStore
 from projections.rows import TransactionRow, columns
+from projections.times import from_micros, to_micros
 
 _POLL_S = 0.05
 _CURSOR_PREFIX = "p1:"

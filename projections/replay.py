@@ -27,9 +27,10 @@ from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
+from application.eventlog.decoder import EventDecoder
+from application.eventlog.reader import EventLog, LogEvent
 from domain.account import ISSUANCE
 from projections.balance_cache import BalanceCache
-from projections.events import EventDecoder, EventLog, LogEvent, micros, to_micros
 from projections.gc_pacing import bulk_fold_pacing
 from projections.hashchain import ChainVerifier
 from projections.ledger_fold import FoldState, LedgerFold, PageChanges
@@ -43,6 +44,7 @@ from projections.rows import (
     TransactionRow,
     WalletRow,
 )
+from projections.times import micros, to_micros
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +90,7 @@ class AuditReplay:
     def _run(self, until_position: int | None, until: datetime | None) -> ReplayReport:
         mismatches = _Mismatches()
         with self._snapshot() as cursor:
-            model_position = self.store._position(cursor)
+            model_position = self.store.tracking.position(cursor)
             cut = until_position if until_position is not None else (
                 model_position if until is None else self.log.head())
             verifier = ChainVerifier(

@@ -16,9 +16,10 @@ from typing import Any
 
 from eventsourcing.application import Application
 
+from application.eventlog.decoder import EventDecoder
+from application.eventlog.reader import event_log_for
 from projections import ledger_metrics as metrics
 from projections.balance_cache import BalanceCache
-from projections.events import EventDecoder, event_log_for
 from projections.projector import DEFAULT_PAGE_EVENTS, DEFAULT_POLL_INTERVAL_S, Progress, Projector
 from projections.queries import MIN_POSITION_WAIT_S
 from projections.read_model_store import open_store

@@ -23,5 +23,5 @@ exactly-once compare-and-set) is made once.
 Layer rule (the smallest change to DESIGN's "projections import domain"):
 projections import ``application.eventlog``, the application's published
 log, and nothing else of application; so this package imports nothing of
-application, projections or interface (``tests/eventlog/test_layers.py``).
+application, projections or interface (``tests/test_architecture.py``).
 """

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from application.eventlog.locks import AdvisoryLock, FileLock, advisory_lock_key, conninfo_of
 from application.settlement.chain_port import ChainPort
 from application.settlement.fold import SettlementFold
 from application.settlement.lease import Lease
@@ -23,7 +24,6 @@ from application.write.event_store import LedgerApplication
 from interface.chain import transactions as tx
 from interface.chain.custody import CustodyKey, load_custody_keypair
 from interface.wiring.settings import Settings
-from projections.read_model_store import AdvisoryLock, FileLock, advisory_lock_key
 
 EMBEDDED_CHAIN_DIR = "chain"
 LEASE_FILE_NAME = "settlement.lock"
@@ -36,10 +36,8 @@ def lease_for(recorder: Any) -> Lease:
 
     if isinstance(recorder, PostgresApplicationRecorder):
         datastore = recorder.datastore
-        kwargs: dict[str, Any] = dict(datastore.pool.kwargs)  # type: ignore[arg-type]
-        conninfo = {key: kwargs[key] for key in ("dbname", "host", "port", "user", "password")}
         key = advisory_lock_key(f"deals-ledger:settlement:{datastore.schema}")
-        return AdvisoryLock(conninfo, key, purpose="settlement")
+        return AdvisoryLock(conninfo_of(datastore), key, purpose="settlement")
     return FileLock(Path(recorder.datastore.pool.db_name).parent / LEASE_FILE_NAME)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from projections.events import LogEvent
+from application.eventlog.reader import LogEvent
 from projections.hashchain import ChainVerifier, HashChain
 
 

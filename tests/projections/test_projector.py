@@ -10,9 +10,11 @@ from uuid import uuid4
 import pytest
 
 from application import commands as c
+from application.eventlog.locks import OneHolderLock
+from application.eventlog.tracking import TrackingConflict
 from projections.projector import Projector
 from projections.queries import ReadModelBehind
-from projections.read_model_store import ProjectionLock, TrackingConflict, open_store
+from projections.read_model_store import open_store
 from projections.runtime import ReadSide
 from tests.projections.conftest import dump
 
@@ -80,7 +82,7 @@ def test_a_crash_after_commit_is_not_applied_again_by_a_new_projector(ledger, re
         other.close()
 
 
-class AlwaysGranted(ProjectionLock):
+class AlwaysGranted(OneHolderLock):
     """No mutual exclusion at all: only the tracking compare-and-set is left."""
 
     def try_acquire(self) -> bool:
