@@ -1,9 +1,9 @@
 """Folds the event log into the settlement store (``application.settlement.store``).
 
-It reads the log a page at a time after the store's tracking position and
-applies the page and the new position in one transaction, so each event is
-applied once. Only Transfer, Reconciliation and Finding events are decoded;
-the rest only move the position.
+It follows the log with the log's page loop (``application.eventlog``) and
+applies each page and the new tracking position in one transaction, so each
+event is applied once. Only Transfer, Reconciliation and Finding events are
+decoded; the rest only move the position.
 
 What a movement is on chain is decided here, once:
 
@@ -24,9 +24,12 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
 
+from application.eventlog.decoder import EventDecoder
+from application.eventlog.page_loop import PageLoop
+from application.eventlog.reader import LogEvent
+from application.eventlog.tracking import TrackingConflict
 from application.settlement.store import (
     AWAITING_CAPTURE,
     FAILED,
@@ -38,7 +41,6 @@ from application.settlement.store import (
     SUPERSEDED,
     Cursor,
     SettlementStore,
-    TrackingConflict,
 )
 from application.write.event_store import LedgerApplication
 from domain.reconciliation import Finding, Reconciliation
@@ -70,8 +72,9 @@ class SettlementFold:
         self.app = app
         self.store = store
         self.page_events = page_events
+        self.decoder = EventDecoder(app.mapper)
         self._lock = threading.Lock()
-        self._position: int | None = None  # where this fold left tracking
+        self._pages = PageLoop(app.event_log, self)
 
     def catch_up(self) -> int:
         """Apply the log up to its current head; returns the store's position."""
@@ -79,58 +82,53 @@ class SettlementFold:
             for _ in range(CATCH_UP_PAGES_MAX):
                 if not self._apply_next_page():
                     break
-            return self._position if self._position is not None else self.store.position()
+            return self._pages.position()
 
     def rebuild(self) -> int:
         """Empty the store and fold the whole log again."""
         with self._lock:
             self.store.reset()
-            self._position = None
+            self._pages.forget()
         return self.catch_up()
 
     def _apply_next_page(self) -> bool:
-        """Apply the next page; False when it was the last one for now. The
-        position this fold left is trusted until a compare-and-set says
-        another fold moved it."""
-        previous = self._position if self._position is not None else self.store.position()
-        notifications = self.app.recorder.select_notifications(
-            start=previous + 1, limit=self.page_events
-        )
-        if not notifications:
-            self._position = previous
-            return False
+        """Apply the next page; False when it was the last one for now."""
         try:
-            with self.store.transaction(durable=False) as cursor:
-                self.store.advance(cursor, previous, notifications[-1].id)
-                page = _Page(self.store, cursor, self.app)
-                for notification in notifications:
-                    page.apply(notification)
-        except TrackingConflict:
-            logger.info("settlement fold: another process applied the page after %d", previous)
-            self._position = None
+            events = self._pages.apply_next(self.page_events)
+        except TrackingConflict as conflict:
+            logger.info("settlement fold: another process applied the page after %d",
+                        conflict.previous)
             return True
-        except BaseException:
-            self._position = None
-            raise
-        self._position = notifications[-1].id
-        return len(notifications) == self.page_events
+        return len(events) == self.page_events
+
+    # The page loop's consumer
+
+    def tracked_position(self) -> int:
+        return self.store.position()
+
+    def apply_page(self, previous: int, events: list[LogEvent]) -> None:
+        with self.store.transaction(durable=False) as cursor:
+            self.store.tracking.advance(cursor, previous, events[-1].position)
+            page = _Page(self.store, cursor, self.decoder)
+            for event in events:
+                page.apply(event)
 
 
 class _Page:
     """One page's transaction: the handlers below run SQL through it."""
 
-    def __init__(self, store: SettlementStore, cursor: Cursor, app: LedgerApplication) -> None:
+    def __init__(self, store: SettlementStore, cursor: Cursor, decoder: EventDecoder) -> None:
         self.store = store
         self.cursor = cursor
-        self.app = app
+        self.decoder = decoder
         self.position = 0
 
-    def apply(self, notification: Notification) -> None:
-        handler = _HANDLERS.get(notification.topic)
+    def apply(self, event: LogEvent) -> None:
+        handler = _HANDLERS.get(event.topic)
         if handler is None:
             return
-        self.position = notification.id
-        handler(self, self.app.mapper.to_domain_event(notification))
+        self.position = event.position
+        handler(self, self.decoder.domain_event(event))
 
     def run(self, sql: str, *params: Any) -> None:
         self.cursor.execute(self.store.sql(sql), params)

@@ -1,9 +1,10 @@
 """One active settler: the lease the settlement process holds while it works.
 
-The interface supplies it (``interface.wiring.settler.lease_for``): on SQLite an
-exclusive ``flock`` on a file in the data dir, on PostgreSQL a session
-advisory lock held on a connection of its own. Either is dropped by the OS or
-the server when its holder dies, so a standby settler takes over without
+The interface supplies it (``interface.wiring.settler.lease_for``): one of the
+log's one-active-holder locks (``application.eventlog.locks``), an exclusive
+``flock`` on a file in the data dir on SQLite, a session advisory lock held
+on a connection of its own on PostgreSQL. Either is dropped by the OS or the
+server when its holder dies, so a standby settler takes over without
 waiting for a timeout.
 
 The lease keeps a second settler from doing the same work; it is not what
@@ -14,15 +15,6 @@ cannot record, and so cannot send, a submission another one replaced.
 
 from __future__ import annotations
 
-from typing import Protocol
+from application.eventlog.locks import OneHolderLock
 
-
-class Lease(Protocol):
-    def try_acquire(self) -> bool:
-        """Take the lease if free (or already ours); never blocks."""
-        ...
-
-    @property
-    def held(self) -> bool: ...
-
-    def release(self) -> None: ...
+Lease = OneHolderLock

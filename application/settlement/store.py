@@ -7,10 +7,11 @@ submitted and what became of them; each account's balance of SETTLED
 movements; and the reconciliation runs and findings. This store keeps those
 answers as tables, derived from the log by ``application.settlement.fold``.
 Each page of events and the tracking position commit in one transaction with
-a compare-and-set on the position, so every event is applied exactly once
-and a crash resumes where the last page ended. Dropping the tables and
-folding from position 0 rebuilds everything (except the reconciliation
-watermarks, a cache of work already done, which then starts over).
+a compare-and-set on the position (``application.eventlog.tracking``), so
+every event is applied exactly once and a crash resumes where the last page
+ended. Dropping the tables and folding from position 0 rebuilds everything
+(except the reconciliation watermarks, a cache of work already done, which
+then starts over).
 
 On SQLite the tables live in their own file beside the event store
 (``settlement.sqlite``), so they never wait for the event store's write
@@ -27,10 +28,12 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 from uuid import UUID
 
+from application.eventlog.tracking import Tracking
 from domain.transfer import SETTLED as DOMAIN_SETTLED
 from domain.transfer import (
     SETTLEMENT_AWAITING_CAPTURE,
@@ -115,11 +118,6 @@ recorded or resolved meanwhile, so the two views belong together."""
 VERIFIED_SETTLED_POSITION = "verified_settled_position"
 """Meta: settlements up to this log position were found on chain by a
 finished reconciliation (the next run checks only later ones)."""
-
-
-class TrackingConflict(Exception):
-    """Another fold moved the tracking position first; this page was not
-    applied (its transaction rolled back). Read the position and go on."""
 
 
 @dataclass(frozen=True)
@@ -217,34 +215,19 @@ class SettlementStore:
     def _ddl(self) -> list[str]:
         return [statement.strip() for statement in self.sql(_DDL).split(";") if statement.strip()]
 
-    def _seed_tracking(self, cursor: Cursor) -> None:
-        cursor.execute(self.sql(
-            "INSERT INTO {settlement_tracking} (name, position) VALUES (?, 0) "
-            "ON CONFLICT (name) DO NOTHING"
-        ), (TRACKING_NAME,))
-
     # Tracking
+
+    @cached_property
+    def tracking(self) -> Tracking:
+        """The fold's row in ``settlement_tracking`` (a stored contract: the
+        table, its ``name`` and ``position`` columns); ``?`` placeholders on
+        both databases, as every cursor here takes them."""
+        return Tracking(self._names["settlement_tracking"], TRACKING_NAME,
+                        name_column="name", position_column="position")
 
     def position(self) -> int:
         with self.read() as cursor:
-            cursor.execute(self.sql(
-                "SELECT position FROM {settlement_tracking} WHERE name = ?"
-            ), (TRACKING_NAME,))
-            row = cursor.fetchone()
-        return 0 if row is None else int(row[0])
-
-    def advance(self, cursor: Cursor, previous: int, position: int) -> None:
-        """Move tracking from ``previous`` to ``position``, first thing in a
-        page's transaction: a second fold of the same page waits on this row
-        and then finds it moved."""
-        if position <= previous:
-            raise ValueError("tracking_must_move_forward")
-        cursor.execute(self.sql(
-            "UPDATE {settlement_tracking} SET position = ? WHERE name = ? AND position = ? "
-            "RETURNING position"
-        ), (position, TRACKING_NAME, previous))
-        if cursor.fetchone() is None:
-            raise TrackingConflict(f"settlement tracking is no longer at {previous}")
+            return self.tracking.position(cursor)
 
     # The queue and what is in flight
 
@@ -413,7 +396,7 @@ class SettlementStore:
     def _reset(self, cursor: Cursor) -> None:
         for table in _TABLES:
             cursor.execute(self.sql(f"DELETE FROM {{{table}}}"))  # noqa: S608
-        self._seed_tracking(cursor)
+        self.tracking.seed(cursor)
 
     def _create(self, cursor: Cursor) -> None:
         """Create what is missing; tables of another ``SETTLEMENT_SCHEMA_VERSION``
@@ -421,7 +404,7 @@ class SettlementStore:
         transaction that marks the new version."""
         for statement in self._ddl():
             cursor.execute(statement)
-        self._seed_tracking(cursor)
+        self.tracking.seed(cursor)
         cursor.execute(self.sql("SELECT value FROM {settlement_meta} WHERE name = ?"),
                        (SCHEMA_VERSION_META,))
         row = cursor.fetchone()
