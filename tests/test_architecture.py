@@ -11,6 +11,7 @@ and the import.
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -41,13 +42,27 @@ def imported_modules(path: Path) -> list[str]:
 
 @pytest.mark.parametrize("layer", PRODUCT)
 def test_imports_point_inward(layer: str) -> None:
-    wrong = [
-        f"{path.relative_to(REPO)} imports {name}"
-        for path in sorted((REPO / layer).rglob("*.py"))
-        for name in imported_modules(path)
-        if name.split(".")[0] in FORBIDDEN[layer] and not published(layer, name)
-    ]
+    wrong = wrong_imports((REPO / layer).rglob("*.py"), FORBIDDEN[layer], layer)
     assert not wrong, "\n".join(wrong)
+
+
+def test_the_published_log_stands_alone() -> None:
+    """So that projections importing it import nothing else of application."""
+    package = REPO / PUBLISHED["projections"].replace(".", "/")
+    assert list(package.rglob("*.py")), "the published log moved: update PUBLISHED"
+    wrong = wrong_imports(package.rglob("*.py"), ("application", "projections", "interface"),
+                          "projections")
+    assert not wrong, "\n".join(wrong)
+
+
+def wrong_imports(paths: Iterable[Path], roots: tuple[str, ...], layer: str) -> list[str]:
+    """Imports of ``paths`` into ``roots``, but what ``layer`` may import of them."""
+    return [
+        f"{path.relative_to(REPO)} imports {name}"
+        for path in sorted(paths)
+        for name in imported_modules(path)
+        if name.split(".")[0] in roots and not published(layer, name)
+    ]
 
 
 def published(layer: str, name: str) -> bool:
