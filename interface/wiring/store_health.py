@@ -11,6 +11,15 @@ The pool itself retries a lost connection every second instead of backing
 off exponentially: after a long outage the first command must not wait
 half a minute for the pool's next attempt.
 
+One failed probe proves little: under CPU load a connection can take longer
+than its timeout, and a server at its connection limit refuses new sessions
+while the pool's open ones serve commands well. So the probe tells three
+answers apart. *Full* (SQLSTATE 53300 too_many_connections) means the
+server is up: never down. *Slow* (the connect timed out) and *unreachable*
+(refused, reset, no route) count as failures, and the store is declared
+down only after ``FAILED_PROBES_DOWN`` of them in a row (about two
+seconds); one probe that answers declares it up again.
+
 SQLite is a file in the process's own data dir: there is nothing to probe.
 """
 
@@ -27,6 +36,16 @@ logger = logging.getLogger(__name__)
 
 PROBE_INTERVAL_S = 1.0
 PROBE_CONNECT_TIMEOUT_S = 2
+FAILED_PROBES_DOWN = 2
+"""Consecutive failed probes (slow or unreachable) before the store is down."""
+SERVER_UP_SQLSTATES = frozenset({"53300"})
+"""too_many_connections: the server answered, it is up, and full."""
+SERVER_FULL_MESSAGES = (
+    "too many connections", "too many clients", "remaining connection slots are reserved",
+)
+"""libpq reports a refused session without its SQLSTATE (psycopg's error has
+none), so a full server is also known by the server's own words (in the
+server's default English messages)."""
 
 
 def reconnect_pools_every_second() -> None:
@@ -43,6 +62,7 @@ class StoreHealth:
     def __init__(self, conninfo: Mapping[str, Any] | None, interval_s: float = PROBE_INTERVAL_S) -> None:
         self._conninfo = dict(conninfo) if conninfo else None
         self._down = False
+        self._failures = 0
         self._background = periodic("store-health", interval_s, self.probe,
                                     failure="store probe failed", log=logger)
 
@@ -58,7 +78,8 @@ class StoreHealth:
         self._background.stop(timeout_s=PROBE_CONNECT_TIMEOUT_S + 5)
 
     def probe(self) -> bool:
-        """One fresh connection and ``SELECT 1``; True when it answered."""
+        """One fresh connection and ``SELECT 1``; True when the server
+        answered (a full server answers too: it is up)."""
         import psycopg
 
         if self._conninfo is None:
@@ -69,10 +90,19 @@ class StoreHealth:
             ) as conn:
                 conn.execute("SELECT 1")
         except psycopg.Error as error:
-            self._set_down(True, type(error).__name__)
-            return False
+            if _server_is_full(error):
+                logger.info("store probe: the server is up but full")
+            else:
+                self._failed(type(error).__name__)
+                return False
+        self._failures = 0
         self._set_down(False, "")
         return True
+
+    def _failed(self, reason: str) -> None:
+        self._failures += 1
+        if self._failures >= FAILED_PROBES_DOWN:
+            self._set_down(True, reason)
 
     def _set_down(self, down: bool, reason: str) -> None:
         if down and not self._down:
@@ -83,3 +113,9 @@ class StoreHealth:
             logger.warning("event store reachable again")
         self._down = down
 
+
+def _server_is_full(error: Exception) -> bool:
+    if getattr(error, "sqlstate", None) in SERVER_UP_SQLSTATES:
+        return True
+    text = str(error)
+    return any(words in text for words in SERVER_FULL_MESSAGES)
