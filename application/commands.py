@@ -3,17 +3,23 @@
 Each command names its idempotency key (``command_id``) and knows its
 fingerprint: a digest of what was asked, stored with the first outcome so a
 retry can be told apart from a different request reusing the id.
+
+Each command also declares whose funds it debits (``debits``), so the rule
+that only an admin may debit the system accounts (``application.authority``)
+is checked once, for every command, instead of by routes that must remember.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import ClassVar
 from uuid import UUID
 
 from domain.errors import InvalidRequest
+from domain.system import ISSUANCE_ID, REWARDS_ID, TREASURY_ID
 
 REASON_LENGTH_MAX = 500
 BATCH_ITEMS_MAX = 8000
@@ -47,6 +53,37 @@ def _field_names(command_type: type) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
+class Debits:
+    """Whose funds a command moves, reserves or lets others move: what the
+    rule on the system accounts (``application.authority``) asks of it."""
+
+    accounts: frozenset[UUID] = frozenset()
+    by_design: frozenset[UUID] = frozenset()
+    """System accounts among ``accounts`` that the command is made to debit
+    (a reward is paid out of the pool): sending it is permission enough."""
+    unknown: bool = False
+    """Only the ledger's state names them (a reversal debits whatever the
+    original credited): the rule takes the command to debit any account."""
+
+    @classmethod
+    def of(cls, *accounts: UUID) -> Debits:
+        return cls(frozenset(accounts))
+
+    @classmethod
+    def union(cls, parts: Iterable[Debits]) -> Debits:
+        listed = tuple(parts)
+        return cls(
+            frozenset[UUID]().union(*(part.accounts for part in listed)),
+            frozenset[UUID]().union(*(part.by_design for part in listed)),
+            any(part.unknown for part in listed),
+        )
+
+
+NO_DEBITS = Debits()
+UNKNOWN_DEBITS = Debits(unknown=True)
+
+
+@dataclass(frozen=True)
 class Command:
     """Base of all commands. ``kind`` names it in fingerprints and metrics."""
 
@@ -61,6 +98,12 @@ class Command:
         text = "|".join([self.kind, *(str(getattr(self, name)) for name in names)])
         return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
+    def debits(self) -> Debits:
+        """Every command declares its own (a test names one that does not).
+        Until it does, it is taken to debit any account: denied to all but
+        an admin."""
+        return UNKNOWN_DEBITS
+
 
 @dataclass(frozen=True)
 class OpenAccount(Command):
@@ -72,17 +115,26 @@ class OpenAccount(Command):
     def command_id(self) -> UUID:
         return self.account_id
 
+    def debits(self) -> Debits:
+        return NO_DEBITS
+
 
 @dataclass(frozen=True)
 class FreezeAccount(Command):
     kind: ClassVar[str] = "freeze_account"
     account_id: UUID
 
+    def debits(self) -> Debits:
+        return NO_DEBITS
+
 
 @dataclass(frozen=True)
 class UnfreezeAccount(Command):
     kind: ClassVar[str] = "unfreeze_account"
     account_id: UUID
+
+    def debits(self) -> Debits:
+        return NO_DEBITS
 
 
 @dataclass(frozen=True)
@@ -97,6 +149,9 @@ class TransferFunds(Command):
     @property
     def command_id(self) -> UUID:
         return self.transfer_id
+
+    def debits(self) -> Debits:
+        return Debits.of(self.source)
 
 
 @dataclass(frozen=True)
@@ -113,6 +168,9 @@ class TransferBatch(Command):
             raise InvalidRequest("a batch needs at least one transfer")
         if len(self.transfers) > BATCH_ITEMS_MAX:
             raise InvalidRequest(f"a batch holds at most {BATCH_ITEMS_MAX} transfers")
+
+    def debits(self) -> Debits:
+        return Debits.union(item.debits() for item in self.transfers)
 
 
 @dataclass(frozen=True)
@@ -131,6 +189,10 @@ class TransferFrom(Command):
     def command_id(self) -> UUID:
         return self.transfer_id
 
+    def debits(self) -> Debits:
+        """The owner's funds, moved by the spender."""
+        return Debits.of(self.source)
+
 
 @dataclass(frozen=True)
 class SetAllowance(Command):
@@ -138,6 +200,10 @@ class SetAllowance(Command):
     owner: UUID
     spender: UUID
     amount: int
+
+    def debits(self) -> Debits:
+        """The owner's funds, which the spender may then move."""
+        return Debits.of(self.owner)
 
 
 @dataclass(frozen=True)
@@ -150,6 +216,9 @@ class ChargeFee(Command):
     @property
     def command_id(self) -> UUID:
         return self.charge_id
+
+    def debits(self) -> Debits:
+        return Debits.of(self.account_id)
 
 
 @dataclass(frozen=True)
@@ -164,6 +233,10 @@ class DistributeReward(Command):
     def command_id(self) -> UUID:
         return self.reward_id
 
+    def debits(self) -> Debits:
+        """Paid out of the rewards pool: what the command is for."""
+        return Debits(frozenset({REWARDS_ID}), by_design=frozenset({REWARDS_ID}))
+
 
 @dataclass(frozen=True)
 class Mint(Command):
@@ -176,6 +249,9 @@ class Mint(Command):
     @property
     def command_id(self) -> UUID:
         return self.transfer_id
+
+    def debits(self) -> Debits:
+        return Debits.of(ISSUANCE_ID)
 
 
 @dataclass(frozen=True)
@@ -190,6 +266,9 @@ class Burn(Command):
     def command_id(self) -> UUID:
         return self.transfer_id
 
+    def debits(self) -> Debits:
+        return Debits.of(self.source)
+
 
 @dataclass(frozen=True)
 class ReverseTransfer(Command):
@@ -202,6 +281,10 @@ class ReverseTransfer(Command):
     @property
     def command_id(self) -> UUID:
         return self.reversal_id
+
+    def debits(self) -> Debits:
+        """Whatever the original credited: only the ledger's state says."""
+        return UNKNOWN_DEBITS
 
 
 @dataclass(frozen=True)
@@ -220,6 +303,9 @@ class PlaceHold(Command):
     def command_id(self) -> UUID:
         return self.hold_id
 
+    def debits(self) -> Debits:
+        return Debits.of(self.account_id)
+
 
 @dataclass(frozen=True)
 class CaptureHold(Command):
@@ -231,6 +317,10 @@ class CaptureHold(Command):
     def command_id(self) -> UUID:
         return self.hold_id
 
+    def debits(self) -> Debits:
+        """The funds were reserved, and the rule applied, when the hold was placed."""
+        return NO_DEBITS
+
 
 @dataclass(frozen=True)
 class VoidHold(Command):
@@ -241,11 +331,17 @@ class VoidHold(Command):
     def command_id(self) -> UUID:
         return self.hold_id
 
+    def debits(self) -> Debits:
+        return NO_DEBITS
+
 
 @dataclass(frozen=True)
 class ExpireHold(Command):
     kind: ClassVar[str] = "expire_hold"
     hold_id: UUID
+
+    def debits(self) -> Debits:
+        return NO_DEBITS
 
 
 @dataclass(frozen=True)
@@ -254,12 +350,18 @@ class ConnectWallet(Command):
     account_id: UUID
     address: str
 
+    def debits(self) -> Debits:
+        return NO_DEBITS
+
 
 @dataclass(frozen=True)
 class DisconnectWallet(Command):
     kind: ClassVar[str] = "disconnect_wallet"
     account_id: UUID
     address: str
+
+    def debits(self) -> Debits:
+        return NO_DEBITS
 
 
 @dataclass(frozen=True)
@@ -270,6 +372,9 @@ class SetPriceRule(Command):
     valid_from: datetime | None = None
     valid_to: datetime | None = None
 
+    def debits(self) -> Debits:
+        return NO_DEBITS
+
 
 @dataclass(frozen=True)
 class Genesis(Command):
@@ -277,6 +382,10 @@ class Genesis(Command):
     supply to the treasury and fund the rewards pool. Safe to repeat."""
 
     kind: ClassVar[str] = "genesis"
+
+    def debits(self) -> Debits:
+        """The initial mint, and the rewards pool funded from the treasury."""
+        return Debits.of(ISSUANCE_ID, TREASURY_ID)
 
 
 # Settlement: the settlement process records every step in the log.
@@ -319,6 +428,9 @@ class RecordSubmission(Command):
     transfer_ids: tuple[UUID, ...]
     supersedes: str | None = None
 
+    def debits(self) -> Debits:
+        return NO_DEBITS
+
 
 @dataclass(frozen=True)
 class MarkSettled(Command):
@@ -326,6 +438,9 @@ class MarkSettled(Command):
     signature: str
     slot: int
     transfer_ids: tuple[UUID, ...]
+
+    def debits(self) -> Debits:
+        return NO_DEBITS
 
 
 @dataclass(frozen=True)
@@ -337,6 +452,9 @@ class MarkSettlementRejected(Command):
     signature: str
     error: str
     transfer_ids: tuple[UUID, ...]
+
+    def debits(self) -> Debits:
+        return NO_DEBITS
 
 
 @dataclass(frozen=True)
@@ -350,6 +468,10 @@ class MarkSettlementFailed(Command):
     error: str
     transfer_ids: tuple[UUID, ...]
 
+    def debits(self) -> Debits:
+        """Its compensating reversals debit whatever the failed movements credited."""
+        return UNKNOWN_DEBITS
+
 
 @dataclass(frozen=True)
 class RecordGenesisSettlement(Command):
@@ -359,6 +481,9 @@ class RecordGenesisSettlement(Command):
     kind: ClassVar[str] = "record_genesis_settlement"
     signature: str
     slot: int
+
+    def debits(self) -> Debits:
+        return NO_DEBITS
 
 
 # Reconciliation: runs and findings are recorded; nothing is corrected.
@@ -383,6 +508,9 @@ class StartReconciliation(Command):
     kind: ClassVar[str] = "start_reconciliation"
     reconciliation_id: UUID
 
+    def debits(self) -> Debits:
+        return NO_DEBITS
+
 
 @dataclass(frozen=True)
 class RecordFindings(Command):
@@ -394,6 +522,9 @@ class RecordFindings(Command):
         if len(self.findings) > FINDINGS_PER_COMMAND_MAX:
             raise InvalidRequest(f"at most {FINDINGS_PER_COMMAND_MAX} findings per command")
 
+    def debits(self) -> Debits:
+        return NO_DEBITS
+
 
 @dataclass(frozen=True)
 class FinishReconciliation(Command):
@@ -404,6 +535,9 @@ class FinishReconciliation(Command):
     mismatches: int
     unmatched_signatures: int
     findings_total: int
+
+    def debits(self) -> Debits:
+        return NO_DEBITS
 
 
 @dataclass(frozen=True)
@@ -417,6 +551,10 @@ class AdjustForFinding(Command):
     finding_id: UUID
     reason: str = ""
 
+    def debits(self) -> Debits:
+        """A mint or a burn of the finding's account: the finding says which."""
+        return UNKNOWN_DEBITS
+
 
 @dataclass(frozen=True)
 class RetryCompensation(Command):
@@ -426,3 +564,7 @@ class RetryCompensation(Command):
 
     kind: ClassVar[str] = "retry_compensation"
     transfer_id: UUID
+
+    def debits(self) -> Debits:
+        """The compensating reversal: see ReverseTransfer."""
+        return UNKNOWN_DEBITS

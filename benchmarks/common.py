@@ -15,6 +15,7 @@ from typing import Any
 from uuid import uuid4
 
 from application import commands as c
+from application.authority import INTERNAL
 from application.write.aggregate_cache import AggregateCache
 from application.write.event_store import LedgerApplication
 from application.write.processor import CommandProcessor, utc_now
@@ -58,11 +59,12 @@ class Filler:
         self.app = LedgerApplication(settings.eventsourcing_env())
         self.processor = CommandProcessor(self.app, cache=AggregateCache(accounts * 4))
         self.writer = CommandWriter(self.processor, batch_commands_max=4).start()
-        self.writer.execute(c.Genesis())
+        self.writer.execute(c.Genesis(), authority=INTERNAL)
         self.accounts = [uuid4() for _ in range(accounts)]
-        for future in [self.writer.submit(c.OpenAccount(a)) for a in self.accounts]:
+        for future in [self.writer.submit(c.OpenAccount(a), authority=INTERNAL) for a in self.accounts]:
             future.result(60)
-        for future in [self.writer.submit(c.Mint(uuid4(), a, 10**12)) for a in self.accounts]:
+        mints = [c.Mint(uuid4(), a, 10**12) for a in self.accounts]
+        for future in [self.writer.submit(mint, authority=INTERNAL) for mint in mints]:
             future.result(60)
 
     def fill(self, events: int, *, per_batch: int = 8000, in_flight: int = 4) -> float:
@@ -80,7 +82,7 @@ class Filler:
                     if source == destination:
                         destination = self.accounts[(counter + 1) % n]
                     items.append(c.TransferFunds(uuid4(), source, destination, 1, "bench"))
-                futures.append(self.writer.submit(c.TransferBatch(tuple(items))))
+                futures.append(self.writer.submit(c.TransferBatch(tuple(items)), authority=INTERNAL))
             for future in futures:
                 future.result(600)
         return time.perf_counter() - started

@@ -24,6 +24,7 @@ import uuid
 from pathlib import Path
 
 from application import commands as c
+from application.authority import INTERNAL
 from application.settlement.process import SettlementConfig, SettlementProcess
 from application.write.aggregate_cache import AggregateCache
 from application.write.event_store import LedgerApplication
@@ -45,7 +46,7 @@ class BenchLedger:
     def __init__(self, env: dict[str, str]) -> None:
         self.app = LedgerApplication(env)
         self.writer = CommandWriter(CommandProcessor(self.app, cache=AggregateCache())).start()
-        self.writer.execute(c.Genesis())
+        self.writer.execute(c.Genesis(), authority=INTERNAL)
 
     def close(self) -> None:
         self.writer.stop()
@@ -56,15 +57,17 @@ def record_movements(ledger: BenchLedger, movements: int, accounts: int) -> None
     """Fund the accounts from the treasury, then random transfers between
     them (each small enough that no account runs dry)."""
     opened = [uuid.uuid4() for _ in range(accounts)]
-    futures = [ledger.writer.submit(c.OpenAccount(account)) for account in opened]
+    futures = [ledger.writer.submit(c.OpenAccount(account), authority=INTERNAL) for account in opened]
     futures += [
-        ledger.writer.submit(c.TransferFunds(uuid.uuid4(), TREASURY_ID, a, 10_000 * UNITS_PER_DEAL))
+        ledger.writer.submit(c.TransferFunds(uuid.uuid4(), TREASURY_ID, a, 10_000 * UNITS_PER_DEAL),
+                             authority=INTERNAL)
         for a in opened
     ]
     rng = random.Random(7)
     for _ in range(movements - accounts):
         source, destination = rng.sample(opened, 2)
-        futures.append(ledger.writer.submit(c.TransferFunds(uuid.uuid4(), source, destination, 1)))
+        moved = c.TransferFunds(uuid.uuid4(), source, destination, 1)
+        futures.append(ledger.writer.submit(moved, authority=INTERNAL))
     for future in futures:
         future.result(60)
 

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from application import commands as c
+from application.authority import INTERNAL
 from application.write.aggregate_cache import AggregateCache
 from application.write.event_store import LedgerApplication
 from application.write.processor import CommandProcessor
@@ -50,9 +51,10 @@ def bench_store(database_url: str | None):
 
 def open_funded_accounts(writer: CommandWriter, count: int) -> list[uuid.UUID]:
     accounts = [uuid.uuid4() for _ in range(count)]
-    for future in [writer.submit(c.OpenAccount(a)) for a in accounts]:
+    for future in [writer.submit(c.OpenAccount(a), authority=INTERNAL) for a in accounts]:
         future.result()
-    mints = [writer.submit(c.Mint(uuid.uuid4(), a, 1000 * UNITS_PER_DEAL)) for a in accounts]
+    mints = [writer.submit(c.Mint(uuid.uuid4(), a, 1000 * UNITS_PER_DEAL), authority=INTERNAL)
+             for a in accounts]
     for future in mints:
         future.result()
     return accounts
@@ -75,7 +77,7 @@ def run_load(writer: CommandWriter, commands: list[c.Command], in_flight: int) -
     started = time.perf_counter()
     pending: list = []
     for command in commands:
-        pending.append((time.perf_counter(), writer.submit(command)))
+        pending.append((time.perf_counter(), writer.submit(command, authority=INTERNAL)))
         if len(pending) >= in_flight:
             submitted, future = pending.pop(0)
             future.result()
@@ -97,7 +99,7 @@ def scenario(env: dict, *, batch_max: int, build: Callable, count: int, in_fligh
     processor = CommandProcessor(app, cache=AggregateCache(100_000))
     writer = CommandWriter(processor, batch_commands_max=batch_max).start()
     try:
-        writer.execute(c.Genesis())
+        writer.execute(c.Genesis(), authority=INTERNAL)
         accounts = open_funded_accounts(writer, 1000)
         rng = random.Random(1)  # noqa: S311
         commands = list(build(accounts, count, rng))

@@ -47,6 +47,7 @@ from typing import Any, Protocol, TypeVar
 
 from application import commands as c
 from application.alerts import AlertKind, raise_alert
+from application.authority import INTERNAL, Authority
 from application.errors import LedgerUnavailable
 from application.outcomes import SettlementStep
 from application.retry import RetryPolicy, Sleep, retrying
@@ -88,7 +89,7 @@ class SettlementError(Exception):
 class CommandSubmitter(Protocol):
     """The command writer as settlement uses it."""
 
-    def submit(self, command: c.Command) -> Future: ...
+    def submit(self, command: c.Command, *, authority: Authority) -> Future: ...
 
 
 @dataclass(frozen=True)
@@ -401,7 +402,8 @@ class SettlementProcess:
         async def attempt() -> Any:
             # shielded: a cancelled settler leaves the command to finish on
             # its own (its outcome is in the log either way)
-            return await asyncio.shield(asyncio.wrap_future(self.writer.submit(command)))
+            submitted = self.writer.submit(command, authority=INTERNAL)
+            return await asyncio.shield(asyncio.wrap_future(submitted))
 
         return await retrying(
             attempt, retry_on=(LedgerUnavailable,), policy=self.config.retry,

@@ -39,6 +39,7 @@ from uuid import UUID, uuid4, uuid5
 
 from application import commands as c
 from application.alerts import AlertKind, raise_alert
+from application.authority import INTERNAL, Authority
 from application.errors import LedgerUnavailable
 from application.outcomes import MovementRecorded
 from application.retry import RetryPolicy, Sleep, retrying
@@ -417,7 +418,8 @@ class Reconciler:
         async def attempt() -> Any:
             # shielded: a cancelled settler leaves the command to finish on
             # its own (its outcome is in the log either way)
-            return await asyncio.shield(asyncio.wrap_future(self.writer.submit(command)))
+            submitted = self.writer.submit(command, authority=INTERNAL)
+            return await asyncio.shield(asyncio.wrap_future(submitted))
 
         return await retrying(
             attempt, retry_on=(LedgerUnavailable,), policy=self.config.retry,
@@ -451,7 +453,7 @@ def latest_reconciliation(fold: SettlementFold) -> ReconciliationReport | None:
 
 
 def adjust_for_finding(
-    fold: SettlementFold, writer: Any, finding_id: UUID, reason: str = ""
+    fold: SettlementFold, writer: Any, finding_id: UUID, authority: Authority, reason: str = ""
 ) -> MovementRecorded:
     """Admin: post the movement that resolves a finding. For a balance
     mismatch, a mint or burn against issuance that references it; refused
@@ -464,7 +466,9 @@ def adjust_for_finding(
     if finding is None:
         raise FindingNotFound(f"finding {finding_id} does not exist")
     if finding.kind == UNCOMPENSATED_FAILURE and finding.transfer_id is not None:
-        compensated: MovementRecorded = writer.execute(c.RetryCompensation(finding.transfer_id))
+        compensated: MovementRecorded = writer.execute(
+            c.RetryCompensation(finding.transfer_id), authority=authority
+        )
         fold.catch_up()
         return compensated
     if finding.adjusted_by is None and finding.kind == BALANCE_MISMATCH:
@@ -475,7 +479,9 @@ def adjust_for_finding(
                 f"finding {finding_id} is stale: the settled balance is {current} now, it "
                 f"was {finding.expected}; run a new reconciliation"
             )
-    outcome: MovementRecorded = writer.execute(c.AdjustForFinding(finding_id, reason))
+    outcome: MovementRecorded = writer.execute(
+        c.AdjustForFinding(finding_id, reason), authority=authority
+    )
     fold.catch_up()
     return outcome
 

@@ -1,7 +1,9 @@
 """The command writer: one thread per process that group-commits commands.
 
 Callers (HTTP handlers, the settlement process, the hold-expiry sweeper)
-submit commands to a bounded queue and get a future. The writer takes
+submit commands to a bounded queue and get a future. Each says who it is
+(an ``Authority``), and a command it may not send is refused before it is
+queued (``application.authority``). The writer takes
 whatever has queued up, up to a limit, decides it as one batch and commits
 it in one database transaction, then answers every caller. Under load the
 batches grow by themselves, so the cost of a commit is shared by many
@@ -18,6 +20,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
+from application.authority import Authority, check_debits
 from application.commands import Command
 from application.errors import InternalError, LedgerUnavailable
 from application.outcomes import Outcome
@@ -88,7 +91,8 @@ class CommandWriter:
     def queued(self) -> int:
         return self._queue.qsize()
 
-    def submit(self, command: Command) -> Future:
+    def submit(self, command: Command, *, authority: Authority) -> Future:
+        check_debits(command, authority)
         if self._stopping.is_set() or self._thread is None:
             raise LedgerUnavailable("the command writer is not running; retry")
         submission = _Submission(command, Future(), time.monotonic())
@@ -98,9 +102,12 @@ class CommandWriter:
             raise LedgerUnavailable("too many commands queued; retry shortly") from None
         return submission.future
 
-    def execute(self, command: Command, timeout_s: float = DEFAULT_ANSWER_TIMEOUT_S) -> Outcome:
+    def execute(
+        self, command: Command, *, authority: Authority,
+        timeout_s: float = DEFAULT_ANSWER_TIMEOUT_S,
+    ) -> Outcome:
         """Submit and wait: the outcome, or the command's LedgerError raised."""
-        return self.submit(command).result(timeout_s)
+        return self.submit(command, authority=authority).result(timeout_s)
 
     def _run(self) -> None:
         while True:

@@ -14,12 +14,15 @@ import argparse
 import json
 from uuid import UUID
 
+from application.authority import Authority
 from domain.amounts import format_amount
 from interface.cli.reconciliation_json import report_json
 from interface.wiring.service import LedgerService
 from interface.wiring.settings import Settings
 
 FINDINGS_EXIT_STATUS = 3
+OPERATOR = Authority("the operator (deals-ledger reconcile)", admin=True)
+"""Whoever runs the CLI holds the store's credentials: an admin."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,7 +40,7 @@ def run_reconcile(args: argparse.Namespace, settings: Settings) -> int:
     service = LedgerService(settings).start(settlement=False)
     try:
         if args.adjust is not None:
-            moved = service.adjust_for_finding(args.adjust, args.reason)
+            moved = service.adjust_for_finding(args.adjust, OPERATOR, args.reason)
             print(json.dumps({
                 "transfer_id": str(moved.transfer_id), "kind": moved.kind,
                 "amount": format_amount(moved.amount), "position": moved.position,

@@ -4,7 +4,8 @@
 ``requires(scope)`` is how a route declares the one scope it needs (a test
 walks the app's routes and fails any that declares none): it authenticates
 the bearer token, takes a token from the key's rate-limit bucket and
-checks the scope, in that order.
+checks the scope, in that order. ``Caller`` is the admitted key as the
+ledger's rules see it, which every command is sent as.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from fastapi import Depends, Request
 from fastapi.params import Depends as DependsParam
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from application.authority import Authority
 from interface.http.auth import Keyring, Principal, Scope
 from interface.http.errors import Forbidden, RateLimited, Unauthorized
 from interface.http.ratelimit import RateLimiter, retry_after_header
@@ -77,6 +79,18 @@ class ScopeGuard:
 def requires(scope: Scope) -> DependsParam:
     return Depends(ScopeGuard(scope))
 
+
+async def get_caller(request: Request) -> Authority:
+    """The key the route's scope guard admitted (route dependencies run
+    before the endpoint's). A route without a guard has no caller, and
+    sends nothing."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:
+        raise Unauthorized("this route admits no key to send commands")
+    return Authority(f"key {principal.name!r}", admin=principal.allows(Scope.ADMIN))
+
+
+Caller = Annotated[Authority, Depends(get_caller)]
 
 CAN_READ = requires(Scope.READ)
 CAN_WRITE = requires(Scope.WRITE)

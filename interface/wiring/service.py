@@ -15,6 +15,7 @@ from uuid import UUID
 from eventsourcing.persistence import PersistenceError
 
 from application import commands as c
+from application.authority import INTERNAL, Authority
 from application.errors import LedgerUnavailable
 from application.ops.hold_expiry import HoldExpirySweeper
 from application.outcomes import MovementRecorded
@@ -74,7 +75,7 @@ class LedgerService:
         DEALS_SETTLEMENT=off, when only ``deals-ledger settle`` workers
         should settle)."""
         self.writer.start()
-        self.writer.execute(c.Genesis())
+        self.writer.execute(c.Genesis(), authority=INTERNAL)
         self.store_health.start()
         if self.settings.projections_enabled if projections is None else projections:
             self.read_side.start()
@@ -104,14 +105,14 @@ class LedgerService:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    async def execute(self, command: c.Command) -> Any:
-        """Submit to the group-commit writer and await the outcome without
-        blocking the event loop. The wait is shielded: a cancelled caller
-        (client gone, shutdown) leaves the command to finish or not on its own,
-        exactly like a lost network answer, and a retry with the same id gets
-        the first outcome."""
+    async def execute(self, command: c.Command, authority: Authority) -> Any:
+        """Submit to the group-commit writer, as ``authority``, and await the
+        outcome without blocking the event loop. The wait is shielded: a
+        cancelled caller (client gone, shutdown) leaves the command to finish
+        or not on its own, exactly like a lost network answer, and a retry
+        with the same id gets the first outcome."""
         self.refuse_if_store_down()
-        future = self.writer.submit(command)
+        future = self.writer.submit(command, authority=authority)
         return await asyncio.shield(asyncio.wrap_future(future))
 
     # Reads the write side answers itself: cheap, strongly consistent, and
@@ -162,5 +163,7 @@ class LedgerService:
     def latest_reconciliation(self) -> ReconciliationReport | None:
         return self.settlement.latest_reconciliation()
 
-    def adjust_for_finding(self, finding_id: UUID, reason: str = "") -> MovementRecorded:
-        return adjust_for_finding(self.settlement_fold, self.writer, finding_id, reason)
+    def adjust_for_finding(
+        self, finding_id: UUID, authority: Authority, reason: str = ""
+    ) -> MovementRecorded:
+        return adjust_for_finding(self.settlement_fold, self.writer, finding_id, authority, reason)

@@ -12,6 +12,7 @@ import pytest
 from solders.keypair import Keypair
 
 from application import commands as c
+from application.authority import INTERNAL
 from application.handlers.holds import DEFAULT_HOLD_EXPIRY_S
 from domain import errors
 from domain.amounts import INITIAL_SUPPLY, SUPPLY_MAX, UNITS_PER_DEAL
@@ -616,12 +617,12 @@ def test_a_cancelled_submission_is_dropped_and_the_writer_keeps_running(ledger):
     gated = _GatedProcessor(ledger.processor)
     writer = CommandWriter(gated).start()
     first, cancelled, after = uuid4(), uuid4(), uuid4()
-    first_future = writer.submit(c.OpenAccount(first))
+    first_future = writer.submit(c.OpenAccount(first), authority=INTERNAL)
     assert gated.entered.wait(10)
-    queued = writer.submit(c.OpenAccount(cancelled))
+    queued = writer.submit(c.OpenAccount(cancelled), authority=INTERNAL)
     assert queued.cancel()
     gated.gate.set()
     assert first_future.result(10).account_id == first
-    assert writer.execute(c.OpenAccount(after)).account_id == after
+    assert writer.execute(c.OpenAccount(after), authority=INTERNAL).account_id == after
     writer.stop()
     assert ledger.app.load(cancelled) is None

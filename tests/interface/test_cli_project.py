@@ -10,6 +10,7 @@ from uuid import uuid4
 import pytest
 
 from application import commands as c
+from application.authority import INTERNAL
 from projections.runtime import ReadSide
 from tests.interface.cli_support import cli, spawn, wait_ready
 from tests.projections.conftest import dump
@@ -17,7 +18,7 @@ from tests.projections.conftest import dump
 
 def write_transfers(ledger, source, destination, count: int) -> int:
     futures = [
-        ledger.writer.submit(c.TransferFunds(uuid4(), source, destination, 1, "load"))
+        ledger.writer.submit(c.TransferFunds(uuid4(), source, destination, 1, "load"), authority=INTERNAL)
         for _ in range(count)
     ]
     return max(future.result(60).position for future in futures)

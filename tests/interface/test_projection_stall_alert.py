@@ -8,6 +8,7 @@ from uuid import uuid4
 
 from application import commands as c
 from application.alerts import AlertKind
+from application.authority import INTERNAL
 from interface.wiring.service import LedgerService
 from interface.wiring.settings import Settings
 from tests.support.http import wait_until
@@ -18,7 +19,7 @@ QUICK_WATCH = {"health_watch_interval_s": 0.05, "projection_stall_s": 0.3,
 
 def run(service: LedgerService, *, projections: bool) -> None:
     service.start(projections=projections)
-    service.writer.execute(c.OpenAccount(uuid4()))
+    service.writer.execute(c.OpenAccount(uuid4()), authority=INTERNAL)
 
 
 def test_read_models_left_behind_raise_projection_stalled(tmp_path, raised):

@@ -101,3 +101,38 @@ def test_the_issuance_account_takes_part_only_in_mint_and_burn(api, admin):
         refused(api, attempt, 422, "invalid_request")
     assert admin.post("/v1/burn", json={"transfer_id": new_id(), "from": user,
                                         "amount": "1"}).status_code == 201
+
+
+def test_the_refusal_names_the_key_and_the_account(api, admin, writer):
+    user = open_account(admin)
+    error = assert_error(writer.post("/v1/transfers", json=transfer_body(SYSTEM["rewards"], user)),
+                         403, "forbidden")
+    message = error["message"]
+    assert "key 'writer'" in message and SYSTEM["rewards"] in message
+
+
+def test_a_write_key_captures_and_voids_the_holds_it_places(api, admin, writer):
+    user = funded_account(admin, "10")
+    captured, voided = new_id(), new_id()
+    for hold_id in (captured, voided):
+        placed = writer.post("/v1/holds", json={"hold_id": hold_id, "account_id": user,
+                                                "amount": "1"})
+        assert placed.status_code == 201, placed.text
+    assert writer.post(f"/v1/holds/{captured}/capture", json={}).status_code == 200
+    assert writer.post(f"/v1/holds/{voided}/void").status_code == 200
+
+
+def test_an_admin_may_move_system_funds_by_every_generic_command(api, admin):
+    user = funded_account(admin, "10")
+    treasury = SYSTEM["treasury"]
+    for moved in (
+        admin.post("/v1/transfers/batch", json={
+            "transfers": [transfer_body(treasury, user)], "atomic": True}),
+        admin.put(f"/v1/allowances/{treasury}/{user}", json={"amount": "1"}),
+        admin.post("/v1/transfers/from", json={**transfer_body(treasury, user), "spender": user}),
+        admin.post("/v1/holds", json={"hold_id": new_id(), "account_id": treasury,
+                                      "amount": "1"}),
+        admin.post("/v1/fees", json={"charge_id": new_id(), "account_id": SYSTEM["rewards"],
+                                     "service_type": "search"}),
+    ):
+        assert moved.status_code in (200, 201), moved.text

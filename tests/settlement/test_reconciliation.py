@@ -11,6 +11,7 @@ from prometheus_client import REGISTRY
 from solders.account import Account
 
 from application import commands as c
+from application.authority import INTERNAL
 from application.settlement.reconciler import adjust_for_finding, latest_reconciliation
 from domain.amounts import UNITS_PER_DEAL
 from domain.errors import FindingNotAdjustable, FindingNotFound
@@ -71,7 +72,7 @@ async def test_a_transfer_behind_the_services_back_is_reported_then_adjusted(
     assert latest_reconciliation(rig.fold) == report
 
     for finding in report.mismatches:
-        moved = adjust_for_finding(rig.fold, rig.ledger.writer, finding.finding_id)
+        moved = adjust_for_finding(rig.fold, rig.ledger.writer, finding.finding_id, INTERNAL)
         assert moved.kind == ("mint" if finding.account_id == alice else "burn")
         assert rig.transfer(moved.transfer_id).adjusts == finding.finding_id
         assert rig.transfer(moved.transfer_id).status == "settled"  # true on chain already
@@ -112,17 +113,17 @@ async def test_adjustments_happen_once_and_never_from_a_stale_finding(rig: Settl
     finding = next(f for f in first.mismatches if f.account_id == alice)
     same_later = next(f for f in second.mismatches if f.account_id == alice)
 
-    moved = adjust_for_finding(rig.fold, rig.ledger.writer, finding.finding_id)
-    again = adjust_for_finding(rig.fold, rig.ledger.writer, finding.finding_id)
+    moved = adjust_for_finding(rig.fold, rig.ledger.writer, finding.finding_id, INTERNAL)
+    again = adjust_for_finding(rig.fold, rig.ledger.writer, finding.finding_id, INTERNAL)
 
     assert again.transfer_id == moved.transfer_id and again.replayed
     with pytest.raises(FindingNotAdjustable, match="stale"):
-        adjust_for_finding(rig.fold, rig.ledger.writer, same_later.finding_id)
+        adjust_for_finding(rig.fold, rig.ledger.writer, same_later.finding_id, INTERNAL)
     unknown = next(iter(first.unmatched_signatures))
     with pytest.raises(FindingNotAdjustable):
         rig.execute(c.AdjustForFinding(unknown.finding_id))
     with pytest.raises(FindingNotFound):
-        adjust_for_finding(rig.fold, rig.ledger.writer, uuid4())
+        adjust_for_finding(rig.fold, rig.ledger.writer, uuid4(), INTERNAL)
     assert rig.ledger.balance(alice) == 10 * DEAL + 5
 
 

@@ -15,6 +15,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from application import commands as c
+from application.authority import INTERNAL
 from application.settlement.chain_port import SignedSubmission
 from application.settlement.fold import SettlementFold
 from application.settlement.process import SettlementConfig, SettlementHooks
@@ -137,9 +138,10 @@ def test_the_service_settles_in_the_background_and_reconciles_on_demand(
     try:
         assert service.settlement.wait_active(WAIT_S)
         account = uuid4()
-        service.writer.execute(c.OpenAccount(account))
+        service.writer.execute(c.OpenAccount(account), authority=INTERNAL)
         transfer_id = uuid4()
-        service.writer.execute(c.TransferFunds(transfer_id, TREASURY_ID, account, 3 * DEAL))
+        funding = c.TransferFunds(transfer_id, TREASURY_ID, account, 3 * DEAL)
+        service.writer.execute(funding, authority=INTERNAL)
         wait_until(lambda: service.app.transfer(transfer_id).status == "settled", "settled")
 
         report = service.run_reconciliation()

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
 from application import commands as c
+from application.authority import INTERNAL
 from application.outcomes import Outcome
 from application.write.aggregate_cache import AggregateCache
 from application.write.event_store import LedgerApplication
@@ -47,7 +48,7 @@ class LedgerHarness:
             self.execute(c.Genesis())
 
     def execute(self, command: c.Command) -> Outcome:
-        return self.writer.execute(command)
+        return self.writer.execute(command, authority=INTERNAL)
 
     def open_account(self, funded: int = 0) -> UUID:
         account_id = uuid4()

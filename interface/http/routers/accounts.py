@@ -8,7 +8,15 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Response
 
 from application import commands as c
-from interface.http.deps import CAN_READ, CAN_WRITE, IS_ADMIN, Ledger, Queries, in_thread
+from interface.http.deps import (
+    CAN_READ,
+    CAN_WRITE,
+    IS_ADMIN,
+    Caller,
+    Ledger,
+    Queries,
+    in_thread,
+)
 from interface.http.routers import REPLAYED, refusals, replay_aware
 from interface.http.schemas.requests import OpenAccountRequest
 from interface.http.schemas.responses import (
@@ -32,21 +40,22 @@ Cursor = Annotated[str | None, Query(max_length=200, description="next_cursor of
 
 @router.post("", status_code=201, response_model=AccountResponse, dependencies=[CAN_WRITE],
              responses={200: REPLAYED, **refusals(409)})
-async def open_account(body: OpenAccountRequest, ledger: Ledger, response: Response):
-    outcome = replay_aware(response, await ledger.execute(body.command()))
+async def open_account(body: OpenAccountRequest, ledger: Ledger, caller: Caller,
+                       response: Response):
+    outcome = replay_aware(response, await ledger.execute(body.command(), caller))
     return AccountResponse.of(outcome)
 
 
 @router.post("/{account_id}/freeze", response_model=AccountStatusResponse,
              dependencies=[IS_ADMIN], responses=refusals(404))
-async def freeze_account(account_id: UUID, ledger: Ledger):
-    return AccountStatusResponse.of(await ledger.execute(c.FreezeAccount(account_id)))
+async def freeze_account(account_id: UUID, ledger: Ledger, caller: Caller):
+    return AccountStatusResponse.of(await ledger.execute(c.FreezeAccount(account_id), caller))
 
 
 @router.post("/{account_id}/unfreeze", response_model=AccountStatusResponse,
              dependencies=[IS_ADMIN], responses=refusals(404))
-async def unfreeze_account(account_id: UUID, ledger: Ledger):
-    return AccountStatusResponse.of(await ledger.execute(c.UnfreezeAccount(account_id)))
+async def unfreeze_account(account_id: UUID, ledger: Ledger, caller: Caller):
+    return AccountStatusResponse.of(await ledger.execute(c.UnfreezeAccount(account_id), caller))
 
 
 @router.get("/{account_id}/balance", response_model=BalanceResponse, dependencies=[CAN_READ],

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
 from domain.amounts import format_amount
-from interface.http.deps import CAN_READ, CAN_WRITE, Ledger, in_thread
+from interface.http.deps import CAN_READ, CAN_WRITE, Caller, Ledger, in_thread
 from interface.http.routers import refusals
 from interface.http.schemas.requests import AllowanceRequest
 from interface.http.schemas.responses import AllowanceResponse
-from interface.http.system_accounts import check_system_debit
 
 router = APIRouter(prefix="/v1/allowances", tags=["allowances"])
 
@@ -19,9 +18,8 @@ router = APIRouter(prefix="/v1/allowances", tags=["allowances"])
 @router.put("/{owner}/{spender}", response_model=AllowanceResponse, dependencies=[CAN_WRITE],
             responses=refusals(404, 423))
 async def set_allowance(owner: UUID, spender: UUID, body: AllowanceRequest, ledger: Ledger,
-                        request: Request):
-    command = check_system_debit(request, body.command(owner, spender))
-    return AllowanceResponse.of(await ledger.execute(command))
+                        caller: Caller):
+    return AllowanceResponse.of(await ledger.execute(body.command(owner, spender), caller))
 
 
 @router.get("/{owner}/{spender}", response_model=AllowanceResponse, dependencies=[CAN_READ],

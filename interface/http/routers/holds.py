@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 
 from application import commands as c
-from interface.http.deps import CAN_WRITE, Ledger
+from interface.http.deps import CAN_WRITE, Caller, Ledger
 from interface.http.routers import REPLAYED, refusals, replay_aware
 from interface.http.schemas.requests import CaptureRequest, HoldRequest
 from interface.http.schemas.responses import (
@@ -15,27 +15,26 @@ from interface.http.schemas.responses import (
     HoldReleasedResponse,
     HoldResponse,
 )
-from interface.http.system_accounts import check_system_debit
 
 router = APIRouter(prefix="/v1/holds", tags=["holds"])
 
 
 @router.post("", status_code=201, response_model=HoldResponse, dependencies=[CAN_WRITE],
              responses={200: REPLAYED, **refusals(402, 404, 409, 423)})
-async def place_hold(body: HoldRequest, ledger: Ledger, response: Response, request: Request):
-    command = check_system_debit(request, body.command())
-    outcome = replay_aware(response, await ledger.execute(command))
+async def place_hold(body: HoldRequest, ledger: Ledger, caller: Caller, response: Response):
+    outcome = replay_aware(response, await ledger.execute(body.command(), caller))
     return HoldResponse.of(outcome)
 
 
 @router.post("/{hold_id}/capture", response_model=HoldCapturedResponse,
              dependencies=[CAN_WRITE], responses=refusals(404, 409, 423))
-async def capture_hold(hold_id: UUID, ledger: Ledger, body: CaptureRequest | None = None):
+async def capture_hold(hold_id: UUID, ledger: Ledger, caller: Caller,
+                       body: CaptureRequest | None = None):
     command = (body or CaptureRequest()).command(hold_id)
-    return HoldCapturedResponse.of(await ledger.execute(command))
+    return HoldCapturedResponse.of(await ledger.execute(command, caller))
 
 
 @router.post("/{hold_id}/void", response_model=HoldReleasedResponse, dependencies=[CAN_WRITE],
              responses=refusals(404, 409))
-async def void_hold(hold_id: UUID, ledger: Ledger):
-    return HoldReleasedResponse.of(await ledger.execute(c.VoidHold(hold_id)))
+async def void_hold(hold_id: UUID, ledger: Ledger, caller: Caller):
+    return HoldReleasedResponse.of(await ledger.execute(c.VoidHold(hold_id), caller))

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter
 
-from interface.http.deps import CAN_READ, IS_ADMIN, Ledger, Queries, in_thread
+from interface.http.deps import CAN_READ, IS_ADMIN, Caller, Ledger, Queries, in_thread
 from interface.http.schemas.requests import PriceRuleRequest
 from interface.http.schemas.responses import PriceRuleResponse, PricingResponse
 from interface.http.schemas.types import ServiceType
@@ -15,8 +15,9 @@ router = APIRouter(prefix="/v1/pricing", tags=["pricing"])
 
 
 @router.put("/{service_type}", response_model=PriceRuleResponse, dependencies=[IS_ADMIN])
-async def set_price_rule(service_type: ServiceType, body: PriceRuleRequest, ledger: Ledger):
-    return PriceRuleResponse.of(await ledger.execute(body.command(service_type)))
+async def set_price_rule(service_type: ServiceType, body: PriceRuleRequest, ledger: Ledger,
+                         caller: Caller):
+    return PriceRuleResponse.of(await ledger.execute(body.command(service_type), caller))
 
 
 @router.get("", response_model=PricingResponse, dependencies=[CAN_READ])

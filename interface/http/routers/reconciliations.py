@@ -9,7 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Response
 
 from application.errors import ReconciliationNotFound
-from interface.http.deps import IS_ADMIN, Ledger, in_thread
+from interface.http.deps import IS_ADMIN, Caller, Ledger, in_thread
 from interface.http.routers import REPLAYED, refusals, replay_aware
 from interface.http.schemas.reconciliations import (
     AdjustRequest,
@@ -52,8 +52,9 @@ async def latest(ledger: Ledger):
                 "finding made stale by later settlements.",
 )
 async def adjust(
-    finding_id: UUID, ledger: Ledger, response: Response, body: AdjustRequest | None = None
+    finding_id: UUID, ledger: Ledger, caller: Caller, response: Response,
+    body: AdjustRequest | None = None,
 ):
     reason = body.reason if body is not None else ""
-    moved = await in_thread(ledger.adjust_for_finding, finding_id, reason)
+    moved = await in_thread(ledger.adjust_for_finding, finding_id, caller, reason)
     return MovementResponse.of(replay_aware(response, moved))

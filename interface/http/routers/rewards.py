@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from interface.http.deps import CAN_WRITE, Ledger
+from interface.http.deps import CAN_WRITE, Caller, Ledger
 from interface.http.routers import REPLAYED, refusals, replay_aware
 from interface.http.schemas.requests import RewardRequest
 from interface.http.schemas.responses import RewardResponse
@@ -14,6 +14,7 @@ router = APIRouter(prefix="/v1/rewards", tags=["rewards"])
 
 @router.post("", status_code=201, response_model=RewardResponse, dependencies=[CAN_WRITE],
              responses={200: REPLAYED, **refusals(402, 404, 409, 423)})
-async def distribute_reward(body: RewardRequest, ledger: Ledger, response: Response):
-    outcome = replay_aware(response, await ledger.execute(body.command()))
+async def distribute_reward(body: RewardRequest, ledger: Ledger, caller: Caller,
+                            response: Response):
+    outcome = replay_aware(response, await ledger.execute(body.command(), caller))
     return RewardResponse.of(outcome)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from interface.http.deps import IS_ADMIN, Ledger
+from interface.http.deps import IS_ADMIN, Caller, Ledger
 from interface.http.routers import REPLAYED, refusals, replay_aware
 from interface.http.schemas.requests import BurnRequest, MintRequest
 from interface.http.schemas.responses import MovementResponse
@@ -14,13 +14,13 @@ router = APIRouter(prefix="/v1", tags=["supply"])
 
 @router.post("/mint", status_code=201, response_model=MovementResponse, dependencies=[IS_ADMIN],
              responses={200: REPLAYED, **refusals(404, 409, 423)})
-async def mint(body: MintRequest, ledger: Ledger, response: Response):
-    outcome = replay_aware(response, await ledger.execute(body.command()))
+async def mint(body: MintRequest, ledger: Ledger, caller: Caller, response: Response):
+    outcome = replay_aware(response, await ledger.execute(body.command(), caller))
     return MovementResponse.of(outcome)
 
 
 @router.post("/burn", status_code=201, response_model=MovementResponse, dependencies=[IS_ADMIN],
              responses={200: REPLAYED, **refusals(402, 404, 409, 423)})
-async def burn(body: BurnRequest, ledger: Ledger, response: Response):
-    outcome = replay_aware(response, await ledger.execute(body.command()))
+async def burn(body: BurnRequest, ledger: Ledger, caller: Caller, response: Response):
+    outcome = replay_aware(response, await ledger.execute(body.command(), caller))
     return MovementResponse.of(outcome)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 
-from interface.http.deps import CAN_READ, CAN_WRITE, IS_ADMIN, Ledger, Queries, in_thread
+from interface.http.deps import CAN_READ, CAN_WRITE, IS_ADMIN, Caller, Ledger, Queries, in_thread
 from interface.http.routers import REPLAYED, refusals, replay_aware
 from interface.http.routers.accounts import MinPosition
 from interface.http.schemas.requests import (
@@ -17,7 +17,6 @@ from interface.http.schemas.requests import (
     TransferRequest,
 )
 from interface.http.schemas.responses import BatchResponse, MovementResponse, TransactionResponse
-from interface.http.system_accounts import check_system_debit
 
 router = APIRouter(prefix="/v1/transfers", tags=["transfers"])
 
@@ -26,9 +25,8 @@ MOVEMENT_REFUSALS = refusals(402, 404, 409, 423)
 
 @router.post("", status_code=201, response_model=MovementResponse, dependencies=[CAN_WRITE],
              responses={200: REPLAYED, **MOVEMENT_REFUSALS})
-async def transfer(body: TransferRequest, ledger: Ledger, response: Response, request: Request):
-    command = check_system_debit(request, body.command())
-    outcome = replay_aware(response, await ledger.execute(command))
+async def transfer(body: TransferRequest, ledger: Ledger, caller: Caller, response: Response):
+    outcome = replay_aware(response, await ledger.execute(body.command(), caller))
     return MovementResponse.of(outcome)
 
 
@@ -42,23 +40,23 @@ async def transfer(body: TransferRequest, ledger: Ledger, response: Response, re
         "unknown field) refuses the whole request either way."
     ),
 )
-async def transfer_batch(body: TransferBatchRequest, ledger: Ledger, request: Request):
-    return BatchResponse.of(await ledger.execute(check_system_debit(request, body.command())))
+async def transfer_batch(body: TransferBatchRequest, ledger: Ledger, caller: Caller):
+    return BatchResponse.of(await ledger.execute(body.command(), caller))
 
 
 @router.post("/from", status_code=201, response_model=MovementResponse,
              dependencies=[CAN_WRITE], responses={200: REPLAYED, **MOVEMENT_REFUSALS})
-async def transfer_from(body: TransferFromRequest, ledger: Ledger, response: Response,
-                        request: Request):
-    command = check_system_debit(request, body.command())
-    outcome = replay_aware(response, await ledger.execute(command))
+async def transfer_from(body: TransferFromRequest, ledger: Ledger, caller: Caller,
+                        response: Response):
+    outcome = replay_aware(response, await ledger.execute(body.command(), caller))
     return MovementResponse.of(outcome)
 
 
 @router.post("/{transfer_id}/reverse", status_code=201, response_model=MovementResponse,
              dependencies=[IS_ADMIN], responses={200: REPLAYED, **MOVEMENT_REFUSALS})
-async def reverse(transfer_id: UUID, body: ReverseRequest, ledger: Ledger, response: Response):
-    outcome = replay_aware(response, await ledger.execute(body.command(transfer_id)))
+async def reverse(transfer_id: UUID, body: ReverseRequest, ledger: Ledger, caller: Caller,
+                  response: Response):
+    outcome = replay_aware(response, await ledger.execute(body.command(transfer_id), caller))
     return MovementResponse.of(outcome)
 
 

@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Path
 
 from application import commands as c
-from interface.http.deps import CAN_READ, CAN_WRITE, Ledger, Queries, in_thread
+from interface.http.deps import CAN_READ, CAN_WRITE, Caller, Ledger, Queries, in_thread
 from interface.http.routers import refusals
 from interface.http.routers.accounts import MinPosition
 from interface.http.schemas.requests import WalletRequest
@@ -22,15 +22,15 @@ Address = Annotated[AddressText, Path(description="a base58 Solana public key")]
 
 @router.post("", status_code=201, response_model=WalletChangedResponse,
              dependencies=[CAN_WRITE], responses=refusals(404, 409))
-async def connect_wallet(account_id: UUID, body: WalletRequest, ledger: Ledger):
-    return WalletChangedResponse.of(await ledger.execute(body.command(account_id)))
+async def connect_wallet(account_id: UUID, body: WalletRequest, ledger: Ledger, caller: Caller):
+    return WalletChangedResponse.of(await ledger.execute(body.command(account_id), caller))
 
 
 @router.delete("/{address}", response_model=WalletChangedResponse, dependencies=[CAN_WRITE],
                responses=refusals(404))
-async def disconnect_wallet(account_id: UUID, address: Address, ledger: Ledger):
+async def disconnect_wallet(account_id: UUID, address: Address, ledger: Ledger, caller: Caller):
     command = c.DisconnectWallet(account_id, address)
-    return WalletChangedResponse.of(await ledger.execute(command))
+    return WalletChangedResponse.of(await ledger.execute(command, caller))
 
 
 @router.get("", response_model=WalletsResponse, dependencies=[CAN_READ], responses=refusals(404))

@@ -1,0 +1,71 @@
+"""Who may debit the system accounts: only an admin, through any command.
+
+The treasury holds the platform's revenue and the rewards pool its reward
+budget; the issuance account is the other side of mint and burn (the domain
+refuses it in anything else). Any caller moves tokens between users,
+charges fees into the treasury and pays rewards out of the pool (the one
+debit of a system account a command is made for, ``Debits.by_design``). It
+must not move the system's own funds anywhere else: not by a transfer, a
+batch item or a spender's transfer from a system account, not by an
+allowance a system account grants, nor by a hold or a fee that reserves or
+takes system funds, nor by a command whose debits only the ledger's state
+names (a reversal). Those need an admin, as mint and burn do.
+
+Each command declares its debits (``Command.debits``; one that does not is
+taken to debit any account), and the command writer checks them against
+the sender's ``Authority`` before it queues the command: the one place
+every command passes. The ledger's own callers (genesis, settlement, hold
+expiry, reconciliation) send as ``INTERNAL``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from application.commands import Command
+from domain.errors import LedgerError
+from domain.system import SYSTEM_ACCOUNTS
+
+_SYSTEM_KIND_BY_ID = {account_id: kind for kind, account_id in SYSTEM_ACCOUNTS.items()}
+
+
+@dataclass(frozen=True)
+class Authority:
+    """Who sends a command, as far as the ledger's rules ask: a name for
+    refusals (an API key's name, never its token) and whether it is an
+    admin."""
+
+    name: str
+    admin: bool
+
+
+INTERNAL = Authority("the ledger", admin=True)
+"""The ledger's own callers, which act on what the log already holds."""
+
+
+class SystemDebitNeedsAdmin(LedgerError):
+    """A sender that is not an admin sent a command that debits the
+    treasury, the rewards pool or the issuance account, other than the
+    debit the command is made for, or one whose debits only the ledger's
+    state names."""
+
+    code = "forbidden"
+
+
+def check_debits(command: Command, authority: Authority) -> None:
+    """Refuse the command unless ``authority`` may debit all it debits."""
+    if authority.admin:
+        return
+    debits = command.debits()
+    if debits.unknown:
+        raise SystemDebitNeedsAdmin(
+            f"{authority.name} is not an admin: only an admin may send {command.kind}, "
+            "whose debits only the ledger's state names"
+        )
+    for account_id in sorted(debits.accounts - debits.by_design):
+        kind = _SYSTEM_KIND_BY_ID.get(account_id)
+        if kind is not None:
+            raise SystemDebitNeedsAdmin(
+                f"{authority.name} is not an admin: only an admin may debit the {kind} "
+                f"account {account_id}"
+            )
