@@ -2,8 +2,10 @@
 
 It follows the log with the log's page loop (``application.eventlog``) and
 applies each page and the new tracking position in one transaction, so each
-event is applied once. Only Transfer, Reconciliation and Finding events are
-decoded; the rest only move the position.
+event is applied once. Only the events with a handler here (Transfer,
+Reconciliation and Finding events) are decoded; those listed in
+``NOT_SHOWN`` only move the position, and a test names any stored event in
+neither.
 
 What a movement is on chain is decided here, once:
 
@@ -43,9 +45,12 @@ from application.settlement.store import (
     SettlementStore,
 )
 from application.write.event_store import LedgerApplication
+from domain.account import Account
+from domain.pricing import PriceSchedule
 from domain.reconciliation import Finding, Reconciliation
 from domain.system import ISSUANCE_ID
 from domain.transfer import POSTED, Transfer
+from domain.wallet import Wallet
 
 logger = logging.getLogger(__name__)
 
@@ -54,14 +59,41 @@ CATCH_UP_PAGES_MAX = 10_000  # a bound per call; the next call goes on
 
 _Handler = Callable[["_Page", Any], None]
 _HANDLERS: dict[str, _Handler] = {}
+HANDLED: list[type] = []
+"""The event classes this fold applies, in the order they were declared."""
 
 
 def _on(event_class: type) -> Callable[[_Handler], _Handler]:
     def register(handler: _Handler) -> _Handler:
         _HANDLERS[get_topic(event_class)] = handler
+        HANDLED.append(event_class)
         return handler
 
     return register
+
+
+NOT_SHOWN: frozenset[type] = frozenset({
+    # What an account holds on chain follows from the Transfers that move it.
+    Account.Opened,
+    Account.Debited,
+    Account.Credited,
+    Account.HoldPlaced,
+    Account.HoldReleased,
+    Account.HoldCaptured,
+    Account.Frozen,
+    Account.Unfrozen,
+    Account.AllowanceSet,
+    Account.AllowanceSpent,
+    # Connecting or disconnecting a wallet moves no tokens.
+    Wallet.Connected,
+    Wallet.Disconnected,
+    Wallet.Reconnected,
+    # Prices are in the amounts the Transfers record.
+    PriceSchedule.Started,
+    PriceSchedule.RuleSet,
+})
+"""Stored events the settlement store deliberately leaves out (they only
+advance the position)."""
 
 
 class SettlementFold:
