@@ -6,19 +6,23 @@ retry can be told apart from a different request reusing the id.
 
 Each command also declares whose funds it debits (``debits``), so the rule
 that only an admin may debit the system accounts (``application.authority``)
-is checked once, for every command, instead of by routes that must remember.
+is checked once, for every command, instead of by routes that must remember;
+and a movement command declares how its Transfer records the request
+(``recorded``), so a different request under its id is told which field
+differs (``application.conflicts``).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import ClassVar
 from uuid import UUID
 
 from domain.errors import InvalidRequest
+from domain.movements import BURN, FEE, MINT, REVERSAL, REWARD, TRANSFER, movement_noun
 from domain.system import ISSUANCE_ID, REWARDS_ID, TREASURY_ID
 
 REASON_LENGTH_MAX = 500
@@ -84,19 +88,40 @@ UNKNOWN_DEBITS = Debits(unknown=True)
 
 
 @dataclass(frozen=True)
+class Recorded:
+    """What a movement's Transfer records of the request that made it, so an
+    idempotency conflict can name the request fields that differ without
+    showing what was stored (``application.conflicts``)."""
+
+    movement: str
+    """What the command makes, in words ("a fee", "a hold")."""
+    fields: Mapping[str, tuple[str, object]]
+    """Each request field, by its API name: the Transfer attribute that
+    records it, and this request's value (None: not given, so derived)."""
+
+
+@dataclass(frozen=True)
 class Command:
     """Base of all commands. ``kind`` names it in fingerprints and metrics."""
 
     kind: ClassVar[str] = "command"
+    id_field: ClassVar[str | None] = None
+    """The request field holding the command's id (its idempotency key);
+    the API calls it by the same name."""
 
     @property
     def command_id(self) -> UUID | None:
-        return None
+        return None if self.id_field is None else getattr(self, self.id_field)
 
     def fingerprint(self) -> str:
         names = _field_names(type(self))
         text = "|".join([self.kind, *(str(getattr(self, name)) for name in names)])
         return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+    def recorded(self) -> Recorded | None:
+        """A movement command's request as its Transfer records it; None
+        for a command that records no movement."""
+        return None
 
     def debits(self) -> Debits:
         """Every command declares its own (a test names one that does not).
@@ -108,12 +133,9 @@ class Command:
 @dataclass(frozen=True)
 class OpenAccount(Command):
     kind: ClassVar[str] = "open_account"
+    id_field: ClassVar[str] = "account_id"
     account_id: UUID
     account_kind: str = "user"
-
-    @property
-    def command_id(self) -> UUID:
-        return self.account_id
 
     def debits(self) -> Debits:
         return NO_DEBITS
@@ -140,15 +162,18 @@ class UnfreezeAccount(Command):
 @dataclass(frozen=True)
 class TransferFunds(Command):
     kind: ClassVar[str] = "transfer"
+    id_field: ClassVar[str] = "transfer_id"
     transfer_id: UUID
     source: UUID
     destination: UUID
     amount: int
     reason: str = ""
 
-    @property
-    def command_id(self) -> UUID:
-        return self.transfer_id
+    def recorded(self) -> Recorded:
+        return Recorded(movement_noun(TRANSFER), {
+            "from": ("source", self.source), "to": ("destination", self.destination),
+            "amount": ("amount", self.amount), "reason": ("reason", self.reason),
+        })
 
     def debits(self) -> Debits:
         return Debits.of(self.source)
@@ -178,6 +203,7 @@ class TransferFrom(Command):
     """A spender (an agent) moves an owner's tokens within its allowance."""
 
     kind: ClassVar[str] = "transfer_from"
+    id_field: ClassVar[str] = "transfer_id"
     transfer_id: UUID
     spender: UUID
     source: UUID
@@ -185,9 +211,12 @@ class TransferFrom(Command):
     amount: int
     reason: str = ""
 
-    @property
-    def command_id(self) -> UUID:
-        return self.transfer_id
+    def recorded(self) -> Recorded:
+        return Recorded(movement_noun(TRANSFER, by_spender=True), {
+            "spender": ("spender", self.spender), "from": ("source", self.source),
+            "to": ("destination", self.destination), "amount": ("amount", self.amount),
+            "reason": ("reason", self.reason),
+        })
 
     def debits(self) -> Debits:
         """The owner's funds, moved by the spender."""
@@ -209,13 +238,16 @@ class SetAllowance(Command):
 @dataclass(frozen=True)
 class ChargeFee(Command):
     kind: ClassVar[str] = "charge_fee"
+    id_field: ClassVar[str] = "charge_id"
     charge_id: UUID
     account_id: UUID
     service_type: str
 
-    @property
-    def command_id(self) -> UUID:
-        return self.charge_id
+    def recorded(self) -> Recorded:
+        return Recorded(movement_noun(FEE), {
+            "account_id": ("source", self.account_id),
+            "service_type": ("reason", self.service_type),
+        })
 
     def debits(self) -> Debits:
         return Debits.of(self.account_id)
@@ -224,14 +256,17 @@ class ChargeFee(Command):
 @dataclass(frozen=True)
 class DistributeReward(Command):
     kind: ClassVar[str] = "distribute_reward"
+    id_field: ClassVar[str] = "reward_id"
     reward_id: UUID
     account_id: UUID
     reward_type: str
     amount: int
 
-    @property
-    def command_id(self) -> UUID:
-        return self.reward_id
+    def recorded(self) -> Recorded:
+        return Recorded(movement_noun(REWARD), {
+            "account_id": ("destination", self.account_id),
+            "reward_type": ("reason", self.reward_type), "amount": ("amount", self.amount),
+        })
 
     def debits(self) -> Debits:
         """Paid out of the rewards pool: what the command is for."""
@@ -241,14 +276,17 @@ class DistributeReward(Command):
 @dataclass(frozen=True)
 class Mint(Command):
     kind: ClassVar[str] = "mint"
+    id_field: ClassVar[str] = "transfer_id"
     transfer_id: UUID
     destination: UUID
     amount: int
     reason: str = ""
 
-    @property
-    def command_id(self) -> UUID:
-        return self.transfer_id
+    def recorded(self) -> Recorded:
+        return Recorded(movement_noun(MINT), {
+            "to": ("destination", self.destination), "amount": ("amount", self.amount),
+            "reason": ("reason", self.reason),
+        })
 
     def debits(self) -> Debits:
         return Debits.of(ISSUANCE_ID)
@@ -257,14 +295,17 @@ class Mint(Command):
 @dataclass(frozen=True)
 class Burn(Command):
     kind: ClassVar[str] = "burn"
+    id_field: ClassVar[str] = "transfer_id"
     transfer_id: UUID
     source: UUID
     amount: int
     reason: str = ""
 
-    @property
-    def command_id(self) -> UUID:
-        return self.transfer_id
+    def recorded(self) -> Recorded:
+        return Recorded(movement_noun(BURN), {
+            "from": ("source", self.source), "amount": ("amount", self.amount),
+            "reason": ("reason", self.reason),
+        })
 
     def debits(self) -> Debits:
         return Debits.of(self.source)
@@ -273,14 +314,16 @@ class Burn(Command):
 @dataclass(frozen=True)
 class ReverseTransfer(Command):
     kind: ClassVar[str] = "reverse_transfer"
+    id_field: ClassVar[str] = "reversal_id"
     reversal_id: UUID
     transfer_id: UUID
     reason: str = ""
     settles_on_chain: bool = True
 
-    @property
-    def command_id(self) -> UUID:
-        return self.reversal_id
+    def recorded(self) -> Recorded:
+        return Recorded(movement_noun(REVERSAL), {
+            "transfer_id": ("reverses", self.transfer_id), "reason": ("reason", self.reason),
+        })
 
     def debits(self) -> Debits:
         """Whatever the original credited: only the ledger's state says."""
@@ -293,15 +336,19 @@ class PlaceHold(Command):
     ``service_type`` now. The hold expires ``expires_in_s`` after placing."""
 
     kind: ClassVar[str] = "place_hold"
+    id_field: ClassVar[str] = "hold_id"
     hold_id: UUID
     account_id: UUID
     amount: int | None = None
     service_type: str | None = None
     expires_in_s: int | None = None
 
-    @property
-    def command_id(self) -> UUID:
-        return self.hold_id
+    def recorded(self) -> Recorded:
+        return Recorded(movement_noun(FEE, hold=True), {
+            "account_id": ("source", self.account_id), "amount": ("amount", self.amount),
+            "service_type": ("reason", self.service_type),
+            "expires_in_s": ("expires_in_s", self.expires_in_s),
+        })
 
     def debits(self) -> Debits:
         return Debits.of(self.account_id)
@@ -310,12 +357,9 @@ class PlaceHold(Command):
 @dataclass(frozen=True)
 class CaptureHold(Command):
     kind: ClassVar[str] = "capture_hold"
+    id_field: ClassVar[str] = "hold_id"
     hold_id: UUID
     amount: int | None = None
-
-    @property
-    def command_id(self) -> UUID:
-        return self.hold_id
 
     def debits(self) -> Debits:
         """The funds were reserved, and the rule applied, when the hold was placed."""
@@ -325,11 +369,8 @@ class CaptureHold(Command):
 @dataclass(frozen=True)
 class VoidHold(Command):
     kind: ClassVar[str] = "void_hold"
+    id_field: ClassVar[str] = "hold_id"
     hold_id: UUID
-
-    @property
-    def command_id(self) -> UUID:
-        return self.hold_id
 
     def debits(self) -> Debits:
         return NO_DEBITS
@@ -548,8 +589,14 @@ class AdjustForFinding(Command):
     Its transfer id is derived from the finding, so it happens once."""
 
     kind: ClassVar[str] = "adjust_for_finding"
+    id_field: ClassVar[str] = "finding_id"
     finding_id: UUID
     reason: str = ""
+
+    def recorded(self) -> Recorded:
+        return Recorded(movement_noun(MINT, adjustment=True), {
+            "reason": ("reason", self.reason or None),  # none given: a default is stored
+        })
 
     def debits(self) -> Debits:
         """A mint or a burn of the finding's account: the finding says which."""

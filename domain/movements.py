@@ -28,6 +28,23 @@ create tokens without a mint: without the admin scope and outside the
 mint's audit trail."""
 
 
+_NOUNS = {TRANSFER: "a transfer", FEE: "a fee", REWARD: "a reward", MINT: "a mint",
+          BURN: "a burn", REVERSAL: "a reversal"}
+
+
+def movement_noun(
+    kind: str, *, hold: bool = False, by_spender: bool = False, adjustment: bool = False
+) -> str:
+    """What a movement is, in words, for refusals: "a fee", "a hold"."""
+    if adjustment:
+        return "a reconciliation adjustment"
+    if hold:
+        return "a hold"
+    if by_spender:
+        return "a spender's transfer"
+    return _NOUNS.get(kind, f"a {kind}")
+
+
 @dataclass(frozen=True)
 class Posting:
     """What a movement did to its two accounts: the balances right after it."""

@@ -295,6 +295,13 @@ class Transfer(Aggregate):
         """The status clients see (``CLIENT_STATUS_BY_STATE``)."""
         return CLIENT_STATUS_BY_STATE[self.state]
 
+    @property
+    def expires_in_s(self) -> int | None:
+        """A hold's lifetime as it was asked: seconds from placing to expiry."""
+        if self.expires_at is None:
+            return None
+        return int((self.expires_at - self.created_on).total_seconds())
+
     def is_expired_at(self, now: datetime) -> bool:
         return self.expires_at is not None and now >= self.expires_at
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from application import commands as c
+from application.conflicts import held_by_another_kind
 from application.outcomes import AccountOpened, AccountStatusChanged, AllowanceSet
-from application.write.session import AggregateSession, kind_of
+from application.write.session import AggregateSession
 from domain.account import USER, Account
 from domain.amounts import check_amount
-from domain.errors import AccountExists, IdempotencyConflict, InvalidRequest
+from domain.errors import AccountExists, InvalidRequest
 
 
 def open_account(command: c.OpenAccount, session: AggregateSession, now: datetime) -> AccountOpened:
@@ -24,9 +25,7 @@ def open_account(command: c.OpenAccount, session: AggregateSession, now: datetim
 
 def _reopen(existing, command: c.OpenAccount, session: AggregateSession) -> AccountOpened:
     if not isinstance(existing, Account):
-        raise IdempotencyConflict(
-            f"id {command.account_id} is already used by {kind_of(existing)}"
-        )
+        raise held_by_another_kind(existing, command.account_id, command.id_field)
     if existing.kind != command.account_kind:
         raise AccountExists(f"account {command.account_id} exists as a {existing.kind} account")
     session.set_primary(existing.id)

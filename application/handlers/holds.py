@@ -23,9 +23,9 @@ HOLD_EXPIRY_S_MAX = 30 * 24 * 3600
 
 def place_hold(command: c.PlaceHold, session: AggregateSession, now: datetime) -> HoldPlaced:
     expires_in_s = _check_expiry(command.expires_in_s)
-    existing = session.existing_transfer(command.hold_id)
+    existing = session.existing_transfer(command.hold_id, command.id_field)
     if existing is not None:
-        replay(existing, command.fingerprint(), session)
+        replay(existing, command, session)
         return _hold_placed(existing, session, replayed=True)
     amount = _hold_amount(command, session, now)
     account = session.account(command.account_id)

@@ -8,10 +8,11 @@ from datetime import datetime
 from uuid import UUID
 
 from application import commands as c
+from application.conflicts import different_request
 from application.outcomes import BatchItemResult, BatchRecorded, MovementRecorded
 from application.write.session import AggregateSession
 from domain.amounts import check_amount
-from domain.errors import IdempotencyConflict, InvalidRequest, LedgerError, TransferNotFound
+from domain.errors import InvalidRequest, LedgerError, TransferNotFound
 from domain.movements import BURN, FEE, MINT, REVERSAL, REWARD, TRANSFER, check_movement, move
 from domain.pricing import PriceSchedule, check_service_type
 from domain.system import ISSUANCE_ID, PRICE_SCHEDULE_ID, REWARDS_ID, TREASURY_ID
@@ -37,20 +38,20 @@ def movement_outcome(transfer: Transfer, *, replayed: bool = False) -> MovementR
     )
 
 
-def replay(transfer: Transfer, fingerprint: str, session: AggregateSession) -> MovementRecorded:
+def replay(transfer: Transfer, command: c.Command, session: AggregateSession) -> MovementRecorded:
     """Answer a repeated command with its first outcome, or refuse a
-    different request that reuses the id."""
-    if transfer.fingerprint != fingerprint:
-        raise IdempotencyConflict(f"id {transfer.id} was already used for a different request")
+    different request that reuses the id, naming what differs."""
+    if transfer.fingerprint != command.fingerprint():
+        raise different_request(command, transfer)
     session.set_primary(transfer.id)
     return movement_outcome(transfer, replayed=True)
 
 
 def record_movement(
     session: AggregateSession,
+    command: c.Command,
     *,
     transfer_id: UUID,
-    fingerprint: str,
     kind: str,
     source_id: UUID,
     destination_id: UUID,
@@ -62,9 +63,9 @@ def record_movement(
     settles_on_chain: bool = True,
     adjusts: UUID | None = None,
 ) -> MovementRecorded:
-    existing = session.existing_transfer(transfer_id)
+    existing = session.existing_transfer(transfer_id, command.id_field)
     if existing is not None:
-        return replay(existing, fingerprint, session)
+        return replay(existing, command, session)
     source = session.account(source_id)
     destination = session.account(destination_id)
     check_movement(source, destination, amount, kind)
@@ -78,7 +79,7 @@ def record_movement(
     )
     transfer = Transfer.record(
         transfer_id, kind=kind, source=source_id, destination=destination_id, amount=amount,
-        reason=reason, fingerprint=fingerprint,
+        reason=reason, fingerprint=command.fingerprint(),
         source_balance_after=posting.source_balance_after,
         destination_balance_after=posting.destination_balance_after, now=now,
         spender=spender, reverses=reverses, settles_on_chain=settles_on_chain, adjusts=adjusts,
@@ -91,7 +92,7 @@ def transfer_funds(
     command: c.TransferFunds, session: AggregateSession, now: datetime
 ) -> MovementRecorded:
     return record_movement(
-        session, transfer_id=command.transfer_id, fingerprint=command.fingerprint(),
+        session, command, transfer_id=command.transfer_id,
         kind=TRANSFER, source_id=command.source, destination_id=command.destination,
         amount=check_amount(command.amount), reason=c.check_reason(command.reason), now=now,
     )
@@ -103,7 +104,7 @@ def transfer_from(
     if command.spender == command.source:
         raise InvalidRequest("the spender is the owner; use an ordinary transfer")
     return record_movement(
-        session, transfer_id=command.transfer_id, fingerprint=command.fingerprint(),
+        session, command, transfer_id=command.transfer_id,
         kind=TRANSFER, source_id=command.source, destination_id=command.destination,
         amount=check_amount(command.amount), reason=c.check_reason(command.reason), now=now,
         spender=command.spender,
@@ -138,17 +139,17 @@ def _batch_item(
         stored = session.stored_if_assumed_new(item.transfer_id)
         if not isinstance(stored, Transfer):
             raise
-        return replay(stored, item.fingerprint(), session)
+        return replay(stored, item, session)
 
 
 def charge_fee(command: c.ChargeFee, session: AggregateSession, now: datetime) -> MovementRecorded:
     service_type = check_service_type(command.service_type)
-    existing = session.existing_transfer(command.charge_id)
+    existing = session.existing_transfer(command.charge_id, command.id_field)
     if existing is not None:
-        return replay(existing, command.fingerprint(), session)
+        return replay(existing, command, session)
     price = price_schedule(session).price_at(service_type, now)
     return record_movement(
-        session, transfer_id=command.charge_id, fingerprint=command.fingerprint(), kind=FEE,
+        session, command, transfer_id=command.charge_id, kind=FEE,
         source_id=command.account_id, destination_id=TREASURY_ID, amount=price,
         reason=service_type, now=now,
     )
@@ -161,7 +162,7 @@ def distribute_reward(
     if not reward_type:
         raise InvalidRequest("reward_type must not be empty")
     return record_movement(
-        session, transfer_id=command.reward_id, fingerprint=command.fingerprint(), kind=REWARD,
+        session, command, transfer_id=command.reward_id, kind=REWARD,
         source_id=REWARDS_ID, destination_id=command.account_id,
         amount=check_amount(command.amount), reason=reward_type, now=now,
     )
@@ -169,7 +170,7 @@ def distribute_reward(
 
 def mint(command: c.Mint, session: AggregateSession, now: datetime) -> MovementRecorded:
     return record_movement(
-        session, transfer_id=command.transfer_id, fingerprint=command.fingerprint(), kind=MINT,
+        session, command, transfer_id=command.transfer_id, kind=MINT,
         source_id=ISSUANCE_ID, destination_id=command.destination,
         amount=check_amount(command.amount), reason=c.check_reason(command.reason), now=now,
     )
@@ -177,7 +178,7 @@ def mint(command: c.Mint, session: AggregateSession, now: datetime) -> MovementR
 
 def burn(command: c.Burn, session: AggregateSession, now: datetime) -> MovementRecorded:
     return record_movement(
-        session, transfer_id=command.transfer_id, fingerprint=command.fingerprint(), kind=BURN,
+        session, command, transfer_id=command.transfer_id, kind=BURN,
         source_id=command.source, destination_id=ISSUANCE_ID,
         amount=check_amount(command.amount), reason=c.check_reason(command.reason), now=now,
     )
@@ -189,15 +190,15 @@ def reverse_transfer(
     """Undo a movement with a new one in the opposite direction; the
     original is marked reversed in the same atomic step."""
     reason = c.check_reason(command.reason)
-    existing = session.existing_transfer(command.reversal_id)
+    existing = session.existing_transfer(command.reversal_id, command.id_field)
     if existing is not None:
-        return replay(existing, command.fingerprint(), session)
+        return replay(existing, command, session)
     original = session.get(command.transfer_id)
     if not isinstance(original, Transfer):  # absent, or the id of an account, a wallet...
         raise TransferNotFound(f"transfer {command.transfer_id} does not exist")
     original.check_reversible()
     outcome = record_movement(
-        session, transfer_id=command.reversal_id, fingerprint=command.fingerprint(),
+        session, command, transfer_id=command.reversal_id,
         kind=REVERSAL, source_id=original.destination, destination_id=original.source,
         amount=original.posted_amount, reason=reason, now=now, reverses=original.id,
         settles_on_chain=command.settles_on_chain,

@@ -81,7 +81,7 @@ def adjust_for_finding(
     if finding is None:
         raise FindingNotFound(f"finding {command.finding_id} does not exist")
     if existing is not None:
-        return replay(existing, command.fingerprint(), session)
+        return replay(existing, command, session)
     account_id, change = finding.adjustment()
     if change == 0:
         raise InvalidRequest(f"finding {finding.id} records no difference to adjust")
@@ -90,7 +90,7 @@ def adjust_for_finding(
     )
     text = reason or f"reconciliation adjustment for finding {finding.id}"
     outcome = record_movement(
-        session, transfer_id=transfer_id, fingerprint=command.fingerprint(), kind=kind,
+        session, command, transfer_id=transfer_id, kind=kind,
         source_id=source, destination_id=destination, amount=abs(change), reason=text,
         now=now, settles_on_chain=False, adjusts=finding.id,
     )

@@ -15,9 +15,10 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
+from application.conflicts import held_by_another_kind
 from application.write.aggregate_cache import AggregateCache
 from domain.account import Account
-from domain.errors import AccountNotFound, IdempotencyConflict
+from domain.errors import AccountNotFound
 from domain.transfer import Transfer
 
 A = TypeVar("A", bound=Aggregate)
@@ -73,9 +74,7 @@ class AggregateSession:
         if aggregate is None:
             return None
         if not isinstance(aggregate, cls):
-            raise IdempotencyConflict(
-                f"id {aggregate_id} is already used by {kind_of(aggregate)}"
-            )
+            raise held_by_another_kind(aggregate, aggregate_id)
         return aggregate
 
     def account(self, account_id: UUID) -> Account:
@@ -99,12 +98,15 @@ class AggregateSession:
         self.assumed_new.add(aggregate_id)
         return None
 
-    def existing_transfer(self, transfer_id: UUID) -> Transfer | None:
+    def existing_transfer(
+        self, transfer_id: UUID, id_field: str | None = None
+    ) -> Transfer | None:
+        """The Transfer already named ``transfer_id``, if any; ``id_field``
+        is the request's name for the id, for the refusal when another kind
+        of aggregate holds it."""
         existing = self.existing_for_new_id(transfer_id)
         if existing is not None and not isinstance(existing, Transfer):
-            raise IdempotencyConflict(
-                f"id {transfer_id} is already used by {kind_of(existing)}"
-            )
+            raise held_by_another_kind(existing, transfer_id, id_field)
         return existing
 
     def stored_if_assumed_new(self, aggregate_id: UUID) -> Aggregate | None:
@@ -124,9 +126,3 @@ class AggregateSession:
 
     def set_primary(self, aggregate_id: UUID | None) -> None:
         self.primary = aggregate_id
-
-
-def kind_of(aggregate: object) -> str:
-    """What holds an id, for a refusal's message: "an account", "a transfer"."""
-    name = type(aggregate).__name__.lower()
-    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"

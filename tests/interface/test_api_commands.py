@@ -109,7 +109,13 @@ def test_the_same_transfer_id_with_another_body_is_an_idempotency_conflict(api, 
     admin.post("/v1/transfers", json=body)
     with writes_nothing(api):
         response = admin.post("/v1/transfers", json={**body, "amount": "4"})
-    assert_error(response, 409, "idempotency_conflict")
+    error = assert_error(response, 409, "idempotency_conflict")
+    assert error["message"].startswith(
+        f"transfer_id {body['transfer_id']} was first used with a different 'amount'; retry")
+    with writes_nothing(api):
+        response = admin.post("/v1/transfers", json={**body, "to": source, "from": destination})
+    assert "a different 'from' and 'to'" in assert_error(response, 409, "idempotency_conflict")[
+        "message"]
 
 
 @pytest.mark.parametrize(("amount", "code"), [

@@ -14,7 +14,7 @@ from application import commands as c
 from application.authority import INTERNAL
 from application.settlement.reconciler import adjust_for_finding, latest_reconciliation
 from domain.amounts import UNITS_PER_DEAL
-from domain.errors import FindingNotAdjustable, FindingNotFound
+from domain.errors import FindingNotAdjustable, FindingNotFound, IdempotencyConflict
 from domain.reconciliation import (
     BALANCE_MISMATCH,
     MISSING_ON_CHAIN,
@@ -117,6 +117,9 @@ async def test_adjustments_happen_once_and_never_from_a_stale_finding(rig: Settl
     again = adjust_for_finding(rig.fold, rig.ledger.writer, finding.finding_id, INTERNAL)
 
     assert again.transfer_id == moved.transfer_id and again.replayed
+    with pytest.raises(IdempotencyConflict, match=f"finding_id {finding.finding_id} was first "
+                                                  "used with a different 'reason'"):
+        adjust_for_finding(rig.fold, rig.ledger.writer, finding.finding_id, INTERNAL, "another")
     with pytest.raises(FindingNotAdjustable, match="stale"):
         adjust_for_finding(rig.fold, rig.ledger.writer, same_later.finding_id, INTERNAL)
     unknown = next(iter(first.unmatched_signatures))
