@@ -24,9 +24,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from eventsourcing.utils import get_topic
-
 from application.eventlog.decoder import EventDecoder
+from application.eventlog.handlers import EventHandlers, UnknownEvent
 from application.eventlog.reader import LogEvent
 from domain.account import ISSUANCE, Account
 from domain.pricing import PriceSchedule
@@ -101,8 +100,7 @@ class Keys:
 
 Fields = dict[str, Any]
 _Handler = Callable[["LedgerFold", LogEvent, dict[str, Any], PageChanges], None]
-_HANDLERS: dict[str, _Handler] = {}
-_LOADS: dict[str, tuple[str, ...]] = {}
+_EVENTS: EventHandlers[tuple[_Handler, tuple[str, ...]]] = EventHandlers("read-model fold")
 HANDLED: list[type] = []
 """The event classes this fold shows, in the order they were declared."""
 
@@ -118,9 +116,7 @@ def _on(event_class: type, *, loads: tuple[str, ...] = ()) -> Callable[[_Handler
         raise ValueError(f"{event_class.__qualname__} loads unknown rows {loads}")
 
     def register(handler: _Handler) -> _Handler:
-        topic = get_topic(event_class)
-        _HANDLERS[topic] = handler
-        _LOADS[topic] = loads
+        _EVENTS.add(event_class, (handler, loads))
         HANDLED.append(event_class)
         return handler
 
@@ -131,13 +127,18 @@ def keys_for(events: Iterable[LogEvent]) -> Keys:
     """The existing rows a page needs: for each event, the rows its
     declaration names."""
     keys = Keys(set(), set(), set(), set())
-    rows_by_topic = {
-        topic: tuple(getattr(keys, kind) for kind in kinds) for topic, kinds in _LOADS.items()
-    }
     for event in events:
-        for rows in rows_by_topic.get(event.topic, ()):
-            rows.add(event.originator_id)
+        entry = _entry(event)
+        for kind in entry[1] if entry is not None else ():
+            getattr(keys, kind).add(event.originator_id)
     return keys
+
+
+def _entry(event: LogEvent) -> tuple[_Handler, tuple[str, ...]] | None:
+    try:
+        return _EVENTS.for_topic(event.topic)
+    except UnknownEvent as unknown:
+        raise InvariantViolation(f"position {event.position}: {unknown}") from None
 
 
 class LedgerFold:
@@ -147,16 +148,15 @@ class LedgerFold:
 
     def apply(self, events: Iterable[LogEvent]) -> PageChanges:
         changes = PageChanges()
-        handlers = _HANDLERS
         for event in events:
             changes.events += 1
             changes.last_position = event.position
-            handler = handlers.get(event.topic)
-            if handler is None:
-                continue  # an event no read model shows (e.g. PriceSchedule.Started)
+            entry = _entry(event)
+            if entry is None:
+                continue  # an event no read model shows (NOT_SHOWN)
             fields = self.decoder.fields(event.state)
             changes.last_time = micros(fields["timestamp"])
-            handler(self, event, fields, changes)
+            entry[0](self, event, fields, changes)
         return changes
 
     # Helpers shared by the handlers.
@@ -512,5 +512,4 @@ NOT_SHOWN: frozenset[type] = frozenset({
 })
 """Stored events this fold deliberately leaves out (they only advance the
 position)."""
-
-ACCOUNT_TOPIC = get_topic(Account)
+_EVENTS.leave_out(NOT_SHOWN)

@@ -26,9 +26,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from eventsourcing.utils import get_topic
-
 from application.eventlog.decoder import EventDecoder
+from application.eventlog.handlers import EventHandlers, UnknownEvent
 from application.eventlog.page_loop import PageLoop
 from application.eventlog.reader import LogEvent
 from application.eventlog.tracking import TrackingConflict
@@ -58,14 +57,14 @@ DEFAULT_PAGE_EVENTS = 1000
 CATCH_UP_PAGES_MAX = 10_000  # a bound per call; the next call goes on
 
 _Handler = Callable[["_Page", Any], None]
-_HANDLERS: dict[str, _Handler] = {}
+_EVENTS: EventHandlers[_Handler] = EventHandlers("settlement fold")
 HANDLED: list[type] = []
 """The event classes this fold applies, in the order they were declared."""
 
 
 def _on(event_class: type) -> Callable[[_Handler], _Handler]:
     def register(handler: _Handler) -> _Handler:
-        _HANDLERS[get_topic(event_class)] = handler
+        _EVENTS.add(event_class, handler)
         HANDLED.append(event_class)
         return handler
 
@@ -94,6 +93,7 @@ NOT_SHOWN: frozenset[type] = frozenset({
 })
 """Stored events the settlement store deliberately leaves out (they only
 advance the position)."""
+_EVENTS.leave_out(NOT_SHOWN)
 
 
 class SettlementFold:
@@ -156,7 +156,10 @@ class _Page:
         self.position = 0
 
     def apply(self, event: LogEvent) -> None:
-        handler = _HANDLERS.get(event.topic)
+        try:
+            handler = _EVENTS.for_topic(event.topic)
+        except UnknownEvent as unknown:
+            raise UnknownEvent(f"position {event.position}: {unknown}") from None
         if handler is None:
             return
         self.position = event.position
