@@ -92,6 +92,23 @@ class CommandSubmitter(Protocol):
     def submit(self, command: c.Command, *, authority: Authority) -> Future: ...
 
 
+async def execute_internal(
+    writer: CommandSubmitter, command: c.Command, policy: RetryPolicy, sleep: Sleep
+) -> Any:
+    """A settlement or reconciliation step, through the command writer (never
+    around it), as the ledger itself; the store being briefly unavailable is
+    retried, any other refusal is raised."""
+
+    async def attempt() -> Any:
+        # shielded: a cancelled settler leaves the command to finish on its
+        # own (its outcome is in the log either way)
+        submitted = writer.submit(command, authority=INTERNAL)
+        return await asyncio.shield(asyncio.wrap_future(submitted))
+
+    return await retrying(attempt, retry_on=(LedgerUnavailable,), policy=policy,
+                          what=command.kind, sleep=sleep)
+
+
 @dataclass(frozen=True)
 class SettlementConfig:
     commitment: str = "confirmed"
@@ -396,19 +413,7 @@ class SettlementProcess:
         )
 
     async def _execute(self, command: c.Command) -> Any:
-        """Through the command writer (never around it); the store being
-        briefly unavailable is retried, any other refusal is raised."""
-
-        async def attempt() -> Any:
-            # shielded: a cancelled settler leaves the command to finish on
-            # its own (its outcome is in the log either way)
-            submitted = self.writer.submit(command, authority=INTERNAL)
-            return await asyncio.shield(asyncio.wrap_future(submitted))
-
-        return await retrying(
-            attempt, retry_on=(LedgerUnavailable,), policy=self.config.retry,
-            what=command.kind, sleep=self._sleep,
-        )
+        return await execute_internal(self.writer, command, self.config.retry, self._sleep)
 
     async def _hook(self, hook: Hook | None, signed: SignedSubmission | None) -> None:
         if hook is None or signed is None:

@@ -39,14 +39,13 @@ from uuid import UUID, uuid4, uuid5
 
 from application import commands as c
 from application.alerts import AlertKind, raise_alert
-from application.authority import INTERNAL, Authority
-from application.errors import LedgerUnavailable
+from application.authority import Authority
 from application.outcomes import MovementRecorded
 from application.retry import RetryPolicy, Sleep, retrying
 from application.settlement import metrics
 from application.settlement.chain_port import ChainPort, ChainTransaction, ChainUnavailableError
 from application.settlement.fold import SettlementFold
-from application.settlement.process import GENESIS_MEMO, CommandSubmitter
+from application.settlement.process import GENESIS_MEMO, CommandSubmitter, execute_internal
 from application.settlement.store import (
     FAILED,
     IN_FLIGHT,
@@ -415,16 +414,7 @@ class Reconciler:
         )
 
     async def _execute(self, command: c.Command) -> Any:
-        async def attempt() -> Any:
-            # shielded: a cancelled settler leaves the command to finish on
-            # its own (its outcome is in the log either way)
-            submitted = self.writer.submit(command, authority=INTERNAL)
-            return await asyncio.shield(asyncio.wrap_future(submitted))
-
-        return await retrying(
-            attempt, retry_on=(LedgerUnavailable,), policy=self.config.retry,
-            what=command.kind, sleep=self._sleep,
-        )
+        return await execute_internal(self.writer, command, self.config.retry, self._sleep)
 
 
 # --- reports and adjustments (no chain needed) ----------------------------------------
