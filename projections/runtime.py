@@ -17,7 +17,7 @@ from typing import Any
 from eventsourcing.application import Application
 
 from application.eventlog.decoder import EventDecoder
-from application.eventlog.reader import event_log_for
+from application.eventlog.opening import event_log_for
 from projections import ledger_metrics as metrics
 from projections.balance_cache import BalanceCache
 from projections.projector import DEFAULT_PAGE_EVENTS, DEFAULT_POLL_INTERVAL_S, Progress, Projector

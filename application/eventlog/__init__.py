@@ -9,8 +9,9 @@ exactly-once compare-and-set) is made once.
 
 - ``reader``: ``LogEvent``, ``Change`` and the ``EventLog`` protocol (head,
   pages after a position, one aggregate's events, where a version sits,
-  which aggregates changed), with ``event_log_for(recorder)``;
-  ``sqlite_log`` and ``postgres_log`` hold each database's statements.
+  which aggregates changed);
+  ``sqlite_log`` and ``postgres_log`` hold each database's statements, and
+  ``opening.event_log_for(recorder)`` picks one.
 - ``decoder``: a stored event's fields (cheap, for folds of millions), its
   full state, or the library's domain event (for a fold that wants objects).
 - ``tracking``: a consumer's position moved by compare-and-set inside the

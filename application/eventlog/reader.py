@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID
 
-from eventsourcing.persistence import ApplicationRecorder, InterfaceError, OperationalError
+from eventsourcing.persistence import InterfaceError, OperationalError
 from eventsourcing.utils import retry
 
 PAGE_EVENTS_MAX = 10_000
@@ -140,18 +140,3 @@ class SqlEventLog:
 
 def _uuid(value: UUID | str) -> UUID:
     return value if isinstance(value, UUID) else UUID(value)
-
-
-def event_log_for(recorder: ApplicationRecorder) -> EventLog:
-    """The reader of the application's own events table."""
-    from eventsourcing.postgres import PostgresApplicationRecorder
-    from eventsourcing.sqlite import SQLiteApplicationRecorder
-
-    from application.eventlog.postgres_log import PostgresEventLog
-    from application.eventlog.sqlite_log import SQLiteEventLog
-
-    if isinstance(recorder, PostgresApplicationRecorder):
-        return PostgresEventLog(recorder)
-    if isinstance(recorder, SQLiteApplicationRecorder):
-        return SQLiteEventLog(recorder)
-    raise TypeError(f"no event log reader for {type(recorder).__name__}")

@@ -15,7 +15,8 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate, Snapshot
 
-from application.eventlog.reader import EventLog, event_log_for
+from application.eventlog.opening import event_log_for
+from application.eventlog.reader import EventLog
 from domain.account import Account
 from domain.errors import AccountNotFound, TransferNotFound
 from domain.transfer import Transfer

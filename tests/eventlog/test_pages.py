@@ -3,7 +3,7 @@ position, and a bounded page must hold exactly the events at or below it."""
 
 from __future__ import annotations
 
-from application.eventlog.reader import event_log_for
+from application.eventlog.opening import event_log_for
 
 
 def test_a_bounded_page_holds_exactly_the_events_up_to_the_bound(ledger):

@@ -1,0 +1,22 @@
+"""``event_log_for``: the reader for whichever database the application's
+recorder writes to. Kept apart from ``reader`` so the database modules can
+build on the reader's base without an import circle."""
+
+from __future__ import annotations
+
+from eventsourcing.persistence import ApplicationRecorder
+from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.sqlite import SQLiteApplicationRecorder
+
+from application.eventlog.postgres_log import PostgresEventLog
+from application.eventlog.reader import EventLog
+from application.eventlog.sqlite_log import SQLiteEventLog
+
+
+def event_log_for(recorder: ApplicationRecorder) -> EventLog:
+    """The reader of the application's own events table."""
+    if isinstance(recorder, PostgresApplicationRecorder):
+        return PostgresEventLog(recorder)
+    if isinstance(recorder, SQLiteApplicationRecorder):
+        return SQLiteEventLog(recorder)
+    raise TypeError(f"no event log reader for {type(recorder).__name__}")
