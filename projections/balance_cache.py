@@ -3,11 +3,27 @@ balances projection, read before the SQL read model.
 
 Each entry is a hash: ``p`` the log position of the account's last change,
 ``b`` balance, ``h`` held, ``x`` the earliest expiry (epoch microseconds) of
-its pending holds ("" if none), with a 300 s TTL. Entries are written by a
-Lua compare-and-set on ``p``, so an older position never overwrites a newer
-one, whatever order writers (the projector, a reader filling a miss, a
-resync) reach Redis in. Every entry is read from the read model in one
-query, so its fields agree with each other and with its position.
+its pending holds ("" if none), ``l`` the incarnation of the ledger it
+belongs to, with a 300 s TTL. Entries are written by a Lua compare-and-set
+on ``p``, so an older position never overwrites a newer one of the same
+incarnation, whatever order writers (the projector, a reader filling a
+miss, a resync) reach Redis in. Every entry is read from the read model in
+one query, so its fields agree with each other and with its position.
+
+The cache outlives the ledger it describes (a PostgreSQL schema re-created
+or restored from a backup while Redis is kept), so it is bound to one
+incarnation of one ledger. ``{prefix}ledger`` holds ``id``,
+``<genesis>:<token>``, where ``genesis`` is derived from the log's first
+event (a re-created ledger has another) and ``token`` is drawn by the
+projector whenever Redis knows positions its read models do not (a
+restore), and ``w``, the position up to which every change of that
+incarnation has been written through. An entry counts only when its ``l``
+is the current id and that id names this ledger's genesis; entries of
+another ledger or incarnation, and those of the earlier format (no ``l``),
+are misses, and the compare-and-set overwrites them whatever their
+position. A read that must include position N uses an entry only when the
+entry's ``p`` or ``w`` is at least N, and (consistent reads) never one whose
+``p`` is past the log's head.
 
 Redis is an accelerator, never a source of truth:
 
@@ -35,9 +51,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -57,12 +74,22 @@ CONFIRM_EVERY_S = 1.0
 _LOG_EVERY_S = 10.0
 
 _CAS = """
-local current = redis.call('HGET', KEYS[1], 'p')
-if current and tonumber(current) > tonumber(ARGV[1]) then
+local current = redis.call('HMGET', KEYS[1], 'p', 'l')
+if current[1] and current[2] == ARGV[6] and tonumber(current[1]) > tonumber(ARGV[1]) then
   return 0
 end
-redis.call('HSET', KEYS[1], 'p', ARGV[1], 'b', ARGV[2], 'h', ARGV[3], 'x', ARGV[4])
+redis.call('HSET', KEYS[1], 'p', ARGV[1], 'b', ARGV[2], 'h', ARGV[3], 'x', ARGV[4], 'l', ARGV[6])
 redis.call('EXPIRE', KEYS[1], ARGV[5])
+return 1
+"""
+_ADVANCE = """
+if redis.call('HGET', KEYS[1], 'id') ~= ARGV[1] then
+  return 0
+end
+local written = tonumber(redis.call('HGET', KEYS[1], 'w') or '0')
+if tonumber(ARGV[2]) > written then
+  redis.call('HSET', KEYS[1], 'w', ARGV[2])
+end
 return 1
 """
 
@@ -79,6 +106,30 @@ class CachedBalance:
         return self.next_expiry is None or now_micros < self.next_expiry
 
 
+@dataclass(frozen=True)
+class CacheRead:
+    """One look at the cache: the entry if it is this incarnation's (else
+    None), the incarnation (to fill a miss with), and ``written_upto``,
+    the position up to which every change is known written through."""
+
+    entry: CachedBalance | None
+    incarnation: str
+    written_upto: int
+
+    def covers(self, position: int) -> int | None:
+        """The position the entry's state is known exact at, if it is at
+        least ``position``; else None (read SQL)."""
+        if self.entry is None:
+            return None
+        known = max(self.entry.position, self.written_upto)
+        return known if known >= position else None
+
+
+def meta_key(prefix: str = "") -> str:
+    """The hash that binds the cache to one ledger's incarnation."""
+    return f"{prefix}ledger"
+
+
 def cache_key(account_id: str, prefix: str = "") -> str:
     """``prefix`` (DEALS_REDIS_PREFIX) keeps ledgers that share a Redis apart:
     the system accounts have the same ids in every ledger."""
@@ -89,7 +140,7 @@ class BalanceCache:
     def __init__(
         self, url: str | None = None, *, client: Any = None, ttl_s: int = TTL_S,
         socket_timeout_s: float = SOCKET_TIMEOUT_S, cooldown_s: float = COOLDOWN_S,
-        prefix: str = "",
+        prefix: str = "", genesis: Callable[[], str | None] = lambda: None,
     ) -> None:
         if client is None:
             if url is None:
@@ -107,6 +158,11 @@ class BalanceCache:
         self.ttl_s = ttl_s
         self.cooldown_s = cooldown_s
         self._script = client.register_script(_CAS)
+        self._advance = client.register_script(_ADVANCE)
+        self.genesis = genesis
+        """This ledger's genesis id (None until the log has its first event)."""
+        self.incarnation: str | None = None
+        """The incarnation this process writes as (bound by the projector)."""
         self._down_until = 0.0
         self._last_log = 0.0
         self._resync_from: int | None = None
@@ -119,33 +175,50 @@ class BalanceCache:
 
     # Reads
 
-    def get(self, account_id: str) -> CachedBalance | None:
-        """None (read SQL) while Redis cools down, and while a failed
-        write-through is not yet resynchronised: until then an entry may be
-        older than the read model, and serving it would answer a balance
-        that is no longer true."""
-        if self._cooling_down() or self._resync_from is not None:
+    def get(self, account_id: str) -> CacheRead | None:
+        """The entry with its incarnation's written-through position (one
+        round trip). None (read SQL, do not fill) while Redis cools down,
+        while a failed write-through is not yet resynchronised (an entry may
+        be older than the read model), and while Redis is bound to another
+        ledger or none."""
+        genesis = self.genesis()
+        if self._cooling_down() or self._resync_from is not None or genesis is None:
             metrics.CACHE_BYPASSED.inc()
             return None
         try:
-            p, b, h, x = self.client.hmget(self.key(account_id), "p", "b", "h", "x")
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hmget(self.key(account_id), "p", "b", "h", "x", "l")
+            pipe.hmget(meta_key(self.prefix), "id", "w")
+            (p, b, h, x, bound), (incarnation, written) = pipe.execute()
         except Exception as error:
             self._failed("read", error)
             return None
-        if p is None or b is None or h is None:
-            metrics.CACHE_MISSES.inc()
+        incarnation = _text(incarnation)
+        if incarnation is None or not incarnation.startswith(genesis + ":"):
+            metrics.CACHE_BYPASSED.inc()
             return None
+        if p is None or b is None or h is None or _text(bound) != incarnation:
+            metrics.CACHE_MISSES.inc()
+            return CacheRead(None, incarnation, int(written or 0))
         metrics.CACHE_HITS.inc()
-        return CachedBalance(account_id, int(b), int(h), int(p), int(x) if x else None)
+        entry = CachedBalance(account_id, int(b), int(h), int(p), int(x) if x else None)
+        return CacheRead(entry, incarnation, int(written or 0))
+
+    def current_incarnation(self) -> str | None:
+        """The incarnation Redis is bound to now (for the audit)."""
+        return _text(self.client.hget(meta_key(self.prefix), "id"))
 
     # Writes
 
-    def put(self, entries: Iterable[CachedBalance]) -> bool:
-        """Compare-and-set each entry; False if Redis could not be reached."""
+    def put(self, entries: Iterable[CachedBalance], incarnation: str | None = None) -> bool:
+        """Compare-and-set each entry as ``incarnation`` (default: the one
+        this process is bound to); False if Redis could not be reached or
+        no incarnation is bound."""
         entries = list(entries)
+        incarnation = incarnation or self.incarnation
         if not entries:
             return True
-        if self._cooling_down():
+        if self._cooling_down() or incarnation is None:
             return False
         try:
             pipe = self.client.pipeline(transaction=False)
@@ -153,7 +226,8 @@ class BalanceCache:
                 self._script(
                     keys=[self.key(entry.account_id)],
                     args=[entry.position, entry.balance, entry.held,
-                          "" if entry.next_expiry is None else entry.next_expiry, self.ttl_s],
+                          "" if entry.next_expiry is None else entry.next_expiry, self.ttl_s,
+                          incarnation],
                     client=pipe,
                 )
             pipe.execute()
@@ -162,10 +236,50 @@ class BalanceCache:
             return False
         return True
 
-    def fill(self, entry: CachedBalance) -> None:
-        """After a miss answered from SQL (heals a flushed cache); safe at
-        any time, as the compare-and-set keeps a newer entry."""
-        self.put([entry])
+    def fill(self, entry: CachedBalance, incarnation: str) -> None:
+        """After a miss answered from SQL (heals a flushed cache), as the
+        incarnation the miss saw; safe at any time, as the compare-and-set
+        keeps a newer entry."""
+        self.put([entry], incarnation)
+
+    def bind(self, store: Any) -> bool:
+        """The projector's first step with Redis: keep the incarnation Redis
+        holds if it is this ledger's and knows no position the read models
+        do not; else draw a new one (a re-created or restored ledger) and
+        write every account again. False while Redis or the log cannot say."""
+        genesis = self.genesis()
+        if genesis is None or self._cooling_down():
+            return False
+        try:
+            incarnation, written = self.client.hmget(meta_key(self.prefix), "id", "w")
+            incarnation = _text(incarnation)
+            position = store.position()
+            if (incarnation is not None and incarnation.startswith(genesis + ":")
+                    and int(written or 0) <= position):
+                self.incarnation = incarnation
+                return True
+            fresh = f"{genesis}:{secrets.token_hex(8)}"
+            pipe = self.client.pipeline(transaction=True)
+            pipe.delete(meta_key(self.prefix))
+            pipe.hset(meta_key(self.prefix), mapping={"id": fresh, "w": 0})
+            pipe.execute()
+        except Exception as error:
+            self._failed("write", error)
+            return False
+        logger.warning("balance cache bound to a new incarnation of this ledger (Redis held %s)",
+                       "nothing" if incarnation is None else "another ledger or a later position")
+        self.incarnation = fresh
+        self._need_resync(store, 0)
+        return True
+
+    def _written_upto(self, upto: int) -> bool:
+        """Record that every change up to ``upto`` is in Redis."""
+        try:
+            self._advance(keys=[meta_key(self.prefix)], args=[self.incarnation, upto])
+        except Exception as error:
+            self._failed("write", error)
+            return False
+        return True
 
     def write_through(
         self, store: Any, rows: Iterable[BalanceRow], since: int, upto: int
@@ -173,9 +287,10 @@ class BalanceCache:
         """After a page committed: write the changed accounts as the store
         now has them. The page was applied after ``since``, up to ``upto``."""
         account_ids = [row.account_id for row in rows]
-        if self._resync_from is not None:
+        if self._resync_from is not None or self.incarnation is None:
             self.heal(store)
-        if self._resync_from is None and self.put(store.cache_entries(account_ids)):
+        if (self._resync_from is None and self.put(store.cache_entries(account_ids))
+                and self._written_upto(upto)):
             self._confirm(store, upto)
             return
         self._need_resync(store, since)
@@ -209,10 +324,13 @@ class BalanceCache:
             if not self._resync_loaded:
                 self._resync_from = self._resync_start(store)
                 self._resync_loaded = True
+        if self.incarnation is None and not self.bind(store):
+            return
+        with self._lock:
             if self._resync_from is None or self._cooling_down():
                 return
             upto = store.position()
-            if self.resync_from(store, self._resync_from):
+            if self.resync_from(store, self._resync_from) and self._written_upto(upto):
                 logger.warning("balance cache resynchronised from position %s", self._resync_from)
                 store.set_meta(CONFIRMED_META, upto)
                 store.set_meta(RESYNC_META, None)
@@ -260,3 +378,7 @@ class BalanceCache:
     def close(self) -> None:
         with contextlib.suppress(Exception):  # closing a dead connection
             self.client.close()
+
+
+def _text(value: Any) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value

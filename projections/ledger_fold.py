@@ -154,9 +154,12 @@ class LedgerFold:
             entry = _entry(event)
             if entry is None:
                 continue  # an event no read model shows (NOT_SHOWN)
-            fields = self.decoder.fields(event.state)
-            changes.last_time = micros(fields["timestamp"])
-            entry[0](self, event, fields, changes)
+            try:
+                fields = self.decoder.fields(event.state)
+                changes.last_time = micros(fields["timestamp"])
+                entry[0](self, event, fields, changes)
+            except Exception as error:  # a damaged row: a finding at its position
+                changes.violations.append(undecodable(event, error))
         return changes
 
     # Helpers shared by the handlers.
@@ -246,6 +249,20 @@ class LedgerFold:
         row.position = event.position
         changes.wallets[row.wallet_id] = row
         return row
+
+
+def violation_position(violation: str) -> int | None:
+    """The position a violation names (each starts "position N: ...")."""
+    head = violation.split(":", 1)[0]
+    number = head.removeprefix("position ")
+    return int(number) if number.isdigit() else None
+
+
+def undecodable(event: LogEvent, error: Exception) -> str:
+    """The finding for a stored row the fold cannot read (bad JSON, a field
+    missing or of the wrong type); never its content, which may be anything."""
+    return (f"position {event.position}: undecodable event {event.topic} of "
+            f"{event.originator_id} ({type(error).__name__})")
 
 
 def _unknown(changes: PageChanges, event: LogEvent, what: str) -> None:

@@ -4,8 +4,10 @@ It follows the log with the log's page loop (``application.eventlog``):
 for each page after its tracking position it loads the rows the page
 touches, folds the page into them, and commits the rows, the hash-chain
 checkpoint and the new tracking position in one transaction.
-Only after that commit does it tell anyone: waiters on ``Progress`` (for
-read-your-writes), the Redis balance cache (write-through), the metrics.
+A page ends where a commit ends (``application.eventlog.commits``), so the
+read models only ever stand at a state that existed. Only after that commit
+does it tell anyone: waiters on ``Progress`` (for consistent reads), the
+Redis balance cache (write-through), the metrics.
 
 A crash at any point leaves either the whole page or none of it; the next
 start resumes from the tracking position, so every event is applied exactly
@@ -26,13 +28,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from application.eventlog.commits import CommitBoundaries
 from application.eventlog.decoder import EventDecoder
 from application.eventlog.page_loop import PageLoop
 from application.eventlog.reader import EventLog, LogEvent
 from projections import ledger_metrics as metrics
 from projections.balance_cache import BalanceCache
 from projections.hashchain import HashChain
-from projections.ledger_fold import InvariantViolation, LedgerFold, PageChanges, keys_for
+from projections.ledger_fold import (
+    InvariantViolation,
+    LedgerFold,
+    PageChanges,
+    keys_for,
+    violation_position,
+)
+from projections.progress import Progress
 from projections.read_model_store import ReadModelStore
 
 logger = logging.getLogger(__name__)
@@ -43,35 +53,6 @@ STANDBY_RETRY_S = 1.0
 ERROR_BACKOFF_S_MAX = 5.0
 HOLDS_GAUGE_REFRESH_S = 1.0
 PROJECTION_NAME = "read_models"
-
-
-class Progress:
-    """The position the read models have reached in this process, and a
-    condition to wait on it (read-your-writes)."""
-
-    def __init__(self, position: int = 0) -> None:
-        self._position = position
-        self._condition = threading.Condition()
-
-    @property
-    def position(self) -> int:
-        return self._position
-
-    def advance(self, position: int) -> None:
-        with self._condition:
-            if position > self._position:
-                self._position = position
-            self._condition.notify_all()
-
-    def reset(self, position: int) -> None:
-        with self._condition:
-            self._position = position
-            self._condition.notify_all()
-
-    def wait_past(self, position: int, timeout_s: float) -> bool:
-        """Wait until ``position`` is reached or ``timeout_s`` passes."""
-        with self._condition:
-            return self._condition.wait_for(lambda: self._position >= position, timeout_s)
 
 
 @dataclass
@@ -104,7 +85,10 @@ class Projector:
         self.lock = store.projection_lock()
         self.before_commit: Callable[[], None] | None = None  # fault injection in tests
         self.after_commit: Callable[[], None] | None = None  # fault injection in tests
-        self._pages = PageLoop(log, self)
+        self.on_refused: Callable[[int | None, str], None] | None = None
+        """Told (position, what) when a page cannot be applied: the wiring
+        raises an alert. The projector stops there; it never skips an event."""
+        self._pages = PageLoop(log, self, CommitBoundaries(log, decoder).page)
         self._chain: HashChain | None = None  # loaded with the tracked position
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -231,6 +215,8 @@ class Projector:
             for violation in changes.violations[:20]:
                 logger.error("read model invariant broken: %s", violation)
             metrics.INVARIANT_VIOLATIONS.labels(self.name).inc(len(changes.violations))
+            if self.on_refused is not None:
+                self.on_refused(violation_position(changes.violations[0]), changes.violations[0])
             raise InvariantViolation(
                 f"{len(changes.violations)} invariant violation(s) in the page after position "
                 f"{events[0].position - 1}; first: {changes.violations[0]}"

@@ -1,15 +1,29 @@
 """The read side's contract with the HTTP API and the CLI.
 
-Views are plain values with int amounts; the interface formats them. Every
-query that takes ``min_position`` first waits (bounded, up to 5 s) until the
-read model has applied the log up to that position, so a client reads its
-own writes; past the bound it raises ``ReadModelBehind``.
+Views are plain values with int amounts; the interface formats them.
+
+Consistency: by default (``Consistency.STRONG``) a query first reads the
+log's head and answers from read models that have applied at least that
+far, so it reflects every command acknowledged before it arrived, by any
+process. ``Consistency.EVENTUAL`` skips that (what the read models have
+now). ``min_position`` combines with either: the answer includes that
+position too. A wait is bounded (``MIN_POSITION_WAIT_S``; then
+``ReadModelBehind``, 503), and a position past the log's head is refused
+at once (``PositionPastHead``, 422). ``ReadPoint`` is what a query must
+include, worked out once per request (``ReadModelQueries.plan``) so the
+HTTP API can await it without holding a thread.
+
+Positions name whole commits: a position given to a query is rounded down
+to the last commit that ends at or before it
+(``application.eventlog.commits``), and every answer carries the position
+it reflects.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Generic, Protocol, TypeVar
 from uuid import UUID
 
@@ -22,9 +36,45 @@ MIN_POSITION_WAIT_S = 5.0
 
 
 class ReadModelBehind(LedgerError):
-    """The read model did not reach the requested position in time."""
+    """The read model did not reach the requested position in time (503
+    ``unavailable`` with Retry-After: nothing is wrong, retry)."""
 
     code = "unavailable"
+
+
+class PositionPastHead(LedgerError):
+    """A request named a log position the log has not reached: no state
+    exists there yet, and waiting for it could hold the request forever."""
+
+    code = "position_past_head"
+
+    def __init__(self, name: str, position: int, head: int) -> None:
+        super().__init__(
+            f"{name} {position} is past the log's head, {head}: no state exists there yet"
+        )
+        self.head = head
+
+
+class Consistency(StrEnum):
+    """How fresh a query's answer must be (``consistency=`` in the API)."""
+
+    STRONG = "strong"
+    """Reflect every command acknowledged before the query arrived (the default)."""
+    EVENTUAL = "eventual"
+    """Answer from the read models as they are: faster, possibly behind."""
+
+
+@dataclass(frozen=True)
+class ReadPoint:
+    """What one query must reflect: ``target``, the position the read models
+    must have applied; ``head``, the log's head when it arrived (None when
+    it was not read: an eventual read); ``cut``, a position the caller
+    named (``at``, ``until_position``, ``after_position``) rounded down to a
+    whole commit."""
+
+    target: int
+    head: int | None = None
+    cut: int | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +118,8 @@ class TransactionView:
     expires_at: datetime | None = None
     reversed_by: UUID | None = None
     reverses: UUID | None = None
+    as_of_position: int | None = None
+    """For a transfer read on its own: the log position whose state it reflects."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +151,27 @@ class ServicePriceView:
 class Page(Generic[T]):
     items: list[T]
     next_cursor: str | None
+    position: int = 0
+    """The log position whose state the page reflects."""
+
+
+@dataclass(frozen=True)
+class Listing(Generic[T]):
+    """An unpaged answer and the log position whose state it reflects."""
+
+    items: list[T]
+    position: int
+
+
+@dataclass(frozen=True)
+class EventsPage:
+    """Raw events after ``after_position`` (the asked one rounded down to a
+    whole commit), whole commits only, read at the log's head ``position``."""
+
+    items: list[RawEvent]
+    after_position: int
+    position: int
+    next_after_position: int | None
 
 
 @dataclass(frozen=True)
@@ -120,6 +193,9 @@ class ReplayReport:
     last_position: int
     mismatches: list[Mismatch]
     first_tampered_position: int | None = None
+    position: int = 0
+    """The whole-commit cut the replay reflects (``until_position`` rounded
+    down to the last commit that ends at or before it)."""
 
 
 @dataclass(frozen=True)
@@ -129,40 +205,65 @@ class RawEvent:
     version: int
     topic: str
     state: dict
-    timestamp: datetime
+    timestamp: datetime | None
+    decode_error: str | None = None
+    """Set when the stored row cannot be decoded (``state`` is then empty):
+    reported at its position, never a failed listing."""
 
 
 class LedgerQueries(Protocol):
-    """What the interface asks of the read side."""
+    """What the interface asks of the read side. Every query takes a
+    ``point`` (from ``plan``, awaited with ``reach``) or, without one, plans
+    and waits itself (blocking: for the CLI and tests)."""
+
+    def plan(
+        self, consistency: Consistency = Consistency.STRONG, min_position: int | None = None,
+        at_position: int | None = None, at_name: str = "at",
+    ) -> ReadPoint: ...
+
+    async def reach(self, point: ReadPoint, timeout_s: float | None = None) -> None: ...
 
     def balance(
         self, account_id: UUID, *, at_position: int | None = None, at_time: datetime | None = None,
-        min_position: int | None = None,
+        min_position: int | None = None, consistency: Consistency = Consistency.STRONG,
+        point: ReadPoint | None = None,
     ) -> BalanceView: ...
 
     def history(
         self, account_id: UUID, *, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None,
-        min_position: int | None = None,
+        min_position: int | None = None, consistency: Consistency = Consistency.STRONG,
+        point: ReadPoint | None = None,
     ) -> Page[HistoryEntry]: ...
 
     def transactions(
         self, account_id: UUID, *, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None,
-        min_position: int | None = None,
+        min_position: int | None = None, consistency: Consistency = Consistency.STRONG,
+        point: ReadPoint | None = None,
     ) -> Page[TransactionView]: ...
 
-    def transfer(self, transfer_id: UUID, *, min_position: int | None = None) -> TransactionView: ...
+    def transfer(
+        self, transfer_id: UUID, *, min_position: int | None = None,
+        consistency: Consistency = Consistency.STRONG, point: ReadPoint | None = None,
+    ) -> TransactionView: ...
 
-    def wallets(self, account_id: UUID, *, min_position: int | None = None) -> list[WalletView]: ...
+    def wallets(
+        self, account_id: UUID, *, min_position: int | None = None,
+        consistency: Consistency = Consistency.STRONG, point: ReadPoint | None = None,
+    ) -> Listing[WalletView]: ...
 
-    def pricing(self, now: datetime) -> list[ServicePriceView]: ...
+    def pricing(
+        self, now: datetime, *, min_position: int | None = None,
+        consistency: Consistency = Consistency.STRONG, point: ReadPoint | None = None,
+    ) -> Listing[ServicePriceView]: ...
 
     def audit_events(
         self, *, aggregate_id: UUID | None = None, after_position: int = 0,
-        limit: int = DEFAULT_PAGE_SIZE,
-    ) -> list[RawEvent]: ...
+        limit: int = DEFAULT_PAGE_SIZE, point: ReadPoint | None = None,
+    ) -> EventsPage: ...
 
     def audit_replay(
-        self, *, until_position: int | None = None, until: datetime | None = None
+        self, *, until_position: int | None = None, until: datetime | None = None,
+        point: ReadPoint | None = None,
     ) -> ReplayReport: ...
 
     def position(self) -> int:

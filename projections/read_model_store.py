@@ -519,16 +519,28 @@ class PostgresReadModelStore(ReadModelStore):
 
     @contextmanager
     def _cursor(self, *, commit: bool) -> Iterator[Any]:
+        """A read is one REPEATABLE READ, READ ONLY transaction (said in its
+        BEGIN, no extra round trip), so every statement of a query sees the
+        same state and the tracking position read with the rows is the
+        position they reflect."""
+        from psycopg import IsolationLevel
         from psycopg.rows import tuple_row
 
-        with self.datastore.get_connection() as conn, conn.transaction(force_rollback=not commit):
-            yield conn.cursor(row_factory=tuple_row)
+        with self.datastore.get_connection() as conn:
+            if not commit:
+                conn.isolation_level, conn.read_only = IsolationLevel.REPEATABLE_READ, True
+            try:
+                with conn.transaction(force_rollback=not commit):
+                    yield conn.cursor(row_factory=tuple_row)
+            finally:
+                if not commit and not conn.closed:
+                    conn.isolation_level, conn.read_only = None, None
 
     @contextmanager
     def snapshot(self) -> Iterator[Any]:
-        """A read-only REPEATABLE READ transaction: every query sees one state."""
+        """A read-only REPEATABLE READ transaction: every query sees one state
+        (what every read is; kept for the audit's reader)."""
         with self._cursor(commit=False) as cursor:
-            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             yield cursor
 
     def _insert_many(self, cursor: Any, row_type: Any, rows: Sequence[Any]) -> None:

@@ -2,10 +2,11 @@
 
 Every answer comes from the read models (and the Redis cache for plain
 balance reads), never from aggregates; ``audit_events`` reads the stored
-log. Queries that name ``min_position`` first wait on the projector's
-progress condition (bounded by ``wait_s_max``), re-reading the store's
-tracking position between waits so a projector in another process counts
-too.
+log. Each query first works out the position it must reflect (``plan``:
+the log's head for a consistent read, one round trip) and waits until the
+read models have applied it (``reach``, awaited without a thread; or a
+blocking wait for the CLI), then reads rows and the read models' tracking
+position in one snapshot, which is the ``position`` the answer carries.
 
 Lists page by keyset on the log position (``position > cursor ORDER BY
 position LIMIT n``, on an ``(account, position)`` index), so the thousandth
@@ -18,28 +19,34 @@ import base64
 import binascii
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from application.eventlog.commits import CommitBoundaries
 from application.eventlog.decoder import EventDecoder
-from application.eventlog.reader import EventLog
+from application.eventlog.reader import EventLog, LogEvent
 from domain.errors import AccountNotFound, InvalidRequest, TransferNotFound
 from domain.pricing import DEFAULT_PRICES, SERVICE_TYPES
 from domain.transfer import PENDING, POSTED
-from projections.balance_cache import BalanceCache, CachedBalance
-from projections.projector import Progress
+from projections.balance_cache import BalanceCache, CachedBalance, CacheRead
+from projections.progress import Progress
 from projections.queries import (
     DEFAULT_PAGE_SIZE,
     MIN_POSITION_WAIT_S,
     PAGE_SIZE_MAX,
     BalanceView,
+    Consistency,
+    EventsPage,
     HistoryEntry,
+    Listing,
     Page,
+    PositionPastHead,
     PriceRuleView,
     RawEvent,
     ReadModelBehind,
+    ReadPoint,
     ReplayReport,
     ServicePriceView,
     TransactionView,
@@ -47,9 +54,13 @@ from projections.queries import (
 )
 from projections.read_model_store import ReadModelStore
 from projections.rows import TransactionRow, columns
-from projections.times import from_micros, to_micros
+from projections.times import from_micros, micros, to_micros
 
 _POLL_S = 0.05
+AUDIT_WAIT_S_MIN = 30.0
+"""An audit replay compares the read models at the log's head: it waits
+longer for them than a query does."""
+_TRACKING = "(SELECT notification_id FROM {tracking} WHERE application_name = ?)"
 _CURSOR_PREFIX = "p1:"
 _TX_COLUMNS = ", ".join(columns(TransactionRow))
 _TX_ONE_SIDE = (
@@ -62,7 +73,7 @@ _TX_BOTH_SIDES = (
     "ORDER BY position LIMIT ?"
 )
 _BALANCE_NOW = (
-    "SELECT b.balance, b.held, b.position, "
+    f"SELECT b.balance, b.held, b.position, {_TRACKING}, "  # noqa: S608 - fixed names
     "(SELECT COALESCE(SUM(h.amount), 0) FROM {holds} h WHERE h.account_id = b.account_id "
     "AND h.status = 'pending' AND h.expires_at <= ?), "
     "(SELECT MIN(h.expires_at) FROM {holds} h WHERE h.account_id = b.account_id "
@@ -91,6 +102,11 @@ def decode_cursor(cursor: str | None) -> int:
     if position < 0:
         raise InvalidRequest("cursor is not one this service issued")
     return position
+
+
+def _check_position(name: str, position: int | None) -> None:
+    if position is not None and (type(position) is not int or position < 0):
+        raise InvalidRequest(f"{name} must be a non-negative integer")
 
 
 def _check_limit(limit: int) -> int:
@@ -139,13 +155,14 @@ class ReadModelQueries:
         self.store = store
         self.log = log
         self.decoder = decoder
+        self.commits = CommitBoundaries(log, decoder)
         self.cache = cache
         self.progress = progress or Progress()
         self.clock = clock
         self.wait_s_max = wait_s_max
         self.replay_page_events = replay_page_events
 
-    # Read-your-writes
+    # Consistency
 
     def position(self) -> int:
         """How far the read models have applied the log."""
@@ -157,8 +174,49 @@ class ReadModelQueries:
         """Events in the log the read models have not applied (for /ready)."""
         return max(0, self.log.head() - self.position())
 
+    def plan(
+        self, consistency: Consistency = Consistency.STRONG, min_position: int | None = None,
+        at_position: int | None = None, at_name: str = "at",
+    ) -> ReadPoint:
+        """What a query must reflect (see ``ReadPoint``): one read of the
+        log's head for a consistent read, none for an eventual read whose
+        ``min_position`` is already known reached. A position past the head
+        is refused at once; ``at_position`` is rounded down to a whole
+        commit. Blocking: the HTTP API runs it in a thread, briefly."""
+        _check_position("min_position", min_position)
+        _check_position(at_name, at_position)
+        consistency = Consistency(consistency)
+        head = None
+        if (consistency is Consistency.STRONG or at_position is not None
+                or (min_position or 0) > self.progress.position):
+            head = self.log.head()
+            for name, asked in (("min_position", min_position), (at_name, at_position)):
+                if asked is not None and asked > head:
+                    raise PositionPastHead(name, asked, head)
+        cut = None if at_position is None else self.commits.cut(at_position)
+        floor = head if consistency is Consistency.STRONG else 0
+        return ReadPoint(max(floor or 0, min_position or 0, cut or 0), head, cut)
+
+    async def reach(self, point: ReadPoint, timeout_s: float | None = None) -> None:
+        """Await the read models' progress to ``point.target`` without
+        holding a thread; ``ReadModelBehind`` after the bound."""
+        timeout_s = self.wait_s_max if timeout_s is None else timeout_s
+        if not await self.progress.reached(point.target, timeout_s):
+            raise self._behind(point.target, timeout_s)
+
+    def settle(
+        self, consistency: Consistency = Consistency.STRONG, min_position: int | None = None,
+        at_position: int | None = None, timeout_s: float | None = None,
+    ) -> ReadPoint:
+        """``plan`` and a blocking wait (for the CLI and tests)."""
+        point = self.plan(consistency, min_position, at_position)
+        timeout_s = self.wait_s_max if timeout_s is None else timeout_s
+        if not self.wait_for(point.target, timeout_s):
+            raise self._behind(point.target, timeout_s)
+        return point
+
     def wait_for(self, position: int, timeout_s: float | None = None) -> bool:
-        """Wait until the read models have applied ``position``; False if
+        """Block until the read models have applied ``position``; False if
         ``timeout_s`` (default ``wait_s_max``) passed first."""
         deadline = time.monotonic() + (self.wait_s_max if timeout_s is None else timeout_s)
         while True:
@@ -171,52 +229,72 @@ class ReadModelQueries:
             # store every _POLL_S for one in another process.
             self.progress.wait_past(position, min(remaining, _POLL_S))
 
-    def _reach(self, min_position: int | None) -> None:
-        if min_position is None:
-            return
-        if type(min_position) is not int or min_position < 0:
-            raise InvalidRequest("min_position must be a non-negative integer")
-        if not self.wait_for(min_position):
-            raise ReadModelBehind(
-                f"the read models have not reached position {min_position} within "
-                f"{self.wait_s_max:g} s; retry"
-            )
+    @staticmethod
+    def _behind(position: int, timeout_s: float) -> ReadModelBehind:
+        return ReadModelBehind(
+            f"the read models have not reached position {position} within {timeout_s:g} s; retry"
+        )
+
+    def _point(self, point: ReadPoint | None, consistency: Consistency,
+               min_position: int | None, at_position: int | None = None) -> ReadPoint:
+        return point if point is not None else self.settle(consistency, min_position, at_position)
+
+    def _tracked(self, cursor: Any) -> int:
+        """The read models' position, in the reading snapshot."""
+        return self.store.tracking.position(cursor)
 
     # Balances
 
     def balance(
         self, account_id: UUID, *, at_position: int | None = None, at_time: datetime | None = None,
-        min_position: int | None = None,
+        min_position: int | None = None, consistency: Consistency = Consistency.STRONG,
+        point: ReadPoint | None = None,
     ) -> BalanceView:
+        """The balance now (Redis, else SQL), at a position (rounded down to
+        a whole commit: ``point.cut``) or at a time; ``position`` is the log
+        position whose state it reflects."""
         if at_position is not None and at_time is not None:
             raise InvalidRequest("ask for a balance at a position or at a time, not both")
+        point = self._point(point, consistency, min_position, at_position)
         if at_position is not None:
-            if type(at_position) is not int or at_position < 0:
-                raise InvalidRequest("at_position must be a non-negative integer")
-            self._reach(max(min_position or 0, min(at_position, self.log.head())))
-            return self._balance_at_position(account_id, at_position)
+            assert point.cut is not None, "a point planned with at_position has its cut"
+            return self._balance_at_position(account_id, point.cut)
         if at_time is not None:
-            self._reach(min_position)
             return self._balance_at_time(account_id, to_micros(at_time))
-        self._reach(min_position)
         now = to_micros(self.clock())
-        if min_position is None and self.cache is not None:
-            cached = self.cache.get(account_id.hex)
-            if cached is not None and cached.usable_at(now):
-                return BalanceView(account_id, cached.balance, cached.held,
-                                   cached.balance - cached.held, cached.position)
-        return self._balance_now(account_id, now)
+        looked = self.cache.get(account_id.hex) if self.cache is not None else None
+        cached = self._from_cache(looked, point, now)
+        if cached is not None:
+            return cached
+        return self._balance_now(account_id, now, looked)
 
-    def _balance_now(self, account_id: UUID, now: int) -> BalanceView:
+    def _from_cache(self, looked: CacheRead | None, point: ReadPoint, now: int
+                    ) -> BalanceView | None:
+        """The cached entry when it is this incarnation's, at least as new as
+        ``point`` needs, not past the log's head and no hold in it may have
+        expired."""
+        if looked is None or looked.entry is None or not looked.entry.usable_at(now):
+            return None
+        entry = looked.entry
+        if point.head is not None and entry.position > max(point.head, self.progress.position):
+            return None  # past the head: another timeline's entry; SQL knows
+        known = looked.covers(point.target)
+        if known is None:
+            return None
+        return BalanceView(UUID(hex=entry.account_id), entry.balance, entry.held,
+                           entry.balance - entry.held, known)
+
+    def _balance_now(self, account_id: UUID, now: int, looked: CacheRead | None) -> BalanceView:
         with self.store.read() as cursor:
-            cursor.execute(self.store.sql(_BALANCE_NOW), (now, account_id.hex))
+            cursor.execute(self.store.sql(_BALANCE_NOW),
+                           (self.store.tracking_name, now, account_id.hex))
             row = cursor.fetchone()
         if row is None:
             raise AccountNotFound(f"account {account_id} does not exist")
-        balance, held, position, expired, next_expiry = (int(row[0]), int(row[1]), int(row[2]),
-                                                          int(row[3]), row[4])
-        if self.cache is not None:
-            self.cache.fill(CachedBalance(account_id.hex, balance, held, position, next_expiry))
+        balance, held, changed, position, expired = (int(v) for v in row[:5])
+        if self.cache is not None and looked is not None:
+            entry = CachedBalance(account_id.hex, balance, held, changed, row[5])
+            self.cache.fill(entry, looked.incarnation)
         held_now = held - expired
         return BalanceView(account_id, balance, held_now, balance - held_now, position)
 
@@ -229,9 +307,14 @@ class ReadModelQueries:
             raise AccountNotFound(f"account {account_id} does not exist")
         return int(row[0]), int(row[1])
 
-    def _balance_at_position(self, account_id: UUID, position: int) -> BalanceView:
-        return self._balance_at(account_id, _BY_POSITION, position, self._time_of(position),
-                                f"at position {position}")
+    def _balance_at_position(self, account_id: UUID, cut: int) -> BalanceView:
+        """At a whole-commit ``cut``; holds judged at that commit's time, so
+        the same question always gets the same answer."""
+        stamp = self.commits.time_at(cut)
+        moment = micros(stamp) if stamp is not None else 0
+        view = self._balance_at(account_id, _BY_POSITION, cut, moment or 0,
+                                f"at position {cut}")
+        return replace(view, position=cut)
 
     def _balance_at_time(self, account_id: UUID, moment: int) -> BalanceView:
         return self._balance_at(account_id, _BY_TIME, moment, moment, "at that time")
@@ -263,23 +346,15 @@ class ReadModelQueries:
         balance, position = (0, opened_position) if last is None else (int(last[0]), int(last[1]))
         return BalanceView(account_id, balance, held, balance - held, position)
 
-    def _time_of(self, position: int) -> int:
-        """The time of the last event at or before ``position`` (positions
-        may have gaps on PostgreSQL)."""
-        events = self.log.read(max(0, position - 1000), 1000, upto=position)
-        if not events:
-            return to_micros(self.clock())
-        stamp = self.decoder.fields(events[-1].state)["timestamp"]
-        return to_micros(datetime.fromisoformat(stamp))
-
     # Lists
 
     def history(
         self, account_id: UUID, *, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None,
-        min_position: int | None = None,
+        min_position: int | None = None, consistency: Consistency = Consistency.STRONG,
+        point: ReadPoint | None = None,
     ) -> Page[HistoryEntry]:
         limit, after = _check_limit(limit), decode_cursor(cursor)
-        self._reach(min_position)
+        self._point(point, consistency, min_position)
         with self.store.read() as cur:
             self._opened(cur, account_id)
             cur.execute(self.store.sql(
@@ -288,41 +363,50 @@ class ReadModelQueries:
                 "ORDER BY position LIMIT ?"
             ), (account_id.hex, after, limit + 1))
             rows = cur.fetchall()
+            position = self._tracked(cur)
         items = [
             HistoryEntry(UUID(hex=r[0]), int(r[1]), int(r[2]), int(r[3]), r[4], r[5],
                          from_micros(int(r[6])), int(r[7]))
             for r in rows[:limit]
         ]
-        return Page(items, encode_cursor(items[-1].position) if len(rows) > limit else None)
+        return Page(items, encode_cursor(items[-1].position) if len(rows) > limit else None,
+                    position)
 
     def transactions(
         self, account_id: UUID, *, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None,
-        min_position: int | None = None,
+        min_position: int | None = None, consistency: Consistency = Consistency.STRONG,
+        point: ReadPoint | None = None,
     ) -> Page[TransactionView]:
         limit, after = _check_limit(limit), decode_cursor(cursor)
-        self._reach(min_position)
+        self._point(point, consistency, min_position)
         # Two keyset range scans, one per index, merged: no OR, no OFFSET.
-        query = _TX_BOTH_SIDES
         with self.store.read() as cur:
             self._opened(cur, account_id)
-            cur.execute(self.store.sql(query), (
+            cur.execute(self.store.sql(_TX_BOTH_SIDES), (
                 account_id.hex, after, limit + 1, account_id.hex, after, limit + 1, limit + 1,
             ))
             rows = [TransactionRow(*r) for r in cur.fetchall()]
+            position = self._tracked(cur)
         now = to_micros(self.clock())
         items = [self._transaction_view(row, now) for row in rows[:limit]]
-        return Page(items, encode_cursor(items[-1].position) if len(rows) > limit else None)
+        return Page(items, encode_cursor(items[-1].position) if len(rows) > limit else None,
+                    position)
 
-    def transfer(self, transfer_id: UUID, *, min_position: int | None = None) -> TransactionView:
-        self._reach(min_position)
+    def transfer(
+        self, transfer_id: UUID, *, min_position: int | None = None,
+        consistency: Consistency = Consistency.STRONG, point: ReadPoint | None = None,
+    ) -> TransactionView:
+        self._point(point, consistency, min_position)
         with self.store.read() as cur:
             cur.execute(self.store.sql(
                 f"SELECT {_TX_COLUMNS} FROM {{transactions}} WHERE transfer_id = ?"  # noqa: S608
             ), (transfer_id.hex,))
             row = cur.fetchone()
+            position = self._tracked(cur)
         if row is None:
             raise TransferNotFound(f"transfer {transfer_id} does not exist")
-        return self._transaction_view(TransactionRow(*row), to_micros(self.clock()))
+        view = self._transaction_view(TransactionRow(*row), to_micros(self.clock()))
+        return replace(view, as_of_position=position)
 
     @staticmethod
     def _transaction_view(row: TransactionRow, now: int) -> TransactionView:
@@ -341,8 +425,11 @@ class ReadModelQueries:
             reverses=_uuid(row.reverses),
         )
 
-    def wallets(self, account_id: UUID, *, min_position: int | None = None) -> list[WalletView]:
-        self._reach(min_position)
+    def wallets(
+        self, account_id: UUID, *, min_position: int | None = None,
+        consistency: Consistency = Consistency.STRONG, point: ReadPoint | None = None,
+    ) -> Listing[WalletView]:
+        self._point(point, consistency, min_position)
         with self.store.read() as cur:
             self._opened(cur, account_id)
             cur.execute(self.store.sql(
@@ -350,10 +437,11 @@ class ReadModelQueries:
                 "FROM {wallets} WHERE account_id = ? ORDER BY connected_at, address LIMIT ?"
             ), (account_id.hex, PAGE_SIZE_MAX))
             rows = cur.fetchall()
-        return [
+            position = self._tracked(cur)
+        return Listing([
             WalletView(r[0], UUID(hex=r[1]), r[2], from_micros(int(r[3])), _time(r[4]))
             for r in rows
-        ]
+        ], position)
 
     # Holds (for the expiry sweeper)
 
@@ -368,69 +456,93 @@ class ReadModelQueries:
 
     # Pricing
 
-    def pricing(self, now: datetime) -> list[ServicePriceView]:
+    def pricing(
+        self, now: datetime, *, min_position: int | None = None,
+        consistency: Consistency = Consistency.STRONG, point: ReadPoint | None = None,
+    ) -> Listing[ServicePriceView]:
+        self._point(point, consistency, min_position)
         with self.store.read() as cur:
             cur.execute(self.store.sql(
                 "SELECT service_type, token_cost, valid_from, valid_to, set_at "
                 "FROM {price_rules} ORDER BY position"
             ))
             rows = cur.fetchall()
+            position = self._tracked(cur)
         moment = to_micros(now)
-        views = []
-        for service_type in SERVICE_TYPES:
-            rules = [r for r in rows if r[0] == service_type]
-            cost = DEFAULT_PRICES[service_type]
-            for rule in reversed(rules):
-                if (rule[2] is None or rule[2] <= moment) and (rule[3] is None or moment < rule[3]):
-                    cost = int(rule[1])
-                    break
-            views.append(ServicePriceView(service_type, cost, DEFAULT_PRICES[service_type], [
-                PriceRuleView(int(r[1]), _time(r[2]), _time(r[3]), from_micros(int(r[4])))
-                for r in rules
-            ]))
-        return views
+        return Listing([_service_price(service_type, rows, moment)
+                        for service_type in SERVICE_TYPES], position)
 
     # Audit
 
     def audit_events(
         self, *, aggregate_id: UUID | None = None, after_position: int = 0,
-        limit: int = DEFAULT_PAGE_SIZE,
-    ) -> list[RawEvent]:
-        """Stored events in log order; ``state`` is JSON-ready (ids and times
-        as strings)."""
+        limit: int = DEFAULT_PAGE_SIZE, point: ReadPoint | None = None,
+    ) -> EventsPage:
+        """Stored events after ``after_position`` rounded down to a whole
+        commit, in log order, up to the log's head when the request arrived;
+        pages end where a commit ends (fewer than ``limit``, or more when one
+        commit alone holds more). A row that cannot be decoded is listed with
+        its ``decode_error``."""
         limit = _check_limit(limit)
-        if type(after_position) is not int or after_position < 0:
-            raise InvalidRequest("after_position must be a non-negative integer")
+        if point is None:
+            point = self.plan(Consistency.STRONG, None, after_position, at_name="after_position")
+        head, after = point.head or 0, point.cut or 0
         if aggregate_id is None:
-            events = self.log.read(after_position, limit)
+            def read(position: int, count: int) -> list[LogEvent]:
+                return self.log.read(position, count, upto=head)
         else:
-            events = self.log.read_aggregate(aggregate_id, after_position, limit)
-        raw = []
-        for event in events:
+            def read(position: int, count: int) -> list[LogEvent]:
+                events = self.log.read_aggregate(aggregate_id, position, count)
+                return [event for event in events if event.position <= head]
+        events, more = self.commits.whole(read, after, limit)
+        return EventsPage([self._raw(event) for event in events], after, head,
+                          events[-1].position if more else None)
+
+    def _raw(self, event: LogEvent) -> RawEvent:
+        aggregate_id = UUID(hex=event.originator_id)
+        try:
             state = self.decoder.full(event.state)
             timestamp = state["timestamp"]
-            raw.append(RawEvent(
-                event.position, UUID(hex=event.originator_id), event.version, event.topic,
-                {key: _json_ready(value) for key, value in state.items()}, timestamp,
-            ))
-        return raw
+            if not isinstance(timestamp, datetime):
+                raise TypeError("timestamp is not a time")
+        except Exception as error:  # a damaged row is reported, not a failed listing
+            return RawEvent(event.position, aggregate_id, event.version, event.topic, {}, None,
+                            decode_error=f"{type(error).__name__}: cannot decode this row")
+        return RawEvent(event.position, aggregate_id, event.version, event.topic,
+                        {key: _json_ready(value) for key, value in state.items()}, timestamp)
 
     def audit_replay(
         self, *, until_position: int | None = None, until: datetime | None = None,
-        progress_line: Callable[[int], None] | None = None,
+        progress_line: Callable[[int], None] | None = None, point: ReadPoint | None = None,
     ) -> ReplayReport:
         """Replay the log into fresh state and compare it with every read
-        model and the Redis cache (see ``projections.replay``). Waits first
-        (bounded) for the read models to reach the log's head, or
-        ``until_position``."""
+        model and the Redis cache (see ``projections.replay``), up to
+        ``until_position`` rounded down to a whole commit (``point.cut``), or
+        to ``until``, or to the read models' position. Without a ``point`` it
+        first waits (bounded) for the read models to reach the log's head."""
+        if point is None:
+            point = self.plan(Consistency.STRONG, None, until_position, at_name="until_position")
+            self.wait_for(point.target, timeout_s=max(self.wait_s_max, AUDIT_WAIT_S_MIN))
         from projections.replay import AuditReplay
 
-        target = self.log.head() if until_position is None else until_position
-        self.wait_for(min(target, self.log.head()), timeout_s=max(self.wait_s_max, 30.0))
-        return AuditReplay(
+        report = AuditReplay(
             self.log, self.decoder, self.store, cache=self.cache,
             page_events=self.replay_page_events, progress_line=progress_line,
-        ).run(until_position=until_position, until=until)
+        ).run(until_position=point.cut, until=until)
+        return replace(report, position=report.last_position if point.cut is None else point.cut)
+
+
+def _service_price(service_type: str, rows: list[Any], moment: int) -> ServicePriceView:
+    """A service type's rules and the cost in force at ``moment``."""
+    rules = [r for r in rows if r[0] == service_type]
+    cost = DEFAULT_PRICES[service_type]
+    for rule in reversed(rules):
+        if (rule[2] is None or rule[2] <= moment) and (rule[3] is None or moment < rule[3]):
+            cost = int(rule[1])
+            break
+    return ServicePriceView(service_type, cost, DEFAULT_PRICES[service_type], [
+        PriceRuleView(int(r[1]), _time(r[2]), _time(r[3]), from_micros(int(r[4]))) for r in rules
+    ])
 
 
 def _json_ready(value: Any) -> Any:

@@ -10,6 +10,7 @@ projector after each commit) and hands ``queries`` to the HTTP API. The
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -20,7 +21,8 @@ from application.eventlog.decoder import EventDecoder
 from application.eventlog.opening import event_log_for
 from projections import ledger_metrics as metrics
 from projections.balance_cache import BalanceCache
-from projections.projector import DEFAULT_PAGE_EVENTS, DEFAULT_POLL_INTERVAL_S, Progress, Projector
+from projections.progress import Progress, ProgressFollower
+from projections.projector import DEFAULT_PAGE_EVENTS, DEFAULT_POLL_INTERVAL_S, Projector
 from projections.queries import MIN_POSITION_WAIT_S
 from projections.read_model_store import open_store
 from projections.read_models import ReadModelQueries, utc_now
@@ -42,7 +44,9 @@ class ReadSide:
         self.store = open_store(env)
         self.log = event_log_for(app.recorder)
         self.decoder = EventDecoder(app.mapper)
-        self.cache = BalanceCache(redis_url, prefix=redis_prefix) if redis_url else None
+        self._genesis: str | None = None
+        self.cache = BalanceCache(redis_url, prefix=redis_prefix,
+                                  genesis=self.genesis) if redis_url else None
         self.progress = Progress()
         self.projector = Projector(
             self.log, self.decoder, self.store, cache=self.cache, progress=self.progress,
@@ -52,6 +56,26 @@ class ReadSide:
             self.store, self.log, self.decoder, cache=self.cache, progress=self.progress,
             clock=clock, wait_s_max=MIN_POSITION_WAIT_S if wait_s_max is None else wait_s_max,
         )
+        self.follower = ProgressFollower(self.progress, self._tracked_elsewhere)
+
+    def genesis(self) -> str | None:
+        """This ledger's identity: a digest of its first stored event, which
+        a re-created ledger does not share (its genesis has another time).
+        None while the log is empty."""
+        if self._genesis is None:
+            first = self.log.read(0, 1)
+            if first:
+                digest = hashlib.sha256(first[0].originator_id.encode() + first[0].state)
+                self._genesis = digest.hexdigest()[:32]
+        return self._genesis
+
+    def _tracked_elsewhere(self) -> int:
+        """The store's tracking position, read for waiting requests while no
+        projector of this process is active (one in this process advances
+        ``progress`` itself)."""
+        if self.projector.active:
+            return self.progress.position
+        return self.store.position()
 
     def start(self) -> ReadSide:
         """Run the projector in a background thread (standby if another
@@ -59,7 +83,14 @@ class ReadSide:
         self.projector.start()
         return self
 
+    def follow(self) -> ReadSide:
+        """Keep ``progress`` current for waiting requests when the projector
+        may run elsewhere (every API process starts this)."""
+        self.follower.start()
+        return self
+
     def stop(self) -> None:
+        self.follower.stop()
         self.projector.stop()
 
     def close(self) -> None:

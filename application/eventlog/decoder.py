@@ -47,6 +47,11 @@ class EventDecoder:
                 data[key] = value.get("_data_", value)
         return data
 
+    def timestamp(self, state: bytes) -> str:
+        """The event's stamp as stored (ISO text): its commit's time."""
+        value = orjson.loads(self._plain(state))["timestamp"]
+        return value.get("_data_", value) if type(value) is dict else value
+
     def full(self, state: bytes) -> dict[str, Any]:
         """The event's fields with ids and times as Python objects (for the
         audit API, where a few events are read, not millions)."""

@@ -14,6 +14,7 @@ Not thread-safe: each consumer runs its loop under a lock of its own.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from application.eventlog.reader import EventLog, LogEvent
@@ -31,9 +32,15 @@ class LogConsumer(Protocol):
 
 
 class PageLoop:
-    def __init__(self, log: EventLog, consumer: LogConsumer) -> None:
+    def __init__(
+        self, log: EventLog, consumer: LogConsumer,
+        read_page: Callable[[int, int], list[LogEvent]] | None = None,
+    ) -> None:
+        """``read_page(after, limit)`` reads a page (default: the log's own
+        ``read``; the projector passes one that ends on whole commits)."""
         self._log = log
         self._consumer = consumer
+        self._read_page = read_page or log.read
         self._position: int | None = None
 
     def position(self) -> int:
@@ -51,7 +58,7 @@ class PageLoop:
         caps it); returns it, empty when the consumer is at the log's head."""
         try:
             previous = self.position()
-            events = self._log.read(previous, page_events)
+            events = self._read_page(previous, page_events)
             if events:
                 self._consumer.apply_page(previous, events)
                 self._position = events[-1].position

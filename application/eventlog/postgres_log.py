@@ -32,6 +32,9 @@ class PostgresEventLog(SqlEventLog):
         self.statements = Statements(
             head=SQL("SELECT MAX(notification_id) FROM {}").format(table),
             read=events + SQL("WHERE notification_id > %s ORDER BY notification_id LIMIT %s"),
+            read_back=events + SQL(
+                "WHERE notification_id <= %s ORDER BY notification_id DESC LIMIT %s"
+            ),
             read_aggregate=events + SQL(
                 "WHERE originator_id = %s AND notification_id > %s "
                 "ORDER BY notification_id LIMIT %s"

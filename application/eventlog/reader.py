@@ -66,6 +66,10 @@ class EventLog(Protocol):
         """At most ``limit`` events after ``after`` (and at or below ``upto``)."""
         ...
 
+    def read_back(self, upto: int, limit: int) -> list[LogEvent]:
+        """At most ``limit`` events at or before ``upto``, newest first."""
+        ...
+
     def read_aggregate(self, aggregate_id: UUID, after: int, limit: int) -> list[LogEvent]: ...
 
     def position_of(self, aggregate_id: UUID, version: int) -> int | None: ...
@@ -79,6 +83,7 @@ class Statements:
 
     head: Any
     read: Any  # (after, limit)
+    read_back: Any  # (upto, limit)
     read_aggregate: Any  # (aggregate key, after, limit)
     position_of: Any  # (aggregate key, version)
     changes_after: Any  # (position, limit)
@@ -121,6 +126,11 @@ class SqlEventLog:
         if upto is None:
             return events
         return [event for event in events if event.position <= upto]
+
+    @reconnect
+    def read_back(self, upto: int, limit: int) -> list[LogEvent]:
+        params = (upto, min(limit, PAGE_EVENTS_MAX))
+        return [LogEvent(*row) for row in self._rows(self.statements.read_back, params)]
 
     @reconnect
     def read_aggregate(self, aggregate_id: UUID, after: int, limit: int) -> list[LogEvent]:

@@ -22,6 +22,10 @@ class SQLiteEventLog(SqlEventLog):
         self.statements = Statements(
             head=f"SELECT MAX(rowid) FROM {table}",  # noqa: S608
             read=f"SELECT {_COLUMNS} FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT ?",  # noqa: S608
+            read_back=(
+                f"SELECT {_COLUMNS} FROM {table} WHERE rowid <= ? "  # noqa: S608
+                "ORDER BY rowid DESC LIMIT ?"
+            ),
             read_aggregate=(
                 f"SELECT {_COLUMNS} FROM {table} WHERE originator_id = ? AND rowid > ? "  # noqa: S608
                 "ORDER BY rowid LIMIT ?"

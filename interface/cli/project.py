@@ -16,6 +16,7 @@ import threading
 
 from application.write.event_store import LedgerApplication
 from interface.cli.progress_line import ProgressLine
+from interface.wiring.alerting import alert_refused_page
 from interface.wiring.settings import Settings
 from projections.projector import DEFAULT_PAGE_EVENTS, DEFAULT_POLL_INTERVAL_S
 from projections.runtime import ReadSide
@@ -42,6 +43,7 @@ def run_project(args: argparse.Namespace, settings: Settings) -> int:
     read_side = ReadSide(app, settings.eventsourcing_env(), redis_url=settings.redis_url,
                          redis_prefix=settings.redis_prefix,
                          page_events=args.page_events, poll_interval_s=args.poll_interval_s)
+    read_side.projector.on_refused = alert_refused_page
     try:
         if args.once:
             progress = ProgressLine("project", read_side.log.head())

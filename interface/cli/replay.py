@@ -29,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rebuild", action="store_true",
                         help="drop and rebuild the read models from position 0 first")
     parser.add_argument("--until-position", type=int, default=None, metavar="N",
-                        help="replay the log up to this position")
+                        help="replay the log up to this position, rounded down to the last "
+                             "commit that ends at or before it")
     parser.add_argument("--until", default=None, metavar="TIME",
                         help="replay events stamped at or before this RFC 3339 time")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -81,6 +82,7 @@ def _print(report: ReplayReport, *, as_json: bool) -> None:
         print()
         return
     print(f"events replayed   {report.events_replayed:,} (to position {report.last_position})")
+    print(f"state at          position {report.position} (the last whole commit asked for)")
     print(f"accounts          {report.accounts:,}")
     print(f"supply            {format_amount(report.supply)} DEAL "
           f"({'conserved' if report.supply_ok else 'NOT CONSERVED'})")

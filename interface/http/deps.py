@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import anyio
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.params import Depends as DependsParam
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -21,8 +21,9 @@ from application.authority import Authority
 from interface.http.auth import Keyring, Principal, Scope
 from interface.http.errors import Forbidden, RateLimited, Unauthorized
 from interface.http.ratelimit import RateLimiter, retry_after_header
+from interface.http.schemas.types import POSITION_MAX
 from interface.wiring.service import LedgerService
-from projections.queries import LedgerQueries
+from projections.queries import Consistency, LedgerQueries, ReadPoint
 
 _bearer = HTTPBearer(auto_error=False, description="an API key's token (DEALS_API_KEYS)")
 
@@ -100,3 +101,40 @@ IS_ADMIN = requires(Scope.ADMIN)
 async def in_thread(function: Any, /, *args: Any, **kwargs: Any) -> Any:
     """Run a blocking read (store, read models) off the event loop."""
     return await anyio.to_thread.run_sync(lambda: function(*args, **kwargs))
+
+
+class ReadOptions:
+    """How fresh a query's answer must be: the query parameters every read
+    route takes (README, "Consistency")."""
+
+    def __init__(
+        self,
+        consistency: Annotated[Consistency, Query(
+            description="strong (default): reflect every command acknowledged before this "
+                        "request arrived, by any API process; eventual: answer from the read "
+                        "models as they are, faster and possibly behind",
+        )] = Consistency.STRONG,
+        min_position: Annotated[int | None, Query(
+            ge=0, le=POSITION_MAX,
+            description="also include this log position (a command answer's `position`); "
+                        "waits up to 5 s (then 503 unavailable with Retry-After); past the "
+                        "log's head: 422 position_past_head",
+        )] = None,
+    ) -> None:
+        self.consistency = consistency
+        self.min_position = min_position
+
+
+Read = Annotated[ReadOptions, Depends()]
+
+
+async def planned(
+    queries: LedgerQueries, read: ReadOptions, *, at_position: int | None = None,
+    at_name: str = "at", timeout_s: float | None = None,
+) -> ReadPoint:
+    """Work out what the query must reflect (one short read of the log's
+    head, in a thread), then await the read models without holding one."""
+    point = await in_thread(queries.plan, read.consistency, read.min_position, at_position,
+                            at_name)
+    await queries.reach(point, timeout_s)
+    return point

@@ -53,6 +53,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "unknown_service_type": 422,
     "same_account": 422,
     "supply_limit_exceeded": 422,
+    "position_past_head": 422,
     "account_frozen": 423,
     "rate_limited": 429,
     "internal_error": 500,
@@ -60,7 +61,8 @@ STATUS_BY_CODE: dict[str, int] = {
 }
 """The contract's table (shared/API.md) plus the ledger's two extra rules,
 ``transfer_not_reversible`` (409: the transfer's state forbids it) and
-``supply_limit_exceeded`` (422), and ``not_found`` / ``method_not_allowed``
+``supply_limit_exceeded`` (422), ``position_past_head`` (422: a query named a
+log position the log has not reached; the message names the head), and ``not_found`` / ``method_not_allowed``
 for unknown routes and methods."""
 
 UNAVAILABLE_RETRY_AFTER_S = 1

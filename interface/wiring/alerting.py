@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from application.alerts import ALERTS, Alerts
+from application.alerts import ALERTS, AlertKind, Alerts, raise_alert
 from application.ops.health_watch import HealthWatch, WatchPolicy
 from application.ops.suspicious_activity import SuspicionRules, SuspiciousActivityMonitor
 from interface.wiring.alert_webhook import WebhookAlertSink
@@ -54,3 +54,12 @@ class Alerting:
         if self.webhook is not None:
             self.alerts.remove_sink(self.webhook)
             self.webhook.stop()
+
+
+def alert_refused_page(position: int | None, violation: str) -> None:
+    """The projector cannot apply the event at ``position`` (undecodable, or
+    against a ledger rule): it stops there, never skips it, and says so."""
+    raise_alert(AlertKind.PROJECTION_STALLED,
+                f"the projector stopped at position {position}: it cannot apply that event",
+                dedup_key=f"refused-at-{position}", position=position or 0,
+                violation=violation[:300])

@@ -27,10 +27,11 @@ from application.write.event_store import LedgerApplication
 from application.write.processor import CommandProcessor
 from application.write.writer import CommandWriter
 from domain.system import ISSUANCE_ID
-from interface.wiring.alerting import Alerting
+from interface.wiring.alerting import Alerting, alert_refused_page
 from interface.wiring.settings import Settings
 from interface.wiring.settler import build_settlement_worker, mint_address, settlement_fold
 from interface.wiring.store_health import StoreHealth, reconnect_pools_every_second
+from projections.queries import PositionPastHead
 from projections.runtime import ReadSide
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class LedgerService:
             redis_prefix=settings.redis_prefix,
         )
         self.queries = self.read_side.queries
+        self.read_side.projector.on_refused = alert_refused_page
         self.writer.add_observer(self.read_side.on_batch)
         self.hold_expiry = HoldExpirySweeper(self.writer, self.queries.due_holds)
         self.settlement_fold: SettlementFold = settlement_fold(self.app)
@@ -79,6 +81,7 @@ class LedgerService:
         self.store_health.start()
         if self.settings.projections_enabled if projections is None else projections:
             self.read_side.start()
+        self.read_side.follow()
         self.hold_expiry.start()
         if self.settings.settlement_enabled if settlement is None else settlement:
             self.settlement.start()
@@ -124,6 +127,17 @@ class LedgerService:
     def supply(self) -> int:
         """Circulating supply: the issuance account's negative balance."""
         return self._read(lambda: -self.app.account(ISSUANCE_ID).balance)
+
+    def read_at_head(self, read: Callable[[], T], min_position: int | None = None
+                     ) -> tuple[T, int]:
+        """``read()`` of the write side and the log's head read just before
+        it, the position the answer reflects at least (these reads are
+        strongly consistent whatever ``consistency`` asks). A
+        ``min_position`` past the head is refused (``PositionPastHead``)."""
+        head = self.store_position()
+        if min_position is not None and min_position > head:
+            raise PositionPastHead("min_position", min_position, head)
+        return read(), head
 
     def store_position(self) -> int:
         """The log's last position; raises LedgerUnavailable when the store is down."""

@@ -156,7 +156,7 @@ def test_wallets_show_connections_and_disconnections(ledger, read_side):
     ledger.clock.advance(5)
     ledger.execute(c.ConnectWallet(account, second))
     ledger.execute(c.DisconnectWallet(account, first))
-    wallets = {w.address: w for w in project(read_side).wallets(account)}
+    wallets = {w.address: w for w in project(read_side).wallets(account).items}
     assert wallets[first].status == "disconnected"
     assert wallets[first].disconnected_at == ledger.clock()
     assert wallets[second].status == "connected" and wallets[second].disconnected_at is None

@@ -15,7 +15,9 @@ from interface.http.deps import (
     Caller,
     Ledger,
     Queries,
+    Read,
     in_thread,
+    planned,
 )
 from interface.http.routers import REPLAYED, refusals, replay_aware
 from interface.http.schemas.requests import OpenAccountRequest
@@ -26,14 +28,11 @@ from interface.http.schemas.responses import (
     HistoryPage,
     TransactionPage,
 )
-from interface.http.schemas.types import POSITION_MAX, PointInTime, parse_point_in_time
+from interface.http.schemas.types import PointInTime, parse_point_in_time
 from projections.queries import DEFAULT_PAGE_SIZE, PAGE_SIZE_MAX
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
 
-MinPosition = Annotated[int | None, Query(
-    ge=0, le=POSITION_MAX, description="wait (up to 5 s) until the read model has applied this log position",
-)]
 Limit = Annotated[int, Query(ge=1, le=PAGE_SIZE_MAX)]
 Cursor = Annotated[str | None, Query(max_length=200, description="next_cursor of the last page")]
 
@@ -60,27 +59,28 @@ async def unfreeze_account(account_id: UUID, ledger: Ledger, caller: Caller):
 
 @router.get("/{account_id}/balance", response_model=BalanceResponse, dependencies=[CAN_READ],
             responses=refusals(404))
-async def balance(account_id: UUID, queries: Queries, at: PointInTime = None,
-                  min_position: MinPosition = None):
+async def balance(account_id: UUID, queries: Queries, read: Read, at: PointInTime = None):
     at_position, at_time = parse_point_in_time(at)
+    point = await planned(queries, read, at_position=at_position)
     view = await in_thread(queries.balance, account_id, at_position=at_position,
-                           at_time=at_time, min_position=min_position)
+                           at_time=at_time, point=point)
     return BalanceResponse.of(view)
 
 
 @router.get("/{account_id}/history", response_model=HistoryPage, dependencies=[CAN_READ],
             responses=refusals(404))
-async def history(account_id: UUID, queries: Queries, limit: Limit = DEFAULT_PAGE_SIZE,
-                  cursor: Cursor = None, min_position: MinPosition = None):
-    page = await in_thread(queries.history, account_id, limit=limit, cursor=cursor,
-                           min_position=min_position)
+async def history(account_id: UUID, queries: Queries, read: Read,
+                  limit: Limit = DEFAULT_PAGE_SIZE, cursor: Cursor = None):
+    point = await planned(queries, read)
+    page = await in_thread(queries.history, account_id, limit=limit, cursor=cursor, point=point)
     return HistoryPage.of(page)
 
 
 @router.get("/{account_id}/transactions", response_model=TransactionPage,
             dependencies=[CAN_READ], responses=refusals(404))
-async def transactions(account_id: UUID, queries: Queries, limit: Limit = DEFAULT_PAGE_SIZE,
-                       cursor: Cursor = None, min_position: MinPosition = None):
+async def transactions(account_id: UUID, queries: Queries, read: Read,
+                       limit: Limit = DEFAULT_PAGE_SIZE, cursor: Cursor = None):
+    point = await planned(queries, read)
     page = await in_thread(queries.transactions, account_id, limit=limit, cursor=cursor,
-                           min_position=min_position)
+                           point=point)
     return TransactionPage.of(page)

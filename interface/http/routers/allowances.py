@@ -7,7 +7,7 @@ from uuid import UUID
 from fastapi import APIRouter
 
 from domain.amounts import format_amount
-from interface.http.deps import CAN_READ, CAN_WRITE, Caller, Ledger, in_thread
+from interface.http.deps import CAN_READ, CAN_WRITE, Caller, Ledger, Read, in_thread
 from interface.http.routers import refusals
 from interface.http.schemas.requests import AllowanceRequest
 from interface.http.schemas.responses import AllowanceResponse
@@ -26,6 +26,8 @@ async def set_allowance(owner: UUID, spender: UUID, body: AllowanceRequest, ledg
             responses=refusals(404),
             description="What is left of the allowance, read from the owner's account itself "
                         "(strongly consistent).")
-async def get_allowance(owner: UUID, spender: UUID, ledger: Ledger):
-    amount = await in_thread(ledger.allowance, owner, spender)
-    return AllowanceResponse(owner=owner, spender=spender, amount=format_amount(amount))
+async def get_allowance(owner: UUID, spender: UUID, ledger: Ledger, read: Read):
+    amount, position = await in_thread(ledger.read_at_head,
+                                       lambda: ledger.allowance(owner, spender), read.min_position)
+    return AllowanceResponse(owner=owner, spender=spender, amount=format_amount(amount),
+                             position=position)

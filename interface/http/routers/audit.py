@@ -7,30 +7,48 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query
 
-from interface.http.deps import IS_ADMIN, Queries, in_thread
+from interface.http.deps import IS_ADMIN, Queries, ReadOptions, in_thread, planned
 from interface.http.schemas.requests import AuditReplayRequest
 from interface.http.schemas.responses import EventsResponse, ReplayResponse
 from interface.http.schemas.types import POSITION_MAX, in_utc
-from projections.queries import DEFAULT_PAGE_SIZE, PAGE_SIZE_MAX
+from projections.queries import DEFAULT_PAGE_SIZE, PAGE_SIZE_MAX, Consistency
+from projections.read_models import AUDIT_WAIT_S_MIN
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
 
-@router.post("/replay", response_model=ReplayResponse, dependencies=[IS_ADMIN])
+@router.post(
+    "/replay", response_model=ReplayResponse, dependencies=[IS_ADMIN],
+    description="Replay the log into fresh state and compare it with the read models. "
+                "`until_position` is rounded down to the last commit that ends at or before "
+                "it (`position` says which); past the log's head it is 422 "
+                "position_past_head. Waits (up to 30 s) for the read models to reach the "
+                "log's head first.",
+)
 async def replay(queries: Queries, body: AuditReplayRequest | None = None):
     body = body or AuditReplayRequest()
-    report = await in_thread(queries.audit_replay, until_position=body.until_position,
-                             until=in_utc(body.until))
+    point = await planned(queries, ReadOptions(), at_position=body.until_position,
+                          at_name="until_position", timeout_s=AUDIT_WAIT_S_MIN)
+    report = await in_thread(queries.audit_replay, until=in_utc(body.until), point=point)
     return ReplayResponse.of(report)
 
 
-@router.get("/events", response_model=EventsResponse, dependencies=[IS_ADMIN])
+@router.get(
+    "/events", response_model=EventsResponse, dependencies=[IS_ADMIN],
+    description="Stored events in log order, up to the log's head when the request arrived "
+                "(`position`). `after_position` is rounded down to the last commit that ends "
+                "at or before it (`after_position` in the answer); a page ends where a commit "
+                "ends, so it may hold fewer events than `limit`, or more when one commit alone "
+                "holds more. A row that cannot be decoded is listed with `decode_error`.",
+)
 async def events(
     queries: Queries,
     aggregate_id: UUID | None = None,
     after_position: Annotated[int, Query(ge=0, le=POSITION_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=PAGE_SIZE_MAX)] = DEFAULT_PAGE_SIZE,
 ):
-    found = await in_thread(queries.audit_events, aggregate_id=aggregate_id,
-                            after_position=after_position, limit=limit)
-    return EventsResponse.of(found, limit)
+    point = await in_thread(queries.plan, Consistency.STRONG, None, after_position,
+                            "after_position")
+    found = await in_thread(queries.audit_events, aggregate_id=aggregate_id, limit=limit,
+                            point=point)
+    return EventsResponse.of(found)

@@ -6,7 +6,16 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter
 
-from interface.http.deps import CAN_READ, IS_ADMIN, Caller, Ledger, Queries, in_thread
+from interface.http.deps import (
+    CAN_READ,
+    IS_ADMIN,
+    Caller,
+    Ledger,
+    Queries,
+    Read,
+    in_thread,
+    planned,
+)
 from interface.http.schemas.requests import PriceRuleRequest
 from interface.http.schemas.responses import PriceRuleResponse, PricingResponse
 from interface.http.schemas.types import ServiceType
@@ -21,5 +30,6 @@ async def set_price_rule(service_type: ServiceType, body: PriceRuleRequest, ledg
 
 
 @router.get("", response_model=PricingResponse, dependencies=[CAN_READ])
-async def pricing(queries: Queries):
-    return PricingResponse.of(await in_thread(queries.pricing, datetime.now(UTC)))
+async def pricing(queries: Queries, read: Read):
+    point = await planned(queries, read)
+    return PricingResponse.of(await in_thread(queries.pricing, datetime.now(UTC), point=point))

@@ -7,9 +7,18 @@ from uuid import UUID
 
 from fastapi import APIRouter, Response
 
-from interface.http.deps import CAN_READ, CAN_WRITE, IS_ADMIN, Caller, Ledger, Queries, in_thread
+from interface.http.deps import (
+    CAN_READ,
+    CAN_WRITE,
+    IS_ADMIN,
+    Caller,
+    Ledger,
+    Queries,
+    Read,
+    in_thread,
+    planned,
+)
 from interface.http.routers import REPLAYED, refusals, replay_aware
-from interface.http.routers.accounts import MinPosition
 from interface.http.schemas.requests import (
     ReverseRequest,
     TransferBatchRequest,
@@ -62,6 +71,7 @@ async def reverse(transfer_id: UUID, body: ReverseRequest, ledger: Ledger, calle
 
 @router.get("/{transfer_id}", response_model=TransactionResponse, dependencies=[CAN_READ],
             responses=refusals(404))
-async def get_transfer(transfer_id: UUID, queries: Queries, min_position: MinPosition = None):
-    view = await in_thread(queries.transfer, transfer_id, min_position=min_position)
+async def get_transfer(transfer_id: UUID, queries: Queries, read: Read):
+    point = await planned(queries, read)
+    view = await in_thread(queries.transfer, transfer_id, point=point)
     return TransactionResponse.of(view)

@@ -8,9 +8,17 @@ from uuid import UUID
 from fastapi import APIRouter, Path
 
 from application import commands as c
-from interface.http.deps import CAN_READ, CAN_WRITE, Caller, Ledger, Queries, in_thread
+from interface.http.deps import (
+    CAN_READ,
+    CAN_WRITE,
+    Caller,
+    Ledger,
+    Queries,
+    Read,
+    in_thread,
+    planned,
+)
 from interface.http.routers import refusals
-from interface.http.routers.accounts import MinPosition
 from interface.http.schemas.requests import WalletRequest
 from interface.http.schemas.responses import WalletChangedResponse, WalletsResponse
 from interface.http.schemas.types import AddressText
@@ -34,6 +42,7 @@ async def disconnect_wallet(account_id: UUID, address: Address, ledger: Ledger, 
 
 
 @router.get("", response_model=WalletsResponse, dependencies=[CAN_READ], responses=refusals(404))
-async def wallets(account_id: UUID, queries: Queries, min_position: MinPosition = None):
-    views = await in_thread(queries.wallets, account_id, min_position=min_position)
-    return WalletsResponse.of(account_id, views)
+async def wallets(account_id: UUID, queries: Queries, read: Read):
+    point = await planned(queries, read)
+    listing = await in_thread(queries.wallets, account_id, point=point)
+    return WalletsResponse.of(account_id, listing)

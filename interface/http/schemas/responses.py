@@ -192,7 +192,9 @@ class AllowanceResponse(Response):
     owner: UUID
     spender: UUID
     amount: AmountText = Field(description="what the spender may still move")
-    position: int | None = Field(None, description="set on answers to PUT")
+    position: int | None = Field(None, description="PUT: the command's log position; GET: the "
+                                                   "log's head when the request arrived (read "
+                                                   "from the owner's account at or after it)")
 
     @classmethod
     def of(cls, outcome: o.AllowanceSet) -> AllowanceResponse:
@@ -237,7 +239,9 @@ class BalanceResponse(Response):
     balance: SignedAmountText
     held: AmountText
     available: SignedAmountText
-    position: int
+    position: int = Field(description="the log position whose state this answer reflects (for "
+                                      "`at=<position>`: that position rounded down to a whole "
+                                      "commit; for `at=<time>`: the account's last change then)")
 
     @classmethod
     def of(cls, view: q.BalanceView) -> BalanceResponse:
@@ -262,11 +266,12 @@ class HistoryItem(Response):
 class HistoryPage(Response):
     items: list[HistoryItem]
     next_cursor: str | None
+    position: int = Field(description="the log position whose state this answer reflects")
 
     @classmethod
     def of(cls, page: q.Page[q.HistoryEntry]) -> HistoryPage:
         return cls(items=[_history_item(entry) for entry in page.items],
-                   next_cursor=page.next_cursor)
+                   next_cursor=page.next_cursor, position=page.position)
 
 
 def _history_item(entry: q.HistoryEntry) -> HistoryItem:
@@ -297,6 +302,10 @@ class TransactionResponse(Response):
     expires_at: datetime | None = None
     reversed_by: UUID | None = None
     reverses: UUID | None = None
+    as_of_position: int | None = Field(
+        None, description="GET /v1/transfers/{id}: the log position whose state this answer "
+                          "reflects (`position` is the movement's own); null in lists, whose "
+                          "page carries it")
 
     @classmethod
     def of(cls, view: q.TransactionView) -> TransactionResponse:
@@ -307,17 +316,19 @@ class TransactionResponse(Response):
             created_at=view.created_at, updated_at=view.updated_at, position=view.position,
             hold_status=view.hold_status, expires_at=view.expires_at,
             reversed_by=view.reversed_by, reverses=view.reverses,
+            as_of_position=view.as_of_position,
         )
 
 
 class TransactionPage(Response):
     items: list[TransactionResponse]
     next_cursor: str | None
+    position: int = Field(description="the log position whose state this answer reflects")
 
     @classmethod
     def of(cls, page: q.Page[q.TransactionView]) -> TransactionPage:
         return cls(items=[TransactionResponse.of(view) for view in page.items],
-                   next_cursor=page.next_cursor)
+                   next_cursor=page.next_cursor, position=page.position)
 
 
 class WalletResponse(Response):
@@ -331,13 +342,14 @@ class WalletResponse(Response):
 class WalletsResponse(Response):
     account_id: UUID
     wallets: list[WalletResponse]
+    position: int = Field(description="the log position whose state this answer reflects")
 
     @classmethod
-    def of(cls, account_id: UUID, views: list[q.WalletView]) -> WalletsResponse:
-        return cls(account_id=account_id, wallets=[
+    def of(cls, account_id: UUID, listing: q.Listing[q.WalletView]) -> WalletsResponse:
+        return cls(account_id=account_id, position=listing.position, wallets=[
             WalletResponse(address=view.address, account_id=view.account_id, status=view.status,
                            connected_at=view.connected_at, disconnected_at=view.disconnected_at)
-            for view in views
+            for view in listing.items
         ])
 
 
@@ -357,10 +369,12 @@ class ServicePrice(Response):
 
 class PricingResponse(Response):
     services: list[ServicePrice]
+    position: int = Field(description="the log position whose state this answer reflects")
 
     @classmethod
-    def of(cls, views: list[q.ServicePriceView]) -> PricingResponse:
-        return cls(services=[
+    def of(cls, listing: q.Listing[q.ServicePriceView]) -> PricingResponse:
+        views = listing.items
+        return cls(position=listing.position, services=[
             ServicePrice(
                 service_type=view.service_type, token_cost=format_amount(view.token_cost_now),
                 default_cost=format_amount(view.default_cost),
@@ -385,6 +399,8 @@ class SystemResponse(Response):
     )
     decimals: int
     supply: AmountText = Field(description="circulating supply")
+    position: int = Field(description="the log's head when the request arrived: the supply "
+                                      "is read from the write side at or after it")
 
 
 class MismatchItem(Response):
@@ -402,6 +418,9 @@ class ReplayResponse(Response):
     last_position: int
     mismatches: list[MismatchItem]
     first_tampered_position: int | None
+    position: int = Field(description="the whole-commit state the replay reflects: "
+                                      "`until_position` rounded down to the last commit that "
+                                      "ends at or before it")
 
     @classmethod
     def of(cls, report: q.ReplayReport) -> ReplayResponse:
@@ -411,7 +430,7 @@ class ReplayResponse(Response):
             last_position=report.last_position,
             mismatches=[MismatchItem(model=m.model, key=m.key, expected=m.expected,
                                      actual=m.actual) for m in report.mismatches],
-            first_tampered_position=report.first_tampered_position,
+            first_tampered_position=report.first_tampered_position, position=report.position,
         )
 
 
@@ -421,22 +440,29 @@ class RawEventItem(Response):
     version: int
     topic: str
     state: dict[str, Any]
-    timestamp: datetime
+    timestamp: datetime | None = Field(description="null only for a row that cannot be decoded")
+    decode_error: str | None = Field(
+        None, description="set when the stored row cannot be decoded (state is then empty)")
 
 
 class EventsResponse(Response):
     items: list[RawEventItem]
     next_after_position: int | None = Field(
-        description="pass as after_position for the next page; null at the end"
+        description="pass as after_position for the next page (it ends a commit); null at the end"
     )
+    after_position: int = Field(description="the after_position asked, rounded down to the last "
+                                            "commit that ends at or before it")
+    position: int = Field(description="the log's head when the request arrived; no event past "
+                                      "it is listed")
 
     @classmethod
-    def of(cls, events: list[q.RawEvent], limit: int) -> EventsResponse:
+    def of(cls, page: q.EventsPage) -> EventsResponse:
         items = [RawEventItem(position=e.position, aggregate_id=e.aggregate_id, version=e.version,
-                              topic=e.topic, state=e.state, timestamp=e.timestamp)
-                 for e in events]
-        more = len(items) == limit and items
-        return cls(items=items, next_after_position=items[-1].position if more else None)
+                              topic=e.topic, state=e.state, timestamp=e.timestamp,
+                              decode_error=e.decode_error)
+                 for e in page.items]
+        return cls(items=items, next_after_position=page.next_after_position,
+                   after_position=page.after_position, position=page.position)
 
 
 class HealthResponse(Response):
