@@ -273,13 +273,17 @@ class BalanceCache:
         return True
 
     def _written_upto(self, upto: int) -> bool:
-        """Record that every change up to ``upto`` is in Redis."""
+        """Record that every change up to ``upto`` is in Redis. False when
+        Redis fails, or holds another incarnation (flushed, or re-bound by
+        another projector): this one binds again before its next write."""
         try:
-            self._advance(keys=[meta_key(self.prefix)], args=[self.incarnation, upto])
+            bound = self._advance(keys=[meta_key(self.prefix)], args=[self.incarnation, upto])
         except Exception as error:
             self._failed("write", error)
             return False
-        return True
+        if not bound:
+            self.incarnation = None
+        return bool(bound)
 
     def write_through(
         self, store: Any, rows: Iterable[BalanceRow], since: int, upto: int
@@ -357,7 +361,7 @@ class BalanceCache:
 
     @property
     def needs_resync(self) -> bool:
-        return self._resync_from is not None
+        return self._resync_from is not None or self.incarnation is None
 
     # Failure handling
 

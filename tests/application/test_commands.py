@@ -438,8 +438,9 @@ def test_a_hold_expires_and_can_then_not_be_captured(ledger):
 
 def test_a_hold_defaults_its_expiry_and_bounds_it(ledger):
     account = ledger.open_account(DEAL)
+    placed_at = ledger.clock.now  # the hold's commit reads the clock at this time
     placed = ledger.execute(c.PlaceHold(uuid4(), account, amount=1))
-    assert (placed.expires_at - ledger.clock.now).total_seconds() == DEFAULT_HOLD_EXPIRY_S
+    assert (placed.expires_at - placed_at).total_seconds() == DEFAULT_HOLD_EXPIRY_S
     with refused(ledger, errors.InvalidRequest):
         ledger.execute(c.PlaceHold(uuid4(), account, amount=1, expires_in_s=0))
 

@@ -13,7 +13,8 @@ import redis
 from application import commands as c
 from domain.errors import InsufficientBalance
 from projections import ledger_metrics as metrics
-from projections.balance_cache import BalanceCache, CachedBalance, cache_key
+from projections.balance_cache import BalanceCache, CachedBalance, cache_key, meta_key
+from projections.queries import Consistency
 from projections.runtime import ReadSide
 
 
@@ -39,6 +40,22 @@ def count(counter) -> float:
     return counter._value.get()
 
 
+def incarnation(server, prefix: str = "") -> str:
+    return raw(server).hget(meta_key(prefix), "id").decode()
+
+
+def bound_cache(server, prefix: str = "") -> BalanceCache:
+    """A cache bound by hand to an incarnation of a ledger "g"."""
+    raw(server).hset(meta_key(prefix), mapping={"id": "g:1", "w": 0})
+    cache = BalanceCache(server.url, prefix=prefix, genesis=lambda: "g")
+    cache.incarnation = "g:1"
+    return cache
+
+
+def last_change(queries, account_id) -> int:
+    return queries.history(account_id).items[-1].position
+
+
 def funded_pair(ledger):
     return ledger.open_account(1_000), ledger.open_account()
 
@@ -49,13 +66,14 @@ def test_the_projector_writes_balances_through_with_their_position_and_a_ttl(
     source, destination = funded_pair(ledger)
     moved = ledger.execute(c.TransferFunds(uuid4(), source, destination, 250))
     cached.projector.catch_up()
-    from_sql = cached.queries.balance(destination, min_position=moved.position)  # skips Redis
-    assert 0 < from_sql.position <= moved.position
+    credited = last_change(cached.queries, destination)
+    assert 0 < credited <= moved.position
     assert entry(redis_server, destination) == {
-        "p": str(from_sql.position), "b": "250", "h": "0", "x": ""}
+        "p": str(credited), "b": "250", "h": "0", "x": "", "l": incarnation(redis_server)}
     assert 0 < raw(redis_server).ttl(cache_key(destination.hex)) <= 300
     hits = count(metrics.CACHE_HITS)
-    assert cached.queries.balance(destination).balance == 250
+    view = cached.queries.balance(destination)
+    assert (view.balance, view.position) == (250, ledger.app.event_log.head())
     assert count(metrics.CACHE_HITS) == hits + 1
 
 
@@ -63,26 +81,26 @@ def test_ledgers_sharing_a_redis_keep_to_their_own_prefix(redis_server):
     """The system accounts have one id in every ledger: without a prefix of
     its own, one ledger's treasury entry (at a higher position) would win
     the compare-and-set against another's and be answered as its balance."""
-    first = BalanceCache(redis_server.url, prefix="ledger-a:")
-    second = BalanceCache(redis_server.url, prefix="ledger-b:")
+    first = bound_cache(redis_server, prefix="ledger-a:")
+    second = bound_cache(redis_server, prefix="ledger-b:")
     treasury = uuid4().hex
     assert first.put([CachedBalance(treasury, 900, 0, 5_000, None)])
     assert second.put([CachedBalance(treasury, 40, 0, 12, None)])
-    assert first.get(treasury) == CachedBalance(treasury, 900, 0, 5_000, None)
-    assert second.get(treasury) == CachedBalance(treasury, 40, 0, 12, None)
+    assert first.get(treasury).entry == CachedBalance(treasury, 900, 0, 5_000, None)
+    assert second.get(treasury).entry == CachedBalance(treasury, 40, 0, 12, None)
     assert raw(redis_server).exists(cache_key(treasury, "ledger-b:"))
     first.close()
     second.close()
 
 
 def test_an_older_position_never_overwrites_a_newer_one(redis_server):
-    cache = BalanceCache(redis_server.url)
+    cache = bound_cache(redis_server)
     account = uuid4().hex
     assert cache.put([CachedBalance(account, 500, 0, 20, None)])
     assert cache.put([CachedBalance(account, 100, 0, 10, None)])  # late, older write
-    assert cache.get(account) == CachedBalance(account, 500, 0, 20, None)
+    assert cache.get(account).entry == CachedBalance(account, 500, 0, 20, None)
     assert cache.put([CachedBalance(account, 700, 5, 21, 123)])
-    assert cache.get(account) == CachedBalance(account, 700, 5, 21, 123)
+    assert cache.get(account).entry == CachedBalance(account, 700, 5, 21, 123)
     cache.close()
 
 
@@ -91,7 +109,7 @@ def test_a_read_filling_a_miss_cannot_undo_the_projector(ledger, cached, redis_s
     ledger.execute(c.TransferFunds(uuid4(), source, destination, 1))
     cached.projector.catch_up()
     stale = CachedBalance(destination.hex, 0, 0, 1, None)  # what a slow reader saw earlier
-    cached.cache.fill(stale)
+    cached.cache.fill(stale, incarnation(redis_server))
     assert cached.queries.balance(destination).balance == 1
 
 
@@ -146,11 +164,17 @@ def test_after_a_flush_reads_answer_from_sql_and_refill_the_cache(ledger, cached
     source, destination = funded_pair(ledger)
     ledger.execute(c.TransferFunds(uuid4(), source, destination, 100))
     cached.projector.catch_up()
-    raw(redis_server).flushall()
-    misses = count(metrics.CACHE_MISSES)
+    raw(redis_server).flushall()  # the binding goes too: reads go to SQL
+    bypassed = count(metrics.CACHE_BYPASSED)
     assert cached.queries.balance(destination).balance == 100
-    assert count(metrics.CACHE_MISSES) == misses + 1
-    assert entry(redis_server, destination)["b"] == "100"
+    assert count(metrics.CACHE_BYPASSED) == bypassed + 1
+    ledger.execute(c.TransferFunds(uuid4(), source, destination, 1))
+    cached.projector.catch_up()  # the projector binds again and writes every account
+    assert entry(redis_server, source)["b"] == "899"
+    assert entry(redis_server, destination)["b"] == "101"
+    misses = count(metrics.CACHE_MISSES)
+    assert cached.queries.balance(destination).balance == 101
+    assert count(metrics.CACHE_MISSES) == misses
 
 
 def test_an_entry_whose_hold_may_have_expired_is_not_used(ledger, cached, redis_server):
@@ -167,9 +191,11 @@ def test_an_entry_whose_hold_may_have_expired_is_not_used(ledger, cached, redis_
 def test_the_cache_never_authorises_a_debit(ledger, cached, redis_server):
     source, destination = funded_pair(ledger)
     cached.projector.catch_up()
-    raw(redis_server).hset(cache_key(source.hex),
-                           mapping={"p": 10**12, "b": 10**15, "h": 0, "x": ""})
-    assert cached.queries.balance(source).balance == 10**15  # a poisoned cache misleads reads
+    raw(redis_server).hset(cache_key(source.hex), mapping={
+        "p": 10**12, "b": 10**15, "h": 0, "x": "", "l": incarnation(redis_server)})
+    assert cached.queries.balance(source).balance == 1_000  # past the head: never used
+    eventual = cached.queries.balance(source, consistency=Consistency.EVENTUAL)
+    assert eventual.balance == 10**15  # an eventual read trusts the binding: misled
     with pytest.raises(InsufficientBalance):
         ledger.execute(c.TransferFunds(uuid4(), source, destination, 5_000))
     report = cached.queries.audit_replay()  # ...and the audit finds it

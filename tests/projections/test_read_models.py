@@ -155,10 +155,11 @@ def test_wallets_show_connections_and_disconnections(ledger, read_side):
     ledger.execute(c.ConnectWallet(account, first))
     ledger.clock.advance(5)
     ledger.execute(c.ConnectWallet(account, second))
+    disconnected_at = ledger.clock.now  # the commit's reading of the clock
     ledger.execute(c.DisconnectWallet(account, first))
     wallets = {w.address: w for w in project(read_side).wallets(account).items}
     assert wallets[first].status == "disconnected"
-    assert wallets[first].disconnected_at == ledger.clock()
+    assert wallets[first].disconnected_at == disconnected_at
     assert wallets[second].status == "connected" and wallets[second].disconnected_at is None
 
 
@@ -166,21 +167,34 @@ def test_pricing_shows_the_cost_now_and_every_rule(ledger, read_side):
     now = ledger.clock()
     ledger.execute(c.SetPriceRule("goal", 5, valid_from=now + timedelta(hours=1)))
     ledger.execute(c.SetPriceRule("search", 7))
-    prices = {p.service_type: p for p in project(read_side).pricing(now)}
+    prices = {p.service_type: p for p in project(read_side).pricing(now).items}
     assert prices["search"].token_cost_now == 7
     assert prices["goal"].token_cost_now == DEFAULT_PRICES["goal"]
     assert [r.token_cost for r in prices["goal"].rules] == [5]
-    later = {p.service_type: p for p in read_side.queries.pricing(now + timedelta(hours=2))}
+    later = {p.service_type: p
+             for p in read_side.queries.pricing(now + timedelta(hours=2)).items}
     assert later["goal"].token_cost_now == 5
 
 
 def test_audit_events_come_raw_in_log_order(ledger, read_side):
     account = ledger.open_account(10)
     queries = read_side.queries
-    events = queries.audit_events(aggregate_id=account)
+    events = queries.audit_events(aggregate_id=account).items
     assert [e.version for e in events] == [1, 2]
     assert events[0].topic == "domain.account:Account.Opened"
     assert events[1].state["amount"] == 10
     assert UUID(events[1].state["transfer_id"])
+
+
+def test_audit_event_pages_hold_whole_commits(ledger, read_side):
+    account = ledger.open_account(10)
+    queries = read_side.queries
+    genesis_end = queries.audit_events(aggregate_id=account).items[0].position - 1
+    assert genesis_end > 3  # genesis is one commit of several events
     page = queries.audit_events(after_position=2, limit=3)
-    assert [e.position for e in page] == [3, 4, 5]
+    assert page.after_position == 0  # a cut inside genesis: rounded down to before it
+    assert [e.position for e in page.items] == list(range(1, genesis_end + 1))  # all of it
+    assert page.next_after_position == genesis_end
+    rest = queries.audit_events(after_position=genesis_end, limit=1)
+    assert rest.after_position == genesis_end
+    assert [e.position for e in rest.items] == [genesis_end + 1]  # the opening, a commit alone

@@ -31,6 +31,15 @@ class SettableClock:
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
 
+    def tick(self) -> datetime:
+        """The command processor's reading: the time now, after which the
+        clock runs on a microsecond, so two commits never carry one stamp (a
+        real clock's readings differ too, and a commit's stamp is how
+        positions find whole commits)."""
+        now = self.now
+        self.now += timedelta(microseconds=1)
+        return now
+
 
 class LedgerHarness:
     """The write side as a service uses it, plus conveniences for tests."""
@@ -41,7 +50,8 @@ class LedgerHarness:
         self.clock = clock or SettableClock()
         self.app = LedgerApplication(env)
         self.processor = CommandProcessor(
-            self.app, cache=AggregateCache(cached_max), clock=self.clock
+            self.app, cache=AggregateCache(cached_max),
+            clock=self.clock.tick if isinstance(self.clock, SettableClock) else self.clock,
         )
         self.writer = CommandWriter(self.processor).start()
         if genesis:
