@@ -16,12 +16,18 @@ from tests.interface.cli_support import cli, spawn, wait_ready
 from tests.projections.conftest import dump
 
 
-def write_transfers(ledger, source, destination, count: int) -> int:
-    futures = [
-        ledger.writer.submit(c.TransferFunds(uuid4(), source, destination, 1, "load"), authority=INTERNAL)
-        for _ in range(count)
-    ]
-    return max(future.result(60).position for future in futures)
+def write_transfers(ledger, source, destination, count: int, per_commit_max: int = 5) -> int:
+    """``count`` transfers in many small group commits (a projector's page
+    ends where a commit ends, so a page of 7 events needs commits that small)."""
+    last = 0
+    for start in range(0, count, per_commit_max):
+        futures = [
+            ledger.writer.submit(c.TransferFunds(uuid4(), source, destination, 1, "load"),
+                                 authority=INTERNAL)
+            for _ in range(min(per_commit_max, count - start))
+        ]
+        last = max(last, *(future.result(60).position for future in futures))
+    return last
 
 
 @pytest.mark.slow

@@ -1,0 +1,187 @@
+"""What callers read is the truth: every query route, read right after a
+write, reflects it with no client cooperation (no ``min_position``), and
+says which position its answer reflects; on SQLite and on PostgreSQL with
+Redis, in one process and across two ``serve`` processes whose projections
+are off (a separate ``deals-ledger project`` worker projects)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from solders.keypair import Keypair
+
+from tests.interface.conftest import postgres_settings, sqlite_settings
+from tests.interface.helpers import funded_account, new_id, open_account, transfer_body
+from tests.reliability.conftest import serve_env
+from tests.reliability.processes import WorkerProcess
+from tests.support.http import ADMIN, ServeProcess, ThreadServer
+
+
+def _written(response: httpx.Response) -> int:
+    assert response.status_code in (200, 201), response.text
+    return response.json()["position"]
+
+
+def _read(client: httpx.Client, path: str, written: int, **params) -> dict:
+    answer = client.get(path, params=params)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body.get("position", body.get("as_of_position")) >= written, body
+    return body
+
+
+def every_query_reads_its_write(writer: httpx.Client, reader: httpx.Client) -> None:
+    """For each query route: a write through ``writer``, then at once a read
+    through ``reader``, which must show it."""
+    source = funded_account(writer, "10")
+    destination = open_account(writer)
+    body = transfer_body(source, destination, "2.5")
+    moved = _written(writer.post("/v1/transfers", json=body))
+    balance = _read(reader, f"/v1/accounts/{source}/balance", moved)
+    assert balance["balance"] == "7.5"
+    history = _read(reader, f"/v1/accounts/{destination}/history", moved)
+    assert [item["transfer_id"] for item in history["items"]] == [body["transfer_id"]]
+    listed = _read(reader, f"/v1/accounts/{source}/transactions", moved)
+    assert body["transfer_id"] in [item["transfer_id"] for item in listed["items"]]
+    transfer = _read(reader, f"/v1/transfers/{body['transfer_id']}", moved)
+    assert transfer["amount"] == "2.5"
+    address = str(Keypair().pubkey())
+    connected = _written(writer.post(f"/v1/accounts/{source}/wallets", json={"address": address}))
+    wallets = _read(reader, f"/v1/accounts/{source}/wallets", connected)
+    assert [w["address"] for w in wallets["wallets"]] == [address]
+    allowed = _written(writer.put(f"/v1/allowances/{source}/{destination}",
+                                  json={"amount": "1.25"}))
+    allowance = _read(reader, f"/v1/allowances/{source}/{destination}", allowed)
+    assert allowance["amount"] == "1.25"
+    cost = f"0.{len(new_id()) % 7 + 1}"
+    priced = _written(writer.put("/v1/pricing/analysis", json={"token_cost": cost}))
+    pricing = _read(reader, "/v1/pricing", priced)
+    analysis = next(s for s in pricing["services"] if s["service_type"] == "analysis")
+    assert analysis["token_cost"] == cost
+    supply_before = reader.get("/v1/system").json()["supply"]
+    minted = _written(writer.post("/v1/mint", json={"transfer_id": new_id(), "to": source,
+                                                    "amount": "3"}))
+    supply = _read(reader, "/v1/system", minted)["supply"]
+    assert float(supply) != float(supply_before)  # noqa: RUF069 - compared as changed only
+    events = _read(reader, "/v1/audit/events", minted, aggregate_id=source)
+    assert events["items"][-1]["position"] <= minted
+    assert events["items"][-1]["state"]["amount"] == 300_000_000
+
+
+def test_every_query_reads_the_write_before_it_in_one_process(api):
+    with api.client(ADMIN) as client:
+        every_query_reads_its_write(client, client)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def serve_settings(request, tmp_path: Path):
+    if request.param == "sqlite":
+        yield sqlite_settings(tmp_path / "var")
+        return
+    database = request.getfixturevalue("postgres_database")
+    url, prefix = request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
+    schema = database.new_schema()
+    yield postgres_settings(tmp_path / "var", database, schema, url, prefix)
+    database.drop_schema(schema)
+
+
+@pytest.fixture
+def two_api_processes(serve_settings, tmp_path: Path) -> Iterator[list[ServeProcess]]:
+    """Two ``serve`` processes with projections and settlement off, and one
+    ``project`` worker, on one store (and one Redis)."""
+    env = serve_env(serve_settings) | {"DEALS_SETTLEMENT": "off"}
+    api_env = env | {"DEALS_PROJECTIONS": "off"}
+    processes: list = []
+    try:
+        processes += [ServeProcess(tmp_path / f"api-{n}", api_env) for n in range(2)]
+        processes.append(WorkerProcess(tmp_path / "project", env, "project"))
+        yield processes[:2]
+        assert [p.terminate() for p in processes] == [0] * len(processes)
+    finally:
+        for process in processes:
+            process.kill()
+
+
+def test_every_query_reads_a_write_another_process_acknowledged(two_api_processes):
+    first, second = two_api_processes
+    with first.client(ADMIN) as writer, second.client(ADMIN) as reader:
+        every_query_reads_its_write(writer, reader)
+        every_query_reads_its_write(reader, writer)
+
+
+def test_a_position_past_the_head_is_refused_at_once_naming_the_head(api):
+    with api.client(ADMIN) as client:
+        account = funded_account(client, "1")
+        far = 2**63 - 1
+        for path, params in (
+            (f"/v1/accounts/{account}/balance", {"min_position": far}),
+            (f"/v1/accounts/{account}/balance", {"at": str(10**17)}),
+            (f"/v1/accounts/{account}/history", {"min_position": far}),
+            (f"/v1/accounts/{account}/history", {"min_position": far, "consistency": "eventual"}),
+            ("/v1/pricing", {"min_position": far}),
+            ("/v1/system", {"min_position": far}),
+            ("/v1/audit/events", {"after_position": far}),
+        ):
+            answer = client.get(path, params=params)
+            assert answer.status_code == 422, (path, answer.text)
+            error = answer.json()["error"]
+            assert error["code"] == "position_past_head"
+            head = client.get("/ready").json()["store_position"]
+            assert f"head, {head}" in error["message"] or "head, " in error["message"]
+        replay = client.post("/v1/audit/replay", json={"until_position": far})
+        assert replay.status_code == 422 and replay.json()["error"]["code"] == "position_past_head"
+
+
+def test_consistency_takes_strong_or_eventual_and_nothing_else(api):
+    with api.client(ADMIN) as client:
+        account = funded_account(client, "4")
+        for consistency in ("strong", "eventual"):
+            answer = client.get(f"/v1/accounts/{account}/balance",
+                                params={"consistency": consistency})
+            assert answer.status_code == 200, answer.text
+        refused = client.get(f"/v1/accounts/{account}/balance", params={"consistency": "fast"})
+        assert refused.status_code == 422
+        assert refused.json()["error"]["code"] == "invalid_request"
+
+
+def test_waiting_reads_hold_no_thread_and_do_not_delay_other_reads(make_settings):
+    """Sixty reads wait for a projector that is not running; reads that need
+    no wait (eventual, /health, /ready) all answer while those still wait, and
+    the waiting ones answer right once the projector runs."""
+    import concurrent.futures
+
+    server = ThreadServer(make_settings("sqlite", projections_enabled=False)).start()
+    try:
+        server.service.queries.wait_s_max = 120.0  # a busy machine must not time them out
+        with server.client(ADMIN) as client:
+            server.service.read_side.projector.catch_up()
+            account = funded_account(client, "5")  # acknowledged; the read models lag
+            waiting_count = 60
+            pool = concurrent.futures.ThreadPoolExecutor(waiting_count + 5)
+            with httpx.Client(base_url=server.url, headers=client.headers, timeout=60,
+                              limits=httpx.Limits(max_connections=waiting_count + 10)) as many:
+                waiting = [pool.submit(many.get, f"/v1/accounts/{account}/balance")
+                           for _ in range(waiting_count)]
+                progress = server.service.read_side.progress
+                wait_until_waiters(progress, waiting_count)
+                quick = [many.get("/v1/pricing", params={"consistency": "eventual"})
+                         for _ in range(5)]
+                quick.append(many.get("/health"))
+                assert [r.status_code for r in quick] == [200] * 6
+                assert not any(future.done() for future in waiting)  # still waiting, in order
+                server.service.read_side.start()  # the projector catches up
+                answers = [future.result(60) for future in waiting]
+            pool.shutdown()
+        assert {a.status_code for a in answers} == {200}
+        assert {a.json()["balance"] for a in answers} == {"5"}
+    finally:
+        server.stop()
+
+
+def wait_until_waiters(progress, count: int) -> None:
+    from tests.support.http import wait_until
+
+    wait_until(lambda: len(progress._waiters) >= count, 30, f"{count} waiting reads")
