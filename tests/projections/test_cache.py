@@ -236,3 +236,96 @@ def test_a_projector_killed_between_its_sql_commit_and_redis_leaves_nothing_stal
         assert restarted.queries.balance(destination).balance == 150
     finally:
         restarted.close()
+
+
+@pytest.fixture
+def recreated(request, store, tmp_path):
+    """A ledger created afresh where ``store``'s was (a schema re-created, a
+    data directory replaced), kept apart so both can be compared."""
+    from tests.support.ledgers import LedgerHarness
+    from tests.support.stores import postgres_store, sqlite_store
+
+    if store.kind == "sqlite":
+        again = sqlite_store(tmp_path / "recreated")
+        cleanup = lambda: None  # noqa: E731
+    else:
+        database = request.getfixturevalue("postgres_database")
+        schema = database.new_schema()
+        again = postgres_store(tmp_path / "recreated", database.url, schema)
+        cleanup = lambda: database.drop_schema(schema)  # noqa: E731
+    ledger = LedgerHarness(again.env)
+    yield ledger, again
+    ledger.close()
+    cleanup()
+
+
+def test_a_recreated_ledger_never_reads_the_old_ledgers_entries(
+    ledger, cached, recreated, redis_server
+):
+    from domain.system import TREASURY_ID
+
+    payer = ledger.open_account(10**10)
+    for _ in range(30):  # the old ledger's treasury entry stands at a high position
+        ledger.execute(c.ChargeFee(uuid4(), payer, "search"))
+    cached.projector.catch_up()
+    old = cached.queries.balance(TREASURY_ID)
+    new_ledger, new_store = recreated
+    plain = ReadSide(new_ledger.app, new_store.env)  # its read models, projected without Redis
+    plain.projector.catch_up()
+    plain.close()
+    side = ReadSide(new_ledger.app, new_store.env, redis_url=redis_server.url,
+                    clock=new_ledger.clock, wait_s_max=5)
+    try:
+        assert int(entry(redis_server, TREASURY_ID)["p"]) > new_ledger.app.event_log.head()
+        fresh = side.queries.balance(TREASURY_ID)  # before its projector bound anything
+        side.projector.catch_up()
+        assert fresh.balance == new_ledger.balance(TREASURY_ID) != old.balance
+        assert side.queries.balance(TREASURY_ID).balance == fresh.balance
+        new_payer = new_ledger.open_account(10**9)
+        new_ledger.execute(c.ChargeFee(uuid4(), new_payer, "search"))
+        side.projector.catch_up()  # its writes are not refused by the old, higher position
+        expected = new_ledger.balance(TREASURY_ID)
+        assert int(entry(redis_server, TREASURY_ID)["b"]) == expected
+        assert side.queries.balance(TREASURY_ID).balance == expected
+        assert side.queries.audit_replay().mismatches == []
+    finally:
+        side.close()
+
+
+def test_a_cache_that_knows_positions_the_read_models_do_not_is_bound_anew(
+    ledger, store, cached, redis_server
+):
+    """As after restoring a backup of the same ledger: Redis has seen a
+    later timeline. A starting projector draws a new incarnation, so no
+    entry of that timeline is ever read."""
+    source, destination = funded_pair(ledger)
+    ledger.execute(c.TransferFunds(uuid4(), source, destination, 10))
+    cached.projector.catch_up()
+    before = incarnation(redis_server)
+    raw(redis_server).hset(meta_key(), "w", 10**9)  # the later timeline's knowledge
+    raw(redis_server).hset(cache_key(destination.hex), mapping={"p": 5, "b": 999_999})
+    cached.projector.lock.release()
+    restarted = ReadSide(ledger.app, store.env, redis_url=redis_server.url, clock=ledger.clock)
+    try:
+        restarted.projector.catch_up()
+        assert incarnation(redis_server) != before
+        assert restarted.queries.balance(destination).balance == 10
+        assert entry(redis_server, destination)["b"] == "10"
+    finally:
+        restarted.close()
+
+
+def test_entries_of_the_earlier_format_are_misses_and_are_overwritten(ledger, cached,
+                                                                       redis_server):
+    source, destination = funded_pair(ledger)
+    cached.projector.catch_up()
+    raw(redis_server).delete(cache_key(destination.hex))
+    raw(redis_server).hset(cache_key(destination.hex),  # as the earlier version wrote it
+                           mapping={"p": 10**6, "b": 12_345, "h": 0, "x": ""})
+    misses = count(metrics.CACHE_MISSES)
+    assert cached.queries.balance(destination).balance == 0
+    assert count(metrics.CACHE_MISSES) == misses + 1
+    ledger.execute(c.TransferFunds(uuid4(), source, destination, 4))
+    cached.projector.catch_up()
+    assert entry(redis_server, destination)["b"] == "4"
+    assert entry(redis_server, destination)["l"] == incarnation(redis_server)
