@@ -251,3 +251,29 @@ async def sample_read_lag(target: Target, accounts: tuple[str, str], stop: Calla
     finally:
         await connection.close()
     return lags
+
+
+async def read_while(target: Target, path: str, stop: Callable[[], bool], *,
+                     connections: int) -> LoadResult:
+    """Closed-loop GETs of ``path`` on ``connections`` until ``stop()``: the
+    read side's latency under whatever load runs beside it."""
+    result = LoadResult()
+
+    async def loop() -> None:
+        connection = await Connection(target).open()
+        try:
+            while not stop():
+                started = time.perf_counter()
+                status, _ = await connection.request("GET", path)
+                if status == 200:
+                    result.ok += 1
+                    result.latencies_s.append(time.perf_counter() - started)
+                else:
+                    result.refused[status] = result.refused.get(status, 0) + 1
+        finally:
+            await connection.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(loop() for _ in range(connections)))
+    result.elapsed_s = time.perf_counter() - started
+    return result

@@ -24,6 +24,8 @@ import json
 import secrets
 import shutil
 import tempfile
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -93,6 +95,8 @@ class Suite:
         self.work_dir = Path(tempfile.mkdtemp(prefix="deals-bench-"))
         self.transfers_s1: load.LoadResult | None = None
         self.lags_s: list[float] = []
+        self.reads: list[load.LoadResult] = []
+        self.round_trips_s: list[float] = []
 
     @staticmethod
     def steps_for(scenarios: tuple[int, ...]) -> int:
@@ -160,7 +164,8 @@ class Suite:
             with server:
                 target = self._target(server)
                 accounts = self._fund(target)
-                self.transfers_s1 = self._transfers_with_lag_probe(target, accounts, 5 in chosen)
+                self.transfers_s1 = self._transfers_with_lag_probe(target, accounts, 5 in chosen,
+                                                                   schema)
                 if 2 in chosen:
                     self._fees(target, accounts)
                 if 3 in chosen:
@@ -169,20 +174,32 @@ class Suite:
                     self._memory(target, server)
 
     def _transfers_with_lag_probe(self, target: load.Target, accounts: tuple[str, ...],
-                                  probe: bool) -> load.LoadResult:
-        self.progress.step("scenario 1: HTTP transfers")
+                                  probe: bool, schema: str) -> load.LoadResult:
+        """Scenario 1's load, with beside it (when scenario 5 is chosen) the
+        projection-lag probe, balance reads consistent (the default) and
+        eventual on a few connections each, and the store's round trip."""
+        self.progress.step("scenario 1: HTTP transfers (and balance reads beside them)")
         workload = load.Transfers(accounts=accounts)
+        balance = f"/v1/accounts/{accounts[2]}/balance"
 
-        async def run() -> tuple[load.LoadResult, list[float]]:
+        async def run() -> tuple[load.LoadResult, list[float], list[load.LoadResult]]:
             finished = False
-            lag_task = asyncio.create_task(load.sample_read_lag(
-                target, (accounts[0], accounts[1]), lambda: finished)) if probe else None
+            side = []
+            if probe:
+                side = [asyncio.create_task(load.sample_read_lag(
+                    target, (accounts[0], accounts[1]), lambda: finished))] + [
+                    asyncio.create_task(load.read_while(
+                        target, f"{balance}?consistency={mode}", lambda: finished,
+                        connections=READ_CONNECTIONS)) for mode in ("strong", "eventual")]
             result = await load.drive(target, workload, connections=self.sizes.connections,
                                       seconds=self.sizes.load_seconds)
             finished = True
-            return result, (await lag_task if lag_task is not None else [])
+            done = [await task for task in side]
+            return result, (done[0] if done else []), done[1:]
 
-        result, self.lags_s = asyncio.run(run())
+        with RoundTrips(self.config.database_url, schema) as round_trips:
+            result, self.lags_s, self.reads = asyncio.run(run())
+        self.round_trips_s = round_trips.samples_s
         return result
 
     def _fees(self, target: load.Target, accounts: tuple[str, ...]) -> None:
@@ -312,6 +329,34 @@ class Suite:
                 f"{len(lags)} probes: a transfer's answer -> its position readable",
                 digits=3,
             ))
+        self._consistent_reads(lags)
+
+    def _consistent_reads(self, lags: list[float]) -> None:
+        """The cost of consistent reads: balance reads during scenario 1,
+        default vs eventual, against the budget of the lag's p99 plus one
+        round trip to the store."""
+        if len(self.reads) != 2 or not all(r.latencies_s for r in self.reads):
+            return
+        strong, eventual = self.reads
+        trips = sorted(self.round_trips_s) or [0.0]
+        trip_p99 = trips[min(len(trips) - 1, int(0.99 * len(trips)))]
+        lag_p99 = lags[min(len(lags) - 1, int(0.99 * len(lags)))] if lags else 0.0
+        added_ms = strong.percentile_ms(0.99) - eventual.percentile_ms(0.99)
+        budget_ms = 1000 * (lag_p99 + trip_p99)
+        self.figures.append(Figure(
+            5, "balance reads during scenario 1, consistency=eventual", eventual.per_s, "req/s",
+            "", None, eventual.percentile_ms(0.5), eventual.percentile_ms(0.99), "", None,
+            _refusals(eventual),
+        ))
+        self.figures.append(Figure(
+            5, "balance reads during scenario 1, consistent (the default)", strong.per_s,
+            "req/s", "eventual reads, same run", eventual.per_s, strong.percentile_ms(0.5),
+            strong.percentile_ms(0.99), "p99 added <= lag p99 + one round trip",
+            added_ms <= budget_ms,
+            f"p99 added {added_ms:.1f} ms; budget {budget_ms:.1f} ms = lag p99 "
+            f"{1000 * lag_p99:.1f} + store round trip p99 {1000 * trip_p99:.1f} "
+            f"({len(trips)} samples); {_refusals(strong)}",
+        ))
 
     # --- scenario 6: settlement ---------------------------------------------
 
@@ -329,6 +374,38 @@ class Suite:
             "one movement a transaction", results[1]["per_second"], None, None, "", None,
             f"{results[2]['movements']:,} movements in {results[2]['seconds']:.1f} s",
         ))
+
+
+READ_CONNECTIONS = 2
+"""Connections per kind of balance read beside scenario 1's load."""
+
+
+class RoundTrips:
+    """Samples, every 50 ms on a connection of its own, what a consistent
+    read adds first: one read of the log's head."""
+
+    def __init__(self, url: str, schema: str) -> None:
+        self.samples_s: list[float] = []
+        self._query = sql.SQL("SELECT MAX(notification_id) FROM {}.{}").format(
+            sql.Identifier(schema), sql.Identifier(EVENTS_TABLE))
+        self._url = url
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> RoundTrips:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        with psycopg.connect(self._url, autocommit=True) as conn:
+            while not self._stop.wait(0.05):
+                started = time.perf_counter()
+                conn.execute(self._query)
+                self.samples_s.append(time.perf_counter() - started)
 
 
 def _refusals(result: load.LoadResult) -> str:
