@@ -16,6 +16,8 @@ exactly-once compare-and-set) is made once.
   full state, or the library's domain event (for a fold that wants objects).
 - ``tracking``: a consumer's position moved by compare-and-set inside the
   consumer's own transaction (``TrackingConflict`` when another moved it).
+- ``commits``: where a commit ends (the one rule), so a position a caller
+  names is rounded down to a whole commit and a page never stops inside one.
 - ``page_loop``: read the next page after the tracked position, hand it to
   the consumer to apply and advance in one transaction.
 - ``locks``: advisory-lock keys and the one-active-holder locks every

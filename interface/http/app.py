@@ -65,8 +65,19 @@ at most 8 decimals and are answered in their shortest exact form ("0.1").
   body over the limit, 422 for validation (unknown fields included), 429
   `rate_limited` with Retry-After, 503 `unavailable` (nothing applied; retry
   with the same id).
-* **Read your writes**: commands answer their log `position`; queries take
-  `min_position` and wait up to 5 s for the read model to reach it.
+* **Consistency**: by default every query reflects every command
+  acknowledged before it arrived, by any API process (it reads the log's
+  head, then answers from read models at least that far; waits up to 5 s,
+  else 503 `unavailable` with Retry-After). `consistency=eventual` opts out
+  per request: faster, possibly behind. `min_position` (a command answer's
+  `position`) combines with either; a position past the log's head is 422
+  `position_past_head`, naming the head. Every query answer carries the
+  `position` whose state it reflects (`as_of_position` for a single
+  transfer, whose `position` is the movement's own).
+* **Positions name whole commits**: one command commits several events (a
+  transfer: recorded, debit, credit). A position given to a query (`at`,
+  `min_position`, `until_position`, `after_position`) means the state after
+  the last commit that ends at or before it; the answer says which.
 """
 
 _COMMON_REFUSAL_TEXT = {
@@ -76,9 +87,12 @@ _COMMON_REFUSAL_TEXT = {
          "system account needs)",
     413: "bad_request: the body is larger than the configured limit",
     422: "validation: invalid_request, invalid_amount, invalid_wallet_address, "
-         "unknown_service_type, same_account, supply_limit_exceeded",
+         "unknown_service_type, same_account, supply_limit_exceeded; position_past_head "
+         "(a query named a log position the log has not reached)",
     429: "rate_limited: retry after the Retry-After header's seconds",
-    503: "unavailable: the store (or read model) is unavailable; nothing was applied",
+    503: "unavailable: the store is unavailable (nothing was applied), or the read models "
+         "did not reach the position a query must reflect within 5 s; retry after "
+         "Retry-After",
 }
 COMMON_REFUSALS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": text}
