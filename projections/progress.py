@@ -23,6 +23,7 @@ per interval however many requests wait.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -104,7 +105,8 @@ class Progress:
         for entry in self._waiters:
             wanted, loop, future = entry
             if satisfied(wanted):
-                loop.call_soon_threadsafe(_resolve, future)
+                with contextlib.suppress(RuntimeError):  # its loop closed: nobody waits
+                    loop.call_soon_threadsafe(_resolve, future)
             else:
                 keep.append(entry)
         self._waiters = keep

@@ -536,6 +536,14 @@ class PostgresReadModelStore(ReadModelStore):
                 if not commit and not conn.closed:
                     conn.isolation_level, conn.read_only = None, None
 
+    def position(self) -> int:
+        """One statement on an autocommit connection (no BEGIN/ROLLBACK):
+        asked often, by every waiting read's follower."""
+        from psycopg.rows import tuple_row
+
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as cur:
+            return self.tracking.position(cur)
+
     @contextmanager
     def snapshot(self) -> Iterator[Any]:
         """A read-only REPEATABLE READ transaction: every query sees one state
