@@ -160,16 +160,22 @@ async def _connection_loop(target: Target, workload: Workload, deadline: float, 
     try:
         while time.perf_counter() < deadline and (limit is None or sent[0] < limit):
             sent[0] += 1
-            body = workload.body(rng)
-            started = time.perf_counter()
-            status, _ = await connection.request("POST", workload.path, body)
-            if status in workload.expected:
-                result.ok += 1
-                result.latencies_s.append(time.perf_counter() - started)
-            else:
-                result.refused[status] = result.refused.get(status, 0) + 1
+            await _timed(connection, "POST", workload.path, workload.body(rng),
+                         workload.expected, result)
     finally:
         await connection.close()
+
+
+async def _timed(connection: Connection, method: str, path: str, body: bytes,
+                 expected: tuple[int, ...], result: LoadResult) -> None:
+    """One request, its latency recorded when its status is ``expected``."""
+    started = time.perf_counter()
+    status, _ = await connection.request(method, path, body)
+    if status in expected:
+        result.ok += 1
+        result.latencies_s.append(time.perf_counter() - started)
+    else:
+        result.refused[status] = result.refused.get(status, 0) + 1
 
 
 async def drive(target: Target, workload: Workload, *, connections: int, seconds: float,
@@ -263,13 +269,7 @@ async def read_while(target: Target, path: str, stop: Callable[[], bool], *,
         connection = await Connection(target).open()
         try:
             while not stop():
-                started = time.perf_counter()
-                status, _ = await connection.request("GET", path)
-                if status == 200:
-                    result.ok += 1
-                    result.latencies_s.append(time.perf_counter() - started)
-                else:
-                    result.refused[status] = result.refused.get(status, 0) + 1
+                await _timed(connection, "GET", path, b"", (200,), result)
         finally:
             await connection.close()
 
