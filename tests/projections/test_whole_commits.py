@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from application import commands as c
+from application.authority import INTERNAL
 from application.eventlog.commits import CommitBoundaries
 from domain.errors import AccountNotFound
 from projections.queries import Consistency
@@ -28,7 +29,7 @@ LAYOUTS = st.lists(st.lists(st.integers(1, 40), min_size=1, max_size=6), min_siz
 
 def commit_together(ledger, commands) -> list[int]:
     """Submit ``commands`` at once so they share one group commit (mostly)."""
-    futures = [ledger.writer.submit(command) for command in commands]
+    futures = [ledger.writer.submit(command, authority=INTERNAL) for command in commands]
     return [future.result(60).position for future in futures]
 
 
