@@ -135,10 +135,12 @@ def keys_for(events: Iterable[LogEvent]) -> Keys:
 
 
 def _entry(event: LogEvent) -> tuple[_Handler, tuple[str, ...]] | None:
+    """The handler and rows of a stored event; None for one left out or one
+    no class answers to (``apply`` reports the latter at its position)."""
     try:
         return _EVENTS.for_topic(event.topic)
-    except UnknownEvent as unknown:
-        raise InvariantViolation(f"position {event.position}: {unknown}") from None
+    except UnknownEvent:
+        return None
 
 
 class LedgerFold:
@@ -151,7 +153,11 @@ class LedgerFold:
         for event in events:
             changes.events += 1
             changes.last_position = event.position
-            entry = _entry(event)
+            try:
+                entry = _EVENTS.for_topic(event.topic)
+            except UnknownEvent as unknown:  # never skipped: the projector stops on it
+                changes.violations.append(f"position {event.position}: {unknown}")
+                continue
             if entry is None:
                 continue  # an event no read model shows (NOT_SHOWN)
             try:

@@ -37,11 +37,15 @@ def credit_of_a_transfer(ledger) -> int:
 
 def damage(ledger, store, position: int, how: str) -> None:
     raw = RawEvents(ledger, store)
+    if how == "unknown_topic":  # written by a newer version, or tampered with
+        raw.execute("UPDATE {t} SET topic = %s WHERE {id} = %s",
+                    ("domain.account:Account.Teleported", position))
+        return
     raw.execute("UPDATE {t} SET state = %s WHERE {id} = %s",
                 (DAMAGE[how](raw.state_at(position, ledger)), position))
 
 
-@pytest.mark.parametrize("how", sorted(DAMAGE))
+@pytest.mark.parametrize("how", [*sorted(DAMAGE), "unknown_topic"])
 def test_the_audit_reports_a_damaged_row_at_its_position_and_goes_on(ledger, store, read_side,
                                                                      how):
     position = credit_of_a_transfer(ledger)
@@ -54,6 +58,7 @@ def test_the_audit_reports_a_damaged_row_at_its_position_and_goes_on(ledger, sto
     assert ("invariants", f"position {position}") in keys
     listed = read_side.queries.audit_events(after_position=position - 1, limit=1).items
     damaged = next(event for event in listed if event.position == position)
+    assert damaged.topic == "domain.account:Account.Teleported" or how != "unknown_topic"
     if how == "bad_json":  # the listing shows what is stored; only bad JSON cannot be
         assert damaged.decode_error is not None and damaged.state == {}
     else:
