@@ -36,7 +36,7 @@ from uuid import UUID, uuid4
 
 from prometheus_client import Counter
 
-from application.settlement.metrics import _metric
+from application.metrics_registry import metric
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +62,8 @@ STORE_ALERT_KEY = "event-store"
 probe), a store_unreachable alert shares this key, so the outage alerts
 once per cooldown, not once per place that saw it."""
 
-ALERTS_RAISED = _metric(Counter, "alerts", "Alerts raised, by kind", labels=("kind",))
-ALERTS_SUPPRESSED = _metric(
+ALERTS_RAISED = metric(Counter, "alerts", "Alerts raised, by kind", labels=("kind",))
+ALERTS_SUPPRESSED = metric(
     Counter, "alerts_suppressed",
     "Alerts not raised again because the same condition alerted within the cooldown",
     labels=("kind",),

@@ -516,14 +516,14 @@ class ReadModelQueries:
         progress_line: Callable[[int], None] | None = None, point: ReadPoint | None = None,
     ) -> ReplayReport:
         """Replay the log into fresh state and compare it with every read
-        model and the Redis cache (see ``projections.replay``), up to
+        model and the Redis cache (see ``projections.audit_replay``), up to
         ``until_position`` rounded down to a whole commit (``point.cut``), or
         to ``until``, or to the read models' position. Without a ``point`` it
         first waits (bounded) for the read models to reach the log's head."""
         if point is None:
             point = self.plan(Consistency.STRONG, None, until_position, at_name="until_position")
             self.wait_for(point.target, timeout_s=max(self.wait_s_max, AUDIT_WAIT_S_MIN))
-        from projections.replay import AuditReplay
+        from projections.audit_replay import AuditReplay
 
         report = AuditReplay(
             self.log, self.decoder, self.store, cache=self.cache,

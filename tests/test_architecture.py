@@ -68,3 +68,31 @@ def wrong_imports(paths: Iterable[Path], roots: tuple[str, ...], layer: str) -> 
 def published(layer: str, name: str) -> bool:
     allowed = PUBLISHED.get(layer)
     return allowed is not None and (name == allowed or name.startswith(allowed + "."))
+
+
+# Inside application/: the root modules every wing speaks (commands, outcomes,
+# errors, ...) import no wing; a wing imports the root, its own modules and
+# the wings below it. handlers/ decide commands; write/ runs them; the
+# settlement and ops wings send commands through write/.
+APPLICATION_WING_RANK = {"eventlog": 1, "handlers": 1, "write": 2, "settlement": 3, "ops": 3}
+
+
+def application_wing(module: str) -> str:
+    """The wing of an application module, '' for the root modules."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in APPLICATION_WING_RANK else ""
+
+
+def test_application_wings_import_only_the_root_and_the_wings_below() -> None:
+    wrong = []
+    for path in sorted((REPO / "application").rglob("*.py")):
+        wing = application_wing(".".join(path.relative_to(REPO).with_suffix("").parts))
+        rank = APPLICATION_WING_RANK.get(wing, 0)
+        for name in imported_modules(path):
+            if name.split(".")[0] != "application":
+                continue
+            target = application_wing(name)
+            if target in ("", wing) or APPLICATION_WING_RANK[target] < rank:
+                continue
+            wrong.append(f"{path.relative_to(REPO)} ({wing or 'root'}) imports {name}")
+    assert not wrong, "\n".join(wrong)

@@ -23,8 +23,8 @@ from application.handlers import (
     settlement_steps,
     wallets,
 )
+from application.handlers.session import AggregateSession
 from application.outcomes import Outcome
-from application.write.session import AggregateSession
 
 Handler = Callable[[Any, AggregateSession, datetime], Outcome]
 

@@ -6,8 +6,8 @@ from datetime import datetime
 
 from application import commands as c
 from application.conflicts import held_by_another_kind
+from application.handlers.session import AggregateSession
 from application.outcomes import AccountOpened, AccountStatusChanged, AllowanceSet
-from application.write.session import AggregateSession
 from domain.account import USER, Account
 from domain.amounts import check_amount
 from domain.errors import AccountExists, InvalidRequest

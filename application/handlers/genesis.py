@@ -8,8 +8,8 @@ from datetime import datetime
 from uuid import UUID
 
 from application import commands as c
+from application.handlers.session import AggregateSession
 from application.outcomes import GenesisDone
-from application.write.session import AggregateSession
 from domain.account import Account
 from domain.amounts import INITIAL_SUPPLY
 from domain.movements import MINT, TRANSFER, move

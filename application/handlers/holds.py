@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 
 from application import commands as c
 from application.handlers.movements import movement_outcome, price_schedule, replay
+from application.handlers.session import AggregateSession
 from application.outcomes import HoldPlaced, HoldReleased, MovementRecorded
-from application.write.session import AggregateSession
 from domain.amounts import check_amount
 from domain.errors import HoldNotFound, HoldNotPending, InvalidRequest
 from domain.movements import FEE

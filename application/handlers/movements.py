@@ -9,8 +9,8 @@ from uuid import UUID
 
 from application import commands as c
 from application.conflicts import different_request
+from application.handlers.session import AggregateSession
 from application.outcomes import BatchItemResult, BatchRecorded, MovementRecorded
-from application.write.session import AggregateSession
 from domain.amounts import check_amount
 from domain.errors import InvalidRequest, LedgerError, TransferNotFound
 from domain.movements import BURN, FEE, MINT, REVERSAL, REWARD, TRANSFER, check_movement, move

@@ -6,8 +6,8 @@ from datetime import datetime
 
 from application import commands as c
 from application.handlers.movements import price_schedule
+from application.handlers.session import AggregateSession
 from application.outcomes import PriceRuleSet
-from application.write.session import AggregateSession
 
 
 def set_price_rule(command: c.SetPriceRule, session: AggregateSession, now: datetime) -> PriceRuleSet:

@@ -10,8 +10,8 @@ from uuid import UUID
 
 from application import commands as c
 from application.handlers.movements import record_movement, replay
+from application.handlers.session import AggregateSession
 from application.outcomes import MovementRecorded, ReconciliationStep
-from application.write.session import AggregateSession
 from domain.errors import FindingNotFound, InvalidRequest
 from domain.movements import BURN, MINT
 from domain.reconciliation import Finding, Reconciliation, record_finding

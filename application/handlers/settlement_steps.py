@@ -11,8 +11,8 @@ from uuid import UUID
 
 from application import commands as c
 from application.handlers.movements import movement_outcome, reverse_transfer
+from application.handlers.session import AggregateSession
 from application.outcomes import MovementRecorded, SettlementStep
-from application.write.session import AggregateSession
 from domain.errors import LedgerError, SettlementConflict, TransferNotFound
 from domain.system import GENESIS_MINT_ID, derived_id
 from domain.transfer import (

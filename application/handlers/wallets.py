@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from application import commands as c
+from application.handlers.session import AggregateSession
 from application.outcomes import WalletChanged
-from application.write.session import AggregateSession
 from domain.errors import WalletNotFound
 from domain.wallet import Wallet, validate_wallet_address, wallet_id
 

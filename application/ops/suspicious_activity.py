@@ -38,18 +38,18 @@ from uuid import UUID
 from prometheus_client import Counter
 
 from application.alerts import AlertKind, Alerts
+from application.metrics_registry import metric
 from application.ops.background import BackgroundThread
 from application.outcomes import BatchRecorded, HoldPlaced, MovementRecorded
-from application.settlement.metrics import _metric
 from domain.amounts import UNITS_PER_DEAL, format_amount
 from domain.system import ISSUANCE_ID, REWARDS_ID, TREASURY_ID
 
 logger = logging.getLogger(__name__)
 
-SUSPICIOUS_ACTIVITY = _metric(
+SUSPICIOUS_ACTIVITY = metric(
     Counter, "suspicious_activity", "Suspicious activity records, by rule", labels=("rule",)
 )
-OBSERVATIONS_DROPPED = _metric(
+OBSERVATIONS_DROPPED = metric(
     Counter, "suspicious_activity_observations_dropped",
     "Accepted commands not evaluated because the monitor's queue was full",
 )

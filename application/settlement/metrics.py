@@ -1,29 +1,18 @@
 """Prometheus metrics of settlement and reconciliation, in one small module.
 
-Names are registered once per process in the default registry (which
-``GET /metrics`` exposes); ``_metric`` returns the collector already
-registered under a name instead of failing, so a module that defines the
-same series (or a re-import in tests) does not break start-up. No label
-names an account or a transfer.
+Registered through ``application.metrics_registry`` (once per process,
+whichever module asks). No label names an account or a transfer.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import REGISTRY, Counter, Gauge
+from prometheus_client import Counter, Gauge
+
+from application.metrics_registry import metric as _metric
 
 _LIVE: dict[str, Any] = {"multiprocess_mode": "livemax"}
-
-
-def _metric(cls: type, name: str, documentation: str, *, labels: tuple[str, ...] = (),
-            **kwargs: Any) -> Any:
-    existing = REGISTRY._names_to_collectors.get(name)  # noqa: SLF001 - no public lookup
-    if existing is None and cls is Counter:
-        existing = REGISTRY._names_to_collectors.get(f"{name}_total")  # noqa: SLF001
-    if existing is not None:
-        return existing
-    return cls(name, documentation, labels, **kwargs)
 
 
 SETTLEMENT_BACKLOG = _metric(

@@ -47,10 +47,10 @@ from application.alerts import STORE_ALERT_KEY, AlertKind, raise_alert
 from application.commands import Command
 from application.errors import InternalError, LedgerUnavailable
 from application.handlers import decide
+from application.handlers.session import AggregateSession
 from application.outcomes import Outcome
 from application.write.aggregate_cache import AggregateCache
 from application.write.event_store import LedgerApplication
-from application.write.session import AggregateSession
 from domain.account import Account
 from domain.errors import LedgerError
 from domain.pricing import PriceSchedule

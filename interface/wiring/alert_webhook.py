@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from prometheus_client import Counter
 
 from application.alerts import Alert
+from application.metrics_registry import metric
 from application.ops.background import BackgroundThread
-from application.settlement.metrics import _metric
 
 logger = logging.getLogger(__name__)
 
@@ -45,12 +45,12 @@ TIMESTAMP_HEADER = "X-Deals-Timestamp"
 ALERT_ID_HEADER = "X-Deals-Alert-Id"
 RETRYABLE_STATUSES = frozenset({408, 429})
 
-WEBHOOK_DELIVERIES = _metric(
+WEBHOOK_DELIVERIES = metric(
     Counter, "alert_webhook_deliveries",
     "Alert webhook outcomes: delivered, failed (attempts used up or refused), "
     "dropped (queue full or shutting down)", labels=("outcome",),
 )
-WEBHOOK_ATTEMPTS = _metric(
+WEBHOOK_ATTEMPTS = metric(
     Counter, "alert_webhook_attempts", "Alert webhook POST attempts, retries included"
 )
 

@@ -10,13 +10,12 @@ and notice a command that changed something and then failed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
 from application.conflicts import held_by_another_kind
-from application.write.aggregate_cache import AggregateCache
 from domain.account import Account
 from domain.errors import AccountNotFound
 from domain.transfer import Transfer
@@ -25,8 +24,15 @@ A = TypeVar("A", bound=Aggregate)
 Loader = Callable[[UUID], Aggregate | None]
 
 
+class CachedAggregates(Protocol):
+    """The writer's cache of aggregates, as a session reads it
+    (``application.write.aggregate_cache.AggregateCache``)."""
+
+    def get(self, aggregate_id: UUID) -> Aggregate | None: ...
+
+
 class AggregateSession:
-    def __init__(self, load: Loader, cache: AggregateCache, *, verify_new_ids: bool) -> None:
+    def __init__(self, load: Loader, cache: CachedAggregates, *, verify_new_ids: bool) -> None:
         self._load = load
         self._cache = cache
         self.verify_new_ids = verify_new_ids
