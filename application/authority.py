@@ -16,13 +16,24 @@ taken to debit any account), and the command writer checks them against
 the sender's ``Authority`` before it queues the command: the one place
 every command passes. The ledger's own callers (genesis, settlement, hold
 expiry, reconciliation) send as ``INTERNAL``.
+
+A declaration is not taken on trust: once a command is decided, the
+processor compares the debits its events make with what it declared
+(``undeclared_debits``), and a command that debits an account it did not
+declare is refused as a bug, whoever sent it. So a wrong declaration fails
+the first test that runs the command, instead of letting a write key move
+the system's funds.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
 
 from application.commands import Command
+from domain.account import Account
 from domain.errors import LedgerError
 from domain.system import SYSTEM_ACCOUNTS
 
@@ -69,3 +80,24 @@ def check_debits(command: Command, authority: Authority) -> None:
                 f"{authority.name} is not an admin: only an admin may debit the {kind} "
                 f"account {account_id}"
             )
+
+
+def undeclared_debits(command: Command, events: Iterable[Any]) -> list[UUID]:
+    """Accounts the command's new events debit (``Account.Debited``), reserve
+    (``HoldPlaced``) or let others move (a non-zero ``AllowanceSet``) that
+    its declaration does not name. A capture is not counted: it takes only
+    what a hold reserved, and placing the hold was the checked debit."""
+    declared = command.debits()
+    if declared.unknown:
+        return []
+    found: list[UUID] = []
+    for event in events:
+        if _debits(event) and event.originator_id not in declared.accounts:
+            found.append(event.originator_id)
+    return found
+
+
+def _debits(event: Any) -> bool:
+    if isinstance(event, Account.Debited | Account.HoldPlaced):
+        return True
+    return isinstance(event, Account.AllowanceSet) and event.amount > 0

@@ -44,6 +44,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, PersistenceError
 
 from application.alerts import STORE_ALERT_KEY, AlertKind, raise_alert
+from application.authority import undeclared_debits
 from application.commands import Command
 from application.errors import InternalError, LedgerUnavailable
 from application.handlers import decide
@@ -174,6 +175,7 @@ class CommandProcessor:
             decided.results[index] = result
             if isinstance(result, Outcome):
                 new_events = session.command_events()
+                _check_declared_debits(index, command, new_events)
                 decided.events.extend(new_events)
                 decided.ends[index] = len(decided.events) - 1 if new_events else None
                 decided.replay_refs[index] = _replay_ref(session) if not new_events else None
@@ -292,6 +294,17 @@ class CommandProcessor:
                 self.app.take_snapshot_of(aggregate)
             except PersistenceError:
                 logger.warning("snapshot of %s skipped: store unavailable", aggregate.id)
+
+
+def _check_declared_debits(index: int, command: Command, events: list[Any]) -> None:
+    """A command whose events debit an account it did not declare is a bug:
+    refused (nothing it did survives), logged, never committed."""
+    undeclared = undeclared_debits(command, events)
+    if undeclared:
+        logger.error("command %s debited %s, which its debits() does not declare",
+                     command.kind, ", ".join(map(str, undeclared)))
+        raise _Poisoned(index, InternalError(
+            f"internal error: {command.kind} debits an account it does not declare; not applied"))
 
 
 def _replay_ref(session: AggregateSession) -> tuple[UUID, int] | None:

@@ -15,6 +15,7 @@ import pytest
 
 from application import commands as c
 from application.authority import INTERNAL, Authority, SystemDebitNeedsAdmin, check_debits
+from domain.errors import LedgerError
 from domain.system import ISSUANCE_ID, REWARDS_ID, TREASURY_ID
 from tests.support.registries import import_every_module, qualified, subclasses
 
@@ -134,3 +135,19 @@ def test_the_writer_refuses_before_queueing_and_writes_nothing(ledger):
     assert ledger.app.event_log.head() == before
     ledger.writer.execute(c.TransferBatch((transfer(source, destination),)), authority=WRITER)
     assert ledger.balance(destination) == 1
+
+
+def test_a_command_that_debits_what_it_did_not_declare_is_refused_as_a_bug(ledger, monkeypatch):
+    """A declaration is checked against the events: a command declaring no
+    debits that moves the treasury's funds is refused for every sender."""
+    destination = ledger.open_account()
+    before = ledger.app.event_log.head()
+    monkeypatch.setattr(c.TransferFunds, "debits", lambda self: c.NO_DEBITS)
+    sneaky = transfer(TREASURY_ID, destination)
+    check_debits(sneaky, WRITER)  # the declaration alone would let a write key send it
+    for sender in (WRITER, ADMIN, INTERNAL):
+        with pytest.raises(LedgerError, match="debits an account it does not declare") as refused:
+            ledger.writer.execute(transfer(TREASURY_ID, destination), authority=sender)
+        assert refused.value.code == "internal_error"
+    assert ledger.app.event_log.head() == before
+    assert ledger.balance(destination) == 0
