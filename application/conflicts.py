@@ -36,8 +36,9 @@ def different_request(command: Command, stored: Transfer) -> IdempotencyConflict
     name = command.id_field or "id"
     said = f"{name} {command.command_id or stored.id} was first used"
     asked = command.recorded()
-    if asked is None:
-        return IdempotencyConflict(f"{said} for {holder_noun(stored)}; use a new {name}")
+    if asked is None:  # the command does not say how its Transfer records it
+        return IdempotencyConflict(f"{said} with a different request; retry with the same "
+                                   f"request or use a new {name}")
     if asked.movement != holder_noun(stored):
         return IdempotencyConflict(
             f"{said} for {holder_noun(stored)}, not {asked.movement}; use a new {name}"

@@ -112,7 +112,7 @@ class GenesisDone(Outcome):
 @dataclass(frozen=True)
 class SettlementStep(Outcome):
     """A settlement step recorded: ``status`` is what the transfers now are
-    (submitted, settled, pending again after a rejection, or failed).
+    (submitted, settled, queued again after a rejection, or failed).
     ``compensations`` are the reversals posted for failed movements;
     ``blocked`` the failed movements whose reversal the ledger refused."""
 

@@ -69,6 +69,10 @@ was voided or expired), and "pending" means not final yet. The read models
 and the HTTP answers take it from here; no other module maps."""
 
 
+CLIENT_STATUSES = tuple(dict.fromkeys(CLIENT_STATUS_BY_STATE.values()))
+"""The four statuses of the API, in the order of the lifecycle."""
+
+
 def first_settlement_status(settles_on_chain: bool, phase: str) -> str:
     if not settles_on_chain:
         return SETTLEMENT_NOT_REQUIRED
@@ -390,7 +394,7 @@ class Transfer(Aggregate):
         """For a movement put on chain by other means (the genesis mint,
         done by the chain's own genesis), so never submitted by the ledger."""
         if self.settlement_status != SETTLEMENT_QUEUED:
-            raise SettlementConflict(f"transfer {self.id} is {self.settlement_status}, not pending")
+            raise SettlementConflict(f"transfer {self.id} is {self.settlement_status}, not queued")
         self.trigger_event(self.Settled, signature=signature, slot=slot, timestamp=now)
 
     def reject_settlement(self, signature: str, error: str, now: datetime) -> None:

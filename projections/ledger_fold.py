@@ -108,10 +108,17 @@ ACCOUNT_ROWS, TRANSFER_ROWS, HOLD_ROWS, WALLET_ROWS = "accounts", "transfers", "
 _ROW_KINDS = frozenset(f.name for f in fields(Keys))
 
 
-def _on(event_class: type, *, loads: tuple[str, ...] = ()) -> Callable[[_Handler], _Handler]:
+def _on(
+    event_class: type, *, loads: tuple[str, ...] | None = None, creates: bool = False
+) -> Callable[[_Handler], _Handler]:
     """Declare the handler of ``event_class`` and the existing rows, keyed
-    by the event's originator id, that a page holding it must load first
-    (none for an event that creates its row)."""
+    by the event's originator id, that a page holding it must load first;
+    an event that makes its own row says ``creates=True`` instead. One of
+    the two is required: a handler that silently loads nothing finds no row
+    once its row sits in an earlier page, and halts the projector there."""
+    if (loads is None) == (not creates):
+        raise ValueError(f"{event_class.__qualname__}: declare loads=(...) or creates=True")
+    loads = loads or ()
     if not _ROW_KINDS.issuperset(loads):
         raise ValueError(f"{event_class.__qualname__} loads unknown rows {loads}")
 
@@ -280,7 +287,7 @@ def _unknown(changes: PageChanges, event: LogEvent, what: str) -> None:
 # Accounts
 
 
-@_on(Account.Opened)
+@_on(Account.Opened, creates=True)
 def _opened(
     fold: LedgerFold, event: LogEvent, fields: Fields, changes: PageChanges
 ) -> None:
@@ -352,7 +359,7 @@ def _unfrozen(
 # Transfers and holds
 
 
-@_on(Transfer.Recorded)
+@_on(Transfer.Recorded, creates=True)
 def _recorded(
     fold: LedgerFold, event: LogEvent, fields: Fields, changes: PageChanges
 ) -> None:
@@ -470,7 +477,7 @@ def _failed(
 # Wallets
 
 
-@_on(Wallet.Connected)
+@_on(Wallet.Connected, creates=True)
 def _connected(
     fold: LedgerFold, event: LogEvent, fields: Fields, changes: PageChanges
 ) -> None:
@@ -507,7 +514,7 @@ def _reconnected(
 # Pricing
 
 
-@_on(PriceSchedule.RuleSet)
+@_on(PriceSchedule.RuleSet, creates=True)
 def _rule_set(
     fold: LedgerFold, event: LogEvent, fields: Fields, changes: PageChanges
 ) -> None:

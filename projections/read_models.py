@@ -29,7 +29,7 @@ from application.eventlog.decoder import EventDecoder
 from application.eventlog.reader import EventLog, LogEvent
 from domain.errors import AccountNotFound, InvalidRequest, TransferNotFound
 from domain.pricing import DEFAULT_PRICES, SERVICE_TYPES
-from domain.transfer import PENDING, POSTED
+from domain.transfer import EXPIRED, PENDING, POSTED, client_status, settlement_when_hold_closes
 from projections.balance_cache import BalanceCache, CachedBalance, CacheRead
 from projections.progress import Progress
 from projections.queries import (
@@ -410,15 +410,16 @@ class ReadModelQueries:
 
     @staticmethod
     def _transaction_view(row: TransactionRow, now: int) -> TransactionView:
-        hold_status = None
-        if row.phase != POSTED:
-            hold_status = row.phase
-            if row.phase == PENDING and row.expires_at is not None and row.expires_at <= now:
-                hold_status = "expired"  # due, not yet released by the sweeper
+        phase, status = row.phase, row.status
+        if phase == PENDING and row.expires_at is not None and row.expires_at <= now:
+            phase = EXPIRED  # due, not yet recorded by the sweeper: judged as it will be
+            status = client_status(reversed_=row.reversed_by is not None, phase=phase,
+                                   settlement=settlement_when_hold_closes(phase, row.settlement))
+        hold_status = None if phase == POSTED else phase
         return TransactionView(
             transfer_id=UUID(hex=row.transfer_id), kind=row.kind, source=UUID(hex=row.source),
             destination=UUID(hex=row.destination), amount=row.amount, reason=row.reason,
-            status=row.status, created_at=from_micros(row.created_at),
+            status=status, created_at=from_micros(row.created_at),
             updated_at=from_micros(row.updated_at), position=row.position,
             signature=row.signature, slot=row.slot, hold_status=hold_status,
             expires_at=_time(row.expires_at), reversed_by=_uuid(row.reversed_by),

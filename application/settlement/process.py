@@ -225,7 +225,7 @@ class SettlementProcess:
         """The oldest waiting movements, as many as fit one transaction; a
         movement that must settle alone (after a rejection), and the genesis
         mint, go on their own."""
-        waiting = self.store.pending(self.batch_movements)
+        waiting = self.store.queued(self.batch_movements)
         batch: list[Movement] = []
         for movement in waiting:
             alone = movement.alone or movement.transfer_id == GENESIS_MINT_ID

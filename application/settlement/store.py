@@ -231,7 +231,7 @@ class SettlementStore:
 
     # The queue and what is in flight
 
-    def pending(self, limit: int) -> list[Movement]:
+    def queued(self, limit: int) -> list[Movement]:
         """The oldest movements waiting for the chain, in log order."""
         return self._movements("WHERE status = ? ORDER BY position LIMIT ?", (QUEUED, limit))
 

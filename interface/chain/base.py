@@ -57,7 +57,7 @@ class GenesisError(ChainError):
 
 
 @dataclass(frozen=True)
-class _PendingCreation:
+class _CreationInFlight:
     signature: str
     last_valid_block_height: int
 
@@ -72,7 +72,7 @@ class SeededTokenChain(abc.ABC):
         self._mint = tx.mint_address(custody.pubkey)
         self._rent: tx.RentLamports | None = None
         self._known_accounts: set[Pubkey] = set()
-        self._pending_creations: dict[Pubkey, _PendingCreation] = {}
+        self._creations_in_flight: dict[Pubkey, _CreationInFlight] = {}
 
     # --- primitives -----------------------------------------------------------
 
@@ -153,7 +153,7 @@ class SeededTokenChain(abc.ABC):
         submission = self._signed(message, blockhash, last_valid, transfer_ids)
         for account_id in to_create:
             address = tx.token_account_address(self._custody.pubkey, account_id)
-            self._pending_creations[address] = _PendingCreation(submission.signature, last_valid)
+            self._creations_in_flight[address] = _CreationInFlight(submission.signature, last_valid)
         return submission
 
     # --- helpers ---------------------------------------------------------------
@@ -208,7 +208,7 @@ class SeededTokenChain(abc.ABC):
             address = tx.token_account_address(self._custody.pubkey, account_id)
             if await self._known_to_exist(address):
                 continue
-            await self._refuse_if_creation_pending(address)
+            await self._refuse_if_creation_in_flight(address)
             missing.append(account_id)
         return missing
 
@@ -216,9 +216,9 @@ class SeededTokenChain(abc.ABC):
         """A submission the chain rejected creates nothing (and is never
         sent again, see ``ChainRejectedError``): its movements may be signed
         again at once, with the creations they need."""
-        for address, pending in list(self._pending_creations.items()):
-            if pending.signature == signature:
-                del self._pending_creations[address]
+        for address, in_flight in list(self._creations_in_flight.items()):
+            if in_flight.signature == signature:
+                del self._creations_in_flight[address]
 
     async def _known_to_exist(self, address: Pubkey) -> bool:
         """Token accounts are never closed, so one sighting is enough."""
@@ -227,23 +227,23 @@ class SeededTokenChain(abc.ABC):
         if not await self._account_exists(address):
             return False
         self._known_accounts.add(address)
-        self._pending_creations.pop(address, None)
+        self._creations_in_flight.pop(address, None)
         return True
 
-    async def _refuse_if_creation_pending(self, address: Pubkey) -> None:
-        pending = self._pending_creations.get(address)
-        if pending is None:
+    async def _refuse_if_creation_in_flight(self, address: Pubkey) -> None:
+        in_flight = self._creations_in_flight.get(address)
+        if in_flight is None:
             return
-        if await self.block_height() > pending.last_valid_block_height:
-            del self._pending_creations[address]  # it can no longer land
+        if await self.block_height() > in_flight.last_valid_block_height:
+            del self._creations_in_flight[address]  # it can no longer land
             return
-        status = (await self.signature_statuses([pending.signature]))[pending.signature]
+        status = (await self.signature_statuses([in_flight.signature]))[in_flight.signature]
         if status is not None and status.error is not None:
-            del self._pending_creations[address]  # landed failed: nothing created
+            del self._creations_in_flight[address]  # landed failed: nothing created
             return
         raise TokenAccountCreationPendingError(
-            f"token account {address} is created by submission {pending.signature}, "
-            f"which may land until block height {pending.last_valid_block_height}"
+            f"token account {address} is created by submission {in_flight.signature}, "
+            f"which may land until block height {in_flight.last_valid_block_height}"
         )
 
     async def _await_landing(self, submission: SignedSubmission) -> None:

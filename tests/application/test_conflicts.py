@@ -164,3 +164,28 @@ def test_an_id_held_by_another_kind_of_aggregate_names_that_kind(ledger, account
         ledger.execute(c.ChargeFee(transfer.transfer_id, source, "search"))
     with conflict(ledger, f"hold_id {source} is already used by an account"):
         ledger.execute(c.PlaceHold(source, source, amount=DEAL))
+
+
+COVERED_ABOVE = (c.TransferFunds, c.TransferFrom, c.ChargeFee, c.DistributeReward, c.Mint,
+                 c.Burn, c.ReverseTransfer, c.PlaceHold)
+"""Commands whose reused id names the differing fields, each with a case above."""
+ANSWERED_OTHERWISE = {
+    c.OpenAccount: "account_exists names the kind that differs (API.md)",
+    c.CaptureHold: "a second capture or void answers hold_not_pending (API.md)",
+    c.VoidHold: "a second capture or void answers hold_not_pending (API.md)",
+    c.AdjustForFinding: "tests/settlement/test_reconciliation.py",
+}
+
+
+def test_every_command_with_an_id_says_what_a_reused_id_answers():
+    """A newcomer's command with an id either declares ``recorded()`` and
+    gets a case above, or says here how a reused id is answered."""
+    from tests.support.registries import import_every_module, qualified, subclasses
+
+    import_every_module()
+    with_id = [cls for cls in subclasses(c.Command) if cls.id_field is not None]
+    unsaid = [qualified(cls) for cls in with_id
+              if cls not in COVERED_ABOVE and cls not in ANSWERED_OTHERWISE]
+    assert not unsaid, f"commands with an id and no conflict case: {unsaid}"
+    no_record = [qualified(cls) for cls in COVERED_ABOVE if "recorded" not in vars(cls)]
+    assert not no_record, f"commands that do not say how their Transfer records them: {no_record}"

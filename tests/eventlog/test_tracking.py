@@ -96,13 +96,13 @@ def test_a_settlement_fold_that_lost_the_race_goes_on_from_the_winner(ledger, ca
         ledger.execute(c.TransferFunds(uuid4(), account, ledger.open_account(), 3, "x"))
         head = ledger.app.event_log.head()
         assert winner.catch_up() == head
-        movements = stores[0].pending(100)
+        movements = stores[0].queued(100)
 
         with caplog.at_level(logging.INFO, logger="application.settlement.fold"):
             assert loser.catch_up() == head
 
         assert "another process applied the page" in caplog.text
-        assert stores[1].pending(100) == movements
+        assert stores[1].queued(100) == movements
     finally:
         for each in stores:
             each.close()

@@ -36,3 +36,14 @@ def test_every_status_row_is_a_code_some_refusal_has():
     codes = {cls.code for cls in error_classes()} | set(_DOMAIN_CODES)
     stale = sorted(code for code in STATUS_BY_CODE if code not in codes)
     assert not stale, f"STATUS_BY_CODE rows no LedgerError has: {stale}"
+
+
+def test_every_error_class_names_its_own_code():
+    """A refusal that forgets its ``code`` inherits its parent's (a new rule
+    would answer ``invalid_request``): each class says its code itself. The
+    classes that copy their code from another refusal at run time, and the
+    edge's base that is never raised itself, are named here."""
+    copies_its_code = {"BatchAborted", "InvalidRequestError", "HttpRefusal"}
+    inherited = [qualified(cls) for cls in error_classes()
+                 if "code" not in vars(cls) and cls.__name__ not in copies_its_code]
+    assert not inherited, f"errors without a code of their own: {inherited}"

@@ -181,11 +181,11 @@ def test_the_settlement_store_rebuilds_from_the_log(ledger: LedgerHarness) -> No
     fold = SettlementFold(ledger.app, store, page_events=7)
     try:
         fold.catch_up()
-        before = (store.balances([alice, TREASURY_ID]), [m.transfer_id for m in store.pending(10)])
+        before = (store.balances([alice, TREASURY_ID]), [m.transfer_id for m in store.queued(10)])
         store.reset()
-        assert store.position() == 0 and store.pending(10) == []
+        assert store.position() == 0 and store.queued(10) == []
         fold.rebuild()
-        after = (store.balances([alice, TREASURY_ID]), [m.transfer_id for m in store.pending(10)])
+        after = (store.balances([alice, TREASURY_ID]), [m.transfer_id for m in store.queued(10)])
         assert after == before
         assert before[0][alice] == DEAL and other in before[1]
         assert store.position() == ledger.app.event_log.head()

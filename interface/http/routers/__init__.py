@@ -9,26 +9,23 @@ from typing import Any, TypeVar
 from fastapi import Response
 
 from application.outcomes import Outcome
+from interface.http.errors import STATUS_BY_CODE
 from interface.http.schemas.responses import ErrorResponse
 
 OutcomeT = TypeVar("OutcomeT", bound=Outcome)
 
-_DESCRIPTIONS = {
-    402: "insufficient_balance or allowance_exceeded",
-    404: "the named account, transfer, hold or wallet does not exist",
-    409: "idempotency_conflict, account_exists, wallet_already_connected, hold_not_pending "
-         "or transfer_not_reversible",
-    423: "account_frozen",
-}
-
-
 def refusals(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the refusals a route can answer besides the common
-    ones (400, 401, 403, 413, 422, 429, 503, added to every route by the app)."""
-    return {
-        status: {"model": ErrorResponse, "description": _DESCRIPTIONS.get(status, "refused")}
-        for status in statuses
-    }
+    ones (400, 401, 403, 413, 422, 429, 503, added to every route by the app).
+    Each lists the error codes of that status, read from the one status
+    table, so a new refusal is described without another list to update."""
+    return {status: {"model": ErrorResponse, "description": _codes_of(status)}
+            for status in statuses}
+
+
+def _codes_of(status: int) -> str:
+    codes = sorted(code for code, code_status in STATUS_BY_CODE.items() if code_status == status)
+    return "refused: " + (", ".join(codes) if codes else "see the error code")
 
 
 def replay_aware(response: Response, outcome: OutcomeT) -> OutcomeT:

@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from application import outcomes as o
 from domain.amounts import format_amount
+from domain.movements import MOVEMENT_KINDS
+from domain.transfer import CLIENT_STATUSES
 from interface.http.schemas.types import AmountText, SignedAmountText
 from projections import queries as q
 
@@ -57,8 +59,8 @@ class AccountStatusResponse(Response):
 
 class MovementResponse(Response):
     transfer_id: UUID
-    kind: str = Field(description="transfer, fee, reward, mint, burn or reversal")
-    status: str = Field(description="settlement status: pending, settled, failed or reversed")
+    kind: str = Field(description=f"one of: {', '.join(MOVEMENT_KINDS)}")
+    status: str = Field(description=f"one of: {', '.join(CLIENT_STATUSES)} (README: status)")
     amount: AmountText
     source: UUID = Field(alias="from")
     destination: UUID = Field(alias="to")
