@@ -39,6 +39,18 @@ def advisory_lock_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
+SETTLEMENT_DDL_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext(?))"
+"""The one lock key not made by ``advisory_lock_key``: the settlement store's
+DDL lock, keyed by PostgreSQL's own ``hashtext`` of
+``settlement_ddl_lock_name(schema)`` since the store's first version. Its
+value is a contract like every other key (``tests/eventlog/test_lock_keys.py``
+pins it), so it keeps its scheme."""
+
+
+def settlement_ddl_lock_name(schema: str) -> str:
+    return f"deals-ledger:settlement-ddl:{schema}"
+
+
 def conninfo_of(datastore: Any) -> dict[str, Any]:
     """Connection parameters of a library PostgreSQL datastore, for a lock's
     connection of its own (a pooled one would carry the lock back to the pool)."""

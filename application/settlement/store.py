@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from uuid import UUID
 
+from application.eventlog.locks import SETTLEMENT_DDL_LOCK_SQL, settlement_ddl_lock_name
 from application.eventlog.tracking import Tracking
 from domain.transfer import SETTLED as DOMAIN_SETTLED
 from domain.transfer import (
@@ -561,8 +562,7 @@ class PostgresSettlementStore(SettlementStore):
         self._names = {**{table: prefix + table for table in _TABLES}, "blob": "BYTEA"}
         with self.transaction() as cursor:
             # concurrent CREATE TABLE IF NOT EXISTS can collide in the catalog
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(?))",
-                           (f"deals-ledger:settlement-ddl:{datastore.schema}",))
+            cursor.execute(SETTLEMENT_DDL_LOCK_SQL, (settlement_ddl_lock_name(datastore.schema),))
             self._create(cursor)
 
     @contextmanager

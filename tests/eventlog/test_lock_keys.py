@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import pytest
 
-from application.eventlog.locks import advisory_lock_key
+from application.eventlog.locks import (
+    SETTLEMENT_DDL_LOCK_SQL,
+    advisory_lock_key,
+    settlement_ddl_lock_name,
+)
 from application.write.event_store import LedgerApplication
 from interface.wiring.settler import lease_for
 from projections.read_model_store import PostgresReadModelStore
@@ -37,3 +41,13 @@ def test_each_holder_lock_is_named_as_it_always_was(postgres):
     finally:
         store.close()
         app.close()
+
+
+def test_the_settlement_stores_ddl_lock_keeps_its_hashtext_key(postgres):
+    """The one key PostgreSQL computes itself (``hashtext``), pinned too."""
+    import psycopg
+
+    assert SETTLEMENT_DDL_LOCK_SQL == "SELECT pg_advisory_xact_lock(hashtext(?))"
+    with psycopg.connect(postgres.settings.database_url) as conn:
+        key = conn.execute("SELECT hashtext(%s)", (settlement_ddl_lock_name("public"),)).fetchone()
+    assert key == (1479646400,)
