@@ -40,7 +40,7 @@ from application.metrics_registry import metric
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_COOLDOWN_S = 60.0
+COOLDOWN_S_DEFAULT = 60.0
 TRACKED_KEYS_MAX = 10_000
 FIELD_TEXT_LENGTH_MAX = 500
 """Field values are cut to this many characters: an alert is a pointer to
@@ -93,7 +93,7 @@ class AlertSink(Protocol):
 
 
 class Alerts:
-    def __init__(self, *, cooldown_s: float = DEFAULT_COOLDOWN_S,
+    def __init__(self, *, cooldown_s: float = COOLDOWN_S_DEFAULT,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.cooldown_s = cooldown_s
         self._monotonic = monotonic

@@ -17,11 +17,9 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from benchmarks.common import machine_note
+from benchmarks.common import BENCH_DATABASE_URL_DEFAULT, machine_note
 from benchmarks.report import render
 from benchmarks.suite import ALL_SCENARIOS, QUICK, BenchConfig, Sizes, figures_json, run_suite
-
-DEFAULT_BENCH_URL = "postgresql://root@127.0.0.1:5432/postgres"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
                         metavar="N", help="run scenario N (1-7); repeat for several; default all")
     parser.add_argument("--database-url", default=None,
                         help="PostgreSQL server for the fresh schemas (default DEALS_BENCH_DATABASE_URL, "
-                             f"DEALS_DATABASE_URL, else {DEFAULT_BENCH_URL})")
+                             f"DEALS_DATABASE_URL, else {BENCH_DATABASE_URL_DEFAULT})")
     parser.add_argument("--redis-url", default=None,
                         help="Redis for the servers under test (default DEALS_REDIS_URL)")
     parser.add_argument("--quick", action="store_true",
@@ -47,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark scenarios and print figures, baselines and ratios."""
     args = build_parser().parse_args(argv)
     url = (args.database_url or os.environ.get("DEALS_BENCH_DATABASE_URL")
-           or os.environ.get("DEALS_DATABASE_URL") or DEFAULT_BENCH_URL)
+           or os.environ.get("DEALS_DATABASE_URL") or BENCH_DATABASE_URL_DEFAULT)
     sizes = QUICK if args.quick else Sizes()
     if args.seconds is not None:
         sizes = replace(sizes, load_seconds=args.seconds)

@@ -24,7 +24,8 @@ from domain.movements import TRANSFER, move
 from domain.transfer import Transfer
 from interface.wiring.settings import Settings
 
-DEFAULT_URL = os.environ.get("DEALS_BENCH_DATABASE_URL", "postgresql://root@127.0.0.1:5432/postgres")
+BENCH_DATABASE_URL_DEFAULT = os.environ.get(
+    "DEALS_BENCH_DATABASE_URL", "postgresql://root@127.0.0.1:5432/postgres")
 
 
 def machine_note() -> str:

@@ -13,7 +13,7 @@ import time
 from uuid import uuid4
 
 from application.eventlog.decoder import EventDecoder
-from benchmarks.common import DEFAULT_URL, fresh_schema, machine_note
+from benchmarks.common import BENCH_DATABASE_URL_DEFAULT, fresh_schema, machine_note
 from projections.read_model_store import PostgresReadModelStore, open_store
 from projections.read_models import ReadModelQueries, encode_cursor
 
@@ -54,7 +54,7 @@ def time_page(call, repeats: int = 30) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--url", default=DEFAULT_URL)
+    parser.add_argument("--url", default=BENCH_DATABASE_URL_DEFAULT)
     args = parser.parse_args()
     print(f"machine: {machine_note()}")
     with fresh_schema(args.url) as settings:

@@ -21,7 +21,7 @@ from pathlib import Path
 from uuid import uuid4
 
 from application import commands as c
-from benchmarks.common import DEFAULT_URL, fresh_schema, machine_note
+from benchmarks.common import BENCH_DATABASE_URL_DEFAULT, fresh_schema, machine_note
 from interface.wiring.service import LedgerService
 from interface.wiring.settings import Settings
 
@@ -101,7 +101,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--store", choices=["postgres", "sqlite"], default="postgres")
-    parser.add_argument("--url", default=DEFAULT_URL)
+    parser.add_argument("--url", default=BENCH_DATABASE_URL_DEFAULT)
     args = parser.parse_args()
     print(f"machine: {machine_note()}")
     if args.store == "sqlite":

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from benchmarks.common import DEFAULT_URL, Filler, fresh_schema, machine_note
+from benchmarks.common import BENCH_DATABASE_URL_DEFAULT, Filler, fresh_schema, machine_note
 from projections.hashchain import ChainVerifier
 from projections.ledger_fold import FoldState, LedgerFold
 from projections.runtime import ReadSide
@@ -96,7 +96,7 @@ def timed(name: str, side: ReadSide, profile: str | None) -> tuple[int, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--url", default=DEFAULT_URL)
+    parser.add_argument("--url", default=BENCH_DATABASE_URL_DEFAULT)
     parser.add_argument("--profile", choices=sorted(STAGES), default=None)
     parser.add_argument("--keep", action="store_true", help="keep the schema afterwards")
     args = parser.parse_args()

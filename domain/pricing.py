@@ -14,18 +14,18 @@ from eventsourcing.domain import Aggregate
 from domain.amounts import UNITS_PER_DEAL, check_amount
 from domain.errors import InvalidRequest, UnknownServiceType
 
-DEFAULT_PRICES: dict[str, int] = {
+PRICES_DEFAULT: dict[str, int] = {
     "search": UNITS_PER_DEAL // 10,
     "goal": UNITS_PER_DEAL,
     "analysis": UNITS_PER_DEAL // 2,
     "notification": UNITS_PER_DEAL // 20,
 }
-SERVICE_TYPES = tuple(DEFAULT_PRICES)
+SERVICE_TYPES = tuple(PRICES_DEFAULT)
 RULES_PER_SERVICE_MAX = 1000
 
 
 def check_service_type(service_type: object) -> str:
-    if not isinstance(service_type, str) or service_type not in DEFAULT_PRICES:
+    if not isinstance(service_type, str) or service_type not in PRICES_DEFAULT:
         raise UnknownServiceType(
             f"unknown service type {service_type!r}; known: {', '.join(SERVICE_TYPES)}"
         )
@@ -64,7 +64,7 @@ class PriceSchedule(Aggregate):
         for rule in reversed(self.rules):
             if rule["service_type"] == service_type and _covers(rule, when):
                 return int(rule["token_cost"])
-        return DEFAULT_PRICES[service_type]
+        return PRICES_DEFAULT[service_type]
 
     def rules_for(self, service_type: str) -> list[dict[str, Any]]:
         return [rule for rule in self.rules if rule["service_type"] == service_type]

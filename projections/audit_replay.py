@@ -49,7 +49,7 @@ from projections.times import micros, to_micros
 logger = logging.getLogger(__name__)
 
 MISMATCHES_MAX = 1000
-DEFAULT_PAGE_EVENTS = 5000
+REPLAY_PAGE_EVENTS_DEFAULT = 5000
 
 
 class _Mismatches:
@@ -72,7 +72,7 @@ class _Mismatches:
 class AuditReplay:
     def __init__(
         self, log: EventLog, decoder: EventDecoder, store: ReadModelStore, *,
-        cache: BalanceCache | None = None, page_events: int = DEFAULT_PAGE_EVENTS,
+        cache: BalanceCache | None = None, page_events: int = REPLAY_PAGE_EVENTS_DEFAULT,
         progress_line: Callable[[int], None] | None = None,
     ) -> None:
         self.log = log

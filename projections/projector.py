@@ -47,8 +47,8 @@ from projections.read_model_store import ReadModelStore
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_PAGE_EVENTS = 1000
-DEFAULT_POLL_INTERVAL_S = 0.1
+PROJECTOR_PAGE_EVENTS_DEFAULT = 1000
+POLL_INTERVAL_S_DEFAULT = 0.1
 STANDBY_RETRY_S = 1.0
 ERROR_BACKOFF_S_MAX = 5.0
 HOLDS_GAUGE_REFRESH_S = 1.0
@@ -70,8 +70,8 @@ class Projector:
         *,
         cache: BalanceCache | None = None,
         progress: Progress | None = None,
-        page_events: int = DEFAULT_PAGE_EVENTS,
-        poll_interval_s: float = DEFAULT_POLL_INTERVAL_S,
+        page_events: int = PROJECTOR_PAGE_EVENTS_DEFAULT,
+        poll_interval_s: float = POLL_INTERVAL_S_DEFAULT,
         name: str = PROJECTION_NAME,
     ) -> None:
         self.log = log

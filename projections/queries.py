@@ -31,7 +31,7 @@ from domain.errors import LedgerError
 
 T = TypeVar("T")
 PAGE_SIZE_MAX = 1000
-DEFAULT_PAGE_SIZE = 100
+PAGE_SIZE_DEFAULT = 100
 MIN_POSITION_WAIT_S = 5.0
 
 
@@ -230,13 +230,13 @@ class LedgerQueries(Protocol):
     ) -> BalanceView: ...
 
     def history(
-        self, account_id: UUID, *, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None,
+        self, account_id: UUID, *, limit: int = PAGE_SIZE_DEFAULT, cursor: str | None = None,
         min_position: int | None = None, consistency: Consistency = Consistency.STRONG,
         point: ReadPoint | None = None,
     ) -> Page[HistoryEntry]: ...
 
     def transactions(
-        self, account_id: UUID, *, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None,
+        self, account_id: UUID, *, limit: int = PAGE_SIZE_DEFAULT, cursor: str | None = None,
         min_position: int | None = None, consistency: Consistency = Consistency.STRONG,
         point: ReadPoint | None = None,
     ) -> Page[TransactionView]: ...
@@ -258,7 +258,7 @@ class LedgerQueries(Protocol):
 
     def audit_events(
         self, *, aggregate_id: UUID | None = None, after_position: int = 0,
-        limit: int = DEFAULT_PAGE_SIZE, point: ReadPoint | None = None,
+        limit: int = PAGE_SIZE_DEFAULT, point: ReadPoint | None = None,
     ) -> EventsPage: ...
 
     def audit_replay(

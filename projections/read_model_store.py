@@ -67,7 +67,7 @@ waiting for the chain, awaiting_capture for a pending hold and not_required
 for a voided or expired one, and follows a rejected submission."""
 SCHEMA_VERSION_META = "schema_version"
 READ_MODELS_FILE = "readmodels.sqlite"
-_IN_CHUNK = 500
+IDS_PER_IN_LIST_MAX = 500
 _UPSERTED = (BalanceRow, TransactionRow, HoldRow, WalletRow)
 _INSERTED = (HistoryRow, PriceRuleRow)
 READ_MODEL_TABLES = tuple(t.TABLE for t in (*_UPSERTED, *_INSERTED))
@@ -183,8 +183,8 @@ class ReadModelStore:
         keys = list(keys)
         rows: dict[str, Any] = {}
         cols = ", ".join(columns(row_type))
-        for start in range(0, len(keys), _IN_CHUNK):
-            chunk = keys[start:start + _IN_CHUNK]
+        for start in range(0, len(keys), IDS_PER_IN_LIST_MAX):
+            chunk = keys[start:start + IDS_PER_IN_LIST_MAX]
             marks = ", ".join("?" * len(chunk))
             cursor.execute(self.sql(
                 f"SELECT {cols} FROM {{{row_type.TABLE}}} "  # noqa: S608
@@ -232,8 +232,8 @@ class ReadModelStore:
     def cache_entries(self, account_ids: Sequence[str]) -> list[CachedBalance]:
         entries: list[CachedBalance] = []
         with self.read() as cursor:
-            for start in range(0, len(account_ids), _IN_CHUNK):
-                chunk = list(account_ids[start:start + _IN_CHUNK])
+            for start in range(0, len(account_ids), IDS_PER_IN_LIST_MAX):
+                chunk = list(account_ids[start:start + IDS_PER_IN_LIST_MAX])
                 marks = ", ".join("?" * len(chunk))
                 cursor.execute(self.sql(self._CACHE_ENTRY + f"WHERE b.account_id IN ({marks})"),
                                chunk)

@@ -28,13 +28,13 @@ from application.eventlog.commits import CommitBoundaries
 from application.eventlog.decoder import EventDecoder
 from application.eventlog.reader import EventLog, LogEvent
 from domain.errors import AccountNotFound, InvalidRequest, TransferNotFound
-from domain.pricing import DEFAULT_PRICES, SERVICE_TYPES
+from domain.pricing import PRICES_DEFAULT, SERVICE_TYPES
 from domain.transfer import EXPIRED, PENDING, POSTED, client_status, settlement_when_hold_closes
 from projections.balance_cache import BalanceCache, CachedBalance, CacheRead
 from projections.progress import Progress
 from projections.queries import (
-    DEFAULT_PAGE_SIZE,
     MIN_POSITION_WAIT_S,
+    PAGE_SIZE_DEFAULT,
     PAGE_SIZE_MAX,
     BalanceView,
     Consistency,
@@ -349,7 +349,7 @@ class ReadModelQueries:
     # Lists
 
     def history(
-        self, account_id: UUID, *, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None,
+        self, account_id: UUID, *, limit: int = PAGE_SIZE_DEFAULT, cursor: str | None = None,
         min_position: int | None = None, consistency: Consistency = Consistency.STRONG,
         point: ReadPoint | None = None,
     ) -> Page[HistoryEntry]:
@@ -373,7 +373,7 @@ class ReadModelQueries:
                     position)
 
     def transactions(
-        self, account_id: UUID, *, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None,
+        self, account_id: UUID, *, limit: int = PAGE_SIZE_DEFAULT, cursor: str | None = None,
         min_position: int | None = None, consistency: Consistency = Consistency.STRONG,
         point: ReadPoint | None = None,
     ) -> Page[TransactionView]:
@@ -477,7 +477,7 @@ class ReadModelQueries:
 
     def audit_events(
         self, *, aggregate_id: UUID | None = None, after_position: int = 0,
-        limit: int = DEFAULT_PAGE_SIZE, point: ReadPoint | None = None,
+        limit: int = PAGE_SIZE_DEFAULT, point: ReadPoint | None = None,
     ) -> EventsPage:
         """Stored events after ``after_position`` rounded down to a whole
         commit, in log order, up to the log's head when the request arrived;
@@ -536,12 +536,12 @@ class ReadModelQueries:
 def _service_price(service_type: str, rows: list[Any], moment: int) -> ServicePriceView:
     """A service type's rules and the cost in force at ``moment``."""
     rules = [r for r in rows if r[0] == service_type]
-    cost = DEFAULT_PRICES[service_type]
+    cost = PRICES_DEFAULT[service_type]
     for rule in reversed(rules):
         if (rule[2] is None or rule[2] <= moment) and (rule[3] is None or moment < rule[3]):
             cost = int(rule[1])
             break
-    return ServicePriceView(service_type, cost, DEFAULT_PRICES[service_type], [
+    return ServicePriceView(service_type, cost, PRICES_DEFAULT[service_type], [
         PriceRuleView(int(r[1]), _time(r[2]), _time(r[3]), from_micros(int(r[4]))) for r in rules
     ])
 

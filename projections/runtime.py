@@ -22,7 +22,7 @@ from application.eventlog.opening import event_log_for
 from projections import ledger_metrics as metrics
 from projections.balance_cache import BalanceCache
 from projections.progress import Progress, ProgressFollower
-from projections.projector import DEFAULT_PAGE_EVENTS, DEFAULT_POLL_INTERVAL_S, Projector
+from projections.projector import POLL_INTERVAL_S_DEFAULT, PROJECTOR_PAGE_EVENTS_DEFAULT, Projector
 from projections.queries import MIN_POSITION_WAIT_S
 from projections.read_model_store import open_store
 from projections.read_models import ReadModelQueries, utc_now
@@ -36,8 +36,8 @@ class ReadSide:
         *,
         redis_url: str | None = None,
         redis_prefix: str = "",
-        page_events: int = DEFAULT_PAGE_EVENTS,
-        poll_interval_s: float = DEFAULT_POLL_INTERVAL_S,
+        page_events: int = PROJECTOR_PAGE_EVENTS_DEFAULT,
+        poll_interval_s: float = POLL_INTERVAL_S_DEFAULT,
         clock: Callable[[], datetime] = utc_now,
         wait_s_max: float | None = None,
     ) -> None:

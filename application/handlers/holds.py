@@ -17,7 +17,7 @@ from domain.pricing import check_service_type
 from domain.system import TREASURY_ID
 from domain.transfer import CAPTURED, EXPIRED, PENDING, VOIDED, Transfer
 
-DEFAULT_HOLD_EXPIRY_S = 900
+HOLD_EXPIRY_S_DEFAULT = 900
 HOLD_EXPIRY_S_MAX = 30 * 24 * 3600
 
 
@@ -105,7 +105,7 @@ def _hold_amount(command: c.PlaceHold, session: AggregateSession, now: datetime)
 
 def _check_expiry(expires_in_s: int | None) -> int:
     if expires_in_s is None:
-        return DEFAULT_HOLD_EXPIRY_S
+        return HOLD_EXPIRY_S_DEFAULT
     if type(expires_in_s) is not int or not 1 <= expires_in_s <= HOLD_EXPIRY_S_MAX:
         raise InvalidRequest(f"expires_in_s must be an integer from 1 to {HOLD_EXPIRY_S_MAX}")
     return expires_in_s

@@ -25,7 +25,7 @@ from domain.errors import LedgerError
 logger = logging.getLogger(__name__)
 
 DueHolds = Callable[[datetime, int], list[UUID]]
-DEFAULT_INTERVAL_S = 0.5
+SWEEP_INTERVAL_S_DEFAULT = 0.5
 HOLDS_PER_SWEEP_MAX = 1000
 
 
@@ -35,7 +35,7 @@ class HoldExpirySweeper:
         writer: CommandWriter,
         due_holds: DueHolds,
         *,
-        interval_s: float = DEFAULT_INTERVAL_S,
+        interval_s: float = SWEEP_INTERVAL_S_DEFAULT,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._writer = writer

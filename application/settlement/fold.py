@@ -53,7 +53,7 @@ from domain.wallet import Wallet
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_PAGE_EVENTS = 1000
+SETTLEMENT_FOLD_PAGE_EVENTS_DEFAULT = 1000
 CATCH_UP_PAGES_MAX = 10_000  # a bound per call; the next call goes on
 
 _Handler = Callable[["_Page", Any], None]
@@ -99,7 +99,7 @@ _EVENTS.leave_out(NOT_SHOWN)
 class SettlementFold:
     def __init__(
         self, app: LedgerApplication, store: SettlementStore, *,
-        page_events: int = DEFAULT_PAGE_EVENTS,
+        page_events: int = SETTLEMENT_FOLD_PAGE_EVENTS_DEFAULT,
     ) -> None:
         self.app = app
         self.store = store

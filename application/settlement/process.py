@@ -72,7 +72,7 @@ T = TypeVar("T")
 COMMITMENT_RANK = {"processed": 0, "confirmed": 1, "finalized": 2}
 GENESIS_MEMO = f"deal-genesis:{TREASURY_ID}"
 GENESIS_SEARCH_PAGES_MAX = 10_000
-SIGNATURES_PAGE = 1000
+SIGNATURES_PER_PAGE_MAX = 1000
 INSTRUCTION_ERROR_PREFIX = '{"InstructionError"'
 BACKLOG_OBSERVE_INTERVAL_S = 1.0
 EXPIRY_CONFIRMATIONS = 2
@@ -395,7 +395,7 @@ class SettlementProcess:
             if not page:
                 break
             oldest, before = page, page[-1]
-            if len(page) < SIGNATURES_PAGE:
+            if len(page) < SIGNATURES_PER_PAGE_MAX:
                 break
         for signature in reversed(oldest):
             landed = await self._chain("getTransaction", _transaction_call(self.chain, signature))
@@ -426,7 +426,7 @@ class SettlementProcess:
 def _signatures_call(
     chain: ChainPort, account: Any, before: str | None
 ) -> Callable[[], Awaitable[list[str]]]:
-    return lambda: chain.signatures_for_account(account, before=before, limit=SIGNATURES_PAGE)
+    return lambda: chain.signatures_for_account(account, before=before, limit=SIGNATURES_PER_PAGE_MAX)
 
 
 def _transaction_call(chain: ChainPort, signature: str) -> Callable[[], Awaitable[Any]]:

@@ -73,9 +73,9 @@ from domain.system import GENESIS_MINT_ID, derived_id
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-SIGNATURES_PAGE = 1000
+SIGNATURES_PER_PAGE_MAX = 1000
 SIGNATURE_PAGES_PER_ACCOUNT_MAX = 100_000
-STATUSES_PAGE = 256
+SETTLEMENTS_PER_PAGE_MAX = 256
 STABLE_READS_MAX = 5
 SEEN_SIGNATURES_MAX = 100_000
 REPORT_FINDINGS_MAX = 1000
@@ -308,7 +308,7 @@ class Reconciler:
                 skipped_in_flight |= await self._check_signature(
                     account, signature, known.get(signature), findings
                 )
-            if reached or len(page) < SIGNATURES_PAGE:
+            if reached or len(page) < SIGNATURES_PER_PAGE_MAX:
                 break
             before = page[-1]
         return checked, None if skipped_in_flight else newest
@@ -372,7 +372,7 @@ class Reconciler:
         after = 0 if full else self.store.meta(VERIFIED_SETTLED_POSITION)
         missing = False
         while True:
-            page = self.store.settled_after(after, STATUSES_PAGE)
+            page = self.store.settled_after(after, SETTLEMENTS_PER_PAGE_MAX)
             if not page:
                 return None if missing else after
             statuses = await self._chain("getSignatureStatuses", _statuses(self.chain, page))
@@ -486,7 +486,7 @@ def _observe(report: ReconciliationReport) -> None:
 def _signatures(
     chain: ChainPort, account: UUID, before: str | None
 ) -> Callable[[], Awaitable[list[str]]]:
-    return lambda: chain.signatures_for_account(account, before=before, limit=SIGNATURES_PAGE)
+    return lambda: chain.signatures_for_account(account, before=before, limit=SIGNATURES_PER_PAGE_MAX)
 
 
 def _agrees(expected: int, actual: int, in_flight: set[int] | tuple[()]) -> bool:

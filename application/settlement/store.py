@@ -52,7 +52,7 @@ start (1: the first; 2: a movement waiting for the chain is ``queued``, no
 longer ``pending``, which now means only a hold's phase)."""
 SCHEMA_VERSION_META = "schema_version"
 TRACKING_NAME = "settlement"
-IN_CHUNK_MAX = 500
+IDS_PER_IN_LIST_MAX = 500
 PAGE_ROWS_MAX = 10_000
 
 # Movement status in this store: the Transfer's own settlement words
@@ -250,8 +250,8 @@ class SettlementStore:
     def movements(self, transfer_ids: Sequence[UUID]) -> dict[UUID, Movement]:
         found: dict[UUID, Movement] = {}
         ids = [transfer_id.hex for transfer_id in transfer_ids]
-        for start in range(0, len(ids), IN_CHUNK_MAX):
-            chunk = ids[start:start + IN_CHUNK_MAX]
+        for start in range(0, len(ids), IDS_PER_IN_LIST_MAX):
+            chunk = ids[start:start + IDS_PER_IN_LIST_MAX]
             marks = ", ".join("?" * len(chunk))
             for movement in self._movements(f"WHERE transfer_id IN ({marks})", chunk):
                 found[movement.transfer_id] = movement
@@ -262,8 +262,8 @@ class SettlementStore:
 
     def submissions(self, signatures: Sequence[str]) -> dict[str, Submission]:
         found: dict[str, Submission] = {}
-        for start in range(0, len(signatures), IN_CHUNK_MAX):
-            chunk = list(signatures[start:start + IN_CHUNK_MAX])
+        for start in range(0, len(signatures), IDS_PER_IN_LIST_MAX):
+            chunk = list(signatures[start:start + IDS_PER_IN_LIST_MAX])
             marks = ", ".join("?" * len(chunk))
             for submission in self._submissions(f"WHERE signature IN ({marks})", chunk):
                 found[submission.signature] = submission
@@ -287,8 +287,8 @@ class SettlementStore:
         found: dict[UUID, int] = {}
         ids = [account_id.hex for account_id in account_ids]
         with self.read() as cursor:
-            for start in range(0, len(ids), IN_CHUNK_MAX):
-                chunk = ids[start:start + IN_CHUNK_MAX]
+            for start in range(0, len(ids), IDS_PER_IN_LIST_MAX):
+                chunk = ids[start:start + IDS_PER_IN_LIST_MAX]
                 marks = ", ".join("?" * len(chunk))
                 cursor.execute(self.sql(
                     f"SELECT account_id, balance FROM {{settlement_balances}} "  # noqa: S608

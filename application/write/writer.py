@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 BATCH_COMMANDS_MAX_DEFAULT = 1000
 QUEUED_COMMANDS_MAX_DEFAULT = 100_000
-DEFAULT_ANSWER_TIMEOUT_S = 30.0
+ANSWER_TIMEOUT_S_DEFAULT = 30.0
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ class CommandWriter:
 
     def execute(
         self, command: Command, *, authority: Authority,
-        timeout_s: float = DEFAULT_ANSWER_TIMEOUT_S,
+        timeout_s: float = ANSWER_TIMEOUT_S_DEFAULT,
     ) -> Outcome:
         """Submit and wait: the outcome, or the command's LedgerError raised."""
         return self.submit(command, authority=authority).result(timeout_s)

@@ -23,7 +23,7 @@ from solders.transaction import Transaction
 from application.settlement.chain_port import ChainError
 from interface.secret_file import create_secret_file, read_secret_file
 
-DEFAULT_KEY_FILE_NAME = "custody-keypair.json"
+KEY_FILE_NAME_DEFAULT = "custody-keypair.json"
 KEYPAIR_LEN = 64
 
 
@@ -70,7 +70,7 @@ def load_custody_keypair(path: Path | None, data_dir: Path) -> CustodyKey:
     """The custody key from ``path`` (env DEALS_CUSTODY_KEYPAIR) when given;
     else the one in ``data_dir``, created there (0600) on first use."""
     if path is None:
-        path = data_dir / DEFAULT_KEY_FILE_NAME
+        path = data_dir / KEY_FILE_NAME_DEFAULT
         if not path.exists():
             create_secret_file(path, json.dumps(list(bytes(Keypair()))).encode())
     content = read_secret_file(path, CustodyKeyError, what="custody key file")

@@ -46,8 +46,8 @@ from interface.chain.custody import CustodyKey
 
 T = TypeVar("T")
 
-DEFAULT_COMMITMENT = "confirmed"
-DEFAULT_TIMEOUT_S = 10.0
+COMMITMENT_DEFAULT = "confirmed"
+TIMEOUT_S_DEFAULT = 10.0
 COMMITMENTS = ("processed", "confirmed", "finalized")
 # solana-py wraps every httpx transport/timeout/status error in SolanaRpcException
 _UNAVAILABLE = (RPCException, RPCNoResultException, SolanaRpcException, SerdeJSONError)
@@ -62,8 +62,8 @@ class RpcChain(SeededTokenChain):
         endpoint: str,
         custody: CustodyKey,
         *,
-        commitment: str = DEFAULT_COMMITMENT,
-        timeout_s: float = DEFAULT_TIMEOUT_S,
+        commitment: str = COMMITMENT_DEFAULT,
+        timeout_s: float = TIMEOUT_S_DEFAULT,
         transport_retries_max: int = 1,
     ) -> None:
         if commitment not in COMMITMENTS:

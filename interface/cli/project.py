@@ -18,7 +18,7 @@ from application.write.event_store import LedgerApplication
 from interface.cli.progress_line import ProgressLine
 from interface.wiring.alerting import alert_refused_page
 from interface.wiring.settings import Settings
-from projections.projector import DEFAULT_PAGE_EVENTS, DEFAULT_POLL_INTERVAL_S
+from projections.projector import POLL_INTERVAL_S_DEFAULT, PROJECTOR_PAGE_EVENTS_DEFAULT
 from projections.runtime import ReadSide
 
 logger = logging.getLogger(__name__)
@@ -27,9 +27,9 @@ logger = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--once", action="store_true",
                         help="catch up with the log, then exit")
-    parser.add_argument("--page-events", type=int, default=DEFAULT_PAGE_EVENTS,
+    parser.add_argument("--page-events", type=int, default=PROJECTOR_PAGE_EVENTS_DEFAULT,
                         help="events applied per transaction (default %(default)s)")
-    parser.add_argument("--poll-interval-s", type=float, default=DEFAULT_POLL_INTERVAL_S,
+    parser.add_argument("--poll-interval-s", type=float, default=POLL_INTERVAL_S_DEFAULT,
                         help="how often to look for new events (default %(default)s)")
 
 

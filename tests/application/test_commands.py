@@ -13,10 +13,10 @@ from solders.keypair import Keypair
 
 from application import commands as c
 from application.authority import INTERNAL
-from application.handlers.holds import DEFAULT_HOLD_EXPIRY_S
+from application.handlers.holds import HOLD_EXPIRY_S_DEFAULT
 from domain import errors
 from domain.amounts import INITIAL_SUPPLY, SUPPLY_MAX, UNITS_PER_DEAL
-from domain.pricing import DEFAULT_PRICES
+from domain.pricing import PRICES_DEFAULT
 from domain.system import ISSUANCE_ID, REWARDS_FUNDING, REWARDS_ID, TREASURY_ID
 
 DEAL = UNITS_PER_DEAL
@@ -309,14 +309,14 @@ def test_an_account_is_not_its_own_spender(ledger):
 # Fees and prices
 
 
-@pytest.mark.parametrize("service_type", sorted(DEFAULT_PRICES))
+@pytest.mark.parametrize("service_type", sorted(PRICES_DEFAULT))
 def test_a_fee_moves_the_default_price_to_the_treasury(ledger, service_type):
     account = ledger.open_account(10 * DEAL)
     treasury_before = ledger.balance(TREASURY_ID)
     outcome = ledger.execute(c.ChargeFee(uuid4(), account, service_type))
-    assert outcome.amount == DEFAULT_PRICES[service_type]
-    assert ledger.balance(TREASURY_ID) == treasury_before + DEFAULT_PRICES[service_type]
-    assert ledger.balance(account) == 10 * DEAL - DEFAULT_PRICES[service_type]
+    assert outcome.amount == PRICES_DEFAULT[service_type]
+    assert ledger.balance(TREASURY_ID) == treasury_before + PRICES_DEFAULT[service_type]
+    assert ledger.balance(account) == 10 * DEAL - PRICES_DEFAULT[service_type]
 
 
 def test_an_unknown_service_type_is_refused(ledger):
@@ -326,7 +326,7 @@ def test_an_unknown_service_type_is_refused(ledger):
 
 
 def test_a_fee_the_account_cannot_pay_is_refused(ledger):
-    account = ledger.open_account(DEFAULT_PRICES["goal"] - 1)
+    account = ledger.open_account(PRICES_DEFAULT["goal"] - 1)
     with refused(ledger, errors.InsufficientBalance):
         ledger.execute(c.ChargeFee(uuid4(), account, "goal"))
 
@@ -337,7 +337,7 @@ def test_a_price_rule_applies_within_its_window_only(ledger):
     ledger.execute(c.SetPriceRule("search", 2 * DEAL, now, now.replace(year=now.year + 1)))
     assert ledger.execute(c.ChargeFee(uuid4(), account, "search")).amount == 2 * DEAL
     ledger.clock.advance(400 * 24 * 3600)
-    assert ledger.execute(c.ChargeFee(uuid4(), account, "search")).amount == DEFAULT_PRICES["search"]
+    assert ledger.execute(c.ChargeFee(uuid4(), account, "search")).amount == PRICES_DEFAULT["search"]
 
 
 def test_a_fee_keeps_the_price_it_was_charged_at(ledger):
@@ -345,7 +345,7 @@ def test_a_fee_keeps_the_price_it_was_charged_at(ledger):
     command = c.ChargeFee(uuid4(), account, "analysis")
     first = ledger.execute(command)
     ledger.execute(c.SetPriceRule("analysis", 3 * DEAL))
-    assert ledger.execute(command).amount == first.amount == DEFAULT_PRICES["analysis"]
+    assert ledger.execute(command).amount == first.amount == PRICES_DEFAULT["analysis"]
 
 
 def test_a_price_rule_must_have_a_positive_cost_and_a_sane_window(ledger):
@@ -372,8 +372,8 @@ def test_a_hold_reserves_the_service_price_and_a_partial_capture_releases_the_re
     account = ledger.open_account(10 * DEAL)
     hold_id = uuid4()
     placed = ledger.execute(c.PlaceHold(hold_id, account, service_type="goal"))
-    assert placed.amount == DEFAULT_PRICES["goal"]
-    assert placed.available == 10 * DEAL - DEFAULT_PRICES["goal"]
+    assert placed.amount == PRICES_DEFAULT["goal"]
+    assert placed.available == 10 * DEAL - PRICES_DEFAULT["goal"]
     treasury_before = ledger.balance(TREASURY_ID)
     captured = ledger.execute(c.CaptureHold(hold_id, DEAL // 4))
     assert captured.amount == DEAL // 4
@@ -440,7 +440,7 @@ def test_a_hold_defaults_its_expiry_and_bounds_it(ledger):
     account = ledger.open_account(DEAL)
     placed_at = ledger.clock.now  # the hold's commit reads the clock at this time
     placed = ledger.execute(c.PlaceHold(uuid4(), account, amount=1))
-    assert (placed.expires_at - placed_at).total_seconds() == DEFAULT_HOLD_EXPIRY_S
+    assert (placed.expires_at - placed_at).total_seconds() == HOLD_EXPIRY_S_DEFAULT
     with refused(ledger, errors.InvalidRequest):
         ledger.execute(c.PlaceHold(uuid4(), account, amount=1, expires_in_s=0))
 

@@ -33,7 +33,7 @@ from application.outcomes import BatchRecorded
 from application.write.event_store import LedgerApplication
 from domain.account import Account
 from domain.errors import LedgerError
-from domain.pricing import DEFAULT_PRICES
+from domain.pricing import PRICES_DEFAULT
 from domain.system import ISSUANCE_ID, REWARDS_ID, TREASURY_ID
 from tests.support.ledgers import LedgerHarness
 from tests.support.services import PostgresTestDatabase, unreachable
@@ -136,10 +136,10 @@ class LedgerMachine(RuleBasedStateMachine):
         self.model.move(command.transfer_id, source, destination, amount)
         return command
 
-    @rule(target=done_commands, account=accounts, service=st.sampled_from(sorted(DEFAULT_PRICES)))
+    @rule(target=done_commands, account=accounts, service=st.sampled_from(sorted(PRICES_DEFAULT)))
     def charge_fee(self, account, service):
         command = c.ChargeFee(uuid4(), account, service)
-        price = DEFAULT_PRICES[service]
+        price = PRICES_DEFAULT[service]
         expected = self.model.refusal(account, TREASURY_ID, price)
         self.run(command, expected)
         if expected is not None:

@@ -16,7 +16,7 @@ import pytest
 from solders.keypair import Keypair
 
 from interface.chain.custody import (
-    DEFAULT_KEY_FILE_NAME,
+    KEY_FILE_NAME_DEFAULT,
     CustodyKey,
     CustodyKeyError,
     load_custody_keypair,
@@ -48,10 +48,10 @@ def assert_no_secret(text: str, keypair: Keypair) -> None:
 
 def test_a_key_is_created_0600_on_first_use_and_reused(tmp_path: Path) -> None:
     first = load_custody_keypair(None, tmp_path)
-    key_file = tmp_path / DEFAULT_KEY_FILE_NAME
+    key_file = tmp_path / KEY_FILE_NAME_DEFAULT
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert load_custody_keypair(None, tmp_path).address == first.address
-    assert sorted(path.name for path in tmp_path.iterdir()) == [DEFAULT_KEY_FILE_NAME]
+    assert sorted(path.name for path in tmp_path.iterdir()) == [KEY_FILE_NAME_DEFAULT]
 
 
 def test_a_created_key_is_0600_even_with_a_permissive_umask(tmp_path: Path) -> None:
@@ -60,20 +60,20 @@ def test_a_created_key_is_0600_even_with_a_permissive_umask(tmp_path: Path) -> N
         load_custody_keypair(None, tmp_path / "fresh")
     finally:
         os.umask(previous)
-    mode = (tmp_path / "fresh" / DEFAULT_KEY_FILE_NAME).stat().st_mode
+    mode = (tmp_path / "fresh" / KEY_FILE_NAME_DEFAULT).stat().st_mode
     assert stat.S_IMODE(mode) == 0o600
 
 
 def test_a_created_key_file_is_a_solana_cli_keypair(tmp_path: Path) -> None:
     custody = load_custody_keypair(None, tmp_path)
-    numbers = json.loads((tmp_path / DEFAULT_KEY_FILE_NAME).read_text())
+    numbers = json.loads((tmp_path / KEY_FILE_NAME_DEFAULT).read_text())
     assert len(numbers) == 64
     assert str(Keypair.from_bytes(bytes(numbers)).pubkey()) == custody.address
 
 
 def test_an_existing_key_file_is_never_overwritten(tmp_path: Path) -> None:
     keypair = Keypair()
-    write_key_file(tmp_path / DEFAULT_KEY_FILE_NAME, json.dumps(list(bytes(keypair))))
+    write_key_file(tmp_path / KEY_FILE_NAME_DEFAULT, json.dumps(list(bytes(keypair))))
     assert load_custody_keypair(None, tmp_path).pubkey == keypair.pubkey()
 
 
@@ -99,7 +99,7 @@ def test_a_key_file_open_to_group_or_others_is_refused(tmp_path: Path, mode: int
 
 def test_the_default_key_file_is_refused_too_once_loosened(tmp_path: Path) -> None:
     load_custody_keypair(None, tmp_path)
-    (tmp_path / DEFAULT_KEY_FILE_NAME).chmod(0o644)
+    (tmp_path / KEY_FILE_NAME_DEFAULT).chmod(0o644)
     with pytest.raises(CustodyKeyError):
         load_custody_keypair(None, tmp_path)
 

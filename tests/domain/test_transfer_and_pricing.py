@@ -4,7 +4,7 @@ from uuid import uuid4
 import pytest
 
 from domain import errors
-from domain.pricing import DEFAULT_PRICES, PriceSchedule
+from domain.pricing import PRICES_DEFAULT, PriceSchedule
 from domain.transfer import CLIENT_STATUS_BY_STATE, PENDING, Transfer, movement_state
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -85,7 +85,7 @@ def test_the_latest_rule_covering_a_moment_sets_the_price():
     schedule.set_rule("search", 9, january + timedelta(days=10), february, NOW)
     assert schedule.price_at("search", january) == 7
     assert schedule.price_at("search", january + timedelta(days=11)) == 9
-    assert schedule.price_at("search", february) == DEFAULT_PRICES["search"]
-    assert schedule.price_at("goal", january) == DEFAULT_PRICES["goal"]
+    assert schedule.price_at("search", february) == PRICES_DEFAULT["search"]
+    assert schedule.price_at("goal", january) == PRICES_DEFAULT["goal"]
     with pytest.raises(errors.UnknownServiceType):
         schedule.price_at("teleport", january)

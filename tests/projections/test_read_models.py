@@ -11,7 +11,7 @@ from solders.keypair import Keypair
 
 from application import commands as c
 from domain.errors import AccountNotFound, InvalidRequest, TransferNotFound
-from domain.pricing import DEFAULT_PRICES
+from domain.pricing import PRICES_DEFAULT
 from projections.read_models import encode_cursor
 
 
@@ -173,7 +173,7 @@ def test_pricing_shows_the_cost_now_and_every_rule(ledger, read_side):
     ledger.execute(c.SetPriceRule("search", 7))
     prices = {p.service_type: p for p in project(read_side).pricing(now).items}
     assert prices["search"].token_cost_now == 7
-    assert prices["goal"].token_cost_now == DEFAULT_PRICES["goal"]
+    assert prices["goal"].token_cost_now == PRICES_DEFAULT["goal"]
     assert [r.token_cost for r in prices["goal"].rules] == [5]
     later = {p.service_type: p
              for p in read_side.queries.pricing(now + timedelta(hours=2)).items}

@@ -29,7 +29,7 @@ from interface.http.schemas.responses import (
     TransactionPage,
 )
 from interface.http.schemas.types import PointInTime, parse_point_in_time
-from projections.queries import DEFAULT_PAGE_SIZE, PAGE_SIZE_MAX
+from projections.queries import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
 
@@ -70,7 +70,7 @@ async def balance(account_id: UUID, queries: Queries, read: Read, at: PointInTim
 @router.get("/{account_id}/history", response_model=HistoryPage, dependencies=[CAN_READ],
             responses=refusals(404))
 async def history(account_id: UUID, queries: Queries, read: Read,
-                  limit: Limit = DEFAULT_PAGE_SIZE, cursor: Cursor = None):
+                  limit: Limit = PAGE_SIZE_DEFAULT, cursor: Cursor = None):
     point = await planned(queries, read)
     page = await in_thread(queries.history, account_id, limit=limit, cursor=cursor, point=point)
     return HistoryPage.of(page)
@@ -79,7 +79,7 @@ async def history(account_id: UUID, queries: Queries, read: Read,
 @router.get("/{account_id}/transactions", response_model=TransactionPage,
             dependencies=[CAN_READ], responses=refusals(404))
 async def transactions(account_id: UUID, queries: Queries, read: Read,
-                       limit: Limit = DEFAULT_PAGE_SIZE, cursor: Cursor = None):
+                       limit: Limit = PAGE_SIZE_DEFAULT, cursor: Cursor = None):
     point = await planned(queries, read)
     page = await in_thread(queries.transactions, account_id, limit=limit, cursor=cursor,
                            point=point)

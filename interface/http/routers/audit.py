@@ -11,7 +11,7 @@ from interface.http.deps import IS_ADMIN, Queries, ReadOptions, in_thread, plann
 from interface.http.schemas.requests import AuditReplayRequest
 from interface.http.schemas.responses import EventsResponse, ReplayResponse
 from interface.http.schemas.types import POSITION_MAX, in_utc
-from projections.queries import DEFAULT_PAGE_SIZE, PAGE_SIZE_MAX, Consistency
+from projections.queries import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, Consistency
 from projections.read_models import AUDIT_WAIT_S_MIN
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
@@ -45,7 +45,7 @@ async def events(
     queries: Queries,
     aggregate_id: UUID | None = None,
     after_position: Annotated[int, Query(ge=0, le=POSITION_MAX)] = 0,
-    limit: Annotated[int, Query(ge=1, le=PAGE_SIZE_MAX)] = DEFAULT_PAGE_SIZE,
+    limit: Annotated[int, Query(ge=1, le=PAGE_SIZE_MAX)] = PAGE_SIZE_DEFAULT,
 ):
     point = await in_thread(queries.plan, Consistency.STRONG, None, after_position,
                             "after_position")
