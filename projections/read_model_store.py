@@ -41,6 +41,7 @@ from application.eventlog.locks import (
     advisory_lock_key,
     taking_turns,
 )
+from application.eventlog.sql_text import SqlText, table_names
 from application.eventlog.tracking import Tracking
 from projections.balance_cache import CachedBalance
 from projections.hashchain import GENESIS_LINK, Checkpoint
@@ -57,7 +58,7 @@ from projections.rows import (
 
 logger = logging.getLogger(__name__)
 
-TRACKING_NAME = "read_models"
+READ_MODELS_TRACKING_NAME = "read_models"
 READ_MODEL_SCHEMA_VERSION = 2
 """What the rows mean. A change of meaning (a column's values, a new table
 that needs the whole log) bumps it, and read models written under another
@@ -71,6 +72,7 @@ IDS_PER_IN_LIST_MAX = 500
 _UPSERTED = (BalanceRow, TransactionRow, HoldRow, WalletRow)
 _INSERTED = (HistoryRow, PriceRuleRow)
 READ_MODEL_TABLES = tuple(t.TABLE for t in (*_UPSERTED, *_INSERTED))
+_TABLES = (*READ_MODEL_TABLES, "hash_checkpoints", "read_model_meta")
 
 
 _DDL = """
@@ -117,43 +119,28 @@ CREATE TABLE IF NOT EXISTS {read_model_meta} (name TEXT PRIMARY KEY, value BIGIN
 
 
 class ReadModelStore:
-    """Dialect-neutral part of the store. Subclasses provide ``_names``,
-    ``_param``, ``_cursor`` and the lock."""
+    """Dialect-neutral part of the store. Subclasses provide ``sql`` (their
+    names and placeholders), ``_cursor`` and the lock."""
 
     kind = "abstract"
     conninfo: dict[str, Any] | None = None
     """PostgreSQL connection parameters (no password in any repr); None for SQLite."""
-    _names: dict[str, str]
-    _param = "?"
-    tracking_name = TRACKING_NAME
-
-    def __init__(self) -> None:
-        self._sql_cache: dict[str, str] = {}
-
-    # SQL text
-
-    def sql(self, text: str) -> str:
-        cached = self._sql_cache.get(text)
-        if cached is None:
-            cached = text.format(**self._names)
-            if self._param != "?":
-                cached = cached.replace("?", self._param)
-            self._sql_cache[text] = cached
-        return cached
+    sql: SqlText
+    tracking_name = READ_MODELS_TRACKING_NAME
 
     def create_tables(self) -> None:
         raise NotImplementedError
 
     def ddl(self) -> list[str]:
-        return [s.strip() for s in self.sql(_DDL).split(";") if s.strip()]
+        return self.sql.statements(_DDL)
 
     @cached_property
     def tracking(self) -> Tracking:
         """The projection's row in the library's tracking table (its name per
         database and its columns are the library's: a stored contract)."""
-        return Tracking(self._names["tracking"], self.tracking_name,
+        return Tracking(self.sql.names["tracking"], self.tracking_name,
                         name_column="application_name", position_column="notification_id",
-                        param=self._param)
+                        param=self.sql.param)
 
     # Reading
 
@@ -427,13 +414,12 @@ class SQLiteReadModelStore(ReadModelStore):
     kind = "sqlite"
 
     def __init__(self, path: Path, lock_timeout_s: int = 10) -> None:
-        super().__init__()
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._names = {
-            **{t: t for t in (*READ_MODEL_TABLES, "hash_checkpoints", "read_model_meta")},
-            "tracking": "tracking", "int_pk": "INTEGER PRIMARY KEY", "blob": "BLOB",
-        }
+        self.sql = SqlText({
+            **table_names(_TABLES, None), "tracking": "tracking",
+            "int_pk": "INTEGER PRIMARY KEY", "blob": "BLOB",
+        })
         self.datastore = SQLiteDatastore(str(self.path), lock_timeout=lock_timeout_s)
         self.recorder = _SQLiteRecorder(self.datastore, self)
 
@@ -473,28 +459,21 @@ class _PostgresRecorder(PostgresTrackingRecorder):
         self.sql_create_statements.extend(Composed([SQL(s)]) for s in store.ddl())
 
 
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
 class PostgresReadModelStore(ReadModelStore):
     kind = "postgres"
-    _param = "%s"
 
     def __init__(self, env: Mapping[str, str], pool_size: int = 4) -> None:
-        super().__init__()
         self.schema = env.get("POSTGRES_SCHEMA") or "public"
         self.conninfo: dict[str, Any] = {
             "dbname": env["POSTGRES_DBNAME"], "host": env["POSTGRES_HOST"],
             "port": env.get("POSTGRES_PORT", "5432"), "user": env["POSTGRES_USER"],
             "password": env.get("POSTGRES_PASSWORD", ""),
         }
-        prefix = _quote(self.schema) + "."
-        self._names = {
-            **{t: prefix + t for t in (*READ_MODEL_TABLES, "hash_checkpoints", "read_model_meta")},
-            "tracking": prefix + "read_model_tracking", "int_pk": "BIGINT PRIMARY KEY",
-            "blob": "BYTEA",
-        }
+        self.sql = SqlText({
+            **table_names(_TABLES, self.schema),
+            "tracking": table_names(["read_model_tracking"], self.schema)["read_model_tracking"],
+            "int_pk": "BIGINT PRIMARY KEY", "blob": "BYTEA",
+        }, param="%s")
         self.datastore = PostgresDatastore(
             self.conninfo["dbname"], self.conninfo["host"], self.conninfo["port"],
             self.conninfo["user"], self.conninfo["password"], schema=self.schema,

@@ -34,6 +34,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from application.eventlog.locks import SETTLEMENT_DDL_LOCK_SQL, settlement_ddl_lock_name
+from application.eventlog.sql_text import SqlText, table_names
 from application.eventlog.tracking import Tracking
 from domain.transfer import SETTLED as DOMAIN_SETTLED
 from domain.transfer import (
@@ -51,7 +52,7 @@ SETTLEMENT_SCHEMA_VERSION = 2
 start (1: the first; 2: a movement waiting for the chain is ``queued``, no
 longer ``pending``, which now means only a hold's phase)."""
 SCHEMA_VERSION_META = "schema_version"
-TRACKING_NAME = "settlement"
+SETTLEMENT_TRACKING_NAME = "settlement"
 IDS_PER_IN_LIST_MAX = 500
 PAGE_ROWS_MAX = 10_000
 
@@ -191,10 +192,7 @@ class SettlementStore:
     """Dialect-neutral queries; subclasses open cursors."""
 
     kind = "abstract"
-    _names: dict[str, str]
-
-    def sql(self, text: str) -> str:
-        return text.format(**self._names)
+    sql: SqlText
 
     @contextmanager
     def transaction(self, *, durable: bool = True) -> Iterator[Cursor]:
@@ -214,7 +212,7 @@ class SettlementStore:
         raise NotImplementedError
 
     def _ddl(self) -> list[str]:
-        return [statement.strip() for statement in self.sql(_DDL).split(";") if statement.strip()]
+        return self.sql.statements(_DDL)
 
     # Tracking
 
@@ -223,7 +221,7 @@ class SettlementStore:
         """The fold's row in ``settlement_tracking`` (a stored contract: the
         table, its ``name`` and ``position`` columns); ``?`` placeholders on
         both databases, as every cursor here takes them."""
-        return Tracking(self._names["settlement_tracking"], TRACKING_NAME,
+        return Tracking(self.sql.names["settlement_tracking"], SETTLEMENT_TRACKING_NAME,
                         name_column="name", position_column="position")
 
     def position(self) -> int:
@@ -495,7 +493,7 @@ class SQLiteSettlementStore(SettlementStore):
     def __init__(self, path: Path, busy_timeout_s: float = 10.0) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._names = {**{table: table for table in _TABLES}, "blob": "BLOB"}
+        self.sql = SqlText({**table_names(_TABLES, None), "blob": "BLOB"})
         self._lock = threading.RLock()
         self._db = sqlite3.connect(
             self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
@@ -558,8 +556,7 @@ class PostgresSettlementStore(SettlementStore):
 
     def __init__(self, datastore: Any) -> None:
         self.datastore = datastore
-        prefix = _quote(datastore.schema) + "."
-        self._names = {**{table: prefix + table for table in _TABLES}, "blob": "BYTEA"}
+        self.sql = SqlText({**table_names(_TABLES, datastore.schema), "blob": "BYTEA"})
         with self.transaction() as cursor:
             # concurrent CREATE TABLE IF NOT EXISTS can collide in the catalog
             cursor.execute(SETTLEMENT_DDL_LOCK_SQL, (settlement_ddl_lock_name(datastore.schema),))
@@ -586,10 +583,6 @@ class PostgresSettlementStore(SettlementStore):
 
     def close(self) -> None:
         pass  # the pool belongs to the application
-
-
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
 
 
 def open_settlement_store(recorder: Any) -> SettlementStore:
