@@ -16,7 +16,7 @@ from uuid import UUID
 
 from application.authority import Authority
 from domain.amounts import format_amount
-from interface.cli.reconciliation_json import report_json
+from interface.http.schemas.reconciliations import ReconciliationResponse
 from interface.wiring.service import LedgerService
 from interface.wiring.settings import Settings
 
@@ -52,7 +52,7 @@ def run_reconcile(args: argparse.Namespace, settings: Settings) -> int:
         if report is None:
             print(json.dumps(None))
             return 0
-        print(json.dumps(report_json(report), indent=2))
+        print(json.dumps(ReconciliationResponse.of(report).model_dump(mode="json"), indent=2))
         return 0 if report.clean else FINDINGS_EXIT_STATUS
     finally:
         service.stop()
