@@ -17,7 +17,7 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/deals-ledger serve
 
-test: $(STAMP)
+test: lint
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
