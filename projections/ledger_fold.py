@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from application.eventlog.decoder import EventDecoder
-from application.eventlog.handlers import EventHandlers, UnknownEvent
+from application.eventlog.fold_table import FoldTable, UnknownEvent
 from application.eventlog.reader import LogEvent
 from domain.account import ISSUANCE, Account
 from domain.pricing import PriceSchedule
@@ -100,7 +100,7 @@ class Keys:
 
 Fields = dict[str, Any]
 _Handler = Callable[["LedgerFold", LogEvent, dict[str, Any], PageChanges], None]
-_EVENTS: EventHandlers[tuple[_Handler, tuple[str, ...]]] = EventHandlers("read-model fold")
+_EVENTS: FoldTable[tuple[_Handler, tuple[str, ...]]] = FoldTable("read-model fold")
 HANDLED: list[type] = []
 """The event classes this fold shows, in the order they were declared."""
 

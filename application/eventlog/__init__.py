@@ -14,6 +14,10 @@ exactly-once compare-and-set) is made once.
   ``opening.event_log_for(recorder)`` picks one.
 - ``decoder``: a stored event's fields (cheap, for folds of millions), its
   full state, or the library's domain event (for a fold that wants objects).
+- ``fold_table``: the function a fold applies to each event class, found
+  from a stored topic through the library's topic aliases.
+- ``commits``: where one group commit of the writer ends in the log.
+- ``sql_text``: table names and placeholders of a consumer's own store.
 - ``tracking``: a consumer's position moved by compare-and-set inside the
   consumer's own transaction (``TrackingConflict`` when another moved it).
 - ``commits``: where a commit ends (the one rule), so a position a caller

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from application.eventlog.decoder import EventDecoder
-from application.eventlog.handlers import EventHandlers, UnknownEvent
+from application.eventlog.fold_table import FoldTable, UnknownEvent
 from application.eventlog.page_loop import PageLoop
 from application.eventlog.reader import LogEvent
 from application.eventlog.tracking import TrackingConflict
@@ -57,7 +57,7 @@ SETTLEMENT_FOLD_PAGE_EVENTS_DEFAULT = 1000
 CATCH_UP_PAGES_MAX = 10_000  # a bound per call; the next call goes on
 
 _Handler = Callable[["_Page", Any], None]
-_EVENTS: EventHandlers[_Handler] = EventHandlers("settlement fold")
+_EVENTS: FoldTable[_Handler] = FoldTable("settlement fold")
 HANDLED: list[type] = []
 """The event classes this fold applies, in the order they were declared."""
 

@@ -1,10 +1,13 @@
-"""Which handler a consumer of the log runs for a stored event.
+"""Which function a fold applies to a stored event.
+
+(Named a fold table, not "handlers": in this house a handler decides a
+command, ``application.handlers``.)
 
 A stored event names its class by topic text (``domain.transfer:Transfer.Recorded``)
 and that text is a contract: a class that is renamed or moved keeps its old
 topic through the library's topic aliases (``eventsourcing.utils.register_topic``).
 So a fold must not look its handlers up by today's topic text, or a renamed
-event would be skipped without a word. ``EventHandlers`` keeps handlers by
+event would be skipped without a word. ``FoldTable`` keeps a fold's functions by
 class and finds the class of a stored topic through the library's own
 resolution, aliases included.
 
@@ -31,7 +34,7 @@ class UnknownEvent(Exception):
     out; its position is named by the caller."""
 
 
-class EventHandlers(Generic[H]):
+class FoldTable(Generic[H]):
     """Handlers of one consumer, by event class."""
 
     def __init__(self, consumer: str) -> None:

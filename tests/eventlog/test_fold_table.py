@@ -9,7 +9,7 @@ from uuid import uuid4
 import pytest
 from eventsourcing.utils import register_topic
 
-from application.eventlog.handlers import EventHandlers, UnknownEvent
+from application.eventlog.fold_table import FoldTable, UnknownEvent
 from application.eventlog.reader import LogEvent
 from domain.transfer import Transfer
 from projections.ledger_fold import FoldState, LedgerFold, keys_for
@@ -27,8 +27,8 @@ class Unlisted:
     pass
 
 
-def handlers() -> EventHandlers[str]:
-    table: EventHandlers[str] = EventHandlers("test fold")
+def handlers() -> FoldTable[str]:
+    table: FoldTable[str] = FoldTable("test fold")
     table.add(Renamed, "renamed handler")
     table.leave_out([LeftOut])
     return table
