@@ -14,11 +14,10 @@ import argparse
 import json
 import sys
 from dataclasses import asdict
-from datetime import datetime
 
 from application.write.event_store import LedgerApplication
 from domain.amounts import format_amount
-from domain.errors import InvalidRequest
+from domain.rfc3339 import parse_time
 from interface.cli.progress_line import ProgressLine
 from interface.wiring.settings import Settings
 from projections.queries import ReplayReport
@@ -36,21 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
-def _parse_time(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidRequest(f"--until {text!r} is not an RFC 3339 time") from None
-    if moment.tzinfo is None:
-        raise InvalidRequest("--until needs a timezone (e.g. 2026-01-01T00:00:00Z)")
-    return moment
-
-
 def run_replay(args: argparse.Namespace, settings: Settings) -> int:
     """Replay the event log and compare it with the read models."""
-    until = _parse_time(args.until)
+    until = None if args.until is None else parse_time(args.until, "--until")
     app = LedgerApplication(settings.eventsourcing_env())
     read_side = ReadSide(app, settings.eventsourcing_env(), redis_url=settings.redis_url,
                          redis_prefix=settings.redis_prefix)

@@ -197,9 +197,21 @@ def _is_wrong_type(error: Any) -> bool:
 def _describe(error: Any) -> str:
     if error.get("type") == "json_invalid":
         return f"malformed JSON: {error.get('ctx', {}).get('error', 'cannot be parsed')}"
-    location = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+    location = ".".join(str(part) for part in _field_location(error.get("loc", ())))
     message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
     return f"{location}: {message}" if location else message
+
+
+_REQUEST_PARTS = frozenset({"body", "query", "path", "header", "cookie"})
+
+
+def _field_location(location: Sequence[Any]) -> Sequence[Any]:
+    """The field's own path (``until``, ``transfers.3.amount``): which part of
+    the request holds it is clear from the name and would only differ by
+    route (``at`` is a query parameter, ``until`` a body field)."""
+    if location and location[0] in _REQUEST_PARTS:
+        return location[1:]
+    return location
 
 
 def _from_http_exception(exc: StarletteHTTPException) -> LedgerError:

@@ -55,4 +55,4 @@ def test_replay_exits_two_and_names_the_tampered_position(ledger, store):
 def test_replay_refuses_a_time_without_a_timezone(ledger, store):
     result = cli(store, "replay", "--until", "2026-01-01T00:00:00")
     assert result.returncode == 1
-    assert "timezone" in result.stderr
+    assert "--until: " in result.stderr and "offset" in result.stderr

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from interface.http.deps import IS_ADMIN, Queries, ReadOptions, in_thread, planned
 from interface.http.schemas.requests import AuditReplayRequest
 from interface.http.schemas.responses import EventsResponse, ReplayResponse
-from interface.http.schemas.types import POSITION_MAX, in_utc
+from interface.http.schemas.types import POSITION_MAX
 from projections.queries import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, Consistency
 from projections.read_models import AUDIT_WAIT_S_MIN
 
@@ -29,7 +29,7 @@ async def replay(queries: Queries, body: AuditReplayRequest | None = None):
     body = body or AuditReplayRequest()
     point = await planned(queries, ReadOptions(), at_position=body.until_position,
                           at_name="until_position", timeout_s=AUDIT_WAIT_S_MIN)
-    report = await in_thread(queries.audit_replay, until=in_utc(body.until), point=point)
+    report = await in_thread(queries.audit_replay, until=body.until, point=point)
     return ReplayResponse.of(report)
 
 

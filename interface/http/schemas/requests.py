@@ -19,7 +19,6 @@ from interface.http.schemas.types import (
     Reason,
     ServiceType,
     Timestamp,
-    in_utc,
 )
 
 
@@ -165,7 +164,7 @@ class PriceRuleRequest(Request):
 
     def command(self, service_type: str) -> c.SetPriceRule:
         return c.SetPriceRule(
-            service_type, self.token_cost, in_utc(self.valid_from), in_utc(self.valid_to)
+            service_type, self.token_cost, self.valid_from, self.valid_to
         )
 
 

@@ -2,23 +2,24 @@
 
 Amounts are parsed by domain.amounts, the one edge parser: a JSON number,
 more than 8 decimals, zero, a negative or an exponent is refused with
-``invalid_amount``, never rounded. Times must be RFC 3339 strings with an
-offset; they are kept as aware datetimes in UTC.
+``invalid_amount``, never rounded. Times are parsed by domain.rfc3339, the
+one time parser: RFC 3339 strings with an offset, kept as aware datetimes
+in UTC.
 """
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Query
-from pydantic import AwareDatetime, BeforeValidator, Field, PlainValidator, WithJsonSchema
+from pydantic import Field, PlainValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from domain.amounts import DECIMALS, parse_amount
 from domain.errors import InvalidRequest, LedgerError
 from domain.pricing import SERVICE_TYPES, check_service_type
+from domain.rfc3339 import EXAMPLE, TIME_TEXT_LENGTH_MAX, parse_time
 
 AMOUNT_PATTERN = r"^[0-9]+(\.[0-9]{1,8})?$"
 SIGNED_AMOUNT_PATTERN = r"^-?[0-9]+(\.[0-9]{1,8})?$"
@@ -73,21 +74,20 @@ POSITION_MAX = 2**63 - 1
 """The largest log position the stores can hold (a signed 64-bit integer):
 a larger one in a request is refused as invalid, never passed to a driver."""
 
-_RFC3339_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]")
-
-
-def _require_text(value: Any) -> Any:
+def _time(value: Any) -> datetime:
     if not isinstance(value, str):
+        # A JSON number is a value of the wrong type (400), as for every field.
         raise PydanticCustomError("datetime_type", "must be an RFC 3339 time string")
-    if not _RFC3339_DATE.match(value):
-        # pydantic would read "-1" or "1700000000" as a Unix time.
-        raise PydanticCustomError("datetime_parsing", "must be an RFC 3339 time string")
-    return value
+    return _parse(parse_time, value)
 
 
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_require_text)]
-"""An RFC 3339 time with an offset; naive times, numbers and numeric
-strings are refused."""
+Timestamp = Annotated[datetime, PlainValidator(_time), WithJsonSchema({
+    "type": "string", "format": "date-time", "maxLength": TIME_TEXT_LENGTH_MAX,
+    "description": "an RFC 3339 date-time with an offset (section 5.6)",
+    "examples": [EXAMPLE],
+})]
+"""An RFC 3339 time with an offset, as an aware datetime in UTC
+(domain.rfc3339, the one parser of times)."""
 
 ADDRESS_LENGTH_MAX = 64
 
@@ -113,30 +113,23 @@ AddressText = Annotated[str, PlainValidator(_address_text), WithJsonSchema(
 Reason = Annotated[str, Field(max_length=500, description="free text, at most 500 characters")]
 
 
-def in_utc(moment: datetime | None) -> datetime | None:
-    return None if moment is None else moment.astimezone(UTC)
-
-
 AmountText = Annotated[str, Field(pattern=AMOUNT_PATTERN, examples=["0.1"])]
 SignedAmountText = Annotated[str, Field(pattern=SIGNED_AMOUNT_PATTERN, examples=["-0.1"])]
 
 
 PointInTime = Annotated[str | None, Query(
-    max_length=64, description="a log position (an integer) or an RFC 3339 time",
-    examples=["2026-01-01T00:00:00Z", "1200"],
+    max_length=TIME_TEXT_LENGTH_MAX,
+    description="a log position (an integer) or an RFC 3339 time with an offset",
+    examples=[EXAMPLE, "1200"],
 )]
 
 
 def parse_point_in_time(text: str | None) -> tuple[int | None, datetime | None]:
-    """``at``: a log position or an RFC 3339 time with an offset."""
+    """``at``: a log position (digits only) or an RFC 3339 time."""
     if text is None:
         return None, None
-    if text.isascii() and text.isdigit() and len(text) <= 18:
+    if text.isascii() and text.isdigit():
+        if int(text) > POSITION_MAX:
+            raise InvalidRequest(f"at: a log position is at most {POSITION_MAX}")
         return int(text), None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidRequest("at must be a log position or an RFC 3339 time") from None
-    if moment.tzinfo is None:
-        raise InvalidRequest("at must carry a UTC offset, e.g. 2026-01-01T00:00:00Z")
-    return None, moment.astimezone(UTC)
+    return None, parse_time(text, "at")

@@ -1,0 +1,79 @@
+"""Every time input reads time text by the one parser (domain.rfc3339): the
+balance's ``at``, the audit's ``until``, a price rule's ``valid_from`` and
+``valid_to`` and ``deals-ledger replay --until`` accept and refuse exactly
+the same texts (tests/support/time_texts.py), and a refusal is 422
+``invalid_request`` naming the field, never a 500, and writes nothing."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from interface.cli.main import main
+from tests.interface.cli_support import cli
+from tests.interface.helpers import assert_error, funded_account, log_position
+from tests.support.time_texts import ACCEPTED, REFUSED
+
+
+@pytest.fixture
+def admin(api):
+    with api.client() as client:
+        yield client
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@pytest.mark.parametrize("text", list(REFUSED), ids=list(REFUSED))
+def test_a_refused_time_is_refused_by_every_time_field(api, admin, text):
+    account = funded_account(admin)
+    before = log_position(api)
+    answers = {
+        "valid_from": admin.put("/v1/pricing/goal", json={"token_cost": "1", "valid_from": text}),
+        "valid_to": admin.put("/v1/pricing/goal", json={"token_cost": "1", "valid_to": text}),
+        "until": admin.post("/v1/audit/replay", json={"until": text}),
+    }
+    if not text.isdigit():  # digits in ``at`` are a log position
+        answers["at"] = admin.get(f"/v1/accounts/{account}/balance", params={"at": text})
+    for field, answer in answers.items():
+        error = assert_error(answer, 422, "invalid_request")
+        assert error["message"].startswith(f"{field}: "), (field, error)
+    assert log_position(api) == before
+
+
+@pytest.mark.parametrize("text", list(ACCEPTED), ids=list(ACCEPTED))
+def test_an_accepted_time_is_accepted_by_every_time_field(api, admin, text):
+    account = funded_account(admin)
+    balance = admin.get(f"/v1/accounts/{account}/balance", params={"at": text})
+    assert balance.status_code in (200, 404), balance.text  # 404: not opened yet
+    assert admin.post("/v1/audit/replay", json={"until": text}).status_code == 200
+    ruled = admin.put("/v1/pricing/goal", json={"token_cost": "1", "valid_to": text})
+    assert ruled.status_code == 200, ruled.text
+    assert _instant(ruled.json()["valid_to"]) == _instant(ACCEPTED[text])
+
+
+def test_the_time_at_the_end_of_the_range_answers_the_balance_now(api, admin):
+    account = funded_account(admin)
+    answer = admin.get(f"/v1/accounts/{account}/balance",
+                       params={"at": "9999-12-31T23:59:59+01:00",
+                               "min_position": log_position(api)})
+    assert answer.status_code == 200 and answer.json()["balance"] == "100", answer.text
+
+
+@pytest.mark.parametrize("text", list(REFUSED), ids=list(REFUSED))
+def test_replay_until_refuses_what_the_api_refuses(tmp_path, monkeypatch, capsys, text):
+    """In process: the option is parsed before any store is opened."""
+    monkeypatch.setenv("DEALS_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["replay", "--until", text]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("deals-ledger: invalid_request: --until: "), error
+    assert REFUSED[text] in error
+    assert not (tmp_path / "var").exists()
+
+
+def test_replay_until_takes_a_lower_case_rfc3339_time(ledger, store):
+    result = cli(store, "replay", "--until", "2999-01-01t00:00:00z")
+    assert result.returncode == 0, result.stderr
