@@ -14,8 +14,9 @@ from uuid import uuid4
 
 from application.eventlog.decoder import EventDecoder
 from benchmarks.common import BENCH_DATABASE_URL_DEFAULT, fresh_schema, machine_note
+from projections.cursors import encode_cursor
 from projections.read_model_store import PostgresReadModelStore, open_store
-from projections.read_models import ReadModelQueries, encode_cursor
+from projections.read_models import ReadModelQueries
 
 
 class _NoLog:
@@ -68,9 +69,12 @@ def main() -> None:
         print(f"{'page (limit 100)':<28}{'history ms':>12}{'transactions ms':>17}")
         for label, after in (("first", 0), ("middle", args.rows // 2),
                              ("last", args.rows - 100)):
-            cursor = None if after == 0 else encode_cursor(after)
-            h = time_page(lambda c=cursor: queries.history(account, limit=100, cursor=c))
-            t = time_page(lambda c=cursor: queries.transactions(account, limit=100, cursor=c))
+            history, transactions = ((None, None) if after == 0 else
+                                     (encode_cursor("history", account, after),
+                                      encode_cursor("transactions", account, after)))
+            h = time_page(lambda c=history: queries.history(account, limit=100, cursor=c))
+            t = time_page(lambda c=transactions: queries.transactions(account, limit=100,
+                                                                      cursor=c))
             print(f"{label + f' (after {after:,})':<28}{h:>12.2f}{t:>17.2f}")
         with store.read() as cur:
             cur.execute(store.sql(

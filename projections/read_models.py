@@ -15,8 +15,6 @@ page of an account with a million rows costs what the first does.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -31,6 +29,7 @@ from domain.errors import AccountNotFound, InvalidRequest, TransferNotFound
 from domain.pricing import PRICES_DEFAULT, SERVICE_TYPES
 from domain.transfer import EXPIRED, PENDING, POSTED, client_status, settlement_when_hold_closes
 from projections.balance_cache import BalanceCache, CachedBalance, CacheRead
+from projections.cursors import decode_cursor, encode_cursor
 from projections.progress import Progress
 from projections.queries import (
     MIN_POSITION_WAIT_S,
@@ -61,7 +60,6 @@ AUDIT_WAIT_S_MIN = 30.0
 """An audit replay compares the read models at the log's head: it waits
 longer for them than a query does."""
 _TRACKING = "(SELECT notification_id FROM {tracking} WHERE application_name = ?)"
-_CURSOR_PREFIX = "p1:"
 _TX_COLUMNS = ", ".join(columns(TransactionRow))
 _TX_ONE_SIDE = (
     f"SELECT {_TX_COLUMNS} FROM {{transactions}} "  # noqa: S608 - fixed column names
@@ -85,23 +83,8 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def encode_cursor(position: int) -> str:
-    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{position}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> int:
-    if cursor is None:
-        return 0
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if not text.startswith(_CURSOR_PREFIX):
-            raise ValueError(text)
-        position = int(text[len(_CURSOR_PREFIX):])
-    except (ValueError, UnicodeDecodeError, binascii.Error):
-        raise InvalidRequest("cursor is not one this service issued") from None
-    if position < 0:
-        raise InvalidRequest("cursor is not one this service issued")
-    return position
+def _next_cursor(listing: str, account_id: UUID, items: list[Any], more: bool) -> str | None:
+    return encode_cursor(listing, account_id, items[-1].position) if more else None
 
 
 def _check_position(name: str, position: int | None) -> None:
@@ -353,7 +336,7 @@ class ReadModelQueries:
         min_position: int | None = None, consistency: Consistency = Consistency.STRONG,
         point: ReadPoint | None = None,
     ) -> Page[HistoryEntry]:
-        limit, after = _check_limit(limit), decode_cursor(cursor)
+        limit, after = _check_limit(limit), decode_cursor(cursor, "history", account_id)
         self._point(point, consistency, min_position)
         with self.store.read() as cur:
             self._opened(cur, account_id)
@@ -369,7 +352,7 @@ class ReadModelQueries:
                          from_micros(int(r[6])), int(r[7]))
             for r in rows[:limit]
         ]
-        return Page(items, encode_cursor(items[-1].position) if len(rows) > limit else None,
+        return Page(items, _next_cursor("history", account_id, items, len(rows) > limit),
                     position)
 
     def transactions(
@@ -377,7 +360,7 @@ class ReadModelQueries:
         min_position: int | None = None, consistency: Consistency = Consistency.STRONG,
         point: ReadPoint | None = None,
     ) -> Page[TransactionView]:
-        limit, after = _check_limit(limit), decode_cursor(cursor)
+        limit, after = _check_limit(limit), decode_cursor(cursor, "transactions", account_id)
         self._point(point, consistency, min_position)
         # Two keyset range scans, one per index, merged: no OR, no OFFSET.
         with self.store.read() as cur:
@@ -389,7 +372,7 @@ class ReadModelQueries:
             position = self._tracked(cur)
         now = to_micros(self.clock())
         items = [self._transaction_view(row, now) for row in rows[:limit]]
-        return Page(items, encode_cursor(items[-1].position) if len(rows) > limit else None,
+        return Page(items, _next_cursor("transactions", account_id, items, len(rows) > limit),
                     position)
 
     def transfer(

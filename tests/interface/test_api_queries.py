@@ -112,3 +112,29 @@ def test_ready_reports_the_store_and_the_read_models(api):
 
     body = httpx.get(f"{api.url}/ready").json()
     assert body["status"] == "ready" and body["read_model_position"] is not None
+
+
+def test_a_cursor_is_refused_by_any_listing_but_its_own(api, admin):
+    """A history cursor once restarted /transactions at its first row."""
+    account, other = funded_account(admin, "10"), funded_account(admin, "10")
+    moved = None
+    for _ in range(3):
+        moved = admin.post("/v1/transfers", json=transfer_body(account, other, "1"))
+    position = moved.json()["position"]
+    pages = {
+        (owner, listing): admin.get(f"/v1/accounts/{owner}/{listing}",
+                                    params={"limit": 1, "min_position": position}).json()
+        for owner in (account, other) for listing in ("history", "transactions")
+    }
+    for (owner, listing), page in pages.items():
+        cursor = page["next_cursor"]
+        assert cursor
+        again = admin.get(f"/v1/accounts/{owner}/{listing}", params={"cursor": cursor})
+        assert again.status_code == 200, again.text
+        for (target, target_listing) in pages:
+            if (target, target_listing) == (owner, listing):
+                continue
+            refused = admin.get(f"/v1/accounts/{target}/{target_listing}",
+                                params={"cursor": cursor})
+            message = assert_error(refused, 422, "invalid_request")["message"]
+            assert message.startswith("cursor: belongs to"), message

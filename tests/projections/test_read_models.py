@@ -12,7 +12,7 @@ from solders.keypair import Keypair
 from application import commands as c
 from domain.errors import AccountNotFound, InvalidRequest, TransferNotFound
 from domain.pricing import PRICES_DEFAULT
-from projections.read_models import encode_cursor
+from projections.cursors import encode_cursor
 
 
 def project(read_side):
@@ -45,7 +45,8 @@ def test_a_page_boundary_at_the_very_end_has_no_next_cursor(ledger, read_side):
     assert len(page.items) == 1 and page.next_cursor is None
 
 
-@pytest.mark.parametrize("cursor", ["not-base64!", "eHl6", encode_cursor(5)[:-1] + "%"])
+@pytest.mark.parametrize("cursor", ["not-base64!", "eHl6",
+                                    encode_cursor("history", uuid4(), 5)[:-1] + "%"])
 def test_a_cursor_the_service_did_not_issue_is_refused(ledger, read_side, cursor):
     account = ledger.open_account(10)
     with pytest.raises(InvalidRequest):
