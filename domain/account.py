@@ -14,7 +14,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from domain.amounts import SUPPLY_MAX, format_amount
+from domain.amounts import SUPPLY_MAX, deal_text, format_amount
 from domain.errors import (
     AccountFrozen,
     AllowanceExceeded,
@@ -144,8 +144,8 @@ class Account(Aggregate):
         if self.is_issuance:
             if self.balance - amount < -SUPPLY_MAX:
                 raise SupplyLimitExceeded(
-                    f"minting {format_amount(amount)} DEAL would take the supply past "
-                    f"{format_amount(SUPPLY_MAX)} DEAL"
+                    f"minting {format_amount(amount)} DEAL would take the circulating supply "
+                    f"past its limit of {deal_text(SUPPLY_MAX)} DEAL"
                 )
             return
         if amount > self.available:

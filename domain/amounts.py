@@ -15,10 +15,13 @@ DECIMALS = 8
 UNITS_PER_DEAL = 10**DECIMALS
 INITIAL_SUPPLY = 1_000_000_000 * UNITS_PER_DEAL
 AMOUNT_MAX = INITIAL_SUPPLY
-"""No single amount may exceed the initial supply (1e9 DEAL)."""
+"""The single-amount limit: no one amount (a transfer, hold, fee, reward,
+mint, burn, allowance) may exceed 1,000,000,000 DEAL, the initial supply.
+Refused as ``invalid_amount``."""
 SUPPLY_MAX = 10 * INITIAL_SUPPLY
-"""Ceiling on circulating supply; 1e18 base units stays well inside the SPL
-token program's u64 amounts, so every ledger balance is representable on chain."""
+"""The circulating-supply limit, 10,000,000,000 DEAL: a mint past it is
+``supply_limit_exceeded``. 1e18 base units stays well inside the SPL token
+program's u64 amounts, so every ledger balance is representable on chain."""
 
 _TEXT_LENGTH_MAX = 32
 _DECIMAL = re.compile(r"(?P<whole>[0-9]+)(?:\.(?P<fraction>[0-9]+))?")
@@ -49,7 +52,9 @@ def check_amount(units: int, *, allow_zero: bool = False) -> int:
     if units == 0 and not allow_zero:
         raise InvalidAmount("amount must be greater than zero")
     if units > AMOUNT_MAX:
-        raise InvalidAmount("amount exceeds the 1,000,000,000 DEAL supply")
+        raise InvalidAmount(
+            f"amount exceeds the single-amount limit of {deal_text(AMOUNT_MAX)} DEAL"
+        )
     return units
 
 
@@ -60,6 +65,15 @@ def format_amount(units: int) -> str:
     if fraction == 0:
         return f"{sign}{whole}"
     return f"{sign}{whole}.{fraction:0{DECIMALS}d}".rstrip("0")
+
+
+def deal_text(units: int) -> str:
+    """Whole DEAL with thousands separators, for limits in messages
+    ("1,000,000,000"); never an amount a client parses back."""
+    whole, fraction = divmod(units, UNITS_PER_DEAL)
+    if fraction:
+        raise ValueError("deal_text is for whole-DEAL limits")
+    return f"{whole:,}"
 
 
 def _reject_malformed(text: str) -> None:

@@ -27,7 +27,7 @@ class InvalidRequest(LedgerError):
 
 
 class InvalidAmount(LedgerError):
-    """An amount is not an exact positive decimal within the supply."""
+    """An amount is not an exact positive decimal within the single-amount limit."""
 
     code = "invalid_amount"
 

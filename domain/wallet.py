@@ -17,7 +17,8 @@ from domain.errors import InvalidWalletAddress, WalletAlreadyConnected, WalletNo
 
 _WALLET_NAMESPACE = UUID("6c0e4a62-1f0b-5c55-9d3e-7b4f0a8f2d11")
 _BASE58_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-_ADDRESS_LENGTH_MAX = 44
+ADDRESS_LENGTH_MAX = 44
+"""A base58 encoding of 32 bytes has at most 44 characters."""
 
 
 def wallet_id(address: str) -> UUID:
@@ -30,9 +31,10 @@ def validate_wallet_address(address: object) -> str:
         raise InvalidWalletAddress("wallet address must be a string")
     if not address:
         raise InvalidWalletAddress("wallet address is empty")
-    if len(address) > _ADDRESS_LENGTH_MAX:
+    if len(address) > ADDRESS_LENGTH_MAX:
         raise InvalidWalletAddress(
-            f"wallet address is {len(address)} characters; a base58 public key has at most 44"
+            f"wallet address is {len(address)} characters; a base58 public key has at most "
+            f"{ADDRESS_LENGTH_MAX}"
         )
     for position, char in enumerate(address):
         if char not in _BASE58_ALPHABET:

@@ -20,6 +20,7 @@ from domain.amounts import DECIMALS, parse_amount
 from domain.errors import InvalidRequest, LedgerError
 from domain.pricing import SERVICE_TYPES, check_service_type
 from domain.rfc3339 import EXAMPLE, TIME_TEXT_LENGTH_MAX, parse_time
+from domain.wallet import ADDRESS_LENGTH_MAX, validate_wallet_address
 
 AMOUNT_PATTERN = r"^[0-9]+(\.[0-9]{1,8})?$"
 SIGNED_AMOUNT_PATTERN = r"^-?[0-9]+(\.[0-9]{1,8})?$"
@@ -89,18 +90,13 @@ Timestamp = Annotated[datetime, PlainValidator(_time), WithJsonSchema({
 """An RFC 3339 time with an offset, as an aware datetime in UTC
 (domain.rfc3339, the one parser of times)."""
 
-ADDRESS_LENGTH_MAX = 64
-
-
 def _address_text(value: Any) -> str:
     if not isinstance(value, str):
         raise PydanticCustomError("string_type", "address must be a string")
     if len(value) > ADDRESS_LENGTH_MAX:
-        # The same code as any other malformed address (API.md), not a
-        # generic length error; solders decides the rest in the handler.
-        raise PydanticCustomError(
-            "invalid_wallet_address", f"wallet address is longer than {ADDRESS_LENGTH_MAX} characters"
-        )
+        # Refused before anything else looks at it, with the domain's own
+        # message for the limit; solders decides the rest in the handler.
+        _parse(validate_wallet_address, value)
     return value
 
 
