@@ -61,9 +61,11 @@ at most 8 decimals and are answered in their shortest exact form ("0.1").
   same body answers 200 with the first outcome and changes nothing; a repeat
   with another body is 409 `idempotency_conflict`.
 * **Errors**: `{"error": {"code", "message"}}`. 400 `bad_request` for
-  malformed JSON and values of the wrong JSON type, 413 `bad_request` for a
-  body over the limit, 422 for validation (unknown fields included), 429
-  `rate_limited` with Retry-After, 503 `unavailable` (nothing applied; retry
+  malformed JSON, a key repeated in an object and values of the wrong JSON
+  type, 413 `bad_request` for a body over the limit, 415
+  `unsupported_media_type` for a body not sent as `application/json`, 422
+  for validation (unknown fields included), 429 `rate_limited` with
+  Retry-After, 503 `unavailable` (nothing applied; retry
   with the same id).
 * **Consistency**: by default every query reflects every command
   acknowledged before it arrived, by any API process (it reads the log's
@@ -86,6 +88,7 @@ _COMMON_REFUSAL_TEXT = {
     403: "forbidden: the key lacks the route's scope (or the admin scope a debit of a "
          "system account needs)",
     413: "bad_request: the body is larger than the configured limit",
+    415: "unsupported_media_type: a body sent without Content-Type: application/json",
     422: "validation: invalid_request, invalid_amount, invalid_wallet_address, "
          "unknown_service_type, same_account, supply_limit_exceeded; position_past_head "
          "(a query named a log position the log has not reached)",

@@ -38,6 +38,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "hold_not_found": 404,
     "wallet_not_found": 404,
     "method_not_allowed": 405,
+    "unsupported_media_type": 415,
     "idempotency_conflict": 409,
     "account_exists": 409,
     "wallet_already_connected": 409,
@@ -62,8 +63,9 @@ STATUS_BY_CODE: dict[str, int] = {
 """The contract's table (shared/API.md) plus the ledger's two extra rules,
 ``transfer_not_reversible`` (409: the transfer's state forbids it) and
 ``supply_limit_exceeded`` (422), ``position_past_head`` (422: a query named a
-log position the log has not reached; the message names the head), and ``not_found`` / ``method_not_allowed``
-for unknown routes and methods."""
+log position the log has not reached; the message names the head),
+``not_found`` / ``method_not_allowed`` for unknown routes and methods, and
+``unsupported_media_type`` for a body not sent as application/json."""
 
 UNAVAILABLE_RETRY_AFTER_S = 1
 VALIDATION_DETAILS_MAX = 5
@@ -117,6 +119,12 @@ class NotFound(HttpRefusal):
 
 class MethodNotAllowed(HttpRefusal):
     code = "method_not_allowed"
+
+
+class UnsupportedMediaType(HttpRefusal):
+    """A request body sent without ``Content-Type: application/json``."""
+
+    code = "unsupported_media_type"
 
 
 class InvalidRequestError(HttpRefusal):

@@ -19,6 +19,7 @@ from interface.http.deps import (
     in_thread,
     planned,
 )
+from interface.http.json_body import JsonRoute
 from interface.http.routers import REPLAYED, refusals, replay_aware
 from interface.http.schemas.requests import OpenAccountRequest
 from interface.http.schemas.responses import (
@@ -31,7 +32,7 @@ from interface.http.schemas.responses import (
 from interface.http.schemas.types import PointInTime, parse_point_in_time
 from projections.queries import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
 
-router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
+router = APIRouter(prefix="/v1/accounts", tags=["accounts"], route_class=JsonRoute)
 
 Limit = Annotated[int, Query(ge=1, le=PAGE_SIZE_MAX)]
 Cursor = Annotated[str | None, Query(max_length=200, description="next_cursor of the last page")]

@@ -8,11 +8,12 @@ from fastapi import APIRouter
 
 from domain.amounts import format_amount
 from interface.http.deps import CAN_READ, CAN_WRITE, Caller, Ledger, Read, in_thread
+from interface.http.json_body import JsonRoute
 from interface.http.routers import refusals
 from interface.http.schemas.requests import AllowanceRequest
 from interface.http.schemas.responses import AllowanceResponse
 
-router = APIRouter(prefix="/v1/allowances", tags=["allowances"])
+router = APIRouter(prefix="/v1/allowances", tags=["allowances"], route_class=JsonRoute)
 
 
 @router.put("/{owner}/{spender}", response_model=AllowanceResponse, dependencies=[CAN_WRITE],

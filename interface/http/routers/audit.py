@@ -8,13 +8,14 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 
 from interface.http.deps import IS_ADMIN, Queries, ReadOptions, in_thread, planned
+from interface.http.json_body import JsonRoute
 from interface.http.schemas.requests import AuditReplayRequest
 from interface.http.schemas.responses import EventsResponse, ReplayResponse
 from interface.http.schemas.types import POSITION_MAX
 from projections.queries import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, Consistency
 from projections.read_models import AUDIT_WAIT_S_MIN
 
-router = APIRouter(prefix="/v1/audit", tags=["audit"])
+router = APIRouter(prefix="/v1/audit", tags=["audit"], route_class=JsonRoute)
 
 
 @router.post(

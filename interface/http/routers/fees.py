@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from interface.http.deps import CAN_WRITE, Caller, Ledger
+from interface.http.json_body import JsonRoute
 from interface.http.routers import REPLAYED, refusals, replay_aware
 from interface.http.schemas.requests import FeeRequest
 from interface.http.schemas.responses import FeeResponse
 
-router = APIRouter(prefix="/v1/fees", tags=["fees"])
+router = APIRouter(prefix="/v1/fees", tags=["fees"], route_class=JsonRoute)
 
 
 @router.post("", status_code=201, response_model=FeeResponse, dependencies=[CAN_WRITE],

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Response
 
 from application import commands as c
 from interface.http.deps import CAN_WRITE, Caller, Ledger
+from interface.http.json_body import JsonRoute
 from interface.http.routers import REPLAYED, refusals, replay_aware
 from interface.http.schemas.requests import CaptureRequest, HoldRequest
 from interface.http.schemas.responses import (
@@ -16,7 +17,7 @@ from interface.http.schemas.responses import (
     HoldResponse,
 )
 
-router = APIRouter(prefix="/v1/holds", tags=["holds"])
+router = APIRouter(prefix="/v1/holds", tags=["holds"], route_class=JsonRoute)
 
 
 @router.post("", status_code=201, response_model=HoldResponse, dependencies=[CAN_WRITE],

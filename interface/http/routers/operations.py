@@ -9,11 +9,12 @@ from fastapi.responses import Response
 from application.errors import LedgerUnavailable
 from interface.http.deps import Ledger, in_thread
 from interface.http.errors import error_response
+from interface.http.json_body import JsonRoute
 from interface.http.routers import refusals
 from interface.http.schemas.responses import HealthResponse, ReadyResponse
 from projections.ledger_metrics import exposition
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], route_class=JsonRoute)
 
 
 @router.get("/health", response_model=HealthResponse, description="The process is up.")

@@ -16,11 +16,12 @@ from interface.http.deps import (
     in_thread,
     planned,
 )
+from interface.http.json_body import JsonRoute
 from interface.http.schemas.requests import PriceRuleRequest
 from interface.http.schemas.responses import PriceRuleResponse, PricingResponse
 from interface.http.schemas.types import ServiceType
 
-router = APIRouter(prefix="/v1/pricing", tags=["pricing"])
+router = APIRouter(prefix="/v1/pricing", tags=["pricing"], route_class=JsonRoute)
 
 
 @router.put("/{service_type}", response_model=PriceRuleResponse, dependencies=[IS_ADMIN])

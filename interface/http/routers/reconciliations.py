@@ -10,6 +10,7 @@ from fastapi import APIRouter, Response
 
 from application.errors import ReconciliationNotFound
 from interface.http.deps import IS_ADMIN, Caller, Ledger, in_thread
+from interface.http.json_body import JsonRoute
 from interface.http.routers import REPLAYED, refusals, replay_aware
 from interface.http.schemas.reconciliations import (
     AdjustRequest,
@@ -18,7 +19,7 @@ from interface.http.schemas.reconciliations import (
 )
 from interface.http.schemas.responses import MovementResponse
 
-router = APIRouter(prefix="/v1/reconciliations", tags=["reconciliation"])
+router = APIRouter(prefix="/v1/reconciliations", tags=["reconciliation"], route_class=JsonRoute)
 
 
 @router.post(

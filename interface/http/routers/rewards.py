@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from interface.http.deps import CAN_WRITE, Caller, Ledger
+from interface.http.json_body import JsonRoute
 from interface.http.routers import REPLAYED, refusals, replay_aware
 from interface.http.schemas.requests import RewardRequest
 from interface.http.schemas.responses import RewardResponse
 
-router = APIRouter(prefix="/v1/rewards", tags=["rewards"])
+router = APIRouter(prefix="/v1/rewards", tags=["rewards"], route_class=JsonRoute)
 
 
 @router.post("", status_code=201, response_model=RewardResponse, dependencies=[CAN_WRITE],

@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from interface.http.deps import IS_ADMIN, Caller, Ledger
+from interface.http.json_body import JsonRoute
 from interface.http.routers import REPLAYED, refusals, replay_aware
 from interface.http.schemas.requests import BurnRequest, MintRequest
 from interface.http.schemas.responses import MovementResponse
 
-router = APIRouter(prefix="/v1", tags=["supply"])
+router = APIRouter(prefix="/v1", tags=["supply"], route_class=JsonRoute)
 
 
 @router.post("/mint", status_code=201, response_model=MovementResponse, dependencies=[IS_ADMIN],

@@ -7,9 +7,10 @@ from fastapi import APIRouter
 from domain.amounts import DECIMALS, format_amount
 from domain.system import ISSUANCE_ID, REWARDS_ID, TREASURY_ID
 from interface.http.deps import CAN_READ, Ledger, Read, in_thread
+from interface.http.json_body import JsonRoute
 from interface.http.schemas.responses import SystemAccounts, SystemResponse
 
-router = APIRouter(prefix="/v1/system", tags=["system"])
+router = APIRouter(prefix="/v1/system", tags=["system"], route_class=JsonRoute)
 
 
 @router.get("", response_model=SystemResponse, dependencies=[CAN_READ])

@@ -18,6 +18,7 @@ from interface.http.deps import (
     in_thread,
     planned,
 )
+from interface.http.json_body import JsonRoute
 from interface.http.routers import REPLAYED, refusals, replay_aware
 from interface.http.schemas.requests import (
     ReverseRequest,
@@ -27,7 +28,7 @@ from interface.http.schemas.requests import (
 )
 from interface.http.schemas.responses import BatchResponse, MovementResponse, TransactionResponse
 
-router = APIRouter(prefix="/v1/transfers", tags=["transfers"])
+router = APIRouter(prefix="/v1/transfers", tags=["transfers"], route_class=JsonRoute)
 
 MOVEMENT_REFUSALS = refusals(402, 404, 409, 423)
 

@@ -18,12 +18,13 @@ from interface.http.deps import (
     in_thread,
     planned,
 )
+from interface.http.json_body import JsonRoute
 from interface.http.routers import refusals
 from interface.http.schemas.requests import WalletRequest
 from interface.http.schemas.responses import WalletChangedResponse, WalletsResponse
 from interface.http.schemas.types import AddressText
 
-router = APIRouter(prefix="/v1/accounts/{account_id}/wallets", tags=["wallets"])
+router = APIRouter(prefix="/v1/accounts/{account_id}/wallets", tags=["wallets"], route_class=JsonRoute)
 
 Address = Annotated[AddressText, Path(description="a base58 Solana public key")]
 
