@@ -19,6 +19,7 @@ from interface.cli.project import run_project
 from interface.cli.reconcile import run_reconcile
 from interface.cli.replay import run_replay
 from interface.cli.settle import run_settle
+from interface.wiring.data_dir import secure_settings_data_dir
 from interface.wiring.service import LedgerService
 from interface.wiring.settings import Settings
 
@@ -105,7 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.passed_through = passed_through
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     try:
-        return args.runner(args, Settings.from_env())
+        settings = Settings.from_env()
+        if args.runner is not run_bench:  # bench runs servers of its own
+            secure_settings_data_dir(settings)
+        return args.runner(args, settings)
     except LedgerError as error:
         print(f"deals-ledger: {error.code}: {error.message}", file=sys.stderr)
     except KeyboardInterrupt:

@@ -28,6 +28,7 @@ from application.write.processor import CommandProcessor
 from application.write.writer import CommandWriter
 from domain.system import ISSUANCE_ID
 from interface.wiring.alerting import Alerting, alert_refused_page
+from interface.wiring.data_dir import secure_settings_data_dir
 from interface.wiring.settings import Settings
 from interface.wiring.settler import build_settlement_worker, mint_address, settlement_fold
 from interface.wiring.store_health import StoreHealth, reconnect_pools_every_second
@@ -41,6 +42,7 @@ T = TypeVar("T")
 class LedgerService:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        secure_settings_data_dir(settings)
         reconnect_pools_every_second()
         self.app = LedgerApplication(settings.eventsourcing_env())
         self.processor = CommandProcessor(

@@ -116,7 +116,7 @@ class Settings:
         """The environment the eventsourcing library reads for persistence."""
         if self.database_url:
             return _postgres_env(self.database_url, self.postgres_schema)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # see wiring.data_dir
         return {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "SQLITE_DBNAME": str(self.data_dir / "events.sqlite"),

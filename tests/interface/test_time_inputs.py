@@ -71,7 +71,7 @@ def test_replay_until_refuses_what_the_api_refuses(tmp_path, monkeypatch, capsys
     error = capsys.readouterr().err
     assert error.startswith("deals-ledger: invalid_request: --until: "), error
     assert REFUSED[text] in error
-    assert not (tmp_path / "var").exists()
+    assert not (tmp_path / "var" / "events.sqlite").exists()
 
 
 def test_replay_until_takes_a_lower_case_rfc3339_time(ledger, store):
