@@ -26,6 +26,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.registry import Collector
 
 from domain.amounts import UNITS_PER_DEAL
 from domain.errors import LedgerError
@@ -108,10 +109,20 @@ def set_holds_outstanding(count: int, amount: int) -> None:
     HOLDS_OUTSTANDING_DEAL.set(amount / UNITS_PER_DEAL)
 
 
-def exposition() -> tuple[bytes, str]:
-    """The Prometheus text for ``GET /metrics`` and its content type."""
+def exposition(*live: Collector) -> tuple[bytes, str]:
+    """The Prometheus text for ``GET /metrics`` and its content type.
+
+    ``live`` collectors compute their values when scraped (from the store,
+    not from any process's memory) and are exposed as they are, also in
+    multiprocess mode; their names must not be those of any other metric.
+    """
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+        text = generate_latest(registry)
+    else:
+        text = generate_latest(REGISTRY)
+    scraped = CollectorRegistry(auto_describe=False)  # nothing is read at registration
+    for collector in live:
+        scraped.register(collector)
+    return text + generate_latest(scraped), CONTENT_TYPE_LATEST

@@ -69,6 +69,20 @@ def taking_turns(conninfo: Mapping[str, Any], key: int) -> Iterator[None]:
         yield
 
 
+_ADVISORY_LOCK_GRANTED = (
+    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+    "AND classid::bigint = %s AND objid::bigint = %s AND objsubid = 1)"
+)
+
+
+def _lock_table_key(key: int) -> tuple[int, int]:
+    """How pg_locks shows a bigint advisory key: its high and low 32 bits,
+    unsigned, as classid and objid (objsubid 1)."""
+    unsigned = key & 0xFFFF_FFFF_FFFF_FFFF
+    return unsigned >> 32, unsigned & 0xFFFF_FFFF
+
+
 class OneHolderLock(Protocol):
     """Keeps one holder active (one projector per read-model store, one
     settler per ledger); the others wait."""
@@ -79,6 +93,12 @@ class OneHolderLock(Protocol):
 
     @property
     def held(self) -> bool: ...
+
+    def is_held_anywhere(self) -> bool:
+        """Some live holder, in this process or another, has the lock now.
+        Never takes it (a standby's attempt at that instant may fail and is
+        tried again). For metrics computed when scraped."""
+        ...
 
     def release(self) -> None: ...
 
@@ -109,6 +129,23 @@ class FileLock:
     @property
     def held(self) -> bool:
         return self._fd is not None
+
+    def is_held_anywhere(self) -> bool:
+        """A shared lock on a descriptor of its own is refused while any
+        open file (this process's holder's included) holds the exclusive
+        one; the OS drops that with its holder, so a killed holder is seen
+        at once."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # closing drops the shared lock, if taken
+        return False
 
     def release(self) -> None:
         if self._fd is not None:
@@ -159,6 +196,18 @@ class AdvisoryLock:
         except Exception:
             return False
         return True
+
+    def is_held_anywhere(self) -> bool:
+        """Asks the server's lock table, on a short connection of its own:
+        the server drops the lock with its holder's session, so a killed
+        holder is seen as soon as the server sees the connection close.
+        Raises psycopg.Error when the server cannot be asked."""
+        import psycopg
+
+        with psycopg.connect(**self._conninfo, autocommit=True,
+                             connect_timeout=CONNECT_TIMEOUT_S) as conn:
+            row = conn.execute(_ADVISORY_LOCK_GRANTED, _lock_table_key(self.key)).fetchone()
+        return bool(row and row[0])
 
     def release(self) -> None:
         if self._conn is not None:

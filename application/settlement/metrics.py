@@ -2,22 +2,33 @@
 
 Registered through ``application.metrics_registry`` (once per process,
 whichever module asks). No label names an account or a transfer.
+
+Whether a settler is alive, and how much waits for one, are not gauges a
+settler sets: a settler killed with SIGKILL never sets them back, and with a
+shared ``PROMETHEUS_MULTIPROC_DIR`` its last values stayed on ``/metrics``
+(``settlement_settler_active 1`` and a frozen backlog). ``LIVENESS`` computes
+them when scraped, from the store: the lease (held by a live settler only,
+the OS or PostgreSQL drop it with its holder), the settlement store's queue,
+and how far the settlement fold is behind the log.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import threading
+from collections.abc import Iterator
+from typing import Any, Protocol
 
 from prometheus_client import Counter, Gauge
+from prometheus_client.core import GaugeMetricFamily
 
 from application.metrics_registry import metric as _metric
+
+logger = logging.getLogger(__name__)
 
 _LIVE: dict[str, Any] = {"multiprocess_mode": "livemax"}
 
 
-SETTLEMENT_BACKLOG = _metric(
-    Gauge, "settlement_backlog", "Movements waiting for the chain or in flight", **_LIVE
-)
 SETTLEMENT_SUBMISSIONS = _metric(
     Counter, "settlement_submissions",
     "Settlement submissions by outcome (settled, failed, rejected, expired)",
@@ -34,9 +45,6 @@ BLOCKED_COMPENSATIONS = _metric(
 CHAIN_RETRIES = _metric(
     Counter, "settlement_chain_retries", "Chain calls retried after an RPC error or timeout",
     labels=("operation",),
-)
-SETTLER_ACTIVE = _metric(
-    Gauge, "settlement_settler_active", "1 while this process holds the settlement lease", **_LIVE
 )
 RECONCILIATION_MISMATCHES = _metric(
     Gauge, "reconciliation_mismatches", "Mismatches found by the latest reconciliation", **_LIVE
@@ -56,3 +64,68 @@ RECONCILIATION_FINISHED = _metric(
     Gauge, "reconciliation_last_finished_timestamp_seconds",
     "When the latest reconciliation finished (Unix time)", **_LIVE,
 )
+
+
+class LivenessSource(Protocol):
+    """Where ``LIVENESS`` reads a ledger's settlement state from (its store)."""
+
+    def settler_active(self) -> bool:
+        """Some process holds the settlement lease now."""
+        ...
+
+    def backlog(self) -> int:
+        """Movements queued or in flight, as far as the settlement fold has read."""
+        ...
+
+    def lag_events(self) -> int:
+        """Log positions the settlement fold has not read yet."""
+        ...
+
+
+_LIVENESS_METRICS: tuple[tuple[str, str, str], ...] = (
+    ("settlement_settler_active", "settler_active",
+     "1 while a live settler (of any process) holds the settlement lease, read when scraped"),
+    ("settlement_backlog", "backlog",
+     "Movements waiting for the chain or in flight, read from the store when scraped"),
+    ("settlement_lag_events", "lag_events",
+     "Log positions the settlement fold has not read (grows while no settler runs)"),
+)
+
+
+class SettlementLiveness:
+    """A collector whose values are read from the store at each scrape.
+
+    ``watch`` names the ledger to read (the last started service of the
+    process); a value that cannot be read (the store down) is left out of
+    that scrape rather than reported as a number that may be false.
+    """
+
+    def __init__(self) -> None:
+        self._source: LivenessSource | None = None
+        self._lock = threading.Lock()
+
+    def watch(self, source: LivenessSource) -> None:
+        with self._lock:
+            self._source = source
+
+    def forget(self, source: LivenessSource) -> None:
+        with self._lock:
+            if self._source is source:
+                self._source = None
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        source = self._source
+        if source is None:
+            return
+        for name, reading, documentation in _LIVENESS_METRICS:
+            try:
+                value = float(getattr(source, reading)())
+            except Exception as error:  # the store down: no value beats a false one
+                logger.debug("%s not read: %s", name, type(error).__name__)
+                continue
+            yield GaugeMetricFamily(name, documentation, value=value)
+
+
+LIVENESS = SettlementLiveness()
+"""Not in the default registry: ``GET /metrics`` adds it to every exposition
+(in multiprocess mode too, where the default registry is not exposed)."""

@@ -39,7 +39,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -74,7 +73,6 @@ GENESIS_MEMO = f"deal-genesis:{TREASURY_ID}"
 GENESIS_SEARCH_PAGES_MAX = 10_000
 SIGNATURES_PER_PAGE_MAX = 1000
 INSTRUCTION_ERROR_PREFIX = '{"InstructionError"'
-BACKLOG_OBSERVE_INTERVAL_S = 1.0
 EXPIRY_CONFIRMATIONS = 2
 """Polls that must find a submission unknown past its last valid block
 height before it is signed again: one lagging answer (a node behind a load
@@ -180,7 +178,6 @@ class SettlementProcess:
         self._sleep = sleep
         limit = chain.movements_per_transaction_max
         self.batch_movements = min(self.config.batch_movements or limit, limit)
-        self._backlog_observed_at = 0.0
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -199,18 +196,9 @@ class SettlementProcess:
             return True
         batch = self._next_batch()
         if not batch:
-            metrics.SETTLEMENT_BACKLOG.set(0)
             return False
         await self._submit(batch)
-        self._observe_backlog()
         return True
-
-    def _observe_backlog(self) -> None:
-        """Counting the queue costs a scan of it: at most once a second."""
-        now = time.monotonic()
-        if now - self._backlog_observed_at >= BACKLOG_OBSERVE_INTERVAL_S:
-            self._backlog_observed_at = now
-            metrics.SETTLEMENT_BACKLOG.set(self.store.backlog())
 
     async def run_until_idle(self, steps_max: int = 100_000) -> int:
         """Step until nothing is left (tests, benchmarks, ``settle --once``)."""

@@ -130,6 +130,11 @@ class SettlementWorker:
         """The chain adapter the active settler uses (operator tools, tests)."""
         return self._chain
 
+    def liveness(self) -> metrics.LivenessSource:
+        """What ``/metrics`` reads about settlement when scraped: from the
+        store, whichever process settles (``metrics.LIVENESS``)."""
+        return StoreLiveness(self.new_lease(), self.fold)
+
     def wait_active(self, timeout_s: float) -> bool:
         return self._active.wait(timeout_s)
 
@@ -216,7 +221,6 @@ class SettlementWorker:
             pass
         finally:
             self._active.clear()
-            metrics.SETTLER_ACTIVE.set(0)
             self.lease.release()
 
     async def _lease_loop(self) -> None:
@@ -248,12 +252,10 @@ class SettlementWorker:
             await process.prepare()
             self._chain = chain
             self._active.set()
-            metrics.SETTLER_ACTIVE.set(1)
             logger.info("settler active on %s", type(chain).__name__)
             await self._step_loop(process)
         finally:
             self._active.clear()
-            metrics.SETTLER_ACTIVE.set(0)
             self._chain = None
             await chain.close()
 
@@ -294,6 +296,24 @@ class SettlementWorker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout_s)
         self._wake.clear()
+
+
+class StoreLiveness:
+    """Settlement's state as the store tells it, for a scrape: the lease
+    (probed, never taken), the settlement store's queue and position."""
+
+    def __init__(self, lease: Lease, fold: SettlementFold) -> None:
+        self.lease = lease
+        self.fold = fold
+
+    def settler_active(self) -> bool:
+        return self.lease.is_held_anywhere()
+
+    def backlog(self) -> int:
+        return self.fold.store.backlog()
+
+    def lag_events(self) -> int:
+        return max(0, self.fold.app.event_log.head() - self.fold.store.position())
 
 
 _EXPECTED = (ChainError, LedgerError, SettlementError, PersistenceError, OSError)

@@ -19,6 +19,7 @@ from application.authority import INTERNAL, Authority
 from application.errors import LedgerUnavailable
 from application.ops.hold_expiry import HoldExpirySweeper
 from application.outcomes import MovementRecorded
+from application.settlement import metrics as settlement_metrics
 from application.settlement.fold import SettlementFold
 from application.settlement.reconciler import ReconciliationReport, adjust_for_finding
 from application.settlement.worker import SettlementWorker
@@ -61,6 +62,8 @@ class LedgerService:
         self.settlement: SettlementWorker = build_settlement_worker(
             settings, self.app, self.writer, self.settlement_fold
         )
+        self.settlement_liveness = self.settlement.liveness()
+        """Read by /metrics when scraped, whether this process settles or not."""
         self.mint_address: str | None = mint_address(settings)
         """The DEAL mint on chain (derived from the custody key, no I/O)."""
         self.store_health = StoreHealth(self.read_side.store.conninfo)
@@ -89,11 +92,13 @@ class LedgerService:
             self.settlement.start()
             self.writer.add_observer(self.settlement.wake)
         self.alerting.start()
+        settlement_metrics.LIVENESS.watch(self.settlement_liveness)
         return self
 
     def stop(self) -> None:
         """Stop the background work, answer every queued command, then close
         the stores."""
+        settlement_metrics.LIVENESS.forget(self.settlement_liveness)
         self.alerting.stop()
         self.store_health.stop()
         self.settlement.stop()

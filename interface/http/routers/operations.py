@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from application.errors import LedgerUnavailable
+from application.settlement import metrics as settlement_metrics
 from interface.http.deps import Ledger, in_thread
 from interface.http.errors import error_response
 from interface.http.json_body import JsonRoute
@@ -49,7 +50,7 @@ def _read_model_position(ledger) -> int:
 @router.get("/metrics", response_class=Response,
             responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text"}})
 async def metrics():
-    body, content_type = exposition()
+    body, content_type = await in_thread(exposition, settlement_metrics.LIVENESS)
     return Response(body, media_type=content_type)
 
 
