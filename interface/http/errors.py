@@ -38,6 +38,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "hold_not_found": 404,
     "wallet_not_found": 404,
     "method_not_allowed": 405,
+    "request_timeout": 408,
     "unsupported_media_type": 415,
     "idempotency_conflict": 409,
     "account_exists": 409,
@@ -64,8 +65,10 @@ STATUS_BY_CODE: dict[str, int] = {
 ``transfer_not_reversible`` (409: the transfer's state forbids it) and
 ``supply_limit_exceeded`` (422), ``position_past_head`` (422: a query named a
 log position the log has not reached; the message names the head),
-``not_found`` / ``method_not_allowed`` for unknown routes and methods, and
-``unsupported_media_type`` for a body not sent as application/json."""
+``not_found`` / ``method_not_allowed`` for unknown routes and methods,
+``unsupported_media_type`` for a body not sent as application/json, and
+``request_timeout`` for a request head or body that did not arrive in time
+(interface.http.edge)."""
 
 UNAVAILABLE_RETRY_AFTER_S = 1
 VALIDATION_DETAILS_MAX = 5
@@ -121,6 +124,12 @@ class MethodNotAllowed(HttpRefusal):
     code = "method_not_allowed"
 
 
+class RequestTimeout(HttpRefusal):
+    """A client did not send a request's head, or its body, in time."""
+
+    code = "request_timeout"
+
+
 class UnsupportedMediaType(HttpRefusal):
     """A request body sent without ``Content-Type: application/json``."""
 
@@ -141,13 +150,23 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
 
 def error_response(error: LedgerError) -> JSONResponse:
     """The one rendering of a refusal."""
-    status = getattr(error, "status", None) or STATUS_BY_CODE.get(error.code, 500)
+    status = status_of(error)
+    index = getattr(error, "index", None)  # an atomic batch names its refused item
+    extra = {"item_index": index} if isinstance(index, int) else {}
+    return JSONResponse(error_body(error.code, error.message, **extra), status,
+                        headers_of(error, status))
+
+
+def status_of(error: LedgerError) -> int:
+    """The refusal's status: its own (413, 431 ``bad_request``) or the table's."""
+    return getattr(error, "status", None) or STATUS_BY_CODE.get(error.code, 500)
+
+
+def headers_of(error: LedgerError, status: int) -> dict[str, str]:
     headers = dict(getattr(error, "headers", None) or {})
     if status == 503:
         headers.setdefault("Retry-After", str(UNAVAILABLE_RETRY_AFTER_S))
-    index = getattr(error, "index", None)  # an atomic batch names its refused item
-    extra = {"item_index": index} if isinstance(index, int) else {}
-    return JSONResponse(error_body(error.code, error.message, **extra), status, headers)
+    return headers
 
 
 def as_ledger_error(exc: Exception) -> LedgerError:

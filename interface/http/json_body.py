@@ -25,8 +25,9 @@ from typing import Any
 
 from fastapi import HTTPException, Request, Response
 from fastapi.routing import APIRoute
+from starlette.requests import ClientDisconnect
 
-from interface.http.errors import UnsupportedMediaType
+from interface.http.errors import BadRequest, UnsupportedMediaType
 
 JSON_MEDIA_TYPE = "application/json"
 QUOTED_TEXT_LENGTH_MAX = 80
@@ -53,8 +54,14 @@ class JsonRoute(APIRoute):
 
 class JsonRequest(Request):
     async def require_json(self) -> None:
-        """Raises ``UnsupportedMediaType`` for a body that is not declared JSON."""
-        if not await self.body():
+        """Raises ``UnsupportedMediaType`` for a body that is not declared JSON
+        (and ``BadRequest`` when the client went away before sending it all:
+        the answer goes nowhere, but nothing is mistaken for a bug)."""
+        try:
+            body = await self.body()
+        except ClientDisconnect:
+            raise BadRequest("the connection closed before the whole body arrived") from None
+        if not body:
             return
         declared = self.headers.get("content-type")
         if declared is None:

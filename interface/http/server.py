@@ -18,12 +18,15 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from functools import partial
+from typing import Any, cast
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
 from interface.http.auth import ApiKeyError, ensure_generated_key, key_file, parse_api_keys
+from interface.http.edge import EdgeLimits, EdgeProtocol, connections_max_under_file_limit
 from interface.wiring.settings import Settings
 
 APP_FACTORY = "interface.http.app:app_from_env"
@@ -32,10 +35,9 @@ STARTUP_FAILURE_EXIT = 3
 
 def serve(settings: Settings, *, host: str, port: int, workers: int) -> int:
     new_token = _prepare_keys(settings)
-    config = uvicorn.Config(
-        APP_FACTORY, factory=True, host=host, port=port, workers=workers, lifespan="on",
-        timeout_graceful_shutdown=int(settings.shutdown_grace_s), log_level="info",
-        server_header=False,
+    config = uvicorn_config(
+        APP_FACTORY, settings, factory=True, host=host, port=port, workers=workers,
+        log_level="info",
     )
     sock = config.bind_socket()
     bound_host, bound_port = sock.getsockname()[:2]
@@ -54,6 +56,29 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> int:
         print("deals-ledger: the server did not start (see the log above)", file=sys.stderr)
         return STARTUP_FAILURE_EXIT
     return 0
+
+
+def uvicorn_config(app: Any, settings: Settings, **options: Any) -> uvicorn.Config:
+    """uvicorn as the ledger runs it (``deals-ledger serve``, the tests' servers):
+    the edge's bounds (interface.http.edge) and the settings' proxies.
+
+    X-Forwarded-For and X-Forwarded-Proto are believed only from
+    DEALS_TRUSTED_PROXIES (uvicorn's own default believes any loopback
+    client, so a local process could forge the address the token-guessing
+    alert and the access log see); with none configured they are ignored.
+    """
+    limits = EdgeLimits(
+        header_timeout_s=settings.header_timeout_s, body_timeout_s=settings.body_timeout_s,
+        header_bytes_max=settings.header_bytes_max,
+        connections_max=connections_max_under_file_limit(settings.connections_max),
+    )
+    proxies = list(settings.trusted_proxies)
+    return uvicorn.Config(
+        app, http=cast(Any, partial(EdgeProtocol, limits=limits)), lifespan="on",
+        timeout_keep_alive=settings.keep_alive_timeout_s,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_s), server_header=False,
+        proxy_headers=bool(proxies), forwarded_allow_ips=proxies or None, **options,
+    )
 
 
 @contextmanager
@@ -104,4 +129,4 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-__all__ = ["ApiKeyError", "serve", "banner"]
+__all__ = ["ApiKeyError", "serve", "banner", "uvicorn_config"]

@@ -4,6 +4,7 @@ machine runs the service with nothing installed but Python."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,21 @@ class Settings:
     """/ready fails when the read models are more log positions behind than this."""
     shutdown_grace_s: float = 30.0
     """On SIGTERM, how long in-flight requests may take before they are cut."""
+    # the connection edge (interface.http.edge; README: Security and alerts)
+    header_timeout_s: float = 10.0
+    """A request's head (request line and headers) must arrive within this
+    long of its first byte (of the connection, for the first request)."""
+    body_timeout_s: float = 30.0
+    """A request's body must arrive within this long of its head."""
+    header_bytes_max: int = 16 * 1024
+    """A larger request head is refused with 431."""
+    connections_max: int = 1000
+    """Open connections per process (also kept under the open-file limit)."""
+    keep_alive_timeout_s: int = 5
+    """An idle keep-alive connection is closed after this many seconds."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses or networks whose X-Forwarded-For / X-Forwarded-Proto are
+    believed; from anyone else those headers are ignored."""
     projections_enabled: bool = True
     """Run the projector in this process (off: only ``deals-ledger project`` workers)."""
     # settlement and reconciliation
@@ -103,6 +119,7 @@ class Settings:
             redis_prefix=env.get("DEALS_REDIS_PREFIX") or "deals:",
             ready_lag_max=int(env.get("DEALS_READY_MAX_LAG") or 10_000),
             shutdown_grace_s=float(env.get("DEALS_SHUTDOWN_GRACE_S") or 30.0),
+            **_edge_settings(env),
             projections_enabled=_flag(env.get("DEALS_PROJECTIONS"), default=True),
             **_settlement_settings(env),
             **_alert_settings(env),
@@ -122,6 +139,44 @@ class Settings:
             "SQLITE_DBNAME": str(self.data_dir / "events.sqlite"),
             "SQLITE_LOCK_TIMEOUT": "10",
         }
+
+
+def _edge_settings(env: dict[str, str]) -> dict[str, Any]:
+    return {
+        "header_timeout_s": _positive(env, "DEALS_HEADER_TIMEOUT_S", 10.0),
+        "body_timeout_s": _positive(env, "DEALS_BODY_TIMEOUT_S", 30.0),
+        "header_bytes_max": int(_positive(env, "DEALS_MAX_HEADER_BYTES", 16 * 1024)),
+        "connections_max": int(_positive(env, "DEALS_MAX_CONNECTIONS", 1000)),
+        "keep_alive_timeout_s": int(_positive(env, "DEALS_KEEP_ALIVE_TIMEOUT_S", 5)),
+        "trusted_proxies": trusted_proxies(env.get("DEALS_TRUSTED_PROXIES") or ""),
+    }
+
+
+def _positive(env: dict[str, str], name: str, default: float) -> float:
+    text = env.get(name)
+    if not text:
+        return default
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"{name} must be a positive number, got {text!r}")
+    return value
+
+
+def trusted_proxies(text: str) -> tuple[str, ...]:
+    """DEALS_TRUSTED_PROXIES: comma-separated IP addresses or networks
+    ("10.0.0.0/8"), or "*" for every client (only when nothing but the proxy
+    can reach the port). Anything else is refused at start."""
+    entries = tuple(entry.strip() for entry in text.split(",") if entry.strip())
+    for entry in entries:
+        if entry == "*":
+            continue
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"DEALS_TRUSTED_PROXIES: {entry!r} is not an IP address or network"
+            ) from None
+    return entries
 
 
 def _settlement_settings(env: dict[str, str]) -> dict[str, Any]:

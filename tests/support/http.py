@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -24,6 +25,7 @@ import uvicorn
 
 from interface.http.app import create_app
 from interface.http.auth import parse_api_keys
+from interface.http.server import uvicorn_config
 from interface.wiring.settings import Settings
 
 ADMIN, WRITER, READER, READ_WRITE = "admin-token", "writer-token", "reader-token", "rw-token"
@@ -57,8 +59,8 @@ class ThreadServer:
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
-        config = uvicorn.Config(self.app, lifespan="on", log_level="warning",
-                                timeout_graceful_shutdown=10)
+        config = uvicorn_config(self.app, replace(settings, shutdown_grace_s=10),
+                                log_level="warning")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
@@ -110,7 +112,9 @@ class ChildProcess:
 class ServeProcess(ChildProcess):
     """``deals-ledger serve --port 0`` in a subprocess; output in files."""
 
-    def __init__(self, workdir: Path, env: dict[str, str], *args: str) -> None:
+    def __init__(self, workdir: Path, env: dict[str, str], *args: str,
+                 files_max: int | None = None) -> None:
+        """``files_max``: the server's open-file limit (RLIMIT_NOFILE)."""
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.stdout_path = workdir / f"serve-{time.monotonic_ns()}.out"
@@ -120,6 +124,7 @@ class ServeProcess(ChildProcess):
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "interface.cli", "serve", "--port", "0", *args],
                 cwd=workdir, env=full_env, stdout=out, stderr=err,
+                preexec_fn=None if files_max is None else lambda: _limit_files(files_max),
             )
         self.url = wait_until(self._listening_url, START_TIMEOUT_S, "the serve banner")
         wait_until(self._healthy, START_TIMEOUT_S, "/health")
@@ -146,6 +151,16 @@ class ServeProcess(ChildProcess):
         headers = bearer(token) if token else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=30, **kwargs)
 
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self.url.removeprefix("http://").rsplit(":", 1)
+        return host, int(port)
+
+
+def _limit_files(files_max: int) -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_NOFILE, (files_max, files_max))
 
 
 def _clean_environ() -> dict[str, str]:
