@@ -36,6 +36,7 @@ whose head and body arrive in one read arms no timer.
 from __future__ import annotations
 
 import http
+import itertools
 import json
 import logging
 import resource
@@ -67,6 +68,8 @@ BODY = "body"  # the head arrived; waiting for (the rest of) the body
 ANSWERING = "answering"  # the request arrived whole; the app has it
 IDLE = "idle"  # answered; a keep-alive connection waiting for the next request
 _EVICTION_ORDER = {IDLE: 0, HEAD: 0, BODY: 1}
+_STAGE_ORDER = itertools.count()
+"""Which connection entered its stage first (cheaper than a clock read)."""
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,7 @@ class EdgeProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self.limits = limits
         self.stage = HEAD
-        self.stage_since = 0.0
+        self.stage_since = 0
         self.head_bytes = 0
         self._deadline: Any = None
         self._cut = False
@@ -154,8 +157,8 @@ class EdgeProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         if self._cut:
             return
-        head = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
-        if head > self.limits.header_bytes_max:
+        if self.head_bytes > self.limits.header_bytes_max and self._head_size() > \
+                self.limits.header_bytes_max:  # the reads counted may hold a body too
             self._refuse(self._head_too_large(), "header_too_large")
             return
         self._disarm()
@@ -182,9 +185,12 @@ class EdgeProtocol(HttpToolsProtocol):
 
     # --- bounds ------------------------------------------------------------------------
 
+    def _head_size(self) -> int:
+        return len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+
     def _enter(self, stage: str) -> None:
         self.stage = stage
-        self.stage_since = self.loop.time()
+        self.stage_since = next(_STAGE_ORDER)
 
     def _arm(self, timeout_s: float) -> None:
         self._disarm()

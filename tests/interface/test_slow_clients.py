@@ -1,10 +1,10 @@
 """Slow, huge and too many connections are cut off, no key needed: raw
 sockets against a real ``deals-ledger serve`` (interface/http/edge.py).
 
-The server under test has small bounds (1 s timeouts, a 4 KiB head, 16
-connections), so every wait below is for the server to act on its own
-deadline; the tests' own waits are 30 times longer and only keep a broken
-server from hanging the suite.
+The module's server has small bounds (1 s timeouts, a 4 KiB head; the
+connection-limit tests start servers of their own), so every wait below is
+for the server to act on its own deadline; the tests' own waits are 30
+times longer and only keep a broken server from hanging the suite.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ HEAD_BYTES_MAX = 4096
 CONNECTIONS_MAX = 16
 BOUNDS = {
     "DEALS_HEADER_TIMEOUT_S": "1", "DEALS_BODY_TIMEOUT_S": "1", "DEALS_KEEP_ALIVE_TIMEOUT_S": "1",
-    "DEALS_MAX_HEADER_BYTES": str(HEAD_BYTES_MAX), "DEALS_MAX_CONNECTIONS": str(CONNECTIONS_MAX),
+    "DEALS_MAX_HEADER_BYTES": str(HEAD_BYTES_MAX),
 }
 
 
@@ -172,38 +172,60 @@ def test_a_request_httptools_cannot_parse_is_answered_in_the_error_shape(server)
 def test_an_idle_keep_alive_connection_is_closed_even_if_it_sends_blank_lines(server):
     sock = connect(server)
     sock.sendall(b"GET /health HTTP/1.1\r\nHost: ledger\r\n\r\n")
-    first = sock.recv(65536)
-    assert first.startswith(b"HTTP/1.1 200"), first
     sock.settimeout(0.2)  # the pace of the blank lines
-    closed = False
+    received, closed = b"", False
     for _ in range(int(WAIT_S / 0.2)):
         try:
             sock.sendall(b"\r\n")
-            closed = sock.recv(65536) == b""
+            chunk = sock.recv(65536)
         except TimeoutError:
             continue
         except (BrokenPipeError, ConnectionResetError):
             closed = True
-        break
+            break
+        if not chunk:
+            closed = True
+            break
+        received += chunk  # the answer to the request, in one or more reads
     sock.close()
+    assert received.startswith(b"HTTP/1.1 200") and received.endswith(b'{"status":"ok"}')
     assert closed
 
 
-def test_past_the_connection_limit_the_longest_waiting_make_room(server):
-    """40 unfinished heads against a limit of 16: the oldest are closed (503
-    in the error shape), and a new client is served."""
+def test_past_the_connection_limit_the_longest_waiting_make_room(tmp_path_factory):
+    """40 unfinished heads against a limit of 16 (and a head timeout long
+    enough not to end any of them): the oldest are closed (503 in the error
+    shape), the newest are not, and a new client is served."""
+    server = serve(tmp_path_factory, "room", DEALS_MAX_CONNECTIONS=str(CONNECTIONS_MAX),
+                   DEALS_HEADER_TIMEOUT_S="120")
     holders = []
-    for _ in range(40):
-        sock = connect(server)
-        sock.sendall(b"GET /health HTTP/1.1\r\n")
-        holders.append(sock)
-    answer = httpx.get(f"{server.url}/health", timeout=WAIT_S)
-    assert answer.status_code == 200
-    status, error = refusal(until_closed(holders[0]))
-    assert (status, error["code"]) == (503, "unavailable")
-    assert "connection limit" in error["message"]
-    for sock in holders[1:]:
-        sock.close()
+    try:
+        for _ in range(40):
+            sock = connect(server)
+            sock.sendall(b"GET /health HTTP/1.1\r\n")
+            holders.append(sock)
+        answer = httpx.get(f"{server.url}/health", timeout=WAIT_S)
+        assert answer.status_code == 200
+        status, error = refusal(until_closed(holders[0]))
+        assert (status, error["code"]) == (503, "unavailable")
+        assert "connection limit" in error["message"]
+        newest = holders[-1]
+        newest.sendall(b"Host: ledger\r\n\r\n")  # it still gets its answer
+        assert until_closed_or_answered(newest).startswith(b"HTTP/1.1 200")
+    finally:
+        for sock in holders:
+            sock.close()
+        server.terminate()
+
+
+def until_closed_or_answered(sock: socket.socket) -> bytes:
+    received = b""
+    while not received.endswith(b'{"status":"ok"}'):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        received += chunk
+    return received
 
 
 def test_under_an_open_file_limit_of_120_health_survives_100_slow_connections(
