@@ -66,7 +66,9 @@ at most 8 decimals and are answered in their shortest exact form ("0.1").
   `unsupported_media_type` for a body not sent as `application/json`, 422
   for validation (unknown fields included), 429 `rate_limited` with
   Retry-After, 503 `unavailable` (nothing applied; retry
-  with the same id).
+  with the same id). At the connection: 408 `request_timeout` for a request
+  head or body that did not arrive in time, 431 `bad_request` for a head
+  over the limit.
 * **Consistency**: by default every query reflects every command
   acknowledged before it arrived, by any API process (it reads the log's
   head, then answers from read models at least that far; waits up to 5 s,
