@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import httpx
 import pytest
 
 from interface.wiring.settings import Settings
@@ -89,6 +90,13 @@ def api(request, tmp_path_factory) -> Iterator[ThreadServer]:
     finally:
         server.stop()
         cleanup()
+
+
+@pytest.fixture
+def admin(api) -> Iterator[httpx.Client]:
+    """An admin client of the module's server."""
+    with api.client() as client:
+        yield client
 
 
 @pytest.fixture

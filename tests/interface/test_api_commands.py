@@ -21,12 +21,6 @@ from tests.interface.helpers import (
 )
 
 
-@pytest.fixture
-def admin(api):
-    with api.client() as client:
-        yield client
-
-
 @contextmanager
 def writes_nothing(api):
     before = log_position(api)

@@ -4,7 +4,6 @@ point-in-time balances, transfer status, wallets, pricing and the audit."""
 
 from __future__ import annotations
 
-import pytest
 from solders.keypair import Keypair
 
 from tests.interface.helpers import (
@@ -14,12 +13,6 @@ from tests.interface.helpers import (
     open_account,
     transfer_body,
 )
-
-
-@pytest.fixture
-def admin(api):
-    with api.client() as client:
-        yield client
 
 
 def test_a_client_reads_its_own_writes_with_min_position(api, admin):

@@ -263,6 +263,8 @@ STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
 
 @pytest.fixture(scope="module")
 def admin(api) -> Iterator[httpx.Client]:
+    """Module-scoped (conftest's is per test): hypothesis runs many examples
+    in one test, and a function-scoped fixture would not be reset between them."""
     with api.client() as client:
         yield client
 

@@ -43,11 +43,6 @@ INJECTIONS = (
 )
 
 
-@pytest.fixture
-def admin(api) -> Iterator[httpx.Client]:
-    with api.client() as client:
-        yield client
-
 
 @contextmanager
 def writes_nothing(server: ThreadServer) -> Iterator[None]:

@@ -17,12 +17,6 @@ from tests.interface.helpers import assert_error, funded_account, new_id, open_a
 from tests.support.http import ADMIN, API_KEYS, ThreadServer, bearer
 
 
-@pytest.fixture
-def admin(api):
-    with api.client() as client:
-        yield client
-
-
 def test_an_unknown_route_is_not_found(api, admin):
     assert_error(admin.get("/v1/nothing-here"), 404, "not_found")
 

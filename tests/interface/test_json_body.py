@@ -23,12 +23,6 @@ from tests.interface.helpers import (
 from tests.support.http import API_KEYS
 
 
-@pytest.fixture
-def admin(api):
-    with api.client() as client:
-        yield client
-
-
 @pytest.mark.parametrize(("content_type", "named"), [
     (None, "no Content-Type"),
     ("text/plain", "'text/plain'"),

@@ -198,12 +198,9 @@ def test_past_the_connection_limit_the_longest_waiting_make_room(tmp_path_factor
     shape), the newest are not, and a new client is served."""
     server = serve(tmp_path_factory, "room", DEALS_MAX_CONNECTIONS=str(CONNECTIONS_MAX),
                    DEALS_HEADER_TIMEOUT_S="120")
-    holders = []
+    holders: list[socket.socket] = []
     try:
-        for _ in range(40):
-            sock = connect(server)
-            sock.sendall(b"GET /health HTTP/1.1\r\n")
-            holders.append(sock)
+        hold_unfinished_heads(server, 40, holders)
         answer = httpx.get(f"{server.url}/health", timeout=WAIT_S)
         assert answer.status_code == 200
         status, error = refusal(until_closed(holders[0]))
@@ -216,6 +213,16 @@ def test_past_the_connection_limit_the_longest_waiting_make_room(tmp_path_factor
         for sock in holders:
             sock.close()
         server.terminate()
+
+
+def hold_unfinished_heads(server: ServeProcess, count: int,
+                          holders: list[socket.socket]) -> None:
+    """Open ``count`` connections that each began a request and stopped,
+    into ``holders`` (the caller closes them, also when this fails)."""
+    for _ in range(count):
+        sock = connect(server)
+        holders.append(sock)
+        sock.sendall(b"GET /health HTTP/1.1\r\n")
 
 
 def until_closed_or_answered(sock: socket.socket) -> bytes:
@@ -233,12 +240,9 @@ def test_under_an_open_file_limit_of_120_health_survives_100_slow_connections(
     """The limit is kept under the file limit: 100 unfinished heads used to
     take every descriptor, and /health (or anything) could not connect."""
     server = serve(tmp_path_factory, "files", files_max=120, DEALS_HEADER_TIMEOUT_S="120")
-    holders = []
+    holders: list[socket.socket] = []
     try:
-        for _ in range(100):
-            sock = connect(server)
-            sock.sendall(b"GET /health HTTP/1.1\r\n")
-            holders.append(sock)
+        hold_unfinished_heads(server, 100, holders)
         for _ in range(3):
             assert httpx.get(f"{server.url}/health", timeout=WAIT_S).status_code == 200
         assert "at most 40 connections" in server.stderr_path.read_text()

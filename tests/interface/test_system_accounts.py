@@ -25,11 +25,6 @@ SYSTEM = {"treasury": str(TREASURY_ID), "rewards": str(REWARDS_ID),
           "issuance": str(ISSUANCE_ID)}
 
 
-@pytest.fixture
-def admin(api) -> Iterator[httpx.Client]:
-    with api.client() as client:
-        yield client
-
 
 @pytest.fixture
 def writer(api) -> Iterator[httpx.Client]:

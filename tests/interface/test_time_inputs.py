@@ -16,12 +16,6 @@ from tests.interface.helpers import assert_error, funded_account, log_position
 from tests.support.time_texts import ACCEPTED, REFUSED
 
 
-@pytest.fixture
-def admin(api):
-    with api.client() as client:
-        yield client
-
-
 def _instant(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
