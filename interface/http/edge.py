@@ -47,6 +47,7 @@ from prometheus_client import Counter
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from application.errors import LedgerUnavailable
+from application.metrics_registry import metric
 from domain.errors import LedgerError
 from interface.http.errors import BadRequest, RequestTimeout, error_body, headers_of, status_of
 
@@ -57,9 +58,10 @@ FILE_DESCRIPTORS_RESERVED = 80
 its PostgreSQL pools full, Redis, the embedded chain and the metrics files
 held about 60 under load."""
 
-CONNECTIONS_REFUSED = Counter(
-    "http_connections_cut", "Connections closed at the edge, by reason",
-    ["reason"],
+CONNECTIONS_CUT = metric(
+    Counter, "http_connections_cut", "Connections closed at the edge, by reason "
+    "(silent, header_timeout, body_timeout, header_too_large, malformed, connection_limit, "
+    "evicted)", labels=("reason",),
 )
 
 # Where a connection is in its current request.
@@ -261,7 +263,7 @@ class EdgeProtocol(HttpToolsProtocol):
     def _close(self, reason: str) -> None:
         self._cut = True
         self._disarm()
-        CONNECTIONS_REFUSED.labels(reason).inc()
+        CONNECTIONS_CUT.labels(reason).inc()
         logger.debug("connection from %s cut: %s", self.client, reason)
         if not self.transport.is_closing():
             self.transport.close()
