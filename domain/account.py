@@ -227,21 +227,36 @@ class Account(Aggregate):
         self.trigger_event(self.Unfrozen, timestamp=now)
         return True
 
-    def set_allowance(self, spender: UUID, amount: int, now: datetime) -> bool:
-        """Sets (never adds) what ``spender`` may move; False when unchanged."""
-        if spender == self.id:
+    def void_hold(self, hold_id: UUID, now: datetime) -> None:
+        """A void is the hold owner's act, so a frozen owner cannot void;
+        expiry (``release_hold`` with cause "expired") is time's, not a party's."""
+        self.check_not_frozen()
+        self.release_hold(hold_id, "voided", now)
+
+    def set_allowance(self, spender: Account, amount: int, now: datetime) -> bool:
+        """Sets (never adds) what ``spender`` may move; False when unchanged.
+
+        Freeze binds both parties: a frozen owner grants nothing and a frozen
+        spender is given nothing more. Lowering what a frozen spender may move
+        is allowed: it only takes power away from the frozen account."""
+        if spender.id == self.id:
             raise InvalidRequest("an account cannot be its own spender")
-        if self.allowance_for(spender) == amount:
+        self.check_not_frozen()
+        current = self.allowance_for(spender.id)
+        if amount > current:
+            spender.check_not_frozen()
+        if current == amount:
             return False
-        self.trigger_event(self.AllowanceSet, spender=spender, amount=amount, timestamp=now)
+        self.trigger_event(self.AllowanceSet, spender=spender.id, amount=amount, timestamp=now)
         return True
 
     def spend_allowance(
-        self, spender: UUID, transfer_id: UUID, amount: int, now: datetime
+        self, spender: Account, transfer_id: UUID, amount: int, now: datetime
     ) -> None:
-        self.check_allowance(spender, amount)
+        spender.check_not_frozen()
+        self.check_allowance(spender.id, amount)
         self.trigger_event(
-            self.AllowanceSpent, spender=spender, transfer_id=transfer_id, amount=amount,
+            self.AllowanceSpent, spender=spender.id, transfer_id=transfer_id, amount=amount,
             timestamp=now,
         )
 

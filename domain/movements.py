@@ -53,9 +53,13 @@ class Posting:
     destination_balance_after: int
 
 
-def check_movement(source: Account, destination: Account, amount: int, kind: str) -> None:
-    """Every rule a movement must pass, without changing anything. A frozen
-    account is reported before a short balance: it is the cause to fix."""
+def check_movement(
+    source: Account, destination: Account, amount: int, kind: str,
+    spender: Account | None = None,
+) -> None:
+    """Every rule a movement must pass, without changing anything. Freeze
+    binds every party (the spender moving an owner's funds too), and a
+    frozen account is reported before a short balance: it is the cause to fix."""
     check_amount(amount)
     if source.id == destination.id:
         raise SameAccount("source and destination must be different accounts")
@@ -68,6 +72,8 @@ def check_movement(source: Account, destination: Account, amount: int, kind: str
         raise InvalidRequest("a reward is paid to a user account, not to a system account")
     source.check_not_frozen()
     destination.check_can_receive()
+    if spender is not None:
+        spender.check_not_frozen()
     source.check_can_send(amount)
 
 

@@ -13,6 +13,7 @@ from uuid import UUID, uuid5
 from eventsourcing.domain import Aggregate
 from solders.pubkey import Pubkey
 
+from domain.account import Account
 from domain.errors import InvalidWalletAddress, WalletAlreadyConnected, WalletNotFound
 
 _WALLET_NAMESPACE = UUID("6c0e4a62-1f0b-5c55-9d3e-7b4f0a8f2d11")
@@ -87,10 +88,12 @@ class Wallet(Aggregate):
         self.account_id: UUID | None = account_id
 
     @classmethod
-    def connect(cls, address: str, account_id: UUID, now: datetime) -> Wallet:
+    def connect(cls, address: str, account: Account, now: datetime) -> Wallet:
+        """Connecting is the account's act: a frozen account connects nothing."""
         address = validate_wallet_address(address)
+        account.check_not_frozen()
         return cls._create(
-            cls.Connected, id=wallet_id(address), address=address, account_id=account_id,
+            cls.Connected, id=wallet_id(address), address=address, account_id=account.id,
             timestamp=now,
         )
 
@@ -98,12 +101,16 @@ class Wallet(Aggregate):
     def is_live(self) -> bool:
         return self.account_id is not None
 
-    def reconnect(self, account_id: UUID, now: datetime) -> None:
+    def reconnect(self, account: Account, now: datetime) -> None:
+        account.check_not_frozen()
         if self.is_live:
             raise WalletAlreadyConnected(f"wallet {self.address} is already connected")
-        self.trigger_event(self.Reconnected, account_id=account_id, timestamp=now)
+        self.trigger_event(self.Reconnected, account_id=account.id, timestamp=now)
 
-    def disconnect(self, account_id: UUID, now: datetime) -> None:
-        if self.account_id != account_id:
-            raise WalletNotFound(f"wallet {self.address} is not connected to account {account_id}")
-        self.trigger_event(self.Disconnected, account_id=account_id, timestamp=now)
+    def disconnect(self, account: Account, now: datetime) -> None:
+        """Freeze binds the owner here too: a frozen account's wallets stay
+        as they are until it is unfrozen."""
+        if self.account_id != account.id:
+            raise WalletNotFound(f"wallet {self.address} is not connected to account {account.id}")
+        account.check_not_frozen()
+        self.trigger_event(self.Disconnected, account_id=account.id, timestamp=now)

@@ -56,8 +56,8 @@ def _set_frozen(
 def set_allowance(command: c.SetAllowance, session: AggregateSession, now: datetime) -> AllowanceSet:
     amount = check_amount(command.amount, allow_zero=True)
     owner = session.account(command.owner)
-    session.account(command.spender)
-    changed = owner.set_allowance(command.spender, amount, now)
+    spender = session.account(command.spender)
+    changed = owner.set_allowance(spender, amount, now)
     session.set_primary(owner.id)
     return AllowanceSet(
         owner=owner.id, spender=command.spender, amount=amount, replayed=not changed

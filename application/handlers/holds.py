@@ -66,7 +66,7 @@ def void_hold(command: c.VoidHold, session: AggregateSession, now: datetime) -> 
         session.set_primary(hold.id)
         return _released(hold, VOIDED, replayed=True)
     hold.check_hold_pending(now)
-    session.account(hold.source).release_hold(hold.id, VOIDED, now)
+    session.account(hold.source).void_hold(hold.id, now)
     hold.void(now)
     session.set_primary(hold.id)
     return _released(hold, VOIDED)

@@ -68,11 +68,11 @@ def record_movement(
         return replay(existing, command, session)
     source = session.account(source_id)
     destination = session.account(destination_id)
-    check_movement(source, destination, amount, kind)
-    if spender is not None:
-        session.account(spender)
-        source.check_allowance(spender, amount)
-        source.spend_allowance(spender, transfer_id, amount, now)
+    spending = None if spender is None else session.account(spender)
+    check_movement(source, destination, amount, kind, spending)
+    if spending is not None:
+        source.check_allowance(spending.id, amount)
+        source.spend_allowance(spending, transfer_id, amount, now)
     posting = move(
         source, destination, transfer_id=transfer_id, amount=amount, kind=kind,
         reason=reason, now=now,

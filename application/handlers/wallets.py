@@ -13,12 +13,12 @@ from domain.wallet import Wallet, validate_wallet_address, wallet_id
 
 def connect_wallet(command: c.ConnectWallet, session: AggregateSession, now: datetime) -> WalletChanged:
     address = validate_wallet_address(command.address)
-    session.account(command.account_id)
+    account = session.account(command.account_id)
     wallet = session.get_typed(wallet_id(address), Wallet)
     if wallet is None:
-        session.add(Wallet.connect(address, command.account_id, now), primary=True)
+        session.add(Wallet.connect(address, account, now), primary=True)
     else:
-        wallet.reconnect(command.account_id, now)
+        wallet.reconnect(account, now)
         session.set_primary(wallet.id)
     return WalletChanged(account_id=command.account_id, address=address, connected=True)
 
@@ -27,10 +27,10 @@ def disconnect_wallet(
     command: c.DisconnectWallet, session: AggregateSession, now: datetime
 ) -> WalletChanged:
     address = validate_wallet_address(command.address)
-    session.account(command.account_id)
+    account = session.account(command.account_id)
     wallet = session.get_typed(wallet_id(address), Wallet)
     if wallet is None:
         raise WalletNotFound(f"wallet {address} is not connected to account {command.account_id}")
-    wallet.disconnect(command.account_id, now)
+    wallet.disconnect(account, now)
     session.set_primary(wallet.id)
     return WalletChanged(account_id=command.account_id, address=address, connected=False)

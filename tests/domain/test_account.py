@@ -64,15 +64,40 @@ def test_the_issuance_account_goes_negative_down_to_the_supply_ceiling_only():
 
 
 def test_allowances_are_set_not_added_and_spending_lowers_them():
-    owner, spender = funded(100), uuid4()
+    owner, spender = funded(100), funded(0)
     assert owner.set_allowance(spender, 50, NOW)
     assert not owner.set_allowance(spender, 50, NOW)
     owner.spend_allowance(spender, uuid4(), 20, NOW)
-    assert owner.allowance_for(spender) == 30
+    assert owner.allowance_for(spender.id) == 30
     with pytest.raises(errors.AllowanceExceeded):
         owner.spend_allowance(spender, uuid4(), 31, NOW)
     owner.set_allowance(spender, 0, NOW)
     assert owner.allowances == {}
+
+
+def test_a_frozen_spender_is_given_nothing_more_and_spends_nothing_but_may_lose_its_allowance():
+    owner, spender = funded(100), funded(0)
+    owner.set_allowance(spender, 50, NOW)
+    spender.freeze(NOW)
+    with pytest.raises(errors.AccountFrozen):
+        owner.set_allowance(spender, 60, NOW)
+    with pytest.raises(errors.AccountFrozen):
+        owner.spend_allowance(spender, uuid4(), 1, NOW)
+    assert owner.set_allowance(spender, 10, NOW)
+    assert owner.allowance_for(spender.id) == 10
+
+
+def test_a_frozen_owner_grants_nothing_and_voids_nothing():
+    owner, spender = funded(100), funded(0)
+    hold = uuid4()
+    owner.place_hold(hold, 10, NOW)
+    owner.freeze(NOW)
+    with pytest.raises(errors.AccountFrozen):
+        owner.set_allowance(spender, 1, NOW)
+    with pytest.raises(errors.AccountFrozen):
+        owner.void_hold(hold, NOW)
+    owner.release_hold(hold, "expired", NOW)  # time releases it, frozen or not
+    assert owner.held == 0
 
 
 def test_replaying_the_events_rebuilds_the_same_account():
