@@ -19,9 +19,10 @@ from interface.cli.project import run_project
 from interface.cli.reconcile import run_reconcile
 from interface.cli.replay import run_replay
 from interface.cli.settle import run_settle
+from interface.cli.show_settings import run_settings
 from interface.wiring.data_dir import secure_settings_data_dir
 from interface.wiring.service import LedgerService
-from interface.wiring.settings import Settings
+from interface.wiring.settings import Settings, SettingsError
 
 Runner = Callable[[argparse.Namespace, Settings], int]
 
@@ -74,6 +75,8 @@ SUBCOMMANDS: dict[str, tuple[Runner, str]] = {
     "replay": (run_replay, "audit replay of the log against the read models (--rebuild)"),
     "settle": (run_settle, "run the settlement process (mirror movements on Solana) as a worker"),
     "reconcile": (run_reconcile, "reconcile the chain against the log and print the report"),
+    "settings": (run_settings, "print the effective settings (environment, ./.env, defaults), "
+                               "secrets redacted"),
     "bench": (run_bench, "run the performance scenarios against same-run baselines (benchmarks/)"),
 }
 
@@ -107,9 +110,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     try:
         settings = Settings.from_env()
-        if args.runner is not run_bench:  # bench runs servers of its own
+        if args.runner not in (run_bench, run_settings):  # bench runs servers of its own
             secure_settings_data_dir(settings)
         return args.runner(args, settings)
+    except SettingsError as error:
+        for line in str(error).splitlines():
+            print(f"deals-ledger: setting refused: {line}", file=sys.stderr)
     except LedgerError as error:
         print(f"deals-ledger: {error.code}: {error.message}", file=sys.stderr)
     except KeyboardInterrupt:

@@ -17,7 +17,6 @@ import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from functools import partial
 from typing import Any, cast
 
@@ -41,7 +40,7 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> int:
     )
     sock = config.bind_socket()
     bound_host, bound_port = sock.getsockname()[:2]
-    print(banner(replace(settings, host=bound_host, port=bound_port), new_token, workers),
+    print(banner(settings.replace(host=bound_host, port=bound_port), new_token, workers),
           flush=True)
     if workers > 1:
         supervisor = Multiprocess(config, sockets=[sock])

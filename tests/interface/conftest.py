@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -109,7 +108,7 @@ def make_settings(request, tmp_path: Path):
         postgres = request.getfixturevalue("postgres")
         url = request.getfixturevalue("redis_url")
         prefix = request.getfixturevalue("redis_prefix")
-        return replace(postgres.settings, api_keys=API_KEYS, redis_url=url, redis_prefix=prefix,
-                       **{**GENEROUS_LIMITS, **overrides})
+        return postgres.settings.replace(api_keys=API_KEYS, redis_url=url, redis_prefix=prefix,
+            **{**GENEROUS_LIMITS, **overrides})
 
     return make

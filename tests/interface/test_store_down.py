@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from dataclasses import replace
 from uuid import UUID
 
 import pytest
@@ -53,7 +52,7 @@ class BreakableRole:
 def breakable(postgres_database, make_settings) -> Iterator[tuple[ThreadServer, BreakableRole]]:
     settings = make_settings("postgres")
     role = BreakableRole(postgres_database.name, settings.postgres_schema)
-    server = ThreadServer(replace(settings, database_url=role.url())).start()
+    server = ThreadServer(settings.replace(database_url=role.url())).start()
     try:
         yield server, role
     finally:

@@ -17,7 +17,6 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -59,7 +58,7 @@ class ThreadServer:
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
-        config = uvicorn_config(self.app, replace(settings, shutdown_grace_s=10),
+        config = uvicorn_config(self.app, settings.replace(shutdown_grace_s=10),
                                 log_level="warning")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
