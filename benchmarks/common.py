@@ -62,10 +62,10 @@ class Filler:
         self.writer = CommandWriter(self.processor, batch_commands_max=4).start()
         self.writer.execute(c.Genesis(), authority=INTERNAL)
         self.accounts = [uuid4() for _ in range(accounts)]
-        for future in [self.writer.submit(c.OpenAccount(a), authority=INTERNAL) for a in self.accounts]:
+        for future in [self.writer.send(c.OpenAccount(a), authority=INTERNAL) for a in self.accounts]:
             future.result(60)
         mints = [c.Mint(uuid4(), a, 10**12) for a in self.accounts]
-        for future in [self.writer.submit(mint, authority=INTERNAL) for mint in mints]:
+        for future in [self.writer.send(mint, authority=INTERNAL) for mint in mints]:
             future.result(60)
 
     def fill(self, events: int, *, per_batch: int = 8000, in_flight: int = 4) -> float:
@@ -83,7 +83,7 @@ class Filler:
                     if source == destination:
                         destination = self.accounts[(counter + 1) % n]
                     items.append(c.TransferFunds(uuid4(), source, destination, 1, "bench"))
-                futures.append(self.writer.submit(c.TransferBatch(tuple(items)), authority=INTERNAL))
+                futures.append(self.writer.send(c.TransferBatch(tuple(items)), authority=INTERNAL))
             for future in futures:
                 future.result(600)
         return time.perf_counter() - started

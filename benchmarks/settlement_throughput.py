@@ -57,9 +57,9 @@ def record_movements(ledger: BenchLedger, movements: int, accounts: int) -> None
     """Fund the accounts from the treasury, then random transfers between
     them (each small enough that no account runs dry)."""
     opened = [uuid.uuid4() for _ in range(accounts)]
-    futures = [ledger.writer.submit(c.OpenAccount(account), authority=INTERNAL) for account in opened]
+    futures = [ledger.writer.send(c.OpenAccount(account), authority=INTERNAL) for account in opened]
     futures += [
-        ledger.writer.submit(c.TransferFunds(uuid.uuid4(), TREASURY_ID, a, 10_000 * UNITS_PER_DEAL),
+        ledger.writer.send(c.TransferFunds(uuid.uuid4(), TREASURY_ID, a, 10_000 * UNITS_PER_DEAL),
                              authority=INTERNAL)
         for a in opened
     ]
@@ -67,7 +67,7 @@ def record_movements(ledger: BenchLedger, movements: int, accounts: int) -> None
     for _ in range(movements - accounts):
         source, destination = rng.sample(opened, 2)
         moved = c.TransferFunds(uuid.uuid4(), source, destination, 1)
-        futures.append(ledger.writer.submit(moved, authority=INTERNAL))
+        futures.append(ledger.writer.send(moved, authority=INTERNAL))
     for future in futures:
         future.result(60)
 

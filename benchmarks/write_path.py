@@ -51,9 +51,9 @@ def bench_store(database_url: str | None):
 
 def open_funded_accounts(writer: CommandWriter, count: int) -> list[uuid.UUID]:
     accounts = [uuid.uuid4() for _ in range(count)]
-    for future in [writer.submit(c.OpenAccount(a), authority=INTERNAL) for a in accounts]:
+    for future in [writer.send(c.OpenAccount(a), authority=INTERNAL) for a in accounts]:
         future.result()
-    mints = [writer.submit(c.Mint(uuid.uuid4(), a, 1000 * UNITS_PER_DEAL), authority=INTERNAL)
+    mints = [writer.send(c.Mint(uuid.uuid4(), a, 1000 * UNITS_PER_DEAL), authority=INTERNAL)
              for a in accounts]
     for future in mints:
         future.result()
@@ -77,7 +77,7 @@ def run_load(writer: CommandWriter, commands: list[c.Command], in_flight: int) -
     started = time.perf_counter()
     pending: list = []
     for command in commands:
-        pending.append((time.perf_counter(), writer.submit(command, authority=INTERNAL)))
+        pending.append((time.perf_counter(), writer.send(command, authority=INTERNAL)))
         if len(pending) >= in_flight:
             submitted, future = pending.pop(0)
             future.result()

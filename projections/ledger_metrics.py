@@ -90,11 +90,11 @@ HOLDS_OUTSTANDING_DEAL = Gauge("holds_outstanding_deal", "Amount held by pending
 
 def observe_batch(report: Any) -> None:
     """The command writer's batch observer (``application.write.writer.BatchReport``)."""
-    for command, result, queued_s in zip(report.commands, report.results, report.queued_s,
+    for command, result, waited_s in zip(report.commands, report.results, report.waited_s,
                                          strict=True):
         status = result.code if isinstance(result, LedgerError) else "ok"
         TRANSACTIONS.labels(command.kind, status).inc()
-        TRANSACTION_DURATION.labels(command.kind).observe(queued_s + report.duration_s)
+        TRANSACTION_DURATION.labels(command.kind).observe(waited_s + report.duration_s)
 
 
 def observe_page(changes: Any) -> None:

@@ -3,7 +3,7 @@
 Expiry needs a writer to record it (HoldExpired on the hold and the release
 on its account), but nothing happens at the moment a hold expires. So a
 sweeper asks a source of due holds (the holds read model in the service)
-every interval and submits one ExpireHold per due hold. Expiring is
+every interval and sends one ExpireHold per due hold. Expiring is
 idempotent and a hold captured or voided meanwhile is left alone, so two
 sweepers (two processes) or a stale read model do no harm.
 """
@@ -47,7 +47,7 @@ class HoldExpirySweeper:
     def sweep(self) -> int:
         """Expire every hold due now; returns how many were expired."""
         due = self._due_holds(self._clock(), HOLDS_PER_SWEEP_MAX)
-        futures = [self._writer.submit(c.ExpireHold(hold_id), authority=INTERNAL) for hold_id in due]
+        futures = [self._writer.send(c.ExpireHold(hold_id), authority=INTERNAL) for hold_id in due]
         expired = 0
         for hold_id, future in zip(due, futures, strict=True):
             try:

@@ -84,14 +84,14 @@ class SettlementError(Exception):
     """Settlement could not go on for now (logged; the step is retried)."""
 
 
-class CommandSubmitter(Protocol):
+class CommandSender(Protocol):
     """The command writer as settlement uses it."""
 
-    def submit(self, command: c.Command, *, authority: Authority) -> Future: ...
+    def send(self, command: c.Command, *, authority: Authority) -> Future: ...
 
 
 async def execute_internal(
-    writer: CommandSubmitter, command: c.Command, policy: RetryPolicy, sleep: Sleep
+    writer: CommandSender, command: c.Command, policy: RetryPolicy, sleep: Sleep
 ) -> Any:
     """A settlement or reconciliation step, through the command writer (never
     around it), as the ledger itself; the store being briefly unavailable is
@@ -100,8 +100,8 @@ async def execute_internal(
     async def attempt() -> Any:
         # shielded: a cancelled settler leaves the command to finish on its
         # own (its outcome is in the log either way)
-        submitted = writer.submit(command, authority=INTERNAL)
-        return await asyncio.shield(asyncio.wrap_future(submitted))
+        sent = writer.send(command, authority=INTERNAL)
+        return await asyncio.shield(asyncio.wrap_future(sent))
 
     return await retrying(attempt, retry_on=(LedgerUnavailable,), policy=policy,
                           what=command.kind, sleep=sleep)
@@ -162,7 +162,7 @@ class SettlementProcess:
     def __init__(
         self,
         *,
-        writer: CommandSubmitter,
+        writer: CommandSender,
         fold: SettlementFold,
         chain: ChainPort,
         config: SettlementConfig | None = None,

@@ -45,7 +45,7 @@ from application.retry import RetryPolicy, Sleep, retrying
 from application.settlement import metrics
 from application.settlement.chain_port import ChainPort, ChainTransaction, ChainUnavailableError
 from application.settlement.fold import SettlementFold
-from application.settlement.process import GENESIS_MEMO, CommandSubmitter, execute_internal
+from application.settlement.process import GENESIS_MEMO, CommandSender, execute_internal
 from application.settlement.store import (
     FAILED,
     IN_FLIGHT,
@@ -164,7 +164,7 @@ class Reconciler:
     def __init__(
         self,
         *,
-        writer: CommandSubmitter,
+        writer: CommandSender,
         fold: SettlementFold,
         chain: ChainPort,
         config: ReconciliationConfig | None = None,

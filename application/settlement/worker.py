@@ -31,7 +31,7 @@ from application.settlement.chain_port import ChainError, ChainPort
 from application.settlement.fold import SettlementFold
 from application.settlement.lease import Lease
 from application.settlement.process import (
-    CommandSubmitter,
+    CommandSender,
     SettlementConfig,
     SettlementError,
     SettlementHooks,
@@ -58,7 +58,7 @@ class SettlementWorker:
     def __init__(
         self,
         *,
-        writer: CommandSubmitter,
+        writer: CommandSender,
         fold: SettlementFold,
         lease: Callable[[], Lease],
         open_chain: Callable[[], ChainPort],

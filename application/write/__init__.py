@@ -1,6 +1,6 @@
 """The group-commit write core: how commands become stored events.
 
-``writer.CommandWriter`` queues commands from every caller and hands batches
+``writer.CommandWriter`` takes the commands every caller sends and hands batches
 to ``processor.CommandProcessor``, which decides them in order against the
 aggregates of one ``session.AggregateSession`` (served from the bounded
 ``aggregate_cache``) and commits the whole batch's events in one transaction

@@ -1,11 +1,14 @@
 """The command writer: one thread per process that group-commits commands.
 
 Callers (HTTP handlers, the settlement process, the hold-expiry sweeper)
-submit commands to a bounded queue and get a future. Each says who it is
-(an ``Authority``), and a command it may not send is refused before it is
-queued (``application.authority``). The writer takes
-whatever has queued up, up to a limit, decides it as one batch and commits
-it in one database transaction, then answers every caller. Under load the
+send commands, which wait in a bounded line, and get a future. Each says
+who it is (an ``Authority``), and a command it may not send is refused
+before it waits (``application.authority``). The writer takes whatever is
+waiting, up to a limit, decides it as one batch and commits it in one
+database transaction, then answers every caller.
+
+The writer's words are its own: commands are *sent* and *wait*; "queued" and
+"submitted" name settlement states in this ledger (docs/architecture.md). Under load the
 batches grow by themselves, so the cost of a commit is shared by many
 commands; with a single caller a batch is one command and nothing waits.
 """
@@ -30,7 +33,7 @@ from domain.errors import LedgerError
 logger = logging.getLogger(__name__)
 
 BATCH_COMMANDS_MAX_DEFAULT = 1000
-QUEUED_COMMANDS_MAX_DEFAULT = 100_000
+COMMANDS_WAITING_MAX_DEFAULT = 100_000
 ANSWER_TIMEOUT_S_DEFAULT = 30.0
 
 
@@ -41,17 +44,17 @@ class BatchReport:
     commands: Sequence[Command]
     results: Sequence[Result]
     duration_s: float
-    queued_s: Sequence[float]
+    waited_s: Sequence[float]
 
 
 BatchObserver = Callable[[BatchReport], None]
 
 
 @dataclass
-class _Submission:
+class _Sent:
     command: Command
     future: Future
-    submitted_at: float
+    sent_at: float
 
 
 class CommandWriter:
@@ -60,12 +63,12 @@ class CommandWriter:
         processor: CommandProcessor,
         *,
         batch_commands_max: int = BATCH_COMMANDS_MAX_DEFAULT,
-        queued_commands_max: int = QUEUED_COMMANDS_MAX_DEFAULT,
+        commands_waiting_max: int = COMMANDS_WAITING_MAX_DEFAULT,
         observers: Sequence[BatchObserver] = (),
     ) -> None:
         self.processor = processor
         self.batch_commands_max = batch_commands_max
-        self._queue: queue.Queue[_Submission | None] = queue.Queue(queued_commands_max)
+        self._waiting: queue.Queue[_Sent | None] = queue.Queue(commands_waiting_max)
         self._observers = list(observers)
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -77,10 +80,10 @@ class CommandWriter:
         return self
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        """Answer everything already queued, then stop."""
+        """Answer every command already waiting, then stop."""
         self._stopping.set()
         if self._thread is not None:
-            self._queue.put(None)
+            self._waiting.put(None)
             self._thread.join(timeout_s)
             self._thread = None
 
@@ -88,26 +91,27 @@ class CommandWriter:
         self._observers.append(observer)
 
     @property
-    def queued(self) -> int:
-        return self._queue.qsize()
+    def waiting(self) -> int:
+        """Commands sent and not yet taken into a batch."""
+        return self._waiting.qsize()
 
-    def submit(self, command: Command, *, authority: Authority) -> Future:
+    def send(self, command: Command, *, authority: Authority) -> Future:
         check_debits(command, authority)
         if self._stopping.is_set() or self._thread is None:
             raise LedgerUnavailable("the command writer is not running; retry")
-        submission = _Submission(command, Future(), time.monotonic())
+        sent = _Sent(command, Future(), time.monotonic())
         try:
-            self._queue.put_nowait(submission)
+            self._waiting.put_nowait(sent)
         except queue.Full:
-            raise LedgerUnavailable("too many commands queued; retry shortly") from None
-        return submission.future
+            raise LedgerUnavailable("too many commands waiting; retry shortly") from None
+        return sent.future
 
     def execute(
         self, command: Command, *, authority: Authority,
         timeout_s: float = ANSWER_TIMEOUT_S_DEFAULT,
     ) -> Outcome:
-        """Submit and wait: the outcome, or the command's LedgerError raised."""
-        return self.submit(command, authority=authority).result(timeout_s)
+        """Send and wait: the outcome, or the command's LedgerError raised."""
+        return self.send(command, authority=authority).result(timeout_s)
 
     def _run(self) -> None:
         while True:
@@ -116,23 +120,23 @@ class CommandWriter:
                 return
             self._process(batch)
 
-    def _next_batch(self) -> list[_Submission] | None:
-        first = self._queue.get()
+    def _next_batch(self) -> list[_Sent] | None:
+        first = self._waiting.get()
         if first is None:
             return None
         batch = [first]
         while len(batch) < self.batch_commands_max:
             try:
-                item = self._queue.get_nowait()
+                item = self._waiting.get_nowait()
             except queue.Empty:
                 break
             if item is None:
-                self._queue.put(None)
+                self._waiting.put(None)
                 break
             batch.append(item)
         return batch
 
-    def _process(self, batch: list[_Submission]) -> None:
+    def _process(self, batch: list[_Sent]) -> None:
         # A caller may cancel its future while the command waits (an HTTP
         # request cancelled by its client or by shutdown, via asyncio.wrap_future).
         # A cancelled command is dropped, unapplied; the others are marked
@@ -142,24 +146,24 @@ class CommandWriter:
         if not batch:
             return
         started = time.monotonic()
-        commands = [submission.command for submission in batch]
+        commands = [sent.command for sent in batch]
         try:
             results = self.processor.process(commands)
         except Exception:
             logger.exception("command batch failed with a bug; none of it was applied")
             results = [InternalError("internal error; not applied")] * len(batch)
-        for submission, result in zip(batch, results, strict=True):
+        for sent, result in zip(batch, results, strict=True):
             if isinstance(result, LedgerError):
-                submission.future.set_exception(result)
+                sent.future.set_exception(result)
             else:
-                submission.future.set_result(result)
+                sent.future.set_result(result)
         self._report(batch, results, started)
 
-    def _report(self, batch: list[_Submission], results: list[Result], started: float) -> None:
+    def _report(self, batch: list[_Sent], results: list[Result], started: float) -> None:
         report = BatchReport(
             commands=[s.command for s in batch], results=results,
             duration_s=time.monotonic() - started,
-            queued_s=[started - s.submitted_at for s in batch],
+            waited_s=[started - s.sent_at for s in batch],
         )
         for observer in self._observers:
             try:

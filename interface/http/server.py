@@ -8,7 +8,7 @@ concurrency settles conflicts between them.
 
 SIGTERM (or Ctrl-C): uvicorn stops accepting, lets in-flight requests finish
 (up to DEALS_SHUTDOWN_GRACE_S), then the app's lifespan stops the writer,
-which answers every command still queued, and closes the store.
+which answers every command still waiting, and closes the store.
 """
 
 from __future__ import annotations

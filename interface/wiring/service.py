@@ -96,7 +96,7 @@ class LedgerService:
         return self
 
     def stop(self) -> None:
-        """Stop the background work, answer every queued command, then close
+        """Stop the background work, answer every waiting command, then close
         the stores."""
         settlement_metrics.LIVENESS.forget(self.settlement_liveness)
         self.alerting.stop()
@@ -116,13 +116,13 @@ class LedgerService:
         self.stop()
 
     async def execute(self, command: c.Command, authority: Authority) -> Any:
-        """Submit to the group-commit writer, as ``authority``, and await the
+        """Send to the group-commit writer, as ``authority``, and await the
         outcome without blocking the event loop. The wait is shielded: a
         cancelled caller (client gone, shutdown) leaves the command to finish
         or not on its own, exactly like a lost network answer, and a retry
         with the same id gets the first outcome."""
         self.refuse_if_store_down()
-        future = self.writer.submit(command, authority=authority)
+        future = self.writer.send(command, authority=authority)
         return await asyncio.shield(asyncio.wrap_future(future))
 
     # Reads the write side answers itself: cheap, strongly consistent, and
@@ -164,7 +164,7 @@ class LedgerService:
             ) from None
 
     def refuse_if_store_down(self) -> None:
-        """503 at once, nothing submitted, while the last probe found the
+        """503 at once, nothing sent, while the last probe found the
         store unreachable."""
         if self.store_health.down:
             raise LedgerUnavailable("the event store is unreachable; nothing was applied, retry")

@@ -16,7 +16,7 @@ from application.eventlog.locks import AdvisoryLock, FileLock, advisory_lock_key
 from application.settlement.chain_port import ChainPort
 from application.settlement.fold import SettlementFold
 from application.settlement.lease import Lease
-from application.settlement.process import CommandSubmitter, SettlementConfig, SettlementHooks
+from application.settlement.process import CommandSender, SettlementConfig, SettlementHooks
 from application.settlement.reconciler import ReconciliationConfig
 from application.settlement.store import open_settlement_store
 from application.settlement.worker import SettlementWorker
@@ -84,7 +84,7 @@ def settlement_fold(app: LedgerApplication) -> SettlementFold:
 def build_settlement_worker(
     settings: Settings,
     app: LedgerApplication,
-    writer: CommandSubmitter,
+    writer: CommandSender,
     fold: SettlementFold,
     *,
     hooks: SettlementHooks | None = None,

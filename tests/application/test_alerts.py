@@ -175,7 +175,7 @@ def movement(source, destination, amount=UNITS_PER_DEAL, kind="transfer", replay
 
 def batch(*results) -> BatchReport:
     return BatchReport(commands=[], results=list(results), duration_s=0.0,
-                       queued_s=[0.0] * len(results))
+                       waited_s=[0.0] * len(results))
 
 
 def monitor_for(alerts: Alerts, clock: Clock, **rules) -> SuspiciousActivityMonitor:

@@ -125,13 +125,13 @@ def test_the_refusal_names_the_system_account():
     assert f"the rewards account {REWARDS_ID}" in refused.value.message
 
 
-def test_the_writer_refuses_before_queueing_and_writes_nothing(ledger):
+def test_the_writer_refuses_before_the_command_waits_and_writes_nothing(ledger):
     source, destination = ledger.open_account(10), ledger.open_account()
     before = ledger.app.event_log.head()
     batch = c.TransferBatch((transfer(source, destination), transfer(TREASURY_ID, destination)))
     with pytest.raises(SystemDebitNeedsAdmin):
-        ledger.writer.submit(batch, authority=WRITER)
-    assert ledger.writer.queued == 0
+        ledger.writer.send(batch, authority=WRITER)
+    assert ledger.writer.waiting == 0
     assert ledger.app.event_log.head() == before
     ledger.writer.execute(c.TransferBatch((transfer(source, destination),)), authority=WRITER)
     assert ledger.balance(destination) == 1

@@ -612,16 +612,16 @@ class _GatedProcessor:
         return self.processor.process(commands)
 
 
-def test_a_cancelled_submission_is_dropped_and_the_writer_keeps_running(ledger):
+def test_a_cancelled_command_is_dropped_and_the_writer_keeps_running(ledger):
     from application.write.writer import CommandWriter
 
     gated = _GatedProcessor(ledger.processor)
     writer = CommandWriter(gated).start()
     first, cancelled, after = uuid4(), uuid4(), uuid4()
-    first_future = writer.submit(c.OpenAccount(first), authority=INTERNAL)
+    first_future = writer.send(c.OpenAccount(first), authority=INTERNAL)
     assert gated.entered.wait(10)
-    queued = writer.submit(c.OpenAccount(cancelled), authority=INTERNAL)
-    assert queued.cancel()
+    waiting = writer.send(c.OpenAccount(cancelled), authority=INTERNAL)
+    assert waiting.cancel()
     gated.gate.set()
     assert first_future.result(10).account_id == first
     assert writer.execute(c.OpenAccount(after), authority=INTERNAL).account_id == after

@@ -22,7 +22,7 @@ def write_transfers(ledger, source, destination, count: int, per_commit_max: int
     last = 0
     for start in range(0, count, per_commit_max):
         futures = [
-            ledger.writer.submit(c.TransferFunds(uuid4(), source, destination, 1, "load"),
+            ledger.writer.send(c.TransferFunds(uuid4(), source, destination, 1, "load"),
                                  authority=INTERNAL)
             for _ in range(min(per_commit_max, count - start))
         ]

@@ -29,7 +29,7 @@ LAYOUTS = st.lists(st.lists(st.integers(1, 40), min_size=1, max_size=6), min_siz
 
 def commit_together(ledger, commands) -> list[int]:
     """Submit ``commands`` at once so they share one group commit (mostly)."""
-    futures = [ledger.writer.submit(command, authority=INTERNAL) for command in commands]
+    futures = [ledger.writer.send(command, authority=INTERNAL) for command in commands]
     return [future.result(60).position for future in futures]
 
 
