@@ -35,7 +35,8 @@ from uuid import UUID
 from application.commands import Command
 from domain.account import Account
 from domain.errors import LedgerError
-from domain.system import SYSTEM_ACCOUNTS
+from domain.ids import check_client_id
+from domain.system import SYSTEM_ACCOUNTS, WELL_KNOWN_IDS
 
 _SYSTEM_KIND_BY_ID = {account_id: kind for kind, account_id in SYSTEM_ACCOUNTS.items()}
 
@@ -61,6 +62,16 @@ class SystemDebitNeedsAdmin(LedgerError):
     state names."""
 
     code = "forbidden"
+
+
+def check_admission(command: Command, authority: Authority) -> None:
+    """Everything the writer asks of a sender before queueing its command:
+    the debits it may make, and, unless the ledger itself sends it, that no
+    id it chose is one the ledger derives for itself (``domain.ids``)."""
+    check_debits(command, authority)
+    if authority is not INTERNAL:
+        for field, chosen in command.chosen_ids():
+            check_client_id(chosen, field, WELL_KNOWN_IDS)
 
 
 def check_debits(command: Command, authority: Authority) -> None:

@@ -123,6 +123,16 @@ class Command:
         for a command that records no movement."""
         return None
 
+    def chosen_ids(self) -> tuple[tuple[str, UUID], ...]:
+        """The ids its sender chose for what it creates, by request field:
+        none may be one of the ledger's own (``domain.ids``). By default the
+        command's id; a command whose id names something that already exists
+        (a hold to capture) chooses nothing."""
+        command_id = self.command_id
+        if command_id is None or self.id_field is None:
+            return ()
+        return ((self.id_field, command_id),)
+
     def debits(self) -> Debits:
         """Every command declares its own (a test names one that does not).
         Until it does, it is taken to debit any account: denied to all but
@@ -193,6 +203,12 @@ class TransferBatch(Command):
             raise InvalidRequest("a batch needs at least one transfer")
         if len(self.transfers) > BATCH_ITEMS_MAX:
             raise InvalidRequest(f"a batch holds at most {BATCH_ITEMS_MAX} transfers")
+
+    def chosen_ids(self) -> tuple[tuple[str, UUID], ...]:
+        return tuple(
+            (f"transfers[{index}].transfer_id", item.transfer_id)
+            for index, item in enumerate(self.transfers)
+        )
 
     def debits(self) -> Debits:
         return Debits.union(item.debits() for item in self.transfers)
@@ -361,6 +377,10 @@ class CaptureHold(Command):
     hold_id: UUID
     amount: int | None = None
 
+    def chosen_ids(self) -> tuple[tuple[str, UUID], ...]:
+        """Its id names a hold that exists; it creates nothing under it."""
+        return ()
+
     def debits(self) -> Debits:
         """The funds were reserved, and the rule applied, when the hold was placed."""
         return NO_DEBITS
@@ -371,6 +391,10 @@ class VoidHold(Command):
     kind: ClassVar[str] = "void_hold"
     id_field: ClassVar[str] = "hold_id"
     hold_id: UUID
+
+    def chosen_ids(self) -> tuple[tuple[str, UUID], ...]:
+        """Its id names a hold that exists; it creates nothing under it."""
+        return ()
 
     def debits(self) -> Debits:
         return NO_DEBITS
@@ -597,6 +621,10 @@ class AdjustForFinding(Command):
         return Recorded(movement_noun(MINT, adjustment=True), {
             "reason": ("reason", self.reason or None),  # none given: a default is stored
         })
+
+    def chosen_ids(self) -> tuple[tuple[str, UUID], ...]:
+        """Its id names a finding that exists; it creates nothing under it."""
+        return ()
 
     def debits(self) -> Debits:
         """A mint or a burn of the finding's account: the finding says which."""

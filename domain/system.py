@@ -10,6 +10,7 @@ from uuid import UUID, uuid5
 
 from domain.account import ISSUANCE, REWARDS, TREASURY
 from domain.amounts import INITIAL_SUPPLY
+from domain.ids import ledger_id, legacy_ledger_id
 
 _NAMESPACE = UUID("0b8f7f8e-2d55-5a4e-9a43-6a1f5b0c9e21")
 
@@ -26,7 +27,20 @@ REWARDS_FUNDING = INITIAL_SUPPLY // 10
 (100,000,000 DEAL); more can be moved there later by an ordinary transfer."""
 
 
+WELL_KNOWN_IDS = frozenset({
+    *SYSTEM_ACCOUNTS.values(), PRICE_SCHEDULE_ID, GENESIS_MINT_ID, GENESIS_REWARDS_FUNDING_ID,
+})
+"""The ids genesis creates (plain uuid5, as every ledger already stores
+them): no client may choose one (``domain.ids.check_client_id``)."""
+
+
 def derived_id(purpose: str, source: UUID) -> UUID:
     """An id derived from another, for movements the ledger itself creates
-    (e.g. the compensating reversal of a failed settlement)."""
-    return uuid5(_NAMESPACE, f"{purpose}:{source}")
+    (e.g. the compensating reversal of a failed settlement): version 8, an
+    id no client may choose (``domain.ids``)."""
+    return ledger_id(_NAMESPACE, f"{purpose}:{source}")
+
+
+def legacy_derived_id(purpose: str, source: UUID) -> UUID:
+    """Where ``derived_id`` put it before version 8 was reserved."""
+    return legacy_ledger_id(_NAMESPACE, f"{purpose}:{source}")

@@ -2,19 +2,22 @@
 
 The aggregate id is derived from the address, so two processes connecting
 the same address race for version 1 of the same aggregate and the event
-store's version check lets exactly one win.
+store's version check lets exactly one win. It is a ledger id (``domain.ids``,
+version 8), which no client may choose, so no client can take an address's
+id first and keep it from ever connecting.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from uuid import UUID, uuid5
+from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 from solders.pubkey import Pubkey
 
 from domain.account import Account
 from domain.errors import InvalidWalletAddress, WalletAlreadyConnected, WalletNotFound
+from domain.ids import ledger_id, legacy_ledger_id
 
 _WALLET_NAMESPACE = UUID("6c0e4a62-1f0b-5c55-9d3e-7b4f0a8f2d11")
 _BASE58_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
@@ -23,7 +26,15 @@ ADDRESS_LENGTH_MAX = 44
 
 
 def wallet_id(address: str) -> UUID:
-    return uuid5(_WALLET_NAMESPACE, address)
+    """Where a wallet is connected from now on: an id no client may choose."""
+    return ledger_id(_WALLET_NAMESPACE, address)
+
+
+def legacy_wallet_id(address: str) -> UUID:
+    """Where a wallet connected before version 8 was reserved lives. Any
+    client could have taken this id first, so only a Wallet of the same
+    address found there counts (``application.handlers.wallets``)."""
+    return legacy_ledger_id(_WALLET_NAMESPACE, address)
 
 
 def validate_wallet_address(address: object) -> str:

@@ -16,6 +16,7 @@ from domain.errors import FindingNotFound, InvalidRequest
 from domain.movements import BURN, MINT
 from domain.reconciliation import Finding, Reconciliation, record_finding
 from domain.system import ISSUANCE_ID, derived_id
+from domain.transfer import Transfer
 
 ADJUSTMENT = "adjustment"
 
@@ -75,13 +76,14 @@ def adjust_for_finding(
     command: c.AdjustForFinding, session: AggregateSession, now: datetime
 ) -> MovementRecorded:
     reason = c.check_reason(command.reason)
-    transfer_id = adjustment_id(command.finding_id)
-    existing = session.existing_transfer(transfer_id)
     finding = session.get_typed(command.finding_id, Finding)
     if finding is None:
         raise FindingNotFound(f"finding {command.finding_id} does not exist")
-    if existing is not None:
-        return replay(existing, command, session)
+    if finding.adjusted_by is not None:  # where it was derived then, maybe a legacy id
+        existing = session.get_typed(finding.adjusted_by, Transfer)
+        if existing is not None:
+            return replay(existing, command, session)
+    transfer_id = adjustment_id(finding.id)
     account_id, change = finding.adjustment()
     if change == 0:
         raise InvalidRequest(f"finding {finding.id} records no difference to adjust")

@@ -14,7 +14,7 @@ from application.handlers.movements import movement_outcome, reverse_transfer
 from application.handlers.session import AggregateSession
 from application.outcomes import MovementRecorded, SettlementStep
 from domain.errors import LedgerError, SettlementConflict, TransferNotFound
-from domain.system import GENESIS_MINT_ID, derived_id
+from domain.system import GENESIS_MINT_ID, derived_id, legacy_derived_id
 from domain.transfer import (
     SETTLED,
     SETTLEMENT_FAILED,
@@ -27,8 +27,16 @@ COMPENSATION = "compensation"
 
 
 def compensation_id(transfer_id: UUID) -> UUID:
-    """The id of the reversal that compensates a failed settlement."""
+    """The id of the reversal that compensates a failed settlement (a ledger
+    id, which no client may choose)."""
     return derived_id(COMPENSATION, transfer_id)
+
+
+def is_compensation(reversal_id: UUID, transfer_id: UUID) -> bool:
+    """Whether ``reversal_id`` is the compensation of ``transfer_id``, where
+    it is derived now or was derived before ledger ids were reserved."""
+    return reversal_id in (
+        compensation_id(transfer_id), legacy_derived_id(COMPENSATION, transfer_id))
 
 
 def record_submission(
@@ -130,11 +138,12 @@ def retry_compensation(
     command: c.RetryCompensation, session: AggregateSession, now: datetime
 ) -> MovementRecorded:
     (transfer,) = _transfers(session, (command.transfer_id,))
-    reversal_id = compensation_id(transfer.id)
-    reversal = session.get_typed(reversal_id, Transfer)
-    if reversal is not None:
-        session.set_primary(reversal.id)
-        return movement_outcome(reversal, replayed=True)
+    reversal_id = transfer.reversed_by
+    if reversal_id is not None and is_compensation(reversal_id, transfer.id):
+        reversal = session.get_typed(reversal_id, Transfer)
+        if reversal is not None:
+            session.set_primary(reversal.id)
+            return movement_outcome(reversal, replayed=True)
     if transfer.settlement_status != SETTLEMENT_FAILED or transfer.compensation_blocked is None:
         raise SettlementConflict(f"transfer {transfer.id} has no blocked compensation to retry")
     return reverse_transfer(_compensation(transfer, transfer.settlement_error or ""), session, now)

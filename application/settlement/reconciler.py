@@ -35,7 +35,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from uuid import UUID, uuid4, uuid5
+from uuid import UUID, uuid4
 
 from application import commands as c
 from application.alerts import AlertKind, raise_alert
@@ -59,6 +59,7 @@ from application.settlement.store import (
     Submission,
 )
 from domain.errors import FindingNotAdjustable, FindingNotFound
+from domain.ids import ledger_id
 from domain.reconciliation import (
     BALANCE_MISMATCH,
     DEAD_SUBMISSION_LANDED,
@@ -134,7 +135,7 @@ class _Findings:
                   expected: int | None = None, actual: int | None = None,
                   detail: str = "") -> None:
         about = f"{kind}:{account_id}:{signature}:{transfer_id}"
-        finding_id = uuid5(_FINDINGS, f"{self.run_id}:{about}")
+        finding_id = ledger_id(_FINDINGS, f"{self.run_id}:{about}")
         if finding_id in self._ids:
             return
         if kind in SIGNATURE_KINDS:

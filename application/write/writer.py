@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from application.authority import Authority, check_debits
+from application.authority import Authority, check_admission
 from application.commands import Command
 from application.errors import InternalError, LedgerUnavailable
 from application.outcomes import Outcome
@@ -96,7 +96,7 @@ class CommandWriter:
         return self._waiting.qsize()
 
     def send(self, command: Command, *, authority: Authority) -> Future:
-        check_debits(command, authority)
+        check_admission(command, authority)
         if self._stopping.is_set() or self._thread is None:
             raise LedgerUnavailable("the command writer is not running; retry")
         sent = _Sent(command, Future(), time.monotonic())

@@ -246,3 +246,48 @@ def columns_of(db: Any) -> set[tuple[str, str]]:
     tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
     return {(table, row[1]) for table in tables
             for row in db.execute(f"PRAGMA table_info({table})")}  # noqa: S608
+
+
+def test_wallets_and_derived_ids_of_v1_are_found_after_ledger_ids_were_reserved(golden) -> None:
+    """v1 derived its wallet, compensation and adjustment ids as plain uuid5;
+    today's code derives version 8 ids (``domain.ids``) and must still find
+    the old ones: a live v1 wallet stays connected where it is, and a
+    repeated compensation or adjustment answers the movement v1 recorded."""
+    from datetime import UTC, datetime
+
+    from application import commands as c
+    from domain.errors import IdempotencyConflict, WalletAlreadyConnected
+    from domain.wallet import Wallet, legacy_wallet_id, wallet_id
+    from tests.support.ledgers import LedgerHarness
+
+    store, manifest = golden
+    ledger = LedgerHarness(store.env, clock=lambda: datetime.now(UTC), genesis=False)
+    try:
+        accounts = {name: UUID(value) for name, value in manifest["accounts"].items()}
+        for name, address in manifest["notes"]["wallets"].items():
+            wallet = ledger.app.repository.get(legacy_wallet_id(address))
+            assert isinstance(wallet, Wallet) and wallet.address == address
+            assert wallet.account_id == accounts[name], name
+            with pytest.raises(WalletAlreadyConnected):
+                ledger.execute(c.ConnectWallet(accounts["alice"], address))
+            ledger.execute(c.DisconnectWallet(accounts[name], address))
+            ledger.execute(c.ConnectWallet(accounts[name], address))
+            assert ledger.app.repository.get(wallet.id).version == wallet.version + 2
+            assert not list(ledger.app.events.get(wallet_id(address)))  # nothing new beside it
+
+        head = ledger.app.event_log.head()
+        failed = ledger.app.transfer(UUID(manifest["notes"]["failed"]))
+        assert failed.reversed_by is not None
+        assert ledger.execute(c.RetryCompensation(failed.id)).transfer_id == failed.reversed_by
+        notifications = ledger.app.recorder.select_notifications(start=1, limit=10**6)
+        adjusted = {n.originator_id for n in notifications if n.topic.endswith("Finding.Adjusted")}
+        assert adjusted
+        for finding_id in adjusted:
+            try:
+                outcome = ledger.execute(c.AdjustForFinding(finding_id))
+            except IdempotencyConflict:  # v1 gave it a reason: another request, not a new one
+                continue
+            assert outcome.transfer_id == ledger.app.repository.get(finding_id).adjusted_by
+        assert ledger.app.event_log.head() == head
+    finally:
+        ledger.close()
