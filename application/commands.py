@@ -551,6 +551,58 @@ class RecordGenesisSettlement(Command):
         return NO_DEBITS
 
 
+# Anchors: the log's Merkle root on chain, recorded before it is sent.
+
+
+@dataclass(frozen=True)
+class RecordAnchor(Command):
+    """Write-ahead: anchor ``sequence`` and the signed transaction carrying
+    its memo, recorded before it is sent. Only after the previous anchor is
+    confirmed, and only as its successor (``previous_root``), so one anchor
+    is in flight at a time and the anchors form a chain."""
+
+    kind: ClassVar[str] = "record_anchor"
+    sequence: int
+    position: int
+    tree_size: int
+    root: str
+    previous_root: str
+    ledger_id: str
+    signature: str
+    last_valid_block_height: int
+    transaction: str  # base64
+
+    def debits(self) -> Debits:
+        return NO_DEBITS
+
+
+@dataclass(frozen=True)
+class ResignAnchor(Command):
+    """The anchor's transaction expired unseen (or landed failed): the same
+    memo signed again, superseding it."""
+
+    kind: ClassVar[str] = "resign_anchor"
+    sequence: int
+    supersedes: str
+    signature: str
+    last_valid_block_height: int
+    transaction: str
+
+    def debits(self) -> Debits:
+        return NO_DEBITS
+
+
+@dataclass(frozen=True)
+class ConfirmAnchor(Command):
+    kind: ClassVar[str] = "confirm_anchor"
+    sequence: int
+    signature: str
+    slot: int
+
+    def debits(self) -> Debits:
+        return NO_DEBITS
+
+
 # Reconciliation: runs and findings are recorded; nothing is corrected.
 
 FINDINGS_PER_COMMAND_MAX = 500

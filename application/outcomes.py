@@ -124,6 +124,16 @@ class SettlementStep(Outcome):
 
 
 @dataclass(frozen=True)
+class AnchorStep(Outcome):
+    """An anchor step recorded: ``status`` is ``recorded`` (in flight) or
+    ``confirmed``."""
+
+    sequence: int
+    signature: str
+    status: str
+
+
+@dataclass(frozen=True)
 class ReconciliationStep(Outcome):
     reconciliation_id: UUID
     findings_recorded: int = 0

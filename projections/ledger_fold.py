@@ -28,6 +28,7 @@ from application.eventlog.decoder import EventDecoder
 from application.eventlog.fold_table import FoldTable, UnknownEvent
 from application.eventlog.reader import LogEvent
 from domain.account import ISSUANCE, Account
+from domain.anchor import Anchor
 from domain.pricing import PriceSchedule
 from domain.reconciliation import Finding, Reconciliation
 from domain.transfer import (
@@ -537,6 +538,10 @@ NOT_SHOWN: frozenset[type] = frozenset({
     Reconciliation.Finished,
     Finding.Recorded,
     Finding.Adjusted,
+    # Anchors: the audit and the proofs read them from the log and the chain.
+    Anchor.Recorded,
+    Anchor.Resigned,
+    Anchor.Confirmed,
     # An empty schedule: its rules arrive as RuleSet events.
     PriceSchedule.Started,
 })

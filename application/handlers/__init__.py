@@ -15,6 +15,7 @@ from typing import Any
 from application import commands as c
 from application.handlers import (
     accounts,
+    anchors,
     genesis,
     holds,
     movements,
@@ -55,6 +56,9 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.MarkSettlementFailed: settlement_steps.mark_failed,
     c.RecordGenesisSettlement: settlement_steps.record_genesis_settlement,
     c.RetryCompensation: settlement_steps.retry_compensation,
+    c.RecordAnchor: anchors.record_anchor,
+    c.ResignAnchor: anchors.resign_anchor,
+    c.ConfirmAnchor: anchors.confirm_anchor,
     c.StartReconciliation: reconciliation_steps.start_reconciliation,
     c.RecordFindings: reconciliation_steps.record_findings,
     c.FinishReconciliation: reconciliation_steps.finish_reconciliation,

@@ -98,6 +98,20 @@ class ChainPort(Protocol):
 
     async def sign_movements(self, movements: Sequence[ChainMovement]) -> SignedSubmission: ...
 
+    @property
+    def anchor_signer(self) -> str:
+        """The address that co-signs every anchor and nothing else."""
+        ...
+
+    async def sign_anchor(self, memo: str) -> SignedSubmission:
+        """Sign (not send) a transaction carrying ``memo``, co-signed by the
+        anchor signer; ``transfer_ids`` is empty."""
+        ...
+
+    async def anchor_signatures(self, *, before: str | None = None, limit: int = 1000) -> list[str]:
+        """Transactions the anchor signer signed, newest first (a page)."""
+        ...
+
     async def send(self, submission: SignedSubmission) -> None: ...
 
     async def signature_statuses(

@@ -45,6 +45,7 @@ from application.settlement.store import (
 )
 from application.write.event_store import LedgerApplication
 from domain.account import Account
+from domain.anchor import Anchor
 from domain.pricing import PriceSchedule
 from domain.reconciliation import Finding, Reconciliation
 from domain.system import ISSUANCE_ID
@@ -90,6 +91,10 @@ NOT_SHOWN: frozenset[type] = frozenset({
     # Prices are in the amounts the Transfers record.
     PriceSchedule.Started,
     PriceSchedule.RuleSet,
+    # An anchor publishes a digest; it moves no tokens.
+    Anchor.Recorded,
+    Anchor.Resigned,
+    Anchor.Confirmed,
 })
 """Stored events the settlement store deliberately leaves out (they only
 advance the position)."""

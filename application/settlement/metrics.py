@@ -46,6 +46,10 @@ CHAIN_RETRIES = _metric(
     Counter, "settlement_chain_retries", "Chain calls retried after an RPC error or timeout",
     labels=("operation",),
 )
+ANCHORS = _metric(
+    Counter, "anchors", "Anchor steps of the log's Merkle root on chain (confirmed, resigned)",
+    labels=("outcome",),
+)
 RECONCILIATION_MISMATCHES = _metric(
     Gauge, "reconciliation_mismatches", "Mismatches found by the latest reconciliation", **_LIVE
 )

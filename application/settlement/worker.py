@@ -27,6 +27,7 @@ from eventsourcing.persistence import PersistenceError
 
 from application.errors import SettlementUnavailable
 from application.settlement import metrics
+from application.settlement.anchoring import AnchorConfig, AnchorHooks, AnchorProcess
 from application.settlement.chain_port import ChainError, ChainPort
 from application.settlement.fold import SettlementFold
 from application.settlement.lease import Lease
@@ -69,8 +70,13 @@ class SettlementWorker:
         idle_interval_s: float = IDLE_INTERVAL_S,
         standby_interval_s: float = STANDBY_INTERVAL_S,
         hooks: SettlementHooks | None = None,
+        anchoring: AnchorConfig | None = None,
+        anchor_hooks: AnchorHooks | None = None,
     ) -> None:
         self.writer = writer
+        self.anchoring = anchoring
+        """None: this settler anchors nothing."""
+        self.anchor_hooks = anchor_hooks
         self.fold = fold
         self.new_lease = lease
         """Makes a lease object; each holder needs its own (a flock or an
@@ -253,13 +259,19 @@ class SettlementWorker:
             self._chain = chain
             self._active.set()
             logger.info("settler active on %s", type(chain).__name__)
-            await self._step_loop(process)
+            await self._step_loop(process, self._anchorer(chain))
         finally:
             self._active.clear()
             self._chain = None
             await chain.close()
 
-    async def _step_loop(self, process: SettlementProcess) -> None:
+    def _anchorer(self, chain: ChainPort) -> AnchorProcess | None:
+        if self.anchoring is None:
+            return None
+        return AnchorProcess(writer=self.writer, app=self.fold.app, chain=chain,
+                             config=self.anchoring, hooks=self.anchor_hooks)
+
+    async def _step_loop(self, process: SettlementProcess, anchorer: AnchorProcess | None) -> None:
         assert self._turn is not None
         due = self._next_reconciliation()
         backoff_s = 0.0
@@ -272,11 +284,24 @@ class SettlementWorker:
             except Exception as error:  # logged; the step is tried again
                 backoff_s = min(ERROR_BACKOFF_S_MAX, max(0.1, backoff_s * 2))
                 _log_failure("settlement step failed", error, backoff_s)
+            if anchorer is not None:
+                progressed = await self._anchor_step(anchorer) or progressed
             if due is not None and time.monotonic() >= due:
                 await self._scheduled_reconciliation()
                 due = self._next_reconciliation()
             if not progressed:
                 await self._idle(backoff_s or self.idle_interval_s)
+
+    async def _anchor_step(self, anchorer: AnchorProcess) -> bool:
+        """One anchoring step, on the settler's turn; its failure is logged
+        and never holds settlement up."""
+        assert self._turn is not None
+        try:
+            async with self._turn:
+                return await anchorer.step()
+        except Exception as error:
+            _log_failure("anchor step failed", error, self.idle_interval_s)
+            return False
 
     def _next_reconciliation(self) -> float | None:
         if self.reconcile_interval_s <= 0:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from solders.hash import Hash
-from solders.instruction import Instruction
+from solders.instruction import AccountMeta, Instruction
 from solders.message import Message
 from solders.pubkey import Pubkey
 
@@ -113,6 +113,11 @@ class SeededTokenChain(abc.ABC):
     async def transaction(self, signature: str) -> ChainTransaction | None: ...
 
     @abc.abstractmethod
+    async def anchor_signatures(
+        self, *, before: str | None = None, limit: int = 1000
+    ) -> list[str]: ...
+
+    @abc.abstractmethod
     async def close(self) -> None: ...
 
     # --- shared port methods ---------------------------------------------------
@@ -155,6 +160,24 @@ class SeededTokenChain(abc.ABC):
             address = tx.token_account_address(self._custody.pubkey, account_id)
             self._creations_in_flight[address] = _CreationInFlight(submission.signature, last_valid)
         return submission
+
+    @property
+    def anchor_signer(self) -> str:
+        return str(self._custody.anchor_signer)
+
+    async def sign_anchor(self, memo: str) -> SignedSubmission:
+        """The memo names the anchor signer as its signer account, so the
+        chain's index of that address lists every anchor and only anchors."""
+        signer = AccountMeta(self._custody.anchor_signer, is_signer=True, is_writable=False)
+        instruction = Instruction(tx.MEMO_PROGRAM_ID, memo.encode(), [signer])
+        blockhash, last_valid = await self._latest_blockhash()
+        message = Message.new_with_blockhash([instruction], self._custody.pubkey, blockhash)
+        tx.require_fits_packet(message)
+        signed = self._custody.sign_anchor_transaction(message, blockhash)
+        return SignedSubmission(
+            signature=str(signed.signatures[0]), last_valid_block_height=last_valid,
+            transaction=bytes(signed), transfer_ids=(),
+        )
 
     # --- helpers ---------------------------------------------------------------
 

@@ -10,6 +10,7 @@ pickled, and no error message or exception chain carries the file's content.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import NoReturn
@@ -25,6 +26,7 @@ from interface.secret_file import create_secret_file, read_secret_file
 
 KEY_FILE_NAME_DEFAULT = "custody-keypair.json"
 KEYPAIR_LEN = 64
+ANCHOR_SEED_PREFIX = b"deals-ledger:anchor-signer:v1:"
 
 
 class CustodyKeyError(ChainError):
@@ -40,10 +42,23 @@ class CustodyKey:
     in base58. Callers get the public key and ask this object to sign.
     """
 
-    __slots__ = ("__keypair",)
+    __slots__ = ("__keypair", "__anchor_keypair")
 
     def __init__(self, keypair: Keypair) -> None:
         self.__keypair = keypair
+        seed = hashlib.sha256(ANCHOR_SEED_PREFIX + bytes(keypair)[:32]).digest()
+        self.__anchor_keypair = Keypair.from_seed(seed)
+
+    @property
+    def anchor_signer(self) -> Pubkey:
+        """The anchors' co-signer: derived from the custody secret (so it
+        needs no key file of its own) and used for nothing else, so the
+        chain's index of its transactions lists exactly the anchors."""
+        return self.__anchor_keypair.pubkey()
+
+    def sign_anchor_transaction(self, message: Message, blockhash: Hash) -> Transaction:
+        """Sign an anchor: the custody key pays, the anchor signer vouches."""
+        return Transaction([self.__keypair, self.__anchor_keypair], message, blockhash)
 
     @property
     def pubkey(self) -> Pubkey:

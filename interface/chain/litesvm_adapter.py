@@ -77,6 +77,12 @@ class LiteSvmChain(SeededTokenChain):
         page = self._chain.signatures_for_address(address, before=before, limit=limit)
         return [landed.signature for landed in page]
 
+    async def anchor_signatures(
+        self, *, before: str | None = None, limit: int = 1000
+    ) -> list[str]:
+        page = self._chain.signatures_for_address(self.anchor_signer, before=before, limit=limit)
+        return [landed.signature for landed in page]
+
     async def transaction(self, signature: str) -> ChainTransaction | None:
         landed = self._chain.landed(signature)
         if landed is None:

@@ -141,6 +141,21 @@ class RpcChain(SeededTokenChain):
         entries: list[RpcConfirmedTransactionStatusWithSignature] = response.value
         return [str(entry.signature) for entry in entries]
 
+    async def anchor_signatures(
+        self, *, before: str | None = None, limit: int = 1000
+    ) -> list[str]:
+        if not 1 <= limit <= 1000:
+            raise ValueError("limit_must_be_1_to_1000")
+        response = await self._call(
+            "getSignaturesForAddress",
+            self._client.get_signatures_for_address(
+                Pubkey.from_string(self.anchor_signer),
+                before=None if before is None else Signature.from_string(before),
+                limit=limit, commitment=self._history_commitment(),
+            ),
+        )
+        return [str(entry.signature) for entry in response.value]
+
     async def transaction(self, signature: str) -> ChainTransaction | None:
         response = await self._call(
             "getTransaction",

@@ -90,6 +90,10 @@ class Settings(BaseModel):
     settlement_poll_interval_s: float = _var(0.4, "DEALS_SETTLEMENT_POLL_INTERVAL_S", gt=0)
     solana_timeout_s: float = _var(10.0, "DEALS_SOLANA_TIMEOUT_S", gt=0)
     reconcile_interval_s: float = _var(3600.0, "DEALS_RECONCILE_INTERVAL_S", gt=0)
+    anchoring_enabled: bool = _var(True, "DEALS_ANCHORING")
+    """The settler anchors the log's Merkle root on chain (docs/proofs.md)."""
+    anchor_every_events: int = _var(10_000, "DEALS_ANCHOR_EVERY_EVENTS", ge=1)
+    anchor_every_s: float = _var(300.0, "DEALS_ANCHOR_EVERY_S", gt=0, allow_inf_nan=False)
     # alerts and suspicious activity (README: Security and alerts)
     alert_webhook_url: str | None = _var(None, "DEALS_ALERT_WEBHOOK_URL", secret=True)
     alert_webhook_secret: str | None = _var(None, "DEALS_ALERT_WEBHOOK_SECRET", secret=True)

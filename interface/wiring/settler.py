@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from application.eventlog.locks import AdvisoryLock, FileLock, advisory_lock_key, conninfo_of
+from application.settlement.anchoring import AnchorConfig, AnchorHooks
 from application.settlement.chain_port import ChainPort
 from application.settlement.fold import SettlementFold
 from application.settlement.lease import Lease
@@ -88,6 +89,7 @@ def build_settlement_worker(
     fold: SettlementFold,
     *,
     hooks: SettlementHooks | None = None,
+    anchor_hooks: AnchorHooks | None = None,
 ) -> SettlementWorker:
     custody = custody_key(settings)
     return SettlementWorker(
@@ -100,4 +102,16 @@ def build_settlement_worker(
         reconciliation=ReconciliationConfig(),
         reconcile_interval_s=settings.reconcile_interval_s,
         hooks=hooks,
+        anchoring=anchor_config(settings),
+        anchor_hooks=anchor_hooks,
+    )
+
+
+def anchor_config(settings: Settings) -> AnchorConfig | None:
+    if not settings.anchoring_enabled:
+        return None
+    return AnchorConfig(
+        every_events=settings.anchor_every_events, every_s=settings.anchor_every_s,
+        commitment=settings.settlement_commitment,
+        poll_interval_s=settings.settlement_poll_interval_s,
     )

@@ -1,0 +1,100 @@
+"""The log as a Merkle tree: each stored event is one leaf, in log order.
+
+Why here: the anchoring process, the audit and the proofs all need the same
+leaves, and the published log is the one place all three may import.
+
+A leaf's data is the event's *canonical bytes*, written out in
+``docs/proofs.md`` so a third party can recompute it:
+
+    u64 position | 16-byte originator id | u64 version |
+    u32 length of topic | topic (UTF-8) | stored state (the rest)
+
+(integers big-endian). Leaf ``i`` is the ``i``-th event of the log (from 0);
+positions may skip numbers (a rolled-back sequence value on PostgreSQL), so
+the tree keeps which position each leaf holds.
+"""
+
+from __future__ import annotations
+
+import bisect
+import struct
+from array import array
+
+from application.eventlog.reader import EventLog, LogEvent
+from domain.merkle import MerkleTree, leaf_hash
+
+_HEADER = struct.Struct(">q16sqI")
+ANCHOR_TOPIC_PREFIX = "domain.anchor:"
+ANCHOR_RECORDED_TOPIC = "domain.anchor:Anchor.Recorded"
+PAGE_EVENTS = 5000
+
+
+def canonical_bytes(event: LogEvent) -> bytes:
+    topic = event.topic.encode()
+    header = _HEADER.pack(event.position, bytes.fromhex(event.originator_id), event.version,
+                          len(topic))
+    return header + topic + event.state
+
+
+def parse_canonical(data: bytes) -> LogEvent:
+    """The event a leaf's data holds (what an offline verifier reads)."""
+    position, originator, version, topic_length = _HEADER.unpack_from(data)
+    start = _HEADER.size
+    topic = data[start:start + topic_length].decode()
+    if len(topic.encode()) != topic_length:
+        raise ValueError("a leaf's topic is cut short")
+    return LogEvent(position, originator.hex(), version, topic, data[start + topic_length:])
+
+
+class LogTree:
+    """The Merkle tree over the stored log, caught up on demand.
+
+    Also notes, for the anchoring process, how many anchors the log records
+    and the last position that is not an anchor step (a log that only grew by
+    its own anchors needs no new anchor)."""
+
+    def __init__(self, log: EventLog) -> None:
+        self._log = log
+        self.tree = MerkleTree()
+        self.positions = array("q")
+        self.anchors_recorded = 0
+        self.last_unanchored_kind_position = 0
+
+    @property
+    def size(self) -> int:
+        return self.tree.size
+
+    @property
+    def position(self) -> int:
+        """The position of the last leaf (0 for an empty tree)."""
+        return self.positions[-1] if self.positions else 0
+
+    def catch_up(self, upto: int | None = None) -> int:
+        """Read the log past the last leaf (up to ``upto``); the tree's size."""
+        while True:
+            events = self._log.read(self.position, PAGE_EVENTS, upto)
+            for event in events:
+                self.append(event)
+            if not events:
+                return self.size
+
+    def append(self, event: LogEvent) -> None:
+        if event.position <= self.position:
+            raise ValueError(f"event {event.position} does not follow {self.position}")
+        self.tree.append(leaf_hash(canonical_bytes(event)))
+        self.positions.append(event.position)
+        if event.topic == ANCHOR_RECORDED_TOPIC:
+            self.anchors_recorded += 1
+        if not event.topic.startswith(ANCHOR_TOPIC_PREFIX):
+            self.last_unanchored_kind_position = event.position
+
+    def index_of(self, position: int) -> int | None:
+        """The leaf holding ``position``; None when no event has it."""
+        index = bisect.bisect_left(self.positions, position)
+        if index < len(self.positions) and self.positions[index] == position:
+            return index
+        return None
+
+    def size_at(self, position: int) -> int:
+        """How many leaves are at or before ``position``."""
+        return bisect.bisect_right(self.positions, position)
