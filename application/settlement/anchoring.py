@@ -47,7 +47,7 @@ from application.settlement.chain_port import (
 from application.settlement.process import (
     COMMITMENT_RANK,
     EXPIRY_CONFIRMATIONS,
-    CommandSubmitter,
+    CommandSender,
     execute_internal,
 )
 from application.write.event_store import LedgerApplication
@@ -92,7 +92,7 @@ class AnchorHooks:
 
 class AnchorProcess:
     def __init__(
-        self, *, writer: CommandSubmitter, app: LedgerApplication, chain: ChainPort,
+        self, *, writer: CommandSender, app: LedgerApplication, chain: ChainPort,
         config: AnchorConfig | None = None, hooks: AnchorHooks | None = None,
         clock: Callable[[], float] = time.monotonic, sleep: Sleep = asyncio.sleep,
     ) -> None:
