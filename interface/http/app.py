@@ -21,6 +21,7 @@ from fastapi.routing import APIRoute
 from interface.http.activity import KeyActivityMiddleware
 from interface.http.auth import Keyring, keyring_for
 from interface.http.bodylimit import BodyLimitMiddleware
+from interface.http.docs_pages import install_docs_pages
 from interface.http.errors import install_error_handlers
 from interface.http.ratelimit import Limit, rate_limiter
 from interface.http.routers import (
@@ -112,8 +113,9 @@ def create_app(
     """``service``, when given, is started and stopped by the caller."""
     app = FastAPI(
         title="Deals Ledger", version="1", description=DESCRIPTION,
-        lifespan=_lifespan(settings, service),
+        lifespan=_lifespan(settings, service), docs_url=None, redoc_url=None,
     )
+    install_docs_pages(app)
     app.state.settings = settings
     app.state.keyring = keyring if keyring is not None else keyring_for(settings)
     app.state.service = service

@@ -26,8 +26,9 @@ from tests.interface.conftest import sqlite_settings
 from tests.support.http import API_KEYS, START_TIMEOUT_S, _clean_environ, bearer, wait_until
 from tests.support.webhook import WebhookReceiver
 
-DOCS_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
-"""FastAPI's own pages, public like /health (API.md: the OpenAPI is the reference)."""
+DOCS_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/docs/assets"})
+"""FastAPI's own pages and their assets, public like /health (API.md: the
+OpenAPI is the reference)."""
 
 
 # --- the route table ---------------------------------------------------------------
