@@ -89,7 +89,7 @@ class Settings(BaseModel):
     settlement_batch_movements: int | None = _var(None, "DEALS_SETTLEMENT_BATCH", ge=1)
     settlement_poll_interval_s: float = _var(0.4, "DEALS_SETTLEMENT_POLL_INTERVAL_S", gt=0)
     solana_timeout_s: float = _var(10.0, "DEALS_SOLANA_TIMEOUT_S", gt=0)
-    reconcile_interval_s: float = _var(3600.0, "DEALS_RECONCILE_INTERVAL_S", gt=0)
+    reconcile_interval_s: float = _var(3600.0, "DEALS_RECONCILE_INTERVAL_S", ge=0)
     anchoring_enabled: bool = _var(True, "DEALS_ANCHORING")
     """The settler anchors the log's Merkle root on chain (docs/proofs.md)."""
     anchor_every_events: int = _var(10_000, "DEALS_ANCHOR_EVERY_EVENTS", ge=1)
@@ -103,12 +103,12 @@ class Settings(BaseModel):
     projection_stall_s: float = _var(60.0, "DEALS_PROJECTION_STALL_S", gt=0)
     """Read models behind the log and not advancing this long: projection_stalled."""
     suspicious_window_s: float = _var(60.0, "DEALS_SUSPICIOUS_WINDOW_S", gt=0)
-    suspicious_account_commands: int = _var(600, "DEALS_SUSPICIOUS_ACCOUNT_COMMANDS", ge=1)
-    suspicious_key_commands: int = _var(20_000, "DEALS_SUSPICIOUS_KEY_COMMANDS", ge=1)
+    suspicious_account_commands: int = _var(600, "DEALS_SUSPICIOUS_ACCOUNT_COMMANDS", ge=0)
+    suspicious_key_commands: int = _var(20_000, "DEALS_SUSPICIOUS_KEY_COMMANDS", ge=0)
     suspicious_large_amount: int = _var(1_000_000 * UNITS_PER_DEAL, "DEALS_SUSPICIOUS_LARGE_AMOUNT",
                                         ge=0)
     """Base units (DEALS_SUSPICIOUS_LARGE_AMOUNT is a DEAL decimal string)."""
-    suspicious_auth_failures: int = _var(100, "DEALS_SUSPICIOUS_AUTH_FAILURES", ge=1)
+    suspicious_auth_failures: int = _var(100, "DEALS_SUSPICIOUS_AUTH_FAILURES", ge=0)
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
