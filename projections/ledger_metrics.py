@@ -42,7 +42,7 @@ TRANSACTIONS = Counter(
 )
 TRANSACTION_DURATION = Histogram(
     "token_transaction_duration_seconds",
-    "Command latency from submission to answer (queue wait plus its batch)", ["type"],
+    "Command latency from being sent to the writer to its answer (its wait plus its batch)", ["type"],
     buckets=_LATENCY_BUCKETS_S,
 )
 EVENTS_APPENDED = Counter(

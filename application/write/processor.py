@@ -51,6 +51,7 @@ from application.handlers import decide
 from application.handlers.session import AggregateSession
 from application.outcomes import Outcome
 from application.write.aggregate_cache import AggregateCache
+from application.write.attempts import GroupAnswer, GroupAttempts
 from application.write.event_store import LedgerApplication
 from domain.account import Account
 from domain.errors import LedgerError
@@ -106,48 +107,78 @@ class CommandProcessor:
         self.turns_taken = 0
 
     def process(self, commands: Sequence[Command]) -> list[Result]:
-        with self._lock:
-            return self._process(commands)
+        """Decide and commit ``commands``, every one answered: what a group
+        sends on (``attempts``) is decided in the next group, here."""
+        results: list[Result | None] = [None] * len(commands)
+        spent = [0] * len(commands)
+        waiting = list(range(len(commands)))
+        while waiting:
+            answer = self.process_group([commands[i] for i in waiting], [spent[i] for i in waiting])
+            for index, result, used in zip(waiting, answer.results, answer.spent, strict=True):
+                results[index], spent[index] = result, used
+            waiting = [index for index in waiting if results[index] is None]
+        return [result for result in results if result is not None]
 
-    def _process(self, commands: Sequence[Command]) -> list[Result]:
-        excluded: dict[int, LedgerError] = {}
+    def process_group(
+        self, commands: Sequence[Command], spent: Sequence[int] | None = None
+    ) -> GroupAnswer:
+        """Decide ``commands`` as one group and commit them in one
+        transaction; a command may be sent on to the next group (its result
+        None). ``spent`` is each command's retry budget spent before."""
+        with self._lock:
+            return self._process_group(GroupAttempts(commands, spent))
+
+    def _process_group(self, attempts: GroupAttempts) -> GroupAnswer:
         verify = False
-        for attempt in range(CONFLICT_RETRIES_MAX):
+        while True:
             try:
-                with self._turn(attempt):
+                attempts.begin()
+                with self._turn(attempts):
                     self._refresh_cache()
-                    return self._attempt(commands, excluded, verify)
+                    return attempts.answer(self._attempt(attempts.commands, attempts.skipped(),
+                                                         verify))
             except _Poisoned as poisoned:
-                excluded[poisoned.index] = poisoned.error
+                if not attempts.refused_midway(poisoned.index, poisoned.error):
+                    return attempts.answer()
             except IntegrityError:
                 self.conflicts += 1
                 verify = True
-                time.sleep(random.uniform(0, CONFLICT_BACKOFF_S_MAX) * min(attempt, 4) / 4)  # noqa: S311
+                if not attempts.lost_commit(CONFLICT_RETRIES_MAX):
+                    self.cache.clear()
+                    return attempts.answer()
+                backoff = min(attempts.conflicts_in_a_row() - 1, 4) / 4
+                time.sleep(random.uniform(0, CONFLICT_BACKOFF_S_MAX) * backoff)  # noqa: S311
             except PersistenceError as error:
                 logger.warning("event store unavailable: %s", type(error).__name__)
                 raise_alert(AlertKind.STORE_UNREACHABLE, "the event store refused a commit",
                             dedup_key=STORE_ALERT_KEY, seen_by="writer",
                             error=type(error).__name__,
-                            commands=len(commands))
-                return self._unavailable(commands, excluded, "the event store is unavailable")
-        return self._unavailable(commands, excluded, "the event store stayed contended")
+                            commands=len(attempts.commands))
+                return self._unavailable(attempts, "the event store is unavailable")
 
-    def _turn(self, attempt: int) -> AbstractContextManager[None]:
-        if attempt < OPTIMISTIC_ATTEMPTS:
+    def _turn(self, attempts: GroupAttempts) -> AbstractContextManager[None]:
+        """The writer turn for an attempt with a command that lost its commit
+        ``OPTIMISTIC_ATTEMPTS`` times; held for that one attempt only, so a
+        group decided again for refusals never holds it across them."""
+        if not attempts.wants_turn(OPTIMISTIC_ATTEMPTS):
             return nullcontext()
         self.turns_taken += 1
+        attempts.turns += 1
         return self.app.writer_turn()
 
-    def _unavailable(
-        self, commands: Sequence[Command], excluded: dict[int, LedgerError], message: str
-    ) -> list[Result]:
+    def _unavailable(self, attempts: GroupAttempts, message: str) -> GroupAnswer:
+        """Every command not answered yet, those sent on included, is
+        answered ``unavailable``: nothing of the group was applied."""
         self.cache.clear()
         error = LedgerUnavailable(f"{message}; the command was not applied, retry it")
-        return [excluded.get(index, error) for index in range(len(commands))]
+        for index in range(len(attempts.commands)):
+            attempts.answered.setdefault(index, error)
+        attempts.sent_on.clear()
+        return attempts.answer()
 
     def _attempt(
-        self, commands: Sequence[Command], excluded: dict[int, LedgerError], verify: bool
-    ) -> list[Result]:
+        self, commands: Sequence[Command], excluded: dict[int, LedgerError | None], verify: bool
+    ) -> list[Result | None]:
         session = AggregateSession(self.app.load, self.cache, verify_new_ids=verify)
         try:
             decided = self._decide_all(commands, excluded, session)
@@ -162,7 +193,7 @@ class CommandProcessor:
         return self._answers(decided, positions)
 
     def _decide_all(
-        self, commands: Sequence[Command], excluded: dict[int, LedgerError],
+        self, commands: Sequence[Command], excluded: dict[int, LedgerError | None],
         session: AggregateSession,
     ) -> _Decided:
         now = self.clock()
@@ -229,11 +260,12 @@ class CommandProcessor:
         self._advance_seen(positions)
         return positions
 
-    def _answers(self, decided: _Decided, positions: list[int]) -> list[Result]:
-        answers: list[Result] = []
+    def _answers(self, decided: _Decided, positions: list[int]) -> list[Result | None]:
+        """Each command's outcome at its position; None for one not decided
+        (sent on to the next group)."""
+        answers: list[Result | None] = []
         by_version: dict[tuple[UUID, int], int] | None = None  # only replays need it
         for index, result in enumerate(decided.results):
-            assert result is not None
             if isinstance(result, Outcome):
                 end = decided.ends[index]
                 if end is not None:

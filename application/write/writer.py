@@ -7,6 +7,12 @@ before it waits (``application.authority``). The writer takes whatever is
 waiting, up to a limit, decides it as one batch and commits it in one
 database transaction, then answers every caller.
 
+A group is fair to the callers in it (``application.write.attempts``): a
+command that fails midway costs the group one re-decide and nobody's retry
+budget, later atomic batches of that group are sent on to the next one (they
+go first there), and each command keeps its own retry budget across groups.
+``application.write.writer_metrics`` counts all of it.
+
 The writer's words are its own: commands are *sent* and *wait*; "queued" and
 "submitted" name settlement states in this ledger (docs/architecture.md). Under load the
 batches grow by themselves, so the cost of a commit is shared by many
@@ -19,6 +25,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -27,7 +34,9 @@ from application.authority import Authority, check_admission
 from application.commands import Command
 from application.errors import InternalError, LedgerUnavailable
 from application.outcomes import Outcome
+from application.write.attempts import GroupAnswer
 from application.write.processor import CommandProcessor, Result
+from application.write.writer_metrics import observe_group
 from domain.errors import LedgerError
 
 logger = logging.getLogger(__name__)
@@ -55,6 +64,12 @@ class _Sent:
     command: Command
     future: Future
     sent_at: float
+    running: bool = False
+    """Taken into a group once (then it can no longer be cancelled)."""
+    spent: int = 0
+    """Its retry budget spent in earlier groups."""
+    retries: int = 0
+    """Times it was decided again, in all its groups."""
 
 
 class CommandWriter:
@@ -69,6 +84,8 @@ class CommandWriter:
         self.processor = processor
         self.batch_commands_max = batch_commands_max
         self._waiting: queue.Queue[_Sent | None] = queue.Queue(commands_waiting_max)
+        self._sent_on: deque[_Sent] = deque()
+        """Commands a group sent on: the next group takes them first."""
         self._observers = list(observers)
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -121,10 +138,13 @@ class CommandWriter:
             self._process(batch)
 
     def _next_batch(self) -> list[_Sent] | None:
-        first = self._waiting.get()
-        if first is None:
-            return None
-        batch = [first]
+        batch = [self._sent_on.popleft()
+                 for _ in range(min(len(self._sent_on), self.batch_commands_max))]
+        if not batch:
+            first = self._waiting.get()
+            if first is None:
+                return None
+            batch = [first]
         while len(batch) < self.batch_commands_max:
             try:
                 item = self._waiting.get_nowait()
@@ -142,22 +162,42 @@ class CommandWriter:
         # A cancelled command is dropped, unapplied; the others are marked
         # running, so they can no longer be cancelled and setting their result
         # below cannot fail and take the writer thread down.
-        batch = [s for s in batch if s.future.set_running_or_notify_cancel()]
+        batch = [s for s in batch if s.running or s.future.set_running_or_notify_cancel()]
         if not batch:
             return
         started = time.monotonic()
-        commands = [sent.command for sent in batch]
-        try:
-            results = self.processor.process(commands)
-        except Exception:
-            logger.exception("command batch failed with a bug; none of it was applied")
-            results = [InternalError("internal error; not applied")] * len(batch)
-        for sent, result in zip(batch, results, strict=True):
+        answer = self._decide(batch)
+        answered: list[_Sent] = []
+        results: list[Result] = []
+        for sent, result in zip(batch, answer.results, strict=True):
+            if result is None:
+                self._sent_on.append(sent)
+                continue
+            answered.append(sent)
+            results.append(result)
             if isinstance(result, LedgerError):
                 sent.future.set_exception(result)
             else:
                 sent.future.set_result(result)
-        self._report(batch, results, started)
+        observe_group(answer, [sent.retries for sent in answered])
+        self._report(answered, results, started)
+
+    def _decide(self, batch: list[_Sent]) -> GroupAnswer:
+        """The processor's answer for the group; each command's budget and
+        retries carried over to its next group, should it be sent on."""
+        for sent in batch:
+            sent.running = True
+        try:
+            answer = self.processor.process_group([s.command for s in batch],
+                                                  [s.spent for s in batch])
+        except Exception:
+            logger.exception("command batch failed with a bug; none of it was applied")
+            error = InternalError("internal error; not applied")
+            return GroupAnswer([error] * len(batch), [s.spent for s in batch], [0] * len(batch))
+        for sent, spent, retried in zip(batch, answer.spent, answer.retried, strict=True):
+            sent.spent = spent
+            sent.retries += retried
+        return answer
 
     def _report(self, batch: list[_Sent], results: list[Result], started: float) -> None:
         report = BatchReport(

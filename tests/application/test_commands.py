@@ -606,10 +606,10 @@ class _GatedProcessor:
         self.processor = processor
         self.entered, self.gate = threading.Event(), threading.Event()
 
-    def process(self, commands):
+    def process_group(self, commands, spent):
         self.entered.set()
         self.gate.wait(10)
-        return self.processor.process(commands)
+        return self.processor.process_group(commands, spent)
 
 
 def test_a_cancelled_command_is_dropped_and_the_writer_keeps_running(ledger):

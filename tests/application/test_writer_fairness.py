@@ -1,0 +1,234 @@
+"""One caller's bad atomic batches must not starve the others' commands.
+
+The attack (issue 13): one large batch, then dozens of atomic batches that
+each hold one refused item, while unrelated transfers run. Each refused
+atomic batch used to re-decide its whole group and spend the group's retry
+budget (30 attempts, the writer turn after two), so the unrelated transfers
+answered 503 "the event store stayed contended" while the store was
+healthy. These tests hold the writer inside a first group while the attack
+and its victims are sent, so all of them meet in one group, and assert on
+statuses and counts only, never on time.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future, wait
+from uuid import uuid4
+
+import pytest
+from eventsourcing.persistence import IntegrityError
+from prometheus_client import REGISTRY
+
+from application import commands as c
+from application.authority import INTERNAL
+from application.errors import LedgerUnavailable
+from application.handlers.movements import BatchAborted
+from application.outcomes import BatchRecorded, MovementRecorded
+from application.write import processor as processor_module
+from application.write.attempts import LOST_COMMIT, REFUSED_MIDWAY
+from tests.support.ledgers import LedgerHarness
+
+BIG_BATCH_ITEMS = 6000
+BAD_ATOMIC_BATCHES = 50
+"""More than the 30 attempts one group used to have for all of them."""
+VICTIMS = 20
+ANSWER_WAIT_S = 300  # generous: a busy 2-core machine, never a latency bound
+
+
+def counter(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+class Counts:
+    """The writer's fairness counters, read as a difference from a start."""
+
+    NAMES = (
+        ("ledger_writer_redecides_total", {"cause": REFUSED_MIDWAY}),
+        ("ledger_writer_redecides_total", {"cause": LOST_COMMIT}),
+        ("ledger_writer_redeciding_refusals_total", {}),
+        ("ledger_writer_sent_on_total", {}),
+        ("ledger_writer_turns_total", {}),
+        ("ledger_writer_command_retries_count", {}),
+        ("ledger_writer_command_retries_bucket", {"le": "0.0"}),
+        ("ledger_writer_command_retries_bucket", {"le": "1.0"}),
+    )
+
+    def __init__(self) -> None:
+        self.start = self._read()
+
+    def _read(self) -> list[float]:
+        return [counter(name, **labels) for name, labels in self.NAMES]
+
+    def since(self) -> dict[str, float]:
+        keys = ["redecides_refused_midway", "redecides_lost_commit", "redeciding_refusals",
+                "sent_on", "turns", "answered", "retried_0", "retried_at_most_1"]
+        return {key: now - then for key, now, then in zip(keys, self._read(), self.start,
+                                                          strict=True)}
+
+
+class Gate:
+    """Holds the writer inside its next group until opened, so every command
+    sent meanwhile waits and the next group takes them all together."""
+
+    def __init__(self, ledger: LedgerHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.entered, self.opened = threading.Event(), threading.Event()
+        process_group = ledger.processor.process_group
+
+        def gated(commands, spent=None):
+            if not self.opened.is_set():
+                self.entered.set()
+                assert self.opened.wait(ANSWER_WAIT_S)
+            return process_group(commands, spent)
+
+        monkeypatch.setattr(ledger.processor, "process_group", gated)
+        self.first = ledger.writer.send(c.OpenAccount(uuid4()), authority=INTERNAL)
+        assert self.entered.wait(ANSWER_WAIT_S), "the writer took the gate's command"
+
+    def open(self) -> None:
+        self.opened.set()
+        self.first.result(ANSWER_WAIT_S)
+
+
+def transfer(source, destination, amount=1) -> c.TransferFunds:
+    return c.TransferFunds(uuid4(), source, destination, amount, "fairness")
+
+
+@pytest.fixture
+def accounts(ledger) -> Iterator[dict]:
+    yield {
+        "rich": [ledger.open_account(10**12) for _ in range(4)],
+        "poor": ledger.open_account(0),
+        "victims": [ledger.open_account(10**9) for _ in range(4)],
+    }
+
+
+def bad_atomic_batch(accounts) -> c.TransferBatch:
+    """Its first item moves money, its second is refused (no funds), so the
+    batch fails after changing balances."""
+    rich, poor = accounts["rich"], accounts["poor"]
+    return c.TransferBatch((transfer(rich[0], rich[1]), transfer(poor, rich[2], 5)), atomic=True)
+
+
+def send_the_attack(ledger, accounts) -> tuple[Future, list[Future], list[Future]]:
+    rich, victims = accounts["rich"], accounts["victims"]
+    big = c.TransferBatch(tuple(transfer(rich[i % 2], rich[2 + i % 2])
+                                for i in range(BIG_BATCH_ITEMS)))
+    send = ledger.writer.send
+    big_future = send(big, authority=INTERNAL)
+    bad = [send(bad_atomic_batch(accounts), authority=INTERNAL)
+           for _ in range(BAD_ATOMIC_BATCHES)]
+    innocent = [send(transfer(victims[i % 2], victims[2 + i % 2]), authority=INTERNAL)
+                for i in range(VICTIMS)]
+    return big_future, bad, innocent
+
+
+def test_bad_atomic_batches_cost_their_group_one_redecide_and_victims_no_503(
+        ledger, accounts, monkeypatch):
+    victims = accounts["victims"]
+    balances_before = [ledger.balance(a) for a in victims]
+    gate = Gate(ledger, monkeypatch)
+    conflicts_before, counts = ledger.processor.conflicts, Counts()
+    big, bad, innocent = send_the_attack(ledger, accounts)
+    assert ledger.writer.waiting == 1 + BAD_ATOMIC_BATCHES + VICTIMS
+    gate.open()
+    done, not_done = wait([big, *bad, *innocent], ANSWER_WAIT_S)
+    assert not not_done
+
+    assert all(isinstance(f.result(), MovementRecorded) for f in innocent), [
+        f.exception() for f in innocent if f.exception()]
+    assert isinstance(big.result(), BatchRecorded) and big.result().applied
+    for refused in bad:
+        error = refused.exception()
+        assert isinstance(error, BatchAborted) and error.index == 1, error
+    moved = [ledger.balance(a) - before for a, before in zip(victims, balances_before,
+                                                              strict=True)]
+    assert moved == [-VICTIMS // 2, -VICTIMS // 2, VICTIMS // 2, VICTIMS // 2]
+
+    counts = counts.since()
+    # The one group holding all of them re-decided once, for the first bad
+    # batch; the others were sent on and each failed alone, with nothing left
+    # to decide again. No lost commit, no writer turn, no budget spent.
+    assert counts["redecides_refused_midway"] == 1
+    assert counts["redeciding_refusals"] == 1
+    assert counts["redecides_lost_commit"] == 0
+    assert counts["turns"] == 0
+    assert ledger.processor.conflicts == conflicts_before
+    later_bad = BAD_ATOMIC_BATCHES - 1
+    assert counts["sent_on"] == later_bad * (later_bad + 1) // 2
+    answered = 1 + BAD_ATOMIC_BATCHES + VICTIMS + 1  # and the gate's command
+    assert counts["answered"] == answered
+    assert counts["retried_0"] == BAD_ATOMIC_BATCHES + 1, "bad batches: decided once each"
+    assert counts["retried_at_most_1"] == answered, "the big batch and victims: twice at most"
+
+
+def test_a_later_group_holds_at_most_one_redecide_for_refusals(ledger, accounts, monkeypatch):
+    """Victims that arrive while the bad batches are being sent on join the
+    next group; that group is decided again at most once too."""
+    gate = Gate(ledger, monkeypatch)
+    counts = Counts()
+    bad = [ledger.writer.send(bad_atomic_batch(accounts), authority=INTERNAL)
+           for _ in range(BAD_ATOMIC_BATCHES)]
+    victims = accounts["victims"]
+    innocent = [ledger.writer.send(transfer(victims[0], victims[1]), authority=INTERNAL)
+                for _ in range(VICTIMS)]
+    gate.open()
+    late = [ledger.writer.send(transfer(victims[2], victims[3]), authority=INTERNAL)
+            for _ in range(VICTIMS)]
+    _, not_done = wait([*bad, *innocent, *late], ANSWER_WAIT_S)
+    assert not not_done
+    assert all(isinstance(f.exception(), BatchAborted) for f in bad)
+    assert all(isinstance(f.result(), MovementRecorded) for f in innocent + late)
+    counts = counts.since()
+    groups_with_a_victim = counts["redecides_refused_midway"]
+    assert counts["redeciding_refusals"] == groups_with_a_victim
+    assert 1 <= groups_with_a_victim <= 1 + VICTIMS  # one per group that held a victim
+    assert counts["retried_at_most_1"] == counts["answered"]
+
+
+def test_a_lost_commit_costs_each_command_its_own_budget(ledger, accounts, monkeypatch):
+    """A command sent on carries what it spent; another command's spending
+    never shortens a fresh command's budget."""
+    rich = accounts["rich"]
+    limit = processor_module.CONFLICT_RETRIES_MAX
+    put = ledger.app.events.put
+    lost = []
+
+    def lose_once(events, **kwargs):
+        if not lost:
+            lost.append(1)
+            raise IntegrityError("a rival committed first")
+        return put(events, **kwargs)
+
+    monkeypatch.setattr(ledger.app.events, "put", lose_once)
+    worn, fresh = transfer(rich[0], rich[1]), transfer(rich[2], rich[3])
+    answer = ledger.processor.process_group([worn, fresh], [limit - 1, 0])
+    worn_result, fresh_result = answer.results
+    assert isinstance(worn_result, LedgerUnavailable) and "contended" in worn_result.message
+    assert isinstance(fresh_result, MovementRecorded)
+    assert answer.spent == [limit, 1]
+    assert answer.retried == [0, 1]
+    assert answer.redecides == {LOST_COMMIT: 1}
+    assert ledger.app.load(worn.transfer_id) is None
+    assert answer.turns == 1, "the worn command's attempt took the turn; the fresh one's did not"
+
+
+def test_a_refusal_midway_spends_no_budget_and_holds_no_turn_across_redecides(
+        ledger, accounts, monkeypatch):
+    """Commands that already lost twice decide under the writer turn; a
+    refusal midway ends that attempt and its turn, and the one re-decide
+    takes the turn afresh: one turn per attempt, never one across many."""
+    rich = accounts["rich"]
+    turns_before = ledger.processor.turns_taken
+    commands = [transfer(rich[0], rich[1]), *(bad_atomic_batch(accounts) for _ in range(10)),
+                transfer(rich[2], rich[3])]
+    worn = processor_module.OPTIMISTIC_ATTEMPTS
+    answer = ledger.processor.process_group(commands, [worn] * len(commands))
+    assert isinstance(answer.results[0], MovementRecorded)
+    assert isinstance(answer.results[1], BatchAborted)
+    assert answer.results[2:-1] == [None] * 9, "the later bad batches are sent on"
+    assert isinstance(answer.results[-1], MovementRecorded)
+    assert answer.spent == [worn] * len(commands), "a refusal spends nobody's budget"
+    assert answer.redecides == {REFUSED_MIDWAY: 1}
+    assert answer.turns == 2 and ledger.processor.turns_taken == turns_before + 2
