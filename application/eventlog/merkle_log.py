@@ -59,6 +59,8 @@ class LogTree:
         self.positions = array("q")
         self.anchors_recorded = 0
         self.last_unanchored_kind_position = 0
+        self.anchor_events: list[LogEvent] = []
+        """Every anchor step, in log order (few: one per anchor or so)."""
 
     @property
     def size(self) -> int:
@@ -85,7 +87,9 @@ class LogTree:
         self.positions.append(event.position)
         if event.topic == ANCHOR_RECORDED_TOPIC:
             self.anchors_recorded += 1
-        if not event.topic.startswith(ANCHOR_TOPIC_PREFIX):
+        if event.topic.startswith(ANCHOR_TOPIC_PREFIX):
+            self.anchor_events.append(event)
+        else:
             self.last_unanchored_kind_position = event.position
 
     def index_of(self, position: int) -> int | None:

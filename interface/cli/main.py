@@ -20,6 +20,7 @@ from interface.cli.reconcile import run_reconcile
 from interface.cli.replay import run_replay
 from interface.cli.settle import run_settle
 from interface.cli.show_settings import run_settings
+from interface.cli.verify_proof import run_verify_proof
 from interface.wiring.data_dir import secure_settings_data_dir
 from interface.wiring.service import LedgerService
 from interface.wiring.settings import Settings, SettingsError
@@ -77,6 +78,8 @@ SUBCOMMANDS: dict[str, tuple[Runner, str]] = {
     "reconcile": (run_reconcile, "reconcile the chain against the log and print the report"),
     "settings": (run_settings, "print the effective settings (environment, ./.env, defaults), "
                                "secrets redacted"),
+    "verify-proof": (run_verify_proof, "check a proof file against the chain alone, without the "
+                                       "ledger's database (docs/proofs.md)"),
     "bench": (run_bench, "run the performance scenarios against same-run baselines (benchmarks/)"),
 }
 
@@ -110,7 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     try:
         settings = Settings.from_env()
-        if args.runner not in (run_bench, run_settings):  # bench runs servers of its own
+        if args.runner not in (run_bench, run_settings, run_verify_proof):
+            # bench runs servers of its own; verify-proof touches no ledger data
             secure_settings_data_dir(settings)
         return args.runner(args, settings)
     except SettingsError as error:

@@ -32,6 +32,7 @@ from interface.http.routers import (
     holds,
     operations,
     pricing,
+    proofs,
     reconciliations,
     rewards,
     supply,
@@ -46,7 +47,7 @@ from interface.wiring.settings import Settings
 ROUTERS = (
     accounts.router, wallets.router, transfers.router, fees.router, holds.router,
     allowances.router, rewards.router, supply.router, pricing.router, system.router,
-    audit.router, operations.router, reconciliations.router,
+    audit.router, operations.router, reconciliations.router, proofs.router,
 )
 PUBLIC_PATHS = frozenset({"/health", "/ready", "/metrics"})
 """The only routes without a scope (besides /docs and /openapi.json)."""

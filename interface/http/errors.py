@@ -48,6 +48,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "settlement_conflict": 409,
     "finding_not_adjustable": 409,
     "finding_not_found": 404,
+    "event_not_found": 404,
+    "not_anchored": 409,
     "reconciliation_not_found": 404,
     "invalid_request": 422,
     "invalid_amount": 422,

@@ -17,6 +17,7 @@ from eventsourcing.persistence import PersistenceError
 from application import commands as c
 from application.authority import INTERNAL, Authority
 from application.errors import LedgerUnavailable
+from application.eventlog.decoder import EventDecoder
 from application.ops.hold_expiry import HoldExpirySweeper
 from application.outcomes import MovementRecorded
 from application.settlement import metrics as settlement_metrics
@@ -31,8 +32,14 @@ from domain.system import ISSUANCE_ID
 from interface.wiring.alerting import Alerting, alert_refused_page
 from interface.wiring.data_dir import secure_settings_data_dir
 from interface.wiring.settings import Settings
-from interface.wiring.settler import build_settlement_worker, mint_address, settlement_fold
+from interface.wiring.settler import (
+    anchor_signer,
+    build_settlement_worker,
+    mint_address,
+    settlement_fold,
+)
 from interface.wiring.store_health import StoreHealth, reconnect_pools_every_second
+from projections.proofs import LogProofs
 from projections.queries import PositionPastHead
 from projections.runtime import ReadSide
 
@@ -66,6 +73,9 @@ class LedgerService:
         """Read by /metrics when scraped, whether this process settles or not."""
         self.mint_address: str | None = mint_address(settings)
         """The DEAL mint on chain (derived from the custody key, no I/O)."""
+        self.proofs = LogProofs(self.app.event_log, EventDecoder(self.app.mapper),
+                                anchor_signer(settings))
+        """Inclusion and consistency proofs up to anchored roots (docs/proofs.md)."""
         self.store_health = StoreHealth(self.read_side.store.conninfo)
         """Answers "is PostgreSQL down?" without waiting on the pool."""
         self.alerting = Alerting(settings, self.store_position, self.queries.position)

@@ -51,6 +51,11 @@ def mint_address(settings: Settings) -> str:
     return str(tx.mint_address(custody_key(settings).pubkey))
 
 
+def anchor_signer(settings: Settings) -> str:
+    """The address that co-signs every anchor (derived from the custody key, no I/O)."""
+    return str(custody_key(settings).anchor_signer)
+
+
 def open_chain(settings: Settings, custody: CustodyKey | None = None) -> ChainPort:
     """A new chain adapter as the settings ask; the caller closes it."""
     from interface.chain.embedded import EmbeddedSolana
