@@ -22,6 +22,7 @@ from interface.cli.settle import run_settle
 from interface.cli.show_settings import run_settings
 from interface.cli.verify_proof import run_verify_proof
 from interface.wiring.data_dir import secure_settings_data_dir
+from interface.wiring.logs import configure_logging
 from interface.wiring.service import LedgerService
 from interface.wiring.settings import Settings, SettingsError
 
@@ -113,6 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     try:
         settings = Settings.from_env()
+        configure_logging(settings, verbose=args.verbose)
         if args.runner not in (run_bench, run_settings, run_verify_proof):
             # bench runs servers of its own; verify-proof touches no ledger data
             secure_settings_data_dir(settings)

@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
+from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
@@ -41,6 +42,7 @@ from interface.http.routers import (
     wallets,
 )
 from interface.http.schemas.responses import ErrorResponse
+from interface.wiring.logs import valid_request_id
 from interface.wiring.service import LedgerService
 from interface.wiring.settings import Settings
 
@@ -122,6 +124,7 @@ def create_app(
     app.state.service = service
     app.add_middleware(KeyActivityMiddleware)
     app.add_middleware(BodyLimitMiddleware, body_bytes_max=settings.body_bytes_max)
+    app.add_middleware(CorrelationIdMiddleware, validator=valid_request_id)  # outermost
     install_error_handlers(app)
     for router in ROUTERS:
         public = router is operations.router

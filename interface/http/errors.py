@@ -15,6 +15,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from asgi_correlation_id import correlation_id
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -154,7 +155,10 @@ def error_response(error: LedgerError) -> JSONResponse:
     """The one rendering of a refusal."""
     status = status_of(error)
     index = getattr(error, "index", None)  # an atomic batch names its refused item
-    extra = {"item_index": index} if isinstance(index, int) else {}
+    extra: dict[str, Any] = {"item_index": index} if isinstance(index, int) else {}
+    request_id = correlation_id.get()
+    if request_id is not None:  # the X-Request-ID of this request, to quote in a report
+        extra["request_id"] = request_id
     return JSONResponse(error_body(error.code, error.message, **extra), status,
                         headers_of(error, status))
 

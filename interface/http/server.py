@@ -26,6 +26,7 @@ from uvicorn.supervisors import Multiprocess
 
 from interface.http.auth import ApiKeyError, ensure_generated_key, key_file, parse_api_keys
 from interface.http.edge import EdgeLimits, EdgeProtocol, connections_max_under_file_limit
+from interface.wiring.logs import log_config
 from interface.wiring.settings import Settings
 
 APP_FACTORY = "interface.http.app:app_from_env"
@@ -36,7 +37,7 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> int:
     new_token = _prepare_keys(settings)
     config = uvicorn_config(
         APP_FACTORY, settings, factory=True, host=host, port=port, workers=workers,
-        log_level="info",
+        log_config=log_config(settings), log_level=(settings.log_level or "INFO").lower(),
     )
     sock = config.bind_socket()
     bound_host, bound_port = sock.getsockname()[:2]

@@ -80,6 +80,11 @@ class Settings(BaseModel):
     trusted_proxies: Annotated[tuple[str, ...], NoDecode] = _var((), "DEALS_TRUSTED_PROXIES")
     """Addresses or networks whose X-Forwarded-For / X-Forwarded-Proto are
     believed; from anyone else those headers are ignored."""
+    log_format: Literal["text", "json"] = _var("text", "DEALS_LOG_FORMAT")
+    """text: one line per record with time, level, logger and request id; json:
+    the same as one JSON object per line."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] | None = _var(None, "DEALS_LOG_LEVEL")
+    """Unset: warnings from the ledger, start/stop/access lines from uvicorn."""
     projections_enabled: bool = _var(True, "DEALS_PROJECTIONS")
     """Run the projector in this process (off: only ``deals-ledger project`` workers)."""
     # settlement and reconciliation
@@ -114,6 +119,16 @@ class Settings(BaseModel):
     @classmethod
     def _proxies(cls, value: Any) -> Any:
         return trusted_proxies(value) if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
 
     @field_validator("suspicious_large_amount", mode="before")
     @classmethod

@@ -41,7 +41,7 @@ UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 BY_SHAPE = frozenset({"signature", "mint", "token_account", "custody", "hash", "digest",
                       "root", "next_cursor", "cursor", "duration_s", "id", "finding_id", "slot",
-                      "events_replayed", "checked_signatures"})
+                      "events_replayed", "checked_signatures", "request_id"})
 """Fields whose value is the run's own (chain keys and signatures, digests,
 opaque cursors): the same JSON type is enough."""
 

@@ -31,6 +31,9 @@ class ErrorDetail(ItemError):
     item_index: int | None = Field(
         None, description="for a refused atomic batch: the index of the item that failed"
     )
+    request_id: str | None = Field(
+        None, description="the request's X-Request-ID (the client's, or one the service made)"
+    )
 
 
 class ErrorResponse(BaseModel):
