@@ -1,6 +1,7 @@
 """The HTTP examples of the Markdown docs, parsed so a test can run them.
 
-An example is a ```sh block holding one ``curl`` command, followed by an
+An example is a ```sh block holding one ``curl`` command (alone, its output
+neither piped nor redirected: other blocks are prose), followed by an
 ```http block with the answer: the status line, any headers worth showing
 (each is checked), a blank line and the JSON body. Examples of a document
 run in order against one fresh ``deals-ledger serve``; ``$TOKEN`` and
@@ -73,7 +74,7 @@ def examples(document: Path) -> list[Example]:
     blocks = list(FENCE.finditer(text))
     found = []
     for index, block in enumerate(blocks):
-        if block.group(1) != "sh" or not _command(block.group(2)).startswith("curl "):
+        if block.group(1) != "sh" or not _is_example(block.group(2)):
             continue
         following = blocks[index + 1] if index + 1 < len(blocks) else None
         is_answer = following is not None and following.group(1) == "http"
@@ -88,6 +89,17 @@ def examples(document: Path) -> list[Example]:
             example.answer_span = (block.end(), block.end())
         found.append(example)
     return found
+
+
+def _is_example(block: str) -> bool:
+    """One curl command alone, its output not piped or redirected (a shell
+    session that uses curl among other commands is prose, not an example)."""
+    try:
+        words = shlex.split(_command(block))
+    except ValueError:  # unbalanced quotes: not a command we can run
+        return False
+    return (words[:1] == ["curl"] and words.count("curl") == 1
+            and not {"|", ">", ">>", "&&", ";", "deals-ledger"} & set(words))
 
 
 def _command(block: str) -> str:
