@@ -19,7 +19,6 @@ from uuid import uuid4
 
 import pytest
 from eventsourcing.persistence import IntegrityError
-from prometheus_client import REGISTRY
 
 from application import commands as c
 from application.authority import INTERNAL
@@ -29,43 +28,13 @@ from application.outcomes import BatchRecorded, MovementRecorded
 from application.write import processor as processor_module
 from application.write.attempts import LOST_COMMIT, REFUSED_MIDWAY
 from tests.support.ledgers import LedgerHarness
+from tests.support.writer_counts import WriterCounts
 
 BIG_BATCH_ITEMS = 6000
 BAD_ATOMIC_BATCHES = 50
 """More than the 30 attempts one group used to have for all of them."""
 VICTIMS = 20
 ANSWER_WAIT_S = 300  # generous: a busy 2-core machine, never a latency bound
-
-
-def counter(name: str, **labels: str) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
-
-
-class Counts:
-    """The writer's fairness counters, read as a difference from a start."""
-
-    NAMES = (
-        ("ledger_writer_redecides_total", {"cause": REFUSED_MIDWAY}),
-        ("ledger_writer_redecides_total", {"cause": LOST_COMMIT}),
-        ("ledger_writer_redeciding_refusals_total", {}),
-        ("ledger_writer_sent_on_total", {}),
-        ("ledger_writer_turns_total", {}),
-        ("ledger_writer_command_retries_count", {}),
-        ("ledger_writer_command_retries_bucket", {"le": "0.0"}),
-        ("ledger_writer_command_retries_bucket", {"le": "1.0"}),
-    )
-
-    def __init__(self) -> None:
-        self.start = self._read()
-
-    def _read(self) -> list[float]:
-        return [counter(name, **labels) for name, labels in self.NAMES]
-
-    def since(self) -> dict[str, float]:
-        keys = ["redecides_refused_midway", "redecides_lost_commit", "redeciding_refusals",
-                "sent_on", "turns", "answered", "retried_0", "retried_at_most_1"]
-        return {key: now - then for key, now, then in zip(keys, self._read(), self.start,
-                                                          strict=True)}
 
 
 class Gate:
@@ -129,7 +98,7 @@ def test_bad_atomic_batches_cost_their_group_one_redecide_and_victims_no_503(
     victims = accounts["victims"]
     balances_before = [ledger.balance(a) for a in victims]
     gate = Gate(ledger, monkeypatch)
-    conflicts_before, counts = ledger.processor.conflicts, Counts()
+    conflicts_before, counts = ledger.processor.conflicts, WriterCounts()
     big, bad, innocent = send_the_attack(ledger, accounts)
     assert ledger.writer.waiting == 1 + BAD_ATOMIC_BATCHES + VICTIMS
     gate.open()
@@ -167,7 +136,7 @@ def test_a_later_group_holds_at_most_one_redecide_for_refusals(ledger, accounts,
     """Victims that arrive while the bad batches are being sent on join the
     next group; that group is decided again at most once too."""
     gate = Gate(ledger, monkeypatch)
-    counts = Counts()
+    counts = WriterCounts()
     bad = [ledger.writer.send(bad_atomic_batch(accounts), authority=INTERNAL)
            for _ in range(BAD_ATOMIC_BATCHES)]
     victims = accounts["victims"]
