@@ -70,10 +70,12 @@ class Model:
     def available(self, account: UUID) -> int:
         return self.balances[account] - self.held.get(account, 0)
 
-    def refusal(self, source: UUID, destination: UUID, amount: int) -> str | None:
+    def refusal(
+        self, source: UUID, destination: UUID, amount: int, spender: UUID | None = None,
+    ) -> str | None:
         if source == destination:
             return "same_account"
-        if source in self.frozen or destination in self.frozen:
+        if source in self.frozen or destination in self.frozen or spender in self.frozen:
             return "account_frozen"
         if source != ISSUANCE_ID and self.available(source) < amount:
             return "insufficient_balance"
@@ -232,14 +234,22 @@ class LedgerMachine(RuleBasedStateMachine):
     def spend_allowance(self, owner, spender, destination, allowance, amount):
         if owner == spender:
             return multiple()
-        self.run(c.SetAllowance(owner, spender, allowance), None)
+        allowed = self.model.allowances.get((owner, spender), 0)
+        # freeze binds both parties; lowering a frozen spender's allowance is allowed
+        approve_refused = owner in self.model.frozen or (
+            spender in self.model.frozen and allowance > allowed)
+        self.run(c.SetAllowance(owner, spender, allowance),
+                 "account_frozen" if approve_refused else None)
+        if not approve_refused:
+            allowed = self.model.allowances[(owner, spender)] = allowance
         command = c.TransferFrom(uuid4(), spender, owner, destination, amount)
-        expected = self.model.refusal(owner, destination, amount)
-        if expected is None and amount > allowance:
+        expected = self.model.refusal(owner, destination, amount, spender)
+        if expected is None and amount > allowed:
             expected = "allowance_exceeded"
         self.run(command, expected)
         if expected is not None:
             return multiple()
+        self.model.allowances[(owner, spender)] = allowed - amount
         self.model.move(command.transfer_id, owner, destination, amount)
         return command
 
