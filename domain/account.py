@@ -60,10 +60,16 @@ class Account(Aggregate):
     class HoldPlaced(Aggregate.Event):
         hold_id: UUID
         amount: int
+        expires_at: datetime | None = None
+        """When the hold stops reserving its amount (its Transfer says the
+        same). Absent from earlier events: such a hold reserves until the
+        sweeper records its expiry."""
 
         def apply(self, account: Account) -> None:
             account.holds[self.hold_id.hex] = self.amount
             account.held += self.amount
+            if self.expires_at is not None:
+                account.hold_expiries[self.hold_id.hex] = self.expires_at
 
     class HoldReleased(Aggregate.Event):
         hold_id: UUID
@@ -72,6 +78,7 @@ class Account(Aggregate):
 
         def apply(self, account: Account) -> None:
             account.held -= account.holds.pop(self.hold_id.hex)
+            account.hold_expiries.pop(self.hold_id.hex, None)
 
     class HoldCaptured(Aggregate.Event):
         """The captured part is debited; the rest of the hold is released."""
@@ -86,6 +93,7 @@ class Account(Aggregate):
 
         def apply(self, account: Account) -> None:
             account.held -= account.holds.pop(self.hold_id.hex)
+            account.hold_expiries.pop(self.hold_id.hex, None)
             account.balance -= self.amount
 
     class Frozen(Aggregate.Event):
@@ -120,7 +128,15 @@ class Account(Aggregate):
         self.held = 0
         self.frozen = False
         self.holds: dict[str, int] = {}
+        self.hold_expiries: dict[str, datetime] = {}
         self.allowances: dict[str, int] = {}
+
+    class_version = 2
+    """Version 2 keeps ``hold_expiries``; a snapshot of version 1 has none."""
+
+    @staticmethod
+    def upcast_v1_v2(state: dict) -> None:
+        state["hold_expiries"] = {}
 
     @classmethod
     def open(cls, account_id: UUID, kind: str, now: datetime) -> Account:
@@ -128,7 +144,21 @@ class Account(Aggregate):
 
     @property
     def available(self) -> int:
+        """Balance less every hold not yet recorded as released."""
         return self.balance - self.held
+
+    def available_at(self, now: datetime) -> int:
+        """What a decision at ``now`` may spend: a hold past its expiry
+        reserves nothing any more, whether or not the sweeper has recorded
+        it yet (the deciding command records it, ``expired_holds``)."""
+        return self.available + sum(self.holds[key] for key in self._expired_keys(now))
+
+    def expired_holds(self, now: datetime) -> list[UUID]:
+        """The holds still on record whose expiry is at or before ``now``."""
+        return [UUID(key) for key in self._expired_keys(now)]
+
+    def _expired_keys(self, now: datetime) -> list[str]:
+        return [key for key, expires_at in self.hold_expiries.items() if expires_at <= now]
 
     @property
     def is_issuance(self) -> bool:
@@ -139,7 +169,7 @@ class Account(Aggregate):
 
     # Checks: each raises the rule's error and changes nothing.
 
-    def check_can_send(self, amount: int) -> None:
+    def check_can_send(self, amount: int, now: datetime) -> None:
         self.check_not_frozen()
         if self.is_issuance:
             if self.balance - amount < -SUPPLY_MAX:
@@ -148,9 +178,10 @@ class Account(Aggregate):
                     f"past its limit of {deal_text(SUPPLY_MAX)} DEAL"
                 )
             return
-        if amount > self.available:
+        available = self.available_at(now)
+        if amount > available:
             raise InsufficientBalance(
-                f"available balance {format_amount(self.available)} DEAL is below "
+                f"available balance {format_amount(available)} DEAL is below "
                 f"{format_amount(amount)} DEAL"
             )
 
@@ -169,7 +200,8 @@ class Account(Aggregate):
     def debit(
         self, transfer_id: UUID, amount: int, kind: str, reason: str, now: datetime
     ) -> None:
-        self.check_can_send(amount)
+        self.check_can_send(amount, now)
+        self._check_expired_released(amount)
         self.trigger_event(
             self.Debited, transfer_id=transfer_id, amount=amount, kind=kind, reason=reason,
             balance_after=self.balance - amount, timestamp=now,
@@ -184,11 +216,19 @@ class Account(Aggregate):
             balance_after=self.balance + amount, timestamp=now,
         )
 
-    def place_hold(self, hold_id: UUID, amount: int, now: datetime) -> None:
+    def check_can_hold(self, amount: int, now: datetime) -> None:
         if self.is_issuance:
             raise InvalidRequest("the issuance account cannot hold funds")
-        self.check_can_send(amount)
-        self.trigger_event(self.HoldPlaced, hold_id=hold_id, amount=amount, timestamp=now)
+        self.check_can_send(amount, now)
+
+    def place_hold(
+        self, hold_id: UUID, amount: int, now: datetime, expires_at: datetime | None = None
+    ) -> None:
+        self.check_can_hold(amount, now)
+        self._check_expired_released(amount)
+        self.trigger_event(
+            self.HoldPlaced, hold_id=hold_id, amount=amount, expires_at=expires_at, timestamp=now
+        )
 
     def capture_hold(
         self, hold_id: UUID, amount: int, kind: str, reason: str, now: datetime
@@ -259,6 +299,16 @@ class Account(Aggregate):
             self.AllowanceSpent, spender=spender.id, transfer_id=transfer_id, amount=amount,
             timestamp=now,
         )
+
+    def _check_expired_released(self, amount: int) -> None:
+        """Spending what an expired hold reserved is allowed once its release
+        is recorded first (in the same commit, ``expired_holds``), so the
+        stored ``available`` never goes below zero. A path that spends
+        without recording it is a bug: refused, never an overdraft."""
+        if amount > self.available and not self.is_issuance:
+            raise InvalidRequest(
+                f"account {self.id} must record its expired holds' release before it spends"
+            )
 
     def _held_for(self, hold_id: UUID) -> int:
         try:

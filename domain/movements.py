@@ -54,7 +54,7 @@ class Posting:
 
 
 def check_movement(
-    source: Account, destination: Account, amount: int, kind: str,
+    source: Account, destination: Account, amount: int, kind: str, now: datetime,
     spender: Account | None = None,
 ) -> None:
     """Every rule a movement must pass, without changing anything. Freeze
@@ -74,7 +74,7 @@ def check_movement(
     destination.check_can_receive()
     if spender is not None:
         spender.check_not_frozen()
-    source.check_can_send(amount)
+    source.check_can_send(amount, now)
 
 
 def move(
@@ -88,7 +88,7 @@ def move(
     now: datetime,
 ) -> Posting:
     """Debit ``source`` and credit ``destination`` by ``amount``."""
-    check_movement(source, destination, amount, kind)
+    check_movement(source, destination, amount, kind, now)
     source.debit(transfer_id, amount, kind, reason, now)
     destination.credit(transfer_id, amount, kind, reason, now)
     return Posting(source.balance, destination.balance)

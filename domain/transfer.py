@@ -24,6 +24,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
+from domain.account import Account
 from domain.errors import HoldNotPending, SettlementConflict, TransferNotReversible
 from domain.movements import REVERSAL
 
@@ -412,3 +413,12 @@ class Transfer(Aggregate):
         self.trigger_event(
             self.CompensationBlocked, reversal_id=reversal_id, error=error, timestamp=now
         )
+
+
+def record_expiry(hold: Transfer, account: Account, now: datetime) -> None:
+    """Record a hold's expiry on both sides: the hold is expired and its
+    account no longer reserves the amount. The sweeper does it for a hold
+    nothing else touched; a command that spends from the account does it
+    first, since from its expiry on the hold reserves nothing."""
+    hold.expire(now)
+    account.release_hold(hold.id, EXPIRED, now)

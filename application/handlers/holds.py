@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from application import commands as c
+from application.handlers.expiry import release_expired_holds
 from application.handlers.movements import movement_outcome, price_schedule, replay
 from application.handlers.session import AggregateSession
 from application.outcomes import HoldPlaced, HoldReleased, MovementRecorded
@@ -15,7 +16,7 @@ from domain.errors import HoldNotFound, HoldNotPending, InvalidRequest
 from domain.movements import FEE
 from domain.pricing import check_service_type
 from domain.system import TREASURY_ID
-from domain.transfer import CAPTURED, EXPIRED, PENDING, VOIDED, Transfer
+from domain.transfer import CAPTURED, EXPIRED, PENDING, VOIDED, Transfer, record_expiry
 
 HOLD_EXPIRY_S_DEFAULT = 900
 HOLD_EXPIRY_S_MAX = 30 * 24 * 3600
@@ -30,12 +31,15 @@ def place_hold(command: c.PlaceHold, session: AggregateSession, now: datetime) -
     amount = _hold_amount(command, session, now)
     account = session.account(command.account_id)
     treasury = session.account(TREASURY_ID)
-    account.place_hold(command.hold_id, amount, now)
+    expires_at = now + timedelta(seconds=expires_in_s)
+    account.check_can_hold(amount, now)
+    release_expired_holds(account, session, now)
+    account.place_hold(command.hold_id, amount, now, expires_at)
     hold = Transfer.record(
         command.hold_id, kind=FEE, source=account.id, destination=TREASURY_ID, amount=amount,
         reason=command.service_type or "hold", fingerprint=command.fingerprint(),
         source_balance_after=account.balance, destination_balance_after=treasury.balance,
-        now=now, phase=PENDING, expires_at=now + timedelta(seconds=expires_in_s),
+        now=now, phase=PENDING, expires_at=expires_at,
     )
     session.add(hold, primary=True)
     return _hold_placed(hold, session)
@@ -81,8 +85,7 @@ def expire_hold(command: c.ExpireHold, session: AggregateSession, now: datetime)
         return _released(hold, hold.phase, replayed=True)
     if not hold.is_expired_at(now):
         raise HoldNotPending(f"hold {hold.id} is not due to expire yet")
-    session.account(hold.source).release_hold(hold.id, EXPIRED, now)
-    hold.expire(now)
+    record_expiry(hold, session.account(hold.source), now)
     return _released(hold, EXPIRED)
 
 

@@ -9,6 +9,7 @@ from uuid import UUID
 
 from application import commands as c
 from application.conflicts import different_request
+from application.handlers.expiry import release_expired_holds
 from application.handlers.session import AggregateSession
 from application.outcomes import BatchItemResult, BatchRecorded, MovementRecorded
 from domain.amounts import check_amount
@@ -69,9 +70,11 @@ def record_movement(
     source = session.account(source_id)
     destination = session.account(destination_id)
     spending = None if spender is None else session.account(spender)
-    check_movement(source, destination, amount, kind, spending)
+    check_movement(source, destination, amount, kind, now, spending)
     if spending is not None:
         source.check_allowance(spending.id, amount)
+    release_expired_holds(source, session, now)
+    if spending is not None:
         source.spend_allowance(spending, transfer_id, amount, now)
     posting = move(
         source, destination, transfer_id=transfer_id, amount=amount, kind=kind,
