@@ -19,11 +19,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from uuid import UUID, uuid5
+from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
 from domain.errors import SettlementConflict
+from domain.ids import ledger_id
 
 _ANCHOR_NAMESPACE = UUID("3f1c1c55-7a3e-5b84-9d0b-2c6f8e4a9b10")
 MEMO_PREFIX = "deals-anchor"
@@ -33,7 +34,9 @@ NO_PREVIOUS_ROOT = "0" * 64
 
 
 def anchor_id(sequence: int) -> UUID:
-    return uuid5(_ANCHOR_NAMESPACE, f"anchor:{sequence}")
+    """A ledger id (``domain.ids``): sequences are predictable, so a plain
+    uuid5 could be taken first by a client and stop anchoring for good."""
+    return ledger_id(_ANCHOR_NAMESPACE, f"anchor:{sequence}")
 
 
 @dataclass(frozen=True)

@@ -187,6 +187,9 @@ PARTIES: dict[type[c.Command], Callable[[LedgerHarness], Scene] | str] = {
     c.MarkSettlementFailed: "records what the chain did; its compensating reversal obeys "
                             "the freeze and is recorded as blocked "
                             "(test_a_frozen_party_blocks_the_compensation_not_the_failure)",
+    c.RecordAnchor: NO_ACCOUNT,
+    c.ResignAnchor: NO_ACCOUNT,
+    c.ConfirmAnchor: NO_ACCOUNT,
     c.StartReconciliation: NO_ACCOUNT,
     c.RecordFindings: NO_ACCOUNT,
     c.FinishReconciliation: NO_ACCOUNT,
