@@ -11,10 +11,12 @@ anything disagrees. The same code answers ``POST /v1/audit/replay``.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from dataclasses import asdict
 
+from application.settlement.anchor_audit import AnchorAudit, run_anchor_audit
 from application.write.event_store import LedgerApplication
 from domain.amounts import format_amount
 from domain.rfc3339 import parse_time
@@ -55,19 +57,53 @@ def run_replay(args: argparse.Namespace, settings: Settings) -> int:
         report = read_side.queries.audit_replay(
             until_position=args.until_position, until=until, progress_line=progress)
         progress.done()
+        anchors = _audit_anchors(settings, app)
     finally:
         read_side.close()
         app.close()
-    _print(report, as_json=args.json)
+    _print(report, as_json=args.json, anchors=anchors)
     clean = report.supply_ok and not report.mismatches and report.first_tampered_position is None
-    return 0 if clean else 2
+    return 0 if clean and (anchors is None or anchors.ok) else 2
 
 
-def _print(report: ReplayReport, *, as_json: bool) -> None:
+def _audit_anchors(settings: Settings, app: LedgerApplication) -> AnchorAudit | None:
+    """The recomputed log against every anchor on chain (docs/proofs.md). The
+    embedded chain belongs to the settler: checked only when no settler holds
+    it (None, and a line saying so, otherwise)."""
+    from application.eventlog.decoder import EventDecoder
+    from interface.wiring.settler import lease_for, open_chain
+
+    lease = None if settings.solana_rpc_url else lease_for(app.recorder)
+    if lease is not None and not lease.try_acquire():
+        print("anchors           not checked: the embedded chain is held by a running settler "
+              "(stop it, or use DEALS_SOLANA_RPC_URL)", file=sys.stderr)
+        return None
+
+    async def audit() -> AnchorAudit:
+        chain = open_chain(settings)
+        try:
+            return await run_anchor_audit(app.event_log, EventDecoder(app.mapper), chain)
+        finally:
+            await chain.close()
+
+    try:
+        return asyncio.run(audit())
+    finally:
+        if lease is not None:
+            lease.release()
+
+
+def _print(report: ReplayReport, *, as_json: bool, anchors: AnchorAudit | None) -> None:
     if as_json:
-        json.dump(asdict(report), sys.stdout, indent=2)
+        json.dump({**asdict(report), "anchors": anchors and anchors.as_dict()}, sys.stdout,
+                  indent=2)
         print()
         return
+    if anchors is not None:
+        print(f"anchors           {anchors.anchors_checked} on chain, "
+              f"{len(anchors.findings)} findings")
+        for finding in anchors.findings[:50]:
+            print(f"  anchor {finding.sequence} {finding.kind}: {finding.detail}")
     print(f"events replayed   {report.events_replayed:,} (to position {report.last_position})")
     print(f"state at          position {report.position} (the last whole commit asked for)")
     print(f"accounts          {report.accounts:,}")

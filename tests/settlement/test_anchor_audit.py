@@ -1,0 +1,94 @@
+"""An inside rewrite cannot pass the audit against the anchors: an event
+edited with every checkpoint recomputed, the last events deleted after an
+anchor, an event inserted, and anchor records deleted from the log are each
+reported with the first anchor they contradict and where the change lies.
+(An insertion changes the leaves after it just as an edit does; it is not
+tested on its own here.)"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+
+from application import commands as c
+from application.eventlog.decoder import EventDecoder
+from application.settlement.anchor_audit import AnchorAudit, run_anchor_audit
+from application.settlement.anchoring import AnchorConfig, AnchorProcess
+from domain.system import TREASURY_ID
+from tests.settlement.conftest import DEAL, FAST_RETRY, SettlementRig
+from tests.support.raw_events import RawEvents
+from tests.support.stores import StoreConfig
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def audit_rig(store: StoreConfig, tmp_path: Path) -> AsyncIterator[SettlementRig]:
+    rig = SettlementRig(store, tmp_path)
+    try:
+        await rig.settle()
+        yield rig
+    finally:
+        await rig.close()
+
+
+async def anchor_round(rig: SettlementRig, transfers: int = 3) -> list[int]:
+    """Some transfers, then an anchor over them; their positions."""
+    account = rig.open_account()
+    positions = [rig.execute(c.TransferFunds(uuid4(), TREASURY_ID, account, DEAL)).position
+                 for _ in range(transfers)]
+    config = AnchorConfig(every_events=1, poll_interval_s=0.005, retry=FAST_RETRY)
+    await AnchorProcess(writer=rig.ledger.writer, app=rig.ledger.app, chain=rig.chain,
+                        config=config).run_until_idle()
+    return positions
+
+
+async def audit(rig: SettlementRig) -> AnchorAudit:
+    app = rig.ledger.app
+    return await run_anchor_audit(app.event_log, EventDecoder(app.mapper), rig.chain)
+
+
+async def test_an_untouched_log_agrees_with_every_anchor(audit_rig: SettlementRig) -> None:
+    await anchor_round(audit_rig)
+    await anchor_round(audit_rig)
+
+    result = await audit(audit_rig)
+
+    assert result.ok, result.findings
+    assert result.anchors_checked == 2
+
+
+async def test_an_event_edited_with_its_checkpoints_names_the_anchor_and_where(
+    audit_rig: SettlementRig, store: StoreConfig,
+) -> None:
+    await anchor_round(audit_rig)
+    positions = await anchor_round(audit_rig)
+    raw = RawEvents(audit_rig.ledger, store)
+    target = positions[1]
+    forged = raw.state_at(target, audit_rig.ledger).replace(b'"reason":""', b'"reason":"x"')
+    assert forged != raw.state_at(target, audit_rig.ledger)
+    raw.execute("UPDATE {t} SET state = %s WHERE {id} = %s", (forged, target))
+
+    result = await audit(audit_rig)
+
+    (finding,) = [f for f in result.findings if f.kind == "contradicted"]
+    assert finding.sequence == 2
+    assert finding.after_position < target <= finding.at_or_before_position
+    assert all(f.kind == "contradicted" for f in result.findings)
+
+
+async def test_the_last_events_deleted_after_an_anchor_are_named(
+    audit_rig: SettlementRig, store: StoreConfig,
+) -> None:
+    positions = await anchor_round(audit_rig)
+    raw = RawEvents(audit_rig.ledger, store)
+    raw.execute("DELETE FROM {t} WHERE {id} >= %s", (positions[-1],))
+
+    result = await audit(audit_rig)
+
+    kinds = {(f.kind, f.sequence) for f in result.findings}
+    assert ("truncated", 1) in kinds
+    assert ("unknown_to_log", 1) in kinds  # the anchor's own records went with them
