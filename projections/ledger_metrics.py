@@ -30,16 +30,29 @@ from prometheus_client.registry import Collector
 
 from domain.amounts import UNITS_PER_DEAL
 from domain.errors import LedgerError
-from domain.system import ISSUANCE_ID
+from domain.system import ISSUANCE_ID, REWARDS_ID, TREASURY_ID
 
 _LATENCY_BUCKETS_S = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )
 
 TRANSACTIONS = Counter(
-    "token_transactions", "Ledger commands answered, by command type and outcome "
-    "(status is ok or the error code)", ["type", "status"],
+    "token_transactions", "Commands sent by API clients and operators, answered, by command "
+    "type and outcome (status is ok or the error code)", ["type", "status"],
 )
+INTERNAL_STEPS = Counter(
+    "deals_ledger_internal_steps", "Commands the ledger sends itself (genesis, hold expiry, "
+    "settlement and reconciliation steps, anchors), by type and outcome", ["type", "status"],
+)
+INTERNAL_KINDS = frozenset({
+    "genesis", "expire_hold", "record_submission", "mark_settled", "mark_settlement_rejected",
+    "mark_settlement_failed", "record_genesis_settlement", "record_anchor", "resign_anchor",
+    "confirm_anchor", "start_reconciliation", "record_findings", "finish_reconciliation",
+    "retry_compensation",
+})
+"""Command kinds only the ledger itself sends; every other kind is a user
+command (tests/projections/test_metrics.py checks that each kind is one or
+the other, so a new command is classified on purpose)."""
 TRANSACTION_DURATION = Histogram(
     "token_transaction_duration_seconds",
     "Command latency from being sent to the writer to its answer (its wait plus its batch)", ["type"],
@@ -83,6 +96,15 @@ CIRCULATING_SUPPLY = Gauge(
     "circulating_supply_deal", "Tokens in circulation (minus the issuance balance), in DEAL",
     multiprocess_mode="livemax",
 )
+SYSTEM_BALANCES = Gauge(
+    "token_balances", "Balances of the system accounts in DEAL, by account kind: treasury, "
+    "rewards_pool, and circulating_supply (what the issuance account has issued)",
+    ["account_kind"], multiprocess_mode="livemax",
+)
+_SYSTEM_BALANCE_LABELS = (
+    (TREASURY_ID.hex, "treasury", 1), (REWARDS_ID.hex, "rewards_pool", 1),
+    (ISSUANCE_ID.hex, "circulating_supply", -1),
+)
 HOLDS_OUTSTANDING = Gauge("holds_outstanding", "Pending holds", multiprocess_mode="livemax")
 HOLDS_OUTSTANDING_DEAL = Gauge("holds_outstanding_deal", "Amount held by pending holds, in DEAL",
                                multiprocess_mode="livemax")
@@ -93,6 +115,9 @@ def observe_batch(report: Any) -> None:
     for command, result, waited_s in zip(report.commands, report.results, report.waited_s,
                                          strict=True):
         status = result.code if isinstance(result, LedgerError) else "ok"
+        if command.kind in INTERNAL_KINDS:
+            INTERNAL_STEPS.labels(command.kind, status).inc()
+            continue
         TRANSACTIONS.labels(command.kind, status).inc()
         TRANSACTION_DURATION.labels(command.kind).observe(waited_s + report.duration_s)
 
@@ -102,6 +127,10 @@ def observe_page(changes: Any) -> None:
     issuance = changes.balances.get(ISSUANCE_ID.hex)
     if issuance is not None:
         CIRCULATING_SUPPLY.set(-issuance.balance / UNITS_PER_DEAL)
+    for account_hex, kind, sign in _SYSTEM_BALANCE_LABELS:
+        row = changes.balances.get(account_hex)
+        if row is not None:
+            SYSTEM_BALANCES.labels(kind).set(sign * row.balance / UNITS_PER_DEAL)
 
 
 def set_holds_outstanding(count: int, amount: int) -> None:

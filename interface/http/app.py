@@ -24,6 +24,7 @@ from interface.http.auth import Keyring, keyring_for
 from interface.http.bodylimit import BodyLimitMiddleware
 from interface.http.docs_pages import install_docs_pages
 from interface.http.errors import install_error_handlers
+from interface.http.http_metrics import HttpMetricsMiddleware
 from interface.http.ratelimit import Limit, rate_limiter
 from interface.http.routers import (
     accounts,
@@ -124,6 +125,7 @@ def create_app(
     app.state.service = service
     app.add_middleware(KeyActivityMiddleware)
     app.add_middleware(BodyLimitMiddleware, body_bytes_max=settings.body_bytes_max)
+    app.add_middleware(HttpMetricsMiddleware)
     app.add_middleware(CorrelationIdMiddleware, validator=valid_request_id)  # outermost
     install_error_handlers(app)
     for router in ROUTERS:

@@ -13,8 +13,10 @@ which answers every command still waiting, and closes the store.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -31,6 +33,7 @@ from interface.wiring.settings import Settings
 
 APP_FACTORY = "interface.http.app:app_from_env"
 STARTUP_FAILURE_EXIT = 3
+MULTIPROC_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def serve(settings: Settings, *, host: str, port: int, workers: int) -> int:
@@ -44,8 +47,9 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> int:
     print(banner(settings.replace(host=bound_host, port=bound_port), new_token, workers),
           flush=True)
     if workers > 1:
-        supervisor = Multiprocess(config, sockets=[sock])
-        supervisor.run()
+        with _shared_metrics_dir():
+            supervisor = Multiprocess(config, sockets=[sock])
+            supervisor.run()
         started = all(worker.exitcode != STARTUP_FAILURE for worker in supervisor.processes)
     else:
         server = uvicorn.Server(config)
@@ -79,6 +83,25 @@ def uvicorn_config(app: Any, settings: Settings, **options: Any) -> uvicorn.Conf
         timeout_graceful_shutdown=int(settings.shutdown_grace_s), server_header=False,
         proxy_headers=bool(proxies), forwarded_allow_ips=proxies or None, **options,
     )
+
+
+@contextmanager
+def _shared_metrics_dir() -> Iterator[None]:
+    """Several workers: prometheus-client's multiprocess mode, so a scrape of
+    /metrics, whichever worker answers it, sums them all. Each worker process
+    is started afresh (spawn) and reads PROMETHEUS_MULTIPROC_DIR when it first
+    imports prometheus-client. An operator's own directory (shared with
+    ``project`` or ``settle`` workers) is kept; else a new empty one lives as
+    long as the server."""
+    if os.environ.get(MULTIPROC_DIR_VARIABLE):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="deals-ledger-metrics-") as folder:
+        os.environ[MULTIPROC_DIR_VARIABLE] = folder
+        try:
+            yield
+        finally:
+            del os.environ[MULTIPROC_DIR_VARIABLE]
 
 
 @contextmanager

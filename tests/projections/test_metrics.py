@@ -86,3 +86,54 @@ def test_several_processes_add_up_in_multiprocess_mode(tmp_path):
     )
     lines = reader.stdout.splitlines()
     assert 'token_transactions_total{status="ok",type="transfer"} 2.0' in lines
+
+
+USER_KINDS = {
+    "open_account", "freeze_account", "unfreeze_account", "transfer", "transfer_batch",
+    "transfer_from", "set_allowance", "charge_fee", "distribute_reward", "mint", "burn",
+    "reverse_transfer", "place_hold", "capture_hold", "void_hold", "connect_wallet",
+    "disconnect_wallet", "set_price_rule", "adjust_for_finding",
+}
+
+
+def _command_kinds() -> set[str]:
+    found, pending = set(), [c.Command]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if cls is not c.Command:
+            found.add(cls.kind)
+    return found
+
+
+def test_every_command_kind_is_a_user_command_or_an_internal_step():
+    kinds = _command_kinds()
+    unclassified = kinds - USER_KINDS - metrics.INTERNAL_KINDS
+    assert not unclassified, f"add to metrics.INTERNAL_KINDS or to USER_KINDS: {unclassified}"
+    assert not USER_KINDS & metrics.INTERNAL_KINDS
+
+
+def test_internal_steps_are_not_counted_as_user_transactions():
+    from types import SimpleNamespace
+
+    steps, users = (value(metrics.INTERNAL_STEPS, "mark_settled", "ok"),
+                    value(metrics.TRANSACTIONS, "mark_settled", "ok"))
+    fees = value(metrics.TRANSACTIONS, "charge_fee", "ok")
+    report = SimpleNamespace(
+        commands=[SimpleNamespace(kind="mark_settled"), SimpleNamespace(kind="charge_fee")],
+        results=[object(), object()], waited_s=[0.0, 0.0], duration_s=0.001)
+    metrics.observe_batch(report)
+    assert value(metrics.INTERNAL_STEPS, "mark_settled", "ok") == steps + 1
+    assert value(metrics.TRANSACTIONS, "mark_settled", "ok") == users
+    assert value(metrics.TRANSACTIONS, "charge_fee", "ok") == fees + 1
+
+
+def test_system_balances_by_account_kind_follow_the_projection(ledger, read_side):
+    from domain.system import REWARDS_FUNDING
+
+    ledger.open_account(7 * UNITS_PER_DEAL)
+    read_side.projector.catch_up()
+    circulating = value(metrics.SYSTEM_BALANCES, "circulating_supply")
+    assert circulating == (INITIAL_SUPPLY + 7 * UNITS_PER_DEAL) / UNITS_PER_DEAL
+    assert value(metrics.SYSTEM_BALANCES, "rewards_pool") == REWARDS_FUNDING / UNITS_PER_DEAL
+    assert 0 < value(metrics.SYSTEM_BALANCES, "treasury") < circulating
