@@ -26,7 +26,9 @@ from typing import TypeVar
 from eventsourcing.persistence import PersistenceError
 
 from application.errors import SettlementUnavailable
+from application.eventlog.decoder import EventDecoder
 from application.settlement import metrics
+from application.settlement.anchor_audit import AnchorAudit, run_anchor_audit
 from application.settlement.anchoring import AnchorConfig, AnchorHooks, AnchorProcess
 from application.settlement.chain_port import ChainError, ChainPort
 from application.settlement.fold import SettlementFold
@@ -163,6 +165,34 @@ class SettlementWorker:
             future = asyncio.run_coroutine_threadsafe(self._reconcile(full), loop)
             return future.result(timeout_s)
         return self._reconcile_standalone(full)
+
+    def audit_anchors(self, *, timeout_s: float = RECONCILIATION_TIMEOUT_S) -> AnchorAudit:
+        """The stored log against every anchor on chain, on the chain this
+        settler uses (as ``run_reconciliation`` reaches it)."""
+        loop = self._loop
+        if self.active and loop is not None:
+            future = asyncio.run_coroutine_threadsafe(self._audit_anchors_on_turn(), loop)
+            return future.result(timeout_s)
+        lease = self.new_lease() if self.chain_is_exclusive else None
+        if lease is not None and not lease.try_acquire():
+            raise SettlementUnavailable(
+                "the embedded chain is held by the active settler of another process; "
+                "audit the anchors there or with deals-ledger replay once it stops"
+            )
+        try:
+            return asyncio.run(self._with_chain(self._anchor_audit))
+        finally:
+            if lease is not None:
+                lease.release()
+
+    async def _anchor_audit(self, chain: ChainPort) -> AnchorAudit:
+        app = self.fold.app
+        return await run_anchor_audit(app.event_log, EventDecoder(app.mapper), chain)
+
+    async def _audit_anchors_on_turn(self) -> AnchorAudit:
+        assert self._turn is not None and self._chain is not None
+        async with self._turn:
+            return await self._anchor_audit(self._chain)
 
     def latest_reconciliation(self) -> ReconciliationReport | None:
         return latest_reconciliation(self.fold)

@@ -21,6 +21,7 @@ from application.eventlog.decoder import EventDecoder
 from application.ops.hold_expiry import HoldExpirySweeper
 from application.outcomes import MovementRecorded
 from application.settlement import metrics as settlement_metrics
+from application.settlement.anchor_audit import AnchorAudit
 from application.settlement.fold import SettlementFold
 from application.settlement.reconciler import ReconciliationReport, adjust_for_finding
 from application.settlement.worker import SettlementWorker
@@ -190,6 +191,10 @@ class LedgerService:
 
     def run_reconciliation(self, *, full: bool = False) -> ReconciliationReport:
         return self.settlement.run_reconciliation(full=full)
+
+    def audit_anchors(self) -> AnchorAudit:
+        """The stored log against every anchor on chain (docs/proofs.md)."""
+        return self.settlement.audit_anchors()
 
     def latest_reconciliation(self) -> ReconciliationReport | None:
         return self.settlement.latest_reconciliation()

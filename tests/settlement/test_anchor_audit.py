@@ -92,3 +92,30 @@ async def test_the_last_events_deleted_after_an_anchor_are_named(
     kinds = {(f.kind, f.sequence) for f in result.findings}
     assert ("truncated", 1) in kinds
     assert ("unknown_to_log", 1) in kinds  # the anchor's own records went with them
+
+
+async def test_a_perfect_inside_rewrite_passes_the_replay_but_not_the_anchors(
+    audit_rig: SettlementRig, store: StoreConfig,
+) -> None:
+    """The event edited, then the read models and every hash-chain checkpoint
+    rebuilt from the edited log: the database agrees with itself."""
+    from projections.runtime import ReadSide
+
+    positions = await anchor_round(audit_rig)
+    raw = RawEvents(audit_rig.ledger, store)
+    target = positions[0]
+    forged = raw.state_at(target, audit_rig.ledger).replace(b'"reason":""', b'"reason":"x"')
+    raw.execute("UPDATE {t} SET state = %s WHERE {id} = %s", (forged, target))
+    read_side = ReadSide(audit_rig.ledger.app, store.env)
+    try:
+        read_side.projector.rebuild()
+        report = read_side.queries.audit_replay()
+    finally:
+        read_side.close()
+    assert report.first_tampered_position is None and not report.mismatches, report
+
+    result = await audit(audit_rig)
+
+    (finding,) = result.findings
+    assert (finding.kind, finding.sequence) == ("contradicted", 1)
+    assert finding.after_position < target <= finding.at_or_before_position

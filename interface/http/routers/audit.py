@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query
 
-from interface.http.deps import IS_ADMIN, Queries, ReadOptions, in_thread, planned
+from application.errors import SettlementUnavailable
+from application.settlement.chain_port import ChainError
+from interface.http.deps import IS_ADMIN, Ledger, Queries, ReadOptions, in_thread, planned
 from interface.http.json_body import JsonRoute
 from interface.http.schemas.requests import AuditReplayRequest
-from interface.http.schemas.responses import EventsResponse, ReplayResponse
+from interface.http.schemas.responses import (
+    AnchorAuditItem,
+    AnchorFindingItem,
+    EventsResponse,
+    ReplayResponse,
+)
 from interface.http.schemas.types import POSITION_MAX
+from interface.wiring.service import LedgerService
 from projections.queries import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, Consistency
 from projections.read_models import AUDIT_WAIT_S_MIN
 
@@ -20,18 +29,30 @@ router = APIRouter(prefix="/v1/audit", tags=["audit"], route_class=JsonRoute)
 
 @router.post(
     "/replay", response_model=ReplayResponse, dependencies=[IS_ADMIN],
-    description="Replay the log into fresh state and compare it with the read models. "
+    description="Replay the log into fresh state and compare it with the read models; for "
+                "the whole log, also check it against every anchor on chain (`anchors`). "
                 "`until_position` is rounded down to the last commit that ends at or before "
                 "it (`position` says which); past the log's head it is 422 "
                 "position_past_head. Waits (up to 30 s) for the read models to reach the "
                 "log's head first.",
 )
-async def replay(queries: Queries, body: AuditReplayRequest | None = None):
+async def replay(queries: Queries, ledger: Ledger, body: AuditReplayRequest | None = None):
     body = body or AuditReplayRequest()
     point = await planned(queries, ReadOptions(), at_position=body.until_position,
                           at_name="until_position", timeout_s=AUDIT_WAIT_S_MIN)
     report = await in_thread(queries.audit_replay, until=body.until, point=point)
-    return ReplayResponse.of(report)
+    whole_log = body.until_position is None and body.until is None
+    anchors = await in_thread(_anchor_audit, ledger) if whole_log else None
+    return ReplayResponse.of(report, anchors)
+
+
+def _anchor_audit(ledger: LedgerService) -> AnchorAuditItem:
+    try:
+        audit = ledger.audit_anchors()
+    except (SettlementUnavailable, ChainError) as error:
+        return AnchorAuditItem(checked=False, anchors_checked=0, findings=[], note=str(error))
+    return AnchorAuditItem(checked=True, anchors_checked=audit.anchors_checked,
+                           findings=[AnchorFindingItem(**asdict(f)) for f in audit.findings])
 
 
 @router.get(

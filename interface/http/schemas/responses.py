@@ -415,6 +415,25 @@ class MismatchItem(Response):
     actual: str
 
 
+class AnchorFindingItem(Response):
+    kind: str = Field(description="contradicted, truncated, foreign_ledger, unknown_to_log "
+                                  "or missing_on_chain")
+    sequence: int
+    signature: str | None
+    detail: str
+    after_position: int | None = Field(
+        description="the first difference lies after this position...")
+    at_or_before_position: int | None = Field(description="...and at or before this one")
+
+
+class AnchorAuditItem(Response):
+    checked: bool = Field(description="false when the chain could not be reached (`note` says "
+                                      "why); the replay's other checks still ran")
+    anchors_checked: int
+    findings: list[AnchorFindingItem]
+    note: str | None = None
+
+
 class ReplayResponse(Response):
     events_replayed: int
     accounts: int
@@ -426,10 +445,15 @@ class ReplayResponse(Response):
     position: int = Field(description="the whole-commit state the replay reflects: "
                                       "`until_position` rounded down to the last commit that "
                                       "ends at or before it")
+    anchors: AnchorAuditItem | None = Field(
+        default=None, description="the stored log against every anchor on chain "
+                                  "(docs/proofs.md); null for a replay up to a position or time")
 
     @classmethod
-    def of(cls, report: q.ReplayReport) -> ReplayResponse:
+    def of(cls, report: q.ReplayReport, anchors: AnchorAuditItem | None = None
+           ) -> ReplayResponse:
         return cls(
+            anchors=anchors,
             events_replayed=report.events_replayed, accounts=report.accounts,
             supply_ok=report.supply_ok, supply=format_amount(report.supply),
             last_position=report.last_position,
