@@ -1,6 +1,14 @@
-"""What a command answers. ``position`` is the log position of the
-command's last event (or, for a replayed command, of the event that holds
-its first outcome), so a client can read its own writes."""
+"""What a command answers. ``position`` is the log position of the event
+that holds the command's outcome (``answered_by``), so a client can read its
+own writes.
+
+A repeated command answers exactly its first answer: the handler builds it
+again from what the first execution committed (the aggregate's state as of
+the event named by ``answered_by``) and the processor gives it that event's
+position, read from the store. Nothing is kept besides the events, so the
+answer survives a crash between commit and response, and any process
+answers it.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +19,19 @@ from uuid import UUID
 
 from domain.errors import LedgerError
 
+EventRef = tuple[UUID, int]
+"""One stored event: its aggregate's id and version."""
+
 
 @dataclass(frozen=True)
 class Outcome:
     position: int | None = field(default=None, kw_only=True)
     replayed: bool = field(default=False, kw_only=True)
+    answered_by: tuple[EventRef, ...] = field(default=(), kw_only=True, compare=False,
+                                              repr=False)
+    """The events the answer stands for; its ``position`` is the latest of
+    theirs, the first time and on every repeat. Empty: the command's last
+    event, or the log's head when it wrote nothing (internal commands)."""
 
     def at(self, position: int | None) -> Any:
         return replace(self, position=position)

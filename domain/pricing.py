@@ -69,6 +69,13 @@ class PriceSchedule(Aggregate):
     def rules_for(self, service_type: str) -> list[dict[str, Any]]:
         return [rule for rule in self.rules if rule["service_type"] == service_type]
 
+    def rule_version(self, service_type: str) -> int | None:
+        """The version of the event that set the latest rule of
+        ``service_type`` (None: no rule): every event after the schedule's
+        start sets one rule, in the order of ``rules``."""
+        indexes = [i for i, rule in enumerate(self.rules) if rule["service_type"] == service_type]
+        return indexes[-1] + 2 if indexes else None
+
     def set_rule(
         self,
         service_type: str,

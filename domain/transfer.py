@@ -121,6 +121,10 @@ class Transfer(Aggregate):
         adjusts: UUID | None = None
         """The reconciliation finding this movement adjusts the ledger for
         (its effect is already on chain). Absent from earlier events."""
+        available_after: int | None = None
+        """A hold's account's available balance right after placing it: what
+        the placing command answered, kept so a repeat answers it again.
+        Absent from earlier events and from movements that are not holds."""
 
     class Captured(Aggregate.Event):
         amount: int
@@ -136,18 +140,21 @@ class Transfer(Aggregate):
             transfer.destination_balance_after = self.destination_balance_after
             transfer.settlement_status = settlement_when_hold_closes(
                 CAPTURED, transfer.settlement_status)
+            transfer.closed_by(self.originator_version)
 
     class Voided(Aggregate.Event):
         def apply(self, transfer: Transfer) -> None:
             transfer.phase = VOIDED
             transfer.settlement_status = settlement_when_hold_closes(
                 VOIDED, transfer.settlement_status)
+            transfer.closed_by(self.originator_version)
 
     class Expired(Aggregate.Event):
         def apply(self, transfer: Transfer) -> None:
             transfer.phase = EXPIRED
             transfer.settlement_status = settlement_when_hold_closes(
                 EXPIRED, transfer.settlement_status)
+            transfer.closed_by(self.originator_version)
 
     class Reversed(Aggregate.Event):
         reversal_id: UUID
@@ -227,6 +234,7 @@ class Transfer(Aggregate):
         reverses: UUID | None,
         settles_on_chain: bool,
         adjusts: UUID | None = None,
+        available_after: int | None = None,
     ) -> None:
         self.kind = kind
         self.source = source
@@ -251,6 +259,13 @@ class Transfer(Aggregate):
         self.settles_alone = False
         self.compensation_blocked: str | None = None
         self.adjusts = adjusts
+        self.available_after = available_after
+        self.recorded_state = self.state
+        """The state its recording command answered with (the first answer)."""
+        self.closed_version: int | None = None
+        """The version of the event that captured, voided or expired a hold."""
+        self.closed_state: str | None = None
+        """The state right after that event: what the capture answered."""
 
     @classmethod
     def record(
@@ -272,8 +287,13 @@ class Transfer(Aggregate):
         reverses: UUID | None = None,
         settles_on_chain: bool = True,
         adjusts: UUID | None = None,
+        available_after: int | None = None,
     ) -> Transfer:
-        extra = {} if adjusts is None else {"adjusts": adjusts}
+        """Optional fields are written only when set, so the events of every
+        other movement keep the shape earlier versions stored."""
+        extra: dict[str, object] = {} if adjusts is None else {"adjusts": adjusts}
+        if available_after is not None:
+            extra["available_after"] = available_after
         return cls._create(
             cls.Recorded, id=transfer_id, kind=kind, source=source, destination=destination,
             amount=amount, reason=reason, fingerprint=fingerprint, phase=phase,
@@ -282,6 +302,21 @@ class Transfer(Aggregate):
             spender=spender, reverses=reverses, settles_on_chain=settles_on_chain,
             timestamp=now, **extra,
         )
+
+    def closed_by(self, version: int) -> None:
+        """A hold's closing event was applied: remember what its command answered."""
+        self.closed_version = version
+        self.closed_state = self.state
+
+    @property
+    def recorded_status(self) -> str:
+        """The status its recording command answered, whatever happened since."""
+        return CLIENT_STATUS_BY_STATE[self.recorded_state]
+
+    @property
+    def closed_status(self) -> str | None:
+        """The status the capture (void, expiry) answered, if the hold closed."""
+        return None if self.closed_state is None else CLIENT_STATUS_BY_STATE[self.closed_state]
 
     @property
     def is_hold(self) -> bool:

@@ -1,4 +1,10 @@
-"""Account lifecycle: open, freeze, unfreeze, and allowances."""
+"""Account lifecycle: open, freeze, unfreeze, and allowances.
+
+Freezing a frozen account, unfreezing an unfrozen one and setting an
+allowance to what it already is change nothing: they are answered as
+repeats of the command that made it so (its event's position), which an
+account from before this release may not know (a snapshot without the
+versions): then its latest position."""
 
 from __future__ import annotations
 
@@ -20,7 +26,8 @@ def open_account(command: c.OpenAccount, session: AggregateSession, now: datetim
     if existing is not None:
         return _reopen(existing, command, session)
     session.add(Account.open(command.account_id, command.account_kind, now), primary=True)
-    return AccountOpened(account_id=command.account_id, kind=command.account_kind)
+    return AccountOpened(account_id=command.account_id, kind=command.account_kind,
+                         answered_by=((command.account_id, 1),))
 
 
 def _reopen(existing, command: c.OpenAccount, session: AggregateSession) -> AccountOpened:
@@ -29,7 +36,8 @@ def _reopen(existing, command: c.OpenAccount, session: AggregateSession) -> Acco
     if existing.kind != command.account_kind:
         raise AccountExists(f"account {command.account_id} exists as a {existing.kind} account")
     session.set_primary(existing.id)
-    return AccountOpened(account_id=existing.id, kind=existing.kind, replayed=True)
+    return AccountOpened(account_id=existing.id, kind=existing.kind, replayed=True,
+                         answered_by=((existing.id, 1),))
 
 
 def freeze_account(
@@ -50,7 +58,10 @@ def _set_frozen(
     account = session.account(account_id)
     changed = account.freeze(now) if frozen else account.unfreeze(now)
     session.set_primary(account.id)
-    return AccountStatusChanged(account_id=account.id, frozen=frozen, replayed=not changed)
+    return AccountStatusChanged(
+        account_id=account.id, frozen=frozen, replayed=not changed,
+        answered_by=((account.id, account.status_version() or account.version),),
+    )
 
 
 def set_allowance(command: c.SetAllowance, session: AggregateSession, now: datetime) -> AllowanceSet:
@@ -59,6 +70,8 @@ def set_allowance(command: c.SetAllowance, session: AggregateSession, now: datet
     spender = session.account(command.spender)
     changed = owner.set_allowance(spender, amount, now)
     session.set_primary(owner.id)
+    version = owner.allowance_version(command.spender) or owner.version
     return AllowanceSet(
-        owner=owner.id, spender=command.spender, amount=amount, replayed=not changed
+        owner=owner.id, spender=command.spender, amount=amount, replayed=not changed,
+        answered_by=((owner.id, version),),
     )

@@ -4,6 +4,7 @@ release it."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from application import commands as c
@@ -39,7 +40,7 @@ def place_hold(command: c.PlaceHold, session: AggregateSession, now: datetime) -
         command.hold_id, kind=FEE, source=account.id, destination=TREASURY_ID, amount=amount,
         reason=command.service_type or "hold", fingerprint=command.fingerprint(),
         source_balance_after=account.balance, destination_balance_after=treasury.balance,
-        now=now, phase=PENDING, expires_at=expires_at,
+        now=now, phase=PENDING, expires_at=expires_at, available_after=account.available,
     )
     session.add(hold, primary=True)
     return _hold_placed(hold, session)
@@ -51,7 +52,7 @@ def capture_hold(
     hold = _hold(command.hold_id, session)
     if hold.phase == CAPTURED and hold.outcome_fingerprint == command.fingerprint():
         session.set_primary(hold.id)
-        return movement_outcome(hold, replayed=True)
+        return _captured(hold, replayed=True)
     hold.check_hold_pending(now)
     amount = hold.amount if command.amount is None else check_amount(command.amount)
     account = session.account(hold.source)
@@ -61,7 +62,7 @@ def capture_hold(
     treasury.credit(hold.id, amount, FEE, hold.reason, now)
     hold.capture(amount, command.fingerprint(), account.balance, treasury.balance, now)
     session.set_primary(hold.id)
-    return movement_outcome(hold)
+    return _captured(hold)
 
 
 def void_hold(command: c.VoidHold, session: AggregateSession, now: datetime) -> HoldReleased:
@@ -115,17 +116,31 @@ def _check_expiry(expires_in_s: int | None) -> int:
 
 
 def _hold_placed(hold: Transfer, session: AggregateSession, *, replayed: bool = False) -> HoldPlaced:
-    account = session.account(hold.source)
+    """What placing answered. The available balance then is recorded with
+    the hold; a hold recorded before it was (no ``available_after``) answers
+    the account's available balance now."""
+    available = hold.available_after
+    if available is None:
+        available = session.account(hold.source).available
     assert hold.expires_at is not None
     return HoldPlaced(
         hold_id=hold.id, account_id=hold.source, amount=hold.amount,
         service_type=None if hold.reason == "hold" else hold.reason,
-        expires_at=hold.expires_at, available=account.available, replayed=replayed,
+        expires_at=hold.expires_at, available=available, replayed=replayed,
+        answered_by=((hold.id, 1),),
     )
 
 
+def _captured(hold: Transfer, *, replayed: bool = False) -> MovementRecorded:
+    """What the capture answered: the hold as its capture left it."""
+    assert hold.closed_version is not None and hold.closed_status is not None
+    return replace(movement_outcome(hold, replayed=replayed), status=hold.closed_status,
+                   answered_by=((hold.id, hold.closed_version),))
+
+
 def _released(hold: Transfer, cause: str, *, replayed: bool = False) -> HoldReleased:
+    refs = () if hold.closed_version is None else ((hold.id, hold.closed_version),)
     return HoldReleased(
         hold_id=hold.id, account_id=hold.source, amount=hold.amount, cause=cause,
-        replayed=replayed,
+        replayed=replayed, answered_by=refs,
     )

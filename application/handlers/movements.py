@@ -31,21 +31,29 @@ class BatchAborted(LedgerError):
 
 
 def movement_outcome(transfer: Transfer, *, replayed: bool = False) -> MovementRecorded:
+    """What recording a posted movement answered: its status then (not now:
+    settlement or a reversal may have moved it on), its amount and balances
+    as recorded (they never change after) and the recorded event."""
     return MovementRecorded(
-        transfer_id=transfer.id, kind=transfer.kind, status=transfer.status,
+        transfer_id=transfer.id, kind=transfer.kind, status=transfer.recorded_status,
         amount=transfer.posted_amount, source=transfer.source,
         destination=transfer.destination, source_balance=transfer.source_balance_after,
         destination_balance=transfer.destination_balance_after, replayed=replayed,
+        answered_by=((transfer.id, 1),),
     )
 
 
 def replay(transfer: Transfer, command: c.Command, session: AggregateSession) -> MovementRecorded:
     """Answer a repeated command with its first outcome, or refuse a
     different request that reuses the id, naming what differs."""
-    if transfer.fingerprint != command.fingerprint():
-        raise different_request(command, transfer)
+    check_same_request(transfer, command)
     session.set_primary(transfer.id)
     return movement_outcome(transfer, replayed=True)
+
+
+def check_same_request(transfer: Transfer, command: c.Command) -> None:
+    if transfer.fingerprint != command.fingerprint():
+        raise different_request(command, transfer)
 
 
 def record_movement(
@@ -130,7 +138,12 @@ def transfer_batch(
         else:
             results.append(BatchItemResult(item.transfer_id, outcome=outcome))
     session.set_primary(None)
-    return BatchRecorded(atomic=command.atomic, applied=True, results=tuple(results))
+    outcomes = [item.outcome for item in results if item.outcome is not None]
+    return BatchRecorded(
+        atomic=command.atomic, applied=True, results=tuple(results),
+        replayed=len(outcomes) == len(results) and all(o.replayed for o in outcomes),
+        answered_by=tuple(ref for outcome in outcomes for ref in outcome.answered_by),
+    )
 
 
 def _batch_item(

@@ -16,7 +16,9 @@ def set_price_rule(command: c.SetPriceRule, session: AggregateSession, now: date
         command.service_type, command.token_cost, command.valid_from, command.valid_to, now
     )
     session.set_primary(schedule.id)
+    version = schedule.rule_version(command.service_type) or schedule.version
     return PriceRuleSet(
         service_type=command.service_type, token_cost=command.token_cost,
         valid_from=command.valid_from, valid_to=command.valid_to, replayed=not changed,
+        answered_by=((schedule.id, version),),
     )

@@ -22,11 +22,13 @@ def connect_wallet(command: c.ConnectWallet, session: AggregateSession, now: dat
     account = session.account(command.account_id)
     wallet = _wallet(session, address)
     if wallet is None:
-        session.add(Wallet.connect(address, account, now), primary=True)
+        wallet = Wallet.connect(address, account, now)
+        session.add(wallet, primary=True)
     else:
         wallet.reconnect(account, now)
         session.set_primary(wallet.id)
-    return WalletChanged(account_id=command.account_id, address=address, connected=True)
+    return WalletChanged(account_id=command.account_id, address=address, connected=True,
+                         answered_by=((wallet.id, wallet.version),))
 
 
 def disconnect_wallet(
@@ -39,7 +41,8 @@ def disconnect_wallet(
         raise WalletNotFound(f"wallet {address} is not connected to account {command.account_id}")
     wallet.disconnect(account, now)
     session.set_primary(wallet.id)
-    return WalletChanged(account_id=command.account_id, address=address, connected=False)
+    return WalletChanged(account_id=command.account_id, address=address, connected=False,
+                         answered_by=((wallet.id, wallet.version),))
 
 
 def _wallet(session: AggregateSession, address: str) -> Wallet | None:

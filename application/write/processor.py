@@ -49,7 +49,7 @@ from application.commands import Command
 from application.errors import InternalError, LedgerUnavailable
 from application.handlers import decide
 from application.handlers.session import AggregateSession
-from application.outcomes import Outcome
+from application.outcomes import EventRef, Outcome
 from application.write.aggregate_cache import AggregateCache
 from application.write.attempts import GroupAnswer, GroupAttempts
 from application.write.event_store import LedgerApplication
@@ -87,7 +87,9 @@ class _Decided:
     results: list[Result | None]
     events: list[Any]
     ends: list[int | None]
-    replay_refs: dict[int, tuple[UUID, int] | None]
+    """Per command that wrote events: the index of the event its answer names."""
+    replay_refs: dict[int, tuple[EventRef, ...]]
+    """Per command that wrote nothing: the stored events its answer names."""
 
 
 class CommandProcessor:
@@ -207,9 +209,11 @@ class CommandProcessor:
             if isinstance(result, Outcome):
                 new_events = session.command_events()
                 _check_declared_debits(index, command, new_events)
+                if new_events:
+                    decided.ends[index] = len(decided.events) + _answer_index(result, new_events)
+                else:
+                    decided.replay_refs[index] = result.answered_by or _replay_ref(session)
                 decided.events.extend(new_events)
-                decided.ends[index] = len(decided.events) - 1 if new_events else None
-                decided.replay_refs[index] = _replay_ref(session) if not new_events else None
         return decided
 
     def _decide_one(
@@ -264,7 +268,7 @@ class CommandProcessor:
         """Each command's outcome at its position; None for one not decided
         (sent on to the next group)."""
         answers: list[Result | None] = []
-        by_version: dict[tuple[UUID, int], int] | None = None  # only replays need it
+        by_version: dict[EventRef, int] | None = None  # only replays need it
         for index, result in enumerate(decided.results):
             if isinstance(result, Outcome):
                 end = decided.ends[index]
@@ -276,19 +280,18 @@ class CommandProcessor:
                             (event.originator_id, event.originator_version): position
                             for event, position in zip(decided.events, positions, strict=True)
                         }
-                    result = result.at(self._replay_position(decided.replay_refs.get(index), by_version))
+                    result = result.at(self._replay_position(decided.replay_refs[index], by_version))
             answers.append(result)
         return answers
 
     def _replay_position(
-        self, ref: tuple[UUID, int] | None, by_version: dict[tuple[UUID, int], int]
+        self, refs: tuple[EventRef, ...], by_version: dict[EventRef, int]
     ) -> int:
-        if ref is None:
-            return self.app.event_log.head()
-        position = by_version.get(ref)
-        if position is None:
-            position = self.app.event_log.position_of(*ref)
-        return position if position is not None else self.app.event_log.head()
+        """The latest position of the events a repeat's answer names: the
+        first answer's position, read from this batch or the store."""
+        found = [by_version.get(ref) or self.app.event_log.position_of(*ref) for ref in refs]
+        known = [position for position in found if position is not None]
+        return max(known) if known else self.app.event_log.head()
 
     def _advance_seen(self, positions: list[int]) -> None:
         """Our own contiguous positions right after the last seen one mean
@@ -339,8 +342,21 @@ def _check_declared_debits(index: int, command: Command, events: list[Any]) -> N
             f"internal error: {command.kind} debits an account it does not declare; not applied"))
 
 
-def _replay_ref(session: AggregateSession) -> tuple[UUID, int] | None:
+def _answer_index(outcome: Outcome, new_events: list[Any]) -> int:
+    """Which of a command's events its answer names: the latest of those in
+    ``answered_by`` (a repeat names the same events, so it answers the same
+    position), else its last event."""
+    wanted = set(outcome.answered_by)
+    for index in range(len(new_events) - 1, -1, -1):
+        event = new_events[index]
+        if (event.originator_id, event.originator_version) in wanted:
+            return index
+    return len(new_events) - 1
+
+
+def _replay_ref(session: AggregateSession) -> tuple[EventRef, ...]:
+    """An internal command's repeat: its primary aggregate's latest event."""
     if session.primary is None or session.primary not in session.touched:
-        return None
-    return session.primary, session.touched[session.primary].version
+        return ()
+    return ((session.primary, session.touched[session.primary].version),)
 

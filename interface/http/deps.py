@@ -11,15 +11,17 @@ ledger's rules see it, which every command is sent as.
 from __future__ import annotations
 
 from typing import Annotated, Any
+from uuid import UUID
 
 import anyio
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Header, Query, Request
 from fastapi.params import Depends as DependsParam
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from application.authority import Authority
 from interface.http.auth import Keyring, Principal, Scope
 from interface.http.errors import Forbidden, RateLimited, Unauthorized
+from interface.http.idempotency import KEY_DESCRIPTION, KEY_HEADER, KEY_LENGTH_MAX, parse_key
 from interface.http.ratelimit import RateLimiter, retry_after_header
 from interface.http.schemas.types import POSITION_MAX
 from interface.wiring.service import LedgerService
@@ -92,6 +94,16 @@ async def get_caller(request: Request) -> Authority:
 
 
 Caller = Annotated[Authority, Depends(get_caller)]
+
+async def get_idempotency_key(
+    key: Annotated[str | None, Header(alias=KEY_HEADER, max_length=KEY_LENGTH_MAX,
+                                      description=KEY_DESCRIPTION)] = None,
+) -> UUID | None:
+    return parse_key(key)
+
+
+IdempotencyKey = Annotated[UUID | None, Depends(get_idempotency_key)]
+"""A command route's ``Idempotency-Key`` header (``interface.http.idempotency``)."""
 
 CAN_READ = requires(Scope.READ)
 CAN_WRITE = requires(Scope.WRITE)

@@ -4,15 +4,14 @@ query function, and renders. Scopes are declared on each route with
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 
-from fastapi import Response
-
-from application.outcomes import Outcome
 from interface.http.errors import STATUS_BY_CODE
+from interface.http.idempotency import REPLAYED, REPLAYED_STATE, keyed, replay_aware
 from interface.http.schemas.responses import ErrorResponse
 
-OutcomeT = TypeVar("OutcomeT", bound=Outcome)
+__all__ = ["REPLAYED", "REPLAYED_STATE", "keyed", "refusals", "replay_aware"]
+
 
 def refusals(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the refusals a route can answer besides the common
@@ -27,12 +26,3 @@ def _codes_of(status: int) -> str:
     codes = sorted(code for code, code_status in STATUS_BY_CODE.items() if code_status == status)
     return "refused: " + (", ".join(codes) if codes else "see the error code")
 
-
-def replay_aware(response: Response, outcome: OutcomeT) -> OutcomeT:
-    """201 for a first execution; 200 for a replay (same id, same request),
-    which answers the first outcome and changed nothing."""
-    response.status_code = 200 if outcome.replayed else 201
-    return outcome
-
-
-REPLAYED = {"description": "a replay of an earlier request with the same id: its first answer"}

@@ -13,6 +13,7 @@ from interface.http.deps import (
     CAN_WRITE,
     IS_ADMIN,
     Caller,
+    IdempotencyKey,
     Ledger,
     Queries,
     Read,
@@ -20,7 +21,7 @@ from interface.http.deps import (
     planned,
 )
 from interface.http.json_body import JsonRoute
-from interface.http.routers import REPLAYED, refusals, replay_aware
+from interface.http.routers import REPLAYED, REPLAYED_STATE, keyed, refusals, replay_aware
 from interface.http.schemas.requests import OpenAccountRequest
 from interface.http.schemas.responses import (
     AccountResponse,
@@ -41,21 +42,28 @@ Cursor = Annotated[str | None, Query(max_length=200, description="next_cursor of
 @router.post("", status_code=201, response_model=AccountResponse, dependencies=[CAN_WRITE],
              responses={200: REPLAYED, **refusals(409)})
 async def open_account(body: OpenAccountRequest, ledger: Ledger, caller: Caller,
-                       response: Response):
-    outcome = replay_aware(response, await ledger.execute(body.command(), caller))
+                       response: Response, key: IdempotencyKey):
+    command = keyed(body.command(), key)
+    outcome = replay_aware(response, await ledger.execute(command, caller))
     return AccountResponse.of(outcome)
 
 
 @router.post("/{account_id}/freeze", response_model=AccountStatusResponse,
-             dependencies=[IS_ADMIN], responses=refusals(404))
-async def freeze_account(account_id: UUID, ledger: Ledger, caller: Caller):
-    return AccountStatusResponse.of(await ledger.execute(c.FreezeAccount(account_id), caller))
+             dependencies=[IS_ADMIN], responses={200: REPLAYED_STATE, **refusals(404)})
+async def freeze_account(account_id: UUID, ledger: Ledger, caller: Caller, response: Response,
+                         key: IdempotencyKey):
+    command = keyed(c.FreezeAccount(account_id), key, what="a freeze")
+    outcome = replay_aware(response, await ledger.execute(command, caller), created=False)
+    return AccountStatusResponse.of(outcome)
 
 
 @router.post("/{account_id}/unfreeze", response_model=AccountStatusResponse,
-             dependencies=[IS_ADMIN], responses=refusals(404))
-async def unfreeze_account(account_id: UUID, ledger: Ledger, caller: Caller):
-    return AccountStatusResponse.of(await ledger.execute(c.UnfreezeAccount(account_id), caller))
+             dependencies=[IS_ADMIN], responses={200: REPLAYED_STATE, **refusals(404)})
+async def unfreeze_account(account_id: UUID, ledger: Ledger, caller: Caller,
+                           response: Response, key: IdempotencyKey):
+    command = keyed(c.UnfreezeAccount(account_id), key, what="an unfreeze")
+    outcome = replay_aware(response, await ledger.execute(command, caller), created=False)
+    return AccountStatusResponse.of(outcome)
 
 
 @router.get("/{account_id}/balance", response_model=BalanceResponse, dependencies=[CAN_READ],

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from domain.amounts import format_amount
-from interface.http.deps import CAN_READ, CAN_WRITE, Caller, Ledger, Read, in_thread
+from interface.http.deps import CAN_READ, CAN_WRITE, Caller, IdempotencyKey, Ledger, Read, in_thread
 from interface.http.json_body import JsonRoute
-from interface.http.routers import refusals
+from interface.http.routers import REPLAYED_STATE, keyed, refusals, replay_aware
 from interface.http.schemas.requests import AllowanceRequest
 from interface.http.schemas.responses import AllowanceResponse
 
@@ -17,10 +17,12 @@ router = APIRouter(prefix="/v1/allowances", tags=["allowances"], route_class=Jso
 
 
 @router.put("/{owner}/{spender}", response_model=AllowanceResponse, dependencies=[CAN_WRITE],
-            responses=refusals(404, 423))
+            responses={200: REPLAYED_STATE, **refusals(404, 423)})
 async def set_allowance(owner: UUID, spender: UUID, body: AllowanceRequest, ledger: Ledger,
-                        caller: Caller):
-    return AllowanceResponse.of(await ledger.execute(body.command(owner, spender), caller))
+                        caller: Caller, response: Response, key: IdempotencyKey):
+    command = keyed(body.command(owner, spender), key, what="an allowance")
+    outcome = replay_aware(response, await ledger.execute(command, caller), created=False)
+    return AllowanceResponse.of(outcome)
 
 
 @router.get("/{owner}/{spender}", response_model=AllowanceResponse, dependencies=[CAN_READ],

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from interface.http.deps import (
     CAN_READ,
     IS_ADMIN,
     Caller,
+    IdempotencyKey,
     Ledger,
     Queries,
     Read,
@@ -17,6 +18,7 @@ from interface.http.deps import (
     planned,
 )
 from interface.http.json_body import JsonRoute
+from interface.http.routers import REPLAYED_STATE, keyed, replay_aware
 from interface.http.schemas.requests import PriceRuleRequest
 from interface.http.schemas.responses import PriceRuleResponse, PricingResponse
 from interface.http.schemas.types import ServiceType
@@ -24,10 +26,13 @@ from interface.http.schemas.types import ServiceType
 router = APIRouter(prefix="/v1/pricing", tags=["pricing"], route_class=JsonRoute)
 
 
-@router.put("/{service_type}", response_model=PriceRuleResponse, dependencies=[IS_ADMIN])
+@router.put("/{service_type}", response_model=PriceRuleResponse, dependencies=[IS_ADMIN],
+            responses={200: REPLAYED_STATE})
 async def set_price_rule(service_type: ServiceType, body: PriceRuleRequest, ledger: Ledger,
-                         caller: Caller):
-    return PriceRuleResponse.of(await ledger.execute(body.command(service_type), caller))
+                         caller: Caller, response: Response, key: IdempotencyKey):
+    command = keyed(body.command(service_type), key, what="a price rule")
+    outcome = replay_aware(response, await ledger.execute(command, caller), created=False)
+    return PriceRuleResponse.of(outcome)
 
 
 @router.get("", response_model=PricingResponse, dependencies=[CAN_READ])

@@ -9,7 +9,8 @@ from uuid import UUID
 from fastapi import APIRouter, Response
 
 from application.errors import ReconciliationNotFound
-from interface.http.deps import IS_ADMIN, Caller, Ledger, in_thread
+from interface.http.deps import IS_ADMIN, Caller, IdempotencyKey, Ledger, in_thread
+from interface.http.idempotency import check_key
 from interface.http.json_body import JsonRoute
 from interface.http.routers import REPLAYED, refusals, replay_aware
 from interface.http.schemas.reconciliations import (
@@ -54,8 +55,9 @@ async def latest(ledger: Ledger):
 )
 async def adjust(
     finding_id: UUID, ledger: Ledger, caller: Caller, response: Response,
-    body: AdjustRequest | None = None,
+    key: IdempotencyKey, body: AdjustRequest | None = None,
 ):
+    check_key(key, "finding_id", finding_id)
     reason = body.reason if body is not None else ""
     moved = await in_thread(ledger.adjust_for_finding, finding_id, caller, reason)
     return MovementResponse.of(replay_aware(response, moved))

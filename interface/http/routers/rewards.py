@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from interface.http.deps import CAN_WRITE, Caller, Ledger
+from interface.http.deps import CAN_WRITE, Caller, IdempotencyKey, Ledger
 from interface.http.json_body import JsonRoute
-from interface.http.routers import REPLAYED, refusals, replay_aware
+from interface.http.routers import REPLAYED, keyed, refusals, replay_aware
 from interface.http.schemas.requests import RewardRequest
 from interface.http.schemas.responses import RewardResponse
 
@@ -16,6 +16,7 @@ router = APIRouter(prefix="/v1/rewards", tags=["rewards"], route_class=JsonRoute
 @router.post("", status_code=201, response_model=RewardResponse, dependencies=[CAN_WRITE],
              responses={200: REPLAYED, **refusals(402, 404, 409, 423)})
 async def distribute_reward(body: RewardRequest, ledger: Ledger, caller: Caller,
-                            response: Response):
-    outcome = replay_aware(response, await ledger.execute(body.command(), caller))
+                            response: Response, key: IdempotencyKey):
+    command = keyed(body.command(), key)
+    outcome = replay_aware(response, await ledger.execute(command, caller))
     return RewardResponse.of(outcome)

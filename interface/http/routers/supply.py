@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from interface.http.deps import IS_ADMIN, Caller, Ledger
+from interface.http.deps import IS_ADMIN, Caller, IdempotencyKey, Ledger
 from interface.http.json_body import JsonRoute
-from interface.http.routers import REPLAYED, refusals, replay_aware
+from interface.http.routers import REPLAYED, keyed, refusals, replay_aware
 from interface.http.schemas.requests import BurnRequest, MintRequest
 from interface.http.schemas.responses import MovementResponse
 
@@ -15,13 +15,17 @@ router = APIRouter(prefix="/v1", tags=["supply"], route_class=JsonRoute)
 
 @router.post("/mint", status_code=201, response_model=MovementResponse, dependencies=[IS_ADMIN],
              responses={200: REPLAYED, **refusals(404, 409, 423)})
-async def mint(body: MintRequest, ledger: Ledger, caller: Caller, response: Response):
-    outcome = replay_aware(response, await ledger.execute(body.command(), caller))
+async def mint(body: MintRequest, ledger: Ledger, caller: Caller, response: Response,
+               key: IdempotencyKey):
+    command = keyed(body.command(), key)
+    outcome = replay_aware(response, await ledger.execute(command, caller))
     return MovementResponse.of(outcome)
 
 
 @router.post("/burn", status_code=201, response_model=MovementResponse, dependencies=[IS_ADMIN],
              responses={200: REPLAYED, **refusals(402, 404, 409, 423)})
-async def burn(body: BurnRequest, ledger: Ledger, caller: Caller, response: Response):
-    outcome = replay_aware(response, await ledger.execute(body.command(), caller))
+async def burn(body: BurnRequest, ledger: Ledger, caller: Caller, response: Response,
+               key: IdempotencyKey):
+    command = keyed(body.command(), key)
+    outcome = replay_aware(response, await ledger.execute(command, caller))
     return MovementResponse.of(outcome)

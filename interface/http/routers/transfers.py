@@ -12,6 +12,7 @@ from interface.http.deps import (
     CAN_WRITE,
     IS_ADMIN,
     Caller,
+    IdempotencyKey,
     Ledger,
     Queries,
     Read,
@@ -19,7 +20,7 @@ from interface.http.deps import (
     planned,
 )
 from interface.http.json_body import JsonRoute
-from interface.http.routers import REPLAYED, refusals, replay_aware
+from interface.http.routers import REPLAYED, keyed, refusals, replay_aware
 from interface.http.schemas.requests import (
     ReverseRequest,
     TransferBatchRequest,
@@ -35,38 +36,51 @@ MOVEMENT_REFUSALS = refusals(402, 404, 409, 423)
 
 @router.post("", status_code=201, response_model=MovementResponse, dependencies=[CAN_WRITE],
              responses={200: REPLAYED, **MOVEMENT_REFUSALS})
-async def transfer(body: TransferRequest, ledger: Ledger, caller: Caller, response: Response):
-    outcome = replay_aware(response, await ledger.execute(body.command(), caller))
+async def transfer(body: TransferRequest, ledger: Ledger, caller: Caller, response: Response,
+                   key: IdempotencyKey):
+    command = keyed(body.command(), key)
+    outcome = replay_aware(response, await ledger.execute(command, caller))
     return MovementResponse.of(outcome)
 
 
 @router.post(
-    "/batch", response_model=BatchResponse, dependencies=[CAN_WRITE], responses=MOVEMENT_REFUSALS,
+    "/batch", response_model=BatchResponse, dependencies=[CAN_WRITE],
+    responses={200: REPLAYED, **MOVEMENT_REFUSALS},
     description=(
         "Up to 8,000 transfers. Not atomic: each item succeeds or fails on its own and the "
         "answer is 200 with one result per item. Atomic: all or none; when an item is "
         "refused nothing is applied and the answer is that item's refusal (its status code "
         "and error code) with `error.item_index` naming it. A malformed item (bad amount, "
-        "unknown field) refuses the whole request either way."
+        "unknown field) refuses the whole request either way. Each item is idempotent by its "
+        "`transfer_id`: repeated, an item applied before answers `ok` again and a refused one "
+        "is tried anew (a refusal leaves no trace). When every item was applied before, the "
+        "answer is exactly the first one, with `Idempotent-Replayed: true`; `position` is "
+        "the latest of the items' own positions. A batch has no id of its own, so it takes "
+        "no `Idempotency-Key`."
     ),
 )
-async def transfer_batch(body: TransferBatchRequest, ledger: Ledger, caller: Caller):
-    return BatchResponse.of(await ledger.execute(body.command(), caller))
+async def transfer_batch(body: TransferBatchRequest, ledger: Ledger, caller: Caller,
+                         response: Response, key: IdempotencyKey):
+    command = keyed(body.command(), key, what="a batch (each item has its own transfer_id)")
+    outcome = replay_aware(response, await ledger.execute(command, caller), created=False)
+    return BatchResponse.of(outcome)
 
 
 @router.post("/from", status_code=201, response_model=MovementResponse,
              dependencies=[CAN_WRITE], responses={200: REPLAYED, **MOVEMENT_REFUSALS})
 async def transfer_from(body: TransferFromRequest, ledger: Ledger, caller: Caller,
-                        response: Response):
-    outcome = replay_aware(response, await ledger.execute(body.command(), caller))
+                        response: Response, key: IdempotencyKey):
+    command = keyed(body.command(), key)
+    outcome = replay_aware(response, await ledger.execute(command, caller))
     return MovementResponse.of(outcome)
 
 
 @router.post("/{transfer_id}/reverse", status_code=201, response_model=MovementResponse,
              dependencies=[IS_ADMIN], responses={200: REPLAYED, **MOVEMENT_REFUSALS})
 async def reverse(transfer_id: UUID, body: ReverseRequest, ledger: Ledger, caller: Caller,
-                  response: Response):
-    outcome = replay_aware(response, await ledger.execute(body.command(transfer_id), caller))
+                  response: Response, key: IdempotencyKey):
+    command = keyed(body.command(transfer_id), key)
+    outcome = replay_aware(response, await ledger.execute(command, caller))
     return MovementResponse.of(outcome)
 
 

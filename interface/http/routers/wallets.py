@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Response
 
 from application import commands as c
 from interface.http.deps import (
     CAN_READ,
     CAN_WRITE,
     Caller,
+    IdempotencyKey,
     Ledger,
     Queries,
     Read,
@@ -19,7 +20,7 @@ from interface.http.deps import (
     planned,
 )
 from interface.http.json_body import JsonRoute
-from interface.http.routers import refusals
+from interface.http.routers import keyed, refusals, replay_aware
 from interface.http.schemas.requests import WalletRequest
 from interface.http.schemas.responses import WalletChangedResponse, WalletsResponse
 from interface.http.schemas.types import AddressText
@@ -31,15 +32,20 @@ Address = Annotated[AddressText, Path(description="a base58 Solana public key")]
 
 @router.post("", status_code=201, response_model=WalletChangedResponse,
              dependencies=[CAN_WRITE], responses=refusals(404, 409))
-async def connect_wallet(account_id: UUID, body: WalletRequest, ledger: Ledger, caller: Caller):
-    return WalletChangedResponse.of(await ledger.execute(body.command(account_id), caller))
+async def connect_wallet(account_id: UUID, body: WalletRequest, ledger: Ledger, caller: Caller,
+                         response: Response, key: IdempotencyKey):
+    command = keyed(body.command(account_id), key, what="a wallet connection")
+    outcome = replay_aware(response, await ledger.execute(command, caller))
+    return WalletChangedResponse.of(outcome)
 
 
 @router.delete("/{address}", response_model=WalletChangedResponse, dependencies=[CAN_WRITE],
                responses=refusals(404))
-async def disconnect_wallet(account_id: UUID, address: Address, ledger: Ledger, caller: Caller):
-    command = c.DisconnectWallet(account_id, address)
-    return WalletChangedResponse.of(await ledger.execute(command, caller))
+async def disconnect_wallet(account_id: UUID, address: Address, ledger: Ledger, caller: Caller,
+                            response: Response, key: IdempotencyKey):
+    command = keyed(c.DisconnectWallet(account_id, address), key, what="a wallet disconnection")
+    outcome = replay_aware(response, await ledger.execute(command, caller), created=False)
+    return WalletChangedResponse.of(outcome)
 
 
 @router.get("", response_model=WalletsResponse, dependencies=[CAN_READ], responses=refusals(404))

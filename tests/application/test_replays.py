@@ -1,0 +1,304 @@
+"""A repeated command answers exactly its first answer, for every command
+kind a caller can send, after the state it answered about has moved on
+(settled, reversed, captured, spent, re-priced), in this process and in
+another one that never cached anything. On SQLite and PostgreSQL.
+
+Given a command and its first outcome, when the ledger changes and the same
+command comes again, then the outcome equals the first (status, amounts,
+balances, position), flagged as a replay, and the log does not grow.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from uuid import UUID, uuid4
+
+import pytest
+
+from application import commands as c
+from application.outcomes import BatchRecorded, Outcome
+from domain.amounts import UNITS_PER_DEAL
+from tests.support.ledgers import SYSTEM_IDS, LedgerHarness
+
+DEAL = UNITS_PER_DEAL
+TX = base64.b64encode(b"signed transaction bytes").decode()
+
+
+def settle(ledger: LedgerHarness, *transfer_ids: UUID) -> None:
+    """Record the movements submitted and settled on chain, as the settler does."""
+    signature = f"sig-{uuid4().hex}"
+    ledger.execute(c.RecordSubmission(signature, 300, TX, transfer_ids))
+    ledger.execute(c.MarkSettled(signature, 7, transfer_ids))
+
+
+def assert_repeat_answers_first(ledger: LedgerHarness, command: c.Command, first: Outcome,
+                                *, again: LedgerHarness | None = None) -> Outcome:
+    """``command`` again (on ``again``, another process, when given) answers
+    ``first`` exactly, flagged as a replay, and writes nothing."""
+    runner = again or ledger
+    before = runner.app.event_log.head()
+    repeat = runner.execute(command)
+    assert runner.app.event_log.head() == before
+    assert repeat.replayed and not first.replayed
+    assert unflagged(repeat) == unflagged(first)
+    return repeat
+
+
+def unflagged(outcome: Outcome) -> Outcome:
+    """The outcome as a caller reads it; whether it (or a batch's item) was
+    a replay is told apart (HTTP: the status and a header), not compared."""
+    if isinstance(outcome, BatchRecorded):
+        outcome = replace(outcome, results=tuple(
+            replace(item, outcome=item.outcome and replace(item.outcome, replayed=False))
+            for item in outcome.results))
+    return replace(outcome, replayed=False)
+
+
+@dataclass
+class Case:
+    """A command, what it needs first, and what changes the world after it."""
+
+    name: str
+    prepare: Callable[[LedgerHarness], c.Command]
+    later: Callable[[LedgerHarness, c.Command], None]
+
+
+def _transfer(ledger):
+    source, destination = ledger.open_account(10 * DEAL), ledger.open_account()
+    return c.TransferFunds(uuid4(), source, destination, 3 * DEAL, "rent")
+
+
+def _settle_and_move_on(ledger, command):
+    """Settle the movement, then move more money through both accounts."""
+    settle(ledger, command.command_id)
+    ledger.execute(c.Mint(uuid4(), _source_of(ledger, command), DEAL))
+
+
+def _source_of(ledger, command) -> UUID:
+    """The user account the movement touched."""
+    transfer = ledger.app.transfer(command.command_id)
+    return transfer.source if transfer.destination in SYSTEM_IDS else transfer.destination
+
+
+def _transfer_from(ledger):
+    owner, spender, destination = (ledger.open_account(10 * DEAL), ledger.open_account(),
+                                   ledger.open_account())
+    ledger.execute(c.SetAllowance(owner, spender, 5 * DEAL))
+    return c.TransferFrom(uuid4(), spender, owner, destination, 2 * DEAL, "agent")
+
+
+def _fee(ledger):
+    return c.ChargeFee(uuid4(), ledger.open_account(10 * DEAL), "search")
+
+
+def _fee_later(ledger, command):
+    ledger.execute(c.SetPriceRule("search", 3 * DEAL))
+    _settle_and_move_on(ledger, command)
+
+
+def _reward(ledger):
+    return c.DistributeReward(uuid4(), ledger.open_account(), "referral", 2 * DEAL)
+
+
+def _mint(ledger):
+    return c.Mint(uuid4(), ledger.open_account(), 4 * DEAL, "grant")
+
+
+def _burn(ledger):
+    return c.Burn(uuid4(), ledger.open_account(4 * DEAL), DEAL, "redeem")
+
+
+def _reverse(ledger):
+    original = _transfer(ledger)
+    ledger.execute(original)
+    return c.ReverseTransfer(uuid4(), original.transfer_id, "mistake")
+
+
+def _reverse_later(ledger, command):
+    settle(ledger, command.reversal_id)
+
+
+def _open(ledger):
+    return c.OpenAccount(uuid4())
+
+
+def _open_later(ledger, command):
+    ledger.execute(c.Mint(uuid4(), command.account_id, DEAL))
+    ledger.execute(c.FreezeAccount(command.account_id))
+
+
+def _hold(ledger):
+    return c.PlaceHold(uuid4(), ledger.open_account(10 * DEAL), amount=2 * DEAL)
+
+
+def _hold_later(ledger, command):
+    """Another hold lowers what is available; the hold is captured and settled."""
+    ledger.execute(c.PlaceHold(uuid4(), command.account_id, amount=DEAL))
+    ledger.execute(c.CaptureHold(command.hold_id, DEAL))
+    settle(ledger, command.hold_id)
+
+
+def _capture(ledger):
+    hold = _hold(ledger)
+    ledger.execute(hold)
+    return c.CaptureHold(hold.hold_id, DEAL)
+
+
+def _capture_later(ledger, command):
+    settle(ledger, command.hold_id)
+    ledger.execute(c.ReverseTransfer(uuid4(), command.hold_id, "refund"))
+
+
+def _void(ledger):
+    hold = _hold(ledger)
+    ledger.execute(hold)
+    return c.VoidHold(hold.hold_id)
+
+
+def _void_later(ledger, command):
+    account = ledger.app.transfer(command.hold_id).source
+    ledger.execute(c.PlaceHold(uuid4(), account, amount=DEAL))
+
+
+def _freeze(ledger):
+    account = ledger.open_account(5 * DEAL)
+    ledger.execute(c.PlaceHold(HOLD_BEFORE_FREEZE, account, amount=DEAL))
+    return c.FreezeAccount(account)
+
+
+HOLD_BEFORE_FREEZE = uuid4()
+
+
+def _freeze_later(ledger, command):
+    ledger.execute(c.VoidHold(HOLD_BEFORE_FREEZE))  # the frozen account's hold is released
+
+
+def _unfreeze(ledger):
+    account = ledger.open_account(5 * DEAL)
+    ledger.execute(c.FreezeAccount(account))
+    return c.UnfreezeAccount(account)
+
+
+def _unfreeze_later(ledger, command):
+    ledger.execute(c.Mint(uuid4(), command.account_id, DEAL))
+
+
+def _allowance(ledger):
+    return c.SetAllowance(ledger.open_account(5 * DEAL), ledger.open_account(), 2 * DEAL)
+
+
+def _allowance_later(ledger, command):
+    ledger.execute(c.Mint(uuid4(), command.owner, DEAL))
+    ledger.execute(c.SetAllowance(command.owner, ledger.open_account(), DEAL))
+
+
+def _price(ledger):
+    return c.SetPriceRule("goal", 2 * DEAL)
+
+
+def _price_later(ledger, command):
+    ledger.execute(c.SetPriceRule("analysis", 3 * DEAL))
+    ledger.execute(c.ChargeFee(uuid4(), ledger.open_account(10 * DEAL), "goal"))
+
+
+def _batch(ledger):
+    source, destination = ledger.open_account(10 * DEAL), ledger.open_account()
+    return c.TransferBatch(tuple(
+        c.TransferFunds(uuid4(), source, destination, DEAL) for _ in range(3)), atomic=True)
+
+
+def _batch_later(ledger, command):
+    settle(ledger, *(item.transfer_id for item in command.transfers[:2]))
+    ledger.execute(c.TransferFunds(uuid4(), command.transfers[0].source,
+                                   command.transfers[0].destination, DEAL))
+
+
+CASES = [
+    Case("transfer", _transfer, _settle_and_move_on),
+    Case("transfer_from", _transfer_from, _settle_and_move_on),
+    Case("fee", _fee, _fee_later),
+    Case("reward", _reward, _settle_and_move_on),
+    Case("mint", _mint, _settle_and_move_on),
+    Case("burn", _burn, _settle_and_move_on),
+    Case("reversal", _reverse, _reverse_later),
+    Case("open_account", _open, _open_later),
+    Case("place_hold", _hold, _hold_later),
+    Case("capture_hold", _capture, _capture_later),
+    Case("void_hold", _void, _void_later),
+    Case("freeze", _freeze, _freeze_later),
+    Case("unfreeze", _unfreeze, _unfreeze_later),
+    Case("set_allowance", _allowance, _allowance_later),
+    Case("set_price_rule", _price, _price_later),
+    Case("batch", _batch, _batch_later),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+def test_a_repeat_after_the_state_moved_on_answers_the_first_outcome(ledger, case):
+    command = case.prepare(ledger)
+    first = ledger.execute(command)
+    case.later(ledger, command)
+    assert_repeat_answers_first(ledger, command, first)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+def test_another_process_answers_a_repeat_from_the_log(ledger, store, case):
+    """A process that never saw the command (a restart, a second server)
+    answers the repeat from what the first execution committed."""
+    command = case.prepare(ledger)
+    first = ledger.execute(command)
+    case.later(ledger, command)
+    other = LedgerHarness(store.env, genesis=False)
+    try:
+        assert_repeat_answers_first(ledger, command, first, again=other)
+    finally:
+        other.close()
+
+
+def test_the_first_answer_of_a_transfer_stays_pending_after_it_settled(ledger):
+    command = _transfer(ledger)
+    first = ledger.execute(command)
+    settle(ledger, command.transfer_id)
+    assert ledger.app.transfer(command.transfer_id).status == "settled"
+    repeat = ledger.execute(command)
+    assert (first.status, repeat.status) == ("pending", "pending")
+    assert repeat.position == first.position < ledger.app.event_log.head()
+
+
+def test_a_repeated_hold_answers_what_was_available_when_it_was_placed(ledger):
+    command = _hold(ledger)
+    first = ledger.execute(command)
+    ledger.execute(c.PlaceHold(uuid4(), command.account_id, amount=DEAL))
+    assert ledger.execute(command).available == first.available == 8 * DEAL
+
+
+def test_a_batch_with_a_refused_item_is_a_new_attempt_for_that_item(ledger):
+    """A refusal leaves no trace, so repeating the batch retries the refused
+    item (which may now pass); the items applied the first time replay."""
+    source, destination = ledger.open_account(DEAL), ledger.open_account()
+    items = (c.TransferFunds(uuid4(), source, destination, DEAL),
+             c.TransferFunds(uuid4(), source, destination, DEAL))
+    batch = c.TransferBatch(items, atomic=False)
+    first = ledger.execute(batch)
+    assert [r.error is None for r in first.results] == [True, False]
+    ledger.execute(c.Mint(uuid4(), source, DEAL))
+    repeat = ledger.execute(batch)
+    assert not repeat.replayed
+    assert repeat.results[0].outcome == replace(first.results[0].outcome, replayed=True)
+    assert repeat.results[1].error is None and not repeat.results[1].outcome.replayed
+    assert ledger.balance(destination) == 2 * DEAL
+
+
+def test_a_batch_position_is_its_latest_movement_whatever_the_item_order(ledger):
+    """An item recorded earlier (a replay inside the batch) does not lower
+    the batch's position, the first time or on a repeat."""
+    source, destination = ledger.open_account(10 * DEAL), ledger.open_account()
+    earlier = c.TransferFunds(uuid4(), source, destination, DEAL)
+    ledger.execute(earlier)
+    batch = c.TransferBatch((c.TransferFunds(uuid4(), source, destination, DEAL), earlier))
+    first = ledger.execute(batch)
+    assert first.position == ledger.app.event_log.head()
+    ledger.execute(c.TransferFunds(uuid4(), source, destination, DEAL))
+    assert_repeat_answers_first(ledger, batch, first)
