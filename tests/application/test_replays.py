@@ -164,7 +164,7 @@ def _void_later(ledger, command):
 
 def _freeze(ledger):
     account = ledger.open_account(5 * DEAL)
-    ledger.execute(c.PlaceHold(HOLD_BEFORE_FREEZE, account, amount=DEAL))
+    ledger.execute(c.PlaceHold(HOLD_BEFORE_FREEZE, account, amount=DEAL, expires_in_s=1))
     return c.FreezeAccount(account)
 
 
@@ -172,7 +172,9 @@ HOLD_BEFORE_FREEZE = uuid4()
 
 
 def _freeze_later(ledger, command):
-    ledger.execute(c.VoidHold(HOLD_BEFORE_FREEZE))  # the frozen account's hold is released
+    """The frozen account's hold expires: the account moves on."""
+    ledger.clock.advance(2)
+    ledger.execute(c.ExpireHold(HOLD_BEFORE_FREEZE))
 
 
 def _unfreeze(ledger):
