@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ NO_RATE_LIMIT = {"rate_limit_per_s": 0.0}
 def service_settings(base: Settings, **overrides) -> Settings:
     """The settings of a service under test: keys, no rate limit (the load
     is the point), settlement polling fast enough for a test's budget."""
-    return replace(base, api_keys=API_KEYS, **{**NO_RATE_LIMIT, **FAST_SETTLEMENT, **overrides})
+    return base.replace(api_keys=API_KEYS, **{**NO_RATE_LIMIT, **FAST_SETTLEMENT, **overrides})
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ replay compares every cached entry). Nothing restarts."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -37,7 +36,7 @@ def balances_answer(admin, accounts: list[str]) -> bool:
 
 
 def test_redis_down_or_hung_mid_load_changes_no_answer_and_heals(pg_service, own_redis):
-    settings = replace(pg_service, redis_url=own_redis.url)
+    settings = pg_service.replace(redis_url=own_redis.url)
     server = ThreadServer(settings).start()
     try:
         with server.client() as admin:

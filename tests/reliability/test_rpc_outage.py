@@ -9,7 +9,6 @@ the settlement process alone are tests/settlement/test_rpc.py."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -46,7 +45,7 @@ def rpc_endpoint(tmp_path: Path, pg_service) -> Iterator[SolanaRpcServer]:
 def test_an_erroring_slow_and_dropping_endpoint_settles_everything_once(
     pg_service, rpc_endpoint: SolanaRpcServer
 ):
-    settings = replace(pg_service, solana_rpc_url=rpc_endpoint.url, solana_timeout_s=RPC_TIMEOUT_S)
+    settings = pg_service.replace(solana_rpc_url=rpc_endpoint.url, solana_timeout_s=RPC_TIMEOUT_S)
     server = ThreadServer(settings).start()
     try:
         with server.client() as admin:
