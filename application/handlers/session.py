@@ -9,7 +9,7 @@ and notice a command that changed something and then failed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Protocol, TypeVar
 from uuid import UUID
 
@@ -40,6 +40,9 @@ class AggregateSession:
         self._marks: dict[UUID, int] = {}
         self.primary: UUID | None = None
         self.assumed_new: set[UUID] = set()
+        self.loaded = False
+        """Whether any aggregate was read from the store rather than the
+        cache: only then can the batch's view mix two moments."""
 
     # Per-command bookkeeping.
 
@@ -68,7 +71,10 @@ class AggregateSession:
     def get(self, aggregate_id: UUID) -> Aggregate | None:
         aggregate = self.touched.get(aggregate_id)
         if aggregate is None:
-            aggregate = self._cache.get(aggregate_id) or self._load(aggregate_id)
+            aggregate = self._cache.get(aggregate_id)
+            if aggregate is None:
+                self.loaded = True
+                aggregate = self._load(aggregate_id)
             if aggregate is None:
                 return None
             self.touched[aggregate_id] = aggregate
@@ -124,6 +130,15 @@ class AggregateSession:
         self.assumed_new.discard(aggregate_id)
         return self.get(aggregate_id)
 
+    def read_stale(self, changes: Iterable[Change]) -> bool:
+        """Whether another process changed an aggregate this batch read,
+        after the version the batch decided on (its events not counted)."""
+        for change in changes:
+            aggregate = self.touched.get(change.aggregate_id)
+            if aggregate is not None and change.version > _base_version(aggregate):
+                return True
+        return False
+
     def add(self, aggregate: Aggregate, *, primary: bool = False) -> None:
         self.touched[aggregate.id] = aggregate
         self._marks.setdefault(aggregate.id, 0)
@@ -132,3 +147,17 @@ class AggregateSession:
 
     def set_primary(self, aggregate_id: UUID | None) -> None:
         self.primary = aggregate_id
+
+
+class Change(Protocol):
+    """That an aggregate reached a version (``application.eventlog.Change``)."""
+
+    @property
+    def aggregate_id(self) -> UUID: ...
+
+    @property
+    def version(self) -> int: ...
+
+
+def _base_version(aggregate: Aggregate) -> int:
+    return aggregate.version - len(aggregate.pending_events)

@@ -73,6 +73,11 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+class _StaleView(IntegrityError):
+    """The batch read aggregates at two moments with a commit in between:
+    it goes the way of a lost commit (decided again, then under the turn)."""
+
+
 class _Poisoned(Exception):
     """A command changed aggregates and then failed."""
 
@@ -184,6 +189,7 @@ class CommandProcessor:
         session = AggregateSession(self.app.load, self.cache, verify_new_ids=verify)
         try:
             decided = self._decide_all(commands, excluded, session)
+            self._check_one_view(session)
             positions = self._commit(decided.events, session)
         except BaseException:
             for aggregate_id in session.touched:
@@ -250,6 +256,19 @@ class CommandProcessor:
             return second_error
         finally:
             session.verify_new_ids = False
+
+    def _check_one_view(self, session: AggregateSession) -> None:
+        """Every command decides on one view of what it reads. The cache is
+        known current at ``_seen_position``; an aggregate loaded since may be
+        newer, so if another process committed meanwhile to anything the
+        batch read (a hold and its account, say), the batch is decided
+        again, exactly as if its commit had lost: no refusal (a 404 for a
+        hold that exists) is based on two moments at once."""
+        if not session.loaded or self.app.event_log.head() <= self._seen_position:
+            return
+        changes = self.app.event_log.changes_after(self._seen_position, CHANGES_BEFORE_CLEAR_MAX)
+        if len(changes) >= CHANGES_BEFORE_CLEAR_MAX or session.read_stale(changes):
+            raise _StaleView("another process changed what the batch read; deciding again")
 
     def _commit(self, events: list[Any], session: AggregateSession) -> list[int]:
         pending = sum(len(aggregate.pending_events) for aggregate in session.touched.values())
