@@ -1,4 +1,5 @@
-"""``deals-ledger bench``: the seven scenarios of the performance issue, each
+"""``deals-ledger bench``: the seven scenarios of the performance issue and
+issue 13's fairness scenario, each
 next to a baseline measured in the same run, as ratios.
 
   1 HTTP transfers, 32 connections, 1,000 funded accounts, PostgreSQL + Redis;
@@ -11,6 +12,9 @@ next to a baseline measured in the same run, as ratios.
     baseline a raw SELECT of the same rows; projection lag p99 during 1
   6 settlement on LiteSVM, movements/s; baseline: one movement a transaction
   7 server RSS after opening 1,000,000 accounts and running the above
+  8 fairness (issue 13): other callers' HTTP transfers while one write key
+    sends a 6,000-item batch and then 50 atomic batches with one refused
+    item each, round after round; baseline: the same transfers, no attack
 
 The servers are real ``deals-ledger serve`` subprocesses (settlement off, as
 scenario 6 measures it alone; rate limits off, as the load is one key). Every
@@ -31,6 +35,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -40,7 +45,7 @@ from benchmarks import http_load as load
 from benchmarks.report import Figure, ProgressBar
 from benchmarks.servers import ServerProcess, bare_server, ledger_server
 
-ALL_SCENARIOS = (1, 2, 3, 4, 5, 6, 7)
+ALL_SCENARIOS = (1, 2, 3, 4, 5, 6, 7, 8)
 EVENTS_TABLE = f"{LedgerApplication.name.lower()}_events"
 MiB = 2**20
 
@@ -57,10 +62,16 @@ class Sizes:
     settle_movements: int = 1000
     open_accounts: int = 1_000_000
     open_connections: int = 64
+    victim_connections: int = 8
+    attack_big_items: int = 6000
+    attack_bad_batches: int = 50
+    attack_connections: int = 10
 
 
 QUICK = Sizes(accounts=50, load_seconds=1.5, batch_requests=4, batch_items=100,
-              replay_events=3000, settle_movements=12, open_accounts=300)
+              replay_events=3000, settle_movements=12, open_accounts=300,
+              victim_connections=4, attack_big_items=600, attack_bad_batches=35,
+              attack_connections=5)
 """Small enough for a smoke test; the figures mean nothing at this size."""
 
 
@@ -102,7 +113,7 @@ class Suite:
     def steps_for(scenarios: tuple[int, ...]) -> int:
         """Progress steps: server start, funding and scenario 1's load when any
         scenario needs the shared server, then each scenario's own."""
-        own = {1: 1, 2: 1, 3: 2, 4: 2, 5: 3, 6: 2, 7: 1}
+        own = {1: 1, 2: 1, 3: 2, 4: 2, 5: 3, 6: 2, 7: 1, 8: 4}
         shared = 3 if {1, 2, 3, 4, 5, 7} & set(scenarios) else 0
         return shared + sum(own[n] for n in scenarios)
 
@@ -119,6 +130,8 @@ class Suite:
                 self._replay()
             if 6 in chosen:
                 self._settlement()
+            if 8 in chosen:
+                self._write_attack()
         finally:
             shutil.rmtree(self.work_dir, ignore_errors=True)
         self.figures.sort(key=lambda f: f.scenario)
@@ -374,6 +387,67 @@ class Suite:
             "one movement a transaction", results[1]["per_second"], None, None, "", None,
             f"{results[2]['movements']:,} movements in {results[2]['seconds']:.1f} s",
         ))
+
+
+    # --- scenario 8: one write key's bad atomic batches, the others' transfers ---
+
+    def _write_attack(self) -> None:
+        """The victims' transfers on a fresh server, first alone, then while
+        the attacker (a process of its own) runs for as long."""
+        from benchmarks.write_attack import Attack, AttackProcess
+
+        s = self.sizes
+        with fresh_schema(self.config.database_url) as schema:
+            self.progress.step("scenario 8: starting a server for the write attack")
+            with ledger_server(self._server_env(schema), self.work_dir / "attack.log") as server:
+                target = self._target(server)
+                accounts = self._fund(target)
+                attack = Attack(rich=accounts[:4], poor=self._unfunded_account(target),
+                                big_items=s.attack_big_items, bad_batches=s.attack_bad_batches,
+                                connections=s.attack_connections)
+                victims = load.Transfers(accounts=accounts[4:])
+                self.progress.step("scenario 8: the victims' transfers, no attack")
+                calm = asyncio.run(load.drive(target, victims, connections=s.victim_connections,
+                                              seconds=s.load_seconds))
+                self.progress.step("scenario 8: the victims' transfers during the attack")
+                attacker = AttackProcess(target, attack, s.load_seconds).start()
+                try:
+                    attacked = asyncio.run(load.drive(
+                        target, victims, connections=s.victim_connections,
+                        seconds=s.load_seconds, seed=2))
+                    report = attacker.report()
+                finally:
+                    attacker.stop()
+        self._attack_figures(calm, attacked, attack, report)
+
+    def _attack_figures(self, calm: load.LoadResult, attacked: load.LoadResult, attack: Any,
+                        report: Any) -> None:
+        victims = f"victims' transfers, {self.sizes.victim_connections} connections"
+        self.figures.append(Figure(
+            8, f"{victims}, no attack", calm.per_s, "req/s", "", None, calm.percentile_ms(0.5),
+            calm.percentile_ms(0.99), "", None, _refusals(calm),
+        ))
+        server_errors = sum(n for status, n in attacked.refused.items() if status >= 500)
+        slower = [attacked.percentile_ms(q) / max(calm.percentile_ms(q), 1e-9)
+                  for q in (0.5, 0.99)]
+        answered = ", ".join(f"{n} x {status}" for status, n in sorted(report.statuses.items()))
+        self.figures.append(Figure(
+            8, f"{victims}, during the write attack", attacked.per_s, "req/s",
+            "the same transfers, no attack", calm.per_s, attacked.percentile_ms(0.5),
+            attacked.percentile_ms(0.99), "victims: no 5xx", server_errors == 0,
+            f"p50 {slower[0]:.1f}x, p99 {slower[1]:.1f}x the calm run's; the attacker sent "
+            f"{report.rounds} rounds of one {attack.big_items:,}-item batch and "
+            f"{attack.bad_batches} bad atomic batches, answered {answered}. "
+            f"{_refusals(attacked)}".strip(),
+        ))
+
+    def _unfunded_account(self, target: load.Target) -> str:
+        account = str(uuid.uuid4())
+        refused = asyncio.run(load.post_each(
+            target, [("/v1/accounts", {"account_id": account, "kind": "user"})], connections=1))
+        if refused:
+            raise RuntimeError(f"opening the attacker's empty account refused: {refused}")
+        return account
 
 
 READ_CONNECTIONS = 2

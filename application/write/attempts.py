@@ -22,7 +22,7 @@ not be paid by the others:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from application.commands import Command, TransferBatch
@@ -53,8 +53,9 @@ class GroupAnswer:
     """The outcome or refusal of each command; None: sent on to the next group."""
     spent: list[int]
     """Each command's retry budget spent so far (lost commits it sat through)."""
-    retried: list[int]
-    """How many times each command was decided again in this group."""
+    decided: list[int]
+    """How many times each command was decided in this group (an attempt
+    that stopped at a refusal midway did not reach the commands after it)."""
     redecides: dict[str, int] = field(default_factory=dict)
     """The group's re-decides by cause (``CAUSES``)."""
     redeciding_refusals: int = 0
@@ -75,12 +76,11 @@ class GroupAttempts:
         self.spent = list(spent) if spent is not None else [0] * len(commands)
         self.answered: dict[int, LedgerError] = {}
         self.sent_on: set[int] = set()
-        self.retried = [0] * len(commands)
+        self.decided = [0] * len(commands)
         self.redecides = dict.fromkeys(CAUSES, 0)
         self.redeciding_refusals = 0
         self.turns = 0
         self.out_of_budget = False
-        self._attempts = 0
 
     def live(self) -> list[int]:
         """The commands the next attempt decides."""
@@ -91,13 +91,6 @@ class GroupAttempts:
         """What an attempt does not decide: answered (the answer) or sent on (None)."""
         return {**dict.fromkeys(self.sent_on), **self.answered}
 
-    def begin(self) -> None:
-        """An attempt starts: every command in it after the first attempt is retried."""
-        if self._attempts:
-            for index in self.live():
-                self.retried[index] += 1
-        self._attempts += 1
-
     def wants_turn(self, optimistic_attempts: int) -> bool:
         """Whether a command of the next attempt has lost often enough to
         decide under the writer turn."""
@@ -107,6 +100,7 @@ class GroupAttempts:
         """``index`` changed aggregates and failed: answer it, send on the
         later commands that could do the same, and say whether anything is
         left to decide again."""
+        self._reached(lambda live: live <= index)
         self.sent_on.update(later for later in self.live()
                             if later > index and can_fail_midway(self.commands[later]))
         self.answered[index] = error
@@ -116,6 +110,7 @@ class GroupAttempts:
         """The attempt's commit lost to another process: each command in it
         spends one retry; those out of budget are answered ``unavailable``.
         Says whether anything is left to decide again."""
+        self._reached(lambda live: True)
         for index in self.live():
             self.spent[index] += 1
             if self.spent[index] >= retries_max:
@@ -123,6 +118,11 @@ class GroupAttempts:
                 self.answered[index] = LedgerUnavailable(
                     "the event store stayed contended; the command was not applied, retry it")
         return self._again(LOST_COMMIT)
+
+    def _reached(self, decided: Callable[[int], bool]) -> None:
+        """The attempt decided the live commands for which ``decided`` holds."""
+        for index in self.live():
+            self.decided[index] += decided(index)
 
     def conflicts_in_a_row(self) -> int:
         return self.redecides[LOST_COMMIT]
@@ -137,12 +137,14 @@ class GroupAttempts:
     def answer(self, decided: Sequence[Result | None] | None = None) -> GroupAnswer:
         """The group's answer: ``decided`` (the committed attempt's results,
         None where skipped) completed with what was answered before."""
+        if decided is not None:
+            self._reached(lambda live: True)
         results: list[Result | None] = [None] * len(self.commands)
         for index in range(len(self.commands)):
             if index in self.answered:
                 results[index] = self.answered[index]
             elif decided is not None and index not in self.sent_on:
                 results[index] = decided[index]
-        return GroupAnswer(results, self.spent, self.retried,
+        return GroupAnswer(results, self.spent, self.decided,
                            {cause: n for cause, n in self.redecides.items() if n},
                            self.redeciding_refusals, self.turns)

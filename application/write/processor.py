@@ -139,7 +139,6 @@ class CommandProcessor:
         verify = False
         while True:
             try:
-                attempts.begin()
                 with self._turn(attempts):
                     self._refresh_cache()
                     return attempts.answer(self._attempt(attempts.commands, attempts.skipped(),

@@ -16,7 +16,6 @@ _SAMPLES = {
     "turns": ("ledger_writer_turns_total", {}),
     "answered": ("ledger_writer_command_retries_count", {}),
     "retried_0": ("ledger_writer_command_retries_bucket", {"le": "0.0"}),
-    "retried_at_most_1": ("ledger_writer_command_retries_bucket", {"le": "1.0"}),
 }
 
 
