@@ -5,6 +5,7 @@ an expired submission is signed again and lands once."""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from uuid import uuid4
 
 import pytest
@@ -124,7 +125,9 @@ async def test_a_compensation_the_ledger_refuses_is_recorded_and_reported(
     ]
     assert [f.signature for f in report.unmatched_signatures] == [freeze]
 
-    rig.execute(c.RetryCompensation(incoming))  # the spend came back to alice: now it goes
+    posted = rig.execute(c.RetryCompensation(incoming))  # the spend came back: now it goes
+    again = rig.execute(c.RetryCompensation(incoming))  # a repeat: the first answer exactly
+    assert again.replayed and again == replace(posted, replayed=True)
 
     assert rig.transfer(incoming).status == "reversed"
     assert rig.ledger.balance(alice) == DEAL
