@@ -23,7 +23,7 @@ from tests.support.http import READER, ThreadServer, wait_until
 def api(tmp_path: Path) -> Iterator[ThreadServer]:
     settings = sqlite_settings(
         tmp_path / "var", settlement_enabled=True, settlement_poll_interval_s=0.01,
-        anchor_every_events=5, anchor_every_s=3600.0,
+        anchor_every_events=5, anchor_every_s=0.5,
     )
     server = ThreadServer(settings).start()
     try:
