@@ -1,16 +1,24 @@
 # Two entry points for a newcomer (see README): `make run` and `make test`.
-# Both create ./.venv on first use and reinstall when pyproject.toml changes.
+# Both create ./.venv on first use and reinstall when pyproject.toml or
+# constraints.txt changes. Installs are pinned by constraints.txt (pip-compile
+# of pyproject.toml's dependencies); `make constraints` refreshes it.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 STAMP := $(VENV)/.installed
+PIN_TOOLS := $(VENV)/pin-tools
 
-.PHONY: run test lint install
+.PHONY: run test lint install constraints python-check
 
-$(STAMP): pyproject.toml
-	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(VENV)/bin/python || { $(MAKE) --no-print-directory python-check && $(PYTHON) -m venv $(VENV); }
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
+	$(VENV)/bin/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
+
+python-check:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null || { \
+	  echo "deals-ledger needs Python 3.11; '$(PYTHON)' is $$($(PYTHON) --version 2>&1 || echo missing): install python3.11 or run make PYTHON=/path/to/python3.11"; \
+	  exit 1; }
 
 install: $(STAMP)
 
@@ -23,3 +31,9 @@ test: lint
 lint: $(STAMP)
 	$(VENV)/bin/ruff check domain application projections interface tests benchmarks
 	$(VENV)/bin/mypy domain application projections interface
+
+# Re-pin every dependency (after editing pyproject.toml, or to take updates).
+constraints: python-check
+	test -x $(PIN_TOOLS)/bin/pip-compile || { $(PYTHON) -m venv $(PIN_TOOLS) && $(PIN_TOOLS)/bin/pip install --quiet pip-tools; }
+	$(PIN_TOOLS)/bin/pip-compile --quiet --upgrade --strip-extras --no-emit-index-url \
+	  --no-emit-find-links --extra dev --output-file constraints.txt pyproject.toml

@@ -7,13 +7,17 @@ Each subcommand lives in its own function (or module) and is registered in
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from importlib.metadata import version as package_version
 
+from application.write.event_store import LedgerApplication
 from domain.amounts import format_amount
 from domain.errors import LedgerError
 from domain.system import ISSUANCE_ID, REWARDS_ID, TREASURY_ID
+from interface.cli import exit_codes
 from interface.cli.bench import run_bench
 from interface.cli.project import run_project
 from interface.cli.reconcile import run_reconcile
@@ -22,6 +26,7 @@ from interface.cli.settle import run_settle
 from interface.cli.show_settings import run_settings
 from interface.cli.verify_proof import run_verify_proof
 from interface.wiring.data_dir import secure_settings_data_dir
+from interface.wiring.ledger_presence import NoLedger, SchemaUnavailable, ensure_schema, require_ledger
 from interface.wiring.logs import configure_logging
 from interface.wiring.service import LedgerService
 from interface.wiring.settings import Settings, SettingsError
@@ -30,12 +35,26 @@ Runner = Callable[[argparse.Namespace, Settings], int]
 
 
 def run_init(args: argparse.Namespace, settings: Settings) -> int:
-    """Create the store, the system accounts and the initial supply."""
+    """Create the store (and DEALS_POSTGRES_SCHEMA when the role may), the
+    system accounts and the initial supply; an existing ledger is left as it is."""
+    ensure_schema(settings)
     with LedgerService(settings) as service:
         supply = -service.app.account(ISSUANCE_ID).balance
-        print(f"ledger ready: supply {format_amount(supply)} DEAL")
-        print(f"  treasury  {TREASURY_ID}\n  rewards   {REWARDS_ID}\n  issuance  {ISSUANCE_ID}")
-    return 0
+    if args.json:
+        print(json.dumps({"supply": format_amount(supply), "accounts": {
+            "treasury": str(TREASURY_ID), "rewards": str(REWARDS_ID),
+            "issuance": str(ISSUANCE_ID)}}))
+        return exit_codes.OK
+    print(f"ledger ready: supply {format_amount(supply)} DEAL")
+    print(f"  treasury  {TREASURY_ID}\n  rewards   {REWARDS_ID}\n  issuance  {ISSUANCE_ID}")
+    return exit_codes.OK
+
+
+def _init_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+run_init.add_arguments = _init_arguments  # type: ignore[attr-defined]
 
 
 def run_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -51,6 +70,8 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
+    ensure_schema(settings)
+    LedgerApplication(settings.eventsourcing_env()).close()  # the store opens, before the banner
     return serve(settings, host=host, port=port, workers=args.workers)
 
 
@@ -85,12 +106,19 @@ SUBCOMMANDS: dict[str, tuple[Runner, str]] = {
 }
 
 
+READS_A_LEDGER = (run_project, run_replay, run_settle, run_reconcile)
+"""Commands that refuse a store without a ledger (exit_codes.NO_LEDGER)."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deals-ledger",
         description="The DEAL token ledger: event-sourced, exact, idempotent.",
+        epilog=exit_codes.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    parser.add_argument("--version", action="version",
+                        version=f"%(prog)s {package_version('deals-ledger')}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (runner, help_text) in SUBCOMMANDS.items():
         sub = subparsers.add_parser(
@@ -115,6 +143,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         configure_logging(settings, verbose=args.verbose)
+        check_arguments = getattr(args.runner, "check_arguments", None)
+        if check_arguments is not None:  # what the options say, before any store
+            check_arguments(args)
+        if args.runner in READS_A_LEDGER:
+            require_ledger(settings)  # before anything could create an empty one
         if args.runner not in (run_bench, run_settings, run_verify_proof):
             # bench runs servers of its own; verify-proof touches no ledger data
             secure_settings_data_dir(settings)
@@ -122,13 +155,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         for line in str(error).splitlines():
             print(f"deals-ledger: setting refused: {line}", file=sys.stderr)
+    except NoLedger as error:
+        print(f"deals-ledger: {error}", file=sys.stderr)
+        return exit_codes.NO_LEDGER
+    except SchemaUnavailable as error:
+        print(f"deals-ledger: {error}", file=sys.stderr)
     except LedgerError as error:
         print(f"deals-ledger: {error.code}: {error.message}", file=sys.stderr)
     except KeyboardInterrupt:
         print("deals-ledger: interrupted", file=sys.stderr)
     except Exception as error:  # one line, not a traceback, for an operator
         print(f"deals-ledger: {type(error).__name__}: {error}", file=sys.stderr)
-    return 1
+    return exit_codes.FAILURE
 
 
 if __name__ == "__main__":

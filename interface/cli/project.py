@@ -9,13 +9,14 @@ after the page in hand, which is committed whole or not at all.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 import sys
 import threading
 
 from application.write.event_store import LedgerApplication
-from interface.cli.progress_line import ProgressLine
+from interface.cli.progress import Progress
 from interface.wiring.alerting import alert_refused_page
 from interface.wiring.settings import Settings
 from projections.projector import POLL_INTERVAL_S_DEFAULT, PROJECTOR_PAGE_EVENTS_DEFAULT
@@ -27,6 +28,7 @@ logger = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--once", action="store_true",
                         help="catch up with the log, then exit")
+    parser.add_argument("--json", action="store_true", help="with --once: print the result as JSON")
     parser.add_argument("--page-events", type=int, default=PROJECTOR_PAGE_EVENTS_DEFAULT,
                         help="events applied per transaction (default %(default)s)")
     parser.add_argument("--poll-interval-s", type=float, default=POLL_INTERVAL_S_DEFAULT,
@@ -46,11 +48,12 @@ def run_project(args: argparse.Namespace, settings: Settings) -> int:
     read_side.projector.on_refused = alert_refused_page
     try:
         if args.once:
-            progress = ProgressLine("project", read_side.log.head())
+            progress = Progress("project", read_side.log.head())
             applied = read_side.projector.catch_up(progress_line=progress)
             progress.done()
-            print(f"applied {applied} events; read models at position "
-                  f"{read_side.queries.position()}")
+            at = read_side.queries.position()
+            print(json.dumps({"applied_events": applied, "position": at}) if args.json
+                  else f"applied {applied} events; read models at position {at}")
             return 0
         read_side.start()
         print("projector running; SIGTERM stops it", file=sys.stderr, flush=True)

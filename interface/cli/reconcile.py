@@ -1,5 +1,6 @@
 """``deals-ledger reconcile``: compare the chain with the log and print the
-report (JSON). Exit status 0 when clean, 3 when there are findings.
+report (text, or the API's JSON with ``--json``). Exit status 0 when clean,
+4 when there are findings (exit_codes).
 
 ``--latest`` prints the latest report without running; ``--adjust ID``
 posts the movement that resolves a balance finding (an admin act, in the
@@ -12,15 +13,17 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 from uuid import UUID
 
 from application.authority import Authority
 from domain.amounts import format_amount
+from interface.cli import exit_codes
 from interface.http.schemas.reconciliations import ReconciliationResponse
 from interface.wiring.service import LedgerService
 from interface.wiring.settings import Settings
 
-FINDINGS_EXIT_STATUS = 3
+FINDINGS_EXIT_STATUS = exit_codes.FINDINGS
 OPERATOR = Authority("the operator (deals-ledger reconcile)", admin=True)
 """Whoever runs the CLI holds the store's credentials: an admin."""
 
@@ -33,29 +36,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--adjust", metavar="FINDING_ID", type=UUID,
                         help="post the adjusting movement for a balance finding")
     parser.add_argument("--reason", default="", help="reason recorded with --adjust")
+    parser.add_argument("--json", action="store_true",
+                        help="print the report as JSON (the API's shape)")
 
 
 def run_reconcile(args: argparse.Namespace, settings: Settings) -> int:
-    """Reconcile the chain against the log (exit 3 when there are findings)."""
+    """Reconcile the chain against the log (exit 4 when there are findings)."""
     service = LedgerService(settings).start(settlement=False)
     try:
         if args.adjust is not None:
             moved = service.adjust_for_finding(args.adjust, OPERATOR, args.reason)
-            print(json.dumps({
-                "transfer_id": str(moved.transfer_id), "kind": moved.kind,
-                "amount": format_amount(moved.amount), "position": moved.position,
-            }))
+            _show({"transfer_id": str(moved.transfer_id), "kind": moved.kind,
+                   "amount": format_amount(moved.amount), "position": moved.position},
+                  as_json=args.json)
             return 0
         report = service.latest_reconciliation() if args.latest else (
             service.run_reconciliation(full=args.full)
         )
         if report is None:
-            print(json.dumps(None))
+            print(json.dumps(None) if args.json else "no reconciliation has run yet")
             return 0
-        print(json.dumps(ReconciliationResponse.of(report).model_dump(mode="json"), indent=2))
+        _show(ReconciliationResponse.of(report).model_dump(mode="json"), as_json=args.json)
         return 0 if report.clean else FINDINGS_EXIT_STATUS
     finally:
         service.stop()
+
+
+def _show(document: dict[str, Any], *, as_json: bool) -> None:
+    """JSON as the API answers it, or one ``name value`` line per field with
+    each finding on a line of its own."""
+    if as_json:
+        print(json.dumps(document, indent=2))
+        return
+    for name, value in document.items():
+        if isinstance(value, list):
+            print(f"{name:<26}{len(value)}")
+            for item in value:
+                print("  " + " ".join(f"{k}={v}" for k, v in item.items() if v is not None))
+        else:
+            print(f"{name:<26}{value}")
 
 
 run_reconcile.add_arguments = add_arguments  # type: ignore[attr-defined]

@@ -4,8 +4,8 @@ Replays the log (all of it, or up to ``--until-position`` / ``--until``)
 into fresh state, compares it with every read model and the Redis cache,
 checks conservation and the hash chain over the stored events, and prints
 the report. ``--rebuild`` first empties the read models and projects the
-whole log again (stop other projectors first). Exit status: 0 clean, 2 when
-anything disagrees. The same code answers ``POST /v1/audit/replay``.
+whole log again (stop other projectors first). Exit status: 0 clean, 4 when
+anything disagrees (exit_codes). The same code answers ``POST /v1/audit/replay``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from application.settlement.anchor_audit import AnchorAudit, run_anchor_audit
 from application.write.event_store import LedgerApplication
 from domain.amounts import format_amount
 from domain.rfc3339 import parse_time
-from interface.cli.progress_line import ProgressLine
+from interface.cli import exit_codes
+from interface.cli.progress import Progress
 from interface.wiring.settings import Settings
 from projections.queries import ReplayReport
 from projections.runtime import ReadSide
@@ -29,7 +30,7 @@ from projections.runtime import ReadSide
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rebuild", action="store_true",
                         help="drop and rebuild the read models from position 0 first")
-    parser.add_argument("--until-position", type=int, default=None, metavar="N",
+    parser.add_argument("--until-position", type=position, default=None, metavar="N",
                         help="replay the log up to this position, rounded down to the last "
                              "commit that ends at or before it")
     parser.add_argument("--until", default=None, metavar="TIME",
@@ -47,13 +48,13 @@ def run_replay(args: argparse.Namespace, settings: Settings) -> int:
         head = read_side.log.head()
         projector = read_side.projector
         if args.rebuild:
-            progress = ProgressLine("rebuild", head)
+            progress = Progress("rebuild", head)
             projector.rebuild(progress_line=progress)
             progress.done()
         elif projector.lock.try_acquire():
             projector.catch_up()  # nobody else projects: bring the models up to date
             projector.lock.release()
-        progress = ProgressLine("replay", args.until_position or head)
+        progress = Progress("replay", min(args.until_position or head, head))
         report = read_side.queries.audit_replay(
             until_position=args.until_position, until=until, progress_line=progress)
         progress.done()
@@ -63,7 +64,18 @@ def run_replay(args: argparse.Namespace, settings: Settings) -> int:
         app.close()
     _print(report, as_json=args.json, anchors=anchors)
     clean = report.supply_ok and not report.mismatches and report.first_tampered_position is None
-    return 0 if clean and (anchors is None or anchors.ok) else 2
+    return exit_codes.OK if clean and (anchors is None or anchors.ok) else exit_codes.FINDINGS
+
+
+def position(text: str) -> int:
+    """A log position on the command line: a whole number, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative; positions start at 0")
+    return value
 
 
 def _audit_anchors(settings: Settings, app: LedgerApplication) -> AnchorAudit | None:
@@ -117,4 +129,11 @@ def _print(report: ReplayReport, *, as_json: bool, anchors: AnchorAudit | None) 
               f"found {mismatch.actual}")
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+    """Refuse a bad --until before any store is looked at."""
+    if args.until is not None:
+        parse_time(args.until, "--until")
+
+
 run_replay.add_arguments = add_arguments  # type: ignore[attr-defined]
+run_replay.check_arguments = check_arguments  # type: ignore[attr-defined]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import signal
 import sys
 import threading
@@ -28,6 +29,7 @@ STATUS_WAIT_S = 30.0
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--once", action="store_true",
                         help="settle the movements waiting now, then exit")
+    parser.add_argument("--json", action="store_true", help="with --once: print the result as JSON")
 
 
 def run_settle(args: argparse.Namespace, settings: Settings) -> int:
@@ -35,7 +37,7 @@ def run_settle(args: argparse.Namespace, settings: Settings) -> int:
     service = LedgerService(settings)
     try:
         if args.once:
-            return _settle_once(service)
+            return _settle_once(service, as_json=args.json)
         return _settle_until_stopped(service)
     finally:
         service.stop()
@@ -58,7 +60,7 @@ def _settle_until_stopped(service: LedgerService) -> int:
     return 0
 
 
-def _settle_once(service: LedgerService) -> int:
+def _settle_once(service: LedgerService, *, as_json: bool) -> int:
     service.start(settlement=False)
     lease = service.settlement.new_lease()
     if not lease.try_acquire():
@@ -67,7 +69,9 @@ def _settle_once(service: LedgerService) -> int:
         settled = asyncio.run(_run_until_idle(service))
     finally:
         lease.release()
-    print(f"settlement steps: {settled}; waiting: {service.settlement_fold.store.backlog()}")
+    waiting = service.settlement_fold.store.backlog()
+    print(json.dumps({"settlement_steps": settled, "waiting": waiting}) if as_json
+          else f"settlement steps: {settled}; waiting: {waiting}")
     return 0
 
 

@@ -11,6 +11,8 @@ scanner walking random URLs cannot grow the label set.
 from __future__ import annotations
 
 import time
+from functools import lru_cache
+from typing import Any
 
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -50,9 +52,17 @@ class HttpMetricsMiddleware:
         try:
             await self.app(scope, receive, send_noting_status)
         finally:
-            route, method = route_of(scope), _method(scope)
-            HTTP_REQUESTS.labels(route, method, str(status)).inc()
-            HTTP_DURATION.labels(route, method).observe(time.perf_counter() - started)
+            counter, histogram = _children(route_of(scope), _method(scope), status)
+            counter.inc()
+            histogram.observe(time.perf_counter() - started)
+
+
+@lru_cache(maxsize=4096)
+def _children(route: str, method: str, status: int) -> tuple[Any, Any]:
+    """The labelled series, looked up once per label set (``labels()`` takes a
+    lock and builds a key on every call); the label sets are few (see above)."""
+    return (HTTP_REQUESTS.labels(route, method, str(status)),
+            HTTP_DURATION.labels(route, method))
 
 
 def route_of(scope: Scope) -> str:

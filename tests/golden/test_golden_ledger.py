@@ -30,7 +30,7 @@ GOLDEN = Path(__file__).parent / "v1"
 MANIFEST = json.loads((GOLDEN / "manifest.json").read_text())
 KEY_FILE = "custody-keypair.json"
 CLI_TIMEOUT_S = 300
-FINDINGS_EXIT_STATUS = 3  # ``deals-ledger reconcile``: clean 0, findings 3
+FINDINGS_EXIT_STATUS = 4  # ``deals-ledger reconcile``: clean 0, findings 4 (cli.exit_codes)
 
 
 def copy_data_dir(source: Path, target: Path) -> None:
@@ -129,7 +129,7 @@ def test_the_golden_ledger_replays_projects_settles_and_reconciles(golden) -> No
     assert settle.returncode == 0, settle.stdout + settle.stderr
     assert "waiting: 0" in settle.stdout
 
-    reconcile = deals_ledger(store, "reconcile", "--full")
+    reconcile = deals_ledger(store, "reconcile", "--full", "--json")
     assert reconcile.returncode in (0, FINDINGS_EXIT_STATUS), reconcile.stdout + reconcile.stderr
     report = json.loads(reconcile.stdout)
     known = set(manifest["notes"]["chain_only_signatures"])

@@ -29,7 +29,7 @@ def test_replay_after_a_rebuild_and_up_to_a_position(ledger, store):
     assert "events replayed   10 (to position 10)" in result.stdout
 
 
-def test_replay_exits_two_and_names_the_tampered_position(ledger, store):
+def test_replay_exits_four_and_names_the_tampered_position(ledger, store):
     source, destination = ledger.open_account(1_000), ledger.open_account()
     ledger.execute(c.TransferFunds(uuid4(), source, destination, 5, "original"))
     assert cli(store, "project", "--once").returncode == 0
@@ -48,7 +48,7 @@ def test_replay_exits_two_and_names_the_tampered_position(ledger, store):
             conn.execute(f'UPDATE "{store.settings.postgres_schema}".{table} SET state = %s '
                          "WHERE notification_id = %s", (forged, position))
     result = cli(store, "replay")
-    assert result.returncode == 2
+    assert result.returncode == 4  # exit_codes.FINDINGS
     assert f"TAMPERED at position {position}" in result.stdout
 
 

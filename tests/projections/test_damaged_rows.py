@@ -64,7 +64,7 @@ def test_the_audit_reports_a_damaged_row_at_its_position_and_goes_on(ledger, sto
     else:
         assert damaged.decode_error is None
     result = cli(store, "replay", "--json")
-    assert result.returncode == 2, result.stderr
+    assert result.returncode == 4, result.stderr  # exit_codes.FINDINGS
     found = json.loads(result.stdout)["mismatches"]
     assert {"model": "invariants", "key": f"position {position}"}.items() <= next(
         m for m in found if m["model"] == "invariants").items()

@@ -174,7 +174,7 @@ def test_cli_settles_once_reconciles_and_reports_findings(tmp_path: Path) -> Non
     ledger.close()
 
     settled_run = cli(data_dir, "settle", "--once")
-    clean = cli(data_dir, "reconcile")
+    clean = cli(data_dir, "reconcile", "--json")
 
     assert settled_run.returncode == 0, settled_run.stderr
     assert clean.returncode == 0, clean.stderr
@@ -189,17 +189,17 @@ def test_cli_settles_once_reconciles_and_reports_findings(tmp_path: Path) -> Non
         tx.token_account_address(custody.pubkey, alice), 1,
     )
     chain.close()
-    found = cli(data_dir, "reconcile")
-    latest = cli(data_dir, "reconcile", "--latest")
+    found = cli(data_dir, "reconcile", "--json")
+    latest = cli(data_dir, "reconcile", "--latest", "--json")
 
-    assert found.returncode == 3, found.stderr
+    assert found.returncode == 4, found.stderr  # exit_codes.FINDINGS
     report = json.loads(found.stdout)
     assert len(report["unmatched_signatures"]) == 1
     amounts = {m["account_id"]: (m["expected"], m["actual"]) for m in report["mismatches"]}
     assert amounts[str(alice)] == ("4", "4.00000001")
     assert json.loads(latest.stdout) == report
     finding = next(m for m in report["mismatches"] if m["account_id"] == str(alice))
-    adjusted = cli(data_dir, "reconcile", "--adjust", finding["finding_id"])
+    adjusted = cli(data_dir, "reconcile", "--adjust", finding["finding_id"], "--json")
     assert adjusted.returncode == 0, adjusted.stderr
     assert json.loads(adjusted.stdout)["kind"] == "mint"
 

@@ -1,0 +1,25 @@
+"""The exit statuses of ``deals-ledger``, one meaning each (docs/operations.md
+lists them; ``deals-ledger --help`` too)."""
+
+from __future__ import annotations
+
+OK = 0
+FAILURE = 1
+"""Something went wrong: a refused setting, an unreachable store, a refused command."""
+USAGE = 2
+"""The command line itself is wrong (argparse's own status)."""
+NOT_STARTED = 3
+"""``serve``: the server did not start (see the log)."""
+FINDINGS = 4
+"""``replay`` or ``reconcile`` ran and found something wrong with the ledger."""
+NO_LEDGER = 5
+"""The data dir or schema holds no ledger (``replay``, ``project``, ``settle``,
+``reconcile``); only ``serve`` and ``init`` create one."""
+
+EPILOG = f"""exit status:
+  {OK}  success (a clean audit or reconciliation)
+  {FAILURE}  failure: a refused setting, an unreachable store, a refused command
+  {USAGE}  usage error on the command line
+  {NOT_STARTED}  serve: the server did not start
+  {FINDINGS}  replay or reconcile found discrepancies
+  {NO_LEDGER}  no ledger in the configured data dir or schema (run init or serve first)"""

@@ -1,0 +1,165 @@
+"""The command line as an operator meets it: --version, documented exit
+statuses, a store without a ledger refused by the commands that read one,
+negative positions refused, --json where a command reports, and no
+progress bar drawn into a pipe."""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+
+import pytest
+
+from interface.cli import exit_codes
+from interface.cli.main import main
+from interface.cli.progress import Progress
+from tests.interface.cli_support import cli
+
+
+@pytest.fixture
+def elsewhere(tmp_path, monkeypatch):
+    """An empty folder as the working directory, no DEALS_* settings."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("DEALS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.startswith("deals-ledger 0.")
+
+
+def test_help_lists_the_exit_statuses(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for code in (exit_codes.FINDINGS, exit_codes.NO_LEDGER, exit_codes.USAGE):
+        assert f"\n  {code}  " in out
+    codes = [exit_codes.OK, exit_codes.FAILURE, exit_codes.USAGE, exit_codes.NOT_STARTED,
+             exit_codes.FINDINGS, exit_codes.NO_LEDGER]
+    assert len(set(codes)) == len(codes)
+
+
+@pytest.mark.parametrize("command", [["replay"], ["replay", "--rebuild"], ["project", "--once"],
+                                     ["settle", "--once"], ["reconcile"]])
+def test_commands_that_read_a_ledger_refuse_a_folder_without_one(elsewhere, capsys, command):
+    assert main(command) == exit_codes.NO_LEDGER
+    err = capsys.readouterr().err
+    assert "no ledger in" in err and "DEALS_DATA_DIR" in err and "deals-ledger init" in err
+    assert not (elsewhere / "var").exists()  # nothing was created
+
+
+def test_an_empty_event_store_is_no_ledger_either(elsewhere, capsys):
+    (elsewhere / "var").mkdir()
+    sqlite3.connect(elsewhere / "var" / "events.sqlite").close()
+    assert main(["replay"]) == exit_codes.NO_LEDGER
+    assert "holds no ledger" in capsys.readouterr().err
+
+
+def test_a_postgres_schema_without_a_ledger_is_refused(postgres_database, capsys, monkeypatch):
+    if isinstance(postgres_database, Exception):
+        pytest.skip("PostgreSQL unreachable")
+    monkeypatch.setenv("DEALS_DATABASE_URL", postgres_database.url)
+    monkeypatch.setenv("DEALS_POSTGRES_SCHEMA", postgres_database.new_schema())
+    assert main(["replay"]) == exit_codes.NO_LEDGER
+    err = capsys.readouterr().err
+    assert "no ledger in database" in err and "DEALS_POSTGRES_SCHEMA" in err
+
+
+@pytest.mark.parametrize("value", ["-1", "ten"])
+def test_a_bad_position_is_a_usage_error(elsewhere, capsys, value):
+    with pytest.raises(SystemExit) as exited:
+        main(["replay", "--until-position", value])
+    assert exited.value.code == exit_codes.USAGE
+    assert "--until-position" in capsys.readouterr().err
+
+
+def test_init_then_replay_with_json_and_exit_statuses(ledger, store):
+    replayed = cli(store, "replay", "--json")
+    assert replayed.returncode == exit_codes.OK, replayed.stderr
+    assert json.loads(replayed.stdout)["supply_ok"] is True
+    projected = cli(store, "project", "--once", "--json")
+    assert projected.returncode == exit_codes.OK, projected.stderr
+    assert set(json.loads(projected.stdout)) == {"applied_events", "position"}
+    assert "\r" not in replayed.stderr + projected.stderr  # no bar drawn into a pipe
+
+
+def test_init_reports_as_json(elsewhere, capsys):
+    assert main(["init", "--json"]) == exit_codes.OK
+    report = json.loads(capsys.readouterr().out)
+    assert report["supply"] == "1000000000" and set(report["accounts"]) == {
+        "treasury", "rewards", "issuance"}
+    assert main(["replay", "--json"]) == exit_codes.OK  # now there is a ledger here
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_progress_bar_draws_only_on_a_terminal_and_never_past_its_total():
+    piped = io.StringIO()
+    progress = Progress("replay", 10, stream=piped)
+    for position in (3, 10, 14):
+        progress(position)
+    progress.done()
+    assert piped.getvalue() == ""
+    terminal = FakeTerminal()
+    progress = Progress("replay", 10, stream=terminal)
+    for position in (3, 10, 14):  # the log grew while it was read
+        progress(position)
+    assert progress.bar.n == 14 and progress.bar.total == 14
+    progress.done()
+    assert "replay" in terminal.getvalue() and "14/14" in terminal.getvalue()
+
+
+def test_init_creates_a_missing_postgres_schema(postgres_database, elsewhere, capsys,
+                                                monkeypatch):
+    import uuid
+
+    from tests.support.services import pg_connect
+
+    if isinstance(postgres_database, Exception):
+        pytest.skip("PostgreSQL unreachable")
+    schema = f"t_new_{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("DEALS_DATABASE_URL", postgres_database.url)
+    monkeypatch.setenv("DEALS_POSTGRES_SCHEMA", schema)
+    monkeypatch.setenv("DEALS_SETTLEMENT", "off")
+    try:
+        assert main(["init"]) == exit_codes.OK, capsys.readouterr().err
+        assert main(["replay", "--json"]) == exit_codes.OK
+    finally:
+        postgres_database.drop_schema(schema)
+    with pg_connect(postgres_database.name) as conn:
+        assert conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s",
+                            (schema,)).fetchone() is None  # dropped: it was created
+
+
+def test_a_role_that_may_not_create_the_schema_gets_one_line(postgres_database, elsewhere,
+                                                             capsys, monkeypatch):
+    import uuid
+
+    from tests.support.services import PG_HOST, PG_PORT, pg_connect
+
+    if isinstance(postgres_database, Exception):
+        pytest.skip("PostgreSQL unreachable")
+    role = f"deals_test_role_{uuid.uuid4().hex[:8]}"
+    with pg_connect() as conn:
+        conn.execute(f'CREATE ROLE "{role}" LOGIN')
+    try:
+        url = f"postgresql://{role}@{PG_HOST}:{PG_PORT}/{postgres_database.name}"
+        monkeypatch.setenv("DEALS_DATABASE_URL", url)
+        monkeypatch.setenv("DEALS_POSTGRES_SCHEMA", "not_there")
+        assert main(["init"]) == exit_codes.FAILURE
+    finally:
+        with pg_connect() as conn:
+            conn.execute(f'DROP ROLE "{role}"')
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "DEALS_POSTGRES_SCHEMA" in err and "may not create" in err
