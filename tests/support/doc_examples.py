@@ -19,7 +19,8 @@ request is the latest ``position`` an answer gave.
 
 ``python -m tests.support.doc_examples FILE...`` runs a document against a
 fresh server and writes the real answers into it (a new example's answer,
-or ``--rewrite`` for all): the test then holds them to it.
+or with ``--rewrite`` every one that no longer matches): the test then holds
+them to it.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 BY_SHAPE = frozenset({"signature", "mint", "token_account", "custody", "hash", "digest",
                       "root", "next_cursor", "cursor", "duration_s", "id", "finding_id", "slot",
-                      "events_replayed", "checked_signatures", "request_id"})
+                      "events_replayed", "checked_signatures", "request_id",
+                      "anchors_checked"})
 """Fields whose value is the run's own (chain keys and signatures, digests,
 opaque cursors): the same JSON type is enough."""
 
@@ -228,12 +230,15 @@ def _same_shape(expected: Any, actual: Any, key: str, known: set[str]) -> bool:
 
 
 def write_answers(document: Path, session: Session, *, rewrite: bool) -> int:
-    """Run every example and write its real answer in (new ones, or all)."""
+    """Run every example and write its real answer in: new ones, and with
+    ``rewrite`` those whose documented answer no longer matches."""
     text = document.read_text()
     edits = []
     for example in examples(document):
+        session.known_ids |= _uuids_in(example.path) | _uuids_in(example.body or "")
         response = session.send(example)
-        if example.answer is None or rewrite:
+        stale = rewrite and bool(differences(example.answer, response, session.known_ids))
+        if example.answer is None or stale:
             edits.append((example.answer_span, _answer_block(response, example.answer is None)))
     for (start, end), block in sorted(edits, key=lambda edit: edit[0], reverse=True):
         text = text[:start] + block + text[end:]
