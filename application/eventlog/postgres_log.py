@@ -42,6 +42,10 @@ class PostgresEventLog(SqlEventLog):
             position_of=SQL(
                 "SELECT notification_id FROM {} WHERE originator_id = %s AND originator_version = %s"
             ).format(table),
+            latest_position_of=SQL(
+                "SELECT MAX(e.notification_id) FROM unnest(%s::uuid[], %s::bigint[]) AS r(id, v) "
+                "JOIN {} AS e ON e.originator_id = r.id AND e.originator_version = r.v"
+            ).format(table),
             changes_after=SQL(
                 "SELECT originator_id, originator_version, notification_id FROM {} "
                 "WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
@@ -57,3 +61,6 @@ class PostgresEventLog(SqlEventLog):
 
     def _aggregate_key(self, aggregate_id: UUID) -> Any:
         return aggregate_id
+
+    def _refs_params(self, refs: Sequence[tuple[UUID, int]]) -> tuple[Any, ...]:
+        return ([aggregate_id for aggregate_id, _ in refs], [version for _, version in refs])

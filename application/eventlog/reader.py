@@ -27,6 +27,8 @@ from eventsourcing.utils import retry
 
 PAGE_EVENTS_MAX = 10_000
 CHANGES_PER_QUERY_MAX = 10_000
+REFS_PER_QUERY_MAX = 10_000
+"""Events named per ``latest_position_of`` query (a batch holds at most 8,000)."""
 """The default size of ``changes_after``; a caller may ask for more (the
 command writer does, to know when to drop its whole cache instead)."""
 
@@ -74,6 +76,11 @@ class EventLog(Protocol):
 
     def position_of(self, aggregate_id: UUID, version: int) -> int | None: ...
 
+    def latest_position_of(self, refs: Sequence[tuple[UUID, int]]) -> int | None:
+        """The latest position among these events (aggregate id, version);
+        None when none of them is stored."""
+        ...
+
     def changes_after(self, position: int, limit: int = CHANGES_PER_QUERY_MAX) -> list[Change]: ...
 
 
@@ -86,6 +93,7 @@ class Statements:
     read_back: Any  # (upto, limit)
     read_aggregate: Any  # (aggregate key, after, limit)
     position_of: Any  # (aggregate key, version)
+    latest_position_of: Any  # (the refs, as ``_refs_params`` gives them)
     changes_after: Any  # (position, limit)
 
 
@@ -99,6 +107,10 @@ class SqlEventLog:
 
     def _aggregate_key(self, aggregate_id: UUID) -> Any:
         """The aggregate id as the events table's column takes it."""
+        raise NotImplementedError
+
+    def _refs_params(self, refs: Sequence[tuple[UUID, int]]) -> tuple[Any, ...]:
+        """Events named by (aggregate id, version), as the database takes a list."""
         raise NotImplementedError
 
     @reconnect
@@ -141,6 +153,19 @@ class SqlEventLog:
     def position_of(self, aggregate_id: UUID, version: int) -> int | None:
         rows = self._rows(self.statements.position_of, (self._aggregate_key(aggregate_id), version))
         return rows[0][0] if rows else None
+
+    @reconnect
+    def latest_position_of(self, refs: Sequence[tuple[UUID, int]]) -> int | None:
+        """One query per few thousand events, not one per event: a repeated
+        batch of 8,000 transfers answers with the latest of their positions."""
+        found = [
+            rows[0][0]
+            for start in range(0, len(refs), REFS_PER_QUERY_MAX)
+            if (rows := self._rows(self.statements.latest_position_of,
+                                   self._refs_params(refs[start:start + REFS_PER_QUERY_MAX])))
+            and rows[0][0] is not None
+        ]
+        return max(found) if found else None
 
     @reconnect
     def changes_after(self, position: int, limit: int = CHANGES_PER_QUERY_MAX) -> list[Change]:

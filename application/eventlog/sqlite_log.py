@@ -3,6 +3,7 @@ of the events table and an aggregate id is stored as 32 hex digits."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
@@ -34,6 +35,11 @@ class SQLiteEventLog(SqlEventLog):
                 f"SELECT rowid FROM {table} "  # noqa: S608
                 "WHERE originator_id = ? AND originator_version = ?"
             ),
+            latest_position_of=(
+                "SELECT MAX(e.rowid) FROM json_each(?) AS r "  # noqa: S608
+                f"JOIN {table} AS e ON e.originator_id = json_extract(r.value, '$[0]') "
+                "AND e.originator_version = json_extract(r.value, '$[1]')"
+            ),
             changes_after=(
                 f"SELECT originator_id, originator_version, rowid FROM {table} "  # noqa: S608
                 "WHERE rowid > ? ORDER BY rowid LIMIT ?"
@@ -47,3 +53,6 @@ class SQLiteEventLog(SqlEventLog):
 
     def _aggregate_key(self, aggregate_id: UUID) -> Any:
         return aggregate_id.hex
+
+    def _refs_params(self, refs: Sequence[tuple[UUID, int]]) -> tuple[Any, ...]:
+        return (json.dumps([[aggregate_id.hex, version] for aggregate_id, version in refs]),)

@@ -307,8 +307,10 @@ class CommandProcessor:
     ) -> int:
         """The latest position of the events a repeat's answer names: the
         first answer's position, read from this batch or the store."""
-        found = [by_version.get(ref) or self.app.event_log.position_of(*ref) for ref in refs]
-        known = [position for position in found if position is not None]
+        in_batch = [by_version[ref] for ref in refs if ref in by_version]
+        stored = [ref for ref in refs if ref not in by_version]
+        latest = self.app.event_log.latest_position_of(stored) if stored else None
+        known = [*in_batch, *([] if latest is None else [latest])]
         return max(known) if known else self.app.event_log.head()
 
     def _advance_seen(self, positions: list[int]) -> None:
