@@ -52,6 +52,12 @@ class LoadResult:
             return 0.0
         return 1000 * ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
+    def refusals_note(self) -> str:
+        """The unexpected answers by status, for a figure's note ("" when none)."""
+        if not self.refused:
+            return ""
+        return "refused: " + ", ".join(f"{n} x {status}" for status, n in sorted(self.refused.items()))
+
     def merge(self, other: LoadResult) -> LoadResult:
         refused = dict(self.refused)
         for status, count in other.refused.items():

@@ -35,7 +35,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -65,13 +64,11 @@ class Sizes:
     victim_connections: int = 8
     attack_big_items: int = 6000
     attack_bad_batches: int = 50
-    attack_connections: int = 10
 
 
 QUICK = Sizes(accounts=50, load_seconds=1.5, batch_requests=4, batch_items=100,
               replay_events=3000, settle_movements=12, open_accounts=300,
-              victim_connections=4, attack_big_items=600, attack_bad_batches=35,
-              attack_connections=5)
+              victim_connections=4, attack_big_items=600, attack_bad_batches=35)
 """Small enough for a smoke test; the figures mean nothing at this size."""
 
 
@@ -113,7 +110,7 @@ class Suite:
     def steps_for(scenarios: tuple[int, ...]) -> int:
         """Progress steps: server start, funding and scenario 1's load when any
         scenario needs the shared server, then each scenario's own."""
-        own = {1: 1, 2: 1, 3: 2, 4: 2, 5: 3, 6: 2, 7: 1, 8: 4}
+        own = {1: 1, 2: 1, 3: 2, 4: 2, 5: 3, 6: 2, 7: 1, 8: 5}
         shared = 3 if {1, 2, 3, 4, 5, 7} & set(scenarios) else 0
         return shared + sum(own[n] for n in scenarios)
 
@@ -392,9 +389,10 @@ class Suite:
     # --- scenario 8: one write key's bad atomic batches, the others' transfers ---
 
     def _write_attack(self) -> None:
-        """The victims' transfers on a fresh server, first alone, then while
-        the attacker (a process of its own) runs for as long."""
-        from benchmarks.write_attack import Attack, AttackProcess
+        """The victims' transfers on a fresh server of their own, alone, beside
+        the large batches alone, and during the whole attack
+        (``benchmarks/write_attack.py``)."""
+        from benchmarks.write_attack import Attack, victims_under_attack
 
         s = self.sizes
         with fresh_schema(self.config.database_url) as schema:
@@ -403,43 +401,10 @@ class Suite:
                 target = self._target(server)
                 accounts = self._fund(target)
                 attack = Attack(rich=accounts[:4], poor=self._unfunded_account(target),
-                                big_items=s.attack_big_items, bad_batches=s.attack_bad_batches,
-                                connections=s.attack_connections)
-                victims = load.Transfers(accounts=accounts[4:])
-                self.progress.step("scenario 8: the victims' transfers, no attack")
-                calm = asyncio.run(load.drive(target, victims, connections=s.victim_connections,
-                                              seconds=s.load_seconds))
-                self.progress.step("scenario 8: the victims' transfers during the attack")
-                attacker = AttackProcess(target, attack, s.load_seconds).start()
-                try:
-                    attacked = asyncio.run(load.drive(
-                        target, victims, connections=s.victim_connections,
-                        seconds=s.load_seconds, seed=2))
-                    report = attacker.report()
-                finally:
-                    attacker.stop()
-        self._attack_figures(calm, attacked, attack, report)
-
-    def _attack_figures(self, calm: load.LoadResult, attacked: load.LoadResult, attack: Any,
-                        report: Any) -> None:
-        victims = f"victims' transfers, {self.sizes.victim_connections} connections"
-        self.figures.append(Figure(
-            8, f"{victims}, no attack", calm.per_s, "req/s", "", None, calm.percentile_ms(0.5),
-            calm.percentile_ms(0.99), "", None, _refusals(calm),
-        ))
-        server_errors = sum(n for status, n in attacked.refused.items() if status >= 500)
-        slower = [attacked.percentile_ms(q) / max(calm.percentile_ms(q), 1e-9)
-                  for q in (0.5, 0.99)]
-        answered = ", ".join(f"{n} x {status}" for status, n in sorted(report.statuses.items()))
-        self.figures.append(Figure(
-            8, f"{victims}, during the write attack", attacked.per_s, "req/s",
-            "the same transfers, no attack", calm.per_s, attacked.percentile_ms(0.5),
-            attacked.percentile_ms(0.99), "victims: no 5xx", server_errors == 0,
-            f"p50 {slower[0]:.1f}x, p99 {slower[1]:.1f}x the calm run's; the attacker sent "
-            f"{report.rounds} rounds of one {attack.big_items:,}-item batch and "
-            f"{attack.bad_batches} bad atomic batches, answered {answered}. "
-            f"{_refusals(attacked)}".strip(),
-        ))
+                                big_items=s.attack_big_items, bad_batches=s.attack_bad_batches)
+                self.figures += victims_under_attack(
+                    target, accounts[4:], attack, connections=s.victim_connections,
+                    seconds=s.load_seconds, step=self.progress.step)
 
     def _unfunded_account(self, target: load.Target) -> str:
         account = str(uuid.uuid4())
@@ -483,9 +448,7 @@ class RoundTrips:
 
 
 def _refusals(result: load.LoadResult) -> str:
-    if not result.refused:
-        return ""
-    return "refused: " + ", ".join(f"{n} x {status}" for status, n in sorted(result.refused.items()))
+    return result.refusals_note()
 
 
 def _event_stats(url: str, schema: str) -> tuple[int, float]:

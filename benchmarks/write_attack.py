@@ -1,12 +1,19 @@
-"""Scenario 8's attacker (issue 13): one write key sends one large batch of
-small transfers, then, before it is answered, dozens of atomic batches that
-each hold one refused item (the second item moves more than its source
-has), round after round until a deadline.
+"""Scenario 8 (issue 13): what one write key's bad atomic batches cost the
+other callers.
 
-It runs in a process of its own (``run_attack``), so building its large
-bodies never holds the load generator that times the victims, and counts
-the statuses it got: the attacker's own refusals are expected (402 for each
-bad batch), only the victims' answers are the measurement.
+The attacker sends one large batch of small transfers, then, before it is
+answered, dozens of atomic batches at once that each hold one refused item
+(the second item moves more than its source has), round after round. The
+victims are other callers' closed-loop transfers between their own accounts
+on the same server, timed three times for the same duration: alone (the
+baseline), beside the same requests with nothing refused (the control: what
+the large batch and the atomic batches cost when they are legitimate), and
+during the attack. The scenario's target is that no
+victim gets a 5xx; the latencies are the figures.
+
+The attacker runs in a process of its own (``AttackProcess``), so building
+its large bodies never holds the load generator that times the victims; it
+counts the statuses it got (402 for each bad batch is expected).
 """
 
 from __future__ import annotations
@@ -17,9 +24,11 @@ import multiprocessing
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from benchmarks import http_load as load
 from benchmarks.http_load import Connection, Target
+from benchmarks.report import Figure
 
 TINY = "0.00000001"
 
@@ -32,7 +41,9 @@ class Attack:
     """An account with nothing, the source of each bad batch's refused item."""
     big_items: int = 6000
     bad_batches: int = 50
-    connections: int = 10
+    """Each on a connection of its own: all of them in flight at once."""
+    refused: bool = True
+    """False: the same atomic batches with nothing refused (the control run)."""
 
 
 @dataclass
@@ -57,35 +68,34 @@ def big_batch(attack: Attack) -> bytes:
 
 def bad_atomic_batch(attack: Attack) -> bytes:
     rich = attack.rich
-    items = [_item(rich[0], rich[1]), _item(attack.poor, rich[2], "5")]
+    second = _item(attack.poor, rich[2], "5") if attack.refused else _item(rich[3], rich[2])
+    items = [_item(rich[0], rich[1]), second]
     return json.dumps({"transfers": items, "atomic": True}).encode()
 
 
 async def _round(attack: Attack, connections: list[Connection], report: AttackReport) -> None:
-    """The big batch on the first connection, then every bad batch at once
-    over the others, before the big one is answered."""
+    """The big batch on the first connection, then every bad batch at once,
+    one a connection, before the big one is answered."""
     big, bad = big_batch(attack), [bad_atomic_batch(attack) for _ in range(attack.bad_batches)]
 
-    async def send_bad(connection: Connection, bodies: list[bytes]) -> None:
-        for body in bodies:
-            status, _ = await connection.request("POST", "/v1/transfers/batch", body)
-            report.count(status)
+    async def send_bad(connection: Connection, body: bytes) -> None:
+        status, _ = await connection.request("POST", "/v1/transfers/batch", body)
+        report.count(status)
 
     async def send_big() -> None:
         status, _ = await connections[0].request("POST", "/v1/transfers/batch", big)
         report.count(status)
 
-    others = connections[1:]
-    shares = [bad[i::len(others)] for i in range(len(others))]
-    await asyncio.gather(send_big(), *(send_bad(c, s) for c, s in zip(others, shares,
-                                                                       strict=True)))
+    await asyncio.gather(send_big(), *(send_bad(connection, body)
+                                       for connection, body in zip(connections[1:], bad,
+                                                                   strict=True)))
     report.rounds += 1
 
 
 async def _attack(target: Target, attack: Attack, seconds: float,
                   ready: Callable[[], None]) -> AttackReport:
     report = AttackReport()
-    connections = [await Connection(target).open() for _ in range(1 + attack.connections)]
+    connections = [await Connection(target).open() for _ in range(1 + attack.bad_batches)]
     ready()
     deadline = time.monotonic() + seconds
     try:
@@ -130,3 +140,54 @@ class AttackProcess:
         if self._process.is_alive():
             self._process.terminate()
             self._process.join(10)
+
+
+def _attacked(target: Target, victims: load.Workload, attack: Attack, connections: int,
+              seconds: float) -> tuple[load.LoadResult, AttackReport]:
+    attacker = AttackProcess(target, attack, seconds).start()
+    try:
+        result = asyncio.run(load.drive(target, victims, connections=connections,
+                                        seconds=seconds, seed=2))
+        return result, attacker.report()
+    finally:
+        attacker.stop()
+
+
+def victims_under_attack(target: Target, accounts: tuple[str, ...], attack: Attack, *,
+                         connections: int, seconds: float,
+                         step: Callable[[str], None]) -> list[Figure]:
+    """The three timed runs of the victims' transfers, as figures."""
+    victims = load.Transfers(accounts=accounts)
+    step("scenario 8: the victims' transfers, no attack")
+    calm = asyncio.run(load.drive(target, victims, connections=connections, seconds=seconds))
+    step("scenario 8: the victims' transfers beside the same batches, none refused")
+    control, control_report = _attacked(target, victims, replace(attack, refused=False),
+                                        connections, seconds)
+    step("scenario 8: the victims' transfers during the attack")
+    attacked, report = _attacked(target, victims, attack, connections, seconds)
+    name = f"victims' transfers, {connections} connections"
+    return [
+        Figure(8, f"{name}, no attack", calm.per_s, "req/s", "", None, calm.percentile_ms(0.5),
+               calm.percentile_ms(0.99), "", None, calm.refusals_note()),
+        Figure(8, f"{name}, beside the same batches, none refused", control.per_s, "req/s",
+               "no attack", calm.per_s, control.percentile_ms(0.5),
+               control.percentile_ms(0.99), "", None,
+               f"{_answered(control_report)} {control.refusals_note()}".strip()),
+        Figure(8, f"{name}, during the write attack", attacked.per_s, "req/s", "no attack",
+               calm.per_s, attacked.percentile_ms(0.5), attacked.percentile_ms(0.99),
+               "victims: no 5xx", not any(status >= 500 for status in attacked.refused),
+               f"p50 {_times(attacked, calm, 0.5)}, p99 {_times(attacked, calm, 0.99)} the "
+               f"calm run's ({_times(attacked, control, 0.5)}, {_times(attacked, control, 0.99)} "
+               f"the control's); each round one {attack.big_items:,}-item batch "
+               f"and {attack.bad_batches} bad atomic batches at once; "
+               f"{_answered(report)} {attacked.refusals_note()}".strip()),
+    ]
+
+
+def _times(result: load.LoadResult, baseline: load.LoadResult, share: float) -> str:
+    return f"{result.percentile_ms(share) / max(baseline.percentile_ms(share), 1e-9):.1f}x"
+
+
+def _answered(report: AttackReport) -> str:
+    answers = ", ".join(f"{n} x {status}" for status, n in sorted(report.statuses.items()))
+    return f"the attacker's {report.rounds} rounds answered {answers}."

@@ -6,13 +6,17 @@ A group mixes the commands of many callers, so what one of them causes must
 not be paid by the others:
 
 - A command that changed aggregates and then failed (an atomic batch's bad
-  item, or a bug) is answered with its refusal and the group is decided
-  again without it: one re-decide, charged to nobody's budget. After that
-  first refusal midway, every later command of the group that could fail
-  midway too (``can_fail_midway``) is sent on to the next group instead of
-  being decided here, so a group re-decides once for a refusal however many
-  bad atomic batches are packed into it. Each group still
-  decides the first such command it holds, so none is sent on forever.
+  item, or a bug) is answered with its refusal, charged to nobody's budget,
+  and the group is decided again without it. When the failed attempt had
+  decided nothing before it (the writer puts commands that can fail midway,
+  ``can_fail_midway``, first in a group), nothing is decided twice: the
+  next attempt simply goes on without it, and that is no re-decide. When
+  it had, the group is re-decided once, and every later command of the group
+  that could fail midway too is sent on to the next group instead of being
+  decided here (where it goes first, so its refusal costs nothing there),
+  so a group re-decides once for a refusal however many bad atomic batches
+  are packed into it. Each group decides the first such command it holds,
+  so none is sent on forever.
 - A lost commit (another process changed an aggregate the group decided on)
   costs each command decided in that attempt one retry of its own budget; a
   command out of budget is answered ``unavailable`` alone, and what it spent
@@ -97,13 +101,17 @@ class GroupAttempts:
         return any(self.spent[index] >= optimistic_attempts for index in self.live())
 
     def refused_midway(self, index: int, error: LedgerError) -> bool:
-        """``index`` changed aggregates and failed: answer it, send on the
-        later commands that could do the same, and say whether anything is
-        left to decide again."""
+        """``index`` changed aggregates and failed: answer it, and say
+        whether anything is left to decide. If the attempt decided others
+        before it, they are decided again (a re-decide) and the later
+        commands that could fail midway too are sent on."""
+        wasted = any(live < index for live in self.live())
         self._reached(lambda live: live <= index)
+        self.answered[index] = error
+        if not wasted:
+            return bool(self.live())
         self.sent_on.update(later for later in self.live()
                             if later > index and can_fail_midway(self.commands[later]))
-        self.answered[index] = error
         return self._again(REFUSED_MIDWAY, refusal=True)
 
     def lost_commit(self, retries_max: int) -> bool:

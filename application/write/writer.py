@@ -7,17 +7,20 @@ before it waits (``application.authority``). The writer takes whatever is
 waiting, up to a limit, decides it as one batch and commits it in one
 database transaction, then answers every caller.
 
-A group is fair to the callers in it (``application.write.attempts``): a
-command that fails midway costs the group one re-decide and nobody's retry
-budget (such commands are decided first in a group, so little is decided
-twice), later atomic batches of that group are sent on to the next one (they
-go first there), and each command keeps its own retry budget across groups.
-``application.write.writer_metrics`` counts all of it.
+Under load the batches grow by themselves, so the cost of a commit is
+shared by many commands; with a single caller a batch is one command and
+nothing waits.
+
+A group is fair to the callers in it (``application.write.attempts``).
+Commands that can fail midway (atomic batches) are decided first in it, so
+one that fails has cost nothing before it and the others go on without it;
+should one fail after others were decided, the group is decided again once
+and its later atomic batches are sent on to the next group (first in line
+there). A refusal spends nobody's retry budget; each command keeps its own
+across groups. ``application.write.writer_metrics`` counts all of it.
 
 The writer's words are its own: commands are *sent* and *wait*; "queued" and
-"submitted" name settlement states in this ledger (docs/architecture.md). Under load the
-batches grow by themselves, so the cost of a commit is shared by many
-commands; with a single caller a batch is one command and nothing waits.
+"submitted" name settlement states in this ledger (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -167,9 +170,9 @@ class CommandWriter:
         if not batch:
             return
         # Commands that can fail midway are decided first: one that does then
-        # costs the group's re-decide almost nothing before it (a large batch
-        # decided ahead of it would be decided twice). Reordering commands of
-        # one group is free: none of them was answered before another was sent.
+        # has cost nothing before it (a large batch decided ahead of it would
+        # be decided twice). Reordering commands of one group is free: none of
+        # them was answered before another was sent.
         batch.sort(key=lambda sent: not can_fail_midway(sent.command))
         started = time.monotonic()
         answer = self._decide(batch)

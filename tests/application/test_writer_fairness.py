@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from concurrent.futures import Future, wait
+from concurrent.futures import wait
 from uuid import uuid4
 
 import pytest
@@ -80,34 +80,49 @@ def bad_atomic_batch(accounts) -> c.TransferBatch:
     return c.TransferBatch((transfer(rich[0], rich[1]), transfer(poor, rich[2], 5)), atomic=True)
 
 
-def send_the_attack(ledger, accounts) -> tuple[Future, list[Future], list[Future]]:
+def good_atomic_batch(accounts) -> c.TransferBatch:
+    rich = accounts["rich"]
+    return c.TransferBatch((transfer(rich[0], rich[1]), transfer(rich[3], rich[2])), atomic=True)
+
+
+def send_the_attack(ledger, accounts, *, good_first: bool):
+    """The large batch, a legitimate atomic batch if ``good_first``, the bad
+    atomic batches and the victims' transfers, in that order."""
     rich, victims = accounts["rich"], accounts["victims"]
     big = c.TransferBatch(tuple(transfer(rich[i % 2], rich[2 + i % 2])
                                 for i in range(BIG_BATCH_ITEMS)))
     send = ledger.writer.send
     big_future = send(big, authority=INTERNAL)
+    good = [send(good_atomic_batch(accounts), authority=INTERNAL)] if good_first else []
     bad = [send(bad_atomic_batch(accounts), authority=INTERNAL)
            for _ in range(BAD_ATOMIC_BATCHES)]
     innocent = [send(transfer(victims[i % 2], victims[2 + i % 2]), authority=INTERNAL)
                 for i in range(VICTIMS)]
-    return big_future, bad, innocent
+    return big_future, good, bad, innocent
 
 
-def test_bad_atomic_batches_cost_their_group_one_redecide_and_victims_no_503(
-        ledger, accounts, monkeypatch):
+@pytest.mark.parametrize("good_first", [False, True], ids=["bad_only", "a_good_one_first"])
+def test_bad_atomic_batches_cost_others_at_most_one_redecide_and_no_503(
+        ledger, accounts, monkeypatch, good_first):
+    """All of them meet in one group. The writer decides atomic batches
+    first there: bad ones with nothing decided before them cost nothing and
+    the others go on without them. A legitimate atomic batch decided before
+    the first bad one costs one re-decide; the later bad ones are then sent
+    on, and in the next group, first again, each fails alone for free."""
     victims = accounts["victims"]
     balances_before = [ledger.balance(a) for a in victims]
     gate = Gate(ledger, monkeypatch)
     conflicts_before, counts = ledger.processor.conflicts, WriterCounts()
-    big, bad, innocent = send_the_attack(ledger, accounts)
-    assert ledger.writer.waiting == 1 + BAD_ATOMIC_BATCHES + VICTIMS
+    big, good, bad, innocent = send_the_attack(ledger, accounts, good_first=good_first)
+    assert ledger.writer.waiting == 1 + len(good) + BAD_ATOMIC_BATCHES + VICTIMS
     gate.open()
-    done, not_done = wait([big, *bad, *innocent], ANSWER_WAIT_S)
+    _, not_done = wait([big, *good, *bad, *innocent], ANSWER_WAIT_S)
     assert not not_done
 
     assert all(isinstance(f.result(), MovementRecorded) for f in innocent), [
         f.exception() for f in innocent if f.exception()]
     assert isinstance(big.result(), BatchRecorded) and big.result().applied
+    assert all(f.result().applied for f in good)
     for refused in bad:
         error = refused.exception()
         assert isinstance(error, BatchAborted) and error.index == 1, error
@@ -116,44 +131,39 @@ def test_bad_atomic_batches_cost_their_group_one_redecide_and_victims_no_503(
     assert moved == [-VICTIMS // 2, -VICTIMS // 2, VICTIMS // 2, VICTIMS // 2]
 
     counts = counts.since()
-    # The one group holding all of them re-decided once, for the first bad
-    # batch (decided first, before the big batch); the others were sent on
-    # and each failed alone, with nothing left to decide again. No lost
-    # commit, no writer turn, no budget spent, no command decided twice.
-    assert counts["redecides_refused_midway"] == 1
-    assert counts["redeciding_refusals"] == 1
-    assert counts["redecides_lost_commit"] == 0
-    assert counts["turns"] == 0
-    assert ledger.processor.conflicts == conflicts_before
-    later_bad = BAD_ATOMIC_BATCHES - 1
-    assert counts["sent_on"] == later_bad * (later_bad + 1) // 2
-    answered = 1 + BAD_ATOMIC_BATCHES + VICTIMS + 1  # and the gate's command
+    redecides = 1 if good_first else 0
+    assert counts["redecides_refused_midway"] == redecides
+    assert counts["redeciding_refusals"] == redecides
+    assert counts["sent_on"] == (BAD_ATOMIC_BATCHES - 1) * redecides
+    assert counts["redecides_lost_commit"] == 0 and counts["turns"] == 0
+    assert ledger.processor.conflicts == conflicts_before, "no budget spent"
+    answered = 1 + len(good) + BAD_ATOMIC_BATCHES + VICTIMS + 1  # and the gate's command
     assert counts["answered"] == answered
-    assert counts["retried_0"] == answered
+    assert counts["retried_0"] == answered - len(good), "only the good batch decided twice"
 
 
-def test_a_later_group_holds_at_most_one_redecide_for_refusals(ledger, accounts, monkeypatch):
-    """Victims that arrive while the bad batches are being sent on join the
-    next group; that group is decided again at most once too."""
+def test_victims_arriving_while_bad_batches_are_sent_on_are_decided_once(
+        ledger, accounts, monkeypatch):
+    """Victims sent after the writer started on the attack join whichever
+    group is next; none of them is decided twice."""
     gate = Gate(ledger, monkeypatch)
     counts = WriterCounts()
-    bad = [ledger.writer.send(bad_atomic_batch(accounts), authority=INTERNAL)
-           for _ in range(BAD_ATOMIC_BATCHES)]
+    send = ledger.writer.send
+    good = send(good_atomic_batch(accounts), authority=INTERNAL)
+    bad = [send(bad_atomic_batch(accounts), authority=INTERNAL) for _ in range(BAD_ATOMIC_BATCHES)]
     victims = accounts["victims"]
-    innocent = [ledger.writer.send(transfer(victims[0], victims[1]), authority=INTERNAL)
-                for _ in range(VICTIMS)]
+    innocent = [send(transfer(victims[0], victims[1]), authority=INTERNAL) for _ in range(VICTIMS)]
     gate.open()
-    late = [ledger.writer.send(transfer(victims[2], victims[3]), authority=INTERNAL)
-            for _ in range(VICTIMS)]
-    _, not_done = wait([*bad, *innocent, *late], ANSWER_WAIT_S)
+    late = [send(transfer(victims[2], victims[3]), authority=INTERNAL) for _ in range(VICTIMS)]
+    _, not_done = wait([good, *bad, *innocent, *late], ANSWER_WAIT_S)
     assert not not_done
+    assert good.result().applied
     assert all(isinstance(f.exception(), BatchAborted) for f in bad)
     assert all(isinstance(f.result(), MovementRecorded) for f in innocent + late)
     counts = counts.since()
-    groups_with_a_victim = counts["redecides_refused_midway"]
-    assert counts["redeciding_refusals"] == groups_with_a_victim
-    assert 1 <= groups_with_a_victim <= 1 + VICTIMS  # one per group that held a victim
-    assert counts["retried_0"] == counts["answered"]
+    assert counts["redecides_refused_midway"] == counts["redeciding_refusals"] == 1
+    assert counts["sent_on"] == BAD_ATOMIC_BATCHES - 1
+    assert counts["retried_0"] == counts["answered"] - 1, "only the good batch decided twice"
 
 
 def test_a_lost_commit_costs_each_command_its_own_budget(ledger, accounts, monkeypatch):
