@@ -102,6 +102,9 @@ class SettlementWorker:
         self._active = threading.Event()
         self._ready = threading.Event()
         self.standing_by = threading.Event()
+        self.last_failure: str | None = None
+        """What stopped the last settlement step or start here (its cause,
+        never a secret); None once a step succeeds again (``/ready`` shows it)."""
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -275,6 +278,7 @@ class SettlementWorker:
             except Exception as error:  # the settler outlives any one failure
                 backoff_s = min(ERROR_BACKOFF_S_MAX, max(0.1, backoff_s * 2))
                 _log_failure("settlement paused", error, backoff_s)
+                self.last_failure = f"settlement paused: {_describe(error)}"
                 self.lease.release()
                 await self._idle(backoff_s)
 
@@ -311,9 +315,11 @@ class SettlementWorker:
                 async with self._turn:
                     progressed = await process.step()
                 backoff_s = 0.0
+                self.last_failure = None
             except Exception as error:  # logged; the step is tried again
                 backoff_s = min(ERROR_BACKOFF_S_MAX, max(0.1, backoff_s * 2))
                 _log_failure("settlement step failed", error, backoff_s)
+                self.last_failure = f"settlement step failed: {_describe(error)}"
             if anchorer is not None:
                 progressed = await self._anchor_step(anchorer) or progressed
             if due is not None and time.monotonic() >= due:

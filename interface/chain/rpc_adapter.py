@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Sequence
 from typing import TypeVar
+from urllib.parse import urlsplit
 from uuid import UUID
 
 from solana.exceptions import SolanaRpcException
@@ -69,6 +70,7 @@ class RpcChain(SeededTokenChain):
         if commitment not in COMMITMENTS:
             raise ValueError(f"commitment_must_be_one_of {COMMITMENTS}")
         super().__init__(custody)
+        self._where = endpoint_for_logs(endpoint)
         self._commitment = Commitment(commitment)
         self._client = AsyncClient(
             endpoint,
@@ -84,12 +86,14 @@ class RpcChain(SeededTokenChain):
         except RPCException as error:
             reason = _preflight_error(error)
             if reason is None:
-                raise ChainUnavailableError(f"sendTransaction failed: {_describe(error)}") from None
+                raise ChainUnavailableError(
+                    f"sendTransaction to {self._where} failed: {_describe(error)}") from None
             if reason != "AlreadyProcessed" and not await self._has_landed(submission.signature):
                 self._forget_creations_of(submission.signature)
                 raise ChainRejectedError(reason) from None
         except _UNAVAILABLE as error:
-            raise ChainUnavailableError(f"sendTransaction failed: {_describe(error)}") from None
+            raise ChainUnavailableError(
+                f"sendTransaction to {self._where} failed: {_describe(error)}") from None
         except BaseException as error:
             if not _is_parser_panic(error):
                 raise
@@ -202,7 +206,8 @@ class RpcChain(SeededTokenChain):
         try:
             return await request
         except _UNAVAILABLE as error:
-            raise ChainUnavailableError(f"{method} failed: {_describe(error)}") from None
+            raise ChainUnavailableError(
+                f"{method} to {self._where} failed: {_describe(error)}") from None
         except BaseException as error:
             if not _is_parser_panic(error):
                 raise
@@ -239,12 +244,29 @@ def _is_parser_panic(error: BaseException) -> bool:
 
 
 def _describe(error: BaseException) -> str:
-    """A short, key-free description: type, and the RPC message if any."""
+    """A short, key-free description: type, and the RPC message if any; for
+    a request that never got an answer, the transport's cause (refused,
+    timed out, name not resolved)."""
     detail = error.args[0] if error.args else None
     message = getattr(detail, "message", None)
     if isinstance(message, str):
         return f"{type(detail).__name__}: {message}"
+    cause = error.__cause__
+    if isinstance(error, SolanaRpcException) and cause is not None:
+        text = str(cause)
+        # a URL in the text may carry the provider's API key: the type alone then
+        return type(cause).__name__ if not text or "://" in text else f"{type(cause).__name__}: {text}"
     return type(error).__name__
+
+
+def endpoint_for_logs(endpoint: str) -> str:
+    """The endpoint as logs and errors may name it: scheme, host and port.
+    Providers put API keys in the path, the query or the user part."""
+    parts = urlsplit(endpoint)
+    if not parts.hostname:
+        return "the configured DEALS_SOLANA_RPC_URL"
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
 
 
 def _non_negative(method: str, value: int) -> int:

@@ -157,6 +157,23 @@ class LedgerService:
             raise PositionPastHead("min_position", min_position, head)
         return read(), head
 
+    def settlement_state(self) -> dict[str, Any]:
+        """Settlement as ``/ready`` reports it: whether this process settles,
+        whether any process holds the lease and how much waits (read from the
+        store; None when it does not answer), and the last failure here."""
+        state: dict[str, Any] = {
+            "runs_here": self.settings.settlement_enabled,
+            "active_here": self.settlement.active,
+            "last_error": self.settlement.last_failure,
+        }
+        for name, read in (("settler_active", self.settlement_liveness.settler_active),
+                           ("backlog", self.settlement_liveness.backlog)):
+            try:
+                state[name] = read()
+            except Exception:  # the store down: /ready says so by its status already
+                state[name] = None
+        return state
+
     def store_position(self) -> int:
         """The log's last position; raises LedgerUnavailable when the store is down."""
         return self._read(self.app.event_log.head)

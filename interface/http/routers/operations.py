@@ -12,7 +12,7 @@ from interface.http.deps import Ledger, in_thread
 from interface.http.errors import error_response
 from interface.http.json_body import JsonRoute
 from interface.http.routers import refusals
-from interface.http.schemas.responses import HealthResponse, ReadyResponse
+from interface.http.schemas.responses import HealthResponse, ReadyResponse, SettlementState
 from projections.ledger_metrics import exposition
 
 router = APIRouter(tags=["operations"], route_class=JsonRoute)
@@ -37,7 +37,9 @@ async def ready(ledger: Ledger):
     lag = store_position - read_position
     if lag > ledger.settings.ready_lag_max:
         return error_response(LedgerUnavailable(f"the read models are {lag} positions behind"))
-    return ReadyResponse(store_position=store_position, read_model_position=read_position)
+    settlement = await in_thread(ledger.settlement_state)
+    return ReadyResponse(store_position=store_position, read_model_position=read_position,
+                         settlement=SettlementState(**settlement))
 
 
 def _read_model_position(ledger) -> int:

@@ -498,12 +498,26 @@ class HealthResponse(Response):
     status: Literal["ok"] = "ok"
 
 
+class SettlementState(Response):
+    runs_here: bool = Field(description="this process settles (DEALS_SETTLEMENT)")
+    active_here: bool = Field(description="this process holds the settlement lease and works")
+    settler_active: bool | None = Field(
+        description="some process holds the lease (null: the store did not say)")
+    backlog: int | None = Field(description="movements waiting for the chain or in flight")
+    last_error: str | None = Field(
+        description="why the last settlement step here failed (endpoint and cause, no "
+                    "secrets); null once a step succeeds")
+
+
 class ReadyResponse(Response):
     status: Literal["ready"] = "ready"
     store_position: int
     read_model_position: int | None = Field(
         description="how far the read models are; null while none is configured"
     )
+    settlement: SettlementState | None = Field(
+        None, description="settlement's state: a chain outage does not make the API unready, "
+                          "so it is reported here, not by the status")
 
 
 def _pos(outcome: o.Outcome) -> int:
