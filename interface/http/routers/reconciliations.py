@@ -29,7 +29,8 @@ router = APIRouter(prefix="/v1/reconciliations", tags=["reconciliation"], route_
                 "each finding is recorded in the log. 503 while the chain is unreachable "
                 "or (embedded chain) another process's settler holds it.",
 )
-async def reconcile(ledger: Ledger, body: ReconcileRequest | None = None):
+async def reconcile(ledger: Ledger, key: IdempotencyKey, body: ReconcileRequest | None = None):
+    check_key(key, None, None, what="a reconciliation run (each run is a new one)")
     full = body.full if body is not None else False
     report = await in_thread(ledger.run_reconciliation, full=full)
     return ReconciliationResponse.of(report)
