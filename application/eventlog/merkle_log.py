@@ -17,6 +17,8 @@ the tree keeps which position each leaf holds.
 from __future__ import annotations
 
 import bisect
+import hashlib
+import re
 import struct
 from array import array
 
@@ -24,6 +26,8 @@ from application.eventlog.reader import EventLog, LogEvent
 from domain.merkle import MerkleTree, leaf_hash
 
 _HEADER = struct.Struct(">q16sqI")
+_ID_HEX = re.compile("[0-9a-f]{32}")
+"""How both stores' readers give an id (``LogEvent.originator_id``)."""
 ANCHOR_TOPIC_PREFIX = "domain.anchor:"
 ANCHOR_RECORDED_TOPIC = "domain.anchor:Anchor.Recorded"
 PAGE_EVENTS = 5000
@@ -31,9 +35,20 @@ PAGE_EVENTS = 5000
 
 def canonical_bytes(event: LogEvent) -> bytes:
     topic = event.topic.encode()
-    header = _HEADER.pack(event.position, bytes.fromhex(event.originator_id), event.version,
+    header = _HEADER.pack(event.position, _id_bytes(event.originator_id), event.version,
                           len(topic))
     return header + topic + event.state
+
+
+def _id_bytes(originator_id: str) -> bytes:
+    """The id's 16 bytes (from its hex text exactly: another spelling of the
+    same id is another row, and must make another leaf). A row edited behind the application's back may hold
+    text that is no id: it still gets a leaf (16 bytes of its SHA-256), so
+    the tree, the anchors' audit and the proofs go on and the audit reports
+    the root that no longer matches, instead of stopping at the row."""
+    if _ID_HEX.fullmatch(originator_id):
+        return bytes.fromhex(originator_id)
+    return hashlib.sha256(originator_id.encode(errors="replace")).digest()[:16]
 
 
 def parse_canonical(data: bytes) -> LogEvent:

@@ -119,3 +119,36 @@ async def test_a_perfect_inside_rewrite_passes_the_replay_but_not_the_anchors(
     (finding,) = result.findings
     assert (finding.kind, finding.sequence) == ("contradicted", 1)
     assert finding.after_position < target <= finding.at_or_before_position
+
+
+async def test_an_inserted_event_is_named(audit_rig: SettlementRig, store: StoreConfig) -> None:
+    """Every event after ``target`` moved one position up and a forged one
+    put in the gap: a longer log whose anchored prefix no longer holds."""
+    positions = await anchor_round(audit_rig)
+    raw = RawEvents(audit_rig.ledger, store)
+    target = positions[1]
+    shift = 10**9
+    raw.execute("UPDATE {t} SET {id} = {id} + %s WHERE {id} > %s", (shift, target))
+    raw.execute("UPDATE {t} SET {id} = {id} - %s + 1 WHERE {id} > %s", (shift, shift))
+    forged_id = uuid4() if store.kind == "postgres" else uuid4().hex
+    raw.execute(
+        "INSERT INTO {t} (originator_id, originator_version, topic, state, {id}) "
+        "SELECT %s, originator_version, topic, state, %s FROM {t} WHERE {id} = %s",
+        (forged_id, target + 1, target),
+    )
+
+    result = await audit(audit_rig)
+
+    (finding,) = [f for f in result.findings if f.kind == "contradicted"]
+    assert finding.sequence == 1
+    assert finding.after_position < target + 1 <= finding.at_or_before_position
+
+
+async def test_a_row_whose_id_is_no_id_is_a_finding_not_a_crash(sqlite_rig: SettlementRig) -> None:
+    positions = await anchor_round(sqlite_rig)
+    raw = RawEvents(sqlite_rig.ledger, sqlite_rig.store_config)
+    raw.execute("UPDATE {t} SET originator_id = %s WHERE {id} = %s", ("not-an-id", positions[0]))
+
+    result = await audit(sqlite_rig)
+
+    assert [(f.kind, f.sequence) for f in result.findings] == [("contradicted", 1)]
