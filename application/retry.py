@@ -1,16 +1,23 @@
 """Bounded retries with exponential backoff and full jitter, for calls to
 the chain and to the command writer that fail for a while (an RPC node
-down, the store busy). Every retry loop has a limit; the caller decides what
-happens after the last attempt."""
+down, the store busy), through tenacity. Every retry loop has a limit; the
+caller decides what happens after the last attempt."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -28,12 +35,6 @@ class RetryPolicy:
         if self.attempts_max < 1 or self.delay_s_base < 0 or self.delay_s_max < self.delay_s_base:
             raise ValueError("retry policy: attempts_max >= 1 and 0 <= base <= max")
 
-    def delay_s(self, attempt: int) -> float:
-        """Full jitter: uniform in [0, min(max, base * 2**attempt)], so
-        retrying clients spread out instead of hammering in step."""
-        ceiling = min(self.delay_s_max, self.delay_s_base * (2 ** min(attempt, 30)))
-        return random.uniform(0, ceiling)  # noqa: S311 - jitter, not a secret
-
 
 async def retrying(
     call: Callable[[], Awaitable[T]],
@@ -45,16 +46,25 @@ async def retrying(
     on_retry: Callable[[BaseException], None] | None = None,
 ) -> T:
     """``call()``; on ``retry_on`` errors, wait and try again, at most
-    ``policy.attempts_max`` times in all; the last error is raised."""
-    for attempt in range(policy.attempts_max):
-        try:
-            return await call()
-        except retry_on as error:
-            if attempt + 1 >= policy.attempts_max:
-                raise
-            if on_retry is not None:
-                on_retry(error)
-            delay = policy.delay_s(attempt)
-            logger.info("%s failed (%s); retry %d in %.2fs", what, error, attempt + 1, delay)
-            await sleep(delay)
-    raise AssertionError("unreachable")
+    ``policy.attempts_max`` times in all; the last error is raised.
+
+    The wait before retry n is uniform in [0, min(max, base * 2**(n-1))]
+    (full jitter), so retrying clients spread out instead of hammering in step."""
+
+    def before_sleep(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome is not None else None
+        if error is not None and on_retry is not None:
+            on_retry(error)
+        delay = state.next_action.sleep if state.next_action is not None else 0.0
+        logger.info("%s failed (%s); retry %d in %.2fs", what, error, state.attempt_number, delay)
+
+    retryer = AsyncRetrying(
+        stop=stop_after_attempt(policy.attempts_max),
+        wait=wait_random_exponential(multiplier=policy.delay_s_base, max=policy.delay_s_max),
+        retry=retry_if_exception_type(retry_on),
+        sleep=sleep, before_sleep=before_sleep, reraise=True,
+    )
+    async def attempt() -> T:  # ``call`` may be a plain function returning an awaitable
+        return await call()
+
+    return await retryer(attempt)

@@ -3,7 +3,7 @@
 ``deliver`` only puts the alert in a bounded queue (full: the alert is
 dropped and counted), so raising an alert never waits on the network; one
 background thread sends them in order, retrying a failed attempt with
-exponential backoff up to a bounded number of attempts.
+exponential backoff up to a bounded number of attempts (tenacity).
 
 The request: ``POST`` with a JSON body (``Alert.as_dict``) and
 
@@ -33,6 +33,7 @@ import urllib.request
 from dataclasses import dataclass
 
 from prometheus_client import Counter
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from application.alerts import Alert
 from application.metrics_registry import metric
@@ -70,6 +71,10 @@ def sign(secret: bytes, timestamp: str, body: bytes) -> str:
     """The X-Deals-Signature value of a request (receivers do the same)."""
     mac = hmac.new(secret, timestamp.encode("ascii") + b"." + body, hashlib.sha256)
     return "sha256=" + mac.hexdigest()
+
+
+class _Stopping(Exception):
+    """The service stops while an alert waits for its next attempt."""
 
 
 class _Permanent(Exception):
@@ -131,25 +136,37 @@ class WebhookAlertSink:
 
     def _send(self, alert: Alert) -> str:
         body = json.dumps(alert.as_dict(), separators=(",", ":")).encode("utf-8")
-        delay_s = self.policy.backoff_s
-        for attempt in range(1, self.policy.attempts_max + 1):
-            try:
-                self._post(alert, body)
-                return "delivered"
-            except _Permanent as refusal:
-                logger.error("alert webhook refused alert %s: %s", alert.alert_id, refusal)
-                return "failed"
-            except OSError as error:  # URLError, timeouts, refused connections
-                logger.warning("alert webhook attempt %d for %s failed: %s", attempt,
-                               alert.alert_id, _describe(error))
-            if attempt == self.policy.attempts_max or self._background.stopping.wait(delay_s):
-                break
-            delay_s = min(self.policy.backoff_s_max, delay_s * 2)
+        retryer = Retrying(
+            stop=stop_after_attempt(self.policy.attempts_max),
+            wait=wait_exponential(multiplier=self.policy.backoff_s, max=self.policy.backoff_s_max),
+            retry=retry_if_exception_type(OSError),  # URLError, timeouts, refused connections
+            sleep=self._wait_unless_stopping, reraise=True,
+            before_sleep=lambda state: logger.warning(
+                "alert webhook attempt %d for %s failed: %s", state.attempt_number,
+                alert.alert_id, _describe(state.outcome.exception() if state.outcome else None)),
+        )
+        try:
+            retryer(self._post, alert, body)
+            return "delivered"
+        except _Permanent as refusal:
+            logger.error("alert webhook refused alert %s: %s", alert.alert_id, refusal)
+            return "failed"
+        except _Stopping:
+            return "dropped"
+        except OSError as error:
+            logger.warning("alert webhook attempt %d for %s failed: %s", self.policy.attempts_max,
+                           alert.alert_id, _describe(error))
         if self._background.stopping.is_set():
             return "dropped"
         logger.error("alert webhook gave up on alert %s %s after %d attempts",
                      alert.kind.value, alert.alert_id, self.policy.attempts_max)
         return "failed"
+
+    def _wait_unless_stopping(self, seconds: float) -> None:
+        """tenacity's sleep: the wait ends early, and the alert is dropped,
+        when the service stops."""
+        if self._background.stopping.wait(seconds):
+            raise _Stopping
 
     def _post(self, alert: Alert, body: bytes) -> None:
         WEBHOOK_ATTEMPTS.inc()
@@ -171,6 +188,6 @@ class WebhookAlertSink:
             raise _Permanent(f"HTTP {error.code}") from None
 
 
-def _describe(error: OSError) -> str:
+def _describe(error: BaseException | None) -> str:
     reason = getattr(error, "reason", None)
     return f"{type(error).__name__}: {reason or error}"
