@@ -44,15 +44,16 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> int:
     )
     sock = config.bind_socket()
     bound_host, bound_port = sock.getsockname()[:2]
-    print(banner(settings.replace(host=bound_host, port=bound_port), new_token, workers),
-          flush=True)
+    text = banner(settings.replace(host=bound_host, port=bound_port), new_token, workers)
     if workers > 1:
+        # each worker starts in a process of its own; the store opened before this
+        print(text, flush=True)
         with _shared_metrics_dir():
             supervisor = Multiprocess(config, sockets=[sock])
             supervisor.run()
         started = all(worker.exitcode != STARTUP_FAILURE for worker in supervisor.processes)
     else:
-        server = uvicorn.Server(config)
+        server = _BannerServer(config, text)
         with _stop_signals_end_normally():
             server.run(sockets=[sock])
         started = server.started
@@ -60,6 +61,21 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> int:
         print("deals-ledger: the server did not start (see the log above)", file=sys.stderr)
         return STARTUP_FAILURE_EXIT
     return 0
+
+
+class _BannerServer(uvicorn.Server):
+    """uvicorn's server that prints the banner once the app has started (its
+    lifespan ran: the ledger is open, genesis done), never before: a start
+    that fails says so without having said "listening"."""
+
+    def __init__(self, config: uvicorn.Config, text: str) -> None:
+        super().__init__(config)
+        self.banner_text = text
+
+    async def startup(self, sockets: list[Any] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            print(self.banner_text, flush=True)
 
 
 def uvicorn_config(app: Any, settings: Settings, **options: Any) -> uvicorn.Config:

@@ -163,3 +163,20 @@ def test_a_role_that_may_not_create_the_schema_gets_one_line(postgres_database, 
             conn.execute(f'DROP ROLE "{role}"')
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "DEALS_POSTGRES_SCHEMA" in err and "may not create" in err
+
+
+def test_serve_says_listening_only_once_the_app_has_started(tmp_path):
+    """A start that fails in the app's lifespan (here: a webhook without its
+    secret) prints neither the banner nor a key, and exits NOT_STARTED."""
+    import subprocess
+    import sys
+
+    from tests.support.http import _clean_environ
+
+    env = {**_clean_environ(), "DEALS_DATA_DIR": str(tmp_path / "var"),
+           "DEALS_ALERT_WEBHOOK_URL": "http://127.0.0.1:9/alerts", "DEALS_SETTLEMENT": "off"}
+    result = subprocess.run([sys.executable, "-m", "interface.cli", "serve", "--port", "0"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == exit_codes.NOT_STARTED
+    assert "listening" not in result.stdout and "API key" not in result.stdout
+    assert "DEALS_ALERT_WEBHOOK_SECRET" in result.stderr
