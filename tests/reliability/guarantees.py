@@ -21,10 +21,10 @@ from application.write.event_store import LedgerApplication
 from domain.account import Account
 from domain.system import ISSUANCE_ID, REWARDS_ID, TREASURY_ID
 from tests.reliability.load import Ledgerbook, LoadRun, retry_unknown
-from tests.support.http import wait_until
+from tests.support.http import wait_until, wait_while_progressing
 
 PAGE = 1000
-SETTLE_WAIT_S_MAX = 120.0
+SETTLE_STALL_S_MAX = 120.0
 LEGS = ("Debited", "Credited")
 
 
@@ -95,13 +95,13 @@ def assert_settled_and_reconciled(env: dict[str, str], book: Ledgerbook,
     app = LedgerApplication(env)
     pending = {UUID(command_id) for command_id in book.acknowledged}
     try:
-        def all_settled() -> bool:
+        def unsettled() -> int:
             pending.difference_update(
                 [t for t in pending if app.transfer(t).status == "settled"])
-            return not pending
+            return len(pending)
 
-        wait_until(all_settled, SETTLE_WAIT_S_MAX, "every acknowledged movement settled",
-                   interval_s=0.2)
+        wait_while_progressing(unsettled, SETTLE_STALL_S_MAX,
+                               "every acknowledged movement settled")
     finally:
         app.close()
     report = admin.post("/v1/reconciliations", json={"full": True})

@@ -51,6 +51,24 @@ def wait_until(condition, timeout_s: float, what: str, interval_s: float = 0.02)
         time.sleep(interval_s)
 
 
+def wait_while_progressing(remaining, stall_s_max: float, what: str,
+                           interval_s: float = 0.2) -> None:
+    """Poll ``remaining()`` (a count of what is left) until it is 0. Fail
+    only when it stops shrinking for ``stall_s_max``: a busy machine makes
+    the work slower, never a stall, so the bound is on progress, not on
+    the total time a large backlog takes."""
+    left = remaining()
+    last_progress = time.monotonic()
+    while left:
+        if time.monotonic() - last_progress > stall_s_max:
+            raise TimeoutError(f"{what}: {left} left, no progress for {stall_s_max} s")
+        time.sleep(interval_s)
+        now_left = remaining()
+        if now_left < left:
+            last_progress = time.monotonic()
+        left = now_left
+
+
 class ThreadServer:
     def __init__(self, settings: Settings, api_keys: str = API_KEYS) -> None:
         self.app = create_app(settings, keyring=parse_api_keys(api_keys))
