@@ -4,7 +4,8 @@ For scale-out beside the API processes (which settle in a background thread
 unless DEALS_SETTLEMENT=off): any number may run; one holds the settlement
 lease and works, the others stand by and take over when it stops. SIGTERM
 or Ctrl-C stops it; a stop in the middle of a submission is picked up from
-the log by the next settler. ``--once`` settles what is waiting and exits
+the log by the next settler. ``--once`` settles what is waiting (and anchors the log when as many
+events as ``DEALS_ANCHOR_EVERY_EVENTS`` wait for an anchor) and exits
 (refused, with a message, while another settler holds the lease).
 """
 
@@ -18,10 +19,11 @@ import sys
 import threading
 
 from application.errors import SettlementUnavailable
+from application.settlement.anchoring import AnchorProcess
 from application.settlement.process import SettlementProcess
 from interface.wiring.service import LedgerService
 from interface.wiring.settings import Settings
-from interface.wiring.settler import open_chain, settlement_config
+from interface.wiring.settler import anchor_config, open_chain, settlement_config
 
 STATUS_WAIT_S = 30.0
 
@@ -83,7 +85,13 @@ async def _run_until_idle(service: LedgerService) -> int:
             config=settlement_config(service.settings),
         )
         await process.prepare()
-        return await process.run_until_idle()
+        steps = await process.run_until_idle()
+        anchoring = anchor_config(service.settings)
+        if anchoring is not None:  # what is due by the event count (docs/proofs.md)
+            steps += await AnchorProcess(
+                writer=service.writer, app=service.app, chain=chain, config=anchoring,
+            ).run_until_idle()
+        return steps
     finally:
         await chain.close()
 

@@ -25,9 +25,9 @@ from tests.support.stores import StoreConfig
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-async def audit_rig(store: StoreConfig, tmp_path: Path) -> AsyncIterator[SettlementRig]:
-    rig = SettlementRig(store, tmp_path)
+@pytest.fixture(params=["litesvm", "rpc"])
+async def audit_rig(request, store: StoreConfig, tmp_path: Path) -> AsyncIterator[SettlementRig]:
+    rig = SettlementRig(store, tmp_path, chain_kind=request.param)
     try:
         await rig.settle()
         yield rig
