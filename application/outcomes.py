@@ -1,6 +1,7 @@
-"""What a command answers. ``position`` is the log position of the event
-that holds the command's outcome (``answered_by``), so a client can read its
-own writes.
+"""What a command answers. ``position`` is where the commit that holds the
+command's events ends (a group commit holds many commands; a state at a
+position means whole commits), so a client reads its own writes with
+``min_position`` or ``at``.
 
 A repeated command answers exactly its first answer: the handler builds it
 again from what the first execution committed (the aggregate's state as of
@@ -29,9 +30,10 @@ class Outcome:
     replayed: bool = field(default=False, kw_only=True)
     answered_by: tuple[EventRef, ...] = field(default=(), kw_only=True, compare=False,
                                               repr=False)
-    """The events the answer stands for; its ``position`` is the latest of
-    theirs, the first time and on every repeat. Empty: the command's last
-    event, or the log's head when it wrote nothing (internal commands)."""
+    """The events the answer stands for; its ``position`` is the end of the
+    commit holding the latest of them, the first time and on every repeat.
+    Empty: the commit of its own events, or the log's head when it wrote
+    nothing (internal commands)."""
 
     def at(self, position: int | None) -> Any:
         return replace(self, position=position)

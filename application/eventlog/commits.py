@@ -79,6 +79,26 @@ class CommitBoundaries:
             if len(older) < WALK_EVENTS:
                 return first
 
+    def end_of(self, position: int) -> int:
+        """The last position of the commit that holds ``position`` (walking
+        forward while the stamps agree): the position a command's answer
+        carries, so a repeat finds it again from the command's own event."""
+        held = self._log.read(position - 1, 1)
+        if not held:
+            return position
+        stamp = self.stamp(held[0])
+        last = held[0].position
+        step = 8  # most commits are small: read a few, then more
+        while True:
+            newer = self._log.read(last, step)
+            for candidate in newer:
+                if stamp is None or self.stamp(candidate) != stamp:
+                    return last
+                last = candidate.position
+            if len(newer) < step:
+                return last
+            step = min(step * 4, WALK_EVENTS)
+
     def page(self, after: int, limit: int) -> list[LogEvent]:
         """Events after ``after`` (a commit boundary) ending on a commit
         boundary: at most ``limit`` events, fewer to end where a commit

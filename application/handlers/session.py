@@ -3,8 +3,8 @@
 Commands in a batch run one after another against the same aggregate
 objects, so the second fee into the treasury sees the first. The session
 remembers, per command, which events the command added, so the writer can
-store them in command order, answer each command with its own position,
-and notice a command that changed something and then failed.
+store them in command order, tell which commands wrote anything, and
+notice a command that changed something and then failed.
 """
 
 from __future__ import annotations

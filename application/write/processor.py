@@ -47,6 +47,8 @@ from application.alerts import STORE_ALERT_KEY, AlertKind, raise_alert
 from application.authority import undeclared_debits
 from application.commands import Command
 from application.errors import InternalError, LedgerUnavailable
+from application.eventlog.commits import CommitBoundaries
+from application.eventlog.decoder import EventDecoder
 from application.handlers import decide
 from application.handlers.session import AggregateSession
 from application.outcomes import EventRef, Outcome
@@ -92,7 +94,7 @@ class _Decided:
     results: list[Result | None]
     events: list[Any]
     ends: list[int | None]
-    """Per command that wrote events: the index of the event its answer names."""
+    """Per command that wrote events: the index of its last event."""
     replay_refs: dict[int, tuple[EventRef, ...]]
     """Per command that wrote nothing: the stored events its answer names."""
 
@@ -110,6 +112,7 @@ class CommandProcessor:
         self.clock = clock
         self._lock = threading.Lock()
         self._seen_position = app.event_log.head()
+        self._commits = CommitBoundaries(app.event_log, EventDecoder(app.mapper))
         self.conflicts = 0
         self.turns_taken = 0
 
@@ -215,7 +218,7 @@ class CommandProcessor:
                 new_events = session.command_events()
                 _check_declared_debits(index, command, new_events)
                 if new_events:
-                    decided.ends[index] = len(decided.events) + _answer_index(result, new_events)
+                    decided.ends[index] = len(decided.events) + len(new_events) - 1
                 else:
                     decided.replay_refs[index] = result.answered_by or _replay_ref(session)
                 decided.events.extend(new_events)
@@ -283,35 +286,37 @@ class CommandProcessor:
         return positions
 
     def _answers(self, decided: _Decided, positions: list[int]) -> list[Result | None]:
-        """Each command's outcome at its position; None for one not decided
-        (sent on to the next group)."""
+        """Each command's outcome at the position where the commit holding
+        its events ends (one group commit holds many commands, and a state
+        at a position means whole commits: ``at=<position>`` includes the
+        command); None for one not decided (sent on to the next group)."""
         answers: list[Result | None] = []
-        by_version: dict[EventRef, int] | None = None  # only replays need it
+        in_batch: set[EventRef] | None = None  # only replays need it
         for index, result in enumerate(decided.results):
             if isinstance(result, Outcome):
-                end = decided.ends[index]
-                if end is not None:
-                    result = result.at(positions[end])
+                if decided.ends[index] is not None:
+                    result = result.at(positions[-1])
                 else:
-                    if by_version is None:
-                        by_version = {
-                            (event.originator_id, event.originator_version): position
-                            for event, position in zip(decided.events, positions, strict=True)
-                        }
-                    result = result.at(self._replay_position(decided.replay_refs[index], by_version))
+                    if in_batch is None:
+                        in_batch = {(event.originator_id, event.originator_version)
+                                    for event in decided.events}
+                    refs = decided.replay_refs[index]
+                    result = result.at(self._replay_position(refs, in_batch, positions))
             answers.append(result)
         return answers
 
     def _replay_position(
-        self, refs: tuple[EventRef, ...], by_version: dict[EventRef, int]
+        self, refs: tuple[EventRef, ...], in_batch: set[EventRef], positions: list[int]
     ) -> int:
-        """The latest position of the events a repeat's answer names: the
-        first answer's position, read from this batch or the store."""
-        in_batch = [by_version[ref] for ref in refs if ref in by_version]
-        stored = [ref for ref in refs if ref not in by_version]
-        latest = self.app.event_log.latest_position_of(stored) if stored else None
-        known = [*in_batch, *([] if latest is None else [latest])]
-        return max(known) if known else self.app.event_log.head()
+        """A repeat's position, the first answer's: the end of the commit
+        that holds the latest of the events its answer names (this group's,
+        or one found in the store from that event)."""
+        if positions and any(ref in in_batch for ref in refs):
+            return positions[-1]
+        latest = self.app.event_log.latest_position_of(refs) if refs else None
+        if latest is None:
+            return self.app.event_log.head()
+        return self._commits.end_of(latest)
 
     def _advance_seen(self, positions: list[int]) -> None:
         """Our own contiguous positions right after the last seen one mean
@@ -360,18 +365,6 @@ def _check_declared_debits(index: int, command: Command, events: list[Any]) -> N
                      command.kind, ", ".join(map(str, undeclared)))
         raise _Poisoned(index, InternalError(
             f"internal error: {command.kind} debits an account it does not declare; not applied"))
-
-
-def _answer_index(outcome: Outcome, new_events: list[Any]) -> int:
-    """Which of a command's events its answer names: the latest of those in
-    ``answered_by`` (a repeat names the same events, so it answers the same
-    position), else its last event."""
-    wanted = set(outcome.answered_by)
-    for index in range(len(new_events) - 1, -1, -1):
-        event = new_events[index]
-        if (event.originator_id, event.originator_version) in wanted:
-            return index
-    return len(new_events) - 1
 
 
 def _replay_ref(session: AggregateSession) -> tuple[EventRef, ...]:

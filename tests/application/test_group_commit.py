@@ -18,15 +18,17 @@ from tests.support.ledgers import LedgerHarness
 DEAL = UNITS_PER_DEAL
 
 
-def test_one_batch_commits_all_its_commands_with_their_own_positions(ledger):
+def test_one_batch_commits_all_its_commands_at_the_position_where_it_ends(ledger):
+    """A position names a whole commit (a cut inside one rounds down, before
+    it), so every command of a group commit answers where the commit ends:
+    ``at=<its position>`` holds it."""
     source, destination = ledger.open_account(10 * DEAL), ledger.open_account()
     before = ledger.app.event_log.head()
     commands = [c.TransferFunds(uuid4(), source, destination, DEAL) for _ in range(5)]
     results = ledger.processor.process(commands)
     positions = [r.position for r in results]
-    assert positions == sorted(positions) and len(set(positions)) == 5
-    assert positions[-1] == ledger.app.event_log.head()
-    assert before < positions[0]
+    assert positions == [ledger.app.event_log.head()] * 5
+    assert before + 5 * 3 == positions[0]
     assert [r.destination_balance for r in results] == [k * DEAL for k in range(1, 6)]
 
 

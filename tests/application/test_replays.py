@@ -331,3 +331,19 @@ def test_a_batch_position_is_its_latest_movement_whatever_the_item_order(ledger)
     assert first.position == ledger.app.event_log.head()
     ledger.execute(c.TransferFunds(uuid4(), source, destination, DEAL))
     assert_repeat_answers_first(ledger, batch, first)
+
+
+def test_commands_of_one_group_commit_answer_its_end_and_repeats_find_it(ledger):
+    """Two commands decided and committed together: each answer's position
+    is where that commit ends, so the state at it holds the command (a cut
+    inside a commit rounds down, before it); a repeat finds the same end
+    from the command's own event."""
+    source, destination = ledger.open_account(10 * DEAL), ledger.open_account()
+    first, second = (c.TransferFunds(uuid4(), source, destination, amount)
+                     for amount in (DEAL, 2 * DEAL))
+    answers = ledger.processor.process([first, second])
+    head = ledger.app.event_log.head()
+    assert [answer.position for answer in answers] == [head, head]
+    ledger.execute(c.TransferFunds(uuid4(), source, destination, DEAL))
+    for command, answer in zip((first, second), answers, strict=True):
+        assert_repeat_answers_first(ledger, command, answer)

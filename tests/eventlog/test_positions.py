@@ -31,3 +31,19 @@ def test_more_events_than_one_query_takes_are_asked_in_chunks(ledger):
     last = log.position_of(ids[-1], 1)
     padding = [(uuid4(), 1)] * REFS_PER_QUERY_MAX
     assert log.latest_position_of([(ids[-1], 1), *padding, (ids[0], 1)]) == last
+
+
+def test_the_end_of_a_commit_is_its_last_event_whatever_event_is_asked(ledger):
+    from application.eventlog.commits import CommitBoundaries
+    from application.eventlog.decoder import EventDecoder
+
+    destination = ledger.open_account()
+    before = ledger.app.event_log.head()
+    ledger.execute(c.TransferBatch(tuple(
+        c.TransferFunds(uuid4(), TREASURY_ID, destination, 1) for _ in range(20))))
+    end = ledger.app.event_log.head()
+    ledger.open_account()  # a later commit, another stamp
+    commits = CommitBoundaries(ledger.app.event_log, EventDecoder(ledger.app.mapper))
+    assert {commits.end_of(position) for position in range(before + 1, end + 1)} == {end}
+    assert commits.end_of(before) == before
+    assert commits.end_of(ledger.app.event_log.head()) == ledger.app.event_log.head()
