@@ -427,3 +427,18 @@ def test_an_expired_hold_is_released_by_the_service_within_two_seconds(api, admi
     balance = admin.get(f"/v1/accounts/{account}/balance").json()
     assert (balance["held"], balance["available"]) == ("0", "3")
     assert_error(admin.post(f"/v1/holds/{hold_id}/capture"), 409, "hold_not_pending")
+
+
+def test_a_frozen_account_connects_disconnects_and_voids_nothing(api, admin):
+    account = funded_account(admin)
+    address, hold = str(Keypair().pubkey()), new_id()
+    assert admin.post(f"/v1/accounts/{account}/wallets", json={"address": address}).status_code == 201
+    assert admin.post("/v1/holds", json={"hold_id": hold, "account_id": account,
+                                         "amount": "1"}).status_code == 201
+    assert admin.post(f"/v1/accounts/{account}/freeze").status_code == 200
+    with writes_nothing(api):
+        assert_error(admin.delete(f"/v1/accounts/{account}/wallets/{address}"), 423,
+                     "account_frozen")
+        assert_error(admin.post(f"/v1/accounts/{account}/wallets",
+                                json={"address": str(Keypair().pubkey())}), 423, "account_frozen")
+        assert_error(admin.post(f"/v1/holds/{hold}/void"), 423, "account_frozen")

@@ -39,7 +39,7 @@ async def capture_hold(hold_id: UUID, ledger: Ledger, caller: Caller, response: 
 
 
 @router.post("/{hold_id}/void", response_model=HoldReleasedResponse, dependencies=[CAN_WRITE],
-             responses={200: REPLAYED, **refusals(404, 409)})
+             responses={200: REPLAYED, **refusals(404, 409, 423)})
 async def void_hold(hold_id: UUID, ledger: Ledger, caller: Caller, response: Response,
                     key: IdempotencyKey):
     command = keyed(c.VoidHold(hold_id), key)

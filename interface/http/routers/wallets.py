@@ -31,7 +31,7 @@ Address = Annotated[AddressText, Path(description="a base58 Solana public key")]
 
 
 @router.post("", status_code=201, response_model=WalletChangedResponse,
-             dependencies=[CAN_WRITE], responses=refusals(404, 409))
+             dependencies=[CAN_WRITE], responses=refusals(404, 409, 423))
 async def connect_wallet(account_id: UUID, body: WalletRequest, ledger: Ledger, caller: Caller,
                          response: Response, key: IdempotencyKey):
     command = keyed(body.command(account_id), key, what="a wallet connection")
@@ -40,7 +40,7 @@ async def connect_wallet(account_id: UUID, body: WalletRequest, ledger: Ledger, 
 
 
 @router.delete("/{address}", response_model=WalletChangedResponse, dependencies=[CAN_WRITE],
-               responses=refusals(404))
+               responses=refusals(404, 423))
 async def disconnect_wallet(account_id: UUID, address: Address, ledger: Ledger, caller: Caller,
                             response: Response, key: IdempotencyKey):
     command = keyed(c.DisconnectWallet(account_id, address), key, what="a wallet disconnection")
