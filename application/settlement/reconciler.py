@@ -170,7 +170,11 @@ class Reconciler:
         chain: ChainPort,
         config: ReconciliationConfig | None = None,
         sleep: Sleep = asyncio.sleep,
+        progress: Callable[[int], None] | None = None,
     ) -> None:
+        """``progress`` is told how many accounts are checked, after each page
+        (the CLI's progress bar)."""
+        self.progress = progress
         self.writer = writer
         self.fold = fold
         self.store: SettlementStore = fold.store
@@ -228,6 +232,8 @@ class Reconciler:
             await findings.flush()  # recorded before the watermarks move past them
             self.store.set_watermarks(marks)
             checked_accounts += len(page)
+            if self.progress is not None:
+                self.progress(checked_accounts)
             after = page[-1][0].hex
 
     async def _check_balances(self, accounts: list[UUID], findings: _Findings) -> None:

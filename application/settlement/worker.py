@@ -159,15 +159,17 @@ class SettlementWorker:
     # --- reconciliation ------------------------------------------------------------
 
     def run_reconciliation(
-        self, *, full: bool = False, timeout_s: float = RECONCILIATION_TIMEOUT_S
+        self, *, full: bool = False, timeout_s: float = RECONCILIATION_TIMEOUT_S,
+        progress: Callable[[int], None] | None = None,
     ) -> ReconciliationReport:
         """One run now: on the settler's loop when it is active here, else on
-        a chain of our own (for the embedded chain, only with the lease)."""
+        a chain of our own (for the embedded chain, only with the lease).
+        ``progress``: told the accounts checked so far, after each page."""
         loop = self._loop
         if self.active and loop is not None:
-            future = asyncio.run_coroutine_threadsafe(self._reconcile(full), loop)
+            future = asyncio.run_coroutine_threadsafe(self._reconcile(full, progress), loop)
             return future.result(timeout_s)
-        return self._reconcile_standalone(full)
+        return self._reconcile_standalone(full, progress)
 
     def audit_anchors(self, *, timeout_s: float = RECONCILIATION_TIMEOUT_S) -> AnchorAudit:
         """The stored log against every anchor on chain, on the chain this
@@ -200,7 +202,9 @@ class SettlementWorker:
     def latest_reconciliation(self) -> ReconciliationReport | None:
         return latest_reconciliation(self.fold)
 
-    def _reconcile_standalone(self, full: bool) -> ReconciliationReport:
+    def _reconcile_standalone(
+        self, full: bool, progress: Callable[[int], None] | None = None
+    ) -> ReconciliationReport:
         """Without an active settler here. The embedded chain may only be
         opened under the lease (its state lives in one process at a time), so
         a lease of its own is taken, which fails while any settler (this
@@ -212,7 +216,7 @@ class SettlementWorker:
                 "process); run the reconciliation there (POST /v1/reconciliations) or retry"
             )
         try:
-            return asyncio.run(self._with_chain(self._reconciler_run(full)))
+            return asyncio.run(self._with_chain(self._reconciler_run(full, progress)))
         finally:
             if lease is not None:
                 lease.release()
@@ -224,19 +228,24 @@ class SettlementWorker:
         finally:
             await chain.close()
 
-    def _reconciler_run(self, full: bool) -> Callable[[ChainPort], Awaitable[ReconciliationReport]]:
+    def _reconciler_run(
+        self, full: bool, progress: Callable[[int], None] | None = None
+    ) -> Callable[[ChainPort], Awaitable[ReconciliationReport]]:
         async def run(chain: ChainPort) -> ReconciliationReport:
             reconciler = Reconciler(
-                writer=self.writer, fold=self.fold, chain=chain, config=self.reconciliation
+                writer=self.writer, fold=self.fold, chain=chain, config=self.reconciliation,
+                progress=progress,
             )
             return await reconciler.run(full=full)
 
         return run
 
-    async def _reconcile(self, full: bool) -> ReconciliationReport:
+    async def _reconcile(
+        self, full: bool, progress: Callable[[int], None] | None = None
+    ) -> ReconciliationReport:
         assert self._turn is not None and self._chain is not None
         async with self._turn:
-            return await self._reconciler_run(full)(self._chain)
+            return await self._reconciler_run(full, progress)(self._chain)
 
     # --- the thread ------------------------------------------------------------------
 

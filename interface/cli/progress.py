@@ -14,15 +14,17 @@ from tqdm import tqdm
 class Progress:
     """Called with the log position reached; ``done()`` closes the bar."""
 
-    def __init__(self, label: str, total: int, *, stream: TextIO | None = None) -> None:
+    def __init__(self, label: str, total: int | None, *, unit: str = "ev",
+                 stream: TextIO | None = None) -> None:
+        """``total`` None: a count without a bar (the end is not known)."""
         stream = stream or sys.stderr
-        self.bar = tqdm(total=max(total, 0), desc=label, unit="ev",
+        self.bar = tqdm(total=None if total is None else max(total, 0), desc=label, unit=unit,
                         file=stream, disable=not stream.isatty(), dynamic_ncols=True)
 
     def __call__(self, position: int) -> None:
         if self.bar.disable:
             return
-        if position > self.bar.total:
+        if self.bar.total is not None and position > self.bar.total:
             self.bar.total = position
         self.bar.update(position - self.bar.n)
 

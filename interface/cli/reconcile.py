@@ -19,6 +19,7 @@ from uuid import UUID
 from application.authority import Authority
 from domain.amounts import format_amount
 from interface.cli import exit_codes
+from interface.cli.progress import Progress
 from interface.http.schemas.reconciliations import ReconciliationResponse
 from interface.wiring.service import LedgerService
 from interface.wiring.settings import Settings
@@ -50,9 +51,12 @@ def run_reconcile(args: argparse.Namespace, settings: Settings) -> int:
                    "amount": format_amount(moved.amount), "position": moved.position},
                   as_json=args.json)
             return 0
-        report = service.latest_reconciliation() if args.latest else (
-            service.run_reconciliation(full=args.full)
-        )
+        if args.latest:
+            report = service.latest_reconciliation()
+        else:
+            progress = Progress("reconcile", None, unit="accounts")
+            report = service.run_reconciliation(full=args.full, progress=progress)
+            progress.done()
         if report is None:
             print(json.dumps(None) if args.json else "no reconciliation has run yet")
             return 0

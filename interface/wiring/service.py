@@ -206,8 +206,10 @@ class LedgerService:
 
     # Reconciliation, for the HTTP API and the CLI (blocking calls).
 
-    def run_reconciliation(self, *, full: bool = False) -> ReconciliationReport:
-        return self.settlement.run_reconciliation(full=full)
+    def run_reconciliation(
+        self, *, full: bool = False, progress: Callable[[int], None] | None = None
+    ) -> ReconciliationReport:
+        return self.settlement.run_reconciliation(full=full, progress=progress)
 
     def audit_anchors(self) -> AnchorAudit:
         """The stored log against every anchor on chain (docs/proofs.md)."""

@@ -13,7 +13,12 @@ from solders.account import Account
 
 from application import commands as c
 from application.authority import INTERNAL
-from application.settlement.reconciler import adjust_for_finding, latest_reconciliation
+from application.settlement.reconciler import (
+    Reconciler,
+    ReconciliationConfig,
+    adjust_for_finding,
+    latest_reconciliation,
+)
 from domain.amounts import UNITS_PER_DEAL
 from domain.errors import FindingNotAdjustable, FindingNotFound, IdempotencyConflict
 from domain.reconciliation import (
@@ -24,7 +29,7 @@ from domain.reconciliation import (
 )
 from domain.system import TREASURY_ID
 from interface.chain import transactions as tx
-from tests.settlement.conftest import SettlementRig
+from tests.settlement.conftest import FAST_RETRY, SettlementRig
 
 pytestmark = pytest.mark.anyio
 DEAL = UNITS_PER_DEAL
@@ -156,6 +161,19 @@ async def test_accounts_and_signatures_are_read_in_pages(rig: SettlementRig) -> 
 
     assert report.clean
     assert report.checked_accounts == len(accounts) + 2  # and the treasury and rewards
+
+
+async def test_progress_is_told_the_accounts_checked_after_each_page(rig: SettlementRig) -> None:
+    for _ in range(5):
+        rig.open_account(DEAL)
+    await rig.settle()
+    told: list[int] = []
+    reconciler = Reconciler(
+        writer=rig.ledger.writer, fold=rig.fold, chain=rig.chain,
+        config=ReconciliationConfig(accounts_page=2, retry=FAST_RETRY), progress=told.append,
+    )
+    report = await reconciler.run(full=True)
+    assert told == [2, 4, 6, 7] and report.checked_accounts == 7  # with treasury and rewards
 
 
 async def test_a_run_in_flight_counts_a_landed_submission_as_in_flight(
