@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from uuid import UUID
@@ -235,6 +235,16 @@ class EmbeddedStore:
             "INSERT OR IGNORE INTO address_signatures (address, seq) VALUES (?, ?)",
             [(address, cursor.lastrowid) for address in addresses],
         )
+
+
+def read_landed(path: Path, signature: str) -> LandedTransaction | None:
+    """One landed transaction, read from the chain's file without writing to
+    it (``mode=ro``): for a verifier beside a running settler."""
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)) as db:
+        row = db.execute(
+            "SELECT record, raw FROM transactions WHERE signature = ?", (signature,)
+        ).fetchone()
+    return None if row is None else _landed_from_row(row[0], row[1])
 
 
 def _account(lamports: int, owner: str, executable: int, rent_epoch: str, data: bytes) -> Account:

@@ -171,18 +171,14 @@ def _lookup(args: argparse.Namespace, settings: Settings) -> Lookup:
 
 def _embedded_lookup(chain_dir: Path) -> Lookup:
     from interface.chain.embedded import DATABASE_FILE_NAME
-    from interface.chain.embedded_store import EmbeddedStore
+    from interface.chain.embedded_store import read_landed
 
     path = chain_dir / DATABASE_FILE_NAME
     if not path.is_file():
         raise SystemExit(f"deals-ledger: no embedded chain at {chain_dir}")
 
     def lookup(signature: str) -> LandedAnchor | None:
-        store = EmbeddedStore(path)
-        try:
-            landed = store.landed(signature)
-        finally:
-            store.close()
+        landed = read_landed(path, signature)
         if landed is None:
             return None
         return LandedAnchor(landed.error, landed.slot, landed.memos, _signers(landed.raw))

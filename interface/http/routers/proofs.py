@@ -17,7 +17,6 @@ from interface.http.routers import refusals
 from interface.http.schemas.types import POSITION_MAX
 
 router = APIRouter(tags=["proofs"], route_class=JsonRoute)
-Sequence = Annotated[int, Query(ge=1, le=POSITION_MAX)]
 
 
 @router.get(
