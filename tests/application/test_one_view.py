@@ -12,9 +12,14 @@ process is decided again, as if its commit had lost.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from itertools import zip_longest
+from pathlib import Path
 from uuid import UUID, uuid4
 
 import pytest
@@ -23,6 +28,7 @@ from application import commands as c
 from application.authority import INTERNAL
 from domain.amounts import UNITS_PER_DEAL
 from domain.errors import HoldNotPending, LedgerError
+from tests.support.http import wait_until
 from tests.support.ledgers import LedgerHarness
 
 ONE = UNITS_PER_DEAL
@@ -139,3 +145,73 @@ def _kind(answer: object) -> str:
         return answer.code
     return "ok"
 
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_two_processes_racing_captures_voids_and_spends_count_exactly(postgres, tmp_path):
+    """The same race between two real processes (``tests.support.racer``):
+    one captures every hold, the other voids every hold, both spend."""
+    ledger = LedgerHarness(postgres.env)
+    try:
+        funded = HOLDS_PER_ACCOUNT * ONE + SPENDS_PER_ACCOUNT * ONE // 2
+        accounts = [ledger.open_account(funded) for _ in range(ACCOUNTS)]
+        sink = ledger.open_account()
+        holds = {uuid4(): account for account in accounts for _ in range(HOLDS_PER_ACCOUNT)}
+        for hold, account in holds.items():
+            ledger.execute(c.PlaceHold(hold, account, amount=ONE))
+        plans = {action: {uuid4(): account for _ in range(SPENDS_PER_ACCOUNT)
+                          for account in accounts} for action in ("capture", "void")}
+        spends = {spend: account for plan in plans.values() for spend, account in plan.items()}
+        go = tmp_path / "go"
+        racers = [_race(tmp_path, postgres.env, action, holds, plans[action], sink, go)
+                  for action in plans]
+        wait_until(lambda: all((tmp_path / f"{action}.ready").exists() for action in plans),
+                   ANSWER_TIMEOUT_S, "both racers' writers running")
+        go.touch()
+        for process, _ in racers:
+            assert process.wait(ANSWER_TIMEOUT_S) == 0
+        answers = Counter()
+        closed: Counter = Counter()
+        captured: Counter = Counter()
+        spent: Counter = Counter()
+        for _, output in racers:
+            for line in output.read_text().splitlines():
+                kind, command_id, answer = line.split()
+                answers[(kind, answer)] += 1
+                if answer == "ok" and kind in ("capture", "void"):
+                    closed[UUID(command_id)] += 1
+                    captured[holds[UUID(command_id)]] += kind == "capture"
+                elif answer == "ok":
+                    spent[spends[UUID(command_id)]] += 1
+        assert set(answers) <= {
+            ("capture", "ok"), ("capture", "hold_not_pending"), ("void", "ok"),
+            ("void", "hold_not_pending"), ("spend", "ok"), ("spend", "insufficient_balance"),
+        }, answers
+        assert sum(answers.values()) == 2 * len(holds) + len(spends)
+        assert closed == Counter(dict.fromkeys(holds, 1))
+        for account in accounts:
+            stored = ledger.app.account(account)
+            assert stored.held == 0
+            assert stored.balance == funded - ONE * captured[account] - ONE * spent[account]
+        assert ledger.app.account(sink).balance == ONE * sum(spent.values())
+    finally:
+        ledger.close()
+
+
+def _race(tmp_path: Path, env: dict, action: str, holds: dict[UUID, UUID],
+          spends: dict[UUID, UUID], sink: UUID, go: Path) -> tuple[subprocess.Popen, Path]:
+    """A racer process: every hold ``action``-ed, and its own spends."""
+    closing = [[action, str(hold)] for hold in holds]
+    spending = [["spend", str(spend), str(account), str(sink), str(ONE)]
+                for spend, account in spends.items()]
+    commands = [spec for pair in zip_longest(closing, spending) for spec in pair if spec]
+    output, config = tmp_path / f"{action}.txt", tmp_path / f"{action}.json"
+    config.write_text(json.dumps({
+        "env": env, "commands": commands, "output": str(output), "threads": 4,
+        "ready": str(tmp_path / f"{action}.ready"), "go": str(go),
+    }))
+    process = subprocess.Popen([sys.executable, "-m", "tests.support.racer", str(config)],
+                               cwd=ROOT)
+    return process, output
