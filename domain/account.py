@@ -333,7 +333,7 @@ class Account(Aggregate):
         stored ``available`` never goes below zero. A path that spends
         without recording it is a bug: refused, never an overdraft."""
         if amount > self.available and not self.is_issuance:
-            raise InvalidRequest(
+            raise RuntimeError(  # a bug, not a refusal: the writer answers internal_error
                 f"account {self.id} must record its expired holds' release before it spends"
             )
 

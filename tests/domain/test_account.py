@@ -1,7 +1,7 @@
 """The Account aggregate on its own: given events, when a decision, then
 events (or a refusal that changes nothing)."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 import pytest
@@ -109,3 +109,31 @@ def test_replaying_the_events_rebuilds_the_same_account():
     for event in events:
         rebuilt = event.mutate(rebuilt)
     assert (rebuilt.balance, rebuilt.held, rebuilt.frozen) == (100, 10, True)
+
+
+def test_a_hold_reserves_nothing_from_its_expiry_on_but_is_released_before_a_spend():
+    account, hold = funded(100), uuid4()
+    expiry = NOW + timedelta(seconds=60)
+    account.place_hold(hold, 60, NOW, expires_at=expiry)
+    assert account.available_at(expiry - timedelta(microseconds=1)) == 40
+    assert account.available_at(expiry) == 100 and account.expired_holds(expiry) == [hold]
+    with pytest.raises(RuntimeError, match="expired holds"):  # a path that forgot to record it
+        account.debit(uuid4(), 100, "transfer", "", expiry)
+    account.release_hold(hold, "expired", expiry)
+    account.debit(uuid4(), 100, "transfer", "", expiry)
+    assert (account.balance, account.held, account.hold_expiries) == (0, 0, {})
+
+
+def test_a_snapshot_taken_before_holds_carried_their_expiry_still_loads():
+    from eventsourcing.domain import Snapshot
+
+    account = funded(100)
+    account.place_hold(uuid4(), 10, NOW)  # as an earlier version placed it: no expiry
+    snapshot = Snapshot.take(account)
+    state = {k: v for k, v in snapshot.state.items() if k not in ("hold_expiries", "class_version")}
+    old = Snapshot(originator_id=snapshot.originator_id,
+                   originator_version=snapshot.originator_version,
+                   timestamp=snapshot.timestamp, topic=snapshot.topic, state=state)
+    restored = old.mutate(None)
+    assert (restored.held, restored.hold_expiries) == (10, {})
+    assert restored.available_at(NOW + timedelta(days=365)) == 90  # reserves until swept
