@@ -28,6 +28,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from tenacity import Retrying, stop_when_event_set, wait_exponential
+
 from application.eventlog.commits import CommitBoundaries
 from application.eventlog.decoder import EventDecoder
 from application.eventlog.page_loop import PageLoop
@@ -50,6 +52,7 @@ logger = logging.getLogger(__name__)
 PROJECTOR_PAGE_EVENTS_DEFAULT = 1000
 POLL_INTERVAL_S_DEFAULT = 0.1
 STANDBY_RETRY_S = 1.0
+ERROR_BACKOFF_S_MIN = 0.1
 ERROR_BACKOFF_S_MAX = 5.0
 HOLDS_GAUGE_REFRESH_S = 1.0
 PROJECTION_NAME = "read_models"
@@ -259,19 +262,33 @@ class Projector:
             seconds = max(0.0, time.time() - self._last_event_time)
         metrics.PROJECTION_LAG_SECONDS.labels(self.name).set(seconds)
 
+    def _retrying(self, attempt: Callable[[], PageReport]) -> PageReport:
+        """``attempt()`` until it succeeds or the projector stops (tenacity):
+        waits of 0.1 s doubling up to ERROR_BACKOFF_S_MAX, cut short by a stop;
+        a success starts the next failure's waits from 0.1 s again."""
+        retryer = Retrying(
+            wait=wait_exponential(multiplier=ERROR_BACKOFF_S_MIN, max=ERROR_BACKOFF_S_MAX),
+            stop=stop_when_event_set(self._stopping), sleep=self._pause, reraise=True,
+            before_sleep=lambda state: self._failed(
+                state.outcome.exception() if state.outcome is not None else None),
+        )
+        return retryer(attempt)
+
+    def _pause(self, seconds: float) -> None:
+        self._stopping.wait(seconds)
+
+    def _failed(self, error: BaseException | None) -> None:
+        logger.error("projector %s failed; retrying", self.name, exc_info=error)
+        metrics.PROJECTION_ERRORS.labels(self.name).inc()
+
     def _run(self) -> None:
-        backoff = 0.0
         while not self._stopping.is_set():
             self._wake.clear()  # a wake from now on is kept for the wait below
             try:
-                report = self.run_once()
-                backoff = 0.0
-            except Exception:
-                logger.exception("projector %s failed; retrying", self.name)
-                metrics.PROJECTION_ERRORS.labels(self.name).inc()
-                backoff = min(ERROR_BACKOFF_S_MAX, max(0.1, backoff * 2))
-                self._stopping.wait(backoff)
-                continue
+                report = self._retrying(self.run_once)
+            except Exception as error:  # the stop came while it kept failing
+                self._failed(error)
+                return
             if not self.lock.held:
                 self._stopping.wait(STANDBY_RETRY_S)
                 continue

@@ -251,3 +251,34 @@ def test_a_broken_invariant_stops_the_projector_loudly_and_applies_nothing(
     assert read_side.queries.lag_events() == 3
     assert metrics.INVARIANT_VIOLATIONS.labels("read_models")._value.get() == violations + 1
     assert "balance after is 50 in the read model but 51 in the event" in caplog.text
+
+
+def test_a_failing_projector_thread_backs_off_and_recovers(ledger, read_side, monkeypatch):
+    """The background loop retries a failing page (tenacity: 0.1 s doubling,
+    cut short by a stop), counts each failure, and carries on once it works."""
+    from projections import ledger_metrics as metrics
+    from tests.support.http import wait_until
+
+    projector = read_side.projector
+    errors = metrics.PROJECTION_ERRORS.labels(projector.name)
+    before = errors._value.get()
+    real, calls = projector.run_once, []
+
+    def flaky():
+        calls.append(time.monotonic())
+        if len(calls) <= 3:
+            raise RuntimeError("store hiccup")
+        return real()
+
+    monkeypatch.setattr(projector, "run_once", flaky)
+    account = ledger.open_account(25)
+    projector.start()
+    try:
+        wait_until(lambda: read_side.queries.position() >= ledger.app.event_log.head(), 30,
+                   "the projector to recover")
+    finally:
+        projector.stop()
+    assert errors._value.get() - before == 3
+    gaps = [later - earlier for earlier, later in zip(calls, calls[1:4], strict=False)]
+    assert gaps[0] >= 0.09 and gaps[1] >= 0.19 and gaps[2] >= 0.39, gaps  # 0.1, 0.2, 0.4
+    assert read_side.queries.balance(account, consistency=Consistency.EVENTUAL).balance == 25
