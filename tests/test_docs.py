@@ -4,6 +4,10 @@ doc_examples.py says how an example is written and matched)."""
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -48,3 +52,31 @@ def test_an_answer_that_differs_is_reported(tmp_path):
                          (200, {"amount": "1", "position": 3, "at": "2026-01-01T00:00:00Z"}),
                          (201, {"amount": "1", "position": "3", "at": "2026-01-01T00:00:00Z"})]:
         assert differences(documented, httpx.Response(status, json=body), set()), body
+
+
+TRANSCRIPT = re.compile(r"^```\n(\$ .*?)^```$", re.S | re.M)
+
+
+def transcripts(document: Path) -> list[tuple[str, str]]:
+    """Shell sessions in a document: a ``$ command`` line, then its output."""
+    found = []
+    for block in TRANSCRIPT.finditer(document.read_text()):
+        command, _, output = block.group(1).partition("\n")
+        found.append((command.removeprefix("$ "), output))
+    return found
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda path: path.name)
+def test_every_shell_transcript_prints_what_the_page_shows(document, tmp_path):
+    """``$ deals-ledger ...`` sessions run in an empty folder with the
+    repository's deals-ledger first on PATH and no DEALS_* settings."""
+    if document.name == "operations.md":
+        assert len(transcripts(document)) >= 2, "operations.md lost its transcripts"
+    bin_dir = Path(sys.executable).parent
+    env = {key: value for key, value in os.environ.items() if not key.startswith("DEALS_")}
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+    for command, output in transcripts(document):
+        assert command.split()[0].startswith("DEALS_") or command.startswith("deals-ledger")
+        result = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env,
+                                capture_output=True, text=True, timeout=120)
+        assert result.stdout + result.stderr == output, (document.name, command)
