@@ -29,6 +29,7 @@ from domain.errors import LedgerError, TransferNotFound
 PROOF_FORMAT = "deals-ledger-proof/v1"
 CONSISTENCY_FORMAT = "deals-ledger-consistency/v1"
 _RECORDED = "Anchor.Recorded"
+_TRANSFER_RECORDED = ":Transfer.Recorded"
 
 
 class NotAnchored(LedgerError):
@@ -96,9 +97,10 @@ class LogProofs:
     def transfer_proof(self, transfer_id: UUID) -> dict[str, Any]:
         """The proof of the event that recorded the movement (its version 1)."""
         position = self._log.position_of(transfer_id, 1)
-        if position is None:
+        recorded = [] if position is None else self._log.read(position - 1, 1, position)
+        if not recorded or not recorded[0].topic.endswith(_TRANSFER_RECORDED):
             raise TransferNotFound(f"transfer {transfer_id} does not exist")
-        return self.event_proof(position)
+        return self.event_proof(recorded[0].position)
 
     def consistency(self, first: int, second: int) -> dict[str, Any]:
         """Anchors ``first`` and ``second`` (sequence numbers, first <= second)."""

@@ -113,6 +113,17 @@ async def test_a_consistency_proof_between_two_anchors_verifies(
     assert await verify(proof_rig, document, tmp_path) == 1
 
 
+async def test_a_transfer_proof_is_only_for_a_transfer(proof_rig: SettlementRig) -> None:
+    from domain.errors import TransferNotFound
+
+    await anchored(proof_rig)
+    account = proof_rig.accounts[-1]
+
+    with pytest.raises(TransferNotFound):
+        proofs_of(proof_rig).transfer_proof(account)
+    assert proofs_of(proof_rig).event_proof(1)["event"]["position"] == 1
+
+
 async def test_an_event_past_the_last_anchor_is_not_anchored_yet(
     proof_rig: SettlementRig,
 ) -> None:
