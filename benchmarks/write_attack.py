@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing
+import queue
 import time
 import uuid
 from collections.abc import Callable
@@ -73,9 +74,21 @@ def bad_atomic_batch(attack: Attack) -> bytes:
     return json.dumps({"transfers": items, "atomic": True}).encode()
 
 
-async def _round(attack: Attack, connections: list[Connection], report: AttackReport) -> None:
+async def _round(target: Target, attack: Attack, report: AttackReport) -> None:
     """The big batch on the first connection, then every bad batch at once,
-    one a connection, before the big one is answered."""
+    one a connection, before the big one is answered. Connections are opened
+    for each round: the server closes keep-alive connections idle for 5 s,
+    as these are while a round's large batch is decided."""
+    connections = [await Connection(target).open() for _ in range(1 + attack.bad_batches)]
+    try:
+        await _send_round(attack, connections, report)
+    finally:
+        for connection in connections:
+            await connection.close()
+
+
+async def _send_round(attack: Attack, connections: list[Connection],
+                      report: AttackReport) -> None:
     big, bad = big_batch(attack), [bad_atomic_batch(attack) for _ in range(attack.bad_batches)]
 
     async def send_bad(connection: Connection, body: bytes) -> None:
@@ -95,15 +108,10 @@ async def _round(attack: Attack, connections: list[Connection], report: AttackRe
 async def _attack(target: Target, attack: Attack, seconds: float,
                   ready: Callable[[], None]) -> AttackReport:
     report = AttackReport()
-    connections = [await Connection(target).open() for _ in range(1 + attack.bad_batches)]
     ready()
     deadline = time.monotonic() + seconds
-    try:
-        while time.monotonic() < deadline:
-            await _round(attack, connections, report)
-    finally:
-        for connection in connections:
-            await connection.close()
+    while time.monotonic() < deadline:
+        await _round(target, attack, report)
     return report
 
 
@@ -131,10 +139,19 @@ class AttackProcess:
         return self
 
     def report(self, timeout_s: float = 600.0) -> AttackReport:
-        """Its statuses, once its last round is answered."""
-        report = self._answers.get(timeout=timeout_s)
-        self._process.join(timeout_s)
-        return report
+        """Its statuses, once its last round is answered; an attacker that
+        died (its traceback is on stderr) raises at once."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                report: AttackReport = self._answers.get(timeout=1.0)
+            except queue.Empty:
+                if not self._process.is_alive():
+                    raise RuntimeError("the attacker process died") from None
+                continue
+            self._process.join(timeout_s)
+            return report
+        raise RuntimeError(f"the attacker sent no report in {timeout_s} s")
 
     def stop(self) -> None:
         if self._process.is_alive():
