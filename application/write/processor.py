@@ -53,8 +53,9 @@ from application.handlers import decide
 from application.handlers.session import AggregateSession
 from application.outcomes import EventRef, Outcome
 from application.write.aggregate_cache import AggregateCache
-from application.write.attempts import GroupAnswer, GroupAttempts
+from application.write.attempts import GroupAnswer, GroupAttempts, can_fail_midway
 from application.write.event_store import LedgerApplication
+from application.write.guarded_cache import GuardedCache
 from domain.account import Account
 from domain.errors import LedgerError
 from domain.pricing import PriceSchedule
@@ -188,14 +189,19 @@ class CommandProcessor:
     def _attempt(
         self, commands: Sequence[Command], excluded: dict[int, LedgerError | None], verify: bool
     ) -> list[Result | None]:
-        session = AggregateSession(self.app.load, self.cache, verify_new_ids=verify)
+        guarded = GuardedCache(self.cache)
+        session = AggregateSession(self.app.load, guarded, verify_new_ids=verify)
         try:
-            decided = self._decide_all(commands, excluded, session)
+            decided = self._decide_all(commands, excluded, session, guarded)
             self._check_one_view(session)
             positions = self._commit(decided.events, session)
-        except BaseException:
+        except BaseException as error:
+            # After a refusal midway, what the cache holds is unchanged where
+            # the refused command only ever had copies (``guarded_cache``).
+            kept = guarded.copied if isinstance(error, _Poisoned) else set()
             for aggregate_id in session.touched:
-                self.cache.evict(aggregate_id)
+                if aggregate_id not in kept:
+                    self.cache.evict(aggregate_id)
             raise
         for aggregate in session.touched.values():
             self.cache.put(aggregate)
@@ -204,7 +210,7 @@ class CommandProcessor:
 
     def _decide_all(
         self, commands: Sequence[Command], excluded: dict[int, LedgerError | None],
-        session: AggregateSession,
+        session: AggregateSession, guarded: GuardedCache,
     ) -> _Decided:
         now = self.clock()
         decided = _Decided([None] * len(commands), [], [None] * len(commands), {})
@@ -212,7 +218,9 @@ class CommandProcessor:
             if index in excluded:
                 decided.results[index] = excluded[index]
                 continue
+            guarded.guarding = can_fail_midway(command)
             result = self._decide_one(index, command, session, now)
+            guarded.guarding = False
             decided.results[index] = result
             if isinstance(result, Outcome):
                 new_events = session.command_events()

@@ -113,11 +113,13 @@ def test_bad_atomic_batches_cost_others_at_most_one_redecide_and_no_503(
     balances_before = [ledger.balance(a) for a in victims]
     gate = Gate(ledger, monkeypatch)
     conflicts_before, counts = ledger.processor.conflicts, WriterCounts()
+    loads = count_loads(ledger, monkeypatch)
     big, good, bad, innocent = send_the_attack(ledger, accounts, good_first=good_first)
     assert ledger.writer.waiting == 1 + len(good) + BAD_ATOMIC_BATCHES + VICTIMS
     gate.open()
     _, not_done = wait([big, *good, *bad, *innocent], ANSWER_WAIT_S)
     assert not not_done
+    writer_loads = list(loads)  # the balance checks below load too
 
     assert all(isinstance(f.result(), MovementRecorded) for f in innocent), [
         f.exception() for f in innocent if f.exception()]
@@ -140,6 +142,29 @@ def test_bad_atomic_batches_cost_others_at_most_one_redecide_and_no_503(
     answered = 1 + len(good) + BAD_ATOMIC_BATCHES + VICTIMS + 1  # and the gate's command
     assert counts["answered"] == answered
     assert counts["retried_0"] == answered - len(good), "only the good batch decided twice"
+    # Nothing was loaded again from the store: a refused batch only ever had
+    # copies of the cached accounts. The one read per bad batch asks whether
+    # its refused item's id was used by an earlier success (a retry): none.
+    assert writer_loads == ["NoneType"] * BAD_ATOMIC_BATCHES
+    for account in [*accounts["rich"], accounts["poor"], *victims]:
+        cached, stored = ledger.processor.cache.get(account), ledger.app.load(account)
+        assert (cached.version, cached.balance) == (stored.version, stored.balance), \
+            "what the writer kept cached is what the store holds"
+
+
+def count_loads(ledger, monkeypatch) -> list[str]:
+    """What each read of an aggregate from the store found, from now on
+    (its class name; NoneType: nothing under that id)."""
+    loads: list[str] = []
+    load = ledger.app.load
+
+    def counted(aggregate_id):
+        loaded = load(aggregate_id)
+        loads.append(type(loaded).__name__)
+        return loaded
+
+    monkeypatch.setattr(ledger.app, "load", counted)
+    return loads
 
 
 def test_victims_arriving_while_bad_batches_are_sent_on_are_decided_once(
