@@ -67,9 +67,12 @@ class SeededTokenChain(abc.ABC):
     custody authority, on some Solana. Subclasses implement the port's
     queries and the primitives below."""
 
-    def __init__(self, custody: CustodyKey) -> None:
+    def __init__(self, custody: CustodyKey, mint: Pubkey | None = None) -> None:
+        """``mint``: an existing mint to use (DEALS_SOLANA_MINT) instead of
+        the one derived from the custody key, which is created when missing."""
         self._custody = custody
-        self._mint = tx.mint_address(custody.pubkey)
+        self._mint_given = mint is not None
+        self._mint = mint if mint is not None else tx.mint_address(custody.pubkey)
         self._rent: tx.RentLamports | None = None
         self._known_accounts: set[Pubkey] = set()
         self._creations_in_flight: dict[Pubkey, _CreationInFlight] = {}
@@ -153,7 +156,8 @@ class SeededTokenChain(abc.ABC):
         to_create = await self._accounts_to_create(tx.touched_account_ids(movements))
         rent = await self._cached_rent()
         blockhash, last_valid = await self._latest_blockhash()
-        message = tx.movements_message(self._custody.pubkey, movements, to_create, rent, blockhash)
+        message = tx.movements_message(self._custody.pubkey, movements, to_create, rent, blockhash,
+                                       self._mint)
         transfer_ids = tuple(movement.transfer_id for movement in movements)
         submission = self._signed(message, blockhash, last_valid, transfer_ids)
         for account_id in to_create:
@@ -214,16 +218,35 @@ class SeededTokenChain(abc.ABC):
         rent = await self._cached_rent()
         treasury = tx.token_account_address(authority, treasury_id)
         mint_data = await self._account_data(self._mint)
+        treasury_exists = await self._account_exists(treasury)
+        if self._mint_given:
+            self._require_usable_mint(mint_data, treasury_exists)
         instructions: list[Instruction] = []
         if mint_data is None:
             instructions += tx.create_mint_instructions(authority, rent)
-        if not await self._account_exists(treasury):
-            instructions += tx.create_token_account_instructions(authority, treasury_id, rent)
+        if not treasury_exists:
+            instructions += tx.create_token_account_instructions(
+                authority, treasury_id, rent, self._mint)
         if mint_data is None or tx.mint_supply(mint_data) == 0:
-            instructions.append(tx.mint_to_instruction(authority, treasury, initial_supply))
+            instructions.append(
+                tx.mint_to_instruction(authority, treasury, initial_supply, self._mint))
             memo = f"{GENESIS_MEMO_PREFIX}{treasury_id}".encode()
             instructions.append(Instruction(tx.MEMO_PROGRAM_ID, memo, []))
         return instructions
+
+    def _require_usable_mint(self, data: bytes | None, treasury_exists: bool) -> None:
+        """A given mint must exist, have DEAL's decimals and the custody key as
+        its mint authority, and hold no supply before the ledger's genesis
+        (the ledger's supply is the mint's): else settlement stops, saying why."""
+        where = f"DEALS_SOLANA_MINT {self._mint}"
+        if data is None:
+            raise ChainError(f"{where}: no mint at that address on this chain")
+        problem = tx.mint_problem(data, self._custody.pubkey)
+        if problem is not None:
+            raise ChainError(f"{where} {problem}")
+        if not treasury_exists and tx.mint_supply(data) != 0:
+            raise ChainError(f"{where} already has a supply; the ledger needs a mint with none, "
+                             "whose tokens only it issues")
 
     async def _accounts_to_create(self, account_ids: list[UUID]) -> list[UUID]:
         missing: list[UUID] = []

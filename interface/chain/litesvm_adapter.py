@@ -37,8 +37,9 @@ CONFIRMATION = "finalized"  # one node, no forks: what landed is final
 class LiteSvmChain(SeededTokenChain):
     """The port on an embedded chain; ``close`` closes that chain."""
 
-    def __init__(self, chain: EmbeddedSolana, custody: CustodyKey) -> None:
-        super().__init__(custody)
+    def __init__(self, chain: EmbeddedSolana, custody: CustodyKey,
+                 mint: Pubkey | None = None) -> None:
+        super().__init__(custody, mint)
         self._chain = chain
 
     @property

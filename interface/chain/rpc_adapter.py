@@ -66,10 +66,11 @@ class RpcChain(SeededTokenChain):
         commitment: str = COMMITMENT_DEFAULT,
         timeout_s: float = TIMEOUT_S_DEFAULT,
         transport_retries_max: int = 1,
+        mint: Pubkey | None = None,
     ) -> None:
         if commitment not in COMMITMENTS:
             raise ValueError(f"commitment_must_be_one_of {COMMITMENTS}")
-        super().__init__(custody)
+        super().__init__(custody, mint)
         self._where = endpoint_for_logs(endpoint)
         self._commitment = Commitment(commitment)
         self._client = AsyncClient(

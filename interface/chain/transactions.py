@@ -68,6 +68,25 @@ def mint_address(authority: Pubkey) -> Pubkey:
     return Pubkey.create_with_seed(authority, MINT_SEED, TOKEN_PROGRAM_ID)
 
 
+def _mint(authority: Pubkey, mint: Pubkey | None) -> Pubkey:
+    """The configured mint (DEALS_SOLANA_MINT), else the one derived from the authority."""
+    return mint if mint is not None else mint_address(authority)
+
+
+def mint_problem(data: bytes, authority: Pubkey) -> str | None:
+    """Why an existing mint cannot be the ledger's (None: it can): DEAL has
+    8 decimals and the custody key must be its mint authority."""
+    try:
+        state = Mint.from_bytes(data)
+    except Exception:
+        return "is not an SPL token mint"
+    if state.decimals != DEAL_DECIMALS:
+        return f"has {state.decimals} decimals; DEAL has {DEAL_DECIMALS}"
+    if state.mint_authority != authority:
+        return f"its mint authority is not the custody key {authority}"
+    return None
+
+
 def token_account_address(authority: Pubkey, account_id: UUID) -> Pubkey:
     """One token account per ledger account, at an address anyone holding
     the authority's public key can recompute (seed = the UUID's 32 hex)."""
@@ -91,7 +110,7 @@ def create_mint_instructions(authority: Pubkey, rent: RentLamports) -> list[Inst
 
 
 def create_token_account_instructions(
-    authority: Pubkey, account_id: UUID, rent: RentLamports
+    authority: Pubkey, account_id: UUID, rent: RentLamports, mint: Pubkey | None = None
 ) -> list[Instruction]:
     address = token_account_address(authority, account_id)
     create = _create_seeded_account(
@@ -99,30 +118,35 @@ def create_token_account_instructions(
     )
     data = struct.pack("<B", _INITIALIZE_ACCOUNT3) + bytes(authority)
     initialize = Instruction(
-        TOKEN_PROGRAM_ID, data, [_writable(address), _readonly(mint_address(authority))]
+        TOKEN_PROGRAM_ID, data, [_writable(address), _readonly(_mint(authority, mint))]
     )
     return [create, initialize]
 
 
-def movement_instructions(authority: Pubkey, movement: ChainMovement) -> list[Instruction]:
+def movement_instructions(
+    authority: Pubkey, movement: ChainMovement, mint: Pubkey | None = None
+) -> list[Instruction]:
     """The token instruction for one movement, then its memo."""
-    return [_token_instruction(authority, movement), memo_instruction(movement.transfer_id)]
+    return [_token_instruction(authority, movement, mint), memo_instruction(movement.transfer_id)]
 
 
 def transfer_checked_instruction(
-    authority: Pubkey, source: Pubkey, destination: Pubkey, amount: int
+    authority: Pubkey, source: Pubkey, destination: Pubkey, amount: int,
+    mint: Pubkey | None = None,
 ) -> Instruction:
     accounts = [
         _writable(source),
-        _readonly(mint_address(authority)),
+        _readonly(_mint(authority, mint)),
         _writable(destination),
         _signer(authority),
     ]
     return Instruction(TOKEN_PROGRAM_ID, _checked_data(_TRANSFER_CHECKED, amount), accounts)
 
 
-def freeze_account_instruction(authority: Pubkey, token_account: Pubkey) -> Instruction:
-    accounts = [_writable(token_account), _readonly(mint_address(authority)), _signer(authority)]
+def freeze_account_instruction(
+    authority: Pubkey, token_account: Pubkey, mint: Pubkey | None = None
+) -> Instruction:
+    accounts = [_writable(token_account), _readonly(_mint(authority, mint)), _signer(authority)]
     return Instruction(TOKEN_PROGRAM_ID, bytes([_FREEZE_ACCOUNT]), accounts)
 
 
@@ -132,27 +156,32 @@ def memo_instruction(transfer_id: UUID) -> Instruction:
     return Instruction(MEMO_PROGRAM_ID, f"{MEMO_PREFIX}{transfer_id}".encode(), [])
 
 
-def mint_to_instruction(authority: Pubkey, destination: Pubkey, amount: int) -> Instruction:
-    mint = mint_address(authority)
-    accounts = [_writable(mint), _writable(destination), _signer(authority)]
+def mint_to_instruction(
+    authority: Pubkey, destination: Pubkey, amount: int, mint: Pubkey | None = None
+) -> Instruction:
+    accounts = [_writable(_mint(authority, mint)), _writable(destination), _signer(authority)]
     return Instruction(TOKEN_PROGRAM_ID, _checked_data(_MINT_TO_CHECKED, amount), accounts)
 
 
-def _token_instruction(authority: Pubkey, movement: ChainMovement) -> Instruction:
+def _token_instruction(
+    authority: Pubkey, movement: ChainMovement, mint: Pubkey | None = None
+) -> Instruction:
     if movement.source is None:
         minted_to = _required(movement.destination)
         return mint_to_instruction(
-            authority, token_account_address(authority, minted_to), movement.amount
+            authority, token_account_address(authority, minted_to), movement.amount, mint
         )
     source = token_account_address(authority, movement.source)
     if movement.destination is None:
-        return burn_instruction(authority, source, movement.amount)
+        return burn_instruction(authority, source, movement.amount, mint)
     destination = token_account_address(authority, movement.destination)
-    return transfer_checked_instruction(authority, source, destination, movement.amount)
+    return transfer_checked_instruction(authority, source, destination, movement.amount, mint)
 
 
-def burn_instruction(authority: Pubkey, source: Pubkey, amount: int) -> Instruction:
-    accounts = [_writable(source), _writable(mint_address(authority)), _signer(authority)]
+def burn_instruction(
+    authority: Pubkey, source: Pubkey, amount: int, mint: Pubkey | None = None
+) -> Instruction:
+    accounts = [_writable(source), _writable(_mint(authority, mint)), _signer(authority)]
     return Instruction(TOKEN_PROGRAM_ID, _checked_data(_BURN_CHECKED, amount), accounts)
 
 
@@ -236,14 +265,15 @@ def movements_message(
     accounts_to_create: Sequence[UUID],
     rent: RentLamports,
     blockhash: Hash,
+    mint: Pubkey | None = None,
 ) -> Message:
     """Creations first (a movement may need them), then each movement with
     its memo. The authority pays the fee."""
     instructions: list[Instruction] = []
     for account_id in accounts_to_create:
-        instructions += create_token_account_instructions(authority, account_id, rent)
+        instructions += create_token_account_instructions(authority, account_id, rent, mint)
     for movement in movements:
-        instructions += movement_instructions(authority, movement)
+        instructions += movement_instructions(authority, movement, mint)
     return Message.new_with_blockhash(instructions, authority, blockhash)
 
 

@@ -16,10 +16,15 @@ NO_LEDGER = 5
 """The data dir or schema holds no ledger (``replay``, ``project``, ``settle``,
 ``reconcile``); only ``serve`` and ``init`` create one."""
 
+PIPE_CLOSED = 141
+"""The output's reader went away (``| head``): quietly, as other Unix tools
+that die of SIGPIPE (128 + 13)."""
+
 EPILOG = f"""exit status:
   {OK}  success (a clean audit or reconciliation)
   {FAILURE}  failure: a refused setting, an unreachable store, a refused command
   {USAGE}  usage error on the command line
   {NOT_STARTED}  serve: the server did not start
   {FINDINGS}  replay or reconcile found discrepancies
-  {NO_LEDGER}  no ledger in the configured data dir or schema (run init or serve first)"""
+  {NO_LEDGER}  no ledger in the configured data dir or schema (run init or serve first)
+  {PIPE_CLOSED}  the output's reader closed the pipe early (as other Unix tools)"""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import version as package_version
@@ -162,6 +163,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"deals-ledger: {error}", file=sys.stderr)
     except LedgerError as error:
         print(f"deals-ledger: {error.code}: {error.message}", file=sys.stderr)
+    except BrokenPipeError:  # `deals-ledger settings | head`: the reader has enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
+        return exit_codes.PIPE_CLOSED
     except KeyboardInterrupt:
         print("deals-ledger: interrupted", file=sys.stderr)
     except Exception as error:  # one line, not a traceback, for an operator

@@ -46,6 +46,9 @@ class Settings(BaseModel):
     database_url: str | None = _var(None, "DEALS_DATABASE_URL", secret=True)
     redis_url: str | None = _var(None, "DEALS_REDIS_URL", secret=True)
     solana_rpc_url: str | None = _var(None, "DEALS_SOLANA_RPC_URL")
+    solana_mint: str | None = _var(None, "DEALS_SOLANA_MINT")
+    """An existing DEAL mint (8 decimals, the custody key its mint authority,
+    no supply yet); unset: the mint derived from the custody key, created."""
     custody_keypair: Path | None = _var(None, "DEALS_CUSTODY_KEYPAIR")
     api_keys: str | None = _var(None, "DEALS_API_KEYS", secret=True)
     host: str = _var("127.0.0.1", "DEALS_HOST")
@@ -141,6 +144,19 @@ class Settings(BaseModel):
         except LedgerError as error:
             raise ValueError(f"expected DEAL as a decimal string such as \"1000000\": {error.message}")\
                 from None
+
+    @field_validator("solana_mint")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        from solders.pubkey import Pubkey
+
+        if value is None:
+            return value
+        try:
+            Pubkey.from_string(value)
+        except ValueError:
+            raise ValueError("expected a Solana address (base58, 32 bytes)") from None
+        return value
 
     @field_validator("database_url")
     @classmethod

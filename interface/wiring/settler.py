@@ -12,6 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from solders.pubkey import Pubkey
+
 from application.eventlog.locks import AdvisoryLock, FileLock, advisory_lock_key, conninfo_of
 from application.settlement.anchoring import AnchorConfig, AnchorHooks
 from application.settlement.chain_port import ChainPort
@@ -47,8 +49,13 @@ def custody_key(settings: Settings) -> CustodyKey:
 
 
 def mint_address(settings: Settings) -> str:
-    """The DEAL mint's address (derived from the custody key, no I/O)."""
-    return str(tx.mint_address(custody_key(settings).pubkey))
+    """The DEAL mint's address: DEALS_SOLANA_MINT, else derived from the
+    custody key (no I/O)."""
+    return settings.solana_mint or str(tx.mint_address(custody_key(settings).pubkey))
+
+
+def configured_mint(settings: Settings) -> Pubkey | None:
+    return None if settings.solana_mint is None else Pubkey.from_string(settings.solana_mint)
 
 
 def anchor_signer(settings: Settings) -> str:
@@ -66,9 +73,10 @@ def open_chain(settings: Settings, custody: CustodyKey | None = None) -> ChainPo
     if settings.solana_rpc_url:
         return RpcChain(
             settings.solana_rpc_url, custody, commitment=settings.settlement_commitment,
-            timeout_s=settings.solana_timeout_s,
+            timeout_s=settings.solana_timeout_s, mint=configured_mint(settings),
         )
-    return LiteSvmChain(EmbeddedSolana(embedded_chain_dir(settings)), custody)
+    return LiteSvmChain(EmbeddedSolana(embedded_chain_dir(settings)), custody,
+                        mint=configured_mint(settings))
 
 
 def embedded_chain_dir(settings: Settings) -> Path:

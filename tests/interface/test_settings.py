@@ -82,7 +82,7 @@ def test_a_choice_names_the_accepted_values(env):
 @pytest.mark.parametrize("name, value", [
     ("DEALS_HEADER_TIMEOUT_S", "0"), ("DEALS_MAX_CONNECTIONS", "-1"), ("DEALS_PORT", "70000"),
     ("DEALS_HEADER_TIMEOUT_S", "inf"), ("DEALS_TRUSTED_PROXIES", "10.0.0.0/8,proxy"),
-    ("DEALS_SUSPICIOUS_LARGE_AMOUNT", "1e6"),
+    ("DEALS_SUSPICIOUS_LARGE_AMOUNT", "1e6"), ("DEALS_SOLANA_MINT", "not-an-address"),
 ])
 def test_out_of_range_values_are_refused_by_name(env, name, value):
     assert refusal(env, **{name: value}).startswith(f"{name}: ")
