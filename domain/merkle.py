@@ -134,6 +134,42 @@ class MerkleTree:
             raise MerkleProofError(f"the tree has {self.size} leaves, not {size}")
 
 
+class MerkleFrontier:
+    """The root of an append-only RFC 6962 tree in O(log n) memory.
+
+    Why: a process that only publishes roots (the anchoring role) must not
+    hold a hash per event for as long as it runs. Keeps one root per
+    perfect subtree of the size's binary digits (largest first), which is
+    all a root needs; a proof needs the whole ``MerkleTree``."""
+
+    def __init__(self, leaf_hashes: Iterable[bytes] = ()) -> None:
+        self.size = 0
+        self.subtree_roots: list[bytes] = []
+        """Roots of the perfect subtrees, leftmost (largest) first."""
+        for leaf in leaf_hashes:
+            self.append(leaf)
+
+    def append(self, leaf: bytes) -> None:
+        """Add a leaf hash; merge the equal-sized subtrees it completes."""
+        if len(leaf) != HASH_BYTES:
+            raise ValueError("a leaf hash is 32 bytes")
+        node, count = leaf, self.size
+        while count & 1:
+            node = node_hash(self.subtree_roots.pop(), node)
+            count >>= 1
+        self.subtree_roots.append(node)
+        self.size += 1
+
+    def root(self) -> bytes:
+        """MTH of every leaf so far: the subtrees folded from the right."""
+        if not self.subtree_roots:
+            return EMPTY_ROOT
+        result = self.subtree_roots[-1]
+        for left in reversed(self.subtree_roots[:-1]):
+            result = node_hash(left, result)
+        return result
+
+
 def root_of(leaf_hashes: Iterable[bytes]) -> bytes:
     return MerkleTree(leaf_hashes).root()
 

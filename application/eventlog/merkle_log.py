@@ -23,7 +23,7 @@ import struct
 from array import array
 
 from application.eventlog.reader import EventLog, LogEvent
-from domain.merkle import MerkleTree, leaf_hash
+from domain.merkle import MerkleFrontier, MerkleTree, leaf_hash
 
 _HEADER = struct.Struct(">q16sqI")
 _ID_HEX = re.compile("[0-9a-f]{32}")
@@ -61,17 +61,15 @@ def parse_canonical(data: bytes) -> LogEvent:
     return LogEvent(position, originator.hex(), version, topic, data[start + topic_length:])
 
 
-class LogTree:
-    """The Merkle tree over the stored log, caught up on demand.
-
-    Also notes, for the anchoring process, how many anchors the log records
-    and the last position that is not an anchor step (a log that only grew by
-    its own anchors needs no new anchor)."""
+class _LogLeaves:
+    """What every reader of the log's leaves keeps beside its tree: how many
+    anchors the log records and the last position that is not an anchor step
+    (a log that only grew by its own anchors needs no new anchor)."""
 
     def __init__(self, log: EventLog) -> None:
         self._log = log
-        self.tree = MerkleTree()
-        self.positions = array("q")
+        self.position = 0
+        """The position of the last leaf (0 for an empty tree)."""
         self.anchors_recorded = 0
         self.last_unanchored_kind_position = 0
         self.anchor_events: list[LogEvent] = []
@@ -79,12 +77,10 @@ class LogTree:
 
     @property
     def size(self) -> int:
-        return self.tree.size
+        raise NotImplementedError
 
-    @property
-    def position(self) -> int:
-        """The position of the last leaf (0 for an empty tree)."""
-        return self.positions[-1] if self.positions else 0
+    def _add_leaf(self, leaf: bytes, position: int) -> None:
+        raise NotImplementedError
 
     def catch_up(self, upto: int | None = None) -> int:
         """Read the log past the last leaf (up to ``upto``); the tree's size."""
@@ -98,14 +94,56 @@ class LogTree:
     def append(self, event: LogEvent) -> None:
         if event.position <= self.position:
             raise ValueError(f"event {event.position} does not follow {self.position}")
-        self.tree.append(leaf_hash(canonical_bytes(event)))
-        self.positions.append(event.position)
+        self._add_leaf(leaf_hash(canonical_bytes(event)), event.position)
+        self.position = event.position
         if event.topic == ANCHOR_RECORDED_TOPIC:
             self.anchors_recorded += 1
         if event.topic.startswith(ANCHOR_TOPIC_PREFIX):
             self.anchor_events.append(event)
         else:
             self.last_unanchored_kind_position = event.position
+
+
+class LogFrontier(_LogLeaves):
+    """The log's root in O(log n) memory, for the anchoring role, which
+    publishes roots and answers no proofs (a long-running settler must not
+    keep a hash per event)."""
+
+    def __init__(self, log: EventLog) -> None:
+        super().__init__(log)
+        self.frontier = MerkleFrontier()
+        self.first_leaf: bytes | None = None
+        """Leaf 0's hash: the ledger's id (``docs/proofs.md``)."""
+
+    @property
+    def size(self) -> int:
+        return self.frontier.size
+
+    def root(self) -> bytes:
+        return self.frontier.root()
+
+    def _add_leaf(self, leaf: bytes, position: int) -> None:
+        if self.first_leaf is None:
+            self.first_leaf = leaf
+        self.frontier.append(leaf)
+
+
+class LogTree(_LogLeaves):
+    """The whole Merkle tree over the stored log, caught up on demand, for
+    proofs and the audit (every leaf and which position it holds)."""
+
+    def __init__(self, log: EventLog) -> None:
+        super().__init__(log)
+        self.tree = MerkleTree()
+        self.positions = array("q")
+
+    @property
+    def size(self) -> int:
+        return self.tree.size
+
+    def _add_leaf(self, leaf: bytes, position: int) -> None:
+        self.tree.append(leaf)
+        self.positions.append(position)
 
     def index_of(self, position: int) -> int | None:
         """The leaf holding ``position``; None when no event has it."""

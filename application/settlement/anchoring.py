@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from application import commands as c
-from application.eventlog.merkle_log import LogTree
+from application.eventlog.merkle_log import LogFrontier
 from application.retry import RetryPolicy, Sleep, retrying
 from application.settlement import metrics
 from application.settlement.chain_port import (
@@ -101,7 +101,7 @@ class AnchorProcess:
         self.chain = chain
         self.config = config or AnchorConfig()
         self.hooks = hooks or AnchorHooks()
-        self.tree = LogTree(app.event_log)
+        self.tree = LogFrontier(app.event_log)
         self._clock = clock
         self._sleep = sleep
         self._since = clock()
@@ -143,12 +143,20 @@ class AnchorProcess:
 
     # --- recording -------------------------------------------------------------------
 
+    def _ledger_id(self) -> str:
+        """Leaf 0's hash in hex (``docs/proofs.md``); due() only lets a
+        non-empty log be anchored."""
+        first = self.tree.first_leaf
+        if first is None:
+            raise RuntimeError("an empty log has no anchor")
+        return first.hex()
+
     async def _record_next(self, latest: Anchor | None) -> None:
         tree = self.tree
         memo = AnchorMemo(
-            ledger_id=tree.tree.leaf(0).hex(),
+            ledger_id=self._ledger_id(),
             sequence=(latest.sequence + 1) if latest is not None else 1,
-            position=tree.position, tree_size=tree.size, root=tree.tree.root().hex(),
+            position=tree.position, tree_size=tree.size, root=tree.root().hex(),
             previous_root=latest.root if latest is not None else NO_PREVIOUS_ROOT,
         )
         signed = await self._chain("sign", lambda: self.chain.sign_anchor(memo.text()))

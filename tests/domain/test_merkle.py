@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from domain.merkle import (
     EMPTY_ROOT,
+    MerkleFrontier,
     MerkleProofError,
     MerkleTree,
     leaf_hash,
@@ -129,6 +130,17 @@ def test_consistency_proofs_match_the_published_ones(old, new):
 # --- properties against the reference -----------------------------------------------
 
 LOGS = st.lists(st.binary(max_size=12), min_size=1, max_size=70)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.binary(max_size=12), max_size=70))
+def test_the_frontier_answers_every_prefix_root_in_a_hash_per_binary_digit(data):
+    frontier = MerkleFrontier()
+    assert frontier.root() == EMPTY_ROOT
+    for size, item in enumerate(data, start=1):
+        frontier.append(leaf_hash(item))
+        assert frontier.root() == ref_mth(data[:size])
+        assert len(frontier.subtree_roots) == bin(size).count("1")
 
 
 @settings(max_examples=60, deadline=None)

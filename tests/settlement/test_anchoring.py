@@ -15,7 +15,7 @@ from uuid import uuid4
 import pytest
 
 from application import commands as c
-from application.eventlog.merkle_log import canonical_bytes
+from application.eventlog.merkle_log import LogTree, canonical_bytes
 from application.settlement.anchoring import AnchorConfig, AnchorHooks, AnchorProcess
 from domain.anchor import Anchor, AnchorMemo, anchor_id, parse_anchor_memo
 from domain.merkle import MerkleTree, verify_consistency
@@ -135,7 +135,9 @@ async def test_anchors_chain_and_each_later_log_extends_the_earlier(
     first, second = anchor(anchor_rig, 1), anchor(anchor_rig, 2)
     assert second.previous_root == first.root and second.confirmed
     assert (second.root, second.tree_size) == reference_root(anchor_rig, second.position)
-    proof = process.tree.tree.consistency_proof(first.tree_size, second.tree_size)
+    whole = LogTree(anchor_rig.ledger.app.event_log)
+    whole.catch_up()
+    proof = whole.tree.consistency_proof(first.tree_size, second.tree_size)
     assert verify_consistency(first.tree_size, second.tree_size, bytes.fromhex(first.root),
                               bytes.fromhex(second.root), proof)
     on_chain = sorted(memo.sequence for _, memo in await anchors_on_chain(anchor_rig))
@@ -213,3 +215,16 @@ async def test_a_second_anchorer_cannot_record_the_same_anchor(anchor_rig: Settl
 
     assert anchor(anchor_rig, 1).signature == (await anchors_on_chain(anchor_rig))[0][0]
     assert len(await anchors_on_chain(anchor_rig)) == 1
+
+
+async def test_the_anchoring_role_keeps_one_hash_per_binary_digit_of_the_log(
+    anchor_rig: SettlementRig,
+) -> None:
+    """A settler runs for months: its memory must not grow with the log."""
+    process = anchorer(anchor_rig)
+    move(anchor_rig, 5)
+    await process.run_until_idle()
+
+    size = process.tree.size
+    assert size == reference_root(anchor_rig, process.tree.position)[1]
+    assert len(process.tree.frontier.subtree_roots) == bin(size).count("1")
