@@ -184,6 +184,17 @@ class Account(Aggregate):
         """The holds still on record whose expiry is at or before ``now``."""
         return [UUID(key) for key in self._expired_keys(now)]
 
+    def holds_without_expiry(self) -> list[UUID]:
+        """Holds placed before ``HoldPlaced`` carried the expiry."""
+        return [UUID(key) for key in self.holds if key not in self.hold_expiries]
+
+    def learn_hold_expiry(self, hold_id: UUID, expires_at: datetime) -> None:
+        """What the hold's own record (its Transfer) says of an earlier hold's
+        expiry. Knowledge, not a change: nothing happened, so no event; a
+        replay without it learns it again the same way."""
+        if hold_id.hex in self.holds:
+            self.hold_expiries[hold_id.hex] = expires_at
+
     def _expired_keys(self, now: datetime) -> list[str]:
         return [key for key, expires_at in self.hold_expiries.items() if expires_at <= now]
 

@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from application import commands as c
-from application.handlers.expiry import release_expired_holds
+from application.handlers.expiry import learn_hold_expiries, release_expired_holds
 from application.handlers.movements import movement_outcome, price_schedule, replay
 from application.handlers.session import AggregateSession
 from application.outcomes import HoldPlaced, HoldReleased, MovementRecorded
@@ -33,6 +33,7 @@ def place_hold(command: c.PlaceHold, session: AggregateSession, now: datetime) -
     account = session.account(command.account_id)
     treasury = session.account(TREASURY_ID)
     expires_at = now + timedelta(seconds=expires_in_s)
+    learn_hold_expiries(account, session)
     account.check_can_hold(amount, now)
     release_expired_holds(account, session, now)
     account.place_hold(command.hold_id, amount, now, expires_at)

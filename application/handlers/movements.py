@@ -9,7 +9,7 @@ from uuid import UUID
 
 from application import commands as c
 from application.conflicts import different_request
-from application.handlers.expiry import release_expired_holds
+from application.handlers.expiry import learn_hold_expiries, release_expired_holds
 from application.handlers.session import AggregateSession
 from application.outcomes import BatchItemResult, BatchRecorded, MovementRecorded
 from domain.amounts import check_amount
@@ -78,6 +78,7 @@ def record_movement(
     source = session.account(source_id)
     destination = session.account(destination_id)
     spending = None if spender is None else session.account(spender)
+    learn_hold_expiries(source, session)
     check_movement(source, destination, amount, kind, now, spending)
     if spending is not None:
         source.check_allowance(spending.id, amount)

@@ -136,4 +136,8 @@ def test_a_snapshot_taken_before_holds_carried_their_expiry_still_loads():
                    timestamp=snapshot.timestamp, topic=snapshot.topic, state=state)
     restored = old.mutate(None)
     assert (restored.held, restored.hold_expiries) == (10, {})
-    assert restored.available_at(NOW + timedelta(days=365)) == 90  # reserves until swept
+    later = NOW + timedelta(days=365)
+    assert restored.available_at(later) == 90  # its expiry unknown to the account...
+    (hold,) = restored.holds_without_expiry()
+    restored.learn_hold_expiry(hold, NOW + timedelta(seconds=900))  # ...until read from the hold
+    assert restored.available_at(later) == 100 and restored.holds_without_expiry() == []

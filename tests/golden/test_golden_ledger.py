@@ -291,3 +291,32 @@ def test_wallets_and_derived_ids_of_v1_are_found_after_ledger_ids_were_reserved(
         assert ledger.app.event_log.head() == head
     finally:
         ledger.close()
+
+
+def test_a_v1_hold_past_its_expiry_reserves_nothing_before_it_is_swept(golden) -> None:
+    """v1's HoldPlaced carries no expiry; the hold's own record does, and a
+    spend of what it reserved goes through (recording the expiry first)."""
+    from datetime import UTC, datetime
+    from uuid import uuid4
+
+    from application import commands as c
+    from tests.support.ledgers import LedgerHarness, SettableClock
+
+    store, manifest = golden
+    clock = SettableClock(datetime(2027, 2, 1, tzinfo=UTC))  # past every v1 hold (30 days at most)
+    ledger = LedgerHarness(store.env, clock=clock, genesis=False)
+    try:
+        hold = ledger.app.transfer(UUID(manifest["notes"]["open_hold"]))
+        assert hold.phase == "pending" and hold.expires_at < clock.now
+        owner = ledger.app.account(hold.source)
+        assert owner.holds_without_expiry() == [hold.id] and owner.held == hold.amount
+        receiver = next(UUID(account) for name, account in manifest["accounts"].items()
+                        if name not in ("treasury", "rewards", "issuance")
+                        and UUID(account) != owner.id
+                        and not ledger.app.account(UUID(account)).frozen)
+        ledger.execute(c.TransferFunds(uuid4(), owner.id, receiver, owner.balance))
+        assert ledger.app.transfer(hold.id).phase == "expired"
+        spent = ledger.app.account(owner.id)
+        assert (spent.balance, spent.held) == (0, 0)
+    finally:
+        ledger.close()
