@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from eventsourcing.persistence import PersistenceError
+from tenacity import AsyncRetrying, RetryCallState, stop_when_event_set, wait_exponential
 
 from application.errors import SettlementUnavailable
 from application.eventlog.decoder import EventDecoder
@@ -53,6 +54,7 @@ T = TypeVar("T")
 
 STANDBY_INTERVAL_S = 1.0
 IDLE_INTERVAL_S = 1.0
+ERROR_BACKOFF_S_MIN = 0.1
 ERROR_BACKOFF_S_MAX = 10.0
 RECONCILIATION_TIMEOUT_S = 3600.0
 
@@ -272,7 +274,6 @@ class SettlementWorker:
             self.lease.release()
 
     async def _lease_loop(self) -> None:
-        backoff_s = 0.0
         while not self._stopping.is_set():
             if not self.lease.try_acquire():
                 if not self.standing_by.is_set():
@@ -282,14 +283,38 @@ class SettlementWorker:
                 continue
             self.standing_by.clear()
             try:
-                await self._settle()
-                backoff_s = 0.0
-            except Exception as error:  # the settler outlives any one failure
-                backoff_s = min(ERROR_BACKOFF_S_MAX, max(0.1, backoff_s * 2))
-                _log_failure("settlement paused", error, backoff_s)
-                self.last_failure = f"settlement paused: {_describe(error)}"
-                self.lease.release()
-                await self._idle(backoff_s)
+                await self._settling_retried()
+            except Exception as error:  # the stop came while settling kept failing
+                _log_failure("settlement stopped", error, 0.0)
+                return
+
+    async def _settling_retried(self) -> None:
+        """Settle under the lease until stopped; the settler outlives any one
+        failure: the lease is released (another settler may take over) and
+        settling is tried again after 0.1 s, doubling up to ERROR_BACKOFF_S_MAX
+        (tenacity), a wait a new command or a stop cuts short."""
+        retryer = AsyncRetrying(
+            wait=wait_exponential(multiplier=ERROR_BACKOFF_S_MIN, max=ERROR_BACKOFF_S_MAX),
+            stop=stop_when_event_set(self._stopping), sleep=self._idle, reraise=True,
+            before_sleep=self._paused,
+        )
+        await retryer(self._settle_under_lease)
+
+    async def _settle_under_lease(self) -> None:
+        if not self.lease.held and not self.lease.try_acquire():
+            return  # another settler took the lease while this one paused
+        try:
+            await self._settle()
+        except Exception as error:
+            self.last_failure = f"settlement paused: {_describe(error)}"
+            self.lease.release()
+            raise
+
+    def _paused(self, state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome is not None else None
+        delay = state.next_action.sleep if state.next_action is not None else 0.0
+        if isinstance(error, Exception):
+            _log_failure("settlement paused", error, delay)
 
     async def _settle(self) -> None:
         chain = self.open_chain()
