@@ -17,6 +17,8 @@ import os
 import signal
 import sys
 import tempfile
+import threading
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -34,6 +36,7 @@ from interface.wiring.settings import Settings
 APP_FACTORY = "interface.http.app:app_from_env"
 STARTUP_FAILURE_EXIT = 3
 MULTIPROC_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+BANNER_PROBE_INTERVAL_S = 0.1
 
 
 def serve(settings: Settings, *, host: str, port: int, workers: int) -> int:
@@ -46,11 +49,16 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> int:
     bound_host, bound_port = sock.getsockname()[:2]
     text = banner(settings.replace(host=bound_host, port=bound_port), new_token, workers)
     if workers > 1:
-        # each worker starts in a process of its own; the store opened before this
-        print(text, flush=True)
+        done = threading.Event()
+        probe = f"http://{_probe_host(bound_host)}:{bound_port}/health"
+        threading.Thread(target=_banner_once_answering, args=(probe, text, done),
+                         name="banner", daemon=True).start()
         with _shared_metrics_dir():
             supervisor = Multiprocess(config, sockets=[sock])
-            supervisor.run()
+            try:
+                supervisor.run()
+            finally:
+                done.set()
         started = all(worker.exitcode != STARTUP_FAILURE for worker in supervisor.processes)
     else:
         server = _BannerServer(config, text)
@@ -61,6 +69,30 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> int:
         print("deals-ledger: the server did not start (see the log above)", file=sys.stderr)
         return STARTUP_FAILURE_EXIT
     return 0
+
+
+def _banner_once_answering(probe: str, text: str, done: threading.Event) -> None:
+    """Several workers start in processes of their own: the banner waits
+    until one of them answers /health (its app has started), and is never
+    printed when none does."""
+    while not done.is_set():
+        try:
+            with urllib.request.urlopen(probe, timeout=2) as answer:  # noqa: S310 - our own http URL
+                if answer.status == 200:
+                    print(text, flush=True)
+                    return
+        except OSError:
+            pass  # not accepting yet
+        done.wait(BANNER_PROBE_INTERVAL_S)
+
+
+def _probe_host(host: str) -> str:
+    """Where this machine reaches the bound address (a wildcard is loopback)."""
+    if host in ("0.0.0.0", ""):  # noqa: S104 - reading the bind address, not binding
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
 
 
 class _BannerServer(uvicorn.Server):

@@ -165,7 +165,8 @@ def test_a_role_that_may_not_create_the_schema_gets_one_line(postgres_database, 
     assert err.count("\n") == 1 and "DEALS_POSTGRES_SCHEMA" in err and "may not create" in err
 
 
-def test_serve_says_listening_only_once_the_app_has_started(tmp_path):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_says_listening_only_once_the_app_has_started(tmp_path, workers):
     """A start that fails in the app's lifespan (here: a webhook without its
     secret) prints neither the banner nor a key, and exits NOT_STARTED."""
     import subprocess
@@ -175,8 +176,9 @@ def test_serve_says_listening_only_once_the_app_has_started(tmp_path):
 
     env = {**_clean_environ(), "DEALS_DATA_DIR": str(tmp_path / "var"),
            "DEALS_ALERT_WEBHOOK_URL": "http://127.0.0.1:9/alerts", "DEALS_SETTLEMENT": "off"}
-    result = subprocess.run([sys.executable, "-m", "interface.cli", "serve", "--port", "0"],
-                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "interface.cli", "serve", "--port", "0", "--workers", workers],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == exit_codes.NOT_STARTED
     assert "listening" not in result.stdout and "API key" not in result.stdout
     assert "DEALS_ALERT_WEBHOOK_SECRET" in result.stderr
