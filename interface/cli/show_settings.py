@@ -14,11 +14,14 @@ import json
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from domain.amounts import format_amount
 from interface.wiring.settings import SECRET_FIELDS, Settings, variable_of
 
 REDACTED = "***"
 WHOLE_SECRETS = frozenset({"api_keys", "alert_webhook_secret"})
 PATH_SECRETS = frozenset({"alert_webhook_url"})
+DEAL_AMOUNTS = frozenset({"suspicious_large_amount"})
+"""Held in base units, set (and so shown) in DEAL."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,6 +51,8 @@ def _shown(field: str, value: Any) -> Any:
         return None
     if field in SECRET_FIELDS:
         return redact(field, str(value))
+    if field in DEAL_AMOUNTS:  # as the variable takes it, so it can be set back as shown
+        return format_amount(value)
     if isinstance(value, bool):
         return "on" if value else "off"
     if isinstance(value, tuple):

@@ -115,6 +115,7 @@ def test_the_settings_command_prints_every_variable_with_secrets_redacted(env, c
     assert "DEALS_API_KEYS=***" in lines
     assert "DEALS_ALERT_WEBHOOK_URL=https://hooks.example/***?***" in lines
     assert "DEALS_PORT=8000" in lines and "DEALS_PROJECTIONS=on" in lines
+    assert "DEALS_SUSPICIOUS_LARGE_AMOUNT=1000000" in lines  # in DEAL, as it is set
     assert "DEALS_SOLANA_RPC_URL=" in lines  # unset settings are listed too
     assert len(lines) == len(Settings.model_fields)
 
@@ -131,3 +132,15 @@ def test_a_refused_setting_fails_the_command_with_one_line(env, capsys):
     assert main(["settings"]) != 0
     err = capsys.readouterr().err
     assert err == "deals-ledger: setting refused: DEALS_PORT: expected a whole number (got 'abc')\n"
+
+
+def test_what_the_settings_command_prints_reads_back_as_the_same_settings(env, capsys):
+    env.setenv("DEALS_TRUSTED_PROXIES", "10.0.0.0/8,127.0.0.1")
+    env.setenv("DEALS_SUSPICIOUS_LARGE_AMOUNT", "2500.5")
+    env.setenv("DEALS_PROJECTIONS", "off")
+    original = Settings.from_env()
+    assert main(["settings"]) == 0
+    for line in capsys.readouterr().out.splitlines():
+        name, _, value = line.partition("=")
+        env.setenv(name, value)
+    assert Settings.from_env() == original
