@@ -65,7 +65,9 @@ at most 8 decimals and are answered in their shortest exact form ("0.1").
   answers 201 (200 for commands that answer 200 anyway); a repeat with the
   same body answers 200 with the first outcome and changes nothing; a repeat
   with another body is 409 `idempotency_conflict`.
-* **Errors**: `{"error": {"code", "message"}}`. 400 `bad_request` for
+* **Errors**: `{"error": {"code", "message", "request_id"}}`; `request_id` is
+  the request's `X-Request-ID` (the client's, or one the service made, also
+  answered in that header): quote it when reporting a problem. 400 `bad_request` for
   malformed JSON, a key repeated in an object and values of the wrong JSON
   type, 413 `bad_request` for a body over the limit, 415
   `unsupported_media_type` for a body not sent as `application/json`, 422
