@@ -18,7 +18,7 @@ from concurrent.futures import wait
 from uuid import uuid4
 
 import pytest
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, OperationalError
 
 from application import commands as c
 from application.authority import INTERNAL
@@ -237,3 +237,20 @@ def test_a_refusal_midway_spends_no_budget_and_holds_no_turn_across_redecides(
     assert answer.decided == [2, 1, *[0] * 9, 1], "the first attempt stopped at the bad batch"
     assert answer.redecides == {REFUSED_MIDWAY: 1}
     assert answer.turns == 2 and ledger.processor.turns_taken == turns_before + 2
+
+
+def test_a_store_failure_answers_every_command_even_those_sent_on(ledger, accounts, monkeypatch):
+    """Nothing of the group was applied: the commands it would have sent on
+    are answered ``unavailable`` with the rest, none left unanswered."""
+    rich = accounts["rich"]
+
+    def store_down(events, **kwargs):
+        raise OperationalError("the store went away")
+
+    monkeypatch.setattr(ledger.app.events, "put", store_down)
+    commands = [transfer(rich[0], rich[1]), bad_atomic_batch(accounts),
+                bad_atomic_batch(accounts), transfer(rich[2], rich[3])]
+    answer = ledger.processor.process_group(commands)
+    assert isinstance(answer.results[1], BatchAborted), "answered before the store failed"
+    for index in (0, 2, 3):
+        assert isinstance(answer.results[index], LedgerUnavailable), answer.results[index]
