@@ -55,6 +55,7 @@ class AlertKind(StrEnum):
     SUSPICIOUS_ACTIVITY = "suspicious_activity"
     STORE_UNREACHABLE = "store_unreachable"
     PROJECTION_STALLED = "projection_stalled"
+    UNAUTHENTICATED_EVENT = "unauthenticated_event"
 
 
 STORE_ALERT_KEY = "event-store"

@@ -34,6 +34,7 @@ from application.eventlog.commits import CommitBoundaries
 from application.eventlog.decoder import EventDecoder
 from application.eventlog.page_loop import PageLoop
 from application.eventlog.reader import EventLog, LogEvent
+from application.eventlog.seal_check import sealed_pages
 from projections import ledger_metrics as metrics
 from projections.balance_cache import BalanceCache
 from projections.hashchain import HashChain
@@ -91,7 +92,8 @@ class Projector:
         self.on_refused: Callable[[int | None, str], None] | None = None
         """Told (position, what) when a page cannot be applied: the wiring
         raises an alert. The projector stops there; it never skips an event."""
-        self._pages = PageLoop(log, self, CommitBoundaries(log, decoder).page)
+        self._pages = PageLoop(log, self, sealed_pages(
+            log, CommitBoundaries(log, decoder).page, self._refused_unsealed))
         self._chain: HashChain | None = None  # loaded with the tracked position
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -100,6 +102,10 @@ class Projector:
         self._last_event_time: float | None = None
         self._holds_dirty = True
         self._holds_refreshed_at = 0.0
+
+    def _refused_unsealed(self, position: int, why: str) -> None:
+        if self.on_refused is not None:
+            self.on_refused(position, f"no valid commit seal: {why}")
 
     # Lifecycle
 

@@ -15,8 +15,12 @@ from application.eventlog.sqlite_log import SQLiteEventLog
 
 def event_log_for(recorder: ApplicationRecorder) -> EventLog:
     """The reader of the application's own events table."""
+    log: PostgresEventLog | SQLiteEventLog
     if isinstance(recorder, PostgresApplicationRecorder):
-        return PostgresEventLog(recorder)
-    if isinstance(recorder, SQLiteApplicationRecorder):
-        return SQLiteEventLog(recorder)
-    raise TypeError(f"no event log reader for {type(recorder).__name__}")
+        log = PostgresEventLog(recorder)
+    elif isinstance(recorder, SQLiteApplicationRecorder):
+        log = SQLiteEventLog(recorder)
+    else:
+        raise TypeError(f"no event log reader for {type(recorder).__name__}")
+    log.seal_keys = getattr(recorder, "seal_keys", None)  # checked by its readers
+    return log

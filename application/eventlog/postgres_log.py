@@ -14,6 +14,7 @@ from uuid import UUID
 from eventsourcing.persistence import ApplicationRecorder
 
 from application.eventlog.reader import SqlEventLog, Statements
+from application.eventlog.seals import SEALS_TABLE
 
 
 class PostgresEventLog(SqlEventLog):
@@ -50,6 +51,14 @@ class PostgresEventLog(SqlEventLog):
                 "SELECT originator_id, originator_version, notification_id FROM {} "
                 "WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
             ).format(table),
+        )
+
+        seals = SQL("SELECT first_position, last_position, key_id, mac FROM {}.{} ").format(
+            Identifier(self._datastore.schema), Identifier(SEALS_TABLE))
+        self.seal_statements = (
+            seals + SQL("WHERE first_position > last_position ORDER BY last_position LIMIT 1"),
+            seals + SQL("WHERE last_position >= %s ORDER BY last_position LIMIT %s"),
+            seals + SQL("WHERE last_position < %s ORDER BY last_position DESC LIMIT 1"),
         )
 
     def _rows(self, statement: Any, params: tuple[Any, ...] = ()) -> Sequence[Sequence[Any]]:

@@ -25,6 +25,8 @@ from uuid import UUID
 from eventsourcing.persistence import InterfaceError, OperationalError
 from eventsourcing.utils import retry
 
+from application.eventlog.seals import Seal, SealKeys
+
 PAGE_EVENTS_MAX = 10_000
 CHANGES_PER_QUERY_MAX = 10_000
 REFS_PER_QUERY_MAX = 10_000
@@ -101,6 +103,10 @@ class SqlEventLog:
     """The questions, bounded and retried; a subclass runs a statement."""
 
     statements: Statements
+    seal_statements: tuple[Any, Any, Any] | None = None
+    """(start seal, seals from a last position on, the seal before a position)."""
+    seal_keys: SealKeys | None = None
+    """Set when the application has commit seal keys: its consumers check seals."""
 
     def _rows(self, statement: Any, params: tuple[Any, ...] = ()) -> Sequence[Sequence[Any]]:
         raise NotImplementedError
@@ -166,6 +172,34 @@ class SqlEventLog:
             and rows[0][0] is not None
         ]
         return max(found) if found else None
+
+    @reconnect
+    def start_seal(self) -> Seal | None:
+        seals = self._seals(0, ())
+        return seals[0] if seals else None
+
+    @reconnect
+    def seals_from(self, last_at_least: int, limit: int) -> list[Seal]:
+        return self._seals(1, (last_at_least, min(limit, PAGE_EVENTS_MAX)))
+
+    @reconnect
+    def seal_before(self, position: int) -> Seal | None:
+        seals = self._seals(2, (position,))
+        return seals[0] if seals else None
+
+    def _seals(self, which: int, params: tuple[Any, ...]) -> list[Seal]:
+        """Seal rows; none from a store whose seals table was never made (a
+        log written before seals, opened read-only by verify-proof)."""
+        if self.seal_statements is None:
+            return []
+        try:
+            rows = self._rows(self.seal_statements[which], params)
+        except Exception as error:
+            if "commit_seals" in str(error) and ("no such table" in str(error)
+                                                  or "does not exist" in str(error)):
+                return []
+            raise
+        return [Seal(row[0], row[1], row[2], bytes(row[3])) for row in rows]
 
     @reconnect
     def changes_after(self, position: int, limit: int = CHANGES_PER_QUERY_MAX) -> list[Change]:

@@ -11,6 +11,7 @@ from uuid import UUID
 from eventsourcing.persistence import ApplicationRecorder
 
 from application.eventlog.reader import SqlEventLog, Statements
+from application.eventlog.seals import SEALS_TABLE
 
 _COLUMNS = "rowid, originator_id, originator_version, topic, state"
 
@@ -44,6 +45,13 @@ class SQLiteEventLog(SqlEventLog):
                 f"SELECT originator_id, originator_version, rowid FROM {table} "  # noqa: S608
                 "WHERE rowid > ? ORDER BY rowid LIMIT ?"
             ),
+        )
+
+        seals = f"SELECT first_position, last_position, key_id, mac FROM {SEALS_TABLE} "  # noqa: S608
+        self.seal_statements = (
+            seals + "WHERE first_position > last_position ORDER BY last_position LIMIT 1",
+            seals + "WHERE last_position >= ? ORDER BY last_position LIMIT ?",
+            seals + "WHERE last_position < ? ORDER BY last_position DESC LIMIT 1",
         )
 
     def _rows(self, statement: Any, params: tuple[Any, ...] = ()) -> Sequence[Sequence[Any]]:

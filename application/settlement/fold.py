@@ -26,10 +26,12 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from application.alerts import AlertKind, raise_alert
 from application.eventlog.decoder import EventDecoder
 from application.eventlog.fold_table import FoldTable, UnknownEvent
 from application.eventlog.page_loop import PageLoop
 from application.eventlog.reader import LogEvent
+from application.eventlog.seal_check import sealed_pages
 from application.eventlog.tracking import TrackingConflict
 from application.settlement.store import (
     AWAITING_CAPTURE,
@@ -101,6 +103,13 @@ advance the position)."""
 _EVENTS.leave_out(NOT_SHOWN)
 
 
+def alert_unauthenticated(position: int, why: str) -> None:
+    """The settler never settles (so never signs) an event no seal vouches for."""
+    raise_alert(AlertKind.UNAUTHENTICATED_EVENT,
+                "an event in the log carries no valid commit seal; not settled",
+                dedup_key=f"position-{position}", position=position, why=why)
+
+
 class SettlementFold:
     def __init__(
         self, app: LedgerApplication, store: SettlementStore, *,
@@ -111,7 +120,8 @@ class SettlementFold:
         self.page_events = page_events
         self.decoder = EventDecoder(app.mapper)
         self._lock = threading.Lock()
-        self._pages = PageLoop(app.event_log, self)
+        self._pages = PageLoop(app.event_log, self, sealed_pages(
+            app.event_log, app.event_log.read, alert_unauthenticated))
 
     def catch_up(self) -> int:
         """Apply the log up to its current head; returns the store's position."""

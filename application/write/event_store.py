@@ -17,6 +17,7 @@ from eventsourcing.domain import Aggregate, Snapshot
 
 from application.eventlog.opening import event_log_for
 from application.eventlog.reader import EventLog
+from application.eventlog.seals import SealKeys
 from domain.account import Account
 from domain.errors import AccountNotFound, TransferNotFound
 from domain.transfer import Transfer
@@ -30,6 +31,14 @@ class LedgerApplication(Application[UUID]):
         super().__init__(env)
         self.event_log: EventLog = event_log_for(self.recorder)
         """The stored log, for every consumer (``application.eventlog``)."""
+
+    def use_seal_keys(self, keys: SealKeys) -> None:
+        """Seal every commit from now on and check seals wherever this
+        application's log is read (``application.eventlog.seals``)."""
+        if not hasattr(type(self.recorder), "seal_keys"):
+            raise TypeError(f"{type(self.recorder).__name__} cannot seal commits")
+        self.recorder.seal_keys = keys  # type: ignore[attr-defined]
+        self.event_log.seal_keys = keys  # type: ignore[attr-defined]
 
     def load(self, aggregate_id: UUID) -> Aggregate | None:
         """The aggregate as stored (from its latest snapshot on), or None."""

@@ -51,6 +51,8 @@ from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier, Literal
 
 from application.eventlog.locks import advisory_lock_key, conninfo_of, taking_turns
+from application.eventlog.seals import SEALS_TABLE, Seal, SealKeys
+from application.write.sealing import seal_rows
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +68,9 @@ def create_in_turn(datastore: PostgresDatastore, create_table: Callable[[], None
 
 
 class ColumnarPostgresApplicationRecorder(PostgresApplicationRecorder):
+    seal_keys: SealKeys | None = None
+    """Set by the application when it has commit seal keys (``application.write.sealing``)."""
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._columnar_insert = SQL(
@@ -107,9 +112,6 @@ class ColumnarPostgresApplicationRecorder(PostgresApplicationRecorder):
                            type(error).__name__)
             conn.close()
 
-    def create_table(self) -> None:
-        create_in_turn(self.datastore, super().create_table)
-
     @retry((InterfaceError, OperationalError), max_attempts=3, wait=0.2)
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -122,7 +124,43 @@ class ColumnarPostgresApplicationRecorder(PostgresApplicationRecorder):
             conn.cursor() as curs,
         ):
             self._insert_stored_events(curs, stored_events, **kwargs)
-            return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+            positions = self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+            if self.seal_keys is not None and positions:
+                self._seal(curs, stored_events, positions)
+            return positions
+
+    def create_table(self) -> None:
+        create_in_turn(self.datastore, self._create_tables)
+
+    def _create_tables(self) -> None:
+        super().create_table()
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(SQL(
+                "CREATE TABLE IF NOT EXISTS {}.{} (last_position bigint PRIMARY KEY, "
+                "first_position bigint NOT NULL, key_id text NOT NULL, mac bytea NOT NULL)"
+            ).format(Identifier(self.datastore.schema), Identifier(SEALS_TABLE)))
+
+    def _seal(self, curs: Any, stored_events: Sequence[StoredEvent],
+              positions: Sequence[int]) -> None:
+        """The commit's seal, under the table lock this transaction holds
+        (``application.write.sealing``)."""
+        assert self.seal_keys is not None
+        seals = SQL("{}.{}").format(Identifier(self.datastore.schema), Identifier(SEALS_TABLE))
+        events = SQL("{}.{}").format(Identifier(self.datastore.schema),
+                                     Identifier(self.events_table_name))
+        curs.execute(SQL("SELECT first_position, last_position, key_id, mac FROM {} "
+                         "ORDER BY last_position DESC LIMIT 1").format(seals))
+        row = curs.fetchone()
+        last = Seal(row["first_position"], row["last_position"], row["key_id"],
+                    bytes(row["mac"])) if row else None
+        curs.execute(SQL("SELECT COALESCE(MAX(notification_id), 0) AS head FROM {} "
+                         "WHERE notification_id < %s").format(events), (min(positions),))
+        head_before = curs.fetchone()["head"]
+        rows = seal_rows(self.seal_keys, last, head_before, stored_events, positions)
+        curs.executemany(
+            SQL("INSERT INTO {} (last_position, first_position, key_id, mac) "
+                "VALUES (%s, %s, %s, %s)").format(seals),
+            [(s.last, s.first, s.key_id, s.mac) for s in rows])
 
     def _lock_table(self, curs: Any) -> None:
         """The library's lock timeout and table lock, with the writer turn

@@ -15,9 +15,9 @@ import signal
 import sys
 import threading
 
-from application.write.event_store import LedgerApplication
 from interface.cli.progress import Progress
 from interface.wiring.alerting import alert_refused_page
+from interface.wiring.seal_keys import open_ledger
 from interface.wiring.settings import Settings
 from projections.projector import POLL_INTERVAL_S_DEFAULT, PROJECTOR_PAGE_EVENTS_DEFAULT
 from projections.runtime import ReadSide
@@ -41,7 +41,7 @@ def run_project(args: argparse.Namespace, settings: Settings) -> int:
     if not args.once:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stopping.set())
-    app = LedgerApplication(settings.eventsourcing_env())
+    app = open_ledger(settings)
     read_side = ReadSide(app, settings.eventsourcing_env(), redis_url=settings.redis_url,
                          redis_prefix=settings.redis_prefix,
                          page_events=args.page_events, poll_interval_s=args.poll_interval_s)

@@ -22,6 +22,7 @@ from domain.amounts import format_amount
 from domain.rfc3339 import parse_time
 from interface.cli import exit_codes
 from interface.cli.progress import Progress
+from interface.wiring.seal_keys import open_ledger
 from interface.wiring.settings import Settings
 from projections.queries import ReplayReport
 from projections.runtime import ReadSide
@@ -41,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run_replay(args: argparse.Namespace, settings: Settings) -> int:
     """Replay the event log and compare it with the read models."""
     until = None if args.until is None else parse_time(args.until, "--until")
-    app = LedgerApplication(settings.eventsourcing_env())
+    app = open_ledger(settings)
     read_side = ReadSide(app, settings.eventsourcing_env(), redis_url=settings.redis_url,
                          redis_prefix=settings.redis_prefix)
     try:

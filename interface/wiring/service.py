@@ -26,12 +26,12 @@ from application.settlement.fold import SettlementFold
 from application.settlement.reconciler import ReconciliationReport, adjust_for_finding
 from application.settlement.worker import SettlementWorker
 from application.write.aggregate_cache import AggregateCache
-from application.write.event_store import LedgerApplication
 from application.write.processor import CommandProcessor
 from application.write.writer import CommandWriter
 from domain.system import ISSUANCE_ID
 from interface.wiring.alerting import Alerting, alert_refused_page
 from interface.wiring.data_dir import secure_settings_data_dir
+from interface.wiring.seal_keys import open_ledger
 from interface.wiring.settings import Settings
 from interface.wiring.settler import (
     anchor_signer,
@@ -53,7 +53,7 @@ class LedgerService:
         self.settings = settings
         secure_settings_data_dir(settings)
         reconnect_pools_every_second()
-        self.app = LedgerApplication(settings.eventsourcing_env())
+        self.app = open_ledger(settings)
         self.processor = CommandProcessor(
             self.app, cache=AggregateCache(settings.cached_aggregates_max)
         )

@@ -50,6 +50,9 @@ class Settings(BaseModel):
     """An existing DEAL mint (8 decimals, the custody key its mint authority,
     no supply yet); unset: the mint derived from the custody key, created."""
     custody_keypair: Path | None = _var(None, "DEALS_CUSTODY_KEYPAIR")
+    commit_keys_file: Path | None = _var(None, "DEALS_COMMIT_KEYS_FILE")
+    """``key_id:hex`` lines (0600): every commit is sealed with the last key
+    and checked with any of them (docs/operations.md, "Commit seals")."""
     api_keys: str | None = _var(None, "DEALS_API_KEYS", secret=True)
     host: str = _var("127.0.0.1", "DEALS_HOST")
     port: int = _var(8000, "DEALS_PORT", ge=0, le=65535)

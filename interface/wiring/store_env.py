@@ -8,13 +8,14 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from application.write.postgres_recorder import FACTORY_TOPIC as PG_FACTORY_TOPIC
+from application.write.sealing import SQLITE_FACTORY_TOPIC
 
 
 def sqlite_env(data_dir: Path) -> dict[str, str]:
     """The embedded store: ``events.sqlite`` in the (private) data dir."""
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # see wiring.data_dir
     return {
-        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "PERSISTENCE_MODULE": SQLITE_FACTORY_TOPIC,
         "SQLITE_DBNAME": str(data_dir / "events.sqlite"),
         "SQLITE_LOCK_TIMEOUT": "10",
     }

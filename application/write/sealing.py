@@ -1,0 +1,78 @@
+"""Writing commit seals in the commit's own transaction
+(``application.eventlog.seals`` says what they are and why).
+
+Both recorders call ``seal_commit`` after inserting a commit's events and
+before their transaction ends, while they hold the store's write lock
+(PostgreSQL's table lock, SQLite's one writer): the previous seal read here
+is the last one, and the seal commits with the events or not at all. A
+recorder without keys writes no seal (a ledger run without a key file).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteFactory
+
+from application.eventlog.seals import (
+    SEALS_TABLE,
+    Seal,
+    SealedEvent,
+    SealKeys,
+    seals_for_commit,
+)
+
+SQLITE_FACTORY_TOPIC = f"{__name__}:SealingSQLiteFactory"
+
+Query = Callable[[str, tuple[Any, ...]], list[Any]]
+"""Runs one statement in the commit's transaction and returns its rows."""
+
+
+def sealed_events(stored: Sequence[StoredEvent], positions: Sequence[int]) -> list[SealedEvent]:
+    """The commit's events in position order, as a seal covers them."""
+    pairs = sorted(zip(positions, stored, strict=True), key=lambda pair: pair[0])
+    return [(position, _hex(event.originator_id), event.originator_version, event.topic,
+             bytes(event.state)) for position, event in pairs]
+
+
+def _hex(originator_id: UUID | str) -> str:
+    return originator_id.hex if isinstance(originator_id, UUID) else UUID(originator_id).hex
+
+
+def seal_rows(keys: SealKeys, last_seal: Seal | None, head_before: int,
+              stored: Sequence[StoredEvent], positions: Sequence[int]) -> list[Seal]:
+    return seals_for_commit(keys, last_seal, head_before, sealed_events(stored, positions))
+
+
+class SealingSQLiteApplicationRecorder(SQLiteApplicationRecorder):
+    """The library's SQLite recorder; each commit also writes its seal."""
+
+    seal_keys: SealKeys | None = None
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [*super().construct_create_table_statements(),
+                f"CREATE TABLE IF NOT EXISTS {SEALS_TABLE} (last_position INTEGER PRIMARY KEY, "
+                "first_position INTEGER NOT NULL, key_id TEXT NOT NULL, mac BLOB NOT NULL)"]
+
+    def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+                       ) -> Sequence[int] | None:
+        positions = super()._insert_events(c, stored_events, **kwargs)
+        if self.seal_keys is None or not positions:
+            return positions
+        c.execute(f"SELECT first_position, last_position, key_id, mac FROM {SEALS_TABLE} "  # noqa: S608
+                  "ORDER BY last_position DESC LIMIT 1")
+        row = c.fetchone()
+        last = Seal(row[0], row[1], row[2], bytes(row[3])) if row else None
+        # rowids are the table's max + 1: the log's head before this commit
+        rows = seal_rows(self.seal_keys, last, min(positions) - 1, stored_events, positions)
+        c.executemany(f"INSERT INTO {SEALS_TABLE} (last_position, first_position, key_id, mac) "  # noqa: S608
+                      "VALUES (?, ?, ?, ?)",
+                      [(s.last, s.first, s.key_id, s.mac) for s in rows])
+        return positions
+
+
+class SealingSQLiteFactory(SQLiteFactory):
+    application_recorder_class = SealingSQLiteApplicationRecorder

@@ -1,0 +1,115 @@
+"""Database access alone must not move real tokens: a consistent forged
+mint appended by direct SQL while the service is down is refused by the
+projector, the settler (nothing minted on chain) and the audit, each naming
+its position; seals made with an earlier key still check after a rotation."""
+
+from __future__ import annotations
+
+from uuid import uuid4
+
+import pytest
+
+from application import commands as c
+from application.alerts import AlertKind
+from application.eventlog.seal_check import UnauthenticatedEvent
+from application.eventlog.seals import SealKey, SealKeys
+from projections.audit_replay import AuditReplay
+from projections.runtime import ReadSide
+from tests.settlement.conftest import DEAL, SettlementRig
+from tests.support.raw_events import RawEvents
+from tests.support.stores import StoreConfig
+
+pytestmark = pytest.mark.anyio
+
+OLD_KEY = SealKey("2026-01", bytes(range(32)))
+NEW_KEY = SealKey("2026-07", bytes(range(32, 64)))
+
+
+def forge_copy_of_commit(rig: SettlementRig, store: StoreConfig, first: int, last: int) -> int:
+    """Append, with plain SQL, a copy of the commit ``first..last``
+    under a new transfer id and the next account versions: a mint as the
+    service would have written it, minus the seal. Returns its first position."""
+    log = rig.ledger.app.event_log
+    forged_at = log.head() + 1
+    events = log.read(first - 1, last - first + 1)
+    transfer_hex = events[0].originator_id
+    forged_hex = uuid4().hex
+    raw = RawEvents(rig.ledger, store)
+    for event in events:
+        is_transfer = event.originator_id == transfer_hex
+        originator = forged_hex if is_transfer else event.originator_id
+        version = event.version if is_transfer else _latest_version(log, event) + 1
+        state = event.state.replace(transfer_hex.encode(), forged_hex.encode())
+        state = state.replace(str(uuid_of(transfer_hex)).encode(), str(uuid_of(forged_hex)).encode())
+        originator_value = originator if store.kind == "sqlite" else uuid_of(originator)
+        raw.execute("INSERT INTO {t} (originator_id, originator_version, topic, state) "
+                    "VALUES (%s, %s, %s, %s)", (originator_value, version, event.topic, state))
+    return forged_at
+
+
+def _latest_version(log, event) -> int:
+    return log.read_aggregate(uuid_of(event.originator_id), 0, 10_000)[-1].version
+
+
+def uuid_of(hex_id: str):
+    from uuid import UUID
+
+    return UUID(hex_id)
+
+
+async def test_a_forged_mint_is_refused_everywhere(store: StoreConfig, tmp_path, raised) -> None:
+    rig = SettlementRig(store, tmp_path)
+    try:
+        rig.ledger.app.use_seal_keys(SealKeys([OLD_KEY]))
+        account = rig.open_account()
+        rig.ledger.app.use_seal_keys(SealKeys([OLD_KEY, NEW_KEY]))  # rotated: old seals still check
+        mint_id = uuid4()
+        rig.execute(c.Mint(mint_id, account, 7 * DEAL))
+        first = rig.ledger.app.event_log.position_of(mint_id, 1)
+        assert first is not None
+        last = rig.ledger.app.event_log.head()
+        await rig.settle()
+        supply = rig.chain_supply()
+
+        forged_at = forge_copy_of_commit(rig, store, first, last)
+        await rig.restart()
+
+        with pytest.raises(UnauthenticatedEvent) as settler_refused:
+            await rig.settle()
+        assert settler_refused.value.position == forged_at
+        assert rig.chain_supply() == supply
+        assert await rig.chain_balance(account) == 7 * DEAL
+
+        read_side = ReadSide(rig.ledger.app, store.env)
+        try:
+            with pytest.raises(UnauthenticatedEvent) as projector_refused:
+                read_side.projector.rebuild()
+            assert projector_refused.value.position == forged_at
+            assert read_side.store.position() == forged_at - 1
+            report = AuditReplay(read_side.log, read_side.decoder, read_side.store).run()
+        finally:
+            read_side.close()
+        named = [m for m in report.mismatches if m.model == "event_log"]
+        assert [m.key for m in named] == [f"position {forged_at}"], report.mismatches
+        alerts = raised.of(AlertKind.UNAUTHENTICATED_EVENT)
+        assert alerts and {a.fields["position"] for a in alerts} == {forged_at}
+    finally:
+        await rig.close()
+
+
+async def test_a_log_without_keys_reads_as_before(store: StoreConfig, tmp_path) -> None:
+    """Seal checks are off without keys (and events before the first sealed
+    commit read unsealed): the same forgery is not caught, which is why
+    DEALS_COMMIT_KEYS_FILE matters."""
+    rig = SettlementRig(store, tmp_path)
+    try:
+        account = rig.open_account()
+        mint_id = uuid4()
+        rig.execute(c.Mint(mint_id, account, 7 * DEAL))
+        first = rig.ledger.app.event_log.position_of(mint_id, 1)
+        forge_copy_of_commit(rig, store, first, rig.ledger.app.event_log.head())
+        await rig.restart()
+        await rig.settle()
+        assert rig.chain_supply() >= 14 * DEAL
+    finally:
+        await rig.close()
