@@ -1,0 +1,111 @@
+"""Commit seals on both stores: each commit's seal checks, and every way a
+sealed log can be changed behind the service's back is refused at the
+position of the commit it touches; old keys keep checking after a rotation."""
+
+from __future__ import annotations
+
+import pytest
+
+from application.eventlog.seal_check import SealCheck, UnauthenticatedEvent
+from application.eventlog.seals import SealKey, SealKeyError, SealKeys
+from tests.support.ledgers import LedgerHarness
+from tests.support.raw_events import RawEvents
+from tests.support.stores import StoreConfig
+
+OLD = SealKey("old", b"\x01" * 32)
+NEW = SealKey("new", b"\x02" * 32)
+
+
+def whole_log(ledger: LedgerHarness, keys: SealKeys) -> list[int]:
+    """Every position the check lets through, reading from the start."""
+    log = ledger.app.event_log
+    check = SealCheck(log, keys)
+    passed: list[int] = []
+    while True:
+        events = check.verified(log.read(passed[-1] if passed else 0, 7))
+        if not events:
+            return passed
+        passed.extend(event.position for event in events)
+
+
+@pytest.fixture
+def sealed(store: StoreConfig):
+    ledger = LedgerHarness(store.env)
+    before = ledger.open_account()  # written before seals: read unsealed
+    ledger.app.use_seal_keys(SealKeys([OLD]))
+    start = ledger.app.event_log.head()
+    ledger.open_account(funded=500)
+    ledger.app.use_seal_keys(SealKeys([OLD, NEW]))
+    ledger.open_account(funded=700)
+    yield ledger, start, before
+    ledger.close()
+
+
+def test_every_event_passes_and_the_start_is_where_sealing_began(sealed) -> None:
+    ledger, start, _ = sealed
+    log = ledger.app.event_log
+    assert whole_log(ledger, SealKeys([OLD, NEW])) == [e.position for e in log.read(0, 1000)]
+    start_seal = log.start_seal()
+    assert start_seal is not None and start_seal.last == start
+
+
+def test_a_changed_byte_is_refused_at_its_commit(sealed, store: StoreConfig) -> None:
+    ledger, start, _ = sealed
+    target = ledger.app.event_log.head()
+    raw = RawEvents(ledger, store)
+    state = raw.state_at(target, ledger)
+    raw.execute("UPDATE {t} SET state = %s WHERE {id} = %s",
+                (state.replace(b"}", b" }", 1), target))
+    passed = whole_log_until_refused(ledger, SealKeys([OLD, NEW]))
+    assert start < passed.refused <= target
+    assert passed.refused == passed.last + 1
+
+
+def test_a_removed_seal_is_refused(sealed, store: StoreConfig) -> None:
+    ledger, start, _ = sealed
+    seal = ledger.app.event_log.seals_from(start + 1, 1)[0]
+    RawEvents(ledger, store).execute(
+        "DELETE FROM " + seals_table(store) + " WHERE last_position = %s", (seal.last,))
+    assert whole_log_until_refused(ledger, SealKeys([OLD, NEW])).refused == seal.first
+
+
+def test_seals_of_a_key_no_longer_known_are_refused(sealed) -> None:
+    """Rotation keeps the old lines: a process given only the new key
+    refuses what the old one sealed (and says so), never accepts it."""
+    ledger, start, _ = sealed
+    with pytest.raises(UnauthenticatedEvent):
+        whole_log(ledger, SealKeys([NEW]))
+
+
+class Refused:
+    def __init__(self, last: int, refused: int) -> None:
+        self.last, self.refused = last, refused
+
+
+def whole_log_until_refused(ledger: LedgerHarness, keys: SealKeys) -> Refused:
+    log = ledger.app.event_log
+    check = SealCheck(log, keys)
+    last = 0
+    while True:
+        try:
+            events = check.verified(log.read(last, 7))
+        except UnauthenticatedEvent as refused:
+            return Refused(last, refused.position)
+        assert events, "nothing was refused"
+        last = events[-1].position
+
+
+def seals_table(store: StoreConfig) -> str:
+    if store.kind == "sqlite":
+        return "commit_seals"
+    return f'"{store.env["POSTGRES_SCHEMA"]}".commit_seals'
+
+
+def test_key_files_parse_and_never_show_a_secret() -> None:
+    keys = SealKeys.parse(f"# rotated 2026-12\nold:{'01' * 32}\n\nnew:{'02' * 32}\n")
+    assert keys.current.key_id == "new" and keys.get("old") == OLD
+    assert "01" * 4 not in repr(keys) and "02" * 4 not in repr(keys.current)
+    for bad in ("", "k:zz", f"k:{'01' * 16}", f":{'01' * 32}", f"k:{'01' * 32}\nk:{'02' * 32}"):
+        with pytest.raises(SealKeyError) as refused:
+            SealKeys.parse(bad)
+        assert "01" * 8 not in str(refused.value)

@@ -1,0 +1,54 @@
+"""DEALS_COMMIT_KEYS_FILE: read as a secret file (private, never shown),
+and a ledger opened with it seals every commit."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from interface.wiring.seal_keys import open_ledger
+from interface.wiring.settings import Settings, SettingsError
+
+SECRET = "ab" * 32
+
+
+def keys_file(tmp_path: Path, text: str, mode: int = 0o600) -> Path:
+    path = tmp_path / "commit-keys"
+    path.write_text(text)
+    os.chmod(path, mode)
+    return path
+
+
+def test_a_ledger_opened_with_the_file_seals_its_commits(tmp_path: Path) -> None:
+    from uuid import uuid4
+
+    from application import commands as c
+    from application.write.processor import CommandProcessor
+
+    settings = Settings(data_dir=tmp_path / "var",
+                        commit_keys_file=keys_file(tmp_path, f"k1:{SECRET}\n"))
+    app = open_ledger(settings)
+    try:
+        CommandProcessor(app).process([c.OpenAccount(uuid4())])
+        seals = app.event_log.seals_from(0, 10)
+        assert [seal.key_id for seal in seals] == ["k1", "k1"]  # the start, the commit
+        assert seals[0].is_start and not seals[1].is_start
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize(("text", "mode", "said"), [
+    (f"k1:{SECRET}\n", 0o644, "must not be accessible by group or others"),
+    (f"k1:{SECRET[:20]}\n", 0o600, "at least 32 bytes"),
+])
+def test_a_file_that_cannot_be_used_is_refused_without_its_content(
+    tmp_path: Path, text: str, mode: int, said: str,
+) -> None:
+    settings = Settings(data_dir=tmp_path / "var",
+                        commit_keys_file=keys_file(tmp_path, text, mode))
+    with pytest.raises(SettingsError) as refused:
+        open_ledger(settings)
+    assert said in str(refused.value) and "DEALS_COMMIT_KEYS_FILE" in str(refused.value)
+    assert SECRET[:16] not in str(refused.value)
