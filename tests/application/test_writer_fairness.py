@@ -23,11 +23,13 @@ from eventsourcing.persistence import IntegrityError, OperationalError
 from application import commands as c
 from application.authority import INTERNAL
 from application.errors import LedgerUnavailable
+from application.eventlog.locks import advisory_lock_key
 from application.handlers.movements import BatchAborted
 from application.outcomes import BatchRecorded, MovementRecorded
 from application.write import processor as processor_module
-from application.write.attempts import LOST_COMMIT, REFUSED_MIDWAY
+from application.write.attempts import LOST_COMMIT, REFUSED_MIDWAY, GroupAttempts
 from tests.support.ledgers import LedgerHarness
+from tests.support.services import pg_connect
 from tests.support.writer_counts import WriterCounts
 
 BIG_BATCH_ITEMS = 6000
@@ -254,3 +256,46 @@ def test_a_store_failure_answers_every_command_even_those_sent_on(ledger, accoun
     assert isinstance(answer.results[1], BatchAborted), "answered before the store failed"
     for index in (0, 2, 3):
         assert isinstance(answer.results[index], LedgerUnavailable), answer.results[index]
+
+
+def test_the_writer_turn_is_released_before_each_redecide(postgres, postgres_database,
+                                                          monkeypatch):
+    """On PostgreSQL: commands that lost twice decide under the writer turn,
+    and at each refusal midway the turn is already released (other processes
+    commit in between), whichever way the group goes on."""
+    ledger = LedgerHarness(postgres.env)
+    try:
+        rich = [ledger.open_account(10**12) for _ in range(4)]
+        accounts = {"rich": rich, "poor": ledger.open_account(0)}
+        recorder = ledger.app.recorder
+        key = advisory_lock_key(f"deals-ledger:{recorder.datastore.schema}:"
+                                f"{recorder.events_table_name}:writer-turn")
+        held_at_refusals: list[bool] = []
+        refused_midway = GroupAttempts.refused_midway
+
+        def observed(self, index, error):
+            held_at_refusals.append(turn_held(postgres_database.name, key))
+            return refused_midway(self, index, error)
+
+        monkeypatch.setattr(GroupAttempts, "refused_midway", observed)
+        commands = [bad_atomic_batch(accounts), transfer(rich[0], rich[1]),
+                    bad_atomic_batch(accounts), transfer(rich[2], rich[3])]
+        worn = processor_module.OPTIMISTIC_ATTEMPTS
+        answer = ledger.processor.process_group(commands, [worn] * len(commands))
+        assert isinstance(answer.results[1], MovementRecorded)
+        assert held_at_refusals == [False, False]
+        assert answer.turns == 3, "one per attempt: the free retry, the re-decide, the commit"
+        assert not turn_held(postgres_database.name, key)
+    finally:
+        ledger.close()
+
+
+def turn_held(database: str, key: int) -> bool:
+    unsigned = key & 0xFFFF_FFFF_FFFF_FFFF
+    with pg_connect(database) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND classid::bigint = %s AND objid::bigint = %s",
+            (unsigned >> 32, unsigned & 0xFFFF_FFFF),
+        ).fetchone()
+    return row[0] > 0
