@@ -11,14 +11,20 @@ What can go wrong, and what happens:
 - A command is refused: it gets its error; having checked before changing,
   it left no trace, and the rest of the batch goes on.
 - A command changed aggregates and then failed (an atomic batch whose
-  tenth item is refused, or a bug): the batch runs again from fresh
-  aggregates without it, so nothing it did survives.
+  tenth item is refused, or a bug): the batch runs again without it, so
+  nothing it did survives. An atomic batch decides on copies of cached
+  aggregates (``guarded_cache``), so the cache needs nothing reloaded after
+  it fails; what the failure costs the others is ``attempts``' to bound: one
+  re-decide at most, none of their retry budget, later atomic batches sent
+  on to the next group.
 - Another process wrote an aggregate we hold (version conflict on save):
   the aggregates are reloaded and the batch runs again, this time asking
   the store whether each new id is really new. Nothing is lost or doubled:
-  the losing transaction wrote nothing. A batch that lost twice runs under
-  the store's writer turn, during which no other process commits, so a hot
-  account shared by several processes cannot starve one of them.
+  the losing transaction wrote nothing. Each command in the attempt spends
+  one retry of its own budget. An attempt with a command that lost twice
+  runs under the store's writer turn (for that attempt only), during which
+  no other process commits, so a hot account shared by several processes
+  cannot starve one of them.
 - The store is down: every command in the batch is answered "unavailable"
   and none was applied.
 
