@@ -11,7 +11,7 @@ USAGE = 2
 NOT_STARTED = 3
 """``serve``: the server did not start (see the log)."""
 FINDINGS = 4
-"""``replay`` or ``reconcile`` ran and found something wrong with the ledger."""
+"""``replay``, ``reconcile`` or ``verify-proof`` ran and found something wrong."""
 NO_LEDGER = 5
 """The data dir or schema holds no ledger (``replay``, ``project``, ``settle``,
 ``reconcile``); only ``serve`` and ``init`` create one."""
@@ -25,6 +25,6 @@ EPILOG = f"""exit status:
   {FAILURE}  failure: a refused setting, an unreachable store, a refused command
   {USAGE}  usage error on the command line
   {NOT_STARTED}  serve: the server did not start
-  {FINDINGS}  replay or reconcile found discrepancies
+  {FINDINGS}  replay, reconcile or verify-proof found discrepancies
   {NO_LEDGER}  no ledger in the configured data dir or schema (run init or serve first)
   {PIPE_CLOSED}  the output's reader closed the pipe early (as other Unix tools)"""

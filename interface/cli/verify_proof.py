@@ -7,8 +7,8 @@ path leads to the anchored root, the anchor's memo states that root for
 this ledger, and the chain holds that memo in a successful transaction
 co-signed by the anchor signer. A consistency proof
 (``GET /v1/audit/consistency``): the later anchored log extends the earlier
-one, and both anchors are on chain. Exit 0 when everything holds, 1 with
-one line per failed check.
+one, and both anchors are on chain. Exit 0 when everything holds, 4 with
+one line per failed check (``--json``: one object).
 
 Pass ``--anchor-signer`` with the address the operator publishes: without
 it the proof's own claim is used, which proves only that someone anchored
@@ -30,6 +30,7 @@ from typing import Any
 from application.eventlog.merkle_log import parse_canonical
 from domain.anchor import AnchorMemo, parse_anchor_memo
 from domain.merkle import leaf_hash, verify_consistency, verify_inclusion
+from interface.cli import exit_codes
 from interface.wiring.settings import Settings
 from projections.proofs import CONSISTENCY_FORMAT, PROOF_FORMAT
 
@@ -56,18 +57,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--chain-dir", type=Path,
                        help="the embedded chain's folder (default <DEALS_DATA_DIR>/chain)")
     parser.add_argument("--anchor-signer", help="the anchor signer's address, as published")
+    parser.add_argument("--json", action="store_true",
+                        help='print {"ok", "failed": [...], "summary"} as JSON')
 
 
 def run_verify_proof(args: argparse.Namespace, settings: Settings) -> int:
-    """Check a proof file against the chain alone (exit 1 when a check fails)."""
+    """Check a proof file against the chain alone (exit 4 when a check fails)."""
     document = _load(args.file)
     lookup = _lookup(args, settings)
     problems = check(document, lookup, args.anchor_signer)
-    for problem in problems:
+    if args.json:
+        print(json.dumps({"ok": not problems, "failed": problems,
+                          "summary": None if problems else _summary(document)}))
+    for problem in [] if args.json else problems:
         print(f"FAILED: {problem}")
-    if not problems:
+    if not problems and not args.json:
         print(f"OK: {_summary(document)}")
-    return 1 if problems else 0
+    return exit_codes.FINDINGS if problems else exit_codes.OK
 
 
 run_verify_proof.add_arguments = add_arguments  # type: ignore[attr-defined]

@@ -75,6 +75,8 @@ async def test_a_transfer_proof_verifies_with_the_chain_alone(
     assert await verify(proof_rig, proof, tmp_path, "--anchor-signer",
                   proof_rig.chain.anchor_signer) == 0
     assert "OK: event at position" in capsys.readouterr().out
+    assert await verify(proof_rig, proof, tmp_path, "--json") == 0
+    assert json.loads(capsys.readouterr().out)["ok"] is True
     assert proof["event"]["originator_id"] == str(ids[1])
     assert proof["event"]["topic"].endswith("Transfer.Recorded")
 
@@ -86,15 +88,19 @@ async def test_a_proof_fails_against_another_anchor_signer_or_an_altered_event(
     proof = proofs_of(proof_rig).transfer_proof(ids[0])
     impostor = "11111111111111111111111111111112"
 
-    assert await verify(proof_rig, proof, tmp_path, "--anchor-signer", impostor) == 1
+    assert await verify(proof_rig, proof, tmp_path, "--anchor-signer", impostor) == 4  # findings
     assert "not signed by the anchor signer" in capsys.readouterr().out
+    assert await verify(proof_rig, proof, tmp_path, "--anchor-signer", impostor, "--json") == 4
+    reported = json.loads(capsys.readouterr().out)
+    assert reported["ok"] is False and reported["summary"] is None
+    assert any("not signed by the anchor signer" in failed for failed in reported["failed"])
     altered = copy.deepcopy(proof)
     data = bytearray(base64.b64decode(altered["event"]["canonical_bytes"]))
     data[-2] ^= 0x01
     altered["event"]["canonical_bytes"] = base64.b64encode(bytes(data)).decode()
     altered["event"]["state"] = bytes(data[-len(proof["event"]["state"].encode()):]).decode(
         errors="replace")
-    assert await verify(proof_rig, altered, tmp_path) == 1
+    assert await verify(proof_rig, altered, tmp_path) == 4  # exit_codes.FINDINGS
     assert "inclusion path does not lead" in capsys.readouterr().out
 
 
@@ -110,7 +116,7 @@ async def test_a_consistency_proof_between_two_anchors_verifies(
     assert await verify(proof_rig, document, tmp_path) == 0
     assert proofs.digest()["sequence"] == 2
     document["path"][0] = "00" * 32
-    assert await verify(proof_rig, document, tmp_path) == 1
+    assert await verify(proof_rig, document, tmp_path) == 4  # exit_codes.FINDINGS
 
 
 async def test_a_transfer_proof_is_only_for_a_transfer(proof_rig: SettlementRig) -> None:
