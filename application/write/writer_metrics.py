@@ -22,6 +22,8 @@ GROUP_REDECIDES = metric(
     "changed aggregates and then failed; lost_commit: another process committed first)",
     labels=("cause",),
 )
+for _cause in CAUSES:  # exposed at 0 from the start, so a rate over them is never absent
+    GROUP_REDECIDES.labels(_cause)
 REDECIDING_REFUSALS = metric(
     Counter, "ledger_writer_redeciding_refusals",
     "Commands refused after changing aggregates (an atomic batch's bad item, a bug) "
