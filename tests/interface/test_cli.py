@@ -182,3 +182,10 @@ def test_serve_says_listening_only_once_the_app_has_started(tmp_path, workers):
     assert result.returncode == exit_codes.NOT_STARTED
     assert "listening" not in result.stdout and "API key" not in result.stdout
     assert "DEALS_ALERT_WEBHOOK_SECRET" in result.stderr
+
+
+def test_settle_once_reports_as_json(ledger, store):
+    settled = cli(store, "settle", "--once", "--json")
+    assert settled.returncode == exit_codes.OK, settled.stderr
+    report = json.loads(settled.stdout)
+    assert set(report) == {"settlement_steps", "waiting"} and report["waiting"] == 0
