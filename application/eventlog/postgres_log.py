@@ -55,6 +55,9 @@ class PostgresEventLog(SqlEventLog):
 
         seals = SQL("SELECT first_position, last_position, key_id, mac FROM {}.{} ").format(
             Identifier(self._datastore.schema), Identifier(SEALS_TABLE))
+        self.anchor_statement = SQL(
+            "SELECT state FROM {} WHERE topic = %s ORDER BY notification_id DESC LIMIT 1"
+        ).format(table)
         self.seal_statements = (
             seals + SQL("WHERE first_position > last_position ORDER BY last_position LIMIT 1"),
             seals + SQL("WHERE last_position >= %s ORDER BY last_position LIMIT %s"),

@@ -22,12 +22,14 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID
 
+import orjson
 from eventsourcing.persistence import InterfaceError, OperationalError
 from eventsourcing.utils import retry
 
 from application.eventlog.seals import Seal, SealKeys
 
 PAGE_EVENTS_MAX = 10_000
+ANCHOR_RECORDED_TOPIC = "domain.anchor:Anchor.Recorded"
 CHANGES_PER_QUERY_MAX = 10_000
 REFS_PER_QUERY_MAX = 10_000
 """Events named per ``latest_position_of`` query (a batch holds at most 8,000)."""
@@ -105,6 +107,8 @@ class SqlEventLog:
     statements: Statements
     seal_statements: tuple[Any, Any, Any] | None = None
     """(start seal, seals from a last position on, the seal before a position)."""
+    anchor_statement: Any = None
+    """(topic): the stored state of the latest event with that topic."""
     seal_keys: SealKeys | None = None
     """Set when the application has commit seal keys: its consumers check seals."""
 
@@ -186,6 +190,19 @@ class SqlEventLog:
     def seal_before(self, position: int) -> Seal | None:
         seals = self._seals(2, (position,))
         return seals[0] if seals else None
+
+    @reconnect
+    def anchored_position(self) -> int:
+        """The position the latest anchor recorded in the log covers (0: none).
+        Read only while unsealed events are read (a scan by topic)."""
+        rows = self._rows(self.anchor_statement, (ANCHOR_RECORDED_TOPIC,))
+        if not rows:
+            return 0
+        try:
+            position = orjson.loads(bytes(rows[0][0]))["position"]
+        except Exception:  # a damaged anchor row covers nothing
+            return 0
+        return position if isinstance(position, int) else 0
 
     def _seals(self, which: int, params: tuple[Any, ...]) -> list[Seal]:
         """Seal rows; none from a store whose seals table was never made (a

@@ -44,6 +44,8 @@ class SealedLog(Protocol):
 
     def seal_before(self, position: int) -> Seal | None: ...
 
+    def anchored_position(self) -> int: ...
+
 
 def _sealed(event: LogEvent) -> SealedEvent:
     return (event.position, event.originator_id, event.version, event.topic, event.state)
@@ -56,25 +58,47 @@ class SealCheck:
         self._keys = keys
         self._on_refused = on_refused
         self._start: Seal | None = None
+        self._anchored_upto = 0
 
     def verified(self, events: list[LogEvent]) -> list[LogEvent]:
         """The authenticated head of ``events`` (see the module docstring)."""
         if not events:
             return events
-        start = self._start_seal()
-        if start is None or events[-1].position <= start.last:
-            return events  # written before authentication began
-        accepted = [event for event in events if event.position <= start.last]
-        rest = events[len(accepted):]
         try:
-            accepted.extend(self._sealed_head(rest, start))
+            return self._verified(events)
         except UnauthenticatedEvent as refused:
-            if accepted:
-                return accepted
             if self._on_refused is not None:
                 self._on_refused(refused.position, refused.why)
             raise
+
+    def _verified(self, events: list[LogEvent]) -> list[LogEvent]:
+        start = self._start_seal()
+        unsealed_upto = start.last if start is not None else events[-1].position
+        accepted = [event for event in events if event.position <= unsealed_upto]
+        if accepted:
+            covered = self._anchored(accepted[-1].position)
+            accepted = [event for event in accepted if event.position <= covered]
+            if not accepted:
+                raise UnauthenticatedEvent(events[0].position, (
+                    "written before commit seals began and not yet covered by an anchor"
+                    if start is not None else "no commit seal exists and no anchor covers it"))
+        rest = events[len(accepted):]
+        if not rest or start is None or rest[0].position <= start.last:
+            return accepted  # the rest waits for an anchor (or is none)
+        try:
+            accepted.extend(self._sealed_head(rest, start))
+        except UnauthenticatedEvent:
+            if accepted:
+                return accepted
+            raise
         return accepted
+
+    def _anchored(self, wanted: int) -> int:
+        """How far the anchors recorded in the log reach, asked again only
+        while it falls short of ``wanted`` (it only grows)."""
+        if self._anchored_upto < wanted:
+            self._anchored_upto = self._log.anchored_position()
+        return self._anchored_upto
 
     def _start_seal(self) -> Seal | None:
         if self._start is None:

@@ -14,9 +14,11 @@ secret proves as much, costs a few microseconds per commit and needs no new
 dependency.
 
 The first sealed commit of a log writes a *start seal* first: the position
-where authentication began (the last event before it), MACed too. Events at
-or before it were written before seals existed (the golden ledger): they
-are accepted unsealed; the anchors on chain are what pins them. Every event
+where authentication began (the last event before it), MACed too, and only
+at the head the operator named (``application.write.sealing.seal_rows``).
+Events at or before it were written before seals existed (the golden
+ledger): they are accepted unsealed once an anchor recorded in the log
+covers them, never after the start; the anchors on chain pin them. Every event
 after it must lie inside a seal whose MAC checks out, in an unbroken chain
 from the start seal; one that does not is refused and named by position.
 

@@ -48,6 +48,8 @@ class SQLiteEventLog(SqlEventLog):
         )
 
         seals = f"SELECT first_position, last_position, key_id, mac FROM {SEALS_TABLE} "  # noqa: S608
+        self.anchor_statement = (
+            f"SELECT state FROM {table} WHERE topic = ? ORDER BY rowid DESC LIMIT 1")  # noqa: S608
         self.seal_statements = (
             seals + "WHERE first_position > last_position ORDER BY last_position LIMIT 1",
             seals + "WHERE last_position >= ? ORDER BY last_position LIMIT ?",

@@ -32,12 +32,15 @@ class LedgerApplication(Application[UUID]):
         self.event_log: EventLog = event_log_for(self.recorder)
         """The stored log, for every consumer (``application.eventlog``)."""
 
-    def use_seal_keys(self, keys: SealKeys) -> None:
+    def use_seal_keys(self, keys: SealKeys, *, start_at: int = 0) -> None:
         """Seal every commit from now on and check seals wherever this
-        application's log is read (``application.eventlog.seals``)."""
+        application's log is read (``application.eventlog.seals``). A log
+        with no seal yet begins sealing only when its head is ``start_at``
+        (``application.write.sealing.seal_rows``)."""
         if not hasattr(type(self.recorder), "seal_keys"):
             raise TypeError(f"{type(self.recorder).__name__} cannot seal commits")
         self.recorder.seal_keys = keys  # type: ignore[attr-defined]
+        self.recorder.seal_start_at = start_at  # type: ignore[attr-defined]
         self.event_log.seal_keys = keys  # type: ignore[attr-defined]
 
     def load(self, aggregate_id: UUID) -> Aggregate | None:

@@ -70,6 +70,7 @@ def create_in_turn(datastore: PostgresDatastore, create_table: Callable[[], None
 class ColumnarPostgresApplicationRecorder(PostgresApplicationRecorder):
     seal_keys: SealKeys | None = None
     """Set by the application when it has commit seal keys (``application.write.sealing``)."""
+    seal_start_at = 0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -156,7 +157,8 @@ class ColumnarPostgresApplicationRecorder(PostgresApplicationRecorder):
         curs.execute(SQL("SELECT COALESCE(MAX(notification_id), 0) AS head FROM {} "
                          "WHERE notification_id < %s").format(events), (min(positions),))
         head_before = curs.fetchone()["head"]
-        rows = seal_rows(self.seal_keys, last, head_before, stored_events, positions)
+        rows = seal_rows(self.seal_keys, last, head_before, stored_events, positions,
+                         self.seal_start_at)
         curs.executemany(
             SQL("INSERT INTO {} (last_position, first_position, key_id, mac) "
                 "VALUES (%s, %s, %s, %s)").format(seals),

@@ -42,8 +42,23 @@ def _hex(originator_id: UUID | str) -> str:
     return originator_id.hex if isinstance(originator_id, UUID) else UUID(originator_id).hex
 
 
+class SealsMissing(Exception):
+    """The log holds events but no seal, at a head the operator did not name."""
+
+
 def seal_rows(keys: SealKeys, last_seal: Seal | None, head_before: int,
-              stored: Sequence[StoredEvent], positions: Sequence[int]) -> list[Seal]:
+              stored: Sequence[StoredEvent], positions: Sequence[int], start_at: int
+              ) -> list[Seal]:
+    """The commit's seal rows. The first seal of a log starts sealing at its
+    head only when that head is ``start_at`` (0: an empty log; an upgraded
+    log's head, as the operator set it): an attacker who empties the seals
+    table and appends events cannot make the service start sealing after
+    them, and so have them read as written before seals."""
+    if last_seal is None and head_before != start_at:
+        raise SealsMissing(
+            f"the log holds events up to position {head_before} and no commit seal; "
+            f"sealing may begin only at position {start_at} (DEALS_COMMIT_SEALS_FROM): "
+            "were the seals removed?")
     return seals_for_commit(keys, last_seal, head_before, sealed_events(stored, positions))
 
 
@@ -51,6 +66,7 @@ class SealingSQLiteApplicationRecorder(SQLiteApplicationRecorder):
     """The library's SQLite recorder; each commit also writes its seal."""
 
     seal_keys: SealKeys | None = None
+    seal_start_at = 0
 
     def construct_create_table_statements(self) -> list[str]:
         return [*super().construct_create_table_statements(),
@@ -67,7 +83,8 @@ class SealingSQLiteApplicationRecorder(SQLiteApplicationRecorder):
         row = c.fetchone()
         last = Seal(row[0], row[1], row[2], bytes(row[3])) if row else None
         # rowids are the table's max + 1: the log's head before this commit
-        rows = seal_rows(self.seal_keys, last, min(positions) - 1, stored_events, positions)
+        rows = seal_rows(self.seal_keys, last, min(positions) - 1, stored_events, positions,
+                         self.seal_start_at)
         c.executemany(f"INSERT INTO {SEALS_TABLE} (last_position, first_position, key_id, mac) "  # noqa: S608
                       "VALUES (?, ?, ?, ?)",
                       [(s.last, s.first, s.key_id, s.mac) for s in rows])

@@ -53,6 +53,9 @@ class Settings(BaseModel):
     commit_keys_file: Path | None = _var(None, "DEALS_COMMIT_KEYS_FILE")
     """``key_id:hex`` lines (0600): every commit is sealed with the last key
     and checked with any of them (docs/operations.md, "Commit seals")."""
+    commit_seals_from: int = _var(0, "DEALS_COMMIT_SEALS_FROM", ge=0)
+    """The log's head when sealing is turned on for a ledger that has events
+    (an upgrade); events up to it are read unsealed once an anchor covers them."""
     api_keys: str | None = _var(None, "DEALS_API_KEYS", secret=True)
     host: str = _var("127.0.0.1", "DEALS_HOST")
     port: int = _var(8000, "DEALS_PORT", ge=0, le=65535)

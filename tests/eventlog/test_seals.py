@@ -4,10 +4,15 @@ position of the commit it touches; old keys keep checking after a rotation."""
 
 from __future__ import annotations
 
+from uuid import UUID
+
 import pytest
 
+from application import commands as c
 from application.eventlog.seal_check import SealCheck, UnauthenticatedEvent
 from application.eventlog.seals import SealKey, SealKeyError, SealKeys
+from application.write.sealing import SealsMissing
+from domain.anchor import NO_PREVIOUS_ROOT
 from tests.support.ledgers import LedgerHarness
 from tests.support.raw_events import RawEvents
 from tests.support.stores import StoreConfig
@@ -28,12 +33,20 @@ def whole_log(ledger: LedgerHarness, keys: SealKeys) -> list[int]:
         passed.extend(event.position for event in events)
 
 
+def record_anchor(ledger: LedgerHarness, position: int) -> None:
+    """An anchor recorded in the log as covering ``position`` (never sent:
+    the seal check reads only how far the anchors recorded reach)."""
+    ledger.execute(c.RecordAnchor(1, position, position, "0" * 64, NO_PREVIOUS_ROOT,
+                                  "0" * 32, "signature", 1, "dHg="))
+
+
 @pytest.fixture
 def sealed(store: StoreConfig):
-    ledger = LedgerHarness(store.env)
-    before = ledger.open_account()  # written before seals: read unsealed
-    ledger.app.use_seal_keys(SealKeys([OLD]))
+    ledger = LedgerHarness(store.env)  # its genesis is written before seals
+    before = ledger.open_account()
     start = ledger.app.event_log.head()
+    ledger.app.use_seal_keys(SealKeys([OLD]), start_at=start)
+    record_anchor(ledger, start)  # what came before seals is read once anchored
     ledger.open_account(funded=500)
     ledger.app.use_seal_keys(SealKeys([OLD, NEW]))
     ledger.open_account(funded=700)
@@ -109,3 +122,45 @@ def test_key_files_parse_and_never_show_a_secret() -> None:
         with pytest.raises(SealKeyError) as refused:
             SealKeys.parse(bad)
         assert "01" * 8 not in str(refused.value)
+
+
+def test_events_before_seals_wait_for_an_anchor(store: StoreConfig) -> None:
+    ledger = LedgerHarness(store.env)
+    try:
+        start = ledger.app.event_log.head()
+        ledger.app.use_seal_keys(SealKeys([OLD]), start_at=start)
+        ledger.open_account()
+        with pytest.raises(UnauthenticatedEvent, match="not yet covered by an anchor") as refused:
+            whole_log(ledger, SealKeys([OLD]))
+        assert refused.value.position == 1
+        record_anchor(ledger, start)
+        assert whole_log(ledger, SealKeys([OLD]))[-1] == ledger.app.event_log.head()
+    finally:
+        ledger.close()
+
+
+def test_sealing_never_begins_after_events_the_operator_did_not_name(
+    sealed, store: StoreConfig,
+) -> None:
+    """The seals emptied and a forged event appended: the service's next
+    commit would read the forgery as written before seals. It is refused
+    instead (nothing committed), and so is the forgery."""
+    ledger, start, _ = sealed
+    raw = RawEvents(ledger, store)
+    raw.execute("DELETE FROM " + seals_table(store))
+    forged_at = ledger.app.event_log.head() + 1
+    last = ledger.app.event_log.read(forged_at - 2, 1)[0]
+    originator = last.originator_id if store.kind == "sqlite" else UUID(last.originator_id)
+    raw.execute("INSERT INTO {t} (originator_id, originator_version, topic, state) "
+                "VALUES (%s, %s, %s, %s)", (originator, last.version + 1, last.topic, last.state))
+    with pytest.raises(Exception, match="internal error"):
+        ledger.open_account()
+    assert ledger.app.event_log.head() == forged_at
+    assert whole_log_until_refused(ledger, SealKeys([OLD, NEW])).refused <= forged_at
+
+
+def test_seals_missing_is_the_recorders_refusal() -> None:
+    from application.write.sealing import seal_rows
+
+    with pytest.raises(SealsMissing, match="sealing may begin only at position 3"):
+        seal_rows(SealKeys([OLD]), None, 9, [], [], 3)

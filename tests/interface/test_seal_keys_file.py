@@ -52,3 +52,27 @@ def test_a_file_that_cannot_be_used_is_refused_without_its_content(
         open_ledger(settings)
     assert said in str(refused.value) and "DEALS_COMMIT_KEYS_FILE" in str(refused.value)
     assert SECRET[:16] not in str(refused.value)
+
+
+def test_seals_turned_on_for_a_ledger_with_events_need_its_head_named(tmp_path: Path) -> None:
+    from uuid import uuid4
+
+    from application import commands as c
+    from application.write.event_store import LedgerApplication
+    from application.write.processor import CommandProcessor
+
+    plain = Settings(data_dir=tmp_path / "var")
+    app = LedgerApplication(plain.eventsourcing_env())
+    CommandProcessor(app).process([c.OpenAccount(uuid4())])
+    head = app.event_log.head()
+    app.close()
+    keyed = plain.replace(commit_keys_file=keys_file(tmp_path, f"k1:{SECRET}\n"))
+
+    with pytest.raises(SettingsError, match=f"DEALS_COMMIT_SEALS_FROM={head}"):
+        open_ledger(keyed)
+    app = open_ledger(keyed.replace(commit_seals_from=head))
+    try:
+        CommandProcessor(app).process([c.OpenAccount(uuid4())])
+        assert app.event_log.start_seal().last == head
+    finally:
+        app.close()

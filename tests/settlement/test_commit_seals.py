@@ -13,9 +13,10 @@ from application import commands as c
 from application.alerts import AlertKind
 from application.eventlog.seal_check import UnauthenticatedEvent
 from application.eventlog.seals import SealKey, SealKeys
+from application.settlement.anchoring import AnchorConfig, AnchorProcess
 from projections.audit_replay import AuditReplay
 from projections.runtime import ReadSide
-from tests.settlement.conftest import DEAL, SettlementRig
+from tests.settlement.conftest import DEAL, FAST_RETRY, SettlementRig
 from tests.support.raw_events import RawEvents
 from tests.support.stores import StoreConfig
 
@@ -47,6 +48,12 @@ def forge_copy_of_commit(rig: SettlementRig, store: StoreConfig, first: int, las
     return forged_at
 
 
+async def anchor(rig: SettlementRig) -> None:
+    config = AnchorConfig(every_events=1, poll_interval_s=0.005, retry=FAST_RETRY)
+    await AnchorProcess(writer=rig.ledger.writer, app=rig.ledger.app, chain=rig.chain,
+                        config=config).run_until_idle()
+
+
 def _latest_version(log, event) -> int:
     return log.read_aggregate(uuid_of(event.originator_id), 0, 10_000)[-1].version
 
@@ -60,7 +67,8 @@ def uuid_of(hex_id: str):
 async def test_a_forged_mint_is_refused_everywhere(store: StoreConfig, tmp_path, raised) -> None:
     rig = SettlementRig(store, tmp_path)
     try:
-        rig.ledger.app.use_seal_keys(SealKeys([OLD_KEY]))
+        genesis_end = rig.ledger.app.event_log.head()  # the rig's genesis, before seals
+        rig.ledger.app.use_seal_keys(SealKeys([OLD_KEY]), start_at=genesis_end)
         account = rig.open_account()
         rig.ledger.app.use_seal_keys(SealKeys([OLD_KEY, NEW_KEY]))  # rotated: old seals still check
         mint_id = uuid4()
@@ -68,6 +76,7 @@ async def test_a_forged_mint_is_refused_everywhere(store: StoreConfig, tmp_path,
         first = rig.ledger.app.event_log.position_of(mint_id, 1)
         assert first is not None
         last = rig.ledger.app.event_log.head()
+        await anchor(rig)  # covers the genesis, written before seals
         await rig.settle()
         supply = rig.chain_supply()
 
