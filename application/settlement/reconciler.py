@@ -13,10 +13,10 @@ Where the data comes from: the settlement store (``application.
 settlement_store``), the settlement process's own fold of the log. It is
 the one place that knows which movements are settled (the read models know
 posted balances), it is paged by account id, and its tracking position is
-the settler's, so the two views can be read consistently: a page of
-balances is compared with the chain only if no settlement step was folded
-while the chain was read (``SETTLEMENT_STEPS``), and an account touched by
-the submission in flight may show it landed or not. Everything is read in
+the settler's, so the two views can be judged together: an account whose
+chain balance disagrees with its page's settled balance is read again with
+the chain read bracketed by the store (``balance_reading``), so what a
+settler records, lands or settles meanwhile is never taken for a finding. Everything is read in
 pages (accounts, signatures, settlements), so 100,000 accounts never sit in
 memory at once; signature history already verified is skipped next time
 (per-account watermarks), unless ``full``.
@@ -40,9 +40,15 @@ from uuid import UUID, uuid4
 from application import commands as c
 from application.alerts import AlertKind, raise_alert
 from application.authority import Authority
+from application.errors import SettlementUnavailable
 from application.outcomes import MovementRecorded
 from application.retry import RetryPolicy, Sleep, retrying
 from application.settlement import metrics
+from application.settlement.balance_reading import (
+    CHANGES_MAX,
+    BalanceReading,
+    explained_differences,
+)
 from application.settlement.chain_port import ChainPort, ChainTransaction, ChainUnavailableError
 from application.settlement.fold import SettlementFold
 from application.settlement.process import GENESIS_MEMO, CommandSender, execute_internal
@@ -55,6 +61,7 @@ from application.settlement.store import (
     SUPERSEDED,
     VERIFIED_SETTLED_POSITION,
     FindingRow,
+    Movement,
     SettlementStore,
     Submission,
 )
@@ -78,6 +85,7 @@ SIGNATURES_PER_PAGE_MAX = 1000
 SIGNATURE_PAGES_PER_ACCOUNT_MAX = 100_000
 SETTLEMENTS_PER_PAGE_MAX = 256
 STABLE_READS_MAX = 5
+READ_BACKOFF_S = 0.05
 SEEN_SIGNATURES_MAX = 100_000
 REPORT_FINDINGS_MAX = 1000
 _FINDINGS = derived_id("findings", UUID(int=0))
@@ -238,37 +246,78 @@ class Reconciler:
 
     async def _check_balances(self, accounts: list[UUID], findings: _Findings) -> None:
         """The page is read once; an account that disagrees is read again on
-        its own until no settlement step was folded while its chain balance
-        was read (bounded), so a settler at work elsewhere makes no finding."""
+        its own, the chain read bracketed by the store (``balance_reading``),
+        so a settler at work, however busy, makes no finding."""
         settled = self.store.balances(accounts)
         in_flight = self._in_flight_changes()
         for account in accounts:
             expected, actual = settled.get(account, 0), await self._balance(account)
             if _agrees(expected, actual, in_flight.get(account, ())):
                 continue
-            expected, actual, changes = await self._stable_reading(account)
-            if _agrees(expected, actual, changes):
+            reading = await self._bracketed_reading(account)
+            if reading.agrees:
                 continue
             await findings.add(
-                BALANCE_MISMATCH, account_id=account, expected=expected, actual=actual,
+                BALANCE_MISMATCH, account_id=account, expected=reading.expected,
+                actual=reading.actual,
                 detail=f"token account {self.chain.token_account_address(account)} holds "
-                       f"{actual}, the ledger's settled balance is {expected} (base units)",
+                       f"{reading.actual}, the ledger's settled balance is {reading.expected} "
+                       "(base units)",
             )
 
-    async def _stable_reading(self, account: UUID) -> tuple[int, int, set[int]]:
-        """The settled balance, the changes the submission in flight would
-        make, and the chain balance, with no settlement step in between
-        (tried a few times; after that the last reading is used)."""
+    async def _bracketed_reading(self, account: UUID) -> BalanceReading:
+        """A decided reading of the account (``balance_reading``). Undecided
+        ones (too much settled during the chain read) are tried again, backing
+        off; after a few, the run stops unavailable rather than guess: a false
+        finding could be adjusted, moving money that never moved."""
+        for attempt in range(STABLE_READS_MAX):
+            self.fold.catch_up()
+            before = self.store.position()
+            actual = await self._balance(account)
+            reading = await self._reading_after(account, before, actual)
+            if reading is not None and reading.decided:
+                return reading
+            await self._sleep(READ_BACKOFF_S * 2**attempt)
+        raise SettlementUnavailable(
+            f"settlement kept moving while account {account} was read; reconcile again later"
+        )
+
+    async def _reading_after(
+        self, account: UUID, before: int, actual: int
+    ) -> BalanceReading | None:
+        """The store's side of a reading, once no settlement step was folded
+        while it was read (None when none stood still, or too many settled)."""
         for _ in range(STABLE_READS_MAX):
             steps = self._steps()
             expected = self.store.balances([account]).get(account, 0)
-            changes = self._in_flight_changes().get(account, set())
-            actual = await self._balance(account)
-            if self._steps() == steps:
-                break
-        else:
-            logger.info("reconciliation: settlement kept moving while %s was read", account)
-        return expected, actual, changes
+            in_flight = self.store.in_flight(CHANGES_MAX + 1)
+            settled = self.store.settled_after(before, SETTLEMENTS_PER_PAGE_MAX)
+            genesis = self._genesis_in_flight()
+            if self.store.meta(SETTLEMENT_STEPS) != steps:
+                await self._sleep(0)
+                continue
+            if len(in_flight) > CHANGES_MAX or len(settled) >= SETTLEMENTS_PER_PAGE_MAX:
+                return None
+            landing = self._account_changes(in_flight, account)
+            if genesis is not None and genesis.destination == account:
+                landing.append(genesis.amount)
+            explained = explained_differences(landing, self._account_changes(settled, account))
+            return BalanceReading(expected, actual, explained)
+        return None
+
+    def _account_changes(self, submissions: list[Submission], account: UUID) -> list[int]:
+        """What each submission moves on the account (those that move it)."""
+        moved = self.store.movements([t for s in submissions for t in s.transfer_ids])
+        changes = []
+        for submission in submissions:
+            change = 0
+            for transfer_id in submission.transfer_ids:
+                movement = moved.get(transfer_id)
+                if movement is not None:
+                    change += _change(movement, account)
+            if change:
+                changes.append(change)
+        return changes
 
     def _steps(self) -> int:
         self.fold.catch_up()
@@ -284,7 +333,18 @@ class Reconciler:
                 total[movement.destination] = total.get(movement.destination, 0) + movement.amount
             for account, change in total.items():
                 changes.setdefault(account, set()).add(change)
+        genesis = self._genesis_in_flight()
+        if genesis is not None:
+            changes.setdefault(genesis.destination, set()).add(genesis.amount)
         return changes
+
+    def _genesis_in_flight(self) -> Movement | None:
+        """The genesis mint while it is not recorded settled: the settler
+        puts it on chain (``prepare``) before it records it (found by its
+        memo), so it is the one movement that may have landed with no
+        submission recorded."""
+        genesis = self.store.movement(GENESIS_MINT_ID)
+        return None if genesis is None or genesis.status == SETTLED else genesis
 
     async def _balance(self, account: UUID) -> int:
         balance = await self._chain("getTokenAccountBalance",
@@ -333,6 +393,10 @@ class Reconciler:
         landed = await self._chain("getTransaction", lambda: self.chain.transaction(signature))
         if landed is None:
             return False  # listed but not yet readable at this commitment
+        if submission is None and GENESIS_MEMO in landed.memos:
+            if self._genesis_in_flight():
+                return True  # the genesis mint, landed before its settlement is recorded
+            submission = self.store.submission(signature)  # recorded since the page was read
         if submission is None:
             await findings.add(
                 UNKNOWN_SIGNATURE, account_id=account, signature=signature,
@@ -494,6 +558,12 @@ def _signatures(
     chain: ChainPort, account: UUID, before: str | None
 ) -> Callable[[], Awaitable[list[str]]]:
     return lambda: chain.signatures_for_account(account, before=before, limit=SIGNATURES_PER_PAGE_MAX)
+
+
+def _change(movement: Movement, account: UUID) -> int:
+    """What a movement does to an account's balance."""
+    return ((movement.amount if movement.destination == account else 0)
+            - (movement.amount if movement.source == account else 0))
 
 
 def _agrees(expected: int, actual: int, in_flight: set[int] | tuple[()]) -> bool:
