@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import select
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,10 +36,17 @@ def spawn(store, *args: str) -> subprocess.Popen:
 
 
 def wait_ready(worker: subprocess.Popen, timeout_s: float = 60) -> None:
-    """Wait for a ``project`` worker's "projector running" line on stderr."""
-    import select
-
+    """Wait for a ``project`` worker's "projector running" line on stderr
+    (lines before it, a start-up warning say, are kept for the failure)."""
     assert worker.stderr is not None
-    ready, _, _ = select.select([worker.stderr], [], [], timeout_s)
-    line = worker.stderr.readline() if ready else b""
-    assert b"projector running" in line, line
+    deadline = time.monotonic() + timeout_s
+    seen: list[bytes] = []
+    while (left := deadline - time.monotonic()) > 0:
+        ready, _, _ = select.select([worker.stderr], [], [], left)
+        line = worker.stderr.readline() if ready else b""
+        if b"projector running" in line:
+            return
+        if not line:
+            break
+        seen.append(line)
+    raise AssertionError(f"no 'projector running' line; stderr so far: {seen!r}")
