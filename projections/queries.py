@@ -223,6 +223,8 @@ class LedgerQueries(Protocol):
 
     async def reach(self, point: ReadPoint, timeout_s: float | None = None) -> None: ...
 
+    def position_at(self, moment: datetime) -> int: ...
+
     def balance(
         self, account_id: UUID, *, at_position: int | None = None, at_time: datetime | None = None,
         min_position: int | None = None, consistency: Consistency = Consistency.STRONG,

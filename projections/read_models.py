@@ -119,7 +119,6 @@ class _Axis:
 
 
 _BY_POSITION = _Axis(0, "position", "position DESC", "placed_position", "closed_position")
-_BY_TIME = _Axis(1, "created_at", "created_at DESC, position DESC", "placed_at", "closed_at")
 
 
 class ReadModelQueries:
@@ -152,6 +151,14 @@ class ReadModelQueries:
         position = self.store.position()
         self.progress.advance(position)
         return position
+
+    def position_at(self, moment: datetime) -> int:
+        """The last whole commit at or before ``moment``: every query that
+        takes a time asks at this position, so a time never names a state
+        inside a commit and the answer's position, asked again, agrees."""
+        if moment.tzinfo is None:
+            raise InvalidRequest("a time must carry its offset")
+        return self.commits.at_time(moment, self.log.head())
 
     def lag_events(self) -> int:
         """Events in the log the read models have not applied (for /ready)."""
@@ -238,12 +245,12 @@ class ReadModelQueries:
         position whose state it reflects."""
         if at_position is not None and at_time is not None:
             raise InvalidRequest("ask for a balance at a position or at a time, not both")
+        if at_time is not None:
+            at_position, point = self.position_at(at_time), None
         point = self._point(point, consistency, min_position, at_position)
         if at_position is not None:
             assert point.cut is not None, "a point planned with at_position has its cut"
             return self._balance_at_position(account_id, point.cut)
-        if at_time is not None:
-            return self._balance_at_time(account_id, to_micros(at_time))
         now = to_micros(self.clock())
         looked = self.cache.get(account_id.hex) if self.cache is not None else None
         cached = self._from_cache(looked, point, now)
@@ -298,9 +305,6 @@ class ReadModelQueries:
         view = self._balance_at(account_id, _BY_POSITION, cut, moment or 0,
                                 f"at position {cut}")
         return replace(view, position=cut)
-
-    def _balance_at_time(self, account_id: UUID, moment: int) -> BalanceView:
-        return self._balance_at(account_id, _BY_TIME, moment, moment, "at that time")
 
     def _balance_at(self, account_id: UUID, axis: _Axis, point: int, moment: int,
                     described: str) -> BalanceView:
@@ -504,6 +508,8 @@ class ReadModelQueries:
         ``until_position`` rounded down to a whole commit (``point.cut``), or
         to ``until``, or to the read models' position. Without a ``point`` it
         first waits (bounded) for the read models to reach the log's head."""
+        if until is not None:  # a time names the last whole commit at or before it
+            until_position, until = self.position_at(until), None
         if point is None:
             point = self.plan(Consistency.STRONG, None, until_position, at_name="until_position")
             self.wait_for(point.target, timeout_s=max(self.wait_s_max, AUDIT_WAIT_S_MIN))

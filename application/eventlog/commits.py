@@ -22,6 +22,7 @@ audit reports the row itself.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
 from application.eventlog.decoder import EventDecoder
 from application.eventlog.reader import PAGE_EVENTS_MAX, EventLog, LogEvent
@@ -155,3 +156,30 @@ class CommitBoundaries:
         the same answer."""
         back = self._log.read_back(position, 1)
         return self.stamp(back[0]) if back else None
+
+    def at_time(self, moment: datetime, head: int) -> int:
+        """The last whole commit stamped at or before ``moment`` (0 when the
+        log starts after it): a time names the state after whole commands,
+        like a position, so ``at=<time>`` and ``at=<that position>`` give
+        one answer. Commit stamps grow along the log (the processor stamps
+        a batch when it takes its turn), so a binary search over positions
+        finds it in O(log n) reads; ``cut`` keeps it whole all the same."""
+        low, high, found = 1, head, 0
+        while low <= high:
+            middle = (low + high) // 2
+            back = self._log.read_back(middle, 1)
+            if not back:  # nothing at or before middle
+                low = middle + 1
+                continue
+            stamp = self.stamp(back[0])
+            if stamp is None or _parsed(stamp) <= moment:
+                found = max(found, back[0].position)
+                low = middle + 1
+            else:  # stamped after: so is everything after it
+                high = back[0].position - 1
+        return self.cut(found) if found else 0
+
+
+def _parsed(stamp: str) -> datetime:
+    """A stored stamp (ISO text, always with its offset) as a time."""
+    return datetime.fromisoformat(stamp)

@@ -55,6 +55,25 @@ def test_a_balance_at_an_earlier_position(api, admin):
                  422, "invalid_request")
 
 
+def test_a_balance_at_a_time_is_the_state_after_the_whole_commit_then(api, admin):
+    """A time names the last whole commit at or before it: a transfer's
+    own time answers at the transfer's position for both sides (never the
+    debit without its credit), and that position, asked again, agrees."""
+    source, destination = funded_account(admin, "100"), open_account(admin)
+    moved = admin.post("/v1/transfers", json=transfer_body(source, destination, "30")).json()
+    shown = admin.get(f"/v1/transfers/{moved['transfer_id']}",
+                      params={"min_position": moved["position"]}).json()
+    for account, expected in ((source, "70"), (destination, "30")):
+        at_time = admin.get(f"/v1/accounts/{account}/balance",
+                            params={"at": shown["created_at"]}).json()
+        assert (at_time["balance"], at_time["position"]) == (expected, moved["position"])
+        again = admin.get(f"/v1/accounts/{account}/balance",
+                          params={"at": str(at_time["position"])}).json()
+        assert again == at_time
+    replay = admin.post("/v1/audit/replay", json={"until": shown["created_at"]}).json()
+    assert replay["position"] == moved["position"] and replay["supply_ok"] is True
+
+
 def test_a_transfer_shows_its_settlement_status(api, admin):
     source, destination = funded_account(admin, "10"), open_account(admin)
     body = transfer_body(source, destination, "1")

@@ -70,9 +70,10 @@ async def unfreeze_account(account_id: UUID, ledger: Ledger, caller: Caller,
             responses=refusals(404))
 async def balance(account_id: UUID, queries: Queries, read: Read, at: PointInTime = None):
     at_position, at_time = parse_point_in_time(at)
+    if at_time is not None:  # a time names the last whole commit at or before it
+        at_position = await in_thread(queries.position_at, at_time)
     point = await planned(queries, read, at_position=at_position)
-    view = await in_thread(queries.balance, account_id, at_position=at_position,
-                           at_time=at_time, point=point)
+    view = await in_thread(queries.balance, account_id, at_position=at_position, point=point)
     return BalanceResponse.of(view)
 
 

@@ -38,9 +38,12 @@ router = APIRouter(prefix="/v1/audit", tags=["audit"], route_class=JsonRoute)
 )
 async def replay(queries: Queries, ledger: Ledger, body: AuditReplayRequest | None = None):
     body = body or AuditReplayRequest()
-    point = await planned(queries, ReadOptions(), at_position=body.until_position,
+    until_position = body.until_position
+    if body.until is not None:  # a time names the last whole commit at or before it
+        until_position = await in_thread(queries.position_at, body.until)
+    point = await planned(queries, ReadOptions(), at_position=until_position,
                           at_name="until_position", timeout_s=AUDIT_WAIT_S_MIN)
-    report = await in_thread(queries.audit_replay, until=body.until, point=point)
+    report = await in_thread(queries.audit_replay, point=point)
     whole_log = body.until_position is None and body.until is None
     anchors = await in_thread(_anchor_audit, ledger) if whole_log else None
     return ReplayResponse.of(report, anchors)
