@@ -17,6 +17,7 @@ from uuid import UUID
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteFactory
 
+from application.alerts import AlertKind, raise_alert
 from application.eventlog.seals import (
     SEALS_TABLE,
     Seal,
@@ -55,10 +56,12 @@ def seal_rows(keys: SealKeys, last_seal: Seal | None, head_before: int,
     table and appends events cannot make the service start sealing after
     them, and so have them read as written before seals."""
     if last_seal is None and head_before != start_at:
-        raise SealsMissing(
-            f"the log holds events up to position {head_before} and no commit seal; "
-            f"sealing may begin only at position {start_at} (DEALS_COMMIT_SEALS_FROM): "
-            "were the seals removed?")
+        why = (f"the log holds events up to position {head_before} and no commit seal; "
+               f"sealing may begin only at position {start_at} (DEALS_COMMIT_SEALS_FROM): "
+               "were the seals removed?")
+        raise_alert(AlertKind.UNAUTHENTICATED_EVENT, "commit refused: the commit seals are gone",
+                    dedup_key="seals-missing", position=head_before, why=why)
+        raise SealsMissing(why)
     return seals_for_commit(keys, last_seal, head_before, sealed_events(stored, positions))
 
 

@@ -9,6 +9,7 @@ from uuid import UUID
 import pytest
 
 from application import commands as c
+from application.alerts import AlertKind
 from application.eventlog.seal_check import SealCheck, UnauthenticatedEvent
 from application.eventlog.seals import SealKey, SealKeyError, SealKeys
 from application.write.sealing import SealsMissing
@@ -140,7 +141,7 @@ def test_events_before_seals_wait_for_an_anchor(store: StoreConfig) -> None:
 
 
 def test_sealing_never_begins_after_events_the_operator_did_not_name(
-    sealed, store: StoreConfig,
+    sealed, store: StoreConfig, raised,
 ) -> None:
     """The seals emptied and a forged event appended: the service's next
     commit would read the forgery as written before seals. It is refused
@@ -156,6 +157,8 @@ def test_sealing_never_begins_after_events_the_operator_did_not_name(
     with pytest.raises(Exception, match="internal error"):
         ledger.open_account()
     assert ledger.app.event_log.head() == forged_at
+    (alert,) = raised.of(AlertKind.UNAUTHENTICATED_EVENT)
+    assert alert.fields["position"] == forged_at
     assert whole_log_until_refused(ledger, SealKeys([OLD, NEW])).refused <= forged_at
 
 

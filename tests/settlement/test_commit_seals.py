@@ -90,10 +90,13 @@ async def test_a_forged_mint_is_refused_everywhere(store: StoreConfig, tmp_path,
         assert await rig.chain_balance(account) == 7 * DEAL
 
         read_side = ReadSide(rig.ledger.app, store.env)
+        told: list[int | None] = []
+        read_side.projector.on_refused = lambda position, _what: told.append(position)
         try:
             with pytest.raises(UnauthenticatedEvent) as projector_refused:
                 read_side.projector.rebuild()
             assert projector_refused.value.position == forged_at
+            assert told == [forged_at]  # the wiring raises projection_stalled with it
             assert read_side.store.position() == forged_at - 1
             report = AuditReplay(read_side.log, read_side.decoder, read_side.store).run()
         finally:
