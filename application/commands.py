@@ -27,6 +27,8 @@ from domain.system import ISSUANCE_ID, REWARDS_ID, TREASURY_ID
 
 REASON_LENGTH_MAX = 500
 BATCH_ITEMS_MAX = 8000
+HOLD_EXPIRY_S_DEFAULT = 900
+"""A hold's lifetime when the request leaves ``expires_in_s`` out."""
 
 
 def check_reason(reason: object, *, name: str = "reason") -> str:
@@ -113,10 +115,21 @@ class Command:
     def command_id(self) -> UUID | None:
         return None if self.id_field is None else getattr(self, self.id_field)
 
+    implied: ClassVar[Mapping[str, object]] = {}
+    """Fields whose documented default a request may write out or leave
+    out (None) to the same effect: fingerprinted as left out, so either
+    form repeats as a replay of the other, and of commands stored before."""
+
     def fingerprint(self) -> str:
         names = _field_names(type(self))
-        text = "|".join([self.kind, *(str(getattr(self, name)) for name in names)])
+        text = "|".join([self.kind, *(str(self._as_asked(name)) for name in names)])
         return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+    def _as_asked(self, name: str) -> object:
+        value = getattr(self, name)
+        if name in self.implied and value == self.implied[name]:
+            return None
+        return value
 
     def recorded(self) -> Recorded | None:
         """A movement command's request as its Transfer records it; None
@@ -358,12 +371,14 @@ class PlaceHold(Command):
     amount: int | None = None
     service_type: str | None = None
     expires_in_s: int | None = None
+    implied: ClassVar[Mapping[str, object]] = {"expires_in_s": HOLD_EXPIRY_S_DEFAULT}
 
     def recorded(self) -> Recorded:
+        expires_in_s = HOLD_EXPIRY_S_DEFAULT if self.expires_in_s is None else self.expires_in_s
         return Recorded(movement_noun(FEE, hold=True), {
             "account_id": ("source", self.account_id), "amount": ("amount", self.amount),
             "service_type": ("reason", self.service_type),
-            "expires_in_s": ("expires_in_s", self.expires_in_s),
+            "expires_in_s": ("expires_in_s", expires_in_s),
         })
 
     def debits(self) -> Debits:

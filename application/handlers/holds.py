@@ -19,7 +19,7 @@ from domain.pricing import check_service_type
 from domain.system import TREASURY_ID
 from domain.transfer import CAPTURED, EXPIRED, PENDING, VOIDED, Transfer, record_expiry
 
-HOLD_EXPIRY_S_DEFAULT = 900
+HOLD_EXPIRY_S_DEFAULT = c.HOLD_EXPIRY_S_DEFAULT
 HOLD_EXPIRY_S_MAX = 30 * 24 * 3600
 
 
