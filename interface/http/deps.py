@@ -96,10 +96,15 @@ async def get_caller(request: Request) -> Authority:
 Caller = Annotated[Authority, Depends(get_caller)]
 
 async def get_idempotency_key(
+    request: Request,
     key: Annotated[str | None, Header(alias=KEY_HEADER, max_length=KEY_LENGTH_MAX,
                                       description=KEY_DESCRIPTION)] = None,
 ) -> UUID | None:
-    return parse_key(key)
+    """The key from every ``Idempotency-Key`` line: repeated lines are one
+    comma-joined value (RFC 9110 section 5.3), which is no UUID, so two
+    keys are refused in either order instead of one being ignored."""
+    lines = request.headers.getlist(KEY_HEADER)
+    return parse_key(", ".join(lines) if len(lines) > 1 else key)
 
 
 IdempotencyKey = Annotated[UUID | None, Depends(get_idempotency_key)]

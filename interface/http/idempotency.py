@@ -66,6 +66,8 @@ def parse_key(text: str | None) -> UUID | None:
     if text is None:
         return None
     value = text.strip()
+    if "," in value:  # several lines, or a list in one: which key was meant?
+        raise InvalidRequest(f"the {KEY_HEADER} header must be given once, with one id")
     if len(value) >= 2 and value[0] == value[-1] == '"':
         value = value[1:-1]
     try:

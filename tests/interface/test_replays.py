@@ -317,6 +317,22 @@ def test_a_wallet_connected_again_is_refused_as_api_md_says(api, admin):
 # Idempotency-Key
 
 
+@pytest.mark.parametrize("matching_first", [True, False], ids=["id-first", "other-first"])
+def test_two_idempotency_key_lines_are_refused_in_either_order(api, admin, matching_first):
+    """Repeated lines are one comma-joined value: which key was meant is
+    unknown, so nothing is executed (the second line is not ignored)."""
+    body = transfer_body(funded_account(admin, "5"), open_account(admin))
+    keys = [body["transfer_id"], str(uuid4())]
+    if not matching_first:
+        keys.reverse()
+    headers = httpx.Headers([(KEY_HEADER, key) for key in keys])
+    error = assert_error(admin.post("/v1/transfers", json=body, headers=headers),
+                         422, "invalid_request")
+    assert KEY_HEADER in error["message"]
+    shown = admin.get(f"/v1/transfers/{body['transfer_id']}")
+    assert_error(shown, 404, "transfer_not_found")
+
+
 @pytest.mark.parametrize("quoted", [True, False], ids=["structured-field", "bare"])
 def test_an_idempotency_key_equal_to_the_id_is_accepted(api, admin, quoted):
     body = transfer_body(funded_account(admin, "5"), open_account(admin))
