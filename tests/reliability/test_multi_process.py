@@ -66,7 +66,7 @@ def test_two_api_processes_and_separate_workers_keep_every_promise(
             accounts = [funded_account(admin, "1000") for _ in range(4)]
             load = Load([s.url for s in servers], accounts, clients=6).start()
             try:
-                load.wait_for_acknowledged(ACKNOWLEDGED, timeout_s=120)
+                load.wait_for_acknowledged(ACKNOWLEDGED, stall_s_max=120)
             finally:
                 book = load.stop()
             assert not book.surprises, book.surprises
