@@ -14,7 +14,13 @@ import pytest
 from solders.keypair import Keypair
 
 from tests.interface.conftest import postgres_settings, sqlite_settings
-from tests.interface.helpers import funded_account, new_id, open_account, transfer_body
+from tests.interface.helpers import (
+    assert_error,
+    funded_account,
+    new_id,
+    open_account,
+    transfer_body,
+)
 from tests.reliability.conftest import serve_env
 from tests.reliability.processes import WorkerProcess
 from tests.support.http import ADMIN, ServeProcess, ThreadServer
@@ -124,6 +130,8 @@ def test_a_position_past_the_head_is_refused_at_once_naming_the_head(api):
             ("/v1/pricing", {"min_position": far}),
             ("/v1/system", {"min_position": far}),
             ("/v1/audit/events", {"after_position": far}),
+            ("/v1/audit/events", {"min_position": far}),
+            ("/v1/audit/events", {"min_position": far, "consistency": "eventual"}),
         ):
             answer = client.get(path, params=params)
             assert answer.status_code == 422, (path, answer.text)
@@ -133,6 +141,20 @@ def test_a_position_past_the_head_is_refused_at_once_naming_the_head(api):
             assert f"past the log's head, {head}:" in error["message"], error
         replay = client.post("/v1/audit/replay", json={"until_position": far})
         assert replay.status_code == 422 and replay.json()["error"]["code"] == "position_past_head"
+        replay = client.post("/v1/audit/replay", params={"min_position": far})
+        assert replay.status_code == 422 and replay.json()["error"]["code"] == "position_past_head"
+
+
+def test_the_audit_routes_take_consistency_like_every_query(api):
+    with api.client(ADMIN) as client:
+        funded_account(client, "1")
+        for consistency in ("strong", "eventual"):
+            listed = client.get("/v1/audit/events", params={"consistency": consistency})
+            assert listed.status_code == 200, listed.text
+        assert_error(client.get("/v1/audit/events", params={"consistency": "bogus"}),
+                     422, "invalid_request")
+        assert_error(client.post("/v1/audit/replay", params={"consistency": "bogus"}),
+                     422, "invalid_request")
 
 
 def test_consistency_takes_strong_or_eventual_and_nothing_else(api):
