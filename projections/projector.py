@@ -92,6 +92,9 @@ class Projector:
         self.on_refused: Callable[[int | None, str], None] | None = None
         """Told (position, what) when a page cannot be applied: the wiring
         raises an alert. The projector stops there; it never skips an event."""
+        self.stalled_at: int | None = None
+        """The position it stopped at (refused, never skipped): /ready is not
+        ready while it is set; a page applied clears it."""
         self._pages = PageLoop(log, self, sealed_pages(
             log, CommitBoundaries(log, decoder).page, self._refused_unsealed))
         self._chain: HashChain | None = None  # loaded with the tracked position
@@ -104,8 +107,15 @@ class Projector:
         self._holds_refreshed_at = 0.0
 
     def _refused_unsealed(self, position: int, why: str) -> None:
+        self._stalled(position)
         if self.on_refused is not None:
             self.on_refused(position, f"no valid commit seal: {why}")
+
+    def _stalled(self, position: int) -> None:
+        """Remember where it stopped, and say how far behind that leaves the
+        read models (the lag gauge is otherwise set only after a page)."""
+        self.stalled_at = position
+        self._update_lag(self.progress.position)
 
     # Lifecycle
 
@@ -173,6 +183,7 @@ class Projector:
             self.store.reset()
             self._forget()
             self.progress.reset(0)
+            self.stalled_at = None
         if self.cache is not None:
             self.cache.resync_from(self.store, 0)
         return self.catch_up(progress_line=progress_line)
@@ -215,6 +226,7 @@ class Projector:
         if self.after_commit is not None:
             self.after_commit()
         self.progress.advance(changes.last_position)
+        self.stalled_at = None
         self._after_page(events, changes)
 
     def _fold(self, events: list[LogEvent]) -> PageChanges:
@@ -224,6 +236,7 @@ class Projector:
             for violation in changes.violations[:20]:
                 logger.error("read model invariant broken: %s", violation)
             metrics.INVARIANT_VIOLATIONS.labels(self.name).inc(len(changes.violations))
+            self._stalled(violation_position(changes.violations[0]) or events[0].position)
             if self.on_refused is not None:
                 self.on_refused(violation_position(changes.violations[0]), changes.violations[0])
             raise InvariantViolation(

@@ -120,6 +120,11 @@ class LedgerService:
         self.settlement_fold.store.close()
         self.app.close()
 
+    def projection_stalled_at(self) -> int | None:
+        """The position this process's projector stopped at (an event it
+        cannot apply), or None: /ready answers 503 naming it."""
+        return self.read_side.projector.stalled_at
+
     def __enter__(self) -> LedgerService:
         return self.start()
 

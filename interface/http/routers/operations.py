@@ -26,7 +26,8 @@ async def health():
 @router.get(
     "/ready", response_model=ReadyResponse, responses=refusals(503),
     description="The event store answers and the read models are within "
-                "DEALS_READY_MAX_LAG positions of the log; else 503 unavailable.",
+                "DEALS_READY_MAX_LAG positions of the log, and the projector is not "
+                "stopped at an event it cannot apply; else 503 unavailable.",
 )
 async def ready(ledger: Ledger):
     try:
@@ -34,6 +35,10 @@ async def ready(ledger: Ledger):
         read_position = await in_thread(_read_model_position, ledger)
     except LedgerUnavailable as error:
         return error_response(error)
+    stalled_at = ledger.projection_stalled_at()
+    if stalled_at is not None:
+        return error_response(LedgerUnavailable(
+            f"the projector stopped at position {stalled_at}: it cannot apply that event"))
     lag = store_position - read_position
     if lag > ledger.settings.ready_lag_max:
         return error_response(LedgerUnavailable(f"the read models are {lag} positions behind"))
