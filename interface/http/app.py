@@ -24,6 +24,7 @@ from interface.http.auth import Keyring, keyring_for
 from interface.http.bodylimit import BodyLimitMiddleware
 from interface.http.docs_pages import install_docs_pages
 from interface.http.errors import install_error_handlers
+from interface.http.forwarded import ForwardedHeadersMiddleware
 from interface.http.http_metrics import HttpMetricsMiddleware
 from interface.http.ratelimit import Limit, rate_limiter
 from interface.http.routers import (
@@ -128,7 +129,8 @@ def create_app(
     app.add_middleware(KeyActivityMiddleware)
     app.add_middleware(BodyLimitMiddleware, body_bytes_max=settings.body_bytes_max)
     app.add_middleware(HttpMetricsMiddleware)
-    app.add_middleware(CorrelationIdMiddleware, validator=valid_request_id)  # outermost
+    app.add_middleware(CorrelationIdMiddleware, validator=valid_request_id)
+    app.add_middleware(ForwardedHeadersMiddleware, trusted=settings.trusted_proxies)  # outermost
     install_error_handlers(app)
     for router in ROUTERS:
         public = router is operations.router

@@ -118,18 +118,20 @@ def uvicorn_config(app: Any, settings: Settings, **options: Any) -> uvicorn.Conf
     DEALS_TRUSTED_PROXIES (uvicorn's own default believes any loopback
     client, so a local process could forge the address the token-guessing
     alert and the access log see); with none configured they are ignored.
+    The app reads them itself (interface.http.forwarded), so an entry that
+    is not an IP address is never taken for the client; uvicorn's own
+    proxy middleware is off.
     """
     limits = EdgeLimits(
         header_timeout_s=settings.header_timeout_s, body_timeout_s=settings.body_timeout_s,
         header_bytes_max=settings.header_bytes_max,
         connections_max=connections_max_under_file_limit(settings.connections_max),
     )
-    proxies = list(settings.trusted_proxies)
     return uvicorn.Config(
         app, http=cast(Any, partial(EdgeProtocol, limits=limits)), lifespan="on",
         timeout_keep_alive=settings.keep_alive_timeout_s,
         timeout_graceful_shutdown=int(settings.shutdown_grace_s), server_header=False,
-        proxy_headers=bool(proxies), forwarded_allow_ips=proxies or None, **options,
+        proxy_headers=False, **options,
     )
 
 

@@ -11,6 +11,7 @@ import sys
 import httpx
 import pytest
 
+from interface.http.forwarded import ForwardedHeadersMiddleware
 from tests.interface.cli_support import REPO
 from tests.support.http import ServeProcess, wait_until
 
@@ -25,12 +26,12 @@ def guessing_server(tmp_path, **env: str) -> ServeProcess:
                                    "DEALS_SUSPICIOUS_AUTH_FAILURES": "3", **env})
 
 
-def guess_tokens(server: ServeProcess) -> str:
+def guess_tokens(server: ServeProcess, forwarded: str = FORGED) -> str:
     """Guess tokens behind a forged X-Forwarded-For; the server's log once it
     has flagged the guesser."""
     for guess in range(GUESSES):
         answer = httpx.get(f"{server.url}/v1/system", timeout=30, headers={
-            "Authorization": f"Bearer guess-{guess}", "X-Forwarded-For": FORGED})
+            "Authorization": f"Bearer guess-{guess}", "X-Forwarded-For": forwarded})
         assert answer.status_code == 401
     return wait_until(lambda: _flagged(server), 30, "the token-guessing alert")
 
@@ -71,3 +72,33 @@ def test_a_trusted_proxy_that_is_not_an_address_stops_the_start(tmp_path, proxie
     )
     assert result.returncode == 1
     assert "DEALS_TRUSTED_PROXIES" in result.stderr
+
+
+def test_a_forwarded_entry_that_is_not_an_address_is_never_the_client(tmp_path):
+    server = guessing_server(tmp_path, DEALS_TRUSTED_PROXIES="127.0.0.1")
+    try:
+        log = guess_tokens(server, forwarded="garbage<script>")
+    finally:
+        server.terminate()
+    assert "subject=127.0.0.1" in log
+    assert "127.0.0.1" in server.banner and "GET /v1/system" in server.banner
+    assert "garbage" not in log + server.banner
+
+
+@pytest.mark.parametrize(("forwarded", "client"), [
+    ("garbage<script>", None),
+    ("203.0.113.7, garbage", "203.0.113.7"),
+    ("203.0.113.7, 10.1.2.3", "203.0.113.7"),  # the trusted hop is skipped
+    ("not-an-ip, 10.1.2.3", "10.1.2.3"),  # only trusted hops left: the first valid one
+    ("2001:db8::1", "2001:db8::1"),
+    ("", None),
+])
+def test_the_client_is_the_last_valid_untrusted_entry(forwarded, client):
+    middleware = ForwardedHeadersMiddleware(app=None, trusted=("10.0.0.0/8", "127.0.0.1"))
+    assert middleware.client_of(forwarded) == client
+
+
+def test_everyone_trusted_still_ignores_entries_that_are_not_addresses():
+    middleware = ForwardedHeadersMiddleware(app=None, trusted=("*",))
+    assert middleware.client_of("garbage, 198.51.100.4") == "198.51.100.4"
+    assert middleware.client_of("garbage") is None
