@@ -203,15 +203,20 @@ class _SettlerStepsDuringEachRead:
     busy machine does between the reconciler's reads of the store and of the
     chain."""
 
-    def __init__(self, rig: SettlementRig) -> None:
+    def __init__(self, rig: SettlementRig, steps_per_read: int = 1,
+                 only: UUID | None = None) -> None:
         self._rig = rig
+        self._steps_per_read = steps_per_read
+        self._only = only
         self.steps = 0
 
     def __getattr__(self, name: str):
         return getattr(self._rig.chain, name)
 
     async def token_balance(self, account_id: UUID) -> int | None:
-        self.steps += await self._rig.process.step()
+        if self._only in (None, account_id):
+            for _ in range(self._steps_per_read):
+                self.steps += await self._rig.process.step()
         return await self._rig.chain.token_balance(account_id)
 
 
@@ -259,3 +264,36 @@ async def test_the_genesis_on_chain_before_its_settlement_is_recorded_is_no_find
     report = await rig.reconcile()
     assert report.clean
     assert report.checked_signatures >= 1
+
+
+async def test_a_reading_too_much_settled_during_stops_the_run_never_guesses(
+    store, tmp_path,
+) -> None:
+    """More submissions on the account settled during each chain read than a
+    reading can weigh: the run stops unavailable (reconcile again later)
+    rather than record a finding an admin could adjust."""
+    from application.errors import SettlementUnavailable
+    from application.settlement.balance_reading import CHANGES_MAX
+    from application.settlement.reconciler import STABLE_READS_MAX
+
+    rig = SettlementRig(store, tmp_path, batch_movements=1)
+    try:
+        alice = rig.open_account()
+        await rig.settle()
+        per_read = CHANGES_MAX + 1
+        for amount in range(1, per_read * (STABLE_READS_MAX + 1) + 2):
+            rig.execute(c.TransferFunds(uuid4(), TREASURY_ID, alice, amount))
+        chain = _SettlerStepsDuringEachRead(rig, steps_per_read=per_read, only=alice)
+
+        async def no_wait(_: float) -> None:
+            return None
+
+        reconciler = Reconciler(
+            writer=rig.ledger.writer, fold=rig.fold, chain=chain,  # type: ignore[arg-type]
+            config=ReconciliationConfig(retry=FAST_RETRY), sleep=no_wait,
+        )
+        with pytest.raises(SettlementUnavailable, match="kept moving"):
+            await reconciler.run()
+        assert chain.steps >= per_read * STABLE_READS_MAX
+    finally:
+        await rig.close()
