@@ -169,7 +169,7 @@ class LedgerFold:
             if entry is None:
                 continue  # an event no read model shows (NOT_SHOWN)
             try:
-                fields = self.decoder.fields(event.state)
+                fields = self.decoder.fields(event.state, event.topic)
                 changes.last_time = micros(fields["timestamp"])
                 entry[0](self, event, fields, changes)
             except Exception as error:  # a damaged row: a finding at its position

@@ -22,6 +22,7 @@ from uuid import UUID
 import orjson
 from eventsourcing.persistence import Mapper, StoredEvent
 
+from application.eventlog.field_types import check_field_types
 from application.eventlog.reader import LogEvent
 
 
@@ -39,12 +40,17 @@ class EventDecoder:
             state = self._compressor.decompress(state)
         return state
 
-    def fields(self, state: bytes) -> dict[str, Any]:
-        """The event's fields; transcoded values as their stored text."""
+    def fields(self, state: bytes, topic: str | None = None) -> dict[str, Any]:
+        """The event's fields; transcoded values as their stored text. With
+        the ``topic``, each field's type is checked against the event class's
+        annotation (WrongFieldType): a value that parses but is of the wrong
+        type is a damaged row, not data."""
         data = orjson.loads(self._plain(state))
         for key, value in data.items():
             if type(value) is dict:
                 data[key] = value.get("_data_", value)
+        if topic is not None:
+            check_field_types(topic, data)
         return data
 
     def timestamp(self, state: bytes) -> str:

@@ -6,6 +6,7 @@ exits 2, and the projector stops there with an alert, never skipping it."""
 from __future__ import annotations
 
 import json
+import re
 from uuid import uuid4
 
 import pytest
@@ -22,6 +23,7 @@ DAMAGE = {
     "bad_json": lambda state: b"{not json" + state[:10],
     "missing_key": lambda state: state.replace(b'"amount":', b'"amounts":'),
     "wrong_type": lambda state: state.replace(b'"amount":7', b'"amount":"seven"'),
+    "wrong_type_that_parses": lambda state: re.sub(rb'"kind":"[^"]*"', b'"kind":5', state),
 }
 
 
