@@ -56,6 +56,7 @@ from projections.rows import TransactionRow, columns
 from projections.times import from_micros, micros, to_micros
 
 _POLL_S = 0.05
+UNTIL_EITHER = "replay until a position (until_position) or until a time (until), not both"
 AUDIT_WAIT_S_MIN = 30.0
 """An audit replay compares the read models at the log's head: it waits
 longer for them than a query does."""
@@ -509,6 +510,8 @@ class ReadModelQueries:
         to ``until``, or to the read models' position. Without a ``point`` it
         first waits (bounded) for the read models to reach the log's head."""
         if until is not None:  # a time names the last whole commit at or before it
+            if until_position is not None:
+                raise InvalidRequest(UNTIL_EITHER)
             until_position, until = self.position_at(until), None
         if point is None:
             point = self.plan(Consistency.STRONG, None, until_position, at_name="until_position")

@@ -155,6 +155,9 @@ def test_the_audit_routes_take_consistency_like_every_query(api):
                      422, "invalid_request")
         assert_error(client.post("/v1/audit/replay", params={"consistency": "bogus"}),
                      422, "invalid_request")
+        both = {"until_position": 1, "until": "2026-01-01T00:00:00Z"}
+        error = assert_error(client.post("/v1/audit/replay", json=both), 422, "invalid_request")
+        assert "not both" in error["message"]
 
 
 def test_consistency_takes_strong_or_eventual_and_nothing_else(api):

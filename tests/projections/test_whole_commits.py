@@ -7,6 +7,7 @@ every acknowledged one (hypothesis)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from uuid import UUID, uuid4
 
 import pytest
@@ -81,6 +82,33 @@ def test_a_cut_inside_a_transfer_is_rounded_down_to_the_commit_before(ledger, re
     replayed = cli(read_side_store(read_side), "replay", "--until-position", str(moved - 2))
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr
     assert f"state at          position {before}" in replayed.stdout
+
+
+def test_a_time_names_the_last_whole_commit_at_or_before_it(ledger, read_side):
+    """At a transfer's own time both sides answer at the transfer's commit
+    end (never the debit without the credit), at genesis time every system
+    account answers at genesis's end, and that position, asked again,
+    gives the same answer; the audit replay and the CLI cut there too."""
+    source, destination = ledger.open_account(100), ledger.open_account()
+    moved = ledger.execute(c.TransferFunds(uuid4(), source, destination, 30)).position
+    read_side.projector.catch_up()
+    queries = read_side.queries
+    genesis = datetime.fromisoformat(queries.commits.time_at(1))
+    at_genesis = {queries.balance(account, at_time=genesis)
+                  for account in SYSTEM_IDS}
+    assert len({view.position for view in at_genesis}) == 1
+    for view in at_genesis:
+        assert queries.balance(view.account_id, at_position=view.position) == view
+    stamp = queries.commits.time_at(moved)
+    when = datetime.fromisoformat(stamp)
+    for account, expected in ((source, 70), (destination, 30)):
+        view = queries.balance(account, at_time=when)
+        assert (view.balance, view.position) == (expected, moved)
+        assert queries.balance(account, at_position=view.position) == view
+    assert queries.audit_replay(until=when).position == moved
+    replayed = cli(read_side_store(read_side), "replay", "--until", stamp)
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    assert f"state at          position {moved}" in replayed.stdout
 
 
 def read_side_store(read_side):

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 
 from application.errors import SettlementUnavailable
 from application.settlement.chain_port import ChainError
+from domain.errors import InvalidRequest
 from interface.http.deps import IS_ADMIN, Ledger, Queries, Read, in_thread, planned
 from interface.http.json_body import JsonRoute
 from interface.http.schemas.requests import AuditReplayRequest
@@ -22,7 +23,7 @@ from interface.http.schemas.responses import (
 from interface.http.schemas.types import POSITION_MAX
 from interface.wiring.service import LedgerService
 from projections.queries import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
-from projections.read_models import AUDIT_WAIT_S_MIN
+from projections.read_models import AUDIT_WAIT_S_MIN, UNTIL_EITHER
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"], route_class=JsonRoute)
 
@@ -42,6 +43,8 @@ async def replay(queries: Queries, ledger: Ledger, read: Read,
     body = body or AuditReplayRequest()
     until_position = body.until_position
     if body.until is not None:  # a time names the last whole commit at or before it
+        if until_position is not None:
+            raise InvalidRequest(UNTIL_EITHER)
         until_position = await in_thread(queries.position_at, body.until)
     point = await planned(queries, read, at_position=until_position,
                           at_name="until_position", timeout_s=AUDIT_WAIT_S_MIN)
