@@ -56,6 +56,7 @@ class AlertKind(StrEnum):
     STORE_UNREACHABLE = "store_unreachable"
     PROJECTION_STALLED = "projection_stalled"
     UNAUTHENTICATED_EVENT = "unauthenticated_event"
+    STORE_DAMAGED = "store_damaged"
 
 
 STORE_ALERT_KEY = "event-store"

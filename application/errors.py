@@ -12,6 +12,14 @@ class LedgerUnavailable(LedgerError):
     code = "unavailable"
 
 
+class StoreDamaged(LedgerError):
+    """A stored event the command needs cannot be decoded (a damaged or
+    tampered row): nothing was applied; the audit names its position. Not
+    the client's fault, and not a bug: 503 with an alert."""
+
+    code = "store_damaged"
+
+
 class InternalError(LedgerError):
     """A bug: the command was not applied. Logged with its traceback."""
 

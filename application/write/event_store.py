@@ -14,10 +14,12 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate, Snapshot
+from eventsourcing.persistence import PersistenceError
 
 from application.eventlog.opening import event_log_for
 from application.eventlog.reader import EventLog
 from application.eventlog.seals import SealKeys
+from application.write.damaged import damaged_aggregate
 from domain.account import Account
 from domain.errors import AccountNotFound, TransferNotFound
 from domain.transfer import Transfer
@@ -49,6 +51,10 @@ class LedgerApplication(Application[UUID]):
             return self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             return None
+        except PersistenceError:
+            raise  # the store did not answer: the writer's outage handling
+        except Exception as error:  # a stored row the mapper cannot read
+            raise damaged_aggregate(self, aggregate_id, error) from error
 
     def writer_turn(self) -> AbstractContextManager[None]:
         """Exclusive use of the event store across processes, for a writer

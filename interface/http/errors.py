@@ -63,6 +63,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "rate_limited": 429,
     "internal_error": 500,
     "unavailable": 503,
+    "store_damaged": 503,
 }
 """The contract's table (shared/API.md) plus the ledger's two extra rules,
 ``transfer_not_reversible`` (409: the transfer's state forbids it) and

@@ -13,10 +13,12 @@ import pytest
 
 from application import commands as c
 from application.alerts import AlertKind
+from application.errors import StoreDamaged
 from interface.wiring.alerting import alert_refused_page
 from projections.ledger_fold import InvariantViolation
 from projections.runtime import ReadSide
 from tests.interface.cli_support import cli
+from tests.support.ledgers import LedgerHarness
 from tests.support.raw_events import RawEvents
 
 DAMAGE = {
@@ -87,3 +89,22 @@ def test_the_projector_stops_at_a_damaged_row_with_an_alert_naming_it(ledger, st
         assert alerts and alerts[0].fields["position"] == position
     finally:
         side.close()
+
+
+def test_a_command_on_an_aggregate_with_a_damaged_row_is_refused_store_damaged(ledger, store,
+                                                                               raised):
+    source, destination = ledger.open_account(100), ledger.open_account()
+    raw = RawEvents(ledger, store)
+    opened = next(position for position in range(ledger.app.event_log.head(), 0, -1)
+                  if (row := ledger.app.recorder.select_notifications(position, 1)[0])
+                  .topic.endswith("Account.Opened") and row.originator_id == source)
+    raw.execute("UPDATE {t} SET state = %s WHERE {id} = %s",  # "kind" removed
+                (re.sub(rb'"kind":"[^"]*",?', b"", raw.state_at(opened, ledger)), opened))
+    fresh = LedgerHarness(store.env, genesis=False)  # nothing of it cached
+    try:
+        with pytest.raises(StoreDamaged, match=f"{source}.*version 1.*audit"):
+            fresh.execute(c.TransferFunds(uuid4(), source, destination, 1))
+        [alert] = raised.of(AlertKind.STORE_DAMAGED)
+        assert alert.fields["aggregate_id"] == str(source) and alert.fields["version"] == 1
+    finally:
+        fresh.close()
