@@ -52,6 +52,7 @@ from psycopg.sql import SQL, Identifier, Literal
 
 from application.eventlog.locks import advisory_lock_key, conninfo_of, taking_turns
 from application.eventlog.seals import SEALS_TABLE, Seal, SealKeys
+from application.write.contention import lock_timeouts_as_contention
 from application.write.sealing import seal_rows
 
 logger = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ class ColumnarPostgresApplicationRecorder(PostgresApplicationRecorder):
         """Hold the writer turn: no other commit, in any process, until the
         block ends. The commits of this thread inside the block skip the
         shared lock they would otherwise wait on."""
-        with self.datastore.get_connection() as conn:
+        with lock_timeouts_as_contention(), self.datastore.get_connection() as conn:
             with conn.transaction():  # the lock outlives it: a session lock
                 conn.execute(self.lock_table_statements[0])  # SET LOCAL lock_timeout
                 conn.execute("SELECT pg_advisory_lock(%s)", (self._turn_key,))
@@ -120,6 +121,7 @@ class ColumnarPostgresApplicationRecorder(PostgresApplicationRecorder):
         if not stored_events:
             return None
         with (
+            lock_timeouts_as_contention(),
             self.datastore.get_connection() as conn,
             conn.transaction(),
             conn.cursor() as curs,

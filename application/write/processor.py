@@ -25,6 +25,8 @@ What can go wrong, and what happens:
   runs under the store's writer turn (for that attempt only), during which
   no other process commits, so a hot account shared by several processes
   cannot starve one of them.
+- A commit's lock wait timed out behind another process's long commit: the
+  store is healthy; it costs what a lost commit costs (``contention``).
 - The store is down: every command in the batch is answered "unavailable"
   and none was applied.
 
@@ -60,6 +62,7 @@ from application.handlers.session import AggregateSession
 from application.outcomes import EventRef, Outcome
 from application.write.aggregate_cache import AggregateCache
 from application.write.attempts import GroupAnswer, GroupAttempts, can_fail_midway
+from application.write.contention import is_lock_timeout
 from application.write.event_store import LedgerApplication
 from application.write.guarded_cache import GuardedCache
 from domain.account import Account
@@ -122,6 +125,7 @@ class CommandProcessor:
         self._commits = CommitBoundaries(app.event_log, EventDecoder(app.mapper))
         self.conflicts = 0
         self.turns_taken = 0
+        self.lock_waits_timed_out = 0
 
     def process(self, commands: Sequence[Command]) -> list[Result]:
         """Decide and commit ``commands``, every one answered: what a group
@@ -165,12 +169,25 @@ class CommandProcessor:
                 backoff = min(attempts.conflicts_in_a_row() - 1, 4) / 4
                 time.sleep(random.uniform(0, CONFLICT_BACKOFF_S_MAX) * backoff)  # noqa: S311
             except PersistenceError as error:
+                if is_lock_timeout(error):
+                    if not self._contended(attempts):
+                        return attempts.answer()
+                    continue
                 logger.warning("event store unavailable: %s", type(error).__name__)
                 raise_alert(AlertKind.STORE_UNREACHABLE, "the event store refused a commit",
                             dedup_key=STORE_ALERT_KEY, seen_by="writer",
                             error=type(error).__name__,
                             commands=len(attempts.commands))
                 return self._unavailable(attempts, "the event store is unavailable")
+
+    def _contended(self, attempts: GroupAttempts) -> bool:
+        """A lock wait timed out behind another process's commit: the store
+        is healthy and nothing was written, so it costs what a lost commit
+        costs (one retry of each command's budget; after two, the writer
+        turn), never an outage answer or alert. Says whether to go on."""
+        self.lock_waits_timed_out += 1
+        logger.info("commit waited out its lock timeout; deciding again")
+        return attempts.lost_commit(CONFLICT_RETRIES_MAX)
 
     def _turn(self, attempts: GroupAttempts) -> AbstractContextManager[None]:
         """The writer turn for an attempt with a command that lost its commit

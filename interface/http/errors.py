@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from application.alerts import STORE_ALERT_KEY, AlertKind, raise_alert
 from application.errors import InternalError, LedgerUnavailable
+from application.write.contention import is_lock_timeout
 from domain.errors import LedgerError
 
 logger = logging.getLogger(__name__)
@@ -184,6 +185,9 @@ def as_ledger_error(exc: Exception) -> LedgerError:
         return from_validation_errors(exc.errors())
     if isinstance(exc, StarletteHTTPException):
         return _from_http_exception(exc)
+    if is_lock_timeout(exc):
+        logger.info("store contended: a lock wait timed out")
+        return LedgerUnavailable("the store is contended; nothing was applied, retry")
     if _is_store_failure(exc):
         logger.warning("store unavailable: %s", type(exc).__name__)
         raise_alert(AlertKind.STORE_UNREACHABLE, "a request failed on the store",
