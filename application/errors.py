@@ -18,6 +18,7 @@ class StoreDamaged(LedgerError):
     the client's fault, and not a bug: 503 with an alert."""
 
     code = "store_damaged"
+    aggregate_id: object = None
 
 
 class InternalError(LedgerError):

@@ -24,20 +24,41 @@ def damaged_aggregate(app: Any, aggregate_id: UUID, error: Exception) -> StoreDa
     raise_alert(AlertKind.STORE_DAMAGED, f"stored events of {aggregate_id} cannot be decoded",
                 dedup_key=f"damaged-{aggregate_id}", aggregate_id=str(aggregate_id),
                 version=version, error=type(error).__name__)
-    return StoreDamaged(f"the stored events of aggregate {aggregate_id} cannot be decoded "
+    refusal = StoreDamaged(f"the stored events of aggregate {aggregate_id} cannot be decoded "
                         f"({where}); nothing was applied: run the audit "
                         "(deals-ledger replay) to find the damaged row")
+    refusal.aggregate_id = aggregate_id
+    return refusal
+
+
+def first_undecodable_position(app: Any, aggregate_id: Any, page: int = 1_000) -> int | None:
+    """The log position of the aggregate's first row that cannot be read
+    or applied: a scan of the whole log, so only for a start that cannot go
+    on (never per command)."""
+    after, mine = 0, list[Any]()
+    while rows := app.recorder.select_notifications(after + 1, page):
+        mine.extend(row for row in rows if row.originator_id == aggregate_id)
+        after = rows[-1].id
+    bad = _first_bad(app, mine)
+    return None if bad is None else int(bad.id)
 
 
 def first_undecodable_version(app: Any, aggregate_id: UUID) -> int | None:
-    """The version of its first stored event the mapper cannot read."""
+    """The version of its first stored event the mapper cannot read, or
+    that the aggregate cannot apply (a missing field fails only there)."""
     try:
         stored = app.recorder.select_events(aggregate_id)
     except Exception:  # naming it is a courtesy; the refusal stands without
         return None
+    bad = _first_bad(app, stored)
+    return None if bad is None else int(bad.originator_version)
+
+
+def _first_bad(app: Any, stored: Any) -> Any:
+    aggregate = None
     for event in stored:
         try:
-            app.mapper.to_domain_event(event)
+            aggregate = app.mapper.to_domain_event(event).mutate(aggregate)
         except Exception:
-            return int(event.originator_version)
+            return event
     return None

@@ -16,7 +16,7 @@ from eventsourcing.persistence import PersistenceError
 
 from application import commands as c
 from application.authority import INTERNAL, Authority
-from application.errors import LedgerUnavailable
+from application.errors import LedgerUnavailable, StoreDamaged
 from application.eventlog.decoder import EventDecoder
 from application.ops.hold_expiry import HoldExpirySweeper
 from application.outcomes import MovementRecorded
@@ -26,6 +26,7 @@ from application.settlement.fold import SettlementFold
 from application.settlement.reconciler import ReconciliationReport, adjust_for_finding
 from application.settlement.worker import SettlementWorker
 from application.write.aggregate_cache import AggregateCache
+from application.write.damaged import first_undecodable_position
 from application.write.processor import CommandProcessor
 from application.write.writer import CommandWriter
 from domain.system import ISSUANCE_ID
@@ -93,7 +94,7 @@ class LedgerService:
         DEALS_SETTLEMENT=off, when only ``deals-ledger settle`` workers
         should settle)."""
         self.writer.start()
-        self.writer.execute(c.Genesis(), authority=INTERNAL)
+        self._genesis()
         self.store_health.start()
         if self.settings.projections_enabled if projections is None else projections:
             self.read_side.start()
@@ -105,6 +106,19 @@ class LedgerService:
         self.alerting.start()
         settlement_metrics.LIVENESS.watch(self.settlement_liveness)
         return self
+
+    def _genesis(self) -> None:
+        """Genesis, or a start refused naming the undecodable row it needs
+        (its log position, as the audit reports it): the process does not
+        serve a ledger whose own movements it cannot read."""
+        try:
+            self.writer.execute(c.Genesis(), authority=INTERNAL)
+        except StoreDamaged as damaged:
+            position = first_undecodable_position(self.app, damaged.aggregate_id)
+            raise StoreDamaged(
+                f"cannot start: undecodable event at position {position} "
+                f"(aggregate {damaged.aggregate_id}); run the audit, deals-ledger replay, "
+                "which lists every damaged row") from damaged
 
     def stop(self) -> None:
         """Stop the background work, answer every waiting command, then close
