@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
+import redis
 from psycopg import sql
 
 from application.write.event_store import LedgerApplication
@@ -80,8 +81,15 @@ class BenchConfig:
     sizes: Sizes = field(default_factory=Sizes)
 
 
+def redis_prefix(schema: str) -> str:
+    """The Redis prefix of the server run on ``schema``."""
+    return f"deals-{schema}:"
+
+
 @contextmanager
-def fresh_schema(url: str) -> Iterator[str]:
+def fresh_schema(url: str, redis_url: str | None = None) -> Iterator[str]:
+    """A new schema for one server, dropped at the end with its Redis keys
+    (a run leaves nothing behind in either store)."""
     schema = f"bench_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
@@ -90,6 +98,18 @@ def fresh_schema(url: str) -> Iterator[str]:
     finally:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+        if redis_url:
+            _drop_redis_keys(redis_url, redis_prefix(schema))
+
+
+def _drop_redis_keys(redis_url: str, prefix: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
 
 
 class Suite:
@@ -143,7 +163,7 @@ class Suite:
             "DEALS_DATABASE_URL": self.config.database_url, "DEALS_POSTGRES_SCHEMA": schema,
             "DEALS_DATA_DIR": str(data_dir), "DEALS_API_KEYS": f"bench:{self.token}:admin",
             "DEALS_SETTLEMENT": "off", "DEALS_RATE_LIMIT_PER_S": "0",
-            "DEALS_REDIS_PREFIX": f"deals-{schema}:",
+            "DEALS_REDIS_PREFIX": redis_prefix(schema),
         }
         if self.config.redis_url:
             env["DEALS_REDIS_URL"] = self.config.redis_url
@@ -168,7 +188,7 @@ class Suite:
     # --- scenarios 1, 2, 3, 5 (lag) and 7 share one group-commit server ------
 
     def _shared_server_scenarios(self, chosen: set[int]) -> None:
-        with fresh_schema(self.config.database_url) as schema:
+        with fresh_schema(self.config.database_url, self.config.redis_url) as schema:
             self.progress.step("starting deals-ledger serve (group commit)")
             server = ledger_server(self._server_env(schema), self.work_dir / "ledger.log")
             with server:
@@ -297,7 +317,7 @@ class Suite:
 
     def _one_transaction_per_command(self) -> None:
         assert self.transfers_s1 is not None
-        with fresh_schema(self.config.database_url) as schema:
+        with fresh_schema(self.config.database_url, self.config.redis_url) as schema:
             self.progress.step("scenario 4: starting a server with group commit off")
             env = self._server_env(schema, DEALS_MAX_BATCH_COMMANDS="1")
             with ledger_server(env, self.work_dir / "ledger-single.log") as server:
@@ -319,7 +339,7 @@ class Suite:
         from benchmarks.replay_bench import replay_figures
 
         self.progress.step(f"scenario 5: writing a log of {self.sizes.replay_events:,} events")
-        with fresh_schema(self.config.database_url) as schema:
+        with fresh_schema(self.config.database_url, self.config.redis_url) as schema:
             rates = replay_figures(self.config.database_url, schema, self.sizes.replay_events,
                                    lambda stage: self.progress.step(f"scenario 5: {stage}"))
         events, audit_rate, fold_rate, raw_rate = rates
@@ -395,7 +415,7 @@ class Suite:
         from benchmarks.write_attack import Attack, victims_under_attack
 
         s = self.sizes
-        with fresh_schema(self.config.database_url) as schema:
+        with fresh_schema(self.config.database_url, self.config.redis_url) as schema:
             self.progress.step("scenario 8: starting a server for the write attack")
             with ledger_server(self._server_env(schema), self.work_dir / "attack.log") as server:
                 target = self._target(server)
