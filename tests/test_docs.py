@@ -80,3 +80,13 @@ def test_every_shell_transcript_prints_what_the_page_shows(document, tmp_path):
         result = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env,
                                 capture_output=True, text=True, timeout=120)
         assert result.stdout + result.stderr == output, (document.name, command)
+
+
+def test_every_error_code_is_in_the_api_guide_with_its_status():
+    """The guide's table is the callers' list of codes: one the code can
+    answer but the table lacks (or lists with another status) fails here."""
+    from interface.http.errors import STATUS_BY_CODE
+
+    guide = (REPO / "docs" / "api.md").read_text()
+    rows = dict(re.findall(r"^\| `([a-z_]+)` \| (\d{3}) \|", guide, flags=re.MULTILINE))
+    assert rows == {code: str(status) for code, status in STATUS_BY_CODE.items()}
