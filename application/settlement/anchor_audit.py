@@ -19,8 +19,7 @@ rewritten too, the replay's hash chain names the exact position.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
 from application.eventlog.decoder import EventDecoder
 from application.eventlog.merkle_log import LogTree
@@ -52,9 +51,6 @@ class AnchorAudit:
     def ok(self) -> bool:
         return not self.findings
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"anchors_checked": self.anchors_checked,
-                "findings": [asdict(finding) for finding in self.findings]}
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import sys
-from dataclasses import asdict
 
 from application.settlement.anchor_audit import AnchorAudit, run_anchor_audit
 from application.write.event_store import LedgerApplication
@@ -22,6 +19,7 @@ from domain.amounts import format_amount
 from domain.rfc3339 import parse_time
 from interface.cli import exit_codes
 from interface.cli.progress import Progress
+from interface.http.schemas.responses import AnchorAuditItem, ReplayResponse
 from interface.wiring.seal_keys import open_ledger
 from interface.wiring.settings import Settings
 from projections.queries import ReplayReport
@@ -37,6 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--until", default=None, metavar="TIME",
                         help="replay events stamped at or before this RFC 3339 time")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+HELD_BY_SETTLER = ("the embedded chain is held by a running settler (stop it, or use "
+                   "DEALS_SOLANA_RPC_URL)")
 
 
 def run_replay(args: argparse.Namespace, settings: Settings) -> int:
@@ -65,7 +67,7 @@ def run_replay(args: argparse.Namespace, settings: Settings) -> int:
         app.close()
     _print(report, as_json=args.json, anchors=anchors)
     clean = report.supply_ok and not report.mismatches and report.first_tampered_position is None
-    return exit_codes.OK if clean and (anchors is None or anchors.ok) else exit_codes.FINDINGS
+    return exit_codes.OK if clean and (anchors is None or not anchors.findings) else exit_codes.FINDINGS
 
 
 def position(text: str) -> int:
@@ -79,18 +81,16 @@ def position(text: str) -> int:
     return value
 
 
-def _audit_anchors(settings: Settings, app: LedgerApplication) -> AnchorAudit | None:
+def _audit_anchors(settings: Settings, app: LedgerApplication) -> AnchorAuditItem:
     """The recomputed log against every anchor on chain (docs/proofs.md). The
     embedded chain belongs to the settler: checked only when no settler holds
-    it (None, and a line saying so, otherwise)."""
+    it (unchecked, with a note saying so, otherwise)."""
     from application.eventlog.decoder import EventDecoder
     from interface.wiring.settler import lease_for, open_chain
 
     lease = None if settings.solana_rpc_url else lease_for(app.recorder)
     if lease is not None and not lease.try_acquire():
-        print("anchors           not checked: the embedded chain is held by a running settler "
-              "(stop it, or use DEALS_SOLANA_RPC_URL)", file=sys.stderr)
-        return None
+        return AnchorAuditItem.unchecked(HELD_BY_SETTLER)
 
     async def audit() -> AnchorAudit:
         chain = open_chain(settings)
@@ -100,19 +100,21 @@ def _audit_anchors(settings: Settings, app: LedgerApplication) -> AnchorAudit | 
             await chain.close()
 
     try:
-        return asyncio.run(audit())
+        return AnchorAuditItem.of(asyncio.run(audit()))
     finally:
         if lease is not None:
             lease.release()
 
 
-def _print(report: ReplayReport, *, as_json: bool, anchors: AnchorAudit | None) -> None:
+def _print(report: ReplayReport, *, as_json: bool, anchors: AnchorAuditItem | None) -> None:
+    """The text report, or (``--json``) exactly what ``POST /v1/audit/replay``
+    answers: one shape for both (amounts as DEAL decimal strings)."""
     if as_json:
-        json.dump({**asdict(report), "anchors": anchors and anchors.as_dict()}, sys.stdout,
-                  indent=2)
-        print()
+        print(ReplayResponse.of(report, anchors).model_dump_json(indent=2))
         return
-    if anchors is not None:
+    if anchors is not None and not anchors.checked:
+        print(f"anchors           not checked: {anchors.note}")
+    elif anchors is not None:
         print(f"anchors           {anchors.anchors_checked} on chain, "
               f"{len(anchors.findings)} findings")
         for finding in anchors.findings[:50]:

@@ -56,3 +56,18 @@ def test_replay_refuses_a_time_without_a_timezone(ledger, store):
     result = cli(store, "replay", "--until", "2026-01-01T00:00:00")
     assert result.returncode == 1
     assert "--until: " in result.stderr and "offset" in result.stderr
+
+
+def test_replay_json_is_the_api_answer_shape(ledger, store):
+    """`replay --json` prints what `POST /v1/audit/replay` answers: the same
+    fields, the supply as a DEAL decimal string, the anchors' `checked`."""
+    from interface.http.schemas.responses import ReplayResponse
+
+    ledger.open_account(1_000)
+    result = cli(store, "replay", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert set(report) == set(ReplayResponse.model_fields)
+    assert isinstance(report["supply"], str)  # DEAL, as the API answers; never base units
+    assert ReplayResponse.model_validate(report).supply == report["supply"]
+    assert set(report["anchors"]) >= {"checked", "anchors_checked", "findings"}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Annotated
 from uuid import UUID
 
@@ -16,7 +15,6 @@ from interface.http.json_body import JsonRoute
 from interface.http.schemas.requests import AuditReplayRequest
 from interface.http.schemas.responses import (
     AnchorAuditItem,
-    AnchorFindingItem,
     EventsResponse,
     ReplayResponse,
 )
@@ -58,9 +56,8 @@ def _anchor_audit(ledger: LedgerService) -> AnchorAuditItem:
     try:
         audit = ledger.audit_anchors()
     except (SettlementUnavailable, ChainError) as error:
-        return AnchorAuditItem(checked=False, anchors_checked=0, findings=[], note=str(error))
-    return AnchorAuditItem(checked=True, anchors_checked=audit.anchors_checked,
-                           findings=[AnchorFindingItem(**asdict(f)) for f in audit.findings])
+        return AnchorAuditItem.unchecked(str(error))
+    return AnchorAuditItem.of(audit)
 
 
 @router.get(

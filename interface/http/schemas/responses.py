@@ -4,6 +4,7 @@ response builds itself from one outcome or view with ``of``."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
@@ -11,6 +12,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from application import outcomes as o
+from application.settlement.anchor_audit import AnchorAudit
 from domain.amounts import format_amount
 from domain.movements import MOVEMENT_KINDS
 from domain.transfer import CLIENT_STATUSES
@@ -432,6 +434,15 @@ class AnchorAuditItem(Response):
     anchors_checked: int
     findings: list[AnchorFindingItem]
     note: str | None = None
+
+    @classmethod
+    def of(cls, audit: AnchorAudit) -> AnchorAuditItem:
+        return cls(checked=True, anchors_checked=audit.anchors_checked,
+                   findings=[AnchorFindingItem(**asdict(f)) for f in audit.findings])
+
+    @classmethod
+    def unchecked(cls, why: str) -> AnchorAuditItem:
+        return cls(checked=False, anchors_checked=0, findings=[], note=why)
 
 
 class ReplayResponse(Response):
