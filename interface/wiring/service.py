@@ -17,6 +17,7 @@ from eventsourcing.persistence import PersistenceError
 from application import commands as c
 from application.authority import INTERNAL, Authority
 from application.errors import LedgerUnavailable, StoreDamaged
+from application.eventlog.damaged_rows import first_undecodable_position
 from application.eventlog.decoder import EventDecoder
 from application.ops.hold_expiry import HoldExpirySweeper
 from application.outcomes import MovementRecorded
@@ -26,7 +27,6 @@ from application.settlement.fold import SettlementFold
 from application.settlement.reconciler import ReconciliationReport, adjust_for_finding
 from application.settlement.worker import SettlementWorker
 from application.write.aggregate_cache import AggregateCache
-from application.write.damaged import first_undecodable_position
 from application.write.processor import CommandProcessor
 from application.write.writer import CommandWriter
 from domain.system import ISSUANCE_ID

@@ -104,7 +104,12 @@ def assert_settled_and_reconciled(env: dict[str, str], book: Ledgerbook,
                                "every acknowledged movement settled")
     finally:
         app.close()
-    report = admin.post("/v1/reconciliations", json={"full": True})
+    # a fresh connection: the settling wait can outlast the server's keep-alive
+    # idle timeout, and a request sent as the server closes the idle connection
+    # is lost (HTTP's own race; a client retries on a new connection)
+    with httpx.Client(base_url=admin.base_url, headers=admin.headers,
+                      timeout=admin.timeout) as fresh:
+        report = fresh.post("/v1/reconciliations", json={"full": True})
     assert report.status_code == 201, report.text
     body = report.json()
     assert body["mismatch_count"] == 0 and body["unmatched_signature_count"] == 0, body
