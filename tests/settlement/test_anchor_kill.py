@@ -16,6 +16,7 @@ from uuid import uuid4
 
 from application import commands as c
 from application.eventlog.decoder import EventDecoder
+from application.eventlog.merkle_log import LogFrontier
 from application.settlement.anchor_audit import anchors_on_chain, run_anchor_audit
 from domain.amounts import UNITS_PER_DEAL
 from domain.anchor import Anchor, anchor_id
@@ -52,6 +53,23 @@ def _anchors_recorded(tmp_path: Path) -> list[Anchor]:
         ledger.close()
 
 
+def _anchoring_done(tmp_path: Path) -> bool:
+    """Quiescence: every anchor confirmed and the last one covers every
+    event that is not an anchor step. Before that, settling the transfers
+    keeps writing events, so a new anchor may be recorded (write-ahead, not
+    yet on chain) at any moment and the settler must not be stopped."""
+    anchors = _anchors_recorded(tmp_path)
+    if not anchors or not all(anchor.confirmed for anchor in anchors):
+        return False
+    ledger = LedgerHarness(sqlite_store(tmp_path).env, genesis=False)
+    try:
+        frontier = LogFrontier(ledger.app.event_log)
+        frontier.catch_up()
+        return frontier.last_unanchored_kind_position <= anchors[-1].position
+    finally:
+        ledger.close()
+
+
 def _wait(condition, timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
@@ -84,8 +102,8 @@ def test_a_settler_killed_while_anchoring_neither_loses_nor_duplicates_anchors(
 
     settler = _settler(data_dir)
     try:
-        _wait(lambda: all(a.confirmed for a in _anchors_recorded(tmp_path)), 90,
-              "every recorded anchor confirmed")
+        _wait(lambda: _anchoring_done(tmp_path), 90,
+              "every recorded anchor confirmed and the last one covering the log")
     finally:
         settler.send_signal(signal.SIGTERM)
         settler.wait(30)
