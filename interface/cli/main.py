@@ -26,7 +26,7 @@ from interface.cli.replay import run_replay
 from interface.cli.settle import run_settle
 from interface.cli.show_settings import run_settings
 from interface.cli.verify_proof import run_verify_proof
-from interface.wiring.data_dir import secure_settings_data_dir
+from interface.wiring.data_dir import DataDirError, secure_settings_data_dir
 from interface.wiring.ledger_presence import NoLedger, SchemaUnavailable, ensure_schema, require_ledger
 from interface.wiring.logs import configure_logging
 from interface.wiring.service import LedgerService
@@ -145,8 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env()
         configure_logging(settings, verbose=args.verbose)
         check_arguments = getattr(args.runner, "check_arguments", None)
-        if check_arguments is not None:  # what the options say, before any store
-            check_arguments(args)
+        if check_arguments is not None and not _arguments_accepted(check_arguments, args):
+            return exit_codes.USAGE
         if args.runner in READS_A_LEDGER:
             require_ledger(settings)  # before anything could create an empty one
         if args.runner not in (run_bench, run_settings, run_verify_proof):
@@ -156,11 +156,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         for line in str(error).splitlines():
             print(f"deals-ledger: setting refused: {line}", file=sys.stderr)
+        return exit_codes.CONFIG
+    except (SchemaUnavailable, DataDirError) as error:  # what the settings name is unusable
+        print(f"deals-ledger: {error}", file=sys.stderr)
+        return exit_codes.CONFIG
     except NoLedger as error:
         print(f"deals-ledger: {error}", file=sys.stderr)
         return exit_codes.NO_LEDGER
-    except SchemaUnavailable as error:
-        print(f"deals-ledger: {error}", file=sys.stderr)
     except LedgerError as error:
         print(f"deals-ledger: {error.code}: {error.message}", file=sys.stderr)
     except BrokenPipeError:  # `deals-ledger settings | head`: the reader has enough
@@ -171,6 +173,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # one line, not a traceback, for an operator
         print(f"deals-ledger: {type(error).__name__}: {error}", file=sys.stderr)
     return exit_codes.FAILURE
+
+
+def _arguments_accepted(check_arguments: Callable[[argparse.Namespace], None],
+                        args: argparse.Namespace) -> bool:
+    """What the options say, checked before any store: a refused value is a
+    usage error (exit 2), as argparse's own refusals are."""
+    try:
+        check_arguments(args)
+    except LedgerError as error:
+        print(f"deals-ledger: {error.code}: {error.message}", file=sys.stderr)
+        return False
+    return True
 
 
 if __name__ == "__main__":

@@ -40,11 +40,27 @@ def test_help_lists_the_exit_statuses(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    for code in (exit_codes.FINDINGS, exit_codes.NO_LEDGER, exit_codes.USAGE):
+    for code in (exit_codes.FINDINGS, exit_codes.NO_LEDGER, exit_codes.USAGE, exit_codes.CONFIG):
         assert f"\n  {code}  " in out
     codes = [exit_codes.OK, exit_codes.FAILURE, exit_codes.USAGE, exit_codes.NOT_STARTED,
-             exit_codes.FINDINGS, exit_codes.NO_LEDGER]
+             exit_codes.FINDINGS, exit_codes.NO_LEDGER, exit_codes.CONFIG]
     assert len(set(codes)) == len(codes)
+
+
+@pytest.mark.parametrize("command", [["init"], ["serve"], ["settle", "--once"], ["settings"]])
+def test_a_refused_setting_exits_config_not_as_an_outage(elsewhere, capsys, monkeypatch, command):
+    """A service manager restarts on FAILURE (an outage may pass) but not on
+    CONFIG: a bad value stays bad until someone fixes it."""
+    monkeypatch.setenv("DEALS_PORT", "abc")
+    assert main(command) == exit_codes.CONFIG
+    assert "DEALS_PORT" in capsys.readouterr().err
+    assert exit_codes.CONFIG not in (exit_codes.FAILURE, exit_codes.NOT_STARTED)
+
+
+def test_an_unusable_time_option_is_a_usage_error(elsewhere, capsys):
+    assert main(["replay", "--until", "2026-01-01T00:00:00"]) == exit_codes.USAGE
+    assert "--until" in capsys.readouterr().err
+    assert not (elsewhere / "var").exists()
 
 
 @pytest.mark.parametrize("command", [["replay"], ["replay", "--rebuild"], ["project", "--once"],
@@ -157,7 +173,7 @@ def test_a_role_that_may_not_create_the_schema_gets_one_line(postgres_database, 
         url = f"postgresql://{role}@{PG_HOST}:{PG_PORT}/{postgres_database.name}"
         monkeypatch.setenv("DEALS_DATABASE_URL", url)
         monkeypatch.setenv("DEALS_POSTGRES_SCHEMA", "not_there")
-        assert main(["init"]) == exit_codes.FAILURE
+        assert main(["init"]) == exit_codes.CONFIG
     finally:
         with pg_connect() as conn:
             conn.execute(f'DROP ROLE "{role}"')
@@ -189,3 +205,20 @@ def test_settle_once_reports_as_json(ledger, store):
     assert settled.returncode == exit_codes.OK, settled.stderr
     report = json.loads(settled.stdout)
     assert set(report) == {"settlement_steps", "waiting"} and report["waiting"] == 0
+
+
+def test_the_operations_guide_lists_every_exit_status_and_its_units_stop_on_config():
+    """The guide's table is the operators' list: a status the code has but
+    the table lacks fails here, as does a systemd unit that would restart a
+    refused setting forever."""
+    import re
+    from pathlib import Path
+
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    table = {int(code) for code in re.findall(r"^\| (\d+) \| ", guide, flags=re.MULTILINE)}
+    codes = {value for name, value in vars(exit_codes).items()
+             if name.isupper() and isinstance(value, int)}
+    assert table == codes
+    units = re.findall(r"^RestartPreventExitStatus=(.*)$", guide, flags=re.MULTILINE)
+    assert len(units) >= 2
+    assert all(str(exit_codes.CONFIG) in unit.split() for unit in units), units

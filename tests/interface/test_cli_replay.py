@@ -54,7 +54,7 @@ def test_replay_exits_four_and_names_the_tampered_position(ledger, store):
 
 def test_replay_refuses_a_time_without_a_timezone(ledger, store):
     result = cli(store, "replay", "--until", "2026-01-01T00:00:00")
-    assert result.returncode == 1
+    assert result.returncode == 2  # exit_codes.USAGE, as argparse's own refusals
     assert "--until: " in result.stderr and "offset" in result.stderr
 
 

@@ -82,7 +82,7 @@ def test_a_data_dir_that_is_a_file_stops_the_start(tmp_path):
     store.settings.data_dir.parent.mkdir(parents=True, exist_ok=True)
     store.settings.data_dir.write_text("not a directory")
     result = deals_ledger(cli_env(store), "init")
-    assert result.returncode == 1
+    assert result.returncode == 78  # exit_codes.CONFIG: DEALS_DATA_DIR is unusable
     assert "is not a directory" in result.stderr
 
 

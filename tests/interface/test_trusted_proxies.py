@@ -70,7 +70,7 @@ def test_a_trusted_proxy_that_is_not_an_address_stops_the_start(tmp_path, proxie
              "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
         capture_output=True, text=True, timeout=120,
     )
-    assert result.returncode == 1
+    assert result.returncode == 78  # exit_codes.CONFIG: a refused setting
     assert "DEALS_TRUSTED_PROXIES" in result.stderr
 
 
