@@ -27,7 +27,14 @@ from interface.cli.settle import run_settle
 from interface.cli.show_settings import run_settings
 from interface.cli.verify_proof import run_verify_proof
 from interface.wiring.data_dir import DataDirError, secure_settings_data_dir
-from interface.wiring.ledger_presence import NoLedger, SchemaUnavailable, ensure_schema, require_ledger
+from interface.wiring.ledger_presence import (
+    NoLedger,
+    SchemaUnavailable,
+    StoreUnreachable,
+    ensure_schema,
+    require_ledger,
+    require_reachable_store,
+)
 from interface.wiring.logs import configure_logging
 from interface.wiring.service import LedgerService
 from interface.wiring.settings import Settings, SettingsError
@@ -147,6 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_arguments = getattr(args.runner, "check_arguments", None)
         if check_arguments is not None and not _arguments_accepted(check_arguments, args):
             return exit_codes.USAGE
+        if args.runner not in (run_bench, run_settings, run_verify_proof):
+            require_reachable_store(settings)  # a clear line, not the pool's timeout
         if args.runner in READS_A_LEDGER:
             require_ledger(settings)  # before anything could create an empty one
         if args.runner not in (run_bench, run_settings, run_verify_proof):
@@ -163,6 +172,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NoLedger as error:
         print(f"deals-ledger: {error}", file=sys.stderr)
         return exit_codes.NO_LEDGER
+    except StoreUnreachable as error:  # an outage: FAILURE, so a service manager retries
+        print(f"deals-ledger: {error}", file=sys.stderr)
     except LedgerError as error:
         print(f"deals-ledger: {error.code}: {error.message}", file=sys.stderr)
     except BrokenPipeError:  # `deals-ledger settings | head`: the reader has enough

@@ -32,6 +32,35 @@ class SchemaUnavailable(Exception):
     """The PostgreSQL schema is missing and this role cannot create it."""
 
 
+class StoreUnreachable(Exception):
+    """PostgreSQL does not answer at DEALS_DATABASE_URL (an outage may pass)."""
+
+
+def require_reachable_store(settings: Settings) -> None:
+    """Raise StoreUnreachable naming host, port, database and the setting
+    (never the password) when PostgreSQL cannot be reached: the pool's own
+    error says only that no connection came within its timeout."""
+    if not settings.uses_postgres:
+        return
+    import psycopg
+
+    assert settings.database_url is not None
+    try:
+        psycopg.connect(settings.database_url, connect_timeout=5).close()
+    except psycopg.OperationalError as error:
+        raise StoreUnreachable(
+            f"cannot reach PostgreSQL: {_database(settings)} (DEALS_DATABASE_URL): "
+            f"{_cause(error, settings.database_url)}") from None
+
+
+def _cause(error: Exception, url: str) -> str:
+    """The driver's reason on one line, with the password scrubbed should
+    it ever be quoted."""
+    password = urlsplit(url).password
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text.replace(password, "***") if password else text
+
+
 def require_ledger(settings: Settings) -> None:
     """Raise NoLedger, naming where it looked, unless a ledger is there."""
     if settings.uses_postgres:
@@ -94,7 +123,7 @@ def ensure_schema(settings: Settings) -> None:
         except psycopg.errors.InsufficientPrivilege:
             raise SchemaUnavailable(
                 f"DEALS_POSTGRES_SCHEMA: schema {schema!r} does not exist in "
-                f"{_described(settings)} and this role may not create it: create it "
+                f"{_database(settings)} and this role may not create it: create it "
                 "(CREATE SCHEMA ... AUTHORIZATION <role>) or name an existing one"
             ) from None
 
@@ -105,8 +134,13 @@ def _qualified(schema: str | None) -> str:
 
 
 def _described(settings: Settings) -> str:
-    """The database and schema in words, without credentials."""
+    """The schema and its database in words, without credentials."""
+    schema = settings.postgres_schema
+    return f"{f'schema {schema!r}' if schema else 'the default schema'} of {_database(settings)}"
+
+
+def _database(settings: Settings) -> str:
+    """The database, host and port in words, without credentials."""
     parts = urlsplit(settings.database_url or "")
     database = parts.path.lstrip("/") or "postgres"
-    schema = settings.postgres_schema or "the default schema"
-    return f"database {database!r} on {parts.hostname}:{parts.port or 5432}, {schema}"
+    return f"database {database!r} on {parts.hostname}:{parts.port or 5432}"

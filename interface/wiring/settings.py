@@ -164,6 +164,20 @@ class Settings(BaseModel):
             raise ValueError("expected a Solana address (base58, 32 bytes)") from None
         return value
 
+    @field_validator("api_keys")
+    @classmethod
+    def _keys(cls, value: str | None) -> str | None:
+        """Checked with the settings, so a bad key list is refused before any
+        store is opened (never after ``serve`` created empty tables)."""
+        from interface.http.auth import ApiKeyError, parse_api_keys
+
+        if value:
+            try:
+                parse_api_keys(value)
+            except ApiKeyError as error:  # its message never holds a token
+                raise ValueError(str(error).removeprefix("DEALS_API_KEYS ")) from None
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _postgres_url(cls, value: str | None) -> str | None:

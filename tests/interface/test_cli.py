@@ -57,6 +57,32 @@ def test_a_refused_setting_exits_config_not_as_an_outage(elsewhere, capsys, monk
     assert exit_codes.CONFIG not in (exit_codes.FAILURE, exit_codes.NOT_STARTED)
 
 
+def test_bad_api_keys_are_refused_before_any_store_is_created(elsewhere, capsys, monkeypatch):
+    monkeypatch.setenv("DEALS_API_KEYS", "garbage")
+    assert main(["serve", "--port", "0"]) == exit_codes.CONFIG
+    err = capsys.readouterr().err
+    assert err == "deals-ledger: setting refused: DEALS_API_KEYS: entry 1 is not name:token:scopes\n"
+    assert not (elsewhere / "var").exists()  # no data dir, no empty tables
+
+
+def test_an_unreachable_postgresql_is_named_without_its_password(elsewhere, capsys, monkeypatch):
+    """An outage (FAILURE, which a service manager retries), named by host,
+    port, database and setting rather than the pool's bare timeout."""
+    import socket
+
+    with socket.socket() as closed:  # bound, never listening: connections are refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        monkeypatch.setenv("DEALS_DATABASE_URL", f"postgresql://ledger:s3cret@127.0.0.1:{port}/deals")
+        for command in (["init"], ["serve", "--port", "0"], ["replay"]):
+            assert main(command) == exit_codes.FAILURE
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and "s3cret" not in err
+            assert err.startswith(f"deals-ledger: cannot reach PostgreSQL: database 'deals' on "
+                                  f"127.0.0.1:{port} (DEALS_DATABASE_URL): "), err
+            assert "refused" in err
+
+
 def test_an_unusable_time_option_is_a_usage_error(elsewhere, capsys):
     assert main(["replay", "--until", "2026-01-01T00:00:00"]) == exit_codes.USAGE
     assert "--until" in capsys.readouterr().err
@@ -83,10 +109,11 @@ def test_a_postgres_schema_without_a_ledger_is_refused(postgres_database, capsys
     if isinstance(postgres_database, Exception):
         pytest.skip("PostgreSQL unreachable")
     monkeypatch.setenv("DEALS_DATABASE_URL", postgres_database.url)
-    monkeypatch.setenv("DEALS_POSTGRES_SCHEMA", postgres_database.new_schema())
+    schema = postgres_database.new_schema()
+    monkeypatch.setenv("DEALS_POSTGRES_SCHEMA", schema)
     assert main(["replay"]) == exit_codes.NO_LEDGER
     err = capsys.readouterr().err
-    assert "no ledger in database" in err and "DEALS_POSTGRES_SCHEMA" in err
+    assert f"no ledger in schema '{schema}' of database" in err and "DEALS_POSTGRES_SCHEMA" in err
 
 
 @pytest.mark.parametrize("value", ["-1", "ten"])
@@ -179,6 +206,9 @@ def test_a_role_that_may_not_create_the_schema_gets_one_line(postgres_database, 
             conn.execute(f'DROP ROLE "{role}"')
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "DEALS_POSTGRES_SCHEMA" in err and "may not create" in err
+    assert (f"schema 'not_there' does not exist in database '{postgres_database.name}' on "
+            f"{PG_HOST}:{PG_PORT} and this role may not create it") in err
+    assert err.count("not_there") == 1  # named once, not again after the database
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
