@@ -15,9 +15,12 @@ $(STAMP): pyproject.toml constraints.txt
 	$(VENV)/bin/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
+# One line whatever is wrong: the shell's "not found" for a missing
+# interpreter stays in /dev/null (a missing one is "missing").
 python-check:
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null || { \
-	  echo "deals-ledger needs Python 3.11; '$(PYTHON)' is $$($(PYTHON) --version 2>&1 || echo missing): install python3.11 or run make PYTHON=/path/to/python3.11"; \
+	@found=$$($(PYTHON) -c 'import sys; print("Python %d.%d" % sys.version_info[:2])' 2>/dev/null); \
+	test "$$found" = "Python 3.11" || { \
+	  echo "deals-ledger needs Python 3.11; $(if $(PYTHON),'$(PYTHON)' is $${found:-missing},neither python3.11 nor python3 is on PATH): install python3.11 or run make PYTHON=/path/to/python3.11" >&2; \
 	  exit 1; }
 
 install: $(STAMP)
