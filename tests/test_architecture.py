@@ -96,3 +96,16 @@ def test_application_wings_import_only_the_root_and_the_wings_below() -> None:
                 continue
             wrong.append(f"{path.relative_to(REPO)} ({wing or 'root'}) imports {name}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_the_client_stands_alone() -> None:
+    """A calling service installs interface.client for httpx and tenacity
+    alone: it imports nothing else of the product (not even to share the
+    error table; tests/interface/client/test_errors.py keeps them equal)."""
+    wrong = [
+        f"{path.relative_to(REPO)} imports {name}"
+        for path in sorted((REPO / "interface" / "client").rglob("*.py"))
+        for name in imported_modules(path)
+        if name.split(".")[0] in PRODUCT and not name.startswith("interface.client")
+    ]
+    assert not wrong, "\n".join(wrong)

@@ -1,0 +1,214 @@
+"""``AsyncLedgerClient``: ``LedgerClient`` (sync.py) for asyncio (or trio,
+through anyio): the same methods, awaited, and ``history`` /
+``transactions`` as async iterators. Both share calls.py and core.py."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any, TypeVar
+from uuid import UUID
+
+import anyio
+import httpx
+from tenacity import AsyncRetrying
+
+from interface.client import calls
+from interface.client import models as m
+from interface.client.amounts import AmountIn
+from interface.client.core import USER_AGENT, Consistency, RetryPolicy, Session
+from interface.client.errors import (
+    LedgerError,
+    WalletAlreadyConnectedError,
+    WalletNotFoundError,
+)
+
+T = TypeVar("T")
+Id = UUID | str
+PAGE_SIZE = 100
+SETTLED_WAIT_S = 60.0
+SETTLED_POLL_S = 0.5
+
+
+class AsyncLedgerClient:
+    """A client of one ledger service, for one event loop.
+
+    ``consistency="eventual"`` reads the read models as they are (faster);
+    the client still reads its own writes (core.py). ``transport`` is
+    httpx's, for tests and proxies."""
+
+    def __init__(self, base_url: str, token: str, *, consistency: Consistency | None = None,
+                 timeout_s: float = 30.0, retry: RetryPolicy | None = None,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self._session = Session(consistency, retry or RetryPolicy())
+        self._http = httpx.AsyncClient(
+            base_url=base_url, timeout=timeout_s, transport=transport,
+            headers={"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT})
+
+    async def __aenter__(self) -> AsyncLedgerClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    def __repr__(self) -> str:  # never the token
+        return f"AsyncLedgerClient({str(self._http.base_url)!r})"
+
+    @property
+    def position(self) -> int:
+        """The highest log position seen; later reads reflect at least it."""
+        return self._session.position
+
+    async def _send(self, call: calls.Call[Any]) -> Any:
+        attempts = 0
+        try:
+            async for attempt in AsyncRetrying(**self._session.retry.options()):
+                with attempt:
+                    attempts += 1
+                    response = await self._http.request(call.method, call.path, json=call.body,
+                                                  params=self._session.params(call))
+                    return self._session.answer(response)
+        except httpx.TransportError as error:
+            raise self._session.lost(call, error) from error
+        except LedgerError as error:
+            error.attempts = attempts
+            raise
+        raise AssertionError("unreachable: tenacity returns or raises")
+
+    async def _run(self, call: calls.Call[T]) -> T:
+        return call.parse(await self._send(call))
+
+    # Commands
+
+    async def open_account(self, account_id: Id | None = None) -> m.Account:
+        return await self._run(calls.open_account(account_id))
+
+    async def transfer(self, from_account: Id, to_account: Id, amount: AmountIn, reason: str = "",
+                 *, transfer_id: Id | None = None) -> m.Movement:
+        return await self._run(calls.transfer(from_account, to_account, amount, reason, transfer_id))
+
+    async def deduct_service_fee(self, account_id: Id, service_type: str, *,
+                           charge_id: Id | None = None) -> m.FeeCharge:
+        """The fee of ``service_type`` at the price in force now, to the treasury."""
+        return await self._run(calls.charge_fee(account_id, service_type, charge_id))
+
+    async def distribute_reward(self, account_id: Id, amount: AmountIn, reward_type: str, *,
+                          reward_id: Id | None = None) -> m.Reward:
+        """Paid from the rewards account."""
+        return await self._run(calls.distribute_reward(account_id, amount, reward_type, reward_id))
+
+    async def mint(self, to_account: Id, amount: AmountIn, reason: str = "", *,
+             transfer_id: Id | None = None) -> m.Movement:
+        return await self._run(calls.mint(to_account, amount, reason, transfer_id))
+
+    async def burn(self, from_account: Id, amount: AmountIn, reason: str = "", *,
+             transfer_id: Id | None = None) -> m.Movement:
+        return await self._run(calls.burn(from_account, amount, reason, transfer_id))
+
+    async def approve(self, owner: Id, spender: Id, amount: AmountIn) -> m.Allowance:
+        """Let ``spender`` move up to ``amount`` of the owner's (sets, never adds)."""
+        return await self._run(calls.approve(owner, spender, amount))
+
+    async def transfer_from(self, spender: Id, from_account: Id, to_account: Id, amount: AmountIn,
+                      reason: str = "", *, transfer_id: Id | None = None) -> m.Movement:
+        return await self._run(calls.transfer_from(spender, from_account, to_account, amount, reason,
+                                             transfer_id))
+
+    async def place_hold(self, account_id: Id, amount: AmountIn | None = None, *,
+                   service_type: str | None = None, expires_in_s: int | None = None,
+                   hold_id: Id | None = None) -> m.Hold:
+        """Reserve ``amount`` (or the price of ``service_type``) until captured or voided."""
+        return await self._run(calls.place_hold(account_id, amount, service_type, expires_in_s,
+                                          hold_id))
+
+    async def capture(self, hold_id: Id, amount: AmountIn | None = None) -> m.HoldCapture:
+        return await self._run(calls.capture(hold_id, amount))
+
+    async def void(self, hold_id: Id) -> m.HoldRelease:
+        return await self._run(calls.void(hold_id))
+
+    async def connect_wallet(self, account_id: Id, address: str) -> m.WalletChange:
+        """A retry whose first attempt connected it answers the connection."""
+        try:
+            return await self._run(calls.connect_wallet(account_id, address))
+        except WalletAlreadyConnectedError as error:
+            return await self._already(error, account_id, address, "connected")
+
+    async def disconnect_wallet(self, account_id: Id, address: str) -> m.WalletChange:
+        """A retry whose first attempt disconnected it answers the disconnection."""
+        try:
+            return await self._run(calls.disconnect_wallet(account_id, address))
+        except WalletNotFoundError as error:
+            return await self._already(error, account_id, address, "disconnected")
+
+    async def _already(self, error: LedgerError, account_id: Id, address: str,
+                 status: str) -> m.WalletChange:
+        if error.attempts > 1:  # the refusal may be the first attempt's own work
+            listing = await self._run(calls.wallets(account_id))
+            change = calls.wallet_state(listing, account_id, address, status, self.position)
+            if change is not None:
+                return change
+        raise error
+
+    # Queries
+
+    async def get_balance(self, account_id: Id, *, at: int | str | None = None) -> m.Balance:
+        """Now, or ``at`` a log position or an RFC 3339 time."""
+        return await self._run(calls.get_balance(account_id, at))
+
+    async def allowance(self, owner: Id, spender: Id) -> m.Allowance:
+        return await self._run(calls.allowance(owner, spender))
+
+    def history(self, account_id: Id, *,
+                page_size: int = PAGE_SIZE) -> AsyncIterator[m.HistoryEntry]:
+        """Every change of the account's balance, oldest first, page after page."""
+        return self._pages(lambda cursor: calls.history_page(account_id, page_size, cursor))
+
+    def transactions(self, account_id: Id, *,
+                     page_size: int = PAGE_SIZE) -> AsyncIterator[m.Transaction]:
+        """Every movement of the account with its settlement, page after page."""
+        return self._pages(lambda cursor: calls.transactions_page(account_id, page_size, cursor))
+
+    async def _pages(self, page_call: Any) -> AsyncIterator[Any]:
+        cursor: str | None = None
+        while True:
+            page = await self._run(page_call(cursor))
+            for item in page.items:
+                yield item
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def get_transfer(self, transfer_id: Id) -> m.Transaction:
+        return await self._run(calls.get_transfer(transfer_id))
+
+    async def wait_for_settlement(self, transfer_id: Id, *, timeout_s: float = SETTLED_WAIT_S,
+                            poll_s: float = SETTLED_POLL_S) -> m.Transaction:
+        """The movement once the chain has decided it; ``TransactionFailedError``
+        if it failed there, ``TimeoutError`` if still pending after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            transaction = await self.get_transfer(transfer_id)
+            if calls.settled(transaction):
+                return transaction
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"transfer {transfer_id} still pending after {timeout_s} s")
+            await anyio.sleep(poll_s)  # polling the service: there is nothing to wait on
+
+    async def wallets(self, account_id: Id) -> tuple[m.Wallet, ...]:
+        return await self._run(calls.wallets(account_id))
+
+    async def system(self) -> m.SystemInfo:
+        """The system accounts (treasury, rewards, issuance), the mint, the supply."""
+        return await self._run(calls.system())
+
+    async def audit_replay(self, *, until_position: int | None = None) -> m.ReplayReport:
+        """Replay the log afresh and compare it with the read models (admin)."""
+        return await self._run(calls.audit_replay(until_position))
+
+    async def reconcile(self, *, full: bool = False) -> m.Reconciliation:
+        """Run one reconciliation of the chain against the log now (admin)."""
+        return await self._run(calls.reconcile(full))

@@ -1,0 +1,230 @@
+"""Each operation of the client as data: method, path, body, how to read
+the answer, and whether it is a query (sends the read-your-writes
+position) or a command (carries the id a retry repeats).
+
+Shared by the sync and async clients, and free of I/O: the ids are drawn
+here, once per call, so every attempt of a call sends the same id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+from uuid import UUID, uuid4
+
+from interface.client import models as m
+from interface.client.amounts import AmountIn, amount_text, optional_amount_text
+from interface.client.errors import TransactionFailedError
+
+T = TypeVar("T")
+ItemT = TypeVar("ItemT")
+
+
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    method: str
+    path: str
+    parse: Callable[[Any], T]
+    body: dict[str, Any] | None = None
+    params: dict[str, Any] | None = None
+    query: bool = False
+    """A read: sends ``min_position`` (and ``consistency`` when set)."""
+    command_id: UUID | None = None
+    """The id every attempt repeats (named when no answer came back)."""
+
+
+@dataclass(frozen=True)
+class Page(Generic[ItemT]):
+    items: tuple[ItemT, ...]
+    next_cursor: str | None
+    position: int
+
+
+def _reader(model: type[T]) -> Callable[[Any], T]:
+    return lambda data: m.parse(model, data)
+
+
+def _page_reader(model: type[ItemT]) -> Callable[[Any], Page[ItemT]]:
+    def read(data: Any) -> Page[ItemT]:
+        items = tuple(m.parse(model, item) for item in data["items"])
+        return Page(items, data.get("next_cursor"), int(data["position"]))
+
+    return read
+
+
+def _id(given: UUID | str | None) -> UUID:
+    return uuid4() if given is None else UUID(str(given))
+
+
+def _command(path: str, model: type[T], body: dict[str, Any], id_field: str | None,
+             method: str = "POST") -> Call[T]:
+    command_id = body[id_field] if id_field else None
+    wire = {key: str(value) if isinstance(value, UUID) else value
+            for key, value in body.items() if value is not None}
+    return Call(method, path, _reader(model), body=wire, command_id=command_id)
+
+
+def open_account(account_id: UUID | str | None) -> Call[m.Account]:
+    return _command("/v1/accounts", m.Account, {"account_id": _id(account_id)}, "account_id")
+
+
+def transfer(source: UUID | str, destination: UUID | str, amount: AmountIn, reason: str,
+             transfer_id: UUID | str | None) -> Call[m.Movement]:
+    return _command("/v1/transfers", m.Movement, {
+        "transfer_id": _id(transfer_id), "from": UUID(str(source)),
+        "to": UUID(str(destination)), "amount": amount_text(amount), "reason": reason,
+    }, "transfer_id")
+
+
+def transfer_from(spender: UUID | str, source: UUID | str, destination: UUID | str,
+                  amount: AmountIn, reason: str, transfer_id: UUID | str | None
+                  ) -> Call[m.Movement]:
+    return _command("/v1/transfers/from", m.Movement, {
+        "transfer_id": _id(transfer_id), "spender": UUID(str(spender)),
+        "from": UUID(str(source)), "to": UUID(str(destination)),
+        "amount": amount_text(amount), "reason": reason,
+    }, "transfer_id")
+
+
+def charge_fee(account_id: UUID | str, service_type: str, charge_id: UUID | str | None
+               ) -> Call[m.FeeCharge]:
+    return _command("/v1/fees", m.FeeCharge, {
+        "charge_id": _id(charge_id), "account_id": UUID(str(account_id)),
+        "service_type": service_type,
+    }, "charge_id")
+
+
+def distribute_reward(account_id: UUID | str, amount: AmountIn, reward_type: str,
+                      reward_id: UUID | str | None) -> Call[m.Reward]:
+    return _command("/v1/rewards", m.Reward, {
+        "reward_id": _id(reward_id), "account_id": UUID(str(account_id)),
+        "reward_type": reward_type, "amount": amount_text(amount),
+    }, "reward_id")
+
+
+def mint(destination: UUID | str, amount: AmountIn, reason: str,
+         transfer_id: UUID | str | None) -> Call[m.Movement]:
+    return _command("/v1/mint", m.Movement, {
+        "transfer_id": _id(transfer_id), "to": UUID(str(destination)),
+        "amount": amount_text(amount), "reason": reason,
+    }, "transfer_id")
+
+
+def burn(source: UUID | str, amount: AmountIn, reason: str,
+         transfer_id: UUID | str | None) -> Call[m.Movement]:
+    return _command("/v1/burn", m.Movement, {
+        "transfer_id": _id(transfer_id), "from": UUID(str(source)),
+        "amount": amount_text(amount), "reason": reason,
+    }, "transfer_id")
+
+
+def approve(owner: UUID | str, spender: UUID | str, amount: AmountIn) -> Call[m.Allowance]:
+    """Sets the allowance (never adds); a repeat sets the same state again."""
+    return _command(f"/v1/allowances/{UUID(str(owner))}/{UUID(str(spender))}", m.Allowance,
+                    {"amount": amount_text(amount)}, None, method="PUT")
+
+
+def place_hold(account_id: UUID | str, amount: AmountIn | None, service_type: str | None,
+               expires_in_s: int | None, hold_id: UUID | str | None) -> Call[m.Hold]:
+    return _command("/v1/holds", m.Hold, {
+        "hold_id": _id(hold_id), "account_id": UUID(str(account_id)),
+        "amount": optional_amount_text(amount), "service_type": service_type,
+        "expires_in_s": expires_in_s,
+    }, "hold_id")
+
+
+def capture(hold_id: UUID | str, amount: AmountIn | None) -> Call[m.HoldCapture]:
+    hold = UUID(str(hold_id))
+    call = _command(f"/v1/holds/{hold}/capture", m.HoldCapture,
+                    {"amount": optional_amount_text(amount)}, None)
+    return Call(call.method, call.path, call.parse, body=call.body, command_id=hold)
+
+
+def void(hold_id: UUID | str) -> Call[m.HoldRelease]:
+    hold = UUID(str(hold_id))
+    return Call("POST", f"/v1/holds/{hold}/void", _reader(m.HoldRelease), command_id=hold)
+
+
+def connect_wallet(account_id: UUID | str, address: str) -> Call[m.WalletChange]:
+    return _command(f"/v1/accounts/{UUID(str(account_id))}/wallets", m.WalletChange,
+                    {"address": address}, None)
+
+
+def disconnect_wallet(account_id: UUID | str, address: str) -> Call[m.WalletChange]:
+    return Call("DELETE", f"/v1/accounts/{UUID(str(account_id))}/wallets/{address}",
+                _reader(m.WalletChange))
+
+
+def audit_replay(until_position: int | None) -> Call[m.ReplayReport]:
+    body = {} if until_position is None else {"until_position": until_position}
+    return Call("POST", "/v1/audit/replay", _reader(m.ReplayReport), body=body, query=True)
+
+
+def reconcile(full: bool) -> Call[m.Reconciliation]:
+    """A run is not a movement: a retried run is one more run, nothing doubles."""
+    return Call("POST", "/v1/reconciliations", _reader(m.Reconciliation), body={"full": full})
+
+
+# Queries
+
+
+def _query(path: str, parse: Callable[[Any], T], **params: Any) -> Call[T]:
+    given = {key: value for key, value in params.items() if value is not None}
+    return Call("GET", path, parse, params=given, query=True)
+
+
+def get_balance(account_id: UUID | str, at: int | str | None) -> Call[m.Balance]:
+    return _query(f"/v1/accounts/{UUID(str(account_id))}/balance", _reader(m.Balance), at=at)
+
+
+def allowance(owner: UUID | str, spender: UUID | str) -> Call[m.Allowance]:
+    return _query(f"/v1/allowances/{UUID(str(owner))}/{UUID(str(spender))}",
+                  _reader(m.Allowance))
+
+
+def history_page(account_id: UUID | str, page_size: int, cursor: str | None
+                 ) -> Call[Page[m.HistoryEntry]]:
+    return _query(f"/v1/accounts/{UUID(str(account_id))}/history",
+                  _page_reader(m.HistoryEntry), limit=page_size, cursor=cursor)
+
+
+def transactions_page(account_id: UUID | str, page_size: int, cursor: str | None
+                      ) -> Call[Page[m.Transaction]]:
+    return _query(f"/v1/accounts/{UUID(str(account_id))}/transactions",
+                  _page_reader(m.Transaction), limit=page_size, cursor=cursor)
+
+
+def get_transfer(transfer_id: UUID | str) -> Call[m.Transaction]:
+    return _query(f"/v1/transfers/{UUID(str(transfer_id))}", _reader(m.Transaction))
+
+
+def wallets(account_id: UUID | str) -> Call[tuple[m.Wallet, ...]]:
+    return _query(f"/v1/accounts/{UUID(str(account_id))}/wallets",
+                  lambda data: tuple(m.parse(m.Wallet, item) for item in data["wallets"]))
+
+
+def system() -> Call[m.SystemInfo]:
+    return _query("/v1/system", _reader(m.SystemInfo))
+
+
+# What the clients conclude from answers
+
+
+def settled(transaction: m.Transaction) -> bool:
+    """Whether the chain has decided the movement; a failure raised."""
+    if transaction.status == "failed":
+        raise TransactionFailedError(
+            f"transfer {transaction.transfer_id} failed on chain", transaction=transaction)
+    return transaction.status != "pending"
+
+
+def wallet_state(listing: tuple[m.Wallet, ...], account_id: UUID | str, address: str,
+                 status: str, position: int) -> m.WalletChange | None:
+    """The change a retried connect or disconnect asked for, when the
+    account's wallets show it already made (by the lost first attempt)."""
+    account = UUID(str(account_id))
+    for wallet in listing:
+        if wallet.address == address and wallet.account_id == account and wallet.status == status:
+            return m.WalletChange(account, address, status, position)
+    return None

@@ -1,0 +1,256 @@
+"""What the client answers: frozen dataclasses read from the service's JSON.
+
+Amounts are ``Decimal``, ids ``UUID``, times aware ``datetime``; a field
+the wire names differently (``from``, a Python keyword) says so in its
+metadata. ``parse`` reads any of them from an answer by its type hints,
+so a model is its field list and nothing more; fields the service adds
+later are ignored, so a newer service does not break an older client.
+"""
+
+from __future__ import annotations
+
+import types
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
+from uuid import UUID
+
+from interface.client.amounts import decimal_of
+
+ModelT = TypeVar("ModelT")
+
+
+WIRE_FROM = {"wire": "from"}
+WIRE_TO = {"wire": "to"}
+
+
+@dataclass(frozen=True)
+class Account:
+    account_id: UUID
+    kind: str
+    position: int
+
+
+@dataclass(frozen=True)
+class Balance:
+    account_id: UUID
+    balance: Decimal
+    held: Decimal
+    available: Decimal
+    position: int
+
+
+@dataclass(frozen=True)
+class Movement:
+    """A transfer, mint, burn or transfer_from as recorded (``status``
+    ``pending`` until the chain confirms it)."""
+
+    transfer_id: UUID
+    kind: str
+    status: str
+    amount: Decimal
+    from_account: UUID = field(metadata=WIRE_FROM)
+    to_account: UUID = field(metadata=WIRE_TO)
+    from_balance: Decimal
+    to_balance: Decimal
+    position: int
+
+
+@dataclass(frozen=True)
+class FeeCharge:
+    charge_id: UUID
+    account_id: UUID
+    fee: Decimal
+    balance: Decimal
+    status: str
+    position: int
+
+
+@dataclass(frozen=True)
+class Reward:
+    reward_id: UUID
+    account_id: UUID
+    amount: Decimal
+    balance: Decimal
+    status: str
+    position: int
+
+
+@dataclass(frozen=True)
+class Hold:
+    hold_id: UUID
+    account_id: UUID
+    status: str
+    amount: Decimal
+    service_type: str | None
+    expires_at: datetime
+    available: Decimal
+    position: int
+
+
+@dataclass(frozen=True)
+class HoldCapture:
+    hold_id: UUID
+    account_id: UUID
+    status: str
+    amount: Decimal
+    balance: Decimal
+    position: int
+
+
+@dataclass(frozen=True)
+class HoldRelease:
+    hold_id: UUID
+    account_id: UUID
+    status: str
+    amount: Decimal
+    position: int
+
+
+@dataclass(frozen=True)
+class Allowance:
+    owner: UUID
+    spender: UUID
+    amount: Decimal
+    position: int | None
+
+
+@dataclass(frozen=True)
+class WalletChange:
+    account_id: UUID
+    address: str
+    status: str
+    position: int
+
+
+@dataclass(frozen=True)
+class Wallet:
+    address: str
+    account_id: UUID
+    status: str
+    connected_at: datetime
+    disconnected_at: datetime | None
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    transfer_id: UUID
+    change: Decimal
+    balance_before: Decimal
+    balance_after: Decimal
+    type: str
+    reason: str
+    created_at: datetime
+    position: int
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """A movement with its settlement on chain: ``status`` is pending,
+    settled, failed or reversed."""
+
+    transfer_id: UUID
+    kind: str
+    from_account: UUID = field(metadata=WIRE_FROM)
+    to_account: UUID = field(metadata=WIRE_TO)
+    amount: Decimal
+    reason: str
+    status: str
+    signature: str | None
+    slot: int | None
+    created_at: datetime
+    updated_at: datetime
+    position: int
+    hold_status: str | None
+    expires_at: datetime | None
+    reversed_by: UUID | None
+    reverses: UUID | None
+    as_of_position: int | None
+
+
+@dataclass(frozen=True)
+class ReplayReport:
+    """The audit's replay compared with the read models; ``mismatches`` and
+    ``anchors`` as the service answers them."""
+
+    events_replayed: int
+    accounts: int
+    supply_ok: bool
+    supply: Decimal
+    last_position: int
+    mismatches: tuple[Any, ...]
+    first_tampered_position: int | None
+    position: int
+    anchors: Any
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """One reconciliation run of the chain against the log; findings as the
+    service answers them (amounts in them are decimal strings)."""
+
+    reconciliation_id: UUID
+    checked_accounts: int
+    checked_signatures: int
+    mismatches: tuple[Any, ...]
+    unmatched_signatures: tuple[Any, ...]
+    mismatch_count: int
+    unmatched_signature_count: int
+    truncated: bool
+    started_at: str
+    finished_at: str | None
+
+
+@dataclass(frozen=True)
+class SystemInfo:
+    accounts: Any
+    mint: str | None
+    decimals: int
+    supply: Decimal
+    position: int
+
+    @property
+    def treasury(self) -> UUID:
+        return UUID(self.accounts["treasury"])
+
+    @property
+    def rewards(self) -> UUID:
+        return UUID(self.accounts["rewards"])
+
+
+def parse(model: type[ModelT], data: Any) -> ModelT:
+    """``model`` read from one JSON object of the service's answer."""
+    if not isinstance(data, dict):
+        raise TypeError(f"expected a JSON object for {model.__name__}, got {type(data).__name__}")
+    hints = _hints(model)
+    values = {f.name: _convert(hints[f.name], data.get(f.metadata.get("wire", f.name)))
+              for f in fields(model)}  # type: ignore[arg-type]
+    return model(**values)
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(model: type) -> dict[str, Any]:
+    if model not in _HINTS:
+        _HINTS[model] = get_type_hints(model)
+    return _HINTS[model]
+
+
+_CONVERTERS: dict[Any, Any] = {
+    UUID: UUID, Decimal: decimal_of, datetime: datetime.fromisoformat,
+    int: int, str: str, bool: bool, Any: lambda value: value,
+}
+
+
+def _convert(hint: Any, value: Any) -> Any:
+    if get_origin(hint) in (Union, types.UnionType):  # X | None
+        if value is None:
+            return None
+        hint = next(arg for arg in get_args(hint) if arg is not type(None))
+    if get_origin(hint) is tuple:
+        return tuple(value)
+    if value is None:
+        raise TypeError(f"the service answered null where {hint} is required")
+    return _CONVERTERS[hint](value)

@@ -1,0 +1,211 @@
+"""``LedgerClient``: the ledger in the platform's token-service words, for
+code that blocks (see docs/client.md). ``AsyncLedgerClient`` (aio.py) is
+the same client for asyncio; both share calls.py and core.py."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any, TypeVar
+from uuid import UUID
+
+import httpx
+from tenacity import Retrying
+
+from interface.client import calls
+from interface.client import models as m
+from interface.client.amounts import AmountIn
+from interface.client.core import USER_AGENT, Consistency, RetryPolicy, Session
+from interface.client.errors import (
+    LedgerError,
+    WalletAlreadyConnectedError,
+    WalletNotFoundError,
+)
+
+T = TypeVar("T")
+Id = UUID | str
+PAGE_SIZE = 100
+SETTLED_WAIT_S = 60.0
+SETTLED_POLL_S = 0.5
+
+
+class LedgerClient:
+    """A client of one ledger service, safe to share between threads.
+
+    ``consistency="eventual"`` reads the read models as they are (faster);
+    the client still reads its own writes (core.py). ``transport`` is
+    httpx's, for tests and proxies."""
+
+    def __init__(self, base_url: str, token: str, *, consistency: Consistency | None = None,
+                 timeout_s: float = 30.0, retry: RetryPolicy | None = None,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self._session = Session(consistency, retry or RetryPolicy())
+        self._http = httpx.Client(
+            base_url=base_url, timeout=timeout_s, transport=transport,
+            headers={"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT})
+
+    def __enter__(self) -> LedgerClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __repr__(self) -> str:  # never the token
+        return f"LedgerClient({str(self._http.base_url)!r})"
+
+    @property
+    def position(self) -> int:
+        """The highest log position seen; later reads reflect at least it."""
+        return self._session.position
+
+    def _send(self, call: calls.Call[Any]) -> Any:
+        attempts = 0
+        try:
+            for attempt in Retrying(**self._session.retry.options()):
+                with attempt:
+                    attempts += 1
+                    response = self._http.request(call.method, call.path, json=call.body,
+                                                  params=self._session.params(call))
+                    return self._session.answer(response)
+        except httpx.TransportError as error:
+            raise self._session.lost(call, error) from error
+        except LedgerError as error:
+            error.attempts = attempts
+            raise
+        raise AssertionError("unreachable: tenacity returns or raises")
+
+    def _run(self, call: calls.Call[T]) -> T:
+        return call.parse(self._send(call))
+
+    # Commands
+
+    def open_account(self, account_id: Id | None = None) -> m.Account:
+        return self._run(calls.open_account(account_id))
+
+    def transfer(self, from_account: Id, to_account: Id, amount: AmountIn, reason: str = "",
+                 *, transfer_id: Id | None = None) -> m.Movement:
+        return self._run(calls.transfer(from_account, to_account, amount, reason, transfer_id))
+
+    def deduct_service_fee(self, account_id: Id, service_type: str, *,
+                           charge_id: Id | None = None) -> m.FeeCharge:
+        """The fee of ``service_type`` at the price in force now, to the treasury."""
+        return self._run(calls.charge_fee(account_id, service_type, charge_id))
+
+    def distribute_reward(self, account_id: Id, amount: AmountIn, reward_type: str, *,
+                          reward_id: Id | None = None) -> m.Reward:
+        """Paid from the rewards account."""
+        return self._run(calls.distribute_reward(account_id, amount, reward_type, reward_id))
+
+    def mint(self, to_account: Id, amount: AmountIn, reason: str = "", *,
+             transfer_id: Id | None = None) -> m.Movement:
+        return self._run(calls.mint(to_account, amount, reason, transfer_id))
+
+    def burn(self, from_account: Id, amount: AmountIn, reason: str = "", *,
+             transfer_id: Id | None = None) -> m.Movement:
+        return self._run(calls.burn(from_account, amount, reason, transfer_id))
+
+    def approve(self, owner: Id, spender: Id, amount: AmountIn) -> m.Allowance:
+        """Let ``spender`` move up to ``amount`` of the owner's (sets, never adds)."""
+        return self._run(calls.approve(owner, spender, amount))
+
+    def transfer_from(self, spender: Id, from_account: Id, to_account: Id, amount: AmountIn,
+                      reason: str = "", *, transfer_id: Id | None = None) -> m.Movement:
+        return self._run(calls.transfer_from(spender, from_account, to_account, amount, reason,
+                                             transfer_id))
+
+    def place_hold(self, account_id: Id, amount: AmountIn | None = None, *,
+                   service_type: str | None = None, expires_in_s: int | None = None,
+                   hold_id: Id | None = None) -> m.Hold:
+        """Reserve ``amount`` (or the price of ``service_type``) until captured or voided."""
+        return self._run(calls.place_hold(account_id, amount, service_type, expires_in_s,
+                                          hold_id))
+
+    def capture(self, hold_id: Id, amount: AmountIn | None = None) -> m.HoldCapture:
+        return self._run(calls.capture(hold_id, amount))
+
+    def void(self, hold_id: Id) -> m.HoldRelease:
+        return self._run(calls.void(hold_id))
+
+    def connect_wallet(self, account_id: Id, address: str) -> m.WalletChange:
+        """A retry whose first attempt connected it answers the connection."""
+        try:
+            return self._run(calls.connect_wallet(account_id, address))
+        except WalletAlreadyConnectedError as error:
+            return self._already(error, account_id, address, "connected")
+
+    def disconnect_wallet(self, account_id: Id, address: str) -> m.WalletChange:
+        """A retry whose first attempt disconnected it answers the disconnection."""
+        try:
+            return self._run(calls.disconnect_wallet(account_id, address))
+        except WalletNotFoundError as error:
+            return self._already(error, account_id, address, "disconnected")
+
+    def _already(self, error: LedgerError, account_id: Id, address: str,
+                 status: str) -> m.WalletChange:
+        if error.attempts > 1:  # the refusal may be the first attempt's own work
+            listing = self._run(calls.wallets(account_id))
+            change = calls.wallet_state(listing, account_id, address, status, self.position)
+            if change is not None:
+                return change
+        raise error
+
+    # Queries
+
+    def get_balance(self, account_id: Id, *, at: int | str | None = None) -> m.Balance:
+        """Now, or ``at`` a log position or an RFC 3339 time."""
+        return self._run(calls.get_balance(account_id, at))
+
+    def allowance(self, owner: Id, spender: Id) -> m.Allowance:
+        return self._run(calls.allowance(owner, spender))
+
+    def history(self, account_id: Id, *, page_size: int = PAGE_SIZE) -> Iterator[m.HistoryEntry]:
+        """Every change of the account's balance, oldest first, page after page."""
+        return self._pages(lambda cursor: calls.history_page(account_id, page_size, cursor))
+
+    def transactions(self, account_id: Id, *,
+                     page_size: int = PAGE_SIZE) -> Iterator[m.Transaction]:
+        """Every movement of the account with its settlement, page after page."""
+        return self._pages(lambda cursor: calls.transactions_page(account_id, page_size, cursor))
+
+    def _pages(self, page_call: Any) -> Iterator[Any]:
+        cursor: str | None = None
+        while True:
+            page = self._run(page_call(cursor))
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def get_transfer(self, transfer_id: Id) -> m.Transaction:
+        return self._run(calls.get_transfer(transfer_id))
+
+    def wait_for_settlement(self, transfer_id: Id, *, timeout_s: float = SETTLED_WAIT_S,
+                            poll_s: float = SETTLED_POLL_S) -> m.Transaction:
+        """The movement once the chain has decided it; ``TransactionFailedError``
+        if it failed there, ``TimeoutError`` if still pending after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            transaction = self.get_transfer(transfer_id)
+            if calls.settled(transaction):
+                return transaction
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"transfer {transfer_id} still pending after {timeout_s} s")
+            time.sleep(poll_s)  # polling the service: there is nothing to wait on
+
+    def wallets(self, account_id: Id) -> tuple[m.Wallet, ...]:
+        return self._run(calls.wallets(account_id))
+
+    def system(self) -> m.SystemInfo:
+        """The system accounts (treasury, rewards, issuance), the mint, the supply."""
+        return self._run(calls.system())
+
+    def audit_replay(self, *, until_position: int | None = None) -> m.ReplayReport:
+        """Replay the log afresh and compare it with the read models (admin)."""
+        return self._run(calls.audit_replay(until_position))
+
+    def reconcile(self, *, full: bool = False) -> m.Reconciliation:
+        """Run one reconciliation of the chain against the log now (admin)."""
+        return self._run(calls.reconcile(full))

@@ -1,0 +1,162 @@
+"""The client against a real ``deals-ledger serve``: every method in the
+platform's words, Decimal amounts, typed refusals, pages iterated to the
+end, and reads that reflect the client's own writes."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from uuid import uuid4
+
+import anyio
+import pytest
+
+from interface.client import (
+    AccountFrozenError,
+    AsyncLedgerClient,
+    HoldNotPendingError,
+    IdempotencyConflictError,
+    InsufficientBalanceError,
+    InvalidAmountError,
+    InvalidWalletAddressError,
+    LedgerClient,
+    UnauthorizedError,
+)
+from tests.support.http import ADMIN, WRITER
+
+
+def funded(client: LedgerClient, amount: str = "100") -> str:
+    account = client.open_account().account_id
+    client.mint(account, Decimal(amount))
+    return str(account)
+
+
+def test_moves_money_in_decimals_and_reads_its_own_writes(client):
+    source, destination = funded(client), str(client.open_account().account_id)
+    moved = client.transfer(source, destination, Decimal("0.1"), "deal 7")
+    assert (moved.amount, moved.from_balance, moved.to_balance) == (
+        Decimal("0.1"), Decimal("99.9"), Decimal("0.1"))
+    assert client.position >= moved.position
+    balance = client.get_balance(destination)
+    assert balance.balance == Decimal("0.1") and balance.position >= moved.position
+    assert client.get_transfer(moved.transfer_id).reason == "deal 7"
+
+
+def test_reads_its_own_writes_with_eventual_consistency(served):
+    with LedgerClient(served.url, ADMIN, consistency="eventual") as client:
+        source, destination = funded(client), str(client.open_account().account_id)
+        for n in range(1, 6):
+            moved = client.transfer(source, destination, Decimal("1"))
+            balance = client.get_balance(destination)
+            assert balance.position >= moved.position and balance.balance == n
+
+
+def test_fees_rewards_and_holds_in_the_platform_words(client):
+    account = funded(client, "50")
+    fee = client.deduct_service_fee(account, "search")
+    assert fee.fee > 0 and fee.balance == Decimal("50") - fee.fee
+    reward = client.distribute_reward(account, Decimal("2.5"), "referral")
+    assert reward.balance == fee.balance + Decimal("2.5")
+    hold = client.place_hold(account, Decimal("10"))
+    assert client.get_balance(account).held == Decimal("10")
+    captured = client.capture(hold.hold_id, Decimal("4"))
+    assert captured.amount == Decimal("4")
+    with pytest.raises(HoldNotPendingError):
+        client.void(hold.hold_id)
+    released = client.void(client.place_hold(account, service_type="analysis").hold_id)
+    assert released.status == "voided"
+    assert client.get_balance(account).held == 0
+
+
+def test_an_agent_spends_within_its_allowance(client):
+    owner, agent, shop = funded(client), str(uuid4()), str(uuid4())
+    client.open_account(agent)
+    client.open_account(shop)
+    assert client.approve(owner, agent, Decimal("5")).amount == Decimal("5")
+    client.transfer_from(agent, owner, shop, Decimal("3"))
+    assert client.allowance(owner, agent).amount == Decimal("2")
+
+
+def test_mint_and_burn_move_the_supply(client):
+    account = funded(client, "10")
+    burnt = client.burn(account, Decimal("4"))
+    assert burnt.kind == "burn" and burnt.from_balance == Decimal("6")
+
+
+def test_history_and_transactions_iterate_over_every_page(client):
+    source, destination = funded(client), str(client.open_account().account_id)
+    moved = [client.transfer(source, destination, Decimal(n)).transfer_id for n in range(1, 8)]
+    history = list(client.history(destination, page_size=2))
+    assert [entry.transfer_id for entry in history] == moved
+    assert history[-1].balance_after == Decimal(28)
+    assert [t.transfer_id for t in client.transactions(destination, page_size=3)] == moved
+
+
+def test_a_wallet_is_connected_and_disconnected(client):
+    account = client.open_account().account_id
+    address = _fresh_address()
+    assert client.connect_wallet(account, address).status == "connected"
+    assert [w.address for w in client.wallets(account)] == [address]
+    assert client.disconnect_wallet(account, address).status == "disconnected"
+    with pytest.raises(InvalidWalletAddressError):
+        client.connect_wallet(account, "not-base58-0OIl")
+
+
+def test_refusals_are_typed_and_nothing_moves(client, served):
+    source, destination = funded(client, "1"), str(client.open_account().account_id)
+    with pytest.raises(InsufficientBalanceError) as refused:
+        client.transfer(source, destination, Decimal("2"))
+    assert refused.value.status == 402 and refused.value.request_id
+    with pytest.raises(InvalidAmountError):
+        client.transfer(source, destination, Decimal("0.000000001"))
+    transfer_id = uuid4()
+    client.transfer(source, destination, Decimal("0.5"), transfer_id=transfer_id)
+    with pytest.raises(IdempotencyConflictError):
+        client.transfer(source, destination, Decimal("0.6"), transfer_id=transfer_id)
+    with LedgerClient(served.url, "wrong-token") as stranger, pytest.raises(UnauthorizedError):
+        stranger.get_balance(source)
+    assert client.get_balance(source).balance == Decimal("0.5")
+
+
+def test_a_frozen_account_is_refused_by_name(client, served):
+    import httpx
+
+    account = funded(client, "3")
+    httpx.post(f"{served.url}/v1/accounts/{account}/freeze",
+               headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30).raise_for_status()
+    with LedgerClient(served.url, WRITER) as writer, pytest.raises(AccountFrozenError):
+        writer.deduct_service_fee(account, "search")
+
+
+def test_a_float_amount_is_refused_before_anything_is_sent(client):
+    with pytest.raises(TypeError, match="float"):
+        client.transfer(str(uuid4()), str(uuid4()), 0.1)  # type: ignore[arg-type]
+
+
+def test_settlement_audit_and_reconciliation(client):
+    account = funded(client, "5")
+    moved = client.transfer(account, str(client.open_account().account_id), Decimal("1"))
+    assert client.wait_for_settlement(moved.transfer_id).status == "settled"
+    report = client.audit_replay()
+    assert report.supply_ok and report.mismatches == ()
+    assert client.reconcile().checked_accounts >= 1
+
+
+def test_the_async_client_does_the_same(served):
+    async def scenario() -> list:
+        async with AsyncLedgerClient(served.url, ADMIN, consistency="eventual") as client:
+            account = (await client.open_account()).account_id
+            await client.mint(account, Decimal("20"))
+            fee = await client.deduct_service_fee(account, "goal")
+            await client.distribute_reward(account, Decimal("1"), "streak")
+            balance = await client.get_balance(account)
+            assert balance.balance == Decimal("21") - fee.fee
+            return [entry.change async for entry in client.history(account, page_size=1)]
+
+    assert anyio.run(scenario)[0] == Decimal("20")
+
+
+def _fresh_address() -> str:
+    """A valid Solana address no other test connects (a new key's)."""
+    from solders.keypair import Keypair
+
+    return str(Keypair().pubkey())
