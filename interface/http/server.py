@@ -13,13 +13,14 @@ which answers every command still waiting, and closes the store.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
 import tempfile
 import threading
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from typing import Any, cast
@@ -30,7 +31,7 @@ from uvicorn.supervisors import Multiprocess
 
 from interface.http.auth import ApiKeyError, ensure_generated_key, key_file, parse_api_keys
 from interface.http.edge import EdgeLimits, EdgeProtocol, connections_max_under_file_limit
-from interface.wiring.logs import log_config
+from interface.wiring.logs import json_formatter, log_config
 from interface.wiring.settings import Settings
 
 APP_FACTORY = "interface.http.app:app_from_env"
@@ -47,7 +48,7 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> int:
     )
     sock = config.bind_socket()
     bound_host, bound_port = sock.getsockname()[:2]
-    text = banner(settings.replace(host=bound_host, port=bound_port), new_token, workers)
+    text = partial(banner, settings.replace(host=bound_host, port=bound_port), new_token, workers)
     if workers > 1:
         done = threading.Event()
         probe = f"http://{_probe_host(bound_host)}:{bound_port}/health"
@@ -71,7 +72,7 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> int:
     return 0
 
 
-def _banner_once_answering(probe: str, text: str, done: threading.Event) -> None:
+def _banner_once_answering(probe: str, text: Callable[[], str], done: threading.Event) -> None:
     """Several workers start in processes of their own: the banner waits
     until one of them answers /health (its app has started), and is never
     printed when none does."""
@@ -79,7 +80,7 @@ def _banner_once_answering(probe: str, text: str, done: threading.Event) -> None
         try:
             with urllib.request.urlopen(probe, timeout=2) as answer:  # noqa: S310 - our own http URL
                 if answer.status == 200:
-                    print(text, flush=True)
+                    print(text(), flush=True)
                     return
         except OSError:
             pass  # not accepting yet
@@ -100,14 +101,14 @@ class _BannerServer(uvicorn.Server):
     lifespan ran: the ledger is open, genesis done), never before: a start
     that fails says so without having said "listening"."""
 
-    def __init__(self, config: uvicorn.Config, text: str) -> None:
+    def __init__(self, config: uvicorn.Config, text: Callable[[], str]) -> None:
         super().__init__(config)
         self.banner_text = text
 
     async def startup(self, sockets: list[Any] | None = None) -> None:
         await super().startup(sockets=sockets)
         if self.started:
-            print(self.banner_text, flush=True)
+            print(self.banner_text(), flush=True)  # made now: a JSON record's time
 
 
 def uvicorn_config(app: Any, settings: Settings, **options: Any) -> uvicorn.Config:
@@ -179,6 +180,31 @@ def _prepare_keys(settings: Settings) -> str | None:
 
 
 def banner(settings: Settings, new_token: str | None, workers: int) -> str:
+    """What ``serve`` prints once it answers: lines for a person, or with
+    DEALS_LOG_FORMAT=json one log record like every other line of stdout."""
+    if settings.log_format == "json":
+        return _json_banner(settings, new_token, workers)
+    return _text_banner(settings, new_token, workers)
+
+
+def _json_banner(settings: Settings, new_token: str | None, workers: int) -> str:
+    """One JSON object, formatted as the log's records are. A new admin key
+    is not in it (a log shipper would spread it): the record says where the
+    key is kept instead."""
+    base = f"http://{_url_host(settings.host)}:{settings.port}"
+    record = logging.LogRecord("deals_ledger.serve", logging.INFO, __file__, 0,
+                               f"Deals Ledger listening on {base}", None, None)
+    fields = {"url": base, "workers": workers, "docs": f"{base}/docs",
+              "store": "PostgreSQL" if settings.uses_postgres
+              else str(settings.data_dir / "events.sqlite"), "correlation_id": "-"}
+    if not settings.api_keys:
+        fields["api_key_file"] = str(key_file(settings))
+        fields["api_key_generated"] = new_token is not None
+    record.__dict__.update(fields)
+    return json_formatter().format(record)
+
+
+def _text_banner(settings: Settings, new_token: str | None, workers: int) -> str:
     base = f"http://{_url_host(settings.host)}:{settings.port}"
     store = "PostgreSQL" if settings.uses_postgres else str(settings.data_dir / "events.sqlite")
     lines = [

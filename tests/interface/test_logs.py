@@ -18,11 +18,11 @@ from tests.support.http import ServeProcess
 
 STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 TEXT_LINE = re.compile(rf"^{STAMP} (DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+ \[[^\]\s]+\] ")
-BANNER_LINES = 4  # serve's own banner on stdout: plain text for a person
+BANNER_LINES = 4  # serve's own banner on stdout in text: lines for a person
 
 
-def log_lines(server: ServeProcess) -> list[str]:
-    stdout = server.stdout_path.read_text().splitlines()[BANNER_LINES:]
+def log_lines(server: ServeProcess, banner_lines: int = BANNER_LINES) -> list[str]:
+    stdout = server.stdout_path.read_text().splitlines()[banner_lines:]
     return [line for line in stdout + server.stderr_path.read_text().splitlines() if line]
 
 
@@ -55,8 +55,13 @@ def test_json_lines_are_one_object_each(tmp_path):
         exchange(server)
     finally:
         server.terminate()
-    records = [json.loads(line) for line in log_lines(server)]
+    records = [json.loads(line) for line in log_lines(server, banner_lines=0)]  # banner too
     assert records
+    banner = [r for r in records if r["message"].startswith("Deals Ledger listening on ")]
+    assert len(banner) == 1 and banner[0]["url"] == server.url and banner[0]["workers"] == 1
+    token = (tmp_path / "var" / "api-key").read_text().strip()
+    assert banner[0]["api_key_generated"] is True
+    assert not any(token in line for line in log_lines(server, banner_lines=0))  # the key stays in its file
     for record in records:
         assert re.fullmatch(STAMP, record["time"]) and record["level"] in ("INFO", "WARNING")
         assert {"logger", "request_id", "message"} <= record.keys()

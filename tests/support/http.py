@@ -9,6 +9,7 @@ conditions (the server reports started; /health answers), never on sleeps.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -153,8 +154,14 @@ class ServeProcess(ChildProcess):
     def _listening_url(self) -> str | None:
         if self.process.poll() is not None:
             raise RuntimeError(f"serve exited early:\n{self.stderr_path.read_text()[-3000:]}")
-        match = re.search(r"listening on (http://\S+)", self.banner)
-        return match.group(1) if match else None
+        for line in self.banner.splitlines():
+            if line.startswith("{"):  # DEALS_LOG_FORMAT=json: the banner is a log record
+                record = json.loads(line)
+                if "listening on" in record.get("message", ""):
+                    return str(record["url"])
+            elif match := re.search(r"listening on (http://\S+)", line):
+                return match.group(1)
+        return None
 
     def _healthy(self) -> bool:
         if self.process.poll() is not None:
