@@ -121,6 +121,7 @@ def create_app(
     app = FastAPI(
         title="Deals Ledger", version="1", description=DESCRIPTION,
         lifespan=_lifespan(settings, service), docs_url=None, redoc_url=None,
+        generate_unique_id_function=operation_id,
     )
     install_docs_pages(app)
     app.state.settings = settings
@@ -136,6 +137,14 @@ def create_app(
         public = router is operations.router
         app.include_router(router, responses={} if public else COMMON_REFUSALS)
     return app
+
+
+def operation_id(route: APIRoute) -> str:
+    """A route's OpenAPI operationId is its function's name (``charge_fee``,
+    ``get_balance``), so a client generated in any language reads as the
+    ledger speaks, not as FastAPI's ``charge_fee_v1_fees_post``. Names are
+    unique across routers (a test checks)."""
+    return route.name
 
 
 def app_from_env() -> FastAPI:

@@ -55,3 +55,28 @@ def test_docs_page_is_served(api):
     import httpx
 
     assert "swagger" in httpx.get(f"{api.url}/docs").text.lower()
+
+
+def test_operation_ids_read_as_the_ledger_speaks():
+    """A client generated in any language calls ``charge_fee``, not
+    ``charge_fee_v1_fees_post``: each id is the route function's name,
+    snake_case, unique, with no path or method in it."""
+    import re
+
+    ids = [operation["operationId"] for path in schema.raw_schema["paths"].values()
+           for operation in path.values()]
+    assert len(ids) == len(set(ids)), sorted(ids)
+    unreadable = [i for i in ids if not re.fullmatch(r"[a-z]+(_[a-z]+)*", i)
+                  or re.search(r"_(v1|get|post|put|delete)(_|$)", i)]
+    assert not unreadable, unreadable
+    assert {"charge_fee", "get_balance", "transfer", "distribute_reward", "place_hold",
+            "get_history", "get_transfer", "audit_replay", "reconcile"} <= set(ids)
+
+
+def test_error_codes_are_an_enum_of_every_code_the_service_answers():
+    from interface.http.errors import STATUS_BY_CODE
+
+    schemas = schema.raw_schema["components"]["schemas"]
+    assert set(schemas["ErrorCode"]["enum"]) == set(STATUS_BY_CODE)
+    for model in ("ErrorDetail", "ItemError"):
+        assert schemas[model]["properties"]["code"]["$ref"] == "#/components/schemas/ErrorCode"

@@ -68,7 +68,7 @@ async def unfreeze_account(account_id: UUID, ledger: Ledger, caller: Caller,
 
 @router.get("/{account_id}/balance", response_model=BalanceResponse, dependencies=[CAN_READ],
             responses=refusals(404))
-async def balance(account_id: UUID, queries: Queries, read: Read, at: PointInTime = None):
+async def get_balance(account_id: UUID, queries: Queries, read: Read, at: PointInTime = None):
     at_position, at_time = parse_point_in_time(at)
     if at_time is not None:  # a time names the last whole commit at or before it
         at_position = await in_thread(queries.position_at, at_time)
@@ -79,7 +79,7 @@ async def balance(account_id: UUID, queries: Queries, read: Read, at: PointInTim
 
 @router.get("/{account_id}/history", response_model=HistoryPage, dependencies=[CAN_READ],
             responses=refusals(404))
-async def history(account_id: UUID, queries: Queries, read: Read,
+async def get_history(account_id: UUID, queries: Queries, read: Read,
                   limit: Limit = PAGE_SIZE_DEFAULT, cursor: Cursor = None):
     point = await planned(queries, read)
     page = await in_thread(queries.history, account_id, limit=limit, cursor=cursor, point=point)
@@ -88,7 +88,7 @@ async def history(account_id: UUID, queries: Queries, read: Read,
 
 @router.get("/{account_id}/transactions", response_model=TransactionPage,
             dependencies=[CAN_READ], responses=refusals(404))
-async def transactions(account_id: UUID, queries: Queries, read: Read,
+async def get_transactions(account_id: UUID, queries: Queries, read: Read,
                        limit: Limit = PAGE_SIZE_DEFAULT, cursor: Cursor = None):
     point = await planned(queries, read)
     page = await in_thread(queries.transactions, account_id, limit=limit, cursor=cursor,

@@ -36,7 +36,7 @@ router = APIRouter(prefix="/v1/audit", tags=["audit"], route_class=JsonRoute)
                 "compares every read model) for the read models to reach the log's head "
                 "first; `consistency` and `min_position` as for every query.",
 )
-async def replay(queries: Queries, ledger: Ledger, read: Read,
+async def audit_replay(queries: Queries, ledger: Ledger, read: Read,
                  body: AuditReplayRequest | None = None):
     body = body or AuditReplayRequest()
     until_position = body.until_position
@@ -71,7 +71,7 @@ def _anchor_audit(ledger: LedgerService) -> AnchorAuditItem:
                 "from the log itself, which holds every acknowledged command, so neither "
                 "waits; `min_position` past the head is 422 position_past_head).",
 )
-async def events(
+async def list_audit_events(
     queries: Queries,
     read: Read,
     aggregate_id: UUID | None = None,

@@ -19,7 +19,7 @@ router = APIRouter(tags=["operations"], route_class=JsonRoute)
 
 
 @router.get("/health", response_model=HealthResponse, description="The process is up.")
-async def health():
+async def get_health():
     return HealthResponse()
 
 
@@ -29,7 +29,7 @@ async def health():
                 "DEALS_READY_MAX_LAG positions of the log, and the projector is not "
                 "stopped at an event it cannot apply; else 503 unavailable.",
 )
-async def ready(ledger: Ledger):
+async def get_readiness(ledger: Ledger):
     try:
         store_position = await in_thread(ledger.store_position)
         read_position = await in_thread(_read_model_position, ledger)
@@ -56,7 +56,7 @@ def _read_model_position(ledger) -> int:
 
 @router.get("/metrics", response_class=Response,
             responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text"}})
-async def metrics():
+async def get_metrics():
     body, content_type = await in_thread(exposition, settlement_metrics.LIVENESS)
     return Response(body, media_type=content_type)
 

@@ -36,6 +36,6 @@ async def set_price_rule(service_type: ServiceType, body: PriceRuleRequest, ledg
 
 
 @router.get("", response_model=PricingResponse, dependencies=[CAN_READ])
-async def pricing(queries: Queries, read: Read):
+async def get_pricing(queries: Queries, read: Read):
     point = await planned(queries, read)
     return PricingResponse.of(await in_thread(queries.pricing, datetime.now(UTC), point=point))

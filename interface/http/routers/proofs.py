@@ -25,7 +25,7 @@ router = APIRouter(tags=["proofs"], route_class=JsonRoute)
                 "`previous_root`, `memo`, `signature`, `slot`, `signer`; `anchor` is null "
                 "before the first.",
 )
-async def digest(ledger: Ledger) -> dict[str, Any]:
+async def get_audit_digest(ledger: Ledger) -> dict[str, Any]:
     return {"anchor": await in_thread(ledger.proofs.digest)}
 
 
@@ -35,7 +35,7 @@ async def digest(ledger: Ledger) -> dict[str, Any]:
                 "inclusion proof up to the first confirmed anchor covering it, and that anchor "
                 "(409 not_anchored until one does).",
 )
-async def transfer_proof(transfer_id: UUID, ledger: Ledger) -> dict[str, Any]:
+async def get_transfer_proof(transfer_id: UUID, ledger: Ledger) -> dict[str, Any]:
     result: dict[str, Any] = await in_thread(ledger.proofs.transfer_proof, transfer_id)
     return result
 
@@ -44,7 +44,7 @@ async def transfer_proof(transfer_id: UUID, ledger: Ledger) -> dict[str, Any]:
     "/v1/audit/proof", dependencies=[IS_ADMIN], responses=refusals(404, 409),
     description="The proof of the event at `position` (as for a transfer).",
 )
-async def event_proof(
+async def get_event_proof(
     ledger: Ledger, position: Annotated[int, Query(ge=1, le=POSITION_MAX)],
 ) -> dict[str, Any]:
     result: dict[str, Any] = await in_thread(ledger.proofs.event_proof, position)
@@ -56,7 +56,7 @@ async def event_proof(
     description="A consistency proof between anchors `from` and `to` (sequence numbers, "
                 "`from` <= `to`): the later anchored log extends the earlier one.",
 )
-async def consistency(
+async def get_consistency_proof(
     ledger: Ledger, first: Annotated[int, Query(alias="from", ge=1, le=POSITION_MAX)],
     last: Annotated[int, Query(alias="to", ge=1, le=POSITION_MAX)],
 ) -> dict[str, Any]:

@@ -38,7 +38,7 @@ async def reconcile(ledger: Ledger, key: IdempotencyKey, body: ReconcileRequest 
 
 @router.get("/latest", response_model=ReconciliationResponse, dependencies=[IS_ADMIN],
             responses=refusals(404))
-async def latest(ledger: Ledger):
+async def get_latest_reconciliation(ledger: Ledger):
     report = await in_thread(ledger.latest_reconciliation)
     if report is None:
         raise ReconciliationNotFound("no reconciliation has finished yet")
@@ -54,7 +54,7 @@ async def latest(ledger: Ledger):
                 "reversal. Once per finding; 409 finding_not_adjustable for other kinds or a "
                 "finding made stale by later settlements.",
 )
-async def adjust(
+async def adjust_finding(
     finding_id: UUID, ledger: Ledger, caller: Caller, response: Response,
     key: IdempotencyKey, body: AdjustRequest | None = None,
 ):

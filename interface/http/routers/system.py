@@ -14,7 +14,7 @@ router = APIRouter(prefix="/v1/system", tags=["system"], route_class=JsonRoute)
 
 
 @router.get("", response_model=SystemResponse, dependencies=[CAN_READ])
-async def system(ledger: Ledger, read: Read):
+async def get_system(ledger: Ledger, read: Read):
     supply, position = await in_thread(ledger.read_at_head, ledger.supply, read.min_position)
     return SystemResponse(
         accounts=SystemAccounts(treasury=TREASURY_ID, rewards=REWARDS_ID, issuance=ISSUANCE_ID),

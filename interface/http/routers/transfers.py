@@ -77,7 +77,7 @@ async def transfer_from(body: TransferFromRequest, ledger: Ledger, caller: Calle
 
 @router.post("/{transfer_id}/reverse", status_code=201, response_model=MovementResponse,
              dependencies=[IS_ADMIN], responses={200: REPLAYED, **MOVEMENT_REFUSALS})
-async def reverse(transfer_id: UUID, body: ReverseRequest, ledger: Ledger, caller: Caller,
+async def reverse_transfer(transfer_id: UUID, body: ReverseRequest, ledger: Ledger, caller: Caller,
                   response: Response, key: IdempotencyKey):
     command = keyed(body.command(transfer_id), key)
     outcome = replay_aware(response, await ledger.execute(command, caller))

@@ -49,7 +49,7 @@ async def disconnect_wallet(account_id: UUID, address: Address, ledger: Ledger, 
 
 
 @router.get("", response_model=WalletsResponse, dependencies=[CAN_READ], responses=refusals(404))
-async def wallets(account_id: UUID, queries: Queries, read: Read):
+async def list_wallets(account_id: UUID, queries: Queries, read: Read):
     point = await planned(queries, read)
     listing = await in_thread(queries.wallets, account_id, point=point)
     return WalletsResponse.of(account_id, listing)

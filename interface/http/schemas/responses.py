@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Literal
 from uuid import UUID
 
@@ -16,6 +17,7 @@ from application.settlement.anchor_audit import AnchorAudit
 from domain.amounts import format_amount
 from domain.movements import MOVEMENT_KINDS
 from domain.transfer import CLIENT_STATUSES
+from interface.http.errors import STATUS_BY_CODE
 from interface.http.schemas.types import AmountText, SignedAmountText
 from projections import queries as q
 
@@ -24,8 +26,14 @@ class Response(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
 
+ErrorCode = StrEnum(  # type: ignore[misc]  # members from the table, not literals
+    "ErrorCode", {code: code for code in sorted(STATUS_BY_CODE)})
+"""Every error code the service answers, from the one status table: an
+enum in the OpenAPI document, so a generated client can name each one."""
+
+
 class ItemError(BaseModel):
-    code: str = Field(examples=["insufficient_balance"])
+    code: ErrorCode = Field(examples=["insufficient_balance"])
     message: str
 
 
