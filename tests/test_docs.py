@@ -12,12 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.doc_examples import Session, examples
+from tests.support.doc_examples import Session, examples, python_examples
 from tests.support.http import ServeProcess
 
 REPO = Path(__file__).resolve().parents[1]
 DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 MUST_HAVE_EXAMPLES = {"README.md", "api.md"}
+PYTHON_DOCUMENTS = [document for document in DOCUMENTS if python_examples(document)]
+DOCUMENTED_URL = "http://127.0.0.1:8000"
 
 
 @pytest.mark.parametrize("document", DOCUMENTS, ids=lambda path: path.name)
@@ -34,6 +36,37 @@ def test_every_http_example_answers_as_documented(document, tmp_path):
     finally:
         server.terminate()
     assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize("document", PYTHON_DOCUMENTS, ids=lambda path: path.name)
+def test_every_python_example_prints_what_the_page_shows(document, tmp_path, monkeypatch):
+    """The ```python blocks run in order, in one namespace, against a fresh
+    serve (its URL for the documented one, its generated key as
+    LEDGER_TOKEN); each prints exactly the ```text block under it."""
+    import contextlib
+    import io
+
+    server = ServeProcess(tmp_path, {})
+    namespace: dict = {"__name__": "__doc_example__"}
+    try:
+        monkeypatch.setenv("LEDGER_TOKEN", (tmp_path / "var" / "api-key").read_text().strip())
+        for example in python_examples(document):
+            printed = io.StringIO()
+            code = compile(example.code.replace(DOCUMENTED_URL, server.url),
+                           f"{document.name}:{example.line}", "exec")
+            with contextlib.redirect_stdout(printed):
+                exec(code, namespace)
+            if example.output is not None:
+                assert printed.getvalue() == example.output, f"{document.name}:{example.line}"
+    finally:
+        for value in namespace.values():
+            if hasattr(value, "close") and type(value).__name__ == "LedgerClient":
+                value.close()
+        server.terminate()
+
+
+def test_the_client_guide_keeps_its_python_examples():
+    assert len(python_examples(REPO / "docs" / "client.md")) >= 5
 
 
 def test_an_answer_that_differs_is_reported(tmp_path):

@@ -93,6 +93,30 @@ def examples(document: Path) -> list[Example]:
     return found
 
 
+@dataclass
+class PythonExample:
+    """A ```python block, and the ```text block right after it: what it prints."""
+
+    line: int
+    code: str
+    output: str | None
+
+
+def python_examples(document: Path) -> list[PythonExample]:
+    """Every Python example of a Markdown document, in order."""
+    text = document.read_text()
+    blocks = list(FENCE.finditer(text))
+    found = []
+    for index, block in enumerate(blocks):
+        if block.group(1) != "python":
+            continue
+        following = blocks[index + 1] if index + 1 < len(blocks) else None
+        output = following.group(2) if following is not None and following.group(1) == "text" \
+            else None
+        found.append(PythonExample(text.count("\n", 0, block.start()) + 1, block.group(2), output))
+    return found
+
+
 def _is_example(block: str) -> bool:
     """One curl command alone, its output not piped or redirected (a shell
     session that uses curl among other commands is prose, not an example)."""
