@@ -19,6 +19,8 @@ class StoreDamaged(LedgerError):
 
     code = "store_damaged"
     aggregate_id: object = None
+    position: int | None = None
+    """The damaged row's log position, when it could be told."""
 
 
 class InternalError(LedgerError):

@@ -114,7 +114,9 @@ class LedgerService:
         try:
             self.writer.execute(c.Genesis(), authority=INTERNAL)
         except StoreDamaged as damaged:
-            position = first_undecodable_position(self.app, damaged.aggregate_id)
+            position = damaged.position
+            if position is None:  # the refusal could not tell it: scan the log
+                position = first_undecodable_position(self.app, damaged.aggregate_id)
             raise StoreDamaged(
                 f"cannot start: undecodable event at position {position} "
                 f"(aggregate {damaged.aggregate_id}); run the audit, deals-ledger replay, "

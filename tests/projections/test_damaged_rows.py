@@ -102,9 +102,11 @@ def test_a_command_on_an_aggregate_with_a_damaged_row_is_refused_store_damaged(l
                 (re.sub(rb'"kind":"[^"]*",?', b"", raw.state_at(opened, ledger)), opened))
     fresh = LedgerHarness(store.env, genesis=False)  # nothing of it cached
     try:
-        with pytest.raises(StoreDamaged, match=f"{source}.*version 1.*audit"):
+        with pytest.raises(StoreDamaged,
+                           match=f"position {opened} \\(version 1\\) of aggregate {source}.*audit"):
             fresh.execute(c.TransferFunds(uuid4(), source, destination, 1))
         [alert] = raised.of(AlertKind.STORE_DAMAGED)
+        assert alert.fields["position"] == opened and f"position {opened}" in alert.summary
         assert alert.fields["aggregate_id"] == str(source) and alert.fields["version"] == 1
     finally:
         fresh.close()
