@@ -11,6 +11,11 @@ Under load the batches grow by themselves, so the cost of a commit is
 shared by many commands; with a single caller a batch is one command and
 nothing waits.
 
+A non-atomic batch of many items is decided and committed in chunks, one
+chunk per group, and answered once, when its last chunk is
+(``application.write.chunks``): no commit holds the store's writer lock for
+a whole big batch.
+
 A group is fair to the callers in it (``application.write.attempts``).
 Commands that can fail midway (atomic batches) are decided first in it, so
 one that fails has cost nothing before it and the others go on without it;
@@ -32,15 +37,23 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from application.authority import Authority, check_admission
 from application.commands import Command
 from application.errors import InternalError, LedgerUnavailable
-from application.outcomes import Outcome
+from application.outcomes import BatchRecorded, Outcome
 from application.write.attempts import GroupAnswer, can_fail_midway
+from application.write.chunks import (
+    GROUP_BATCH_ITEMS_MAX,
+    batch_items,
+    chunks_of,
+    is_batch_chunk,
+    merged,
+    partly_applied,
+)
 from application.write.processor import CommandProcessor, Result
-from application.write.writer_metrics import observe_group
+from application.write.writer_metrics import observe_chunk, observe_group
 from domain.errors import LedgerError
 
 logger = logging.getLogger(__name__)
@@ -74,6 +87,31 @@ class _Sent:
     """Its retry budget spent in earlier groups."""
     decided: int = 0
     """Times it was decided, in all its groups."""
+    chunks: list[Command] = field(default_factory=list)
+    """What is left to decide: the command, or its chunks still to commit."""
+    answers: list[BatchRecorded] = field(default_factory=list)
+    """The answers of its chunks committed so far."""
+
+    @property
+    def deciding(self) -> Command:
+        """What the next group decides for it: the command or its next chunk."""
+        return self.chunks[0]
+
+    def chunk_answered(self, result: Result) -> Result | None:
+        """The answer of what was decided; None when chunks are left (then
+        each is a command of its own, with a retry budget of its own), or
+        the command's whole answer."""
+        self.chunks.pop(0)
+        if isinstance(result, LedgerError):
+            return partly_applied(result, self.answers)
+        if not self.answers and not self.chunks:
+            return result
+        assert isinstance(result, BatchRecorded)
+        self.answers.append(result)
+        if self.chunks:
+            self.spent = self.decided = 0
+            return None
+        return merged(self.answers)
 
 
 class CommandWriter:
@@ -120,7 +158,7 @@ class CommandWriter:
         check_admission(command, authority)
         if self._stopping.is_set() or self._thread is None:
             raise LedgerUnavailable("the command writer is not running; retry")
-        sent = _Sent(command, Future(), time.monotonic())
+        sent = _Sent(command, Future(), time.monotonic(), chunks=chunks_of(command))
         try:
             self._waiting.put_nowait(sent)
         except queue.Full:
@@ -142,8 +180,13 @@ class CommandWriter:
             self._process(batch)
 
     def _next_batch(self) -> list[_Sent] | None:
-        batch = [self._sent_on.popleft()
-                 for _ in range(min(len(self._sent_on), self.batch_commands_max))]
+        """What the next group decides: the commands sent on first, then
+        those waiting, up to ``batch_commands_max`` commands and
+        ``GROUP_BATCH_ITEMS_MAX`` batch items (its first command whatever its
+        size); a command that would exceed them goes first in the next group."""
+        batch: list[_Sent] = []
+        while self._sent_on and self._fits(batch, self._sent_on[0]):
+            batch.append(self._sent_on.popleft())
         if not batch:
             first = self._waiting.get()
             if first is None:
@@ -157,8 +200,17 @@ class CommandWriter:
             if item is None:
                 self._waiting.put(None)
                 break
+            if not self._fits(batch, item):
+                self._sent_on.append(item)
+                break
             batch.append(item)
         return batch
+
+    def _fits(self, batch: list[_Sent], sent: _Sent) -> bool:
+        if not batch:
+            return True
+        items = sum(batch_items(s.deciding) for s in batch) + batch_items(sent.deciding)
+        return len(batch) < self.batch_commands_max and items <= GROUP_BATCH_ITEMS_MAX
 
     def _process(self, batch: list[_Sent]) -> None:
         # A caller may cancel its future while the command waits (an HTTP
@@ -173,12 +225,13 @@ class CommandWriter:
         # has cost nothing before it (a large batch decided ahead of it would
         # be decided twice). Reordering commands of one group is free: none of
         # them was answered before another was sent.
-        batch.sort(key=lambda sent: not can_fail_midway(sent.command))
+        batch.sort(key=lambda sent: not can_fail_midway(sent.deciding))
         started = time.monotonic()
         answer = self._decide(batch)
         answered: list[_Sent] = []
         results: list[Result] = []
-        for sent, result in zip(batch, answer.results, strict=True):
+        for sent, decided in zip(batch, answer.results, strict=True):
+            result = self._answer_of(sent, decided)
             if result is None:
                 self._sent_on.append(sent)
                 continue
@@ -191,13 +244,22 @@ class CommandWriter:
         observe_group(answer, [max(sent.decided - 1, 0) for sent in answered])
         self._report(answered, results, started)
 
+    def _answer_of(self, sent: _Sent, decided: Result | None) -> Result | None:
+        """The command's answer, or None when it goes on to the next group
+        (sent on by the processor, or its next chunk)."""
+        if decided is None:
+            return None
+        if is_batch_chunk(sent.deciding) and not isinstance(decided, LedgerError):
+            observe_chunk()
+        return sent.chunk_answered(decided)
+
     def _decide(self, batch: list[_Sent]) -> GroupAnswer:
         """The processor's answer for the group; each command's budget spent
         and times decided carried over to its next group, should it be sent on."""
         for sent in batch:
             sent.running = True
         try:
-            answer = self.processor.process_group([s.command for s in batch],
+            answer = self.processor.process_group([s.deciding for s in batch],
                                                   [s.spent for s in batch])
         except Exception:
             logger.exception("command batch failed with a bug; none of it was applied")

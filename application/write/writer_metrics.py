@@ -39,8 +39,18 @@ SENT_ON = metric(
     "Commands that could fail midway sent on to the next group after a refusal midway "
     "in theirs",
 )
+BATCH_CHUNKS = metric(
+    Counter, "ledger_writer_batch_chunks",
+    "Chunks of non-atomic batches committed (application.write.chunks: a batch of more "
+    "items than a chunk holds is several commits)",
+)
 TURNS = metric(Counter, "ledger_writer_turns", "Writer turns taken (PostgreSQL: exclusive "
                "commits for a command that kept losing its commit to other processes)")
+
+
+def observe_chunk() -> None:
+    """One chunk of a non-atomic batch (or a whole small one) committed."""
+    BATCH_CHUNKS.inc()
 
 
 def observe_group(answer: GroupAnswer, answered_retries: list[int]) -> None:

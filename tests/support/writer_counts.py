@@ -14,6 +14,7 @@ _SAMPLES = {
     "redeciding_refusals": ("ledger_writer_redeciding_refusals_total", {}),
     "sent_on": ("ledger_writer_sent_on_total", {}),
     "turns": ("ledger_writer_turns_total", {}),
+    "batch_chunks": ("ledger_writer_batch_chunks_total", {}),
     "answered": ("ledger_writer_command_retries_count", {}),
     "retried_0": ("ledger_writer_command_retries_bucket", {"le": "0.0"}),
 }

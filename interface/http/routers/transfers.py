@@ -56,7 +56,10 @@ async def transfer(body: TransferRequest, ledger: Ledger, caller: Caller, respon
         "is tried anew (a refusal leaves no trace). When every item was applied before, the "
         "answer is exactly the first one, with `Idempotent-Replayed: true`; `position` is "
         "the latest of the items' own positions. A batch has no id of its own, so it takes "
-        "no `Idempotency-Key`."
+        "no `Idempotency-Key`. A non-atomic batch is committed 500 items at a time: one "
+        "answer, but a reader may see its first chunks before the rest, and a 503 midway "
+        "says how many items were committed (send the batch again to complete it). An "
+        "atomic batch is one commit."
     ),
 )
 async def transfer_batch(body: TransferBatchRequest, ledger: Ledger, caller: Caller,
