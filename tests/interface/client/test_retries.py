@@ -128,3 +128,44 @@ def test_ids_are_drawn_when_not_given_and_kept_when_given():
 
 def test_the_token_is_never_in_the_repr():
     assert TOKEN not in repr(Script().client())
+
+
+def transaction(status: str) -> dict:
+    return {"transfer_id": MOVED["transfer_id"], "kind": "transfer", "from": MOVED["from"],
+            "to": MOVED["to"], "amount": "1", "reason": "", "status": status,
+            "signature": None, "slot": None, "created_at": "2026-12-01T00:00:00Z",
+            "updated_at": "2026-12-01T00:00:01Z", "position": 7, "as_of_position": 9}
+
+
+def test_waiting_for_settlement_polls_until_the_chain_decides():
+    script = Script(httpx.Response(200, json=transaction("pending")),
+                    httpx.Response(200, json=transaction("settled")))
+    with script.client() as client:
+        settled = client.wait_for_settlement(MOVED["transfer_id"], poll_s=0)
+    assert settled.status == "settled" and len(script.requests) == 2
+
+
+def test_a_movement_that_failed_on_chain_raises_transaction_failed():
+    from interface.client import TransactionFailedError
+
+    script = Script(httpx.Response(200, json=transaction("failed")))
+    with script.client() as client, pytest.raises(TransactionFailedError) as failed:
+        client.wait_for_settlement(MOVED["transfer_id"])
+    assert str(failed.value.transaction.transfer_id) == MOVED["transfer_id"]
+
+
+def test_the_async_client_retries_the_same_request_too():
+    import anyio
+
+    from interface.client import AsyncLedgerClient
+
+    script = Script(httpx.ReadTimeout("slow"), refusal(503, "unavailable"),
+                    httpx.Response(201, json=MOVED))
+
+    async def send():
+        async with AsyncLedgerClient("http://ledger.test", TOKEN, retry=FAST,
+                                     transport=httpx.MockTransport(script)) as client:
+            return await client.transfer(MOVED["from"], MOVED["to"], Decimal("1"))
+
+    anyio.run(send)
+    assert len(script.requests) == 3 and len(set(script.bodies())) == 1
