@@ -74,7 +74,7 @@ class LivenessSource(Protocol):
     """Where ``LIVENESS`` reads a ledger's settlement state from (its store)."""
 
     def settler_active(self) -> bool:
-        """Some process holds the settlement lease now."""
+        """Some process holds the settlement lease now and is not paused."""
         ...
 
     def backlog(self) -> int:
@@ -88,7 +88,8 @@ class LivenessSource(Protocol):
 
 _LIVENESS_METRICS: tuple[tuple[str, str, str], ...] = (
     ("settlement_settler_active", "settler_active",
-     "1 while a live settler (of any process) holds the settlement lease, read when scraped"),
+     "1 while a live settler (of any process) holds the settlement lease and settles (0 while "
+     "a chain outage pauses it), read when scraped"),
     ("settlement_backlog", "backlog",
      "Movements waiting for the chain or in flight, read from the store when scraped"),
     ("settlement_lag_events", "lag_events",

@@ -117,6 +117,9 @@ SETTLEMENT_STEPS = "settlement_steps"
 """Meta counter: settlement events folded so far. Reconciliation reads it
 before and after reading the chain: unchanged means no submission was
 recorded or resolved meanwhile, so the two views belong together."""
+SETTLER_PAUSED = "settler_paused"
+"""Meta: 1 while the settler holding the lease is paused by failures (a
+chain outage), 0 once a step succeeds; ``settler_active`` reads it."""
 VERIFIED_SETTLED_POSITION = "verified_settled_position"
 """Meta: settlements up to this log position were found on chain by a
 finished reconciliation (the next run checks only later ones)."""

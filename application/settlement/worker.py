@@ -47,6 +47,7 @@ from application.settlement.reconciler import (
     ReconciliationReport,
     latest_reconciliation,
 )
+from application.settlement.store import SETTLER_PAUSED
 from domain.errors import LedgerError
 
 logger = logging.getLogger(__name__)
@@ -104,6 +105,8 @@ class SettlementWorker:
         self._active = threading.Event()
         self._ready = threading.Event()
         self.standing_by = threading.Event()
+        self._recorded_pause: bool | None = None
+        """What the store was last told (None: nothing yet, by this worker)."""
         self.last_failure: str | None = None
         """What stopped the last settlement step or start here (its cause,
         never a secret); None once a step succeeds again (``/ready`` shows it)."""
@@ -137,6 +140,23 @@ class SettlementWorker:
     def active(self) -> bool:
         """This process holds the lease and its settler is working."""
         return self._active.is_set()
+
+    @property
+    def settling(self) -> bool:
+        """Active and its last step (or start) did not fail: ``/ready``'s
+        ``active_here`` (a settler retrying through an outage is not)."""
+        return self.active and self.last_failure is None
+
+    def _mark_paused(self, paused: bool) -> None:
+        """Tell every process (through the store, under the lease) whether
+        this settler is paused by failures; written on a change only."""
+        if paused == self._recorded_pause:
+            return
+        try:
+            self.fold.store.set_meta(SETTLER_PAUSED, int(paused))
+            self._recorded_pause = paused
+        except Exception as error:  # the store down too: /ready says so by its status
+            logger.warning("could not record the settler's pause (%s)", _describe(error))
 
     @property
     def chain(self) -> ChainPort | None:
@@ -285,17 +305,19 @@ class SettlementWorker:
             try:
                 await self._settling_retried()
             except Exception as error:  # the stop came while settling kept failing
-                _log_failure("settlement stopped", error, 0.0)
+                _log_failure("settlement stopped", error, None)
                 return
 
     async def _settling_retried(self) -> None:
         """Settle under the lease until stopped; the settler outlives any one
         failure: the lease is released (another settler may take over) and
         settling is tried again after 0.1 s, doubling up to ERROR_BACKOFF_S_MAX
-        (tenacity), a wait a new command or a stop cuts short."""
+        (tenacity). Only a stop cuts that wait short, not a new command: during
+        an outage every command would otherwise retry at once (and the log's
+        "next in" would not be the real wait)."""
         retryer = AsyncRetrying(
             wait=wait_exponential(multiplier=ERROR_BACKOFF_S_MIN, max=ERROR_BACKOFF_S_MAX),
-            stop=stop_when_event_set(self._stopping), sleep=self._idle, reraise=True,
+            stop=stop_when_event_set(self._stopping), sleep=asyncio.sleep, reraise=True,
             before_sleep=self._paused,
         )
         await retryer(self._settle_under_lease)
@@ -307,6 +329,7 @@ class SettlementWorker:
             await self._settle()
         except Exception as error:
             self.last_failure = f"settlement paused: {_describe(error)}"
+            self._mark_paused(True)
             self.lease.release()
             raise
 
@@ -314,9 +337,10 @@ class SettlementWorker:
         error = state.outcome.exception() if state.outcome is not None else None
         delay = state.next_action.sleep if state.next_action is not None else 0.0
         if isinstance(error, Exception):
-            _log_failure("settlement paused", error, delay)
+            _log_failure(f"settlement paused (attempt {state.attempt_number})", error, delay)
 
     async def _settle(self) -> None:
+        self.fold.catch_up()  # the store alone: the backlog /ready shows holds during an outage
         chain = self.open_chain()
         try:
             process = SettlementProcess(
@@ -340,37 +364,54 @@ class SettlementWorker:
                              config=self.anchoring, hooks=self.anchor_hooks)
 
     async def _step_loop(self, process: SettlementProcess, anchorer: AnchorProcess | None) -> None:
+        """Step, anchor, reconcile when due; then wait: after a failed step the
+        backoff (0.1 s doubling up to ERROR_BACKOFF_S_MAX, which only a stop
+        cuts short), else nothing after progress, else until a command wakes it.
+        Failures are logged once the wait is known, so "next in" is the wait."""
         assert self._turn is not None
         due = self._next_reconciliation()
         backoff_s = 0.0
         while not self._stopping.is_set() and self.lease.held:
+            failures: list[tuple[str, Exception]] = []
             progressed = False
             try:
                 async with self._turn:
                     progressed = await process.step()
                 backoff_s = 0.0
                 self.last_failure = None
-            except Exception as error:  # logged; the step is tried again
-                backoff_s = min(ERROR_BACKOFF_S_MAX, max(0.1, backoff_s * 2))
-                _log_failure("settlement step failed", error, backoff_s)
+                self._mark_paused(False)
+            except Exception as error:  # logged below; the step is tried again
+                backoff_s = min(ERROR_BACKOFF_S_MAX, max(ERROR_BACKOFF_S_MIN, backoff_s * 2))
+                failures.append(("settlement step failed", error))
                 self.last_failure = f"settlement step failed: {_describe(error)}"
+                self._mark_paused(True)
             if anchorer is not None:
-                progressed = await self._anchor_step(anchorer) or progressed
+                progressed = await self._anchor_step(anchorer, failures) or progressed
             if due is not None and time.monotonic() >= due:
                 await self._scheduled_reconciliation()
                 due = self._next_reconciliation()
-            if not progressed:
-                await self._idle(backoff_s or self.idle_interval_s)
+            await self._after_step(backoff_s, progressed, failures)
 
-    async def _anchor_step(self, anchorer: AnchorProcess) -> bool:
+    async def _after_step(self, backoff_s: float, progressed: bool,
+                          failures: list[tuple[str, Exception]]) -> None:
+        wait_s = backoff_s or (0.0 if progressed else self.idle_interval_s)
+        for what, error in failures:
+            _log_failure(what, error, wait_s)
+        if backoff_s:
+            await asyncio.sleep(backoff_s)
+        elif not progressed:
+            await self._idle(self.idle_interval_s)
+
+    async def _anchor_step(self, anchorer: AnchorProcess,
+                           failures: list[tuple[str, Exception]]) -> bool:
         """One anchoring step, on the settler's turn; its failure is logged
-        and never holds settlement up."""
+        (with the step's) and never holds settlement up."""
         assert self._turn is not None
         try:
             async with self._turn:
                 return await anchorer.step()
         except Exception as error:
-            _log_failure("anchor step failed", error, self.idle_interval_s)
+            failures.append(("anchor step failed", error))
             return False
 
     def _next_reconciliation(self) -> float | None:
@@ -384,7 +425,7 @@ class SettlementWorker:
             logger.info("scheduled reconciliation %s: %d findings",
                         report.reconciliation_id, report.findings_total)
         except Exception as error:
-            _log_failure("scheduled reconciliation failed", error, 0.0)
+            _log_failure("scheduled reconciliation failed", error, self.reconcile_interval_s)
 
     async def _idle(self, timeout_s: float) -> None:
         assert self._wake is not None
@@ -402,7 +443,10 @@ class StoreLiveness:
         self.fold = fold
 
     def settler_active(self) -> bool:
-        return self.lease.is_held_anywhere()
+        """A settler holds the lease and is not paused: one that holds it
+        only to try again during an outage would say "active" while nothing
+        settles (the pause is in the store, so every process sees it)."""
+        return self.lease.is_held_anywhere() and not self.fold.store.meta(SETTLER_PAUSED)
 
     def backlog(self) -> int:
         return self.fold.store.backlog()
@@ -416,11 +460,13 @@ _EXPECTED = (ChainError, LedgerError, SettlementError, PersistenceError, OSError
 anything else is a bug, logged with its traceback (and retried all the same)."""
 
 
-def _log_failure(what: str, error: Exception, retry_in_s: float) -> None:
+def _log_failure(what: str, error: Exception, retry_in_s: float | None) -> None:
+    """``retry_in_s``: the real wait before the next attempt (None: none follows)."""
+    then = "" if retry_in_s is None else f"; next attempt in {retry_in_s:.1f}s"
     if isinstance(error, _EXPECTED):
-        logger.warning("%s (%s); again in %.1fs", what, _describe(error), retry_in_s)
+        logger.warning("%s (%s)%s", what, _describe(error), then)
     else:
-        logger.exception("%s with a bug; again in %.1fs", what, retry_in_s)
+        logger.exception("%s with a bug%s", what, then)
 
 
 def _describe(error: BaseException) -> str:

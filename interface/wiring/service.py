@@ -180,15 +180,17 @@ class LedgerService:
 
     def settlement_state(self) -> dict[str, Any]:
         """Settlement as ``/ready`` reports it: whether this process settles,
-        whether any process holds the lease and how much waits (read from the
-        store; None when it does not answer), and the last failure here."""
+        whether a settler settles anywhere, how much waits and how far the
+        settlement fold is behind the log (read from the store, as /metrics
+        does; None when it does not answer), and the last failure here."""
         state: dict[str, Any] = {
             "runs_here": self.settings.settlement_enabled,
-            "active_here": self.settlement.active,
+            "active_here": self.settlement.settling,
             "last_error": self.settlement.last_failure,
         }
         for name, read in (("settler_active", self.settlement_liveness.settler_active),
-                           ("backlog", self.settlement_liveness.backlog)):
+                           ("backlog", self.settlement_liveness.backlog),
+                           ("lag_events", self.settlement_liveness.lag_events)):
             try:
                 state[name] = read()
             except Exception:  # the store down: /ready says so by its status already

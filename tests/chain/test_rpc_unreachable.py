@@ -6,6 +6,7 @@ works without the chain."""
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 
 import httpx
@@ -61,16 +62,33 @@ def _settlement(server: ServeProcess) -> dict | None:
     return state if state["last_error"] else None
 
 
+def _caught_up(server: ServeProcess) -> dict | None:
+    state = _settlement(server)
+    return state if state is not None and state["lag_events"] == 0 else None
+
+
+def log_of(server: ServeProcess) -> str:
+    return server.stderr_path.read_text()
+
+
 def test_ready_reports_a_settler_that_cannot_reach_its_chain(tmp_path):
     port = closed_port()
     server = ServeProcess(tmp_path, {"DEALS_SOLANA_RPC_URL": f"http://127.0.0.1:{port}/{SECRET}",
                                      "DEALS_SOLANA_TIMEOUT_S": "2"})
     try:
         state = wait_until(lambda: _settlement(server), 60, "/ready to report the failure")
+        # the paused settler reads the log between attempts: what waits is counted
+        state = wait_until(lambda: _caught_up(server), 60, "the paused settler to read the log")
+        metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
     finally:
         server.terminate()
     assert state["runs_here"] is True and state["active_here"] is False
+    assert state["settler_active"] is False  # holding the lease only to try again is not active
+    assert state["backlog"] >= 1  # the initial supply's mint waits for the chain
+    assert "settlement_settler_active 0.0" in metrics
+    waits = [float(wait) for wait in re.findall(r"next attempt in ([\d.]+)s", log_of(server))]
+    assert waits and waits == [0.1, 0.2, 0.4, 0.8, 1.6][:len(waits)], waits  # doubling, as waited
     assert f"http://127.0.0.1:{port} failed: ConnectError" in state["last_error"]
-    log = server.stderr_path.read_text()
+    log = log_of(server)
     assert f"http://127.0.0.1:{port} failed: ConnectError" in log
     assert SECRET not in log + state["last_error"]

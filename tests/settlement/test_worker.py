@@ -322,3 +322,59 @@ def test_reconciling_while_a_settler_works_makes_no_false_findings(
         embedded.close()
         store.close()
         reconciler_store.close()
+
+
+class UnreachableChain(CountingChain):
+    """A chain whose endpoint refuses every call, counting when the settler
+    opened it (one opening per attempt to start settling)."""
+
+    def __init__(self, embedded: EmbeddedSolana, custody, opened: list[float]) -> None:
+        super().__init__(embedded, custody, [])
+        opened.append(time.time())
+
+    async def ensure_genesis(self, treasury_id: UUID, initial_supply: int) -> None:
+        from application.settlement.chain_port import ChainUnavailableError
+
+        raise ChainUnavailableError("getBlockHeight to http://127.0.0.1:9 failed: ConnectError")
+
+
+def test_a_paused_settler_waits_what_its_log_says_and_reports_the_pause(
+    ledger: LedgerHarness, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """During an outage new commands do not cut the backoff short (each
+    would retry at once), so "next attempt in" is the real wait; the paused
+    settler is not "active" anywhere, and still reads the log, so its backlog
+    counts what waits."""
+    import re
+
+    custody = load_custody_keypair(None, tmp_path / "keys")
+    embedded = EmbeddedSolana(tmp_path / "chain")
+    store = open_settlement_store(ledger.app.recorder)
+    opened: list[float] = []
+    worker = SettlementWorker(
+        writer=ledger.writer, fold=SettlementFold(ledger.app, store),
+        lease=lambda: lease_for(ledger.app.recorder),
+        open_chain=lambda: UnreachableChain(embedded, custody, opened), chain_is_exclusive=True,
+        config=SettlementConfig(poll_interval_s=0.005, retry=FAST_RETRY), idle_interval_s=0.02,
+    )
+    liveness = worker.liveness()
+    caplog.set_level("WARNING", logger="application.settlement.worker")
+    try:
+        worker.start()
+        ledger.execute(c.TransferFunds(uuid4(), TREASURY_ID, ledger.open_account(), DEAL))
+        while len(opened) < 5:  # commands keep waking the settler, as the writer does
+            worker.wake()
+            time.sleep(0.005)
+        assert not worker.settling and worker.last_failure is not None
+        assert liveness.settler_active() is False
+        assert liveness.lag_events() == 0 and liveness.backlog() >= 1
+    finally:
+        worker.stop()
+        embedded.close()
+    paused = [(record.created, float(re.search(r"next attempt in ([\d.]+)s", record.getMessage())[1]))
+              for record in caplog.records if record.getMessage().startswith("settlement paused")]
+    assert len(paused) >= 4
+    for (failed_at, wait_s), next_open in zip(paused, opened[1:], strict=False):
+        assert next_open - failed_at >= wait_s - 0.01, (wait_s, next_open - failed_at)
+    assert [wait for _, wait in paused[:4]] == [0.1, 0.2, 0.4, 0.8]
+    store.close()

@@ -44,7 +44,7 @@ TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 BY_SHAPE = frozenset({"signature", "mint", "token_account", "custody", "hash", "digest",
                       "root", "next_cursor", "cursor", "duration_s", "id", "finding_id", "slot",
                       "events_replayed", "checked_signatures", "request_id",
-                      "anchors_checked", "backlog"})
+                      "anchors_checked", "backlog", "lag_events"})
 """Fields whose value is the run's own (chain keys and signatures, digests,
 opaque cursors): the same JSON type is enough."""
 

@@ -519,10 +519,17 @@ class HealthResponse(Response):
 
 class SettlementState(Response):
     runs_here: bool = Field(description="this process settles (DEALS_SETTLEMENT)")
-    active_here: bool = Field(description="this process holds the settlement lease and works")
+    active_here: bool = Field(description="this process holds the settlement lease and settles "
+                                          "(false while a chain outage pauses it)")
     settler_active: bool | None = Field(
-        description="some process holds the lease (null: the store did not say)")
-    backlog: int | None = Field(description="movements waiting for the chain or in flight")
+        description="a settler of some process holds the lease and settles (false while the "
+                    "only settler is paused by an outage; null: the store did not say)")
+    backlog: int | None = Field(
+        description="movements waiting for the chain or in flight, of the log positions the "
+                    "settlement fold has read (a paused settler still reads them)")
+    lag_events: int | None = Field(
+        description="log positions the settlement fold has not read yet, whose movements "
+                    "the backlog does not count yet (settlement_lag_events)")
     last_error: str | None = Field(
         description="why the last settlement step here failed (endpoint and cause, no "
                     "secrets); null once a step succeeds")
