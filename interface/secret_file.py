@@ -1,5 +1,6 @@
 """Secret files: the one way this service reads and creates a file that
-holds a secret (the custody keypair, the generated admin API key).
+holds a secret (the custody keypair, the generated admin API key, the
+commit seal keys).
 
 Both promises live here, once: a secret file is opened without following a
 symlink (which could point the service at a file someone else controls) and
@@ -88,6 +89,18 @@ def create_secret_file(path: Path, content: bytes) -> bool:
     finally:
         with contextlib.suppress(FileNotFoundError):
             temporary.unlink()
+
+
+def read_or_create_secret_file(
+    path: Path, make: Callable[[], bytes], error: ErrorFactory, *, what: str = "secret file"
+) -> tuple[bytes, bool]:
+    """The secret at ``path``, made by ``make`` and created 0600 on first
+    use (the generated keys in the data dir); True when this call created
+    it. A file another process created first is read, never replaced."""
+    created = False
+    if not path.exists():
+        created = create_secret_file(path, make())
+    return read_secret_file(path, error, what=what), created
 
 
 def _fsync_directory(directory: Path) -> None:

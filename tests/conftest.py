@@ -64,6 +64,18 @@ def ledger(store: StoreConfig) -> Iterator[LedgerHarness]:
     ledger.close()
 
 
+@pytest.fixture
+def service_ledger(store: StoreConfig) -> Iterator[LedgerHarness]:
+    """The write side opened as every process of the service opens it
+    (``open_ledger``: sealing with the key in the store's data dir), for
+    tests whose ``deals-ledger`` subprocesses read what it writes."""
+    from interface.wiring.seal_keys import open_ledger
+
+    ledger = LedgerHarness(store.env, app=open_ledger(store.settings))
+    yield ledger
+    ledger.close()
+
+
 @pytest.fixture(autouse=True)
 def no_thread_outlives_its_test(request):
     """A projector, writer or sweeper left running by one test would keep

@@ -75,13 +75,12 @@ class SealCheck:
         start = self._start_seal()
         unsealed_upto = start.last if start is not None else events[-1].position
         accepted = [event for event in events if event.position <= unsealed_upto]
-        if accepted:
+        if accepted and start is None:  # the seals are gone: only what an anchor pins
             covered = self._anchored(accepted[-1].position)
             accepted = [event for event in accepted if event.position <= covered]
             if not accepted:
-                raise UnauthenticatedEvent(events[0].position, (
-                    "written before commit seals began and not yet covered by an anchor"
-                    if start is not None else "no commit seal exists and no anchor covers it"))
+                raise UnauthenticatedEvent(events[0].position,
+                                           "no commit seal exists and no anchor covers it")
         rest = events[len(accepted):]
         if not rest or start is None or rest[0].position <= start.last:
             return accepted  # the rest waits for an anchor (or is none)

@@ -17,10 +17,13 @@ The first sealed commit of a log writes a *start seal* first: the position
 where authentication began (the last event before it), MACed too, and only
 at the head the operator named (``application.write.sealing.seal_rows``).
 Events at or before it were written before seals existed (the golden
-ledger): they are accepted unsealed once an anchor recorded in the log
-covers them, never after the start; the anchors on chain pin them. Every event
-after it must lie inside a seal whose MAC checks out, in an unbroken chain
-from the start seal; one that does not is refused and named by position.
+ledger): they are accepted unsealed up to the start, never after it; the
+first anchor covers them and the anchors on chain pin them from then on.
+Every event after it must lie inside a seal whose MAC checks out, in an
+unbroken chain from the start seal; one that does not is refused and named
+by position. A log with keys but no start seal at all (the seals table
+emptied behind the service's back) is read only as far as an anchor
+recorded in the log reaches.
 
 Keys rotate by id: a key file holds ``key_id:hex`` lines, the last one
 seals new commits and every one checks the seals made with it. Secrets
@@ -128,6 +131,12 @@ def commit_mac(key: SealKey, previous: bytes, events: Iterable[SealedEvent]) -> 
     return mac.digest()
 
 
+def start_seal(keys: SealKeys, head: int) -> Seal:
+    """The row that says authentication began after position ``head``."""
+    key = keys.current
+    return Seal(head + 1, head, key.key_id, start_mac(key, head))
+
+
 def seals_for_commit(
     keys: SealKeys, previous: Seal | None, head_before: int, events: Sequence[SealedEvent]
 ) -> list[Seal]:
@@ -136,7 +145,7 @@ def seals_for_commit(
     key = keys.current
     rows = []
     if previous is None:
-        previous = Seal(head_before + 1, head_before, key.key_id, start_mac(key, head_before))
+        previous = start_seal(keys, head_before)
         rows.append(previous)
     mac = commit_mac(key, previous.mac, events)
     rows.append(Seal(events[0][0], events[-1][0], key.key_id, mac))

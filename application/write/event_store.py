@@ -45,6 +45,14 @@ class LedgerApplication(Application[UUID]):
         self.recorder.seal_start_at = start_at  # type: ignore[attr-defined]
         self.event_log.seal_keys = keys  # type: ignore[attr-defined]
 
+    def begin_sealing(self) -> None:
+        """Record now, in the log, where authentication begins (the start
+        seal), unless the log has seals already: a process that stops before
+        its first command leaves the start recorded all the same. Raises
+        ``SealsMissing`` when the head is not where sealing may begin."""
+        head_statement = self.event_log.statements.head  # type: ignore[attr-defined]
+        self.recorder.begin_sealing(head_statement)  # type: ignore[attr-defined]
+
     def load(self, aggregate_id: UUID) -> Aggregate | None:
         """The aggregate as stored (from its latest snapshot on), or None."""
         try:

@@ -53,7 +53,7 @@ from psycopg.sql import SQL, Identifier, Literal
 from application.eventlog.locks import advisory_lock_key, conninfo_of, taking_turns
 from application.eventlog.seals import SEALS_TABLE, Seal, SealKeys
 from application.write.contention import lock_timeouts_as_contention
-from application.write.sealing import seal_rows
+from application.write.sealing import begin_rows, seal_rows
 
 logger = logging.getLogger(__name__)
 
@@ -148,23 +148,49 @@ class ColumnarPostgresApplicationRecorder(PostgresApplicationRecorder):
         """The commit's seal, under the table lock this transaction holds
         (``application.write.sealing``)."""
         assert self.seal_keys is not None
-        seals = SQL("{}.{}").format(Identifier(self.datastore.schema), Identifier(SEALS_TABLE))
-        events = SQL("{}.{}").format(Identifier(self.datastore.schema),
-                                     Identifier(self.events_table_name))
-        curs.execute(SQL("SELECT first_position, last_position, key_id, mac FROM {} "
-                         "ORDER BY last_position DESC LIMIT 1").format(seals))
-        row = curs.fetchone()
-        last = Seal(row["first_position"], row["last_position"], row["key_id"],
-                    bytes(row["mac"])) if row else None
+        last = self._last_seal(curs)
         curs.execute(SQL("SELECT COALESCE(MAX(notification_id), 0) AS head FROM {} "
-                         "WHERE notification_id < %s").format(events), (min(positions),))
+                         "WHERE notification_id < %s").format(self._events_table()),
+                     (min(positions),))
         head_before = curs.fetchone()["head"]
-        rows = seal_rows(self.seal_keys, last, head_before, stored_events, positions,
-                         self.seal_start_at)
-        curs.executemany(
-            SQL("INSERT INTO {} (last_position, first_position, key_id, mac) "
-                "VALUES (%s, %s, %s, %s)").format(seals),
-            [(s.last, s.first, s.key_id, s.mac) for s in rows])
+        self._insert_seals(curs, seal_rows(self.seal_keys, last, head_before, stored_events,
+                                           positions, self.seal_start_at))
+
+    def begin_sealing(self, head_statement: Any) -> None:
+        """Write the start seal now, under the table lock, when the log has
+        none (``application.write.sealing.begin_rows``); the head is read
+        with the event log's own statement."""
+        assert self.seal_keys is not None
+        with (lock_timeouts_as_contention(), self.datastore.get_connection() as conn,
+              conn.transaction(), conn.cursor() as curs):
+            self._lock_table(curs)
+            last = self._last_seal(curs)
+            curs.execute(head_statement)
+            row = curs.fetchone()
+            head = next(iter(row.values()), 0) if row else 0
+            self._insert_seals(curs, begin_rows(self.seal_keys, last, head or 0,
+                                                self.seal_start_at))
+
+    def _seals_table(self) -> Any:
+        return SQL("{}.{}").format(Identifier(self.datastore.schema), Identifier(SEALS_TABLE))
+
+    def _events_table(self) -> Any:
+        return SQL("{}.{}").format(Identifier(self.datastore.schema),
+                                   Identifier(self.events_table_name))
+
+    def _last_seal(self, curs: Any) -> Seal | None:
+        curs.execute(SQL("SELECT first_position, last_position, key_id, mac FROM {} "
+                         "ORDER BY last_position DESC LIMIT 1").format(self._seals_table()))
+        row = curs.fetchone()
+        return Seal(row["first_position"], row["last_position"], row["key_id"],
+                    bytes(row["mac"])) if row else None
+
+    def _insert_seals(self, curs: Any, rows: Sequence[Seal]) -> None:
+        if rows:
+            curs.executemany(
+                SQL("INSERT INTO {} (last_position, first_position, key_id, mac) "
+                    "VALUES (%s, %s, %s, %s)").format(self._seals_table()),
+                [(s.last, s.first, s.key_id, s.mac) for s in rows])
 
     def _lock_table(self, curs: Any) -> None:
         """The library's lock timeout and table lock, with the writer turn

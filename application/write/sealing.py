@@ -24,6 +24,7 @@ from application.eventlog.seals import (
     SealedEvent,
     SealKeys,
     seals_for_commit,
+    start_seal,
 )
 
 SQLITE_FACTORY_TOPIC = f"{__name__}:SealingSQLiteFactory"
@@ -55,6 +56,13 @@ def seal_rows(keys: SealKeys, last_seal: Seal | None, head_before: int,
     log's head, as the operator set it): an attacker who empties the seals
     table and appends events cannot make the service start sealing after
     them, and so have them read as written before seals."""
+    check_sealing_may_begin(last_seal, head_before, start_at)
+    return seals_for_commit(keys, last_seal, head_before, sealed_events(stored, positions))
+
+
+def check_sealing_may_begin(last_seal: Seal | None, head_before: int, start_at: int) -> None:
+    """Raise ``SealsMissing`` (and alert) when a log with no seal is not at
+    the head where sealing may begin (``seal_rows`` says why)."""
     if last_seal is None and head_before != start_at:
         why = (f"the log holds events up to position {head_before} and no commit seal; "
                f"sealing may begin only at position {start_at} (DEALS_COMMIT_SEALS_FROM): "
@@ -62,7 +70,16 @@ def seal_rows(keys: SealKeys, last_seal: Seal | None, head_before: int,
         raise_alert(AlertKind.UNAUTHENTICATED_EVENT, "commit refused: the commit seals are gone",
                     dedup_key="seals-missing", position=head_before, why=why)
         raise SealsMissing(why)
-    return seals_for_commit(keys, last_seal, head_before, sealed_events(stored, positions))
+
+
+def begin_rows(keys: SealKeys, last_seal: Seal | None, head: int, start_at: int) -> list[Seal]:
+    """The start seal to write now, before any commit (none when the log
+    has seals already): sealing begins when keys are first given, so a
+    restart before the first command still finds where it began."""
+    if last_seal is not None:
+        return []
+    check_sealing_may_begin(None, head, start_at)
+    return [start_seal(keys, head)]
 
 
 class SealingSQLiteApplicationRecorder(SQLiteApplicationRecorder):
@@ -76,21 +93,38 @@ class SealingSQLiteApplicationRecorder(SQLiteApplicationRecorder):
                 f"CREATE TABLE IF NOT EXISTS {SEALS_TABLE} (last_position INTEGER PRIMARY KEY, "
                 "first_position INTEGER NOT NULL, key_id TEXT NOT NULL, mac BLOB NOT NULL)"]
 
+    def begin_sealing(self, head_statement: Any) -> None:
+        """Write the start seal now when the log has none (``begin_rows``);
+        the head is read with the event log's own statement, in this write
+        transaction."""
+        assert self.seal_keys is not None
+        with self.datastore.transaction(commit=True) as c:
+            last = self._last_seal(c)
+            c.execute(head_statement)
+            rows = begin_rows(self.seal_keys, last, c.fetchone()[0] or 0, self.seal_start_at)
+            self._insert_seals(c, rows)
+
+    def _last_seal(self, c: Any) -> Seal | None:
+        c.execute(f"SELECT first_position, last_position, key_id, mac FROM {SEALS_TABLE} "  # noqa: S608
+                  "ORDER BY last_position DESC LIMIT 1")
+        row = c.fetchone()
+        return Seal(row[0], row[1], row[2], bytes(row[3])) if row else None
+
+    def _insert_seals(self, c: Any, rows: Sequence[Seal]) -> None:
+        c.executemany(f"INSERT INTO {SEALS_TABLE} (last_position, first_position, key_id, mac) "  # noqa: S608
+                      "VALUES (?, ?, ?, ?)",
+                      [(s.last, s.first, s.key_id, s.mac) for s in rows])
+
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
                        ) -> Sequence[int] | None:
         positions = super()._insert_events(c, stored_events, **kwargs)
         if self.seal_keys is None or not positions:
             return positions
-        c.execute(f"SELECT first_position, last_position, key_id, mac FROM {SEALS_TABLE} "  # noqa: S608
-                  "ORDER BY last_position DESC LIMIT 1")
-        row = c.fetchone()
-        last = Seal(row[0], row[1], row[2], bytes(row[3])) if row else None
+        last = self._last_seal(c)
         # rowids are the table's max + 1: the log's head before this commit
         rows = seal_rows(self.seal_keys, last, min(positions) - 1, stored_events, positions,
                          self.seal_start_at)
-        c.executemany(f"INSERT INTO {SEALS_TABLE} (last_position, first_position, key_id, mac) "  # noqa: S608
-                      "VALUES (?, ?, ?, ?)",
-                      [(s.last, s.first, s.key_id, s.mac) for s in rows])
+        self._insert_seals(c, rows)
         return positions
 
 

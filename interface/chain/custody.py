@@ -22,7 +22,7 @@ from solders.pubkey import Pubkey
 from solders.transaction import Transaction
 
 from application.settlement.chain_port import ChainError
-from interface.secret_file import create_secret_file, read_secret_file
+from interface.secret_file import read_or_create_secret_file, read_secret_file
 
 KEY_FILE_NAME_DEFAULT = "custody-keypair.json"
 KEYPAIR_LEN = 64
@@ -86,9 +86,11 @@ def load_custody_keypair(path: Path | None, data_dir: Path) -> CustodyKey:
     else the one in ``data_dir``, created there (0600) on first use."""
     if path is None:
         path = data_dir / KEY_FILE_NAME_DEFAULT
-        if not path.exists():
-            create_secret_file(path, json.dumps(list(bytes(Keypair()))).encode())
-    content = read_secret_file(path, CustodyKeyError, what="custody key file")
+        content, _ = read_or_create_secret_file(
+            path, lambda: json.dumps(list(bytes(Keypair()))).encode(), CustodyKeyError,
+            what="custody key file")
+    else:
+        content = read_secret_file(path, CustodyKeyError, what="custody key file")
     return CustodyKey(_parse_keypair(path, content))
 
 

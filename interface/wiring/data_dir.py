@@ -12,9 +12,10 @@ workers and tests):
   first few. Data dirs of earlier versions (0755 / 0644) must keep working,
   and refusing would only make the operator run the same chmod: data that
   was readable is not a credential someone can go on using once hidden;
-- the key files (``api-key``, ``custody-keypair.json``, the configured
-  custody key) are left alone: ``interface.secret_file`` *refuses* them when
-  others can read them, because an exposed key must be replaced, not hidden;
+- the key files (``api-key``, ``custody-keypair.json``, ``commit-keys``,
+  the configured custody and commit seal keys) are left alone:
+  ``interface.secret_file`` *refuses* them when others can read them,
+  because an exposed key must be replaced, not hidden;
 - symlinks are not followed (whatever they point at is the operator's);
 - the process's umask becomes 077, so every file it creates afterwards
   (SQLite's WAL and journal files, lock files, the chain's state) is
@@ -108,11 +109,13 @@ def _tighten(entry: Path, skipped: Collection[str]) -> bool:
 
 def secure_settings_data_dir(settings: Settings) -> list[Path]:
     """``secure_data_dir`` for the settings' data dir, leaving its key files
-    (the generated API key, the custody key) to their own check."""
+    (the generated API key, the custody and commit seal keys) to their own check."""
     from interface.chain.custody import KEY_FILE_NAME_DEFAULT
     from interface.http.auth import KEY_FILE_NAME
+    from interface.wiring.seal_keys import commit_keys_path
 
-    secrets = [settings.data_dir / KEY_FILE_NAME, settings.data_dir / KEY_FILE_NAME_DEFAULT]
+    secrets = [settings.data_dir / KEY_FILE_NAME, settings.data_dir / KEY_FILE_NAME_DEFAULT,
+               commit_keys_path(settings)]
     if settings.custody_keypair is not None:
         secrets.append(settings.custody_keypair)
     return secure_data_dir(settings.data_dir, secrets)

@@ -52,10 +52,11 @@ class Settings(BaseModel):
     custody_keypair: Path | None = _var(None, "DEALS_CUSTODY_KEYPAIR")
     commit_keys_file: Path | None = _var(None, "DEALS_COMMIT_KEYS_FILE")
     """``key_id:hex`` lines (0600): every commit is sealed with the last key
-    and checked with any of them (docs/operations.md, "Commit seals")."""
+    and checked with any of them (docs/operations.md, "Commit seals"); unset:
+    ``commit-keys`` in the data dir, generated at the first start."""
     commit_seals_from: int = _var(0, "DEALS_COMMIT_SEALS_FROM", ge=0)
-    """The log's head when sealing is turned on for a ledger that has events
-    (an upgrade); events up to it are read unsealed once an anchor covers them."""
+    """The log's head when a key file of one's own is first given to a ledger
+    that has events (an upgrade); events up to it are read unsealed."""
     api_keys: str | None = _var(None, "DEALS_API_KEYS", secret=True)
     host: str = _var("127.0.0.1", "DEALS_HOST")
     port: int = _var(8000, "DEALS_PORT", ge=0, le=65535)

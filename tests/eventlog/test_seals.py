@@ -125,17 +125,34 @@ def test_key_files_parse_and_never_show_a_secret() -> None:
         assert "01" * 8 not in str(refused.value)
 
 
-def test_events_before_seals_wait_for_an_anchor(store: StoreConfig) -> None:
+def test_events_before_seals_are_read_up_to_the_start(store: StoreConfig) -> None:
+    """An upgraded ledger keeps reading: what came before the recorded start
+    needs no seal (nor an anchor yet); what comes after it does."""
     ledger = LedgerHarness(store.env)
     try:
         start = ledger.app.event_log.head()
         ledger.app.use_seal_keys(SealKeys([OLD]), start_at=start)
         ledger.open_account()
-        with pytest.raises(UnauthenticatedEvent, match="not yet covered by an anchor") as refused:
+        assert whole_log(ledger, SealKeys([OLD]))[-1] == ledger.app.event_log.head()
+    finally:
+        ledger.close()
+
+
+def test_with_the_seals_gone_only_what_an_anchor_covers_is_read(store: StoreConfig) -> None:
+    ledger = LedgerHarness(store.env)
+    try:
+        start = ledger.app.event_log.head()
+        ledger.app.use_seal_keys(SealKeys([OLD]), start_at=start)
+        ledger.open_account()
+        raw = RawEvents(ledger, store)
+        raw.execute("DELETE FROM " + seals_table(store))
+        with pytest.raises(UnauthenticatedEvent, match="no anchor covers it") as refused:
             whole_log(ledger, SealKeys([OLD]))
         assert refused.value.position == 1
+        ledger.app.use_seal_keys(SealKeys([OLD]), start_at=ledger.app.event_log.head())
         record_anchor(ledger, start)
-        assert whole_log(ledger, SealKeys([OLD]))[-1] == ledger.app.event_log.head()
+        raw.execute("DELETE FROM " + seals_table(store))
+        assert whole_log_until_refused(ledger, SealKeys([OLD])).refused == start + 1
     finally:
         ledger.close()
 

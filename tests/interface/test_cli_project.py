@@ -31,7 +31,8 @@ def write_transfers(ledger, source, destination, count: int, per_commit_max: int
 
 
 @pytest.mark.slow
-def test_a_worker_killed_mid_stream_resumes_to_what_a_rebuild_gives(ledger, store):
+def test_a_worker_killed_mid_stream_resumes_to_what_a_rebuild_gives(service_ledger, store):
+    ledger = service_ledger
     source, destination = ledger.open_account(100_000), ledger.open_account()
     write_transfers(ledger, source, destination, 500)
     head = ledger.app.event_log.head()
@@ -58,7 +59,8 @@ def test_a_worker_killed_mid_stream_resumes_to_what_a_rebuild_gives(ledger, stor
         side.close()
 
 
-def test_two_project_workers_share_the_work_without_applying_twice(ledger, store):
+def test_two_project_workers_share_the_work_without_applying_twice(service_ledger, store):
+    ledger = service_ledger
     source, destination = ledger.open_account(100_000), ledger.open_account()
     workers = [spawn(store, "project", "--poll-interval-s", "0.01") for _ in range(2)]
     side = ReadSide(ledger.app, store.env, clock=ledger.clock)

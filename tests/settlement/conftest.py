@@ -21,6 +21,7 @@ from application.settlement.fold import SettlementFold
 from application.settlement.process import SettlementConfig, SettlementHooks, SettlementProcess
 from application.settlement.reconciler import Reconciler, ReconciliationConfig, ReconciliationReport
 from application.settlement.store import open_settlement_store
+from application.write.event_store import LedgerApplication
 from domain.amounts import UNITS_PER_DEAL
 from domain.system import ISSUANCE_ID, REWARDS_ID, TREASURY_ID
 from domain.transfer import Transfer
@@ -47,11 +48,12 @@ class SettlementRig:
     def __init__(
         self, store: StoreConfig, tmp_path: Path, *, chain_kind: str = "litesvm",
         batch_movements: int | None = None, rpc_timeout_s: float = RPC_TIMEOUT_S,
+        app: LedgerApplication | None = None,
     ) -> None:
         self.store_config = store
         self.chain_kind = chain_kind
         self.rpc_timeout_s = rpc_timeout_s
-        self.ledger = LedgerHarness(store.env)
+        self.ledger = LedgerHarness(store.env, app=app)
         self.store = open_settlement_store(self.ledger.app.recorder)
         self.custody: CustodyKey = load_custody_keypair(None, tmp_path / "keys")
         self.chain_dir = tmp_path / "chain"

@@ -71,48 +71,69 @@ async def test_a_forged_mint_is_refused_everywhere(store: StoreConfig, tmp_path,
         rig.ledger.app.use_seal_keys(SealKeys([OLD_KEY]), start_at=genesis_end)
         account = rig.open_account()
         rig.ledger.app.use_seal_keys(SealKeys([OLD_KEY, NEW_KEY]))  # rotated: old seals still check
-        mint_id = uuid4()
-        rig.execute(c.Mint(mint_id, account, 7 * DEAL))
-        first = rig.ledger.app.event_log.position_of(mint_id, 1)
-        assert first is not None
-        last = rig.ledger.app.event_log.head()
-        await anchor(rig)  # covers the genesis, written before seals
-        await rig.settle()
-        supply = rig.chain_supply()
-
-        forged_at = forge_copy_of_commit(rig, store, first, last)
-        await rig.restart()
-
-        with pytest.raises(UnauthenticatedEvent) as settler_refused:
-            await rig.settle()
-        assert settler_refused.value.position == forged_at
-        assert rig.chain_supply() == supply
-        assert await rig.chain_balance(account) == 7 * DEAL
-
-        read_side = ReadSide(rig.ledger.app, store.env)
-        told: list[int | None] = []
-        read_side.projector.on_refused = lambda position, _what: told.append(position)
-        try:
-            with pytest.raises(UnauthenticatedEvent) as projector_refused:
-                read_side.projector.rebuild()
-            assert projector_refused.value.position == forged_at
-            assert told == [forged_at]  # the wiring raises projection_stalled with it
-            assert read_side.store.position() == forged_at - 1
-            report = AuditReplay(read_side.log, read_side.decoder, read_side.store).run()
-        finally:
-            read_side.close()
-        named = [m for m in report.mismatches if m.model == "event_log"]
-        assert [m.key for m in named] == [f"position {forged_at}"], report.mismatches
-        alerts = raised.of(AlertKind.UNAUTHENTICATED_EVENT)
-        assert alerts and {a.fields["position"] for a in alerts} == {forged_at}
+        await forged_mint_is_refused(rig, store, account, raised)
     finally:
         await rig.close()
 
 
+async def test_by_default_a_forged_mint_is_refused_everywhere(
+    store: StoreConfig, tmp_path, raised,
+) -> None:
+    """No key configured: the ledger opened as every process opens it seals
+    with the key it generated in the data dir, from its genesis on."""
+    from interface.wiring.seal_keys import open_ledger
+
+    rig = SettlementRig(store, tmp_path, app=open_ledger(store.settings))
+    try:
+        assert rig.ledger.app.event_log.start_seal().last == 0
+        await forged_mint_is_refused(rig, store, rig.open_account(), raised)
+    finally:
+        await rig.close()
+
+
+async def forged_mint_is_refused(rig: SettlementRig, store: StoreConfig, account, raised) -> None:
+    """A copy of a settled mint appended by SQL: the settler mints nothing,
+    the projector stops before it and the audit names it, by position."""
+    mint_id = uuid4()
+    rig.execute(c.Mint(mint_id, account, 7 * DEAL))
+    first = rig.ledger.app.event_log.position_of(mint_id, 1)
+    assert first is not None
+    last = rig.ledger.app.event_log.head()
+    await anchor(rig)  # covers what was written before seals, if anything
+    await rig.settle()
+    supply = rig.chain_supply()
+
+    forged_at = forge_copy_of_commit(rig, store, first, last)
+    await rig.restart()
+
+    with pytest.raises(UnauthenticatedEvent) as settler_refused:
+        await rig.settle()
+    assert settler_refused.value.position == forged_at
+    assert rig.chain_supply() == supply
+    assert await rig.chain_balance(account) == 7 * DEAL
+
+    read_side = ReadSide(rig.ledger.app, store.env)
+    told: list[int | None] = []
+    read_side.projector.on_refused = lambda position, _what: told.append(position)
+    try:
+        with pytest.raises(UnauthenticatedEvent) as projector_refused:
+            read_side.projector.rebuild()
+        assert projector_refused.value.position == forged_at
+        assert told == [forged_at]  # the wiring raises projection_stalled with it
+        assert read_side.store.position() == forged_at - 1
+        report = AuditReplay(read_side.log, read_side.decoder, read_side.store).run()
+    finally:
+        read_side.close()
+    named = [m for m in report.mismatches if m.model == "event_log"]
+    assert [m.key for m in named] == [f"position {forged_at}"], report.mismatches
+    alerts = raised.of(AlertKind.UNAUTHENTICATED_EVENT)
+    assert alerts and {a.fields["position"] for a in alerts} == {forged_at}
+
+
 async def test_a_log_without_keys_reads_as_before(store: StoreConfig, tmp_path) -> None:
-    """Seal checks are off without keys (and events before the first sealed
-    commit read unsealed): the same forgery is not caught, which is why
-    DEALS_COMMIT_KEYS_FILE matters."""
+    """Seal checks are off for an application given no keys (as the tests'
+    own ledgers are; every process of the service has keys): the same
+    forgery is not caught, which is why every process seals."""
     rig = SettlementRig(store, tmp_path)
     try:
         account = rig.open_account()

@@ -45,10 +45,11 @@ class LedgerHarness:
     """The write side as a service uses it, plus conveniences for tests."""
 
     def __init__(self, env: dict[str, str], *, clock: Callable[[], datetime] | None = None,
-                 cached_max: int = 50_000, genesis: bool = True) -> None:
+                 cached_max: int = 50_000, genesis: bool = True,
+                 app: LedgerApplication | None = None) -> None:
         self.env = env
         self.clock = clock or SettableClock()
-        self.app = LedgerApplication(env)
+        self.app = app or LedgerApplication(env)
         self.processor = CommandProcessor(
             self.app, cache=AggregateCache(cached_max),
             clock=self.clock.tick if isinstance(self.clock, SettableClock) else self.clock,
