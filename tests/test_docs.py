@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.doc_examples import Session, examples, python_examples
+from tests.support.doc_examples import DocServer, examples, python_examples
 from tests.support.http import ServeProcess
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,9 +28,9 @@ def test_every_http_example_answers_as_documented(document, tmp_path):
     if not found:
         assert document.name not in MUST_HAVE_EXAMPLES, f"{document.name} lost its examples"
         return
-    server = ServeProcess(tmp_path, {})
+    server = DocServer(tmp_path)
     try:
-        session = Session(server.url, (tmp_path / "var" / "api-key").read_text().strip())
+        session = server.session()
         failures = [f"{document.name}:{example.line}: {problem}"
                     for example in found for problem in session.check(example)]
     finally:
@@ -67,6 +67,46 @@ def test_every_python_example_prints_what_the_page_shows(document, tmp_path, mon
 
 def test_the_client_guide_keeps_its_python_examples():
     assert len(python_examples(REPO / "docs" / "client.md")) >= 5
+
+
+def test_every_route_has_a_worked_example(tmp_path):
+    """The API guide's promise, "a worked request and answer for every
+    command and query": a route no example of the README or docs/ calls
+    (with that method) fails here."""
+    from fastapi.routing import APIRoute
+
+    from interface.http.app import create_app
+    from interface.http.auth import parse_api_keys
+    from interface.wiring.settings import Settings
+
+    app = create_app(Settings(data_dir=tmp_path / "var"), keyring=parse_api_keys("a:t:admin"))
+    calls = [(example.method, example.path.split("?")[0])
+             for document in DOCUMENTS for example in examples(document)]
+    missing = []
+    for route in (route for route in app.routes if isinstance(route, APIRoute)):
+        template = re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", route.path) + "$")
+        missing += [f"{method} {route.path}" for method in sorted(route.methods)
+                    if not any(m == method and template.match(path) for m, path in calls)]
+    assert not missing, missing
+
+
+def test_a_text_excerpt_and_json_text_are_matched_as_documented():
+    """/metrics' excerpt: every line must be there, a sample's value only a
+    number; a proof's event state (JSON text) is compared as JSON."""
+    import httpx
+
+    from tests.support.doc_examples import Answer, Excerpt, differences
+
+    body = "# TYPE x_total counter\nx_total{a=\"1\"} 3.0\ny 1.0\n"
+    excerpt = Answer(200, {}, Excerpt(["# TYPE x_total counter", 'x_total{a="1"} 9.0']))
+    assert differences(excerpt, httpx.Response(200, text=body), set()) == []
+    for documented in (['x_total{a="2"} 3.0'], ["# TYPE x_total gauge"], ["z 1.0"]):
+        answer = Answer(200, {}, Excerpt(documented))
+        assert differences(answer, httpx.Response(200, text=body), set()), documented
+    state = Answer(200, {}, {"state": '{"amount": 5, "at": "2026-01-01T00:00:00Z"}'})
+    same = httpx.Response(200, json={"state": '{"amount": 5, "at": "2027-01-01T00:00:00Z"}'})
+    other = httpx.Response(200, json={"state": '{"amount": 6, "at": "2026-01-01T00:00:00Z"}'})
+    assert differences(state, same, set()) == [] and differences(state, other, set())
 
 
 def test_an_answer_that_differs_is_reported(tmp_path):

@@ -15,7 +15,15 @@ any whole number), ids the server chose (a UUID no request of the document
 named), and the fields in ``BY_SHAPE`` (signatures, the mint, digests).
 ``<!-- eventually -->`` just before the example repeats it until it
 matches, for what settles in the background (the chain); ``$POSITION`` in a
-request is the latest ``position`` an answer gave.
+request is the latest ``position`` an answer gave, ``$FINDING_ID`` the first
+``finding_id`` of the latest answer that listed findings.
+``<!-- setup: NAME -->`` just before an example runs the named step of
+``SETUPS`` first: what no HTTP request can do (the chain changed behind the
+ledger's back), done to the server's data dir while it is stopped.
+
+An answer whose body is not JSON (``/metrics``) is an excerpt: each of its
+lines must be a line of the real body, a sample's value matched by shape
+(a number).
 
 ``python -m tests.support.doc_examples FILE...`` runs a document against a
 fresh server and writes the real answers into it (a new example's answer,
@@ -29,6 +37,7 @@ import json
 import re
 import shlex
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,9 +53,14 @@ TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 BY_SHAPE = frozenset({"signature", "mint", "token_account", "custody", "hash", "digest",
                       "root", "next_cursor", "cursor", "duration_s", "id", "finding_id", "slot",
                       "events_replayed", "checked_signatures", "request_id",
-                      "anchors_checked", "backlog", "lag_events"})
+                      "anchors_checked", "backlog", "lag_events",
+                      "ledger_id", "canonical_bytes", "sequence", "tree_size", "leaf_index",
+                      "path", "previous_root", "memo", "signer", "detail"})
 """Fields whose value is the run's own (chain keys and signatures, digests,
-opaque cursors): the same JSON type is enough."""
+opaque cursors, how many anchors and leaves there are so far): the same JSON
+type is enough (for a list, that it is a list)."""
+SETUP = re.compile(r"<!-- setup: ([\w-]+) -->$")
+SAMPLE = re.compile(r"^(?P<series>[a-zA-Z_:][\w:]*(\{[^}]*\})?) (?P<value>\S+)$")
 
 
 @dataclass
@@ -59,6 +73,7 @@ class Example:
     body: str | None
     eventually: bool
     answer: Answer | None
+    setup: str | None = None
     answer_span: tuple[int, int] | None = None
     """Where the answer block sits in the document's text (to rewrite it)."""
 
@@ -80,10 +95,9 @@ def examples(document: Path) -> list[Example]:
             continue
         following = blocks[index + 1] if index + 1 < len(blocks) else None
         is_answer = following is not None and following.group(1) == "http"
-        before = text[:block.start()].rstrip()
         example = _parse_curl(_command(block.group(2)))
         example.document, example.line = document, text.count("\n", 0, block.start()) + 1
-        example.eventually = before.endswith(EVENTUALLY)
+        example.eventually, example.setup = _markers(text[:block.start()])
         if is_answer and following is not None:
             example.answer = parse_answer(following.group(2))
             example.answer_span = (following.start(), following.end())
@@ -115,6 +129,17 @@ def python_examples(document: Path) -> list[PythonExample]:
             else None
         found.append(PythonExample(text.count("\n", 0, block.start()) + 1, block.group(2), output))
     return found
+def _markers(before: str) -> tuple[bool, str | None]:
+    """The ``eventually`` and ``setup`` comments just before an example (either order)."""
+    eventually, setup = False, None
+    while True:
+        before = before.rstrip()
+        if before.endswith(EVENTUALLY):
+            eventually, before = True, before.removesuffix(EVENTUALLY)
+        elif match := SETUP.search(before):
+            setup, before = match.group(1), before[:match.start()]
+        else:
+            return eventually, setup
 
 
 def _is_example(block: str) -> bool:
@@ -163,7 +188,19 @@ def parse_answer(block: str) -> Answer:
     for line in lines[1:]:
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
-    return Answer(status, headers, json.loads(body) if body.strip() else None)
+    if not body.strip():
+        return Answer(status, headers, None)
+    try:
+        return Answer(status, headers, json.loads(body))
+    except json.JSONDecodeError:  # an excerpt of a text answer (/metrics)
+        return Answer(status, headers, Excerpt(body.strip().splitlines()))
+
+
+@dataclass
+class Excerpt:
+    """Lines of a text answer that the real one must hold."""
+
+    lines: list[str]
 
 
 @dataclass
@@ -175,6 +212,10 @@ class Session:
     known_ids: set[str] = field(default_factory=set)
     position: int | None = None
     """The latest ``position`` an answer gave: ``$POSITION`` in a request."""
+    finding_id: str | None = None
+    """``$FINDING_ID``: the first finding of the latest answer that had any."""
+    setup: Callable[[str], str] | None = None
+    """Runs a named setup step (``SETUPS``); answers the server's new address."""
 
     def send(self, example: Example) -> httpx.Response:
         headers = {name: self._substitute(value) for name, value in example.headers.items()}
@@ -183,19 +224,29 @@ class Session:
             headers["Content-Type"] = "application/x-www-form-urlencoded"  # what curl -d sends
         response = httpx.request(example.method, self.base_url + self._substitute(example.path),
                                  headers=headers, content=body, timeout=30)
-        answered = response.json() if response.content else None
+        answered = _json_of(response)
         if isinstance(answered, dict) and isinstance(answered.get("position"), int):
             self.position = answered["position"]
+        self.finding_id = _first_finding(answered) or self.finding_id
         return response
+
+    def prepare(self, example: Example) -> None:
+        """Run the example's setup step, if it names one."""
+        if example.setup is not None:
+            if self.setup is None:
+                raise ValueError(f"no setup steps here for {example.setup!r}")
+            self.base_url = self.setup(example.setup)
 
     def _substitute(self, text: str) -> str:
         for placeholder in ("$(cat var/api-key)", "${TOKEN}", "$TOKEN"):
             text = text.replace(placeholder, self.token)
+        text = text.replace("$FINDING_ID", str(self.finding_id))
         return text.replace("$POSITION", str(self.position))
 
     def check(self, example: Example) -> list[str]:
         """Run ``example``; what differs from its documented answer (none: it matches)."""
         self.known_ids |= _uuids_in(example.path) | _uuids_in(example.body or "")
+        self.prepare(example)
         deadline = time.monotonic() + (EVENTUALLY_DEADLINE_S if example.eventually else 0)
         while True:
             response = self.send(example)
@@ -203,6 +254,25 @@ class Session:
             if not problems or time.monotonic() > deadline:
                 return problems
             time.sleep(0.2)  # polling a condition, bounded by the deadline above
+
+
+def _json_of(response: httpx.Response) -> Any:
+    if not response.content or "json" not in response.headers.get("content-type", ""):
+        return None
+    return response.json()
+
+
+def _first_finding(answer: Any) -> str | None:
+    """The first ``finding_id`` in an answer, depth first, in document order."""
+    if isinstance(answer, dict):
+        if isinstance(answer.get("finding_id"), str):
+            return str(answer["finding_id"])
+        answer = list(answer.values())
+    if isinstance(answer, list):
+        for item in answer:
+            if (found := _first_finding(item)) is not None:
+                return found
+    return None
 
 
 def _uuids_in(text: str) -> set[str]:
@@ -219,12 +289,48 @@ def differences(answer: Answer | None, response: httpx.Response, known_ids: set[
     for name, value in answer.headers.items():
         if response.headers.get(name) != value:
             problems.append(f"header {name}: {response.headers.get(name)!r}, documented {value!r}")
+    if isinstance(answer.body, Excerpt):
+        return problems + _excerpt_differences(answer.body, response.text)
     actual = response.json() if response.content else None
     problems += _compare(answer.body, actual, "body", "", known_ids)
     return problems
 
 
+def _excerpt_differences(excerpt: Excerpt, text: str) -> list[str]:
+    """Each documented line must be a line of the answer; a sample's value
+    may differ (a count, a latency), but must be a number."""
+    lines = set(text.splitlines())
+    samples = {}
+    for line in lines:
+        if match := SAMPLE.match(line):
+            samples[match.group("series")] = match.group("value")
+    problems = []
+    for line in excerpt.lines:
+        match = SAMPLE.match(line) if not line.startswith("#") else None
+        if match is None:
+            if line not in lines:
+                problems.append(f"line not in the answer: {line}")
+        elif not _is_number(samples.get(match.group("series"))):
+            problems.append(f"no sample {match.group('series')} in the answer")
+    return problems
+
+
+def _is_number(text: str | None) -> bool:
+    try:
+        float(text or "")
+    except ValueError:
+        return False
+    return True
+
+
 def _compare(expected: Any, actual: Any, where: str, key: str, known: set[str]) -> list[str]:
+    if key in BY_SHAPE and type(expected) is type(actual):
+        return []
+    if isinstance(expected, str) and isinstance(actual, str) and expected.startswith("{"):
+        try:  # JSON text (a proof's event state): compared as the JSON it holds
+            return _compare(json.loads(expected), json.loads(actual), where, key, known)
+        except json.JSONDecodeError:
+            pass
     if isinstance(expected, dict) and isinstance(actual, dict):
         if expected.keys() != actual.keys():
             return [f"{where}: keys {sorted(actual)}, documented {sorted(expected)}"]
@@ -253,6 +359,60 @@ def _same_shape(expected: Any, actual: Any, key: str, known: set[str]) -> bool:
     return False
 
 
+DOCS_ENV = {"DEALS_ANCHOR_EVERY_EVENTS": "1"}
+"""The documents' server anchors after every command (docs/api.md says so),
+so a proof's example has an anchor to show within seconds."""
+
+
+def drift_the_chain(data_dir: Path) -> None:
+    """Move 0.00000001 DEAL from the treasury to Alice on the embedded chain
+    with the custody key but without the ledger: what reconciliation exists
+    to notice, and no request can do."""
+    from uuid import UUID
+
+    from domain.system import TREASURY_ID
+    from interface.chain import transactions as tx
+    from interface.chain.custody import load_custody_keypair
+    from interface.chain.embedded import EmbeddedSolana
+
+    alice = UUID("a11ce000-0000-4000-8000-000000000001")
+    custody = load_custody_keypair(None, data_dir)
+    chain = EmbeddedSolana(data_dir / "chain")
+    try:
+        chain.transfer_directly(custody, tx.token_account_address(custody.pubkey, TREASURY_ID),
+                                tx.token_account_address(custody.pubkey, alice), 1)
+    finally:
+        chain.close()
+
+
+SETUPS: dict[str, Callable[[Path], None]] = {"chain-drift": drift_the_chain}
+"""Steps run on a stopped server's data dir (``<!-- setup: NAME -->``)."""
+
+
+class DocServer:
+    """The documents' ``deals-ledger serve``, which a setup step stops and
+    starts again on the same data dir (its address changes)."""
+
+    def __init__(self, workdir: Path) -> None:
+        from tests.support.http import ServeProcess
+
+        self.workdir, self.serve = workdir, ServeProcess
+        self.server = ServeProcess(workdir, DOCS_ENV)
+
+    def session(self) -> Session:
+        token = (self.workdir / "var" / "api-key").read_text().strip()
+        return Session(self.server.url, token, setup=self.run_setup)
+
+    def run_setup(self, name: str) -> str:
+        self.server.terminate()
+        SETUPS[name](self.workdir / "var")
+        self.server = self.serve(self.workdir, DOCS_ENV)
+        return str(self.server.url)
+
+    def terminate(self) -> None:
+        self.server.terminate()
+
+
 def write_answers(document: Path, session: Session, *, rewrite: bool) -> int:
     """Run every example and write its real answer in: new ones, and with
     ``rewrite`` those whose documented answer no longer matches."""
@@ -260,6 +420,7 @@ def write_answers(document: Path, session: Session, *, rewrite: bool) -> int:
     edits = []
     for example in examples(document):
         session.known_ids |= _uuids_in(example.path) | _uuids_in(example.body or "")
+        session.prepare(example)
         response = session.send(example)
         stale = rewrite and bool(differences(example.answer, response, session.known_ids))
         if example.answer is None or stale:
@@ -274,7 +435,8 @@ def _answer_block(response: httpx.Response, new: bool) -> str:
     lines = [f"HTTP/1.1 {response.status_code} {response.reason_phrase}"]
     if response.headers.get("idempotent-replayed"):
         lines.append(f"Idempotent-Replayed: {response.headers['idempotent-replayed']}")
-    body = json.dumps(response.json(), indent=2) if response.content else ""
+    answered = _json_of(response)
+    body = json.dumps(answered, indent=2) if answered is not None else response.text
     block = "```http\n" + "\n".join(lines) + "\n\n" + body + "\n```"
     return "\n\n" + block if new else block
 
@@ -282,15 +444,12 @@ def _answer_block(response: httpx.Response, new: bool) -> str:
 def main(argv: list[str]) -> None:
     import tempfile
 
-    from tests.support.http import ServeProcess
-
     rewrite = "--rewrite" in argv
     for name in (arg for arg in argv if not arg.startswith("--")):
         with tempfile.TemporaryDirectory() as workdir:
-            server = ServeProcess(Path(workdir), {})
+            server = DocServer(Path(workdir))
             try:
-                token = (Path(workdir) / "var" / "api-key").read_text().strip()
-                count = write_answers(Path(name), Session(server.url, token), rewrite=rewrite)
+                count = write_answers(Path(name), server.session(), rewrite=rewrite)
                 print(f"{name}: {count} answers written")
             finally:
                 server.terminate()
