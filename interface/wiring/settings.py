@@ -12,6 +12,7 @@ operator set, with the values it accepts, and never echoes a secret.
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -27,6 +28,11 @@ from interface.wiring.store_env import postgres_env, sqlite_env
 SECRET_FIELDS = frozenset({"database_url", "redis_url", "api_keys", "alert_webhook_url",
                            "alert_webhook_secret"})
 """Never printed, logged or echoed in an error: URLs may carry passwords."""
+
+
+SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+"""An unquoted PostgreSQL identifier that stays as written (no case folding,
+no truncation at 63 bytes)."""
 
 
 class SettingsError(ValueError):
@@ -177,6 +183,17 @@ class Settings(BaseModel):
                 parse_api_keys(value)
             except ApiKeyError as error:  # its message never holds a token
                 raise ValueError(str(error).removeprefix("DEALS_API_KEYS ")) from None
+        return value
+
+    @field_validator("postgres_schema")
+    @classmethod
+    def _schema_name(cls, value: str | None) -> str | None:
+        """A name the event store's SQL can use unquoted (it does not quote
+        it): anything else came back as PostgreSQL's multi-line syntax error."""
+        if value is not None and not (SCHEMA_NAME.fullmatch(value) and
+                                      not value.startswith("pg_")):
+            raise ValueError("expected a PostgreSQL schema name: lower-case letters, digits and "
+                             "_, starting with a letter or _, at most 63 characters, not pg_...")
         return value
 
     @field_validator("database_url")

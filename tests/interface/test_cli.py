@@ -83,6 +83,20 @@ def test_an_unreachable_postgresql_is_named_without_its_password(elsewhere, caps
             assert "refused" in err
 
 
+@pytest.mark.parametrize("schema", ["pg_x", 'a"b', "Ledger", "x" * 64, "1st"])
+def test_a_schema_name_the_store_cannot_use_is_one_line_naming_the_setting(
+        elsewhere, capsys, monkeypatch, schema):
+    """Before, these reached PostgreSQL and came back as its multi-line
+    syntax errors (or, for a long name, were silently cut to 63 bytes)."""
+    monkeypatch.setenv("DEALS_DATABASE_URL", "postgresql://ledger@127.0.0.1:5432/deals")
+    monkeypatch.setenv("DEALS_POSTGRES_SCHEMA", schema)
+    assert main(["init"]) == exit_codes.CONFIG
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("deals-ledger: setting refused: DEALS_POSTGRES_SCHEMA: expected a "
+                          "PostgreSQL schema name"), err
+
+
 def test_an_unusable_time_option_is_a_usage_error(elsewhere, capsys):
     assert main(["replay", "--until", "2026-01-01T00:00:00"]) == exit_codes.USAGE
     assert "--until" in capsys.readouterr().err
