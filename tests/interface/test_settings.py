@@ -102,7 +102,7 @@ def test_replace_validates(env):
 def test_the_settings_command_prints_every_variable_with_secrets_redacted(env, capsys):
     env.setenv("DEALS_DATABASE_URL", "postgresql://ledger:hunter2@db.internal:5433/ledger")
     env.setenv("DEALS_REDIS_URL", "redis://:redispw@cache:6379/0")
-    env.setenv("DEALS_API_KEYS", "ops-token-123:admin")
+    env.setenv("DEALS_API_KEYS", "ops:ops-token-123:admin")
     env.setenv("DEALS_ALERT_WEBHOOK_URL", "https://hooks.example/services/T0/B0/tok3n?x=1")
     env.setenv("DEALS_ALERT_WEBHOOK_SECRET", "whsecret")
     assert main(["settings"]) == 0
