@@ -21,6 +21,7 @@ from application.eventlog.decoder import EventDecoder
 from application.eventlog.opening import event_log_for
 from projections import ledger_metrics as metrics
 from projections.balance_cache import BalanceCache
+from projections.event_stream import EventStream
 from projections.progress import Progress, ProgressFollower
 from projections.projector import POLL_INTERVAL_S_DEFAULT, PROJECTOR_PAGE_EVENTS_DEFAULT, Projector
 from projections.queries import MIN_POSITION_WAIT_S
@@ -56,6 +57,7 @@ class ReadSide:
             self.store, self.log, self.decoder, cache=self.cache, progress=self.progress,
             clock=clock, wait_s_max=MIN_POSITION_WAIT_S if wait_s_max is None else wait_s_max,
         )
+        self.events = EventStream(self.log, self.decoder)
         self.follower = ProgressFollower(self.progress, self._tracked_elsewhere)
 
     def genesis(self) -> str | None:

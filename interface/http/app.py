@@ -31,6 +31,7 @@ from interface.http.routers import (
     accounts,
     allowances,
     audit,
+    events,
     fees,
     holds,
     operations,
@@ -51,7 +52,7 @@ from interface.wiring.settings import Settings
 ROUTERS = (
     accounts.router, wallets.router, transfers.router, fees.router, holds.router,
     allowances.router, rewards.router, supply.router, pricing.router, system.router,
-    audit.router, operations.router, reconciliations.router, proofs.router,
+    audit.router, operations.router, reconciliations.router, proofs.router, events.router,
 )
 PUBLIC_PATHS = frozenset({"/health", "/ready", "/metrics"})
 """The only routes without a scope (besides /docs and /openapi.json)."""

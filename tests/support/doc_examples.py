@@ -55,7 +55,7 @@ BY_SHAPE = frozenset({"signature", "mint", "token_account", "custody", "hash", "
                       "events_replayed", "checked_signatures", "request_id",
                       "anchors_checked", "backlog", "lag_events",
                       "ledger_id", "canonical_bytes", "sequence", "tree_size", "leaf_index",
-                      "path", "previous_root", "memo", "signer", "detail"})
+                      "path", "previous_root", "memo", "signer", "detail", "next_after"})
 """Fields whose value is the run's own (chain keys and signatures, digests,
 opaque cursors, how many anchors and leaves there are so far): the same JSON
 type is enough (for a list, that it is a list)."""

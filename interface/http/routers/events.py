@@ -1,0 +1,100 @@
+"""Business events for subscribers: a page after a position, with a long poll.
+
+The stream is read from the log (``projections.event_stream``); a long poll
+that finds nothing new awaits the read side's progress past the log's head
+(``Progress.reached``, an asyncio future: no thread is held while it waits),
+then reads again, until ``wait_s`` (at most ``WAIT_S_MAX``) has passed.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from domain.errors import InvalidRequest
+from interface.http.deps import CAN_READ, in_thread
+from interface.http.json_body import JsonRoute
+from interface.http.schemas.events import EventsPage
+from interface.http.schemas.types import POSITION_MAX
+from interface.wiring.service import LedgerService
+from projections.business_events import EVENT_TYPES
+from projections.event_stream import EventStream, StreamPage
+from projections.progress import Progress
+from projections.queries import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, PositionPastHead
+
+WAIT_S_MAX = 30.0
+"""The longest a long poll waits for a new event (``wait_s``)."""
+
+router = APIRouter(prefix="/v1/events", tags=["events"], route_class=JsonRoute)
+
+After = Annotated[int, Query(ge=0, le=POSITION_MAX, description=(
+    "list events after this log position (0: from the start; a page's `next_after` to go on)"))]
+Types = Annotated[str | None, Query(max_length=1000, description=(
+    "comma-separated event types to list (default: all): " + ", ".join(EVENT_TYPES)))]
+
+
+def parse_types(text: str | None) -> frozenset[str] | None:
+    """``types=`` as a set; an unknown type is refused, never ignored."""
+    if text is None or not text.strip():
+        return None
+    asked = frozenset(part.strip() for part in text.split(",") if part.strip())
+    unknown = sorted(asked - set(EVENT_TYPES))
+    if unknown:
+        raise InvalidRequest(f"types: unknown event type {unknown[0]!r}; known: "
+                             + ", ".join(EVENT_TYPES))
+    return asked
+
+
+def stream_of(request: Request) -> tuple[EventStream, Progress]:
+    service: LedgerService = request.app.state.service
+    service.refuse_if_store_down()
+    return service.read_side.events, service.read_side.progress
+
+
+def read_page(stream: EventStream, after: int, limit: int,
+              types: frozenset[str] | None) -> StreamPage:
+    """One page up to the head now; a position past the head is refused."""
+    head = stream.head()
+    if after > head:
+        raise PositionPastHead("after", after, head)
+    return stream.page(after, limit, types, upto=head)
+
+
+async def poll(stream: EventStream, progress: Progress, after: int, limit: int,
+               types: frozenset[str] | None, wait_s: float) -> StreamPage:
+    """A page with events, or an empty one once ``wait_s`` has passed.
+    Each wake-up reads on from where the last scan stopped."""
+    deadline = time.monotonic() + wait_s
+    cursor = after
+    while True:
+        page = await in_thread(read_page, stream, cursor, limit, types)
+        remaining = deadline - time.monotonic()
+        if page.events or page.has_more or remaining <= 0:
+            return StreamPage(page.events, after, page.next_after, page.head)
+        cursor = page.next_after
+        await progress.reached(page.head + 1, remaining)
+
+
+@router.get(
+    "", response_model=EventsPage, dependencies=[CAN_READ],
+    description="Business events after a log position, in log order (each with its `position` "
+                "and an `id` that stays the same on every read). Cursor-paged: pass a "
+                "page's `next_after` as `after`; `has_more` says whether the log holds more "
+                "past it. With `wait_s`, a page that would be empty waits (at most "
+                f"{WAIT_S_MAX:g} s) for the next event. `after` past the log's head is 422 "
+                "position_past_head; an unknown type is 422 invalid_request.",
+)
+async def list_events(
+    request: Request,
+    after: After = 0,
+    types: Types = None,
+    limit: Annotated[int, Query(ge=1, le=PAGE_SIZE_MAX)] = PAGE_SIZE_DEFAULT,
+    wait_s: Annotated[float, Query(ge=0, le=WAIT_S_MAX, description=(
+        f"long poll: wait up to this many seconds (at most {WAIT_S_MAX:g}) for an event "
+        "when none is there yet; 0 (default) answers at once"))] = 0,
+):
+    stream, progress = stream_of(request)
+    page = await poll(stream, progress, after, limit, parse_types(types), wait_s)
+    return EventsPage.of(page)
