@@ -21,6 +21,7 @@ import hashlib
 import re
 import struct
 from array import array
+from collections.abc import Callable
 
 from application.eventlog.reader import EventLog, LogEvent
 from domain.merkle import MerkleFrontier, MerkleTree, leaf_hash
@@ -114,6 +115,9 @@ class LogFrontier(_LogLeaves):
         self.frontier = MerkleFrontier()
         self.first_leaf: bytes | None = None
         """Leaf 0's hash: the ledger's id (``docs/proofs.md``)."""
+        self.on_leaf: Callable[[int, int, bytes], None] | None = None
+        """Told (index, position, hash) of each leaf as it is added (the
+        anchored leaves' witness, ``application.settlement.anchor_witness``)."""
 
     @property
     def size(self) -> int:
@@ -125,6 +129,8 @@ class LogFrontier(_LogLeaves):
     def _add_leaf(self, leaf: bytes, position: int) -> None:
         if self.first_leaf is None:
             self.first_leaf = leaf
+        if self.on_leaf is not None:
+            self.on_leaf(self.frontier.size, position, leaf)
         self.frontier.append(leaf)
 
 

@@ -13,17 +13,21 @@ of every anchor covering ``p``, so the first anchor contradicted is the
 first one covering the change, and the change lies after the last anchor
 that still holds (``after_position``) and at or before the contradicted
 one's position. The chain keeps only roots, so that range is as precise as
-the anchors are frequent; where the hash chain's checkpoints were not
-rewritten too, the replay's hash chain names the exact position.
+the anchors are frequent; the exact first differing position is named from
+the anchored leaves the settler keeps outside the database, once their root
+is the anchor's (``application.settlement.anchor_witness``), and where the
+hash chain's checkpoints were not rewritten too, the replay's hash chain
+names it as well.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from application.eventlog.decoder import EventDecoder
 from application.eventlog.merkle_log import LogTree
 from application.eventlog.reader import EventLog
+from application.settlement.anchor_witness import LeafWitness, first_differing_position
 from application.settlement.chain_port import ChainPort
 from domain.anchor import AnchorMemo, parse_anchor_memo
 
@@ -40,6 +44,9 @@ class AnchorFinding:
     """The first difference lies after this position..."""
     at_or_before_position: int | None = None
     """...and at or before this one."""
+    first_differing_position: int | None = None
+    """Exactly where, when the anchored leaves' witness vouches for it
+    (``application.settlement.anchor_witness``); None otherwise."""
 
 
 @dataclass
@@ -80,16 +87,20 @@ async def anchors_on_chain(chain: ChainPort) -> list[OnChainAnchor]:
 
 
 def audit_anchors(
-    tree: LogTree, on_chain: list[OnChainAnchor], in_log: dict[int, str]
+    tree: LogTree, on_chain: list[OnChainAnchor], in_log: dict[int, str],
+    witness: LeafWitness | None = None,
 ) -> AnchorAudit:
     """``tree``: the stored log recomputed; ``in_log``: the signature of each
-    confirmed anchor the log records, by sequence."""
+    confirmed anchor the log records, by sequence; ``witness``: the anchored
+    leaves kept outside the database, if any."""
     audit = AnchorAudit(anchors_checked=len(on_chain))
     ledger_id = tree.tree.leaf(0).hex() if tree.size else ""
     holds_up_to = 0
     first_contradiction: int | None = None
     for anchor in on_chain:
         finding = _check(tree, anchor, ledger_id, holds_up_to)
+        if finding is not None and first_contradiction is None:
+            finding = _pinpointed(finding, first_differing_position(tree, anchor.memo, witness))
         if finding is None:
             if first_contradiction is None:
                 holds_up_to = anchor.memo.position
@@ -159,9 +170,21 @@ def anchors_in_log(tree: LogTree, decoder: EventDecoder) -> dict[int, str]:
     return confirmed
 
 
-async def run_anchor_audit(log: EventLog, decoder: EventDecoder, chain: ChainPort) -> AnchorAudit:
+async def run_anchor_audit(log: EventLog, decoder: EventDecoder, chain: ChainPort,
+                           witness: LeafWitness | None = None) -> AnchorAudit:
     """Recompute the stored log's tree and check it against every anchor on chain."""
     tree = LogTree(log)
     tree.catch_up()
     on_chain = await anchors_on_chain(chain)
-    return audit_anchors(tree, on_chain, anchors_in_log(tree, decoder))
+    return audit_anchors(tree, on_chain, anchors_in_log(tree, decoder), witness)
+
+
+def _pinpointed(finding: AnchorFinding, position: int | None) -> AnchorFinding:
+    """The first contradicted anchor's finding, with the exact position when
+    the witness vouches for it."""
+    if position is None:
+        return finding
+    return replace(finding, first_differing_position=position,
+                   detail=f"{finding.detail}; the first differing position is {position} "
+                          "(the anchored leaves kept by the settler, checked against this "
+                          "anchor's root, say so)")

@@ -38,6 +38,7 @@ from application import commands as c
 from application.eventlog.merkle_log import LogFrontier
 from application.retry import RetryPolicy, Sleep, retrying
 from application.settlement import metrics
+from application.settlement.anchor_witness import LeafWitness
 from application.settlement.chain_port import (
     ChainPort,
     ChainRejectedError,
@@ -95,6 +96,7 @@ class AnchorProcess:
         self, *, writer: CommandSender, app: LedgerApplication, chain: ChainPort,
         config: AnchorConfig | None = None, hooks: AnchorHooks | None = None,
         clock: Callable[[], float] = time.monotonic, sleep: Sleep = asyncio.sleep,
+        witness: LeafWitness | None = None,
     ) -> None:
         self.writer = writer
         self.app = app
@@ -102,6 +104,10 @@ class AnchorProcess:
         self.config = config or AnchorConfig()
         self.hooks = hooks or AnchorHooks()
         self.tree = LogFrontier(app.event_log)
+        self.witness = witness
+        """Keeps every leaf hashed, so the audit can name the first differing position."""
+        if witness is not None:
+            self.tree.on_leaf = witness.add
         self._clock = clock
         self._sleep = sleep
         self._since = clock()
@@ -109,6 +115,8 @@ class AnchorProcess:
     async def step(self) -> bool:
         """One unit of work; False when there was nothing to do."""
         self.tree.catch_up()
+        if self.witness is not None:
+            self.witness.flush()
         latest = self.latest()
         if latest is not None and not latest.confirmed:
             await self._resolve(latest)

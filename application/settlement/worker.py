@@ -30,6 +30,7 @@ from application.errors import SettlementUnavailable
 from application.eventlog.decoder import EventDecoder
 from application.settlement import metrics
 from application.settlement.anchor_audit import AnchorAudit, run_anchor_audit
+from application.settlement.anchor_witness import LeafWitness
 from application.settlement.anchoring import AnchorConfig, AnchorHooks, AnchorProcess
 from application.settlement.chain_port import ChainError, ChainPort
 from application.settlement.fold import SettlementFold
@@ -77,8 +78,11 @@ class SettlementWorker:
         hooks: SettlementHooks | None = None,
         anchoring: AnchorConfig | None = None,
         anchor_hooks: AnchorHooks | None = None,
+        witness: LeafWitness | None = None,
     ) -> None:
         self.writer = writer
+        self.witness = witness
+        """The anchored leaves kept outside the database (``anchor_witness``)."""
         self.anchoring = anchoring
         """None: this settler anchors nothing."""
         self.anchor_hooks = anchor_hooks
@@ -214,7 +218,8 @@ class SettlementWorker:
 
     async def _anchor_audit(self, chain: ChainPort) -> AnchorAudit:
         app = self.fold.app
-        return await run_anchor_audit(app.event_log, EventDecoder(app.mapper), chain)
+        return await run_anchor_audit(app.event_log, EventDecoder(app.mapper), chain,
+                                      self.witness)
 
     async def _audit_anchors_on_turn(self) -> AnchorAudit:
         assert self._turn is not None and self._chain is not None
@@ -361,7 +366,8 @@ class SettlementWorker:
         if self.anchoring is None:
             return None
         return AnchorProcess(writer=self.writer, app=self.fold.app, chain=chain,
-                             config=self.anchoring, hooks=self.anchor_hooks)
+                             config=self.anchoring, hooks=self.anchor_hooks,
+                             witness=self.witness)
 
     async def _step_loop(self, process: SettlementProcess, anchorer: AnchorProcess | None) -> None:
         """Step, anchor, reconcile when due; then wait: after a failed step the

@@ -86,6 +86,7 @@ def _audit_anchors(settings: Settings, app: LedgerApplication) -> AnchorAuditIte
     embedded chain belongs to the settler: checked only when no settler holds
     it (unchecked, with a note saying so, otherwise)."""
     from application.eventlog.decoder import EventDecoder
+    from interface.wiring.leaf_witness import leaf_witness
     from interface.wiring.settler import lease_for, open_chain
 
     lease = None if settings.solana_rpc_url else lease_for(app.recorder)
@@ -95,7 +96,8 @@ def _audit_anchors(settings: Settings, app: LedgerApplication) -> AnchorAuditIte
     async def audit() -> AnchorAudit:
         chain = open_chain(settings)
         try:
-            return await run_anchor_audit(app.event_log, EventDecoder(app.mapper), chain)
+            return await run_anchor_audit(app.event_log, EventDecoder(app.mapper), chain,
+                                          leaf_witness(settings.data_dir))
         finally:
             await chain.close()
 

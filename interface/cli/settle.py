@@ -21,6 +21,7 @@ import threading
 from application.errors import SettlementUnavailable
 from application.settlement.anchoring import AnchorProcess
 from application.settlement.process import SettlementProcess
+from interface.wiring.leaf_witness import leaf_witness
 from interface.wiring.service import LedgerService
 from interface.wiring.settings import Settings
 from interface.wiring.settler import anchor_config, open_chain, settlement_config
@@ -90,6 +91,7 @@ async def _run_until_idle(service: LedgerService) -> int:
         if anchoring is not None:  # what is due by the event count (docs/proofs.md)
             steps += await AnchorProcess(
                 writer=service.writer, app=service.app, chain=chain, config=anchoring,
+                witness=leaf_witness(service.settings.data_dir),
             ).run_until_idle()
         return steps
     finally:

@@ -26,6 +26,7 @@ from application.settlement.worker import SettlementWorker
 from application.write.event_store import LedgerApplication
 from interface.chain import transactions as tx
 from interface.chain.custody import CustodyKey, load_custody_keypair
+from interface.wiring.leaf_witness import leaf_witness
 from interface.wiring.settings import Settings
 
 EMBEDDED_CHAIN_DIR = "chain"
@@ -117,6 +118,7 @@ def build_settlement_worker(
         hooks=hooks,
         anchoring=anchor_config(settings),
         anchor_hooks=anchor_hooks,
+        witness=leaf_witness(settings.data_dir),
     )
 
 

@@ -434,6 +434,9 @@ class AnchorFindingItem(Response):
     after_position: int | None = Field(
         description="the first difference lies after this position...")
     at_or_before_position: int | None = Field(description="...and at or before this one")
+    first_differing_position: int | None = Field(
+        None, description="exactly where, when the anchored leaves the settler keeps outside "
+                          "the database still have this anchor's root; null otherwise")
 
 
 class AnchorAuditItem(Response):
