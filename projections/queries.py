@@ -87,6 +87,31 @@ class BalanceView:
 
 
 @dataclass(frozen=True)
+class AccountView:
+    """One account as the read models know it: what it is, its balance
+    summary (holds past their expiry no longer count as held) and, for the
+    single-account query, its wallets."""
+
+    account_id: UUID
+    kind: str
+    status: str  # active | frozen
+    created_at: datetime
+    opened_position: int
+    balance: int
+    held: int
+    available: int
+    wallets: list[WalletView] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AccountFilter:
+    """What ``GET /v1/accounts`` lists: None admits every kind or status."""
+
+    kind: str | None = None
+    status: str | None = None
+
+
+@dataclass(frozen=True)
 class HistoryEntry:
     """One change of one account's balance (or of its held amount)."""
 
@@ -153,6 +178,11 @@ class Page(Generic[T]):
     next_cursor: str | None
     position: int = 0
     """The log position whose state the page reflects."""
+
+    @property
+    def has_more(self) -> bool:
+        """Another page follows (``next_cursor`` asks for it)."""
+        return self.next_cursor is not None
 
 
 @dataclass(frozen=True)
@@ -242,6 +272,15 @@ class LedgerQueries(Protocol):
         min_position: int | None = None, consistency: Consistency = Consistency.STRONG,
         point: ReadPoint | None = None,
     ) -> Page[TransactionView]: ...
+
+    def account(self, account_id: UUID, *, point: ReadPoint | None = None) -> Listing[AccountView]:
+        """One account (a one-item listing: the item and its position)."""
+        ...
+
+    def accounts(
+        self, accounts: AccountFilter, *, limit: int = PAGE_SIZE_DEFAULT,
+        cursor: str | None = None, point: ReadPoint | None = None,
+    ) -> Page[AccountView]: ...
 
     def transfer(
         self, transfer_id: UUID, *, min_position: int | None = None,

@@ -80,6 +80,7 @@ CREATE TABLE IF NOT EXISTS {balances} (
   account_id TEXT PRIMARY KEY, kind TEXT NOT NULL, balance BIGINT NOT NULL,
   held BIGINT NOT NULL, frozen INTEGER NOT NULL, opened_position BIGINT NOT NULL,
   opened_at BIGINT NOT NULL, position BIGINT NOT NULL, updated_at BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS balances_by_opened ON {balances} (opened_position);
 CREATE TABLE IF NOT EXISTS {balance_history} (
   position {int_pk}, account_id TEXT NOT NULL, transfer_id TEXT NOT NULL,
   change BIGINT NOT NULL, balance_before BIGINT NOT NULL, balance_after BIGINT NOT NULL,

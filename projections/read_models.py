@@ -28,6 +28,7 @@ from application.eventlog.reader import EventLog, LogEvent
 from domain.errors import AccountNotFound, InvalidRequest, TransferNotFound
 from domain.pricing import PRICES_DEFAULT, SERVICE_TYPES
 from domain.transfer import EXPIRED, PENDING, POSTED, client_status, settlement_when_hold_closes
+from projections.account_reads import account_row, account_rows, accounts_after, accounts_cursor
 from projections.balance_cache import BalanceCache, CachedBalance, CacheRead
 from projections.cursors import decode_cursor, encode_cursor
 from projections.progress import Progress
@@ -35,6 +36,8 @@ from projections.queries import (
     MIN_POSITION_WAIT_S,
     PAGE_SIZE_DEFAULT,
     PAGE_SIZE_MAX,
+    AccountFilter,
+    AccountView,
     BalanceView,
     Consistency,
     EventsPage,
@@ -431,6 +434,33 @@ class ReadModelQueries:
             WalletView(r[0], UUID(hex=r[1]), r[2], from_micros(int(r[3])), _time(r[4]))
             for r in rows
         ], position)
+
+    # Accounts
+
+    def account(self, account_id: UUID, *, point: ReadPoint | None = None
+                ) -> Listing[AccountView]:
+        """One account with its balance summary and wallets, and the position
+        whose state it reflects (a one-item listing)."""
+        self._point(point, Consistency.STRONG, None)
+        now = to_micros(self.clock())
+        with self.store.read() as cur:
+            view = account_row(self.store, cur, account_id, now)
+            position = self._tracked(cur)
+        return Listing([view], position)
+
+    def accounts(
+        self, accounts: AccountFilter, *, limit: int = PAGE_SIZE_DEFAULT,
+        cursor: str | None = None, point: ReadPoint | None = None,
+    ) -> Page[AccountView]:
+        """Accounts in the order they were opened, filtered by kind and status."""
+        limit, after = _check_limit(limit), accounts_after(cursor)
+        self._point(point, Consistency.STRONG, None)
+        now = to_micros(self.clock())
+        with self.store.read() as cur:
+            rows = account_rows(self.store, cur, accounts, after, limit + 1, now)
+            position = self._tracked(cur)
+        items = rows[:limit]
+        return Page(items, accounts_cursor(items, len(rows) > limit), position)
 
     # Holds (for the expiry sweeper)
 

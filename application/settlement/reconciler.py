@@ -34,6 +34,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
@@ -230,7 +231,8 @@ class Reconciler:
             page = self.store.balances_page(after, self.config.accounts_page)
             if not page:
                 return checked_accounts, checked_signatures
-            await self._check_balances([account for account, _ in page], findings)
+            readings = await self._check_balances([account for account, _ in page], findings)
+            self.store.set_chain_balances(findings.run_id, _now_text(), readings)
             marks: list[tuple[UUID, str]] = []
             for account, _ in page:
                 count, mark = await self._check_signatures(account, findings, full)
@@ -244,17 +246,22 @@ class Reconciler:
                 self.progress(checked_accounts)
             after = page[-1][0].hex
 
-    async def _check_balances(self, accounts: list[UUID], findings: _Findings) -> None:
+    async def _check_balances(self, accounts: list[UUID], findings: _Findings
+                              ) -> list[tuple[UUID, int]]:
         """The page is read once; an account that disagrees is read again on
         its own, the chain read bracketed by the store (``balance_reading``),
-        so a settler at work, however busy, makes no finding."""
+        so a settler at work, however busy, makes no finding. Answers what
+        was read on chain for each account (the last reading of it)."""
         settled = self.store.balances(accounts)
         in_flight = self._in_flight_changes()
+        readings: list[tuple[UUID, int]] = []
         for account in accounts:
             expected, actual = settled.get(account, 0), await self._balance(account)
             if _agrees(expected, actual, in_flight.get(account, ())):
+                readings.append((account, actual))
                 continue
             reading = await self._bracketed_reading(account)
+            readings.append((account, reading.actual))
             if reading.agrees:
                 continue
             await findings.add(
@@ -264,6 +271,7 @@ class Reconciler:
                        f"{reading.actual}, the ledger's settled balance is {reading.expected} "
                        "(base units)",
             )
+        return readings
 
     async def _bracketed_reading(self, account: UUID) -> BalanceReading:
         """A decided reading of the account (``balance_reading``). Undecided
@@ -545,6 +553,11 @@ def adjust_for_finding(
     )
     fold.catch_up()
     return outcome
+
+
+def _now_text() -> str:
+    """Now, as RFC 3339 UTC with ``Z`` (how every answer writes a time)."""
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _observe(report: ReconciliationReport) -> None:

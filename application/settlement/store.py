@@ -11,7 +11,8 @@ a compare-and-set on the position (``application.eventlog.tracking``), so
 every event is applied exactly once and a crash resumes where the last page
 ended. Dropping the tables and folding from position 0 rebuilds everything
 (except the reconciliation watermarks, a cache of work already done, which
-then starts over).
+then starts over, and the chain balances the last reconciliation read, which
+the next run reads again).
 
 On SQLite the tables live in their own file beside the event store
 (``settlement.sqlite``), so they never wait for the event store's write
@@ -72,7 +73,7 @@ REJECTED = "rejected"  # refused as a whole; its movements were signed again
 _TABLES = (
     "settlement_tracking", "settlement_movements", "settlement_submissions",
     "settlement_balances", "reconciliation_runs", "reconciliation_findings",
-    "reconciliation_watermarks", "settlement_meta",
+    "reconciliation_watermarks", "reconciliation_balances", "settlement_meta",
 )
 
 _DDL = """
@@ -110,6 +111,9 @@ CREATE INDEX IF NOT EXISTS reconciliation_findings_by_run
   ON {reconciliation_findings} (run_id, position);
 CREATE TABLE IF NOT EXISTS {reconciliation_watermarks} (
   account_id TEXT PRIMARY KEY, signature TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS {reconciliation_balances} (
+  account_id TEXT PRIMARY KEY, chain_balance BIGINT NOT NULL, run_id TEXT NOT NULL,
+  read_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS {settlement_meta} (name TEXT PRIMARY KEY, value BIGINT NOT NULL)
 """
 
@@ -167,6 +171,15 @@ class FindingRow:
     actual: int | None
     detail: str
     adjusted_by: UUID | None
+
+
+@dataclass(frozen=True)
+class ChainBalance:
+    """An account's token balance on chain as a reconciliation read it."""
+
+    balance: int
+    run_id: UUID
+    read_at: str
 
 
 @dataclass(frozen=True)
@@ -332,6 +345,33 @@ class SettlementStore:
                     "INSERT INTO {reconciliation_watermarks} (account_id, signature) VALUES (?, ?) "
                     "ON CONFLICT (account_id) DO UPDATE SET signature = excluded.signature"
                 ), (account_id.hex, signature))
+
+    def set_chain_balances(self, run_id: UUID, read_at: str,
+                           readings: Sequence[tuple[UUID, int]]) -> None:
+        """What a reconciliation read on chain for each account: shown with
+        the account (``GET /v1/accounts/{id}``) until the next run reads it."""
+        if not readings:
+            return
+        with self.transaction() as cursor:
+            for account_id, chain_balance in readings:
+                cursor.execute(self.sql(
+                    "INSERT INTO {reconciliation_balances} (account_id, chain_balance, run_id, "
+                    "read_at) VALUES (?, ?, ?, ?) ON CONFLICT (account_id) DO UPDATE SET "
+                    "chain_balance = excluded.chain_balance, run_id = excluded.run_id, "
+                    "read_at = excluded.read_at"
+                ), (account_id.hex, chain_balance, run_id.hex, read_at))
+
+    def chain_balance(self, account_id: UUID) -> ChainBalance | None:
+        """The account's balance on chain when a reconciliation last read it."""
+        with self.read() as cursor:
+            cursor.execute(self.sql(
+                "SELECT chain_balance, run_id, read_at FROM {reconciliation_balances} "
+                "WHERE account_id = ?"
+            ), (account_id.hex,))
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        return ChainBalance(int(row[0]), UUID(hex=row[1]), str(row[2]))
 
     # Meta values
 

@@ -182,6 +182,17 @@ class AsyncLedgerClient:
                 return
             cursor = page.next_cursor
 
+    async def get_account(self, account_id: Id) -> m.AccountDetails:
+        """One account: kind, status, balance summary, wallets, its token
+        account on chain and the balance the last reconciliation read there."""
+        return await self._run(calls.get_account(account_id))
+
+    def list_accounts(self, *, kind: str | None = None, status: str | None = None,
+                      page_size: int = PAGE_SIZE) -> AsyncIterator[m.AccountSummary]:
+        """Every account (of ``kind``, with ``status`` active or frozen), in
+        the order they were opened, page after page."""
+        return self._pages(lambda cursor: calls.accounts_page(kind, status, page_size, cursor))
+
     async def get_transfer(self, transfer_id: Id) -> m.Transaction:
         return await self._run(calls.get_transfer(transfer_id))
 

@@ -195,6 +195,20 @@ def transactions_page(account_id: UUID | str, page_size: int, cursor: str | None
                   _page_reader(m.Transaction), limit=page_size, cursor=cursor)
 
 
+def get_account(account_id: UUID | str) -> Call[m.AccountDetails]:
+    def read(data: Any) -> m.AccountDetails:
+        wallets = tuple(m.parse(m.Wallet, item) for item in data["wallets"])
+        return m.parse(m.AccountDetails, {**data, "wallets": wallets})
+
+    return _query(f"/v1/accounts/{UUID(str(account_id))}", read)
+
+
+def accounts_page(kind: str | None, status: str | None, page_size: int, cursor: str | None
+                  ) -> Call[Page[m.AccountSummary]]:
+    return _query("/v1/accounts", _page_reader(m.AccountSummary), kind=kind, status=status,
+                  limit=page_size, cursor=cursor)
+
+
 def get_transfer(transfer_id: UUID | str) -> Call[m.Transaction]:
     return _query(f"/v1/transfers/{UUID(str(transfer_id))}", _reader(m.Transaction))
 

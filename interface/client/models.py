@@ -134,6 +134,32 @@ class Wallet:
 
 
 @dataclass(frozen=True)
+class AccountSummary:
+    """An account as ``list_accounts`` yields it: ``status`` is active or frozen."""
+
+    account_id: UUID
+    kind: str
+    status: str
+    created_at: datetime
+    balance: Decimal
+    held: Decimal
+    available: Decimal
+
+
+@dataclass(frozen=True)
+class AccountDetails(AccountSummary):
+    """One account (``get_account``): its wallets, its token account on
+    chain and that account's balance when the last reconciliation read it
+    (None before one has)."""
+
+    wallets: tuple[Wallet, ...]
+    token_account: str
+    chain_balance: Decimal | None
+    chain_balance_read_at: datetime | None
+    position: int
+
+
+@dataclass(frozen=True)
 class HistoryEntry:
     transfer_id: UUID
     change: Decimal

@@ -25,6 +25,7 @@ from application.settlement import metrics as settlement_metrics
 from application.settlement.anchor_audit import AnchorAudit
 from application.settlement.fold import SettlementFold
 from application.settlement.reconciler import ReconciliationReport, adjust_for_finding
+from application.settlement.store import ChainBalance
 from application.settlement.worker import SettlementWorker
 from application.write.aggregate_cache import AggregateCache
 from application.write.processor import CommandProcessor
@@ -37,8 +38,10 @@ from interface.wiring.settings import Settings
 from interface.wiring.settler import (
     anchor_signer,
     build_settlement_worker,
+    custody_address,
     mint_address,
     settlement_fold,
+    token_account_address,
 )
 from interface.wiring.store_health import StoreHealth, reconnect_pools_every_second
 from projections.proofs import LogProofs
@@ -75,6 +78,8 @@ class LedgerService:
         """Read by /metrics when scraped, whether this process settles or not."""
         self.mint_address: str | None = mint_address(settings)
         """The DEAL mint on chain (derived from the custody key, no I/O)."""
+        self.custody_address = custody_address(settings)
+        """Token account addresses derive from it (``on_chain``)."""
         self.proofs = LogProofs(self.app.event_log, EventDecoder(self.app.mapper),
                                 anchor_signer(settings))
         """Inclusion and consistency proofs up to anchored roots (docs/proofs.md)."""
@@ -240,6 +245,12 @@ class LedgerService:
 
     def latest_reconciliation(self) -> ReconciliationReport | None:
         return self.settlement.latest_reconciliation()
+
+    def on_chain(self, account_id: UUID) -> tuple[str, ChainBalance | None]:
+        """The account's token account address and its balance on chain when
+        the last reconciliation read it (None before one has)."""
+        return (token_account_address(self.custody_address, account_id),
+                self.settlement_fold.store.chain_balance(account_id))
 
     def adjust_for_finding(
         self, finding_id: UUID, authority: Authority, reason: str = ""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from solders.pubkey import Pubkey
 
@@ -53,6 +54,17 @@ def mint_address(settings: Settings) -> str:
     """The DEAL mint's address: DEALS_SOLANA_MINT, else derived from the
     custody key (no I/O)."""
     return settings.solana_mint or str(tx.mint_address(custody_key(settings).pubkey))
+
+
+def custody_address(settings: Settings) -> Pubkey:
+    """The custody authority's public key (the key file is read once, here)."""
+    return custody_key(settings).pubkey
+
+
+def token_account_address(custody: Pubkey, account_id: UUID) -> str:
+    """The account's DEAL token account on chain (derived from the custody
+    authority and the account id, no I/O)."""
+    return str(tx.token_account_address(custody, account_id))
 
 
 def configured_mint(settings: Settings) -> Pubkey | None:

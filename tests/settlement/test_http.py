@@ -84,3 +84,22 @@ def test_reconciliations_over_http(api: ThreadServer) -> None:
                  "finding_not_found")
     assert_error(admin.post("/v1/reconciliations", json={"full": "yes"}), 400, "bad_request")
     assert_error(admin.post("/v1/reconciliations", json={"fast": True}), 422, "invalid_request")
+
+
+def test_an_account_shows_its_token_account_and_the_last_reconciled_chain_balance(
+    api: ThreadServer,
+) -> None:
+    admin = api.client()
+    alice = funded_account(admin, "4")
+    before = admin.get(f"/v1/accounts/{alice}").json()
+    chain = api.service.settlement.chain
+    assert chain is not None
+    assert before["token_account"] == chain.token_account_address(UUID(alice))
+    assert (before["chain_balance"], before["chain_balance_read_at"]) == (None, None)
+    minted = admin.get(f"/v1/accounts/{alice}/transactions").json()["items"][0]["transfer_id"]
+    wait_until(lambda: settled(api, minted), 30, "the mint settled")
+
+    assert admin.post("/v1/reconciliations").status_code == 201
+
+    after = admin.get(f"/v1/accounts/{alice}").json()
+    assert after["chain_balance"] == "4" and after["chain_balance_read_at"].endswith("Z")

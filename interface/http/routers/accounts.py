@@ -1,8 +1,9 @@
-"""Accounts: open, freeze, unfreeze; balance, history and transactions."""
+"""Accounts: open, freeze, unfreeze; one account, every account; balance,
+history and transactions."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Response
@@ -24,19 +25,25 @@ from interface.http.json_body import JsonRoute
 from interface.http.routers import REPLAYED, REPLAYED_STATE, keyed, refusals, replay_aware
 from interface.http.schemas.requests import OpenAccountRequest
 from interface.http.schemas.responses import (
+    AccountDetailResponse,
     AccountResponse,
+    AccountsPage,
     AccountStatusResponse,
     BalanceResponse,
     HistoryPage,
     TransactionPage,
 )
 from interface.http.schemas.types import PointInTime, parse_point_in_time
-from projections.queries import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
+from projections.queries import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, AccountFilter
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"], route_class=JsonRoute)
 
 Limit = Annotated[int, Query(ge=1, le=PAGE_SIZE_MAX)]
 Cursor = Annotated[str | None, Query(max_length=200, description="next_cursor of the last page")]
+KindFilter = Annotated[Literal["user", "treasury", "rewards", "issuance"] | None,
+                       Query(description="only accounts of this kind")]
+StatusFilter = Annotated[Literal["active", "frozen"] | None,
+                         Query(description="only active or only frozen accounts")]
 
 
 @router.post("", status_code=201, response_model=AccountResponse, dependencies=[CAN_WRITE],
@@ -64,6 +71,28 @@ async def unfreeze_account(account_id: UUID, ledger: Ledger, caller: Caller,
     command = keyed(c.UnfreezeAccount(account_id), key, what="an unfreeze")
     outcome = replay_aware(response, await ledger.execute(command, caller), created=False)
     return AccountStatusResponse.of(outcome)
+
+
+@router.get("", response_model=AccountsPage, dependencies=[CAN_READ])
+async def list_accounts(queries: Queries, read: Read, kind: KindFilter = None,
+                        status: StatusFilter = None, limit: Limit = PAGE_SIZE_DEFAULT,
+                        cursor: Cursor = None):
+    """Every account in the order they were opened, a page at a time."""
+    point = await planned(queries, read)
+    page = await in_thread(queries.accounts, AccountFilter(kind, status), limit=limit,
+                           cursor=cursor, point=point)
+    return AccountsPage.of(page)
+
+
+@router.get("/{account_id}", response_model=AccountDetailResponse, dependencies=[CAN_READ],
+            responses=refusals(404))
+async def get_account(account_id: UUID, queries: Queries, ledger: Ledger, read: Read):
+    """One account: kind, status, balance summary, wallets, and its token
+    account on chain with the balance the last reconciliation read there."""
+    point = await planned(queries, read)
+    listing = await in_thread(queries.account, account_id, point=point)
+    token_account, chain = await in_thread(ledger.on_chain, account_id)
+    return AccountDetailResponse.of(listing, token_account, chain)
 
 
 @router.get("/{account_id}/balance", response_model=BalanceResponse, dependencies=[CAN_READ],

@@ -14,8 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from application import outcomes as o
 from application.settlement.anchor_audit import AnchorAudit
+from application.settlement.store import ChainBalance
+from domain.account import ACCOUNT_KINDS
 from domain.amounts import format_amount
 from domain.movements import MOVEMENT_KINDS
+from domain.rfc3339 import parse_time
 from domain.transfer import CLIENT_STATUSES
 from interface.http.errors import STATUS_BY_CODE
 from interface.http.schemas.types import AmountText, SignedAmountText
@@ -361,11 +364,68 @@ class WalletsResponse(Response):
 
     @classmethod
     def of(cls, account_id: UUID, listing: q.Listing[q.WalletView]) -> WalletsResponse:
-        return cls(account_id=account_id, position=listing.position, wallets=[
-            WalletResponse(address=view.address, account_id=view.account_id, status=view.status,
-                           connected_at=view.connected_at, disconnected_at=view.disconnected_at)
-            for view in listing.items
-        ])
+        return cls(account_id=account_id, position=listing.position,
+                   wallets=[_wallet(view) for view in listing.items])
+
+
+def _wallet(view: q.WalletView) -> WalletResponse:
+    return WalletResponse(address=view.address, account_id=view.account_id, status=view.status,
+                          connected_at=view.connected_at, disconnected_at=view.disconnected_at)
+
+
+class AccountItem(Response):
+    account_id: UUID
+    kind: str = Field(description=f"one of: {', '.join(ACCOUNT_KINDS)}")
+    status: str = Field(description="active or frozen (a frozen account neither sends nor "
+                                    "receives)")
+    created_at: datetime
+    balance: SignedAmountText
+    held: AmountText
+    available: SignedAmountText
+
+    @classmethod
+    def fields_of(cls, view: q.AccountView) -> dict[str, Any]:
+        return {
+            "account_id": view.account_id, "kind": view.kind, "status": view.status,
+            "created_at": view.created_at, "balance": format_amount(view.balance),
+            "held": format_amount(view.held), "available": format_amount(view.available),
+        }
+
+
+class AccountDetailResponse(AccountItem):
+    wallets: list[WalletResponse]
+    token_account: str = Field(description="the account's DEAL token account on Solana")
+    chain_balance: SignedAmountText | None = Field(
+        description="the token account's balance when the last reconciliation read it; null "
+                    "before one has")
+    chain_balance_read_at: datetime | None = Field(
+        description="when that reconciliation read it")
+    position: int = Field(description="the log position whose state this answer reflects")
+
+    @classmethod
+    def of(cls, listing: q.Listing[q.AccountView], token_account: str,
+           chain: ChainBalance | None) -> AccountDetailResponse:
+        view = listing.items[0]
+        return cls(
+            **AccountItem.fields_of(view), wallets=[_wallet(w) for w in view.wallets],
+            token_account=token_account,
+            chain_balance=None if chain is None else format_amount(chain.balance),
+            chain_balance_read_at=None if chain is None else parse_time(chain.read_at),
+            position=listing.position,
+        )
+
+
+class AccountsPage(Response):
+    items: list[AccountItem]
+    next_cursor: str | None
+    has_more: bool = Field(description="another page follows (next_cursor asks for it)")
+    position: int = Field(description="the log position whose state this answer reflects")
+
+    @classmethod
+    def of(cls, page: q.Page[q.AccountView]) -> AccountsPage:
+        return cls(items=[AccountItem(**AccountItem.fields_of(view)) for view in page.items],
+                   next_cursor=page.next_cursor, has_more=page.has_more,
+                   position=page.position)
 
 
 class PriceRuleItem(Response):

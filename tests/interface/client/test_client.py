@@ -101,6 +101,20 @@ def test_a_wallet_is_connected_and_disconnected(client):
         client.connect_wallet(account, "not-base58-0OIl")
 
 
+def test_an_account_and_the_list_of_accounts(client):
+    account = funded(client, "7")
+    address = _fresh_address()
+    client.connect_wallet(account, address)
+    details = client.get_account(account)
+    assert (details.kind, details.status, details.balance) == ("user", "active", Decimal("7"))
+    assert [w.address for w in details.wallets] == [address]
+    assert details.token_account and details.chain_balance is None
+    listed = [a.account_id for a in client.list_accounts(kind="user", page_size=2)]
+    assert details.account_id in listed and len(listed) == len(set(listed))
+    treasury = list(client.list_accounts(kind="treasury"))
+    assert [a.account_id for a in treasury] == [client.system().treasury]
+
+
 def test_refusals_are_typed_and_nothing_moves(client, served):
     source, destination = funded(client, "1"), str(client.open_account().account_id)
     with pytest.raises(InsufficientBalanceError) as refused:
@@ -150,6 +164,8 @@ def test_the_async_client_does_the_same(served):
             await client.distribute_reward(account, Decimal("1"), "streak")
             balance = await client.get_balance(account)
             assert balance.balance == Decimal("21") - fee.fee
+            assert (await client.get_account(account)).balance == balance.balance
+            assert [a async for a in client.list_accounts(kind="rewards")]
             return [entry.change async for entry in client.history(account, page_size=1)]
 
     assert anyio.run(scenario)[0] == Decimal("20")
