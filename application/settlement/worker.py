@@ -371,9 +371,10 @@ class SettlementWorker:
 
     async def _step_loop(self, process: SettlementProcess, anchorer: AnchorProcess | None) -> None:
         """Step, anchor, reconcile when due; then wait: after a failed step the
-        backoff (0.1 s doubling up to ERROR_BACKOFF_S_MAX, which only a stop
-        cuts short), else nothing after progress, else until a command wakes it.
-        Failures are logged once the wait is known, so "next in" is the wait."""
+        backoff (0.1 s doubling up to ERROR_BACKOFF_S_MAX), else nothing after
+        progress, else the idle interval; a new command cuts either wait short
+        (the chain answered a moment ago: this is no outage). Failures are
+        logged once the wait is known, so the log says what it will be."""
         assert self._turn is not None
         due = self._next_reconciliation()
         backoff_s = 0.0
@@ -402,11 +403,9 @@ class SettlementWorker:
                           failures: list[tuple[str, Exception]]) -> None:
         wait_s = backoff_s or (0.0 if progressed else self.idle_interval_s)
         for what, error in failures:
-            _log_failure(what, error, wait_s)
-        if backoff_s:
-            await asyncio.sleep(backoff_s)
-        elif not progressed:
-            await self._idle(self.idle_interval_s)
+            _log_failure(what, error, wait_s, or_sooner=wait_s > 0)
+        if wait_s:
+            await self._idle(wait_s)
 
     async def _anchor_step(self, anchorer: AnchorProcess,
                            failures: list[tuple[str, Exception]]) -> bool:
@@ -466,9 +465,12 @@ _EXPECTED = (ChainError, LedgerError, SettlementError, PersistenceError, OSError
 anything else is a bug, logged with its traceback (and retried all the same)."""
 
 
-def _log_failure(what: str, error: Exception, retry_in_s: float | None) -> None:
-    """``retry_in_s``: the real wait before the next attempt (None: none follows)."""
+def _log_failure(what: str, error: Exception, retry_in_s: float | None,
+                 or_sooner: bool = False) -> None:
+    """``retry_in_s``: the wait before the next attempt (None: none follows);
+    ``or_sooner``: a new command cuts it short."""
     then = "" if retry_in_s is None else f"; next attempt in {retry_in_s:.1f}s"
+    then += " or at the next command" if or_sooner else ""
     if isinstance(error, _EXPECTED):
         logger.warning("%s (%s)%s", what, _describe(error), then)
     else:
