@@ -15,7 +15,7 @@ algorithms (sections 2.1.3.2 and 2.1.4.2), which never build a tree.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 HASH_BYTES = 32
 LEAF_PREFIX = b"\x00"
@@ -132,6 +132,62 @@ class MerkleTree:
     def _check_size(self, size: int) -> None:
         if not 0 <= size <= self.size:
             raise MerkleProofError(f"the tree has {self.size} leaves, not {size}")
+
+
+class ChunkedMerkleTree(MerkleTree):
+    """The same tree, answering the same proofs, in bounded memory: it keeps
+    the roots of whole chunks of ``2**chunk_bits`` leaves (a ``MerkleTree``
+    over them) and the leaves of the chunk being filled, and asks
+    ``load_chunk(c)`` for the leaf hashes of chunk ``c`` whenever a node
+    inside a finished chunk is needed (a proof needs at most two chunks:
+    the leaf's and the tree size's last). Why: a long-running API process
+    must not keep a hash per event (about 72 bytes each with the positions);
+    this keeps about 72 / 2**chunk_bits bytes per event, plus what the
+    caller caches of loaded chunks. ``load_chunk`` is the caller's (the log);
+    this class does no I/O itself."""
+
+    def __init__(self, chunk_bits: int, load_chunk: Callable[[int], Sequence[bytes]]) -> None:
+        super().__init__()
+        self.chunk_bits = chunk_bits
+        self._load_chunk = load_chunk
+        self._chunk_roots = MerkleTree()
+        self._filling = bytearray()
+
+    @property
+    def size(self) -> int:
+        return (self._chunk_roots.size << self.chunk_bits) + len(self._filling) // HASH_BYTES
+
+    def append(self, leaf: bytes) -> None:
+        if len(leaf) != HASH_BYTES:
+            raise ValueError("a leaf hash is 32 bytes")
+        self._filling += leaf
+        if len(self._filling) == HASH_BYTES << self.chunk_bits:
+            self._chunk_roots.append(_perfect_root(self._filling, 0, self.chunk_bits))
+            self._filling = bytearray()
+
+    def chunk_root(self, chunk: int) -> bytes:
+        """A finished chunk's root, as kept (to check what ``load_chunk`` gave)."""
+        return self._chunk_roots.leaf(chunk)
+
+    def _perfect(self, level: int, index: int) -> bytes:
+        if level >= self.chunk_bits:
+            return self._chunk_roots._perfect(level - self.chunk_bits, index)
+        shift = self.chunk_bits - level
+        chunk, first = index >> shift, (index & ((1 << shift) - 1)) << level
+        if chunk == self._chunk_roots.size:
+            leaves = bytes(self._filling)
+        else:
+            leaves = b"".join(self._load_chunk(chunk))
+        return _perfect_root(leaves, first, level)
+
+
+def _perfect_root(leaves: bytes | bytearray, first: int, level: int) -> bytes:
+    """The root of the perfect subtree of ``2**level`` leaf hashes from leaf ``first``."""
+    nodes = [bytes(leaves[(first + i) * HASH_BYTES:(first + i + 1) * HASH_BYTES])
+             for i in range(1 << level)]
+    while len(nodes) > 1:
+        nodes = [node_hash(nodes[i], nodes[i + 1]) for i in range(0, len(nodes), 2)]
+    return nodes[0]
 
 
 class MerkleFrontier:

@@ -7,24 +7,30 @@ alone, anyone can confirm the event is in the log as anchored. A
 consistency proof links two anchored roots: the later log extends the
 earlier one, nothing of it rewritten.
 
-The tree is kept in memory and caught up from the stored log on each
-question (the first one reads the whole log); anchors are read from the
-same events, so what is proved is what is stored.
+The tree is caught up from the stored log on each question (the first one
+reads the whole log) and kept in bounded memory (``ChunkedLogTree``: two
+hashes per 256 events, a few chunks of leaves read back from the log);
+anchors are read from the same events, so what is proved is what is stored.
+A chunk read back that no longer hashes as it did is refused as
+``store_damaged`` (503), never proved.
 """
 
 from __future__ import annotations
 
 import base64
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 from uuid import UUID
 
 from application.eventlog.decoder import EventDecoder
-from application.eventlog.merkle_log import LogTree, canonical_bytes
+from application.eventlog.merkle_log import CHUNK_BITS, ChunkedLogTree, LogChanged, canonical_bytes
 from application.eventlog.reader import EventLog, LogEvent
 from domain.anchor import Anchor
 from domain.errors import LedgerError, TransferNotFound
+from domain.merkle import leaf_hash
 
 PROOF_FORMAT = "deals-ledger-proof/v1"
 CONSISTENCY_FORMAT = "deals-ledger-consistency/v1"
@@ -36,6 +42,18 @@ class NotAnchored(LedgerError):
     """The event (or anchor) asked for is not covered by a confirmed anchor yet."""
 
     code = "not_anchored"
+
+
+class LogChangedUnderProof(LedgerError):
+    """The stored log no longer hashes as it did when this process read it
+    (rows changed behind the service's back): 503, as a damaged store is,
+    and never a proof of what the log no longer holds."""
+
+    code = "store_damaged"
+
+    def __init__(self, message: str, position: int) -> None:
+        super().__init__(message)
+        self.position = position
 
 
 class EventNotFound(LedgerError):
@@ -58,11 +76,12 @@ class AnchorView:
 
 
 class LogProofs:
-    def __init__(self, log: EventLog, decoder: EventDecoder, anchor_signer: str | None) -> None:
+    def __init__(self, log: EventLog, decoder: EventDecoder, anchor_signer: str | None,
+                 *, chunk_bits: int = CHUNK_BITS) -> None:
         self._log = log
         self._decoder = decoder
         self._anchor_signer = anchor_signer
-        self._tree = LogTree(log)
+        self._tree = ChunkedLogTree(log, chunk_bits=chunk_bits)
         self._anchors: dict[str, AnchorView] = {}  # by aggregate id (hex)
         self._anchor_events_seen = 0
         self._lock = threading.Lock()
@@ -77,13 +96,15 @@ class LogProofs:
             return asdict(confirmed[-1]) if confirmed else None
 
     def event_proof(self, position: int) -> dict[str, Any]:
-        with self._lock:
+        with self._lock, _changed_as_damaged():
             self._catch_up()
             index = self._tree.index_of(position)
             if index is None:
                 raise EventNotFound(f"no stored event has position {position}")
             anchor = self._covering(position)
             event = self._event_at(position)
+            if leaf_hash(canonical_bytes(event)) != self._tree.tree.leaf(index):
+                raise LogChanged(position)
             path = self._tree.tree.inclusion_proof(index, anchor.tree_size)
             return {
                 "format": PROOF_FORMAT,
@@ -104,7 +125,7 @@ class LogProofs:
 
     def consistency(self, first: int, second: int) -> dict[str, Any]:
         """Anchors ``first`` and ``second`` (sequence numbers, first <= second)."""
-        with self._lock:
+        with self._lock, _changed_as_damaged():
             self._catch_up()
             by_sequence = {anchor.sequence: anchor for anchor in self._confirmed()}
             for sequence in (first, second):
@@ -157,6 +178,14 @@ class LogProofs:
     def _event_at(self, position: int) -> LogEvent:
         (event,) = self._log.read(position - 1, 1, position)
         return event
+
+
+@contextmanager
+def _changed_as_damaged() -> Iterator[None]:
+    try:
+        yield
+    except LogChanged as changed:
+        raise LogChangedUnderProof(str(changed), changed.position) from None
 
 
 def _event_view(event: LogEvent, index: int) -> dict[str, Any]:

@@ -21,10 +21,11 @@ import hashlib
 import re
 import struct
 from array import array
+from collections import OrderedDict
 from collections.abc import Callable
 
 from application.eventlog.reader import EventLog, LogEvent
-from domain.merkle import MerkleFrontier, MerkleTree, leaf_hash
+from domain.merkle import ChunkedMerkleTree, MerkleFrontier, MerkleTree, leaf_hash, root_of
 
 _HEADER = struct.Struct(">q16sqI")
 _ID_HEX = re.compile("[0-9a-f]{32}")
@@ -32,6 +33,13 @@ _ID_HEX = re.compile("[0-9a-f]{32}")
 ANCHOR_TOPIC_PREFIX = "domain.anchor:"
 ANCHOR_RECORDED_TOPIC = "domain.anchor:Anchor.Recorded"
 PAGE_EVENTS = 5000
+CHUNK_BITS = 8
+"""``ChunkedLogTree`` keeps two hashes and a position per 256 events (about
+0.3 bytes an event); a proof reads at most two chunks of 256 events back
+from the log (``benchmarks/proof_memory.py``: chunks of 1,024 keep 4x less
+and make a proof 7x slower)."""
+CACHED_CHUNKS = 16
+"""Chunks of leaves a ``ChunkedLogTree`` keeps (about 20 KB each)."""
 
 
 def canonical_bytes(event: LogEvent) -> bytes:
@@ -161,3 +169,77 @@ class LogTree(_LogLeaves):
     def size_at(self, position: int) -> int:
         """How many leaves are at or before ``position``."""
         return bisect.bisect_right(self.positions, position)
+
+
+class LogChanged(Exception):
+    """The stored log no longer hashes to what the tree read earlier: rows
+    were changed behind the service's back (the audit names where)."""
+
+    def __init__(self, first_position: int) -> None:
+        super().__init__(f"the stored events from position {first_position} no longer hash "
+                         "to what this process read before: run the audit (deals-ledger replay)")
+        self.position = first_position
+
+
+class ChunkedLogTree(_LogLeaves):
+    """The log's tree for proofs in bounded memory (``ChunkedMerkleTree``):
+    the position of each chunk's first leaf and a few chunks read back from
+    the log, checked against the chunk roots kept, instead of every leaf and
+    position. Memory: about 72 bytes per chunk of ``2**chunk_bits`` events,
+    plus the chunks cached (``CACHED_CHUNKS``)."""
+
+    def __init__(self, log: EventLog, *, chunk_bits: int = CHUNK_BITS,
+                 cached_chunks: int = CACHED_CHUNKS) -> None:
+        super().__init__(log)
+        self.tree = ChunkedMerkleTree(chunk_bits, self._chunk_leaves)
+        self._chunk_size = 1 << chunk_bits
+        self._chunk_starts = array("q")
+        self._filling_positions = array("q")
+        self._cache: OrderedDict[int, tuple[array[int], list[bytes]]] = OrderedDict()
+        self._cached_max = cached_chunks
+
+    @property
+    def size(self) -> int:
+        return self.tree.size
+
+    def _add_leaf(self, leaf: bytes, position: int) -> None:
+        if self.tree.size % self._chunk_size == 0:
+            self._chunk_starts.append(position)
+            self._filling_positions = array("q")
+        self._filling_positions.append(position)
+        self.tree.append(leaf)
+
+    def index_of(self, position: int) -> int | None:
+        """The leaf holding ``position``; None when no event has it."""
+        chunk = bisect.bisect_right(self._chunk_starts, position) - 1
+        if chunk < 0:
+            return None
+        positions = self._positions_of(chunk)
+        index = bisect.bisect_left(positions, position)
+        if index < len(positions) and positions[index] == position:
+            return chunk * self._chunk_size + index
+        return None
+
+    def _positions_of(self, chunk: int) -> array[int]:
+        filling = chunk == len(self._chunk_starts) - 1 and self.tree.size % self._chunk_size
+        return self._filling_positions if filling else self._loaded(chunk)[0]
+
+    def _chunk_leaves(self, chunk: int) -> list[bytes]:
+        return self._loaded(chunk)[1]
+
+    def _loaded(self, chunk: int) -> tuple[array[int], list[bytes]]:
+        cached = self._cache.get(chunk)
+        if cached is not None:
+            self._cache.move_to_end(chunk)
+            return cached
+        start = self._chunk_starts[chunk]
+        events = self._log.read(start - 1, self._chunk_size)
+        leaves = [leaf_hash(canonical_bytes(event)) for event in events]
+        if (len(leaves) != self._chunk_size or events[0].position != start
+                or root_of(leaves) != self.tree.chunk_root(chunk)):
+            raise LogChanged(start)
+        loaded = (array("q", (event.position for event in events)), leaves)
+        self._cache[chunk] = loaded
+        if len(self._cache) > self._cached_max:
+            self._cache.popitem(last=False)
+        return loaded

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from domain.merkle import (
     EMPTY_ROOT,
+    ChunkedMerkleTree,
     MerkleFrontier,
     MerkleProofError,
     MerkleTree,
@@ -229,3 +230,31 @@ def test_proofs_outside_the_tree_are_refused():
         tree.consistency_proof(5, 4)
     assert not verify_inclusion(tree.leaf(0), 1, 1, [], tree.root(1))
     assert not verify_consistency(0, 3, tree.root(1), tree.root(3), [])
+
+
+@settings(max_examples=60, deadline=None)
+@given(LOGS, st.integers(0, 3), st.data())
+def test_a_chunked_tree_answers_as_the_whole_tree(data, chunk_bits, draw):
+    """Kept in chunks (their leaves given back on demand, as the log gives
+    them), the tree has the same roots and proofs as the whole one."""
+    leaves = [leaf_hash(item) for item in data]
+    chunk = 1 << chunk_bits
+    asked: list[int] = []
+
+    def load(index: int) -> list[bytes]:
+        asked.append(index)
+        return leaves[index * chunk:(index + 1) * chunk]
+
+    whole, chunked = MerkleTree(leaves), ChunkedMerkleTree(chunk_bits, load)
+    for leaf in leaves:
+        chunked.append(leaf)
+    n = len(leaves)
+    assert chunked.size == n
+    for size in range(n + 1):
+        assert chunked.root(size) == whole.root(size)
+    index = draw.draw(st.integers(0, n - 1))
+    size = draw.draw(st.integers(index + 1, n))
+    assert chunked.inclusion_proof(index, size) == whole.inclusion_proof(index, size)
+    old = draw.draw(st.integers(0, size))
+    assert chunked.consistency_proof(old, size) == whole.consistency_proof(old, size)
+    assert all(0 <= asked_chunk < n // chunk for asked_chunk in asked)  # finished chunks only

@@ -52,8 +52,10 @@ async def anchored(rig: SettlementRig, transfers: int = 3) -> list:
 
 
 def proofs_of(rig: SettlementRig) -> LogProofs:
+    """Chunks of 4 events, so proofs read finished chunks back from the log
+    as a long log's do (the service's chunks hold 1,024)."""
     return LogProofs(rig.ledger.app.event_log, EventDecoder(rig.ledger.app.mapper),
-                     rig.chain.anchor_signer)
+                     rig.chain.anchor_signer, chunk_bits=2)
 
 
 async def verify(rig: SettlementRig, document: dict, tmp_path: Path, *extra: str) -> int:
@@ -187,3 +189,27 @@ async def test_every_event_of_a_generated_log_proves_and_any_byte_change_fails(
             index = at % len(nodes)
             nodes[index] = flip_hex(nodes[index], at // 7)
             assert check(bad_path, landed.get, None), position
+
+
+async def test_an_event_changed_behind_the_service_is_refused_not_proved(
+    proof_rig: SettlementRig, store: StoreConfig,
+) -> None:
+    """The tree keeps chunk roots and reads leaves back from the log: an
+    event edited since it was read is a damaged store (503), never a proof
+    of what the log no longer holds."""
+    from projections.proofs import LogChangedUnderProof
+    from tests.support.raw_events import RawEvents
+
+    ids = await anchored(proof_rig, 9)
+    proofs = proofs_of(proof_rig)
+    early = proofs.transfer_proof(ids[0])["event"]["position"]
+    late = proofs.transfer_proof(ids[-1])["event"]["position"]
+    raw = RawEvents(proof_rig.ledger, store)
+    for position in (early, late):
+        state = raw.state_at(position, proof_rig.ledger)
+        raw.execute("UPDATE {t} SET state = %s WHERE {id} = %s",
+                    (state.replace(b'"reason":""', b'"reason":"x"'), position))
+    for transfer_id, position in ((ids[0], early), (ids[-1], late)):
+        with pytest.raises(LogChangedUnderProof) as refused:
+            proofs.transfer_proof(transfer_id)
+        assert refused.value.position == position
