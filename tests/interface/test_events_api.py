@@ -122,3 +122,69 @@ def test_a_poll_with_nothing_new_answers_empty_at_the_head(api, admin, wait_s):
     head = _events(admin)["position"]
     page = _events(admin, after=head, wait_s=wait_s)
     assert page["items"] == [] and page["next_after"] >= head and not page["has_more"]
+
+
+def _sse(client: httpx.Client, count: int, **kwargs) -> list[dict]:
+    """The first ``count`` SSE events of a stream (comments skipped), then
+    the connection is closed."""
+    found: list[dict] = []
+    with client.stream("GET", "/v1/events/stream", **kwargs) as answer:
+        assert answer.status_code == 200, answer.read()
+        assert answer.headers["content-type"].startswith("text/event-stream")
+        fields: dict = {}
+        for line in answer.iter_lines():
+            if line == "":
+                if "data" in fields:
+                    found.append(fields)
+                    if len(found) == count:
+                        return found
+                fields = {}
+            elif not line.startswith(":"):
+                name, _, value = line.partition(":")
+                fields[name] = value.removeprefix(" ")
+    return found
+
+
+def test_a_stream_resumes_after_its_last_event_id(api, admin):
+    import json
+
+    start = _events(admin)["position"]
+    accounts = [funded_account(admin, "1") for _ in range(4)]
+    with api.client(READER) as reader:
+        first = _sse(reader, 2, params={"after": start, "types": "transfer.recorded"})
+        rest = _sse(reader, 2, params={"types": "transfer.recorded"},
+                    headers={"Last-Event-ID": first[-1]["id"]})
+    streamed = [json.loads(event["data"]) for event in first + rest]
+    assert [e["data"]["to"] for e in streamed] == accounts
+    assert [event["id"] for event in first + rest] == [e["id"] for e in streamed]
+    assert [event["event"] for event in first + rest] == ["transfer.recorded"] * 4
+    assert streamed == _all_after(admin, start, types="transfer.recorded")
+
+
+def test_a_stream_delivers_what_is_committed_while_it_is_open(api, admin):
+    head = _events(admin)["position"]
+    received: list[dict] = []
+
+    def listen() -> None:
+        with api.client(READER) as reader:
+            received.extend(_sse(reader, 1, params={"after": head, "types": "reward.paid"}))
+
+    listener = threading.Thread(target=listen)
+    listener.start()
+    reward_id = new_id()
+    assert admin.post("/v1/rewards", json={"reward_id": reward_id, "account_id": open_account(admin),
+                                           "reward_type": "referral", "amount": "1"}
+                      ).status_code == 201
+    listener.join(60)
+    assert not listener.is_alive() and reward_id in received[0]["data"]
+
+
+def test_a_stream_refuses_a_bad_start_before_streaming(api, admin):
+    head = _events(admin)["position"]
+    assert_error(admin.get("/v1/events/stream", headers={"Last-Event-ID": "nope"}), 422,
+                 "invalid_request")
+    assert_error(admin.get("/v1/events/stream", params={"after": head + 1000}), 422,
+                 "position_past_head")
+    assert_error(admin.get("/v1/events/stream", params={"types": "nope"}), 422, "invalid_request")
+    with api.client(WRITER) as writer:
+        assert_error(writer.get("/v1/events/stream"), 403, "forbidden")

@@ -1,17 +1,24 @@
-"""Business events for subscribers: a page after a position, with a long poll.
+"""Business events for subscribers: a page after a position, with a long
+poll, and the same stream as Server-Sent Events.
 
 The stream is read from the log (``projections.event_stream``); a long poll
 that finds nothing new awaits the read side's progress past the log's head
 (``Progress.reached``, an asyncio future: no thread is held while it waits),
-then reads again, until ``wait_s`` (at most ``WAIT_S_MAX``) has passed.
+then reads again, until ``wait_s`` (at most ``WAIT_S_MAX``) has passed. The
+SSE stream is that long poll in a loop; each event's SSE ``id`` is its
+business id, which a reconnecting client sends back as ``Last-Event-ID``.
+A stream ends after ``STREAM_S_MAX`` (the client reconnects where it left
+off), so no connection lives forever or holds up a shutdown for long.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from domain.errors import InvalidRequest
 from interface.http.deps import CAN_READ, in_thread
@@ -19,13 +26,19 @@ from interface.http.json_body import JsonRoute
 from interface.http.schemas.events import EventsPage
 from interface.http.schemas.types import POSITION_MAX
 from interface.wiring.service import LedgerService
-from projections.business_events import EVENT_TYPES
+from projections.business_events import EVENT_TYPES, event_id
 from projections.event_stream import EventStream, StreamPage
 from projections.progress import Progress
 from projections.queries import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, PositionPastHead
 
 WAIT_S_MAX = 30.0
 """The longest a long poll waits for a new event (``wait_s``)."""
+STREAM_S_MAX = 300.0
+"""An SSE stream ends after this long; the client resumes with Last-Event-ID."""
+STREAM_POLL_S = 5.0
+"""An SSE stream's wait per poll (then it checks the client is still there)."""
+RECONNECT_MS = 1000
+"""The ``retry:`` an SSE client waits before it reconnects."""
 
 router = APIRouter(prefix="/v1/events", tags=["events"], route_class=JsonRoute)
 
@@ -98,3 +111,69 @@ async def list_events(
     stream, progress = stream_of(request)
     page = await poll(stream, progress, after, limit, parse_types(types), wait_s)
     return EventsPage.of(page)
+
+
+def resume_after(
+    after: After = 0,
+    last_event_id: Annotated[str | None, Header(max_length=40, description=(
+        "the id of the last event received (evt_<position>); resumes after it, "
+        "overriding `after`"))] = None,
+) -> int:
+    """Where a stream starts: after the event a reconnecting client saw last."""
+    if last_event_id is None:
+        return after
+    text = last_event_id.strip().removeprefix("evt_")
+    if not text.isdigit() or int(text) > POSITION_MAX or last_event_id.strip() != event_id(int(text)):
+        raise InvalidRequest("Last-Event-ID: not an event id (evt_<position>)")
+    return int(text)
+
+
+async def sse_events(request: Request, after: int, types: frozenset[str] | None
+                     ) -> AsyncIterator[ServerSentEvent]:
+    """Pages after ``after`` as SSE events until the client leaves or the
+    stream's time is up."""
+    stream, progress = stream_of(request)
+    deadline = time.monotonic() + STREAM_S_MAX
+    yield ServerSentEvent(comment="deals-ledger events", retry=RECONNECT_MS)
+    while (remaining := deadline - time.monotonic()) > 0 and not await request.is_disconnected():
+        page = await poll(stream, progress, after, PAGE_SIZE_MAX, types,
+                          min(STREAM_POLL_S, remaining))
+        for event in page.events:
+            yield ServerSentEvent(data=event.as_dict(), event=event.type, id=event.id)
+        after = page.next_after
+
+
+JSON_REFUSALS: dict[int | str, dict[str, Any]] = {
+    status: {"description": "refused before any event is sent (the API's error shape)",
+             "content": {"application/json": {
+                 "schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}
+    for status in (400, 401, 403, 413, 415, 422, 429, 503)
+}
+"""A refused stream is answered in JSON, before any event is sent."""
+
+
+async def stream_start(
+    request: Request, after: Annotated[int, Depends(resume_after)], types: Types = None,
+) -> tuple[int, frozenset[str] | None]:
+    """Checked before the stream's headers go out, so a bad start is an
+    error answer, not a broken stream."""
+    wanted = parse_types(types)
+    stream, _ = stream_of(request)
+    await in_thread(read_page, stream, after, 1, wanted)
+    return after, wanted
+
+
+@router.get(
+    "/stream", response_class=EventSourceResponse, dependencies=[CAN_READ],
+    responses=JSON_REFUSALS,
+    description="The business events as Server-Sent Events (`text/event-stream`), from "
+                "`after` or from the `Last-Event-ID` a reconnecting client sends: each event "
+                "is one SSE event whose `event` is its type, `id` its id and `data` the event "
+                "as `GET /v1/events` lists it. The stream ends after "
+                f"{STREAM_S_MAX:g} s; an EventSource reconnects and resumes where it left off.",
+)
+async def stream_events(
+    request: Request, start: Annotated[tuple[int, frozenset[str] | None], Depends(stream_start)],
+) -> AsyncIterator[ServerSentEvent]:
+    async for event in sse_events(request, *start):
+        yield event
