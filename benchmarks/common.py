@@ -16,6 +16,7 @@ from uuid import uuid4
 
 from application import commands as c
 from application.authority import INTERNAL
+from application.eventlog.seals import SealKeys
 from application.write.aggregate_cache import AggregateCache
 from application.write.event_store import LedgerApplication
 from application.write.processor import CommandProcessor, utc_now
@@ -56,10 +57,13 @@ class Filler:
     """Writes transfers among ``accounts`` funded accounts until the log
     holds ``events`` events."""
 
-    def __init__(self, settings: Settings, accounts: int = 1000) -> None:
+    def __init__(self, settings: Settings, accounts: int = 1000,
+                 seal_keys: SealKeys | None = None, batch_commands_max: int = 4) -> None:
         self.app = LedgerApplication(settings.eventsourcing_env())
+        if seal_keys is not None:  # as every process of the service does (commit seals)
+            self.app.use_seal_keys(seal_keys)
         self.processor = CommandProcessor(self.app, cache=AggregateCache(accounts * 4))
-        self.writer = CommandWriter(self.processor, batch_commands_max=4).start()
+        self.writer = CommandWriter(self.processor, batch_commands_max=batch_commands_max).start()
         self.writer.execute(c.Genesis(), authority=INTERNAL)
         self.accounts = [uuid4() for _ in range(accounts)]
         for future in [self.writer.send(c.OpenAccount(a), authority=INTERNAL) for a in self.accounts]:

@@ -149,12 +149,17 @@ class ColumnarPostgresApplicationRecorder(PostgresApplicationRecorder):
         (``application.write.sealing``)."""
         assert self.seal_keys is not None
         last = self._last_seal(curs)
+        head_before = last.last if last is not None else self._head_before(curs, positions)
+        self._insert_seals(curs, seal_rows(self.seal_keys, last, head_before, stored_events,
+                                           positions, self.seal_start_at))
+
+    def _head_before(self, curs: Any, positions: Sequence[int]) -> int:
+        """The log's head before this commit: asked only of a log with no
+        seal yet (after a seal, only the start seal's head matters)."""
         curs.execute(SQL("SELECT COALESCE(MAX(notification_id), 0) AS head FROM {} "
                          "WHERE notification_id < %s").format(self._events_table()),
                      (min(positions),))
-        head_before = curs.fetchone()["head"]
-        self._insert_seals(curs, seal_rows(self.seal_keys, last, head_before, stored_events,
-                                           positions, self.seal_start_at))
+        return int(curs.fetchone()["head"])
 
     def begin_sealing(self, head_statement: Any) -> None:
         """Write the start seal now, under the table lock, when the log has
