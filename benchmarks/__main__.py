@@ -24,8 +24,8 @@ from benchmarks.suite import ALL_SCENARIOS, QUICK, BenchConfig, Sizes, figures_j
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="deals-ledger bench", description=__doc__)
-    parser.add_argument("--scenario", type=int, action="append", choices=range(1, 9),
-                        metavar="N", help="run scenario N (1-8); repeat for several; default all")
+    parser.add_argument("--scenario", type=int, action="append", choices=range(1, 10),
+                        metavar="N", help="run scenario N (1-9); repeat for several; default all")
     parser.add_argument("--database-url", default=None,
                         help="PostgreSQL server for the fresh schemas (default DEALS_BENCH_DATABASE_URL, "
                              f"DEALS_DATABASE_URL, else {BENCH_DATABASE_URL_DEFAULT})")

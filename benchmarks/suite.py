@@ -1,5 +1,5 @@
 """``deals-ledger bench``: the seven scenarios of the performance issue and
-issue 13's fairness scenario, each
+issue 13's two fairness scenarios, each
 next to a baseline measured in the same run, as ratios.
 
   1 HTTP transfers, 32 connections, 1,000 funded accounts, PostgreSQL + Redis;
@@ -15,6 +15,9 @@ next to a baseline measured in the same run, as ratios.
   8 fairness (issue 13): other callers' HTTP transfers while one write key
     sends a 6,000-item batch and then 50 atomic batches with one refused
     item each, round after round; baseline: the same transfers, no attack
+  9 fairness across processes (issue 13): the same attack sent to one of two
+    ``serve`` processes on one schema, other callers' transfers to the other;
+    baseline: the same transfers, no attack
 
 The servers are real ``deals-ledger serve`` subprocesses (settlement off, as
 scenario 6 measures it alone; rate limits off, as the load is one key). Every
@@ -45,7 +48,7 @@ from benchmarks import http_load as load
 from benchmarks.report import Figure, ProgressBar
 from benchmarks.servers import ServerProcess, bare_server, ledger_server
 
-ALL_SCENARIOS = (1, 2, 3, 4, 5, 6, 7, 8)
+ALL_SCENARIOS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
 EVENTS_TABLE = f"{LedgerApplication.name.lower()}_events"
 MiB = 2**20
 
@@ -130,7 +133,7 @@ class Suite:
     def steps_for(scenarios: tuple[int, ...]) -> int:
         """Progress steps: server start, funding and scenario 1's load when any
         scenario needs the shared server, then each scenario's own."""
-        own = {1: 1, 2: 1, 3: 2, 4: 2, 5: 3, 6: 2, 7: 1, 8: 5}
+        own = {1: 1, 2: 1, 3: 2, 4: 2, 5: 3, 6: 2, 7: 1, 8: 5, 9: 4}
         shared = 3 if {1, 2, 3, 4, 5, 7} & set(scenarios) else 0
         return shared + sum(own[n] for n in scenarios)
 
@@ -149,6 +152,8 @@ class Suite:
                 self._settlement()
             if 8 in chosen:
                 self._write_attack()
+            if 9 in chosen:
+                self._write_attack_across_processes()
         finally:
             shutil.rmtree(self.work_dir, ignore_errors=True)
         self.figures.sort(key=lambda f: f.scenario)
@@ -425,6 +430,29 @@ class Suite:
                 self.figures += victims_under_attack(
                     target, accounts[4:], attack, connections=s.victim_connections,
                     seconds=s.load_seconds, step=self.progress.step)
+
+    # --- scenario 9: the same attack on one process, the victims on another ---
+
+    def _write_attack_across_processes(self) -> None:
+        """Two servers on one fresh schema: the attack on the first, the
+        victims on the second (``benchmarks/cross_process_attack.py``)."""
+        from benchmarks.cross_process_attack import victims_on_another_process
+        from benchmarks.write_attack import Attack
+
+        s = self.sizes
+        with fresh_schema(self.config.database_url, self.config.redis_url) as schema:
+            self.progress.step("scenario 9: starting two servers on one schema")
+            env = self._server_env(schema)
+            with (ledger_server(env, self.work_dir / "attacked.log") as attacked,
+                  ledger_server(env, self.work_dir / "other.log") as other):
+                target = self._target(attacked)
+                accounts = self._fund(target)
+                attack = Attack(rich=accounts[:4], poor=self._unfunded_account(target),
+                                big_items=s.attack_big_items, bad_batches=s.attack_bad_batches)
+                self.figures += victims_on_another_process(
+                    target, self._target(other), accounts[4:], attack,
+                    connections=s.victim_connections, seconds=s.load_seconds,
+                    step=self.progress.step)
 
     def _unfunded_account(self, target: load.Target) -> str:
         account = str(uuid.uuid4())

@@ -189,22 +189,22 @@ def victims_under_attack(target: Target, accounts: tuple[str, ...], attack: Atta
         Figure(8, f"{name}, beside the same batches, none refused", control.per_s, "req/s",
                "no attack", calm.per_s, control.percentile_ms(0.5),
                control.percentile_ms(0.99), "", None,
-               f"{_answered(control_report)} {control.refusals_note()}".strip()),
+               f"{answered_note(control_report)} {control.refusals_note()}".strip()),
         Figure(8, f"{name}, during the write attack", attacked.per_s, "req/s", "no attack",
                calm.per_s, attacked.percentile_ms(0.5), attacked.percentile_ms(0.99),
                "victims: no 5xx", not any(status >= 500 for status in attacked.refused),
-               f"p50 {_times(attacked, calm, 0.5)}, p99 {_times(attacked, calm, 0.99)} the "
-               f"calm run's ({_times(attacked, control, 0.5)}, {_times(attacked, control, 0.99)} "
+               f"p50 {times(attacked, calm, 0.5)}, p99 {times(attacked, calm, 0.99)} the "
+               f"calm run's ({times(attacked, control, 0.5)}, {times(attacked, control, 0.99)} "
                f"the control's); each round one {attack.big_items:,}-item batch "
                f"and {attack.bad_batches} bad atomic batches at once; "
-               f"{_answered(report)} {attacked.refusals_note()}".strip()),
+               f"{answered_note(report)} {attacked.refusals_note()}".strip()),
     ]
 
 
-def _times(result: load.LoadResult, baseline: load.LoadResult, share: float) -> str:
+def times(result: load.LoadResult, baseline: load.LoadResult, share: float) -> str:
     return f"{result.percentile_ms(share) / max(baseline.percentile_ms(share), 1e-9):.1f}x"
 
 
-def _answered(report: AttackReport) -> str:
+def answered_note(report: AttackReport) -> str:
     answers = ", ".join(f"{n} x {status}" for status, n in sorted(report.statuses.items()))
     return f"the attacker's {report.rounds} rounds answered {answers}."

@@ -1,4 +1,4 @@
-"""``deals-ledger bench --quick`` runs all eight scenarios end to end, prints
+"""``deals-ledger bench --quick`` runs all nine scenarios end to end, prints
 every figure next to its same-run baseline as a ratio, and leaves no schema
 behind in PostgreSQL or Redis. (A smoke test of the harness: the quick sizes measure nothing.)"""
 
@@ -58,9 +58,9 @@ def test_quick_bench_runs_every_scenario_and_prints_ratios(postgres_database, tm
     )
     assert run.returncode == 0, run.stdout + run.stderr
     figures = json.loads(figures_file.read_text())
-    assert {f["scenario"] for f in figures} == {1, 2, 3, 4, 5, 6, 7, 8}
+    assert {f["scenario"] for f in figures} == {1, 2, 3, 4, 5, 6, 7, 8, 9}
     with_baseline = [f for f in figures if f["baseline_name"]]
-    assert {f["scenario"] for f in with_baseline} == {1, 2, 3, 4, 5, 6, 7, 8}
+    assert {f["scenario"] for f in with_baseline} == {1, 2, 3, 4, 5, 6, 7, 8, 9}
     assert all(f["ratio"] and f["ratio"] > 0 for f in with_baseline), figures
     assert "ratio" in run.stdout and "bare FastAPI endpoint" in run.stdout
     assert _bench_schemas(postgres_database.name) == before
