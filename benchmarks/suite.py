@@ -68,11 +68,15 @@ class Sizes:
     victim_connections: int = 8
     attack_big_items: int = 6000
     attack_bad_batches: int = 50
+    across_big_batches: int = 8
+    """Scenario 9: large batches in flight at once (one writer group held
+    all of them before batches were committed in chunks)."""
 
 
 QUICK = Sizes(accounts=50, load_seconds=1.5, batch_requests=4, batch_items=100,
               replay_events=3000, settle_movements=12, open_accounts=300,
-              victim_connections=4, attack_big_items=600, attack_bad_batches=35)
+              victim_connections=4, attack_big_items=600, attack_bad_batches=35,
+              across_big_batches=2)
 """Small enough for a smoke test; the figures mean nothing at this size."""
 
 
@@ -448,7 +452,8 @@ class Suite:
                 target = self._target(attacked)
                 accounts = self._fund(target)
                 attack = Attack(rich=accounts[:4], poor=self._unfunded_account(target),
-                                big_items=s.attack_big_items, bad_batches=s.attack_bad_batches)
+                                big_items=s.attack_big_items, big_batches=s.across_big_batches,
+                                bad_batches=s.attack_bad_batches)
                 self.figures += victims_on_another_process(
                     target, self._target(other), accounts[4:], attack,
                     connections=s.victim_connections, seconds=s.load_seconds,

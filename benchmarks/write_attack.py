@@ -41,6 +41,8 @@ class Attack:
     poor: str
     """An account with nothing, the source of each bad batch's refused item."""
     big_items: int = 6000
+    big_batches: int = 1
+    """Large batches in flight at once, each on a connection of its own."""
     bad_batches: int = 50
     """Each on a connection of its own: all of them in flight at once."""
     refused: bool = True
@@ -75,11 +77,12 @@ def bad_atomic_batch(attack: Attack) -> bytes:
 
 
 async def _round(target: Target, attack: Attack, report: AttackReport) -> None:
-    """The big batch on the first connection, then every bad batch at once,
+    """The big batches on the first connections, then every bad batch at once,
     one a connection, before the big one is answered. Connections are opened
     for each round: the server closes keep-alive connections idle for 5 s,
     as these are while a round's large batch is decided."""
-    connections = [await Connection(target).open() for _ in range(1 + attack.bad_batches)]
+    connections = [await Connection(target).open()
+                   for _ in range(attack.big_batches + attack.bad_batches)]
     try:
         await _send_round(attack, connections, report)
     finally:
@@ -89,19 +92,15 @@ async def _round(target: Target, attack: Attack, report: AttackReport) -> None:
 
 async def _send_round(attack: Attack, connections: list[Connection],
                       report: AttackReport) -> None:
-    big, bad = big_batch(attack), [bad_atomic_batch(attack) for _ in range(attack.bad_batches)]
+    bodies = ([big_batch(attack) for _ in range(attack.big_batches)]
+              + [bad_atomic_batch(attack) for _ in range(attack.bad_batches)])
 
-    async def send_bad(connection: Connection, body: bytes) -> None:
+    async def send(connection: Connection, body: bytes) -> None:
         status, _ = await connection.request("POST", "/v1/transfers/batch", body)
         report.count(status)
 
-    async def send_big() -> None:
-        status, _ = await connections[0].request("POST", "/v1/transfers/batch", big)
-        report.count(status)
-
-    await asyncio.gather(send_big(), *(send_bad(connection, body)
-                                       for connection, body in zip(connections[1:], bad,
-                                                                   strict=True)))
+    await asyncio.gather(*(send(connection, body)
+                           for connection, body in zip(connections, bodies, strict=True)))
     report.rounds += 1
 
 
