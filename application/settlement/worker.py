@@ -109,6 +109,7 @@ class SettlementWorker:
         self._active = threading.Event()
         self._ready = threading.Event()
         self.standing_by = threading.Event()
+        self._attempt_started = 0.0
         self._recorded_pause: bool | None = None
         """What the store was last told (None: nothing yet, by this worker)."""
         self.last_failure: str | None = None
@@ -330,6 +331,7 @@ class SettlementWorker:
     async def _settle_under_lease(self) -> None:
         if not self.lease.held and not self.lease.try_acquire():
             return  # another settler took the lease while this one paused
+        self._attempt_started = time.monotonic()
         try:
             await self._settle()
         except Exception as error:
@@ -342,7 +344,9 @@ class SettlementWorker:
         error = state.outcome.exception() if state.outcome is not None else None
         delay = state.next_action.sleep if state.next_action is not None else 0.0
         if isinstance(error, Exception):
-            _log_failure(f"settlement paused (attempt {state.attempt_number})", error, delay)
+            took_s = time.monotonic() - self._attempt_started  # the chain's own retries included
+            _log_failure(f"settlement paused (attempt {state.attempt_number} failed after "
+                         f"{took_s:.1f}s)", error, delay)
 
     async def _settle(self) -> None:
         self.fold.catch_up()  # the store alone: the backlog /ready shows holds during an outage

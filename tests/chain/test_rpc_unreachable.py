@@ -88,6 +88,7 @@ def test_ready_reports_a_settler_that_cannot_reach_its_chain(tmp_path):
     assert "settlement_settler_active 0.0" in metrics
     waits = [float(wait) for wait in re.findall(r"next attempt in ([\d.]+)s", log_of(server))]
     assert waits and waits == [0.1, 0.2, 0.4, 0.8, 1.6][:len(waits)], waits  # doubling, as waited
+    assert re.search(r"settlement paused \(attempt 1 failed after \d+\.\ds\)", log_of(server))
     assert f"http://127.0.0.1:{port} failed: ConnectError" in state["last_error"]
     log = log_of(server)
     assert f"http://127.0.0.1:{port} failed: ConnectError" in log
