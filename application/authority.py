@@ -15,7 +15,8 @@ Each command declares its debits (``Command.debits``; one that does not is
 taken to debit any account), and the command writer checks them against
 the sender's ``Authority`` before it queues the command: the one place
 every command passes. The ledger's own callers (genesis, settlement, hold
-expiry, reconciliation) send as ``INTERNAL``.
+expiry, reconciliation) send as a system authority (``system``), which
+also names the step in what its events record (``domain.provenance``).
 
 A declaration is not taken on trust: once a command is decided, the
 processor compares the debits its events make with what it declared
@@ -36,6 +37,13 @@ from application.commands import Command
 from domain.account import Account
 from domain.errors import LedgerError
 from domain.ids import check_client_id
+from domain.provenance import (
+    SYSTEM_GENESIS,
+    SYSTEM_LEDGER,
+    SYSTEM_SETTLER,
+    SYSTEM_SWEEPER,
+    Provenance,
+)
 from domain.system import SYSTEM_ACCOUNTS, WELL_KNOWN_IDS
 
 _SYSTEM_KIND_BY_ID = {account_id: kind for kind, account_id in SYSTEM_ACCOUNTS.items()}
@@ -45,14 +53,26 @@ _SYSTEM_KIND_BY_ID = {account_id: kind for kind, account_id in SYSTEM_ACCOUNTS.i
 class Authority:
     """Who sends a command, as far as the ledger's rules ask: a name for
     refusals (an API key's name, never its token) and whether it is an
-    admin."""
+    admin; and who asked, as its command's events record it
+    (``domain.provenance``; None records nothing: a test's sender)."""
 
     name: str
     admin: bool
+    provenance: Provenance | None = None
+    internal: bool = False
+    """The ledger itself: it may use the ids it derives for itself."""
 
 
-INTERNAL = Authority("the ledger", admin=True)
-"""The ledger's own callers, which act on what the log already holds."""
+def system(actor: str) -> Authority:
+    """The ledger's own callers, which act on what the log already holds;
+    ``actor`` names which of them in the events they write."""
+    return Authority("the ledger", admin=True, provenance=Provenance(actor), internal=True)
+
+
+INTERNAL = system(SYSTEM_LEDGER)
+GENESIS = system(SYSTEM_GENESIS)
+SETTLER = system(SYSTEM_SETTLER)
+SWEEPER = system(SYSTEM_SWEEPER)
 
 
 class SystemDebitNeedsAdmin(LedgerError):
@@ -69,7 +89,7 @@ def check_admission(command: Command, authority: Authority) -> None:
     the debits it may make, and, unless the ledger itself sends it, that no
     id it chose is one the ledger derives for itself (``domain.ids``)."""
     check_debits(command, authority)
-    if authority is not INTERNAL:
+    if not authority.internal:
         for field, chosen in command.chosen_ids():
             check_client_id(chosen, field, WELL_KNOWN_IDS)
 

@@ -27,6 +27,7 @@ from typing import Any
 from application.eventlog.decoder import EventDecoder
 from application.eventlog.fold_table import FoldTable, UnknownEvent
 from application.eventlog.reader import LogEvent
+from domain import provenance
 from domain.account import ISSUANCE, Account
 from domain.anchor import Anchor
 from domain.pricing import PriceSchedule
@@ -204,7 +205,7 @@ class LedgerFold:
         self._check_available(event, row, changes)
         changes.history.append(HistoryRow(
             event.position, row.account_id, fields["transfer_id"], change, before, row.balance,
-            fields["kind"], fields["reason"], row.updated_at,
+            fields["kind"], fields["reason"], row.updated_at, *provenance.of(fields),
         ))
 
     def _change_held(self, event: LogEvent, changes: PageChanges, change: int) -> None:
@@ -373,6 +374,7 @@ def _recorded(
         client_status(reversed_=False, phase=fields["phase"], settlement=settlement), None,
         fields["reverses"],
         fields["spender"], expires_at, None, None, at, at, event.position, event.position,
+        *provenance.of(fields),
     )
     if event.originator_id in fold.state.transactions:
         changes.violations.append(f"position {event.position}: transfer recorded twice")

@@ -123,6 +123,9 @@ class HistoryEntry:
     reason: str
     created_at: datetime
     position: int
+    requested_by: str | None = None
+    """Who asked for the movement (``domain.provenance``)."""
+    request_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,9 @@ class TransactionView:
     reverses: UUID | None = None
     as_of_position: int | None = None
     """For a transfer read on its own: the log position whose state it reflects."""
+    requested_by: str | None = None
+    """Who asked for the movement (``domain.provenance``)."""
+    request_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -239,6 +245,10 @@ class RawEvent:
     decode_error: str | None = None
     """Set when the stored row cannot be decoded (``state`` is then empty):
     reported at its position, never a failed listing."""
+    requested_by: str | None = None
+    """Who asked for the command that wrote it (``domain.provenance``);
+    None for an event written before that was recorded."""
+    request_id: str | None = None
 
 
 class LedgerQueries(Protocol):

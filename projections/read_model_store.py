@@ -59,13 +59,20 @@ from projections.rows import (
 logger = logging.getLogger(__name__)
 
 READ_MODELS_TRACKING_NAME = "read_models"
-READ_MODEL_SCHEMA_VERSION = 2
+READ_MODEL_SCHEMA_VERSION = 3
 """What the rows mean. A change of meaning (a column's values, a new table
 that needs the whole log) bumps it, and read models written under another
 version are rebuilt from the log at start. 1: the first; 2: the
 ``transactions.settlement`` column says queued (not pending) for a movement
 waiting for the chain, awaiting_capture for a pending hold and not_required
-for a voided or expired one, and follows a rejected submission."""
+for a voided or expired one, and follows a rejected submission; 3: history
+and transactions say who asked (``requested_by``, ``request_id``)."""
+ADDED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "balance_history": ("requested_by", "request_id"),
+    "transactions": ("requested_by", "request_id"),
+}
+"""Nullable text columns added after their table was first created: a table
+of an earlier version gets them before it is rebuilt."""
 SCHEMA_VERSION_META = "schema_version"
 READ_MODELS_FILE = "readmodels.sqlite"
 IDS_PER_IN_LIST_MAX = 500
@@ -84,7 +91,8 @@ CREATE INDEX IF NOT EXISTS balances_by_opened ON {balances} (opened_position);
 CREATE TABLE IF NOT EXISTS {balance_history} (
   position {int_pk}, account_id TEXT NOT NULL, transfer_id TEXT NOT NULL,
   change BIGINT NOT NULL, balance_before BIGINT NOT NULL, balance_after BIGINT NOT NULL,
-  type TEXT NOT NULL, reason TEXT NOT NULL, created_at BIGINT NOT NULL);
+  type TEXT NOT NULL, reason TEXT NOT NULL, created_at BIGINT NOT NULL,
+  requested_by TEXT, request_id TEXT);
 CREATE INDEX IF NOT EXISTS balance_history_by_account
   ON {balance_history} (account_id, position);
 CREATE INDEX IF NOT EXISTS balance_history_by_account_time
@@ -95,7 +103,8 @@ CREATE TABLE IF NOT EXISTS {transactions} (
   phase TEXT NOT NULL, settlement TEXT NOT NULL, status TEXT NOT NULL,
   reversed_by TEXT, reverses TEXT, spender TEXT, expires_at BIGINT, signature TEXT,
   slot BIGINT, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL,
-  position BIGINT NOT NULL, updated_position BIGINT NOT NULL);
+  position BIGINT NOT NULL, updated_position BIGINT NOT NULL,
+  requested_by TEXT, request_id TEXT);
 CREATE INDEX IF NOT EXISTS transactions_by_source ON {transactions} (source, position);
 CREATE INDEX IF NOT EXISTS transactions_by_destination ON {transactions} (destination, position);
 CREATE TABLE IF NOT EXISTS {holds} (
@@ -370,11 +379,24 @@ class ReadModelStore:
                            "rebuilding them from the event log", written or 1,
                            READ_MODEL_SCHEMA_VERSION)
         with self._cursor(commit=True) as cursor:
+            self._add_missing_columns(cursor)
             self._reset(cursor)
             cursor.execute(self.sql(
                 "INSERT INTO {read_model_meta} (name, value) VALUES (?, ?) "
                 "ON CONFLICT (name) DO UPDATE SET value = excluded.value"
             ), (SCHEMA_VERSION_META, READ_MODEL_SCHEMA_VERSION))
+
+    def _add_missing_columns(self, cursor: Any) -> None:
+        """``CREATE TABLE IF NOT EXISTS`` leaves a table of an earlier
+        version as it was: add the columns it lacks."""
+        for table, added in ADDED_COLUMNS.items():
+            present = self._column_names(cursor, table)
+            for column in added:
+                if column not in present:
+                    cursor.execute(self.sql(f"ALTER TABLE {{{table}}} ADD COLUMN {column} TEXT"))
+
+    def _column_names(self, cursor: Any, table: str) -> set[str]:
+        raise NotImplementedError
 
     def _truncate(self, table: str) -> str:
         return self.sql(f"DELETE FROM {{{table}}}")  # noqa: S608
@@ -423,6 +445,10 @@ class SQLiteReadModelStore(ReadModelStore):
         })
         self.datastore = SQLiteDatastore(str(self.path), lock_timeout=lock_timeout_s)
         self.recorder = _SQLiteRecorder(self.datastore, self)
+
+    def _column_names(self, cursor: Any, table: str) -> set[str]:
+        cursor.execute(f"PRAGMA table_info({self.sql.names[table]})")
+        return {row[1] for row in cursor.fetchall()}
 
     def create_tables(self) -> None:
         """Create what is missing; processes starting together take turns
@@ -538,6 +564,11 @@ class PostgresReadModelStore(ReadModelStore):
         with cursor.copy(statement) as copy:
             for row in rows:
                 copy.write_row(getter(row))
+
+    def _column_names(self, cursor: Any, table: str) -> set[str]:
+        cursor.execute(self.sql("SELECT column_name FROM information_schema.columns "
+                                "WHERE table_schema = ? AND table_name = ?"), (self.schema, table))
+        return {row[0] for row in cursor.fetchall()}
 
     def _truncate(self, table: str) -> str:
         return self.sql(f"TRUNCATE {{{table}}}")

@@ -25,6 +25,7 @@ from uuid import UUID
 from application.eventlog.commits import CommitBoundaries
 from application.eventlog.decoder import EventDecoder
 from application.eventlog.reader import EventLog, LogEvent
+from domain import provenance
 from domain.errors import AccountNotFound, InvalidRequest, TransferNotFound
 from domain.pricing import PRICES_DEFAULT, SERVICE_TYPES
 from domain.transfer import EXPIRED, PENDING, POSTED, client_status, settlement_when_hold_closes
@@ -350,14 +351,14 @@ class ReadModelQueries:
             self._opened(cur, account_id)
             cur.execute(self.store.sql(
                 "SELECT transfer_id, change, balance_before, balance_after, type, reason, "
-                "created_at, position FROM {balance_history} WHERE account_id = ? AND position > ? "
-                "ORDER BY position LIMIT ?"
+                "created_at, position, requested_by, request_id FROM {balance_history} "
+                "WHERE account_id = ? AND position > ? ORDER BY position LIMIT ?"
             ), (account_id.hex, after, limit + 1))
             rows = cur.fetchall()
             position = self._tracked(cur)
         items = [
             HistoryEntry(UUID(hex=r[0]), int(r[1]), int(r[2]), int(r[3]), r[4], r[5],
-                         from_micros(int(r[6])), int(r[7]))
+                         from_micros(int(r[6])), int(r[7]), r[8], r[9])
             for r in rows[:limit]
         ]
         return Page(items, _next_cursor("history", account_id, items, len(rows) > limit),
@@ -414,7 +415,8 @@ class ReadModelQueries:
             updated_at=from_micros(row.updated_at), position=row.position,
             signature=row.signature, slot=row.slot, hold_status=hold_status,
             expires_at=_time(row.expires_at), reversed_by=_uuid(row.reversed_by),
-            reverses=_uuid(row.reverses),
+            reverses=_uuid(row.reverses), requested_by=row.requested_by,
+            request_id=row.request_id,
         )
 
     def wallets(
@@ -527,8 +529,10 @@ class ReadModelQueries:
         except Exception as error:  # a damaged row is reported, not a failed listing
             return RawEvent(event.position, aggregate_id, event.version, event.topic, {}, None,
                             decode_error=f"{type(error).__name__}: cannot decode this row")
+        requested_by, request_id = provenance.of(state)
         return RawEvent(event.position, aggregate_id, event.version, event.topic,
-                        {key: _json_ready(value) for key, value in state.items()}, timestamp)
+                        {key: _json_ready(value) for key, value in state.items()}, timestamp,
+                        requested_by=requested_by, request_id=request_id)
 
     def audit_replay(
         self, *, until_position: int | None = None, until: datetime | None = None,

@@ -46,6 +46,10 @@ class HistoryRow:
     type: str
     reason: str
     created_at: int
+    requested_by: str | None = None
+    """Who asked for the movement (``domain.provenance``); None before it
+    was recorded."""
+    request_id: str | None = None
 
     @property
     def key(self) -> int:
@@ -75,6 +79,9 @@ class TransactionRow:
     updated_at: int
     position: int
     updated_position: int
+    requested_by: str | None = None
+    """Who asked for the movement (its recording's ``domain.provenance``)."""
+    request_id: str | None = None
 
     @property
     def key(self) -> str:

@@ -18,12 +18,18 @@ from uuid import UUID
 
 from eventsourcing.utils import resolve_topic
 
+from domain.provenance import REQUEST_ID, REQUESTED_BY
+
 STORED_AS: dict[object, tuple[type, ...]] = {
     int: (int,), str: (str,), bool: (bool,), UUID: (str,), datetime: (str,),
 }
 """Python type of a JSON value per annotation (bool is not an int here)."""
 
 Check = tuple[str, tuple[type, ...], bool]
+
+_PROVENANCE: tuple[Check, ...] = ((REQUESTED_BY, (str,), True), (REQUEST_ID, (str,), True))
+"""Who asked (``domain.provenance``): on every event since it was
+recorded, declared by none, so checked for every topic here."""
 
 
 class WrongFieldType(TypeError):
@@ -49,13 +55,13 @@ def _checks(topic: str) -> tuple[Check, ...]:
     try:
         hints = typing.get_type_hints(resolve_topic(topic))
     except Exception:  # an unknown topic is reported by its consumer
-        return ()
+        return _PROVENANCE
     found = []
     for name, hint in hints.items():
         allowed, optional = _stored(hint)
         if allowed and not name.startswith("_"):
             found.append((name, allowed, optional))
-    return tuple(found)
+    return (*found, *_PROVENANCE)
 
 
 def _stored(hint: object) -> tuple[tuple[type, ...], bool]:

@@ -16,7 +16,7 @@ from datetime import datetime
 from uuid import UUID
 
 from application import commands as c
-from application.authority import INTERNAL
+from application.authority import SWEEPER
 from application.ops.background import periodic
 from application.write.processor import utc_now
 from application.write.writer import CommandWriter
@@ -47,7 +47,7 @@ class HoldExpirySweeper:
     def sweep(self) -> int:
         """Expire every hold due now; returns how many were expired."""
         due = self._due_holds(self._clock(), HOLDS_PER_SWEEP_MAX)
-        futures = [self._writer.send(c.ExpireHold(hold_id), authority=INTERNAL) for hold_id in due]
+        futures = [self._writer.send(c.ExpireHold(hold_id), authority=SWEEPER) for hold_id in due]
         expired = 0
         for hold_id, future in zip(due, futures, strict=True):
             try:

@@ -46,7 +46,7 @@ from typing import Any, Protocol, TypeVar
 
 from application import commands as c
 from application.alerts import AlertKind, raise_alert
-from application.authority import INTERNAL, Authority
+from application.authority import SETTLER, Authority
 from application.errors import LedgerUnavailable
 from application.outcomes import SettlementStep
 from application.retry import RetryPolicy, Sleep, retrying
@@ -100,7 +100,7 @@ async def execute_internal(
     async def attempt() -> Any:
         # shielded: a cancelled settler leaves the command to finish on its
         # own (its outcome is in the log either way)
-        sent = writer.send(command, authority=INTERNAL)
+        sent = writer.send(command, authority=SETTLER)
         return await asyncio.shield(asyncio.wrap_future(sent))
 
     return await retrying(attempt, retry_on=(LedgerUnavailable,), policy=policy,

@@ -68,6 +68,7 @@ from application.write.guarded_cache import GuardedCache
 from domain.account import Account
 from domain.errors import LedgerError
 from domain.pricing import PriceSchedule
+from domain.provenance import Provenance, stamp
 
 logger = logging.getLogger(__name__)
 
@@ -127,36 +128,45 @@ class CommandProcessor:
         self.turns_taken = 0
         self.lock_waits_timed_out = 0
 
-    def process(self, commands: Sequence[Command]) -> list[Result]:
+    def process(
+        self, commands: Sequence[Command], provenance: Provenance | None = None
+    ) -> list[Result]:
         """Decide and commit ``commands``, every one answered: what a group
-        sends on (``attempts``) is decided in the next group, here."""
+        sends on (``attempts``) is decided in the next group, here. Their
+        events record ``provenance`` (all asked by the same)."""
         results: list[Result | None] = [None] * len(commands)
         spent = [0] * len(commands)
         waiting = list(range(len(commands)))
         while waiting:
-            answer = self.process_group([commands[i] for i in waiting], [spent[i] for i in waiting])
+            answer = self.process_group([commands[i] for i in waiting], [spent[i] for i in waiting],
+                                        provenances=[provenance] * len(waiting))
             for index, result, used in zip(waiting, answer.results, answer.spent, strict=True):
                 results[index], spent[index] = result, used
             waiting = [index for index in waiting if results[index] is None]
         return [result for result in results if result is not None]
 
     def process_group(
-        self, commands: Sequence[Command], spent: Sequence[int] | None = None
+        self, commands: Sequence[Command], spent: Sequence[int] | None = None,
+        provenances: Sequence[Provenance | None] | None = None,
     ) -> GroupAnswer:
         """Decide ``commands`` as one group and commit them in one
         transaction; a command may be sent on to the next group (its result
-        None). ``spent`` is each command's retry budget spent before."""
+        None). ``spent`` is each command's retry budget spent before;
+        ``provenances`` who asked for each, which its events record."""
         with self._lock:
-            return self._process_group(GroupAttempts(commands, spent))
+            return self._process_group(GroupAttempts(commands, spent),
+                                       provenances or [None] * len(commands))
 
-    def _process_group(self, attempts: GroupAttempts) -> GroupAnswer:
+    def _process_group(
+        self, attempts: GroupAttempts, provenances: Sequence[Provenance | None]
+    ) -> GroupAnswer:
         verify = False
         while True:
             try:
                 with self._turn(attempts):
                     self._refresh_cache()
-                    return attempts.answer(self._attempt(attempts.commands, attempts.skipped(),
-                                                         verify))
+                    return attempts.answer(self._attempt(attempts.commands, provenances,
+                                                         attempts.skipped(), verify))
             except _Poisoned as poisoned:
                 if not attempts.refused_midway(poisoned.index, poisoned.error):
                     return attempts.answer()
@@ -210,12 +220,13 @@ class CommandProcessor:
         return attempts.answer()
 
     def _attempt(
-        self, commands: Sequence[Command], excluded: dict[int, LedgerError | None], verify: bool
+        self, commands: Sequence[Command], provenances: Sequence[Provenance | None],
+        excluded: dict[int, LedgerError | None], verify: bool,
     ) -> list[Result | None]:
         guarded = GuardedCache(self.cache)
         session = AggregateSession(self.app.load, guarded, verify_new_ids=verify)
         try:
-            decided = self._decide_all(commands, excluded, session, guarded)
+            decided = self._decide_all(commands, provenances, excluded, session, guarded)
             self._check_one_view(session)
             positions = self._commit(decided.events, session)
         except BaseException as error:
@@ -232,8 +243,9 @@ class CommandProcessor:
         return self._answers(decided, positions)
 
     def _decide_all(
-        self, commands: Sequence[Command], excluded: dict[int, LedgerError | None],
-        session: AggregateSession, guarded: GuardedCache,
+        self, commands: Sequence[Command], provenances: Sequence[Provenance | None],
+        excluded: dict[int, LedgerError | None], session: AggregateSession,
+        guarded: GuardedCache,
     ) -> _Decided:
         now = self.clock()
         decided = _Decided([None] * len(commands), [], [None] * len(commands), {})
@@ -248,6 +260,7 @@ class CommandProcessor:
             if isinstance(result, Outcome):
                 new_events = session.command_events()
                 _check_declared_debits(index, command, new_events)
+                stamp(new_events, provenances[index])
                 if new_events:
                     decided.ends[index] = len(decided.events) + len(new_events) - 1
                 else:

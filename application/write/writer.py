@@ -55,6 +55,7 @@ from application.write.chunks import (
 from application.write.processor import CommandProcessor, Result
 from application.write.writer_metrics import observe_chunk, observe_group
 from domain.errors import LedgerError
+from domain.provenance import Provenance
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +82,8 @@ class _Sent:
     command: Command
     future: Future
     sent_at: float
+    provenance: Provenance | None = None
+    """Who asked: what the command's events record (``domain.provenance``)."""
     running: bool = False
     """Taken into a group once (then it can no longer be cancelled)."""
     spent: int = 0
@@ -158,7 +161,8 @@ class CommandWriter:
         check_admission(command, authority)
         if self._stopping.is_set() or self._thread is None:
             raise LedgerUnavailable("the command writer is not running; retry")
-        sent = _Sent(command, Future(), time.monotonic(), chunks=chunks_of(command))
+        sent = _Sent(command, Future(), time.monotonic(), authority.provenance,
+                     chunks=chunks_of(command))
         try:
             self._waiting.put_nowait(sent)
         except queue.Full:
@@ -260,7 +264,8 @@ class CommandWriter:
             sent.running = True
         try:
             answer = self.processor.process_group([s.deciding for s in batch],
-                                                  [s.spent for s in batch])
+                                                  [s.spent for s in batch],
+                                                  provenances=[s.provenance for s in batch])
         except Exception:
             logger.exception("command batch failed with a bug; none of it was applied")
             error = InternalError("internal error; not applied")

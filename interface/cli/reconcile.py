@@ -18,6 +18,7 @@ from uuid import UUID
 
 from application.authority import Authority
 from domain.amounts import format_amount
+from domain.provenance import OPERATOR_CLI, Provenance
 from interface.cli import exit_codes
 from interface.cli.progress import Progress
 from interface.http.schemas.reconciliations import ReconciliationResponse
@@ -25,7 +26,8 @@ from interface.wiring.service import LedgerService
 from interface.wiring.settings import Settings
 
 FINDINGS_EXIT_STATUS = exit_codes.FINDINGS
-OPERATOR = Authority("the operator (deals-ledger reconcile)", admin=True)
+OPERATOR = Authority("the operator (deals-ledger reconcile)", admin=True,
+                     provenance=Provenance(OPERATOR_CLI))
 """Whoever runs the CLI holds the store's credentials: an admin."""
 
 

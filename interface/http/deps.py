@@ -14,11 +14,13 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import anyio
+from asgi_correlation_id import correlation_id
 from fastapi import Depends, Header, Query, Request
 from fastapi.params import Depends as DependsParam
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from application.authority import Authority
+from domain.provenance import Provenance
 from interface.http.auth import Keyring, Principal, Scope
 from interface.http.errors import Forbidden, RateLimited, Unauthorized
 from interface.http.idempotency import KEY_DESCRIPTION, KEY_HEADER, KEY_LENGTH_MAX, parse_key
@@ -86,11 +88,13 @@ def requires(scope: Scope) -> DependsParam:
 async def get_caller(request: Request) -> Authority:
     """The key the route's scope guard admitted (route dependencies run
     before the endpoint's). A route without a guard has no caller, and
-    sends nothing."""
+    sends nothing. Its commands' events record the key's name (never its
+    token) and this request's X-Request-ID (``domain.provenance``)."""
     principal: Principal | None = getattr(request.state, "principal", None)
     if principal is None:
         raise Unauthorized("this route admits no key to send commands")
-    return Authority(f"key {principal.name!r}", admin=principal.allows(Scope.ADMIN))
+    return Authority(f"key {principal.name!r}", admin=principal.allows(Scope.ADMIN),
+                     provenance=Provenance(principal.name, correlation_id.get()))
 
 
 Caller = Annotated[Authority, Depends(get_caller)]

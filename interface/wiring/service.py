@@ -15,7 +15,7 @@ from uuid import UUID
 from eventsourcing.persistence import PersistenceError
 
 from application import commands as c
-from application.authority import INTERNAL, Authority
+from application.authority import GENESIS, Authority
 from application.errors import LedgerUnavailable, StoreDamaged
 from application.eventlog.damaged_rows import first_undecodable_position
 from application.eventlog.decoder import EventDecoder
@@ -117,7 +117,7 @@ class LedgerService:
         (its log position, as the audit reports it): the process does not
         serve a ledger whose own movements it cannot read."""
         try:
-            self.writer.execute(c.Genesis(), authority=INTERNAL)
+            self.writer.execute(c.Genesis(), authority=GENESIS)
         except StoreDamaged as damaged:
             position = damaged.position
             if position is None:  # the refusal could not tell it: scan the log

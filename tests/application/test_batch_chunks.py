@@ -131,12 +131,12 @@ def test_big_batches_sent_at_once_share_no_commit_beyond_the_group_limit(
     process_group, sizes = ledger.processor.process_group, []
     gate, entered = threading.Event(), threading.Event()
 
-    def gated(commands, spent=None):
+    def gated(commands, spent=None, **kwargs):
         if not gate.is_set():
             entered.set()
             assert gate.wait(ANSWER_WAIT_S)
         sizes.append(sum(len(getattr(command, "transfers", ())) for command in commands))
-        return process_group(commands, spent)
+        return process_group(commands, spent, **kwargs)
 
     monkeypatch.setattr(ledger.processor, "process_group", gated)
     opener = ledger.writer.send(c.OpenAccount(uuid4()), authority=INTERNAL)

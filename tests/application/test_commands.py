@@ -606,10 +606,10 @@ class _GatedProcessor:
         self.processor = processor
         self.entered, self.gate = threading.Event(), threading.Event()
 
-    def process_group(self, commands, spent):
+    def process_group(self, commands, spent, **kwargs):
         self.entered.set()
         self.gate.wait(10)
-        return self.processor.process_group(commands, spent)
+        return self.processor.process_group(commands, spent, **kwargs)
 
 
 def test_a_cancelled_command_is_dropped_and_the_writer_keeps_running(ledger):

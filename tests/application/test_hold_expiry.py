@@ -31,6 +31,8 @@ def test_the_sweeper_releases_due_holds_and_leaves_the_others(ledger):
     assert ledger.app.transfer(long_).phase == PENDING
     assert ledger.app.account(account).held == UNITS_PER_DEAL
     assert sweeper.sweep() == 0
+    expiry = list(ledger.app.repository.event_store.get(short))[-1]
+    assert (expiry.requested_by, expiry.request_id) == ("system:sweeper", None)
 
 
 def test_two_sweepers_racing_expire_a_hold_once(ledger):

@@ -47,11 +47,11 @@ class Gate:
         self.entered, self.opened = threading.Event(), threading.Event()
         process_group = ledger.processor.process_group
 
-        def gated(commands, spent=None):
+        def gated(commands, spent=None, **kwargs):
             if not self.opened.is_set():
                 self.entered.set()
                 assert self.opened.wait(ANSWER_WAIT_S)
-            return process_group(commands, spent)
+            return process_group(commands, spent, **kwargs)
 
         monkeypatch.setattr(ledger.processor, "process_group", gated)
         self.first = ledger.writer.send(c.OpenAccount(uuid4()), authority=INTERNAL)

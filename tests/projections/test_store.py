@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import threading
 
-from projections.read_model_store import READ_MODEL_SCHEMA_VERSION, SCHEMA_VERSION_META, open_store
+from projections.read_model_store import (
+    ADDED_COLUMNS,
+    READ_MODEL_SCHEMA_VERSION,
+    SCHEMA_VERSION_META,
+    open_store,
+)
 from projections.rows import BalanceRow
 
 
@@ -55,5 +60,31 @@ def test_read_models_of_another_schema_version_are_rebuilt_from_the_log(ledger, 
             assert list(rebuilt.all_rows(cursor, BalanceRow)) == []
     finally:
         rebuilt.close()
+    assert read_side.projector.catch_up() == projected
+    assert read_side.queries.audit_replay().mismatches == []
+
+
+def test_tables_of_an_earlier_version_get_the_columns_added_since(ledger, read_side, store):
+    """``CREATE TABLE IF NOT EXISTS`` keeps an old table as it was: the
+    upgrade adds the columns (who asked) before the rebuild fills them."""
+    ledger.open_account(funded=500)
+    projected = read_side.projector.catch_up()
+    read_side.projector.stop()
+    older = open_store(store.env)
+    with older._cursor(commit=True) as cursor:
+        for table, added in ADDED_COLUMNS.items():
+            for column in added:
+                cursor.execute(older.sql(f"ALTER TABLE {{{table}}} DROP COLUMN {column}"))
+    older.set_meta(SCHEMA_VERSION_META, 2)
+    older.close()
+
+    upgraded = open_store(store.env)
+    try:
+        assert upgraded.meta(SCHEMA_VERSION_META) == READ_MODEL_SCHEMA_VERSION
+        with upgraded._cursor(commit=False) as cursor:
+            for table, added in ADDED_COLUMNS.items():
+                assert set(added) <= upgraded._column_names(cursor, table)
+    finally:
+        upgraded.close()
     assert read_side.projector.catch_up() == projected
     assert read_side.queries.audit_replay().mismatches == []

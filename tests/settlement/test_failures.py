@@ -72,6 +72,9 @@ async def test_a_movement_refused_on_chain_is_failed_and_compensated_and_its_bat
     assert kinds[-3:] == ["SettlementSubmitted", "SettlementFailed", "Reversed"]
     assert "SettlementRejected" in kinds
     assert only_the_freeze(await rig.reconcile(), freeze)
+    # the settler asked for the failure and the compensation, and says so
+    settler_steps = events_of(rig, to_alice)[-2:] + events_of(rig, compensation_id(to_alice))
+    assert {(e.requested_by, e.request_id) for e in settler_steps} == {("system:settler", None)}
 
 
 async def test_a_rejected_submission_is_never_sent_again(rig: SettlementRig) -> None:

@@ -5,6 +5,7 @@ chain's folder alone (the service keeps running: nothing is asked of it)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -126,3 +127,27 @@ def test_the_audit_replay_checks_the_anchors_and_names_a_rewrite(api: ThreadServ
     first = found["findings"][0]
     assert first["kind"] == "contradicted" and first["sequence"] == 1
     assert first["after_position"] < 2 <= first["at_or_before_position"]
+
+
+def test_a_transfer_proof_carries_who_asked_and_still_verifies(
+    api: ThreadServer, tmp_path: Path,
+) -> None:
+    """Who asked is stored in the event, so the canonical bytes an anchor
+    covers carry it: a proof attributes the movement, verifiable offline."""
+    admin = api.client()
+    alice = funded_account(admin, "10")
+    transfer_id = new_id()
+    moved = admin.post("/v1/transfers", headers={"X-Request-ID": "proof-trace-1"}, json={
+        "transfer_id": transfer_id, "from": str(TREASURY_ID), "to": alice, "amount": "1"})
+    assert moved.status_code == 201, moved.text
+    head = api.service.app.event_log.head()
+    wait_until(lambda: anchored_past(admin, head), 60, "an anchor covered the transfer")
+
+    proof = admin.get(f"/v1/transfers/{transfer_id}/proof").json()
+
+    state = json.loads(proof["event"]["state"])
+    assert (state["requested_by"], state["request_id"]) == ("admin", "proof-trace-1")
+    canonical = base64.b64decode(proof["event"]["canonical_bytes"])
+    assert b'"requested_by":"admin"' in canonical.replace(b" ", b"")
+    digest = admin.get("/v1/audit/digest").json()["anchor"]
+    verify_offline(proof, tmp_path, api.service.settings.data_dir / "chain", digest["signer"])

@@ -279,6 +279,12 @@ class HistoryItem(Response):
     reason: str
     created_at: datetime
     position: int
+    requested_by: str | None = Field(
+        None, description="who asked for the movement: the API key's name, or a system actor "
+                          "(`system:settler` for a compensation, ...); null before it was recorded")
+    request_id: str | None = Field(
+        None, description="the X-Request-ID of the request that asked; null for the ledger's "
+                          "own steps")
 
 
 class HistoryPage(Response):
@@ -298,6 +304,7 @@ def _history_item(entry: q.HistoryEntry) -> HistoryItem:
         balance_before=format_amount(entry.balance_before),
         balance_after=format_amount(entry.balance_after), type=entry.type,
         reason=entry.reason, created_at=entry.created_at, position=entry.position,
+        requested_by=entry.requested_by, request_id=entry.request_id,
     )
 
 
@@ -324,6 +331,12 @@ class TransactionResponse(Response):
         None, description="GET /v1/transfers/{id}: the log position whose state this answer "
                           "reflects (`position` is the movement's own); null in lists, whose "
                           "page carries it")
+    requested_by: str | None = Field(
+        None, description="who asked for the movement: the API key's name, or a system actor "
+                          "(`system:settler` for a compensation, ...); null before it was recorded")
+    request_id: str | None = Field(
+        None, description="the X-Request-ID of the request that asked; null for the ledger's "
+                          "own steps")
 
     @classmethod
     def of(cls, view: q.TransactionView) -> TransactionResponse:
@@ -334,7 +347,8 @@ class TransactionResponse(Response):
             created_at=view.created_at, updated_at=view.updated_at, position=view.position,
             hold_status=view.hold_status, expires_at=view.expires_at,
             reversed_by=view.reversed_by, reverses=view.reverses,
-            as_of_position=view.as_of_position,
+            as_of_position=view.as_of_position, requested_by=view.requested_by,
+            request_id=view.request_id,
         )
 
 
@@ -554,6 +568,13 @@ class RawEventItem(Response):
     timestamp: datetime | None = Field(description="null only for a row that cannot be decoded")
     decode_error: str | None = Field(
         None, description="set when the stored row cannot be decoded (state is then empty)")
+    requested_by: str | None = Field(
+        None, description="who asked for the command that wrote it: the API key's name, or a "
+                          "system actor (`system:settler`, `system:sweeper`, `system:genesis`, "
+                          "`operator:cli`); null for events written before it was recorded")
+    request_id: str | None = Field(
+        None, description="the X-Request-ID of the request that asked; null for the ledger's "
+                          "own steps and older events")
 
 
 class EventsResponse(Response):
@@ -570,7 +591,8 @@ class EventsResponse(Response):
     def of(cls, page: q.EventsPage) -> EventsResponse:
         items = [RawEventItem(position=e.position, aggregate_id=e.aggregate_id, version=e.version,
                               topic=e.topic, state=e.state, timestamp=e.timestamp,
-                              decode_error=e.decode_error)
+                              decode_error=e.decode_error, requested_by=e.requested_by,
+                              request_id=e.request_id)
                  for e in page.items]
         return cls(items=items, next_after_position=page.next_after_position,
                    after_position=page.after_position, position=page.position)
