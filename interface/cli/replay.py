@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 
+from application.eventlog.seal_check import UnauthenticatedEvent
 from application.settlement.anchor_audit import AnchorAudit, run_anchor_audit
 from application.write.event_store import LedgerApplication
 from domain.amounts import format_amount
@@ -49,14 +51,9 @@ def run_replay(args: argparse.Namespace, settings: Settings) -> int:
                          redis_prefix=settings.redis_prefix)
     try:
         head = read_side.log.head()
-        projector = read_side.projector
-        if args.rebuild:
-            progress = Progress("rebuild", head)
-            projector.rebuild(progress_line=progress)
-            progress.done()
-        elif projector.lock.try_acquire():
-            projector.catch_up()  # nobody else projects: bring the models up to date
-            projector.lock.release()
+        # an unauthenticated event stops the models before it; the replay names it
+        with contextlib.suppress(UnauthenticatedEvent):
+            _bring_models_up(read_side, head, rebuild=args.rebuild)
         progress = Progress("replay", min(args.until_position or head, head))
         report = read_side.queries.audit_replay(
             until_position=args.until_position, until=until, progress_line=progress)
@@ -68,6 +65,19 @@ def run_replay(args: argparse.Namespace, settings: Settings) -> int:
     _print(report, as_json=args.json, anchors=anchors)
     clean = report.supply_ok and not report.mismatches and report.first_tampered_position is None
     return exit_codes.OK if clean and (anchors is None or not anchors.findings) else exit_codes.FINDINGS
+
+
+def _bring_models_up(read_side: ReadSide, head: int, *, rebuild: bool) -> None:
+    projector = read_side.projector
+    if rebuild:
+        progress = Progress("rebuild", head)
+        projector.rebuild(progress_line=progress)
+        progress.done()
+    elif projector.lock.try_acquire():
+        try:
+            projector.catch_up()  # nobody else projects: bring the models up to date
+        finally:
+            projector.lock.release()
 
 
 def position(text: str) -> int:

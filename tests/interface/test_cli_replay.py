@@ -71,3 +71,25 @@ def test_replay_json_is_the_api_answer_shape(ledger, store):
     assert isinstance(report["supply"], str)  # DEAL, as the API answers; never base units
     assert ReplayResponse.model_validate(report).supply == report["supply"]
     assert set(report["anchors"]) >= {"checked", "anchors_checked", "findings"}
+
+
+def test_replay_names_an_event_appended_without_a_seal(service_ledger, store):
+    """Seals on by default: an event appended by SQL alone stops the read
+    models before it and the replay names it (exit 4), rather than failing."""
+    from tests.support.raw_events import RawEvents
+
+    account = service_ledger.open_account(funded=5)
+    log = service_ledger.app.event_log
+    forged_at = log.head() + 1
+    last = log.read(forged_at - 2, 1)[0]
+    RawEvents(service_ledger, store).execute(
+        "INSERT INTO {t} (originator_id, originator_version, topic, state) "
+        "VALUES (%s, %s, %s, %s)", (last.originator_id, last.version + 1, last.topic, last.state))
+    for options in ((), ("--rebuild",)):
+        run = cli(store, "replay", "--json", *options)
+        assert run.returncode == 4, run.stdout + run.stderr
+        report = json.loads(run.stdout)
+        assert [(m["model"], m["key"]) for m in report["mismatches"]] == [
+            ("event_log", f"position {forged_at}")]
+        assert report["position"] == forged_at - 1
+    assert service_ledger.balance(account) == 5
