@@ -112,12 +112,12 @@ def _check_sealing_can_begin(head: int, start_at: int) -> None:
 
 
 def _check_keys_known(log: SqlEventLog, keys: SealKeys, path: Path) -> None:
-    """Refuse at start, not at the first read, a log whose latest seal was
-    made with a key this process does not hold (another host's generated
-    key, or a rotated file missing its old lines)."""
-    latest = log.seal_before(log.head() + 2)
-    if latest is not None and keys.get(latest.key_id) is None:
-        raise SettingsError(
-            f"the event log's latest commit seal was made with key {latest.key_id!r}, which "
-            f"{path} does not hold: every process of a ledger needs the same key file "
-            "(keep old lines after a rotation)")
+    """Refuse at start, not at the first read, a log whose first or latest
+    seal was made with a key this process does not hold (another host's
+    generated key, or a rotated file missing its old lines)."""
+    for which, seal in (("first", log.start_seal()), ("latest", log.seal_before(log.head() + 2))):
+        if seal is not None and keys.get(seal.key_id) is None:
+            raise SettingsError(
+                f"the event log's {which} commit seal was made with key {seal.key_id!r}, which "
+                f"{path} does not hold: every process of a ledger needs the same key file "
+                "(keep old lines after a rotation)")

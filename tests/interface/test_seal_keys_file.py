@@ -144,3 +144,35 @@ def test_a_sealed_log_is_refused_without_its_key(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="same key file") as refused:
         open_ledger(other)
     assert SECRET[:16] not in str(refused.value)
+
+
+def test_rotating_the_generated_key_keeps_the_old_seals_checking(tmp_path: Path) -> None:
+    """docs/operations.md "Commit seals": append a line to the key file and
+    restart; the new key seals, the old one still checks what it sealed."""
+    from uuid import uuid4
+
+    from application import commands as c
+    from application.eventlog.seal_check import SealCheck
+    from application.write.processor import CommandProcessor
+    from interface.wiring.seal_keys import COMMIT_KEYS_FILE_NAME
+
+    settings = Settings(data_dir=tmp_path / "var")
+    app = open_ledger(settings)
+    CommandProcessor(app).process([c.OpenAccount(uuid4())])
+    app.close()
+    key_file = settings.data_dir / COMMIT_KEYS_FILE_NAME
+    old_id = key_file.read_text().split(":")[0]
+    with key_file.open("a") as keys:
+        keys.write(f"rotated:{'cd' * 32}\n")
+    app = open_ledger(settings)
+    try:
+        CommandProcessor(app).process([c.OpenAccount(uuid4())])
+        log = app.event_log
+        assert [seal.key_id for seal in log.seals_from(0, 10)] == [old_id, old_id, "rotated"]
+        check = SealCheck(log, log.seal_keys)
+        assert [e.position for e in check.verified(log.read(0, 100))][-1] == log.head()
+    finally:
+        app.close()
+    key_file.write_text(f"rotated:{'cd' * 32}\n")  # the old line dropped: refused at start
+    with pytest.raises(SettingsError, match="same key file"):
+        open_ledger(settings)
