@@ -23,7 +23,8 @@ from uuid import UUID
 from domain.errors import InvalidRequest
 
 CURSOR_VERSION = "c2"
-LISTINGS = frozenset({"history", "transactions", "accounts"})
+LISTINGS = frozenset({"history", "transactions", "accounts", "history-desc",
+                      "transactions-desc"})
 CURSOR_TEXT_LENGTH_MAX = 200
 """Cursors this module writes are under 100 characters."""
 _POSITION_MAX = 2**63 - 1

@@ -28,6 +28,7 @@ from typing import Generic, Protocol, TypeVar
 from uuid import UUID
 
 from domain.errors import LedgerError
+from projections.listing_filters import ListingFilter
 
 T = TypeVar("T")
 PAGE_SIZE_MAX = 1000
@@ -274,13 +275,13 @@ class LedgerQueries(Protocol):
     def history(
         self, account_id: UUID, *, limit: int = PAGE_SIZE_DEFAULT, cursor: str | None = None,
         min_position: int | None = None, consistency: Consistency = Consistency.STRONG,
-        point: ReadPoint | None = None,
+        point: ReadPoint | None = None, listing: ListingFilter = ...,
     ) -> Page[HistoryEntry]: ...
 
     def transactions(
         self, account_id: UUID, *, limit: int = PAGE_SIZE_DEFAULT, cursor: str | None = None,
         min_position: int | None = None, consistency: Consistency = Consistency.STRONG,
-        point: ReadPoint | None = None,
+        point: ReadPoint | None = None, listing: ListingFilter = ...,
     ) -> Page[TransactionView]: ...
 
     def account(self, account_id: UUID, *, point: ReadPoint | None = None) -> Listing[AccountView]:

@@ -31,7 +31,7 @@ from domain.pricing import PRICES_DEFAULT, SERVICE_TYPES
 from domain.transfer import EXPIRED, PENDING, POSTED, client_status, settlement_when_hold_closes
 from projections.account_reads import account_row, account_rows, accounts_after, accounts_cursor
 from projections.balance_cache import BalanceCache, CachedBalance, CacheRead
-from projections.cursors import decode_cursor, encode_cursor
+from projections.listing_filters import ASCENDING, ListingFilter
 from projections.progress import Progress
 from projections.queries import (
     MIN_POSITION_WAIT_S,
@@ -66,15 +66,6 @@ AUDIT_WAIT_S_MIN = 30.0
 longer for them than a query does."""
 _TRACKING = "(SELECT notification_id FROM {tracking} WHERE application_name = ?)"
 _TX_COLUMNS = ", ".join(columns(TransactionRow))
-_TX_ONE_SIDE = (
-    f"SELECT {_TX_COLUMNS} FROM {{transactions}} "  # noqa: S608 - fixed column names
-    "WHERE {side} = ? AND position > ? ORDER BY position LIMIT ?"
-)
-_TX_BOTH_SIDES = (
-    f"SELECT * FROM ({_TX_ONE_SIDE.replace('{side}', 'source')}) s UNION ALL "  # noqa: S608
-    f"SELECT * FROM ({_TX_ONE_SIDE.replace('{side}', 'destination')}) d "
-    "ORDER BY position LIMIT ?"
-)
 _BALANCE_NOW = (
     f"SELECT b.balance, b.held, b.position, {_TRACKING}, "  # noqa: S608 - fixed names
     "(SELECT COALESCE(SUM(h.amount), 0) FROM {holds} h WHERE h.account_id = b.account_id "
@@ -86,10 +77,6 @@ _BALANCE_NOW = (
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def _next_cursor(listing: str, account_id: UUID, items: list[Any], more: bool) -> str | None:
-    return encode_cursor(listing, account_id, items[-1].position) if more else None
 
 
 def _check_position(name: str, position: int | None) -> None:
@@ -343,17 +330,20 @@ class ReadModelQueries:
     def history(
         self, account_id: UUID, *, limit: int = PAGE_SIZE_DEFAULT, cursor: str | None = None,
         min_position: int | None = None, consistency: Consistency = Consistency.STRONG,
-        point: ReadPoint | None = None,
+        point: ReadPoint | None = None, listing: ListingFilter = ASCENDING,
     ) -> Page[HistoryEntry]:
-        limit, after = _check_limit(limit), decode_cursor(cursor, "history", account_id)
+        """The account's balance changes in ``listing``'s order and filters."""
+        limit = _check_limit(limit)
+        start = listing.start("history", cursor, account_id)
         self._point(point, consistency, min_position)
+        where, params = listing.where("type")
         with self.store.read() as cur:
             self._opened(cur, account_id)
-            cur.execute(self.store.sql(
-                "SELECT transfer_id, change, balance_before, balance_after, type, reason, "
-                "created_at, position, requested_by, request_id FROM {balance_history} "
-                "WHERE account_id = ? AND position > ? ORDER BY position LIMIT ?"
-            ), (account_id.hex, after, limit + 1))
+            cur.execute(self.store.sql(  # column names only: the values are parameters
+                "SELECT transfer_id, change, balance_before, balance_after, type, reason, "  # noqa: S608
+                f"created_at, position, requested_by, request_id FROM {{balance_history}} "
+                f"WHERE account_id = ? AND {where} ORDER BY {listing.sort} LIMIT ?"
+            ), (account_id.hex, start, *params, limit + 1))
             rows = cur.fetchall()
             position = self._tracked(cur)
         items = [
@@ -361,27 +351,35 @@ class ReadModelQueries:
                          from_micros(int(r[6])), int(r[7]), r[8], r[9])
             for r in rows[:limit]
         ]
-        return Page(items, _next_cursor("history", account_id, items, len(rows) > limit),
+        return Page(items, listing.next_cursor("history", account_id, items, len(rows) > limit),
                     position)
 
     def transactions(
         self, account_id: UUID, *, limit: int = PAGE_SIZE_DEFAULT, cursor: str | None = None,
         min_position: int | None = None, consistency: Consistency = Consistency.STRONG,
-        point: ReadPoint | None = None,
+        point: ReadPoint | None = None, listing: ListingFilter = ASCENDING,
     ) -> Page[TransactionView]:
-        limit, after = _check_limit(limit), decode_cursor(cursor, "transactions", account_id)
+        """The account's movements (either side) in ``listing``'s order and filters."""
+        limit = _check_limit(limit)
+        start = listing.start("transactions", cursor, account_id)
         self._point(point, consistency, min_position)
+        where, params = listing.where("kind")
+        side = (f"SELECT {_TX_COLUMNS} FROM {{transactions}} WHERE {{side}} = ? "  # noqa: S608
+                f"AND {where} ORDER BY {listing.sort} LIMIT ?")
         # Two keyset range scans, one per index, merged: no OR, no OFFSET.
+        both = (f"SELECT * FROM ({side.replace('{side}', 'source')}) s UNION ALL "  # noqa: S608
+                f"SELECT * FROM ({side.replace('{side}', 'destination')}) d "
+                f"ORDER BY {listing.sort} LIMIT ?")
+        one = (account_id.hex, start, *params, limit + 1)
         with self.store.read() as cur:
             self._opened(cur, account_id)
-            cur.execute(self.store.sql(_TX_BOTH_SIDES), (
-                account_id.hex, after, limit + 1, account_id.hex, after, limit + 1, limit + 1,
-            ))
+            cur.execute(self.store.sql(both), (*one, *one, limit + 1))
             rows = [TransactionRow(*r) for r in cur.fetchall()]
             position = self._tracked(cur)
         now = to_micros(self.clock())
         items = [self._transaction_view(row, now) for row in rows[:limit]]
-        return Page(items, _next_cursor("transactions", account_id, items, len(rows) > limit),
+        more = len(rows) > limit
+        return Page(items, listing.next_cursor("transactions", account_id, items, more),
                     position)
 
     def transfer(

@@ -16,6 +16,7 @@ from tenacity import AsyncRetrying
 from interface.client import calls
 from interface.client import models as m
 from interface.client.amounts import AmountIn
+from interface.client.calls import TimeIn
 from interface.client.core import USER_AGENT, Consistency, RetryPolicy, Session
 from interface.client.errors import (
     LedgerError,
@@ -162,15 +163,24 @@ class AsyncLedgerClient:
     async def allowance(self, owner: Id, spender: Id) -> m.Allowance:
         return await self._run(calls.allowance(owner, spender))
 
-    def history(self, account_id: Id, *,
-                page_size: int = PAGE_SIZE) -> AsyncIterator[m.HistoryEntry]:
-        """Every change of the account's balance, oldest first, page after page."""
-        return self._pages(lambda cursor: calls.history_page(account_id, page_size, cursor))
+    def history(self, account_id: Id, *, page_size: int = PAGE_SIZE, order: str = "asc",
+                since: TimeIn = None, until: TimeIn = None,
+                type: str | None = None) -> AsyncIterator[m.HistoryEntry]:  # noqa: A002
+        """Every change of the account's balance, oldest first (``order="desc"``:
+        newest first), page after page; ``since``/``until`` (both included)
+        and ``type`` (a movement kind) narrow it."""
+        listing = calls.Listing(order, since, until, type)
+        return self._pages(
+            lambda cursor: calls.history_page(account_id, page_size, cursor, listing))
 
-    def transactions(self, account_id: Id, *,
-                     page_size: int = PAGE_SIZE) -> AsyncIterator[m.Transaction]:
-        """Every movement of the account with its settlement, page after page."""
-        return self._pages(lambda cursor: calls.transactions_page(account_id, page_size, cursor))
+    def transactions(self, account_id: Id, *, page_size: int = PAGE_SIZE, order: str = "asc",
+                     since: TimeIn = None, until: TimeIn = None,
+                     kind: str | None = None) -> AsyncIterator[m.Transaction]:
+        """Every movement of the account with its settlement, page after page,
+        in ``order`` and narrowed like ``history``."""
+        listing = calls.Listing(order, since, until, kind)
+        return self._pages(
+            lambda cursor: calls.transactions_page(account_id, page_size, cursor, listing))
 
     async def _pages(self, page_call: Any) -> AsyncIterator[Any]:
         cursor: str | None = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 from uuid import UUID, uuid4
 
@@ -183,16 +184,47 @@ def allowance(owner: UUID | str, spender: UUID | str) -> Call[m.Allowance]:
                   _reader(m.Allowance))
 
 
-def history_page(account_id: UUID | str, page_size: int, cursor: str | None
-                 ) -> Call[Page[m.HistoryEntry]]:
+TimeIn = datetime | str | None
+"""A time a listing filter takes: an aware datetime or RFC 3339 text."""
+
+
+@dataclass(frozen=True)
+class Listing:
+    """How ``history`` and ``transactions`` list: ``order`` asc (oldest
+    first) or desc (newest first), ``since`` / ``until`` (both included;
+    aware datetimes or RFC 3339 text) and one movement kind."""
+
+    order: str = "asc"
+    since: datetime | str | None = None
+    until: datetime | str | None = None
+    kind: str | None = None
+
+    def params(self, kind_name: str) -> dict[str, Any]:
+        return {"order": None if self.order == "asc" else self.order,
+                "since": _time_text(self.since), "until": _time_text(self.until),
+                kind_name: self.kind}
+
+
+def _time_text(moment: datetime | str | None) -> str | None:
+    if isinstance(moment, datetime):
+        if moment.tzinfo is None:
+            raise ValueError("since and until must carry their offset (an aware datetime)")
+        return moment.isoformat()
+    return moment
+
+
+def history_page(account_id: UUID | str, page_size: int, cursor: str | None,
+                 listing: Listing = Listing()) -> Call[Page[m.HistoryEntry]]:
     return _query(f"/v1/accounts/{UUID(str(account_id))}/history",
-                  _page_reader(m.HistoryEntry), limit=page_size, cursor=cursor)
+                  _page_reader(m.HistoryEntry), limit=page_size, cursor=cursor,
+                  **listing.params("type"))
 
 
-def transactions_page(account_id: UUID | str, page_size: int, cursor: str | None
-                      ) -> Call[Page[m.Transaction]]:
+def transactions_page(account_id: UUID | str, page_size: int, cursor: str | None,
+                      listing: Listing = Listing()) -> Call[Page[m.Transaction]]:
     return _query(f"/v1/accounts/{UUID(str(account_id))}/transactions",
-                  _page_reader(m.Transaction), limit=page_size, cursor=cursor)
+                  _page_reader(m.Transaction), limit=page_size, cursor=cursor,
+                  **listing.params("kind"))
 
 
 def get_account(account_id: UUID | str) -> Call[m.AccountDetails]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import anyio
 from asgi_correlation_id import CorrelationIdMiddleware
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.routing import APIRoute
 
 from interface.http.activity import KeyActivityMiddleware
@@ -26,6 +26,7 @@ from interface.http.docs_pages import install_docs_pages
 from interface.http.errors import install_error_handlers
 from interface.http.forwarded import ForwardedHeadersMiddleware
 from interface.http.http_metrics import HttpMetricsMiddleware
+from interface.http.query_params import refuse_unknown_query_parameters
 from interface.http.ratelimit import Limit, rate_limiter
 from interface.http.routers import (
     accounts,
@@ -136,7 +137,8 @@ def create_app(
     install_error_handlers(app)
     for router in ROUTERS:
         public = router is operations.router
-        app.include_router(router, responses={} if public else COMMON_REFUSALS)
+        app.include_router(router, responses={} if public else COMMON_REFUSALS,
+                           dependencies=[Depends(refuse_unknown_query_parameters)])
     return app
 
 

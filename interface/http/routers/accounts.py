@@ -23,6 +23,7 @@ from interface.http.deps import (
 )
 from interface.http.json_body import JsonRoute
 from interface.http.routers import REPLAYED, REPLAYED_STATE, keyed, refusals, replay_aware
+from interface.http.schemas.listing import Listing, MovementKind
 from interface.http.schemas.requests import OpenAccountRequest
 from interface.http.schemas.responses import (
     AccountDetailResponse,
@@ -108,18 +109,25 @@ async def get_balance(account_id: UUID, queries: Queries, read: Read, at: PointI
 
 @router.get("/{account_id}/history", response_model=HistoryPage, dependencies=[CAN_READ],
             responses=refusals(404))
-async def get_history(account_id: UUID, queries: Queries, read: Read,
-                  limit: Limit = PAGE_SIZE_DEFAULT, cursor: Cursor = None):
+async def get_history(account_id: UUID, queries: Queries, read: Read, pages: Listing,
+                      limit: Limit = PAGE_SIZE_DEFAULT, cursor: Cursor = None,
+                      type: MovementKind = None):  # noqa: A002 - the field it filters
+    """The account's balance changes, oldest first (``order=desc``: newest
+    first), optionally in a time range and of one movement kind."""
     point = await planned(queries, read)
-    page = await in_thread(queries.history, account_id, limit=limit, cursor=cursor, point=point)
+    page = await in_thread(queries.history, account_id, limit=limit, cursor=cursor,
+                           point=point, listing=pages.filter(type))
     return HistoryPage.of(page)
 
 
 @router.get("/{account_id}/transactions", response_model=TransactionPage,
             dependencies=[CAN_READ], responses=refusals(404))
-async def get_transactions(account_id: UUID, queries: Queries, read: Read,
-                       limit: Limit = PAGE_SIZE_DEFAULT, cursor: Cursor = None):
+async def get_transactions(account_id: UUID, queries: Queries, read: Read, pages: Listing,
+                           limit: Limit = PAGE_SIZE_DEFAULT, cursor: Cursor = None,
+                           kind: MovementKind = None):
+    """The account's movements (either side) with their settlement, oldest
+    first (``order=desc``: newest first), optionally filtered."""
     point = await planned(queries, read)
     page = await in_thread(queries.transactions, account_id, limit=limit, cursor=cursor,
-                           point=point)
+                           point=point, listing=pages.filter(kind))
     return TransactionPage.of(page)

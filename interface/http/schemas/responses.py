@@ -290,12 +290,14 @@ class HistoryItem(Response):
 class HistoryPage(Response):
     items: list[HistoryItem]
     next_cursor: str | None
+    has_more: bool = Field(description="another page follows (next_cursor asks for it)")
     position: int = Field(description="the log position whose state this answer reflects")
 
     @classmethod
     def of(cls, page: q.Page[q.HistoryEntry]) -> HistoryPage:
         return cls(items=[_history_item(entry) for entry in page.items],
-                   next_cursor=page.next_cursor, position=page.position)
+                   next_cursor=page.next_cursor, has_more=page.has_more,
+                   position=page.position)
 
 
 def _history_item(entry: q.HistoryEntry) -> HistoryItem:
@@ -355,12 +357,14 @@ class TransactionResponse(Response):
 class TransactionPage(Response):
     items: list[TransactionResponse]
     next_cursor: str | None
+    has_more: bool = Field(description="another page follows (next_cursor asks for it)")
     position: int = Field(description="the log position whose state this answer reflects")
 
     @classmethod
     def of(cls, page: q.Page[q.TransactionView]) -> TransactionPage:
         return cls(items=[TransactionResponse.of(view) for view in page.items],
-                   next_cursor=page.next_cursor, position=page.position)
+                   next_cursor=page.next_cursor, has_more=page.has_more,
+                   position=page.position)
 
 
 class WalletResponse(Response):

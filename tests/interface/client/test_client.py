@@ -89,6 +89,12 @@ def test_history_and_transactions_iterate_over_every_page(client):
     assert [entry.transfer_id for entry in history] == moved
     assert history[-1].balance_after == Decimal(28)
     assert [t.transfer_id for t in client.transactions(destination, page_size=3)] == moved
+    newest = list(client.history(destination, page_size=2, order="desc"))
+    assert [entry.transfer_id for entry in newest] == moved[::-1]
+    since = history[2].created_at
+    assert [t.transfer_id for t in client.transactions(destination, since=since, kind="transfer",
+                                                       order="desc")] == moved[:1:-1]
+    assert list(client.history(destination, type="fee")) == []
 
 
 def test_a_wallet_is_connected_and_disconnected(client):

@@ -1,0 +1,53 @@
+"""Unknown query parameters are refused on every route (400 bad_request),
+not silently ignored: ``?order=desc`` on a route that took no ``order``
+used to answer oldest first as if asked, and a misspelt filter
+(``?knd=user``) answered everything. One dependency on every router
+compares the request's parameter names with the ones its route declares
+(read once per route from FastAPI's own dependency tree), so a route's
+parameters are declared once, where the route takes them.
+"""
+
+from __future__ import annotations
+
+from fastapi import Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+
+from interface.http.errors import BadRequest
+
+_NAMES_SHOWN_MAX = 5
+_KEPT_AS = "_deals_declared_query_parameters"
+_NAME_SHOWN_LENGTH_MAX = 40
+
+
+async def refuse_unknown_query_parameters(request: Request) -> None:
+    """400 naming the first unknown parameters and what the route takes."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not request.url.query:
+        return
+    declared = declared_query_parameters(route)
+    unknown = sorted({name for name in request.query_params if name not in declared})
+    if unknown:
+        shown = ", ".join(repr(name[:_NAME_SHOWN_LENGTH_MAX]) for name in unknown[:_NAMES_SHOWN_MAX])
+        takes = ", ".join(sorted(declared)) or "none"
+        raise BadRequest(f"unknown query parameter {shown}; this route takes: {takes}")
+
+
+def declared_query_parameters(route: APIRoute) -> frozenset[str]:
+    """The query parameter names (aliases) a route and its dependencies
+    declare, worked out on the route's first request and kept on it."""
+    known = getattr(route, _KEPT_AS, None)
+    if known is None:
+        known = _walk(route)
+        setattr(route, _KEPT_AS, known)
+    return known
+
+
+def _walk(route: APIRoute) -> frozenset[str]:
+    names: set[str] = set()
+    todo: list[Dependant] = [route.dependant]
+    while todo:
+        dependant = todo.pop()
+        names.update(param.alias for param in dependant.query_params)
+        todo.extend(dependant.dependencies)
+    return frozenset(names)

@@ -1,0 +1,93 @@
+"""How an account's history and transactions are listed: in which order,
+over which time range, of which movement kinds.
+
+Pages are keyset pages on the log position in either direction (``position
+> cursor ORDER BY position`` oldest first, ``position < cursor ORDER BY
+position DESC`` newest first), on the same ``(account, position)`` indexes,
+so a wallet screen's newest-first page costs what the oldest-first one
+does. A cursor names its direction (``history`` or ``history-desc``), so a
+cursor of one order is refused by the other instead of paging from a
+meaningless place. The time range and kind filters narrow the rows; the
+keyset stays on the position, so a page never skips or repeats a row
+whatever the filters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from domain.errors import InvalidRequest
+from projections.cursors import decode_cursor, encode_cursor
+from projections.times import to_micros
+
+_POSITION_MAX = 2**63 - 1
+
+
+class Order(StrEnum):
+    """``order=`` of a listing: ``asc`` oldest first (the default), ``desc``
+    newest first."""
+
+    ASC = "asc"
+    DESC = "desc"
+
+
+@dataclass(frozen=True)
+class ListingFilter:
+    """One listing request's order and filters; ``since`` and ``until`` are
+    both inclusive (``until`` means at or before, as the audit's does)."""
+
+    order: Order = Order.ASC
+    since: datetime | None = None
+    until: datetime | None = None
+    kind: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.since is not None and self.until is not None and self.since > self.until:
+            raise InvalidRequest("since must not be later than until")
+
+    def listing(self, base: str) -> str:
+        """The cursor's listing name: the base for ascending pages, with
+        ``-desc`` for descending ones."""
+        return base if self.order is Order.ASC else f"{base}-desc"
+
+    def start(self, base: str, cursor: str | None, account_id: UUID) -> int:
+        """The keyset bound of the page: after it (asc) or before it (desc)."""
+        position = decode_cursor(cursor, self.listing(base), account_id)
+        if cursor is None and self.order is Order.DESC:
+            return _POSITION_MAX
+        return position
+
+    def next_cursor(self, base: str, account_id: UUID, items: list[Any], more: bool
+                    ) -> str | None:
+        if not more:
+            return None
+        return encode_cursor(self.listing(base), account_id, items[-1].position)
+
+    def where(self, kind_column: str, prefix: str = "") -> tuple[str, list[Any]]:
+        """The keyset comparison and the filters as SQL (column names are
+        the read models', never input) and their parameters, after the
+        keyset bound's own."""
+        clauses = [f"{prefix}position {'>' if self.order is Order.ASC else '<'} ?"]
+        params: list[Any] = []
+        if self.since is not None:
+            clauses.append(f"{prefix}created_at >= ?")
+            params.append(to_micros(self.since))
+        if self.until is not None:
+            clauses.append(f"{prefix}created_at <= ?")
+            params.append(to_micros(self.until))
+        if self.kind is not None:
+            clauses.append(f"{prefix}{kind_column} = ?")
+            params.append(self.kind)
+        return " AND ".join(clauses), params
+
+    @property
+    def sort(self) -> str:
+        return "position" if self.order is Order.ASC else "position DESC"
+
+
+ASCENDING = ListingFilter()
+"""Every row, oldest first: what a listing without order or filters is."""
