@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -13,8 +14,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def python_check(python: str) -> subprocess.CompletedProcess[str]:
+    """As a newcomer types it: a top-level make, even when the suite itself
+    runs under ``make test`` (whose MAKELEVEL would make it say ``make[1]``)."""
+    env = {name: value for name, value in os.environ.items()
+           if name not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
     return subprocess.run(["make", "--no-print-directory", "python-check", f"PYTHON={python}"],
-                          cwd=REPO, capture_output=True, text=True, timeout=60)
+                          cwd=REPO, capture_output=True, text=True, timeout=60, env=env)
 
 
 @pytest.fixture(autouse=True)

@@ -64,4 +64,5 @@ def test_quick_bench_runs_every_scenario_and_prints_ratios(postgres_database, tm
     assert all(f["ratio"] and f["ratio"] > 0 for f in with_baseline), figures
     assert "ratio" in run.stdout and "bare FastAPI endpoint" in run.stdout
     assert _bench_schemas(postgres_database.name) == before
-    assert _bench_redis_keys(redis_url) == keys_before
+    # nothing this run wrote is left (a concurrent run's keys may come and go)
+    assert not _bench_redis_keys(redis_url) - keys_before

@@ -9,7 +9,7 @@ import sqlite3
 
 import pytest
 
-from projections.ledger_fold import InvariantViolation
+from application.eventlog.seal_check import UnauthenticatedEvent
 from tests.interface.helpers import funded_account
 from tests.support.http import ADMIN, ThreadServer
 
@@ -32,12 +32,16 @@ def test_a_stalled_projector_is_not_ready_and_its_lag_is_measured(make_settings)
             with sqlite3.connect(events_file) as conn:
                 conn.execute(f"UPDATE {service.app.recorder.events_table_name} "  # noqa: S608
                              "SET state = ? WHERE rowid = ?", (b"{broken", position))
-            with pytest.raises(InvariantViolation):
+            with pytest.raises(UnauthenticatedEvent):  # its commit's seal no longer checks
                 service.read_side.projector.catch_up()
             stalled = client.get("/ready")
             assert stalled.status_code == 503, stalled.text
-            assert f"position {position}" in stalled.json()["error"]["message"]
+            # the seal covers a whole commit: the stop names the first
+            # position of the commit that holds the edited row
+            named = re.search(r"position (\d+)", stalled.json()["error"]["message"])
+            assert named is not None, stalled.text
+            assert position - 3 < int(named.group(1)) <= position  # the funding commit
             lag = lag_sample(client.get("/metrics").text)
-            assert lag is not None and lag >= 1
+            assert lag is not None and lag >= position - int(named.group(1)) + 1
     finally:
         server.stop()

@@ -61,7 +61,7 @@ def test_replay_until_refuses_what_the_api_refuses(tmp_path, monkeypatch, capsys
     """In process: the option is parsed before any store is opened."""
     monkeypatch.setenv("DEALS_DATA_DIR", str(tmp_path / "var"))
     monkeypatch.chdir(tmp_path)
-    assert main(["replay", "--until", text]) == 1
+    assert main(["replay", "--until", text]) == 2  # a usage error, as argparse's own
     error = capsys.readouterr().err
     assert error.startswith("deals-ledger: invalid_request: --until: "), error
     assert REFUSED[text] in error
