@@ -31,6 +31,7 @@ from application.eventlog.decoder import EventDecoder
 from application.eventlog.reader import EventLog, LogEvent
 from application.eventlog.seal_check import UnauthenticatedEvent, sealed_pages
 from domain.account import ISSUANCE
+from domain.amounts import format_amount
 from projections.balance_cache import BalanceCache
 from projections.gc_pacing import bulk_fold_pacing
 from projections.hashchain import ChainVerifier
@@ -45,7 +46,7 @@ from projections.rows import (
     TransactionRow,
     WalletRow,
 )
-from projections.times import micros, to_micros
+from projections.times import from_micros, micros, to_micros, utc_text
 
 logger = logging.getLogger(__name__)
 
@@ -232,18 +233,36 @@ class AuditReplay:
         supply = -sum(row.balance for row in state.balances.values() if row.kind == ISSUANCE)
         ok = total == 0
         if not ok:
-            mismatches.add("supply", "sum of all balances", 0, total)
+            mismatches.add("supply", "sum of all balances", "0", format_amount(total))
         for row in state.balances.values():
             if row.kind != ISSUANCE and row.balance - row.held < 0:
                 ok = False
                 mismatches.add("supply", f"available of {row.account_id}", ">= 0",
-                               row.balance - row.held)
+                               format_amount(row.balance - row.held))
         return ok, supply
 
 
 def _entries(checkpoints: Iterable[Any]) -> Iterator[tuple[int, bytes]]:
     for checkpoint in checkpoints:
         yield from checkpoint.entries()
+
+
+AMOUNT_FIELDS = frozenset({"balance", "held", "amount", "change", "balance_before",
+                           "balance_after", "token_cost"})
+"""Row fields holding amounts: a mismatch shows them in DEAL, as every answer
+does (base units only in fields named ``*_units``)."""
+
+
+def _shown(field_name: str, value: Any) -> Any:
+    """A row field's value as answers show it: amounts as decimal DEAL,
+    times (microseconds in the read models) as RFC 3339 with ``Z``."""
+    if type(value) is not int:
+        return value
+    if field_name in AMOUNT_FIELDS:
+        return format_amount(value)
+    if field_name.endswith("_at") or field_name in ("valid_from", "valid_to"):
+        return utc_text(from_micros(value))
+    return value
 
 
 def _compare(model: str, expected: dict[Any, Any], actual: dict[Any, Any],
@@ -256,7 +275,8 @@ def _compare(model: str, expected: dict[Any, Any], actual: dict[Any, Any],
             for field in fields(row):
                 mine, theirs = getattr(row, field.name), getattr(other, field.name)
                 if mine != theirs:
-                    mismatches.add(model, f"{key}.{field.name}", mine, theirs)
+                    mismatches.add(model, f"{key}.{field.name}", _shown(field.name, mine),
+                                   _shown(field.name, theirs))
     for key in actual.keys() - expected.keys():
         mismatches.add(model, str(key), "absent", "present")
 
@@ -274,5 +294,10 @@ def _compare_entry(row: BalanceRow, p: Any, b: Any, h: Any, model_position: int,
     if position < row.position:
         mismatches.add("redis_cache", f"{row.account_id}.position", row.position, position)
     elif (int(b), int(h)) != (row.balance, row.held):
-        mismatches.add("redis_cache", row.account_id, (row.balance, row.held), (int(b), int(h)))
+        mismatches.add("redis_cache", row.account_id, _balance_held(row.balance, row.held),
+                       _balance_held(int(b), int(h)))
+
+
+def _balance_held(balance: int, held: int) -> str:
+    return f"balance {format_amount(balance)}, held {format_amount(held)}"
 

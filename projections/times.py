@@ -35,3 +35,8 @@ def to_micros(moment: datetime) -> int:
 
 def from_micros(value: int) -> datetime:
     return _EPOCH + value * _ONE_MICROSECOND
+
+
+def utc_text(moment: datetime) -> str:
+    """RFC 3339 in UTC with ``Z``: how every answer writes a time."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -66,6 +66,7 @@ from application.settlement.store import (
     SettlementStore,
     Submission,
 )
+from domain.amounts import format_amount
 from domain.errors import FindingNotAdjustable, FindingNotFound
 from domain.ids import ledger_id
 from domain.reconciliation import (
@@ -268,8 +269,8 @@ class Reconciler:
                 BALANCE_MISMATCH, account_id=account, expected=reading.expected,
                 actual=reading.actual,
                 detail=f"token account {self.chain.token_account_address(account)} holds "
-                       f"{reading.actual}, the ledger's settled balance is {reading.expected} "
-                       "(base units)",
+                       f"{format_amount(reading.actual)} DEAL, the ledger's settled balance is "
+                       f"{format_amount(reading.expected)} DEAL",
             )
         return readings
 

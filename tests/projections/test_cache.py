@@ -212,7 +212,8 @@ def test_the_audit_finds_a_cached_balance_that_disagrees_at_the_same_position(
     raw(redis_server).hset(cache_key(destination.hex), "b", 11)
     report = cached.queries.audit_replay()
     assert [(m.model, m.key, m.expected, m.actual) for m in report.mismatches] == [
-        ("redis_cache", destination.hex, "(10, 0)", "(11, 0)")]
+        ("redis_cache", destination.hex, "balance 0.0000001, held 0",
+         "balance 0.00000011, held 0")]
 
 
 def test_a_projector_killed_between_its_sql_commit_and_redis_leaves_nothing_stale_after_restart(

@@ -4,7 +4,8 @@ first tampered position of the stored event log, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from decimal import Decimal
 from uuid import uuid4
 
 import pytest
@@ -53,6 +54,23 @@ def test_a_replay_finds_a_read_model_row_changed_behind_its_back(ledger, read_si
     report = read_side.queries.audit_replay()
     assert {(m.model, m.key.split(".")[-1]) for m in report.mismatches} == {
         ("balances", "balance"), ("balance_history", "reason")}
+    balance = next(m for m in report.mismatches if m.key.endswith(".balance"))
+    # Amounts in DEAL as every answer shows them (base units only in *_units fields).
+    assert Decimal(balance.actual) - Decimal(balance.expected) == Decimal("0.00000001")
+
+
+def test_a_replay_shows_a_changed_time_as_rfc3339_with_z(ledger, read_side):
+    _, destination, _ = history(ledger)
+    read_side.projector.catch_up()
+    store = read_side.store
+    with store._cursor(commit=True) as cursor:
+        cursor.execute(store.sql(
+            "UPDATE {balances} SET opened_at = opened_at + 1 WHERE account_id = ?"
+        ), (destination.hex,))
+    [found] = read_side.queries.audit_replay().mismatches
+    assert found.key.endswith(".opened_at") and found.actual.endswith("Z")
+    assert datetime.fromisoformat(found.actual) - datetime.fromisoformat(found.expected) == (
+        timedelta(microseconds=1))
 
 
 def test_a_replay_up_to_a_position_checks_the_history_up_to_it(ledger, read_side):

@@ -99,7 +99,9 @@ def test_an_account_shows_its_token_account_and_the_last_reconciled_chain_balanc
     minted = admin.get(f"/v1/accounts/{alice}/transactions").json()["items"][0]["transfer_id"]
     wait_until(lambda: settled(api, minted), 30, "the mint settled")
 
-    assert admin.post("/v1/reconciliations").status_code == 201
+    report = admin.post("/v1/reconciliations")
+    assert report.status_code == 201
+    assert report.json()["started_at"].endswith("Z") and report.json()["finished_at"].endswith("Z")
 
     after = admin.get(f"/v1/accounts/{alice}").json()
     assert after["chain_balance"] == "4" and after["chain_balance_read_at"].endswith("Z")

@@ -5,6 +5,7 @@ on a finding (its id, kind, amounts as decimal strings)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
@@ -12,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from application.settlement.reconciler import ReconciliationReport
 from application.settlement.store import FindingRow
 from domain.amounts import format_amount
+from domain.rfc3339 import parse_time
 from interface.http.schemas.types import Reason
 
 
@@ -60,8 +62,8 @@ class ReconciliationResponse(BaseModel):
     mismatch_count: int
     unmatched_signature_count: int
     truncated: bool = Field(description="more findings were recorded than listed here")
-    started_at: str
-    finished_at: str | None
+    started_at: datetime
+    finished_at: datetime | None
 
     @classmethod
     def of(cls, report: ReconciliationReport) -> ReconciliationResponse:
@@ -73,5 +75,6 @@ class ReconciliationResponse(BaseModel):
             unmatched_signatures=[FindingItem.of(row) for row in report.unmatched_signatures],
             mismatch_count=report.mismatch_count,
             unmatched_signature_count=report.unmatched_count, truncated=report.truncated,
-            started_at=report.started_at, finished_at=report.finished_at,
+            started_at=parse_time(report.started_at),
+            finished_at=None if report.finished_at is None else parse_time(report.finished_at),
         )
