@@ -31,6 +31,7 @@ from application.write.aggregate_cache import AggregateCache
 from application.write.processor import CommandProcessor
 from application.write.writer import CommandWriter
 from domain.system import ISSUANCE_ID
+from interface.webhooks.wiring import build_deliverer
 from interface.wiring.alerting import Alerting, alert_refused_page
 from interface.wiring.data_dir import secure_settings_data_dir
 from interface.wiring.seal_keys import open_ledger
@@ -87,6 +88,8 @@ class LedgerService:
         """Answers "is PostgreSQL down?" without waiting on the pool."""
         self.alerting = Alerting(settings, self.store_position, self.queries.position)
         self.writer.add_observer(self.alerting.suspicious.on_batch)
+        self.webhooks = build_deliverer(settings, self.app.recorder, self.read_side.events)
+        """Webhook subscriptions and their delivery (on the lock's holder only)."""
 
     def start(
         self, *, projections: bool | None = None, settlement: bool | None = None
@@ -109,6 +112,8 @@ class LedgerService:
             self.settlement.start()
             self.writer.add_observer(self.settlement.wake)
         self.alerting.start()
+        if self.settings.webhooks_enabled:
+            self.webhooks.start()
         settlement_metrics.LIVENESS.watch(self.settlement_liveness)
         return self
 
@@ -132,6 +137,7 @@ class LedgerService:
         the stores."""
         settlement_metrics.LIVENESS.forget(self.settlement_liveness)
         self.alerting.stop()
+        self.webhooks.stop()
         self.store_health.stop()
         self.settlement.stop()
         self.hold_expiry.stop()
@@ -139,6 +145,7 @@ class LedgerService:
         self.writer.stop()
         self.read_side.close()
         self.settlement_fold.store.close()
+        self.webhooks.store.close()
         self.app.close()
 
     def projection_stalled_at(self) -> int | None:

@@ -115,6 +115,14 @@ class Settings(BaseModel):
     """The settler anchors the log's Merkle root on chain (docs/proofs.md)."""
     anchor_every_events: int = _var(10_000, "DEALS_ANCHOR_EVERY_EVENTS", ge=1)
     anchor_every_s: float = _var(300.0, "DEALS_ANCHOR_EVERY_S", gt=0, allow_inf_nan=False)
+    # webhooks to subscribers (docs/api.md: Webhooks; docs/operations.md: roles)
+    webhooks_enabled: bool = _var(True, "DEALS_WEBHOOKS")
+    """Stand by to deliver webhooks here (one process delivers at a time)."""
+    webhook_timeout_s: float = _var(5.0, "DEALS_WEBHOOK_TIMEOUT_S", gt=0, allow_inf_nan=False)
+    """Per delivery attempt: connect and answer."""
+    webhook_backoff_s_max: float = _var(60.0, "DEALS_WEBHOOK_BACKOFF_S_MAX", gt=0,
+                                        allow_inf_nan=False)
+    """The longest pause between attempts at a failing receiver."""
     # alerts and suspicious activity (README: Security and alerts)
     alert_webhook_url: str | None = _var(None, "DEALS_ALERT_WEBHOOK_URL", secret=True)
     alert_webhook_secret: str | None = _var(None, "DEALS_ALERT_WEBHOOK_SECRET", secret=True)

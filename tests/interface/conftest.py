@@ -15,9 +15,12 @@ from tests.support.http import API_KEYS, ThreadServer
 from tests.support.services import REDIS_URL, PostgresTestDatabase, unreachable
 
 GENEROUS_LIMITS = {"rate_limit_per_s": 100_000.0, "rate_limit_burst": 100_000}
-NO_SETTLEMENT = {"settlement_enabled": False}
+NO_SETTLEMENT = {"settlement_enabled": False, "webhooks_enabled": False}
 """The settler would append settlement events while a test checks that a
-refused command wrote nothing; settlement over HTTP has tests of its own."""
+refused command wrote nothing; settlement over HTTP has tests of its own.
+No webhook is delivered either: schemathesis subscribes URLs it makes up,
+and a test server sends nothing off this machine (tests/interface/
+test_webhooks.py turns delivery on for its loopback receivers)."""
 
 
 @pytest.fixture(scope="session")

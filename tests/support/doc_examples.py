@@ -15,7 +15,8 @@ any whole number), ids the server chose (a UUID no request of the document
 named), and the fields in ``BY_SHAPE`` (signatures, the mint, digests).
 ``<!-- eventually -->`` just before the example repeats it until it
 matches, for what settles in the background (the chain); ``$POSITION`` in a
-request is the latest ``position`` an answer gave, ``$FINDING_ID`` the first
+request is the latest ``position`` an answer gave, ``$WEBHOOK_ID`` the latest
+answer's ``webhook_id``, ``$FINDING_ID`` the first
 ``finding_id`` of the latest answer that listed findings.
 ``<!-- setup: NAME -->`` just before an example runs the named step of
 ``SETUPS`` first: what no HTTP request can do (the chain changed behind the
@@ -214,6 +215,8 @@ class Session:
     """The latest ``position`` an answer gave: ``$POSITION`` in a request."""
     finding_id: str | None = None
     """``$FINDING_ID``: the first finding of the latest answer that had any."""
+    webhook_id: str | None = None
+    """``$WEBHOOK_ID``: the ``webhook_id`` of the latest answer that had one."""
     setup: Callable[[str], str] | None = None
     """Runs a named setup step (``SETUPS``); answers the server's new address."""
 
@@ -228,6 +231,8 @@ class Session:
         if isinstance(answered, dict) and isinstance(answered.get("position"), int):
             self.position = answered["position"]
         self.finding_id = _first_finding(answered) or self.finding_id
+        if isinstance(answered, dict) and isinstance(answered.get("webhook_id"), str):
+            self.webhook_id = answered["webhook_id"]
         return response
 
     def prepare(self, example: Example) -> None:
@@ -241,6 +246,7 @@ class Session:
         for placeholder in ("$(cat var/api-key)", "${TOKEN}", "$TOKEN"):
             text = text.replace(placeholder, self.token)
         text = text.replace("$FINDING_ID", str(self.finding_id))
+        text = text.replace("$WEBHOOK_ID", str(self.webhook_id))
         return text.replace("$POSITION", str(self.position))
 
     def check(self, example: Example) -> list[str]:
