@@ -524,6 +524,7 @@ def _rule_set(
     changes.price_rules.append(PriceRuleRow(
         event.position, fields["service_type"], fields["token_cost"],
         micros(fields["valid_from"]), micros(fields["valid_to"]), changes.last_time or 0,
+        *provenance.of(fields),
     ))
 
 

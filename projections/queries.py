@@ -169,6 +169,9 @@ class PriceRuleView:
     valid_from: datetime | None
     valid_to: datetime | None
     set_at: datetime
+    requested_by: str | None = None
+    """Who set the rule (``domain.provenance``)."""
+    request_id: str | None = None
 
 
 @dataclass(frozen=True)

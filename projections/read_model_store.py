@@ -59,17 +59,19 @@ from projections.rows import (
 logger = logging.getLogger(__name__)
 
 READ_MODELS_TRACKING_NAME = "read_models"
-READ_MODEL_SCHEMA_VERSION = 3
+READ_MODEL_SCHEMA_VERSION = 4
 """What the rows mean. A change of meaning (a column's values, a new table
 that needs the whole log) bumps it, and read models written under another
 version are rebuilt from the log at start. 1: the first; 2: the
 ``transactions.settlement`` column says queued (not pending) for a movement
 waiting for the chain, awaiting_capture for a pending hold and not_required
 for a voided or expired one, and follows a rejected submission; 3: history
-and transactions say who asked (``requested_by``, ``request_id``)."""
+and transactions say who asked (``requested_by``, ``request_id``); 4: so
+do the price rules."""
 ADDED_COLUMNS: dict[str, tuple[str, ...]] = {
     "balance_history": ("requested_by", "request_id"),
     "transactions": ("requested_by", "request_id"),
+    "price_rules": ("requested_by", "request_id"),
 }
 """Nullable text columns added after their table was first created: a table
 of an earlier version gets them before it is rebuilt."""
@@ -120,7 +122,8 @@ CREATE TABLE IF NOT EXISTS {wallets} (
 CREATE INDEX IF NOT EXISTS wallets_by_account ON {wallets} (account_id);
 CREATE TABLE IF NOT EXISTS {price_rules} (
   position {int_pk}, service_type TEXT NOT NULL, token_cost BIGINT NOT NULL,
-  valid_from BIGINT, valid_to BIGINT, set_at BIGINT NOT NULL);
+  valid_from BIGINT, valid_to BIGINT, set_at BIGINT NOT NULL,
+  requested_by TEXT, request_id TEXT);
 CREATE TABLE IF NOT EXISTS {hash_checkpoints} (
   last_position {int_pk}, first_position BIGINT NOT NULL, head {blob} NOT NULL,
   positions {blob} NOT NULL, digests {blob} NOT NULL);

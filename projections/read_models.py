@@ -482,8 +482,8 @@ class ReadModelQueries:
         self._point(point, consistency, min_position)
         with self.store.read() as cur:
             cur.execute(self.store.sql(
-                "SELECT service_type, token_cost, valid_from, valid_to, set_at "
-                "FROM {price_rules} ORDER BY position"
+                "SELECT service_type, token_cost, valid_from, valid_to, set_at, requested_by, "
+                "request_id FROM {price_rules} ORDER BY position"
             ))
             rows = cur.fetchall()
             position = self._tracked(cur)
@@ -566,7 +566,8 @@ def _service_price(service_type: str, rows: list[Any], moment: int) -> ServicePr
             cost = int(rule[1])
             break
     return ServicePriceView(service_type, cost, PRICES_DEFAULT[service_type], [
-        PriceRuleView(int(r[1]), _time(r[2]), _time(r[3]), from_micros(int(r[4]))) for r in rules
+        PriceRuleView(int(r[1]), _time(r[2]), _time(r[3]), from_micros(int(r[4])), r[5], r[6])
+        for r in rules
     ])
 
 

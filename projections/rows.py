@@ -134,6 +134,9 @@ class PriceRuleRow:
     valid_from: int | None
     valid_to: int | None
     set_at: int
+    requested_by: str | None = None
+    """Who set the rule (``domain.provenance``)."""
+    request_id: str | None = None
 
     @property
     def key(self) -> int:

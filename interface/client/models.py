@@ -169,6 +169,9 @@ class HistoryEntry:
     reason: str
     created_at: datetime
     position: int
+    requested_by: str | None = None
+    """Who asked for the movement: an API key's name or a system actor."""
+    request_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -193,6 +196,9 @@ class Transaction:
     reversed_by: UUID | None
     reverses: UUID | None
     as_of_position: int | None
+    requested_by: str | None = None
+    """Who asked for the movement: an API key's name or a system actor."""
+    request_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,10 @@ def test_mint_burn_freeze_and_pricing_are_attributed_in_the_audit_events(api, ad
         for item in written:  # the stored state carries them: what a proof covers
             assert item["state"]["requested_by"] == "admin"
             assert item["state"]["request_id"] == f"trace-{number}"
+    goal = next(service for service in admin.get("/v1/pricing").json()["services"]
+                if service["service_type"] == "goal")
+    assert (goal["rules"][-1]["requested_by"], goal["rules"][-1]["request_id"]) == (
+        "admin", "trace-3")
 
 
 def test_a_repeat_from_another_key_keeps_the_first_requests_provenance(api, admin):

@@ -451,6 +451,10 @@ class PriceRuleItem(Response):
     valid_from: datetime | None
     valid_to: datetime | None
     set_at: datetime
+    requested_by: str | None = Field(
+        None, description="who set the rule: the API key's name; null before it was recorded")
+    request_id: str | None = Field(
+        None, description="the X-Request-ID of the request that set it")
 
 
 class ServicePrice(Response):
@@ -473,7 +477,8 @@ class PricingResponse(Response):
                 default_cost=format_amount(view.default_cost),
                 rules=[PriceRuleItem(token_cost=format_amount(rule.token_cost),
                                      valid_from=rule.valid_from, valid_to=rule.valid_to,
-                                     set_at=rule.set_at) for rule in view.rules],
+                                     set_at=rule.set_at, requested_by=rule.requested_by,
+                                     request_id=rule.request_id) for rule in view.rules],
             )
             for view in views
         ])
