@@ -5,7 +5,7 @@ through anyio): the same methods, awaited, and ``history`` /
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -191,6 +191,23 @@ class AsyncLedgerClient:
             if page.next_cursor is None:
                 return
             cursor = page.next_cursor
+
+    async def events_page(self, after: int = 0, *, types: Sequence[str] | None = None,
+                          page_size: int = PAGE_SIZE, wait_s: float = 0) -> m.EventsPage:
+        """Business events after ``after`` (a page's ``next_after`` to go on);
+        ``wait_s`` long-polls for the next one (keep it below the timeout)."""
+        return await self._run(calls.events_page(after, tuple(types or ()), page_size, wait_s))
+
+    async def events(self, after: int = 0, *, types: Sequence[str] | None = None,
+                     page_size: int = PAGE_SIZE) -> AsyncIterator[m.Event]:
+        """Every business event after ``after`` that the log holds now, page after page."""
+        while True:
+            page = await self.events_page(after, types=types, page_size=page_size)
+            for event in page.items:
+                yield event
+            if not page.has_more:
+                return
+            after = page.next_after
 
     async def get_account(self, account_id: Id) -> m.AccountDetails:
         """One account: kind, status, balance summary, wallets, its token

@@ -254,6 +254,20 @@ def system() -> Call[m.SystemInfo]:
     return _query("/v1/system", _reader(m.SystemInfo))
 
 
+def events_page(after: int, types: tuple[str, ...] | None, page_size: int, wait_s: float
+                ) -> Call[m.EventsPage]:
+    """Not a read of the read models: no ``min_position`` (the events come from the log)."""
+    def read(data: Any) -> m.EventsPage:
+        items = tuple(m.parse(m.Event, item) for item in data["items"])
+        return m.EventsPage(items, int(data["next_after"]), bool(data["has_more"]),
+                            int(data["position"]))
+
+    params = {"after": after, "limit": page_size, "types": ",".join(types) if types else None,
+              "wait_s": wait_s or None}
+    return Call("GET", "/v1/events", read,
+                params={key: value for key, value in params.items() if value is not None})
+
+
 # What the clients conclude from answers
 
 

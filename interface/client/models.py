@@ -202,6 +202,29 @@ class Transaction:
 
 
 @dataclass(frozen=True)
+class Event:
+    """A business event (docs/api.md, "Business events"): ``id`` is the same
+    on every read; ``data`` is as the service sends it (amounts as decimal
+    text, which ``decimal.Decimal`` reads exactly)."""
+
+    id: str
+    position: int
+    type: str
+    occurred_at: datetime
+    data: Any
+
+
+@dataclass(frozen=True)
+class EventsPage:
+    """One page of events; ``next_after`` is the ``after`` of the next page or poll."""
+
+    items: tuple[Event, ...]
+    next_after: int
+    has_more: bool
+    position: int
+
+
+@dataclass(frozen=True)
 class ReplayReport:
     """The audit's replay compared with the read models; ``mismatches`` and
     ``anchors`` as the service answers them."""

@@ -5,7 +5,7 @@ the same client for asyncio; both share calls.py and core.py."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -189,6 +189,22 @@ class LedgerClient:
             if page.next_cursor is None:
                 return
             cursor = page.next_cursor
+
+    def events_page(self, after: int = 0, *, types: Sequence[str] | None = None,
+                    page_size: int = PAGE_SIZE, wait_s: float = 0) -> m.EventsPage:
+        """Business events after ``after`` (a page's ``next_after`` to go on);
+        ``wait_s`` long-polls for the next one (keep it below the timeout)."""
+        return self._run(calls.events_page(after, tuple(types or ()), page_size, wait_s))
+
+    def events(self, after: int = 0, *, types: Sequence[str] | None = None,
+               page_size: int = PAGE_SIZE) -> Iterator[m.Event]:
+        """Every business event after ``after`` that the log holds now, page after page."""
+        while True:
+            page = self.events_page(after, types=types, page_size=page_size)
+            yield from page.items
+            if not page.has_more:
+                return
+            after = page.next_after
 
     def get_account(self, account_id: Id) -> m.AccountDetails:
         """One account: kind, status, balance summary, wallets, its token
