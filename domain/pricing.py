@@ -46,18 +46,28 @@ class PriceSchedule(Aggregate):
         valid_to: datetime | None
 
         def apply(self, schedule: PriceSchedule) -> None:
-            schedule.rules.append(
-                {
-                    "service_type": self.service_type,
-                    "token_cost": self.token_cost,
-                    "valid_from": self.valid_from,
-                    "valid_to": self.valid_to,
-                    "set_at": self.timestamp,
-                }
-            )
+            schedule.add_rule({
+                "service_type": self.service_type,
+                "token_cost": self.token_cost,
+                "valid_from": self.valid_from,
+                "valid_to": self.valid_to,
+                "set_at": self.timestamp,
+                "version": self.originator_version,
+            })
 
     def __init__(self) -> None:
         self.rules: list[dict[str, Any]] = []
+
+    def add_rule(self, rule: dict[str, Any]) -> None:
+        """Keep ``rule`` and drop the rules that can no longer decide a price
+        from its moment on (``_still_decides``): a schedule holds the rules
+        that matter, not every change ever made, so it never fills up. The
+        log keeps every rule; a fee's price is written into its own events,
+        so replaying the log never asks for a dropped rule."""
+        _number_legacy_rules(self.rules)
+        now = rule["set_at"]
+        self.rules = [kept for kept in self.rules if _still_decides(kept, rule, now)]
+        self.rules.append(rule)
 
     def price_at(self, service_type: str, when: datetime) -> int:
         check_service_type(service_type)
@@ -71,10 +81,10 @@ class PriceSchedule(Aggregate):
 
     def rule_version(self, service_type: str) -> int | None:
         """The version of the event that set the latest rule of
-        ``service_type`` (None: no rule): every event after the schedule's
-        start sets one rule, in the order of ``rules``."""
-        indexes = [i for i, rule in enumerate(self.rules) if rule["service_type"] == service_type]
-        return indexes[-1] + 2 if indexes else None
+        ``service_type`` (None: no rule)."""
+        _number_legacy_rules(self.rules)
+        versions = [int(rule["version"]) for rule in self.rules_for(service_type)]
+        return versions[-1] if versions else None
 
     def set_rule(
         self,
@@ -93,13 +103,39 @@ class PriceSchedule(Aggregate):
         existing = self.rules_for(service_type)
         if existing and _same_rule(existing[-1], token_cost, valid_from, valid_to):
             return False
-        if len(existing) >= RULES_PER_SERVICE_MAX:
-            raise InvalidRequest(f"at most {RULES_PER_SERVICE_MAX} price rules per service type")
+        candidate = {"service_type": service_type, "valid_from": valid_from,
+                     "valid_to": valid_to}
+        if sum(_still_decides(rule, candidate, now) for rule in existing) >= RULES_PER_SERVICE_MAX:
+            raise InvalidRequest(
+                f"at most {RULES_PER_SERVICE_MAX} price rules per service type that can still "
+                "decide a price (rules past their valid_to, or replaced from now on by a rule "
+                "without an end, no longer count)")
         self.trigger_event(
             self.RuleSet, service_type=service_type, token_cost=token_cost,
             valid_from=valid_from, valid_to=valid_to, timestamp=now,
         )
         return True
+
+
+def _still_decides(rule: dict[str, Any], new: dict[str, Any], now: datetime) -> bool:
+    """Whether ``rule`` can still decide a price asked at ``now`` or later
+    once ``new`` is set: not when it ended by ``now``, nor when ``new`` (of
+    the same service type, set later so asked first) covers every moment
+    from ``now`` on. Prices are asked at the moment of the command."""
+    ends = rule["valid_to"]
+    if ends is not None and ends <= now:
+        return False
+    if rule["service_type"] != new["service_type"]:
+        return True
+    starts_by_now = new["valid_from"] is None or new["valid_from"] <= now
+    return not (starts_by_now and new["valid_to"] is None)
+
+
+def _number_legacy_rules(rules: list[dict[str, Any]]) -> None:
+    """Rules kept before rules carried their event's version (a snapshot of
+    an older schedule) were never dropped: the Nth was set by version N+1."""
+    for index, rule in enumerate(rules):
+        rule.setdefault("version", index + 2)
 
 
 def _covers(rule: dict[str, Any], when: datetime) -> bool:

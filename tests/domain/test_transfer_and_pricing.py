@@ -4,7 +4,7 @@ from uuid import uuid4
 import pytest
 
 from domain import errors
-from domain.pricing import PRICES_DEFAULT, PriceSchedule
+from domain.pricing import PRICES_DEFAULT, RULES_PER_SERVICE_MAX, PriceSchedule
 from domain.transfer import CLIENT_STATUS_BY_STATE, PENDING, Transfer, movement_state
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -89,3 +89,41 @@ def test_the_latest_rule_covering_a_moment_sets_the_price():
     assert schedule.price_at("goal", january) == PRICES_DEFAULT["goal"]
     with pytest.raises(errors.UnknownServiceType):
         schedule.price_at("teleport", january)
+
+
+def test_pricing_never_freezes_however_often_the_price_changes():
+    """A price changed more often than the rule bound still changes: a rule
+    without an end replaces the earlier ones from its moment on."""
+    schedule = PriceSchedule._create(PriceSchedule.Started, id=uuid4(), timestamp=NOW)
+    for change in range(RULES_PER_SERVICE_MAX + 500):
+        moment = NOW + timedelta(minutes=change)
+        assert schedule.set_rule("search", change + 1, None, None, moment)
+        assert schedule.price_at("search", moment) == change + 1
+    assert len(schedule.rules_for("search")) == 1
+    assert schedule.rule_version("search") == RULES_PER_SERVICE_MAX + 500 + 1
+
+
+def test_expired_rules_stop_counting_and_the_live_ones_still_decide():
+    schedule = PriceSchedule._create(PriceSchedule.Started, id=uuid4(), timestamp=NOW)
+    for index in range(RULES_PER_SERVICE_MAX):
+        start = NOW + timedelta(minutes=index)
+        schedule.set_rule("goal", index + 1, start, start + timedelta(minutes=1), NOW)
+    later = NOW + timedelta(days=400)
+    with pytest.raises(errors.InvalidRequest):
+        schedule.set_rule("goal", 5, later, later + timedelta(days=1), NOW)
+    assert schedule.price_at("goal", NOW + timedelta(minutes=3, seconds=1)) == 4
+    # A year on, every one of them has ended: they no longer count, nor stay.
+    assert schedule.set_rule("goal", 5, later, later + timedelta(days=1), later)
+    assert len(schedule.rules_for("goal")) == 1
+    assert schedule.price_at("goal", later) == 5
+    assert schedule.price_at("search", later) == PRICES_DEFAULT["search"]
+
+
+def test_a_windowed_rule_keeps_the_rules_it_does_not_replace():
+    schedule = PriceSchedule._create(PriceSchedule.Started, id=uuid4(), timestamp=NOW)
+    schedule.set_rule("search", 7, None, None, NOW)
+    schedule.set_rule("search", 9, NOW + timedelta(days=1), NOW + timedelta(days=2), NOW)
+    schedule.set_rule("analysis", 3, None, None, NOW)
+    assert schedule.price_at("search", NOW + timedelta(days=3)) == 7
+    assert schedule.price_at("search", NOW + timedelta(days=1, hours=1)) == 9
+    assert [rule["version"] for rule in schedule.rules] == [2, 3, 4]

@@ -79,7 +79,11 @@ def _past_the_price_rules(api) -> Probe:
                 "valid_to": f"{3000 + index}-01-01T00:00:00Z"})
             if answer.status_code != 200:
                 return answer  # the rules of earlier runs count too
-        return admin.put("/v1/pricing/notification", json={"token_cost": "0.05"})
+        # Past the bound with one more rule that ends (a rule without an end
+        # would replace them all, and is taken).
+        return admin.put("/v1/pricing/notification", json={
+            "token_cost": "0.05", "valid_from": "2000-01-01T00:01:00Z",
+            "valid_to": f"{3000 + bound}-01-01T00:00:00Z"})
 
     return probe
 
