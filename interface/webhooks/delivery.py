@@ -116,7 +116,7 @@ class WebhookDeliverer:
         return self.lock.held
 
     def _run(self) -> None:
-        next_try = 0.0
+        next_try, pause = 0.0, self.policy.poll_s
         while not self._background.stopping.is_set():
             try:
                 if self.lock.held:
@@ -125,15 +125,24 @@ class WebhookDeliverer:
                     next_try = time.monotonic() + self.policy.lock_retry_s
                     if self.lock.try_acquire():
                         self._dispatch()
-            except Exception as error:  # the store is down: try again at the next look
-                logger.warning("webhook delivery: %s", type(error).__name__)
-            self._background.stopping.wait(self.policy.poll_s)
+                pause = self.policy.poll_s
+            except Exception as error:  # the store is down: look again, less often, quietly
+                if pause == self.policy.poll_s:
+                    logger.warning("webhook delivery paused: %s", type(error).__name__)
+                pause = min(self.policy.backoff_s_max, pause * 2)
+            self._background.stopping.wait(pause)
 
     def _dispatch(self) -> None:
         """Start a round for each subscription that has none running and is not resting."""
-        now = time.monotonic()
-        for subscription in self.store.all():
+        now, head = time.monotonic(), self.stream.head()
+        subscriptions = self.store.all()
+        with self._guard:  # forget deleted subscriptions' pauses
+            known = {s.subscription_id for s in subscriptions}
+            self._resting = {key: rest for key, rest in self._resting.items() if key in known}
+        for subscription in subscriptions:
             key = subscription.subscription_id
+            if subscription.delivered_position >= head:
+                continue  # nothing new: no read of the log for it
             with self._guard:
                 if key in self._busy or self._resting.get(key, (0.0, 0))[0] > now:
                     continue

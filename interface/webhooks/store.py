@@ -164,6 +164,7 @@ class WebhookStore:
 class SQLiteWebhookStore(WebhookStore):
     def __init__(self, path: Path) -> None:
         self.sql = SqlText({**table_names(_TABLES, None), "serial": "INTEGER PRIMARY KEY"})
+        self.path = path
         self._lock = threading.RLock()
         path.touch(mode=0o600, exist_ok=True)  # it holds signing secrets; SQLite's
         path.chmod(0o600)  # -wal and -shm files take the database file's mode

@@ -187,3 +187,9 @@ def test_subscriptions_are_admin_only_and_bad_input_is_refused(hooked):
                      "position_past_head")
         assert_error(admin.post(f"/v1/webhooks/{new_id()}/replay", json={"from_position": 1}),
                      404, "not_found")
+        hook = _subscribe(admin, receivers["steady"])
+        assert_error(admin.post(f"/v1/webhooks/{hook['webhook_id']}/replay",
+                                json={"from_position": 10**12}), 422, "position_past_head")
+    store = server.service.webhooks.store
+    if hasattr(store, "path"):  # SQLite: the file holds signing secrets
+        assert store.path.stat().st_mode & 0o777 == 0o600
