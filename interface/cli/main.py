@@ -14,7 +14,6 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import version as package_version
 
-from application.write.event_store import LedgerApplication
 from domain.amounts import format_amount
 from domain.errors import LedgerError
 from domain.system import ISSUANCE_ID, REWARDS_ID, TREASURY_ID
@@ -27,6 +26,7 @@ from interface.cli.settle import run_settle
 from interface.cli.show_settings import run_settings
 from interface.cli.verify_proof import run_verify_proof
 from interface.wiring.data_dir import DataDirError, secure_settings_data_dir
+from interface.wiring.key_checks import check_key_files
 from interface.wiring.ledger_presence import (
     NoLedger,
     SchemaUnavailable,
@@ -79,7 +79,7 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
     ensure_schema(settings)
-    LedgerApplication(settings.eventsourcing_env()).close()  # the store opens, before the banner
+    check_key_files(settings, custody=True)  # the store and its keys open, before the banner
     return serve(settings, host=host, port=port, workers=args.workers)
 
 
@@ -116,6 +116,9 @@ SUBCOMMANDS: dict[str, tuple[Runner, str]] = {
 
 READS_A_LEDGER = (run_project, run_replay, run_settle, run_reconcile)
 """Commands that refuse a store without a ledger (exit_codes.NO_LEDGER)."""
+READS_THE_CUSTODY_KEY = (run_replay, run_settle, run_reconcile)
+"""With ``serve`` (which checks after creating its schema): the roles that
+read the custody key file, checked before they start (key_checks)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -154,13 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_arguments = getattr(args.runner, "check_arguments", None)
         if check_arguments is not None and not _arguments_accepted(check_arguments, args):
             return exit_codes.USAGE
-        if args.runner not in (run_bench, run_settings, run_verify_proof):
-            require_reachable_store(settings)  # a clear line, not the pool's timeout
-        if args.runner in READS_A_LEDGER:
-            require_ledger(settings)  # before anything could create an empty one
-        if args.runner not in (run_bench, run_settings, run_verify_proof):
-            # bench runs servers of its own; verify-proof touches no ledger data
-            secure_settings_data_dir(settings)
+        _check_before_running(args.runner, settings)
         return args.runner(args, settings)
     except SettingsError as error:
         for line in str(error).splitlines():
@@ -184,6 +181,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # one line, not a traceback, for an operator
         print(f"deals-ledger: {type(error).__name__}: {error}", file=sys.stderr)
     return exit_codes.FAILURE
+
+
+def _check_before_running(runner: Runner, settings: Settings) -> None:
+    """What every role checks before it starts, each failure one line with
+    its exit status (main): the store answers, holds a ledger when the role
+    only reads one, its data dir is private and its key files open."""
+    if runner in (run_bench, run_settings, run_verify_proof):
+        return  # bench runs servers of its own; the others touch no ledger data
+    require_reachable_store(settings)  # a clear line, not the pool's timeout
+    if runner in READS_A_LEDGER:
+        require_ledger(settings)  # before anything could create an empty one
+    secure_settings_data_dir(settings)
+    if runner in READS_A_LEDGER:
+        check_key_files(settings, custody=runner in READS_THE_CUSTODY_KEY)
 
 
 def _arguments_accepted(check_arguments: Callable[[argparse.Namespace], None],

@@ -1,0 +1,28 @@
+"""The key files a role opens, checked before it starts work: one line and
+exit 78 (EX_CONFIG) from every role, ``serve`` included, instead of a
+traceback from inside uvicorn's start-up after "Uvicorn running on".
+
+A sealed log without this host's commit seal keys, or a custody key file
+that group or others can read, cannot be fixed by a restart: the operator
+must copy or ``chmod`` a file, which the message names.
+"""
+
+from __future__ import annotations
+
+from interface.chain.custody import CustodyKeyError
+from interface.wiring.seal_keys import open_ledger
+from interface.wiring.settings import Settings, SettingsError
+
+
+def check_key_files(settings: Settings, *, custody: bool) -> None:
+    """Raise SettingsError naming the file when the commit seal keys do not
+    open this ledger, or (``custody``: the roles that sign or read the
+    chain) when the custody key file is unsafe or not a keypair."""
+    open_ledger(settings).close()
+    if custody:
+        from interface.wiring.settler import custody_key
+
+        try:
+            custody_key(settings)
+        except CustodyKeyError as error:
+            raise SettingsError(str(error)) from None
