@@ -30,6 +30,9 @@ SECRET_FIELDS = frozenset({"database_url", "redis_url", "api_keys", "alert_webho
 """Never printed, logged or echoed in an error: URLs may carry passwords."""
 
 
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+"""What redis-py's ``from_url`` accepts."""
+
 SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 """An unquoted PostgreSQL identifier that stays as written (no case folding,
 no truncation at 63 bytes)."""
@@ -209,6 +212,15 @@ class Settings(BaseModel):
     def _postgres_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("postgresql://", "postgres://")):
             raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        """The schemes redis-py connects with: anything else passed the
+        settings and died in ``serve``'s start-up with a traceback."""
+        if value is not None and not value.startswith(REDIS_SCHEMES):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
         return value
 
     @classmethod

@@ -144,3 +144,18 @@ def test_what_the_settings_command_prints_reads_back_as_the_same_settings(env, c
         name, _, value = line.partition("=")
         env.setenv(name, value)
     assert Settings.from_env() == original
+
+
+@pytest.mark.parametrize("url", ["http://x", "x:6379", "redis:/cache"])
+def test_a_redis_url_redis_cannot_open_is_refused_by_name(env, capsys, url):
+    """It passed `deals-ledger settings` and killed `serve` with a traceback."""
+    env.setenv("DEALS_REDIS_URL", url)
+    assert main(["settings"]) == 78
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "DEALS_REDIS_URL: must be a redis://" in err
+
+
+@pytest.mark.parametrize("url", ["redis://:pw@cache:6379/0", "rediss://cache", "unix:///run/r.sock"])
+def test_the_redis_schemes_are_accepted(env, url):
+    env.setenv("DEALS_REDIS_URL", url)
+    assert Settings.from_env().redis_url == url
