@@ -47,7 +47,7 @@ CHAIN_RETRIES = _metric(
     labels=("operation",),
 )
 ANCHORS = _metric(
-    Counter, "anchors", "Anchor steps of the log's Merkle root on chain (confirmed, resigned)",
+    Counter, "deals_ledger_anchors", "Anchor steps of the log's Merkle root on chain (confirmed, resigned)",
     labels=("outcome",),
 )
 RECONCILIATION_MISMATCHES = _metric(
@@ -92,7 +92,7 @@ _LIVENESS_METRICS: tuple[tuple[str, str, str], ...] = (
      "a chain outage pauses it), read when scraped"),
     ("settlement_backlog", "backlog",
      "Movements waiting for the chain or in flight, read from the store when scraped"),
-    ("settlement_lag_events", "lag_events",
+    ("deals_ledger_settlement_lag_events", "lag_events",
      "Log positions the settlement fold has not read (grows while no settler runs)"),
 )
 

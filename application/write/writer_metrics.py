@@ -17,7 +17,7 @@ from application.write.attempts import CAUSES, GroupAnswer
 RETRY_BUCKETS = (0, 1, 2, 3, 5, 10, 30)
 
 GROUP_REDECIDES = metric(
-    Counter, "ledger_writer_redecides",
+    Counter, "deals_ledger_writer_redecides",
     "Times a group of commands was decided again, by cause (refused_midway: a command "
     "changed aggregates and then failed; lost_commit: another process committed first)",
     labels=("cause",),
@@ -25,26 +25,26 @@ GROUP_REDECIDES = metric(
 for _cause in CAUSES:  # exposed at 0 from the start, so a rate over them is never absent
     GROUP_REDECIDES.labels(_cause)
 REDECIDING_REFUSALS = metric(
-    Counter, "ledger_writer_redeciding_refusals",
+    Counter, "deals_ledger_writer_redeciding_refusals",
     "Commands refused after changing aggregates (an atomic batch's bad item, a bug) "
     "that made their group be decided again",
 )
 COMMAND_RETRIES = metric(
-    Histogram, "ledger_writer_command_retries",
+    Histogram, "deals_ledger_writer_command_retries",
     "Times a command was decided again before its answer (its own retries, any cause)",
     buckets=RETRY_BUCKETS,
 )
 SENT_ON = metric(
-    Counter, "ledger_writer_sent_on",
+    Counter, "deals_ledger_writer_sent_on",
     "Commands that could fail midway sent on to the next group after a refusal midway "
     "in theirs",
 )
 BATCH_CHUNKS = metric(
-    Counter, "ledger_writer_batch_chunks",
+    Counter, "deals_ledger_writer_batch_chunks",
     "Chunks of non-atomic batches committed (application.write.chunks: a batch of more "
     "items than a chunk holds is several commits)",
 )
-TURNS = metric(Counter, "ledger_writer_turns", "Writer turns taken (PostgreSQL: exclusive "
+TURNS = metric(Counter, "deals_ledger_writer_turns", "Writer turns taken (PostgreSQL: exclusive "
                "commits for a command that kept losing its commit to other processes)")
 
 

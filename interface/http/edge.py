@@ -59,7 +59,7 @@ its PostgreSQL pools full, Redis, the embedded chain and the metrics files
 held about 60 under load."""
 
 CONNECTIONS_CUT = metric(
-    Counter, "http_connections_cut", "Connections closed at the edge, by reason "
+    Counter, "deals_ledger_http_connections_cut", "Connections closed at the edge, by reason "
     "(silent, header_timeout, body_timeout, header_too_large, malformed, connection_limit, "
     "evicted)", labels=("reason",),
 )

@@ -83,9 +83,9 @@ def test_a_write_keys_bad_atomic_batches_do_not_starve_other_callers(api, admin)
     assert counts["answered"] >= 1 + BAD_ATOMIC_BATCHES + len(statuses)
     assert counts["retried_0"] == counts["answered"], "bad batches go first: none decided twice"
     exposed = admin.get("/metrics").text
-    for series in ('ledger_writer_redecides_total{cause="refused_midway"}',
-                   'ledger_writer_redecides_total{cause="lost_commit"}',
-                   "ledger_writer_redeciding_refusals_total",
-                   "ledger_writer_command_retries_bucket", "ledger_writer_sent_on_total",
-                   "ledger_writer_turns_total"):
+    for series in ('deals_ledger_writer_redecides_total{cause="refused_midway"}',
+                   'deals_ledger_writer_redecides_total{cause="lost_commit"}',
+                   "deals_ledger_writer_redeciding_refusals_total",
+                   "deals_ledger_writer_command_retries_bucket", "deals_ledger_writer_sent_on_total",
+                   "deals_ledger_writer_turns_total"):
         assert series in exposed, series

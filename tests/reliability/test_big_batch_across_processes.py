@@ -40,7 +40,7 @@ BAD_ATOMIC_BATCHES = 40
 VICTIM_CONNECTIONS = 4
 VICTIM_TRANSFERS_MIN = 5
 TIMEOUT_S = 600  # generous for a busy machine; no latency is asserted
-CHUNKS_METRIC = "ledger_writer_batch_chunks_total"
+CHUNKS_METRIC = "deals_ledger_writer_batch_chunks_total"
 
 
 @contextmanager

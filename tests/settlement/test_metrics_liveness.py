@@ -37,13 +37,13 @@ def test_a_killed_settler_is_reported_dead_and_its_backlog_keeps_counting(store,
         worker.kill()  # SIGKILL: nothing of it runs to set anything back
         wait_until(lambda: scraped(server.url, "settlement_settler_active") == 0.0,
                    CHANGE_TIMEOUT_S, "the killed settler to show as gone")
-        lag_before = scraped(server.url, "settlement_lag_events")
+        lag_before = scraped(server.url, "deals_ledger_settlement_lag_events")
         assert lag_before is not None
         with server.client(ADMIN) as admin:
             moved = admin.post("/v1/transfers",
                                json=transfer_body(funded_account(admin), open_account(admin)))
             assert moved.status_code == 201, moved.text
-        lag_after = scraped(server.url, "settlement_lag_events")
+        lag_after = scraped(server.url, "deals_ledger_settlement_lag_events")
         assert lag_after is not None and lag_after > lag_before
         assert scraped(server.url, "settlement_backlog") is not None
         assert scraped(server.url, "settlement_settler_active") == 0.0

@@ -9,14 +9,14 @@ from prometheus_client import REGISTRY
 from application.write.attempts import LOST_COMMIT, REFUSED_MIDWAY
 
 _SAMPLES = {
-    "redecides_refused_midway": ("ledger_writer_redecides_total", {"cause": REFUSED_MIDWAY}),
-    "redecides_lost_commit": ("ledger_writer_redecides_total", {"cause": LOST_COMMIT}),
-    "redeciding_refusals": ("ledger_writer_redeciding_refusals_total", {}),
-    "sent_on": ("ledger_writer_sent_on_total", {}),
-    "turns": ("ledger_writer_turns_total", {}),
-    "batch_chunks": ("ledger_writer_batch_chunks_total", {}),
-    "answered": ("ledger_writer_command_retries_count", {}),
-    "retried_0": ("ledger_writer_command_retries_bucket", {"le": "0.0"}),
+    "redecides_refused_midway": ("deals_ledger_writer_redecides_total", {"cause": REFUSED_MIDWAY}),
+    "redecides_lost_commit": ("deals_ledger_writer_redecides_total", {"cause": LOST_COMMIT}),
+    "redeciding_refusals": ("deals_ledger_writer_redeciding_refusals_total", {}),
+    "sent_on": ("deals_ledger_writer_sent_on_total", {}),
+    "turns": ("deals_ledger_writer_turns_total", {}),
+    "batch_chunks": ("deals_ledger_writer_batch_chunks_total", {}),
+    "answered": ("deals_ledger_writer_command_retries_count", {}),
+    "retried_0": ("deals_ledger_writer_command_retries_bucket", {"le": "0.0"}),
 }
 
 

@@ -623,7 +623,7 @@ class SettlementState(Response):
                     "settlement fold has read (a paused settler still reads them)")
     lag_events: int | None = Field(
         description="log positions the settlement fold has not read yet, whose movements "
-                    "the backlog does not count yet (settlement_lag_events)")
+                    "the backlog does not count yet (deals_ledger_settlement_lag_events)")
     last_error: str | None = Field(
         description="why the last settlement step here failed (endpoint and cause, no "
                     "secrets); null once a step succeeds")
