@@ -30,7 +30,6 @@ from prometheus_client.registry import Collector
 
 from domain.amounts import UNITS_PER_DEAL
 from domain.errors import LedgerError
-from domain.system import ISSUANCE_ID, REWARDS_ID, TREASURY_ID
 
 _LATENCY_BUCKETS_S = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -92,19 +91,6 @@ CACHE_ERRORS = Counter(
 CACHE_BYPASSED = Counter(
     "balance_cache_bypassed", "Balance reads that skipped Redis during a cool-down after a failure"
 )
-CIRCULATING_SUPPLY = Gauge(
-    "circulating_supply_deal", "Tokens in circulation (minus the issuance balance), in DEAL",
-    multiprocess_mode="livemax",
-)
-SYSTEM_BALANCES = Gauge(
-    "token_balances", "Balances of the system accounts in DEAL, by account kind: treasury, "
-    "rewards_pool, and circulating_supply (what the issuance account has issued)",
-    ["account_kind"], multiprocess_mode="livemax",
-)
-_SYSTEM_BALANCE_LABELS = (
-    (TREASURY_ID.hex, "treasury", 1), (REWARDS_ID.hex, "rewards_pool", 1),
-    (ISSUANCE_ID.hex, "circulating_supply", -1),
-)
 HOLDS_OUTSTANDING = Gauge("holds_outstanding", "Pending holds", multiprocess_mode="livemax")
 HOLDS_OUTSTANDING_DEAL = Gauge("holds_outstanding_deal", "Amount held by pending holds, in DEAL",
                                multiprocess_mode="livemax")
@@ -120,17 +106,6 @@ def observe_batch(report: Any) -> None:
             continue
         TRANSACTIONS.labels(command.kind, status).inc()
         TRANSACTION_DURATION.labels(command.kind).observe(waited_s + report.duration_s)
-
-
-def observe_page(changes: Any) -> None:
-    """After the projector committed a page."""
-    issuance = changes.balances.get(ISSUANCE_ID.hex)
-    if issuance is not None:
-        CIRCULATING_SUPPLY.set(-issuance.balance / UNITS_PER_DEAL)
-    for account_hex, kind, sign in _SYSTEM_BALANCE_LABELS:
-        row = changes.balances.get(account_hex)
-        if row is not None:
-            SYSTEM_BALANCES.labels(kind).set(sign * row.balance / UNITS_PER_DEAL)
 
 
 def set_holds_outstanding(count: int, amount: int) -> None:

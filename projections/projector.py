@@ -255,7 +255,6 @@ class Projector:
             self.cache.write_through(
                 self.store, changes.balances.values(), since, changes.last_position
             )
-        metrics.observe_page(changes)
         self._holds_dirty = self._holds_dirty or bool(changes.holds)
         caught_up = len(events) < self.page_events  # a short page reached the log's head
         self._refresh_holds_gauge(idle=caught_up)

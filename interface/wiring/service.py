@@ -48,6 +48,7 @@ from interface.wiring.store_health import StoreHealth, reconnect_pools_every_sec
 from projections.proofs import LogProofs
 from projections.queries import PositionPastHead
 from projections.runtime import ReadSide
+from projections.system_balance_metrics import SYSTEM_BALANCES
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -115,6 +116,7 @@ class LedgerService:
         if self.settings.webhooks_enabled:
             self.webhooks.start()
         settlement_metrics.LIVENESS.watch(self.settlement_liveness)
+        SYSTEM_BALANCES.watch(self.queries)
         return self
 
     def _genesis(self) -> None:
@@ -136,6 +138,7 @@ class LedgerService:
         """Stop the background work, answer every waiting command, then close
         the stores."""
         settlement_metrics.LIVENESS.forget(self.settlement_liveness)
+        SYSTEM_BALANCES.forget(self.queries)
         self.alerting.stop()
         self.webhooks.stop()
         self.store_health.stop()

@@ -14,6 +14,7 @@ from interface.http.json_body import JsonRoute
 from interface.http.routers import refusals
 from interface.http.schemas.responses import HealthResponse, ReadyResponse, SettlementState
 from projections.ledger_metrics import exposition
+from projections.system_balance_metrics import SYSTEM_BALANCES
 
 router = APIRouter(tags=["operations"], route_class=JsonRoute)
 
@@ -57,7 +58,7 @@ def _read_model_position(ledger) -> int:
 @router.get("/metrics", response_class=Response,
             responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text"}})
 async def get_metrics():
-    body, content_type = await in_thread(exposition, settlement_metrics.LIVENESS)
+    body, content_type = await in_thread(exposition, settlement_metrics.LIVENESS, SYSTEM_BALANCES)
     return Response(body, media_type=content_type)
 
 
