@@ -193,3 +193,24 @@ def test_subscriptions_are_admin_only_and_bad_input_is_refused(hooked):
     store = server.service.webhooks.store
     if hasattr(store, "path"):  # SQLite: the file holds signing secrets
         assert store.path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_subscription_is_created_once_by_its_id(hooked):
+    server, receivers = hooked
+    url, webhook_id = receivers["steady"].url, new_id()
+    with server.client() as admin:
+        first = admin.post("/v1/webhooks", json={"webhook_id": webhook_id, "url": url})
+        assert first.status_code == 201 and first.json()["secret"].startswith("whsec_")
+        again = admin.post("/v1/webhooks", json={"url": url},
+                           headers={"Idempotency-Key": webhook_id})
+        assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
+        assert again.json()["webhook_id"] == webhook_id and again.json()["secret"] is None
+        listed = [h for h in admin.get("/v1/webhooks").json()["items"] if h["webhook_id"] == webhook_id]
+        assert len(listed) == 1
+        assert_error(admin.post("/v1/webhooks", json={"webhook_id": webhook_id,
+                                                      "url": url + "/other"}),
+                     409, "idempotency_conflict")
+        assert_error(admin.post("/v1/webhooks", json={"webhook_id": webhook_id, "url": url},
+                                headers={"Idempotency-Key": new_id()}), 422, "invalid_request")
+        assert_error(admin.delete(f"/v1/webhooks/{webhook_id}",
+                                  headers={"Idempotency-Key": webhook_id}), 422, "invalid_request")

@@ -14,14 +14,15 @@ from datetime import UTC, datetime
 from typing import Annotated
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from standardwebhooks import Webhook
 
-from domain.errors import InvalidRequest
-from interface.http.deps import IS_ADMIN, in_thread
+from domain.errors import IdempotencyConflict, InvalidRequest
+from interface.http.deps import IS_ADMIN, IdempotencyKey, in_thread
 from interface.http.errors import NotFound
+from interface.http.idempotency import REPLAYED_HEADER, check_key
 from interface.http.json_body import JsonRoute
-from interface.http.routers import refusals
+from interface.http.routers import REPLAYED, refusals
 from interface.http.routers.events import parse_types
 from interface.http.schemas.events import (
     DeliveriesResponse,
@@ -80,21 +81,54 @@ def _found(store: WebhookStore, webhook_id: UUID) -> Subscription:
     return subscription
 
 
+def _same_request(found: Subscription, wanted: Subscription, secret_given: bool) -> bool:
+    return (found.url, found.types) == (wanted.url, wanted.types) and (
+        not secret_given or found.secret == wanted.secret)
+
+
+def _create(service: LedgerService, subscription: Subscription,
+            generated: bool) -> Subscription | None:
+    """Stores ``subscription``; answers the one stored before under its id
+    (a repeat), refused when that one was made by another request."""
+    store = service.webhooks.store
+    try:
+        store.add(subscription)
+        return None
+    except Exception:  # the id is taken (or the store failed: then it is not found)
+        found = store.get(subscription.subscription_id)
+        if found is None:
+            raise
+    if not _same_request(found, subscription, secret_given=not generated):
+        raise IdempotencyConflict(f"webhook_id {found.subscription_id} was already used for "
+                                  "another subscription")
+    return found
+
+
 @router.post("", status_code=201, response_model=WebhookCreated, dependencies=[IS_ADMIN],
+             responses={200: REPLAYED, **refusals(409)},
              description="Subscribe a URL to business events (all types, or `types`), from "
                          "`after` (default: from now on). Deliveries are signed with `secret` "
                          "(Standard Webhooks); without one the ledger generates it and "
-                         "answers it this once.")
-async def create_webhook(body: WebhookRequest, request: Request):
+                         "answers it this once (a repeat answers null). Idempotent by "
+                         "`webhook_id` (or the Idempotency-Key header): a repeat answers 200 "
+                         "with Idempotent-Replayed: true.")
+async def create_webhook(body: WebhookRequest, request: Request, response: Response,
+                         key: IdempotencyKey):
     types = parse_types(",".join(body.types)) if body.types else None
     if body.types is not None and not body.types:
         raise InvalidRequest("types: name at least one type, or leave it out for every type")
+    webhook_id = body.webhook_id or key or uuid4()
+    check_key(key, "webhook_id", webhook_id, what="this subscription")
     secret, generated = checked_secret(body.secret)
     service = _service(request)
     start = await in_thread(_start, service, body.after)
     created = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-    subscription = Subscription(uuid4(), body.url, types, secret, start, created)
-    await in_thread(service.webhooks.store.add, subscription)
+    subscription = Subscription(webhook_id, body.url, types, secret, start, created)
+    earlier = await in_thread(_create, service, subscription, generated)
+    if earlier is not None:
+        response.status_code = 200
+        response.headers[REPLAYED_HEADER] = "true"
+        return WebhookCreated(**WebhookItem.of(earlier).model_dump(), secret=None)
     return WebhookCreated(**WebhookItem.of(subscription).model_dump(),
                           secret=secret if generated else None)
 
@@ -109,7 +143,8 @@ async def list_webhooks(request: Request):
 @router.delete("/{webhook_id}", response_model=WebhookItem, dependencies=[IS_ADMIN],
                responses=refusals(404),
                description="Stop delivering to a subscription and forget it and its log.")
-async def delete_webhook(webhook_id: UUID, request: Request):
+async def delete_webhook(webhook_id: UUID, request: Request, key: IdempotencyKey):
+    check_key(key, None, None, what="deleting a subscription")
     store = _store(request)
     subscription = await in_thread(_found, store, webhook_id)
     await in_thread(store.remove, webhook_id)
@@ -133,7 +168,9 @@ async def list_deliveries(webhook_id: UUID, request: Request,
              description="Deliver again, in order, every event of the subscription's types at "
                          "or after `from_position` (past the log's head: 422 "
                          "position_past_head). Receivers drop repeats by `webhook-id`.")
-async def replay_webhook(webhook_id: UUID, body: ReplayRequest, request: Request):
+async def replay_webhook(webhook_id: UUID, body: ReplayRequest, request: Request,
+                         key: IdempotencyKey):
+    check_key(key, None, None, what="a replay (it sets a position: repeating it is harmless)")
     service = _service(request)
     store = service.webhooks.store
     await in_thread(_found, store, webhook_id)

@@ -37,6 +37,9 @@ class EventsPage(Response):
 
 
 class WebhookRequest(Request):
+    webhook_id: UUID | None = Field(None, description=(
+        "the subscription's id, yours to choose (generated when absent): sending the same "
+        "request again with it creates nothing more"))
     url: str = Field(min_length=8, max_length=2000, pattern=r"^https?://\S+$",
                      description="where events are POSTed (http:// or https://)")
     types: list[str] | None = Field(None, max_length=len(EVENT_TYPES), description=(
