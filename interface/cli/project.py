@@ -12,11 +12,11 @@ import argparse
 import json
 import logging
 import signal
-import sys
 import threading
 
 from interface.cli.progress import Progress
 from interface.wiring.alerting import alert_refused_page
+from interface.wiring.logs import ROLE_LOGGER
 from interface.wiring.seal_keys import open_ledger
 from interface.wiring.settings import Settings
 from projections.projector import POLL_INTERVAL_S_DEFAULT, PROJECTOR_PAGE_EVENTS_DEFAULT
@@ -56,7 +56,7 @@ def run_project(args: argparse.Namespace, settings: Settings) -> int:
                   else f"applied {applied} events; read models at position {at}")
             return 0
         read_side.start()
-        print("projector running; SIGTERM stops it", file=sys.stderr, flush=True)
+        logging.getLogger(ROLE_LOGGER).info("projector running; SIGTERM stops it")
         stopping.wait()
         return 0
     finally:

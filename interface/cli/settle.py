@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import signal
 import sys
 import threading
@@ -22,6 +23,7 @@ from application.errors import SettlementUnavailable
 from application.settlement.anchoring import AnchorProcess
 from application.settlement.process import SettlementProcess
 from interface.wiring.leaf_witness import leaf_witness
+from interface.wiring.logs import ROLE_LOGGER
 from interface.wiring.service import LedgerService
 from interface.wiring.settings import Settings
 from interface.wiring.settler import anchor_config, open_chain, settlement_config
@@ -58,7 +60,7 @@ def _settle_until_stopped(service: LedgerService) -> int:
     if worker.standing_by.is_set():
         print("another settler holds the settlement lease; standing by to take over",
               file=sys.stderr, flush=True)
-    print("settler running; SIGTERM stops it", file=sys.stderr, flush=True)
+    logging.getLogger(ROLE_LOGGER).info("settler running; SIGTERM stops it")
     stopping.wait()
     return 0
 

@@ -28,6 +28,10 @@ JSON_NAMES = {"asctime": "time", "levelname": "level", "name": "logger",
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 """A request id taken from a client: an id, never text that could forge a log line."""
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+ROLE_LOGGER = "deals_ledger.role"
+"""A worker role's start line ("projector running; ..."): said at INFO, as
+uvicorn's start lines are, so it shows at the default level, as a record
+(a JSON object with DEALS_LOG_FORMAT=json) like every other line."""
 
 
 class UtcFormatter(logging.Formatter):
@@ -81,6 +85,7 @@ def log_config(settings: Settings, *, verbose: bool = False) -> dict[str, Any]:
             "uvicorn": {"level": uvicorn_level, "handlers": ["stderr"], "propagate": False},
             "uvicorn.error": {"level": uvicorn_level, "handlers": [], "propagate": True},
             "uvicorn.access": {"level": uvicorn_level, "handlers": ["stdout"], "propagate": False},
+            ROLE_LOGGER: {"level": uvicorn_level},
             # a client's malformed X-Request-ID is replaced; a line for each would be
             # a way to flood the log
             "asgi_correlation_id": {"level": "ERROR"},
