@@ -78,9 +78,18 @@ def _show(document: dict[str, Any], *, as_json: bool) -> None:
         if isinstance(value, list):
             print(f"{name:<26}{len(value)}")
             for item in value:
-                print("  " + " ".join(f"{k}={v}" for k, v in item.items() if v is not None))
+                print("  " + " ".join(f"{k}={_text(v)}" for k, v in item.items()
+                                      if v is not None))
         else:
-            print(f"{name:<26}{value}")
+            print(f"{name:<26}{_text(value)}")
+
+
+def _text(value: Any) -> str:
+    """A value as the text reports write it: yes/no for a flag, never
+    Python's True/False."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
 
 
 run_reconcile.add_arguments = add_arguments  # type: ignore[attr-defined]

@@ -266,3 +266,15 @@ def test_the_operations_guide_lists_every_exit_status_and_its_units_stop_on_conf
     units = re.findall(r"^RestartPreventExitStatus=(.*)$", guide, flags=re.MULTILINE)
     assert len(units) >= 2
     assert all(str(exit_codes.CONFIG) in unit.split() for unit in units), units
+
+
+def test_reconcile_text_writes_flags_as_yes_or_no(capsys):
+    """It printed Python's spelling: `truncated False`."""
+    from interface.cli.reconcile import _show
+
+    _show({"truncated": False, "clean": True, "findings": [{"id": "f1", "adjusted": False}]},
+          as_json=False)
+    out = capsys.readouterr().out
+    assert "False" not in out and "True" not in out
+    assert out.splitlines() == [f"{'truncated':<26}no", f"{'clean':<26}yes",
+                                f"{'findings':<26}1", "  id=f1 adjusted=no"]
