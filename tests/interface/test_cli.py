@@ -278,3 +278,24 @@ def test_reconcile_text_writes_flags_as_yes_or_no(capsys):
     assert "False" not in out and "True" not in out
     assert out.splitlines() == [f"{'truncated':<26}no", f"{'clean':<26}yes",
                                 f"{'findings':<26}1", "  id=f1 adjusted=no"]
+
+
+def test_the_guides_systemd_units_keep_their_role_settings_and_state_directory():
+    """Every unit creates the state directory, and a role's own settings are
+    set on ExecStart (systemd lets EnvironmentFile= override Environment=,
+    so a shared env file could turn projections back on in serve)."""
+    import re
+    from pathlib import Path
+
+    guide = (Path(__file__).parents[2] / "docs" / "operations.md").read_text()
+    units = [block for block in re.findall(r"```ini\n(.*?)```", guide, flags=re.DOTALL)
+             if "ExecStart=" in block]
+    assert {re.search(r"deals-ledger (serve|project|settle)", unit).group(1)
+            for unit in units} == {"serve", "project", "settle"}
+    for unit in units:
+        assert "StateDirectory=deals-ledger" in unit and "User=deals-ledger" in unit, unit
+        assert not re.search(r"^Environment=", unit, flags=re.MULTILINE), unit
+    roles = {re.search(r"deals-ledger (serve|project|settle)", unit).group(1):
+             unit.split("ExecStart=")[1] for unit in units}
+    assert "DEALS_PROJECTIONS=off DEALS_SETTLEMENT=off" in roles["serve"]
+    assert "DEALS_PROJECTIONS=off" in roles["settle"]
