@@ -37,7 +37,7 @@ from interface.wiring.ledger_presence import (
 )
 from interface.wiring.logs import configure_logging
 from interface.wiring.service import LedgerService
-from interface.wiring.settings import Settings, SettingsError
+from interface.wiring.settings import Settings, SettingsError, unknown_variables
 
 Runner = Callable[[argparse.Namespace, Settings], int]
 
@@ -154,6 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         configure_logging(settings, verbose=args.verbose)
+        for line in unknown_variables(os.environ):
+            logging.getLogger("deals_ledger.settings").warning(line)
         check_arguments = getattr(args.runner, "check_arguments", None)
         if check_arguments is not None and not _arguments_accepted(check_arguments, args):
             return exit_codes.USAGE

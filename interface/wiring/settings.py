@@ -11,8 +11,10 @@ operator set, with the values it accepts, and never echoes a secret.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -287,6 +289,31 @@ def _field_of(variable: str) -> str | None:
 def variable_of(field: str) -> str:
     """The environment variable that sets ``field``."""
     return str(Settings.model_fields[field].validation_alias)
+
+
+OTHER_VARIABLES = frozenset({
+    "DEALS_BENCH_DATABASE_URL", "DEALS_BENCH_RUN", "DEALS_REQUIRE_SERVICES",
+    "DEALS_FUZZ_EXAMPLES", "DEALS_MODEL_EXAMPLES", "DEALS_REPLAY_EXAMPLES",
+    "DEALS_SCHEMATHESIS_EXAMPLES", "DEALS_SOAK_RATE_PER_S", "DEALS_SOAK_SECONDS",
+})
+"""DEALS_* variables read by the benchmarks and the tests, not the service."""
+OTHER_PREFIXES = ("DEALS_TEST_",)
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """One line per DEALS_* variable nothing reads, naming the closest known
+    one: a misspelt ``DEALS_PRT`` was silently ignored. A warning, not a
+    refusal, so an environment shared with a newer version still starts."""
+    known = {variable_of(field) for field in Settings.model_fields} | OTHER_VARIABLES
+    lines = []
+    for name in sorted(environ):
+        upper = name.upper()  # pydantic-settings reads names in any case
+        if not upper.startswith("DEALS_") or upper in known or upper.startswith(OTHER_PREFIXES):
+            continue
+        close = difflib.get_close_matches(upper, known, n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        lines.append(f"{name} is not a setting and is ignored{hint}")
+    return lines
 
 
 def trusted_proxies(text: str) -> tuple[str, ...]:

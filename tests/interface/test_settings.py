@@ -159,3 +159,17 @@ def test_a_redis_url_redis_cannot_open_is_refused_by_name(env, capsys, url):
 def test_the_redis_schemes_are_accepted(env, url):
     env.setenv("DEALS_REDIS_URL", url)
     assert Settings.from_env().redis_url == url
+
+
+def test_a_misspelt_variable_is_named_with_the_closest_setting_and_ignored(env, capsys):
+    """DEALS_PRT=1 was silently ignored: a warning names it and the setting
+    meant; the command still runs (a newer version's variable must not stop
+    an older one)."""
+    env.setenv("DEALS_PRT", "1")
+    env.setenv("DEALS_PROJECTION", "off")
+    env.setenv("DEALS_REQUIRE_SERVICES", "1")  # the tests' own: not a typo
+    assert main(["settings"]) == 0
+    err = capsys.readouterr().err
+    assert "DEALS_PRT is not a setting and is ignored; did you mean DEALS_PORT?" in err
+    assert "DEALS_PROJECTION is not a setting and is ignored; did you mean DEALS_PROJECTIONS?" in err
+    assert "DEALS_REQUIRE_SERVICES" not in err
