@@ -125,6 +125,10 @@ class Transfer(Aggregate):
         """A hold's account's available balance right after placing it: what
         the placing command answered, kept so a repeat answers it again.
         Absent from earlier events and from movements that are not holds."""
+        reward_type: str | None = None
+        """What a reward was paid for, as its own field (it is also the
+        reward's ``reason``, as before). Absent from earlier events and from
+        movements that are not rewards: readers derive it from ``reason``."""
 
     class Captured(Aggregate.Event):
         amount: int
@@ -235,6 +239,7 @@ class Transfer(Aggregate):
         settles_on_chain: bool,
         adjusts: UUID | None = None,
         available_after: int | None = None,
+        reward_type: str | None = None,
     ) -> None:
         self.kind = kind
         self.source = source
@@ -260,6 +265,7 @@ class Transfer(Aggregate):
         self.compensation_blocked: str | None = None
         self.adjusts = adjusts
         self.available_after = available_after
+        self.reward_type = reward_type
         self.recorded_state = self.state
         """The state its recording command answered with (the first answer)."""
         self.closed_version: int | None = None
@@ -288,12 +294,15 @@ class Transfer(Aggregate):
         settles_on_chain: bool = True,
         adjusts: UUID | None = None,
         available_after: int | None = None,
+        reward_type: str | None = None,
     ) -> Transfer:
         """Optional fields are written only when set, so the events of every
         other movement keep the shape earlier versions stored."""
         extra: dict[str, object] = {} if adjusts is None else {"adjusts": adjusts}
         if available_after is not None:
             extra["available_after"] = available_after
+        if reward_type is not None:
+            extra["reward_type"] = reward_type
         return cls._create(
             cls.Recorded, id=transfer_id, kind=kind, source=source, destination=destination,
             amount=amount, reason=reason, fingerprint=fingerprint, phase=phase,

@@ -71,6 +71,7 @@ def record_movement(
     reverses: UUID | None = None,
     settles_on_chain: bool = True,
     adjusts: UUID | None = None,
+    reward_type: str | None = None,
 ) -> MovementRecorded:
     existing = session.existing_transfer(transfer_id, command.id_field)
     if existing is not None:
@@ -95,6 +96,7 @@ def record_movement(
         source_balance_after=posting.source_balance_after,
         destination_balance_after=posting.destination_balance_after, now=now,
         spender=spender, reverses=reverses, settles_on_chain=settles_on_chain, adjusts=adjusts,
+        reward_type=reward_type,
     )
     session.add(transfer, primary=True)
     return movement_outcome(transfer)
@@ -182,6 +184,7 @@ def distribute_reward(
         session, command, transfer_id=command.reward_id, kind=REWARD,
         source_id=REWARDS_ID, destination_id=command.account_id,
         amount=check_amount(command.amount), reason=reward_type, now=now,
+        reward_type=reward_type,
     )
 
 

@@ -65,6 +65,8 @@ def test_each_business_act_is_one_event_in_log_order(api, admin):
     assert events[0]["data"]["kind"] == "mint" and events[0]["data"]["amount"] == "10"
     assert events[4]["data"] == {"transfer_id": hold_id}
     assert events[6]["data"]["address"] == address
+    assert events[5]["data"]["reward_type"] == "referral"  # its own field, not only the reason
+    assert "reward_type" not in transfer  # only a reward carries one
     assert all(e["occurred_at"].endswith("Z") for e in events)
 
 
