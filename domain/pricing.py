@@ -131,6 +131,20 @@ def _still_decides(rule: dict[str, Any], new: dict[str, Any], now: datetime) -> 
     return not (starts_by_now and new["valid_to"] is None)
 
 
+def active_rules(rules: list[dict[str, Any]], now: datetime) -> list[bool]:
+    """For each rule of one service type (in the order set), whether it can
+    still decide a price asked at ``now`` or later: not past its end, and
+    not replaced by a later rule without an end that began by the time it
+    was set (what ``add_rule`` drops)."""
+    active = []
+    for index, rule in enumerate(rules):
+        later = rules[index + 1:]
+        replaced = any(not _still_decides(rule, other, other["set_at"]) for other in later)
+        ends = rule["valid_to"]
+        active.append(not replaced and (ends is None or now < ends))
+    return active
+
+
 def _number_legacy_rules(rules: list[dict[str, Any]]) -> None:
     """Rules kept before rules carried their event's version (a snapshot of
     an older schedule) were never dropped: the Nth was set by version N+1."""

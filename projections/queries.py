@@ -172,6 +172,10 @@ class PriceRuleView:
     requested_by: str | None = None
     """Who set the rule (``domain.provenance``)."""
     request_id: str | None = None
+    position: int = 0
+    """The log position that set it."""
+    is_active: bool = True
+    """It can still decide a price (``domain.pricing.active_rules``)."""
 
 
 @dataclass(frozen=True)
@@ -310,6 +314,12 @@ class LedgerQueries(Protocol):
         self, now: datetime, *, min_position: int | None = None,
         consistency: Consistency = Consistency.STRONG, point: ReadPoint | None = None,
     ) -> Listing[ServicePriceView]: ...
+
+    def service_pricing(
+        self, service_type: str, now: datetime, *, point: ReadPoint | None = None,
+    ) -> Listing[ServicePriceView]:
+        """One service type's price now and every rule it was given."""
+        ...
 
     def audit_events(
         self, *, aggregate_id: UUID | None = None, after_position: int = 0,

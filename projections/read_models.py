@@ -27,7 +27,7 @@ from application.eventlog.decoder import EventDecoder
 from application.eventlog.reader import EventLog, LogEvent
 from domain import provenance
 from domain.errors import AccountNotFound, InvalidRequest, TransferNotFound
-from domain.pricing import PRICES_DEFAULT, SERVICE_TYPES
+from domain.pricing import PRICES_DEFAULT, SERVICE_TYPES, active_rules, check_service_type
 from domain.transfer import EXPIRED, PENDING, POSTED, client_status, settlement_when_hold_closes
 from projections.account_reads import account_row, account_rows, accounts_after, accounts_cursor
 from projections.balance_cache import BalanceCache, CachedBalance, CacheRead
@@ -66,6 +66,8 @@ AUDIT_WAIT_S_MIN = 30.0
 longer for them than a query does."""
 _TRACKING = "(SELECT notification_id FROM {tracking} WHERE application_name = ?)"
 _TX_COLUMNS = ", ".join(columns(TransactionRow))
+_PRICE_RULES = ("SELECT service_type, token_cost, valid_from, valid_to, set_at, requested_by, "
+                "request_id, position FROM {price_rules} ")
 _BALANCE_NOW = (
     f"SELECT b.balance, b.held, b.position, {_TRACKING}, "  # noqa: S608 - fixed names
     "(SELECT COALESCE(SUM(h.amount), 0) FROM {holds} h WHERE h.account_id = b.account_id "
@@ -481,15 +483,25 @@ class ReadModelQueries:
     ) -> Listing[ServicePriceView]:
         self._point(point, consistency, min_position)
         with self.store.read() as cur:
-            cur.execute(self.store.sql(
-                "SELECT service_type, token_cost, valid_from, valid_to, set_at, requested_by, "
-                "request_id FROM {price_rules} ORDER BY position"
-            ))
+            cur.execute(self.store.sql(_PRICE_RULES + "ORDER BY position"))
             rows = cur.fetchall()
             position = self._tracked(cur)
         moment = to_micros(now)
         return Listing([_service_price(service_type, rows, moment)
                         for service_type in SERVICE_TYPES], position)
+
+    def service_pricing(
+        self, service_type: str, now: datetime, *, point: ReadPoint | None = None,
+    ) -> Listing[ServicePriceView]:
+        """One service type's price now and every rule it was given, each
+        saying whether it can still decide a price."""
+        self._point(point, Consistency.STRONG, None)
+        with self.store.read() as cur:
+            cur.execute(self.store.sql(_PRICE_RULES + "WHERE service_type = ? ORDER BY position"),
+                        (check_service_type(service_type),))
+            rows = cur.fetchall()
+            position = self._tracked(cur)
+        return Listing([_service_price(service_type, rows, to_micros(now))], position)
 
     # Audit
 
@@ -565,9 +577,15 @@ def _service_price(service_type: str, rows: list[Any], moment: int) -> ServicePr
         if (rule[2] is None or rule[2] <= moment) and (rule[3] is None or moment < rule[3]):
             cost = int(rule[1])
             break
-    return ServicePriceView(service_type, cost, PRICES_DEFAULT[service_type], [
-        PriceRuleView(int(r[1]), _time(r[2]), _time(r[3]), from_micros(int(r[4])), r[5], r[6])
+    active = active_rules([
+        {"service_type": service_type, "valid_from": _time(r[2]), "valid_to": _time(r[3]),
+         "set_at": from_micros(int(r[4]))}
         for r in rules
+    ], from_micros(moment))
+    return ServicePriceView(service_type, cost, PRICES_DEFAULT[service_type], [
+        PriceRuleView(int(r[1]), _time(r[2]), _time(r[3]), from_micros(int(r[4])), r[5], r[6],
+                      int(r[7]), is_active)
+        for r, is_active in zip(rules, active, strict=True)
     ])
 
 

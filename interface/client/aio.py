@@ -220,6 +220,11 @@ class AsyncLedgerClient:
         the order they were opened, page after page."""
         return self._pages(lambda cursor: calls.accounts_page(kind, status, page_size, cursor))
 
+    async def price_rules(self, service_type: str) -> m.ServicePricing:
+        """A service type's cost now and every rule it was given, each saying
+        whether it can still decide a price."""
+        return await self._run(calls.price_rules(service_type))
+
     async def get_transfer(self, transfer_id: Id) -> m.Transaction:
         return await self._run(calls.get_transfer(transfer_id))
 

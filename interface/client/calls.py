@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
+from urllib.parse import quote
 from uuid import UUID, uuid4
 
 from interface.client import models as m
@@ -239,6 +240,14 @@ def accounts_page(kind: str | None, status: str | None, page_size: int, cursor: 
                   ) -> Call[Page[m.AccountSummary]]:
     return _query("/v1/accounts", _page_reader(m.AccountSummary), kind=kind, status=status,
                   limit=page_size, cursor=cursor)
+
+
+def price_rules(service_type: str) -> Call[m.ServicePricing]:
+    def read(data: Any) -> m.ServicePricing:
+        rules = tuple(m.parse(m.PriceRule, rule) for rule in data["rules"])
+        return m.parse(m.ServicePricing, {**data, "rules": rules})
+
+    return _query(f"/v1/pricing/{quote(service_type, safe='')}", read)
 
 
 def get_transfer(transfer_id: UUID | str) -> Call[m.Transaction]:

@@ -160,6 +160,29 @@ class AccountDetails(AccountSummary):
 
 
 @dataclass(frozen=True)
+class PriceRule:
+    """One price rule; ``is_active``: it can still decide a price."""
+
+    token_cost: Decimal
+    valid_from: datetime | None
+    valid_to: datetime | None
+    set_at: datetime
+    position: int
+    is_active: bool
+
+
+@dataclass(frozen=True)
+class ServicePricing:
+    """A service type's cost now, its default and every rule it was given."""
+
+    service_type: str
+    token_cost: Decimal
+    default_cost: Decimal
+    rules: tuple[PriceRule, ...]
+    position: int
+
+
+@dataclass(frozen=True)
 class HistoryEntry:
     transfer_id: UUID
     change: Decimal

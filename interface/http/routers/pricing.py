@@ -20,7 +20,11 @@ from interface.http.deps import (
 from interface.http.json_body import JsonRoute
 from interface.http.routers import REPLAYED_STATE, keyed, replay_aware
 from interface.http.schemas.requests import PriceRuleRequest
-from interface.http.schemas.responses import PriceRuleResponse, PricingResponse
+from interface.http.schemas.responses import (
+    PriceRuleResponse,
+    PricingResponse,
+    ServicePricingResponse,
+)
 from interface.http.schemas.types import ServiceType
 
 router = APIRouter(prefix="/v1/pricing", tags=["pricing"], route_class=JsonRoute)
@@ -39,3 +43,13 @@ async def set_price_rule(service_type: ServiceType, body: PriceRuleRequest, ledg
 async def get_pricing(queries: Queries, read: Read):
     point = await planned(queries, read)
     return PricingResponse.of(await in_thread(queries.pricing, datetime.now(UTC), point=point))
+
+
+@router.get("/{service_type}", response_model=ServicePricingResponse, dependencies=[CAN_READ])
+async def get_service_pricing(service_type: ServiceType, queries: Queries, read: Read):
+    """One service type: its cost now and every rule it was given, in the
+    order they were set, each saying whether it can still decide a price."""
+    point = await planned(queries, read)
+    listing = await in_thread(queries.service_pricing, service_type, datetime.now(UTC),
+                              point=point)
+    return ServicePricingResponse.of(listing)

@@ -455,6 +455,10 @@ class PriceRuleItem(Response):
         None, description="who set the rule: the API key's name; null before it was recorded")
     request_id: str | None = Field(
         None, description="the X-Request-ID of the request that set it")
+    position: int = Field(description="the log position that set the rule")
+    is_active: bool = Field(
+        description="the rule can still decide a price: not past its valid_to, and not "
+                    "replaced by a later rule without an end")
 
 
 class ServicePrice(Response):
@@ -470,18 +474,28 @@ class PricingResponse(Response):
 
     @classmethod
     def of(cls, listing: q.Listing[q.ServicePriceView]) -> PricingResponse:
-        views = listing.items
-        return cls(position=listing.position, services=[
-            ServicePrice(
-                service_type=view.service_type, token_cost=format_amount(view.token_cost_now),
-                default_cost=format_amount(view.default_cost),
-                rules=[PriceRuleItem(token_cost=format_amount(rule.token_cost),
-                                     valid_from=rule.valid_from, valid_to=rule.valid_to,
-                                     set_at=rule.set_at, requested_by=rule.requested_by,
-                                     request_id=rule.request_id) for rule in view.rules],
-            )
-            for view in views
-        ])
+        return cls(position=listing.position,
+                   services=[_service_price(view) for view in listing.items])
+
+
+class ServicePricingResponse(ServicePrice):
+    position: int = Field(description="the log position whose state this answer reflects")
+
+    @classmethod
+    def of(cls, listing: q.Listing[q.ServicePriceView]) -> ServicePricingResponse:
+        return cls(**_service_price(listing.items[0]).model_dump(), position=listing.position)
+
+
+def _service_price(view: q.ServicePriceView) -> ServicePrice:
+    return ServicePrice(
+        service_type=view.service_type, token_cost=format_amount(view.token_cost_now),
+        default_cost=format_amount(view.default_cost),
+        rules=[PriceRuleItem(token_cost=format_amount(rule.token_cost),
+                             valid_from=rule.valid_from, valid_to=rule.valid_to,
+                             set_at=rule.set_at, requested_by=rule.requested_by,
+                             request_id=rule.request_id, position=rule.position,
+                             is_active=rule.is_active) for rule in view.rules],
+    )
 
 
 class SystemAccounts(Response):

@@ -121,6 +121,12 @@ def test_an_account_and_the_list_of_accounts(client):
     assert [a.account_id for a in treasury] == [client.system().treasury]
 
 
+def test_a_service_types_price_rules(client):
+    pricing = client.price_rules("goal")
+    assert (pricing.service_type, pricing.default_cost) == ("goal", Decimal("1"))
+    assert pricing.position > 0 and isinstance(pricing.rules, tuple)
+
+
 def test_refusals_are_typed_and_nothing_moves(client, served):
     source, destination = funded(client, "1"), str(client.open_account().account_id)
     with pytest.raises(InsufficientBalanceError) as refused:
