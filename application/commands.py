@@ -29,6 +29,8 @@ REASON_LENGTH_MAX = 500
 BATCH_ITEMS_MAX = 8000
 HOLD_EXPIRY_S_DEFAULT = 900
 """A hold's lifetime when the request leaves ``expires_in_s`` out."""
+REFERENCE_FIELDS = ("metadata", "external_ref")
+"""A movement command's optional caller references (``application.references``)."""
 
 
 def check_reason(reason: object, *, name: str = "reason") -> str:
@@ -46,6 +48,15 @@ def check_reason(reason: object, *, name: str = "reason") -> str:
 
 
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
+
+
+def _canonical(value: object) -> object:
+    """Metadata as sorted pairs however it was given (a map or pairs)."""
+    if isinstance(value, Mapping):
+        value = value.items()
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        return value
+    return tuple(sorted(tuple(pair) for pair in value))
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
@@ -121,8 +132,14 @@ class Command:
     form repeats as a replay of the other, and of commands stored before."""
 
     def fingerprint(self) -> str:
+        """The caller's references count only when given, so a request
+        without them fingerprints as it did before they existed (the
+        stored outcomes of earlier versions still answer its repeats)."""
         names = _field_names(type(self))
-        text = "|".join([self.kind, *(str(self._as_asked(name)) for name in names)])
+        asked = [str(self._as_asked(name)) for name in names if name not in REFERENCE_FIELDS]
+        given = [f"{name}={_canonical(getattr(self, name))!r}" for name in REFERENCE_FIELDS
+                 if name in names and getattr(self, name)]
+        text = "|".join([self.kind, *asked, *given])
         return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
     def _as_asked(self, name: str) -> object:
@@ -191,6 +208,9 @@ class TransferFunds(Command):
     destination: UUID
     amount: int
     reason: str = ""
+    metadata: tuple[tuple[str, str], ...] | None = None
+    external_ref: str | None = None
+
 
     def recorded(self) -> Recorded:
         return Recorded(movement_noun(TRANSFER), {
@@ -271,6 +291,9 @@ class ChargeFee(Command):
     charge_id: UUID
     account_id: UUID
     service_type: str
+    metadata: tuple[tuple[str, str], ...] | None = None
+    external_ref: str | None = None
+
 
     def recorded(self) -> Recorded:
         return Recorded(movement_noun(FEE), {
@@ -290,6 +313,8 @@ class DistributeReward(Command):
     account_id: UUID
     reward_type: str
     amount: int
+    metadata: tuple[tuple[str, str], ...] | None = None
+    external_ref: str | None = None
 
     def recorded(self) -> Recorded:
         return Recorded(movement_noun(REWARD), {
@@ -310,6 +335,8 @@ class Mint(Command):
     destination: UUID
     amount: int
     reason: str = ""
+    metadata: tuple[tuple[str, str], ...] | None = None
+    external_ref: str | None = None
 
     def recorded(self) -> Recorded:
         return Recorded(movement_noun(MINT), {
@@ -329,6 +356,8 @@ class Burn(Command):
     source: UUID
     amount: int
     reason: str = ""
+    metadata: tuple[tuple[str, str], ...] | None = None
+    external_ref: str | None = None
 
     def recorded(self) -> Recorded:
         return Recorded(movement_noun(BURN), {
@@ -371,6 +400,8 @@ class PlaceHold(Command):
     amount: int | None = None
     service_type: str | None = None
     expires_in_s: int | None = None
+    metadata: tuple[tuple[str, str], ...] | None = None
+    external_ref: str | None = None
     implied: ClassVar[Mapping[str, object]] = {"expires_in_s": HOLD_EXPIRY_S_DEFAULT}
 
     def recorded(self) -> Recorded:

@@ -129,6 +129,10 @@ class Transfer(Aggregate):
         """What a reward was paid for, as its own field (it is also the
         reward's ``reason``, as before). Absent from earlier events and from
         movements that are not rewards: readers derive it from ``reason``."""
+        metadata: dict[str, str] | None = None
+        """The caller's own small map of strings. Absent from earlier events."""
+        external_ref: str | None = None
+        """The caller's own reference for the movement. Absent from earlier events."""
 
     class Captured(Aggregate.Event):
         amount: int
@@ -240,6 +244,8 @@ class Transfer(Aggregate):
         adjusts: UUID | None = None,
         available_after: int | None = None,
         reward_type: str | None = None,
+        metadata: dict[str, str] | None = None,
+        external_ref: str | None = None,
     ) -> None:
         self.kind = kind
         self.source = source
@@ -266,6 +272,8 @@ class Transfer(Aggregate):
         self.adjusts = adjusts
         self.available_after = available_after
         self.reward_type = reward_type
+        self.metadata = metadata
+        self.external_ref = external_ref
         self.recorded_state = self.state
         """The state its recording command answered with (the first answer)."""
         self.closed_version: int | None = None
@@ -295,10 +303,13 @@ class Transfer(Aggregate):
         adjusts: UUID | None = None,
         available_after: int | None = None,
         reward_type: str | None = None,
+        references: dict[str, object] | None = None,
     ) -> Transfer:
         """Optional fields are written only when set, so the events of every
         other movement keep the shape earlier versions stored."""
-        extra: dict[str, object] = {} if adjusts is None else {"adjusts": adjusts}
+        extra: dict[str, object] = dict(references or {})
+        if adjusts is not None:
+            extra["adjusts"] = adjusts
         if available_after is not None:
             extra["available_after"] = available_after
         if reward_type is not None:

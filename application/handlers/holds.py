@@ -12,6 +12,7 @@ from application.handlers.expiry import learn_hold_expiries, release_expired_hol
 from application.handlers.movements import movement_outcome, price_schedule, replay
 from application.handlers.session import AggregateSession
 from application.outcomes import HoldPlaced, HoldReleased, MovementRecorded
+from application.references import references_of
 from domain.amounts import check_amount
 from domain.errors import HoldNotFound, HoldNotPending, InvalidRequest
 from domain.movements import FEE
@@ -29,6 +30,7 @@ def place_hold(command: c.PlaceHold, session: AggregateSession, now: datetime) -
     if existing is not None:
         replay(existing, command, session)
         return _hold_placed(existing, session, replayed=True)
+    references = references_of(command)  # checked before anything is held
     amount = _hold_amount(command, session, now)
     account = session.account(command.account_id)
     treasury = session.account(TREASURY_ID)
@@ -42,6 +44,7 @@ def place_hold(command: c.PlaceHold, session: AggregateSession, now: datetime) -
         reason=command.service_type or "hold", fingerprint=command.fingerprint(),
         source_balance_after=account.balance, destination_balance_after=treasury.balance,
         now=now, phase=PENDING, expires_at=expires_at, available_after=account.available,
+        references=references,
     )
     session.add(hold, primary=True)
     return _hold_placed(hold, session)

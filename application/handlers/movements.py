@@ -12,6 +12,7 @@ from application.conflicts import different_request
 from application.handlers.expiry import learn_hold_expiries, release_expired_holds
 from application.handlers.session import AggregateSession
 from application.outcomes import BatchItemResult, BatchRecorded, MovementRecorded
+from application.references import references_of
 from domain.amounts import check_amount
 from domain.errors import InvalidRequest, LedgerError, TransferNotFound
 from domain.movements import BURN, FEE, MINT, REVERSAL, REWARD, TRANSFER, check_movement, move
@@ -76,6 +77,7 @@ def record_movement(
     existing = session.existing_transfer(transfer_id, command.id_field)
     if existing is not None:
         return replay(existing, command, session)
+    references = references_of(command)  # checked before anything moves
     source = session.account(source_id)
     destination = session.account(destination_id)
     spending = None if spender is None else session.account(spender)
@@ -96,7 +98,7 @@ def record_movement(
         source_balance_after=posting.source_balance_after,
         destination_balance_after=posting.destination_balance_after, now=now,
         spender=spender, reverses=reverses, settles_on_chain=settles_on_chain, adjusts=adjusts,
-        reward_type=reward_type,
+        reward_type=reward_type, references=references,
     )
     session.add(transfer, primary=True)
     return movement_outcome(transfer)

@@ -4,13 +4,19 @@ each request knows the one command it becomes."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from application import commands as c
 from application.handlers.holds import HOLD_EXPIRY_S_MAX
+from application.references import (
+    EXTERNAL_REF_LENGTH_MAX,
+    METADATA_KEYS_MAX,
+    METADATA_VALUE_LENGTH_MAX,
+    check_metadata,
+)
 from interface.http.schemas.types import (
     POSITION_MAX,
     AddressText,
@@ -26,6 +32,23 @@ class Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class References(BaseModel):
+    """The caller's own references on a movement (``application.references``
+    checks their bounds and characters, as it checks ``reason``)."""
+
+    metadata: dict[str, StrictStr] | None = Field(
+        None, max_length=METADATA_KEYS_MAX,
+        description=f"at most {METADATA_KEYS_MAX} keys (1-64 of A-Z a-z 0-9 _ . : -), "
+                    f"each value a string of at most {METADATA_VALUE_LENGTH_MAX} characters")
+    external_ref: str | None = Field(
+        None, min_length=1, max_length=EXTERNAL_REF_LENGTH_MAX,
+        description="your own reference; GET /v1/transfers?external_ref= finds the movement")
+
+    def references(self) -> dict[str, Any]:
+        """The command's keyword arguments: metadata as checked sorted pairs."""
+        return {"metadata": check_metadata(self.metadata), "external_ref": self.external_ref}
+
+
 class OpenAccountRequest(Request):
     account_id: UUID
     kind: Literal["user"] = "user"
@@ -34,7 +57,7 @@ class OpenAccountRequest(Request):
         return c.OpenAccount(self.account_id, self.kind)
 
 
-class TransferRequest(Request):
+class TransferRequest(Request, References):
     model_config = ConfigDict(extra="forbid", populate_by_name=False)
 
     transfer_id: UUID
@@ -45,7 +68,8 @@ class TransferRequest(Request):
 
     def command(self) -> c.TransferFunds:
         return c.TransferFunds(
-            self.transfer_id, self.source, self.destination, self.amount, self.reason
+            self.transfer_id, self.source, self.destination, self.amount, self.reason,
+            **self.references(),
         )
 
 
@@ -80,16 +104,17 @@ class ReverseRequest(Request):
         return c.ReverseTransfer(self.reversal_id, transfer_id, self.reason)
 
 
-class FeeRequest(Request):
+class FeeRequest(Request, References):
     charge_id: UUID
     account_id: UUID
     service_type: ServiceType
 
     def command(self) -> c.ChargeFee:
-        return c.ChargeFee(self.charge_id, self.account_id, self.service_type)
+        return c.ChargeFee(self.charge_id, self.account_id, self.service_type,
+                           **self.references())
 
 
-class HoldRequest(Request):
+class HoldRequest(Request, References):
     hold_id: UUID
     account_id: UUID
     amount: Amount | None = Field(
@@ -100,7 +125,8 @@ class HoldRequest(Request):
 
     def command(self) -> c.PlaceHold:
         return c.PlaceHold(
-            self.hold_id, self.account_id, self.amount, self.service_type, self.expires_in_s
+            self.hold_id, self.account_id, self.amount, self.service_type, self.expires_in_s,
+            **self.references(),
         )
 
 
@@ -120,34 +146,37 @@ class AllowanceRequest(Request):
         return c.SetAllowance(owner, spender, self.amount)
 
 
-class RewardRequest(Request):
+class RewardRequest(Request, References):
     reward_id: UUID
     account_id: UUID
     reward_type: str = Field(min_length=1, max_length=500)
     amount: Amount
 
     def command(self) -> c.DistributeReward:
-        return c.DistributeReward(self.reward_id, self.account_id, self.reward_type, self.amount)
+        return c.DistributeReward(self.reward_id, self.account_id, self.reward_type, self.amount,
+                                  **self.references())
 
 
-class MintRequest(Request):
+class MintRequest(Request, References):
     transfer_id: UUID
     destination: UUID = Field(alias="to")
     amount: Amount
     reason: Reason = ""
 
     def command(self) -> c.Mint:
-        return c.Mint(self.transfer_id, self.destination, self.amount, self.reason)
+        return c.Mint(self.transfer_id, self.destination, self.amount, self.reason,
+                      **self.references())
 
 
-class BurnRequest(Request):
+class BurnRequest(Request, References):
     transfer_id: UUID
     source: UUID = Field(alias="from")
     amount: Amount
     reason: Reason = ""
 
     def command(self) -> c.Burn:
-        return c.Burn(self.transfer_id, self.source, self.amount, self.reason)
+        return c.Burn(self.transfer_id, self.source, self.amount, self.reason,
+                      **self.references())
 
 
 class WalletRequest(Request):
