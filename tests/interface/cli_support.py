@@ -32,6 +32,7 @@ def spawn(store, *args: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "interface.cli", *args], cwd=REPO, env=cli_env(store),
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        bufsize=0,  # unbuffered: wait_ready's select sees every line not yet read
     )
 
 

@@ -37,7 +37,8 @@ def test_a_role_started_with_json_logs_writes_only_json_lines(store, role):
     assert cli(store, "init").returncode == exit_codes.OK
     env = {**cli_env(store), "DEALS_LOG_FORMAT": "json"}
     worker = subprocess.Popen([sys.executable, "-m", "interface.cli", role], cwd=REPO, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              bufsize=0)  # unbuffered: select sees every line not yet read
     try:
         lines = stderr_until_running(worker)
         worker.send_signal(signal.SIGTERM)
