@@ -488,6 +488,22 @@ class SetPriceRule(Command):
 
 
 @dataclass(frozen=True)
+class DeactivatePriceRule(Command):
+    """Withdraw the rule set at log ``position`` (the schedule's event
+    ``rule_version``, resolved by the caller from the log). A repeat, or a
+    rule no longer active, changes nothing and answers as a replay, as a
+    repeated PUT of the same price does."""
+
+    kind: ClassVar[str] = "deactivate_price_rule"
+    service_type: str
+    position: int
+    rule_version: int
+
+    def debits(self) -> Debits:
+        return NO_DEBITS
+
+
+@dataclass(frozen=True)
 class Genesis(Command):
     """Create the system accounts and the price schedule, mint the initial
     supply to the treasury and fund the rewards pool. Safe to repeat."""

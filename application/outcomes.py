@@ -120,6 +120,12 @@ class PriceRuleSet(Outcome):
 
 
 @dataclass(frozen=True)
+class PriceRuleDeactivated(Outcome):
+    service_type: str
+    rule_position: int
+
+
+@dataclass(frozen=True)
 class GenesisDone(Outcome):
     treasury_id: UUID
     rewards_id: UUID

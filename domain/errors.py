@@ -74,6 +74,12 @@ class WalletNotFound(LedgerError):
     code = "wallet_not_found"
 
 
+class PriceRuleNotFound(LedgerError):
+    """No price rule of that service type was set at that log position."""
+
+    code = "price_rule_not_found"
+
+
 class IdempotencyConflict(LedgerError):
     """A command id was already used for a different request."""
 

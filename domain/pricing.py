@@ -55,8 +55,44 @@ class PriceSchedule(Aggregate):
                 "version": self.originator_version,
             })
 
+    class RuleDeactivated(Aggregate.Event):
+        """An admin withdrew the rule set by this schedule's event
+        ``rule_version``: it decides no price from then on, and the price
+        falls back to the rule set before it (or the default)."""
+
+        service_type: str
+        rule_version: int
+        rule_position: int | None = None
+        """The log position of the event that set the rule (what the API
+        names it by), for the read models; the schedule needs only the
+        version."""
+
+        def apply(self, schedule: PriceSchedule) -> None:
+            schedule.drop_rule(self.service_type, self.rule_version)
+
     def __init__(self) -> None:
         self.rules: list[dict[str, Any]] = []
+
+    def drop_rule(self, service_type: str, rule_version: int) -> None:
+        _number_legacy_rules(self.rules)
+        self.rules = [rule for rule in self.rules if not (
+            rule["service_type"] == service_type and rule["version"] == rule_version)]
+
+    def deactivate_rule(self, service_type: str, rule_version: int, now: datetime,
+                        rule_position: int | None = None) -> bool:
+        """Withdraw the kept rule set by event ``rule_version``; False
+        (nothing written) when no kept rule of ``service_type`` has it: it
+        was deactivated, ended or replaced already, so a repeat changes
+        nothing. Whether the version set a rule at all is the caller's to
+        check (the schedule keeps only the rules that can still decide)."""
+        check_service_type(service_type)
+        _number_legacy_rules(self.rules)
+        if not any(rule["version"] == rule_version for rule in self.rules_for(service_type)):
+            return False
+        self.trigger_event(self.RuleDeactivated, service_type=service_type,
+                           rule_version=rule_version, rule_position=rule_position,
+                           timestamp=now)
+        return True
 
     def add_rule(self, rule: dict[str, Any]) -> None:
         """Keep ``rule`` and drop the rules that can no longer decide a price

@@ -42,6 +42,7 @@ from projections.rows import (
     BalanceRow,
     HistoryRow,
     HoldRow,
+    PriceRuleDeactivationRow,
     PriceRuleRow,
     TransactionRow,
     WalletRow,
@@ -104,8 +105,11 @@ class AuditReplay:
             verifier.finish(last if until is not None else cut)
             if last == model_position:
                 self._compare_state(cursor, state, mismatches)
-                _compare(PriceRuleRow.TABLE, {r.key: r for r in rules},
-                         {r.key: r for r in self.store.all_rows(cursor, PriceRuleRow)}, mismatches)
+                for row_type in (PriceRuleRow, PriceRuleDeactivationRow):
+                    _compare(row_type.TABLE,
+                             {r.key: r for r in rules if type(r) is row_type},
+                             {r.key: r for r in self.store.all_rows(cursor, row_type)},
+                             mismatches)
                 self._compare_cache(state, model_position, mismatches)
             elif last > model_position:
                 mismatches.add("read_models", "position", last, model_position)
@@ -147,9 +151,9 @@ class AuditReplay:
     def _fold(
         self, cursor: Any, cut: int, until: datetime | None, model_position: int,
         verifier: ChainVerifier, mismatches: _Mismatches,
-    ) -> tuple[FoldState, list[PriceRuleRow], int, int]:
+    ) -> tuple[FoldState, list[PriceRuleRow | PriceRuleDeactivationRow], int, int]:
         state = FoldState()
-        rules: list[PriceRuleRow] = []
+        rules: list[PriceRuleRow | PriceRuleDeactivationRow] = []
         fold = LedgerFold(state, self.decoder)
         until_micros = None if until is None else to_micros(until)
         replayed = last = 0
@@ -167,6 +171,7 @@ class AuditReplay:
                     break
             changes = fold.apply(events)
             rules.extend(changes.price_rules)
+            rules.extend(changes.price_rule_deactivations)
             verifier.feed(events)
             previous, last = last, events[-1].position
             replayed += len(events)

@@ -160,7 +160,7 @@ NOT_PUBLISHED: frozenset[type] = frozenset({
     Transfer.SettlementSubmitted, Transfer.SettlementRejected, Transfer.CompensationBlocked,
     Reconciliation.Started, Reconciliation.Finished, Finding.Adjusted,
     Anchor.Recorded, Anchor.Resigned, Anchor.Confirmed,
-    PriceSchedule.Started, PriceSchedule.RuleSet,
+    PriceSchedule.Started, PriceSchedule.RuleSet, PriceSchedule.RuleDeactivated,
 })
 """Stored events that are no business event of their own."""
 

@@ -51,6 +51,7 @@ from projections.rows import (
     BalanceRow,
     HistoryRow,
     HoldRow,
+    PriceRuleDeactivationRow,
     PriceRuleRow,
     TransactionRow,
     WalletRow,
@@ -84,6 +85,7 @@ class PageChanges:
     wallets: dict[str, WalletRow] = field(default_factory=dict)
     history: list[HistoryRow] = field(default_factory=list)
     price_rules: list[PriceRuleRow] = field(default_factory=list)
+    price_rule_deactivations: list[PriceRuleDeactivationRow] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
     events: int = 0
     last_position: int = 0
@@ -525,6 +527,16 @@ def _rule_set(
         event.position, fields["service_type"], fields["token_cost"],
         micros(fields["valid_from"]), micros(fields["valid_to"]), changes.last_time or 0,
         *provenance.of(fields),
+    ))
+
+
+@_on(PriceSchedule.RuleDeactivated, creates=True)
+def _rule_deactivated(
+    fold: LedgerFold, event: LogEvent, fields: Fields, changes: PageChanges
+) -> None:
+    changes.price_rule_deactivations.append(PriceRuleDeactivationRow(
+        event.position, fields.get("rule_position"), fields["service_type"],
+        changes.last_time or 0, *provenance.of(fields),
     ))
 
 

@@ -175,7 +175,12 @@ class PriceRuleView:
     position: int = 0
     """The log position that set it."""
     is_active: bool = True
-    """It can still decide a price (``domain.pricing.active_rules``)."""
+    """It can still decide a price (``domain.pricing.active_rules``), and
+    was not deactivated."""
+    deactivated_at: datetime | None = None
+    deactivated_by: str | None = None
+    """Who deactivated it (``domain.provenance``); None while active."""
+    deactivation_request_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ from projections.rows import (
     BalanceRow,
     HistoryRow,
     HoldRow,
+    PriceRuleDeactivationRow,
     PriceRuleRow,
     TransactionRow,
     WalletRow,
@@ -59,7 +60,7 @@ from projections.rows import (
 logger = logging.getLogger(__name__)
 
 READ_MODELS_TRACKING_NAME = "read_models"
-READ_MODEL_SCHEMA_VERSION = 4
+READ_MODEL_SCHEMA_VERSION = 5
 """What the rows mean. A change of meaning (a column's values, a new table
 that needs the whole log) bumps it, and read models written under another
 version are rebuilt from the log at start. 1: the first; 2: the
@@ -67,7 +68,8 @@ version are rebuilt from the log at start. 1: the first; 2: the
 waiting for the chain, awaiting_capture for a pending hold and not_required
 for a voided or expired one, and follows a rejected submission; 3: history
 and transactions say who asked (``requested_by``, ``request_id``); 4: so
-do the price rules."""
+do the price rules; 5: price rules can be deactivated
+(``price_rule_deactivations``)."""
 ADDED_COLUMNS: dict[str, tuple[str, ...]] = {
     "balance_history": ("requested_by", "request_id"),
     "transactions": ("requested_by", "request_id"),
@@ -79,7 +81,7 @@ SCHEMA_VERSION_META = "schema_version"
 READ_MODELS_FILE = "readmodels.sqlite"
 IDS_PER_IN_LIST_MAX = 500
 _UPSERTED = (BalanceRow, TransactionRow, HoldRow, WalletRow)
-_INSERTED = (HistoryRow, PriceRuleRow)
+_INSERTED = (HistoryRow, PriceRuleRow, PriceRuleDeactivationRow)
 READ_MODEL_TABLES = tuple(t.TABLE for t in (*_UPSERTED, *_INSERTED))
 _TABLES = (*READ_MODEL_TABLES, "hash_checkpoints", "read_model_meta")
 
@@ -124,6 +126,9 @@ CREATE TABLE IF NOT EXISTS {price_rules} (
   position {int_pk}, service_type TEXT NOT NULL, token_cost BIGINT NOT NULL,
   valid_from BIGINT, valid_to BIGINT, set_at BIGINT NOT NULL,
   requested_by TEXT, request_id TEXT);
+CREATE TABLE IF NOT EXISTS {price_rule_deactivations} (
+  position {int_pk}, rule_position BIGINT, service_type TEXT NOT NULL,
+  deactivated_at BIGINT NOT NULL, requested_by TEXT, request_id TEXT);
 CREATE TABLE IF NOT EXISTS {hash_checkpoints} (
   last_position {int_pk}, first_position BIGINT NOT NULL, head {blob} NOT NULL,
   positions {blob} NOT NULL, digests {blob} NOT NULL);
@@ -333,6 +338,9 @@ class ReadModelStore:
                 self._insert_many(cursor, HistoryRow, changes.history)
             if changes.price_rules:
                 self._insert_many(cursor, PriceRuleRow, changes.price_rules)
+            if changes.price_rule_deactivations:
+                self._insert_many(cursor, PriceRuleDeactivationRow,
+                                  changes.price_rule_deactivations)
             if checkpoint is not None:
                 cursor.execute(self.sql(
                     "INSERT INTO {hash_checkpoints} (last_position, first_position, head, "

@@ -66,8 +66,10 @@ AUDIT_WAIT_S_MIN = 30.0
 longer for them than a query does."""
 _TRACKING = "(SELECT notification_id FROM {tracking} WHERE application_name = ?)"
 _TX_COLUMNS = ", ".join(columns(TransactionRow))
-_PRICE_RULES = ("SELECT service_type, token_cost, valid_from, valid_to, set_at, requested_by, "
-                "request_id, position FROM {price_rules} ")
+_PRICE_RULES = ("SELECT r.service_type, r.token_cost, r.valid_from, r.valid_to, r.set_at, "
+                "r.requested_by, r.request_id, r.position, d.deactivated_at, d.requested_by, "
+                "d.request_id FROM {price_rules} r "
+                "LEFT JOIN {price_rule_deactivations} d ON d.rule_position = r.position ")
 _BALANCE_NOW = (
     f"SELECT b.balance, b.held, b.position, {_TRACKING}, "  # noqa: S608 - fixed names
     "(SELECT COALESCE(SUM(h.amount), 0) FROM {holds} h WHERE h.account_id = b.account_id "
@@ -483,7 +485,7 @@ class ReadModelQueries:
     ) -> Listing[ServicePriceView]:
         self._point(point, consistency, min_position)
         with self.store.read() as cur:
-            cur.execute(self.store.sql(_PRICE_RULES + "ORDER BY position"))
+            cur.execute(self.store.sql(_PRICE_RULES + "ORDER BY r.position"))
             rows = cur.fetchall()
             position = self._tracked(cur)
         moment = to_micros(now)
@@ -497,7 +499,8 @@ class ReadModelQueries:
         saying whether it can still decide a price."""
         self._point(point, Consistency.STRONG, None)
         with self.store.read() as cur:
-            cur.execute(self.store.sql(_PRICE_RULES + "WHERE service_type = ? ORDER BY position"),
+            cur.execute(self.store.sql(_PRICE_RULES + "WHERE r.service_type = ? "
+                                             "ORDER BY r.position"),
                         (check_service_type(service_type),))
             rows = cur.fetchall()
             position = self._tracked(cur)
@@ -572,19 +575,21 @@ class ReadModelQueries:
 def _service_price(service_type: str, rows: list[Any], moment: int) -> ServicePriceView:
     """A service type's rules and the cost in force at ``moment``."""
     rules = [r for r in rows if r[0] == service_type]
-    cost = PRICES_DEFAULT[service_type]
-    for rule in reversed(rules):
-        if (rule[2] is None or rule[2] <= moment) and (rule[3] is None or moment < rule[3]):
-            cost = int(rule[1])
-            break
-    active = active_rules([
+    active = [is_active and r[8] is None for r, is_active in zip(rules, active_rules([
         {"service_type": service_type, "valid_from": _time(r[2]), "valid_to": _time(r[3]),
          "set_at": from_micros(int(r[4]))}
         for r in rules
-    ], from_micros(moment))
+    ], from_micros(moment)), strict=True)]
+    cost = PRICES_DEFAULT[service_type]
+    for rule, is_active in zip(reversed(rules), reversed(active), strict=True):
+        # Only an active rule decides: a replaced one is gone from the schedule
+        # even once the rule that replaced it is deactivated.
+        if is_active and (rule[2] is None or rule[2] <= moment):
+            cost = int(rule[1])
+            break
     return ServicePriceView(service_type, cost, PRICES_DEFAULT[service_type], [
         PriceRuleView(int(r[1]), _time(r[2]), _time(r[3]), from_micros(int(r[4])), r[5], r[6],
-                      int(r[7]), is_active)
+                      int(r[7]), is_active, _time(r[8]), r[9], r[10])
         for r, is_active in zip(rules, active, strict=True)
     ])
 

@@ -143,8 +143,30 @@ class PriceRuleRow:
         return self.position
 
 
+@dataclass(slots=True)
+class PriceRuleDeactivationRow:
+    """A price rule withdrawn at ``position`` (``rule_position``: the event
+    that set it). Rows are only ever inserted, as the rules are: the rule's
+    row stays as it was set, and the listing joins the two."""
+
+    TABLE: ClassVar[str] = "price_rule_deactivations"
+    KEY: ClassVar[tuple[str, ...]] = ("position",)
+    position: int
+    rule_position: int | None
+    service_type: str
+    deactivated_at: int
+    requested_by: str | None = None
+    """Who withdrew the rule (``domain.provenance``)."""
+    request_id: str | None = None
+
+    @property
+    def key(self) -> int:
+        return self.position
+
+
 ROW_TYPES: tuple[type, ...] = (
     BalanceRow, HistoryRow, TransactionRow, HoldRow, WalletRow, PriceRuleRow,
+    PriceRuleDeactivationRow,
 )
 
 

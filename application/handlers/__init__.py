@@ -50,6 +50,7 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.ConnectWallet: wallets.connect_wallet,
     c.DisconnectWallet: wallets.disconnect_wallet,
     c.SetPriceRule: pricing.set_price_rule,
+    c.DeactivatePriceRule: pricing.deactivate_price_rule,
     c.RecordSubmission: settlement_steps.record_submission,
     c.MarkSettled: settlement_steps.mark_settled,
     c.MarkSettlementRejected: settlement_steps.mark_rejected,

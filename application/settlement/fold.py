@@ -93,6 +93,7 @@ NOT_SHOWN: frozenset[type] = frozenset({
     # Prices are in the amounts the Transfers record.
     PriceSchedule.Started,
     PriceSchedule.RuleSet,
+    PriceSchedule.RuleDeactivated,
     # An anchor publishes a digest; it moves no tokens.
     Anchor.Recorded,
     Anchor.Resigned,

@@ -225,6 +225,12 @@ class AsyncLedgerClient:
         whether it can still decide a price."""
         return await self._run(calls.price_rules(service_type))
 
+    async def deactivate_price_rule(self, service_type: str, position: int
+                                    ) -> m.PriceRuleDeactivation:
+        """Withdraw the rule set at log ``position``; a repeat (or a rule no
+        longer active) answers the same without writing anything."""
+        return await self._run(calls.deactivate_price_rule(service_type, position))
+
     async def get_transfer(self, transfer_id: Id) -> m.Transaction:
         return await self._run(calls.get_transfer(transfer_id))
 

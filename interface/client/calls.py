@@ -250,6 +250,11 @@ def price_rules(service_type: str) -> Call[m.ServicePricing]:
     return _query(f"/v1/pricing/{quote(service_type, safe='')}", read)
 
 
+def deactivate_price_rule(service_type: str, position: int) -> Call[m.PriceRuleDeactivation]:
+    path = f"/v1/pricing/{quote(service_type, safe='')}/rules/{int(position)}/deactivate"
+    return Call("POST", path, _reader(m.PriceRuleDeactivation))
+
+
 def get_transfer(transfer_id: UUID | str) -> Call[m.Transaction]:
     return _query(f"/v1/transfers/{UUID(str(transfer_id))}", _reader(m.Transaction))
 

@@ -150,6 +150,12 @@ class EventNotFoundError(NotFoundError):
     code = "event_not_found"
 
 
+class PriceRuleNotFoundError(NotFoundError):
+    """No price rule of that service type was set at that log position."""
+
+    code = "price_rule_not_found"
+
+
 class FindingNotFoundError(NotFoundError):
     """No reconciliation finding with that id."""
 

@@ -169,6 +169,18 @@ class PriceRule:
     set_at: datetime
     position: int
     is_active: bool
+    deactivated_at: datetime | None = None
+    deactivated_by: str | None = None
+
+
+@dataclass(frozen=True)
+class PriceRuleDeactivation:
+    """A price rule withdrawn (``rule_position``: where it was set)."""
+
+    service_type: str
+    rule_position: int
+    is_active: bool
+    position: int
 
 
 @dataclass(frozen=True)

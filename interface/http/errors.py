@@ -51,6 +51,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "finding_not_adjustable": 409,
     "finding_not_found": 404,
     "event_not_found": 404,
+    "price_rule_not_found": 404,
     "not_anchored": 409,
     "reconciliation_not_found": 404,
     "invalid_request": 422,

@@ -19,6 +19,7 @@ from application.authority import GENESIS, Authority
 from application.errors import LedgerUnavailable, StoreDamaged
 from application.eventlog.damaged_rows import first_undecodable_position
 from application.eventlog.decoder import EventDecoder
+from application.eventlog.price_rules import price_rule_version
 from application.ops.hold_expiry import HoldExpirySweeper
 from application.outcomes import MovementRecorded
 from application.settlement import metrics as settlement_metrics
@@ -177,6 +178,13 @@ class LedgerService:
 
     def allowance(self, owner: UUID, spender: UUID) -> int:
         return self._read(lambda: self.app.account(owner).allowance_for(spender))
+
+    def price_rule_version(self, service_type: str, position: int) -> int:
+        """The schedule's version that set the rule at log ``position``
+        (PriceRuleNotFound: none of ``service_type`` was set there)."""
+        decoder = EventDecoder(self.app.mapper)
+        return self._read(lambda: price_rule_version(
+            self.app.event_log, decoder, service_type, position))
 
     def supply(self) -> int:
         """Circulating supply: the issuance account's negative balance."""

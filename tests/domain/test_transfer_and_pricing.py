@@ -127,3 +127,40 @@ def test_a_windowed_rule_keeps_the_rules_it_does_not_replace():
     assert schedule.price_at("search", NOW + timedelta(days=3)) == 7
     assert schedule.price_at("search", NOW + timedelta(days=1, hours=1)) == 9
     assert [rule["version"] for rule in schedule.rules] == [2, 3, 4]
+
+
+def test_a_deactivated_rule_decides_no_price_and_the_earlier_one_does_again():
+    schedule = PriceSchedule._create(PriceSchedule.Started, id=uuid4(), timestamp=NOW)
+    schedule.set_rule("search", 7, None, None, NOW)
+    schedule.set_rule("search", 9, NOW + timedelta(days=1), NOW + timedelta(days=2), NOW)
+    inside = NOW + timedelta(days=1, hours=1)
+    assert schedule.price_at("search", inside) == 9
+    assert schedule.deactivate_rule("search", 3, NOW)
+    assert schedule.price_at("search", inside) == 7
+    assert schedule.deactivate_rule("search", 2, NOW)
+    assert schedule.price_at("search", inside) == PRICES_DEFAULT["search"]
+    assert schedule.rules_for("search") == []
+
+
+def test_deactivating_a_rule_twice_or_of_another_service_writes_nothing():
+    schedule = PriceSchedule._create(PriceSchedule.Started, id=uuid4(), timestamp=NOW)
+    schedule.set_rule("search", 7, None, None, NOW)
+    assert not schedule.deactivate_rule("goal", 2, NOW)
+    assert schedule.deactivate_rule("search", 2, NOW)
+    version = schedule.version
+    assert not schedule.deactivate_rule("search", 2, NOW)
+    assert schedule.version == version
+    with pytest.raises(errors.UnknownServiceType):
+        schedule.deactivate_rule("teleport", 2, NOW)
+
+
+def test_a_deactivation_replays_to_the_same_schedule():
+    schedule = PriceSchedule._create(PriceSchedule.Started, id=uuid4(), timestamp=NOW)
+    schedule.set_rule("search", 7, None, None, NOW)
+    schedule.set_rule("search", 9, NOW + timedelta(days=1), None, NOW)
+    schedule.deactivate_rule("search", 3, NOW)
+    replayed = None
+    for event in schedule.collect_events():
+        replayed = event.mutate(replayed)
+    assert replayed.rules == schedule.rules
+    assert replayed.price_at("search", NOW + timedelta(days=2)) == 7

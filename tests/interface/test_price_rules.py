@@ -42,3 +42,52 @@ def test_a_service_types_rules_say_which_still_decide_a_price(api, admin):
 def test_an_unknown_service_type_has_no_rules(api, admin):
     assert_error(admin.get("/v1/pricing/teleport"), 422, "unknown_service_type")
     assert _rules(admin, "notification")["rules"] == []
+
+
+def test_a_deactivated_rule_gives_way_to_the_rule_before_it(api, admin):
+    """An admin withdraws a rule: the price falls back to the rule set before
+    it (then to the default), the listing says who withdrew it, a repeat
+    writes nothing, and a replay of the log finds the same read models."""
+    soon = datetime.now(UTC) - timedelta(minutes=1)
+    base = admin.put("/v1/pricing/search", json={"token_cost": "0.3"}).json()["position"]
+    window = {"valid_from": soon.isoformat(), "valid_to": (soon + timedelta(days=1)).isoformat()}
+    promo = admin.put("/v1/pricing/search", json={"token_cost": "0.05", **window}).json()
+    assert _rules(admin, "search")["token_cost"] == "0.05"
+
+    path = f"/v1/pricing/search/rules/{promo['position']}/deactivate"
+    done = admin.post(path, headers={"X-Request-ID": "withdraw-promo"})
+    assert done.status_code == 200, done.text
+    assert "Idempotent-Replayed" not in done.headers
+    answer = done.json()
+    assert (answer["rule_position"], answer["is_active"]) == (promo["position"], False)
+    assert answer["position"] > promo["position"]
+    body = _rules(admin, "search")
+    assert body["token_cost"] == "0.3"
+    withdrawn = body["rules"][-1]
+    assert (withdrawn["is_active"], withdrawn["deactivated_by"],
+            withdrawn["deactivation_request_id"]) == (False, "admin", "withdraw-promo")
+    assert withdrawn["deactivated_at"] is not None
+    assert body["rules"][0]["is_active"] and body["rules"][0]["deactivated_at"] is None
+
+    again = admin.post(path)
+    assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["rule_position"] == promo["position"]
+    assert admin.post(f"/v1/pricing/search/rules/{base}/deactivate").status_code == 200
+    assert _rules(admin, "search")["token_cost"] == "0.1"  # the default
+
+    replay = admin.post("/v1/audit/replay", json={})
+    assert replay.status_code == 200, replay.text
+    assert replay.json()["mismatches"] == [], replay.text
+
+
+def test_deactivating_what_no_rule_of_that_service_set_is_not_found(api, admin):
+    goal = admin.put("/v1/pricing/goal", json={"token_cost": "2"}).json()["position"]
+    assert_error(admin.post(f"/v1/pricing/search/rules/{goal}/deactivate"), 404,
+                 "price_rule_not_found")
+    assert_error(admin.post("/v1/pricing/goal/rules/1/deactivate"), 404, "price_rule_not_found")
+    assert_error(admin.post(f"/v1/pricing/goal/rules/{goal + 10**6}/deactivate"), 404,
+                 "price_rule_not_found")
+    assert_error(admin.post("/v1/pricing/goal/rules/0/deactivate"), 422, "invalid_request")
+    assert_error(admin.post("/v1/pricing/teleport/rules/1/deactivate"), 422,
+                 "unknown_service_type")
+    assert _rules(admin, "goal")["rules"][-1]["is_active"] is True

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Path, Response
 
+from application import commands as c
 from interface.http.deps import (
     CAN_READ,
     IS_ADMIN,
@@ -18,14 +20,15 @@ from interface.http.deps import (
     planned,
 )
 from interface.http.json_body import JsonRoute
-from interface.http.routers import REPLAYED_STATE, keyed, replay_aware
+from interface.http.routers import REPLAYED_STATE, keyed, refusals, replay_aware
 from interface.http.schemas.requests import PriceRuleRequest
 from interface.http.schemas.responses import (
+    PriceRuleDeactivatedResponse,
     PriceRuleResponse,
     PricingResponse,
     ServicePricingResponse,
 )
-from interface.http.schemas.types import ServiceType
+from interface.http.schemas.types import POSITION_MAX, ServiceType
 
 router = APIRouter(prefix="/v1/pricing", tags=["pricing"], route_class=JsonRoute)
 
@@ -37,6 +40,28 @@ async def set_price_rule(service_type: ServiceType, body: PriceRuleRequest, ledg
     command = keyed(body.command(service_type), key, what="a price rule")
     outcome = replay_aware(response, await ledger.execute(command, caller), created=False)
     return PriceRuleResponse.of(outcome)
+
+
+RulePosition = Annotated[int, Path(ge=1, le=POSITION_MAX, description=(
+    "the log position of the event that set the rule, as GET /v1/pricing/{service_type} "
+    "lists it"))]
+
+
+@router.post("/{service_type}/rules/{position}/deactivate",
+             response_model=PriceRuleDeactivatedResponse, dependencies=[IS_ADMIN],
+             responses={200: REPLAYED_STATE, **refusals(404)})
+async def deactivate_price_rule(service_type: ServiceType, position: RulePosition,
+                                ledger: Ledger, caller: Caller, response: Response,
+                                key: IdempotencyKey):
+    """Withdraw a rule: the price falls back to the rule set before it, or
+    the default. Idempotent by the rule, as a repeated PUT is by the price:
+    a rule no longer active (deactivated, ended or replaced) answers 200
+    with Idempotent-Replayed: true and writes nothing."""
+    version = await in_thread(ledger.price_rule_version, service_type, position)
+    command = keyed(c.DeactivatePriceRule(service_type, position, version), key,
+                    what="a price rule's deactivation")
+    outcome = replay_aware(response, await ledger.execute(command, caller), created=False)
+    return PriceRuleDeactivatedResponse.of(outcome)
 
 
 @router.get("", response_model=PricingResponse, dependencies=[CAN_READ])

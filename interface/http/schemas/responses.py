@@ -249,6 +249,20 @@ class PriceRuleResponse(Response):
         )
 
 
+class PriceRuleDeactivatedResponse(Response):
+    service_type: str
+    rule_position: int = Field(description="the log position of the event that set the rule")
+    is_active: bool = Field(description="always false: the rule decides no price any more")
+    position: int = Field(description="the log position this answer reflects (the "
+                                      "deactivation's commit; on a repeat, the schedule's "
+                                      "latest change)")
+
+    @classmethod
+    def of(cls, outcome: o.PriceRuleDeactivated) -> PriceRuleDeactivatedResponse:
+        return cls(service_type=outcome.service_type, rule_position=outcome.rule_position,
+                   is_active=False, position=_pos(outcome))
+
+
 # Queries
 
 
@@ -457,8 +471,14 @@ class PriceRuleItem(Response):
         None, description="the X-Request-ID of the request that set it")
     position: int = Field(description="the log position that set the rule")
     is_active: bool = Field(
-        description="the rule can still decide a price: not past its valid_to, and not "
-                    "replaced by a later rule without an end")
+        description="the rule can still decide a price: not past its valid_to, not "
+                    "replaced by a later rule without an end, and not deactivated")
+    deactivated_at: datetime | None = Field(
+        None, description="when an admin deactivated it (POST .../rules/{position}/deactivate)")
+    deactivated_by: str | None = Field(
+        None, description="who deactivated it: the API key's name")
+    deactivation_request_id: str | None = Field(
+        None, description="the X-Request-ID of the request that deactivated it")
 
 
 class ServicePrice(Response):
@@ -494,7 +514,10 @@ def _service_price(view: q.ServicePriceView) -> ServicePrice:
                              valid_from=rule.valid_from, valid_to=rule.valid_to,
                              set_at=rule.set_at, requested_by=rule.requested_by,
                              request_id=rule.request_id, position=rule.position,
-                             is_active=rule.is_active) for rule in view.rules],
+                             is_active=rule.is_active, deactivated_at=rule.deactivated_at,
+                             deactivated_by=rule.deactivated_by,
+                             deactivation_request_id=rule.deactivation_request_id)
+                for rule in view.rules],
     )
 
 

@@ -127,6 +127,24 @@ def test_a_service_types_price_rules(client):
     assert pricing.position > 0 and isinstance(pricing.rules, tuple)
 
 
+def test_a_price_rule_is_deactivated_once(client, served):
+    import httpx
+
+    from interface.client.errors import PriceRuleNotFoundError
+
+    set_rule = httpx.put(f"{served.url}/v1/pricing/notification", json={"token_cost": "0.5"},
+                         headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30)
+    position = set_rule.raise_for_status().json()["position"]
+    done = client.deactivate_price_rule("notification", position)
+    assert (done.rule_position, done.is_active) == (position, False)
+    assert client.deactivate_price_rule("notification", position).rule_position == position
+    rule = next(r for r in client.price_rules("notification").rules if r.position == position)
+    assert (rule.is_active, rule.deactivated_by) == (False, "admin")
+    with pytest.raises(PriceRuleNotFoundError) as refused:
+        client.deactivate_price_rule("goal", position)
+    assert refused.value.status == 404
+
+
 def test_refusals_are_typed_and_nothing_moves(client, served):
     source, destination = funded(client, "1"), str(client.open_account().account_id)
     with pytest.raises(InsufficientBalanceError) as refused:
