@@ -196,7 +196,8 @@ def _check_before_running(runner: Runner, settings: Settings) -> None:
         require_ledger(settings)  # before anything could create an empty one
     secure_settings_data_dir(settings)
     if runner in READS_A_LEDGER:
-        check_key_files(settings, custody=runner in READS_THE_CUSTODY_KEY)
+        check_key_files(settings, custody=runner in READS_THE_CUSTODY_KEY,
+                        auditing=runner is run_replay)
 
 
 def _arguments_accepted(check_arguments: Callable[[argparse.Namespace], None],

@@ -46,7 +46,7 @@ HELD_BY_SETTLER = ("the embedded chain is held by a running settler (stop it, or
 def run_replay(args: argparse.Namespace, settings: Settings) -> int:
     """Replay the event log and compare it with the read models."""
     until = None if args.until is None else parse_time(args.until, "--until")
-    app = open_ledger(settings)
+    app = open_ledger(settings, auditing=True)  # reads; never begins sealing
     read_side = ReadSide(app, settings.eventsourcing_env(), redis_url=settings.redis_url,
                          redis_prefix=settings.redis_prefix)
     try:

@@ -14,11 +14,12 @@ from interface.wiring.seal_keys import open_ledger
 from interface.wiring.settings import Settings, SettingsError
 
 
-def check_key_files(settings: Settings, *, custody: bool) -> None:
+def check_key_files(settings: Settings, *, custody: bool, auditing: bool = False) -> None:
     """Raise SettingsError naming the file when the commit seal keys do not
     open this ledger, or (``custody``: the roles that sign or read the
-    chain) when the custody key file is unsafe or not a keypair."""
-    open_ledger(settings).close()
+    chain) when the custody key file is unsafe or not a keypair.
+    ``auditing``: opened as ``replay`` opens it (``open_ledger``)."""
+    open_ledger(settings, auditing=auditing).close()
     if custody:
         from interface.wiring.settler import custody_key
 

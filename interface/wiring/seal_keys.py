@@ -62,15 +62,40 @@ def seal_keys_of(settings: Settings) -> tuple[SealKeys, bool]:
         raise SettingsError(f"{what} {path}: {error}") from None
 
 
-def open_ledger(settings: Settings) -> LedgerApplication:
-    """The application on the configured store, sealing every commit."""
+def open_ledger(settings: Settings, *, auditing: bool = False) -> LedgerApplication:
+    """The application on the configured store, sealing every commit.
+
+    ``auditing`` (``deals-ledger replay``): the ledger is only read. A log
+    that has no start seal yet is left as it is: no key is generated and
+    no start seal written, so replaying a backup or a pre-seal ledger
+    changes nothing, and an auditor's host cannot begin sealing with a key
+    the API hosts lack. Its events are then checked against the keys only
+    when a key file is there (an emptied seals table reads as far as the
+    anchors reach); without one there is nothing to check them with."""
     app = LedgerApplication(settings.eventsourcing_env())
     try:
-        _use_keys(app, settings)
+        if auditing:
+            _read_with_keys(app, settings)
+        else:
+            _use_keys(app, settings)
     except SettingsError:
         app.close()
         raise
     return app
+
+
+def _read_with_keys(app: LedgerApplication, settings: Settings) -> None:
+    log = app.event_log
+    assert isinstance(log, SqlEventLog)
+    if log.start_seal() is not None:
+        _use_keys(app, settings)
+        return
+    if settings.commit_keys_file is None and not commit_keys_path(settings).exists():
+        logger.warning("the event log has no commit seal yet and there is no key file: "
+                       "the replay checks no seal and writes none")
+        return
+    keys, _ = seal_keys_of(settings)
+    app.use_seal_keys(keys, start_at=settings.commit_seals_from)
 
 
 def _use_keys(app: LedgerApplication, settings: Settings) -> None:

@@ -24,6 +24,7 @@ from uuid import UUID
 
 import pytest
 
+from interface.wiring.seal_keys import COMMIT_KEYS_FILE_NAME
 from tests.support.stores import StoreConfig, sqlite_store
 
 GOLDEN = Path(__file__).parent / "v1"
@@ -139,6 +140,26 @@ def test_the_golden_ledger_replays_projects_settles_and_reconciles(golden) -> No
 
     settled_balances_and_statuses(store, manifest)
     replay_is_clean(store, manifest)
+
+
+def test_replaying_a_ledger_written_before_seals_changes_nothing(golden) -> None:
+    """An auditor replays a backup (or, on PostgreSQL, from a host of its
+    own): the replay must neither generate a commit seal key nor record a
+    start seal, or the API hosts, lacking that key, would refuse to start."""
+    store, manifest = golden
+    replay_is_clean(store, manifest)
+    assert not (store.settings.data_dir / COMMIT_KEYS_FILE_NAME).exists()
+    assert start_seal(store) is None
+
+
+def start_seal(store: StoreConfig) -> object:
+    from application.write.event_store import LedgerApplication
+
+    app = LedgerApplication(store.env)
+    try:
+        return app.event_log.start_seal()  # type: ignore[attr-defined]
+    finally:
+        app.close()
 
 
 def settled_balances_and_statuses(store: StoreConfig, manifest: dict[str, Any]) -> None:
