@@ -20,6 +20,7 @@ listed in ``NOT_SHOWN``, and a test names any stored event in neither.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -30,6 +31,7 @@ from application.eventlog.reader import LogEvent
 from domain import provenance
 from domain.account import ISSUANCE, Account
 from domain.anchor import Anchor
+from domain.movements import REWARD
 from domain.pricing import PriceSchedule
 from domain.reconciliation import Finding, Reconciliation
 from domain.transfer import (
@@ -363,6 +365,17 @@ def _unfrozen(
 # Transfers and holds
 
 
+def references(fields: Fields) -> tuple[str | None, str | None, str | None]:
+    """A movement's metadata (JSON text), external_ref and reward_type; an
+    earlier reward's type is its reason, as it was shown before."""
+    metadata = fields.get("metadata")
+    reward_type = fields.get("reward_type")
+    if reward_type is None and fields["kind"] == REWARD:
+        reward_type = fields["reason"]
+    return (None if metadata is None else json.dumps(metadata, sort_keys=True),
+            fields.get("external_ref"), reward_type)
+
+
 @_on(Transfer.Recorded, creates=True)
 def _recorded(
     fold: LedgerFold, event: LogEvent, fields: Fields, changes: PageChanges
@@ -376,7 +389,7 @@ def _recorded(
         client_status(reversed_=False, phase=fields["phase"], settlement=settlement), None,
         fields["reverses"],
         fields["spender"], expires_at, None, None, at, at, event.position, event.position,
-        *provenance.of(fields),
+        *provenance.of(fields), *references(fields),
     )
     if event.originator_id in fold.state.transactions:
         changes.violations.append(f"position {event.position}: transfer recorded twice")

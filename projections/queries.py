@@ -152,6 +152,10 @@ class TransactionView:
     requested_by: str | None = None
     """Who asked for the movement (``domain.provenance``)."""
     request_id: str | None = None
+    metadata: dict[str, str] | None = None
+    """The caller's own references (``application.references``)."""
+    external_ref: str | None = None
+    reward_type: str | None = None
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,7 @@ from projections.rows import (
 logger = logging.getLogger(__name__)
 
 READ_MODELS_TRACKING_NAME = "read_models"
-READ_MODEL_SCHEMA_VERSION = 5
+READ_MODEL_SCHEMA_VERSION = 6
 """What the rows mean. A change of meaning (a column's values, a new table
 that needs the whole log) bumps it, and read models written under another
 version are rebuilt from the log at start. 1: the first; 2: the
@@ -69,14 +69,21 @@ waiting for the chain, awaiting_capture for a pending hold and not_required
 for a voided or expired one, and follows a rejected submission; 3: history
 and transactions say who asked (``requested_by``, ``request_id``); 4: so
 do the price rules; 5: price rules can be deactivated
-(``price_rule_deactivations``)."""
+(``price_rule_deactivations``); 6: transactions carry the caller's
+references (``metadata``, ``external_ref``, found by the latter) and a
+reward's ``reward_type``."""
 ADDED_COLUMNS: dict[str, tuple[str, ...]] = {
     "balance_history": ("requested_by", "request_id"),
-    "transactions": ("requested_by", "request_id"),
+    "transactions": ("requested_by", "request_id", "metadata", "external_ref", "reward_type"),
     "price_rules": ("requested_by", "request_id"),
 }
 """Nullable text columns added after their table was first created: a table
 of an earlier version gets them before it is rebuilt."""
+_ADDED_INDEXES = """
+CREATE INDEX IF NOT EXISTS transactions_by_external_ref
+  ON {transactions} (external_ref, position) WHERE external_ref IS NOT NULL
+"""
+"""Indexes on ADDED_COLUMNS: made once the columns exist."""
 SCHEMA_VERSION_META = "schema_version"
 READ_MODELS_FILE = "readmodels.sqlite"
 IDS_PER_IN_LIST_MAX = 500
@@ -108,7 +115,7 @@ CREATE TABLE IF NOT EXISTS {transactions} (
   reversed_by TEXT, reverses TEXT, spender TEXT, expires_at BIGINT, signature TEXT,
   slot BIGINT, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL,
   position BIGINT NOT NULL, updated_position BIGINT NOT NULL,
-  requested_by TEXT, request_id TEXT);
+  requested_by TEXT, request_id TEXT, metadata TEXT, external_ref TEXT, reward_type TEXT);
 CREATE INDEX IF NOT EXISTS transactions_by_source ON {transactions} (source, position);
 CREATE INDEX IF NOT EXISTS transactions_by_destination ON {transactions} (destination, position);
 CREATE TABLE IF NOT EXISTS {holds} (
@@ -391,6 +398,8 @@ class ReadModelStore:
                            READ_MODEL_SCHEMA_VERSION)
         with self._cursor(commit=True) as cursor:
             self._add_missing_columns(cursor)
+            for statement in self.sql.statements(_ADDED_INDEXES):
+                cursor.execute(statement)
             self._reset(cursor)
             cursor.execute(self.sql(
                 "INSERT INTO {read_model_meta} (name, value) VALUES (?, ?) "

@@ -15,6 +15,7 @@ page of an account with a million rows costs what the first does.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -418,7 +419,9 @@ class ReadModelQueries:
             signature=row.signature, slot=row.slot, hold_status=hold_status,
             expires_at=_time(row.expires_at), reversed_by=_uuid(row.reversed_by),
             reverses=_uuid(row.reverses), requested_by=row.requested_by,
-            request_id=row.request_id,
+            request_id=row.request_id, external_ref=row.external_ref,
+            metadata=None if row.metadata is None else json.loads(row.metadata),
+            reward_type=row.reward_type,
         )
 
     def wallets(

@@ -82,6 +82,11 @@ class TransactionRow:
     requested_by: str | None = None
     """Who asked for the movement (its recording's ``domain.provenance``)."""
     request_id: str | None = None
+    metadata: str | None = None
+    """The caller's metadata as JSON text (``application.references``)."""
+    external_ref: str | None = None
+    reward_type: str | None = None
+    """A reward's type: its event's field, or its reason before there was one."""
 
     @property
     def key(self) -> str:

@@ -110,3 +110,15 @@ def test_bad_references_are_refused_and_leave_no_trace(api, admin, refs, status,
     assert _head(admin) == head  # nothing was written
     assert_error(admin.get(f"/v1/transfers/{body['transfer_id']}"), 404, "transfer_not_found")
     assert admin.get(f"/v1/accounts/{source}/balance").json()["balance"] == "5"
+
+
+def test_a_movement_read_shows_its_references_and_a_reward_its_type(api, admin):
+    source, destination = funded_account(admin, "50"), open_account(admin)
+    for route, id_field, body in _movements(source, destination):
+        assert admin.post(route, json=body).status_code == 201, route
+        shown = admin.get(f"/v1/transfers/{body[id_field]}").json()
+        assert (shown["metadata"], shown["external_ref"]) == (REFS["metadata"],
+                                                              REFS["external_ref"]), route
+        assert shown["reward_type"] == ("referral" if route == "/v1/rewards" else None), route
+    listed = admin.get(f"/v1/accounts/{destination}/transactions").json()["items"]
+    assert listed and all(item["external_ref"] == REFS["external_ref"] for item in listed)

@@ -353,6 +353,11 @@ class TransactionResponse(Response):
     request_id: str | None = Field(
         None, description="the X-Request-ID of the request that asked; null for the ledger's "
                           "own steps")
+    metadata: dict[str, str] | None = Field(
+        None, description="the caller's metadata as sent with the command; null if none")
+    external_ref: str | None = Field(
+        None, description="the caller's external_ref as sent with the command; null if none")
+    reward_type: str | None = Field(None, description="a reward's type; null for other movements")
 
     @classmethod
     def of(cls, view: q.TransactionView) -> TransactionResponse:
@@ -364,7 +369,8 @@ class TransactionResponse(Response):
             hold_status=view.hold_status, expires_at=view.expires_at,
             reversed_by=view.reversed_by, reverses=view.reverses,
             as_of_position=view.as_of_position, requested_by=view.requested_by,
-            request_id=view.request_id,
+            request_id=view.request_id, metadata=view.metadata, external_ref=view.external_ref,
+            reward_type=view.reward_type,
         )
 
 
