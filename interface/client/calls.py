@@ -72,10 +72,14 @@ def open_account(account_id: UUID | str | None) -> Call[m.Account]:
 
 
 def transfer(source: UUID | str, destination: UUID | str, amount: AmountIn, reason: str,
-             transfer_id: UUID | str | None) -> Call[m.Movement]:
+             transfer_id: UUID | str | None, metadata: dict[str, str] | None = None,
+             external_ref: str | None = None) -> Call[m.Movement]:
+    """``metadata`` and ``external_ref`` are the caller's own references
+    (left out of the body when None)."""
     return _command("/v1/transfers", m.Movement, {
         "transfer_id": _id(transfer_id), "from": UUID(str(source)),
         "to": UUID(str(destination)), "amount": amount_text(amount), "reason": reason,
+        "metadata": metadata, "external_ref": external_ref,
     }, "transfer_id")
 
 

@@ -87,8 +87,10 @@ class LedgerClient:
         return self._run(calls.open_account(account_id))
 
     def transfer(self, from_account: Id, to_account: Id, amount: AmountIn, reason: str = "",
-                 *, transfer_id: Id | None = None) -> m.Movement:
-        return self._run(calls.transfer(from_account, to_account, amount, reason, transfer_id))
+                 *, transfer_id: Id | None = None, metadata: dict[str, str] | None = None,
+                 external_ref: str | None = None) -> m.Movement:
+        return self._run(calls.transfer(from_account, to_account, amount, reason, transfer_id,
+                                       metadata, external_ref))
 
     def deduct_service_fee(self, account_id: Id, service_type: str, *,
                            charge_id: Id | None = None) -> m.FeeCharge:

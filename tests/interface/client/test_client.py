@@ -206,3 +206,17 @@ def _fresh_address() -> str:
     from solders.keypair import Keypair
 
     return str(Keypair().pubkey())
+
+
+def test_a_transfer_carries_the_callers_references_and_they_are_part_of_the_request(client):
+    source, destination = str(client.open_account().account_id), str(client.open_account().account_id)
+    client.mint(source, Decimal("5"))
+    refs = {"metadata": {"order_id": "ord-7"}, "external_ref": "ord-7"}
+    moved = client.transfer(source, destination, Decimal("1"), **refs)
+    again = client.transfer(source, destination, Decimal("1"), transfer_id=moved.transfer_id,
+                            **refs)
+    assert again.transfer_id == moved.transfer_id
+    with pytest.raises(IdempotencyConflictError):
+        client.transfer(source, destination, Decimal("1"), transfer_id=moved.transfer_id,
+                        metadata={"order_id": "ord-8"}, external_ref="ord-7")
+    assert client.get_balance(destination).balance == Decimal("1")
