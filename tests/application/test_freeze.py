@@ -180,6 +180,7 @@ PARTIES: dict[type[c.Command], Callable[[LedgerHarness], Scene] | str] = {
                   "(test_a_frozen_owners_hold_still_expires)",
     c.Genesis: "only the system accounts take part, and they cannot be frozen",
     c.SetPriceRule: NO_ACCOUNT,
+    c.DeactivatePriceRule: NO_ACCOUNT,
     c.RecordSubmission: NOTHING_MOVES,
     c.MarkSettled: NOTHING_MOVES,
     c.MarkSettlementRejected: NOTHING_MOVES,

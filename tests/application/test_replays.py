@@ -245,6 +245,8 @@ ELSEWHERE: dict[type[c.Command], str] = {
     c.RetryCompensation: "tests/settlement/test_reconciliation.py (needs a blocked compensation)",
     c.ConnectWallet: "no id: a repeat is 409 wallet_already_connected (API.md)",
     c.DisconnectWallet: "no id: a repeat is 404 wallet_not_found",
+    c.DeactivatePriceRule: "no id: a repeat answers Idempotent-Replayed, as of the schedule's "
+                           "latest change (tests/interface/test_price_rules.py)",
 }
 """Commands callers send whose repeats are covered elsewhere, or refused."""
 

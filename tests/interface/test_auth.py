@@ -44,7 +44,8 @@ def test_admin_routes_are_the_ones_api_md_names(tmp_path):
     assert admin_paths == {
         "/v1/accounts/{account_id}/freeze", "/v1/accounts/{account_id}/unfreeze",
         "/v1/transfers/{transfer_id}/reverse", "/v1/mint", "/v1/burn",
-        "/v1/pricing/{service_type}", "/v1/audit/replay", "/v1/audit/events",
+        "/v1/pricing/{service_type}", "/v1/pricing/{service_type}/rules/{position}/deactivate",
+        "/v1/audit/replay", "/v1/audit/events",
         "/v1/audit/digest", "/v1/audit/proof", "/v1/audit/consistency",
         "/v1/reconciliations", "/v1/reconciliations/latest",
         "/v1/reconciliations/findings/{finding_id}/adjust",

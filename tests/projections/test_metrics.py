@@ -90,7 +90,7 @@ USER_KINDS = {
     "open_account", "freeze_account", "unfreeze_account", "transfer", "transfer_batch",
     "transfer_from", "set_allowance", "charge_fee", "distribute_reward", "mint", "burn",
     "reverse_transfer", "place_hold", "capture_hold", "void_hold", "connect_wallet",
-    "disconnect_wallet", "set_price_rule", "adjust_for_finding",
+    "disconnect_wallet", "set_price_rule", "deactivate_price_rule", "adjust_for_finding",
 }
 
 
