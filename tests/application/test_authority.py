@@ -67,6 +67,7 @@ ALLOWED_TO_A_WRITE_KEY: dict[str, c.Command] = {
     "connect a wallet": c.ConnectWallet(USER, "address"),
     "disconnect a wallet": c.DisconnectWallet(USER, "address"),
     "price rule (the route asks for admin)": c.SetPriceRule("search", 1),
+    "price rule deactivation (the route asks for admin)": c.DeactivatePriceRule("search", 2, 2),
     "submission": c.RecordSubmission("signature", 1, "tx", (uuid4(),)),
     "settled": c.MarkSettled("signature", 1, (uuid4(),)),
     "rejected": c.MarkSettlementRejected("signature", "error", (uuid4(),)),
