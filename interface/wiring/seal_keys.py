@@ -69,9 +69,10 @@ def open_ledger(settings: Settings, *, auditing: bool = False) -> LedgerApplicat
     that has no start seal yet is left as it is: no key is generated and
     no start seal written, so replaying a backup or a pre-seal ledger
     changes nothing, and an auditor's host cannot begin sealing with a key
-    the API hosts lack. Its events are then checked against the keys only
-    when a key file is there (an emptied seals table reads as far as the
-    anchors reach); without one there is nothing to check them with."""
+    the API hosts lack. With a key file there and no start seal, the seals
+    were removed (a log's anchors, which are rows of the same database,
+    cannot stand in for them): refused as the other roles refuse it.
+    Without one there is nothing to check its events with."""
     app = LedgerApplication(settings.eventsourcing_env())
     try:
         if auditing:
@@ -94,6 +95,10 @@ def _read_with_keys(app: LedgerApplication, settings: Settings) -> None:
         logger.warning("the event log has no commit seal yet and there is no key file: "
                        "the replay checks no seal and writes none")
         return
+    # a key file and no start seal: sealing began here and the seals were
+    # removed (refused, as every role refuses it), unless the operator named
+    # the head where a configured key begins
+    _check_sealing_can_begin(log.head(), settings.commit_seals_from)
     keys, _ = seal_keys_of(settings)
     app.use_seal_keys(keys, start_at=settings.commit_seals_from)
 

@@ -152,6 +152,20 @@ def test_replaying_a_ledger_written_before_seals_changes_nothing(golden) -> None
     assert start_seal(store) is None
 
 
+def test_a_replay_with_a_key_but_no_seal_is_refused_as_seals_removed(golden) -> None:
+    """A key file beside a log with no start seal means sealing began and
+    the seals table was emptied: the replay refuses (exit 78) rather than
+    accept unsealed events on the word of rows in the same database."""
+    store, _ = golden
+    key_file = store.settings.data_dir / COMMIT_KEYS_FILE_NAME
+    key_file.write_text(f"k1:{'ab' * 32}\n")
+    key_file.chmod(0o600)
+    run = deals_ledger(store, "replay", "--json")
+    assert run.returncode == 78, run.stdout + run.stderr
+    assert "no commit seal" in run.stderr
+    assert start_seal(store) is None
+
+
 def start_seal(store: StoreConfig) -> object:
     from application.write.event_store import LedgerApplication
 
