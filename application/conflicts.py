@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from uuid import UUID
 
-from application.commands import Command, Recorded
+from application.commands import REFERENCE_FIELDS, Command, Recorded
 from domain.errors import IdempotencyConflict
 from domain.movements import movement_noun
 from domain.transfer import Transfer
@@ -43,7 +43,7 @@ def different_request(command: Command, stored: Transfer) -> IdempotencyConflict
         return IdempotencyConflict(
             f"{said} for {holder_noun(stored)}, not {asked.movement}; use a new {name}"
         )
-    differing = differing_fields(asked, stored)
+    differing = differing_fields(asked, stored) + differing_references(command, stored)
     what = f"a different {_listed(differing)}" if differing else "a different request"
     return IdempotencyConflict(f"{said} with {what}; retry with the same request or use a "
                                f"new {name}")
@@ -55,6 +55,21 @@ def differing_fields(asked: Recorded, stored: Transfer) -> list[str]:
     compared."""
     return [field for field, (attribute, value) in asked.fields.items()
             if value is not None and getattr(stored, attribute) != value]
+
+
+def differing_references(command: Command, stored: Transfer) -> list[str]:
+    """The caller's references (``metadata``, ``external_ref``) this request
+    gives otherwise than the first. Compared given or not, as the
+    fingerprint counts them: left out and empty are the same, and metadata
+    is compared as a map, whatever its order."""
+    return [name for name in REFERENCE_FIELDS if hasattr(command, name)
+            and _reference(getattr(command, name)) != _reference(getattr(stored, name, None))]
+
+
+def _reference(value: object) -> object:
+    if not value:
+        return None
+    return value if isinstance(value, str) else dict(value)  # type: ignore[call-overload]
 
 
 def holder_noun(aggregate: object) -> str:

@@ -22,6 +22,7 @@ from interface.client.models import (
     HoldCapture,
     HoldRelease,
     Movement,
+    Page,
     Reconciliation,
     ReplayReport,
     Reward,
@@ -35,6 +36,6 @@ from interface.client.sync import LedgerClient
 __all__ = [
     "ERRORS_BY_CODE", "Account", "Allowance", "AsyncLedgerClient", "Balance", "FeeCharge",
     "HistoryEntry", "Hold", "HoldCapture", "HoldRelease", "LedgerClient", "LedgerError",
-    "Movement", "Reconciliation", "ReplayReport", "RetryPolicy", "Reward", "SystemInfo",
+    "Movement", "Page", "Reconciliation", "ReplayReport", "RetryPolicy", "Reward", "SystemInfo",
     "Transaction", "Wallet", "WalletChange",
 ]

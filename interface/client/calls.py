@@ -18,6 +18,7 @@ from uuid import UUID, uuid4
 from interface.client import models as m
 from interface.client.amounts import AmountIn, amount_text, optional_amount_text
 from interface.client.errors import TransactionFailedError
+from interface.client.models import Page
 
 T = TypeVar("T")
 ItemT = TypeVar("ItemT")
@@ -36,13 +37,6 @@ class Call(Generic[T]):
     """The id every attempt repeats (named when no answer came back)."""
 
 
-@dataclass(frozen=True)
-class Page(Generic[ItemT]):
-    items: tuple[ItemT, ...]
-    next_cursor: str | None
-    position: int
-
-
 def _reader(model: type[T]) -> Callable[[Any], T]:
     return lambda data: m.parse(model, data)
 
@@ -50,7 +44,8 @@ def _reader(model: type[T]) -> Callable[[Any], T]:
 def _page_reader(model: type[ItemT]) -> Callable[[Any], Page[ItemT]]:
     def read(data: Any) -> Page[ItemT]:
         items = tuple(m.parse(model, item) for item in data["items"])
-        return Page(items, data.get("next_cursor"), int(data["position"]))
+        return Page(items, data.get("next_cursor"), bool(data["has_more"]),
+                    int(data["position"]))
 
     return read
 
@@ -71,15 +66,31 @@ def open_account(account_id: UUID | str | None) -> Call[m.Account]:
     return _command("/v1/accounts", m.Account, {"account_id": _id(account_id)}, "account_id")
 
 
+@dataclass(frozen=True)
+class References:
+    """The caller's own references on a movement, stored with it and shown
+    by every read of it: ``metadata``, a small flat map of strings, and
+    ``external_ref``, which ``find_transfers`` looks movements up by. Left
+    out of the body when None; part of the request a retry repeats, so the
+    same id with other references is an idempotency conflict."""
+
+    metadata: dict[str, str] | None = None
+    external_ref: str | None = None
+
+    def body(self) -> dict[str, Any]:
+        return {"metadata": self.metadata, "external_ref": self.external_ref}
+
+
+NO_REFERENCES = References()
+
+
 def transfer(source: UUID | str, destination: UUID | str, amount: AmountIn, reason: str,
-             transfer_id: UUID | str | None, metadata: dict[str, str] | None = None,
-             external_ref: str | None = None) -> Call[m.Movement]:
-    """``metadata`` and ``external_ref`` are the caller's own references
-    (left out of the body when None)."""
+             transfer_id: UUID | str | None, refs: References = NO_REFERENCES
+             ) -> Call[m.Movement]:
     return _command("/v1/transfers", m.Movement, {
         "transfer_id": _id(transfer_id), "from": UUID(str(source)),
         "to": UUID(str(destination)), "amount": amount_text(amount), "reason": reason,
-        "metadata": metadata, "external_ref": external_ref,
+        **refs.body(),
     }, "transfer_id")
 
 
@@ -93,35 +104,36 @@ def transfer_from(spender: UUID | str, source: UUID | str, destination: UUID | s
     }, "transfer_id")
 
 
-def charge_fee(account_id: UUID | str, service_type: str, charge_id: UUID | str | None
-               ) -> Call[m.FeeCharge]:
+def charge_fee(account_id: UUID | str, service_type: str, charge_id: UUID | str | None,
+               refs: References = NO_REFERENCES) -> Call[m.FeeCharge]:
     return _command("/v1/fees", m.FeeCharge, {
         "charge_id": _id(charge_id), "account_id": UUID(str(account_id)),
-        "service_type": service_type,
+        "service_type": service_type, **refs.body(),
     }, "charge_id")
 
 
 def distribute_reward(account_id: UUID | str, amount: AmountIn, reward_type: str,
-                      reward_id: UUID | str | None) -> Call[m.Reward]:
+                      reward_id: UUID | str | None, refs: References = NO_REFERENCES
+                      ) -> Call[m.Reward]:
     return _command("/v1/rewards", m.Reward, {
         "reward_id": _id(reward_id), "account_id": UUID(str(account_id)),
-        "reward_type": reward_type, "amount": amount_text(amount),
+        "reward_type": reward_type, "amount": amount_text(amount), **refs.body(),
     }, "reward_id")
 
 
 def mint(destination: UUID | str, amount: AmountIn, reason: str,
-         transfer_id: UUID | str | None) -> Call[m.Movement]:
+         transfer_id: UUID | str | None, refs: References = NO_REFERENCES) -> Call[m.Movement]:
     return _command("/v1/mint", m.Movement, {
         "transfer_id": _id(transfer_id), "to": UUID(str(destination)),
-        "amount": amount_text(amount), "reason": reason,
+        "amount": amount_text(amount), "reason": reason, **refs.body(),
     }, "transfer_id")
 
 
 def burn(source: UUID | str, amount: AmountIn, reason: str,
-         transfer_id: UUID | str | None) -> Call[m.Movement]:
+         transfer_id: UUID | str | None, refs: References = NO_REFERENCES) -> Call[m.Movement]:
     return _command("/v1/burn", m.Movement, {
         "transfer_id": _id(transfer_id), "from": UUID(str(source)),
-        "amount": amount_text(amount), "reason": reason,
+        "amount": amount_text(amount), "reason": reason, **refs.body(),
     }, "transfer_id")
 
 
@@ -132,11 +144,12 @@ def approve(owner: UUID | str, spender: UUID | str, amount: AmountIn) -> Call[m.
 
 
 def place_hold(account_id: UUID | str, amount: AmountIn | None, service_type: str | None,
-               expires_in_s: int | None, hold_id: UUID | str | None) -> Call[m.Hold]:
+               expires_in_s: int | None, hold_id: UUID | str | None,
+               refs: References = NO_REFERENCES) -> Call[m.Hold]:
     return _command("/v1/holds", m.Hold, {
         "hold_id": _id(hold_id), "account_id": UUID(str(account_id)),
         "amount": optional_amount_text(amount), "service_type": service_type,
-        "expires_in_s": expires_in_s,
+        "expires_in_s": expires_in_s, **refs.body(),
     }, "hold_id")
 
 

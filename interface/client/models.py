@@ -13,12 +13,13 @@ import types
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Any, Generic, TypeVar, Union, get_args, get_origin, get_type_hints
 from uuid import UUID
 
 from interface.client.amounts import decimal_of
 
 ModelT = TypeVar("ModelT")
+ItemT = TypeVar("ItemT")
 
 
 WIRE_FROM = {"wire": "from"}
@@ -171,6 +172,11 @@ class PriceRule:
     is_active: bool
     deactivated_at: datetime | None = None
     deactivated_by: str | None = None
+    requested_by: str | None = None
+    """Who set the rule: an API key's name."""
+    request_id: str | None = None
+    """The X-Request-ID of the request that set it."""
+    deactivation_request_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -234,6 +240,24 @@ class Transaction:
     requested_by: str | None = None
     """Who asked for the movement: an API key's name or a system actor."""
     request_id: str | None = None
+    metadata: dict[str, str] | None = None
+    """The caller's metadata as sent with the command (None if none)."""
+    external_ref: str | None = None
+    """The caller's own reference as sent with the command (None if none)."""
+    reward_type: str | None = None
+    """A reward's type (None for other movements)."""
+
+
+@dataclass(frozen=True)
+class Page(Generic[ItemT]):
+    """One page of a listing (``history_page``, ``transactions_page``):
+    ``next_cursor`` asks for the next page (None on the last one), as
+    ``has_more`` says; ``position`` is the log position the page reflects."""
+
+    items: tuple[ItemT, ...]
+    next_cursor: str | None
+    has_more: bool
+    position: int
 
 
 @dataclass(frozen=True)
@@ -341,6 +365,8 @@ def _convert(hint: Any, value: Any) -> Any:
         hint = next(arg for arg in get_args(hint) if arg is not type(None))
     if get_origin(hint) is tuple:
         return tuple(value)
+    if get_origin(hint) is dict:
+        return dict(value)
     if value is None:
         raise TypeError(f"the service answered null where {hint} is required")
     return _CONVERTERS[hint](value)

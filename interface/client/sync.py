@@ -25,6 +25,7 @@ from interface.client.errors import (
 
 T = TypeVar("T")
 Id = UUID | str
+Metadata = dict[str, str] | None
 PAGE_SIZE = 100
 SETTLED_WAIT_S = 60.0
 SETTLED_POLL_S = 0.5
@@ -87,28 +88,39 @@ class LedgerClient:
         return self._run(calls.open_account(account_id))
 
     def transfer(self, from_account: Id, to_account: Id, amount: AmountIn, reason: str = "",
-                 *, transfer_id: Id | None = None, metadata: dict[str, str] | None = None,
+                 *, transfer_id: Id | None = None, metadata: Metadata = None,
                  external_ref: str | None = None) -> m.Movement:
+        """``metadata`` and ``external_ref`` here and on every movement: your
+        own references, stored with it (calls.References)."""
         return self._run(calls.transfer(from_account, to_account, amount, reason, transfer_id,
-                                       metadata, external_ref))
+                                       calls.References(metadata, external_ref)))
 
     def deduct_service_fee(self, account_id: Id, service_type: str, *,
-                           charge_id: Id | None = None) -> m.FeeCharge:
+                           charge_id: Id | None = None, metadata: Metadata = None,
+                           external_ref: str | None = None) -> m.FeeCharge:
         """The fee of ``service_type`` at the price in force now, to the treasury."""
-        return self._run(calls.charge_fee(account_id, service_type, charge_id))
+        return self._run(calls.charge_fee(account_id, service_type, charge_id,
+                                             calls.References(metadata, external_ref)))
 
     def distribute_reward(self, account_id: Id, amount: AmountIn, reward_type: str, *,
-                          reward_id: Id | None = None) -> m.Reward:
-        """Paid from the rewards account."""
-        return self._run(calls.distribute_reward(account_id, amount, reward_type, reward_id))
+                          reward_id: Id | None = None, metadata: Metadata = None,
+                          external_ref: str | None = None) -> m.Reward:
+        """Paid from the rewards account; ``reward_type`` is read back as
+        the movement's ``reward_type``."""
+        return self._run(calls.distribute_reward(account_id, amount, reward_type, reward_id,
+                                                    calls.References(metadata, external_ref)))
 
     def mint(self, to_account: Id, amount: AmountIn, reason: str = "", *,
-             transfer_id: Id | None = None) -> m.Movement:
-        return self._run(calls.mint(to_account, amount, reason, transfer_id))
+             transfer_id: Id | None = None, metadata: Metadata = None,
+             external_ref: str | None = None) -> m.Movement:
+        return self._run(calls.mint(to_account, amount, reason, transfer_id,
+                                       calls.References(metadata, external_ref)))
 
     def burn(self, from_account: Id, amount: AmountIn, reason: str = "", *,
-             transfer_id: Id | None = None) -> m.Movement:
-        return self._run(calls.burn(from_account, amount, reason, transfer_id))
+             transfer_id: Id | None = None, metadata: Metadata = None,
+             external_ref: str | None = None) -> m.Movement:
+        return self._run(calls.burn(from_account, amount, reason, transfer_id,
+                                       calls.References(metadata, external_ref)))
 
     def approve(self, owner: Id, spender: Id, amount: AmountIn) -> m.Allowance:
         """Let ``spender`` move up to ``amount`` of the owner's (sets, never adds)."""
@@ -121,10 +133,11 @@ class LedgerClient:
 
     def place_hold(self, account_id: Id, amount: AmountIn | None = None, *,
                    service_type: str | None = None, expires_in_s: int | None = None,
-                   hold_id: Id | None = None) -> m.Hold:
+                   hold_id: Id | None = None, metadata: Metadata = None,
+                   external_ref: str | None = None) -> m.Hold:
         """Reserve ``amount`` (or the price of ``service_type``) until captured or voided."""
         return self._run(calls.place_hold(account_id, amount, service_type, expires_in_s,
-                                          hold_id))
+                                             hold_id, calls.References(metadata, external_ref)))
 
     def capture(self, hold_id: Id, amount: AmountIn | None = None) -> m.HoldCapture:
         return self._run(calls.capture(hold_id, amount))
@@ -182,6 +195,24 @@ class LedgerClient:
         listing = calls.Listing(order, since, until, kind)
         return self._pages(
             lambda cursor: calls.transactions_page(account_id, page_size, cursor, listing))
+
+    def history_page(self, account_id: Id, *, cursor: str | None = None,
+                     page_size: int = PAGE_SIZE, order: str = "asc", since: TimeIn = None,
+                     until: TimeIn = None, type: str | None = None,  # noqa: A002
+                     ) -> m.Page[m.HistoryEntry]:
+        """One page of ``history``, for a screen that pages on demand: pass
+        the last page's ``next_cursor`` (with the same ``order`` and
+        filters) for the next; ``has_more`` says whether there is one."""
+        listing = calls.Listing(order, since, until, type)
+        return self._run(calls.history_page(account_id, page_size, cursor, listing))
+
+    def transactions_page(self, account_id: Id, *, cursor: str | None = None,
+                          page_size: int = PAGE_SIZE, order: str = "asc",
+                          since: TimeIn = None, until: TimeIn = None,
+                          kind: str | None = None) -> m.Page[m.Transaction]:
+        """One page of ``transactions``, paged like ``history_page``."""
+        listing = calls.Listing(order, since, until, kind)
+        return self._run(calls.transactions_page(account_id, page_size, cursor, listing))
 
     def _pages(self, page_call: Any) -> Iterator[Any]:
         cursor: str | None = None

@@ -138,6 +138,27 @@ def test_a_hold_names_its_amount_expiry_and_service_type(ledger, accounts):
         ledger.execute(c.ChargeFee(hold_id, payer, "search"))
 
 
+def test_a_reference_names_itself_and_never_shows_the_stored_one(ledger, accounts):
+    """metadata and external_ref differ given or not (the fingerprint counts
+    them when given); the stored values stay out of the message."""
+    payer, _, destination = accounts
+    refs = {"metadata": (("order", SECRET),), "external_ref": f"ref {SECRET}"}
+    fee = c.ChargeFee(uuid4(), payer, "search", **refs)
+    ledger.execute(fee)
+    with conflict(ledger, f"charge_id {fee.charge_id} was first used with a different "
+                          "'metadata';"):
+        ledger.execute(c.ChargeFee(fee.charge_id, payer, "search", (("order", "other"),),
+                                   refs["external_ref"]))
+    with conflict(ledger, "a different 'external_ref';"):
+        ledger.execute(c.ChargeFee(fee.charge_id, payer, "search", refs["metadata"]))
+    with conflict(ledger, "a different 'service_type' and 'metadata';"):
+        ledger.execute(c.ChargeFee(fee.charge_id, payer, "goal", None, refs["external_ref"]))
+    plain = c.TransferFunds(uuid4(), payer, destination, DEAL)
+    ledger.execute(plain)
+    with conflict(ledger, "a different 'metadata' and 'external_ref';"):
+        ledger.execute(c.TransferFunds(plain.transfer_id, payer, destination, DEAL, **refs))
+
+
 def test_a_hold_priced_then_retried_with_its_amount_spelled_out_is_still_a_conflict(
     ledger, accounts
 ):

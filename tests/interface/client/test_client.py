@@ -190,8 +190,13 @@ def test_the_async_client_does_the_same(served):
         async with AsyncLedgerClient(served.url, ADMIN, consistency="eventual") as client:
             account = (await client.open_account()).account_id
             await client.mint(account, Decimal("20"))
-            fee = await client.deduct_service_fee(account, "goal")
+            fee = await client.deduct_service_fee(account, "goal", external_ref="goal-7",
+                                                  metadata={"goal_id": "7"})
             await client.distribute_reward(account, Decimal("1"), "streak")
+            charged = await client.get_transfer(fee.charge_id)
+            assert (charged.external_ref, charged.metadata) == ("goal-7", {"goal_id": "7"})
+            newest = await client.history_page(account, page_size=1, order="desc")
+            assert [e.type for e in newest.items] == ["reward"] and newest.has_more
             balance = await client.get_balance(account)
             assert balance.balance == Decimal("21") - fee.fee
             assert (await client.get_account(account)).balance == balance.balance
@@ -220,3 +225,105 @@ def test_a_transfer_carries_the_callers_references_and_they_are_part_of_the_requ
         client.transfer(source, destination, Decimal("1"), transfer_id=moved.transfer_id,
                         metadata={"order_id": "ord-8"}, external_ref="ord-7")
     assert client.get_balance(destination).balance == Decimal("1")
+
+
+def test_every_movement_command_carries_the_callers_references(client):
+    """Fee, reward, mint, burn and hold take ``metadata`` and ``external_ref``
+    as a transfer does, and every read of the movement shows them (and a
+    reward its ``reward_type``)."""
+    account = str(client.open_account().account_id)
+    ref = uuid4().hex
+
+    def refs(name: str) -> dict:
+        return {"metadata": {"command": name, "n": "1"}, "external_ref": f"{ref}-{name}"}
+
+    made = {
+        "mint": client.mint(account, Decimal("9"), **refs("mint")).transfer_id,
+        "fee": client.deduct_service_fee(account, "search", **refs("fee")).charge_id,
+        "reward": client.distribute_reward(account, Decimal("1"), "streak",
+                                           **refs("reward")).reward_id,
+        "burn": client.burn(account, Decimal("1"), **refs("burn")).transfer_id,
+        "hold": client.place_hold(account, Decimal("2"), **refs("hold")).hold_id,
+    }
+    for name, movement_id in made.items():
+        read = client.get_transfer(movement_id)
+        assert (read.metadata, read.external_ref) == (refs(name)["metadata"],
+                                                      refs(name)["external_ref"]), name
+        assert read.reward_type == ("streak" if name == "reward" else None), name
+    listed = {t.transfer_id: t for t in client.transactions(account)}
+    assert {listed[i].external_ref for i in made.values()} == {
+        f"{ref}-{name}" for name in made}
+    assert listed[made["reward"]].reward_type == "streak"
+
+
+def test_a_fee_repeated_with_another_reference_is_refused_naming_it(client):
+    account = funded(client, "5")
+    fee = client.deduct_service_fee(account, "search", external_ref="inv-1")
+    again = client.deduct_service_fee(account, "search", charge_id=fee.charge_id,
+                                      external_ref="inv-1")
+    assert again.position == fee.position
+    with pytest.raises(IdempotencyConflictError) as refused:
+        client.deduct_service_fee(account, "search", charge_id=fee.charge_id,
+                                  external_ref="inv-2", metadata={"k": "v"})
+    assert "'metadata' and 'external_ref'" in refused.value.message
+    assert "inv-1" not in refused.value.message
+    assert client.get_balance(account).balance == Decimal("5") - fee.fee
+
+
+def test_a_screen_pages_history_newest_first_on_demand(client):
+    source, destination = funded(client), str(client.open_account().account_id)
+    moved = [client.transfer(source, destination, Decimal(n)).transfer_id for n in range(1, 6)]
+    first = client.history_page(destination, page_size=2, order="desc")
+    assert [e.transfer_id for e in first.items] == moved[:2:-1]
+    assert first.has_more and first.next_cursor and first.position > 0
+    rest = client.history_page(destination, page_size=3, order="desc", cursor=first.next_cursor)
+    assert [e.transfer_id for e in rest.items] == moved[2::-1]
+    assert (rest.has_more, rest.next_cursor) == (False, None)
+    page = client.transactions_page(destination, page_size=10, kind="transfer")
+    assert [t.transfer_id for t in page.items] == moved and not page.has_more
+
+
+CLIENT_MODELS = {
+    "Account": "AccountResponse", "Balance": "BalanceResponse", "Movement": "MovementResponse",
+    "FeeCharge": "FeeResponse", "Reward": "RewardResponse", "Hold": "HoldResponse",
+    "HoldCapture": "HoldCapturedResponse", "HoldRelease": "HoldReleasedResponse",
+    "Allowance": "AllowanceResponse", "WalletChange": "WalletChangedResponse",
+    "Wallet": "WalletResponse", "AccountSummary": "AccountItem",
+    "AccountDetails": "AccountDetailResponse", "PriceRule": "PriceRuleItem",
+    "PriceRuleDeactivation": "PriceRuleDeactivatedResponse",
+    "ServicePricing": "ServicePricingResponse", "HistoryEntry": "HistoryItem",
+    "Transaction": "TransactionResponse", "Page": "HistoryPage", "Event": "BusinessEventItem",
+    "EventsPage": "EventsPage", "ReplayReport": "ReplayResponse",
+    "Reconciliation": "ReconciliationResponse", "SystemInfo": "SystemResponse",
+}
+"""Each model of the client and the schema of the answer it reads."""
+PAGES = ("HistoryPage", "TransactionPage", "AccountsPage")
+"""Every cursor-paged listing answers as ``Page`` reads it."""
+
+
+def test_the_client_models_read_every_field_the_service_answers(served):
+    """A field the running service's OpenAPI document gives an answer, and
+    the client's model of that answer lacks, is dropped before the caller
+    sees it: each model keeps the schema's fields (by wire name), no more
+    and no fewer, and every model says which schema it reads."""
+    import dataclasses
+
+    import httpx
+
+    from interface.client import models
+
+    schemas = httpx.get(f"{served.url}/openapi.json", timeout=30).raise_for_status().json()[
+        "components"]["schemas"]
+    defined = {name for name, value in vars(models).items()
+               if dataclasses.is_dataclass(value) and value.__module__ == models.__name__}
+    assert defined == set(CLIENT_MODELS), "a client model without its schema, or gone"
+    differing = {}
+    for model_name, schema_names in {**CLIENT_MODELS, "Page": PAGES}.items():
+        model = getattr(models, model_name)
+        wire = {f.metadata.get("wire", f.name) for f in dataclasses.fields(model)}
+        for schema_name in (schema_names,) if isinstance(schema_names, str) else schema_names:
+            answered = set(schemas[schema_name]["properties"])
+            if wire != answered:
+                differing[f"{model_name} / {schema_name}"] = {
+                    "dropped": sorted(answered - wire), "not answered": sorted(wire - answered)}
+    assert not differing, differing
