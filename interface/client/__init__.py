@@ -30,6 +30,8 @@ from interface.client.models import (
     Transaction,
     Wallet,
     WalletChange,
+    Webhook,
+    WebhookDelivery,
 )
 from interface.client.sync import LedgerClient
 
@@ -37,5 +39,5 @@ __all__ = [
     "ERRORS_BY_CODE", "Account", "Allowance", "AsyncLedgerClient", "Balance", "FeeCharge",
     "HistoryEntry", "Hold", "HoldCapture", "HoldRelease", "LedgerClient", "LedgerError",
     "Movement", "Page", "Reconciliation", "ReplayReport", "RetryPolicy", "Reward", "SystemInfo",
-    "Transaction", "Wallet", "WalletChange",
+    "Transaction", "Wallet", "WalletChange", "Webhook", "WebhookDelivery",
 ]

@@ -299,6 +299,41 @@ def events_page(after: int, types: tuple[str, ...] | None, page_size: int, wait_
                 params={key: value for key, value in params.items() if value is not None})
 
 
+# Webhook subscriptions (admin): not reads of the read models, so no
+# min_position; a subscription is created once per webhook_id.
+
+
+def create_webhook(url: str, types: tuple[str, ...] | None, secret: str | None,
+                   after: int | None, webhook_id: UUID | str | None) -> Call[m.Webhook]:
+    return _command("/v1/webhooks", m.Webhook, {
+        "webhook_id": _id(webhook_id), "url": url,
+        "types": None if types is None else list(types), "secret": secret, "after": after,
+    }, "webhook_id")
+
+
+def webhooks() -> Call[tuple[m.Webhook, ...]]:
+    return Call("GET", "/v1/webhooks", _items_reader(m.Webhook))
+
+
+def delete_webhook(webhook_id: UUID | str) -> Call[m.Webhook]:
+    return Call("DELETE", f"/v1/webhooks/{UUID(str(webhook_id))}", _reader(m.Webhook))
+
+
+def webhook_deliveries(webhook_id: UUID | str, limit: int
+                       ) -> Call[tuple[m.WebhookDelivery, ...]]:
+    return Call("GET", f"/v1/webhooks/{UUID(str(webhook_id))}/deliveries",
+                _items_reader(m.WebhookDelivery), params={"limit": limit})
+
+
+def replay_webhook(webhook_id: UUID | str, from_position: int) -> Call[m.Webhook]:
+    return Call("POST", f"/v1/webhooks/{UUID(str(webhook_id))}/replay", _reader(m.Webhook),
+                body={"from_position": from_position})
+
+
+def _items_reader(model: type[ItemT]) -> Callable[[Any], tuple[ItemT, ...]]:
+    return lambda data: tuple(m.parse(model, item) for item in data["items"])
+
+
 # What the clients conclude from answers
 
 

@@ -284,6 +284,37 @@ class EventsPage:
 
 
 @dataclass(frozen=True)
+class Webhook:
+    """A webhook subscription (admin): events of ``types`` (None: every
+    type) are POSTed to ``url``, signed with the Standard Webhooks scheme;
+    every event up to ``delivered_position`` was acknowledged. ``secret``
+    is the signing secret the ledger generated, on the answer that created
+    the subscription only (None otherwise); never shown by ``repr``."""
+
+    webhook_id: UUID
+    url: str
+    types: tuple[str, ...] | None
+    delivered_position: int
+    created_at: datetime
+    secret: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    """One delivery attempt: ``outcome`` delivered (2xx) or failed, with the
+    receiver's HTTP ``status`` (None: no answer) or the ``error``."""
+
+    event_id: str
+    position: int
+    type: str
+    attempt: int
+    outcome: str
+    status: int | None
+    error: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
 class ReplayReport:
     """The audit's replay compared with the read models; ``mismatches`` and
     ``anchors`` as the service answers them."""

@@ -284,6 +284,34 @@ class LedgerClient:
         """The system accounts (treasury, rewards, issuance), the mint, the supply."""
         return self._run(calls.system())
 
+    def create_webhook(self, url: str, *, types: Sequence[str] | None = None,
+                       secret: str | None = None, after: int | None = None,
+                       webhook_id: Id | None = None) -> m.Webhook:
+        """Subscribe ``url`` to business events of ``types`` (default: all)
+        after log position ``after`` (default: from now on), signed with
+        ``secret`` (``whsec_`` + base64; default: generated and answered in
+        ``secret`` this once). A repeat with the same ``webhook_id`` creates
+        nothing more (admin)."""
+        return self._run(calls.create_webhook(url, None if types is None else tuple(types),
+                                                 secret, after, webhook_id))
+
+    def webhooks(self) -> tuple[m.Webhook, ...]:
+        """Every subscription, never its secret (admin)."""
+        return self._run(calls.webhooks())
+
+    def delete_webhook(self, webhook_id: Id) -> m.Webhook:
+        """Stop delivering to the subscription and forget it (admin)."""
+        return self._run(calls.delete_webhook(webhook_id))
+
+    def webhook_deliveries(self, webhook_id: Id, *, limit: int = PAGE_SIZE
+                           ) -> tuple[m.WebhookDelivery, ...]:
+        """The latest delivery attempts, newest first (admin)."""
+        return self._run(calls.webhook_deliveries(webhook_id, limit))
+
+    def replay_webhook(self, webhook_id: Id, from_position: int) -> m.Webhook:
+        """Deliver again every event at or after ``from_position`` (admin)."""
+        return self._run(calls.replay_webhook(webhook_id, from_position))
+
     def audit_replay(self, *, until_position: int | None = None) -> m.ReplayReport:
         """Replay the log afresh and compare it with the read models (admin)."""
         return self._run(calls.audit_replay(until_position))

@@ -295,6 +295,7 @@ CLIENT_MODELS = {
     "Transaction": "TransactionResponse", "Page": "HistoryPage", "Event": "BusinessEventItem",
     "EventsPage": "EventsPage", "ReplayReport": "ReplayResponse",
     "Reconciliation": "ReconciliationResponse", "SystemInfo": "SystemResponse",
+    "Webhook": "WebhookCreated", "WebhookDelivery": "DeliveryItem",
 }
 """Each model of the client and the schema of the answer it reads."""
 PAGES = ("HistoryPage", "TransactionPage", "AccountsPage")
