@@ -33,20 +33,26 @@ def held_by_another_kind(
 
 def different_request(command: Command, stored: Transfer) -> IdempotencyConflict:
     """The id was first used for another movement, or with other fields."""
-    name = command.id_field or "id"
-    said = f"{name} {command.command_id or stored.id} was first used"
+    name, value = command.id_field or "id", command.command_id or stored.id
     asked = command.recorded()
     if asked is None:  # the command does not say how its Transfer records it
-        return IdempotencyConflict(f"{said} with a different request; retry with the same "
-                                   f"request or use a new {name}")
+        return fields_differ(name, value, [])
     if asked.movement != holder_noun(stored):
         return IdempotencyConflict(
-            f"{said} for {holder_noun(stored)}, not {asked.movement}; use a new {name}"
+            f"{name} {value} was first used for {holder_noun(stored)}, not {asked.movement}; "
+            f"use a new {name}"
         )
-    differing = differing_fields(asked, stored) + differing_references(command, stored)
-    what = f"a different {_listed(differing)}" if differing else "a different request"
-    return IdempotencyConflict(f"{said} with {what}; retry with the same request or use a "
-                               f"new {name}")
+    return fields_differ(name, value,
+                         differing_fields(asked, stored) + differing_references(command, stored))
+
+
+def fields_differ(id_field: str, id_value: object, fields: list[str]) -> IdempotencyConflict:
+    """The id was first used with other values of ``fields`` (the request's
+    fields, in the API's words; none known: "a different request"). Every
+    resource idempotent by an id answers a reused one in these words."""
+    what = f"a different {_listed(fields)}" if fields else "a different request"
+    return IdempotencyConflict(f"{id_field} {id_value} was first used with {what}; retry with "
+                               f"the same request or use a new {id_field}")
 
 
 def differing_fields(asked: Recorded, stored: Transfer) -> list[str]:

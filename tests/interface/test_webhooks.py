@@ -6,6 +6,7 @@ a receiver hangs."""
 
 from __future__ import annotations
 
+import base64
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -207,9 +208,16 @@ def test_a_subscription_is_created_once_by_its_id(hooked):
         assert again.json()["webhook_id"] == webhook_id and again.json()["secret"] is None
         listed = [h for h in admin.get("/v1/webhooks").json()["items"] if h["webhook_id"] == webhook_id]
         assert len(listed) == 1
-        assert_error(admin.post("/v1/webhooks", json={"webhook_id": webhook_id,
-                                                      "url": url + "/other"}),
-                     409, "idempotency_conflict")
+        differs = assert_error(admin.post("/v1/webhooks", json={"webhook_id": webhook_id,
+                                                                "url": url + "/other"}),
+                               409, "idempotency_conflict")
+        assert f"webhook_id {webhook_id} was first used with a different 'url';" in differs["message"]
+        secret = "whsec_" + base64.b64encode(b"s" * 32).decode()
+        differs = assert_error(admin.post("/v1/webhooks", json={
+            "webhook_id": webhook_id, "url": url + "/other", "types": ["transfer.settled"],
+            "secret": secret}), 409, "idempotency_conflict")
+        assert "a different 'url', 'types' and 'secret';" in differs["message"]
+        assert url not in differs["message"] and "whsec_" not in differs["message"]
         assert_error(admin.post("/v1/webhooks", json={"webhook_id": webhook_id, "url": url},
                                 headers={"Idempotency-Key": new_id()}), 422, "invalid_request")
         assert_error(admin.delete(f"/v1/webhooks/{webhook_id}",

@@ -17,7 +17,8 @@ from uuid import UUID, uuid4
 from fastapi import APIRouter, Query, Request, Response
 from standardwebhooks import Webhook
 
-from domain.errors import IdempotencyConflict, InvalidRequest
+from application.conflicts import fields_differ
+from domain.errors import InvalidRequest
 from interface.http.deps import IS_ADMIN, IdempotencyKey, in_thread
 from interface.http.errors import NotFound
 from interface.http.idempotency import REPLAYED_HEADER, check_key
@@ -81,9 +82,11 @@ def _found(store: WebhookStore, webhook_id: UUID) -> Subscription:
     return subscription
 
 
-def _same_request(found: Subscription, wanted: Subscription, secret_given: bool) -> bool:
-    return (found.url, found.types) == (wanted.url, wanted.types) and (
-        not secret_given or found.secret == wanted.secret)
+def _differing(found: Subscription, wanted: Subscription, secret_given: bool) -> list[str]:
+    """The request's fields the stored subscription holds otherwise (named,
+    never their values: the stored secret above all)."""
+    fields = [name for name in ("url", "types") if getattr(found, name) != getattr(wanted, name)]
+    return fields + ["secret"] if secret_given and found.secret != wanted.secret else fields
 
 
 def _create(service: LedgerService, subscription: Subscription,
@@ -98,9 +101,9 @@ def _create(service: LedgerService, subscription: Subscription,
         found = store.get(subscription.subscription_id)
         if found is None:
             raise
-    if not _same_request(found, subscription, secret_given=not generated):
-        raise IdempotencyConflict(f"webhook_id {found.subscription_id} was already used for "
-                                  "another subscription")
+    differing = _differing(found, subscription, secret_given=not generated)
+    if differing:
+        raise fields_differ("webhook_id", found.subscription_id, differing)
     return found
 
 
