@@ -50,6 +50,7 @@ from application.settlement.process import (
     EXPIRY_CONFIRMATIONS,
     CommandSender,
     execute_internal,
+    run_until_idle,
 )
 from application.write.event_store import LedgerApplication
 from domain.anchor import NO_PREVIOUS_ROOT, Anchor, AnchorMemo, anchor_id
@@ -127,10 +128,8 @@ class AnchorProcess:
         return True
 
     async def run_until_idle(self, steps_max: int = 1000) -> int:
-        for done in range(steps_max):
-            if not await self.step():
-                return done
-        raise RuntimeError(f"anchoring still busy after {steps_max} steps")
+        """Step until nothing is due (tests, benchmarks, ``settle --once``)."""
+        return await run_until_idle(self.step, steps_max, "anchoring")
 
     def latest(self) -> Anchor | None:
         """The last anchor the log records (the tree counts them)."""

@@ -84,6 +84,16 @@ class SettlementError(Exception):
     """Settlement could not go on for now (logged; the step is retried)."""
 
 
+async def run_until_idle(step: Callable[[], Awaitable[bool]], steps_max: int, what: str) -> int:
+    """Await ``step`` until it finds nothing to do (it answers False); the
+    steps done. Still busy after ``steps_max``: ``SettlementError`` naming
+    ``what`` (a loop that never idles is a bug, or work without end)."""
+    for done in range(steps_max):
+        if not await step():
+            return done
+    raise SettlementError(f"{what} still busy after {steps_max} steps")
+
+
 class CommandSender(Protocol):
     """The command writer as settlement uses it."""
 
@@ -202,10 +212,7 @@ class SettlementProcess:
 
     async def run_until_idle(self, steps_max: int = 100_000) -> int:
         """Step until nothing is left (tests, benchmarks, ``settle --once``)."""
-        for done in range(steps_max):
-            if not await self.step():
-                return done
-        raise SettlementError(f"still busy after {steps_max} steps")
+        return await run_until_idle(self.step, steps_max, "settlement")
 
     # --- choosing work -------------------------------------------------------------
 
