@@ -39,16 +39,21 @@ def advisory_lock_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
-SETTLEMENT_DDL_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext(?))"
-"""The one lock key not made by ``advisory_lock_key``: the settlement store's
-DDL lock, keyed by PostgreSQL's own ``hashtext`` of
-``settlement_ddl_lock_name(schema)`` since the store's first version. Its
-value is a contract like every other key (``tests/eventlog/test_lock_keys.py``
-pins it), so it keeps its scheme."""
+HASHTEXT_DDL_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext(?))"
+"""The two lock keys not made by ``advisory_lock_key``: the DDL locks of the
+settlement store and of the webhook store, keyed by PostgreSQL's own
+``hashtext`` of ``settlement_ddl_lock_name(schema)`` and
+``webhooks_ddl_lock_name(schema)`` since each store's first version. Their
+values are contracts like every other key (``tests/eventlog/test_lock_keys.py``
+pins them), so they keep their scheme."""
 
 
 def settlement_ddl_lock_name(schema: str) -> str:
     return f"deals-ledger:settlement-ddl:{schema}"
+
+
+def webhooks_ddl_lock_name(schema: str) -> str:
+    return f"deals-ledger:webhooks-ddl:{schema}"
 
 
 def conninfo_of(datastore: Any) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from uuid import UUID
 
-from application.eventlog.locks import SETTLEMENT_DDL_LOCK_SQL, settlement_ddl_lock_name
+from application.eventlog.locks import HASHTEXT_DDL_LOCK_SQL, settlement_ddl_lock_name
 from application.eventlog.sql_text import SqlText, table_names
 from application.eventlog.tracking import Tracking
 from domain.transfer import SETTLED as DOMAIN_SETTLED
@@ -602,7 +602,7 @@ class PostgresSettlementStore(SettlementStore):
         self.sql = SqlText({**table_names(_TABLES, datastore.schema), "blob": "BYTEA"})
         with self.transaction() as cursor:
             # concurrent CREATE TABLE IF NOT EXISTS can collide in the catalog
-            cursor.execute(SETTLEMENT_DDL_LOCK_SQL, (settlement_ddl_lock_name(datastore.schema),))
+            cursor.execute(HASHTEXT_DDL_LOCK_SQL, (settlement_ddl_lock_name(datastore.schema),))
             self._create(cursor)
 
     @contextmanager

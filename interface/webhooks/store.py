@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from application.eventlog.locks import HASHTEXT_DDL_LOCK_SQL, webhooks_ddl_lock_name
 from application.eventlog.sql_text import SqlText, table_names
 
 WEBHOOKS_FILE = "webhooks.sqlite"
@@ -196,8 +197,7 @@ class PostgresWebhookStore(WebhookStore):
         self.sql = SqlText({**table_names(_TABLES, datastore.schema), "serial": "BIGSERIAL PRIMARY KEY"},
                            param="%s")
         with self.transaction() as cursor:  # serve processes starting together take turns
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
-                           (f"deals-ledger:webhooks-ddl:{datastore.schema}",))
+            cursor.execute(self.sql(HASHTEXT_DDL_LOCK_SQL), (webhooks_ddl_lock_name(datastore.schema),))
             for statement in self.sql.statements(_DDL):
                 cursor.execute(statement)
 

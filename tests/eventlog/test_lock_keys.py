@@ -8,17 +8,20 @@ from __future__ import annotations
 import pytest
 
 from application.eventlog.locks import (
-    SETTLEMENT_DDL_LOCK_SQL,
+    HASHTEXT_DDL_LOCK_SQL,
     advisory_lock_key,
     settlement_ddl_lock_name,
+    webhooks_ddl_lock_name,
 )
 from application.write.event_store import LedgerApplication
+from interface.webhooks.wiring import delivery_lock
 from interface.wiring.settler import lease_for
 from projections.read_model_store import PostgresReadModelStore
 
 PINNED = {
     "deals-ledger:public:read_models": -1941694978879265512,  # the projector
     "deals-ledger:settlement:public": -5634927997057404092,  # the settler's lease
+    "deals-ledger:webhooks:public": 8192510026110737314,  # the webhook deliverer
     "deals-ledger:public:read-model-ddl": -8583594171932188598,
     "deals-ledger:public:event-store-ddl": 7326074858776280054,
     "deals-ledger:public:dealsledger_events:writer-turn": -1770347901985306483,
@@ -37,17 +40,21 @@ def test_each_holder_lock_is_named_as_it_always_was(postgres):
     try:
         assert store.projection_lock().key == advisory_lock_key(f"deals-ledger:{schema}:read_models")
         assert lease_for(app.recorder).key == advisory_lock_key(f"deals-ledger:settlement:{schema}")
+        assert delivery_lock(app.recorder).key == advisory_lock_key(f"deals-ledger:webhooks:{schema}")
         assert app.recorder.events_table_name == "dealsledger_events"
     finally:
         store.close()
         app.close()
 
 
-def test_the_settlement_stores_ddl_lock_keeps_its_hashtext_key(postgres):
-    """The one key PostgreSQL computes itself (``hashtext``), pinned too."""
+@pytest.mark.parametrize(("lock_name", "key"), [
+    (settlement_ddl_lock_name("public"), 1479646400),
+    (webhooks_ddl_lock_name("public"), -231390042),
+])
+def test_the_stores_ddl_locks_keep_their_hashtext_keys(postgres, lock_name, key):
+    """The keys PostgreSQL computes itself (``hashtext``), pinned too."""
     import psycopg
 
-    assert SETTLEMENT_DDL_LOCK_SQL == "SELECT pg_advisory_xact_lock(hashtext(?))"
+    assert HASHTEXT_DDL_LOCK_SQL == "SELECT pg_advisory_xact_lock(hashtext(?))"
     with psycopg.connect(postgres.settings.database_url) as conn:
-        key = conn.execute("SELECT hashtext(%s)", (settlement_ddl_lock_name("public"),)).fetchone()
-    assert key == (1479646400,)
+        assert conn.execute("SELECT hashtext(%s)", (lock_name,)).fetchone() == (key,)
