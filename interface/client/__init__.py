@@ -9,6 +9,7 @@ package, httpx and tenacity.
 """
 
 from interface.client.aio import AsyncLedgerClient
+from interface.client.calls import BatchTransfer
 from interface.client.core import RetryPolicy
 from interface.client.errors import *  # noqa: F403 - every refusal, by name
 from interface.client.errors import ERRORS_BY_CODE, LedgerError
@@ -16,6 +17,8 @@ from interface.client.models import (
     Account,
     Allowance,
     Balance,
+    BatchItemResult,
+    BatchResult,
     FeeCharge,
     HistoryEntry,
     Hold,
@@ -36,7 +39,8 @@ from interface.client.models import (
 from interface.client.sync import LedgerClient
 
 __all__ = [
-    "ERRORS_BY_CODE", "Account", "Allowance", "AsyncLedgerClient", "Balance", "FeeCharge",
+    "ERRORS_BY_CODE", "Account", "Allowance", "AsyncLedgerClient", "Balance", "BatchItemResult",
+    "BatchResult", "BatchTransfer", "FeeCharge",
     "HistoryEntry", "Hold", "HoldCapture", "HoldRelease", "LedgerClient", "LedgerError",
     "Movement", "Page", "Reconciliation", "ReplayReport", "RetryPolicy", "Reward", "SystemInfo",
     "Transaction", "Wallet", "WalletChange", "Webhook", "WebhookDelivery",

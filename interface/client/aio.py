@@ -96,6 +96,20 @@ class AsyncLedgerClient:
         return await self._run(calls.transfer(from_account, to_account, amount, reason, transfer_id,
                                        calls.References(metadata, external_ref)))
 
+    async def transfer_batch(self, transfers: Sequence[calls.BatchTransfer], *,
+                       atomic: bool = False) -> m.BatchResult:
+        """Up to 8,000 transfers in one request, each with its own outcome
+        (``BatchResult.results``, in order); ``atomic``: all or none, an
+        item's refusal raised for the whole batch (its ``item_index`` says
+        which). A retry repeats every item's id, so nothing is applied twice."""
+        return await self._run(calls.transfer_batch(tuple(transfers), atomic))
+
+    async def reverse(self, transfer_id: Id, reason: str = "", *,
+                reversal_id: Id | None = None) -> m.Movement:
+        """Undo a transfer with a new movement (admin); the original is then
+        ``reversed``. A repeat with the same ``reversal_id`` answers it again."""
+        return await self._run(calls.reverse(transfer_id, reason, reversal_id))
+
     async def deduct_service_fee(self, account_id: Id, service_type: str, *,
                            charge_id: Id | None = None, metadata: Metadata = None,
                            external_ref: str | None = None) -> m.FeeCharge:

@@ -17,7 +17,7 @@ from uuid import UUID, uuid4
 
 from interface.client import models as m
 from interface.client.amounts import AmountIn, amount_text, optional_amount_text
-from interface.client.errors import TransactionFailedError
+from interface.client.errors import TransactionFailedError, refusal
 from interface.client.models import Page
 
 T = TypeVar("T")
@@ -92,6 +92,51 @@ def transfer(source: UUID | str, destination: UUID | str, amount: AmountIn, reas
         "to": UUID(str(destination)), "amount": amount_text(amount), "reason": reason,
         **refs.body(),
     }, "transfer_id")
+
+
+@dataclass(frozen=True)
+class BatchTransfer:
+    """One transfer of ``transfer_batch``: as ``transfer`` takes it (the id
+    drawn when not given, once, so a retried batch repeats it)."""
+
+    from_account: UUID | str
+    to_account: UUID | str
+    amount: AmountIn
+    reason: str = ""
+    transfer_id: UUID | str | None = None
+    metadata: dict[str, str] | None = None
+    external_ref: str | None = None
+
+    def body(self) -> dict[str, Any]:
+        refs = References(self.metadata, self.external_ref)
+        call = transfer(self.from_account, self.to_account, self.amount, self.reason,
+                        self.transfer_id, refs)
+        return call.body or {}
+
+
+def transfer_batch(items: tuple[BatchTransfer, ...], atomic: bool) -> Call[m.BatchResult]:
+    """Each item's id is drawn here, so every attempt sends the same ids and
+    a retried batch answers the applied items ``ok`` without applying them
+    again (docs/api.md)."""
+    def read(data: Any) -> m.BatchResult:
+        return m.BatchResult(tuple(_batch_item(item) for item in data["results"]),
+                             int(data["position"]))
+
+    return Call("POST", "/v1/transfers/batch", read,
+                body={"transfers": [item.body() for item in items], "atomic": atomic})
+
+
+def _batch_item(item: Any) -> m.BatchItemResult:
+    refused = item.get("error")
+    return m.BatchItemResult(UUID(item["transfer_id"]), item["status"],
+                             None if refused is None else refusal(refused))
+
+
+def reverse(transfer_id: UUID | str, reason: str, reversal_id: UUID | str | None
+            ) -> Call[m.Movement]:
+    return _command(f"/v1/transfers/{UUID(str(transfer_id))}/reverse", m.Movement, {
+        "reversal_id": _id(reversal_id), "reason": reason,
+    }, "reversal_id")
 
 
 def transfer_from(spender: UUID | str, source: UUID | str, destination: UUID | str,

@@ -343,14 +343,22 @@ def error_from(status: int, body: Any, retry_after: str | None = None) -> Ledger
     detail = body.get("error") if isinstance(body, dict) else None
     if not isinstance(detail, dict) or not isinstance(detail.get("code"), str):
         return UnexpectedAnswerError(f"HTTP {status} without the API's error body", status=status)
+    error = refusal(detail, status)
+    if isinstance(error, RateLimitedError | UnavailableError):
+        error.retry_after_s = _seconds(retry_after)
+    return error
+
+
+def refusal(detail: dict[str, Any], status: int | None = None) -> LedgerError:
+    """The exception an error object (``{"code", "message", ...}``) names;
+    without ``status`` (a batch item's error has none of its own), the
+    status its class stands for."""
     code, message = detail["code"], str(detail.get("message", ""))
     cls = ERRORS_BY_CODE.get(code, UnexpectedAnswerError)
     error = cls(message, status=status, request_id=detail.get("request_id"),
                 item_index=detail.get("item_index"))
     if cls is UnexpectedAnswerError:
         error.code = code
-    if isinstance(error, RateLimitedError | UnavailableError):
-        error.retry_after_s = _seconds(retry_after)
     return error
 
 

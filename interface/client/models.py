@@ -59,6 +59,23 @@ class Movement:
 
 
 @dataclass(frozen=True)
+class BatchItemResult:
+    """One item of ``transfer_batch``, in the order sent: ``status`` ok or
+    error, and for an error the refusal as its typed exception (not
+    raised: the other items stand)."""
+
+    transfer_id: UUID
+    status: str
+    error: Any
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    results: tuple[BatchItemResult, ...]
+    position: int
+
+
+@dataclass(frozen=True)
 class FeeCharge:
     charge_id: UUID
     account_id: UUID

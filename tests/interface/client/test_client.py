@@ -283,6 +283,32 @@ def test_a_screen_pages_history_newest_first_on_demand(client):
     assert [t.transfer_id for t in page.items] == moved and not page.has_more
 
 
+def test_a_batch_answers_each_item_and_a_reversal_undoes_a_transfer(client):
+    from interface.client import BatchTransfer
+
+    source, destination = funded(client, "10"), str(client.open_account().account_id)
+    items = [BatchTransfer(source, destination, Decimal("4"), "part 1", external_ref="b-1",
+                           metadata={"line": "1"}),
+             BatchTransfer(destination, source, Decimal("500"), "part 2")]
+    done = client.transfer_batch(items)
+    ok, refused = done.results
+    assert (ok.status, ok.error) == ("ok", None)
+    assert refused.status == "error" and isinstance(refused.error, InsufficientBalanceError)
+    assert refused.error.status == 402
+    read = client.get_transfer(ok.transfer_id)
+    assert (read.external_ref, read.metadata, read.reason) == ("b-1", {"line": "1"}, "part 1")
+    with pytest.raises(InsufficientBalanceError) as aborted:
+        client.transfer_batch([BatchTransfer(source, destination, Decimal("1")), items[1]],
+                              atomic=True)
+    assert aborted.value.item_index == 1
+    assert client.get_balance(destination).balance == Decimal("4")
+    reversal = client.reverse(ok.transfer_id, "refund")
+    assert client.reverse(ok.transfer_id, "refund",
+                          reversal_id=reversal.transfer_id).position == reversal.position
+    assert client.get_transfer(ok.transfer_id).status == "reversed"
+    assert client.get_balance(destination).balance == 0
+
+
 CLIENT_MODELS = {
     "Account": "AccountResponse", "Balance": "BalanceResponse", "Movement": "MovementResponse",
     "FeeCharge": "FeeResponse", "Reward": "RewardResponse", "Hold": "HoldResponse",
@@ -296,6 +322,7 @@ CLIENT_MODELS = {
     "EventsPage": "EventsPage", "ReplayReport": "ReplayResponse",
     "Reconciliation": "ReconciliationResponse", "SystemInfo": "SystemResponse",
     "Webhook": "WebhookCreated", "WebhookDelivery": "DeliveryItem",
+    "BatchResult": "BatchResponse", "BatchItemResult": "BatchItemResponse",
 }
 """Each model of the client and the schema of the answer it reads."""
 PAGES = ("HistoryPage", "TransactionPage", "AccountsPage")
