@@ -230,6 +230,12 @@ class HistoryEntry:
     requested_by: str | None = None
     """Who asked for the movement: an API key's name or a system actor."""
     request_id: str | None = None
+    metadata: dict[str, str] | None = None
+    """The movement's metadata as sent with its command (None if none)."""
+    external_ref: str | None = None
+    """The movement's external_ref as sent with its command (None if none)."""
+    reward_type: str | None = None
+    """A reward's type (None for other movements)."""
 
 
 @dataclass(frozen=True)
