@@ -42,7 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark scenarios and print figures, baselines and ratios."""
+    """Run the benchmark scenarios and print figures, baselines and ratios
+    (``deployed`` first: the deployed service's table, ``benchmarks.deployed``)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["deployed"]:
+        from benchmarks.deployed import main as deployed_main
+
+        return deployed_main(argv[1:])
     args = build_parser().parse_args(argv)
     url = (args.database_url or os.environ.get("DEALS_BENCH_DATABASE_URL")
            or os.environ.get("DEALS_DATABASE_URL") or BENCH_DATABASE_URL_DEFAULT)
