@@ -16,7 +16,7 @@ exactly-once compare-and-set) is made once.
   full state, or the library's domain event (for a fold that wants objects).
 - ``fold_table``: the function a fold applies to each event class, found
   from a stored topic through the library's topic aliases.
-- ``commits``: where one group commit of the writer ends in the log.
+- ``field_types``: each decoded field checked against its annotation.
 - ``sql_text``: table names and placeholders of a consumer's own store.
 - ``tracking``: a consumer's position moved by compare-and-set inside the
   consumer's own transaction (``TrackingConflict`` when another moved it).
@@ -24,8 +24,13 @@ exactly-once compare-and-set) is made once.
   names is rounded down to a whole commit and a page never stops inside one.
 - ``page_loop``: read the next page after the tracked position, hand it to
   the consumer to apply and advance in one transaction.
-- ``locks``: advisory-lock keys and the one-active-holder locks every
-  consumer runs under.
+- ``locks``: every advisory-lock key (stored contracts) and the
+  one-active-holder locks every consumer runs under.
+- ``seals`` and ``seal_check``: commit seals, and the check every consumer
+  runs on each page so that nothing unsealed is projected, settled or audited.
+- ``merkle_log``: the log as an RFC 6962 tree (canonical leaf bytes).
+- ``damaged_rows``: where an aggregate's stored rows stop decoding.
+- ``price_rules``: which price rule a log position names.
 
 Layer rule (the smallest change to DESIGN's "projections import domain"):
 projections import ``application.eventlog``, the application's published
