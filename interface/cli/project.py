@@ -14,7 +14,7 @@ import logging
 import signal
 import threading
 
-from interface.cli.progress import Progress
+from interface.cli.progress_bars import Progress
 from interface.wiring.alerting import alert_refused_page
 from interface.wiring.logs import ROLE_LOGGER
 from interface.wiring.seal_keys import open_ledger

@@ -20,7 +20,7 @@ from application.authority import Authority
 from domain.amounts import format_amount
 from domain.provenance import OPERATOR_CLI, Provenance
 from interface.cli import exit_codes
-from interface.cli.progress import Progress
+from interface.cli.progress_bars import Progress
 from interface.http.schemas.reconciliations import ReconciliationResponse
 from interface.wiring.service import LedgerService
 from interface.wiring.settings import Settings

@@ -20,7 +20,7 @@ from application.write.event_store import LedgerApplication
 from domain.amounts import format_amount
 from domain.rfc3339 import parse_time
 from interface.cli import exit_codes
-from interface.cli.progress import Progress
+from interface.cli.progress_bars import Progress
 from interface.http.schemas.responses import AnchorAuditItem, ReplayResponse
 from interface.wiring.seal_keys import open_ledger
 from interface.wiring.settings import Settings

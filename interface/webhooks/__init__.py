@@ -1,7 +1,7 @@
 """Subscribers' webhooks: business events POSTed to the URLs admins
 subscribe, at least once and in order, off the request path.
 
-- ``store``: subscriptions and their delivery log, in tables of their own
+- ``subscriptions``: subscriptions and their delivery log, in tables of their own
   beside the event store (configuration with a deletable signing secret has
   no place in the immutable log).
 - ``delivery``: the background deliverer, one active process per ledger

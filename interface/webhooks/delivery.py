@@ -37,7 +37,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from application.eventlog.locks import OneHolderLock
 from application.ops.background import BackgroundThread
-from interface.webhooks.store import Delivery, Subscription, WebhookStore
+from interface.webhooks.subscriptions import Delivery, Subscription, WebhookStore
 from projections.business_events import BusinessEvent
 from projections.event_stream import EventStream
 

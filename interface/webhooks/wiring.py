@@ -14,7 +14,7 @@ from application.eventlog.locks import (
     conninfo_of,
 )
 from interface.webhooks.delivery import DeliveryPolicy, WebhookDeliverer
-from interface.webhooks.store import open_webhook_store
+from interface.webhooks.subscriptions import open_webhook_store
 from interface.wiring.settings import Settings
 from projections.event_stream import EventStream
 

@@ -13,7 +13,7 @@ import pytest
 
 from interface.cli import exit_codes
 from interface.cli.main import main
-from interface.cli.progress import Progress
+from interface.cli.progress_bars import Progress
 from tests.interface.cli_support import cli
 
 

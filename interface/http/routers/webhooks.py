@@ -34,7 +34,7 @@ from interface.http.schemas.events import (
     WebhookRequest,
     WebhooksResponse,
 )
-from interface.webhooks.store import Subscription, WebhookStore
+from interface.webhooks.subscriptions import Subscription, WebhookStore
 from interface.wiring.service import LedgerService
 from projections.queries import PositionPastHead
 

@@ -10,7 +10,7 @@ from pydantic import Field
 from interface.http.schemas.requests import Request
 from interface.http.schemas.responses import Response
 from interface.http.schemas.types import POSITION_MAX
-from interface.webhooks.store import Delivery, Subscription
+from interface.webhooks.subscriptions import Delivery, Subscription
 from projections.business_events import EVENT_TYPES
 from projections.event_stream import StreamPage
 
