@@ -20,7 +20,8 @@ PostgreSQL + Redis; only the rate limit off, as the load is one key):
    threads, 32 connections, random pairs; the projection lag probe beside
  3 settlement of the movements the two loads made: wait for the last one
  4 CPU time per transfer at a fixed offered load (an open-loop Python
-   sender at ``--fixed-rate`` req/s: wrk2 is not in Debian)
+   sender at ``--fixed-rate`` req/s: wrk2 is not in Debian); then the same
+   sender at the transfers load's own rate for 60 s: the settlement backlog
  5 wrk POST /v1/transfers/batch, 1,000 a request, 4 in flight
  6 RSS of the service's processes
 then the bare endpoint under the same wrk transfers script, pgledger under
@@ -47,7 +48,7 @@ from pathlib import Path
 from benchmarks import http_load as load
 from benchmarks import pgledger_peer as peer
 from benchmarks.common import BENCH_DATABASE_URL_DEFAULT, machine_note
-from benchmarks.deployed_report import Fixed, Loaded, Results, Settled, render
+from benchmarks.deployed_report import Fixed, Loaded, Results, Settled, Sustained, render
 from benchmarks.deployed_watch import CpuMeter, SettlementWatch, process_tree, rss_bytes
 from benchmarks.servers import ServerProcess, bare_server, ledger_server
 from benchmarks.suite import EVENTS_TABLE, fresh_schema, redis_prefix
@@ -68,6 +69,7 @@ class Options:
     fixed_rate: float = 200.0
     replay_events: int = 1_000_000
     settle_timeout_s: float = 600.0
+    sustained_s: float = 60.0
 
 
 class Deployed:
@@ -112,6 +114,7 @@ class Deployed:
         self._settle_after(watch)
         assert server.process is not None
         self._fixed(target, accounts, server.process.pid, watch)
+        self._sustained(target, accounts, watch)
         self.say(f"wrk POST /v1/transfers/batch, {self.o.batch_items} a request, "
                  f"{self.o.batch_in_flight} in flight")
         batch_run = WrkRun(self.o.threads, self.o.batch_in_flight, self.o.seconds)
@@ -178,11 +181,10 @@ class Deployed:
         self.say("waiting for the last movement of the two loads to settle")
         upto = watch.head()
         before = _position_at(watch, transfers.started)
-        settled_at = watch.wait_settled(upto, self.o.settle_timeout_s)
+        settled_at = watch.wait_settled(upto, self.o.settle_timeout_s) or time.monotonic()
         made, done = watch.movements_between(before, upto)
         self.results.settled = Settled(
-            made, fees.ended - transfers.started,
-            None if settled_at is None else settled_at - fees.ended, made - done,
+            made, fees.ended - transfers.started, settled_at - fees.ended, made - done,
             watch.backlog_max(transfers.started, fees.ended),
             watch.fold_lag_max(transfers.started, fees.ended))
 
@@ -208,6 +210,24 @@ class Deployed:
                          latest.pending if latest else 0)
 
         self.results.fixed = asyncio.run(run())
+
+    def _sustained(self, target: load.Target, accounts: tuple[str, ...],
+                   watch: SettlementWatch) -> None:
+        """The fixed-rate sender at the transfers load's own rate for
+        ``sustained_s``: does the settlement backlog stay bounded?"""
+        rate = self.results.loads["transfers"].result.per_s
+        if self.o.sustained_s <= 0 or rate <= 0:
+            return
+        self.say(f"sustained load: {rate:,.0f} transfers/s (the transfers load's rate) for "
+                 f"{self.o.sustained_s:g} s")
+        started = time.monotonic()
+        ok = asyncio.run(fixed_rate(target, load.Transfers(accounts=accounts), rate,
+                                    self.o.sustained_s, self.o.connections))
+        ended = time.monotonic()
+        half = started + (ended - started) / 2
+        self.results.sustained = Sustained(
+            rate, ok, ended - started, watch.backlog_max(started, ended),
+            _pending_at(watch, half), _pending_at(watch, ended))
 
     # --- the baselines -------------------------------------------------------------
 
@@ -250,6 +270,12 @@ class Deployed:
 
 def peer_note(missing: str) -> str:
     return f"not reported ({missing})"
+
+
+def _pending_at(watch: SettlementWatch, moment: float) -> int:
+    """Movements pending at the last sample taken before ``moment``."""
+    before = [s.pending for s in watch.samples if s.at <= moment]
+    return before[-1] if before else 0
 
 
 def _position_at(watch: SettlementWatch, moment: float) -> int:
@@ -306,6 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--accounts", type=int, default=1000)
     parser.add_argument("--fixed-rate", type=float, default=200.0,
                         help="offered transfers/s for the CPU time per transfer")
+    parser.add_argument("--sustained-seconds", type=float, default=60.0,
+                        help="a load at the transfers' own rate this long, for the settlement "
+                             "backlog (0: skip it)")
     parser.add_argument("--replay-events", type=int, default=1_000_000,
                         help="log size of the audit replay (0: skip it)")
     parser.add_argument("--settle-timeout", type=float, default=600.0,
@@ -320,7 +349,8 @@ def main(argv: list[str] | None = None) -> int:
            or os.environ.get("DEALS_DATABASE_URL") or BENCH_DATABASE_URL_DEFAULT)
     options = Options(url, args.redis_url or os.environ.get("DEALS_REDIS_URL"),
                       args.pgledger, args.accounts, args.seconds, fixed_rate=args.fixed_rate,
-                      replay_events=args.replay_events, settle_timeout_s=args.settle_timeout)
+                      replay_events=args.replay_events, settle_timeout_s=args.settle_timeout,
+                      sustained_s=args.sustained_seconds)
     print(f"machine: {machine_note()}", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ensure_wrk()

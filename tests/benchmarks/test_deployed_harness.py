@@ -23,6 +23,7 @@ from benchmarks.deployed_report import (
     Loaded,
     Results,
     Settled,
+    Sustained,
     build_rows,
     render,
 )
@@ -137,7 +138,8 @@ def _results(peer_missing: str = "") -> Results:
                       settled=Settled(16000, 20.0, 140.0, 0, 9000, 40),
                       fixed=Fixed(200.0, 2000, 10.0, {"service": 6.0, "postgres": 2.0, "redis": 0.2},
                                   [0.05], 12),
-                      replay=(1_000_000, 100_000.0, 150_000.0, 400_000.0), peer_missing=peer_missing)
+                      replay=(1_000_000, 100_000.0, 150_000.0, 400_000.0), peer_missing=peer_missing,
+                      sustained=Sustained(800.0, 48000, 60.0, 30000, 12000, 27000))
     if not peer_missing:
         results.peers = {"uniform": peer.PeerResult("uniform", 2400, 24000, 0),
                          "hot": peer.PeerResult("hot", 900, 9000, 0)}
@@ -155,12 +157,21 @@ def test_the_table_gives_ratios_first_and_each_goal_met_or_not():
         2.08, False)
     settlement = next(row for row in rows if row.what.startswith("settlement"))
     assert round(settlement.ratio or 0, 2) == round(100 / 800, 2)  # 16,000 in 20 + 140 s
-    assert "backlog max 9,000" in settlement.service
+    assert "backlog max 9,000" in settlement.service and settlement.met is False
+    unfinished = Settled(16000, 20.0, 140.0, 3000, 9000, 40)  # the wait gave up, 3,000 left
+    assert unfinished.per_s == 13000 / 160
+    results = _results()
+    results.settled = unfinished
+    row = next(row for row in build_rows(results) if row.what.startswith("settlement"))
+    assert "3,000 not settled 140 s after the load ended: 81 movements/s" in row.service
     table = render(_results())
     assert table.splitlines()[0].startswith("| ratio | goal | met |")
     assert "| 0.11 | >= 0.5, p99 <= 25 ms | no |" in table
     assert "4.10 ms: service 3.00, PostgreSQL backends 1.00, Redis 0.10" in table
     assert "| RSS of the service's processes after the run | 250 MB | <= 500 MB |" in table
+    assert "max 30,000; 12,000 half-way, 27,000 at the end (+500 movements/s)" in table
+    assert "| bounded: no |" in table
+    assert Sustained(800.0, 48000, 60.0, 900, 600, 580).bounded
 
 
 def test_without_pgledger_files_its_ratios_are_not_reported(tmp_path):
