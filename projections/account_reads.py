@@ -15,7 +15,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.errors import AccountNotFound
-from projections.cursors import decode_cursor, encode_cursor
+from projections.cursors import decode_cursor, encode_cursor, filters_text
 from projections.queries import AccountFilter, AccountView, WalletView
 from projections.times import from_micros
 
@@ -67,15 +67,21 @@ def account_rows(store: Any, cursor: Any, accounts: AccountFilter, after: int, l
     return [_view(row, []) for row in cursor.fetchall()]
 
 
-def accounts_after(cursor_text: str | None) -> int:
-    """The opened position after which a page of accounts starts."""
-    return decode_cursor(cursor_text, ACCOUNTS_LISTING, _EVERY_ACCOUNT)
+def accounts_after(cursor_text: str | None, accounts: AccountFilter) -> int:
+    """The opened position after which a page of accounts starts; a cursor
+    of the listing with other filters is refused (422)."""
+    return decode_cursor(cursor_text, ACCOUNTS_LISTING, _EVERY_ACCOUNT, _filters(accounts))
 
 
-def accounts_cursor(items: list[AccountView], more: bool) -> str | None:
+def accounts_cursor(items: list[AccountView], more: bool, accounts: AccountFilter) -> str | None:
     if not more:
         return None
-    return encode_cursor(ACCOUNTS_LISTING, _EVERY_ACCOUNT, items[-1].opened_position)
+    return encode_cursor(ACCOUNTS_LISTING, _EVERY_ACCOUNT, items[-1].opened_position,
+                         _filters(accounts))
+
+
+def _filters(accounts: AccountFilter) -> str:
+    return filters_text({"kind": accounts.kind, "status": accounts.status})
 
 
 def _view(row: Any, wallets: list[WalletView]) -> AccountView:

@@ -7,9 +7,10 @@ position DESC`` newest first), on the same ``(account, position)`` indexes,
 so a wallet screen's newest-first page costs what the oldest-first one
 does. A cursor names its direction (``history`` or ``history-desc``), so a
 cursor of one order is refused by the other instead of paging from a
-meaningless place. The time range and kind filters narrow the rows; the
-keyset stays on the position, so a page never skips or repeats a row
-whatever the filters.
+meaningless place; it binds the filters too (``ListingFilter.filters``), so
+a cursor of other filters is refused as well. The time range and kind
+filters narrow the rows; the keyset stays on the position, so a page never
+skips or repeats a row whatever the filters.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.errors import InvalidRequest
-from projections.cursors import decode_cursor, encode_cursor
+from projections.cursors import decode_cursor, encode_cursor, filters_text
 from projections.times import to_micros
 
 _POSITION_MAX = 2**63 - 1
@@ -56,7 +57,7 @@ class ListingFilter:
 
     def start(self, base: str, cursor: str | None, account_id: UUID) -> int:
         """The keyset bound of the page: after it (asc) or before it (desc)."""
-        position = decode_cursor(cursor, self.listing(base), account_id)
+        position = decode_cursor(cursor, self.listing(base), account_id, self.filters)
         if cursor is None and self.order is Order.DESC:
             return _POSITION_MAX
         return position
@@ -65,7 +66,14 @@ class ListingFilter:
                     ) -> str | None:
         if not more:
             return None
-        return encode_cursor(self.listing(base), account_id, items[-1].position)
+        return encode_cursor(self.listing(base), account_id, items[-1].position, self.filters)
+
+    @property
+    def filters(self) -> str:
+        """The filters as a cursor binds them: the same text for the same
+        range and kind however the request spelt the times; empty for none."""
+        return filters_text({"since": _text(self.since), "until": _text(self.until),
+                             "kind": self.kind})
 
     def where(self, kind_column: str, prefix: str = "") -> tuple[str, list[Any]]:
         """The keyset comparison and the filters as SQL (column names are
@@ -87,6 +95,10 @@ class ListingFilter:
     @property
     def sort(self) -> str:
         return "position" if self.order is Order.ASC else "position DESC"
+
+
+def _text(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
 
 
 ASCENDING = ListingFilter()

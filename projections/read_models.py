@@ -460,14 +460,14 @@ class ReadModelQueries:
         cursor: str | None = None, point: ReadPoint | None = None,
     ) -> Page[AccountView]:
         """Accounts in the order they were opened, filtered by kind and status."""
-        limit, after = _check_limit(limit), accounts_after(cursor)
+        limit, after = _check_limit(limit), accounts_after(cursor, accounts)
         self._point(point, Consistency.STRONG, None)
         now = to_micros(self.clock())
         with self.store.read() as cur:
             rows = account_rows(self.store, cur, accounts, after, limit + 1, now)
             position = self._tracked(cur)
         items = rows[:limit]
-        return Page(items, accounts_cursor(items, len(rows) > limit), position)
+        return Page(items, accounts_cursor(items, len(rows) > limit, accounts), position)
 
     # Holds (for the expiry sweeper)
 

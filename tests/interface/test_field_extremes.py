@@ -227,9 +227,11 @@ UUIDS: list[Any] = [
 TIMES: list[Any] = [*ACCEPTED, *REFUSED, "", 1700000000, -1, None, [], "x" * 10_000]
 CURSORS: list[Any] = [
     "", "A", "A" * 200, "A" * 201, "%00", "\U0001f600", _b64("p1:5"), _b64("c2:history::1"),
-    _b64(f"c2:history:{uuid4().hex}:9223372036854775807"),
-    _b64(f"c2:history:{uuid4().hex}:9223372036854775808"),
-    _b64(f"c2:transactions:{uuid4().hex}:-1"), _b64("c2:history:" + "a" * 150 + ":1"),
+    _b64(f"c2:history:{uuid4().hex}:1"), _b64(f"c3:history:{uuid4().hex}::1"),
+    _b64(f"c3:history:{uuid4().hex}:{'0' * 12}:9223372036854775807"),
+    _b64(f"c3:history:{uuid4().hex}:{'0' * 12}:9223372036854775808"),
+    _b64(f"c3:transactions:{uuid4().hex}:{'0' * 12}:-1"),
+    _b64("c3:history:" + "a" * 150 + ":" + "0" * 12 + ":1"),
 ]
 AMOUNTS: list[Any] = [
     "0", "-0", "0.00000001", "0.000000001", "1000000000", "1000000000.00000001",

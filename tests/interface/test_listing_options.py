@@ -53,6 +53,43 @@ def test_a_cursor_continues_only_in_its_own_order(api, admin):
                  422, "invalid_request")
 
 
+@pytest.mark.parametrize(("path", "issued_with", "sent_with"), [
+    ("/v1/accounts/{account}/transactions", {"kind": "transfer"}, {"kind": "fee"}),
+    ("/v1/accounts/{account}/transactions", {"kind": "transfer"}, {}),
+    ("/v1/accounts/{account}/history", {}, {"type": "fee"}),
+    ("/v1/accounts/{account}/history", {"since": "2000-01-01T00:00:00Z"},
+     {"since": "2000-01-01T00:00:01Z"}),
+    ("/v1/accounts/{account}/history", {"since": "2000-01-01T00:00:00Z"},
+     {"until": "2999-01-01T00:00:00Z"}),
+    ("/v1/accounts", {"kind": "user"}, {"status": "frozen"}),
+    ("/v1/accounts", {}, {"kind": "user"}),
+], ids=["kind", "kind-dropped", "type-added", "since-moved", "range-other-end", "accounts-status",
+        "accounts-kind-added"])
+def test_a_cursor_of_other_filters_is_refused(api, admin, path, issued_with, sent_with):
+    """A cursor says "after position N" of one listing with its filters: with
+    other filters it would page on from a place that listing never reached
+    (a fee listing from a transfer's cursor skipped every earlier fee)."""
+    account, _ = _moves(admin)
+    open_account(admin)
+    path = path.format(account=account)
+    cursor = admin.get(path, params={**issued_with, "limit": 1}).json()["next_cursor"]
+    assert cursor
+    again = admin.get(path, params={**issued_with, "cursor": cursor})
+    assert again.status_code == 200, again.text
+    error = assert_error(admin.get(path, params={**sent_with, "cursor": cursor}),
+                         422, "invalid_request")
+    assert "with other filters" in error["message"], error
+
+
+def test_a_cursor_takes_the_same_filters_however_the_times_are_spelt(api, admin):
+    account, _ = _moves(admin)
+    path = f"/v1/accounts/{account}/history"
+    cursor = admin.get(path, params={"since": "2000-01-01T00:00:00Z", "limit": 1}
+                       ).json()["next_cursor"]
+    again = admin.get(path, params={"since": "2000-01-01t01:00:00+01:00", "cursor": cursor})
+    assert again.status_code == 200, again.text
+
+
 def test_history_and_transactions_filter_by_movement_kind(api, admin):
     account, _ = _moves(admin)
     fees = admin.get(f"/v1/accounts/{account}/history", params={"type": "fee"}).json()

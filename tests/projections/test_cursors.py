@@ -37,20 +37,39 @@ def test_a_cursor_of_another_account_is_refused():
         decode_cursor(encode_cursor("history", uuid4(), 7), "history", uuid4())
 
 
-def test_a_cursor_of_the_earlier_unbound_format_is_refused():
+def test_a_cursor_of_other_filters_is_refused():
+    account = uuid4()
+    cursor = encode_cursor("history", account, 7, "kind=fee")
+    assert decode_cursor(cursor, "history", account, "kind=fee") == 7
+    for other in ("", "kind=transfer"):
+        with pytest.raises(InvalidRequest, match="history listing with other filters"):
+            decode_cursor(cursor, "history", account, other)
+
+
+@pytest.mark.parametrize("text", ["p1:7", "c2:history:{account}:7"], ids=["unbound", "unfiltered"])
+def test_a_cursor_of_an_earlier_format_is_refused(text):
+    account = uuid4()
     with pytest.raises(InvalidRequest, match="start the listing again"):
-        decode_cursor(_raw("p1:7"), "history", uuid4())
+        decode_cursor(_raw(text.format(account=account.hex)), "history", account)
 
 
 @pytest.mark.parametrize("text", [
-    "c2:history:{account}:-1", "c2:history:{account}:9223372036854775808",
-    "c2:history:{account}:1e3", "c2:history:{account}:\u0661", "c2:ledger:{account}:1",
-    "c3:history:{account}:1", "c2:history:{account}", "c2:history:{account}:1:2",
+    "c3:history:{account}:{digest}:-1", "c3:history:{account}:{digest}:9223372036854775808",
+    "c3:history:{account}:{digest}:1e3", "c3:history:{account}:{digest}:\u0661",
+    "c3:ledger:{account}:{digest}:1", "c4:history:{account}:{digest}:1",
+    "c3:history:{account}:1", "c3:history:{account}:{digest}",
+    "c3:history:{account}:{digest}:1:2", "c2:history:{account}:1:2",
 ])
 def test_forged_cursors_are_refused(text):
     account = uuid4()
     with pytest.raises(InvalidRequest, match="^cursor: is not one this service issued"):
-        decode_cursor(_raw(text.format(account=account.hex)), "history", account)
+        decode_cursor(_raw(text.format(account=account.hex, digest=_digest_of(account))),
+                      "history", account)
+
+
+def _digest_of(account) -> str:
+    """The filters digest of a real cursor, so only the field under test is forged."""
+    return base64.urlsafe_b64decode(encode_cursor("history", account, 1) + "==").decode().split(":")[3]
 
 
 def test_an_overlong_cursor_is_refused_before_it_is_decoded():
