@@ -7,6 +7,7 @@ are off (a separate ``deals-ledger project`` worker projects)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -31,55 +32,86 @@ def _written(response: httpx.Response) -> int:
     return response.json()["position"]
 
 
-def _read(client: httpx.Client, path: str, written: int, **params) -> dict:
-    answer = client.get(path, params=params)
-    assert answer.status_code == 200, answer.text
-    body = answer.json()
-    assert body.get("position", body.get("as_of_position")) >= written, body
-    return body
+class Reads:
+    """Reads through one client, each checked to reflect a write; it keeps
+    the route templates it read, so a test can tell a route it missed."""
+
+    def __init__(self, client: httpx.Client) -> None:
+        self.client, self.routes = client, set()
+
+    def __call__(self, route: str, written: int, path_args: dict | None = None,
+                 **params) -> dict:
+        self.routes.add(route)
+        answer = self.client.get(route.format(**(path_args or {})), params=params)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body.get("position", body.get("as_of_position")) >= written, body
+        return body
 
 
-def every_query_reads_its_write(writer: httpx.Client, reader: httpx.Client) -> None:
+def every_query_reads_its_write(writer: httpx.Client, reader: httpx.Client) -> set[str]:
     """For each query route: a write through ``writer``, then at once a read
-    through ``reader``, which must show it."""
+    through ``reader``, which must show it; the routes read."""
+    read = Reads(reader)
     source = funded_account(writer, "10")
     destination = open_account(writer)
     body = transfer_body(source, destination, "2.5")
     moved = _written(writer.post("/v1/transfers", json=body))
-    balance = _read(reader, f"/v1/accounts/{source}/balance", moved)
+    ids = {"account_id": source}
+    balance = read("/v1/accounts/{account_id}/balance", moved, ids)
     assert balance["balance"] == "7.5"
-    history = _read(reader, f"/v1/accounts/{destination}/history", moved)
+    account = read("/v1/accounts/{account_id}", moved, ids)
+    assert account["balance"] == "7.5"
+    history = read("/v1/accounts/{account_id}/history", moved, {"account_id": destination})
     assert [item["transfer_id"] for item in history["items"]] == [body["transfer_id"]]
-    listed = _read(reader, f"/v1/accounts/{source}/transactions", moved)
+    listed = read("/v1/accounts/{account_id}/transactions", moved, ids)
     assert body["transfer_id"] in [item["transfer_id"] for item in listed["items"]]
-    transfer = _read(reader, f"/v1/transfers/{body['transfer_id']}", moved)
+    transfer = read("/v1/transfers/{transfer_id}", moved, {"transfer_id": body["transfer_id"]})
     assert transfer["amount"] == "2.5"
+    opened = new_id()
+    opening = _written(writer.post("/v1/accounts", json={"account_id": opened}))
+    accounts = read("/v1/accounts", opening, kind="user", limit=1000)  # page past earlier ones
+    while opened not in [a["account_id"] for a in accounts["items"]] and accounts["next_cursor"]:
+        accounts = read("/v1/accounts", opening, kind="user", limit=1000,
+                        cursor=accounts["next_cursor"])
+    assert opened in [a["account_id"] for a in accounts["items"]]
     address = str(Keypair().pubkey())
     connected = _written(writer.post(f"/v1/accounts/{source}/wallets", json={"address": address}))
-    wallets = _read(reader, f"/v1/accounts/{source}/wallets", connected)
+    wallets = read("/v1/accounts/{account_id}/wallets", connected, ids)
     assert [w["address"] for w in wallets["wallets"]] == [address]
     allowed = _written(writer.put(f"/v1/allowances/{source}/{destination}",
                                   json={"amount": "1.25"}))
-    allowance = _read(reader, f"/v1/allowances/{source}/{destination}", allowed)
+    allowance = read("/v1/allowances/{owner}/{spender}", allowed,
+                     {"owner": source, "spender": destination})
     assert allowance["amount"] == "1.25"
     cost = f"0.{len(new_id()) % 7 + 1}"
     priced = _written(writer.put("/v1/pricing/analysis", json={"token_cost": cost}))
-    pricing = _read(reader, "/v1/pricing", priced)
+    pricing = read("/v1/pricing", priced)
     analysis = next(s for s in pricing["services"] if s["service_type"] == "analysis")
     assert analysis["token_cost"] == cost
+    one = read("/v1/pricing/{service_type}", priced, {"service_type": "analysis"})
+    assert one["token_cost"] == cost
     supply_before = reader.get("/v1/system").json()["supply"]
     minted = _written(writer.post("/v1/mint", json={"transfer_id": new_id(), "to": source,
                                                     "amount": "3"}))
-    supply = _read(reader, "/v1/system", minted)["supply"]
-    assert float(supply) != float(supply_before)  # noqa: RUF069 - compared as changed only
-    events = _read(reader, "/v1/audit/events", minted, aggregate_id=source)
+    supply = read("/v1/system", minted)["supply"]
+    assert Decimal(supply) == Decimal(supply_before) + 3
+    events = read("/v1/audit/events", minted, aggregate_id=source)
     assert events["items"][-1]["position"] <= minted
     assert events["items"][-1]["state"]["amount"] == 300_000_000
+    return read.routes
+
+
+def consistent_query_routes(client: httpx.Client) -> set[str]:
+    """The GET routes the OpenAPI document gives a ``consistency`` parameter."""
+    paths = client.get("/openapi.json").json()["paths"]
+    return {path for path, operations in paths.items()
+            if any(p["name"] == "consistency" for p in operations.get("get", {}).get("parameters", []))}
 
 
 def test_every_query_reads_the_write_before_it_in_one_process(api):
     with api.client(ADMIN) as client:
-        every_query_reads_its_write(client, client)
+        assert every_query_reads_its_write(client, client) == consistent_query_routes(client)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -210,3 +242,26 @@ def wait_until_waiters(progress, count: int) -> None:
     from tests.support.http import wait_until
 
     wait_until(lambda: len(progress._waiters) >= count, 30, f"{count} waiting reads")
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+def test_a_read_the_read_models_cannot_reach_in_time_is_503_with_retry_after(
+        make_settings, store):
+    """No projector runs: a default read waits its bound, then answers 503
+    ``unavailable`` with Retry-After (nothing is wrong with the request);
+    an eventual read answers at once from the read models as they are."""
+    server = ThreadServer(make_settings(store, projections_enabled=False)).start()
+    try:
+        server.service.queries.wait_s_max = 0.2
+        with server.client(ADMIN) as client:
+            server.service.read_side.projector.catch_up()
+            account = funded_account(client, "5")  # acknowledged; the read models lag
+            behind = client.get(f"/v1/accounts/{account}/balance")
+            error = assert_error(behind, 503, "unavailable")
+            assert "have not reached position" in error["message"], error
+            assert behind.headers["Retry-After"].isdigit()
+            eventual = client.get(f"/v1/accounts/{account}/balance",
+                                  params={"consistency": "eventual"})
+            assert_error(eventual, 404, "account_not_found")  # not projected yet
+    finally:
+        server.stop()
