@@ -103,6 +103,16 @@ def probes(api) -> dict[str, Probe]:
         "characters of a reward type": lambda admin, bound: admin.post("/v1/rewards", json={
             "reward_id": new_id(), "account_id": open_account(admin),
             "reward_type": "t" * (bound + 1), "amount": "1"}),
+        "keys of a movement's `metadata`": lambda admin, bound: _transfer(
+            admin, metadata={f"k{n}": "v" for n in range(bound + 1)}),
+        "characters of a `metadata` value":
+            lambda admin, bound: _transfer(admin, metadata={"k": "v" * (bound + 1)}),
+        "characters of an `external_ref`":
+            lambda admin, bound: _transfer(admin, external_ref="r" * (bound + 1)),
+        "characters of a webhook's `url`": lambda admin, bound: admin.post("/v1/webhooks", json={
+            "url": "https://example.com/" + "u" * (bound - 19)}),
+        "characters of a webhook's `secret`": lambda admin, bound: admin.post(
+            "/v1/webhooks", json={"url": "https://example.com/hook", "secret": "s" * (bound + 1)}),
         "items in a batch": lambda admin, bound: admin.post("/v1/transfers/batch", json={
             "transfers": [transfer_body(new_id(), new_id()) for _ in range(bound + 1)]}),
         "hold expiry, `expires_in_s` (seconds)": lambda admin, bound: admin.post(
