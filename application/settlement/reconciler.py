@@ -1,7 +1,7 @@
 """Reconciliation: the chain checked against the log, nothing corrected.
 
 A run compares, per ledger account, the token account's balance on chain
-with the account's balance of SETTLED movements (pending, failed and
+with the account's balance of SETTLED movements (queued, failed and
 compensating movements never moved on chain, so they do not count), and
 looks at every transaction on those token accounts: each must be a
 submission the log knows, carrying memos naming exactly its transfers, and

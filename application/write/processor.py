@@ -317,9 +317,9 @@ class CommandProcessor:
             raise _StaleView("another process changed what the batch read; deciding again")
 
     def _commit(self, events: list[Any], session: AggregateSession) -> list[int]:
-        pending = sum(len(aggregate.pending_events) for aggregate in session.touched.values())
-        if pending != len(events):
-            raise InternalError(f"batch bookkeeping lost events ({pending} != {len(events)})")
+        uncommitted = sum(len(aggregate.pending_events) for aggregate in session.touched.values())
+        if uncommitted != len(events):
+            raise InternalError(f"batch bookkeeping lost events ({uncommitted} != {len(events)})")
         for aggregate in session.touched.values():
             aggregate.pending_events.clear()
         if not events:

@@ -324,10 +324,10 @@ class StoreDamagedError(LedgerError):
 
 def _codes() -> dict[str, type[LedgerError]]:
     found: dict[str, type[LedgerError]] = {}
-    pending: list[type[LedgerError]] = [LedgerError]
-    while pending:
-        cls = pending.pop()
-        pending.extend(cls.__subclasses__())
+    to_visit: list[type[LedgerError]] = [LedgerError]
+    while to_visit:
+        cls = to_visit.pop()
+        to_visit.extend(cls.__subclasses__())
         if "code" in vars(cls) and cls.status is not None:
             found[cls.code] = cls
     return found

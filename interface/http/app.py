@@ -193,11 +193,11 @@ def api_routes(app: FastAPI) -> list[APIRoute]:
     keeps them nested); the routers are included without extra prefixes or
     dependencies, so each route's path and dependencies are its own."""
     found: list[APIRoute] = []
-    pending: list[Any] = list(app.routes)
-    while pending:
-        route = pending.pop(0)
+    to_visit: list[Any] = list(app.routes)
+    while to_visit:
+        route = to_visit.pop(0)
         if isinstance(route, APIRoute):
             found.append(route)
         elif hasattr(route, "original_router"):
-            pending.extend(route.original_router.routes)
+            to_visit.extend(route.original_router.routes)
     return found

@@ -45,9 +45,9 @@ class LeafWitnessFile:
         self._stored()
         descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
-            pending = memoryview(bytes(self._buffer))
-            while pending:
-                pending = pending[os.write(descriptor, pending):]
+            unwritten = memoryview(bytes(self._buffer))
+            while unwritten:
+                unwritten = unwritten[os.write(descriptor, unwritten):]
         finally:
             os.close(descriptor)
         self._size = self._stored() + len(self._buffer) // _RECORD.size
