@@ -6,11 +6,16 @@ the driver wants them, ``%s`` placeholders, and remembers each statement it
 made (the same few statements run for every page). ``statements`` splits a
 DDL script. Both stores of derived tables (the read models, the settlement
 store) use it, so what differs between the databases is said once.
+``sqlite_write`` is the write transaction of every store of our own tables
+on SQLite (the settlement store, the webhook subscriptions).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
 
 
 def quote_identifier(identifier: str) -> str:
@@ -44,3 +49,20 @@ class SqlText:
     def statements(self, script: str) -> list[str]:
         """A DDL script's statements, names filled in."""
         return [statement.strip() for statement in self(script).split(";") if statement.strip()]
+
+
+@contextmanager
+def sqlite_write(db: sqlite3.Connection, lock: AbstractContextManager[Any]) -> Iterator[sqlite3.Cursor]:
+    """A write transaction on a connection the store's threads share:
+    ``lock`` keeps it to one thread at a time, ``BEGIN IMMEDIATE`` takes the
+    database's write lock up front (two writers that both read first cannot
+    deadlock upgrading), and anything raised in the block rolls back."""
+    with lock:
+        cursor = db.cursor()
+        cursor.execute("BEGIN IMMEDIATE")
+        try:
+            yield cursor
+        except BaseException:
+            cursor.execute("ROLLBACK")
+            raise
+        cursor.execute("COMMIT")

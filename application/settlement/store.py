@@ -35,7 +35,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from application.eventlog.locks import HASHTEXT_DDL_LOCK_SQL, settlement_ddl_lock_name
-from application.eventlog.sql_text import SqlText, table_names
+from application.eventlog.sql_text import SqlText, sqlite_write, table_names
 from application.eventlog.tracking import Tracking
 from domain.transfer import SETTLED as DOMAIN_SETTLED
 from domain.transfer import (
@@ -550,15 +550,8 @@ class SQLiteSettlementStore(SettlementStore):
 
     @contextmanager
     def transaction(self, *, durable: bool = True) -> Iterator[Cursor]:
-        with self._lock:
-            cursor = self._db.cursor()
-            cursor.execute("BEGIN IMMEDIATE")
-            try:
-                yield cursor
-            except BaseException:
-                cursor.execute("ROLLBACK")
-                raise
-            cursor.execute("COMMIT")
+        with sqlite_write(self._db, self._lock) as cursor:
+            yield cursor
 
     @contextmanager
     def read(self) -> Iterator[Cursor]:

@@ -25,7 +25,7 @@ from typing import Any
 from uuid import UUID
 
 from application.eventlog.locks import HASHTEXT_DDL_LOCK_SQL, webhooks_ddl_lock_name
-from application.eventlog.sql_text import SqlText, table_names
+from application.eventlog.sql_text import SqlText, sqlite_write, table_names
 
 WEBHOOKS_FILE = "webhooks.sqlite"
 DELIVERIES_KEPT_MAX = 1000
@@ -176,15 +176,8 @@ class SQLiteWebhookStore(WebhookStore):
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
-        with self._lock:
-            cursor = self._db.cursor()
-            cursor.execute("BEGIN IMMEDIATE")
-            try:
-                yield cursor
-            except BaseException:
-                cursor.execute("ROLLBACK")
-                raise
-            cursor.execute("COMMIT")
+        with sqlite_write(self._db, self._lock) as cursor:
+            yield cursor
 
     def close(self) -> None:
         with self._lock:
