@@ -162,8 +162,9 @@ def test_a_hold_at_a_position_is_judged_at_that_commits_time(ledger, read_side):
 
 
 class ReadsFollowCommands(RuleBasedStateMachine):
-    """Commands and default reads interleaved; each read must equal a model
-    of the acknowledged commands (the projector runs on its own thread)."""
+    """Commands (transfers, holds placed and captured) and default reads
+    interleaved; each read (balance and held, history) must equal a model of
+    the acknowledged commands (the projector runs on its own thread)."""
 
     ledger = None
     read_side = None
@@ -171,12 +172,15 @@ class ReadsFollowCommands(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.balances: dict[UUID, int] = {}
+        self.held: dict[UUID, int] = {}
+        self.holds: list[tuple[UUID, UUID, int]] = []  # hold id, owner, amount: pending
         self.moves: dict[UUID, int] = {}
 
     @rule()
     def open_funded(self) -> None:
         account = self.ledger.open_account(500)
         self.balances[account] = 500
+        self.held[account] = 0
         self.moves[account] = 1
 
     @rule(data=st.data(), amount=st.integers(1, 600))
@@ -188,12 +192,37 @@ class ReadsFollowCommands(RuleBasedStateMachine):
             self.ledger.execute(c.TransferFunds(uuid4(), source, destination, amount))
         except Exception as error:
             assert type(error).__name__ == "InsufficientBalance"
-            assert amount > self.balances[source]
+            assert amount > self.balances[source] - self.held[source]
             return
         self.balances[source] -= amount
         self.balances[destination] += amount
         self.moves[source] += 1
         self.moves[destination] += 1
+
+    @rule(data=st.data(), amount=st.integers(1, 300))
+    def place_hold(self, data, amount: int) -> None:
+        if not self.balances:
+            return
+        account = data.draw(st.sampled_from(sorted(self.balances)))
+        hold_id = uuid4()
+        try:
+            self.ledger.execute(c.PlaceHold(hold_id, account, amount=amount))
+        except Exception as error:
+            assert type(error).__name__ == "InsufficientBalance"
+            assert amount > self.balances[account] - self.held[account]
+            return
+        self.held[account] += amount
+        self.holds.append((hold_id, account, amount))
+
+    @rule(data=st.data())
+    def capture_a_hold(self, data) -> None:
+        if not self.holds:
+            return
+        hold_id, account, amount = self.holds.pop(data.draw(st.integers(0, len(self.holds) - 1)))
+        self.ledger.execute(c.CaptureHold(hold_id))
+        self.held[account] -= amount
+        self.balances[account] -= amount
+        self.moves[account] += 1
 
     @rule(data=st.data())
     def read_a_balance(self, data) -> None:
@@ -202,7 +231,7 @@ class ReadsFollowCommands(RuleBasedStateMachine):
         account = data.draw(st.sampled_from(sorted(self.balances)))
         head = self.ledger.app.event_log.head()  # every acknowledged command is in it
         view = self.read_side.queries.balance(account)
-        assert view.balance == self.balances[account]
+        assert (view.balance, view.held) == (self.balances[account], self.held[account])
         assert view.position >= head
 
     @rule(data=st.data())
