@@ -259,6 +259,8 @@ class TransferFrom(Command):
     destination: UUID
     amount: int
     reason: str = ""
+    metadata: tuple[tuple[str, str], ...] | None = None
+    external_ref: str | None = None
 
     def recorded(self) -> Recorded:
         return Recorded(movement_noun(TRANSFER, by_spender=True), {
@@ -377,6 +379,8 @@ class ReverseTransfer(Command):
     transfer_id: UUID
     reason: str = ""
     settles_on_chain: bool = True
+    metadata: tuple[tuple[str, str], ...] | None = None
+    external_ref: str | None = None
 
     def recorded(self) -> Recorded:
         return Recorded(movement_noun(REVERSAL), {

@@ -12,11 +12,17 @@ out (``NOT_PUBLISHED``; a test names any class in neither), through the log's
 public type. The payload speaks the API's words: amounts as exact decimal
 strings, ids as UUID text, times with ``Z``; fields a stored event may carry
 since later versions (``external_ref``, ``metadata``, ``reward_type``) are
-passed on when present.
+passed on when present. A movement's later events (settled, failed, reversed,
+a hold's capture, void or expiry) also carry what its recording said (kind,
+from, to, amount, the caller's references), read from that first event, so
+a subscriber that follows only ``transfer.settled`` can still match it to
+its own order by ``external_ref``.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,6 +44,10 @@ from domain.wallet import Wallet
 Fields = dict[str, Any]
 Payload = tuple[str, Fields]
 Mapping = Callable[[LogEvent, Fields], Payload]
+RecordedOf = Callable[[str], Fields | None]
+"""A movement's recording fields by its id (UUID hex); None when not found."""
+RECORDINGS_KEPT_MAX = 4096
+"""Movements whose recording is kept for their later events (bounded)."""
 
 EVENT_TYPES = (
     "transfer.recorded", "transfer.settled", "transfer.failed", "transfer.reversed",
@@ -95,6 +105,21 @@ def _recorded(event: LogEvent, fields: Fields) -> Payload:
         return "hold.placed", data
     by_kind = {FEE: "fee.charged", REWARD: "reward.paid"}
     return by_kind.get(fields["kind"], "transfer.recorded"), data
+
+
+def _movement(fields: Fields) -> Fields:
+    """What a movement's recording said, for its later events."""
+    data = {"kind": fields["kind"], "amount": format_amount(fields["amount"]),
+            "from": _uuid_text(fields["source"]), "to": _uuid_text(fields["destination"])}
+    data.update({name: fields[name] for name in PASSED_ON if fields.get(name) is not None})
+    return data
+
+
+LATER: frozenset[type] = frozenset({
+    Transfer.Settled, Transfer.SettlementFailed, Transfer.Reversed, Transfer.Captured,
+    Transfer.Voided, Transfer.Expired,
+})
+"""A movement's events after its recording: they carry the recording's fields."""
 
 
 def _transfer(public_type: str, *names: str) -> Mapping:
@@ -168,13 +193,17 @@ _TABLE: FoldTable[Mapping] = FoldTable("business events")
 for _event_class, _mapping in MAPPINGS.items():
     _TABLE.add(_event_class, _mapping)
 _TABLE.leave_out(NOT_PUBLISHED)
+_LATER_MAPPINGS = frozenset(MAPPINGS[event_class] for event_class in LATER)
 
 
 class BusinessEvents:
     """Stored events to business events (``None``: none of its own)."""
 
-    def __init__(self, decoder: EventDecoder) -> None:
+    def __init__(self, decoder: EventDecoder, recorded_of: RecordedOf | None = None) -> None:
         self._decoder = decoder
+        self._recorded_of = recorded_of
+        self._recordings: OrderedDict[str, Fields] = OrderedDict()
+        self._lock = threading.Lock()
 
     def of(self, event: LogEvent) -> BusinessEvent | None:
         mapping = _TABLE.for_topic(event.topic)
@@ -182,5 +211,25 @@ class BusinessEvents:
             return None
         fields = self._decoder.fields(event.state, event.topic)
         public_type, data = mapping(event, fields)
+        if mapping in _LATER_MAPPINGS:
+            data = {**self._recording(event.originator_id), **data}
         return BusinessEvent(event_id(event.position), event.position, public_type,
                              _zulu(fields["timestamp"]), data)
+
+    def _recording(self, transfer_hex: str) -> Fields:
+        """The movement's recording fields (empty when unknown), kept a while:
+        a settlement follows its recording soon after."""
+        with self._lock:
+            kept = self._recordings.get(transfer_hex)
+            if kept is not None:
+                self._recordings.move_to_end(transfer_hex)
+                return kept
+        recorded = None if self._recorded_of is None else self._recorded_of(transfer_hex)
+        if recorded is None or not {"kind", "amount", "source", "destination"} <= recorded.keys():
+            return {}
+        data = _movement(recorded)
+        with self._lock:
+            self._recordings[transfer_hex] = data
+            while len(self._recordings) > RECORDINGS_KEPT_MAX:
+                self._recordings.popitem(last=False)
+        return data

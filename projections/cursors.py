@@ -19,7 +19,9 @@ The earlier format without it (``c2``) is refused like ``p1``.
 
 Cursors carry no authority (a forged one only moves within a listing the key
 may read anyway), so they are plain text: base64url of
-``c3:<listing>:<account id hex>:<filters digest>:<position>``.
+``c3:<listing>:<account id hex>:<filters digest>:<position>`` (for the
+movements found by a caller's reference, the hex of a UUID derived from the
+reference stands in for the account's).
 """
 
 from __future__ import annotations
@@ -27,13 +29,18 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from domain.errors import InvalidRequest
 
 CURSOR_VERSION = "c3"
+BY_EXTERNAL_REF = "by-external-ref"
+"""The movements found by a caller's reference (``GET /v1/transfers?external_ref=``)."""
 LISTINGS = frozenset({"history", "transactions", "accounts", "history-desc",
-                      "transactions-desc"})
+                      "transactions-desc", BY_EXTERNAL_REF, f"{BY_EXTERNAL_REF}-desc"})
+_REFERENCE_NAMESPACE = UUID("5b0c7a1e-6d2f-4c59-9a43-2f1e8d7c6b50")
+_OWNER = {BY_EXTERNAL_REF: "external_ref"}
+"""What a listing's cursor is bound to, when not an account."""
 CURSOR_TEXT_LENGTH_MAX = 200
 """Cursors this module writes are under 100 characters."""
 _POSITION_MAX = 2**63 - 1
@@ -42,6 +49,12 @@ _EARLIER_FORMATS = {"p1": 2, "c2": 4}
 """Earlier versions' formats and their number of fields: ``p1`` named no
 listing, ``c2`` no filters."""
 _FILTERS_DIGEST_BYTES = 6
+
+
+def reference_key(external_ref: str) -> UUID:
+    """What a cursor of the movements found by ``external_ref`` is bound to
+    in place of an account: a cursor of one reference is refused for another."""
+    return uuid5(_REFERENCE_NAMESPACE, external_ref)
 
 
 def encode_cursor(listing: str, account_id: UUID, position: int, filters: str = "") -> str:
@@ -69,7 +82,8 @@ def decode_cursor(cursor: str | None, listing: str, account_id: UUID, filters: s
     if cursor_listing != listing:
         raise _refused(f"belongs to the {cursor_listing} listing, not {listing}")
     if account_hex != account_id.hex:
-        raise _refused(f"belongs to another account's {listing}")
+        owner = _OWNER.get(listing.removesuffix("-desc"), "account")
+        raise _refused(f"belongs to another {owner}'s {listing}")
     if digest != _digest(filters):
         raise _refused(f"belongs to the {listing} listing with other filters; "
                        "send the filters the cursor's first page was asked with")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from uuid import UUID
 
 from application.eventlog.decoder import EventDecoder
 from application.eventlog.reader import EventLog, LogEvent
@@ -51,10 +52,18 @@ class StreamPage:
 class EventStream:
     def __init__(self, log: EventLog, decoder: EventDecoder) -> None:
         self.log = log
-        self.events = BusinessEvents(decoder)
+        self.decoder = decoder
+        self.events = BusinessEvents(decoder, self._recorded_of)
 
     def head(self) -> int:
         return self.log.head()
+
+    def _recorded_of(self, transfer_hex: str) -> dict | None:
+        """A movement's first event (its recording), read from the log."""
+        first = self.log.read_aggregate(UUID(hex=transfer_hex), 0, 1)
+        if not first:
+            return None
+        return self.decoder.fields(first[0].state, first[0].topic)
 
     def page(self, after: int, limit: int, types: Collection[str] | None = None,
              upto: int | None = None) -> StreamPage:

@@ -8,9 +8,9 @@ so a wallet screen's newest-first page costs what the oldest-first one
 does. A cursor names its direction (``history`` or ``history-desc``), so a
 cursor of one order is refused by the other instead of paging from a
 meaningless place; it binds the filters too (``ListingFilter.filters``), so
-a cursor of other filters is refused as well. The time range and kind
-filters narrow the rows; the keyset stays on the position, so a page never
-skips or repeats a row whatever the filters.
+a cursor of other filters is refused as well. The time range, kind and
+reward type filters narrow the rows; the keyset stays on the position, so a
+page never skips or repeats a row whatever the filters.
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ class ListingFilter:
     since: datetime | None = None
     until: datetime | None = None
     kind: str | None = None
+    reward_type: str | None = None
+    """Only rewards of this type (``reward_type`` of their movement)."""
 
     def __post_init__(self) -> None:
         if self.since is not None and self.until is not None and self.since > self.until:
@@ -71,14 +73,17 @@ class ListingFilter:
     @property
     def filters(self) -> str:
         """The filters as a cursor binds them: the same text for the same
-        range and kind however the request spelt the times; empty for none."""
+        range, kind and reward type however the request spelt the times;
+        empty for none."""
         return filters_text({"since": _text(self.since), "until": _text(self.until),
-                             "kind": self.kind})
+                             "kind": self.kind, "reward_type": self.reward_type})
 
-    def where(self, kind_column: str, prefix: str = "") -> tuple[str, list[Any]]:
+    def where(self, kind_column: str, prefix: str = "",
+              reward_type_column: str = "reward_type") -> tuple[str, list[Any]]:
         """The keyset comparison and the filters as SQL (column names are
         the read models', never input) and their parameters, after the
-        keyset bound's own."""
+        keyset bound's own. ``prefix`` qualifies the listed table's columns;
+        ``reward_type_column`` is named whole, as it may be a joined table's."""
         clauses = [f"{prefix}position {'>' if self.order is Order.ASC else '<'} ?"]
         params: list[Any] = []
         if self.since is not None:
@@ -90,11 +95,18 @@ class ListingFilter:
         if self.kind is not None:
             clauses.append(f"{prefix}{kind_column} = ?")
             params.append(self.kind)
+        if self.reward_type is not None:
+            clauses.append(f"{reward_type_column} = ?")
+            params.append(self.reward_type)
         return " AND ".join(clauses), params
 
     @property
     def sort(self) -> str:
-        return "position" if self.order is Order.ASC else "position DESC"
+        return self.sort_by()
+
+    def sort_by(self, prefix: str = "") -> str:
+        """The keyset order on ``prefix``'s position column."""
+        return f"{prefix}position" if self.order is Order.ASC else f"{prefix}position DESC"
 
 
 def _text(moment: datetime | None) -> str | None:

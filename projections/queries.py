@@ -127,6 +127,10 @@ class HistoryEntry:
     requested_by: str | None = None
     """Who asked for the movement (``domain.provenance``)."""
     request_id: str | None = None
+    metadata: dict[str, str] | None = None
+    """The movement's caller references (``application.references``)."""
+    external_ref: str | None = None
+    reward_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -266,6 +270,9 @@ class RawEvent:
     """Who asked for the command that wrote it (``domain.provenance``);
     None for an event written before that was recorded."""
     request_id: str | None = None
+    decoded: dict[str, str | None] = field(default_factory=dict)
+    """Beside ``state``, never in place of it: its amounts as decimal DEAL
+    and its times with ``Z`` (``projections.decoded_fields``)."""
 
 
 class LedgerQueries(Protocol):
@@ -313,6 +320,11 @@ class LedgerQueries(Protocol):
         self, transfer_id: UUID, *, min_position: int | None = None,
         consistency: Consistency = Consistency.STRONG, point: ReadPoint | None = None,
     ) -> TransactionView: ...
+
+    def transfers_by_external_ref(
+        self, external_ref: str, *, limit: int = PAGE_SIZE_DEFAULT, cursor: str | None = None,
+        point: ReadPoint | None = None, listing: ListingFilter = ...,
+    ) -> Page[TransactionView]: ...
 
     def wallets(
         self, account_id: UUID, *, min_position: int | None = None,

@@ -32,6 +32,8 @@ from domain.pricing import PRICES_DEFAULT, SERVICE_TYPES, active_rules, check_se
 from domain.transfer import EXPIRED, PENDING, POSTED, client_status, settlement_when_hold_closes
 from projections.account_reads import account_row, account_rows, accounts_after, accounts_cursor
 from projections.balance_cache import BalanceCache, CachedBalance, CacheRead
+from projections.cursors import BY_EXTERNAL_REF, reference_key
+from projections.decoded_fields import decoded_fields
 from projections.listing_filters import ASCENDING, ListingFilter
 from projections.progress import Progress
 from projections.queries import (
@@ -67,6 +69,13 @@ AUDIT_WAIT_S_MIN = 30.0
 longer for them than a query does."""
 _TRACKING = "(SELECT notification_id FROM {tracking} WHERE application_name = ?)"
 _TX_COLUMNS = ", ".join(columns(TransactionRow))
+_HISTORY = (
+    "SELECT h.transfer_id, h.change, h.balance_before, h.balance_after, h.type, h.reason, "
+    "h.created_at, h.position, h.requested_by, h.request_id, t.metadata, t.external_ref, "
+    "t.reward_type FROM {balance_history} h "
+    "LEFT JOIN {transactions} t ON t.transfer_id = h.transfer_id")
+"""A balance change with its movement's references, read from the movement's
+row (written in the same projection commit), so history rows need no copy."""
 _PRICE_RULES = ("SELECT r.service_type, r.token_cost, r.valid_from, r.valid_to, r.set_at, "
                 "r.requested_by, r.request_id, r.position, d.deactivated_at, d.requested_by, "
                 "d.request_id FROM {price_rules} r "
@@ -341,19 +350,19 @@ class ReadModelQueries:
         limit = _check_limit(limit)
         start = listing.start("history", cursor, account_id)
         self._point(point, consistency, min_position)
-        where, params = listing.where("type")
+        where, params = listing.where("type", "h.", reward_type_column="t.reward_type")
         with self.store.read() as cur:
             self._opened(cur, account_id)
             cur.execute(self.store.sql(  # column names only: the values are parameters
-                "SELECT transfer_id, change, balance_before, balance_after, type, reason, "  # noqa: S608
-                f"created_at, position, requested_by, request_id FROM {{balance_history}} "
-                f"WHERE account_id = ? AND {where} ORDER BY {listing.sort} LIMIT ?"
+                f"{_HISTORY} WHERE h.account_id = ? AND {where} "
+                f"ORDER BY {listing.sort_by('h.')} LIMIT ?"
             ), (account_id.hex, start, *params, limit + 1))
             rows = cur.fetchall()
             position = self._tracked(cur)
         items = [
             HistoryEntry(UUID(hex=r[0]), int(r[1]), int(r[2]), int(r[3]), r[4], r[5],
-                         from_micros(int(r[6])), int(r[7]), r[8], r[9])
+                         from_micros(int(r[6])), int(r[7]), r[8], r[9], _metadata(r[10]), r[11],
+                         r[12])
             for r in rows[:limit]
         ]
         return Page(items, listing.next_cursor("history", account_id, items, len(rows) > limit),
@@ -386,6 +395,32 @@ class ReadModelQueries:
         more = len(rows) > limit
         return Page(items, listing.next_cursor("transactions", account_id, items, more),
                     position)
+
+    def transfers_by_external_ref(
+        self, external_ref: str, *, limit: int = PAGE_SIZE_DEFAULT, cursor: str | None = None,
+        point: ReadPoint | None = None, listing: ListingFilter = ASCENDING,
+    ) -> Page[TransactionView]:
+        """The movements whose caller gave them ``external_ref``, in
+        ``listing``'s order and filters. A list: the ledger does not make a
+        reference unique (two commands may carry the same order's id), and
+        pages of it are keyset pages on the ``(external_ref, position)``
+        index, their cursors bound to the reference."""
+        limit = _check_limit(limit)
+        bound_to = reference_key(external_ref)
+        start = listing.start(BY_EXTERNAL_REF, cursor, bound_to)
+        self._point(point, Consistency.STRONG, None)
+        where, params = listing.where("kind")
+        with self.store.read() as cur:
+            cur.execute(self.store.sql(
+                f"SELECT {_TX_COLUMNS} FROM {{transactions}} WHERE external_ref = ? "  # noqa: S608
+                f"AND {where} ORDER BY {listing.sort} LIMIT ?"
+            ), (external_ref, start, *params, limit + 1))
+            rows = [TransactionRow(*r) for r in cur.fetchall()]
+            position = self._tracked(cur)
+        now = to_micros(self.clock())
+        items = [self._transaction_view(row, now) for row in rows[:limit]]
+        return Page(items, listing.next_cursor(BY_EXTERNAL_REF, bound_to, items,
+                                               len(rows) > limit), position)
 
     def transfer(
         self, transfer_id: UUID, *, min_position: int | None = None,
@@ -420,8 +455,7 @@ class ReadModelQueries:
             expires_at=_time(row.expires_at), reversed_by=_uuid(row.reversed_by),
             reverses=_uuid(row.reverses), requested_by=row.requested_by,
             request_id=row.request_id, external_ref=row.external_ref,
-            metadata=None if row.metadata is None else json.loads(row.metadata),
-            reward_type=row.reward_type,
+            metadata=_metadata(row.metadata), reward_type=row.reward_type,
         )
 
     def wallets(
@@ -548,7 +582,8 @@ class ReadModelQueries:
         requested_by, request_id = provenance.of(state)
         return RawEvent(event.position, aggregate_id, event.version, event.topic,
                         {key: _json_ready(value) for key, value in state.items()}, timestamp,
-                        requested_by=requested_by, request_id=request_id)
+                        requested_by=requested_by, request_id=request_id,
+                        decoded=decoded_fields(state))
 
     def audit_replay(
         self, *, until_position: int | None = None, until: datetime | None = None,
@@ -595,6 +630,11 @@ def _service_price(service_type: str, rows: list[Any], moment: int) -> ServicePr
                       int(r[7]), is_active, _time(r[8]), r[9], r[10])
         for r, is_active in zip(rules, active, strict=True)
     ])
+
+
+def _metadata(text: str | None) -> dict[str, str] | None:
+    """A movement's metadata as stored (JSON text) and answered (a map)."""
+    return None if text is None else json.loads(text)
 
 
 def _json_ready(value: Any) -> Any:

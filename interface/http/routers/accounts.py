@@ -23,7 +23,7 @@ from interface.http.deps import (
 )
 from interface.http.json_body import JsonRoute
 from interface.http.routers import REPLAYED, REPLAYED_STATE, keyed, refusals, replay_aware
-from interface.http.schemas.listing import Listing, MovementKind
+from interface.http.schemas.listing import Cursor, Limit, Listing, MovementKind
 from interface.http.schemas.requests import OpenAccountRequest
 from interface.http.schemas.responses import (
     AccountDetailResponse,
@@ -35,12 +35,10 @@ from interface.http.schemas.responses import (
     TransactionPage,
 )
 from interface.http.schemas.types import PointInTime, parse_point_in_time
-from projections.queries import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, AccountFilter
+from projections.queries import PAGE_SIZE_DEFAULT, AccountFilter
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"], route_class=JsonRoute)
 
-Limit = Annotated[int, Query(ge=1, le=PAGE_SIZE_MAX)]
-Cursor = Annotated[str | None, Query(max_length=200, description="next_cursor of the last page")]
 KindFilter = Annotated[Literal["user", "treasury", "rewards", "issuance"] | None,
                        Query(description="only accounts of this kind")]
 StatusFilter = Annotated[Literal["active", "frozen"] | None,

@@ -3,10 +3,12 @@ transfer with its settlement status."""
 
 from __future__ import annotations
 
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 
+from application.references import EXTERNAL_REF_LENGTH_MAX
 from interface.http.deps import (
     CAN_READ,
     CAN_WRITE,
@@ -21,17 +23,27 @@ from interface.http.deps import (
 )
 from interface.http.json_body import JsonRoute
 from interface.http.routers import REPLAYED, keyed, refusals, replay_aware
+from interface.http.schemas.listing import Cursor, Limit, Listing, MovementKind
 from interface.http.schemas.requests import (
     ReverseRequest,
     TransferBatchRequest,
     TransferFromRequest,
     TransferRequest,
 )
-from interface.http.schemas.responses import BatchResponse, MovementResponse, TransactionResponse
+from interface.http.schemas.responses import (
+    BatchResponse,
+    MovementResponse,
+    TransactionPage,
+    TransactionResponse,
+)
+from projections.queries import PAGE_SIZE_DEFAULT
 
 router = APIRouter(prefix="/v1/transfers", tags=["transfers"], route_class=JsonRoute)
 
 MOVEMENT_REFUSALS = refusals(402, 404, 409, 423)
+ExternalRef = Annotated[str, Query(
+    min_length=1, max_length=EXTERNAL_REF_LENGTH_MAX,
+    description="the external_ref the movements' commands carried")]
 
 
 @router.post("", status_code=201, response_model=MovementResponse, dependencies=[CAN_WRITE],
@@ -85,6 +97,20 @@ async def reverse_transfer(transfer_id: UUID, body: ReverseRequest, ledger: Ledg
     command = keyed(body.command(transfer_id), key)
     outcome = replay_aware(response, await ledger.execute(command, caller))
     return MovementResponse.of(outcome)
+
+
+@router.get("", response_model=TransactionPage, dependencies=[CAN_READ])
+async def find_transfers(external_ref: ExternalRef, queries: Queries, read: Read,
+                         pages: Listing, limit: Limit = PAGE_SIZE_DEFAULT,
+                         cursor: Cursor = None, kind: MovementKind = None):
+    """The movements whose commands carried ``external_ref``, oldest first
+    (``order=desc``: newest first), a page at a time. A list: a reference
+    need not be unique (several commands may name one order). Read as every
+    query is (consistent by default; ``consistency``, ``min_position``)."""
+    point = await planned(queries, read)
+    page = await in_thread(queries.transfers_by_external_ref, external_ref, limit=limit,
+                           cursor=cursor, point=point, listing=pages.filter(kind))
+    return TransactionPage.of(page)
 
 
 @router.get("/{transfer_id}", response_model=TransactionResponse, dependencies=[CAN_READ],

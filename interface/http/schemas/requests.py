@@ -81,7 +81,7 @@ class TransferBatchRequest(Request):
         return c.TransferBatch(tuple(item.command() for item in self.transfers), self.atomic)
 
 
-class TransferFromRequest(Request):
+class TransferFromRequest(Request, References):
     transfer_id: UUID
     spender: UUID
     source: UUID = Field(alias="from")
@@ -92,16 +92,17 @@ class TransferFromRequest(Request):
     def command(self) -> c.TransferFrom:
         return c.TransferFrom(
             self.transfer_id, self.spender, self.source, self.destination, self.amount,
-            self.reason,
+            self.reason, **self.references(),
         )
 
 
-class ReverseRequest(Request):
+class ReverseRequest(Request, References):
     reversal_id: UUID
     reason: Reason = ""
 
     def command(self, transfer_id: UUID) -> c.ReverseTransfer:
-        return c.ReverseTransfer(self.reversal_id, transfer_id, self.reason)
+        return c.ReverseTransfer(self.reversal_id, transfer_id, self.reason,
+                                 **self.references())
 
 
 class FeeRequest(Request, References):
@@ -149,7 +150,7 @@ class AllowanceRequest(Request):
 class RewardRequest(Request, References):
     reward_id: UUID
     account_id: UUID
-    reward_type: str = Field(min_length=1, max_length=500)
+    reward_type: str = Field(min_length=1, max_length=c.REASON_LENGTH_MAX)
     amount: Amount
 
     def command(self) -> c.DistributeReward:

@@ -299,6 +299,12 @@ class HistoryItem(Response):
     request_id: str | None = Field(
         None, description="the X-Request-ID of the request that asked; null for the ledger's "
                           "own steps")
+    metadata: dict[str, str] | None = Field(
+        None, description="the movement's metadata as sent with its command; null if none")
+    external_ref: str | None = Field(
+        None, description="the movement's external_ref as sent with its command; null if none")
+    reward_type: str | None = Field(
+        None, description="a reward's type; null for other movements")
 
 
 class HistoryPage(Response):
@@ -321,6 +327,7 @@ def _history_item(entry: q.HistoryEntry) -> HistoryItem:
         balance_after=format_amount(entry.balance_after), type=entry.type,
         reason=entry.reason, created_at=entry.created_at, position=entry.position,
         requested_by=entry.requested_by, request_id=entry.request_id,
+        metadata=entry.metadata, external_ref=entry.external_ref, reward_type=entry.reward_type,
     )
 
 
@@ -627,6 +634,11 @@ class RawEventItem(Response):
     request_id: str | None = Field(
         None, description="the X-Request-ID of the request that asked; null for the ledger's "
                           "own steps and older events")
+    decoded: dict[str, str | None] = Field(
+        default_factory=dict,
+        description="beside state (which is exactly as stored, amounts in base units): each "
+                    "amount field of state as a decimal string of DEAL and each time in "
+                    "RFC 3339 with Z; empty for a row that cannot be decoded")
 
 
 class EventsResponse(Response):
@@ -644,7 +656,7 @@ class EventsResponse(Response):
         items = [RawEventItem(position=e.position, aggregate_id=e.aggregate_id, version=e.version,
                               topic=e.topic, state=e.state, timestamp=e.timestamp,
                               decode_error=e.decode_error, requested_by=e.requested_by,
-                              request_id=e.request_id)
+                              request_id=e.request_id, decoded=e.decoded)
                  for e in page.items]
         return cls(items=items, next_after_position=page.next_after_position,
                    after_position=page.after_position, position=page.position)
