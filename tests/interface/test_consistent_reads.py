@@ -55,7 +55,7 @@ def every_query_reads_its_write(writer: httpx.Client, reader: httpx.Client) -> s
     read = Reads(reader)
     source = funded_account(writer, "10")
     destination = open_account(writer)
-    body = transfer_body(source, destination, "2.5")
+    body = transfer_body(source, destination, "2.5", external_ref=f"order-{new_id()}")
     moved = _written(writer.post("/v1/transfers", json=body))
     ids = {"account_id": source}
     balance = read("/v1/accounts/{account_id}/balance", moved, ids)
@@ -68,6 +68,8 @@ def every_query_reads_its_write(writer: httpx.Client, reader: httpx.Client) -> s
     assert body["transfer_id"] in [item["transfer_id"] for item in listed["items"]]
     transfer = read("/v1/transfers/{transfer_id}", moved, {"transfer_id": body["transfer_id"]})
     assert transfer["amount"] == "2.5"
+    found = read("/v1/transfers", moved, external_ref=body["external_ref"])
+    assert [item["transfer_id"] for item in found["items"]] == [body["transfer_id"]]
     opened = new_id()
     opening = _written(writer.post("/v1/accounts", json={"account_id": opened}))
     accounts = read("/v1/accounts", opening, kind="user", limit=1000)  # page past earlier ones

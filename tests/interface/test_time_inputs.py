@@ -1,5 +1,6 @@
 """Every time input reads time text by the one parser (domain.rfc3339): the
-balance's ``at``, history's and transactions' ``since`` and ``until``, the
+balance's ``at``, the ``since`` and ``until`` of history, transactions and
+the movements found by a reference, the
 audit's ``until``, a price rule's ``valid_from`` and ``valid_to`` and
 ``deals-ledger replay --until`` accept and refuse exactly the same texts
 (tests/support/time_texts.py), and a refusal is 422 ``invalid_request``
@@ -43,9 +44,12 @@ def test_a_refused_time_is_refused_by_every_time_field(api, admin, text):
 
 
 def _listed(admin, account: str, text: str) -> list[tuple[str, Response]]:
-    """History and transactions asked with ``text`` as each end of the range."""
-    return [(field, admin.get(f"/v1/accounts/{account}/{listing}", params={field: text}))
-            for listing in ("history", "transactions") for field in ("since", "until")]
+    """History, transactions and the movements found by a reference, asked
+    with ``text`` as each end of the range."""
+    listings = [(f"/v1/accounts/{account}/{listing}", {}) for listing in ("history", "transactions")]
+    listings.append(("/v1/transfers", {"external_ref": f"order-{account}"}))
+    return [(field, admin.get(path, params={**params, field: text}))
+            for path, params in listings for field in ("since", "until")]
 
 
 @pytest.mark.parametrize("text", list(ACCEPTED), ids=list(ACCEPTED))
@@ -67,6 +71,8 @@ TIME_INPUTS = {
     ("get /v1/accounts/{account_id}/history", "until"),
     ("get /v1/accounts/{account_id}/transactions", "since"),
     ("get /v1/accounts/{account_id}/transactions", "until"),
+    ("get /v1/transfers", "since"),
+    ("get /v1/transfers", "until"),
     ("put /v1/pricing/{service_type}", "valid_from"),
     ("put /v1/pricing/{service_type}", "valid_to"),
     ("post /v1/audit/replay", "until"),
