@@ -16,6 +16,7 @@ from interface.client.errors import ERRORS_BY_CODE, LedgerError
 from interface.client.models import (
     Account,
     Allowance,
+    AuditEvent,
     Balance,
     BatchItemResult,
     BatchResult,
@@ -39,7 +40,7 @@ from interface.client.models import (
 from interface.client.sync import LedgerClient
 
 __all__ = [
-    "ERRORS_BY_CODE", "Account", "Allowance", "AsyncLedgerClient", "Balance", "BatchItemResult",
+    "ERRORS_BY_CODE", "Account", "Allowance", "AsyncLedgerClient", "AuditEvent", "Balance", "BatchItemResult",
     "BatchResult", "BatchTransfer", "FeeCharge",
     "HistoryEntry", "Hold", "HoldCapture", "HoldRelease", "LedgerClient", "LedgerError",
     "Movement", "Page", "Reconciliation", "ReplayReport", "RetryPolicy", "Reward", "SystemInfo",

@@ -132,20 +132,20 @@ def _batch_item(item: Any) -> m.BatchItemResult:
                              None if refused is None else refusal(refused))
 
 
-def reverse(transfer_id: UUID | str, reason: str, reversal_id: UUID | str | None
-            ) -> Call[m.Movement]:
+def reverse(transfer_id: UUID | str, reason: str, reversal_id: UUID | str | None,
+            refs: References = NO_REFERENCES) -> Call[m.Movement]:
     return _command(f"/v1/transfers/{UUID(str(transfer_id))}/reverse", m.Movement, {
-        "reversal_id": _id(reversal_id), "reason": reason,
+        "reversal_id": _id(reversal_id), "reason": reason, **refs.body(),
     }, "reversal_id")
 
 
 def transfer_from(spender: UUID | str, source: UUID | str, destination: UUID | str,
-                  amount: AmountIn, reason: str, transfer_id: UUID | str | None
-                  ) -> Call[m.Movement]:
+                  amount: AmountIn, reason: str, transfer_id: UUID | str | None,
+                  refs: References = NO_REFERENCES) -> Call[m.Movement]:
     return _command("/v1/transfers/from", m.Movement, {
         "transfer_id": _id(transfer_id), "spender": UUID(str(spender)),
         "from": UUID(str(source)), "to": UUID(str(destination)),
-        "amount": amount_text(amount), "reason": reason,
+        "amount": amount_text(amount), "reason": reason, **refs.body(),
     }, "transfer_id")
 
 
@@ -253,19 +253,21 @@ TimeIn = datetime | str | None
 
 @dataclass(frozen=True)
 class Listing:
-    """How ``history`` and ``transactions`` list: ``order`` asc (oldest
-    first) or desc (newest first), ``since`` / ``until`` (both included;
-    aware datetimes or RFC 3339 text) and one movement kind."""
+    """How ``history``, ``transactions`` and ``find_transfers`` list:
+    ``order`` asc (oldest first) or desc (newest first), ``since`` /
+    ``until`` (both included; aware datetimes or RFC 3339 text), one
+    movement kind and one ``reward_type``."""
 
     order: str = "asc"
     since: datetime | str | None = None
     until: datetime | str | None = None
     kind: str | None = None
+    reward_type: str | None = None
 
     def params(self, kind_name: str) -> dict[str, Any]:
         return {"order": None if self.order == "asc" else self.order,
                 "since": _time_text(self.since), "until": _time_text(self.until),
-                kind_name: self.kind}
+                kind_name: self.kind, "reward_type": self.reward_type}
 
 
 def _time_text(moment: datetime | str | None) -> str | None:
@@ -288,6 +290,27 @@ def transactions_page(account_id: UUID | str, page_size: int, cursor: str | None
     return _query(f"/v1/accounts/{UUID(str(account_id))}/transactions",
                   _page_reader(m.Transaction), limit=page_size, cursor=cursor,
                   **listing.params("kind"))
+
+
+def find_transfers_page(external_ref: str, page_size: int, cursor: str | None,
+                        listing: Listing = Listing()) -> Call[Page[m.Transaction]]:
+    return _query("/v1/transfers", _page_reader(m.Transaction), external_ref=external_ref,
+                  limit=page_size, cursor=cursor, **listing.params("kind"))
+
+
+def audit_events_page(after_position: int, aggregate_id: UUID | str | None, page_size: int
+                      ) -> Call[Page[m.AuditEvent]]:
+    """A page whose ``next_cursor`` is the ``after_position`` of the next
+    (the listing goes on from a position, not a cursor)."""
+    def read(data: Any) -> Page[m.AuditEvent]:
+        after = data["next_after_position"]
+        return Page(tuple(m.parse(m.AuditEvent, item) for item in data["items"]),
+                    None if after is None else str(after), after is not None,
+                    int(data["position"]))
+
+    aggregate = None if aggregate_id is None else str(UUID(str(aggregate_id)))
+    return _query("/v1/audit/events", read, after_position=after_position,
+                  aggregate_id=aggregate, limit=page_size)
 
 
 def get_account(account_id: UUID | str) -> Call[m.AccountDetails]:

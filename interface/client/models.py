@@ -338,6 +338,28 @@ class WebhookDelivery:
 
 
 @dataclass(frozen=True)
+class AuditEvent:
+    """One stored event as the log holds it (``audit_events``, admin):
+    ``state`` exactly as stored (amounts in base units, times as stored:
+    what auditors and proofs need); ``decoded`` beside it, each amount field
+    of ``state`` as decimal text of DEAL (``Decimal`` reads it exactly) and
+    each time as RFC 3339 text with Z (None from a service that does not
+    decode yet; empty for a row that cannot be decoded, see
+    ``decode_error``)."""
+
+    position: int
+    aggregate_id: UUID
+    version: int
+    topic: str
+    state: Any
+    timestamp: datetime | None
+    decode_error: str | None = None
+    requested_by: str | None = None
+    request_id: str | None = None
+    decoded: dict[str, str | None] | None = None
+
+
+@dataclass(frozen=True)
 class ReplayReport:
     """The audit's replay compared with the read models; ``mismatches`` and
     ``anchors`` as the service answers them."""

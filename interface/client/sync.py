@@ -104,10 +104,12 @@ class LedgerClient:
         return self._run(calls.transfer_batch(tuple(transfers), atomic))
 
     def reverse(self, transfer_id: Id, reason: str = "", *,
-                reversal_id: Id | None = None) -> m.Movement:
+                reversal_id: Id | None = None, metadata: Metadata = None,
+                external_ref: str | None = None) -> m.Movement:
         """Undo a transfer with a new movement (admin); the original is then
         ``reversed``. A repeat with the same ``reversal_id`` answers it again."""
-        return self._run(calls.reverse(transfer_id, reason, reversal_id))
+        return self._run(calls.reverse(transfer_id, reason, reversal_id,
+                                          calls.References(metadata, external_ref)))
 
     def deduct_service_fee(self, account_id: Id, service_type: str, *,
                            charge_id: Id | None = None, metadata: Metadata = None,
@@ -141,9 +143,12 @@ class LedgerClient:
         return self._run(calls.approve(owner, spender, amount))
 
     def transfer_from(self, spender: Id, from_account: Id, to_account: Id, amount: AmountIn,
-                      reason: str = "", *, transfer_id: Id | None = None) -> m.Movement:
+                      reason: str = "", *, transfer_id: Id | None = None,
+                      metadata: Metadata = None, external_ref: str | None = None
+                      ) -> m.Movement:
         return self._run(calls.transfer_from(spender, from_account, to_account, amount, reason,
-                                             transfer_id))
+                                                transfer_id,
+                                                calls.References(metadata, external_ref)))
 
     def place_hold(self, account_id: Id, amount: AmountIn | None = None, *,
                    service_type: str | None = None, expires_in_s: int | None = None,
@@ -193,39 +198,58 @@ class LedgerClient:
 
     def history(self, account_id: Id, *, page_size: int = PAGE_SIZE, order: str = "asc",
                 since: TimeIn = None, until: TimeIn = None,
-                type: str | None = None) -> Iterator[m.HistoryEntry]:  # noqa: A002
+                type: str | None = None,  # noqa: A002
+                reward_type: str | None = None) -> Iterator[m.HistoryEntry]:
         """Every change of the account's balance, oldest first (``order="desc"``:
         newest first), page after page; ``since``/``until`` (both included)
         and ``type`` (a movement kind) narrow it."""
-        listing = calls.Listing(order, since, until, type)
+        listing = calls.Listing(order, since, until, type, reward_type)
         return self._pages(
             lambda cursor: calls.history_page(account_id, page_size, cursor, listing))
 
     def transactions(self, account_id: Id, *, page_size: int = PAGE_SIZE, order: str = "asc",
                      since: TimeIn = None, until: TimeIn = None,
-                     kind: str | None = None) -> Iterator[m.Transaction]:
+                     kind: str | None = None, reward_type: str | None = None) -> Iterator[m.Transaction]:
         """Every movement of the account with its settlement, page after page,
         in ``order`` and narrowed like ``history``."""
-        listing = calls.Listing(order, since, until, kind)
+        listing = calls.Listing(order, since, until, kind, reward_type)
         return self._pages(
             lambda cursor: calls.transactions_page(account_id, page_size, cursor, listing))
+
+    def find_transfers(self, external_ref: str, *, page_size: int = PAGE_SIZE,
+                       order: str = "asc", since: TimeIn = None, until: TimeIn = None,
+                       kind: str | None = None, reward_type: str | None = None
+                       ) -> Iterator[m.Transaction]:
+        """Every movement whose command carried ``external_ref`` (a
+        reference need not be unique), oldest first, page after page;
+        narrowed like ``transactions``."""
+        listing = calls.Listing(order, since, until, kind, reward_type)
+        return self._pages(
+            lambda cursor: calls.find_transfers_page(external_ref, page_size, cursor, listing))
+
+    def audit_events(self, *, after_position: int = 0, aggregate_id: Id | None = None,
+                     page_size: int = PAGE_SIZE) -> Iterator[m.AuditEvent]:
+        """Every stored event after ``after_position`` (of one aggregate),
+        as stored, with its amounts and times decoded beside (admin)."""
+        return self._pages(lambda cursor: calls.audit_events_page(
+            after_position if cursor is None else int(cursor), aggregate_id, page_size))
 
     def history_page(self, account_id: Id, *, cursor: str | None = None,
                      page_size: int = PAGE_SIZE, order: str = "asc", since: TimeIn = None,
                      until: TimeIn = None, type: str | None = None,  # noqa: A002
-                     ) -> m.Page[m.HistoryEntry]:
+                     reward_type: str | None = None) -> m.Page[m.HistoryEntry]:
         """One page of ``history``, for a screen that pages on demand: pass
         the last page's ``next_cursor`` (with the same ``order`` and
         filters) for the next; ``has_more`` says whether there is one."""
-        listing = calls.Listing(order, since, until, type)
+        listing = calls.Listing(order, since, until, type, reward_type)
         return self._run(calls.history_page(account_id, page_size, cursor, listing))
 
     def transactions_page(self, account_id: Id, *, cursor: str | None = None,
                           page_size: int = PAGE_SIZE, order: str = "asc",
                           since: TimeIn = None, until: TimeIn = None,
-                          kind: str | None = None) -> m.Page[m.Transaction]:
+                          kind: str | None = None, reward_type: str | None = None) -> m.Page[m.Transaction]:
         """One page of ``transactions``, paged like ``history_page``."""
-        listing = calls.Listing(order, since, until, kind)
+        listing = calls.Listing(order, since, until, kind, reward_type)
         return self._run(calls.transactions_page(account_id, page_size, cursor, listing))
 
     def _pages(self, page_call: Any) -> Iterator[Any]:

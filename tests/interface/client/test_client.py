@@ -5,7 +5,7 @@ end, and reads that reflect the client's own writes."""
 from __future__ import annotations
 
 from decimal import Decimal
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import anyio
 import pytest
@@ -195,6 +195,10 @@ def test_the_async_client_does_the_same(served):
             await client.distribute_reward(account, Decimal("1"), "streak")
             charged = await client.get_transfer(fee.charge_id)
             assert (charged.external_ref, charged.metadata) == ("goal-7", {"goal_id": "7"})
+            found = [t.transfer_id async for t in client.find_transfers("goal-7")]
+            assert fee.charge_id in found
+            audited = [e async for e in client.audit_events(aggregate_id=fee.charge_id)]
+            assert audited[0].decoded and audited[0].decoded["amount"] == str(fee.fee)
             newest = await client.history_page(account, page_size=1, order="desc")
             assert [e.type for e in newest.items] == ["reward"] and newest.has_more
             balance = await client.get_balance(account)
@@ -323,6 +327,7 @@ CLIENT_MODELS = {
     "Reconciliation": "ReconciliationResponse", "SystemInfo": "SystemResponse",
     "Webhook": "WebhookCreated", "WebhookDelivery": "DeliveryItem",
     "BatchResult": "BatchResponse", "BatchItemResult": "BatchItemResponse",
+    "AuditEvent": "RawEventItem",
 }
 """Each model of the client and the schema of the answer it reads."""
 PAGES = ("HistoryPage", "TransactionPage", "AccountsPage")
@@ -360,3 +365,47 @@ def test_the_client_models_read_every_field_the_service_answers(served):
                     "dropped": sorted(answered - wire),
                     "required, not answered": sorted(required - answered)}
     assert not differing, differing
+
+
+def test_a_service_finds_its_movements_by_its_own_reference(client):
+    """A payment and its refund carry one order's reference: the service
+    finds both by it (newest first too), the history and the listing
+    show it, and rewards filter by their type."""
+    payer, shop, spender = funded(client, "20"), str(uuid4()), str(uuid4())
+    client.open_account(shop)
+    client.open_account(spender)
+    order = f"order-{uuid4().hex}"
+    paid = client.transfer(payer, shop, Decimal("5"), "order", external_ref=order,
+                           metadata={"step": "pay"})
+    refund = client.reverse(paid.transfer_id, "refund", external_ref=order,
+                            metadata={"step": "refund"})
+    client.approve(payer, spender, Decimal("1"))
+    agent = client.transfer_from(spender, payer, shop, Decimal("1"), external_ref=order)
+    found = list(client.find_transfers(order))
+    assert [t.transfer_id for t in found] == [paid.transfer_id, refund.transfer_id,
+                                              agent.transfer_id]
+    assert [t.metadata for t in found] == [{"step": "pay"}, {"step": "refund"}, None]
+    newest = list(client.find_transfers(order, order="desc", page_size=1, kind="transfer"))
+    assert [t.transfer_id for t in newest] == [agent.transfer_id, paid.transfer_id]
+    assert list(client.find_transfers(f"no-{order}")) == []
+    entry = next(e for e in client.history(payer) if e.transfer_id == refund.transfer_id)
+    assert (entry.external_ref, entry.metadata) == (order, {"step": "refund"})
+    client.distribute_reward(payer, Decimal("1"), "streak")
+    referral = client.distribute_reward(payer, Decimal("2"), "referral")
+    rewarded = list(client.history(payer, reward_type="referral"))
+    assert [(e.transfer_id, e.reward_type) for e in rewarded] == [
+        (referral.reward_id, "referral")]
+    assert [t.transfer_id for t in client.transactions(payer, reward_type="referral")] == [
+        referral.reward_id]
+
+
+def test_the_audit_listing_keeps_the_stored_state_and_decodes_beside_it(client):
+    account = funded(client, "1.5")
+    events = list(client.audit_events(aggregate_id=account, page_size=1))
+    assert events and all(e.aggregate_id == UUID(account) for e in events)
+    assert [e.version for e in events] == sorted(e.version for e in events)
+    changed = [e for e in events if "balance_after" in e.state]
+    assert changed and changed[-1].state["balance_after"] == 150_000_000
+    assert changed[-1].decoded is not None
+    assert Decimal(changed[-1].decoded["balance_after"]) == Decimal("1.5")
+    assert changed[-1].decoded["timestamp"].endswith("Z")
