@@ -28,6 +28,7 @@ from interface.http.forwarded import ForwardedHeadersMiddleware
 from interface.http.http_metrics import HttpMetricsMiddleware
 from interface.http.query_params import refuse_unknown_query_parameters
 from interface.http.ratelimit import Limit, rate_limiter
+from interface.http.route_index import index_routes
 from interface.http.routers import (
     accounts,
     allowances,
@@ -141,6 +142,7 @@ def create_app(
         public = router is operations.router
         app.include_router(router, responses={} if public else COMMON_REFUSALS,
                            dependencies=[Depends(refuse_unknown_query_parameters)])
+    index_routes(app)
     return app
 
 
