@@ -23,7 +23,9 @@ _NAME_SHOWN_LENGTH_MAX = 40
 async def refuse_unknown_query_parameters(request: Request) -> None:
     """400 naming the first unknown parameters and what the route takes."""
     route = request.scope.get("route")
-    if not isinstance(route, APIRoute) or not request.url.query:
+    # The raw query string, not request.url.query: every request runs this,
+    # and request.url builds a URL object (2% of the event loop under load).
+    if not isinstance(route, APIRoute) or not request.scope.get("query_string"):
         return
     declared = declared_query_parameters(route)
     unknown = sorted({name for name in request.query_params if name not in declared})
