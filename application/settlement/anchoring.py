@@ -49,7 +49,9 @@ from application.settlement.process import (
     COMMITMENT_RANK,
     EXPIRY_CONFIRMATIONS,
     CommandSender,
+    Hook,
     execute_internal,
+    run_hook,
     run_until_idle,
 )
 from application.write.event_store import LedgerApplication
@@ -77,9 +79,6 @@ class AnchorConfig:
             raise ValueError("anchor every_events >= 1 and every_s > 0")
         if self.commitment not in COMMITMENT_RANK:
             raise ValueError(f"commitment must be one of {', '.join(COMMITMENT_RANK)}")
-
-
-Hook = Callable[[SignedSubmission], Awaitable[None] | None]
 
 
 @dataclass
@@ -167,7 +166,7 @@ class AnchorProcess:
             previous_root=latest.root if latest is not None else NO_PREVIOUS_ROOT,
         )
         signed = await self._chain("sign", lambda: self.chain.sign_anchor(memo.text()))
-        await self._hook(self.hooks.before_record, signed)
+        await run_hook(self.hooks.before_record, signed)
         try:
             await self._execute(c.RecordAnchor(
                 sequence=memo.sequence, position=memo.position, tree_size=memo.tree_size,
@@ -192,7 +191,7 @@ class AnchorProcess:
         for _ in range(self.config.polls_per_step_max):
             if signed is not None:
                 await self._send(signed)
-            await self._hook(self.hooks.before_confirm, signed)
+            await run_hook(self.hooks.before_confirm, signed)
             height = await self._chain("getBlockHeight", self.chain.block_height)
             statuses = await self._chain(
                 "getSignatureStatuses", lambda: self.chain.signature_statuses([anchor.signature])
@@ -219,7 +218,7 @@ class AnchorProcess:
         logger.info("anchor %d still unresolved; next step goes on", anchor.sequence)
 
     async def _send(self, signed: SignedSubmission) -> None:
-        await self._hook(self.hooks.before_send, signed)
+        await run_hook(self.hooks.before_send, signed)
         try:
             await self._chain("sendTransaction", lambda: self.chain.send(signed))
         except ChainRejectedError as rejected:
@@ -229,7 +228,7 @@ class AnchorProcess:
 
     async def _resign(self, anchor: Anchor) -> None:
         signed = await self._chain("sign", lambda: self.chain.sign_anchor(anchor.memo))
-        await self._hook(self.hooks.before_record, signed)
+        await run_hook(self.hooks.before_record, signed)
         try:
             await self._execute(c.ResignAnchor(
                 anchor.sequence, anchor.signature, signed.signature,
@@ -248,13 +247,6 @@ class AnchorProcess:
 
     async def _execute(self, command: c.Command) -> Any:
         return await execute_internal(self.writer, command, self.config.retry, self._sleep)
-
-    async def _hook(self, hook: Hook | None, signed: SignedSubmission | None) -> None:
-        if hook is None or signed is None:
-            return
-        result = hook(signed)
-        if asyncio.iscoroutine(result):
-            await result
 
 
 def _reaches(confirmation: str, commitment: str) -> bool:

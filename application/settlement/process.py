@@ -137,6 +137,17 @@ class SettlementConfig:
 
 
 Hook = Callable[[SignedSubmission], Awaitable[None] | None]
+"""A test's or a benchmark's call at a named point of a write-ahead step
+(before recording, before sending, ...): it may crash there on purpose."""
+
+
+async def run_hook(hook: Hook | None, signed: SignedSubmission | None) -> None:
+    """Call ``hook`` with what was signed, awaiting it if it is a coroutine."""
+    if hook is None or signed is None:
+        return
+    result = hook(signed)
+    if asyncio.iscoroutine(result):
+        await result
 
 
 @dataclass
@@ -241,7 +252,7 @@ class SettlementProcess:
             return
         movements = [chain_movement(movement) for movement in batch]
         signed = await self._chain("sign", lambda: self.chain.sign_movements(movements))
-        await self._hook(self.hooks.before_record, signed)
+        await run_hook(self.hooks.before_record, signed)
         recorded = await self._record(signed, supersedes)
         if not recorded:
             return
@@ -275,7 +286,7 @@ class SettlementProcess:
                 if refused is not None:
                     await self._refused(submission, refused)
                     return
-            await self._hook(self.hooks.before_confirm, signed)
+            await run_hook(self.hooks.before_confirm, signed)
             height = await self._chain("getBlockHeight", self.chain.block_height)
             status = await self._status(submission.signature)
             if status is not None and status.error is not None:
@@ -297,7 +308,7 @@ class SettlementProcess:
 
     async def _send(self, signed: SignedSubmission) -> str | None:
         """Send (again); the chain's reason when it refuses the movements."""
-        await self._hook(self.hooks.before_send, signed)
+        await run_hook(self.hooks.before_send, signed)
         try:
             await self._chain("sendTransaction", lambda: self.chain.send(signed))
         except ChainRejectedError as rejected:
@@ -307,7 +318,7 @@ class SettlementProcess:
         except ChainUnavailableError as unavailable:
             logger.warning("submission %s not sent: %s", signed.signature, unavailable)
         else:
-            await self._hook(self.hooks.after_send, signed)
+            await run_hook(self.hooks.after_send, signed)
         return None
 
     async def _status(self, signature: str) -> SignatureStatus | None:
@@ -409,13 +420,6 @@ class SettlementProcess:
 
     async def _execute(self, command: c.Command) -> Any:
         return await execute_internal(self.writer, command, self.config.retry, self._sleep)
-
-    async def _hook(self, hook: Hook | None, signed: SignedSubmission | None) -> None:
-        if hook is None or signed is None:
-            return
-        result = hook(signed)
-        if asyncio.iscoroutine(result):
-            await result
 
 
 def _signatures_call(
