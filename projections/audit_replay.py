@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import fields
 from datetime import datetime
+from itertools import chain
 from typing import Any
 
 from application.eventlog.decoder import EventDecoder
+from application.eventlog.read_ahead import pages_read_ahead
 from application.eventlog.reader import EventLog, LogEvent
 from application.eventlog.seal_check import UnauthenticatedEvent, sealed_pages
 from domain.account import ISSUANCE
@@ -46,6 +48,8 @@ from projections.rows import (
     PriceRuleRow,
     TransactionRow,
     WalletRow,
+    columns,
+    values_of,
 )
 from projections.times import from_micros, micros, to_micros, utc_text
 
@@ -158,31 +162,38 @@ class AuditReplay:
         until_micros = None if until is None else to_micros(until)
         replayed = last = 0
         read = sealed_pages(self.log, lambda after, limit: self.log.read(after, limit, upto=cut))
-        while last < cut:
-            try:
-                events = read(last, self.page_events)
-            except UnauthenticatedEvent:
-                break  # named by _check_seals_after, which reads on from here
-            if not events:
-                break
-            if until_micros is not None:
-                events = self._before(events, until_micros)
+        with closing(pages_read_ahead(read, last, self.page_events)) as pages:
+            while last < cut:
+                try:
+                    events = next(pages, [])
+                except UnauthenticatedEvent:
+                    break  # named by _check_seals_after, which reads on from here
+                if until_micros is not None:
+                    events = self._before(events, until_micros)
                 if not events:
                     break
-            changes = fold.apply(events)
-            rules.extend(changes.price_rules)
-            rules.extend(changes.price_rule_deactivations)
-            verifier.feed(events)
-            previous, last = last, events[-1].position
-            replayed += len(events)
-            for violation in changes.violations:
-                mismatches.add("invariants", violation.split(":")[0], "rule holds", violation)
-            self._compare_history(cursor, previous, min(last, model_position), changes, mismatches)
-            if self.progress_line is not None:
-                self.progress_line(last)
-            if until_micros is not None and len(events) < self.page_events and last < cut:
-                break
+                previous, last = last, events[-1].position
+                replayed += len(events)
+                rules.extend(self._fold_page(cursor, fold, events, previous, min(
+                    last, model_position), verifier, mismatches))
+                if until_micros is not None and len(events) < self.page_events and last < cut:
+                    break
         return state, rules, replayed, last
+
+    def _fold_page(
+        self, cursor: Any, fold: LedgerFold, events: list[LogEvent], after: int, upto: int,
+        verifier: ChainVerifier, mismatches: _Mismatches,
+    ) -> list[PriceRuleRow | PriceRuleDeactivationRow]:
+        """Fold one page, extend the hash chain over it and compare its
+        history rows up to ``upto``; the page's price rule rows."""
+        changes = fold.apply(events)
+        verifier.feed(events)
+        for violation in changes.violations:
+            mismatches.add("invariants", violation.split(":")[0], "rule holds", violation)
+        self._compare_history(cursor, after, upto, changes, mismatches)
+        if self.progress_line is not None:
+            self.progress_line(events[-1].position)
+        return [*changes.price_rules, *changes.price_rule_deactivations]
 
     def _before(self, events: list[LogEvent], until_micros: int) -> list[LogEvent]:
         """The events up to the first one stamped after ``until``."""
@@ -201,16 +212,16 @@ class AuditReplay:
         if upto <= after:
             return
         expected = {row.position: row for row in changes.history if row.position <= upto}
-        actual = {row.position: row for row in self.store.history_between(cursor, after, upto)}
-        _compare(HistoryRow.TABLE, expected, actual, mismatches)
+        _compare_stored(HistoryRow, expected,
+                        self.store.history_values_between(cursor, after, upto), mismatches)
 
     def _compare_state(self, cursor: Any, state: FoldState, mismatches: _Mismatches) -> None:
         for row_type, expected in (
             (BalanceRow, state.balances), (TransactionRow, state.transactions),
             (HoldRow, state.holds), (WalletRow, state.wallets),
         ):
-            actual = {row.key: row for row in self.store.all_rows(cursor, row_type)}
-            _compare(row_type.TABLE, expected, actual, mismatches)
+            _compare_stored(row_type, expected, self.store.all_values(cursor, row_type),
+                            mismatches)
 
     def _compare_cache(self, state: FoldState, model_position: int, mismatches: _Mismatches
                        ) -> None:
@@ -248,8 +259,7 @@ class AuditReplay:
 
 
 def _entries(checkpoints: Iterable[Any]) -> Iterator[tuple[int, bytes]]:
-    for checkpoint in checkpoints:
-        yield from checkpoint.entries()
+    return chain.from_iterable(checkpoint.entries() for checkpoint in checkpoints)
 
 
 AMOUNT_FIELDS = frozenset({"balance", "held", "amount", "change", "balance_before",
@@ -284,6 +294,30 @@ def _compare(model: str, expected: dict[Any, Any], actual: dict[Any, Any],
                                    _shown(field.name, theirs))
     for key in actual.keys() - expected.keys():
         mismatches.add(model, str(key), "absent", "present")
+
+
+def _compare_stored(row_type: Any, expected: dict[Any, Any], stored: Iterable[tuple[Any, ...]],
+                    mismatches: _Mismatches) -> None:
+    """``_compare`` of the fold's rows with a table's stored tuples (as
+    ``all_values`` reads them, in key order): when the two agree in that
+    order, as they do unless something is wrong, one list comparison says
+    so; otherwise a row object is built only for a stored row that differs."""
+    stored = list(stored)
+    values = values_of(row_type)
+    if len(stored) == len(expected) and stored == [values(expected[key]) for key in sorted(expected)]:
+        return
+    at = columns(row_type).index(row_type.KEY[0])
+    actual = {row[at]: row for row in stored}
+    differing: dict[Any, tuple[Any, ...] | None] = {}
+    for key, row in expected.items():
+        other = actual.pop(key, None)
+        if other is None or values(row) != other:
+            differing[key] = other
+    _compare(row_type.TABLE, {key: expected[key] for key in differing},
+             {key: row_type(*other) for key, other in differing.items() if other is not None},
+             mismatches)
+    for key in actual:
+        mismatches.add(row_type.TABLE, str(key), "absent", "present")
 
 
 def _compare_entry(row: BalanceRow, p: Any, b: Any, h: Any, model_position: int, head: int,

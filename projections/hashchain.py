@@ -29,6 +29,7 @@ import struct
 from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import chain, islice
 
 from application.eventlog.reader import LogEvent
 
@@ -59,8 +60,9 @@ class Checkpoint:
     def entries(self) -> Iterator[tuple[int, bytes]]:
         positions = array("q")
         positions.frombytes(self.positions)
-        for index, position in enumerate(positions):
-            yield position, self.digests[index * DIGEST_BYTES:(index + 1) * DIGEST_BYTES]
+        digests = self.digests
+        return zip(positions, [digests[at:at + DIGEST_BYTES]
+                               for at in range(0, len(digests), DIGEST_BYTES)], strict=True)
 
 
 class HashChain:
@@ -103,18 +105,31 @@ class ChainVerifier:
     head: bytes = GENESIS_LINK
     first_tampered: int | None = None
     detail: str = ""
-    _pending: tuple[int, bytes] | None = None
 
     def feed(self, events: Iterable[LogEvent]) -> None:
+        """Extend the chain over ``events`` and judge the checkpointed ones.
+        A page is compared with as many checkpointed entries in one list
+        comparison; only a page that differs is walked event by event to
+        name the first position and what happened there."""
+        head, last = self.head, self.last_checkpointed
+        judged: list[tuple[int, bytes]] = []
         for event in events:
-            self.head = link(self.head, event)
-            if self.first_tampered is None:
-                self._check(event.position, self.head[:DIGEST_BYTES])
+            head = link(head, event)
+            if event.position <= last:
+                judged.append((event.position, head[:DIGEST_BYTES]))
+        self.head = head
+        if self.first_tampered is not None or not judged:
+            return
+        expected = list(islice(self.checkpoints, len(judged)))
+        if judged == expected:
+            return
+        self.checkpoints = chain(expected, self.checkpoints)
+        for position, digest in judged:
+            self._check(position, digest)
+            if self.first_tampered is not None:
+                return
 
     def _next_checkpointed(self) -> tuple[int, bytes] | None:
-        if self._pending is not None:
-            entry, self._pending = self._pending, None
-            return entry
         return next(self.checkpoints, None)
 
     def _check(self, position: int, digest: bytes) -> None:

@@ -27,7 +27,6 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cached_property
-from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +54,7 @@ from projections.rows import (
     TransactionRow,
     WalletRow,
     columns,
+    values_of,
 )
 
 logger = logging.getLogger(__name__)
@@ -209,29 +209,40 @@ class ReadModelStore:
 
     def all_rows(self, cursor: Any, row_type: Any, order: str | None = None) -> Iterator[Any]:
         """Every row of a table, in bounded batches (for audit and tests)."""
+        for values in self.all_values(cursor, row_type):
+            yield row_type(*values)
+
+    def all_values(self, cursor: Any, row_type: Any) -> Iterator[tuple[Any, ...]]:
+        """Every row of a table as a tuple of its ``columns``, in key order
+        and bounded batches (the audit compares them with ``values_of``)."""
         cols = ", ".join(columns(row_type))
         key = row_type.KEY[0]
+        at = columns(row_type).index(key)
         last: Any = None
         while True:
             where = "" if last is None else f"WHERE {key} > ? "
             cursor.execute(self.sql(
                 f"SELECT {cols} FROM {{{row_type.TABLE}}} {where}ORDER BY {key} LIMIT 5000"  # noqa: S608
             ), () if last is None else (last,))
-            batch = cursor.fetchall()
+            batch = [tuple(values) for values in cursor.fetchall()]
             if not batch:
                 return
-            for values in batch:
-                row = row_type(*values)
-                yield row
-            last = getattr(row, key)
+            yield from batch
+            last = batch[-1][at]
 
     def history_between(self, cursor: Any, after: int, upto: int) -> list[HistoryRow]:
+        return [HistoryRow(*values) for values in self.history_values_between(cursor, after, upto)]
+
+    def history_values_between(self, cursor: Any, after: int, upto: int
+                               ) -> list[tuple[Any, ...]]:
+        """The history rows of positions ``after < p <= upto`` as tuples of
+        their ``columns``, by position."""
         cols = ", ".join(columns(HistoryRow))
         cursor.execute(self.sql(
             f"SELECT {cols} FROM {{balance_history}} WHERE position > ? AND position <= ? "  # noqa: S608
             "ORDER BY position"
         ), (after, upto))
-        return [HistoryRow(*values) for values in cursor.fetchall()]
+        return [tuple(values) for values in cursor.fetchall()]
 
     # Balance cache entries: each read in one query, so its fields agree.
 
@@ -339,7 +350,7 @@ class ReadModelStore:
             ):
                 if rows:
                     cursor.executemany(self._upsert_sql(row_type), [
-                        _values(row_type)(row) for row in rows.values()
+                        values_of(row_type)(row) for row in rows.values()
                     ])
             if changes.history:
                 self._insert_many(cursor, HistoryRow, changes.history)
@@ -371,7 +382,7 @@ class ReadModelStore:
         cursor.executemany(self.sql(
             f"INSERT INTO {{{row_type.TABLE}}} ({', '.join(cols)}) "  # noqa: S608
             f"VALUES ({', '.join('?' * len(cols))})"
-        ), [_values(row_type)(row) for row in rows])
+        ), [values_of(row_type)(row) for row in rows])
 
     def reset(self) -> None:
         """Empty every read model and move tracking back to 0 (for a rebuild).
@@ -428,17 +439,6 @@ class ReadModelStore:
 
     def close(self) -> None:
         raise NotImplementedError
-
-
-_getters: dict[type, Callable[[Any], tuple[Any, ...]]] = {}
-
-
-def _values(row_type: Any) -> Callable[[Any], tuple[Any, ...]]:
-    getter = _getters.get(row_type)
-    if getter is None:
-        getter = attrgetter(*columns(row_type))
-        _getters[row_type] = getter
-    return getter
 
 
 # SQLite
@@ -579,7 +579,7 @@ class PostgresReadModelStore(ReadModelStore):
 
     def _insert_many(self, cursor: Any, row_type: Any, rows: Sequence[Any]) -> None:
         cols = columns(row_type)
-        getter = _values(row_type)
+        getter = values_of(row_type)
         statement = self.sql(f"COPY {{{row_type.TABLE}}} ({', '.join(cols)}) FROM STDIN")
         with cursor.copy(statement) as copy:
             for row in rows:

@@ -8,8 +8,10 @@ the audit replay and the comparisons between them share all their code.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import ClassVar
+from operator import attrgetter
+from typing import Any, ClassVar
 
 
 @dataclass(slots=True)
@@ -183,3 +185,17 @@ def columns(row_type: type) -> tuple[str, ...]:
     if names is None:
         names = _COLUMNS[row_type] = tuple(f.name for f in fields(row_type))
     return names
+
+
+_GETTERS: dict[type, Callable[[Any], tuple[Any, ...]]] = {}
+
+
+def values_of(row_type: type) -> Callable[[Any], tuple[Any, ...]]:
+    """A row's column values as the tuple the store reads back (the
+    ``columns`` order): comparing it with a stored tuple is the rows'
+    equality without building a row object per stored row."""
+    getter = _GETTERS.get(row_type)
+    if getter is None:
+        getter = _GETTERS[row_type] = attrgetter(*columns(row_type))
+    return getter
+

@@ -14,6 +14,7 @@ event is projected or settled either, until an operator has looked.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -109,24 +110,27 @@ class SealCheck:
 
     def _sealed_head(self, events: Sequence[LogEvent], start: Seal) -> list[LogEvent]:
         """Whole sealed commits from ``events[0]`` on: raises at the first
-        event no valid seal covers, having returned nothing before it."""
+        event no valid seal covers, having returned nothing before it.
+        One pass over the page: each seal's events are the slice from where
+        the last one ended (positions ascend), found by bisection."""
         first = events[0].position
         previous = self._log.seal_before(first)
         seals = self._log.seals_from(first, len(events) + 1)
+        positions = [event.position for event in events]
         accepted: list[LogEvent] = []
         index = 0
         for seal in seals:
             if index >= len(events):
                 break
-            position = events[index].position
-            if seal.first != position or seal.is_start:
+            if seal.first != positions[index] or seal.is_start:
                 break
-            covered = [e for e in events[index:] if e.position <= seal.last]
+            end = bisect_right(positions, seal.last, lo=index)
+            covered = list(events[index:end])
             covered += self._rest(covered[-1].position, seal.last)
             if not seal_is_valid(self._keys, seal, previous, [_sealed(e) for e in covered]):
                 break
             accepted.extend(covered)
-            index += len([e for e in covered if e.position <= events[-1].position])
+            index = end
             previous = seal
         if not accepted:
             raise UnauthenticatedEvent(events[0].position, "no valid seal covers it")

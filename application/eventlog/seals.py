@@ -32,8 +32,8 @@ never appear in a repr, a log line or an error.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
+import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -109,26 +109,36 @@ class Seal:
         return self.first > self.last
 
 
-def _frame(mac: hmac.HMAC, *parts: bytes) -> None:
+_LENGTH = struct.Struct(">Q").pack
+"""A part's length prefix: 8 bytes, big-endian."""
+
+
+def _framed(*parts: bytes) -> list[bytes]:
     """Length-prefixed parts, so no two inputs share their bytes."""
+    out: list[bytes] = []
     for part in parts:
-        mac.update(len(part).to_bytes(8, "big"))
-        mac.update(part)
+        out += (_LENGTH(len(part)), part)
+    return out
 
 
 def start_mac(key: SealKey, start: int) -> bytes:
-    mac = hmac.new(key.secret, digestmod=hashlib.sha256)
-    _frame(mac, START_DOMAIN, key.key_id.encode(), str(start).encode())
-    return mac.digest()
+    message = b"".join(_framed(START_DOMAIN, key.key_id.encode(), str(start).encode()))
+    return hmac.digest(key.secret, message, "sha256")
 
 
 def commit_mac(key: SealKey, previous: bytes, events: Iterable[SealedEvent]) -> bytes:
-    mac = hmac.new(key.secret, digestmod=hashlib.sha256)
-    _frame(mac, SEAL_DOMAIN, key.key_id.encode(), previous)
+    """The seal's MAC, over the framed events joined into one message and
+    MACed in one call: an audit checks every stored event's seal, and a
+    part-by-part ``HMAC.update`` cost about twice as much per event; the
+    one-shot digest also runs without the GIL for a commit's worth of bytes,
+    so a reader thread can check seals while another folds."""
+    parts = _framed(SEAL_DOMAIN, key.key_id.encode(), previous)
+    add = parts.extend
     for position, originator_hex, version, topic, state in events:
-        _frame(mac, str(position).encode(), originator_hex.encode(), str(version).encode(),
-               topic.encode(), state)
-    return mac.digest()
+        at, oid, ver, name = b"%d" % position, originator_hex.encode(), b"%d" % version, topic.encode()
+        add((_LENGTH(len(at)), at, _LENGTH(len(oid)), oid, _LENGTH(len(ver)), ver,
+             _LENGTH(len(name)), name, _LENGTH(len(state)), state))
+    return hmac.digest(key.secret, b"".join(parts), "sha256")
 
 
 def start_seal(keys: SealKeys, head: int) -> Seal:

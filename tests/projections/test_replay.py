@@ -11,6 +11,7 @@ from uuid import uuid4
 import pytest
 
 from application import commands as c
+from projections.rows import TransactionRow, columns
 from projections.runtime import ReadSide
 from tests.support.ledgers import LedgerHarness
 from tests.support.raw_events import RawEvents
@@ -57,6 +58,30 @@ def test_a_replay_finds_a_read_model_row_changed_behind_its_back(ledger, read_si
     balance = next(m for m in report.mismatches if m.key.endswith(".balance"))
     # Amounts in DEAL as every answer shows them (base units only in *_units fields).
     assert Decimal(balance.actual) - Decimal(balance.expected) == Decimal("0.00000001")
+
+
+def test_a_replay_names_read_model_rows_removed_or_added_behind_its_back(ledger, read_side):
+    history(ledger)
+    read_side.projector.catch_up()
+    store = read_side.store
+    with store._cursor(commit=True) as cursor:
+        cursor.execute(store.sql("SELECT MAX(position) FROM {balance_history}"))
+        [position] = cursor.fetchone()
+        cursor.execute(store.sql("SELECT MIN(transfer_id), MAX(transfer_id) FROM {transactions}"))
+        removed, copied = cursor.fetchone()
+        cursor.execute(store.sql("DELETE FROM {transactions} WHERE transfer_id = ?"), (removed,))
+        cursor.execute(store.sql(
+            f"INSERT INTO {{transactions}} ({', '.join(columns(TransactionRow))}) SELECT "
+            f"{', '.join('?' if name == 'transfer_id' else name for name in columns(TransactionRow))}"
+            " FROM {transactions} WHERE transfer_id = ?"), ("f" * 32, copied))
+        cursor.execute(store.sql("DELETE FROM {balance_history} WHERE position = ?"), (position,))
+    report = read_side.queries.audit_replay()
+    found = {(m.model, m.key, m.expected, m.actual) for m in report.mismatches}
+    assert found == {
+        ("transactions", removed, "present", "missing"),
+        ("transactions", "f" * 32, "absent", "present"),
+        ("balance_history", str(position), "present", "missing"),
+    }
 
 
 def test_a_replay_shows_a_changed_time_as_rfc3339_with_z(ledger, read_side):
