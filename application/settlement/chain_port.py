@@ -90,13 +90,24 @@ class ChainPort(Protocol):
     def mint_address(self) -> str: ...
 
     @property
-    def movements_per_transaction_max(self) -> int: ...
+    def movements_per_transaction_max(self) -> int:
+        """The most movements one transaction can ever carry (all between
+        accounts already on chain): the bound on what ``sign_movements`` is
+        offered."""
+        ...
 
     def token_account_address(self, account_id: UUID) -> str: ...
 
     async def ensure_genesis(self, treasury_id: UUID, initial_supply: int) -> None: ...
 
-    async def sign_movements(self, movements: Sequence[ChainMovement]) -> SignedSubmission: ...
+    async def sign_movements(
+        self, movements: Sequence[ChainMovement], *, whole: bool = False
+    ) -> SignedSubmission:
+        """Sign (not send) one transaction carrying the longest prefix of
+        ``movements`` that fits (by its real serialized size; always at
+        least the first); its ``transfer_ids`` name that prefix. ``whole``:
+        all of them, else ValueError and nothing signed."""
+        ...
 
     @property
     def anchor_signer(self) -> str:

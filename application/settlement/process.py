@@ -17,8 +17,9 @@ One step:
    Not found after its blockhash expired (block height past its last valid
    height) -> it can never land: sign the same movements again and record
    the new submission, superseding the old one, before sending it.
-2. Else take the oldest movements waiting (up to the chain's limit per
-   transaction), sign, record the submission (write-ahead: signature, last
+2. Else offer the oldest movements waiting (up to the most one
+   transaction can carry) to the chain, which signs as many of them, in
+   order, as fit its real size; record the submission (write-ahead: signature, last
    valid block height and the signed bytes, in one atomic save on the
    transfers), and only then send; then resolve it as above.
 
@@ -43,6 +44,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
+from uuid import UUID
 
 from application import commands as c
 from application.alerts import AlertKind, raise_alert
@@ -121,7 +123,12 @@ async def execute_internal(
 class SettlementConfig:
     commitment: str = "confirmed"
     batch_movements: int | None = None
-    """Movements per transaction; None = as many as the chain takes."""
+    """Movements offered to one transaction; None = as many as can ever fit
+    (the chain packs as many of them as the transaction's real size allows)."""
+    in_flight_max: int = 4
+    """Transactions signed, recorded (one group commit), sent and confirmed
+    together, on pairwise disjoint accounts so each account's history on
+    chain keeps the ledger's order; 1: one at a time."""
     poll_interval_s: float = 0.4
     polls_per_step_max: int = 300
     """Bound on one step's polling of a submission; the next step goes on."""
@@ -132,6 +139,8 @@ class SettlementConfig:
             raise ValueError(f"commitment must be one of {', '.join(COMMITMENT_RANK)}")
         if self.batch_movements is not None and self.batch_movements < 1:
             raise ValueError("batch_movements must be at least 1")
+        if self.in_flight_max < 1:
+            raise ValueError("in_flight_max must be at least 1")
         if self.poll_interval_s < 0 or self.polls_per_step_max < 1:
             raise ValueError("poll_interval_s >= 0 and polls_per_step_max >= 1")
 
@@ -211,15 +220,11 @@ class SettlementProcess:
     async def step(self) -> bool:
         """Do one unit of work; False when there was nothing to do."""
         self.fold.catch_up()
-        in_flight = self.store.in_flight(limit=1)
+        in_flight = self.store.in_flight(limit=self.config.in_flight_max)
         if in_flight:
-            await self._resolve(in_flight[0])
+            await self._resolve(in_flight)
             return True
-        batch = self._next_batch()
-        if not batch:
-            return False
-        await self._submit(batch)
-        return True
+        return await self._submit_round()
 
     async def run_until_idle(self, steps_max: int = 100_000) -> int:
         """Step until nothing is left (tests, benchmarks, ``settle --once``)."""
@@ -227,15 +232,16 @@ class SettlementProcess:
 
     # --- choosing work -------------------------------------------------------------
 
-    def _next_batch(self) -> list[Movement]:
-        """The oldest waiting movements, as many as fit one transaction; a
-        movement that must settle alone (after a rejection), and the genesis
-        mint, go on their own."""
-        waiting = self.store.queued(self.batch_movements)
+    def _next_batch(self, waiting: list[Movement], used: set[UUID]) -> list[Movement]:
+        """The oldest of ``waiting``, as many as one transaction may carry,
+        up to the first that touches an account in ``used`` (one a
+        submission in flight with this one touches: every account's history
+        on chain keeps the ledger's order). A movement that must settle
+        alone (after a rejection), and the genesis mint, go on their own."""
         batch: list[Movement] = []
-        for movement in waiting:
+        for movement in waiting[:self.batch_movements]:
             alone = movement.alone or movement.transfer_id == GENESIS_MINT_ID
-            if alone and batch:
+            if (alone and batch) or not used.isdisjoint(_accounts(movement)):
                 break
             batch.append(movement)
             if alone:
@@ -244,21 +250,66 @@ class SettlementProcess:
 
     # --- submitting ----------------------------------------------------------------
 
-    async def _submit(self, batch: list[Movement], supersedes: str | None = None) -> None:
-        """Sign, record, then send and resolve. A replacement for an expired
-        submission is recorded here and resolved by the next step."""
-        if batch[0].transfer_id == GENESIS_MINT_ID:
+    async def _submit_round(self) -> bool:
+        """Sign up to ``in_flight_max`` transactions on disjoint accounts,
+        record them all (one group commit), then send and resolve them
+        together. False when nothing waits."""
+        waiting = self.store.queued(self.batch_movements * self.config.in_flight_max)
+        if not waiting:
+            return False
+        if waiting[0].transfer_id == GENESIS_MINT_ID:
             await self._settle_genesis()
-            return
-        movements = [chain_movement(movement) for movement in batch]
-        signed = await self._chain("sign", lambda: self.chain.sign_movements(movements))
-        await run_hook(self.hooks.before_record, signed)
-        recorded = await self._record(signed, supersedes)
-        if not recorded:
-            return
+            return True
+        signed_all: list[SignedSubmission] = []
+        used: set[UUID] = set()
+        while waiting and len(signed_all) < self.config.in_flight_max:
+            batch = self._next_batch(waiting, used)
+            if not batch or batch[0].transfer_id == GENESIS_MINT_ID:
+                break
+            signed = await self._sign_round_member(batch, first=not signed_all)
+            if signed is None:
+                break
+            carried = waiting[:len(signed.transfer_ids)]
+            used.update(account for movement in carried for account in _accounts(movement))
+            waiting = waiting[len(carried):]
+            signed_all.append(signed)
+        for signed in signed_all:
+            await run_hook(self.hooks.before_record, signed)
+        recorded = await asyncio.gather(*(self._record(signed, None) for signed in signed_all))
+        if not any(recorded):
+            return True
         self.fold.catch_up()  # what may land is in the store before it is sent
-        if supersedes is None:
-            await self._resolve(_submission(signed))
+        await self._resolve([_submission(signed)
+                             for signed, kept in zip(signed_all, recorded, strict=True) if kept])
+        return True
+
+    async def _sign_round_member(self, batch: list[Movement], *,
+                                 first: bool) -> SignedSubmission | None:
+        """The first transaction of a round must be signed (its failure is
+        the step's); a later one that cannot be signed ends the round."""
+        try:
+            return await self._sign(batch, whole=False)
+        except Exception as error:
+            if first:
+                raise
+            logger.info("round ends before %s: %s", batch[0].transfer_id, error)
+            return None
+
+    async def _sign(self, batch: list[Movement], *, whole: bool) -> SignedSubmission:
+        """The chain signs the longest prefix of ``batch`` that fits one
+        transaction (``whole``: all of it, or a ValueError)."""
+        movements = [chain_movement(movement) for movement in batch]
+        return await self._chain(
+            "sign", lambda: self.chain.sign_movements(movements, whole=whole))
+
+    async def _supersede(self, batch: list[Movement], supersedes: str) -> None:
+        """Sign the movements of an expired submission again and record the
+        replacement (resolved by the next step). It carries exactly those
+        movements: they fit then, and the accounts they create can only
+        have appeared since."""
+        signed = await self._sign(batch, whole=True)
+        await run_hook(self.hooks.before_record, signed)
+        await self._record(signed, supersedes)
 
     async def _record(self, signed: SignedSubmission, supersedes: str | None) -> bool:
         command = c.RecordSubmission(
@@ -277,34 +328,67 @@ class SettlementProcess:
 
     # --- resolving -----------------------------------------------------------------
 
-    async def _resolve(self, submission: Submission) -> None:
-        signed = _signed(submission)
-        unseen_past_expiry = 0
+    async def _resolve(self, submissions: list[Submission]) -> None:
+        """Send (again) and poll submissions in flight together, until each
+        is settled, refused or expired, or the step's polls run out; those
+        confirmed by one poll are recorded together (one group commit)."""
+        pending = [_Pending(submission, _signed(submission)) for submission in submissions]
         for _ in range(self.config.polls_per_step_max):
-            if signed is not None:
-                refused = await self._send(signed)
-                if refused is not None:
-                    await self._refused(submission, refused)
-                    return
-            await run_hook(self.hooks.before_confirm, signed)
+            for item in list(pending):
+                if item.signed is not None:
+                    refused = await self._send(item.signed)
+                    if refused is not None:
+                        pending.remove(item)
+                        await self._refused(item.submission, refused)
+            if not pending:
+                return
+            for item in pending:
+                await run_hook(self.hooks.before_confirm, item.signed)
             height = await self._chain("getBlockHeight", self.chain.block_height)
-            status = await self._status(submission.signature)
-            if status is not None and status.error is not None:
-                await self._refused(submission, status.error)
+            statuses = await self._statuses([item.submission.signature for item in pending])
+            confirmed: list[tuple[Submission, int]] = []
+            for item in list(pending):
+                outcome = self._poll_outcome(item, statuses.get(item.submission.signature), height)
+                if outcome is not None:
+                    pending.remove(item)
+                    if outcome == "settled":
+                        confirmed.append((item.submission, item.slot))
+                    else:
+                        await self._resolved(item, outcome)
+            await asyncio.gather(*(self._settled(submission, slot)
+                                   for submission, slot in confirmed))
+            if not pending:
                 return
-            if status is not None and self._confirmed(status):
-                await self._settled(submission, status.slot)
-                return
-            if status is None and height > submission.last_valid_block_height:
-                unseen_past_expiry += 1
-                if unseen_past_expiry >= EXPIRY_CONFIRMATIONS:
-                    await self._expired(submission)
-                    return
-                signed = None  # its blockhash is gone: sending again is pointless
-            if status is not None:
-                signed = None  # landed: wait for the commitment, nothing to resend
             await self._sleep(self.config.poll_interval_s)
-        logger.info("submission %s still unresolved; next step goes on", submission.signature)
+        for item in pending:
+            logger.info("submission %s still unresolved; next step goes on",
+                        item.submission.signature)
+
+    def _poll_outcome(self, item: _Pending, status: SignatureStatus | None,
+                      height: int) -> str | None:
+        """What one poll says of a submission: "settled", "refused",
+        "expired", or None (keep polling)."""
+        if status is not None and status.error is not None:
+            item.error = status.error
+            return "refused"
+        if status is not None and self._confirmed(status):
+            item.slot = status.slot
+            return "settled"
+        if status is None and height > item.submission.last_valid_block_height:
+            item.unseen_past_expiry += 1
+            if item.unseen_past_expiry >= EXPIRY_CONFIRMATIONS:
+                return "expired"
+            item.signed = None  # its blockhash is gone: sending again is pointless
+        if status is not None:
+            item.signed = None  # landed: wait for the commitment, nothing to resend
+        return None
+
+    async def _resolved(self, item: _Pending, outcome: str) -> None:
+        if outcome == "refused":
+            assert item.error is not None
+            await self._refused(item.submission, item.error)
+        else:
+            await self._expired(item.submission)
 
     async def _send(self, signed: SignedSubmission) -> str | None:
         """Send (again); the chain's reason when it refuses the movements."""
@@ -321,11 +405,10 @@ class SettlementProcess:
             await run_hook(self.hooks.after_send, signed)
         return None
 
-    async def _status(self, signature: str) -> SignatureStatus | None:
-        statuses = await self._chain(
-            "getSignatureStatuses", lambda: self.chain.signature_statuses([signature])
+    async def _statuses(self, signatures: list[str]) -> dict[str, SignatureStatus | None]:
+        return await self._chain(
+            "getSignatureStatuses", lambda: self.chain.signature_statuses(signatures)
         )
-        return statuses.get(signature)
 
     def _confirmed(self, status: SignatureStatus) -> bool:
         rank = COMMITMENT_RANK.get(status.confirmation, -1)
@@ -380,7 +463,7 @@ class SettlementProcess:
         found = self.store.movements(submission.transfer_ids)
         batch = [found[transfer_id] for transfer_id in submission.transfer_ids]
         logger.info("submission %s expired unseen; signing again", submission.signature)
-        await self._submit(batch, supersedes=submission.signature)
+        await self._supersede(batch, submission.signature)
 
     # --- genesis ---------------------------------------------------------------------
 
@@ -430,6 +513,24 @@ def _signatures_call(
 
 def _transaction_call(chain: ChainPort, signature: str) -> Callable[[], Awaitable[Any]]:
     return lambda: chain.transaction(signature)
+
+
+@dataclass
+class _Pending:
+    """A submission being resolved: what to resend (None: nothing, it landed
+    or expired) and what its polls found."""
+
+    submission: Submission
+    signed: SignedSubmission | None
+    unseen_past_expiry: int = 0
+    slot: int = 0
+    error: str | None = None
+
+
+def _accounts(movement: Movement) -> set[UUID]:
+    """The token accounts a movement writes (the issuance side is the mint,
+    whose supply no order of mints and burns can take below zero)."""
+    return {movement.source, movement.destination} - {ISSUANCE_ID}
 
 
 def _submission(signed: SignedSubmission) -> Submission:

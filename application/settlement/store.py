@@ -602,11 +602,18 @@ class PostgresSettlementStore(SettlementStore):
     def transaction(self, *, durable: bool = True) -> Iterator[Cursor]:
         from psycopg.rows import tuple_row
 
-        with self.datastore.get_connection() as conn, conn.transaction():
-            cursor = _PgCursor(conn.cursor(row_factory=tuple_row))
-            if not durable:
+        with self.datastore.get_connection() as conn:
+            if durable:
+                with conn.transaction():
+                    yield _PgCursor(conn.cursor(row_factory=tuple_row))
+                return
+            # the fold's pages: their writes go out pipelined, so a page costs
+            # a round trip per read, not per statement (errors surface at the
+            # next read or at the commit, and roll the whole page back)
+            with conn.pipeline(), conn.transaction():
+                cursor = _PgCursor(conn.cursor(row_factory=tuple_row))
                 cursor.execute("SET LOCAL synchronous_commit = off")
-            yield cursor
+                yield cursor
 
     @contextmanager
     def read(self) -> Iterator[Cursor]:

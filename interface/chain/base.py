@@ -149,16 +149,25 @@ class SeededTokenChain(abc.ABC):
         await self.send(submission)
         await self._await_landing(submission)
 
-    async def sign_movements(self, movements: Sequence[ChainMovement]) -> SignedSubmission:
-        """Sign (not send) one transaction carrying ``movements`` and the
-        token accounts they need created."""
+    async def sign_movements(
+        self, movements: Sequence[ChainMovement], *, whole: bool = False
+    ) -> SignedSubmission:
+        """Sign (not send) one transaction carrying the longest prefix of
+        ``movements`` that fits a packet, with the token accounts it needs
+        created; the submission's ``transfer_ids`` say which (at least the
+        first). ``whole``: all of them or a ValueError, nothing signed."""
         tx.validate_movements(movements, self.movements_per_transaction_max)
-        to_create = await self._accounts_to_create(tx.touched_account_ids(movements))
+        missing = await self._accounts_to_create(tx.touched_account_ids(movements))
         rent = await self._cached_rent()
         blockhash, last_valid = await self._latest_blockhash()
-        message = tx.movements_message(self._custody.pubkey, movements, to_create, rent, blockhash,
-                                       self._mint)
-        transfer_ids = tuple(movement.transfer_id for movement in movements)
+        packed = tx.pack_movements(self._custody.pubkey, movements, missing, rent, blockhash,
+                                   self._mint)
+        if packed is None or (whole and packed.count < len(movements)):
+            count = 0 if packed is None else packed.count
+            raise ValueError(f"movements_must_fit_one_transaction: {count} of "
+                             f"{len(movements)} fit")
+        message, to_create = packed.message, packed.accounts_to_create
+        transfer_ids = tuple(movement.transfer_id for movement in movements[:packed.count])
         submission = self._signed(message, blockhash, last_valid, transfer_ids)
         for account_id in to_create:
             address = tx.token_account_address(self._custody.pubkey, account_id)

@@ -1,6 +1,7 @@
 """Pure solders code both chain adapters share: where each ledger account's
 token account lives, which instructions mirror a movement, and how many
-movements one Solana transaction can carry.
+movements one Solana transaction can carry (packed by the real serialized
+size: ``pack_movements``).
 
 Everything here is deterministic and does no I/O, so the LiteSVM adapter and
 the RPC adapter build byte-identical transactions for the same inputs.
@@ -43,6 +44,7 @@ MINT_ACCOUNT_LEN = 82
 TOKEN_ACCOUNT_LEN = 165
 PACKET_DATA_SIZE = 1232  # Solana's limit for one serialized transaction
 MEMO_PREFIX = "deal:"
+MEMO_ID_SEPARATOR = ","
 U64_MAX = 2**64 - 1
 
 _INITIALIZE_MINT2 = 20
@@ -123,11 +125,12 @@ def create_token_account_instructions(
     return [create, initialize]
 
 
-def movement_instructions(
+def movement_instruction(
     authority: Pubkey, movement: ChainMovement, mint: Pubkey | None = None
-) -> list[Instruction]:
-    """The token instruction for one movement, then its memo."""
-    return [_token_instruction(authority, movement, mint), memo_instruction(movement.transfer_id)]
+) -> Instruction:
+    """The token instruction that mirrors one movement (its id is in the
+    transaction's memo, ``memo_instruction``)."""
+    return _token_instruction(authority, movement, mint)
 
 
 def transfer_checked_instruction(
@@ -150,10 +153,16 @@ def freeze_account_instruction(
     return Instruction(TOKEN_PROGRAM_ID, bytes([_FREEZE_ACCOUNT]), accounts)
 
 
-def memo_instruction(transfer_id: UUID) -> Instruction:
-    """A memo with no signer accounts: the transaction's signature already
-    proves who wrote it, and signer accounts would cost 32 bytes each."""
-    return Instruction(MEMO_PROGRAM_ID, f"{MEMO_PREFIX}{transfer_id}".encode(), [])
+def memo_instruction(*transfer_ids: UUID) -> Instruction:
+    """One memo naming every movement of the transaction, in the order of
+    their token instructions: ``deal:<uuid>[,<uuid>...]`` (one id is the
+    form written before several shared a memo, so old and new read alike).
+    No signer accounts: the transaction's signature already proves who
+    wrote it, and signer accounts would cost 32 bytes each."""
+    if not transfer_ids:
+        raise ValueError("a_memo_needs_a_transfer_id")
+    text = MEMO_PREFIX + MEMO_ID_SEPARATOR.join(map(str, transfer_ids))
+    return Instruction(MEMO_PROGRAM_ID, text.encode(), [])
 
 
 def mint_to_instruction(
@@ -267,13 +276,14 @@ def movements_message(
     blockhash: Hash,
     mint: Pubkey | None = None,
 ) -> Message:
-    """Creations first (a movement may need them), then each movement with
-    its memo. The authority pays the fee."""
+    """Creations first (a movement may need them), then each movement's
+    token instruction, then one memo naming them all. The authority pays
+    the fee."""
     instructions: list[Instruction] = []
     for account_id in accounts_to_create:
         instructions += create_token_account_instructions(authority, account_id, rent, mint)
-    for movement in movements:
-        instructions += movement_instructions(authority, movement, mint)
+    instructions += [movement_instruction(authority, movement, mint) for movement in movements]
+    instructions.append(memo_instruction(*(movement.transfer_id for movement in movements)))
     return Message.new_with_blockhash(instructions, authority, blockhash)
 
 
@@ -288,19 +298,60 @@ def require_fits_packet(message: Message) -> None:
         raise ValueError(f"transaction_must_fit_packet: {size} > {PACKET_DATA_SIZE} bytes")
 
 
-def measure_movements_per_transaction_max() -> int:
-    """How many movements fit in the worst case: every one a transfer
-    between two token accounts that do not exist yet, so each brings two
-    account creations. Amounts and rents are fixed-width, so any values
+@dataclass(frozen=True)
+class Packed:
+    """The first ``count`` movements offered, in one message that fits."""
+
+    message: Message
+    accounts_to_create: list[UUID]
+    count: int
+
+
+def pack_movements(
+    authority: Pubkey,
+    movements: Sequence[ChainMovement],
+    missing_accounts: Iterable[UUID],
+    rent: RentLamports,
+    blockhash: Hash,
+    mint: Pubkey | None = None,
+) -> Packed | None:
+    """The message for the longest prefix of ``movements`` whose signed
+    transaction fits PACKET_DATA_SIZE, measured on the real serialized
+    bytes (a movement between accounts already on chain and already named
+    costs ~55 bytes, one that creates two token accounts ~290), and the
+    accounts it creates (those of ``missing_accounts`` the prefix touches).
+    None when not even the first fits (never for a single movement: see
+    ``WORST_CASE_MOVEMENTS_PER_TRANSACTION``)."""
+    missing = set(missing_accounts)
+    fitting: Packed | None = None
+    for count in range(1, len(movements) + 1):
+        prefix = movements[:count]
+        to_create = [account for account in touched_account_ids(prefix) if account in missing]
+        message = movements_message(authority, prefix, to_create, rent, blockhash, mint)
+        if serialized_size(message) > PACKET_DATA_SIZE:
+            break
+        fitting = Packed(message, to_create, count)
+    return fitting
+
+
+def measure_movements_per_transaction(*, best_case: bool) -> int:
+    """How many movements fit one transaction. Worst case: every one a
+    transfer between two token accounts that do not exist yet, so each
+    brings two creations. Best case: every one between the same two
+    existing accounts. Amounts and rents are fixed-width, so any values
     measure the same size."""
     authority = Pubkey.new_unique()
     rent = RentLamports(mint_account=U64_MAX, token_account=U64_MAX)
+    source, destination = uuid4(), uuid4()
     count = 0
     while True:
-        movements = [_worst_case_movement() for _ in range(count + 1)]
-        message = movements_message(
-            authority, movements, touched_account_ids(movements), rent, Hash.default()
-        )
+        movements = [
+            ChainMovement(uuid4(), source, destination, U64_MAX) if best_case
+            else _worst_case_movement()
+            for _ in range(count + 1)
+        ]
+        creations = [] if best_case else touched_account_ids(movements)
+        message = movements_message(authority, movements, creations, rent, Hash.default())
         if serialized_size(message) > PACKET_DATA_SIZE:
             return count
         count += 1
@@ -310,7 +361,11 @@ def _worst_case_movement() -> ChainMovement:
     return ChainMovement(uuid4(), uuid4(), uuid4(), U64_MAX)
 
 
-MOVEMENTS_PER_TRANSACTION_MAX = measure_movements_per_transaction_max()
+WORST_CASE_MOVEMENTS_PER_TRANSACTION = measure_movements_per_transaction(best_case=False)
+"""Always fit, whatever the chain holds: at least one, so packing never stalls."""
+MOVEMENTS_PER_TRANSACTION_MAX = measure_movements_per_transaction(best_case=True)
+"""The most that can ever fit: the bound on the movements offered to one
+transaction, which carries as many of them as its real size allows."""
 
 
 # --- reading what landed -----------------------------------------------------
@@ -327,10 +382,10 @@ def memo_texts(message: Message) -> tuple[str, ...]:
 
 
 def memo_transfer_ids(memos: Iterable[str]) -> tuple[UUID, ...]:
-    """Transfer ids named by ``deal:<uuid>`` memos. A transaction made
-    behind the service's back has none."""
-    found = (parse_memo(memo.encode()) for memo in memos)
-    return tuple(transfer_id for transfer_id in found if transfer_id is not None)
+    """Transfer ids named by ``deal:`` memos, in memo then id order: one
+    memo per movement (as first written) or one per transaction naming
+    several. A transaction made behind the service's back has none."""
+    return tuple(transfer_id for memo in memos for transfer_id in parse_memo(memo.encode()))
 
 
 def writable_keys(message: Message) -> list[Pubkey]:
@@ -347,17 +402,20 @@ def writable_keys(message: Message) -> list[Pubkey]:
     ]
 
 
-def parse_memo(data: bytes) -> UUID | None:
+def parse_memo(data: bytes) -> tuple[UUID, ...]:
+    """The ids of a ``deal:<uuid>[,<uuid>...]`` memo; none for any other
+    text, or when any id is malformed (the memo is then not the ledger's)."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        return None
+        return ()
     if not text.startswith(MEMO_PREFIX):
-        return None
+        return ()
     try:
-        return UUID(text.removeprefix(MEMO_PREFIX))
+        return tuple(UUID(part) for part in
+                     text.removeprefix(MEMO_PREFIX).split(MEMO_ID_SEPARATOR))
     except ValueError:
-        return None
+        return ()
 
 
 def decode_token_account(data: bytes) -> TokenAccount:

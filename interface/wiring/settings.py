@@ -113,6 +113,9 @@ class Settings(BaseModel):
     settlement_commitment: Literal["processed", "confirmed", "finalized"] = _var(
         "confirmed", "DEALS_SETTLEMENT_COMMITMENT")
     settlement_batch_movements: int | None = _var(None, "DEALS_SETTLEMENT_BATCH", ge=1)
+    """At most this many movements a transaction (unset: as many as fit its real size)."""
+    settlement_in_flight: int = _var(4, "DEALS_SETTLEMENT_IN_FLIGHT", ge=1)
+    """Transactions sent and confirmed together, on disjoint accounts."""
     settlement_poll_interval_s: float = _var(0.4, "DEALS_SETTLEMENT_POLL_INTERVAL_S", gt=0)
     solana_timeout_s: float = _var(10.0, "DEALS_SOLANA_TIMEOUT_S", gt=0)
     reconcile_interval_s: float = _var(3600.0, "DEALS_RECONCILE_INTERVAL_S", ge=0)

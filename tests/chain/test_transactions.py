@@ -1,5 +1,6 @@
 """The shared transaction builder: deterministic addresses, instructions the
-SPL Token program's own decoders agree with, and the packing limit."""
+SPL Token program's own decoders agree with, packing by the real
+serialized size, and the memo format (old and new)."""
 
 from __future__ import annotations
 
@@ -37,19 +38,44 @@ def test_the_token_account_address_is_the_seeded_address_of_the_account_id() -> 
     )
 
 
-def test_worst_case_packing_limit_is_measured_against_the_packet_size() -> None:
-    limit = tx.MOVEMENTS_PER_TRANSACTION_MAX
-    worst = [movement(uuid4(), uuid4()) for _ in range(limit + 1)]
-    assert limit == 2
-    assert message_size(worst[:limit], create=True) <= tx.PACKET_DATA_SIZE
-    assert message_size(worst, create=True) > tx.PACKET_DATA_SIZE
+def test_the_packing_bounds_are_measured_against_the_packet_size() -> None:
+    worst, best = tx.WORST_CASE_MOVEMENTS_PER_TRANSACTION, tx.MOVEMENTS_PER_TRANSACTION_MAX
+    creating = [movement(uuid4(), uuid4()) for _ in range(worst + 1)]
+    assert worst >= 1  # one movement always fits, whatever it creates
+    assert message_size(creating[:worst], create=True) <= tx.PACKET_DATA_SIZE
+    assert message_size(creating, create=True) > tx.PACKET_DATA_SIZE
+    source, destination = uuid4(), uuid4()
+    same_pair = [movement(source, destination) for _ in range(best + 1)]
+    assert best > 4 * worst
+    assert message_size(same_pair[:best], create=False) <= tx.PACKET_DATA_SIZE
+    assert message_size(same_pair, create=False) > tx.PACKET_DATA_SIZE
 
 
-def test_the_limit_leaves_room_when_accounts_exist() -> None:
-    """Without creations far more would fit; the limit is the worst case so
-    a caller never learns the chain state from a ValueError."""
-    existing = [movement(uuid4(), uuid4()) for _ in range(tx.MOVEMENTS_PER_TRANSACTION_MAX)]
-    assert message_size(existing, create=False) < tx.PACKET_DATA_SIZE // 2
+def test_packing_takes_the_longest_prefix_that_fits_at_the_boundary() -> None:
+    """Pack by the real size: the chosen prefix fits the packet, one more
+    movement would not, and only the accounts the prefix touches are created."""
+    accounts = [uuid4() for _ in range(12)]
+    offered = [movement(accounts[i % 12], accounts[(i * 5 + 1) % 12])
+               for i in range(tx.MOVEMENTS_PER_TRANSACTION_MAX)]
+    missing = set(accounts[6:])
+    packed = tx.pack_movements(AUTHORITY, offered, missing, RENT, Hash.default())
+    assert packed is not None and 1 <= packed.count < len(offered)
+    assert tx.serialized_size(packed.message) <= tx.PACKET_DATA_SIZE
+    carried = offered[:packed.count]
+    assert packed.accounts_to_create == [
+        account for account in tx.touched_account_ids(carried) if account in missing]
+    one_more = offered[:packed.count + 1]
+    to_create = [a for a in tx.touched_account_ids(one_more) if a in missing]
+    bigger = tx.movements_message(AUTHORITY, one_more, to_create, RENT, Hash.default())
+    assert tx.serialized_size(bigger) > tx.PACKET_DATA_SIZE
+    assert tx.memo_transfer_ids(tx.memo_texts(packed.message)) == tuple(
+        m.transfer_id for m in carried)
+
+
+def test_packing_carries_all_that_fit_when_every_account_exists() -> None:
+    offered = [movement(uuid4(), uuid4()) for _ in range(3)]
+    packed = tx.pack_movements(AUTHORITY, offered, [], RENT, Hash.default())
+    assert packed is not None and packed.count == 3 and packed.accounts_to_create == []
 
 
 def test_an_oversized_list_is_refused() -> None:
@@ -59,7 +85,8 @@ def test_an_oversized_list_is_refused() -> None:
 
 
 def test_a_message_over_the_packet_size_is_refused() -> None:
-    too_many = [movement(uuid4(), uuid4()) for _ in range(tx.MOVEMENTS_PER_TRANSACTION_MAX + 1)]
+    too_many = [movement(uuid4(), uuid4())
+                for _ in range(tx.WORST_CASE_MOVEMENTS_PER_TRANSACTION + 1)]
     message = tx.movements_message(
         AUTHORITY, too_many, tx.touched_account_ids(too_many), RENT, Hash.default()
     )
@@ -76,10 +103,11 @@ def test_amounts_must_be_positive_int_base_units(amount: object, rule: str) -> N
         tx.validate_movement(ChainMovement(uuid4(), uuid4(), uuid4(), amount))  # type: ignore[arg-type]
 
 
-def test_a_transfer_is_transfer_checked_then_its_memo() -> None:
+def test_a_transfer_is_transfer_checked_and_the_memo_names_it() -> None:
     source, destination = uuid4(), uuid4()
     transfer = movement(source, destination, 12_345)
-    token, memo = tx.movement_instructions(AUTHORITY, transfer)
+    token, memo = tx.movement_instruction(AUTHORITY, transfer), tx.memo_instruction(
+        transfer.transfer_id)
     decoded = spl.decode_transfer_checked(token)
     assert decoded.source == tx.token_account_address(AUTHORITY, source)
     assert decoded.dest == tx.token_account_address(AUTHORITY, destination)
@@ -92,10 +120,10 @@ def test_a_transfer_is_transfer_checked_then_its_memo() -> None:
 def test_a_mint_is_mint_to_checked_and_a_burn_is_burn_checked() -> None:
     account = uuid4()
     minted = spl.decode_mint_to_checked(
-        tx.movement_instructions(AUTHORITY, movement(None, account, 7))[0]
+        tx.movement_instruction(AUTHORITY, movement(None, account, 7))
     )
     burned = spl.decode_burn_checked(
-        tx.movement_instructions(AUTHORITY, movement(account, None, 3))[0]
+        tx.movement_instruction(AUTHORITY, movement(account, None, 3))
     )
     address = tx.token_account_address(AUTHORITY, account)
     assert (minted.dest, minted.mint_authority, minted.amount, minted.decimals) == (
@@ -130,9 +158,24 @@ def test_token_accounts_and_the_mint_belong_to_the_authority() -> None:
 
 def test_memos_name_transfer_ids_and_ignore_anything_else() -> None:
     transfer_id = uuid4()
-    memos = [f"deal:{transfer_id}", "deal:not-a-uuid", "hello", f"deal-genesis:{uuid4()}"]
+    memos = [f"deal:{transfer_id}", "deal:not-a-uuid", "hello", f"deal-genesis:{uuid4()}",
+             f"deal:{uuid4()},nope"]
     assert tx.memo_transfer_ids(memos) == (transfer_id,)
-    assert tx.parse_memo(b"\xff\xfe") is None
+    assert tx.parse_memo(b"\xff\xfe") == ()
+
+
+def test_one_memo_names_several_movements_and_old_single_memos_still_read() -> None:
+    """The stored contract: ``deal:<uuid>`` (one memo a movement, as first
+    written) and ``deal:<uuid>,<uuid>...`` (one memo a transaction) both read."""
+    first, second, old = uuid4(), uuid4(), uuid4()
+    memo = tx.memo_instruction(first, second)
+    assert bytes(memo.data) == f"deal:{first},{second}".encode()
+    assert tx.parse_memo(bytes(memo.data)) == (first, second)
+    assert tx.memo_transfer_ids([f"deal:{old}", bytes(memo.data).decode()]) == (
+        old, first, second)
+    assert bytes(tx.memo_instruction(old).data) == f"deal:{old}".encode()
+    with pytest.raises(ValueError):
+        tx.memo_instruction()
 
 
 def test_creations_come_first_and_each_account_is_created_once() -> None:
@@ -143,12 +186,12 @@ def test_creations_come_first_and_each_account_is_created_once() -> None:
     message = tx.movements_message(AUTHORITY, movements, to_create, RENT, Hash.default())
     programs = [message.account_keys[ix.program_id_index] for ix in message.instructions]
     assert programs[:6] == [Pubkey.default(), tx.TOKEN_PROGRAM_ID] * 3
-    assert programs[6:] == [tx.TOKEN_PROGRAM_ID, tx.MEMO_PROGRAM_ID] * 2
+    assert programs[6:] == [tx.TOKEN_PROGRAM_ID, tx.TOKEN_PROGRAM_ID, tx.MEMO_PROGRAM_ID]
 
 
 def test_writable_keys_follow_the_message_header() -> None:
     account = uuid4()
-    instructions: list[Instruction] = tx.movement_instructions(AUTHORITY, movement(None, account))
+    instructions: list[Instruction] = [tx.movement_instruction(AUTHORITY, movement(None, account))]
     message = tx.movements_message(AUTHORITY, [movement(None, account)], [], RENT, Hash.default())
     assert instructions  # the message is built from the same instructions
     assert set(tx.writable_keys(message)) == {

@@ -32,7 +32,10 @@ KILLS = 3
 
 def _settler(data_dir: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "DEALS_DATA_DIR": str(data_dir), "DEALS_ANCHOR_EVERY_EVENTS": "1",
-           "DEALS_SETTLEMENT_POLL_INTERVAL_S": "0.01"}
+           "DEALS_SETTLEMENT_POLL_INTERVAL_S": "0.01",
+           # two movements a step, one step at a time: enough steps (each
+           # followed by an anchor) to be killed at different moments
+           "DEALS_SETTLEMENT_BATCH": "2", "DEALS_SETTLEMENT_IN_FLIGHT": "1"}
     for name in ("DEALS_DATABASE_URL", "DEALS_SOLANA_RPC_URL", "DEALS_ANCHORING"):
         env.pop(name, None)
     script = Path(sys.executable).parent / "deals-ledger"

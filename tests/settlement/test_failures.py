@@ -77,6 +77,36 @@ async def test_a_movement_refused_on_chain_is_failed_and_compensated_and_its_bat
     assert {(e.requested_by, e.request_id) for e in settler_steps} == {("system:settler", None)}
 
 
+async def test_a_refused_transaction_in_flight_with_others_fails_only_its_movement(
+    store, tmp_path,
+) -> None:
+    """Transactions in flight together resolve one by one: the refused one
+    fails and compensates exactly the movement it carried; the others settle."""
+    rig = SettlementRig(store, tmp_path, batch_movements=1)
+    try:
+        dave, erin, frank = (rig.open_account(DEAL) for _ in range(3))
+        bob, alice, carol = rig.open_account(DEAL), rig.open_account(DEAL), rig.open_account(DEAL)
+        await rig.settle()
+        freeze = await freeze_on_chain(rig, alice)
+        to_bob, to_alice, to_carol = uuid4(), uuid4(), uuid4()
+        rig.execute(c.TransferFunds(to_bob, dave, bob, DEAL // 2))
+        rig.execute(c.TransferFunds(to_alice, erin, alice, DEAL // 2))
+        rig.execute(c.TransferFunds(to_carol, frank, carol, DEAL // 2))
+        recorded: list[tuple] = []
+        rig.hooks.before_send = lambda s: recorded.append(s.transfer_ids)
+        await rig.settle()
+        assert recorded[:3] == [(to_bob,), (to_alice,), (to_carol,)]  # one round, in flight
+        failed = rig.transfer(to_alice)
+        assert failed.settlement_status == "failed" and failed.status == "reversed"
+        assert [type(e).__name__ for e in events_of(rig, to_alice)].count(
+            "SettlementSubmitted") == 1
+        await rig.assert_each_settled_once([to_bob, to_carol])
+        await rig.assert_chain_matches_ledger()
+        assert only_the_freeze(await rig.reconcile(), freeze)
+    finally:
+        await rig.close()
+
+
 async def test_a_rejected_submission_is_never_sent_again(rig: SettlementRig) -> None:
     alice, bob = rig.open_account(DEAL), rig.open_account()
     await rig.settle()

@@ -12,6 +12,7 @@ import pytest
 from application import commands as c
 from domain.amounts import INITIAL_SUPPLY, UNITS_PER_DEAL
 from domain.system import GENESIS_MINT_ID, GENESIS_REWARDS_FUNDING_ID, REWARDS_ID, TREASURY_ID
+from interface.chain.transactions import PACKET_DATA_SIZE
 from tests.settlement.conftest import SettlementRig
 
 pytestmark = pytest.mark.anyio
@@ -70,21 +71,61 @@ async def test_the_genesis_mint_is_settled_by_the_chains_genesis_not_twice(
     assert (await rig.reconcile()).clean
 
 
-async def test_movements_share_transactions_up_to_the_chains_limit(rig: SettlementRig) -> None:
+async def test_movements_share_transactions_as_many_as_fit(rig: SettlementRig) -> None:
+    """Packed by real size: movements to one account (created once) all fit
+    one transaction, named by one memo; new accounts on every movement fill
+    transactions sooner, and each stays within the packet limit."""
     await rig.settle()
     alice = rig.open_account()
     transfer_ids = [uuid4() for _ in range(4)]
     for transfer_id in transfer_ids:
         rig.execute(c.TransferFunds(transfer_id, TREASURY_ID, alice, DEAL))
-
     await rig.settle()
+    signatures = {rig.transfer(transfer_id).signature for transfer_id in transfer_ids}
+    assert len(signatures) == 1
+    landed = await rig.chain.transaction(signatures.pop())
+    assert landed is not None and landed.memo_transfer_ids == tuple(transfer_ids)
+    assert len(landed.memos) == 1
 
-    signatures = [rig.transfer(transfer_id).signature for transfer_id in transfer_ids]
-    limit = rig.chain.movements_per_transaction_max
-    assert limit == 2
-    assert len(set(signatures)) == 2  # the funding of alice above opened the way, then 2 + 2
-    assert signatures[0] == signatures[1] and signatures[2] == signatures[3]
+    funded = [uuid4() for _ in range(6)]
+    for transfer_id in funded:
+        rig.execute(c.TransferFunds(transfer_id, TREASURY_ID, rig.open_account(), DEAL))
+    await rig.settle()
+    by_signature: dict[str, list] = {}
+    for transfer_id in funded:
+        by_signature.setdefault(rig.transfer(transfer_id).signature, []).append(transfer_id)
+    assert 1 < len(by_signature) < len(funded)
+    for signature, carried in by_signature.items():
+        submitted = rig.store.submission(signature)
+        assert submitted is not None and submitted.transaction is not None
+        assert len(submitted.transaction) <= PACKET_DATA_SIZE
+        assert submitted.transfer_ids == tuple(carried)
     await rig.assert_chain_matches_ledger()
+
+
+async def test_transactions_in_flight_together_touch_disjoint_accounts(store, tmp_path) -> None:
+    """Several transactions are recorded (write-ahead) before any is sent,
+    and a round stops at the first movement on an account another of them
+    touches: each account's history on chain keeps the ledger's order."""
+    rig = SettlementRig(store, tmp_path, batch_movements=1)
+    try:
+        a, b, c_, d, e = (rig.open_account(funded=DEAL) for _ in range(5))
+        await rig.settle()
+        seen: list[tuple[str, tuple]] = []
+        rig.hooks.before_record = lambda s: seen.append(("record", s.transfer_ids))
+        rig.hooks.before_send = lambda s: seen.append(("send", s.transfer_ids))
+        t1, t2, t3, t4 = (uuid4() for _ in range(4))
+        rig.execute(c.TransferFunds(t1, a, b, 1))
+        rig.execute(c.TransferFunds(t2, c_, d, 1))
+        rig.execute(c.TransferFunds(t3, b, e, 1))  # b is t1's: waits for the next round
+        rig.execute(c.TransferFunds(t4, a, c_, 1))  # a and c are free again by then
+        await rig.settle()
+        assert seen == [("record", (t1,)), ("record", (t2,)), ("send", (t1,)), ("send", (t2,)),
+                        ("record", (t3,)), ("record", (t4,)), ("send", (t3,)), ("send", (t4,))]
+        await rig.assert_each_settled_once([t1, t2, t3, t4])
+        await rig.assert_chain_matches_ledger()
+    finally:
+        await rig.close()
 
 
 async def test_batching_can_be_turned_off(store, tmp_path) -> None:
