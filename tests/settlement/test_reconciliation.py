@@ -221,27 +221,32 @@ class _SettlerStepsDuringEachRead:
 
 
 async def test_a_settler_stepping_during_every_read_makes_no_false_finding(
-    rig: SettlementRig,
+    store, tmp_path,
 ) -> None:
     """Settlement never stands still while an account is read: every reading
     straddles a settled submission, yet the chain agrees with the log and the
-    report is clean (a reconciliation never reports a movement in flight)."""
-    alice = rig.open_account()
-    await rig.settle()
-    for amount in range(1, 25):
-        rig.execute(c.TransferFunds(uuid4(), TREASURY_ID, alice, amount * 1000 + amount))
-    chain = _SettlerStepsDuringEachRead(rig)
-    reconciler = Reconciler(
-        writer=rig.ledger.writer, fold=rig.fold, chain=chain,  # type: ignore[arg-type]
-        config=ReconciliationConfig(accounts_page=500, retry=FAST_RETRY),
-    )
+    report is clean (a reconciliation never reports a movement in flight).
+    Two movements a transaction: enough submissions to straddle the reads."""
+    rig = SettlementRig(store, tmp_path, batch_movements=2)
+    try:
+        alice = rig.open_account()
+        await rig.settle()
+        for amount in range(1, 25):
+            rig.execute(c.TransferFunds(uuid4(), TREASURY_ID, alice, amount * 1000 + amount))
+        chain = _SettlerStepsDuringEachRead(rig)
+        reconciler = Reconciler(
+            writer=rig.ledger.writer, fold=rig.fold, chain=chain,  # type: ignore[arg-type]
+            config=ReconciliationConfig(accounts_page=500, retry=FAST_RETRY),
+        )
 
-    report = await reconciler.run()
+        report = await reconciler.run()
 
-    assert chain.steps > 2, "the settler never stepped during a read: the test proves nothing"
-    assert report.clean, report.mismatches
-    await rig.settle()
-    assert (await rig.reconcile()).clean
+        assert chain.steps > 2, "the settler never stepped during a read: the test proves nothing"
+        assert report.clean, report.mismatches
+        await rig.settle()
+        assert (await rig.reconcile()).clean
+    finally:
+        await rig.close()
 
 
 async def test_the_genesis_on_chain_before_its_settlement_is_recorded_is_no_finding(
