@@ -184,10 +184,6 @@ class _Page:
     def run(self, sql: str, *params: Any) -> None:
         self.cursor.execute(self.store.sql(sql), params)
 
-    def one(self, sql: str, *params: Any) -> Any:
-        self.cursor.execute(self.store.sql(sql), params)
-        return self.cursor.fetchone()
-
     def add_to_balance(self, account_hex: str, change: int) -> None:
         if account_hex == ISSUANCE_ID.hex:
             return  # the mint's side: no token account
@@ -196,12 +192,6 @@ class _Page:
             "ON CONFLICT (account_id) DO UPDATE SET balance = "
             "{settlement_balances}.balance + excluded.balance",
             account_hex, change,
-        )
-
-    def movement(self, transfer_hex: str) -> Any:
-        return self.one(
-            "SELECT source, destination, amount, status, signature FROM {settlement_movements} "
-            "WHERE transfer_id = ?", transfer_hex,
         )
 
     def count_step(self) -> None:
@@ -262,9 +252,12 @@ _on(Transfer.Expired)(_released)
 def _submitted(page: _Page, event: Any) -> None:
     page.count_step()
     transfer_hex = event.originator_id.hex
-    row = page.movement(transfer_hex)
-    if row is not None and row[3] == SUBMITTED and row[4] != event.signature:
-        page.set_submission(row[4], SUPERSEDED)
+    page.run(  # the submission it replaces (another, still submitted) is superseded
+        "UPDATE {settlement_submissions} SET status = ?, slot = NULL, outcome_position = ? "
+        "WHERE signature = (SELECT signature FROM {settlement_movements} "
+        "WHERE transfer_id = ? AND status = ? AND signature <> ?)",
+        SUPERSEDED, page.position, transfer_hex, SUBMITTED, event.signature,
+    )
     page.run(
         "UPDATE {settlement_movements} SET status = ?, signature = ? WHERE transfer_id = ?",
         SUBMITTED, event.signature, transfer_hex,
@@ -291,14 +284,20 @@ def _rejected(page: _Page, event: Any) -> None:
 
 @_on(Transfer.Settled)
 def _settled(page: _Page, event: Any) -> None:
+    """Statements only, no read: on PostgreSQL a page's statements go out
+    pipelined, and a read would wait for the round trip (a settlement of no
+    known movement changes no balance)."""
     page.count_step()
     transfer_hex = event.originator_id.hex
-    row = page.movement(transfer_hex)
-    if row is None:
-        logger.error("settled transfer %s is not a known movement", event.originator_id)
-        return
-    page.add_to_balance(row[0], -row[2])
-    page.add_to_balance(row[1], row[2])
+    for account, change in (("source", "-amount"), ("destination", "amount")):
+        page.run(
+            "INSERT INTO {settlement_balances} (account_id, balance) "  # noqa: S608 - fixed words
+            f"SELECT {account}, {change} FROM {{settlement_movements}} "
+            f"WHERE transfer_id = ? AND {account} <> ? "
+            "ON CONFLICT (account_id) DO UPDATE SET balance = "
+            "{settlement_balances}.balance + excluded.balance",
+            transfer_hex, ISSUANCE_ID.hex,
+        )
     page.run(
         "UPDATE {settlement_movements} SET status = ?, signature = ?, slot = ?, "
         "outcome_position = ? WHERE transfer_id = ?",
