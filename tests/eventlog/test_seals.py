@@ -11,7 +11,7 @@ import pytest
 from application import commands as c
 from application.alerts import AlertKind
 from application.eventlog.seal_check import SealCheck, UnauthenticatedEvent
-from application.eventlog.seals import SealKey, SealKeyError, SealKeys
+from application.eventlog.seals import SealKey, SealKeyError, SealKeys, commit_mac, start_mac
 from application.write.sealing import SealsMissing
 from domain.anchor import NO_PREVIOUS_ROOT
 from tests.support.ledgers import LedgerHarness
@@ -184,3 +184,18 @@ def test_seals_missing_is_the_recorders_refusal() -> None:
 
     with pytest.raises(SealsMissing, match="sealing may begin only at position 3"):
         seal_rows(SealKeys([OLD]), None, 9, [], [], 3)
+
+
+def test_macs_are_those_stored_seals_were_made_with() -> None:
+    """Seals already stored must keep checking: the MACs of a fixed commit
+    and start, as the first implementation (one ``HMAC.update`` per framed
+    part) computed them, pin the framing and the key's use."""
+    key = SealKey("k1", bytes(range(32)))
+    events = [
+        (7, "0123456789abcdef0123456789abcdef", 1, "domain.account:Account.Opened", b'{"a":1}'),
+        (8, "fedcba9876543210fedcba9876543210", 12, "domain.transfer:Transfer.Recorded", b""),
+    ]
+    assert commit_mac(key, b"\x01" * 32, events).hex() == (
+        "e23b5f2330a9e2190c12bd6621584f6ca2e7a1e36e4cbc75698c41d7acfbe86a")
+    assert start_mac(key, 41).hex() == (
+        "69e3fa08c483493b768032a8fd7f60f4b6efbf6753d38a2a97e63dabb2943776")
