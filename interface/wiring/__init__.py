@@ -1,6 +1,6 @@
 """The composition root: how one ledger process is put together.
 
-``settings`` reads the DEALS_* environment; ``service.LedgerService`` builds
+``settings`` reads the DEALS_* environment (``api_keys`` parses its key list); ``service.LedgerService`` builds
 the event store, the command writer, the read side, the settler
 (``settler``: chain adapter, custody key, lease) and the background work
 (``store_health``, ``alerting`` with its ``alert_webhook``), and starts and

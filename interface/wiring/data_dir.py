@@ -111,7 +111,7 @@ def secure_settings_data_dir(settings: Settings) -> list[Path]:
     """``secure_data_dir`` for the settings' data dir, leaving its key files
     (the generated API key, the custody and commit seal keys) to their own check."""
     from interface.chain.custody import KEY_FILE_NAME_DEFAULT
-    from interface.http.auth import KEY_FILE_NAME
+    from interface.wiring.api_keys import KEY_FILE_NAME
     from interface.wiring.seal_keys import commit_keys_path
 
     secrets = [settings.data_dir / KEY_FILE_NAME, settings.data_dir / KEY_FILE_NAME_DEFAULT,

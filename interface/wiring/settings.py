@@ -192,7 +192,7 @@ class Settings(BaseModel):
     def _keys(cls, value: str | None) -> str | None:
         """Checked with the settings, so a bad key list is refused before any
         store is opened (never after ``serve`` created empty tables)."""
-        from interface.http.auth import ApiKeyError, parse_api_keys
+        from interface.wiring.api_keys import ApiKeyError, parse_api_keys
 
         if value:
             try:

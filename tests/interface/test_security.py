@@ -17,10 +17,10 @@ import pytest
 from fastapi.routing import APIRoute
 from solders.keypair import Keypair
 
-from interface.http import auth
 from interface.http.app import PUBLIC_PATHS, api_routes, create_app
 from interface.http.auth import ApiKeyError, parse_api_keys, read_key_file
 from interface.http.server import STARTUP_FAILURE_EXIT
+from interface.wiring import api_keys
 from tests.chain.test_custody import secret_renderings
 from tests.interface.conftest import sqlite_settings
 from tests.support.http import API_KEYS, START_TIMEOUT_S, _clean_environ, bearer, wait_until
@@ -57,7 +57,7 @@ def test_the_only_routes_outside_the_scoped_api_are_the_docs(tmp_path):
 
 
 def test_tokens_are_compared_by_digest_with_compare_digest_and_no_early_exit():
-    source = inspect.getsource(auth.Keyring.authenticate)
+    source = inspect.getsource(api_keys.Keyring.authenticate)
     assert "hmac.compare_digest(" in source
     assert "==" not in source and "break" not in source and "return key" not in source
     assert "_digest(token)" in source  # equal-length inputs, whatever the token's length
@@ -67,13 +67,13 @@ def test_tokens_are_compared_by_digest_with_compare_digest_and_no_early_exit():
 def test_every_key_is_compared_whichever_token_is_presented(monkeypatch, token):
     keyring = parse_api_keys(API_KEYS)
     compared: list[tuple[int, int]] = []
-    real = auth.hmac.compare_digest
+    real = api_keys.hmac.compare_digest
 
     def counting(a, b):
         compared.append((len(a), len(b)))
         return real(a, b)
 
-    monkeypatch.setattr(auth.hmac, "compare_digest", counting)
+    monkeypatch.setattr(api_keys.hmac, "compare_digest", counting)
     keyring.authenticate(token)
     assert len(compared) == len(keyring) and set(compared) == {(32, 32)}
 
