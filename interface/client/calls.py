@@ -8,8 +8,10 @@ here, once per call, so every attempt of a call sends the same id.
 
 from __future__ import annotations
 
+import base64
+import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
@@ -371,12 +373,40 @@ def events_page(after: int, types: tuple[str, ...] | None, page_size: int, wait_
 # min_position; a subscription is created once per webhook_id.
 
 
+WEBHOOK_SECRET_BYTES = 24
+"""As many random bytes as the service draws for a secret it generates
+(interface/http/routers/webhooks.py: 24 to 64 accepted)."""
+
+
+def new_webhook_secret() -> str:
+    """A Standard Webhooks signing secret, ``whsec_`` and base64 of 24
+    random bytes: the one the service would have generated."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(WEBHOOK_SECRET_BYTES)).decode()
+
+
 def create_webhook(url: str, types: tuple[str, ...] | None, secret: str | None,
                    after: int | None, webhook_id: UUID | str | None) -> Call[m.Webhook]:
-    return _command("/v1/webhooks", m.Webhook, {
+    """Without ``secret``, one drawn here, once per call: every attempt
+    sends it, so an attempt whose answer was lost cannot leave a secret
+    only the service knows, and the answer carries it (the service
+    answers a given secret as null)."""
+    drawn = new_webhook_secret() if secret is None else None
+    call = _command("/v1/webhooks", m.Webhook, {
         "webhook_id": _id(webhook_id), "url": url,
-        "types": None if types is None else list(types), "secret": secret, "after": after,
+        "types": None if types is None else list(types), "secret": secret or drawn,
+        "after": after,
     }, "webhook_id")
+    if drawn is None:
+        return call
+    return replace(call, parse=lambda data: replace(m.parse(m.Webhook, data), secret=drawn))
+
+
+def without_secret(call: Call[m.Webhook]) -> Call[m.Webhook]:
+    """``call`` with its drawn secret left out, for a repeat of a
+    subscription made earlier (another call, another secret): the service
+    then compares only ``url`` and ``types``, and answers the secret null."""
+    body = {key: value for key, value in (call.body or {}).items() if key != "secret"}
+    return replace(call, body=body, parse=_reader(m.Webhook))
 
 
 def webhooks() -> Call[tuple[m.Webhook, ...]]:

@@ -311,8 +311,9 @@ class Webhook:
     """A webhook subscription (admin): events of ``types`` (None: every
     type) are POSTed to ``url``, signed with the Standard Webhooks scheme;
     every event up to ``delivered_position`` was acknowledged. ``secret``
-    is the signing secret the ledger generated, on the answer that created
-    the subscription only (None otherwise); never shown by ``repr``."""
+    is the signing secret the client drew when none was given, on the
+    answer of the call that created the subscription only (None
+    otherwise); never shown by ``repr``."""
 
     webhook_id: UUID
     url: str

@@ -18,6 +18,7 @@ from interface.client.amounts import AmountIn
 from interface.client.calls import TimeIn
 from interface.client.core import USER_AGENT, Consistency, RetryPolicy, Session
 from interface.client.errors import (
+    IdempotencyConflictError,
     LedgerError,
     WalletAlreadyConnectedError,
     WalletNotFoundError,
@@ -327,11 +328,19 @@ class LedgerClient:
                        webhook_id: Id | None = None) -> m.Webhook:
         """Subscribe ``url`` to business events of ``types`` (default: all)
         after log position ``after`` (default: from now on), signed with
-        ``secret`` (``whsec_`` + base64; default: generated and answered in
-        ``secret`` this once). A repeat with the same ``webhook_id`` creates
-        nothing more (admin)."""
-        return self._run(calls.create_webhook(url, None if types is None else tuple(types),
-                                                 secret, after, webhook_id))
+        ``secret`` (``whsec_`` + base64; default: one drawn here, answered in
+        ``secret``). A repeat with the same ``webhook_id`` creates nothing
+        more (admin); one without ``secret`` (so with another drawn) answers
+        the subscription with ``secret`` None: to repeat a call whose every
+        attempt went unanswered and still know the secret, give your own."""
+        call = calls.create_webhook(url, None if types is None else tuple(types), secret,
+                                    after, webhook_id)
+        try:
+            return self._run(call)
+        except IdempotencyConflictError:
+            if secret is not None:
+                raise
+            return self._run(calls.without_secret(call))
 
     def webhooks(self) -> tuple[m.Webhook, ...]:
         """Every subscription, never its secret (admin)."""

@@ -82,3 +82,36 @@ def test_no_answer_after_every_attempt_names_the_id_to_send_again(client, proxy)
     assert str(lost.value.command_id) in str(lost.value)
     assert len(proxy.sent("POST /v1/transfers ")) == FAST.attempts_max
     assert client.get_balance(destination).balance == Decimal("1")  # applied once, by the first
+
+
+def test_a_webhook_whose_answer_was_cut_still_answers_its_secret(client, proxy):
+    """No secret given: the retry sends the secret the first attempt sent
+    (drawn by the client), so the caller learns the one deliveries are
+    signed with, sync and async."""
+    import base64
+
+    from standardwebhooks import Webhook
+
+    proxy.cut("POST /v1/webhooks ")
+    with LedgerClient(proxy.url, ADMIN, retry=FAST) as cut_client:
+        hook = cut_client.create_webhook("http://127.0.0.1:9/hook", types=["fee.charged"])
+
+    async def create_async():
+        async with AsyncLedgerClient(proxy.url, ADMIN, retry=FAST) as cut_client:
+            return await cut_client.create_webhook("http://127.0.0.1:9/hook")
+
+    proxy.cut("POST /v1/webhooks ")
+    hook_async = anyio.run(create_async)
+    assert proxy.cuts == 2
+    sent = bodies(proxy, "POST /v1/webhooks ")
+    assert len(sent) == 4 and sent[0] == sent[1] and sent[2] == sent[3]
+    for created, body in ((hook, sent[0]), (hook_async, sent[2])):
+        assert created.secret is not None and created.secret == body["secret"]
+        assert len(base64.b64decode(created.secret.removeprefix("whsec_"))) == 24
+        Webhook(created.secret)  # a valid Standard Webhooks secret
+        assert body["webhook_id"] == str(created.webhook_id)
+    assert hook.secret != hook_async.secret
+    listed = {item.webhook_id for item in client.webhooks()}
+    assert {hook.webhook_id, hook_async.webhook_id} <= listed
+    for created in (hook, hook_async):
+        client.delete_webhook(created.webhook_id)
