@@ -66,7 +66,7 @@ from application.write.contention import is_lock_timeout
 from application.write.event_store import LedgerApplication
 from application.write.guarded_cache import GuardedCache
 from domain.account import Account
-from domain.errors import LedgerError
+from domain.errors import InvalidRequest, LedgerError
 from domain.pricing import PriceSchedule
 from domain.provenance import Provenance, stamp
 
@@ -228,7 +228,7 @@ class CommandProcessor:
         try:
             decided = self._decide_all(commands, provenances, excluded, session, guarded)
             self._check_one_view(session)
-            positions = self._commit(decided.events, session)
+            positions = self._commit(decided, session)
         except BaseException as error:
             # After a refusal midway, what the cache holds is unchanged where
             # the refused command only ever had copies (``guarded_cache``).
@@ -316,7 +316,8 @@ class CommandProcessor:
         if len(changes) >= CHANGES_BEFORE_CLEAR_MAX or session.read_stale(changes):
             raise _StaleView("another process changed what the batch read; deciding again")
 
-    def _commit(self, events: list[Any], session: AggregateSession) -> list[int]:
+    def _commit(self, decided: _Decided, session: AggregateSession) -> list[int]:
+        events = decided.events
         uncommitted = sum(len(aggregate.pending_events) for aggregate in session.touched.values())
         if uncommitted != len(events):
             raise InternalError(f"batch bookkeeping lost events ({uncommitted} != {len(events)})")
@@ -324,10 +325,34 @@ class CommandProcessor:
             aggregate.pending_events.clear()
         if not events:
             return []
-        recordings = self.app.events.put(events)
+        try:
+            recordings = self.app.events.put(events)
+        except (ValueError, TypeError) as error:
+            # Encoding comes before any write, and the store's own failures
+            # are PersistenceErrors: this is one command's event that cannot
+            # be encoded. It must fail alone, never its batch-mates.
+            raise self._unencodable(decided) from error
         positions = [recording.notification.id for recording in recordings]
         self._advance_seen(positions)
         return positions
+
+    def _unencodable(self, decided: _Decided) -> _Poisoned:
+        """The first command whose events cannot be encoded, refused midway
+        (the batch is decided again without it); a bug if none is found."""
+        start = 0
+        for index, end in enumerate(decided.ends):
+            if end is None:
+                continue
+            try:
+                for event in decided.events[start:end + 1]:
+                    self.app.mapper.to_stored_event(event)
+            except (ValueError, TypeError):
+                logger.warning("command %d of a batch has events that cannot be encoded", index)
+                return _Poisoned(index, InvalidRequest(
+                    "the command holds text that cannot be stored (a lone UTF-16 "
+                    "surrogate?); it was not applied"))
+            start = end + 1
+        return _Poisoned(0, InternalError("internal error; the batch could not be encoded"))
 
     def _answers(self, decided: _Decided, positions: list[int]) -> list[Result | None]:
         """Each command's outcome at the position where the commit holding

@@ -147,3 +147,20 @@ def test_hot_accounts_are_snapshotted_so_reloading_them_stays_cheap(ledger, monk
     assert snapshots, "the treasury crossed the interval and has a snapshot"
     fresh = ledger.app.load(TREASURY_ID)
     assert fresh.balance == ledger.processor.cache.get(TREASURY_ID).balance
+
+
+def test_a_command_whose_events_cannot_be_encoded_fails_alone(ledger, monkeypatch):
+    """A lone surrogate that slipped past validation cannot be encoded for
+    the store; the commit fails before writing, and only that command is
+    refused: its batch-mates are decided again without it and commit."""
+    monkeypatch.setattr("application.references.check_reason", lambda text, name: text)
+    source, destination = ledger.open_account(3 * DEAL), ledger.open_account()
+    poisoned = c.TransferFunds(uuid4(), source, destination, DEAL,
+                               metadata=(("a", "half \ud800 pair"),))
+    commands = [c.TransferFunds(uuid4(), source, destination, DEAL), poisoned,
+                c.TransferFunds(uuid4(), source, destination, DEAL)]
+    results = ledger.processor.process(commands)
+    assert isinstance(results[1], errors.InvalidRequest), results[1]
+    assert isinstance(results[0], Outcome) and isinstance(results[2], Outcome)
+    assert ledger.balance(destination) == 2 * DEAL
+    assert ledger.app.load(poisoned.transfer_id) is None
