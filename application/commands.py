@@ -35,7 +35,8 @@ REFERENCE_FIELDS = ("metadata", "external_ref")
 
 def check_reason(reason: object, *, name: str = "reason") -> str:
     """Free text is stored as given, but bounded and free of control
-    characters, so it cannot forge log lines or break a terminal."""
+    characters, so it cannot forge log lines or break a terminal, and of
+    lone UTF-16 surrogates, which are not text and cannot be stored."""
     if not isinstance(reason, str):
         raise InvalidRequest(f"{name} must be a string")
     if len(reason) > REASON_LENGTH_MAX:
@@ -44,6 +45,8 @@ def check_reason(reason: object, *, name: str = "reason") -> str:
         raise InvalidRequest(f"{name} must not contain control characters")
     if any(char in _BIDI_CONTROLS for char in reason):
         raise InvalidRequest(f"{name} must not contain bidirectional control characters")
+    if any(0xD800 <= ord(char) <= 0xDFFF for char in reason):
+        raise InvalidRequest(f"{name} must not contain a lone UTF-16 surrogate")
     return reason
 
 

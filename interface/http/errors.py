@@ -262,6 +262,8 @@ def _from_http_exception(exc: StarletteHTTPException) -> LedgerError:
         return refusal
     if exc.status_code == 413:
         return BadRequest("request body too large", status=413)
+    if exc.status_code == 422:
+        return InvalidRequestError("invalid_request", str(exc.detail))
     if exc.status_code < 500:
         return BadRequest(str(exc.detail), status=exc.status_code)
     return LedgerUnavailable(str(exc.detail)) if exc.status_code == 503 else _internal()

@@ -11,7 +11,12 @@ Every route is a ``JsonRoute``. Before a route that takes a body runs:
   included), with the same key twice. Python's parser (like orjson and
   most others) keeps the last of two keys silently, while a gateway or an
   auditor reading the same bytes may keep the first and see another
-  request; so a repeated key is 400 ``bad_request`` naming the key.
+  request; so a repeated key is 400 ``bad_request`` naming the key;
+- no string, key or value, at any depth, may hold a lone UTF-16 surrogate
+  (``"\\ud800"``): Python's parser accepts the escape, but it is not Unicode
+  text and cannot be encoded as UTF-8, so it would fail deep in the store
+  (taking a group commit's other commands with it). It is 422
+  ``invalid_request`` naming the field, for every field of every command.
 
 The body is parsed once, here, and FastAPI validates what this returns.
 """
@@ -19,6 +24,7 @@ The body is parsed once, here, and FastAPI validates what this returns.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Coroutine
 from email.message import Message
 from typing import Any
@@ -96,7 +102,39 @@ def parse_json(body: bytes) -> Any:
         text = body.decode("utf-8")
     except UnicodeDecodeError as error:
         raise HTTPException(400, f"the body is not UTF-8 (byte {error.start})") from None
-    return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    value = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    if _MAY_HOLD_SURROGATE.search(text):
+        _refuse_lone_surrogates(value, ())
+    return value
+
+
+_MAY_HOLD_SURROGATE = re.compile(r"\\u[dD][89abcdefABCDEF]")
+"""Only an escape can put a surrogate in a string (the body is UTF-8), so
+bodies without one (nearly all) are not walked."""
+
+
+def _refuse_lone_surrogates(value: Any, path: tuple[str, ...]) -> None:
+    """Raises HTTPException(422) naming the first string that is not text."""
+    if isinstance(value, str):
+        if not is_unicode_text(value):
+            where = ".".join(path) or "body"
+            raise HTTPException(422, f"{where}: must not contain a lone UTF-16 surrogate")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_lone_surrogates(key, path)
+            _refuse_lone_surrogates(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _refuse_lone_surrogates(item, (*path, str(index)))
+
+
+def is_unicode_text(text: str) -> bool:
+    """False for a string holding a lone surrogate (not encodable as UTF-8)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

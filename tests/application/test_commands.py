@@ -627,3 +627,15 @@ def test_a_cancelled_command_is_dropped_and_the_writer_keeps_running(ledger):
     assert writer.execute(c.OpenAccount(after), authority=INTERNAL).account_id == after
     writer.stop()
     assert ledger.app.load(cancelled) is None
+
+
+@pytest.mark.parametrize("text", ["half \ud800 pair", "\udfff"])
+def test_a_lone_surrogate_is_refused_in_every_free_text(text):
+    """Not text, and not encodable for the store: refused as a control
+    character is, in reason and in metadata values alike (one rule)."""
+    from application.references import check_metadata
+
+    with pytest.raises(errors.InvalidRequest, match="surrogate"):
+        c.check_reason(text)
+    with pytest.raises(errors.InvalidRequest, match="surrogate"):
+        check_metadata({"a": text})
