@@ -117,8 +117,8 @@ class RateLimited(HttpRefusal):
 
     code = "rate_limited"
 
-    def __init__(self, retry_after_s: int) -> None:
-        super().__init__(f"rate limit exceeded; retry in {retry_after_s} s")
+    def __init__(self, retry_after_s: int, reason: str = "rate limit exceeded") -> None:
+        super().__init__(f"{reason}; retry in {retry_after_s} s")
         self.headers = {"Retry-After": str(retry_after_s)}
 
 

@@ -192,3 +192,36 @@ def test_a_stream_refuses_a_bad_start_before_streaming(api, admin):
     assert_error(admin.get("/v1/events/stream", params={"types": "nope"}), 422, "invalid_request")
     with api.client(WRITER) as writer:
         assert_error(writer.get("/v1/events/stream"), 403, "forbidden")
+
+
+def test_long_polls_past_the_bound_are_refused_with_retry_after(api, admin):
+    from interface.http.event_feed import WaitSlots
+
+    slots = api.app.state.wait_slots = WaitSlots(per_key=1, total=10)
+    head = _events(admin)["position"]
+    answers: list[dict] = []
+
+    def long_poll() -> None:
+        with api.client(READER) as reader:
+            answers.append(_events(reader, after=head, wait_s=30, types="reward.paid"))
+
+    poller = threading.Thread(target=long_poll)
+    poller.start()
+    try:
+        while not slots.held and poller.is_alive():
+            threading.Event().wait(0.01)  # until the poll holds its slot
+        with api.client(READER) as reader:
+            refused = reader.get("/v1/events", params={"after": head, "wait_s": 5})
+            assert_error(refused, 429, "rate_limited")
+            assert refused.headers["Retry-After"] == "1"
+            assert reader.get("/v1/events/stream").status_code == 429
+            assert reader.get("/v1/events", params={"after": head}).status_code == 200
+        account = open_account(admin)
+        assert admin.post("/v1/rewards", json={"reward_id": new_id(), "account_id": account,
+                                               "reward_type": "referral", "amount": "1"}
+                          ).status_code == 201
+        poller.join(60)
+        assert not poller.is_alive() and len(answers[0]["items"]) == 1
+        assert slots.held == 0
+    finally:
+        del api.app.state.wait_slots

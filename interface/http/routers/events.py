@@ -2,9 +2,11 @@
 poll, and the same stream as Server-Sent Events.
 
 The stream is read from the log (``projections.event_stream``); a long poll
-that finds nothing new awaits the read side's progress past the log's head
-(``Progress.reached``, an asyncio future: no thread is held while it waits),
-then reads again, until ``wait_s`` (at most ``WAIT_S_MAX``) has passed. The
+that finds nothing new sleeps on the process's one ``EventFeed`` (an asyncio
+future: no thread is held, and no read of its own per commit: the feed reads
+each commit's events once for every waiter) until an event it wants comes
+or ``wait_s`` (at most ``WAIT_S_MAX``) has passed. ``WaitSlots`` bounds how
+many requests wait, per key and per process (429 ``rate_limited`` past it). The
 SSE stream is that long poll in a loop; each event's SSE ``id`` is its
 business id, which a reconnecting client sends back as ``Last-Event-ID``.
 A stream ends after ``STREAM_S_MAX`` (the client reconnects where it left
@@ -13,6 +15,7 @@ off), so no connection lives forever or holds up a shutdown for long.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -22,6 +25,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from domain.errors import InvalidRequest
 from interface.http.deps import CAN_READ, in_thread
+from interface.http.event_feed import EventFeed, WaitSlots, all_events_after
 from interface.http.json_body import JsonRoute
 from interface.http.schemas.events import EventsPage
 from interface.http.schemas.types import POSITION_MAX
@@ -75,10 +79,36 @@ def read_page(stream: EventStream, after: int, limit: int,
     return stream.page(after, limit, types, upto=head)
 
 
-async def poll(stream: EventStream, progress: Progress, after: int, limit: int,
+def feed_of(request: Request) -> EventFeed:
+    """The process's one ``EventFeed`` (made on first use, on this loop)."""
+    stream, progress = stream_of(request)
+    state = request.app.state
+    feed = getattr(state, "event_feed", None)
+    if feed is None or feed.loop is not asyncio.get_running_loop():
+        async def read_all(after: int, limit: int, types: frozenset[str] | None) -> StreamPage:
+            return await in_thread(stream.page, after, limit, types)
+        feed = state.event_feed = EventFeed(all_events_after(read_all), progress)
+    return feed
+
+
+def slots_of(request: Request) -> WaitSlots:
+    state = request.app.state
+    slots = getattr(state, "wait_slots", None)
+    if slots is None:
+        slots = state.wait_slots = WaitSlots()
+    return slots
+
+
+def key_of(request: Request) -> str:
+    principal = getattr(request.state, "principal", None)
+    return principal.name if principal is not None else ""
+
+
+async def poll(stream: EventStream, feed: EventFeed, after: int, limit: int,
                types: frozenset[str] | None, wait_s: float) -> StreamPage:
     """A page with events, or an empty one once ``wait_s`` has passed.
-    Each wake-up reads on from where the last scan stopped."""
+    One read of its own; then it sleeps on the shared feed (no read of its
+    own per commit), reading again only if the feed had already read past it."""
     deadline = time.monotonic() + wait_s
     cursor = after
     while True:
@@ -86,8 +116,19 @@ async def poll(stream: EventStream, progress: Progress, after: int, limit: int,
         remaining = deadline - time.monotonic()
         if page.events or page.has_more or remaining <= 0:
             return StreamPage(page.events, after, page.next_after, page.head)
+        waited = await feed.wait(page.next_after, limit, types, remaining)
+        if waited is not None:
+            return StreamPage(waited.events, after, waited.next_after, waited.head)
         cursor = page.next_after
-        await progress.reached(page.head + 1, remaining)
+
+
+async def follow(stream: EventStream, feed: EventFeed, after: int, limit: int,
+                 types: frozenset[str] | None, wait_s: float) -> StreamPage:
+    """``poll`` from a cursor already read up to: straight to the feed."""
+    waited = await feed.wait(after, limit, types, wait_s)
+    if waited is not None:
+        return StreamPage(waited.events, after, waited.next_after, waited.head)
+    return await poll(stream, feed, after, limit, types, wait_s)
 
 
 @router.get(
@@ -108,8 +149,12 @@ async def list_events(
         f"long poll: wait up to this many seconds (at most {WAIT_S_MAX:g}) for an event "
         "when none is there yet; 0 (default) answers at once"))] = 0,
 ):
-    stream, progress = stream_of(request)
-    page = await poll(stream, progress, after, limit, parse_types(types), wait_s)
+    stream, _ = stream_of(request)
+    wanted = parse_types(types)
+    if not wait_s:
+        return EventsPage.of(await poll(stream, feed_of(request), after, limit, wanted, 0))
+    with slots_of(request).slot(key_of(request)):
+        page = await poll(stream, feed_of(request), after, limit, wanted, wait_s)
     return EventsPage.of(page)
 
 
@@ -132,15 +177,18 @@ async def sse_events(request: Request, after: int, types: frozenset[str] | None
                      ) -> AsyncIterator[ServerSentEvent]:
     """Pages after ``after`` as SSE events until the client leaves or the
     stream's time is up."""
-    stream, progress = stream_of(request)
+    stream, feed = stream_of(request)[0], feed_of(request)
     deadline = time.monotonic() + STREAM_S_MAX
-    yield ServerSentEvent(comment="deals-ledger events", retry=RECONNECT_MS)
-    while (remaining := deadline - time.monotonic()) > 0 and not await request.is_disconnected():
-        page = await poll(stream, progress, after, PAGE_SIZE_MAX, types,
-                          min(STREAM_POLL_S, remaining))
-        for event in page.events:
-            yield ServerSentEvent(data=event.as_dict(), event=event.type, id=event.id)
-        after = page.next_after
+    with slots_of(request).slot(key_of(request), checked=True):
+        yield ServerSentEvent(comment="deals-ledger events", retry=RECONNECT_MS)
+        wait = poll
+        while ((remaining := deadline - time.monotonic()) > 0
+               and not await request.is_disconnected()):
+            page = await wait(stream, feed, after, PAGE_SIZE_MAX, types,
+                              min(STREAM_POLL_S, remaining))
+            for event in page.events:
+                yield ServerSentEvent(data=event.as_dict(), event=event.type, id=event.id)
+            after, wait = page.next_after, (follow if not page.has_more else poll)
 
 
 JSON_REFUSALS: dict[int | str, dict[str, Any]] = {
@@ -159,6 +207,7 @@ async def stream_start(
     error answer, not a broken stream."""
     wanted = parse_types(types)
     stream, _ = stream_of(request)
+    slots_of(request).check(key_of(request))
     await in_thread(read_page, stream, after, 1, wanted)
     return after, wanted
 
