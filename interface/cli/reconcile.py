@@ -62,7 +62,8 @@ def run_reconcile(args: argparse.Namespace, settings: Settings) -> int:
         if report is None:
             print(json.dumps(None) if args.json else "no reconciliation has run yet")
             return 0
-        _show(ReconciliationResponse.of(report).model_dump(mode="json"), as_json=args.json)
+        _show(ReconciliationResponse.of(report, service.store_position()).model_dump(mode="json"),
+              as_json=args.json)
         return 0 if report.clean else FINDINGS_EXIT_STATUS
     finally:
         service.stop()

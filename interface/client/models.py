@@ -379,7 +379,8 @@ class ReplayReport:
 @dataclass(frozen=True)
 class Reconciliation:
     """One reconciliation run of the chain against the log; findings as the
-    service answers them (amounts in them are decimal strings)."""
+    service answers them (amounts in them are decimal strings); every
+    finding is recorded in the log at or before ``position``."""
 
     reconciliation_id: UUID
     checked_accounts: int
@@ -391,6 +392,7 @@ class Reconciliation:
     truncated: bool
     started_at: str
     finished_at: str | None
+    position: int
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
 """Reconciliation of the chain against the log (admin): run one now, read
 the latest report, and resolve a finding with the movement that references
-it. Runs block on the chain, so they go off the event loop."""
+it. Runs block on the chain, so they go off the event loop. A report
+answers the log's head read after it, as ``position``: a run records its
+findings in the log, and a client reads them back with it."""
 
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ async def reconcile(ledger: Ledger, key: IdempotencyKey, body: ReconcileRequest 
     check_key(key, None, None, what="a reconciliation run (each run is a new one)")
     full = body.full if body is not None else False
     report = await in_thread(ledger.run_reconciliation, full=full)
-    return ReconciliationResponse.of(report)
+    return ReconciliationResponse.of(report, await in_thread(ledger.store_position))
 
 
 @router.get("/latest", response_model=ReconciliationResponse, dependencies=[IS_ADMIN],
@@ -42,7 +44,7 @@ async def get_latest_reconciliation(ledger: Ledger):
     report = await in_thread(ledger.latest_reconciliation)
     if report is None:
         raise ReconciliationNotFound("no reconciliation has finished yet")
-    return ReconciliationResponse.of(report)
+    return ReconciliationResponse.of(report, await in_thread(ledger.store_position))
 
 
 @router.post(

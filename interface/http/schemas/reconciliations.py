@@ -1,6 +1,7 @@
 """Reconciliation requests and answers (shared/API.md, "Audit, settlement,
 operations"): the report is ``{"checked_accounts", "mismatches",
-"unmatched_signatures", "finished_at"}`` plus what an operator needs to act
+"unmatched_signatures", "finished_at"}`` plus the ``position`` every
+command answers (the log's head after the run) and what an operator needs to act
 on a finding (its id, kind, amounts as decimal strings)."""
 
 from __future__ import annotations
@@ -64,10 +65,13 @@ class ReconciliationResponse(BaseModel):
     truncated: bool = Field(description="more findings were recorded than listed here")
     started_at: datetime
     finished_at: datetime | None
+    position: int = Field(description=(
+        "the log's head when this answer was made: the run's findings are recorded at or "
+        "before it, so a query with it as min_position reads them"))
 
     @classmethod
-    def of(cls, report: ReconciliationReport) -> ReconciliationResponse:
-        return cls(
+    def of(cls, report: ReconciliationReport, position: int) -> ReconciliationResponse:
+        return cls(position=position,
             reconciliation_id=report.reconciliation_id,
             checked_accounts=report.checked_accounts,
             checked_signatures=report.checked_signatures,

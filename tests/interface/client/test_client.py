@@ -185,6 +185,15 @@ def test_settlement_audit_and_reconciliation(client):
     assert client.reconcile().checked_accounts >= 1
 
 
+def test_a_reconciliation_answers_the_position_the_client_remembers(served, client):
+    """A run records itself in the log: its answer's position is past the
+    last movement and is what this client's next reads wait for."""
+    moved = client.mint(client.open_account().account_id, Decimal("1"))
+    with LedgerClient(served.url, ADMIN) as fresh:
+        run = fresh.reconcile()
+        assert run.position > moved.position and fresh.position == run.position
+
+
 def test_the_async_client_does_the_same(served):
     async def scenario() -> list:
         async with AsyncLedgerClient(served.url, ADMIN, consistency="eventual") as client:
