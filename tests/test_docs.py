@@ -163,3 +163,12 @@ def test_every_error_code_is_in_the_api_guide_with_its_status():
     guide = (REPO / "docs" / "api.md").read_text()
     rows = dict(re.findall(r"^\| `([a-z_]+)` \| (\d{3}) \|", guide, flags=re.MULTILINE))
     assert rows == {code: str(status) for code, status in STATUS_BY_CODE.items()}
+
+
+def test_no_document_offers_the_stream_to_a_browser_eventsource():
+    """The stream takes only the bearer header, which an EventSource cannot
+    send: a page naming EventSource says it cannot be used."""
+    for document in DOCUMENTS:
+        for paragraph in document.read_text().split("\n\n"):
+            if "EventSource" in paragraph:
+                assert "cannot" in paragraph, f"{document.name}: {paragraph[:80]!r}"

@@ -219,7 +219,9 @@ async def stream_start(
                 "`after` or from the `Last-Event-ID` a reconnecting client sends: each event "
                 "is one SSE event whose `event` is its type, `id` its id and `data` the event "
                 "as `GET /v1/events` lists it. The stream ends after "
-                f"{STREAM_S_MAX:g} s; an EventSource reconnects and resumes where it left off.",
+                f"{STREAM_S_MAX:g} s; a client reconnects and resumes where it left off. It needs "
+                "the bearer header like every request, so a browser's EventSource (which "
+                "cannot send one) does not do: use a fetch-based SSE reader.",
 )
 async def stream_events(
     request: Request, start: Annotated[tuple[int, frozenset[str] | None], Depends(stream_start)],
