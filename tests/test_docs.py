@@ -165,6 +165,26 @@ def test_every_error_code_is_in_the_api_guide_with_its_status():
     assert rows == {code: str(status) for code, status in STATUS_BY_CODE.items()}
 
 
+SHELL_VARIABLE = re.compile(r"\$([A-Z][A-Z_]*)\b")
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda path: path.name)
+def test_every_shell_variable_of_an_example_is_said_where_it_comes_from(document):
+    """A reader copying a curl example must learn what ``$POSITION`` or
+    ``$WEBHOOK_ID`` is: each variable a ```sh block uses is named in the
+    page's prose (``TOKEN`` is set by the page's first block)."""
+    from tests.support.doc_examples import FENCE
+
+    text = document.read_text()
+    shell = "".join(body for kind, body in FENCE.findall(text) if kind == "sh")
+    prose = FENCE.sub("", text)
+    used = set(SHELL_VARIABLE.findall(shell)) - {"TOKEN"}
+    defined = set(re.findall(r"^([A-Z][A-Z_]*)=", shell, re.M))
+    unsaid = sorted(name for name in used - defined if f"{name}=" not in prose
+                    and f"`{name}`" not in prose and f"`${name}`" not in prose)
+    assert not unsaid, f"{document.name}: {unsaid} used in examples, never said where from"
+
+
 def test_no_document_offers_the_stream_to_a_browser_eventsource():
     """The stream takes only the bearer header, which an EventSource cannot
     send: a page naming EventSource says it cannot be used."""
