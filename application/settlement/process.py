@@ -206,7 +206,10 @@ class SettlementProcess:
         self.config = config or SettlementConfig()
         self.hooks = hooks or SettlementHooks()
         self._sleep = sleep
-        limit = chain.movements_per_transaction_max
+        # The chain's best case (17 movements between existing accounts) may
+        # exceed what one settlement command names: a step offered more could
+        # never be recorded, and the queue's head would stall for good.
+        limit = min(chain.movements_per_transaction_max, c.SETTLEMENT_TRANSFERS_MAX)
         self.batch_movements = min(self.config.batch_movements or limit, limit)
 
     # --- lifecycle ---------------------------------------------------------------

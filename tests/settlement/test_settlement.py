@@ -103,6 +103,27 @@ async def test_movements_share_transactions_as_many_as_fit(rig: SettlementRig) -
     await rig.assert_chain_matches_ledger()
 
 
+async def test_a_burst_between_two_existing_accounts_settles_in_full_transactions(
+    rig: SettlementRig,
+) -> None:
+    """More movements between one existing pair than the chain's best case
+    packs: each transaction carries at most what one settlement command may
+    name, and the whole burst settles (a reviewer's 17 stalled the queue)."""
+    alice, bob = rig.open_account(100 * DEAL), rig.open_account(DEAL)
+    await rig.settle()
+    burst = [uuid4() for _ in range(2 * c.SETTLEMENT_TRANSFERS_MAX + 3)]
+    for transfer_id in burst:
+        rig.execute(c.TransferFunds(transfer_id, alice, bob, 1))
+    await rig.settle()
+    assert {rig.transfer(transfer_id).settlement_status for transfer_id in burst} == {"settled"}
+    carried: dict[str, int] = {}
+    for transfer_id in burst:
+        signature = rig.transfer(transfer_id).signature
+        carried[signature] = carried.get(signature, 0) + 1
+    assert max(carried.values()) == c.SETTLEMENT_TRANSFERS_MAX
+    await rig.assert_chain_matches_ledger()
+
+
 async def test_transactions_in_flight_together_touch_disjoint_accounts(store, tmp_path) -> None:
     """Several transactions are recorded (write-ahead) before any is sent,
     and a round stops at the first movement on an account another of them
