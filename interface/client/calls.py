@@ -284,7 +284,7 @@ def history_page(account_id: UUID | str, page_size: int, cursor: str | None,
                  listing: Listing = Listing()) -> Call[Page[m.HistoryEntry]]:
     return _query(f"/v1/accounts/{UUID(str(account_id))}/history",
                   _page_reader(m.HistoryEntry), limit=page_size, cursor=cursor,
-                  **listing.params("type"))
+                  **listing.params("kind"))
 
 
 def transactions_page(account_id: UUID | str, page_size: int, cursor: str | None,

@@ -199,12 +199,12 @@ class LedgerClient:
 
     def history(self, account_id: Id, *, page_size: int = PAGE_SIZE, order: str = "asc",
                 since: TimeIn = None, until: TimeIn = None,
-                type: str | None = None,  # noqa: A002
+                kind: str | None = None, type: str | None = None,  # noqa: A002
                 reward_type: str | None = None) -> Iterator[m.HistoryEntry]:
         """Every change of the account's balance, oldest first (``order="desc"``:
         newest first), page after page; ``since``/``until`` (both included)
-        and ``type`` (a movement kind) narrow it."""
-        listing = calls.Listing(order, since, until, type, reward_type)
+        and ``kind`` (a movement kind; ``type``, its older name) narrow it."""
+        listing = calls.Listing(order, since, until, kind or type, reward_type)
         return self._pages(
             lambda cursor: calls.history_page(account_id, page_size, cursor, listing))
 
@@ -237,12 +237,12 @@ class LedgerClient:
 
     def history_page(self, account_id: Id, *, cursor: str | None = None,
                      page_size: int = PAGE_SIZE, order: str = "asc", since: TimeIn = None,
-                     until: TimeIn = None, type: str | None = None,  # noqa: A002
+                     until: TimeIn = None, kind: str | None = None, type: str | None = None,  # noqa: A002
                      reward_type: str | None = None) -> m.Page[m.HistoryEntry]:
         """One page of ``history``, for a screen that pages on demand: pass
         the last page's ``next_cursor`` (with the same ``order`` and
         filters) for the next; ``has_more`` says whether there is one."""
-        listing = calls.Listing(order, since, until, type, reward_type)
+        listing = calls.Listing(order, since, until, kind or type, reward_type)
         return self._run(calls.history_page(account_id, page_size, cursor, listing))
 
     def transactions_page(self, account_id: Id, *, cursor: str | None = None,

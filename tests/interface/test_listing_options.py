@@ -101,6 +101,17 @@ def test_history_and_transactions_filter_by_movement_kind(api, admin):
                  422, "invalid_request")
 
 
+def test_history_takes_kind_like_transactions_and_type_as_its_older_name(api, admin):
+    account, _ = _moves(admin)
+    path = f"/v1/accounts/{account}/history"
+    by_kind = admin.get(path, params={"kind": "fee"}).json()["items"]
+    assert [item["type"] for item in by_kind] == ["fee"]
+    assert admin.get(path, params={"type": "fee"}).json()["items"] == by_kind
+    assert admin.get(path, params={"kind": "fee", "type": "fee"}).json()["items"] == by_kind
+    assert_error(admin.get(path, params={"kind": "fee", "type": "transfer"}),
+                 422, "invalid_request")
+
+
 def test_history_filters_by_a_time_range_both_ends_included(api, admin):
     account, _ = _moves(admin, count=3)
     every = admin.get(f"/v1/accounts/{account}/history").json()["items"]

@@ -9,6 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Response
 
 from application import commands as c
+from domain.errors import InvalidRequest
 from interface.http.deps import (
     CAN_READ,
     CAN_WRITE,
@@ -109,12 +110,17 @@ async def get_balance(account_id: UUID, queries: Queries, read: Read, at: PointI
             responses=refusals(404))
 async def get_history(account_id: UUID, queries: Queries, read: Read, pages: Listing,
                       limit: Limit = PAGE_SIZE_DEFAULT, cursor: Cursor = None,
-                      type: MovementKind = None):  # noqa: A002 - the field it filters
+                      kind: MovementKind = None,
+                      type: MovementKind = None):  # noqa: A002 - the older name of kind
     """The account's balance changes, oldest first (``order=desc``: newest
-    first), optionally in a time range and of one movement kind."""
+    first), optionally in a time range and of one movement kind: ``kind``,
+    as transactions name it; ``type``, its older name here, still taken."""
+    if kind is not None and type is not None and kind != type:
+        raise InvalidRequest("kind and type: the same filter (type is its older name); "
+                             "give one")
     point = await planned(queries, read)
     page = await in_thread(queries.history, account_id, limit=limit, cursor=cursor,
-                           point=point, listing=pages.filter(type))
+                           point=point, listing=pages.filter(kind or type))
     return HistoryPage.of(page)
 
 

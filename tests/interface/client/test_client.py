@@ -95,6 +95,7 @@ def test_history_and_transactions_iterate_over_every_page(client):
     assert [t.transfer_id for t in client.transactions(destination, since=since, kind="transfer",
                                                        order="desc")] == moved[:1:-1]
     assert list(client.history(destination, type="fee")) == []
+    assert list(client.history(destination, kind="fee")) == []
 
 
 def test_a_wallet_is_connected_and_disconnected(client):
