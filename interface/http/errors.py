@@ -186,6 +186,12 @@ def as_ledger_error(exc: Exception) -> LedgerError:
         return from_validation_errors(exc.errors())
     if isinstance(exc, StarletteHTTPException):
         return _from_http_exception(exc)
+    if _is_data_error(exc):
+        # The store refused a value (PostgreSQL text cannot hold NUL): the
+        # request's fault, never an outage, and nothing was applied.
+        logger.warning("the store refused a value of a request: %s", type(exc).__name__)
+        return InvalidRequestError(
+            "invalid_request", "the request holds a value the store cannot take")
     if is_lock_timeout(exc):
         logger.info("store contended: a lock wait timed out")
         return LedgerUnavailable("the store is contended; nothing was applied, retry")
@@ -271,6 +277,16 @@ def _from_http_exception(exc: StarletteHTTPException) -> LedgerError:
 
 def _internal() -> LedgerError:
     return InternalError("internal error; the request was not applied")
+
+
+def _is_data_error(exc: Exception) -> bool:
+    from eventsourcing.persistence import DataError
+
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return isinstance(exc, DataError)
+    return isinstance(exc, DataError | psycopg.DataError)
 
 
 def _is_store_failure(exc: Exception) -> bool:

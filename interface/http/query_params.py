@@ -5,6 +5,13 @@ used to answer oldest first as if asked, and a misspelt filter
 compares the request's parameter names with the ones its route declares
 (read once per route from FastAPI's own dependency tree), so a route's
 parameters are declared once, where the route takes them.
+
+The same dependency refuses (422 invalid_request, naming the parameter) a
+parameter given twice (``?order=desc&order=asc`` silently took the last;
+no route declares a repeatable one) and a value holding a control
+character (NUL above all: PostgreSQL text cannot hold one, so the read
+failed as if the store were down), a bidirectional control or a lone
+surrogate: the one rule for free text, ``application.commands.check_reason``.
 """
 
 from __future__ import annotations
@@ -13,6 +20,8 @@ from fastapi import Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
+from application.commands import check_reason
+from domain.errors import InvalidRequest
 from interface.http.errors import BadRequest
 
 _NAMES_SHOWN_MAX = 5
@@ -33,6 +42,17 @@ async def refuse_unknown_query_parameters(request: Request) -> None:
         shown = ", ".join(repr(name[:_NAME_SHOWN_LENGTH_MAX]) for name in unknown[:_NAMES_SHOWN_MAX])
         takes = ", ".join(sorted(declared)) or "none"
         raise BadRequest(f"unknown query parameter {shown}; this route takes: {takes}")
+    _refuse_repeats_and_control_text(request.query_params.multi_items())
+
+
+def _refuse_repeats_and_control_text(items: list[tuple[str, str]]) -> None:
+    seen: set[str] = set()
+    for name, value in items:
+        if name in seen:
+            raise InvalidRequest(f"{name}: a query parameter given more than once")
+        seen.add(name)
+        # Named as a validation error names a field ("since: ...").
+        check_reason(value, name=f"{name}:")
 
 
 def declared_query_parameters(route: APIRoute) -> frozenset[str]:
