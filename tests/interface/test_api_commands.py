@@ -322,6 +322,22 @@ def test_a_capture_without_a_body_captures_all_and_a_void_releases(api, admin):
     assert admin.post(f"/v1/holds/{voided_id}/void").status_code == 200
 
 
+def test_a_void_refuses_fields_as_every_command_body_does(api, admin):
+    """Void takes no fields: ``{}`` is taken, anything else is refused and
+    voids nothing (a capture's ``amount`` sent to void is a mistake)."""
+    account = funded_account(admin, "5")
+    hold_id = new_id()
+    admin.post("/v1/holds", json={"hold_id": hold_id, "account_id": account, "amount": "2"})
+    before = log_position(api)
+    for body in ({"foo": 1}, {"amount": "1"}):
+        error = assert_error(admin.post(f"/v1/holds/{hold_id}/void", json=body), 422,
+                             "invalid_request")
+        assert next(iter(body)) in error["message"]
+    assert log_position(api) == before
+    voided = admin.post(f"/v1/holds/{hold_id}/void", json={})
+    assert voided.status_code == 200 and voided.json()["status"] == "voided"
+
+
 def test_hold_refusals(api, admin):
     account = funded_account(admin, "1")
     assert_error(admin.post(f"/v1/holds/{new_id()}/capture"), 404, "hold_not_found")

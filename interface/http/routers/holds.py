@@ -10,7 +10,7 @@ from application import commands as c
 from interface.http.deps import CAN_WRITE, Caller, IdempotencyKey, Ledger
 from interface.http.json_body import JsonRoute
 from interface.http.routers import REPLAYED, keyed, refusals, replay_aware
-from interface.http.schemas.requests import CaptureRequest, HoldRequest
+from interface.http.schemas.requests import CaptureRequest, HoldRequest, VoidRequest
 from interface.http.schemas.responses import (
     HoldCapturedResponse,
     HoldReleasedResponse,
@@ -41,7 +41,7 @@ async def capture_hold(hold_id: UUID, ledger: Ledger, caller: Caller, response: 
 @router.post("/{hold_id}/void", response_model=HoldReleasedResponse, dependencies=[CAN_WRITE],
              responses={200: REPLAYED, **refusals(404, 409, 423)})
 async def void_hold(hold_id: UUID, ledger: Ledger, caller: Caller, response: Response,
-                    key: IdempotencyKey):
+                    key: IdempotencyKey, body: VoidRequest | None = None):
     command = keyed(c.VoidHold(hold_id), key)
     outcome = replay_aware(response, await ledger.execute(command, caller), created=False)
     return HoldReleasedResponse.of(outcome)

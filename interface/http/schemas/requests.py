@@ -140,6 +140,11 @@ class CaptureRequest(Request):
         return c.CaptureHold(hold_id, self.amount)
 
 
+class VoidRequest(Request):
+    """Voiding takes nothing: a body, optional, may only be ``{}``, so a
+    field meant for another command (``amount``) is refused, not ignored."""
+
+
 class AllowanceRequest(Request):
     amount: AmountOrZero
 
