@@ -72,6 +72,20 @@ class SignatureStatus:
 
 
 @dataclass(frozen=True)
+class TokenTransfer:
+    """One ``transfer_checked`` instruction of a landed transaction, as a
+    deposit scan reads it: token account addresses (base58), the source's
+    owner at the time (None when the chain did not say), the mint, and the
+    amount in base units."""
+
+    source: str
+    source_owner: str | None
+    destination: str
+    mint: str
+    amount: int
+
+
+@dataclass(frozen=True)
 class ChainTransaction:
     """A landed transaction as reconciliation sees it."""
 
@@ -81,6 +95,7 @@ class ChainTransaction:
     memo_transfer_ids: tuple[UUID, ...]
     token_deltas: dict[str, int]  # token account address -> change in base units
     memos: tuple[str, ...] = ()  # every memo's text, in instruction order
+    token_transfers: tuple[TokenTransfer, ...] = ()  # its transfer_checked, in order
 
 
 class ChainPort(Protocol):
@@ -97,6 +112,12 @@ class ChainPort(Protocol):
         ...
 
     def token_account_address(self, account_id: UUID) -> str: ...
+
+    @property
+    def token_account_owner(self) -> str:
+        """The owner of every custody token account: a transfer from a token
+        account it owns is the ledger's own movement, never a deposit."""
+        ...
 
     async def ensure_genesis(self, treasury_id: UUID, initial_supply: int) -> None: ...
 

@@ -136,6 +136,10 @@ class SeededTokenChain(abc.ABC):
     def token_account_address(self, account_id: UUID) -> str:
         return str(tx.token_account_address(self._custody.pubkey, account_id))
 
+    @property
+    def token_account_owner(self) -> str:
+        return str(self._custody.pubkey)
+
     async def ensure_genesis(self, treasury_id: UUID, initial_supply: int) -> None:
         """Create the mint and the treasury's token account if missing and
         mint the initial supply if the mint has never minted. Safe to call on

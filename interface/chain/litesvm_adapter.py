@@ -95,6 +95,9 @@ class LiteSvmChain(SeededTokenChain):
             memo_transfer_ids=landed.memo_transfer_ids,
             token_deltas=landed.token_deltas,
             memos=landed.memos,
+            token_transfers=tx.token_transfers(
+                Transaction.from_bytes(landed.raw).message,
+                {balance.address: balance.owner for balance in landed.pre_token_balances}),
         )
 
     async def close(self) -> None:

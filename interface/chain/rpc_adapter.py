@@ -307,12 +307,17 @@ def _chain_transaction(signature: str, response: GetTransactionResp) -> ChainTra
     encoded = found.transaction.transaction
     message = Transaction.from_bytes(bytes(encoded)).message
     memos = tx.memo_texts(message)
+    owners = {
+        str(message.account_keys[balance.account_index]): str(balance.owner)
+        for balance in meta.pre_token_balances or () if balance.owner is not None
+    }
     return ChainTransaction(
         signature=signature,
         slot=found.slot,
         error=tx.error_text(meta.err),
         memo_transfer_ids=tx.memo_transfer_ids(memos),
         memos=memos,
+        token_transfers=tx.token_transfers(message, owners),
         token_deltas=_token_deltas(
             message.account_keys, meta.pre_token_balances, meta.post_token_balances
         ),

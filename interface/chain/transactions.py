@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from uuid import UUID, uuid4
 
@@ -33,7 +33,7 @@ from solders.token.state import Mint, TokenAccount
 from solders.transaction import Transaction
 from solders.transaction_status import TransactionErrorType
 
-from application.settlement.chain_port import ChainMovement
+from application.settlement.chain_port import ChainMovement, TokenTransfer
 
 TOKEN_PROGRAM_ID = Pubkey.from_string("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA")
 MEMO_PROGRAM_ID = Pubkey.from_string("MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr")
@@ -386,6 +386,29 @@ def memo_transfer_ids(memos: Iterable[str]) -> tuple[UUID, ...]:
     memo per movement (as first written) or one per transaction naming
     several. A transaction made behind the service's back has none."""
     return tuple(transfer_id for memo in memos for transfer_id in parse_memo(memo.encode()))
+
+
+def token_transfers(
+    message: Message, owners: Mapping[str, str]
+) -> tuple[TokenTransfer, ...]:
+    """Every SPL Token ``transfer_checked`` of ``message``, in instruction
+    order; ``owners`` maps token account addresses to their owners (the
+    transaction's token balances, as nodes report them). Malformed
+    instructions (short data, missing accounts) are not transfers: they
+    could not have executed."""
+    keys = message.account_keys
+    found = []
+    for instruction in message.instructions:
+        data = bytes(instruction.data)
+        if keys[instruction.program_id_index] != TOKEN_PROGRAM_ID:
+            continue
+        if len(data) != 10 or data[0] != _TRANSFER_CHECKED or len(instruction.accounts) < 4:
+            continue
+        source, mint, destination = (str(keys[index]) for index in instruction.accounts[:3])
+        (amount,) = struct.unpack_from("<Q", data, 1)
+        found.append(TokenTransfer(source=source, source_owner=owners.get(source),
+                                   destination=destination, mint=mint, amount=amount))
+    return tuple(found)
 
 
 def writable_keys(message: Message) -> list[Pubkey]:

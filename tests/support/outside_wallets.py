@@ -1,0 +1,89 @@
+"""A user's own wallet on the test chain, outside custody: its keypair, a
+token account it owns, DEAL minted into it by the mint authority (as a
+faucet would), and the ``transfer_checked`` it signs itself to deposit.
+
+The wallet's transactions go straight to the embedded chain (a user sends
+them to the cluster, not to the ledger); the adapters only read them."""
+
+from __future__ import annotations
+
+import struct
+
+from solders.instruction import AccountMeta, Instruction
+from solders.keypair import Keypair
+from solders.message import Message
+from solders.pubkey import Pubkey
+from solders.system_program import CreateAccountParams, create_account
+from solders.transaction import Transaction
+
+from interface.chain import transactions as tx
+from interface.chain.custody import CustodyKey
+from interface.chain.embedded import EmbeddedSolana, SendOutcome
+
+WALLET_LAMPORTS = 10 * 10**9
+_INITIALIZE_ACCOUNT3 = 18
+
+
+class OutsideWallet:
+    """One wallet keypair and one token account of the DEAL mint it owns."""
+
+    def __init__(self, chain: EmbeddedSolana, mint: Pubkey) -> None:
+        self.chain = chain
+        self.mint = mint
+        self.keypair = Keypair()
+        self.token_keypair = Keypair()
+        chain.fund(self.keypair.pubkey(), WALLET_LAMPORTS)
+        self._open_token_account()
+
+    @property
+    def address(self) -> str:
+        """The wallet's own address: what ``POST /v1/wallets`` connects."""
+        return str(self.keypair.pubkey())
+
+    @property
+    def token_account(self) -> str:
+        return str(self.token_keypair.pubkey())
+
+    def fund(self, custody: CustodyKey, amount: int) -> SendOutcome:
+        """Mint ``amount`` into the wallet's token account with the mint
+        authority: DEAL the ledger never held, for a test."""
+        instruction = tx.mint_to_instruction(
+            custody.pubkey, self.token_keypair.pubkey(), amount, self.mint)
+        blockhash, _ = self.chain.latest_blockhash()
+        message = Message.new_with_blockhash([instruction], custody.pubkey, blockhash)
+        return _landed(self.chain.process(custody.sign_transaction(message, blockhash)))
+
+    def deposit(self, deposit_address: str, amount: int) -> SendOutcome:
+        """The wallet's own ``transfer_checked`` into ``deposit_address``."""
+        owner = self.keypair.pubkey()
+        instruction = Instruction(tx.TOKEN_PROGRAM_ID, struct.pack(
+            "<BQB", 12, amount, tx.DEAL_DECIMALS), [
+            AccountMeta(self.token_keypair.pubkey(), is_signer=False, is_writable=True),
+            AccountMeta(self.mint, is_signer=False, is_writable=False),
+            AccountMeta(Pubkey.from_string(deposit_address), is_signer=False, is_writable=True),
+            AccountMeta(owner, is_signer=True, is_writable=False),
+        ])
+        return self._send([instruction], [self.keypair])
+
+    def _open_token_account(self) -> None:
+        rent = self.chain.rent_lamports().token_account
+        create = create_account(CreateAccountParams(
+            from_pubkey=self.keypair.pubkey(), to_pubkey=self.token_keypair.pubkey(),
+            lamports=rent, space=tx.TOKEN_ACCOUNT_LEN, owner=tx.TOKEN_PROGRAM_ID))
+        initialize = Instruction(
+            tx.TOKEN_PROGRAM_ID,
+            struct.pack("<B", _INITIALIZE_ACCOUNT3) + bytes(self.keypair.pubkey()),
+            [AccountMeta(self.token_keypair.pubkey(), is_signer=False, is_writable=True),
+             AccountMeta(self.mint, is_signer=False, is_writable=False)])
+        self._send([create, initialize], [self.keypair, self.token_keypair])
+
+    def _send(self, instructions: list[Instruction], signers: list[Keypair]) -> SendOutcome:
+        blockhash, _ = self.chain.latest_blockhash()
+        message = Message.new_with_blockhash(instructions, self.keypair.pubkey(), blockhash)
+        return _landed(self.chain.process(Transaction(signers, message, blockhash)))
+
+
+def _landed(outcome: SendOutcome) -> SendOutcome:
+    if outcome.landed is None:
+        raise AssertionError(f"the wallet's transaction did not land: {outcome}")
+    return outcome
