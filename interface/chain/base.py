@@ -37,7 +37,7 @@ from application.settlement.chain_port import (
     SignedSubmission,
 )
 from interface.chain import transactions as tx
-from interface.chain.custody import CustodyKey
+from interface.chain.custody import CustodyKey, CustodyKeys, as_custody_keys
 
 GENESIS_MEMO_PREFIX = "deal-genesis:"
 SIGNATURE_STATUSES_MAX = 256  # getSignatureStatuses' own cap
@@ -63,16 +63,17 @@ class _CreationInFlight:
 
 
 class SeededTokenChain(abc.ABC):
-    """The DEAL mint and its token accounts at seed addresses of one
-    custody authority, on some Solana. Subclasses implement the port's
-    queries and the primitives below."""
+    """The DEAL mint and its token accounts at seed addresses of the
+    custody keys' address base, on some Solana. Subclasses implement the
+    port's queries and the primitives below. Everything is signed through
+    ``CustodyKeys`` (one key alone stands for every power)."""
 
-    def __init__(self, custody: CustodyKey, mint: Pubkey | None = None) -> None:
+    def __init__(self, custody: CustodyKey | CustodyKeys, mint: Pubkey | None = None) -> None:
         """``mint``: an existing mint to use (DEALS_SOLANA_MINT) instead of
-        the one derived from the custody key, which is created when missing."""
-        self._custody = custody
+        the one derived from the address base, which is created when missing."""
+        self._keys = as_custody_keys(custody)
         self._mint_given = mint is not None
-        self._mint = mint if mint is not None else tx.mint_address(custody.pubkey)
+        self._mint = mint if mint is not None else tx.mint_address(self._keys.address_base)
         self._rent: tx.RentLamports | None = None
         self._known_accounts: set[Pubkey] = set()
         self._creations_in_flight: dict[Pubkey, _CreationInFlight] = {}
@@ -134,11 +135,11 @@ class SeededTokenChain(abc.ABC):
         return tx.MOVEMENTS_PER_TRANSACTION_MAX
 
     def token_account_address(self, account_id: UUID) -> str:
-        return str(tx.token_account_address(self._custody.pubkey, account_id))
+        return str(tx.token_account_address(self._keys.address_base, account_id))
 
     @property
     def token_account_owner(self) -> str:
-        return str(self._custody.pubkey)
+        return str(self._keys.owner)
 
     async def ensure_genesis(self, treasury_id: UUID, initial_supply: int) -> None:
         """Create the mint and the treasury's token account if missing and
@@ -164,7 +165,7 @@ class SeededTokenChain(abc.ABC):
         missing = await self._accounts_to_create(tx.touched_account_ids(movements))
         rent = await self._cached_rent()
         blockhash, last_valid = await self._latest_blockhash()
-        packed = tx.pack_movements(self._custody.pubkey, movements, missing, rent, blockhash,
+        packed = tx.pack_movements(self._keys.authorities, movements, missing, rent, blockhash,
                                    self._mint)
         if packed is None or (whole and packed.count < len(movements)):
             count = 0 if packed is None else packed.count
@@ -174,23 +175,23 @@ class SeededTokenChain(abc.ABC):
         transfer_ids = tuple(movement.transfer_id for movement in movements[:packed.count])
         submission = self._signed(message, blockhash, last_valid, transfer_ids)
         for account_id in to_create:
-            address = tx.token_account_address(self._custody.pubkey, account_id)
+            address = tx.token_account_address(self._keys.address_base, account_id)
             self._creations_in_flight[address] = _CreationInFlight(submission.signature, last_valid)
         return submission
 
     @property
     def anchor_signer(self) -> str:
-        return str(self._custody.anchor_signer)
+        return str(self._keys.anchor)
 
     async def sign_anchor(self, memo: str) -> SignedSubmission:
         """The memo names the anchor signer as its signer account, so the
         chain's index of that address lists every anchor and only anchors."""
-        signer = AccountMeta(self._custody.anchor_signer, is_signer=True, is_writable=False)
+        signer = AccountMeta(self._keys.anchor, is_signer=True, is_writable=False)
         instruction = Instruction(tx.MEMO_PROGRAM_ID, memo.encode(), [signer])
         blockhash, last_valid = await self._latest_blockhash()
-        message = Message.new_with_blockhash([instruction], self._custody.pubkey, blockhash)
+        message = Message.new_with_blockhash([instruction], self._keys.fee_payer, blockhash)
         tx.require_fits_packet(message)
-        signed = self._custody.sign_anchor_transaction(message, blockhash)
+        signed = self._keys.sign(message, blockhash)
         return SignedSubmission(
             signature=str(signed.signatures[0]), last_valid_block_height=last_valid,
             transaction=bytes(signed), transfer_ids=(),
@@ -206,7 +207,7 @@ class SeededTokenChain(abc.ABC):
         transfer_ids: tuple[UUID, ...],
     ) -> SignedSubmission:
         tx.require_fits_packet(message)
-        signed = self._custody.sign_transaction(message, blockhash)
+        signed = self._keys.sign(message, blockhash)
         return SignedSubmission(
             signature=str(signed.signatures[0]),
             last_valid_block_height=last_valid_block_height,
@@ -216,7 +217,7 @@ class SeededTokenChain(abc.ABC):
 
     async def _sign(self, instructions: list[Instruction]) -> SignedSubmission:
         blockhash, last_valid = await self._latest_blockhash()
-        message = Message.new_with_blockhash(instructions, self._custody.pubkey, blockhash)
+        message = Message.new_with_blockhash(instructions, self._keys.fee_payer, blockhash)
         return self._signed(message, blockhash, last_valid, transfer_ids=())
 
     async def _cached_rent(self) -> tx.RentLamports:
@@ -227,34 +228,34 @@ class SeededTokenChain(abc.ABC):
     async def _genesis_instructions(
         self, treasury_id: UUID, initial_supply: int
     ) -> list[Instruction]:
-        authority = self._custody.pubkey
+        roles = self._keys.authorities
         rent = await self._cached_rent()
-        treasury = tx.token_account_address(authority, treasury_id)
+        treasury = tx.token_account_address(roles.address_base, treasury_id)
         mint_data = await self._account_data(self._mint)
         treasury_exists = await self._account_exists(treasury)
         if self._mint_given:
             self._require_usable_mint(mint_data, treasury_exists)
         instructions: list[Instruction] = []
         if mint_data is None:
-            instructions += tx.create_mint_instructions(authority, rent)
+            instructions += tx.create_mint_instructions(roles, rent)
         if not treasury_exists:
             instructions += tx.create_token_account_instructions(
-                authority, treasury_id, rent, self._mint)
+                roles, treasury_id, rent, self._mint)
         if mint_data is None or tx.mint_supply(mint_data) == 0:
-            instructions.append(
-                tx.mint_to_instruction(authority, treasury, initial_supply, self._mint))
+            instructions.append(tx.mint_to_instruction(
+                roles.mint_authority, treasury, initial_supply, self._mint))
             memo = f"{GENESIS_MEMO_PREFIX}{treasury_id}".encode()
             instructions.append(Instruction(tx.MEMO_PROGRAM_ID, memo, []))
         return instructions
 
     def _require_usable_mint(self, data: bytes | None, treasury_exists: bool) -> None:
-        """A given mint must exist, have DEAL's decimals and the custody key as
-        its mint authority, and hold no supply before the ledger's genesis
+        """A given mint must exist, have DEAL's decimals and the mint
+        authority key as its mint authority, and hold no supply before the ledger's genesis
         (the ledger's supply is the mint's): else settlement stops, saying why."""
         where = f"DEALS_SOLANA_MINT {self._mint}"
         if data is None:
             raise ChainError(f"{where}: no mint at that address on this chain")
-        problem = tx.mint_problem(data, self._custody.pubkey)
+        problem = tx.mint_problem(data, self._keys.mint_authority)
         if problem is not None:
             raise ChainError(f"{where} {problem}")
         if not treasury_exists and tx.mint_supply(data) != 0:
@@ -264,7 +265,7 @@ class SeededTokenChain(abc.ABC):
     async def _accounts_to_create(self, account_ids: list[UUID]) -> list[UUID]:
         missing: list[UUID] = []
         for account_id in account_ids:
-            address = tx.token_account_address(self._custody.pubkey, account_id)
+            address = tx.token_account_address(self._keys.address_base, account_id)
             if await self._known_to_exist(address):
                 continue
             await self._refuse_if_creation_in_flight(address)

@@ -1,5 +1,8 @@
-"""The custody authority: the one keypair that pays fees, owns every token
-account, and holds the DEAL mint and freeze authorities.
+"""The custody keys: ``CustodyKey``, one keypair kept private, and
+``CustodyKeys``, which key holds which power (fee payer, token-account
+owner, mint and freeze authority, address base, anchor signer). Every
+adapter signs through ``CustodyKeys.sign``, which signs with exactly the
+role keys a message requires.
 
 Whoever reads this key controls every token on chain, so the module owns two
 promises: a key file readable by anyone but its owner is refused (and one we
@@ -19,9 +22,11 @@ from solders.hash import Hash
 from solders.keypair import Keypair
 from solders.message import Message
 from solders.pubkey import Pubkey
+from solders.signature import Signature
 from solders.transaction import Transaction
 
 from application.settlement.chain_port import ChainError
+from interface.chain.transactions import Authorities
 from interface.secret_file import read_or_create_secret_file, read_secret_file
 
 KEY_FILE_NAME_DEFAULT = "custody-keypair.json"
@@ -72,6 +77,14 @@ class CustodyKey:
         """Sign a legacy transaction whose only signer is the custody key."""
         return Transaction([self.__keypair], message, blockhash)
 
+    def partial_sign(self, transaction: Transaction, blockhash: Hash) -> None:
+        """Add this key's signature and its anchor signer's to
+        ``transaction``, for those of the two it requires."""
+        required = _required_signers(transaction.message)
+        for keypair in (self.__keypair, self.__anchor_keypair):
+            if keypair.pubkey() in required:
+                transaction.partial_sign([keypair], blockhash)
+
     def __repr__(self) -> str:
         return f"CustodyKey(pubkey={self.address})"
 
@@ -79,6 +92,96 @@ class CustodyKey:
 
     def __reduce__(self) -> NoReturn:
         raise TypeError("CustodyKey cannot be pickled: it holds the custody secret")
+
+
+class CustodyKeys:
+    """Which custody key holds which power; the one object adapters sign
+    through. Every power defaults to ``address_base``, the custody key
+    every ledger has had from its start: its public key is the base of the
+    mint's and every token account's address and its secret seeds the
+    anchor signer, so it stays for good whatever else rotates.
+
+    The properties are public keys; secrets stay inside each ``CustodyKey``.
+    """
+
+    __slots__ = ("__address_base", "__fee_payer", "__owner", "__mint_authority")
+
+    def __init__(
+        self,
+        address_base: CustodyKey,
+        *,
+        fee_payer: CustodyKey | None = None,
+        owner: CustodyKey | None = None,
+        mint_authority: CustodyKey | None = None,
+    ) -> None:
+        self.__address_base = address_base
+        self.__fee_payer = fee_payer or address_base
+        self.__owner = owner or address_base
+        self.__mint_authority = mint_authority or address_base
+
+    @property
+    def fee_payer(self) -> Pubkey:
+        return self.__fee_payer.pubkey
+
+    @property
+    def owner(self) -> Pubkey:
+        return self.__owner.pubkey
+
+    @property
+    def mint_authority(self) -> Pubkey:
+        """Mint authority, and freeze authority: the two go together."""
+        return self.__mint_authority.pubkey
+
+    @property
+    def address_base(self) -> Pubkey:
+        return self.__address_base.pubkey
+
+    @property
+    def anchor(self) -> Pubkey:
+        return self.__address_base.anchor_signer
+
+    @property
+    def authorities(self) -> Authorities:
+        return Authorities(fee_payer=self.fee_payer, owner=self.owner,
+                           mint_authority=self.mint_authority,
+                           address_base=self.address_base)
+
+    def sign(self, message: Message, blockhash: Hash) -> Transaction:
+        """Sign with every role key the message requires (each once). A
+        signer no configured key holds is a ``CustodyKeyError`` naming it."""
+        transaction = Transaction.new_unsigned(message)
+        for key in self._distinct_keys():
+            key.partial_sign(transaction, blockhash)
+        unsigned = [str(signer) for signer, signature
+                    in zip(_required_signers(message), transaction.signatures, strict=True)
+                    if signature == Signature.default()]
+        if unsigned:
+            raise CustodyKeyError(f"no configured custody key signs for {', '.join(unsigned)}")
+        return transaction
+
+    def _distinct_keys(self) -> list[CustodyKey]:
+        keys: dict[Pubkey, CustodyKey] = {}
+        for key in (self.__fee_payer, self.__address_base, self.__owner, self.__mint_authority):
+            keys.setdefault(key.pubkey, key)
+        return list(keys.values())
+
+    def __repr__(self) -> str:
+        return (f"CustodyKeys(fee_payer={self.fee_payer}, owner={self.owner}, "
+                f"mint_authority={self.mint_authority}, address_base={self.address_base})")
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("CustodyKeys cannot be pickled: it holds custody secrets")
+
+
+def as_custody_keys(custody: CustodyKey | CustodyKeys) -> CustodyKeys:
+    """One key stands for every power (as every ledger began)."""
+    return custody if isinstance(custody, CustodyKeys) else CustodyKeys(custody)
+
+
+def _required_signers(message: Message) -> list[Pubkey]:
+    return list(message.account_keys[: message.header.num_required_signatures])
 
 
 def load_custody_keypair(path: Path | None, data_dir: Path) -> CustodyKey:

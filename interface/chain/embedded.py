@@ -36,7 +36,7 @@ from solders.transaction import Transaction
 from solders.transaction_metadata import FailedTransactionMetadata, TransactionMetadata
 
 from interface.chain import transactions as tx
-from interface.chain.custody import CustodyKey
+from interface.chain.custody import CustodyKey, CustodyKeys, as_custody_keys
 from interface.chain.embedded_store import (
     ChainStep,
     EmbeddedStore,
@@ -287,26 +287,33 @@ class EmbeddedSolana:
         with self._lock:
             self._transactions_to_drop = count
 
-    def freeze_token_account(self, custody: CustodyKey, token_account: Pubkey) -> SendOutcome:
+    def freeze_token_account(
+        self, custody: CustodyKey | CustodyKeys, token_account: Pubkey
+    ) -> SendOutcome:
         """Freeze with the mint's freeze authority, as an operator would."""
+        keys = as_custody_keys(custody)
+        mint = tx.mint_address(keys.address_base)
         return self._sign_and_process(
-            custody, [tx.freeze_account_instruction(custody.pubkey, token_account)]
+            keys, [tx.freeze_account_instruction(keys.mint_authority, token_account, mint)]
         )
 
     def transfer_directly(
-        self, custody: CustodyKey, source: Pubkey, destination: Pubkey, amount: int
+        self, custody: CustodyKey | CustodyKeys, source: Pubkey, destination: Pubkey, amount: int
     ) -> SendOutcome:
-        """A transfer signed with the custody key but not by the service: no
+        """A transfer signed with the owner key but not by the service: no
         memo, no ledger movement. What reconciliation must notice."""
-        instruction = tx.transfer_checked_instruction(custody.pubkey, source, destination, amount)
-        return self._sign_and_process(custody, [instruction])
+        keys = as_custody_keys(custody)
+        instruction = tx.transfer_checked_instruction(
+            keys.owner, source, destination, amount, tx.mint_address(keys.address_base))
+        return self._sign_and_process(keys, [instruction])
 
     def _sign_and_process(
-        self, custody: CustodyKey, instructions: list[Instruction]
+        self, custody: CustodyKey | CustodyKeys, instructions: list[Instruction]
     ) -> SendOutcome:
+        keys = as_custody_keys(custody)
         blockhash, _ = self.latest_blockhash()
-        message = Message.new_with_blockhash(instructions, custody.pubkey, blockhash)
-        return self.process(custody.sign_transaction(message, blockhash))
+        message = Message.new_with_blockhash(instructions, keys.fee_payer, blockhash)
+        return self.process(keys.sign(message, blockhash))
 
 
 def _rejection(failed: FailedTransactionMetadata) -> Rejection:

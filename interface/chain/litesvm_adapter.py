@@ -25,7 +25,7 @@ from application.settlement.chain_port import (
 )
 from interface.chain import transactions as tx
 from interface.chain.base import SeededTokenChain, require_statuses_bound
-from interface.chain.custody import CustodyKey
+from interface.chain.custody import CustodyKey, CustodyKeys
 from interface.chain.embedded import EmbeddedSolana
 from interface.chain.embedded_store import LandedTransaction
 
@@ -37,7 +37,7 @@ CONFIRMATION = "finalized"  # one node, no forks: what landed is final
 class LiteSvmChain(SeededTokenChain):
     """The port on an embedded chain; ``close`` closes that chain."""
 
-    def __init__(self, chain: EmbeddedSolana, custody: CustodyKey,
+    def __init__(self, chain: EmbeddedSolana, custody: CustodyKey | CustodyKeys,
                  mint: Pubkey | None = None) -> None:
         super().__init__(custody, mint)
         self._chain = chain
@@ -68,7 +68,7 @@ class LiteSvmChain(SeededTokenChain):
         return self._chain.block_height()
 
     async def token_balance(self, account_id: UUID) -> int | None:
-        data = await self._account_data(tx.token_account_address(self._custody.pubkey, account_id))
+        data = await self._account_data(tx.token_account_address(self._keys.address_base, account_id))
         return None if data is None else tx.token_account_amount(data)
 
     async def signatures_for_account(
@@ -119,9 +119,9 @@ class LiteSvmChain(SeededTokenChain):
         return self._chain.rent_lamports()
 
     def _ensure_fee_payer_funded(self) -> None:
-        account = self._chain.get_account(self._custody.pubkey)
+        account = self._chain.get_account(self._keys.fee_payer)
         if account is None or account.lamports < FEE_PAYER_LAMPORTS_MIN:
-            self._chain.fund(self._custody.pubkey, FEE_PAYER_LAMPORTS_TOP_UP)
+            self._chain.fund(self._keys.fee_payer, FEE_PAYER_LAMPORTS_TOP_UP)
 
 
 def _status(landed: LandedTransaction | None) -> SignatureStatus | None:

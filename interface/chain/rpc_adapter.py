@@ -43,7 +43,7 @@ from application.settlement.chain_port import (
 )
 from interface.chain import transactions as tx
 from interface.chain.base import SeededTokenChain, require_statuses_bound
-from interface.chain.custody import CustodyKey
+from interface.chain.custody import CustodyKey, CustodyKeys
 
 T = TypeVar("T")
 
@@ -61,7 +61,7 @@ class RpcChain(SeededTokenChain):
     def __init__(
         self,
         endpoint: str,
-        custody: CustodyKey,
+        custody: CustodyKey | CustodyKeys,
         *,
         commitment: str = COMMITMENT_DEFAULT,
         timeout_s: float = TIMEOUT_S_DEFAULT,
@@ -121,7 +121,7 @@ class RpcChain(SeededTokenChain):
         return _non_negative("getBlockHeight", response.value)
 
     async def token_balance(self, account_id: UUID) -> int | None:
-        address = tx.token_account_address(self._custody.pubkey, account_id)
+        address = tx.token_account_address(self._keys.address_base, account_id)
         if not await self._account_exists(address):
             return None
         response = await self._call(
@@ -137,7 +137,7 @@ class RpcChain(SeededTokenChain):
         response = await self._call(
             "getSignaturesForAddress",
             self._client.get_signatures_for_address(
-                tx.token_account_address(self._custody.pubkey, account_id),
+                tx.token_account_address(self._keys.address_base, account_id),
                 before=None if before is None else Signature.from_string(before),
                 limit=limit,
                 commitment=self._history_commitment(),

@@ -63,21 +63,47 @@ class RentLamports:
     token_account: int
 
 
+@dataclass(frozen=True)
+class Authorities:
+    """Who holds which power on chain (public keys only, no secrets).
+
+    - ``fee_payer``: pays every transaction's fee and the rent of the
+      accounts the ledger creates; its signature is the transaction's id.
+    - ``owner``: owner of every custody token account (moves and burns).
+    - ``mint_authority``: the mint's mint authority, and its freeze
+      authority (the two powers go together: both issue-side controls).
+    - ``address_base``: the base of the seed addresses of the mint and of
+      every token account. It never changes (addresses must stay stable),
+      and it signs the creation of each account at such an address.
+    """
+
+    fee_payer: Pubkey
+    owner: Pubkey
+    mint_authority: Pubkey
+    address_base: Pubkey
+
+    @classmethod
+    def single(cls, key: Pubkey) -> Authorities:
+        """One key holding every power: what every ledger had at first."""
+        return cls(fee_payer=key, owner=key, mint_authority=key, address_base=key)
+
+
 # --- addresses ---------------------------------------------------------------
 
 
-def mint_address(authority: Pubkey) -> Pubkey:
-    return Pubkey.create_with_seed(authority, MINT_SEED, TOKEN_PROGRAM_ID)
+def mint_address(address_base: Pubkey) -> Pubkey:
+    return Pubkey.create_with_seed(address_base, MINT_SEED, TOKEN_PROGRAM_ID)
 
 
-def _mint(authority: Pubkey, mint: Pubkey | None) -> Pubkey:
-    """The configured mint (DEALS_SOLANA_MINT), else the one derived from the authority."""
-    return mint if mint is not None else mint_address(authority)
+def _mint(roles: Authorities, mint: Pubkey | None) -> Pubkey:
+    """The configured mint (DEALS_SOLANA_MINT), else the one derived from the address base."""
+    return mint if mint is not None else mint_address(roles.address_base)
 
 
 def mint_problem(data: bytes, authority: Pubkey) -> str | None:
     """Why an existing mint cannot be the ledger's (None: it can): DEAL has
-    8 decimals and the custody key must be its mint authority."""
+    8 decimals and ``authority`` (the mint authority key) must be its mint
+    authority."""
     try:
         state = Mint.from_bytes(data)
     except Exception:
@@ -89,67 +115,69 @@ def mint_problem(data: bytes, authority: Pubkey) -> str | None:
     return None
 
 
-def token_account_address(authority: Pubkey, account_id: UUID) -> Pubkey:
+def token_account_address(address_base: Pubkey, account_id: UUID) -> Pubkey:
     """One token account per ledger account, at an address anyone holding
-    the authority's public key can recompute (seed = the UUID's 32 hex)."""
-    return Pubkey.create_with_seed(authority, account_id.hex, TOKEN_PROGRAM_ID)
+    the address base's public key can recompute (seed = the UUID's 32 hex)."""
+    return Pubkey.create_with_seed(address_base, account_id.hex, TOKEN_PROGRAM_ID)
 
 
 # --- instructions ------------------------------------------------------------
 
 
-def create_mint_instructions(authority: Pubkey, rent: RentLamports) -> list[Instruction]:
-    """The DEAL mint: 8 decimals, the authority mints and may freeze."""
-    mint = mint_address(authority)
-    create = _create_seeded_account(authority, mint, MINT_SEED, rent.mint_account, MINT_ACCOUNT_LEN)
+def create_mint_instructions(roles: Authorities, rent: RentLamports) -> list[Instruction]:
+    """The DEAL mint: 8 decimals; the mint authority mints and may freeze."""
+    mint = mint_address(roles.address_base)
+    create = _create_seeded_account(roles, mint, MINT_SEED, rent.mint_account, MINT_ACCOUNT_LEN)
     data = (
         struct.pack("<BB", _INITIALIZE_MINT2, DEAL_DECIMALS)
-        + bytes(authority)
+        + bytes(roles.mint_authority)
         + b"\x01"  # COption::Some(freeze authority)
-        + bytes(authority)
+        + bytes(roles.mint_authority)
     )
     return [create, Instruction(TOKEN_PROGRAM_ID, data, [_writable(mint)])]
 
 
 def create_token_account_instructions(
-    authority: Pubkey, account_id: UUID, rent: RentLamports, mint: Pubkey | None = None
+    roles: Authorities, account_id: UUID, rent: RentLamports, mint: Pubkey | None = None
 ) -> list[Instruction]:
-    address = token_account_address(authority, account_id)
+    address = token_account_address(roles.address_base, account_id)
     create = _create_seeded_account(
-        authority, address, account_id.hex, rent.token_account, TOKEN_ACCOUNT_LEN
+        roles, address, account_id.hex, rent.token_account, TOKEN_ACCOUNT_LEN
     )
-    data = struct.pack("<B", _INITIALIZE_ACCOUNT3) + bytes(authority)
+    data = struct.pack("<B", _INITIALIZE_ACCOUNT3) + bytes(roles.owner)
     initialize = Instruction(
-        TOKEN_PROGRAM_ID, data, [_writable(address), _readonly(_mint(authority, mint))]
+        TOKEN_PROGRAM_ID, data, [_writable(address), _readonly(_mint(roles, mint))]
     )
     return [create, initialize]
 
 
 def movement_instruction(
-    authority: Pubkey, movement: ChainMovement, mint: Pubkey | None = None
+    roles: Authorities, movement: ChainMovement, mint: Pubkey | None = None
 ) -> Instruction:
     """The token instruction that mirrors one movement (its id is in the
     transaction's memo, ``memo_instruction``)."""
-    return _token_instruction(authority, movement, mint)
+    mint = _mint(roles, mint)
+    if movement.source is None:
+        minted_to = token_account_address(roles.address_base, _required(movement.destination))
+        return mint_to_instruction(roles.mint_authority, minted_to, movement.amount, mint)
+    source = token_account_address(roles.address_base, movement.source)
+    if movement.destination is None:
+        return burn_instruction(roles.owner, source, movement.amount, mint)
+    destination = token_account_address(roles.address_base, movement.destination)
+    return transfer_checked_instruction(roles.owner, source, destination, movement.amount, mint)
 
 
 def transfer_checked_instruction(
-    authority: Pubkey, source: Pubkey, destination: Pubkey, amount: int,
-    mint: Pubkey | None = None,
+    owner: Pubkey, source: Pubkey, destination: Pubkey, amount: int, mint: Pubkey
 ) -> Instruction:
-    accounts = [
-        _writable(source),
-        _readonly(_mint(authority, mint)),
-        _writable(destination),
-        _signer(authority),
-    ]
+    accounts = [_writable(source), _readonly(mint), _writable(destination), _signer(owner)]
     return Instruction(TOKEN_PROGRAM_ID, _checked_data(_TRANSFER_CHECKED, amount), accounts)
 
 
 def freeze_account_instruction(
-    authority: Pubkey, token_account: Pubkey, mint: Pubkey | None = None
+    freeze_authority: Pubkey, token_account: Pubkey, mint: Pubkey
 ) -> Instruction:
-    accounts = [_writable(token_account), _readonly(_mint(authority, mint)), _signer(authority)]
+    accounts = [_writable(token_account), _readonly(mint), _signer(freeze_authority)]
     return Instruction(TOKEN_PROGRAM_ID, bytes([_FREEZE_ACCOUNT]), accounts)
 
 
@@ -166,31 +194,14 @@ def memo_instruction(*transfer_ids: UUID) -> Instruction:
 
 
 def mint_to_instruction(
-    authority: Pubkey, destination: Pubkey, amount: int, mint: Pubkey | None = None
+    mint_authority: Pubkey, destination: Pubkey, amount: int, mint: Pubkey
 ) -> Instruction:
-    accounts = [_writable(_mint(authority, mint)), _writable(destination), _signer(authority)]
+    accounts = [_writable(mint), _writable(destination), _signer(mint_authority)]
     return Instruction(TOKEN_PROGRAM_ID, _checked_data(_MINT_TO_CHECKED, amount), accounts)
 
 
-def _token_instruction(
-    authority: Pubkey, movement: ChainMovement, mint: Pubkey | None = None
-) -> Instruction:
-    if movement.source is None:
-        minted_to = _required(movement.destination)
-        return mint_to_instruction(
-            authority, token_account_address(authority, minted_to), movement.amount, mint
-        )
-    source = token_account_address(authority, movement.source)
-    if movement.destination is None:
-        return burn_instruction(authority, source, movement.amount, mint)
-    destination = token_account_address(authority, movement.destination)
-    return transfer_checked_instruction(authority, source, destination, movement.amount, mint)
-
-
-def burn_instruction(
-    authority: Pubkey, source: Pubkey, amount: int, mint: Pubkey | None = None
-) -> Instruction:
-    accounts = [_writable(source), _writable(_mint(authority, mint)), _signer(authority)]
+def burn_instruction(owner: Pubkey, source: Pubkey, amount: int, mint: Pubkey) -> Instruction:
+    accounts = [_writable(source), _writable(mint), _signer(owner)]
     return Instruction(TOKEN_PROGRAM_ID, _checked_data(_BURN_CHECKED, amount), accounts)
 
 
@@ -205,12 +216,13 @@ def _checked_data(tag: int, amount: int) -> bytes:
 
 
 def _create_seeded_account(
-    authority: Pubkey, address: Pubkey, seed: str, lamports: int, space: int
+    roles: Authorities, address: Pubkey, seed: str, lamports: int, space: int
 ) -> Instruction:
+    """The fee payer funds it; the address base signs for its seed address."""
     params = CreateAccountWithSeedParams(
-        from_pubkey=authority,
+        from_pubkey=roles.fee_payer,
         to_pubkey=address,
-        base=authority,
+        base=roles.address_base,
         seed=seed,
         lamports=lamports,
         space=space,
@@ -269,7 +281,7 @@ def touched_account_ids(movements: Iterable[ChainMovement]) -> list[UUID]:
 
 
 def movements_message(
-    authority: Pubkey,
+    roles: Authorities,
     movements: Sequence[ChainMovement],
     accounts_to_create: Sequence[UUID],
     rent: RentLamports,
@@ -277,14 +289,14 @@ def movements_message(
     mint: Pubkey | None = None,
 ) -> Message:
     """Creations first (a movement may need them), then each movement's
-    token instruction, then one memo naming them all. The authority pays
+    token instruction, then one memo naming them all. The fee payer pays
     the fee."""
     instructions: list[Instruction] = []
     for account_id in accounts_to_create:
-        instructions += create_token_account_instructions(authority, account_id, rent, mint)
-    instructions += [movement_instruction(authority, movement, mint) for movement in movements]
+        instructions += create_token_account_instructions(roles, account_id, rent, mint)
+    instructions += [movement_instruction(roles, movement, mint) for movement in movements]
     instructions.append(memo_instruction(*(movement.transfer_id for movement in movements)))
-    return Message.new_with_blockhash(instructions, authority, blockhash)
+    return Message.new_with_blockhash(instructions, roles.fee_payer, blockhash)
 
 
 def serialized_size(message: Message) -> int:
@@ -308,7 +320,7 @@ class Packed:
 
 
 def pack_movements(
-    authority: Pubkey,
+    roles: Authorities,
     movements: Sequence[ChainMovement],
     missing_accounts: Iterable[UUID],
     rent: RentLamports,
@@ -327,7 +339,7 @@ def pack_movements(
     for count in range(1, len(movements) + 1):
         prefix = movements[:count]
         to_create = [account for account in touched_account_ids(prefix) if account in missing]
-        message = movements_message(authority, prefix, to_create, rent, blockhash, mint)
+        message = movements_message(roles, prefix, to_create, rent, blockhash, mint)
         if serialized_size(message) > PACKET_DATA_SIZE:
             break
         fitting = Packed(message, to_create, count)
@@ -339,8 +351,10 @@ def measure_movements_per_transaction(*, best_case: bool) -> int:
     transfer between two token accounts that do not exist yet, so each
     brings two creations. Best case: every one between the same two
     existing accounts. Amounts and rents are fixed-width, so any values
-    measure the same size."""
-    authority = Pubkey.new_unique()
+    measure the same size. The worst case has every power with a key of its
+    own (more signatures); the best case one key for all."""
+    roles = Authorities.single(Pubkey.new_unique()) if best_case else Authorities(
+        *(Pubkey.new_unique() for _ in range(4)))
     rent = RentLamports(mint_account=U64_MAX, token_account=U64_MAX)
     source, destination = uuid4(), uuid4()
     count = 0
@@ -351,7 +365,7 @@ def measure_movements_per_transaction(*, best_case: bool) -> int:
             for _ in range(count + 1)
         ]
         creations = [] if best_case else touched_account_ids(movements)
-        message = movements_message(authority, movements, creations, rent, Hash.default())
+        message = movements_message(roles, movements, creations, rent, Hash.default())
         if serialized_size(message) > PACKET_DATA_SIZE:
             return count
         count += 1

@@ -26,7 +26,7 @@ from application.settlement.store import open_settlement_store
 from application.settlement.worker import SettlementWorker
 from application.write.event_store import LedgerApplication
 from interface.chain import transactions as tx
-from interface.chain.custody import CustodyKey, load_custody_keypair
+from interface.chain.custody import CustodyKey, CustodyKeys, load_custody_keypair
 from interface.wiring.leaf_witness import leaf_witness
 from interface.wiring.settings import Settings
 
@@ -47,7 +47,13 @@ def lease_for(recorder: Any) -> Lease:
 
 
 def custody_key(settings: Settings) -> CustodyKey:
+    """The custody key: the address base and anchor seed (see CustodyKeys)."""
     return load_custody_keypair(settings.custody_keypair, settings.data_dir)
+
+
+def custody_keys(settings: Settings) -> CustodyKeys:
+    """Which key holds which power, as the settings say."""
+    return CustodyKeys(custody_key(settings))
 
 
 def mint_address(settings: Settings) -> str:
@@ -57,7 +63,8 @@ def mint_address(settings: Settings) -> str:
 
 
 def custody_address(settings: Settings) -> Pubkey:
-    """The custody authority's public key (the key file is read once, here)."""
+    """The address base: the custody key's public key, from which the mint's
+    and every token account's address derive (the key file is read once, here)."""
     return custody_key(settings).pubkey
 
 
@@ -76,13 +83,13 @@ def anchor_signer(settings: Settings) -> str:
     return str(custody_key(settings).anchor_signer)
 
 
-def open_chain(settings: Settings, custody: CustodyKey | None = None) -> ChainPort:
+def open_chain(settings: Settings, custody: CustodyKeys | None = None) -> ChainPort:
     """A new chain adapter as the settings ask; the caller closes it."""
     from interface.chain.embedded import EmbeddedSolana
     from interface.chain.litesvm_adapter import LiteSvmChain
     from interface.chain.rpc_adapter import RpcChain
 
-    custody = custody or custody_key(settings)
+    custody = custody or custody_keys(settings)
     if settings.solana_rpc_url:
         return RpcChain(
             settings.solana_rpc_url, custody, commitment=settings.settlement_commitment,
@@ -118,7 +125,7 @@ def build_settlement_worker(
     hooks: SettlementHooks | None = None,
     anchor_hooks: AnchorHooks | None = None,
 ) -> SettlementWorker:
-    custody = custody_key(settings)
+    custody = custody_keys(settings)
     return SettlementWorker(
         writer=writer,
         fold=fold,

@@ -12,7 +12,7 @@ import pytest
 
 from application.settlement.chain_port import ChainPort
 from interface.chain.base import SeededTokenChain
-from interface.chain.custody import CustodyKey, load_custody_keypair
+from interface.chain.custody import CustodyKey, CustodyKeys, as_custody_keys, load_custody_keypair
 from interface.chain.embedded import EmbeddedSolana
 from interface.chain.litesvm_adapter import LiteSvmChain
 from interface.chain.rpc_adapter import RpcChain
@@ -25,9 +25,10 @@ FEE_PAYER_LAMPORTS = 1_000 * 10**9
 
 
 class ChainEnv:
-    """One adapter over one embedded chain in ``data_dir``, reopenable."""
+    """One adapter over one embedded chain in ``data_dir``, reopenable;
+    ``custody`` one key for every power, or ``CustodyKeys``."""
 
-    def __init__(self, kind: str, data_dir: Path, custody: CustodyKey) -> None:
+    def __init__(self, kind: str, data_dir: Path, custody: CustodyKey | CustodyKeys) -> None:
         self.kind = kind
         self.data_dir = data_dir
         self.custody = custody
@@ -66,7 +67,7 @@ class ChainEnv:
         self._embedded = EmbeddedSolana(self.data_dir)
         if self.kind == "litesvm":
             return LiteSvmChain(self._embedded, self.custody)
-        self._embedded.fund(self.custody.pubkey, FEE_PAYER_LAMPORTS)  # a devnet faucet
+        self._embedded.fund(as_custody_keys(self.custody).fee_payer, FEE_PAYER_LAMPORTS)  # a devnet faucet
         self.server = SolanaRpcServer(self._embedded).start()
         return self.rpc_chain()
 

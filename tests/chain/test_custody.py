@@ -161,7 +161,8 @@ def test_the_custody_key_exposes_no_keypair_attribute() -> None:
     custody = CustodyKey(Keypair())
     public = [name for name in dir(custody) if not name.startswith("_")]
     assert sorted(public) == [
-        "address", "anchor_signer", "pubkey", "sign_anchor_transaction", "sign_transaction"
+        "address", "anchor_signer", "partial_sign", "pubkey", "sign_anchor_transaction",
+        "sign_transaction",
     ]
     with pytest.raises(AttributeError):
         custody.__dict__  # noqa: B018 (slots: no instance dict to dump)

@@ -31,7 +31,8 @@ def create_mint(env: ChainEnv, custody: CustodyKey, *, decimals: int = 8,
     payer = custody.pubkey
     address = Pubkey.create_with_seed(payer, seed, tx.TOKEN_PROGRAM_ID)
     env.embedded.fund(payer, 10**10)
-    create = tx._create_seeded_account(payer, address, seed, 10**7, tx.MINT_ACCOUNT_LEN)
+    create = tx._create_seeded_account(
+        tx.Authorities.single(payer), address, seed, 10**7, tx.MINT_ACCOUNT_LEN)
     owner = authority or payer
     data = struct.pack("<BB", 20, decimals) + bytes(owner) + b"\x00"  # InitializeMint2, no freeze
     initialize = Instruction(tx.TOKEN_PROGRAM_ID, data, [AccountMeta(address, False, True)])
@@ -100,8 +101,8 @@ async def test_a_mint_with_a_supply_before_genesis_is_refused(env: ChainEnv, cus
     mint = create_mint(env, custody)
     holder = Pubkey.create_with_seed(custody.pubkey, "someone-else", tx.TOKEN_PROGRAM_ID)
     created = env.embedded._sign_and_process(custody, [
-        tx._create_seeded_account(custody.pubkey, holder, "someone-else", 10**7,
-                                  tx.TOKEN_ACCOUNT_LEN),
+        tx._create_seeded_account(tx.Authorities.single(custody.pubkey), holder,
+                                  "someone-else", 10**7, tx.TOKEN_ACCOUNT_LEN),
         Instruction(tx.TOKEN_PROGRAM_ID, struct.pack("<B", 18) + bytes(custody.pubkey),
                     [AccountMeta(holder, False, True), AccountMeta(mint, False, False)]),
         tx.mint_to_instruction(custody.pubkey, holder, DEAL, mint),

@@ -16,6 +16,8 @@ from application.settlement.chain_port import ChainMovement
 from interface.chain import transactions as tx
 
 AUTHORITY = Pubkey.new_unique()
+ROLES = tx.Authorities.single(AUTHORITY)
+SPLIT = tx.Authorities(*(Pubkey.new_unique() for _ in range(4)))  # a key per power: more signatures
 RENT = tx.RentLamports(mint_account=1_461_600, token_account=2_039_280)
 
 
@@ -23,9 +25,11 @@ def movement(source: UUID | None, destination: UUID | None, amount: int = 5) -> 
     return ChainMovement(uuid4(), source, destination, amount)
 
 
-def message_size(movements: list[ChainMovement], create: bool) -> int:
+def message_size(
+    movements: list[ChainMovement], create: bool, roles: tx.Authorities = ROLES
+) -> int:
     to_create = tx.touched_account_ids(movements) if create else []
-    message = tx.movements_message(AUTHORITY, movements, to_create, RENT, Hash.default())
+    message = tx.movements_message(roles, movements, to_create, RENT, Hash.default())
     return tx.serialized_size(message)
 
 
@@ -42,8 +46,8 @@ def test_the_packing_bounds_are_measured_against_the_packet_size() -> None:
     worst, best = tx.WORST_CASE_MOVEMENTS_PER_TRANSACTION, tx.MOVEMENTS_PER_TRANSACTION_MAX
     creating = [movement(uuid4(), uuid4()) for _ in range(worst + 1)]
     assert worst >= 1  # one movement always fits, whatever it creates
-    assert message_size(creating[:worst], create=True) <= tx.PACKET_DATA_SIZE
-    assert message_size(creating, create=True) > tx.PACKET_DATA_SIZE
+    assert message_size(creating[:worst], create=True, roles=SPLIT) <= tx.PACKET_DATA_SIZE
+    assert message_size(creating, create=True, roles=SPLIT) > tx.PACKET_DATA_SIZE
     source, destination = uuid4(), uuid4()
     same_pair = [movement(source, destination) for _ in range(best + 1)]
     assert best > 4 * worst
@@ -58,7 +62,7 @@ def test_packing_takes_the_longest_prefix_that_fits_at_the_boundary() -> None:
     offered = [movement(accounts[i % 12], accounts[(i * 5 + 1) % 12])
                for i in range(tx.MOVEMENTS_PER_TRANSACTION_MAX)]
     missing = set(accounts[6:])
-    packed = tx.pack_movements(AUTHORITY, offered, missing, RENT, Hash.default())
+    packed = tx.pack_movements(ROLES, offered, missing, RENT, Hash.default())
     assert packed is not None and 1 <= packed.count < len(offered)
     assert tx.serialized_size(packed.message) <= tx.PACKET_DATA_SIZE
     carried = offered[:packed.count]
@@ -66,7 +70,7 @@ def test_packing_takes_the_longest_prefix_that_fits_at_the_boundary() -> None:
         account for account in tx.touched_account_ids(carried) if account in missing]
     one_more = offered[:packed.count + 1]
     to_create = [a for a in tx.touched_account_ids(one_more) if a in missing]
-    bigger = tx.movements_message(AUTHORITY, one_more, to_create, RENT, Hash.default())
+    bigger = tx.movements_message(ROLES, one_more, to_create, RENT, Hash.default())
     assert tx.serialized_size(bigger) > tx.PACKET_DATA_SIZE
     assert tx.memo_transfer_ids(tx.memo_texts(packed.message)) == tuple(
         m.transfer_id for m in carried)
@@ -74,7 +78,7 @@ def test_packing_takes_the_longest_prefix_that_fits_at_the_boundary() -> None:
 
 def test_packing_carries_all_that_fit_when_every_account_exists() -> None:
     offered = [movement(uuid4(), uuid4()) for _ in range(3)]
-    packed = tx.pack_movements(AUTHORITY, offered, [], RENT, Hash.default())
+    packed = tx.pack_movements(ROLES, offered, [], RENT, Hash.default())
     assert packed is not None and packed.count == 3 and packed.accounts_to_create == []
 
 
@@ -88,7 +92,7 @@ def test_a_message_over_the_packet_size_is_refused() -> None:
     too_many = [movement(uuid4(), uuid4())
                 for _ in range(tx.WORST_CASE_MOVEMENTS_PER_TRANSACTION + 1)]
     message = tx.movements_message(
-        AUTHORITY, too_many, tx.touched_account_ids(too_many), RENT, Hash.default()
+        SPLIT, too_many, tx.touched_account_ids(too_many), RENT, Hash.default()
     )
     with pytest.raises(ValueError, match="transaction_must_fit_packet"):
         tx.require_fits_packet(message)
@@ -106,7 +110,7 @@ def test_amounts_must_be_positive_int_base_units(amount: object, rule: str) -> N
 def test_a_transfer_is_transfer_checked_and_the_memo_names_it() -> None:
     source, destination = uuid4(), uuid4()
     transfer = movement(source, destination, 12_345)
-    token, memo = tx.movement_instruction(AUTHORITY, transfer), tx.memo_instruction(
+    token, memo = tx.movement_instruction(ROLES, transfer), tx.memo_instruction(
         transfer.transfer_id)
     decoded = spl.decode_transfer_checked(token)
     assert decoded.source == tx.token_account_address(AUTHORITY, source)
@@ -120,10 +124,10 @@ def test_a_transfer_is_transfer_checked_and_the_memo_names_it() -> None:
 def test_a_mint_is_mint_to_checked_and_a_burn_is_burn_checked() -> None:
     account = uuid4()
     minted = spl.decode_mint_to_checked(
-        tx.movement_instruction(AUTHORITY, movement(None, account, 7))
+        tx.movement_instruction(ROLES, movement(None, account, 7))
     )
     burned = spl.decode_burn_checked(
-        tx.movement_instruction(AUTHORITY, movement(account, None, 3))
+        tx.movement_instruction(ROLES, movement(account, None, 3))
     )
     address = tx.token_account_address(AUTHORITY, account)
     assert (minted.dest, minted.mint_authority, minted.amount, minted.decimals) == (
@@ -142,14 +146,14 @@ def test_a_mint_is_mint_to_checked_and_a_burn_is_burn_checked() -> None:
 
 def test_token_accounts_and_the_mint_belong_to_the_authority() -> None:
     account = uuid4()
-    _, initialize = tx.create_token_account_instructions(AUTHORITY, account, RENT)
+    _, initialize = tx.create_token_account_instructions(ROLES, account, RENT)
     decoded = spl.decode_initialize_account3(initialize)
     assert (decoded.account, decoded.mint, decoded.owner) == (
         tx.token_account_address(AUTHORITY, account),
         tx.mint_address(AUTHORITY),
         AUTHORITY,
     )
-    _, mint = tx.create_mint_instructions(AUTHORITY, RENT)
+    _, mint = tx.create_mint_instructions(ROLES, RENT)
     decoded_mint = spl.decode_initialize_mint2(mint)
     assert decoded_mint.decimals == 8
     assert decoded_mint.mint_authority == AUTHORITY
@@ -183,7 +187,7 @@ def test_creations_come_first_and_each_account_is_created_once() -> None:
     movements = [movement(shared, uuid4()), movement(uuid4(), shared)]
     to_create = tx.touched_account_ids(movements)
     assert len(to_create) == 3 and to_create[0] == shared
-    message = tx.movements_message(AUTHORITY, movements, to_create, RENT, Hash.default())
+    message = tx.movements_message(ROLES, movements, to_create, RENT, Hash.default())
     programs = [message.account_keys[ix.program_id_index] for ix in message.instructions]
     assert programs[:6] == [Pubkey.default(), tx.TOKEN_PROGRAM_ID] * 3
     assert programs[6:] == [tx.TOKEN_PROGRAM_ID, tx.TOKEN_PROGRAM_ID, tx.MEMO_PROGRAM_ID]
@@ -191,8 +195,8 @@ def test_creations_come_first_and_each_account_is_created_once() -> None:
 
 def test_writable_keys_follow_the_message_header() -> None:
     account = uuid4()
-    instructions: list[Instruction] = [tx.movement_instruction(AUTHORITY, movement(None, account))]
-    message = tx.movements_message(AUTHORITY, [movement(None, account)], [], RENT, Hash.default())
+    instructions: list[Instruction] = [tx.movement_instruction(ROLES, movement(None, account))]
+    message = tx.movements_message(ROLES, [movement(None, account)], [], RENT, Hash.default())
     assert instructions  # the message is built from the same instructions
     assert set(tx.writable_keys(message)) == {
         AUTHORITY,
