@@ -57,6 +57,7 @@ class AlertKind(StrEnum):
     PROJECTION_STALLED = "projection_stalled"
     UNAUTHENTICATED_EVENT = "unauthenticated_event"
     STORE_DAMAGED = "store_damaged"
+    CHAIN_AHEAD_OF_LOG = "chain_ahead_of_log"
 
 
 STORE_ALERT_KEY = "event-store"

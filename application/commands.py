@@ -553,12 +553,15 @@ def chain_error_text(error: str) -> str:
 class RecordSubmission(Command):
     """Write-ahead: the signed transaction that will carry these movements,
     recorded before it is sent. ``supersedes`` names the expired submission
-    it replaces (None for a movement's first, or after a rejection)."""
+    it replaces (None for a movement's first, or after a rejection).
+    ``transaction`` is None for a transaction found landed on chain that
+    the log had lost (``application.settlement.chain_lookup``): nothing to
+    send, its outcome is recorded next."""
 
     kind: ClassVar[str] = "record_submission"
     signature: str
     last_valid_block_height: int
-    transaction: str  # base64
+    transaction: str | None  # base64
     transfer_ids: tuple[UUID, ...]
     supersedes: str | None = None
 

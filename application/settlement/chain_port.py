@@ -144,6 +144,14 @@ class ChainPort(Protocol):
         """Transactions the anchor signer signed, newest first (a page)."""
         ...
 
+    async def fee_payer_signatures(
+        self, *, before: str | None = None, limit: int = 1000
+    ) -> list[str]:
+        """Transactions the fee payer paid, newest first (a page): it pays
+        for every transaction the ledger sends, so this lists all of them
+        (and nothing a stranger sent), whatever the log still remembers."""
+        ...
+
     async def send(self, submission: SignedSubmission) -> None: ...
 
     async def signature_statuses(

@@ -132,6 +132,12 @@ class SettlementFold:
                     break
             return self._pages.position()
 
+    def forget_position(self) -> None:
+        """Read the store's position again at the next page (it may have
+        gone back: a restore or a failover under a running settler)."""
+        with self._lock:
+            self._pages.forget()
+
     def rebuild(self) -> int:
         """Empty the store and fold the whole log again."""
         with self._lock:

@@ -53,6 +53,7 @@ from application.errors import LedgerUnavailable
 from application.outcomes import SettlementStep
 from application.retry import RetryPolicy, Sleep, retrying
 from application.settlement import metrics
+from application.settlement.chain_lookup import ChainLookup
 from application.settlement.chain_port import (
     ChainMovement,
     ChainPort,
@@ -133,6 +134,9 @@ class SettlementConfig:
     polls_per_step_max: int = 300
     """Bound on one step's polling of a submission; the next step goes on."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    acknowledged: frozenset[str] = frozenset()
+    """Landed signatures an operator resolved: the chain being ahead of the
+    log by these stops nothing (``chain_lookup``)."""
 
     def __post_init__(self) -> None:
         if self.commitment not in COMMITMENT_RANK:
@@ -211,6 +215,8 @@ class SettlementProcess:
         # never be recorded, and the queue's head would stall for good.
         limit = min(chain.movements_per_transaction_max, c.SETTLEMENT_TRANSFERS_MAX)
         self.batch_movements = min(self.config.batch_movements or limit, limit)
+        self.lookup = ChainLookup(fold=fold, chain=chain, chain_call=self._chain,
+                                  execute=self._execute, acknowledged=self.config.acknowledged)
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -223,6 +229,7 @@ class SettlementProcess:
     async def step(self) -> bool:
         """Do one unit of work; False when there was nothing to do."""
         self.fold.catch_up()
+        await self.lookup.before_sending()  # what a restore made the log forget
         in_flight = self.store.in_flight(limit=self.config.in_flight_max)
         if in_flight:
             await self._resolve(in_flight)

@@ -32,6 +32,7 @@ from application.settlement import metrics
 from application.settlement.anchor_audit import AnchorAudit, run_anchor_audit
 from application.settlement.anchor_witness import LeafWitness
 from application.settlement.anchoring import AnchorConfig, AnchorHooks, AnchorProcess
+from application.settlement.chain_lookup import ChainAheadOfLog
 from application.settlement.chain_port import ChainError, ChainPort
 from application.settlement.fold import SettlementFold
 from application.settlement.lease import Lease
@@ -464,7 +465,7 @@ class StoreLiveness:
         return max(0, self.fold.app.event_log.head() - self.fold.store.position())
 
 
-_EXPECTED = (ChainError, LedgerError, SettlementError, PersistenceError, OSError)
+_EXPECTED = (ChainError, LedgerError, SettlementError, ChainAheadOfLog, PersistenceError, OSError)
 """Failures of the chain, the ledger or the stores, that a retry may cure;
 anything else is a bug, logged with its traceback (and retried all the same)."""
 

@@ -122,6 +122,11 @@ class SeededTokenChain(abc.ABC):
     ) -> list[str]: ...
 
     @abc.abstractmethod
+    async def fee_payer_signatures(
+        self, *, before: str | None = None, limit: int = 1000
+    ) -> list[str]: ...
+
+    @abc.abstractmethod
     async def close(self) -> None: ...
 
     # --- shared port methods ---------------------------------------------------

@@ -84,6 +84,13 @@ class LiteSvmChain(SeededTokenChain):
         page = self._chain.signatures_for_address(self.anchor_signer, before=before, limit=limit)
         return [landed.signature for landed in page]
 
+    async def fee_payer_signatures(
+        self, *, before: str | None = None, limit: int = 1000
+    ) -> list[str]:
+        page = self._chain.signatures_for_address(
+            str(self._custody.pubkey), before=before, limit=limit)
+        return [landed.signature for landed in page]
+
     async def transaction(self, signature: str) -> ChainTransaction | None:
         landed = self._chain.landed(signature)
         if landed is None:

@@ -149,13 +149,21 @@ class RpcChain(SeededTokenChain):
     async def anchor_signatures(
         self, *, before: str | None = None, limit: int = 1000
     ) -> list[str]:
+        return await self._signatures_for(Pubkey.from_string(self.anchor_signer), before, limit)
+
+    async def fee_payer_signatures(
+        self, *, before: str | None = None, limit: int = 1000
+    ) -> list[str]:
+        return await self._signatures_for(self._custody.pubkey, before, limit)
+
+    async def _signatures_for(self, address: Pubkey, before: str | None, limit: int) -> list[str]:
+        """getSignaturesForAddress of ``address``: a page, newest first."""
         if not 1 <= limit <= 1000:
             raise ValueError("limit_must_be_1_to_1000")
         response = await self._call(
             "getSignaturesForAddress",
             self._client.get_signatures_for_address(
-                Pubkey.from_string(self.anchor_signer),
-                before=None if before is None else Signature.from_string(before),
+                address, before=None if before is None else Signature.from_string(before),
                 limit=limit, commitment=self._history_commitment(),
             ),
         )

@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from solders.signature import Signature
 
 from application.write.aggregate_cache import AGGREGATES_MAX_DEFAULT
 from application.write.writer import BATCH_COMMANDS_MAX_DEFAULT
@@ -117,6 +118,11 @@ class Settings(BaseModel):
     settlement_in_flight: int = _var(4, "DEALS_SETTLEMENT_IN_FLIGHT", ge=1)
     """Transactions sent and confirmed together, on disjoint accounts."""
     settlement_poll_interval_s: float = _var(0.4, "DEALS_SETTLEMENT_POLL_INTERVAL_S", gt=0)
+    settlement_acknowledged: Annotated[tuple[str, ...], NoDecode] = _var(
+        (), "DEALS_SETTLEMENT_ACKNOWLEDGED")
+    """Landed signatures an operator has reconciled after a restore: the
+    chain being ahead of the log by these no longer stops settlement
+    (docs/operations.md, "Restores and failovers")."""
     solana_timeout_s: float = _var(10.0, "DEALS_SOLANA_TIMEOUT_S", gt=0)
     reconcile_interval_s: float = _var(3600.0, "DEALS_RECONCILE_INTERVAL_S", ge=0)
     anchoring_enabled: bool = _var(True, "DEALS_ANCHORING")
@@ -151,6 +157,11 @@ class Settings(BaseModel):
     @classmethod
     def _proxies(cls, value: Any) -> Any:
         return trusted_proxies(value) if isinstance(value, str) else value
+
+    @field_validator("settlement_acknowledged", mode="before")
+    @classmethod
+    def _signatures(cls, value: Any) -> Any:
+        return transaction_signatures(value) if isinstance(value, str) else value
 
     @field_validator("log_format", mode="before")
     @classmethod
@@ -317,6 +328,18 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
         hint = f"; did you mean {close[0]}?" if close else ""
         lines.append(f"{name} is not a setting and is ignored{hint}")
     return lines
+
+
+def transaction_signatures(text: str) -> tuple[str, ...]:
+    """DEALS_SETTLEMENT_ACKNOWLEDGED: comma-separated base58 transaction
+    signatures (64 bytes each); anything else is refused at start."""
+    entries = tuple(dict.fromkeys(entry.strip() for entry in text.split(",") if entry.strip()))
+    for entry in entries:
+        try:
+            Signature.from_string(entry)
+        except ValueError:
+            raise ValueError(f"{entry[:100]!r} is not a base58 transaction signature") from None
+    return entries
 
 
 def trusted_proxies(text: str) -> tuple[str, ...]:

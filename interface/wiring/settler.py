@@ -109,6 +109,7 @@ def settlement_config(settings: Settings) -> SettlementConfig:
         batch_movements=settings.settlement_batch_movements,
         in_flight_max=settings.settlement_in_flight,
         poll_interval_s=settings.settlement_poll_interval_s,
+        acknowledged=frozenset(settings.settlement_acknowledged),
     )
 
 

@@ -1,0 +1,296 @@
+"""Restores and failovers never pay twice: before it sends, the settler asks
+the chain what the log may have forgotten.
+
+The write-ahead record (``process``) keeps a movement from moving twice as
+long as the log keeps every record it made. A restored backup, or a
+PostgreSQL failover to a replica that had not received the last commits,
+takes records back: a movement that landed after the backup is ``queued``
+again in the log (or in flight as a submission long expired), and signing
+it again would execute it twice. So before the first send after a start,
+and after any gap the settler cannot account for, this module reads the fee
+payer's signature history (it pays for every transaction the ledger sends,
+and for nothing a stranger sends), newest first, down to the newest
+signature whose landing the log has recorded (settled, failed or rejected:
+an outcome is recorded only after its transaction landed, and anything
+that landed before it was recorded before that, so a log that kept the one
+kept the others). Each successful transaction in between whose memo names
+movements (``deal:<id>,...``) and that the log does not know as in flight:
+
+- its movements the log has waiting (queued, or in flight as another
+  signature, which never landed) are recorded as settled by it, through the
+  ordinary steps: ``RecordSubmission`` (no bytes: nothing to send) then
+  ``MarkSettled`` with its slot;
+- a movement the log does not know (recorded after the backup), or that
+  the log says settled by another signature, failed or awaits a capture,
+  means the chain is ahead of the log: an alert names them and settlement
+  stops (``ChainAheadOfLog``, shown by ``/ready``), nothing is sent, until
+  an operator acknowledges each such signature (``DEALS_SETTLEMENT_
+  ACKNOWLEDGED``, docs/operations.md) after reconciling what it moved.
+
+"A gap the settler cannot account for": the settlement store's position
+(committed with the log on PostgreSQL, folded from it on SQLite) is lower
+than one this settler saw (the store was restored or failed over under
+it), or higher than the log's head (a settlement store newer than the
+restored log: it is folded again from the log first). A start is a gap:
+every new ``SettlementProcess`` (a process start, a lease taken over, a
+settler starting again after a failure) looks before it sends.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from uuid import UUID
+
+from application import commands as c
+from application.alerts import AlertKind, raise_alert
+from application.settlement import metrics
+from application.settlement.chain_port import ChainPort, ChainTransaction
+from application.settlement.fold import SettlementFold
+from application.settlement.store import (
+    FAILED,
+    QUEUED,
+    REJECTED,
+    SETTLED,
+    SUBMITTED,
+    Movement,
+    Submission,
+)
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+SIGNATURES_PER_PAGE = 1000
+HISTORY_PAGES_MAX = 100_000
+LANDED_OUTCOMES = frozenset({SETTLED, FAILED, REJECTED})
+"""Submission statuses recorded only after their transaction was seen on
+chain (``rejected``: landed failed; a preflight refusal never lands, so it
+is never in the history)."""
+NAMED_IN_MESSAGE_MAX = 5
+
+ChainCall = Callable[[str, Callable[[], Awaitable[Any]]], Awaitable[Any]]
+Execute = Callable[[c.Command], Awaitable[Any]]
+
+
+class ChainAheadOfLog(Exception):
+    """Landed transactions of this ledger name movements the log cannot
+    account for; settlement sends nothing until an operator resolves it."""
+
+
+@dataclass(frozen=True)
+class Unaccounted:
+    """A landed transaction of ours and the movements in its memo the log
+    cannot account for, each with why."""
+
+    signature: str
+    slot: int
+    problems: tuple[tuple[UUID, str], ...]
+
+    def describe(self) -> str:
+        named = ", ".join(f"{transfer_id} {why}" for transfer_id, why in self.problems)
+        return f"{self.signature} (slot {self.slot}: {named})"
+
+
+class ChainLookup:
+    """What the chain holds that the log does not, looked up when due."""
+
+    def __init__(self, *, fold: SettlementFold, chain: ChainPort, chain_call: ChainCall,
+                 execute: Execute, acknowledged: frozenset[str] = frozenset()) -> None:
+        self.fold = fold
+        self.store = fold.store
+        self.chain = chain
+        self._chain_call = chain_call
+        self._execute = execute
+        self.acknowledged = acknowledged
+        """Signatures an operator has resolved: never a reason to stop (what
+        the log has waiting of them is still settled by them)."""
+        self._looked = False
+        self._seen_position = 0
+        self._watched: dict[UUID, ChainTransaction] = {}
+        """The movements acknowledged transactions carried: should the log
+        come to have one waiting (a client sending a lost command again
+        under its id), it is recorded as settled by that transaction."""
+
+    async def before_sending(self) -> None:
+        """Look the chain up when a gap makes it due (the first call is
+        one); ``ChainAheadOfLog`` while the chain is ahead of the log."""
+        position = self.store.position()
+        why = self._gap(position)
+        self._seen_position = max(self._seen_position, position)
+        if why is None:
+            await self._settle_watched()
+            return
+        logger.info("settlement looks the chain up before sending: %s", why)
+        self._align_store(position)
+        await self.look_up()
+        self._looked = True
+        self._seen_position = self.store.position()
+
+    def _gap(self, position: int) -> str | None:
+        if not self._looked:
+            return "a start"
+        if position < self._seen_position:
+            metrics.SETTLEMENT_GAPS.inc()
+            return (f"the settlement store went back from log position {self._seen_position} "
+                    f"to {position} (a restore or a failover)")
+        return None
+
+    def _align_store(self, position: int) -> None:
+        """A settlement store ahead of the log (not restored with it) is
+        folded again from the log; one that went back is re-read."""
+        head = self.fold.app.event_log.head()
+        if position > head:
+            logger.warning("the settlement store is at log position %d, past the log's head %d: "
+                           "folding it again from the log", position, head)
+            self.fold.rebuild()
+        else:
+            self.fold.forget_position()
+        self.fold.catch_up()
+
+    async def look_up(self) -> list[Unaccounted]:
+        """Record what landed unrecorded; raise if the chain is ahead."""
+        await self._look_up_acknowledged()
+        ahead: list[Unaccounted] = []
+        for signature in await self._unrecorded_signatures():
+            landed = await self._chain_call(
+                "getTransaction", _transaction_call(self.chain, signature))
+            if landed is None or landed.error is not None or not landed.memo_transfer_ids:
+                continue  # not a movement, or it moved nothing
+            problems = await self._record_landed(landed)
+            if problems:
+                ahead.append(Unaccounted(signature, landed.slot, problems))
+        self.fold.catch_up()
+        if ahead:
+            self._stop(ahead)
+        return ahead
+
+    async def _look_up_acknowledged(self) -> None:
+        """Each acknowledged transaction settles what the log has waiting
+        of it, and is watched from now on; it stops nothing."""
+        self._watched = {}
+        for signature in sorted(self.acknowledged):
+            landed = await self._chain_call(
+                "getTransaction", _transaction_call(self.chain, signature))
+            if landed is None or landed.error is not None:
+                continue
+            await self._record_landed(landed)
+            self._watched.update(dict.fromkeys(landed.memo_transfer_ids, landed))
+
+    async def _settle_watched(self) -> None:
+        """A watched movement the log has waiting is settled, never sent."""
+        if not self._watched:
+            return
+        by_landed: dict[str, ChainTransaction] = {}
+        for transfer_id, movement in self.store.movements(list(self._watched)).items():
+            if movement.status in (QUEUED, SUBMITTED):
+                landed = self._watched[transfer_id]
+                by_landed[landed.signature] = landed
+        for landed in by_landed.values():
+            await self._record_landed(landed)
+        if by_landed:
+            self.fold.catch_up()
+
+    async def _unrecorded_signatures(self) -> list[str]:
+        """The fee payer's signatures newer than the newest one whose
+        landing the settler recorded (``_vouches_for_older``) that the log
+        does not know at all (one it knows is in flight, resolved by the
+        ordinary step, or has its outcome) and no operator acknowledged;
+        oldest first."""
+        found: list[str] = []
+        before: str | None = None
+        for _ in range(HISTORY_PAGES_MAX):
+            page: list[str] = await self._chain_call(
+                "getSignaturesForAddress", _page_call(self.chain, before))
+            known = self.store.submissions(page)
+            for signature in page:
+                submission = known.get(signature)
+                if submission is not None and _vouches_for_older(submission):
+                    return found[::-1]
+                if submission is None and signature not in self.acknowledged:
+                    found.append(signature)
+            if len(page) < SIGNATURES_PER_PAGE:
+                break
+            before = page[-1]
+        return found[::-1]
+
+    async def _record_landed(self, landed: ChainTransaction) -> tuple[tuple[UUID, str], ...]:
+        """Settle by ``landed`` what the log still waits to send; the
+        movements it cannot account for, with why."""
+        movements = self.store.movements(landed.memo_transfer_ids)
+        waiting: dict[str | None, list[UUID]] = {}
+        problems: list[tuple[UUID, str]] = []
+        for transfer_id in landed.memo_transfer_ids:
+            movement = movements.get(transfer_id)
+            why = _unaccountable(movement, landed.signature)
+            if why is not None:
+                problems.append((transfer_id, why))
+            elif movement is not None and movement.status in (QUEUED, SUBMITTED):
+                waiting.setdefault(movement.signature, []).append(transfer_id)
+        if waiting:
+            await self._settle(landed, waiting)
+        return tuple(problems)
+
+    async def _settle(self, landed: ChainTransaction,
+                      waiting: dict[str | None, list[UUID]]) -> None:
+        """Record ``landed`` as their submission (superseding the one in
+        force, which never landed) and its landing, as the process would."""
+        height = await self._chain_call("getBlockHeight", self.chain.block_height)
+        for supersedes, transfer_ids in waiting.items():
+            await self._execute(c.RecordSubmission(
+                signature=landed.signature, last_valid_block_height=height, transaction=None,
+                transfer_ids=tuple(transfer_ids), supersedes=supersedes))
+        settled = tuple(transfer_id for ids in waiting.values() for transfer_id in ids)
+        await self._execute(c.MarkSettled(landed.signature, landed.slot, settled))
+        metrics.FOUND_ON_CHAIN.inc(len(settled))
+        logger.warning("found on chain, not in the log: %s settled %s (slot %d); recorded, "
+                       "not sent again", landed.signature,
+                       ", ".join(map(str, settled)), landed.slot)
+
+    def _stop(self, ahead: list[Unaccounted]) -> None:
+        named = "; ".join(item.describe() for item in ahead[:NAMED_IN_MESSAGE_MAX])
+        more = len(ahead) - NAMED_IN_MESSAGE_MAX
+        if more > 0:
+            named += f"; and {more} more"
+        signatures = ",".join(item.signature for item in ahead)
+        raise_alert(
+            AlertKind.CHAIN_AHEAD_OF_LOG,
+            "landed transactions of this ledger name movements the log cannot account for; "
+            "settlement stopped", dedup_key=signatures, signatures=signatures, detail=named,
+        )
+        raise ChainAheadOfLog(
+            f"the chain is ahead of the log: {len(ahead)} landed transaction(s) of this "
+            f"ledger's fee payer: {named}; nothing is sent until an operator reconciles them "
+            "and lists their signatures in DEALS_SETTLEMENT_ACKNOWLEDGED "
+            "(docs/operations.md, Restores and failovers)"
+        )
+
+
+def _vouches_for_older(submission: Submission) -> bool:
+    """A submission the settler recorded (its bytes kept) and then saw land:
+    the log that kept its outcome kept every record older than its landing.
+    One recorded from the chain (no bytes: found by this lookup, or the
+    genesis mint) vouches for nothing older, nor does one still in flight."""
+    return submission.status in LANDED_OUTCOMES and submission.transaction is not None
+
+
+def _unaccountable(movement: Movement | None, signature: str) -> str | None:
+    """Why the log cannot account for ``movement`` having landed in
+    ``signature``; None when it can (settled by it) or may (waiting)."""
+    if movement is None:
+        return "unknown to the log"
+    if movement.status == SETTLED and movement.signature != signature:
+        return f"settled in the log by {movement.signature}"
+    if movement.status in (QUEUED, SUBMITTED, SETTLED):
+        return None
+    return f"{movement.status} in the log"
+
+
+def _page_call(chain: ChainPort, before: str | None) -> Callable[[], Awaitable[list[str]]]:
+    return lambda: chain.fee_payer_signatures(before=before, limit=SIGNATURES_PER_PAGE)
+
+
+def _transaction_call(chain: ChainPort, signature: str
+                      ) -> Callable[[], Awaitable[ChainTransaction | None]]:
+    return lambda: chain.transaction(signature)
