@@ -88,7 +88,7 @@ class LiteSvmChain(SeededTokenChain):
         self, *, before: str | None = None, limit: int = 1000
     ) -> list[str]:
         page = self._chain.signatures_for_address(
-            str(self._custody.pubkey), before=before, limit=limit)
+            str(self._keys.fee_payer), before=before, limit=limit)
         return [landed.signature for landed in page]
 
     async def transaction(self, signature: str) -> ChainTransaction | None:

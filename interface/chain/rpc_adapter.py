@@ -154,7 +154,7 @@ class RpcChain(SeededTokenChain):
     async def fee_payer_signatures(
         self, *, before: str | None = None, limit: int = 1000
     ) -> list[str]:
-        return await self._signatures_for(self._custody.pubkey, before, limit)
+        return await self._signatures_for(self._keys.fee_payer, before, limit)
 
     async def _signatures_for(self, address: Pubkey, before: str | None, limit: int) -> list[str]:
         """getSignaturesForAddress of ``address``: a page, newest first."""
