@@ -29,7 +29,11 @@ USER = "user"
 TREASURY = "treasury"
 REWARDS = "rewards"
 ISSUANCE = "issuance"
-ACCOUNT_KINDS = (USER, TREASURY, REWARDS, ISSUANCE)
+EXTERNAL = "external"
+"""The tokens outside custody: the other side of withdrawals and deposits.
+It has no custody token account; on chain its balance is the mint's supply
+less the custody token accounts."""
+ACCOUNT_KINDS = (USER, TREASURY, REWARDS, ISSUANCE, EXTERNAL)
 
 
 class Account(Aggregate):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from domain.account import USER, Account
+from domain.account import EXTERNAL, USER, Account
 from domain.amounts import check_amount
 from domain.errors import InvalidRequest, SameAccount
 
@@ -20,16 +20,24 @@ REWARD = "reward"
 MINT = "mint"
 BURN = "burn"
 REVERSAL = "reversal"
-MOVEMENT_KINDS = (TRANSFER, FEE, REWARD, MINT, BURN, REVERSAL)
+WITHDRAWAL = "withdrawal"
+DEPOSIT = "deposit"
+MOVEMENT_KINDS = (TRANSFER, FEE, REWARD, MINT, BURN, REVERSAL, WITHDRAWAL, DEPOSIT)
 ISSUANCE_KINDS = frozenset({MINT, BURN, REVERSAL})
 """The only movements the issuance account takes part in. Its balance may go
 negative (that is the supply), so a transfer, fee or reward from it would
 create tokens without a mint: without the admin scope and outside the
 mint's audit trail."""
+EXTERNAL_KINDS = frozenset({WITHDRAWAL, DEPOSIT, REVERSAL})
+"""The only movements the external account (tokens outside custody) takes
+part in, and the only ones that take part in it: tokens leave custody by a
+withdrawal, come in by a deposit, and a failed withdrawal is compensated by
+a reversal."""
 
 
 _NOUNS = {TRANSFER: "a transfer", FEE: "a fee", REWARD: "a reward", MINT: "a mint",
-          BURN: "a burn", REVERSAL: "a reversal"}
+          BURN: "a burn", REVERSAL: "a reversal", WITHDRAWAL: "a withdrawal",
+          DEPOSIT: "a deposit"}
 
 
 def movement_noun(
@@ -67,6 +75,7 @@ def check_movement(
         raise InvalidRequest(
             f"the issuance account takes part only in mint and burn, not in a {kind}"
         )
+    _check_external(source, destination, kind)
     if kind == REWARD and destination.kind != USER:
         # the pool's budget is for users; paid to the treasury it would drain the pool
         raise InvalidRequest("a reward is paid to a user account, not to a system account")
@@ -75,6 +84,16 @@ def check_movement(
     if spender is not None:
         spender.check_not_frozen()
     source.check_can_send(amount, now)
+
+
+def _check_external(source: Account, destination: Account, kind: str) -> None:
+    external = source.kind == EXTERNAL or destination.kind == EXTERNAL
+    if external and kind not in EXTERNAL_KINDS:
+        raise InvalidRequest(
+            f"the external account takes part only in withdrawals and deposits, not in a {kind}"
+        )
+    if kind in (WITHDRAWAL, DEPOSIT) and not external:
+        raise InvalidRequest(f"a {kind} moves tokens to or from the external account")
 
 
 def move(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from uuid import UUID, uuid5
 
-from domain.account import ISSUANCE, REWARDS, TREASURY
+from domain.account import EXTERNAL, ISSUANCE, REWARDS, TREASURY
 from domain.amounts import INITIAL_SUPPLY
 from domain.ids import ledger_id, legacy_ledger_id
 
@@ -17,7 +17,17 @@ _NAMESPACE = UUID("0b8f7f8e-2d55-5a4e-9a43-6a1f5b0c9e21")
 TREASURY_ID = uuid5(_NAMESPACE, "account:treasury")
 REWARDS_ID = uuid5(_NAMESPACE, "account:rewards")
 ISSUANCE_ID = uuid5(_NAMESPACE, "account:issuance")
-SYSTEM_ACCOUNTS = {TREASURY: TREASURY_ID, REWARDS: REWARDS_ID, ISSUANCE: ISSUANCE_ID}
+EXTERNAL_ID = uuid5(_NAMESPACE, "account:external")
+"""Tokens outside custody (withdrawn to, or deposited from, users' wallets).
+Genesis opens it at every start, so a ledger written before it existed gets
+it at its next start."""
+SYSTEM_ACCOUNTS = {
+    TREASURY: TREASURY_ID, REWARDS: REWARDS_ID, ISSUANCE: ISSUANCE_ID, EXTERNAL: EXTERNAL_ID,
+}
+CUSTODY_LESS_ACCOUNTS = frozenset({ISSUANCE_ID, EXTERNAL_ID})
+"""The system accounts with no custody token account: the issuance account
+is the mint's side (its negative balance is the supply), the external
+account the tokens outside custody."""
 PRICE_SCHEDULE_ID = uuid5(_NAMESPACE, "price-schedule")
 
 GENESIS_MINT_ID = uuid5(_NAMESPACE, "genesis:mint")

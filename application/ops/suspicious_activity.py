@@ -42,7 +42,7 @@ from application.metrics_registry import metric
 from application.ops.background import BackgroundThread
 from application.outcomes import BatchRecorded, HoldPlaced, MovementRecorded
 from domain.amounts import UNITS_PER_DEAL, format_amount
-from domain.system import ISSUANCE_ID, REWARDS_ID, TREASURY_ID
+from domain.system import EXTERNAL_ID, ISSUANCE_ID, REWARDS_ID, TREASURY_ID
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class SuspicionRules:
     large_amount: int = 1_000_000 * UNITS_PER_DEAL
     auth_failures_max: int = 100
     exempt_accounts: frozenset[UUID] = field(
-        default=frozenset({TREASURY_ID, REWARDS_ID, ISSUANCE_ID})
+        default=frozenset({TREASURY_ID, REWARDS_ID, ISSUANCE_ID, EXTERNAL_ID})
     )
 
 

@@ -16,7 +16,7 @@ from importlib.metadata import version as package_version
 
 from domain.amounts import format_amount
 from domain.errors import LedgerError
-from domain.system import ISSUANCE_ID, REWARDS_ID, TREASURY_ID
+from domain.system import EXTERNAL_ID, ISSUANCE_ID, REWARDS_ID, TREASURY_ID
 from interface.cli import exit_codes
 from interface.cli.bench import run_bench
 from interface.cli.project import run_project
@@ -51,10 +51,11 @@ def run_init(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps({"supply": format_amount(supply), "accounts": {
             "treasury": str(TREASURY_ID), "rewards": str(REWARDS_ID),
-            "issuance": str(ISSUANCE_ID)}}))
+            "issuance": str(ISSUANCE_ID), "external": str(EXTERNAL_ID)}}))
         return exit_codes.OK
     print(f"ledger ready: supply {format_amount(supply)} DEAL")
-    print(f"  treasury  {TREASURY_ID}\n  rewards   {REWARDS_ID}\n  issuance  {ISSUANCE_ID}")
+    print(f"  treasury  {TREASURY_ID}\n  rewards   {REWARDS_ID}\n  issuance  {ISSUANCE_ID}\n"
+          f"  external  {EXTERNAL_ID}")
     return exit_codes.OK
 
 

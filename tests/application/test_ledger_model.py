@@ -34,7 +34,7 @@ from application.write.event_store import LedgerApplication
 from domain.account import Account
 from domain.errors import LedgerError
 from domain.pricing import PRICES_DEFAULT
-from domain.system import ISSUANCE_ID, REWARDS_ID, TREASURY_ID
+from domain.system import ISSUANCE_ID, SYSTEM_ACCOUNTS, TREASURY_ID
 from tests.support.ledgers import LedgerHarness
 from tests.support.services import PostgresTestDatabase, unreachable
 from tests.support.stores import postgres_store, sqlite_store
@@ -97,7 +97,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.store, self.cleanup = store_factory()
         self.ledger = LedgerHarness(self.store.env)
         self.model = Model()
-        for account in (TREASURY_ID, REWARDS_ID, ISSUANCE_ID):
+        for account in SYSTEM_ACCOUNTS.values():
             self.model.balances[account] = self.ledger.balance(account)
 
     def teardown(self) -> None:

@@ -7,8 +7,9 @@ from uuid import uuid4
 import pytest
 
 from domain import errors
-from domain.account import ISSUANCE, USER, Account
+from domain.account import EXTERNAL, ISSUANCE, USER, Account
 from domain.amounts import SUPPLY_MAX
+from domain.movements import DEPOSIT, REVERSAL, WITHDRAWAL, check_movement
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -141,3 +142,23 @@ def test_a_snapshot_taken_before_holds_carried_their_expiry_still_loads():
     (hold,) = restored.holds_without_expiry()
     restored.learn_hold_expiry(hold, NOW + timedelta(seconds=900))  # ...until read from the hold
     assert restored.available_at(later) == 100 and restored.holds_without_expiry() == []
+
+
+@pytest.mark.parametrize("kind", ["transfer", "fee", "reward", "mint", "burn"])
+def test_the_external_account_takes_part_in_withdrawals_and_deposits_only(kind):
+    """Tokens outside custody leave and come back only through the commands
+    that move them on chain (and a failed withdrawal's reversal)."""
+    user, external = funded(10), Account.open(uuid4(), EXTERNAL, NOW)
+    for source, destination in ((user, external), (external, user)):
+        with pytest.raises(errors.InvalidRequest, match="external account takes part only"):
+            check_movement(source, destination, 1, kind, NOW)
+    check_movement(user, external, 1, WITHDRAWAL, NOW)
+    external.credit(uuid4(), 5, WITHDRAWAL, "", NOW)
+    check_movement(external, user, 1, DEPOSIT, NOW)
+    check_movement(external, user, 1, REVERSAL, NOW)
+
+
+@pytest.mark.parametrize("kind", [WITHDRAWAL, DEPOSIT])
+def test_a_withdrawal_or_deposit_has_the_external_account_on_one_side(kind):
+    with pytest.raises(errors.InvalidRequest, match="external account"):
+        check_movement(funded(10), funded(0), 1, kind, NOW)

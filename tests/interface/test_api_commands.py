@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import pytest
 from solders.keypair import Keypair
 
-from domain.system import ISSUANCE_ID, REWARDS_ID, TREASURY_ID
+from domain.system import EXTERNAL_ID, ISSUANCE_ID, REWARDS_ID, TREASURY_ID
 from tests.interface.helpers import (
     assert_error,
     fund,
@@ -380,7 +380,7 @@ def test_mint_and_burn_change_the_supply(api, admin):
 def test_system_names_the_system_accounts_decimals_and_supply(api, admin):
     body = admin.get("/v1/system").json()
     assert body["accounts"] == {"treasury": str(TREASURY_ID), "rewards": str(REWARDS_ID),
-                                "issuance": str(ISSUANCE_ID)}
+                                "issuance": str(ISSUANCE_ID), "external": str(EXTERNAL_ID)}
     assert body["decimals"] == 8
     assert float(body["supply"]) >= 1_000_000_000
     assert "mint" in body

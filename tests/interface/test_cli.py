@@ -152,7 +152,7 @@ def test_init_reports_as_json(elsewhere, capsys):
     assert main(["init", "--json"]) == exit_codes.OK
     report = json.loads(capsys.readouterr().out)
     assert report["supply"] == "1000000000" and set(report["accounts"]) == {
-        "treasury", "rewards", "issuance"}
+        "treasury", "rewards", "issuance", "external"}
     assert main(["replay", "--json"]) == exit_codes.OK  # now there is a ledger here
 
 

@@ -40,7 +40,7 @@ from projections.queries import PAGE_SIZE_DEFAULT, AccountFilter
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"], route_class=JsonRoute)
 
-KindFilter = Annotated[Literal["user", "treasury", "rewards", "issuance"] | None,
+KindFilter = Annotated[Literal["user", "treasury", "rewards", "issuance", "external"] | None,
                        Query(description="only accounts of this kind")]
 StatusFilter = Annotated[Literal["active", "frozen"] | None,
                          Query(description="only active or only frozen accounts")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from domain.amounts import DECIMALS, format_amount
-from domain.system import ISSUANCE_ID, REWARDS_ID, TREASURY_ID
+from domain.system import EXTERNAL_ID, ISSUANCE_ID, REWARDS_ID, TREASURY_ID
 from interface.http.deps import CAN_READ, Ledger, Read, in_thread
 from interface.http.json_body import JsonRoute
 from interface.http.schemas.responses import SystemAccounts, SystemResponse
@@ -17,7 +17,8 @@ router = APIRouter(prefix="/v1/system", tags=["system"], route_class=JsonRoute)
 async def get_system(ledger: Ledger, read: Read):
     supply, position = await in_thread(ledger.read_at_head, ledger.supply, read.min_position)
     return SystemResponse(
-        accounts=SystemAccounts(treasury=TREASURY_ID, rewards=REWARDS_ID, issuance=ISSUANCE_ID),
+        accounts=SystemAccounts(treasury=TREASURY_ID, rewards=REWARDS_ID, issuance=ISSUANCE_ID,
+                                external=EXTERNAL_ID),
         mint=ledger.mint_address, decimals=DECIMALS, supply=format_amount(supply),
         position=position,
     )

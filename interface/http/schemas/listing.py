@@ -16,7 +16,7 @@ from projections.queries import PAGE_SIZE_MAX
 Limit = Annotated[int, Query(ge=1, le=PAGE_SIZE_MAX)]
 Cursor = Annotated[str | None, Query(max_length=200, description="next_cursor of the last page")]
 MovementKind = Annotated[
-    Literal["transfer", "fee", "reward", "mint", "burn", "reversal"] | None,
+    Literal["transfer", "fee", "reward", "mint", "burn", "reversal", "withdrawal", "deposit"] | None,
     Query(description="only movements of this kind"),
 ]
 TimeText = Annotated[str | None, Query(

@@ -538,6 +538,8 @@ class SystemAccounts(Response):
     treasury: UUID
     rewards: UUID
     issuance: UUID
+    external: UUID = Field(description="the tokens outside custody: the other side of "
+                                       "withdrawals and deposits")
 
 
 class SystemResponse(Response):
