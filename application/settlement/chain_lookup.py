@@ -27,6 +27,12 @@ movements (``deal:<id>,...``) and that the log does not know as in flight:
   an operator acknowledges each such signature (``DEALS_SETTLEMENT_
   ACKNOWLEDGED``, docs/operations.md) after reconciling what it moved.
 
+Only what has landed can be seen: a transaction sent within its
+blockhash's lifetime (150 blocks) before the loss may land after the
+lookup. A restore takes longer than that; failovers are to synchronous
+replicas, which lose no record (docs/operations.md states the policy, and
+the wait an asynchronous promotion needs).
+
 "A gap the settler cannot account for": the settlement store's position
 (committed with the log on PostgreSQL, folded from it on SQLite) is lower
 than one this settler saw (the store was restored or failed over under
@@ -76,7 +82,12 @@ Execute = Callable[[c.Command], Awaitable[Any]]
 
 class ChainAheadOfLog(Exception):
     """Landed transactions of this ledger name movements the log cannot
-    account for; settlement sends nothing until an operator resolves it."""
+    account for; settlement sends nothing until an operator resolves it.
+    ``ahead``: those transactions, oldest first."""
+
+    def __init__(self, message: str, ahead: tuple[Unaccounted, ...]) -> None:
+        super().__init__(message)
+        self.ahead = ahead
 
 
 @dataclass(frozen=True)
@@ -263,7 +274,7 @@ class ChainLookup:
             f"the chain is ahead of the log: {len(ahead)} landed transaction(s) of this "
             f"ledger's fee payer: {named}; nothing is sent until an operator reconciles them "
             "and lists their signatures in DEALS_SETTLEMENT_ACKNOWLEDGED "
-            "(docs/operations.md, Restores and failovers)"
+            "(docs/operations.md, Restores and failovers)", tuple(ahead),
         )
 
 

@@ -43,12 +43,12 @@ BLOCKED_COMPENSATIONS = _metric(
     "Failed movements whose compensating reversal the ledger refused",
 )
 FOUND_ON_CHAIN = _metric(
-    Counter, "settlement_movements_found_on_chain",
+    Counter, "deals_ledger_settlement_movements_found_on_chain",
     "Movements the log still had waiting, found landed on chain (after a restore or a "
     "failover) and recorded as settled instead of being sent again",
 )
 SETTLEMENT_GAPS = _metric(
-    Counter, "settlement_store_gaps",
+    Counter, "deals_ledger_settlement_store_gaps",
     "Times the settlement store went back under a running settler (a restore or a failover)",
 )
 CHAIN_RETRIES = _metric(

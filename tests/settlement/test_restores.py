@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import replace
 from pathlib import Path
 from uuid import UUID, uuid4
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from application import commands as c
 from application.alerts import AlertKind
@@ -269,3 +273,74 @@ async def test_a_store_that_goes_back_under_a_running_settler_is_looked_up_again
     await rig.settle()
     assert "the settlement store went back" in caplog.text
     assert rig.transfer(moved[0]).settlement_status == SETTLED
+
+
+ROUND = st.tuples(
+    st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2), st.integers(1, 5)),
+             min_size=0, max_size=4),
+    st.sampled_from(["settle", "one step", "crash before send", "nothing"]),
+)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
+@given(rounds=st.lists(ROUND, min_size=1, max_size=5), data=st.data())
+async def test_whenever_the_snapshot_was_taken_no_movement_executes_twice(
+    rounds: list[tuple[list[tuple[int, int, int]], str]], data: st.DataObject,
+) -> None:
+    """Rounds of transfers, each settled fully, by one step, up to a crash
+    before sending, or not at all; the store snapshot after any round and
+    restored after the last: restarted (and what the restore lost
+    acknowledged once named), every movement executes on chain exactly
+    once, and everything the restored log has settles."""
+    snapshot_after = data.draw(st.integers(0, len(rounds) - 1))
+    with tempfile.TemporaryDirectory() as folder:
+        tmp_path = Path(folder)
+        store = sqlite_store(tmp_path)
+        rig = SettlementRig(store, tmp_path)
+        snapshot = StoreSnapshot(store, tmp_path)
+        try:
+            accounts = [rig.open_account(funded=1000 * DEAL) for _ in range(3)]
+            await rig.settle()
+            recorded: list[UUID] = []
+            for index, (moves, how) in enumerate(rounds):
+                recorded += await _round(rig, accounts, moves, how)
+                if index == snapshot_after:
+                    rig = await _restart(rig, while_stopped=snapshot.take)
+            rig = await _restart(rig, while_stopped=snapshot.restore)
+            acknowledged: frozenset[str] = frozenset()
+            try:
+                await rig.settle()
+            except ChainAheadOfLog as stopped:
+                acknowledged = frozenset(item.signature for item in stopped.ahead)
+                rig = await _restart(rig, acknowledged=acknowledged)
+                await rig.settle()
+            carried = await _carried(rig)
+            assert all(carried[transfer_id] <= 1 for transfer_id in recorded)
+            assert max(carried.values()) == 1
+            for transfer_id in recorded:
+                if rig.ledger.app.load(transfer_id) is not None:
+                    assert rig.transfer(transfer_id).settlement_status == SETTLED
+                    assert carried[transfer_id] == 1
+        finally:
+            await rig.close()
+
+
+async def _round(rig: SettlementRig, accounts: list[UUID],
+                 moves: list[tuple[int, int, int]], how: str) -> list[UUID]:
+    ids = []
+    for source, destination, deal in moves:
+        if source != destination:
+            ids.append(uuid4())
+            rig.execute(c.TransferFunds(ids[-1], accounts[source], accounts[destination],
+                                        deal * DEAL))
+    if how == "settle":
+        await rig.settle()
+    elif how == "one step":
+        await rig.process.step()
+    elif how == "crash before send":
+        rig.hooks.before_send = _crash
+        with suppress(SimulatedCrash):
+            await rig.settle()
+        rig.hooks.before_send = None
+        await rig.restart()
+    return ids
