@@ -524,7 +524,9 @@ class Genesis(Command):
 
 # Settlement: the settlement process records every step in the log.
 
-SETTLEMENT_TRANSFERS_MAX = 16
+SETTLEMENT_TRANSFERS_MAX = 32
+"""At least what one netted transaction names (24: one transfer and a memo
+of 37 bytes an id, interface.chain.netting); a packed one carries 17."""
 SIGNATURE_LENGTH_MAX = 100
 TRANSACTION_BASE64_LENGTH_MAX = 2048  # a Solana packet is 1232 bytes
 CHAIN_ERROR_LENGTH_MAX = 400

@@ -29,12 +29,15 @@ DEAD_SUBMISSION_LANDED = "dead_submission_landed"
 """A submission the log gave up on (expired or rejected) landed anyway."""
 UNCOMPENSATED_FAILURE = "uncompensated_failure"
 """A movement failed on chain and its compensating reversal was refused."""
+AMOUNT_MISMATCH = "amount_mismatch"
+"""A settled transaction changed a token account by other than the sum of
+the movements its memo names (one netted transfer carries several)."""
 
 FINDING_KINDS = (
     BALANCE_MISMATCH, UNKNOWN_SIGNATURE, MEMO_MISMATCH, MISSING_ON_CHAIN,
-    DEAD_SUBMISSION_LANDED, UNCOMPENSATED_FAILURE,
+    DEAD_SUBMISSION_LANDED, UNCOMPENSATED_FAILURE, AMOUNT_MISMATCH,
 )
-SIGNATURE_KINDS = (UNKNOWN_SIGNATURE, MEMO_MISMATCH)
+SIGNATURE_KINDS = (UNKNOWN_SIGNATURE, MEMO_MISMATCH, AMOUNT_MISMATCH)
 """Findings the report lists as unmatched signatures; the rest are mismatches."""
 
 

@@ -111,6 +111,12 @@ class ChainPort(Protocol):
         offered."""
         ...
 
+    @property
+    def netted_movements_per_transaction_max(self) -> int:
+        """The same bound when netting (one transfer for them all: only
+        the memo naming each grows)."""
+        ...
+
     def token_account_address(self, account_id: UUID) -> str: ...
 
     @property
@@ -122,12 +128,15 @@ class ChainPort(Protocol):
     async def ensure_genesis(self, treasury_id: UUID, initial_supply: int) -> None: ...
 
     async def sign_movements(
-        self, movements: Sequence[ChainMovement], *, whole: bool = False
+        self, movements: Sequence[ChainMovement], *, whole: bool = False, net: bool = False
     ) -> SignedSubmission:
         """Sign (not send) one transaction carrying the longest prefix of
         ``movements`` that fits (by its real serialized size; always at
         least the first); its ``transfer_ids`` name that prefix. ``whole``:
-        all of them, else ValueError and nothing signed."""
+        all of them, else ValueError and nothing signed. ``net``: the
+        transfers of the prefix between the same two token accounts, in the
+        same direction, as one transfer of their sum; the memo still names
+        every movement."""
         ...
 
     @property

@@ -40,6 +40,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -131,6 +133,12 @@ class SettlementConfig:
     together, on pairwise disjoint accounts so each account's history on
     chain keeps the ledger's order; 1: one at a time."""
     poll_interval_s: float = 0.4
+    netting_window_s: float | None = None
+    """None: netting off. Else transfers of one transaction between the same
+    two token accounts settle as one transfer of their sum (``interface.
+    chain.netting``), and the settler waits until the oldest waiting
+    movement has waited this long (or a transaction's worth waits) before
+    it signs, so that more can join."""
     polls_per_step_max: int = 300
     """Bound on one step's polling of a submission; the next step goes on."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -145,6 +153,8 @@ class SettlementConfig:
             raise ValueError("batch_movements must be at least 1")
         if self.in_flight_max < 1:
             raise ValueError("in_flight_max must be at least 1")
+        if self.netting_window_s is not None and not 0 <= self.netting_window_s < math.inf:
+            raise ValueError("netting_window_s must be a finite number of seconds >= 0")
         if self.poll_interval_s < 0 or self.polls_per_step_max < 1:
             raise ValueError("poll_interval_s >= 0 and polls_per_step_max >= 1")
 
@@ -202,7 +212,9 @@ class SettlementProcess:
         config: SettlementConfig | None = None,
         hooks: SettlementHooks | None = None,
         sleep: Sleep = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``clock``: seconds, for the netting window (tests pass their own)."""
         self.writer = writer
         self.fold = fold
         self.store = fold.store
@@ -210,13 +222,19 @@ class SettlementProcess:
         self.config = config or SettlementConfig()
         self.hooks = hooks or SettlementHooks()
         self._sleep = sleep
-        # The chain's best case (17 movements between existing accounts) may
+        # The chain's best case (17 movements between existing accounts, 24 netted) may
         # exceed what one settlement command names: a step offered more could
         # never be recorded, and the queue's head would stall for good.
-        limit = min(chain.movements_per_transaction_max, c.SETTLEMENT_TRANSFERS_MAX)
+        self.net = self.config.netting_window_s is not None
+        chain_limit = (chain.netted_movements_per_transaction_max if self.net
+                       else chain.movements_per_transaction_max)
+        limit = min(chain_limit, c.SETTLEMENT_TRANSFERS_MAX)
         self.batch_movements = min(self.config.batch_movements or limit, limit)
         self.lookup = ChainLookup(fold=fold, chain=chain, chain_call=self._chain,
                                   execute=self._execute, acknowledged=self.config.acknowledged)
+        self._clock = clock
+        self._oldest_seen: tuple[UUID, float] | None = None
+        self._flushing = False
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -237,8 +255,13 @@ class SettlementProcess:
         return await self._submit_round()
 
     async def run_until_idle(self, steps_max: int = 100_000) -> int:
-        """Step until nothing is left (tests, benchmarks, ``settle --once``)."""
-        return await run_until_idle(self.step, steps_max, "settlement")
+        """Step until nothing is left (tests, benchmarks, ``settle --once``):
+        the netting window is not waited out (what waits is netted now)."""
+        self._flushing = True
+        try:
+            return await run_until_idle(self.step, steps_max, "settlement")
+        finally:
+            self._flushing = False
 
     # --- choosing work -------------------------------------------------------------
 
@@ -265,7 +288,7 @@ class SettlementProcess:
         record them all (one group commit), then send and resolve them
         together. False when nothing waits."""
         waiting = self.store.queued(self.batch_movements * self.config.in_flight_max)
-        if not waiting:
+        if not waiting or self._netting_waits(waiting):
             return False
         if waiting[0].transfer_id == GENESIS_MINT_ID:
             await self._settle_genesis()
@@ -293,6 +316,19 @@ class SettlementProcess:
                              for signed, kept in zip(signed_all, recorded, strict=True) if kept])
         return True
 
+    def _netting_waits(self, waiting: list[Movement]) -> bool:
+        """Netting with a window: hold the queue until its oldest movement
+        has waited the window (by this settler's clock, from when it first
+        saw it oldest) or a transaction's worth waits."""
+        window = self.config.netting_window_s
+        if not window or self._flushing or len(waiting) >= self.batch_movements:
+            return False
+        now = self._clock()
+        head = waiting[0].transfer_id
+        if self._oldest_seen is None or self._oldest_seen[0] != head:
+            self._oldest_seen = (head, now)
+        return now - self._oldest_seen[1] < window
+
     async def _sign_round_member(self, batch: list[Movement], *,
                                  first: bool) -> SignedSubmission | None:
         """The first transaction of a round must be signed (its failure is
@@ -305,19 +341,28 @@ class SettlementProcess:
             logger.info("round ends before %s: %s", batch[0].transfer_id, error)
             return None
 
-    async def _sign(self, batch: list[Movement], *, whole: bool) -> SignedSubmission:
+    async def _sign(self, batch: list[Movement], *, whole: bool,
+                    net: bool | None = None) -> SignedSubmission:
         """The chain signs the longest prefix of ``batch`` that fits one
-        transaction (``whole``: all of it, or a ValueError)."""
+        transaction (``whole``: all of it, or a ValueError); netted as
+        configured unless ``net`` says."""
         movements = [chain_movement(movement) for movement in batch]
+        netted = self.net if net is None else net
         return await self._chain(
-            "sign", lambda: self.chain.sign_movements(movements, whole=whole))
+            "sign", lambda: self.chain.sign_movements(movements, whole=whole, net=netted))
 
     async def _supersede(self, batch: list[Movement], supersedes: str) -> None:
         """Sign the movements of an expired submission again and record the
         replacement (resolved by the next step). It carries exactly those
         movements: they fit then, and the accounts they create can only
-        have appeared since."""
-        signed = await self._sign(batch, whole=True)
+        have appeared since. Signed netted when netting was turned off
+        since and only netting made them fit."""
+        try:
+            signed = await self._sign(batch, whole=True)
+        except ValueError:
+            if self.net:
+                raise
+            signed = await self._sign(batch, whole=True, net=True)
         await run_hook(self.hooks.before_record, signed)
         await self._record(signed, supersedes)
 

@@ -70,6 +70,7 @@ from domain.amounts import format_amount
 from domain.errors import FindingNotAdjustable, FindingNotFound
 from domain.ids import ledger_id
 from domain.reconciliation import (
+    AMOUNT_MISMATCH,
     BALANCE_MISMATCH,
     DEAD_SUBMISSION_LANDED,
     MEMO_MISMATCH,
@@ -78,7 +79,7 @@ from domain.reconciliation import (
     UNCOMPENSATED_FAILURE,
     UNKNOWN_SIGNATURE,
 )
-from domain.system import GENESIS_MINT_ID, derived_id
+from domain.system import GENESIS_MINT_ID, ISSUANCE_ID, derived_id
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -90,6 +91,9 @@ STABLE_READS_MAX = 5
 READ_BACKOFF_S = 0.05
 SEEN_SIGNATURES_MAX = 100_000
 REPORT_FINDINGS_MAX = 1000
+_NO_TOKEN_ACCOUNT = frozenset({ISSUANCE_ID})
+"""Ledger accounts with no custody token account: their side of a movement
+is checked by the mint's supply, not by a token delta."""
 _FINDINGS = derived_id("findings", UUID(int=0))
 """Namespace of finding ids: derived from the run and what they are about,
 so a retried RecordFindings records each finding once."""
@@ -443,6 +447,39 @@ class Reconciler:
                 detail=f"the log settled {_ids(submission.transfer_ids)} with it; "
                        f"its memos name {_ids(landed.memo_transfer_ids) or 'nothing'}",
             )
+        elif submission.transfer_ids != (GENESIS_MINT_ID,):
+            await self._check_deltas(account, submission, landed, findings)
+
+    async def _check_deltas(
+        self, account: UUID, submission: Submission, landed: ChainTransaction,
+        findings: _Findings,
+    ) -> None:
+        """Each custody token account the named movements touch changed by
+        their sum, no more, no less: the proof that a netted transfer (or a
+        packed transaction) carried exactly what the memo names."""
+        expected = self._expected_deltas(submission)
+        for address, change in sorted(expected.items()):
+            actual = landed.token_deltas.get(address, 0)
+            if actual != change:
+                await findings.add(
+                    AMOUNT_MISMATCH, account_id=account, signature=submission.signature,
+                    transfer_id=submission.transfer_ids[0], expected=change, actual=actual,
+                    detail=f"token account {address} changed by {_signed_amount(actual)} "
+                           f"DEAL; the movements named, {_ids(submission.transfer_ids)}, "
+                           f"sum to {_signed_amount(change)} DEAL",
+                )
+                return
+
+    def _expected_deltas(self, submission: Submission) -> dict[str, int]:
+        """Token account address -> the sum of the named movements' changes
+        (the issuance side is the mint's supply, no token account)."""
+        moved = self.store.movements(submission.transfer_ids)
+        expected: dict[str, int] = {}
+        for movement in moved.values():
+            for account_id in {movement.source, movement.destination} - _NO_TOKEN_ACCOUNT:
+                address = self.chain.token_account_address(account_id)
+                expected[address] = expected.get(address, 0) + _change(movement, account_id)
+        return expected
 
     # --- the log's settlements, all found on chain? -------------------------------
 
@@ -578,6 +615,10 @@ def _change(movement: Movement, account: UUID) -> int:
     """What a movement does to an account's balance."""
     return ((movement.amount if movement.destination == account else 0)
             - (movement.amount if movement.source == account else 0))
+
+
+def _signed_amount(units: int) -> str:
+    return ("+" if units > 0 else "") + format_amount(units)
 
 
 def _agrees(expected: int, actual: int, in_flight: set[int] | tuple[()]) -> bool:

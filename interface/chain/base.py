@@ -139,6 +139,10 @@ class SeededTokenChain(abc.ABC):
     def movements_per_transaction_max(self) -> int:
         return tx.MOVEMENTS_PER_TRANSACTION_MAX
 
+    @property
+    def netted_movements_per_transaction_max(self) -> int:
+        return tx.NETTED_MOVEMENTS_PER_TRANSACTION_MAX
+
     def token_account_address(self, account_id: UUID) -> str:
         return str(tx.token_account_address(self._keys.address_base, account_id))
 
@@ -160,18 +164,22 @@ class SeededTokenChain(abc.ABC):
         await self._await_landing(submission)
 
     async def sign_movements(
-        self, movements: Sequence[ChainMovement], *, whole: bool = False
+        self, movements: Sequence[ChainMovement], *, whole: bool = False, net: bool = False
     ) -> SignedSubmission:
         """Sign (not send) one transaction carrying the longest prefix of
         ``movements`` that fits a packet, with the token accounts it needs
         created; the submission's ``transfer_ids`` say which (at least the
-        first). ``whole``: all of them or a ValueError, nothing signed."""
-        tx.validate_movements(movements, self.movements_per_transaction_max)
+        first). ``whole``: all of them or a ValueError, nothing signed.
+        ``net``: transfers between the same two token accounts as one
+        transfer of their sum (``interface.chain.netting``)."""
+        limit = (self.netted_movements_per_transaction_max if net
+                 else self.movements_per_transaction_max)
+        tx.validate_movements(movements, limit)
         missing = await self._accounts_to_create(tx.touched_account_ids(movements))
         rent = await self._cached_rent()
         blockhash, last_valid = await self._latest_blockhash()
         packed = tx.pack_movements(self._keys.authorities, movements, missing, rent, blockhash,
-                                   self._mint)
+                                   self._mint, net=net)
         if packed is None or (whole and packed.count < len(movements)):
             count = 0 if packed is None else packed.count
             raise ValueError(f"movements_must_fit_one_transaction: {count} of "

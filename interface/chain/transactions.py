@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import struct
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from uuid import UUID, uuid4
 
 from solders.hash import Hash
@@ -34,6 +34,7 @@ from solders.transaction import Transaction
 from solders.transaction_status import TransactionErrorType
 
 from application.settlement.chain_port import ChainMovement, TokenTransfer
+from interface.chain.netting import net_movements
 
 TOKEN_PROGRAM_ID = Pubkey.from_string("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA")
 MEMO_PROGRAM_ID = Pubkey.from_string("MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr")
@@ -287,14 +288,18 @@ def movements_message(
     rent: RentLamports,
     blockhash: Hash,
     mint: Pubkey | None = None,
+    *,
+    net: bool = False,
 ) -> Message:
     """Creations first (a movement may need them), then each movement's
-    token instruction, then one memo naming them all. The fee payer pays
-    the fee."""
+    token instruction (``net``: one per group of transfers between the same
+    two token accounts, ``interface.chain.netting``), then one memo naming
+    them all in ledger order. The fee payer pays the fee."""
     instructions: list[Instruction] = []
     for account_id in accounts_to_create:
         instructions += create_token_account_instructions(roles, account_id, rent, mint)
-    instructions += [movement_instruction(roles, movement, mint) for movement in movements]
+    legs = net_movements(movements) if net else movements
+    instructions += [movement_instruction(roles, movement, mint) for movement in legs]
     instructions.append(memo_instruction(*(movement.transfer_id for movement in movements)))
     return Message.new_with_blockhash(instructions, roles.fee_payer, blockhash)
 
@@ -326,6 +331,8 @@ def pack_movements(
     rent: RentLamports,
     blockhash: Hash,
     mint: Pubkey | None = None,
+    *,
+    net: bool = False,
 ) -> Packed | None:
     """The message for the longest prefix of ``movements`` whose signed
     transaction fits PACKET_DATA_SIZE, measured on the real serialized
@@ -339,20 +346,21 @@ def pack_movements(
     for count in range(1, len(movements) + 1):
         prefix = movements[:count]
         to_create = [account for account in touched_account_ids(prefix) if account in missing]
-        message = movements_message(roles, prefix, to_create, rent, blockhash, mint)
+        message = movements_message(roles, prefix, to_create, rent, blockhash, mint, net=net)
         if serialized_size(message) > PACKET_DATA_SIZE:
             break
         fitting = Packed(message, to_create, count)
     return fitting
 
 
-def measure_movements_per_transaction(*, best_case: bool) -> int:
+def measure_movements_per_transaction(*, best_case: bool, net: bool = False) -> int:
     """How many movements fit one transaction. Worst case: every one a
     transfer between two token accounts that do not exist yet, so each
     brings two creations. Best case: every one between the same two
-    existing accounts. Amounts and rents are fixed-width, so any values
-    measure the same size. The worst case has every power with a key of its
-    own (more signatures); the best case one key for all."""
+    existing accounts (``net``: netted into one transfer, so only the memo
+    grows). Amounts and rents are fixed-width, so any values measure the
+    same size. The worst case has every power with a key of its own (more
+    signatures); the best case one key for all."""
     roles = Authorities.single(Pubkey.new_unique()) if best_case else Authorities(
         *(Pubkey.new_unique() for _ in range(4)))
     rent = RentLamports(mint_account=U64_MAX, token_account=U64_MAX)
@@ -365,7 +373,9 @@ def measure_movements_per_transaction(*, best_case: bool) -> int:
             for _ in range(count + 1)
         ]
         creations = [] if best_case else touched_account_ids(movements)
-        message = movements_message(roles, movements, creations, rent, Hash.default())
+        amount = 1 if net else U64_MAX  # netted: the sum must stay a u64
+        movements = [replace(movement, amount=amount) for movement in movements]
+        message = movements_message(roles, movements, creations, rent, Hash.default(), net=net)
         if serialized_size(message) > PACKET_DATA_SIZE:
             return count
         count += 1
@@ -380,6 +390,9 @@ WORST_CASE_MOVEMENTS_PER_TRANSACTION = measure_movements_per_transaction(best_ca
 MOVEMENTS_PER_TRANSACTION_MAX = measure_movements_per_transaction(best_case=True)
 """The most that can ever fit: the bound on the movements offered to one
 transaction, which carries as many of them as its real size allows."""
+NETTED_MOVEMENTS_PER_TRANSACTION_MAX = measure_movements_per_transaction(best_case=True, net=True)
+"""The most that can ever fit when netting: one transfer and a memo naming
+them all (the memo's 37 bytes an id are then the bound)."""
 
 
 # --- reading what landed -----------------------------------------------------

@@ -123,6 +123,11 @@ class Settings(BaseModel):
     """Landed signatures an operator has reconciled after a restore: the
     chain being ahead of the log by these no longer stops settlement
     (docs/operations.md, "Restores and failovers")."""
+    settlement_netting_window_s: float | None = _var(
+        None, "DEALS_SETTLEMENT_NETTING_WINDOW_S", ge=0, allow_inf_nan=False)
+    """Unset: netting off. Seconds: transfers between the same two token
+    accounts settle as one transfer of their sum, the oldest waiting at most
+    this long for others to join (docs/solana.md, "Netting")."""
     solana_timeout_s: float = _var(10.0, "DEALS_SOLANA_TIMEOUT_S", gt=0)
     reconcile_interval_s: float = _var(3600.0, "DEALS_RECONCILE_INTERVAL_S", ge=0)
     anchoring_enabled: bool = _var(True, "DEALS_ANCHORING")

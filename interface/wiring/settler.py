@@ -110,6 +110,7 @@ def settlement_config(settings: Settings) -> SettlementConfig:
         in_flight_max=settings.settlement_in_flight,
         poll_interval_s=settings.settlement_poll_interval_s,
         acknowledged=frozenset(settings.settlement_acknowledged),
+        netting_window_s=settings.settlement_netting_window_s,
     )
 
 

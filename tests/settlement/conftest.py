@@ -7,7 +7,8 @@ by the same kind of embedded chain."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from uuid import UUID, uuid4
 
@@ -48,7 +49,8 @@ class SettlementRig:
     def __init__(
         self, store: StoreConfig, tmp_path: Path, *, chain_kind: str = "litesvm",
         batch_movements: int | None = None, rpc_timeout_s: float = RPC_TIMEOUT_S,
-        app: LedgerApplication | None = None,
+        app: LedgerApplication | None = None, netting_window_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store_config = store
         self.chain_kind = chain_kind
@@ -60,7 +62,9 @@ class SettlementRig:
         self.hooks = SettlementHooks()
         self.config = SettlementConfig(
             batch_movements=batch_movements, poll_interval_s=0.005, retry=FAST_RETRY,
+            netting_window_s=netting_window_s,
         )
+        self.clock = clock
         self.server: SolanaRpcServer | None = None
         self.chain: ChainPort = self._open_chain()
         self.process = self._new_process()
@@ -81,7 +85,7 @@ class SettlementRig:
         self.fold = SettlementFold(self.ledger.app, self.store)
         return SettlementProcess(
             writer=self.ledger.writer, fold=self.fold, chain=self.chain, config=self.config,
-            hooks=self.hooks,
+            hooks=self.hooks, clock=self.clock,
         )
 
     async def restart(self) -> None:
