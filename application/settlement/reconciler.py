@@ -79,7 +79,7 @@ from domain.reconciliation import (
     UNCOMPENSATED_FAILURE,
     UNKNOWN_SIGNATURE,
 )
-from domain.system import GENESIS_MINT_ID, ISSUANCE_ID, derived_id
+from domain.system import CUSTODY_LESS_ACCOUNTS, GENESIS_MINT_ID, derived_id
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -91,9 +91,6 @@ STABLE_READS_MAX = 5
 READ_BACKOFF_S = 0.05
 SEEN_SIGNATURES_MAX = 100_000
 REPORT_FINDINGS_MAX = 1000
-_NO_TOKEN_ACCOUNT = frozenset({ISSUANCE_ID})
-"""Ledger accounts with no custody token account: their side of a movement
-is checked by the mint's supply, not by a token delta."""
 _FINDINGS = derived_id("findings", UUID(int=0))
 """Namespace of finding ids: derived from the run and what they are about,
 so a retried RecordFindings records each finding once."""
@@ -472,11 +469,12 @@ class Reconciler:
 
     def _expected_deltas(self, submission: Submission) -> dict[str, int]:
         """Token account address -> the sum of the named movements' changes
-        (the issuance side is the mint's supply, no token account)."""
+        (the issuance and external sides have no custody token account: the
+        mint's supply and a wallet's token account show those)."""
         moved = self.store.movements(submission.transfer_ids)
         expected: dict[str, int] = {}
         for movement in moved.values():
-            for account_id in {movement.source, movement.destination} - _NO_TOKEN_ACCOUNT:
+            for account_id in {movement.source, movement.destination} - CUSTODY_LESS_ACCOUNTS:
                 address = self.chain.token_account_address(account_id)
                 expected[address] = expected.get(address, 0) + _change(movement, account_id)
         return expected

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from application.settlement.chain_port import ChainMovement
+from domain.system import CUSTODY_LESS_ACCOUNTS
 
 TOKEN_AMOUNT_MAX = 2**64 - 1
 """An SPL token amount is a u64: a group's sum stays within it."""
@@ -42,9 +43,10 @@ TOKEN_AMOUNT_MAX = 2**64 - 1
 
 def is_nettable(movement: ChainMovement) -> bool:
     """A plain transfer between two custody token accounts (not a mint, a
-    burn, or a movement to an address outside custody)."""
+    burn, nor a withdrawal or anything else on an account without a custody
+    token account, ``domain.system.CUSTODY_LESS_ACCOUNTS``)."""
     return (movement.source is not None and movement.destination is not None
-            and getattr(movement, "address", None) is None)
+            and not {movement.source, movement.destination} & CUSTODY_LESS_ACCOUNTS)
 
 
 @dataclass

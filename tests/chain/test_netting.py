@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from application.settlement.chain_port import ChainMovement
+from domain.system import EXTERNAL_ID
 from interface.chain import transactions as tx
 from interface.chain.netting import TOKEN_AMOUNT_MAX, is_nettable, net_movements
 
@@ -108,3 +109,10 @@ def test_a_netted_transaction_names_every_movement_in_ledger_order() -> None:
     assert tx.memo_transfer_ids(tx.memo_texts(packed.message)) == tuple(
         movement.transfer_id for movement in movements[:packed.count])
     assert tx.NETTED_MOVEMENTS_PER_TRANSACTION_MAX > tx.MOVEMENTS_PER_TRANSACTION_MAX
+
+
+def test_withdrawals_and_mints_are_never_netted() -> None:
+    alice = ACCOUNTS[0]
+    withdrawals = [ChainMovement(uuid4(), alice, EXTERNAL_ID, 1) for _ in range(3)]
+    mints = [ChainMovement(uuid4(), None, alice, 1) for _ in range(3)]
+    assert net_movements(withdrawals + mints) == withdrawals + mints
