@@ -255,3 +255,33 @@ async def test_an_expired_netted_submission_is_signed_again_after_netting_is_tur
         await rig.assert_chain_matches_ledger()
     finally:
         await rig.close()
+
+
+async def test_a_refused_netted_transfer_sends_each_movement_back_to_fail_alone(
+    tmp_path: Path,
+) -> None:
+    """The chain refuses the sum (the destination is frozen): each of its
+    movements is signed alone, fails and is compensated; the transaction's
+    other movements settle."""
+    rig = SettlementRig(sqlite_store(tmp_path), tmp_path, netting_window_s=0.0)
+    try:
+        alice, bob = await funded_pair(rig)
+        carol = rig.open_account()
+        await rig.settle()
+        frozen = rig.embedded.freeze_token_account(rig.custody, rig.address(bob))
+        assert frozen.landed is not None
+        to_bob = small_transfers(rig, alice, bob, 3)
+        to_carol = small_transfers(rig, alice, carol, 2)
+
+        await rig.settle()
+
+        assert {rig.transfer(t).settlement_status for t in to_bob} == {"failed"}
+        assert {rig.transfer(t).status for t in to_bob} == {"reversed"}
+        assert len({rig.transfer(t).signature for t in to_bob}) == 3  # each alone
+        await rig.assert_each_settled_once(to_carol)
+        await rig.assert_chain_matches_ledger()
+        report = await rig.reconcile(full=True)
+        assert not report.mismatches
+        assert [f.signature for f in report.unmatched_signatures] == [frozen.signature]
+    finally:
+        await rig.close()
