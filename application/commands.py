@@ -22,8 +22,17 @@ from typing import ClassVar
 from uuid import UUID
 
 from domain.errors import InvalidRequest
-from domain.movements import BURN, FEE, MINT, REVERSAL, REWARD, TRANSFER, movement_noun
-from domain.system import ISSUANCE_ID, REWARDS_ID, TREASURY_ID
+from domain.movements import (
+    BURN,
+    DEPOSIT,
+    FEE,
+    MINT,
+    REVERSAL,
+    REWARD,
+    TRANSFER,
+    movement_noun,
+)
+from domain.system import EXTERNAL_ID, ISSUANCE_ID, REWARDS_ID, TREASURY_ID
 
 REASON_LENGTH_MAX = 500
 BATCH_ITEMS_MAX = 8000
@@ -692,6 +701,9 @@ class FindingSpec:
     expected: int | None = None
     actual: int | None = None
     detail: str = ""
+    source: str | None = None
+    source_owner: str | None = None
+    slot: int | None = None
 
 
 @dataclass(frozen=True)
@@ -755,6 +767,63 @@ class AdjustForFinding(Command):
     def debits(self) -> Debits:
         """A mint or a burn of the finding's account: the finding says which."""
         return UNKNOWN_DEBITS
+
+
+@dataclass(frozen=True)
+class CreditDeposit(Command):
+    """The deposit scan: credit ``amount`` that transaction ``signature``
+    (landed in ``slot``, at the configured commitment) moved from token
+    account ``source``, owned by ``owner``, into the account's deposit
+    address. Credited only when ``owner`` is a wallet connected to the
+    account; already settled (its own transaction is the settlement). Its
+    id is derived from (signature, account), so it happens once."""
+
+    kind: ClassVar[str] = "credit_deposit"
+    id_field: ClassVar[str] = "deposit_id"
+    deposit_id: UUID
+    account_id: UUID
+    amount: int
+    signature: str
+    slot: int
+    source: str
+    owner: str | None
+
+    def recorded(self) -> Recorded:
+        return Recorded(movement_noun(DEPOSIT), {
+            "account_id": ("destination", self.account_id), "amount": ("amount", self.amount),
+        })
+
+    def chosen_ids(self) -> tuple[tuple[str, UUID], ...]:
+        """A ledger id, derived from the deposit's signature."""
+        return ()
+
+    def debits(self) -> Debits:
+        """Tokens outside custody: only the ledger (or an admin) credits them in."""
+        return Debits.of(EXTERNAL_ID)
+
+
+@dataclass(frozen=True)
+class AssignDeposit(Command):
+    """Admin: credit an unassigned deposit (a finding) to the account whose
+    deposit address received it, as if a connected wallet had sent it: the
+    same derived id as the scan's credit, so it can happen once in all."""
+
+    kind: ClassVar[str] = "assign_deposit"
+    id_field: ClassVar[str] = "finding_id"
+    finding_id: UUID
+    reason: str = ""
+
+    def recorded(self) -> Recorded:
+        return Recorded(movement_noun(DEPOSIT), {
+            "reason": ("reason", self.reason or None),  # none given: a default is stored
+        })
+
+    def chosen_ids(self) -> tuple[tuple[str, UUID], ...]:
+        """Its id names a finding that exists; it creates nothing under it."""
+        return ()
+
+    def debits(self) -> Debits:
+        return Debits.of(EXTERNAL_ID)
 
 
 @dataclass(frozen=True)

@@ -32,10 +32,13 @@ UNCOMPENSATED_FAILURE = "uncompensated_failure"
 AMOUNT_MISMATCH = "amount_mismatch"
 """A settled transaction changed a token account by other than the sum of
 the movements its memo names (one netted transfer carries several)."""
+UNASSIGNED_DEPOSIT = "unassigned_deposit"
+"""DEAL sent into a deposit address from a token account that no wallet
+connected to the account owns: not credited until an admin assigns it."""
 
 FINDING_KINDS = (
     BALANCE_MISMATCH, UNKNOWN_SIGNATURE, MEMO_MISMATCH, MISSING_ON_CHAIN,
-    DEAD_SUBMISSION_LANDED, UNCOMPENSATED_FAILURE, AMOUNT_MISMATCH,
+    DEAD_SUBMISSION_LANDED, UNCOMPENSATED_FAILURE, AMOUNT_MISMATCH, UNASSIGNED_DEPOSIT,
 )
 SIGNATURE_KINDS = (UNKNOWN_SIGNATURE, MEMO_MISMATCH, AMOUNT_MISMATCH)
 """Findings the report lists as unmatched signatures; the rest are mismatches."""
@@ -84,6 +87,13 @@ class Finding(Aggregate):
         expected: int | None
         actual: int | None
         detail: str
+        source: str | None = None
+        """An unassigned deposit's source token account (where a return
+        goes). Absent from earlier events and other kinds."""
+        source_owner: str | None = None
+        """That token account's owner, as the chain reported it."""
+        slot: int | None = None
+        """The slot the deposit's transaction landed in."""
 
     class Adjusted(Aggregate.Event):
         transfer_id: UUID
@@ -95,7 +105,8 @@ class Finding(Aggregate):
     def __init__(
         self, reconciliation_id: UUID, kind: str, account_id: UUID | None,
         signature: str | None, transfer_id: UUID | None, expected: int | None,
-        actual: int | None, detail: str,
+        actual: int | None, detail: str, source: str | None = None,
+        source_owner: str | None = None, slot: int | None = None,
     ) -> None:
         self.reconciliation_id = reconciliation_id
         self.kind = kind
@@ -105,6 +116,9 @@ class Finding(Aggregate):
         self.expected = expected
         self.actual = actual
         self.detail = detail
+        self.source = source
+        self.source_owner = source_owner
+        self.slot = slot
         self.adjusted_by: UUID | None = None
 
     def adjustment(self) -> tuple[UUID, int]:
@@ -120,6 +134,17 @@ class Finding(Aggregate):
         assert self.expected is not None and self.actual is not None
         return self.account_id, self.actual - self.expected
 
+    def unassigned_deposit(self) -> tuple[UUID, int, str, int]:
+        """The deposit an admin may assign: its account, amount, signature
+        and slot; refused for any other finding or one already resolved."""
+        if self.kind != UNASSIGNED_DEPOSIT or self.account_id is None:
+            raise FindingNotAdjustable(
+                f"finding {self.id} is a {self.kind}; only an unassigned_deposit is assigned")
+        if self.adjusted_by is not None:
+            raise FindingNotAdjustable(f"finding {self.id} was resolved by {self.adjusted_by}")
+        assert self.actual is not None and self.signature is not None and self.slot is not None
+        return self.account_id, self.actual, self.signature, self.slot
+
     def mark_adjusted(self, transfer_id: UUID, change: int, now: datetime) -> None:
         self.trigger_event(self.Adjusted, transfer_id=transfer_id, change=change, timestamp=now)
 
@@ -128,7 +153,8 @@ def record_finding(
     finding_id: UUID, reconciliation_id: UUID, kind: str, now: datetime, *,
     account_id: UUID | None = None, signature: str | None = None,
     transfer_id: UUID | None = None, expected: int | None = None, actual: int | None = None,
-    detail: str = "",
+    detail: str = "", source: str | None = None, source_owner: str | None = None,
+    slot: int | None = None,
 ) -> Finding:
     if kind not in FINDING_KINDS:
         raise ValueError(f"unknown finding kind {kind!r}")
@@ -136,4 +162,6 @@ def record_finding(
         Finding.Recorded, id=finding_id, reconciliation_id=reconciliation_id, kind=kind,
         account_id=account_id, signature=signature, transfer_id=transfer_id,
         expected=expected, actual=actual, detail=detail, timestamp=now,
+        source=source, source_owner=source_owner, slot=slot,
     )
+

@@ -54,3 +54,21 @@ def derived_id(purpose: str, source: UUID) -> UUID:
 def legacy_derived_id(purpose: str, source: UUID) -> UUID:
     """Where ``derived_id`` put it before version 8 was reserved."""
     return legacy_ledger_id(_NAMESPACE, f"{purpose}:{source}")
+
+
+DEPOSIT_FINDINGS_RUN_ID = ledger_id(_NAMESPACE, "reconciliation:deposits")
+"""The run every unassigned deposit is recorded under: the deposit scan's
+own, started once and never finished (so never the latest report)."""
+
+
+def deposit_id(signature: str, account_id: UUID) -> UUID:
+    """The credit of what transaction ``signature`` deposited into
+    ``account_id``'s deposit address: one id per (signature, destination),
+    so a rescan, a crash after crediting or an admin's assignment can only
+    ever find it taken."""
+    return ledger_id(_NAMESPACE, f"deposit:{signature}:{account_id}")
+
+
+def deposit_finding_id(signature: str, account_id: UUID) -> UUID:
+    """The finding of a deposit no connected wallet made: recorded once."""
+    return ledger_id(_NAMESPACE, f"deposit-finding:{signature}:{account_id}")

@@ -16,6 +16,7 @@ from application import commands as c
 from application.handlers import (
     accounts,
     anchors,
+    deposits,
     genesis,
     holds,
     movements,
@@ -64,6 +65,8 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.RecordFindings: reconciliation_steps.record_findings,
     c.FinishReconciliation: reconciliation_steps.finish_reconciliation,
     c.AdjustForFinding: reconciliation_steps.adjust_for_finding,
+    c.CreditDeposit: deposits.credit_deposit,
+    c.AssignDeposit: deposits.assign_deposit,
 }
 
 

@@ -48,7 +48,8 @@ def record_findings(
         session.add(record_finding(
             spec.finding_id, run.id, spec.kind, now, account_id=spec.account_id,
             signature=spec.signature, transfer_id=spec.transfer_id, expected=spec.expected,
-            actual=spec.actual, detail=spec.detail[: c.REASON_LENGTH_MAX],
+            actual=spec.actual, detail=spec.detail[: c.REASON_LENGTH_MAX], source=spec.source,
+            source_owner=spec.source_owner, slot=spec.slot,
         ))
         recorded += 1
     session.set_primary(None)

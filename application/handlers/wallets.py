@@ -50,3 +50,9 @@ def _wallet(session: AggregateSession, address: str) -> Wallet | None:
     if isinstance(legacy, Wallet) and legacy.address == address:
         return legacy
     return session.get_typed(wallet_id(address), Wallet)
+
+
+def connected_wallet(session: AggregateSession, address: str) -> Wallet | None:
+    """The wallet at ``address`` if it is connected to an account now."""
+    wallet = _wallet(session, address)
+    return wallet if wallet is not None and wallet.is_live else None

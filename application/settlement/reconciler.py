@@ -79,7 +79,7 @@ from domain.reconciliation import (
     UNCOMPENSATED_FAILURE,
     UNKNOWN_SIGNATURE,
 )
-from domain.system import CUSTODY_LESS_ACCOUNTS, GENESIS_MINT_ID, derived_id
+from domain.system import CUSTODY_LESS_ACCOUNTS, EXTERNAL_ID, GENESIS_MINT_ID, derived_id
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -430,7 +430,8 @@ class Reconciler:
         if submission.transfer_ids == (GENESIS_MINT_ID,):
             memo_ok = GENESIS_MEMO in landed.memos
         else:
-            memo_ok = sorted(landed.memo_transfer_ids) == sorted(submission.transfer_ids)
+            memo_ok = (sorted(landed.memo_transfer_ids) == sorted(submission.transfer_ids)
+                       or self._is_deposit(submission))
         if landed.error is not None:
             await findings.add(
                 MISSING_ON_CHAIN, account_id=account, signature=submission.signature,
@@ -478,6 +479,13 @@ class Reconciler:
                 address = self.chain.token_account_address(account_id)
                 expected[address] = expected.get(address, 0) + _change(movement, account_id)
         return expected
+
+    def _is_deposit(self, submission: Submission) -> bool:
+        """A deposit is settled by the depositor's own transaction, which
+        carries no memo of ours (``application.settlement.deposit_scan``)."""
+        movements = self.store.movements(submission.transfer_ids)
+        return bool(movements) and all(
+            movement.source == EXTERNAL_ID for movement in movements.values())
 
     # --- the log's settlements, all found on chain? -------------------------------
 

@@ -74,6 +74,7 @@ _TABLES = (
     "settlement_tracking", "settlement_movements", "settlement_submissions",
     "settlement_balances", "reconciliation_runs", "reconciliation_findings",
     "reconciliation_watermarks", "reconciliation_balances", "settlement_meta",
+    "deposit_cursors",
 )
 
 _DDL = """
@@ -114,7 +115,9 @@ CREATE TABLE IF NOT EXISTS {reconciliation_watermarks} (
 CREATE TABLE IF NOT EXISTS {reconciliation_balances} (
   account_id TEXT PRIMARY KEY, chain_balance BIGINT NOT NULL, run_id TEXT NOT NULL,
   read_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS {settlement_meta} (name TEXT PRIMARY KEY, value BIGINT NOT NULL)
+CREATE TABLE IF NOT EXISTS {settlement_meta} (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS {deposit_cursors} (
+  account_id TEXT PRIMARY KEY, signature TEXT NOT NULL)
 """
 
 SETTLEMENT_STEPS = "settlement_steps"
@@ -345,6 +348,25 @@ class SettlementStore:
                     "INSERT INTO {reconciliation_watermarks} (account_id, signature) VALUES (?, ?) "
                     "ON CONFLICT (account_id) DO UPDATE SET signature = excluded.signature"
                 ), (account_id.hex, signature))
+
+    def deposit_cursor(self, account_id: UUID) -> str | None:
+        """The newest signature on the account's deposit address the deposit
+        scan has finished with (credited, recorded as a finding, or not a
+        deposit). A cache of work done, like the watermarks: lost, the scan
+        starts over, and every credit it repeats is a no-op."""
+        with self.read() as cursor:
+            cursor.execute(self.sql(
+                "SELECT signature FROM {deposit_cursors} WHERE account_id = ?"
+            ), (account_id.hex,))
+            row = cursor.fetchone()
+        return None if row is None else str(row[0])
+
+    def set_deposit_cursor(self, account_id: UUID, signature: str) -> None:
+        with self.transaction() as cursor:
+            cursor.execute(self.sql(
+                "INSERT INTO {deposit_cursors} (account_id, signature) VALUES (?, ?) "
+                "ON CONFLICT (account_id) DO UPDATE SET signature = excluded.signature"
+            ), (account_id.hex, signature))
 
     def set_chain_balances(self, run_id: UUID, read_at: str,
                            readings: Sequence[tuple[UUID, int]]) -> None:

@@ -34,6 +34,7 @@ from application.settlement.anchor_witness import LeafWitness
 from application.settlement.anchoring import AnchorConfig, AnchorHooks, AnchorProcess
 from application.settlement.chain_lookup import ChainAheadOfLog
 from application.settlement.chain_port import ChainError, ChainPort
+from application.settlement.deposit_scan import DepositConfig, DepositScanner
 from application.settlement.fold import SettlementFold
 from application.settlement.lease import Lease
 from application.settlement.process import (
@@ -74,6 +75,8 @@ class SettlementWorker:
         config: SettlementConfig | None = None,
         reconciliation: ReconciliationConfig | None = None,
         reconcile_interval_s: float = 0.0,
+        deposits: DepositConfig | None = None,
+        deposit_scan_interval_s: float = 0.0,
         idle_interval_s: float = IDLE_INTERVAL_S,
         standby_interval_s: float = STANDBY_INTERVAL_S,
         hooks: SettlementHooks | None = None,
@@ -97,6 +100,9 @@ class SettlementWorker:
         self.config = config or SettlementConfig()
         self.reconciliation = reconciliation or ReconciliationConfig()
         self.reconcile_interval_s = reconcile_interval_s
+        self.deposits = deposits or DepositConfig()
+        self.deposit_scan_interval_s = deposit_scan_interval_s
+        """0: this settler scans no deposit address."""
         self.idle_interval_s = idle_interval_s
         self.standby_interval_s = standby_interval_s
         self.hooks = hooks
@@ -382,6 +388,7 @@ class SettlementWorker:
         logged once the wait is known, so the log says what it will be."""
         assert self._turn is not None
         due = self._next_reconciliation()
+        scanner, deposits_due = self._deposit_scanner(process), 0.0
         backoff_s = 0.0
         while not self._stopping.is_set() and self.lease.held:
             failures: list[tuple[str, Exception]] = []
@@ -402,6 +409,9 @@ class SettlementWorker:
             if due is not None and time.monotonic() >= due:
                 await self._scheduled_reconciliation()
                 due = self._next_reconciliation()
+            if scanner is not None and time.monotonic() >= deposits_due:
+                await self._deposit_scan(scanner, failures)
+                deposits_due = time.monotonic() + self.deposit_scan_interval_s
             await self._after_step(backoff_s, progressed, failures)
 
     async def _after_step(self, backoff_s: float, progressed: bool,
@@ -411,6 +421,23 @@ class SettlementWorker:
             _log_failure(what, error, wait_s, or_sooner=wait_s > 0)
         if wait_s:
             await self._idle(wait_s)
+
+    def _deposit_scanner(self, process: SettlementProcess) -> DepositScanner | None:
+        if self.deposit_scan_interval_s <= 0:
+            return None
+        return DepositScanner(writer=self.writer, fold=self.fold, chain=process.chain,
+                              config=self.deposits)
+
+    async def _deposit_scan(self, scanner: DepositScanner,
+                            failures: list[tuple[str, Exception]]) -> None:
+        """One deposit scan, on the settler's turn; its failure is logged
+        (with the step's) and never holds settlement up."""
+        assert self._turn is not None
+        try:
+            async with self._turn:
+                await scanner.scan()
+        except Exception as error:
+            failures.append(("deposit scan failed", error))
 
     async def _anchor_step(self, anchorer: AnchorProcess,
                            failures: list[tuple[str, Exception]]) -> bool:

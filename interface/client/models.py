@@ -172,6 +172,8 @@ class AccountDetails(AccountSummary):
 
     wallets: tuple[Wallet, ...]
     token_account: str
+    deposit_address: str
+    """Where a connected wallet deposits DEAL (docs/api.md, Deposits)."""
     chain_balance: Decimal | None
     chain_balance_read_at: datetime | None
     position: int

@@ -26,12 +26,12 @@ from application.settlement import metrics as settlement_metrics
 from application.settlement.anchor_audit import AnchorAudit
 from application.settlement.fold import SettlementFold
 from application.settlement.reconciler import ReconciliationReport, adjust_for_finding
-from application.settlement.store import ChainBalance
+from application.settlement.store import ChainBalance, FindingRow
 from application.settlement.worker import SettlementWorker
 from application.write.aggregate_cache import AggregateCache
 from application.write.processor import CommandProcessor
 from application.write.writer import CommandWriter
-from domain.system import ISSUANCE_ID
+from domain.system import DEPOSIT_FINDINGS_RUN_ID, ISSUANCE_ID
 from interface.webhooks.wiring import build_deliverer
 from interface.wiring.alerting import Alerting, alert_refused_page
 from interface.wiring.data_dir import secure_settings_data_dir
@@ -269,6 +269,12 @@ class LedgerService:
         the last reconciliation read it (None before one has)."""
         return (token_account_address(self.custody_address, account_id),
                 self.settlement_fold.store.chain_balance(account_id))
+
+    def deposit_findings(self, limit: int) -> list[FindingRow]:
+        """Deposits no connected wallet made, oldest first (resolved ones
+        name their credit in ``adjusted_by``)."""
+        self.settlement_fold.catch_up()
+        return self.settlement_fold.store.findings(DEPOSIT_FINDINGS_RUN_ID, limit)
 
     def adjust_for_finding(
         self, finding_id: UUID, authority: Authority, reason: str = ""

@@ -130,6 +130,12 @@ class Settings(BaseModel):
     this long for others to join (docs/solana.md, "Netting")."""
     solana_timeout_s: float = _var(10.0, "DEALS_SOLANA_TIMEOUT_S", gt=0)
     reconcile_interval_s: float = _var(3600.0, "DEALS_RECONCILE_INTERVAL_S", ge=0)
+    deposit_commitment: Literal["processed", "confirmed", "finalized"] = _var(
+        "finalized", "DEALS_DEPOSIT_COMMITMENT")
+    """A deposit is credited once its transaction reached this commitment."""
+    deposit_scan_interval_s: float = _var(
+        10.0, "DEALS_DEPOSIT_SCAN_INTERVAL_S", ge=0, allow_inf_nan=False)
+    """The settler scans the deposit addresses this often (0: never)."""
     anchoring_enabled: bool = _var(True, "DEALS_ANCHORING")
     """The settler anchors the log's Merkle root on chain (docs/proofs.md)."""
     anchor_every_events: int = _var(10_000, "DEALS_ANCHOR_EVERY_EVENTS", ge=1)

@@ -18,6 +18,7 @@ from solders.pubkey import Pubkey
 from application.eventlog.locks import AdvisoryLock, FileLock, advisory_lock_key, conninfo_of
 from application.settlement.anchoring import AnchorConfig, AnchorHooks
 from application.settlement.chain_port import ChainPort
+from application.settlement.deposit_scan import DepositConfig
 from application.settlement.fold import SettlementFold
 from application.settlement.lease import Lease
 from application.settlement.process import CommandSender, SettlementConfig, SettlementHooks
@@ -137,6 +138,8 @@ def build_settlement_worker(
         config=settlement_config(settings),
         reconciliation=ReconciliationConfig(),
         reconcile_interval_s=settings.reconcile_interval_s,
+        deposits=DepositConfig(commitment=settings.deposit_commitment),
+        deposit_scan_interval_s=settings.deposit_scan_interval_s,
         hooks=hooks,
         anchoring=anchor_config(settings),
         anchor_hooks=anchor_hooks,

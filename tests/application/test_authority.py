@@ -46,6 +46,9 @@ REFUSED_TO_A_WRITE_KEY: dict[str, c.Command] = {
         "signature", "error", (uuid4(),)),
     "adjustment for a finding (a mint or a burn)": c.AdjustForFinding(uuid4()),
     "retried compensation (a reversal)": c.RetryCompensation(uuid4()),
+    "deposit credit (out of the external account)": c.CreditDeposit(
+        uuid4(), USER, 1, "signature", 1, "source", "owner"),
+    "deposit assignment (out of the external account)": c.AssignDeposit(uuid4()),
 }
 
 ALLOWED_TO_A_WRITE_KEY: dict[str, c.Command] = {

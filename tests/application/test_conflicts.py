@@ -195,6 +195,10 @@ ANSWERED_OTHERWISE = {
     c.CaptureHold: "a second capture or void answers hold_not_pending (API.md)",
     c.VoidHold: "a second capture or void answers hold_not_pending (API.md)",
     c.AdjustForFinding: "tests/settlement/test_reconciliation.py",
+    c.CreditDeposit: "its id is derived from the deposit's signature and account: a repeat "
+                     "answers the credit, whoever made it (tests/settlement/test_deposits.py)",
+    c.AssignDeposit: "once per finding; a repeat answers the credit "
+                     "(tests/settlement/test_deposits.py)",
 }
 
 

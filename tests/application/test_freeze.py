@@ -24,7 +24,8 @@ from application.handlers import HANDLERS
 from application.outcomes import HoldReleased
 from domain.amounts import UNITS_PER_DEAL
 from domain.errors import LedgerError
-from domain.reconciliation import BALANCE_MISMATCH
+from domain.reconciliation import BALANCE_MISMATCH, UNASSIGNED_DEPOSIT
+from domain.system import DEPOSIT_FINDINGS_RUN_ID, deposit_finding_id, deposit_id
 from tests.support.ledgers import LedgerHarness
 
 TX = base64.b64encode(b"signed transaction bytes").decode()
@@ -153,6 +154,24 @@ def adjust(ledger: LedgerHarness) -> Scene:
     return Scene(c.AdjustForFinding(finding), {"the finding's account": account})
 
 
+def credit_deposit(ledger: LedgerHarness) -> Scene:
+    account, owner = ledger.open_account(), str(Keypair().pubkey())
+    ledger.execute(c.ConnectWallet(account, owner))
+    signature = f"deposit-{uuid4()}"
+    return Scene(c.CreditDeposit(deposit_id(signature, account), account, 5, signature, 1,
+                                 "source", owner), {"the depositing wallet's account": account})
+
+
+def assign_deposit(ledger: LedgerHarness) -> Scene:
+    account, signature = ledger.open_account(), f"deposit-{uuid4()}"
+    finding = deposit_finding_id(signature, account)
+    ledger.execute(c.StartReconciliation(DEPOSIT_FINDINGS_RUN_ID))
+    ledger.execute(c.RecordFindings(DEPOSIT_FINDINGS_RUN_ID, (c.FindingSpec(
+        finding, UNASSIGNED_DEPOSIT, account_id=account, signature=signature, actual=5,
+        source="source", source_owner="owner", slot=1),)))
+    return Scene(c.AssignDeposit(finding), {"the deposit address's account": account})
+
+
 NOTHING_MOVES = "records what the chain did; nothing moves in the ledger"
 NO_ACCOUNT = "names no account"
 
@@ -173,6 +192,8 @@ PARTIES: dict[type[c.Command], Callable[[LedgerHarness], Scene] | str] = {
     c.DisconnectWallet: disconnect,
     c.RetryCompensation: retry_compensation,
     c.AdjustForFinding: adjust,
+    c.CreditDeposit: credit_deposit,
+    c.AssignDeposit: assign_deposit,
     c.OpenAccount: "creates the one account it names: nothing to freeze yet",
     c.FreezeAccount: "the freeze itself",
     c.UnfreezeAccount: "the way out of a freeze",

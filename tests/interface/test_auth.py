@@ -49,6 +49,7 @@ def test_admin_routes_are_the_ones_api_md_names(tmp_path):
         "/v1/audit/digest", "/v1/audit/proof", "/v1/audit/consistency",
         "/v1/reconciliations", "/v1/reconciliations/latest",
         "/v1/reconciliations/findings/{finding_id}/adjust",
+        "/v1/reconciliations/deposits", "/v1/reconciliations/findings/{finding_id}/assign",
         "/v1/webhooks", "/v1/webhooks/{webhook_id}", "/v1/webhooks/{webhook_id}/deliveries",
         "/v1/webhooks/{webhook_id}/replay",
     }

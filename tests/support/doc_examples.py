@@ -51,7 +51,8 @@ EVENTUALLY = "<!-- eventually -->"
 EVENTUALLY_DEADLINE_S = 60.0
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
-BY_SHAPE = frozenset({"signature", "mint", "token_account", "custody", "hash", "digest",
+BY_SHAPE = frozenset({"signature", "mint", "token_account", "deposit_address", "custody",
+                      "hash", "digest",
                       "root", "next_cursor", "cursor", "duration_s", "id", "finding_id", "slot",
                       "events_replayed", "checked_signatures", "request_id",
                       "anchors_checked", "backlog", "lag_events",
@@ -365,9 +366,10 @@ def _same_shape(expected: Any, actual: Any, key: str, known: set[str]) -> bool:
     return False
 
 
-DOCS_ENV = {"DEALS_ANCHOR_EVERY_EVENTS": "1"}
+DOCS_ENV = {"DEALS_ANCHOR_EVERY_EVENTS": "1", "DEALS_DEPOSIT_SCAN_INTERVAL_S": "1"}
 """The documents' server anchors after every command (docs/api.md says so),
-so a proof's example has an anchor to show within seconds."""
+so a proof's example has an anchor to show within seconds; it scans the
+deposit addresses every second, so a deposit's example is credited soon."""
 
 
 def drift_the_chain(data_dir: Path) -> None:
@@ -391,7 +393,32 @@ def drift_the_chain(data_dir: Path) -> None:
         chain.close()
 
 
-SETUPS: dict[str, Callable[[Path], None]] = {"chain-drift": drift_the_chain}
+def deposit_from_a_stranger(data_dir: Path) -> None:
+    """A wallet no account has connected mints 0.5 DEAL (with the mint
+    authority, as a faucet) into a token account it owns and sends it to
+    Bob's deposit address with its own transfer_checked: what only a user's
+    wallet can do."""
+    from uuid import UUID
+
+    from interface.chain import transactions as tx
+    from interface.chain.custody import load_custody_keypair
+    from interface.chain.embedded import EmbeddedSolana
+    from tests.support.outside_wallets import OutsideWallet
+
+    bob = UUID("b0b00000-0000-4000-8000-000000000002")
+    custody = load_custody_keypair(None, data_dir)
+    chain = EmbeddedSolana(data_dir / "chain")
+    try:
+        stranger = OutsideWallet(chain, tx.mint_address(custody.pubkey))
+        stranger.fund(custody, 50_000_000)
+        stranger.deposit(str(tx.token_account_address(custody.pubkey, bob)), 50_000_000)
+    finally:
+        chain.close()
+
+
+SETUPS: dict[str, Callable[[Path], None]] = {
+    "chain-drift": drift_the_chain, "stranger-deposit": deposit_from_a_stranger,
+}
 """Steps run on a stopped server's data dir (``<!-- setup: NAME -->``)."""
 
 

@@ -6,17 +6,21 @@ findings in the log, and a client reads them back with it."""
 
 from __future__ import annotations
 
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 
+from application import commands as c
 from application.errors import ReconciliationNotFound
 from interface.http.deps import IS_ADMIN, Caller, IdempotencyKey, Ledger, in_thread
 from interface.http.idempotency import check_key
 from interface.http.json_body import JsonRoute
 from interface.http.routers import REPLAYED, refusals, replay_aware
 from interface.http.schemas.reconciliations import (
+    DEPOSIT_FINDINGS_MAX,
     AdjustRequest,
+    DepositFindingsResponse,
     ReconcileRequest,
     ReconciliationResponse,
 )
@@ -63,4 +67,36 @@ async def adjust_finding(
     check_key(key, "finding_id", finding_id)
     reason = body.reason if body is not None else ""
     moved = await in_thread(ledger.adjust_for_finding, finding_id, caller, reason)
+    return MovementResponse.of(replay_aware(response, moved))
+
+
+@router.get(
+    "/deposits", response_model=DepositFindingsResponse, dependencies=[IS_ADMIN],
+    description="Deposits the settler found and did not credit (unassigned_deposit findings: "
+                "DEAL sent into a deposit address from a token account no wallet connected to "
+                "the account owns, or that the ledger refused), oldest first; a resolved one "
+                "names its credit in adjusted_by.",
+)
+async def list_deposit_findings(
+    ledger: Ledger, limit: Annotated[int, Query(ge=1, le=DEPOSIT_FINDINGS_MAX)] = 100,
+):
+    rows = await in_thread(ledger.deposit_findings, limit)
+    return DepositFindingsResponse.of(rows, await in_thread(ledger.store_position))
+
+
+@router.post(
+    "/findings/{finding_id}/assign", status_code=201, response_model=MovementResponse,
+    dependencies=[IS_ADMIN], responses={200: REPLAYED, **refusals(404, 409, 423)},
+    description="Credit an unassigned deposit to the account whose deposit address received "
+                "it: a deposit movement from the external account, settled by the deposit's "
+                "own transaction. Once per deposit, however it is credited (the scan, once "
+                "the wallet is connected, or this); 409 finding_not_adjustable for other kinds.",
+)
+async def assign_deposit(
+    finding_id: UUID, ledger: Ledger, caller: Caller, response: Response,
+    key: IdempotencyKey, body: AdjustRequest | None = None,
+):
+    check_key(key, "finding_id", finding_id)
+    reason = body.reason if body is not None else ""
+    moved = await ledger.execute(c.AssignDeposit(finding_id, reason), caller)
     return MovementResponse.of(replay_aware(response, moved))

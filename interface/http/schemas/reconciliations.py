@@ -54,6 +54,19 @@ class FindingItem(BaseModel):
         )
 
 
+DEPOSIT_FINDINGS_MAX = 1000
+
+
+class DepositFindingsResponse(BaseModel):
+    items: list[FindingItem] = Field(description=(
+        "unassigned_deposit findings, oldest first: actual is the amount deposited"))
+    position: int = Field(description="the log's head when this answer was made")
+
+    @classmethod
+    def of(cls, rows: list[FindingRow], position: int) -> DepositFindingsResponse:
+        return cls(items=[FindingItem.of(row) for row in rows], position=position)
+
+
 class ReconciliationResponse(BaseModel):
     reconciliation_id: UUID
     checked_accounts: int

@@ -440,6 +440,10 @@ class AccountItem(Response):
 class AccountDetailResponse(AccountItem):
     wallets: list[WalletResponse]
     token_account: str = Field(description="the account's DEAL token account on Solana")
+    deposit_address: str = Field(description=(
+        "where a wallet connected to this account deposits DEAL (transfer_checked from a "
+        "token account it owns): the account's token account, credited once the deposit's "
+        "transaction is final (docs/api.md, Deposits)"))
     chain_balance: SignedAmountText | None = Field(
         description="the token account's balance when the last reconciliation read it; null "
                     "before one has")
@@ -453,7 +457,7 @@ class AccountDetailResponse(AccountItem):
         view = listing.items[0]
         return cls(
             **AccountItem.fields_of(view), wallets=[_wallet(w) for w in view.wallets],
-            token_account=token_account,
+            token_account=token_account, deposit_address=token_account,
             chain_balance=None if chain is None else format_amount(chain.balance),
             chain_balance_read_at=None if chain is None else parse_time(chain.read_at),
             position=listing.position,

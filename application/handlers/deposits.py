@@ -1,0 +1,107 @@
+"""Deposits: DEAL a user sent on chain into an account's deposit address
+(its custody token account), credited from the external account.
+
+The deposit's own transaction is its settlement, so the credit is recorded
+already settled (signature, slot) and never goes to the settlement queue.
+Its id is derived from (signature, account): the scan's credit and an
+admin's assignment of the same deposit share it, so whichever comes first
+is the only one. A deposit's finding, once resolved (credited or assigned),
+records that in ``adjusted_by``, so it cannot be resolved a second way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from uuid import UUID
+
+from application import commands as c
+from application.handlers.movements import movement_outcome, record_movement
+from application.handlers.session import AggregateSession
+from application.handlers.wallets import connected_wallet
+from application.outcomes import MovementRecorded
+from domain.amounts import check_amount
+from domain.errors import FindingNotAdjustable, FindingNotFound, InvalidRequest
+from domain.movements import DEPOSIT
+from domain.reconciliation import Finding
+from domain.system import EXTERNAL_ID, deposit_finding_id, deposit_id
+from domain.transfer import CLIENT_STATUS_BY_STATE, SETTLED, Transfer
+
+_SETTLED_STATUS = CLIENT_STATUS_BY_STATE[SETTLED]
+
+
+def credit_deposit(
+    command: c.CreditDeposit, session: AggregateSession, now: datetime
+) -> MovementRecorded:
+    """Credit a deposit from a connected wallet; a repeat (a rescan, a crash
+    after crediting) answers the credit already made, whoever made it."""
+    signature = c.check_signature(command.signature)
+    if command.deposit_id != deposit_id(signature, command.account_id):
+        raise InvalidRequest("deposit_id must be derived from the signature and the account")
+    existing = session.existing_transfer(command.deposit_id, command.id_field)
+    if existing is not None:
+        session.set_primary(existing.id)
+        return _outcome(existing, replayed=True)
+    finding = session.get_typed(deposit_finding_id(signature, command.account_id), Finding)
+    if finding is not None and finding.adjusted_by is not None:
+        raise FindingNotAdjustable(
+            f"deposit {signature} was resolved by {finding.adjusted_by}; not credited")
+    owner = command.owner
+    wallet = None if owner is None else connected_wallet(session, owner)
+    if wallet is None or wallet.account_id != command.account_id:
+        raise InvalidRequest(
+            f"deposit {signature} came from a token account owned by {owner or 'an unknown owner'}, "
+            f"which is not a wallet connected to account {command.account_id}")
+    outcome = _credit(session, command, command.account_id, command.amount, signature,
+                      command.slot, f"deposit {signature} from {command.source}", now)
+    if finding is not None:  # recorded while the wallet was not connected
+        finding.mark_adjusted(command.deposit_id, command.amount, now)
+        session.set_primary(command.deposit_id)
+    return outcome
+
+
+def assign_deposit(
+    command: c.AssignDeposit, session: AggregateSession, now: datetime
+) -> MovementRecorded:
+    """Credit an unassigned deposit's finding to the account that received it."""
+    reason = c.check_reason(command.reason)
+    finding = session.get_typed(command.finding_id, Finding)
+    if finding is None:
+        raise FindingNotFound(f"finding {command.finding_id} does not exist")
+    if finding.adjusted_by is not None:
+        existing = session.get_typed(finding.adjusted_by, Transfer)
+        if existing is not None and existing.kind == DEPOSIT:
+            session.set_primary(existing.id)
+            return _outcome(existing, replayed=True)
+    account_id, amount, signature, slot = finding.unassigned_deposit()
+    transfer_id = deposit_id(signature, account_id)
+    if session.existing_transfer(transfer_id) is not None:
+        raise FindingNotAdjustable(f"deposit {signature} is already credited as {transfer_id}")
+    text = reason or f"deposit {signature} assigned by finding {finding.id}"
+    outcome = _credit(session, command, account_id, amount, signature, slot, text, now,
+                      transfer_id=transfer_id)
+    finding.mark_adjusted(transfer_id, amount, now)
+    session.set_primary(transfer_id)
+    return outcome
+
+
+def _credit(
+    session: AggregateSession, command: c.Command, account_id: UUID, amount: int,
+    signature: str, slot: int, reason: str, now: datetime, *, transfer_id: UUID | None = None,
+) -> MovementRecorded:
+    transfer_id = transfer_id or getattr(command, "deposit_id")  # noqa: B009
+    record_movement(
+        session, command, transfer_id=transfer_id, kind=DEPOSIT, source_id=EXTERNAL_ID,
+        destination_id=account_id, amount=check_amount(amount), reason=reason[:c.REASON_LENGTH_MAX],
+        now=now,
+    )
+    transfer = session.get_typed(transfer_id, Transfer)
+    assert transfer is not None
+    transfer.settle_without_submission(signature, slot, now)
+    return _outcome(transfer)
+
+
+def _outcome(transfer: Transfer, *, replayed: bool = False) -> MovementRecorded:
+    """A deposit is recorded settled (its own transaction landed first), so
+    it answers settled, the first time and on every repeat."""
+    return replace(movement_outcome(transfer, replayed=replayed), status=_SETTLED_STATUS)

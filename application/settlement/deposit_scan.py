@@ -1,0 +1,272 @@
+"""The deposit scan: DEAL users send into their accounts' deposit addresses.
+
+An account's deposit address is its custody token account. The scan reads
+each user account's signature history on chain, newest first, down to the
+last signature it finished with (its cursor, kept in the settlement store),
+and takes the new ones oldest first. A transaction that has not reached the
+configured commitment (DEALS_DEPOSIT_COMMITMENT, ``finalized`` by default)
+stops the account's scan there, so nothing later is taken before it. In a
+landed, successful transaction every ``transfer_checked`` of the DEAL mint
+into the address from a token account the custody key does not own (the
+ledger's own movements are settled by the settlement process) is a deposit:
+
+- from a token account owned by a wallet connected to the account: credited
+  (``CreditDeposit``: a ``deposit`` movement from the external account,
+  already settled by that transaction);
+- from anyone else, or refused by the ledger (a frozen account): recorded
+  as an ``unassigned_deposit`` finding, which an admin may assign.
+
+Only then does the cursor move past it. The credit's id and the finding's
+are derived from (signature, account), so a crash between the two steps, a
+rescan from nothing (a lost cursor) or two transfers read twice can only
+repeat what is already recorded: nothing is ever credited twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, TypeVar
+from uuid import UUID
+
+from application import commands as c
+from application.errors import LedgerUnavailable
+from application.retry import RetryPolicy, Sleep, retrying
+from application.settlement.chain_port import (
+    ChainPort,
+    ChainTransaction,
+    ChainUnavailableError,
+    SignatureStatus,
+)
+from application.settlement.fold import SettlementFold
+from application.settlement.process import COMMITMENT_RANK, CommandSender, execute_internal
+from domain.errors import LedgerError
+from domain.reconciliation import UNASSIGNED_DEPOSIT
+from domain.system import (
+    DEPOSIT_FINDINGS_RUN_ID,
+    SYSTEM_ACCOUNTS,
+    deposit_finding_id,
+    deposit_id,
+)
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+DEPOSIT_COMMITMENT_DEFAULT = "finalized"
+SIGNATURES_PER_PAGE = 1000
+SIGNATURE_PAGES_PER_ACCOUNT_MAX = 100
+"""A bound on one account's new history per scan; the next scan goes on."""
+STATUSES_PER_CALL = 256
+ACCOUNTS_PER_PAGE = 1000
+_SYSTEM_IDS = frozenset(SYSTEM_ACCOUNTS.values())
+
+
+@dataclass(frozen=True)
+class DepositConfig:
+    commitment: str = DEPOSIT_COMMITMENT_DEFAULT
+    """A deposit is taken once its transaction reached this commitment."""
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def __post_init__(self) -> None:
+        if self.commitment not in COMMITMENT_RANK:
+            raise ValueError(f"commitment must be one of {', '.join(COMMITMENT_RANK)}")
+
+
+@dataclass(frozen=True)
+class Deposit:
+    """What one transaction deposited into one account: ``amount`` in base
+    units; ``owner`` None when its transfers came from several owners or
+    the chain did not name one."""
+
+    account_id: UUID
+    signature: str
+    slot: int
+    source: str
+    owner: str | None
+    amount: int
+
+
+DepositHook = Callable[[Deposit], Awaitable[None] | None]
+
+
+@dataclass
+class DepositHooks:
+    """Fault-injection points for tests (a hook that raises stops the scan
+    exactly there, as a crash would)."""
+
+    before_credit: DepositHook | None = None
+    before_cursor: DepositHook | None = None
+    """After the credit or the finding is recorded, before the cursor moves."""
+
+
+@dataclass
+class DepositScan:
+    """What one scan did: accounts and new signatures looked at, deposits
+    credited and deposits recorded as unassigned (repeats not counted)."""
+
+    accounts: int = 0
+    signatures: int = 0
+    credited: int = 0
+    unassigned: int = 0
+
+
+class DepositScanner:
+    def __init__(
+        self, *, writer: CommandSender, fold: SettlementFold, chain: ChainPort,
+        config: DepositConfig | None = None, hooks: DepositHooks | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.writer = writer
+        self.fold = fold
+        self.store = fold.store
+        self.chain = chain
+        self.config = config or DepositConfig()
+        self.hooks = hooks or DepositHooks()
+        self._sleep = sleep
+        self._run_started = False
+
+    async def scan(self) -> DepositScan:
+        """Take every new deposit of every user account that has a deposit
+        address on chain (one a settled movement created)."""
+        self.fold.catch_up()
+        report = DepositScan()
+        for account_id in self._accounts():
+            report.accounts += 1
+            await self._scan_account(account_id, report)
+        return report
+
+    # --- one account ---------------------------------------------------------
+
+    async def _scan_account(self, account_id: UUID, report: DepositScan) -> None:
+        signatures = await self._new_signatures(account_id)
+        statuses = await self._statuses(signatures)
+        for signature in signatures:
+            status = statuses.get(signature)
+            if status is None or not self._committed(status):
+                return  # later ones wait for it: the cursor never passes it
+            if status.error is None:
+                landed = await self._chain(
+                    "getTransaction", partial(self.chain.transaction, signature))
+                if landed is None:
+                    return  # listed, not yet readable at the adapter's commitment
+                deposit = self._deposit(account_id, landed)
+                if deposit is not None:
+                    await self._take(deposit, report)
+                    await _hook(self.hooks.before_cursor, deposit)
+            report.signatures += 1
+            self.store.set_deposit_cursor(account_id, signature)
+
+    async def _new_signatures(self, account_id: UUID) -> list[str]:
+        """Signatures newer than the cursor, oldest first."""
+        cursor = self.store.deposit_cursor(account_id)
+        found: list[str] = []
+        before: str | None = None
+        for _ in range(SIGNATURE_PAGES_PER_ACCOUNT_MAX):
+            page = await self._chain("getSignaturesForAddress", partial(
+                self.chain.signatures_for_account, account_id, before=before,
+                limit=SIGNATURES_PER_PAGE))
+            if cursor is not None and cursor in page:
+                found += page[:page.index(cursor)]
+                break
+            found += page
+            if len(page) < SIGNATURES_PER_PAGE:
+                break
+            before = page[-1]
+        return found[::-1]
+
+    async def _statuses(self, signatures: list[str]) -> dict[str, SignatureStatus | None]:
+        statuses: dict[str, SignatureStatus | None] = {}
+        for start in range(0, len(signatures), STATUSES_PER_CALL):
+            chunk = signatures[start:start + STATUSES_PER_CALL]
+            statuses.update(await self._chain(
+                "getSignatureStatuses", partial(self.chain.signature_statuses, chunk)))
+        return statuses
+
+    def _committed(self, status: SignatureStatus) -> bool:
+        return COMMITMENT_RANK[status.confirmation] >= COMMITMENT_RANK[self.config.commitment]
+
+    def _deposit(self, account_id: UUID, landed: ChainTransaction) -> Deposit | None:
+        """The DEAL this transaction moved into the account's deposit address
+        from token accounts the custody key does not own; None if none."""
+        address = self.chain.token_account_address(account_id)
+        transfers = [
+            moved for moved in landed.token_transfers
+            if moved.destination == address and moved.mint == self.chain.mint_address
+            and moved.source_owner != self.chain.token_account_owner and moved.amount > 0
+        ]
+        if not transfers:
+            return None
+        owners = {moved.source_owner for moved in transfers}
+        return Deposit(
+            account_id=account_id, signature=landed.signature, slot=landed.slot,
+            source=transfers[0].source, owner=owners.pop() if len(owners) == 1 else None,
+            amount=sum(moved.amount for moved in transfers),
+        )
+
+    # --- recording -------------------------------------------------------------
+
+    async def _take(self, deposit: Deposit, report: DepositScan) -> None:
+        await _hook(self.hooks.before_credit, deposit)
+        command = c.CreditDeposit(
+            deposit_id=deposit_id(deposit.signature, deposit.account_id),
+            account_id=deposit.account_id, amount=deposit.amount, signature=deposit.signature,
+            slot=deposit.slot, source=deposit.source, owner=deposit.owner,
+        )
+        try:
+            outcome = await self._execute(command)
+        except LedgerUnavailable:
+            raise
+        except LedgerError as refusal:
+            await self._record_unassigned(deposit, refusal.message, report)
+            return
+        if not outcome.replayed:
+            report.credited += 1
+            logger.info("deposit %s credited to %s", deposit.signature, deposit.account_id)
+
+    async def _record_unassigned(self, deposit: Deposit, why: str, report: DepositScan) -> None:
+        if not self._run_started:
+            await self._execute(c.StartReconciliation(DEPOSIT_FINDINGS_RUN_ID))
+            self._run_started = True
+        spec = c.FindingSpec(
+            finding_id=deposit_finding_id(deposit.signature, deposit.account_id),
+            kind=UNASSIGNED_DEPOSIT, account_id=deposit.account_id,
+            signature=deposit.signature, actual=deposit.amount,
+            detail=f"not credited: {why}", source=deposit.source,
+            source_owner=deposit.owner, slot=deposit.slot,
+        )
+        step = await self._execute(c.RecordFindings(DEPOSIT_FINDINGS_RUN_ID, (spec,)))
+        if step.findings_recorded:
+            report.unassigned += 1
+            logger.warning("deposit %s into %s not credited: %s", deposit.signature,
+                           deposit.account_id, why)
+
+    # --- helpers ---------------------------------------------------------------
+
+    def _accounts(self) -> Iterator[UUID]:
+        """User accounts with a deposit address on chain: every account a
+        settled movement touched (the settlement store's balances)."""
+        after = ""
+        while True:
+            page = self.store.balances_page(after, ACCOUNTS_PER_PAGE)
+            yield from (account for account, _ in page if account not in _SYSTEM_IDS)
+            if len(page) < ACCOUNTS_PER_PAGE:
+                return
+            after = page[-1][0].hex
+
+    async def _execute(self, command: c.Command) -> Any:
+        return await execute_internal(self.writer, command, self.config.retry, self._sleep)
+
+    async def _chain(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
+        return await retrying(call, retry_on=(ChainUnavailableError,), policy=self.config.retry,
+                              what=operation, sleep=self._sleep)
+
+
+async def _hook(hook: DepositHook | None, deposit: Deposit) -> None:
+    if hook is None:
+        return
+    result = hook(deposit)
+    if asyncio.iscoroutine(result):
+        await result

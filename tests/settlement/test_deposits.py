@@ -1,0 +1,251 @@
+"""Deposits, end to end on the embedded chain and through the JSON-RPC
+adapter: a user's own wallet sends a real ``transfer_checked`` from its own
+token account into an account's deposit address; the scan credits it once
+when the wallet is connected to the account, records an unassigned deposit
+when not (which an admin assigns), and never credits anything twice,
+whatever crashes or rescans."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from uuid import UUID, uuid4
+
+import pytest
+from solders.pubkey import Pubkey
+
+from application import commands as c
+from application.settlement.deposit_scan import DepositConfig, DepositHooks, DepositScanner
+from domain.amounts import UNITS_PER_DEAL
+from domain.errors import LedgerError
+from domain.movements import DEPOSIT
+from domain.reconciliation import UNASSIGNED_DEPOSIT
+from domain.system import DEPOSIT_FINDINGS_RUN_ID, EXTERNAL_ID, deposit_finding_id, deposit_id
+from tests.settlement.conftest import FAST_RETRY, SettlementRig, SimulatedCrash
+from tests.support.outside_wallets import OutsideWallet
+from tests.support.stores import sqlite_store
+
+pytestmark = pytest.mark.anyio
+DEAL = UNITS_PER_DEAL
+
+
+@pytest.fixture(params=["litesvm", "rpc"])
+async def drig(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SettlementRig]:
+    rig = SettlementRig(sqlite_store(tmp_path), tmp_path, chain_kind=request.param)
+    try:
+        yield rig
+    finally:
+        await rig.close()
+
+
+def scanner(rig: SettlementRig, hooks: DepositHooks | None = None) -> DepositScanner:
+    return DepositScanner(writer=rig.ledger.writer, fold=rig.fold, chain=rig.chain,
+                          config=DepositConfig(retry=FAST_RETRY), hooks=hooks)
+
+
+async def account_with_address(rig: SettlementRig) -> UUID:
+    """A user account whose deposit address exists on chain (its first
+    settled movement created it)."""
+    account = rig.open_account(funded=10 * DEAL)
+    await rig.settle()
+    return account
+
+
+def wallet(rig: SettlementRig, funded: int = 50 * DEAL) -> OutsideWallet:
+    outside = OutsideWallet(rig.embedded, Pubkey.from_string(rig.chain.mint_address))
+    outside.fund(rig.custody, funded)
+    return outside
+
+
+def deposit_findings(rig: SettlementRig) -> list:
+    rig.fold.catch_up()
+    return rig.store.findings(DEPOSIT_FINDINGS_RUN_ID, 10)
+
+
+def forget_cursors(rig: SettlementRig) -> None:
+    """As a rebuilt settlement store would: the scan starts over."""
+    with rig.store.transaction() as cursor:
+        cursor.execute(rig.store.sql("DELETE FROM {deposit_cursors}"))
+
+
+async def test_a_connected_wallets_deposit_is_credited_once(drig: SettlementRig) -> None:
+    account = await account_with_address(drig)
+    outside = wallet(drig)
+    drig.execute(c.ConnectWallet(account, outside.address))
+    signature = outside.deposit(drig.chain.token_account_address(account), 5 * DEAL).signature
+
+    report = await scanner(drig).scan()
+
+    assert (report.credited, report.unassigned) == (1, 0)
+    credit = drig.transfer(deposit_id(signature, account))
+    assert (credit.kind, credit.source, credit.destination, credit.amount) == (
+        DEPOSIT, EXTERNAL_ID, account, 5 * DEAL)
+    assert (credit.settlement_status, credit.signature) == ("settled", signature)
+    assert drig.ledger.balance(account) == 15 * DEAL == await drig.chain_balance(account)
+    again = await scanner(drig).scan()
+    forget_cursors(drig)
+    from_nothing = await scanner(drig).scan()
+    assert again.credited == from_nothing.credited == 0
+    assert drig.ledger.balance(account) == 15 * DEAL
+    await drig.settle()  # nothing of the deposit is queued for the chain
+    assert drig.ledger.balance(account) == await drig.chain_balance(account)
+    report = await drig.reconcile(full=True)
+    assert signature not in {row.signature for row in
+                             [*report.mismatches, *report.unmatched_signatures]}
+
+
+async def test_a_strangers_deposit_is_a_finding_an_admin_assigns(drig: SettlementRig) -> None:
+    account = await account_with_address(drig)
+    stranger = wallet(drig)
+    signature = stranger.deposit(drig.chain.token_account_address(account), 3 * DEAL).signature
+
+    report = await scanner(drig).scan()
+
+    assert (report.credited, report.unassigned) == (0, 1)
+    assert drig.ledger.balance(account) == 10 * DEAL
+    (finding,) = deposit_findings(drig)
+    assert finding.finding_id == deposit_finding_id(signature, account)
+    assert (finding.kind, finding.account_id, finding.signature, finding.actual) == (
+        UNASSIGNED_DEPOSIT, account, signature, 3 * DEAL)
+    assert (await scanner(drig).scan()).unassigned == 0  # recorded once
+
+    assigned = drig.execute(c.AssignDeposit(finding.finding_id))
+    repeat = drig.execute(c.AssignDeposit(finding.finding_id))
+
+    assert (assigned.transfer_id, assigned.status, assigned.replayed) == (
+        deposit_id(signature, account), "settled", False)
+    assert (repeat.transfer_id, repeat.replayed) == (assigned.transfer_id, True)
+    assert drig.ledger.balance(account) == 13 * DEAL == await drig.chain_balance(account)
+    drig.execute(c.ConnectWallet(account, stranger.address))  # connected afterwards:
+    forget_cursors(drig)
+    assert (await scanner(drig).scan()).credited == 0  # still credited once
+    assert drig.ledger.balance(account) == 13 * DEAL
+
+
+async def test_a_wallet_of_another_account_is_a_stranger_here(drig: SettlementRig) -> None:
+    account = await account_with_address(drig)
+    other = drig.open_account()
+    outside = wallet(drig)
+    drig.execute(c.ConnectWallet(other, outside.address))
+    outside.deposit(drig.chain.token_account_address(account), 2 * DEAL)
+
+    report = await scanner(drig).scan()
+
+    assert (report.credited, report.unassigned) == (0, 1)
+    assert drig.ledger.balance(account) == 10 * DEAL
+    assert drig.ledger.balance(other) == 0
+
+
+async def test_a_wallet_connected_after_its_finding_resolves_it_by_the_credit(
+    sqlite_rig: SettlementRig,
+) -> None:
+    """A rescan after the wallet was connected credits the deposit and marks
+    its finding resolved by that credit: assigning it answers that credit."""
+    rig = sqlite_rig
+    account = await account_with_address(rig)
+    outside = wallet(rig)
+    signature = outside.deposit(rig.chain.token_account_address(account), DEAL).signature
+    await scanner(rig).scan()
+    rig.execute(c.ConnectWallet(account, outside.address))
+    forget_cursors(rig)
+
+    assert (await scanner(rig).scan()).credited == 1
+
+    assigned = rig.execute(c.AssignDeposit(deposit_finding_id(signature, account)))
+    assert (assigned.transfer_id, assigned.replayed) == (deposit_id(signature, account), True)
+    assert rig.ledger.balance(account) == 11 * DEAL
+
+
+async def test_ledger_movements_and_other_mints_are_not_deposits(
+    sqlite_rig: SettlementRig,
+) -> None:
+    rig = sqlite_rig
+    account = await account_with_address(rig)
+    receiver = rig.open_account()
+    rig.execute(c.TransferFunds(uuid4(), account, receiver,
+                                DEAL, "a ledger movement"))
+    await rig.settle()
+
+    report = await scanner(rig).scan()
+
+    assert report.signatures >= 3
+    assert (report.credited, report.unassigned) == (0, 0)
+
+
+@pytest.mark.parametrize("point", ["before_credit", "before_cursor"])
+@pytest.mark.parametrize("connected", [True, False], ids=["wallet", "stranger"])
+async def test_a_scan_crashed_anywhere_takes_each_deposit_once(
+    drig: SettlementRig, point: str, connected: bool,
+) -> None:
+    account = await account_with_address(drig)
+    outside = wallet(drig)
+    if connected:
+        drig.execute(c.ConnectWallet(account, outside.address))
+    address = drig.chain.token_account_address(account)
+    signatures = [outside.deposit(address, amount * DEAL).signature for amount in (1, 2)]
+    crashed: list[str] = []
+
+    def crash(deposit) -> None:
+        if deposit.signature not in crashed:
+            crashed.append(deposit.signature)
+            raise SimulatedCrash(point)
+
+    for _ in range(len(signatures)):
+        with pytest.raises(SimulatedCrash):
+            await scanner(drig, DepositHooks(**{point: crash})).scan()
+        await drig.restart()
+    report = await scanner(drig).scan()
+
+    assert crashed == signatures
+    expected = 13 * DEAL if connected else 10 * DEAL
+    assert drig.ledger.balance(account) == expected
+    findings = deposit_findings(drig)
+    assert len(findings) == (0 if connected else 2)
+    assert report.credited + report.unassigned <= (2 if point == "before_credit" else 0)
+    for signature in signatures:
+        if connected:
+            assert drig.transfer(deposit_id(signature, account)).kind == DEPOSIT
+
+
+async def test_the_scan_only_takes_the_configured_commitment(sqlite_rig: SettlementRig) -> None:
+    """A transaction the chain reports below the commitment stops the scan
+    of its account there; later ones wait behind it."""
+    rig = sqlite_rig
+    account = await account_with_address(rig)
+    outside = wallet(rig)
+    rig.execute(c.ConnectWallet(account, outside.address))
+    outside.deposit(rig.chain.token_account_address(account), DEAL)
+    real = rig.chain.signature_statuses
+
+    async def only_confirmed(signatures):
+        from dataclasses import replace
+
+        found = await real(signatures)
+        return {s: None if st is None else replace(st, confirmation="confirmed")
+                for s, st in found.items()}
+
+    rig.chain.signature_statuses = only_confirmed  # type: ignore[method-assign]
+    assert (await scanner(rig).scan()).credited == 0
+    assert rig.ledger.balance(account) == 10 * DEAL
+    del rig.chain.signature_statuses
+    assert (await scanner(rig).scan()).credited == 1
+
+
+async def test_a_frozen_accounts_deposit_waits_as_a_finding(sqlite_rig: SettlementRig) -> None:
+    rig = sqlite_rig
+    account = await account_with_address(rig)
+    outside = wallet(rig)
+    rig.execute(c.ConnectWallet(account, outside.address))
+    rig.execute(c.FreezeAccount(account))
+    outside.deposit(rig.chain.token_account_address(account), DEAL)
+
+    report = await scanner(rig).scan()
+
+    assert (report.credited, report.unassigned) == (0, 1)
+    (finding,) = deposit_findings(rig)
+    assert "frozen" in finding.detail
+    with pytest.raises(LedgerError):
+        rig.execute(c.AssignDeposit(finding.finding_id))  # still frozen
+    rig.execute(c.UnfreezeAccount(account))
+    assert rig.execute(c.AssignDeposit(finding.finding_id)).status == "settled"
+    assert rig.ledger.balance(account) == 11 * DEAL
