@@ -34,6 +34,9 @@ EXTERNAL = "external"
 It has no custody token account; on chain its balance is the mint's supply
 less the custody token accounts."""
 ACCOUNT_KINDS = (USER, TREASURY, REWARDS, ISSUANCE, EXTERNAL)
+MAY_GO_NEGATIVE = frozenset({ISSUANCE, EXTERNAL})
+"""Kinds whose balance may go below zero: issuance (minus the supply), and
+external when DEAL the ledger never let out is deposited (``check_can_send``)."""
 
 
 class Account(Aggregate):
@@ -354,7 +357,7 @@ class Account(Aggregate):
         is recorded first (in the same commit, ``expired_holds``), so the
         stored ``available`` never goes below zero. A path that spends
         without recording it is a bug: refused, never an overdraft."""
-        if amount > self.available and self.kind not in (ISSUANCE, EXTERNAL):
+        if amount > self.available and self.kind not in MAY_GO_NEGATIVE:
             raise RuntimeError(  # a bug, not a refusal: the writer answers internal_error
                 f"account {self.id} must record its expired holds' release before it spends"
             )

@@ -8,7 +8,9 @@ against the very rules that built them, applied afresh to the log.
 Invariants are checked as rows change (STYLE rule 5: checked where stored
 as well as where decided): the balance after each posting must equal the
 one the account recorded in its event, held amounts never go negative, and
-no account but issuance ever has a negative available balance. A broken
+no account but issuance and external ever has a negative available balance
+(external goes below zero only when DEAL the ledger never let out is
+deposited: ``domain.account.Account.check_can_send``). A broken
 invariant is collected in ``PageChanges.violations``; the projector refuses
 to commit such a page, the audit replay reports it.
 
@@ -29,7 +31,7 @@ from application.eventlog.decoder import EventDecoder
 from application.eventlog.fold_table import FoldTable, UnknownEvent
 from application.eventlog.reader import LogEvent
 from domain import provenance
-from domain.account import ISSUANCE, Account
+from domain.account import MAY_GO_NEGATIVE, Account
 from domain.anchor import Anchor
 from domain.movements import REWARD
 from domain.pricing import PriceSchedule
@@ -226,7 +228,7 @@ class LedgerFold:
 
     @staticmethod
     def _check_available(event: LogEvent, row: BalanceRow, changes: PageChanges) -> None:
-        if row.kind != ISSUANCE and row.balance - row.held < 0:
+        if row.kind not in MAY_GO_NEGATIVE and row.balance - row.held < 0:
             changes.violations.append(
                 f"position {event.position}: account {row.account_id} available balance "
                 f"{row.balance - row.held} is negative"
