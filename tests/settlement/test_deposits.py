@@ -249,3 +249,29 @@ async def test_a_frozen_accounts_deposit_waits_as_a_finding(sqlite_rig: Settleme
     rig.execute(c.UnfreezeAccount(account))
     assert rig.execute(c.AssignDeposit(finding.finding_id)).status == "settled"
     assert rig.ledger.balance(account) == 11 * DEAL
+
+
+async def test_both_stores_credit_once_and_record_strangers_once(rig: SettlementRig) -> None:
+    """The same on every settlement store (SQLite and PostgreSQL): a
+    connected wallet's deposit credited once through a crash after the
+    credit and a rescan from nothing, a stranger's recorded once."""
+    account = await account_with_address(rig)
+    mine, stranger = wallet(rig), wallet(rig)
+    rig.execute(c.ConnectWallet(account, mine.address))
+    address = rig.chain.token_account_address(account)
+    mine.deposit(address, 4 * DEAL)
+    stranger.deposit(address, DEAL)
+
+    def crash(deposit) -> None:
+        raise SimulatedCrash("before_cursor")
+
+    with pytest.raises(SimulatedCrash):
+        await scanner(rig, DepositHooks(before_cursor=crash)).scan()
+    await rig.restart()
+    first = await scanner(rig).scan()
+    forget_cursors(rig)
+    again = await scanner(rig).scan()
+
+    assert (first.credited, first.unassigned, again.credited, again.unassigned) == (0, 1, 0, 0)
+    assert rig.ledger.balance(account) == 14 * DEAL
+    assert len(deposit_findings(rig)) == 1
