@@ -104,6 +104,23 @@ class Deployed:
             server.env = {**env, **self._env(schema)}
             with server, SettlementWatch(self.o.database_url, schema, EVENTS_TABLE) as watch:
                 self._steps(server, watch)
+            self.results.chain_cost = self._chain_cost(Path(self._env(schema)["DEALS_DATA_DIR"]))
+
+    @staticmethod
+    def _chain_cost(data_dir: Path) -> str:
+        """Read from the stopped service's embedded chain (the settler holds
+        it while running)."""
+        from benchmarks.chain_cost import settlement_cost
+        from interface.chain.embedded import EmbeddedSolana
+        from interface.wiring.settings import Settings
+        from interface.wiring.settler import EMBEDDED_CHAIN_DIR, custody_keys
+
+        fee_payer = custody_keys(Settings(data_dir=data_dir)).fee_payer
+        chain = EmbeddedSolana(data_dir / EMBEDDED_CHAIN_DIR)
+        try:
+            return settlement_cost(chain, fee_payer).describe()
+        finally:
+            chain.close()
 
     def _steps(self, server: ServerProcess, watch: SettlementWatch) -> None:
         target = load.Target(server.host, server.port, self.token)

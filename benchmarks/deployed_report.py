@@ -90,6 +90,7 @@ class Results:
     peers: dict[str, PeerResult] = field(default_factory=dict)
     peer_missing: str = ""
     replay: tuple[int, float, float, float] | None = None  # events, audit, fold, raw
+    chain_cost: str = ""  # benchmarks.chain_cost.ChainCost.describe() of the whole run
 
 
 def percentile(values: list[float], share: float) -> float | None:
@@ -239,6 +240,10 @@ def build_facts(results: Results) -> list[tuple[str, str, str]]:
             f"max {u.backlog_max:,}; {u.backlog_half:,} half-way, {u.backlog_end:,} at the end "
             f"({u.growth_per_s:+,.0f} movements/s); {u.ok:,} accepted",
             "bounded: " + ("yes" if u.bounded else "no")))
+    if results.chain_cost:
+        facts.append(("the cost of mirroring: every movement settled in the run, the embedded "
+                      "chain's fees at the default settings (no priority price)",
+                      results.chain_cost, ""))
     if results.rss_bytes:
         facts.append(("RSS of the service's processes after the run",
                       f"{results.rss_bytes / 10**6:,.0f} MB", "<= 500 MB"))

@@ -1,8 +1,9 @@
 """Settled movements per second on the embedded LiteSVM chain, one movement
 per Solana transaction against as many as fit (batching), measured in the
-same run on the same store.
+same run on the same store, and what they cost in lamports
+(``benchmarks/chain_cost.py``).
 
-    .venv/bin/python -m benchmarks.settlement_throughput --movements 2000
+    .venv/bin/python -m benchmarks.settlement_throughput --movements 2000 [--price 1000]
 
 Each scenario gets a fresh ledger (SQLite in a temporary folder, or a fresh
 PostgreSQL schema with --database-url) and a fresh embedded chain; the
@@ -30,9 +31,15 @@ from application.write.aggregate_cache import AggregateCache
 from application.write.event_store import LedgerApplication
 from application.write.processor import CommandProcessor
 from application.write.writer import CommandWriter
+from benchmarks.chain_cost import ChainCost, settlement_cost
 from benchmarks.write_path import bench_store
 from domain.amounts import UNITS_PER_DEAL
 from domain.system import TREASURY_ID
+from interface.chain.compute_budget import (
+    COMPUTE_UNIT_LIMIT_MAX,
+    PriorityFees,
+    priority_fee_lamports,
+)
 from interface.chain.custody import load_custody_keypair
 from interface.chain.embedded import EmbeddedSolana
 from interface.chain.litesvm_adapter import LiteSvmChain
@@ -72,12 +79,19 @@ def record_movements(ledger: BenchLedger, movements: int, accounts: int) -> None
         future.result(60)
 
 
-async def settle(ledger: BenchLedger, folder: Path, batch: int) -> tuple[int, float, int]:
+def priority_fees(price: int) -> PriorityFees:
+    """The price with the smallest cap that admits it."""
+    return PriorityFees(price, priority_fee_lamports(COMPUTE_UNIT_LIMIT_MAX, price))
+
+
+async def settle(ledger: BenchLedger, folder: Path, batch: int | None,
+                 price: int = 0) -> tuple[int, float, int, ChainCost]:
     from application.settlement.fold import SettlementFold
     from application.settlement.store import open_settlement_store
 
     custody = load_custody_keypair(None, folder / "keys")
-    chain = LiteSvmChain(EmbeddedSolana(folder / "chain"), custody)
+    embedded = EmbeddedSolana(folder / "chain")
+    chain = LiteSvmChain(embedded, custody, fees=priority_fees(price))
     store = open_settlement_store(ledger.app.recorder)
     process = SettlementProcess(
         writer=ledger.writer, fold=SettlementFold(ledger.app, store), chain=chain,
@@ -91,26 +105,28 @@ async def settle(ledger: BenchLedger, folder: Path, batch: int) -> tuple[int, fl
         steps = await process.run_until_idle(1_000_000)
         elapsed = time.perf_counter() - started
         assert store.backlog() == 0
-        return waiting, elapsed, steps
+        return waiting, elapsed, steps, settlement_cost(embedded, custody.pubkey)
     finally:
         await chain.close()
         store.close()
 
 
-def scenario(database_url: str | None, movements: int, accounts: int, batch: int) -> dict:
+def scenario(database_url: str | None, movements: int, accounts: int, batch: int | None,
+             price: int = 0) -> dict:
+    """``batch`` None: as many as fit, as the service settles."""
     folder = Path(tempfile.mkdtemp(prefix="settle-bench-"))
     try:
         with bench_store(database_url) as env:
             ledger = BenchLedger(env)
             try:
                 record_movements(ledger, movements, accounts)
-                settled, elapsed, steps = asyncio.run(settle(ledger, folder, batch))
+                settled, elapsed, steps, cost = asyncio.run(settle(ledger, folder, batch, price))
             finally:
                 ledger.close()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return {"batch": batch, "movements": settled, "seconds": elapsed, "steps": steps,
-            "per_second": settled / elapsed}
+            "per_second": settled / elapsed, "cost": cost}
 
 
 def main() -> None:
@@ -118,13 +134,19 @@ def main() -> None:
     parser.add_argument("--movements", type=int, default=2000)
     parser.add_argument("--accounts", type=int, default=50)
     parser.add_argument("--database-url", default=None)
-    parser.add_argument("--batches", default="1,2", help="movements per transaction to compare")
+    parser.add_argument("--batches", default="1,2",
+                        help="movements per transaction to compare (0: as many as fit)")
+    parser.add_argument("--price", type=int, default=0,
+                        help="priority price, micro-lamports per compute unit")
     args = parser.parse_args()
-    print(f"{'per tx':>6} {'movements':>9} {'steps':>6} {'seconds':>8} {'movements/s':>12}")
-    for batch in (int(value) for value in args.batches.split(",")):
-        result = scenario(args.database_url, args.movements, args.accounts, batch)
-        print(f"{result['batch']:>6} {result['movements']:>9} {result['steps']:>6} "
-              f"{result['seconds']:>8.2f} {result['per_second']:>12.0f}", flush=True)
+    print(f"{'per tx':>6} {'movements':>9} {'steps':>6} {'seconds':>8} {'movements/s':>12} "
+          f"{'txs':>6} {'fees/1k mv':>11} {'+rent/1k mv':>13}")
+    for batch in (int(value) or None for value in args.batches.split(",")):
+        result = scenario(args.database_url, args.movements, args.accounts, batch, args.price)
+        cost: ChainCost = result["cost"]
+        print(f"{result['batch'] or 'fit':>6} {result['movements']:>9} {result['steps']:>6} "
+              f"{result['seconds']:>8.2f} {result['per_second']:>12.0f} {cost.transactions:>6} "
+              f"{cost.fees_per_thousand:>11,.0f} {cost.spent_per_thousand:>13,.0f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -413,6 +413,13 @@ class Suite:
             "one movement a transaction", results[1]["per_second"], None, None, "", None,
             f"{results[2]['movements']:,} movements in {results[2]['seconds']:.1f} s",
         ))
+        self.progress.step(f"scenario 6: settling {n:,} movements, as many as fit a transaction")
+        packed = settle_scenario(self.config.database_url, n, accounts, None)
+        self.figures.append(Figure(
+            6, "lamports in fees per 1,000 settled movements, as many as fit a tx",
+            packed["cost"].fees_per_thousand, "lamports", "one movement a transaction",
+            results[1]["cost"].fees_per_thousand, None, None, "", None, packed["cost"].describe(),
+        ))
 
 
     # --- scenario 8: one write key's bad atomic batches, the others' transfers ---

@@ -222,7 +222,7 @@ class SettlementProcess:
         self.config = config or SettlementConfig()
         self.hooks = hooks or SettlementHooks()
         self._sleep = sleep
-        # The chain's best case (17 movements between existing accounts, 24 netted) may
+        # The chain's best case (16 movements between existing accounts, 23 netted) may
         # exceed what one settlement command names: a step offered more could
         # never be recorded, and the queue's head would stall for good.
         self.net = self.config.netting_window_s is not None

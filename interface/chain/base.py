@@ -27,6 +27,7 @@ from solders.hash import Hash
 from solders.instruction import AccountMeta, Instruction
 from solders.message import Message
 from solders.pubkey import Pubkey
+from solders.transaction import Transaction
 
 from application.settlement.chain_port import (
     ChainError,
@@ -37,6 +38,7 @@ from application.settlement.chain_port import (
     SignedSubmission,
 )
 from interface.chain import transactions as tx
+from interface.chain.compute_budget import PriorityFees, units_with_margin
 from interface.chain.custody import CustodyKey, CustodyKeys, as_custody_keys
 
 GENESIS_MEMO_PREFIX = "deal-genesis:"
@@ -68,10 +70,13 @@ class SeededTokenChain(abc.ABC):
     port's queries and the primitives below. Everything is signed through
     ``CustodyKeys`` (one key alone stands for every power)."""
 
-    def __init__(self, custody: CustodyKey | CustodyKeys, mint: Pubkey | None = None) -> None:
+    def __init__(self, custody: CustodyKey | CustodyKeys, mint: Pubkey | None = None,
+                 fees: PriorityFees | None = None) -> None:
         """``mint``: an existing mint to use (DEALS_SOLANA_MINT) instead of
-        the one derived from the address base, which is created when missing."""
+        the one derived from the address base, which is created when missing.
+        ``fees``: the priority price and its cap (default: no price)."""
         self._keys = as_custody_keys(custody)
+        self._fees = fees or PriorityFees()
         self._mint_given = mint is not None
         self._mint = mint if mint is not None else tx.mint_address(self._keys.address_base)
         self._rent: tx.RentLamports | None = None
@@ -91,6 +96,12 @@ class SeededTokenChain(abc.ABC):
 
     @abc.abstractmethod
     async def _rent_lamports(self) -> tx.RentLamports: ...
+
+    @abc.abstractmethod
+    async def _simulated_units(self, transaction: Transaction) -> int | None:
+        """Compute units the transaction consumes in a simulation on this
+        chain's current state; None when it would fail (sending it then
+        reports why, as before)."""
 
     # --- the port's queries, per adapter -----------------------------------------
 
@@ -171,7 +182,9 @@ class SeededTokenChain(abc.ABC):
         created; the submission's ``transfer_ids`` say which (at least the
         first). ``whole``: all of them or a ValueError, nothing signed.
         ``net``: transfers between the same two token accounts as one
-        transfer of their sum (``interface.chain.netting``)."""
+        transfer of their sum (``interface.chain.netting``). It asks for
+        the compute units a simulation of it measured and pays the
+        configured priority price."""
         limit = (self.netted_movements_per_transaction_max if net
                  else self.movements_per_transaction_max)
         tx.validate_movements(movements, limit)
@@ -179,12 +192,14 @@ class SeededTokenChain(abc.ABC):
         rent = await self._cached_rent()
         blockhash, last_valid = await self._latest_blockhash()
         packed = tx.pack_movements(self._keys.authorities, movements, missing, rent, blockhash,
-                                   self._mint, net=net)
+                                   self._mint, net=net,
+                                   price_micro_lamports=self._fees.price_micro_lamports)
         if packed is None or (whole and packed.count < len(movements)):
             count = 0 if packed is None else packed.count
             raise ValueError(f"movements_must_fit_one_transaction: {count} of "
                              f"{len(movements)} fit")
-        message, to_create = packed.message, packed.accounts_to_create
+        to_create = packed.accounts_to_create
+        message = await self._measured(packed, movements[:packed.count], rent, blockhash, net)
         transfer_ids = tuple(movement.transfer_id for movement in movements[:packed.count])
         submission = self._signed(message, blockhash, last_valid, transfer_ids)
         for account_id in to_create:
@@ -232,6 +247,22 @@ class SeededTokenChain(abc.ABC):
         blockhash, last_valid = await self._latest_blockhash()
         message = Message.new_with_blockhash(instructions, self._keys.fee_payer, blockhash)
         return self._signed(message, blockhash, last_valid, transfer_ids=())
+
+    async def _measured(
+        self, packed: tx.Packed, movements: Sequence[ChainMovement], rent: tx.RentLamports,
+        blockhash: Hash, net: bool,
+    ) -> Message:
+        """The packed message asking for the units a simulation of it
+        consumed, plus the margin (compute_budget.py says why simulate). A
+        transaction the simulation fails keeps the largest limit: sending
+        it reports the failure as without a budget."""
+        units = await self._simulated_units(self._keys.sign(packed.message, blockhash))
+        if units is None:
+            return packed.message
+        return tx.movements_message(
+            self._keys.authorities, movements, packed.accounts_to_create, rent, blockhash,
+            self._mint, net=net, units=units_with_margin(units),
+            price_micro_lamports=self._fees.price_micro_lamports)
 
     async def _cached_rent(self) -> tx.RentLamports:
         if self._rent is None:

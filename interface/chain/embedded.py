@@ -123,6 +123,17 @@ class EmbeddedSolana:
         with self._lock:
             return self._store.signatures_for_address(address, before=before, limit=limit)
 
+    def simulate(self, transaction: Transaction) -> tuple[int, Rejection | None]:
+        """Compute units the transaction consumes on the current state and
+        why it would fail (None: it would land), as RPC
+        ``simulateTransaction`` answers. Changes nothing."""
+        with self._lock:
+            simulated = self._svm.simulate_transaction(transaction)
+        if isinstance(simulated, FailedTransactionMetadata):
+            rejection = _rejection(simulated)
+            return rejection.units_consumed, rejection
+        return simulated.meta().compute_units_consumed(), None
+
     # --- processing ---------------------------------------------------------
 
     def process(self, transaction: Transaction, *, preflight: bool = True) -> SendOutcome:
@@ -146,10 +157,7 @@ class EmbeddedSolana:
             return ALREADY_PROCESSED
         if not preflight:
             return None
-        simulated = self._svm.simulate_transaction(transaction)
-        if isinstance(simulated, FailedTransactionMetadata):
-            return _rejection(simulated)
-        return None
+        return self.simulate(transaction)[1]
 
     def _blockhash_is_valid(self, blockhash: Hash) -> bool:
         issued_slot = self._blockhashes.get(str(blockhash))

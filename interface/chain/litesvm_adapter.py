@@ -25,6 +25,7 @@ from application.settlement.chain_port import (
 )
 from interface.chain import transactions as tx
 from interface.chain.base import SeededTokenChain, require_statuses_bound
+from interface.chain.compute_budget import PriorityFees
 from interface.chain.custody import CustodyKey, CustodyKeys
 from interface.chain.embedded import EmbeddedSolana
 from interface.chain.embedded_store import LandedTransaction
@@ -38,8 +39,8 @@ class LiteSvmChain(SeededTokenChain):
     """The port on an embedded chain; ``close`` closes that chain."""
 
     def __init__(self, chain: EmbeddedSolana, custody: CustodyKey | CustodyKeys,
-                 mint: Pubkey | None = None) -> None:
-        super().__init__(custody, mint)
+                 mint: Pubkey | None = None, fees: PriorityFees | None = None) -> None:
+        super().__init__(custody, mint, fees)
         self._chain = chain
 
     @property
@@ -124,6 +125,11 @@ class LiteSvmChain(SeededTokenChain):
 
     async def _rent_lamports(self) -> tx.RentLamports:
         return self._chain.rent_lamports()
+
+    async def _simulated_units(self, transaction: Transaction) -> int | None:
+        self._ensure_fee_payer_funded()
+        units, rejection = self._chain.simulate(transaction)
+        return None if rejection is not None else units
 
     def _ensure_fee_payer_funded(self) -> None:
         account = self._chain.get_account(self._keys.fee_payer)

@@ -27,7 +27,7 @@ from solders.pubkey import Pubkey
 from solders.rpc.errors import SendTransactionPreflightFailureMessage
 from solders.rpc.responses import GetTransactionResp, RpcConfirmedTransactionStatusWithSignature
 from solders.signature import Signature
-from solders.transaction import Transaction
+from solders.transaction import Transaction, VersionedTransaction
 from solders.transaction_status import (
     TransactionErrorFieldless,
     TransactionStatus,
@@ -43,6 +43,7 @@ from application.settlement.chain_port import (
 )
 from interface.chain import transactions as tx
 from interface.chain.base import SeededTokenChain, require_statuses_bound
+from interface.chain.compute_budget import PriorityFees
 from interface.chain.custody import CustodyKey, CustodyKeys
 
 T = TypeVar("T")
@@ -67,10 +68,11 @@ class RpcChain(SeededTokenChain):
         timeout_s: float = TIMEOUT_S_DEFAULT,
         transport_retries_max: int = 1,
         mint: Pubkey | None = None,
+        fees: PriorityFees | None = None,
     ) -> None:
         if commitment not in COMMITMENTS:
             raise ValueError(f"commitment_must_be_one_of {COMMITMENTS}")
-        super().__init__(custody, mint)
+        super().__init__(custody, mint, fees)
         self._where = endpoint_for_logs(endpoint)
         self._commitment = Commitment(commitment)
         self._client = AsyncClient(
@@ -207,6 +209,18 @@ class RpcChain(SeededTokenChain):
             self._client.get_minimum_balance_for_rent_exemption(tx.TOKEN_ACCOUNT_LEN),
         )
         return tx.RentLamports(mint_account=mint.value, token_account=account.value)
+
+    async def _simulated_units(self, transaction: Transaction) -> int | None:
+        """simulateTransaction at the configured commitment, signatures
+        unchecked (the blockhash is checked: it is the one we sign with)."""
+        response = await self._call(
+            "simulateTransaction",
+            self._client.simulate_transaction(VersionedTransaction.from_legacy(transaction)),
+        )
+        result = response.value
+        if result.err is not None or result.units_consumed is None:
+            return None
+        return result.units_consumed
 
     # --- helpers ------------------------------------------------------------
 

@@ -34,6 +34,7 @@ from solders.transaction import Transaction
 from solders.transaction_status import TransactionErrorType
 
 from application.settlement.chain_port import ChainMovement, TokenTransfer
+from interface.chain.compute_budget import COMPUTE_UNIT_LIMIT_MAX, compute_budget_instructions
 from interface.chain.netting import net_movements
 
 TOKEN_PROGRAM_ID = Pubkey.from_string("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA")
@@ -290,12 +291,15 @@ def movements_message(
     mint: Pubkey | None = None,
     *,
     net: bool = False,
+    units: int = COMPUTE_UNIT_LIMIT_MAX,
+    price_micro_lamports: int = 0,
 ) -> Message:
-    """Creations first (a movement may need them), then each movement's
-    token instruction (``net``: one per group of transfers between the same
-    two token accounts, ``interface.chain.netting``), then one memo naming
-    them all in ledger order. The fee payer pays the fee."""
-    instructions: list[Instruction] = []
+    """The compute budget (``units`` asked for, the priority price if any),
+    then creations (a movement may need them), then each movement's token
+    instruction (``net``: one per group of transfers between the same two
+    token accounts, ``interface.chain.netting``), then one memo naming them
+    all in ledger order. The fee payer pays the fee."""
+    instructions = compute_budget_instructions(units, price_micro_lamports)
     for account_id in accounts_to_create:
         instructions += create_token_account_instructions(roles, account_id, rent, mint)
     legs = net_movements(movements) if net else movements
@@ -333,20 +337,24 @@ def pack_movements(
     mint: Pubkey | None = None,
     *,
     net: bool = False,
+    price_micro_lamports: int = 0,
 ) -> Packed | None:
     """The message for the longest prefix of ``movements`` whose signed
     transaction fits PACKET_DATA_SIZE, measured on the real serialized
     bytes (a movement between accounts already on chain and already named
     costs ~55 bytes, one that creates two token accounts ~290), and the
     accounts it creates (those of ``missing_accounts`` the prefix touches).
-    None when not even the first fits (never for a single movement: see
-    ``WORST_CASE_MOVEMENTS_PER_TRANSACTION``)."""
+    The message asks for COMPUTE_UNIT_LIMIT_MAX units: the adapter measures
+    the real need and signs it again with that limit, a u32 like this one,
+    so the size does not change. None when not even the first fits (never
+    for a single movement: see ``WORST_CASE_MOVEMENTS_PER_TRANSACTION``)."""
     missing = set(missing_accounts)
     fitting: Packed | None = None
     for count in range(1, len(movements) + 1):
         prefix = movements[:count]
         to_create = [account for account in touched_account_ids(prefix) if account in missing]
-        message = movements_message(roles, prefix, to_create, rent, blockhash, mint, net=net)
+        message = movements_message(roles, prefix, to_create, rent, blockhash, mint, net=net,
+                                    price_micro_lamports=price_micro_lamports)
         if serialized_size(message) > PACKET_DATA_SIZE:
             break
         fitting = Packed(message, to_create, count)
@@ -358,9 +366,11 @@ def measure_movements_per_transaction(*, best_case: bool, net: bool = False) -> 
     transfer between two token accounts that do not exist yet, so each
     brings two creations. Best case: every one between the same two
     existing accounts (``net``: netted into one transfer, so only the memo
-    grows). Amounts and rents are fixed-width, so any values measure the
-    same size. The worst case has every power with a key of its own (more
-    signatures); the best case one key for all."""
+    grows). Amounts, rents, the unit limit and the priority price are
+    fixed-width, so any values measure the same size; a price is included,
+    so the bounds hold whether one is configured or not. The worst case has
+    every power with a key of its own (more signatures); the best case one
+    key for all."""
     roles = Authorities.single(Pubkey.new_unique()) if best_case else Authorities(
         *(Pubkey.new_unique() for _ in range(4)))
     rent = RentLamports(mint_account=U64_MAX, token_account=U64_MAX)
@@ -375,7 +385,8 @@ def measure_movements_per_transaction(*, best_case: bool, net: bool = False) -> 
         creations = [] if best_case else touched_account_ids(movements)
         amount = 1 if net else U64_MAX  # netted: the sum must stay a u64
         movements = [replace(movement, amount=amount) for movement in movements]
-        message = movements_message(roles, movements, creations, rent, Hash.default(), net=net)
+        message = movements_message(roles, movements, creations, rent, Hash.default(), net=net,
+                                    price_micro_lamports=1)
         if serialized_size(message) > PACKET_DATA_SIZE:
             return count
         count += 1

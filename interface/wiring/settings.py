@@ -18,7 +18,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from solders.signature import Signature
 
@@ -26,6 +33,7 @@ from application.write.aggregate_cache import AGGREGATES_MAX_DEFAULT
 from application.write.writer import BATCH_COMMANDS_MAX_DEFAULT
 from domain.amounts import UNITS_PER_DEAL, parse_amount
 from domain.errors import LedgerError
+from interface.chain.compute_budget import PRIORITY_FEE_CAP_LAMPORTS_DEFAULT, price_problem
 from interface.wiring.store_env import postgres_env, sqlite_env
 
 SECRET_FIELDS = frozenset({"database_url", "redis_url", "api_keys", "alert_webhook_url",
@@ -129,6 +137,13 @@ class Settings(BaseModel):
     accounts settle as one transfer of their sum, the oldest waiting at most
     this long for others to join (docs/solana.md, "Netting")."""
     solana_timeout_s: float = _var(10.0, "DEALS_SOLANA_TIMEOUT_S", gt=0)
+    priority_fee_micro_lamports: int = _var(0, "DEALS_PRIORITY_FEE_MICROLAMPORTS", ge=0)
+    """Priority price of settlement transactions, micro-lamports per compute
+    unit (0: none, no SetComputeUnitPrice instruction)."""
+    priority_fee_cap_lamports: int = _var(PRIORITY_FEE_CAP_LAMPORTS_DEFAULT,
+                                          "DEALS_PRIORITY_FEE_CAP_LAMPORTS", ge=0)
+    """The most priority fee one transaction may pay, lamports: a price that
+    could cost more (at the chain's 1,400,000-unit limit) is refused at start."""
     reconcile_interval_s: float = _var(3600.0, "DEALS_RECONCILE_INTERVAL_S", ge=0)
     deposit_commitment: Literal["processed", "confirmed", "finalized"] = _var(
         "finalized", "DEALS_DEPOSIT_COMMITMENT")
@@ -207,6 +222,15 @@ class Settings(BaseModel):
             Pubkey.from_string(value)
         except ValueError:
             raise ValueError("expected a Solana address (base58, 32 bytes)") from None
+        return value
+
+    @field_validator("priority_fee_cap_lamports")
+    @classmethod
+    def _price_within_cap(cls, value: int, info: ValidationInfo) -> int:
+        price = info.data.get("priority_fee_micro_lamports")
+        problem = None if price is None else price_problem(price, value)
+        if problem is not None:
+            raise ValueError(f"{problem} (DEALS_PRIORITY_FEE_MICROLAMPORTS)")
         return value
 
     @field_validator("api_keys")

@@ -27,6 +27,7 @@ from application.settlement.store import open_settlement_store
 from application.settlement.worker import SettlementWorker
 from application.write.event_store import LedgerApplication
 from interface.chain import transactions as tx
+from interface.chain.compute_budget import PriorityFees
 from interface.chain.custody import CustodyKey, CustodyKeys, load_custody_keypair
 from interface.wiring.leaf_witness import leaf_witness
 from interface.wiring.settings import Settings
@@ -95,9 +96,15 @@ def open_chain(settings: Settings, custody: CustodyKeys | None = None) -> ChainP
         return RpcChain(
             settings.solana_rpc_url, custody, commitment=settings.settlement_commitment,
             timeout_s=settings.solana_timeout_s, mint=configured_mint(settings),
+            fees=priority_fees(settings),
         )
     return LiteSvmChain(EmbeddedSolana(embedded_chain_dir(settings)), custody,
-                        mint=configured_mint(settings))
+                        mint=configured_mint(settings), fees=priority_fees(settings))
+
+
+def priority_fees(settings: Settings) -> PriorityFees:
+    """Checked by the settings already (a price over the cap exits 78)."""
+    return PriorityFees(settings.priority_fee_micro_lamports, settings.priority_fee_cap_lamports)
 
 
 def embedded_chain_dir(settings: Settings) -> Path:

@@ -202,6 +202,14 @@ class SolanaRpcServer:
             raise _preflight_failure(outcome.rejection)
         return outcome.signature
 
+    def simulate_transaction(self, params: list[Any]) -> object:
+        config = params[1] if len(params) > 1 else {}
+        if config.get("encoding", "base58") != "base64":
+            raise RpcError(INVALID_PARAMS, "this test server reads base64 transactions only")
+        transaction = Transaction.from_bytes(base64.b64decode(params[0]))
+        units, rejection = self.chain.simulate(transaction)
+        return self._context(_simulation(units, rejection))
+
     def get_signature_statuses(self, params: list[Any]) -> object:
         statuses = [_signature_status(self.chain.landed(str(sig))) for sig in params[0]]
         return self._context(statuses)
@@ -231,6 +239,7 @@ _METHODS: dict[str, Callable[[SolanaRpcServer, list[Any]], object]] = {
     "getAccountInfo": SolanaRpcServer.get_account_info,
     "getTokenAccountBalance": SolanaRpcServer.get_token_account_balance,
     "sendTransaction": SolanaRpcServer.send_transaction,
+    "simulateTransaction": SolanaRpcServer.simulate_transaction,
     "getSignatureStatuses": SolanaRpcServer.get_signature_statuses,
     "getSignaturesForAddress": SolanaRpcServer.get_signatures_for_address,
     "getTransaction": SolanaRpcServer.get_transaction,
@@ -267,17 +276,23 @@ def _ui_token_amount(amount: int) -> dict[str, object]:
 
 def _preflight_failure(rejection: Rejection) -> RpcError:
     reason = _PREFLIGHT_MESSAGES.get(rejection.error, rejection.error)
-    data = {
+    data = _simulation(rejection.units_consumed, rejection)
+    return RpcError(PREFLIGHT_FAILURE, f"Transaction simulation failed: {reason}", data)
+
+
+def _simulation(units: int, rejection: Rejection | None) -> dict[str, object]:
+    """A simulation result as nodes write it (simulateTransaction's value,
+    a preflight failure's data)."""
+    return {
         "accounts": None,
-        "err": rejection.error_wire,
+        "err": None if rejection is None else rejection.error_wire,
         "innerInstructions": None,
         "loadedAccountsDataSize": 0,
-        "logs": list(rejection.logs),
+        "logs": [] if rejection is None else list(rejection.logs),
         "replacementBlockhash": None,
         "returnData": None,
-        "unitsConsumed": rejection.units_consumed,
+        "unitsConsumed": units,
     }
-    return RpcError(PREFLIGHT_FAILURE, f"Transaction simulation failed: {reason}", data)
 
 
 def _status_field(landed: LandedTransaction) -> dict[str, object]:

@@ -160,7 +160,8 @@ async def test_transfer_into_an_account_frozen_on_chain_is_rejected(
     with pytest.raises(ChainRejectedError) as rejected:
         await port.send(submission)
 
-    assert rejected.value.reason == '{"InstructionError":[0,{"Custom":17}]}'
+    # instruction 1: the compute-unit limit comes first
+    assert rejected.value.reason == '{"InstructionError":[1,{"Custom":17}]}'
     assert await port.token_balance(alice) == 10
     assert await port.signature_statuses([submission.signature]) == {submission.signature: None}
 
@@ -180,7 +181,7 @@ async def test_a_transaction_that_landed_failed_reports_its_error(genesis_env: C
     status = (await port.signature_statuses([submission.signature]))[submission.signature]
     landed = await port.transaction(submission.signature)
 
-    assert status is not None and status.error == '{"InstructionError":[0,{"Custom":17}]}'
+    assert status is not None and status.error == '{"InstructionError":[1,{"Custom":17}]}'
     assert landed is not None and landed.error == status.error
     assert landed.token_deltas == {}
     assert await port.token_balance(alice) == 10

@@ -8,8 +8,10 @@ from uuid import UUID, uuid4
 
 import pytest
 import spl.token.instructions as spl
+from solders.compute_budget import ID as COMPUTE_BUDGET_PROGRAM_ID
 from solders.hash import Hash
 from solders.instruction import Instruction
+from solders.message import Message
 from solders.pubkey import Pubkey
 
 from application.settlement.chain_port import ChainMovement
@@ -28,9 +30,15 @@ def movement(source: UUID | None, destination: UUID | None, amount: int = 5) -> 
 def message_size(
     movements: list[ChainMovement], create: bool, roles: tx.Authorities = ROLES
 ) -> int:
+    """With a priority price: the bounds hold with the largest budget."""
     to_create = tx.touched_account_ids(movements) if create else []
-    message = tx.movements_message(roles, movements, to_create, RENT, Hash.default())
+    message = tx.movements_message(roles, movements, to_create, RENT, Hash.default(),
+                                   price_micro_lamports=1)
     return tx.serialized_size(message)
+
+
+def programs_of(message: Message) -> list[Pubkey]:
+    return [message.account_keys[ix.program_id_index] for ix in message.instructions]
 
 
 def test_the_token_account_address_is_the_seeded_address_of_the_account_id() -> None:
@@ -55,22 +63,28 @@ def test_the_packing_bounds_are_measured_against_the_packet_size() -> None:
     assert message_size(same_pair, create=False) > tx.PACKET_DATA_SIZE
 
 
-def test_packing_takes_the_longest_prefix_that_fits_at_the_boundary() -> None:
-    """Pack by the real size: the chosen prefix fits the packet, one more
-    movement would not, and only the accounts the prefix touches are created."""
+@pytest.mark.parametrize("price", [0, 50_000])
+def test_packing_takes_the_longest_prefix_that_fits_at_the_boundary(price: int) -> None:
+    """Pack by the real size, compute-budget instructions included: the
+    chosen prefix fits the packet, one more movement would not, and only
+    the accounts the prefix touches are created."""
     accounts = [uuid4() for _ in range(12)]
     offered = [movement(accounts[i % 12], accounts[(i * 5 + 1) % 12])
                for i in range(tx.MOVEMENTS_PER_TRANSACTION_MAX)]
     missing = set(accounts[6:])
-    packed = tx.pack_movements(ROLES, offered, missing, RENT, Hash.default())
+    packed = tx.pack_movements(ROLES, offered, missing, RENT, Hash.default(),
+                               price_micro_lamports=price)
     assert packed is not None and 1 <= packed.count < len(offered)
+    budget = programs_of(packed.message)[:2]
+    assert budget.count(COMPUTE_BUDGET_PROGRAM_ID) == (2 if price else 1)
     assert tx.serialized_size(packed.message) <= tx.PACKET_DATA_SIZE
     carried = offered[:packed.count]
     assert packed.accounts_to_create == [
         account for account in tx.touched_account_ids(carried) if account in missing]
     one_more = offered[:packed.count + 1]
     to_create = [a for a in tx.touched_account_ids(one_more) if a in missing]
-    bigger = tx.movements_message(ROLES, one_more, to_create, RENT, Hash.default())
+    bigger = tx.movements_message(ROLES, one_more, to_create, RENT, Hash.default(),
+                                  price_micro_lamports=price)
     assert tx.serialized_size(bigger) > tx.PACKET_DATA_SIZE
     assert tx.memo_transfer_ids(tx.memo_texts(packed.message)) == tuple(
         m.transfer_id for m in carried)
@@ -188,9 +202,10 @@ def test_creations_come_first_and_each_account_is_created_once() -> None:
     to_create = tx.touched_account_ids(movements)
     assert len(to_create) == 3 and to_create[0] == shared
     message = tx.movements_message(ROLES, movements, to_create, RENT, Hash.default())
-    programs = [message.account_keys[ix.program_id_index] for ix in message.instructions]
-    assert programs[:6] == [Pubkey.default(), tx.TOKEN_PROGRAM_ID] * 3
-    assert programs[6:] == [tx.TOKEN_PROGRAM_ID, tx.TOKEN_PROGRAM_ID, tx.MEMO_PROGRAM_ID]
+    programs = programs_of(message)
+    assert programs[0] == COMPUTE_BUDGET_PROGRAM_ID  # the unit limit; no price configured
+    assert programs[1:7] == [Pubkey.default(), tx.TOKEN_PROGRAM_ID] * 3
+    assert programs[7:] == [tx.TOKEN_PROGRAM_ID, tx.TOKEN_PROGRAM_ID, tx.MEMO_PROGRAM_ID]
 
 
 def test_writable_keys_follow_the_message_header() -> None:

@@ -173,3 +173,17 @@ def test_a_misspelt_variable_is_named_with_the_closest_setting_and_ignored(env, 
     assert "DEALS_PRT is not a setting and is ignored; did you mean DEALS_PORT?" in err
     assert "DEALS_PROJECTION is not a setting and is ignored; did you mean DEALS_PROJECTIONS?" in err
     assert "DEALS_REQUIRE_SERVICES" not in err
+
+
+def test_a_priority_price_that_could_exceed_its_cap_stops_the_start(env, capsys):
+    """At the chain's largest limit (1,400,000 units) 50,000 micro-lamports a
+    unit cost 70,000 lamports: a cap of 69,999 is refused, 70,000 runs."""
+    env.setenv("DEALS_PRIORITY_FEE_MICROLAMPORTS", "50000")
+    env.setenv("DEALS_PRIORITY_FEE_CAP_LAMPORTS", "70000")
+    assert Settings.from_env().priority_fee_micro_lamports == 50_000
+    env.setenv("DEALS_PRIORITY_FEE_CAP_LAMPORTS", "69999")
+    assert main(["settings"]) == 78
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "DEALS_PRIORITY_FEE_CAP_LAMPORTS: a price of 50000 micro-lamports per unit may cost " \
+        "70000 lamports" in err and "the price may be at most 49999" in err
