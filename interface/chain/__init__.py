@@ -1,6 +1,8 @@
 """Solana chain adapters behind ``application.settlement.chain_port.ChainPort``.
 
-- ``custody``: the custody authority's keypair, loaded or created safely.
+- ``custody``: the custody keys (which key holds which power), loaded or
+  created safely.
+- ``rotation``: moving a power to a new key on chain (SetAuthority), resumable.
 - ``transactions``: pure solders code that both adapters share (addresses,
   instructions, packing movements into one transaction).
 - ``embedded``: LiteSVM with a persistent index, the embedded chain.

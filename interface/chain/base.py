@@ -168,11 +168,31 @@ class SeededTokenChain(abc.ABC):
         if type(initial_supply) is not int or not 0 < initial_supply <= tx.U64_MAX:
             raise ValueError("initial_supply_must_be_positive_int_base_units")
         instructions = await self._genesis_instructions(treasury_id, initial_supply)
-        if not instructions:
-            return
+        if instructions:
+            await self.sign_and_land(instructions)
+        await self._require_powers(treasury_id)
+
+    @property
+    def keys(self) -> CustodyKeys:
+        """Which key holds which power (public keys; operator tools sign through it)."""
+        return self._keys
+
+    @property
+    def mint(self) -> Pubkey:
+        return self._mint
+
+    async def account_data(self, address: Pubkey) -> bytes | None:
+        """An account's data, None when there is none (operator tools)."""
+        return await self._account_data(address)
+
+    async def sign_and_land(self, instructions: list[Instruction]) -> str:
+        """Sign ``instructions`` in one transaction (paid by the fee payer),
+        send it and wait (bounded) until it landed; its signature. A failure
+        on chain or an expiry is a ``GenesisError`` naming it."""
         submission = await self._sign(instructions)
         await self.send(submission)
         await self._await_landing(submission)
+        return submission.signature
 
     async def sign_movements(
         self, movements: Sequence[ChainMovement], *, whole: bool = False, net: bool = False
@@ -351,17 +371,54 @@ class SeededTokenChain(abc.ABC):
         )
 
     async def _await_landing(self, submission: SignedSubmission) -> None:
-        """Poll (bounded) until genesis landed, failed, or expired."""
+        """Poll (bounded) until the transaction landed, failed, or expired."""
         for _ in range(GENESIS_POLLS_MAX):
             status = (await self.signature_statuses([submission.signature]))[submission.signature]
             if status is not None and status.error is None:
                 return
             if status is not None:
-                raise GenesisError(f"genesis transaction failed on chain: {status.error}")
+                raise GenesisError(f"transaction {submission.signature} failed on chain: "
+                                   f"{status.error}")
             if await self.block_height() > submission.last_valid_block_height:
-                raise GenesisError("genesis transaction expired before landing")
+                raise GenesisError(f"transaction {submission.signature} expired before landing")
             await asyncio.sleep(GENESIS_POLL_INTERVAL_S)
-        raise GenesisError("genesis transaction did not land in time")
+        raise GenesisError(f"transaction {submission.signature} did not land in time")
+
+    async def _require_powers(self, treasury_id: UUID) -> None:
+        """The configured keys must hold their powers on chain: the mint
+        authority key mints (and, on the ledger's own mint, freezes), the
+        owner key owns the treasury's token account (a rotation changes the
+        treasury last, so a finished one shows there). Else settlement stops
+        with a ``ChainError`` saying which key and what to do."""
+        problem = powers_problem(
+            self._keys, await self._account_data(self._mint),
+            await self._account_data(tx.token_account_address(self._keys.address_base,
+                                                              treasury_id)),
+            check_freeze=not self._mint_given)
+        if problem is not None:
+            raise ChainError(problem)
+
+
+def powers_problem(keys: CustodyKeys, mint_data: bytes | None, treasury_data: bytes | None,
+                   *, check_freeze: bool = True) -> str | None:
+    """Why the configured keys do not hold their powers on chain (None: they do)."""
+    if mint_data is None or treasury_data is None:
+        return "the mint or the treasury's token account is missing on chain"
+    mint = tx.decode_mint(mint_data)
+    if mint.mint_authority != keys.mint_authority:
+        return (f"the mint's mint authority is {mint.mint_authority}, not the configured mint "
+                f"authority key {keys.mint_authority}: set DEALS_MINT_AUTHORITY_KEYPAIR to its "
+                "key, or finish the rotation (deals-ledger custody rotate mint-authority)")
+    if check_freeze and mint.freeze_authority not in (None, keys.mint_authority):
+        return (f"the mint's freeze authority is {mint.freeze_authority}, not the configured mint "
+                f"authority key {keys.mint_authority}: finish the rotation "
+                "(deals-ledger custody rotate mint-authority)")
+    owner = tx.decode_token_account(treasury_data).owner
+    if owner != keys.owner:
+        return (f"the custody token accounts' owner is {owner}, not the configured owner key "
+                f"{keys.owner}: set DEALS_CUSTODY_OWNER_KEYPAIR to its key, or finish the "
+                "rotation (deals-ledger custody rotate owner)")
+    return None
 
 
 def require_statuses_bound(signatures: Sequence[str]) -> None:

@@ -30,6 +30,13 @@ from interface.chain.transactions import Authorities
 from interface.secret_file import read_or_create_secret_file, read_secret_file
 
 KEY_FILE_NAME_DEFAULT = "custody-keypair.json"
+ROLE_KEY_FILE_NAMES = {
+    "fee-payer": "fee-payer-keypair.json",
+    "owner": "custody-owner-keypair.json",
+    "mint-authority": "mint-authority-keypair.json",
+}
+"""The data dir's key file of each power a key of its own may hold (a
+rotation installs it there); absent and not configured: the custody key."""
 KEYPAIR_LEN = 64
 ANCHOR_SEED_PREFIX = b"deals-ledger:anchor-signer:v1:"
 
@@ -197,7 +204,27 @@ def load_custody_keypair(path: Path | None, data_dir: Path) -> CustodyKey:
     return CustodyKey(_parse_keypair(path, content))
 
 
-def _parse_keypair(path: Path, content: bytes) -> Keypair:
+def load_role_key(path: Path | None, data_dir: Path, role: str) -> CustodyKey | None:
+    """The key of one power (``ROLE_KEY_FILE_NAMES``): ``path`` (its
+    DEALS_*_KEYPAIR setting) when given, which must exist; else its file in
+    ``data_dir`` when there is one; else None (the custody key holds it).
+    Never created: a ledger's powers move only by rotation."""
+    what = f"{role} key file"
+    if path is None:
+        path = data_dir / ROLE_KEY_FILE_NAMES[role]
+        if not path.exists() and not path.is_symlink():
+            return None
+    return CustodyKey(_parse_keypair(path, read_secret_file(path, CustodyKeyError, what=what),
+                                     what=what))
+
+
+def read_keypair_file(path: Path, what: str) -> CustodyKey:
+    """A keypair file under the secret-file rules (a rotation's new key)."""
+    return CustodyKey(_parse_keypair(path, read_secret_file(path, CustodyKeyError, what=what),
+                                     what=what))
+
+
+def _parse_keypair(path: Path, content: bytes, what: str = "custody key file") -> Keypair:
     """Parse a Solana CLI keypair (JSON array of 64 ints). Errors are raised
     outside any ``except`` block, so they chain no exception at all: the
     JSON decoder's error keeps the whole document, which is the secret, and
@@ -205,12 +232,12 @@ def _parse_keypair(path: Path, content: bytes) -> Keypair:
     numbers = _json_or_none(content)
     if not isinstance(numbers, list) or not _is_byte_list(numbers):
         raise CustodyKeyError(
-            f"custody key file {path} is not a Solana keypair (a JSON array of {KEYPAIR_LEN} bytes)"
+            f"{what} {path} is not a Solana keypair (a JSON array of {KEYPAIR_LEN} bytes)"
         )
     keypair = _keypair_or_none(bytes(numbers))
     if keypair is None:
         raise CustodyKeyError(
-            f"custody key file {path}: its public half does not match its secret half"
+            f"{what} {path}: its public half does not match its secret half"
         )
     return keypair
 

@@ -483,6 +483,10 @@ def decode_token_account(data: bytes) -> TokenAccount:
     return TokenAccount.from_bytes(data)
 
 
+def decode_mint(data: bytes) -> Mint:
+    return Mint.from_bytes(data)
+
+
 def token_account_amount(data: bytes) -> int:
     return int(TokenAccount.from_bytes(data).amount)
 

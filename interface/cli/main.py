@@ -19,6 +19,7 @@ from domain.errors import LedgerError
 from domain.system import EXTERNAL_ID, ISSUANCE_ID, REWARDS_ID, TREASURY_ID
 from interface.cli import exit_codes
 from interface.cli.bench import run_bench
+from interface.cli.custody_rotation import run_custody
 from interface.cli.project import run_project
 from interface.cli.reconcile import run_reconcile
 from interface.cli.replay import run_replay
@@ -107,6 +108,8 @@ SUBCOMMANDS: dict[str, tuple[Runner, str]] = {
     "replay": (run_replay, "audit replay of the log against the read models (--rebuild)"),
     "settle": (run_settle, "run the settlement process (mirror movements on Solana) as a worker"),
     "reconcile": (run_reconcile, "reconcile the chain against the log and print the report"),
+    "custody": (run_custody, "rotate a custody power (mint-authority, owner, fee-payer) to a "
+                             "new key on chain (docs/operations.md)"),
     "settings": (run_settings, "print the effective settings (environment, ./.env, defaults), "
                                "secrets redacted"),
     "verify-proof": (run_verify_proof, "check a proof file against the chain alone, without the "
@@ -115,9 +118,9 @@ SUBCOMMANDS: dict[str, tuple[Runner, str]] = {
 }
 
 
-READS_A_LEDGER = (run_project, run_replay, run_settle, run_reconcile)
+READS_A_LEDGER = (run_project, run_replay, run_settle, run_reconcile, run_custody)
 """Commands that refuse a store without a ledger (exit_codes.NO_LEDGER)."""
-READS_THE_CUSTODY_KEY = (run_replay, run_settle, run_reconcile)
+READS_THE_CUSTODY_KEY = (run_replay, run_settle, run_reconcile, run_custody)
 """With ``serve`` (which checks after creating its schema): the roles that
 read the custody key file, checked before they start (key_checks)."""
 

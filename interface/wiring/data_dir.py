@@ -110,12 +110,14 @@ def _tighten(entry: Path, skipped: Collection[str]) -> bool:
 def secure_settings_data_dir(settings: Settings) -> list[Path]:
     """``secure_data_dir`` for the settings' data dir, leaving its key files
     (the generated API key, the custody and commit seal keys) to their own check."""
-    from interface.chain.custody import KEY_FILE_NAME_DEFAULT
+    from interface.chain.custody import KEY_FILE_NAME_DEFAULT, ROLE_KEY_FILE_NAMES
     from interface.wiring.api_keys import KEY_FILE_NAME
     from interface.wiring.seal_keys import commit_keys_path
 
     secrets = [settings.data_dir / KEY_FILE_NAME, settings.data_dir / KEY_FILE_NAME_DEFAULT,
                commit_keys_path(settings)]
-    if settings.custody_keypair is not None:
-        secrets.append(settings.custody_keypair)
+    secrets += [settings.data_dir / name for name in ROLE_KEY_FILE_NAMES.values()]
+    given = (settings.custody_keypair, settings.fee_payer_keypair,
+             settings.custody_owner_keypair, settings.mint_authority_keypair)
+    secrets += [path for path in given if path is not None]
     return secure_data_dir(settings.data_dir, secrets)

@@ -17,13 +17,14 @@ from interface.wiring.settings import Settings, SettingsError
 def check_key_files(settings: Settings, *, custody: bool, auditing: bool = False) -> None:
     """Raise SettingsError naming the file when the commit seal keys do not
     open this ledger, or (``custody``: the roles that sign or read the
-    chain) when the custody key file is unsafe or not a keypair.
+    chain) when a custody key file (the custody key, or the key of a power
+    of its own) is unsafe or not a keypair.
     ``auditing``: opened as ``replay`` opens it (``open_ledger``)."""
     open_ledger(settings, auditing=auditing).close()
     if custody:
-        from interface.wiring.settler import custody_key
+        from interface.wiring.settler import custody_keys
 
         try:
-            custody_key(settings)
+            custody_keys(settings)
         except CustodyKeyError as error:
             raise SettingsError(str(error)) from None

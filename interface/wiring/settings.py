@@ -70,6 +70,17 @@ class Settings(BaseModel):
     """An existing DEAL mint (8 decimals, the custody key its mint authority,
     no supply yet); unset: the mint derived from the custody key, created."""
     custody_keypair: Path | None = _var(None, "DEALS_CUSTODY_KEYPAIR")
+    """The custody key: the address base of the mint and every token account
+    (never changes) and, unless given their own keys, every other power."""
+    fee_payer_keypair: Path | None = _var(None, "DEALS_FEE_PAYER_KEYPAIR")
+    """The key that pays every fee and rent; unset: ``fee-payer-keypair.json``
+    in the data dir if there, else the custody key."""
+    custody_owner_keypair: Path | None = _var(None, "DEALS_CUSTODY_OWNER_KEYPAIR")
+    """Owner of every custody token account; unset: ``custody-owner-keypair.json``
+    in the data dir if there, else the custody key."""
+    mint_authority_keypair: Path | None = _var(None, "DEALS_MINT_AUTHORITY_KEYPAIR")
+    """The mint's mint and freeze authority; unset: ``mint-authority-keypair.json``
+    in the data dir if there, else the custody key."""
     commit_keys_file: Path | None = _var(None, "DEALS_COMMIT_KEYS_FILE")
     """``key_id:hex`` lines (0600): every commit is sealed with the last key
     and checked with any of them (docs/operations.md, "Commit seals"); unset:

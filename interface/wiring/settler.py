@@ -28,7 +28,12 @@ from application.settlement.worker import SettlementWorker
 from application.write.event_store import LedgerApplication
 from interface.chain import transactions as tx
 from interface.chain.compute_budget import PriorityFees
-from interface.chain.custody import CustodyKey, CustodyKeys, load_custody_keypair
+from interface.chain.custody import (
+    CustodyKey,
+    CustodyKeys,
+    load_custody_keypair,
+    load_role_key,
+)
 from interface.wiring.leaf_witness import leaf_witness
 from interface.wiring.settings import Settings
 
@@ -53,9 +58,25 @@ def custody_key(settings: Settings) -> CustodyKey:
     return load_custody_keypair(settings.custody_keypair, settings.data_dir)
 
 
+ROLE_SETTINGS = {
+    "fee-payer": ("fee_payer_keypair", "DEALS_FEE_PAYER_KEYPAIR"),
+    "owner": ("custody_owner_keypair", "DEALS_CUSTODY_OWNER_KEYPAIR"),
+    "mint-authority": ("mint_authority_keypair", "DEALS_MINT_AUTHORITY_KEYPAIR"),
+}
+"""Each power a key of its own may hold: its Settings field and variable."""
+
+
+def role_key(settings: Settings, role: str) -> CustodyKey | None:
+    """The key of one power (None: the custody key holds it)."""
+    return load_role_key(getattr(settings, ROLE_SETTINGS[role][0]), settings.data_dir, role)
+
+
 def custody_keys(settings: Settings) -> CustodyKeys:
-    """Which key holds which power, as the settings say."""
-    return CustodyKeys(custody_key(settings))
+    """Which key holds which power, as the settings and the data dir say."""
+    return CustodyKeys(
+        custody_key(settings), fee_payer=role_key(settings, "fee-payer"),
+        owner=role_key(settings, "owner"), mint_authority=role_key(settings, "mint-authority"),
+    )
 
 
 def mint_address(settings: Settings) -> str:

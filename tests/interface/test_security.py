@@ -191,11 +191,18 @@ def test_a_server_run_logs_no_token_custody_key_or_webhook_secret(tmp_path, requ
     custody_file = tmp_path / "custody.json"
     custody_file.write_text(json.dumps(list(bytes(keypair))))
     custody_file.chmod(0o600)
+    powers = {name: Keypair() for name in ("DEALS_FEE_PAYER_KEYPAIR",
+                                           "DEALS_CUSTODY_OWNER_KEYPAIR",
+                                           "DEALS_MINT_AUTHORITY_KEYPAIR")}
+    for name, power in powers.items():  # a key of its own for each power, as secret
+        (tmp_path / name).write_text(json.dumps(list(bytes(power))))
+        (tmp_path / name).chmod(0o600)
     api_keys = f"admin:{TOKENS['admin']}:admin,writer:{TOKENS['writer']}:ledger:write"
     with WebhookReceiver() as receiver:
         env = {
             "DEALS_DATA_DIR": str(tmp_path / "var"), "DEALS_API_KEYS": api_keys,
             "DEALS_CUSTODY_KEYPAIR": str(custody_file),
+            **{name: str(tmp_path / name) for name in powers},
             "DEALS_ALERT_WEBHOOK_URL": receiver.url, "DEALS_ALERT_WEBHOOK_SECRET": WEBHOOK_SECRET,
             "DEALS_SUSPICIOUS_LARGE_AMOUNT": "1", **store_env(store, request),
         }
@@ -212,7 +219,9 @@ def test_a_server_run_logs_no_token_custody_key_or_webhook_secret(tmp_path, requ
     assert "GET /v1/system" in logged and "ALERT suspicious_activity" in logged
     everything = logged + sent
     for secret in [*TOKENS.values(), WRONG_TOKEN, WEBHOOK_SECRET, DATABASE_PASSWORD,
-                   *secret_renderings(keypair), custody_file.read_text()[1:40]]:
+                   *secret_renderings(keypair), custody_file.read_text()[1:40],
+                   *(rendering for power in powers.values()
+                     for rendering in secret_renderings(power))]:
         assert secret not in everything, f"a secret rendering appears in the logs: {secret[:6]}..."
 
 

@@ -4,13 +4,15 @@ running on", then a traceback from its lifespan, and exit 3."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 
 import pytest
+from solders.keypair import Keypair
 
-from interface.chain.custody import KEY_FILE_NAME_DEFAULT
+from interface.chain.custody import KEY_FILE_NAME_DEFAULT, ROLE_KEY_FILE_NAMES
 from interface.cli import exit_codes
 from interface.wiring.seal_keys import COMMIT_KEYS_FILE_NAME
 from tests.interface.cli_support import REPO, cli, cli_env
@@ -48,3 +50,25 @@ def test_a_custody_key_readable_by_others_is_one_line(initialised, command):
     os.chmod(key, 0o644)
     result = serve(initialised) if command == "serve" else cli(initialised, command)
     assert_one_line(result, "chmod 600")
+
+
+@pytest.mark.parametrize("command", ["serve", "custody"])
+def test_the_key_of_a_separate_power_readable_by_others_is_one_line(initialised, command,
+                                                                    tmp_path):
+    key = initialised.settings.data_dir / ROLE_KEY_FILE_NAMES["mint-authority"]
+    key.write_text(json.dumps(list(bytes(Keypair()))))
+    os.chmod(key, 0o644)
+    new = tmp_path / "new.json"
+    new.write_text(json.dumps(list(bytes(Keypair()))))
+    new.chmod(0o600)
+    result = serve(initialised) if command == "serve" else cli(
+        initialised, "custody", "rotate", "mint-authority", "--new-keypair", str(new))
+    assert_one_line(result, "chmod 600")
+    assert "mint-authority key file" in result.stderr
+
+
+def test_a_missing_key_file_of_a_power_is_one_line_naming_it(initialised, tmp_path):
+    env = {**cli_env(initialised), "DEALS_FEE_PAYER_KEYPAIR": str(tmp_path / "absent.json")}
+    result = subprocess.run([sys.executable, "-m", "interface.cli", "replay"], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert_one_line(result, "fee-payer key file")
