@@ -1,7 +1,8 @@
 """Alerts: conditions an operator must act on, raised where they are found.
 
 Settlement failing on chain, a reconciliation finding, suspicious activity,
-the event store unreachable and the projection stalled are each raised
+the event store unreachable, the projection stalled and the fee payer's SOL
+running low are each raised
 through ``raise_alert``. Every alert is an ERROR log line with structured
 fields (``extra={"alert": {...}}`` for JSON log handlers, and the same
 fields as ``key=value`` in the message for plain ones), a count in
@@ -58,6 +59,7 @@ class AlertKind(StrEnum):
     UNAUTHENTICATED_EVENT = "unauthenticated_event"
     STORE_DAMAGED = "store_damaged"
     CHAIN_AHEAD_OF_LOG = "chain_ahead_of_log"
+    FEE_PAYER_LOW = "fee_payer_low"
 
 
 STORE_ALERT_KEY = "event-store"

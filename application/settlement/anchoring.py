@@ -45,6 +45,7 @@ from application.settlement.chain_port import (
     ChainUnavailableError,
     SignedSubmission,
 )
+from application.settlement.fee_payer import FeePayerWatch
 from application.settlement.process import (
     COMMITMENT_RANK,
     EXPIRY_CONFIRMATIONS,
@@ -96,9 +97,11 @@ class AnchorProcess:
         self, *, writer: CommandSender, app: LedgerApplication, chain: ChainPort,
         config: AnchorConfig | None = None, hooks: AnchorHooks | None = None,
         clock: Callable[[], float] = time.monotonic, sleep: Sleep = asyncio.sleep,
-        witness: LeafWitness | None = None,
+        witness: LeafWitness | None = None, fee_payer: FeePayerWatch | None = None,
     ) -> None:
         self.writer = writer
+        self.fee_payer = fee_payer
+        """The settler's: nothing is signed while the fee payer cannot pay."""
         self.app = app
         self.chain = chain
         self.config = config or AnchorConfig()
@@ -165,6 +168,7 @@ class AnchorProcess:
             position=tree.position, tree_size=tree.size, root=tree.root().hex(),
             previous_root=latest.root if latest is not None else NO_PREVIOUS_ROOT,
         )
+        await self._require_fee_payer_funds()
         signed = await self._chain("sign", lambda: self.chain.sign_anchor(memo.text()))
         await run_hook(self.hooks.before_record, signed)
         try:
@@ -227,6 +231,7 @@ class AnchorProcess:
             logger.warning("anchor %s not sent: %s", signed.signature, unavailable)
 
     async def _resign(self, anchor: Anchor) -> None:
+        await self._require_fee_payer_funds()
         signed = await self._chain("sign", lambda: self.chain.sign_anchor(anchor.memo))
         await run_hook(self.hooks.before_record, signed)
         try:
@@ -240,6 +245,11 @@ class AnchorProcess:
         metrics.ANCHORS.labels("resigned").inc()
 
     # --- plumbing ----------------------------------------------------------------------
+
+    async def _require_fee_payer_funds(self) -> None:
+        """``FeePayerUnfundedError`` while the fee payer cannot pay for one more."""
+        if self.fee_payer is not None:
+            await self.fee_payer.transactions_affordable(1)
 
     async def _chain(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
         return await retrying(call, retry_on=(ChainUnavailableError,), policy=self.config.retry,

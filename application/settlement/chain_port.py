@@ -36,6 +36,44 @@ class ChainRejectedError(ChainError):
         self.reason = reason
 
 
+class FeePayerRefusedError(ChainRejectedError):
+    """The chain refused the transaction because the fee payer could not pay
+    (the fee, the rent of an account it creates, or its own rent-exempt
+    minimum after either): the movements are not at fault, so this never
+    fails one; the same bytes may land once the fee payer is funded."""
+
+
+class FeePayerUnfundedError(ChainError):
+    """The fee payer holds less than one more transaction may cost: settlement
+    signs nothing new until it is funded (``application.settlement.fee_payer``)."""
+
+
+@dataclass(frozen=True)
+class FeePayerFunds:
+    """The fee payer's SOL as the chain holds it, in lamports.
+
+    ``reserve_lamports``: what the fee payer must keep (its own rent-exempt
+    minimum: the chain refuses a transaction that leaves it between zero and
+    that). ``transaction_lamports_max``: the most one settlement or anchor
+    transaction can take from it (fees of its signatures and the rent of the
+    most token accounts one transaction can create)."""
+
+    address: str
+    lamports: int
+    reserve_lamports: int
+    transaction_lamports_max: int
+
+    @property
+    def needed_lamports(self) -> int:
+        """The least that pays for one more transaction, whatever it holds."""
+        return self.reserve_lamports + self.transaction_lamports_max
+
+    @property
+    def transactions_affordable(self) -> int:
+        """How many transactions the balance pays for, each at its worst."""
+        return max(0, (self.lamports - self.reserve_lamports) // self.transaction_lamports_max)
+
+
 @dataclass(frozen=True)
 class ChainMovement:
     """One ledger movement to mirror on chain. ``source`` is None for a mint,
@@ -168,6 +206,10 @@ class ChainPort(Protocol):
     ) -> dict[str, SignatureStatus | None]: ...
 
     async def block_height(self) -> int: ...
+
+    async def fee_payer_funds(self) -> FeePayerFunds:
+        """The fee payer's balance and what one more transaction needs."""
+        ...
 
     async def token_balance(self, account_id: UUID) -> int | None: ...
 

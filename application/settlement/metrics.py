@@ -59,6 +59,15 @@ ANCHORS = _metric(
     Counter, "deals_ledger_anchors", "Anchor steps of the log's Merkle root on chain (confirmed, resigned)",
     labels=("outcome",),
 )
+FEE_PAYER_LAMPORTS = _metric(
+    Gauge, "deals_ledger_fee_payer_lamports",
+    "The fee payer's SOL balance in lamports, as the settler last read it", **_LIVE,
+)
+FEE_PAYER_NEEDED_LAMPORTS = _metric(
+    Gauge, "deals_ledger_fee_payer_needed_lamports",
+    "Lamports the fee payer must hold for one more transaction (its rent-exempt minimum, "
+    "fees, rent of the token accounts it creates); below it settlement pauses", **_LIVE,
+)
 RECONCILIATION_MISMATCHES = _metric(
     Gauge, "reconciliation_mismatches", "Mismatches found by the latest reconciliation", **_LIVE
 )

@@ -32,7 +32,9 @@ both put a movement on chain.
 Chain errors that are about the node (timeouts, RPC errors) are retried with
 backoff and jitter, bounded per call; a refusal only fails a movement when
 the chain names an instruction error, never for the fee payer's or the
-node's troubles.
+node's troubles. Nothing new is signed while the fee payer cannot pay for
+one more transaction (``fee_payer``: the step raises, settlement pauses,
+what is in flight is still resolved).
 """
 
 from __future__ import annotations
@@ -61,9 +63,11 @@ from application.settlement.chain_port import (
     ChainPort,
     ChainRejectedError,
     ChainUnavailableError,
+    FeePayerRefusedError,
     SignatureStatus,
     SignedSubmission,
 )
+from application.settlement.fee_payer import MIN_LAMPORTS_DEFAULT, FeePayerWatch
 from application.settlement.fold import SettlementFold
 from application.settlement.store import Movement, Submission
 from domain.amounts import INITIAL_SUPPLY
@@ -145,6 +149,8 @@ class SettlementConfig:
     acknowledged: frozenset[str] = frozenset()
     """Landed signatures an operator resolved: the chain being ahead of the
     log by these stops nothing (``chain_lookup``)."""
+    fee_payer_min_lamports: int = MIN_LAMPORTS_DEFAULT
+    """Below this the fee payer's SOL alerts (``fee_payer``)."""
 
     def __post_init__(self) -> None:
         if self.commitment not in COMMITMENT_RANK:
@@ -235,6 +241,8 @@ class SettlementProcess:
         self._clock = clock
         self._oldest_seen: tuple[UUID, float] | None = None
         self._flushing = False
+        self.fee_payer = FeePayerWatch(chain, store=self.store,
+                                       alert_below_lamports=self.config.fee_payer_min_lamports)
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -289,13 +297,15 @@ class SettlementProcess:
         together. False when nothing waits."""
         waiting = self.store.queued(self.batch_movements * self.config.in_flight_max)
         if not waiting or self._netting_waits(waiting):
+            await self.fee_payer.read_if_due()
             return False
         if waiting[0].transfer_id == GENESIS_MINT_ID:
             await self._settle_genesis()
             return True
+        affordable = await self.fee_payer.transactions_affordable(self.config.in_flight_max)
         signed_all: list[SignedSubmission] = []
         used: set[UUID] = set()
-        while waiting and len(signed_all) < self.config.in_flight_max:
+        while waiting and len(signed_all) < affordable:
             batch = self._next_batch(waiting, used)
             if not batch or batch[0].transfer_id == GENESIS_MINT_ID:
                 break
@@ -451,7 +461,7 @@ class SettlementProcess:
         try:
             await self._chain("sendTransaction", lambda: self.chain.send(signed))
         except ChainRejectedError as rejected:
-            if is_movement_error(rejected.reason):
+            if is_movement_error(rejected.reason) and not isinstance(rejected, FeePayerRefusedError):
                 return rejected.reason
             logger.warning("submission %s refused for now: %s", signed.signature, rejected.reason)
         except ChainUnavailableError as unavailable:
@@ -514,6 +524,7 @@ class SettlementProcess:
     async def _expired(self, submission: Submission) -> None:
         """Its blockhash passed while it was unknown to the chain: it can
         never land. Sign the same movements again, superseding it."""
+        await self.fee_payer.transactions_affordable(1)  # else paused: it stays in flight
         metrics.SETTLEMENT_SUBMISSIONS.labels("expired").inc()
         found = self.store.movements(submission.transfer_ids)
         batch = [found[transfer_id] for transfer_id in submission.transfer_ids]

@@ -367,18 +367,18 @@ class SettlementWorker:
             self._chain = chain
             self._active.set()
             logger.info("settler active on %s", type(chain).__name__)
-            await self._step_loop(process, self._anchorer(chain))
+            await self._step_loop(process, self._anchorer(chain, process))
         finally:
             self._active.clear()
             self._chain = None
             await chain.close()
 
-    def _anchorer(self, chain: ChainPort) -> AnchorProcess | None:
+    def _anchorer(self, chain: ChainPort, process: SettlementProcess) -> AnchorProcess | None:
         if self.anchoring is None:
             return None
         return AnchorProcess(writer=self.writer, app=self.fold.app, chain=chain,
                              config=self.anchoring, hooks=self.anchor_hooks,
-                             witness=self.witness)
+                             witness=self.witness, fee_payer=process.fee_payer)
 
     async def _step_loop(self, process: SettlementProcess, anchorer: AnchorProcess | None) -> None:
         """Step, anchor, reconcile when due; then wait: after a failed step the

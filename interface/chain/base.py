@@ -32,13 +32,21 @@ from solders.transaction import Transaction
 from application.settlement.chain_port import (
     ChainError,
     ChainMovement,
+    ChainRejectedError,
     ChainTransaction,
     ChainUnavailableError,
+    FeePayerFunds,
+    FeePayerRefusedError,
     SignatureStatus,
     SignedSubmission,
 )
 from interface.chain import transactions as tx
-from interface.chain.compute_budget import PriorityFees, units_with_margin
+from interface.chain.compute_budget import (
+    COMPUTE_UNIT_LIMIT_MAX,
+    PriorityFees,
+    priority_fee_lamports,
+    units_with_margin,
+)
 from interface.chain.custody import CustodyKey, CustodyKeys, as_custody_keys
 
 GENESIS_MEMO_PREFIX = "deal-genesis:"
@@ -80,6 +88,7 @@ class SeededTokenChain(abc.ABC):
         self._mint_given = mint is not None
         self._mint = mint if mint is not None else tx.mint_address(self._keys.address_base)
         self._rent: tx.RentLamports | None = None
+        self._fee_payer_reserve: int | None = None
         self._known_accounts: set[Pubkey] = set()
         self._creations_in_flight: dict[Pubkey, _CreationInFlight] = {}
 
@@ -102,6 +111,13 @@ class SeededTokenChain(abc.ABC):
         """Compute units the transaction consumes in a simulation on this
         chain's current state; None when it would fail (sending it then
         reports why, as before)."""
+
+    @abc.abstractmethod
+    async def _lamports(self, address: Pubkey) -> int:
+        """The SOL balance of ``address`` (0 when it does not exist)."""
+
+    @abc.abstractmethod
+    async def _rent_exempt_lamports(self, data_len: int) -> int: ...
 
     # --- the port's queries, per adapter -----------------------------------------
 
@@ -160,6 +176,22 @@ class SeededTokenChain(abc.ABC):
     @property
     def token_account_owner(self) -> str:
         return str(self._keys.owner)
+
+    async def fee_payer_funds(self) -> FeePayerFunds:
+        """The fee payer's lamports, and what it must keep (its rent-exempt
+        minimum, as a data-less system account) and may spend on one
+        transaction at most, its priority fee at the largest unit limit
+        included (read once, like rent)."""
+        rent = await self._cached_rent()
+        if self._fee_payer_reserve is None:
+            self._fee_payer_reserve = await self._rent_exempt_lamports(0)
+        return FeePayerFunds(
+            address=str(self._keys.fee_payer),
+            lamports=await self._lamports(self._keys.fee_payer),
+            reserve_lamports=self._fee_payer_reserve,
+            transaction_lamports_max=tx.transaction_lamports_max(rent) + priority_fee_lamports(
+                COMPUTE_UNIT_LIMIT_MAX, self._fees.price_micro_lamports),
+        )
 
     async def ensure_genesis(self, treasury_id: UUID, initial_supply: int) -> None:
         """Create the mint and the treasury's token account if missing and
@@ -335,6 +367,17 @@ class SeededTokenChain(abc.ABC):
             await self._refuse_if_creation_in_flight(address)
             missing.append(account_id)
         return missing
+
+    def _refusal(self, submission: SignedSubmission, reason: str,
+                 error_wire: object) -> ChainRejectedError:
+        """What a send the chain refused raises (the creations it carried
+        forgotten): ``FeePayerRefusedError`` when the fee payer could not
+        pay, which is never the movements' fault."""
+        self._forget_creations_of(submission.signature)
+        message = Transaction.from_bytes(submission.transaction).message
+        if tx.refused_for_fee_payer(message, error_wire):
+            return FeePayerRefusedError(reason)
+        return ChainRejectedError(reason)
 
     def _forget_creations_of(self, signature: str) -> None:
         """A submission the chain rejected creates nothing (and is never

@@ -113,6 +113,10 @@ class EmbeddedSolana:
                 token_account=self._svm.minimum_balance_for_rent_exemption(tx.TOKEN_ACCOUNT_LEN),
             )
 
+    def rent_exempt_lamports(self, data_len: int) -> int:
+        with self._lock:
+            return self._svm.minimum_balance_for_rent_exemption(data_len)
+
     def landed(self, signature: str) -> LandedTransaction | None:
         with self._lock:
             return self._store.landed(signature)

@@ -18,7 +18,6 @@ from solders.pubkey import Pubkey
 from solders.transaction import Transaction
 
 from application.settlement.chain_port import (
-    ChainRejectedError,
     ChainTransaction,
     SignatureStatus,
     SignedSubmission,
@@ -36,12 +35,16 @@ CONFIRMATION = "finalized"  # one node, no forks: what landed is final
 
 
 class LiteSvmChain(SeededTokenChain):
-    """The port on an embedded chain; ``close`` closes that chain."""
+    """The port on an embedded chain; ``close`` closes that chain.
+    ``faucet``: top the fee payer up before each send (the embedded chain's
+    default: SOL there is free); tests of an unfunded fee payer turn it off."""
 
     def __init__(self, chain: EmbeddedSolana, custody: CustodyKey | CustodyKeys,
-                 mint: Pubkey | None = None, fees: PriorityFees | None = None) -> None:
+                 mint: Pubkey | None = None, fees: PriorityFees | None = None, *,
+                 faucet: bool = True) -> None:
         super().__init__(custody, mint, fees)
         self._chain = chain
+        self._faucet = faucet
 
     @property
     def embedded(self) -> EmbeddedSolana:
@@ -56,8 +59,7 @@ class LiteSvmChain(SeededTokenChain):
             return  # landed now or (fault injection) dropped
         if self._chain.landed(submission.signature) is not None:
             return  # landed before: AlreadyProcessed, or BlockhashNotFound once expired
-        self._forget_creations_of(submission.signature)
-        raise ChainRejectedError(rejection.error)
+        raise self._refusal(submission, rejection.error, rejection.error_wire)
 
     async def signature_statuses(
         self, signatures: Sequence[str]
@@ -131,7 +133,16 @@ class LiteSvmChain(SeededTokenChain):
         units, rejection = self._chain.simulate(transaction)
         return None if rejection is not None else units
 
+    async def _lamports(self, address: Pubkey) -> int:
+        account = self._chain.get_account(address)
+        return 0 if account is None else account.lamports
+
+    async def _rent_exempt_lamports(self, data_len: int) -> int:
+        return self._chain.rent_exempt_lamports(data_len)
+
     def _ensure_fee_payer_funded(self) -> None:
+        if not self._faucet:
+            return
         account = self._chain.get_account(self._keys.fee_payer)
         if account is None or account.lamports < FEE_PAYER_LAMPORTS_MIN:
             self._chain.fund(self._keys.fee_payer, FEE_PAYER_LAMPORTS_TOP_UP)

@@ -35,7 +35,6 @@ from solders.transaction_status import (
 )
 
 from application.settlement.chain_port import (
-    ChainRejectedError,
     ChainTransaction,
     ChainUnavailableError,
     SignatureStatus,
@@ -87,13 +86,13 @@ class RpcChain(SeededTokenChain):
         try:
             await self._client.send_raw_transaction(submission.transaction, opts)
         except RPCException as error:
-            reason = _preflight_error(error)
+            wire = _preflight_error_wire(error)
+            reason = None if wire is None else tx.wire_error_text(wire)
             if reason is None:
                 raise ChainUnavailableError(
                     f"sendTransaction to {self._where} failed: {_describe(error)}") from None
             if reason != "AlreadyProcessed" and not await self._has_landed(submission.signature):
-                self._forget_creations_of(submission.signature)
-                raise ChainRejectedError(reason) from None
+                raise self._refusal(submission, reason, wire) from None
         except _UNAVAILABLE as error:
             raise ChainUnavailableError(
                 f"sendTransaction to {self._where} failed: {_describe(error)}") from None
@@ -222,6 +221,17 @@ class RpcChain(SeededTokenChain):
             return None
         return result.units_consumed
 
+    async def _lamports(self, address: Pubkey) -> int:
+        response = await self._call("getBalance", self._client.get_balance(address))
+        return _non_negative("getBalance", response.value)
+
+    async def _rent_exempt_lamports(self, data_len: int) -> int:
+        response = await self._call(
+            "getMinimumBalanceForRentExemption",
+            self._client.get_minimum_balance_for_rent_exemption(data_len),
+        )
+        return _non_negative("getMinimumBalanceForRentExemption", response.value)
+
     # --- helpers ------------------------------------------------------------
 
     async def _call(self, method: str, request: Awaitable[T]) -> T:
@@ -246,9 +256,10 @@ class RpcChain(SeededTokenChain):
         return self._commitment
 
 
-def _preflight_error(error: RPCException) -> str | None:
-    """The transaction error of a -32002 preflight failure, as text; None
-    when the RPC error is about the node, not the transaction."""
+def _preflight_error_wire(error: RPCException) -> object | None:
+    """The transaction error of a -32002 preflight failure, in its wire
+    form (``tx.error_to_wire``); None when the RPC error is about the node,
+    not the transaction."""
     detail = error.args[0] if error.args else None
     if not isinstance(detail, SendTransactionPreflightFailureMessage):
         return None
@@ -256,7 +267,7 @@ def _preflight_error(error: RPCException) -> str | None:
         return None
     if detail.data.err == TransactionErrorFieldless.AlreadyProcessed:
         return "AlreadyProcessed"
-    return tx.error_text(detail.data.err)
+    return tx.error_to_wire(detail.data.err)
 
 
 def _is_parser_panic(error: BaseException) -> bool:

@@ -25,6 +25,7 @@ from solders.instruction import AccountMeta, Instruction
 from solders.message import Message
 from solders.pubkey import Pubkey
 from solders.rpc.responses import RpcSimulateTransactionResult
+from solders.system_program import ID as SYSTEM_PROGRAM_ID
 from solders.system_program import (
     CreateAccountWithSeedParams,
     create_account_with_seed,
@@ -404,6 +405,53 @@ transaction, which carries as many of them as its real size allows."""
 NETTED_MOVEMENTS_PER_TRANSACTION_MAX = measure_movements_per_transaction(best_case=True, net=True)
 """The most that can ever fit when netting: one transfer and a memo naming
 them all (the memo's 37 bytes an id are then the bound)."""
+
+LAMPORTS_PER_SIGNATURE = 5_000
+"""Solana's base fee per signature (fixed on every cluster since the fee
+governor was retired)."""
+SIGNATURES_PER_TRANSACTION_MAX = 2
+"""A settlement transaction has one signature (the fee payer's), an anchor two."""
+TOKEN_ACCOUNTS_CREATED_PER_TRANSACTION_MAX = 2 * WORST_CASE_MOVEMENTS_PER_TRANSACTION
+"""The worst case's movements each create both their token accounts: no
+packet holds more creations (a mint or a transfer creating one account fits
+fewer of them, 3 against 4)."""
+
+
+def transaction_lamports_max(rent: RentLamports) -> int:
+    """The most one transaction can take from the fee payer: every signature's
+    fee and the rent of the most token accounts one transaction creates
+    (priority fees, when added, belong here too)."""
+    return (SIGNATURES_PER_TRANSACTION_MAX * LAMPORTS_PER_SIGNATURE
+            + TOKEN_ACCOUNTS_CREATED_PER_TRANSACTION_MAX * rent.token_account)
+
+
+SYSTEM_ERROR_RESULT_WITH_NEGATIVE_LAMPORTS = 1
+
+
+def refused_for_fee_payer(message: Message, error_wire: object) -> bool:
+    """The refusal is the fee payer's lack of SOL, not the movements': it
+    cannot pay the fee, would be left below its rent-exempt minimum
+    (account 0 is the fee payer), or a System Program instruction failed
+    with ``Custom(1)``, ResultWithNegativeLamports (ours only create
+    accounts, funded by the fee payer; the same code from the token program
+    is a token account's insufficient DEAL, the movement's own fault)."""
+    if error_wire == "InsufficientFundsForFee":
+        return True
+    if not isinstance(error_wire, dict):
+        return False
+    rent = error_wire.get("InsufficientFundsForRent")
+    if isinstance(rent, dict):
+        return rent.get("account_index") == 0
+    failed = error_wire.get("InstructionError")
+    if not isinstance(failed, list) or len(failed) != 2 or not isinstance(failed[0], int):
+        return False
+    if failed[1] != {"Custom": SYSTEM_ERROR_RESULT_WITH_NEGATIVE_LAMPORTS}:
+        return False
+    instructions = message.instructions
+    if not 0 <= failed[0] < len(instructions):
+        return False
+    program = message.account_keys[instructions[failed[0]].program_id_index]
+    return program == SYSTEM_PROGRAM_ID
 
 
 # --- reading what landed -----------------------------------------------------

@@ -24,6 +24,7 @@ from application.ops.hold_expiry import HoldExpirySweeper
 from application.outcomes import MovementRecorded
 from application.settlement import metrics as settlement_metrics
 from application.settlement.anchor_audit import AnchorAudit
+from application.settlement.fee_payer import recorded_state as fee_payer_state
 from application.settlement.fold import SettlementFold
 from application.settlement.reconciler import ReconciliationReport, adjust_for_finding
 from application.settlement.store import ChainBalance, FindingRow
@@ -204,8 +205,9 @@ class LedgerService:
     def settlement_state(self) -> dict[str, Any]:
         """Settlement as ``/ready`` reports it: whether this process settles,
         whether a settler settles anywhere, how much waits and how far the
-        settlement fold is behind the log (read from the store, as /metrics
-        does; None when it does not answer), and the last failure here."""
+        settlement fold is behind the log and the fee payer's SOL (read from
+        the store, as /metrics does; None when it does not answer), and the
+        last failure here."""
         state: dict[str, Any] = {
             "runs_here": self.settings.settlement_enabled,
             "active_here": self.settlement.settling,
@@ -213,12 +215,16 @@ class LedgerService:
         }
         for name, read in (("settler_active", self.settlement_liveness.settler_active),
                            ("backlog", self.settlement_liveness.backlog),
-                           ("lag_events", self.settlement_liveness.lag_events)):
+                           ("lag_events", self.settlement_liveness.lag_events),
+                           ("fee_payer", self._fee_payer_state)):
             try:
                 state[name] = read()
             except Exception:  # the store down: /ready says so by its status already
                 state[name] = None
         return state
+
+    def _fee_payer_state(self) -> dict[str, Any] | None:
+        return fee_payer_state(self.settlement_fold.store)
 
     def store_position(self) -> int:
         """The log's last position; raises LedgerUnavailable when the store is down."""

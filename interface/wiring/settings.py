@@ -29,6 +29,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from solders.signature import Signature
 
+from application.settlement.fee_payer import MIN_LAMPORTS_DEFAULT as FEE_PAYER_MIN_LAMPORTS
 from application.write.aggregate_cache import AGGREGATES_MAX_DEFAULT
 from application.write.writer import BATCH_COMMANDS_MAX_DEFAULT
 from domain.amounts import UNITS_PER_DEAL, parse_amount
@@ -155,6 +156,8 @@ class Settings(BaseModel):
                                           "DEALS_PRIORITY_FEE_CAP_LAMPORTS", ge=0)
     """The most priority fee one transaction may pay, lamports: a price that
     could cost more (at the chain's 1,400,000-unit limit) is refused at start."""
+    fee_payer_min_lamports: int = _var(FEE_PAYER_MIN_LAMPORTS, "DEALS_FEE_PAYER_MIN_LAMPORTS", ge=0)
+    """Below this many lamports the fee payer's SOL alerts (fee_payer_low)."""
     reconcile_interval_s: float = _var(3600.0, "DEALS_RECONCILE_INTERVAL_S", ge=0)
     deposit_commitment: Literal["processed", "confirmed", "finalized"] = _var(
         "finalized", "DEALS_DEPOSIT_COMMITMENT")

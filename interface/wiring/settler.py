@@ -140,6 +140,7 @@ def settlement_config(settings: Settings) -> SettlementConfig:
         poll_interval_s=settings.settlement_poll_interval_s,
         acknowledged=frozenset(settings.settlement_acknowledged),
         netting_window_s=settings.settlement_netting_window_s,
+        fee_payer_min_lamports=settings.fee_payer_min_lamports,
     )
 
 

@@ -162,11 +162,13 @@ class SolanaRpcServer:
 
     def get_minimum_balance_for_rent_exemption(self, params: list[Any]) -> object:
         size = int(params[0])
-        rent = self.chain.rent_lamports()
-        sizes = {tx.MINT_ACCOUNT_LEN: rent.mint_account, tx.TOKEN_ACCOUNT_LEN: rent.token_account}
-        if size not in sizes:
-            raise RpcError(INVALID_PARAMS, "this test server knows mint and token account sizes")
-        return sizes[size]
+        if size < 0:
+            raise RpcError(INVALID_PARAMS, "a size is a whole number of bytes")
+        return self.chain.rent_exempt_lamports(size)
+
+    def get_balance(self, params: list[Any]) -> object:
+        account = self.chain.get_account(_pubkey(params[0]))
+        return self._context(0 if account is None else account.lamports)
 
     def get_account_info(self, params: list[Any]) -> object:
         account = self.chain.get_account(_pubkey(params[0]))
@@ -237,6 +239,7 @@ _METHODS: dict[str, Callable[[SolanaRpcServer, list[Any]], object]] = {
     "getBlockHeight": SolanaRpcServer.get_block_height,
     "getMinimumBalanceForRentExemption": SolanaRpcServer.get_minimum_balance_for_rent_exemption,
     "getAccountInfo": SolanaRpcServer.get_account_info,
+    "getBalance": SolanaRpcServer.get_balance,
     "getTokenAccountBalance": SolanaRpcServer.get_token_account_balance,
     "sendTransaction": SolanaRpcServer.send_transaction,
     "simulateTransaction": SolanaRpcServer.simulate_transaction,

@@ -218,3 +218,32 @@ def test_writable_keys_follow_the_message_header() -> None:
         tx.mint_address(AUTHORITY),
         tx.token_account_address(AUTHORITY, account),
     }
+
+
+def test_only_the_fee_payers_lack_of_sol_is_a_refusal_for_the_fee_payer() -> None:
+    """The System Program's and the token program's ``Custom(1)`` read the
+    same: the first is the fee payer short of rent (not the movement's
+    fault), the second a token account short of DEAL (the movement's)."""
+    moved = movement(uuid4(), uuid4())
+    message = tx.movements_message(AUTHORITY, [moved], tx.touched_account_ids([moved]), RENT,
+                                   Hash.default())
+    programs = [message.account_keys[ix.program_id_index] for ix in message.instructions]
+    creating = programs.index(tx.SYSTEM_PROGRAM_ID)
+    moving = len(programs) - 1 - programs[::-1].index(tx.TOKEN_PROGRAM_ID)
+
+    def refused(wire: object) -> bool:
+        return tx.refused_for_fee_payer(message, wire)
+
+    assert refused("InsufficientFundsForFee")
+    assert refused({"InsufficientFundsForRent": {"account_index": 0}})
+    assert refused({"InstructionError": [creating, {"Custom": 1}]})
+    assert not refused({"InstructionError": [moving, {"Custom": 1}]})
+    assert not refused({"InstructionError": [creating, {"Custom": 0}]})  # already in use
+    assert not refused({"InsufficientFundsForRent": {"account_index": 3}})
+    assert not refused({"InstructionError": [len(programs), {"Custom": 1}]})
+    assert not refused("BlockhashNotFound")
+
+
+def test_one_transaction_costs_the_fee_payer_at_most_its_fees_and_four_accounts_rent() -> None:
+    assert tx.TOKEN_ACCOUNTS_CREATED_PER_TRANSACTION_MAX == 4
+    assert tx.transaction_lamports_max(RENT) == 2 * 5_000 + 4 * 2_039_280

@@ -50,8 +50,10 @@ class SettlementRig:
         self, store: StoreConfig, tmp_path: Path, *, chain_kind: str = "litesvm",
         batch_movements: int | None = None, rpc_timeout_s: float = RPC_TIMEOUT_S,
         app: LedgerApplication | None = None, netting_window_s: float | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.monotonic, faucet: bool = True,
     ) -> None:
+        self.faucet = faucet
+        """The embedded chain tops the fee payer up before each send."""
         self.store_config = store
         self.chain_kind = chain_kind
         self.rpc_timeout_s = rpc_timeout_s
@@ -75,7 +77,7 @@ class SettlementRig:
     def _open_chain(self) -> ChainPort:
         self.embedded = EmbeddedSolana(self.chain_dir)
         if self.chain_kind == "litesvm":
-            return LiteSvmChain(self.embedded, self.custody)
+            return LiteSvmChain(self.embedded, self.custody, faucet=self.faucet)
         self.embedded.fund(self.custody.pubkey, FEE_PAYER_LAMPORTS)
         self.server = SolanaRpcServer(self.embedded).start()
         return RpcChain(self.server.url, self.custody, timeout_s=self.rpc_timeout_s,

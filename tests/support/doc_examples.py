@@ -57,9 +57,11 @@ BY_SHAPE = frozenset({"signature", "mint", "token_account", "deposit_address", "
                       "events_replayed", "checked_signatures", "request_id",
                       "anchors_checked", "backlog", "lag_events",
                       "ledger_id", "canonical_bytes", "sequence", "tree_size", "leaf_index",
-                      "path", "previous_root", "memo", "signer", "detail", "next_after"})
+                      "path", "previous_root", "memo", "signer", "detail", "next_after",
+                      "lamports"})
 """Fields whose value is the run's own (chain keys and signatures, digests,
-opaque cursors, how many anchors and leaves there are so far): the same JSON
+opaque cursors, how many anchors and leaves there are so far, the fee
+payer's SOL after the run's fees): the same JSON
 type is enough (for a list, that it is a list)."""
 SETUP = re.compile(r"<!-- setup: ([\w-]+) -->$")
 SAMPLE = re.compile(r"^(?P<series>[a-zA-Z_:][\w:]*(\{[^}]*\})?) (?P<value>\S+)$")

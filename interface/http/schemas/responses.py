@@ -672,6 +672,20 @@ class HealthResponse(Response):
     status: Literal["ok"] = "ok"
 
 
+class FeePayerState(Response):
+    lamports: int = Field(description="the fee payer's SOL balance in lamports, as the settler "
+                                      "last read it (deals_ledger_fee_payer_lamports)")
+    needed_lamports: int = Field(
+        description="the least that pays for one more transaction: its fees, the rent of the "
+                    "token accounts it creates, and the fee payer's own rent-exempt minimum")
+    alert_below_lamports: int = Field(
+        description="the fee_payer_low alert's threshold (DEALS_FEE_PAYER_MIN_LAMPORTS)")
+    low: bool = Field(description="lamports below alert_below_lamports")
+    paused: bool = Field(description="lamports below needed_lamports: settlement signs nothing "
+                                     "new until the fee payer is funded (last_error says so)")
+    read_at: datetime = Field(description="when the settler read it")
+
+
 class SettlementState(Response):
     runs_here: bool = Field(description="this process settles (DEALS_SETTLEMENT)")
     active_here: bool = Field(description="this process holds the settlement lease and settles "
@@ -688,6 +702,9 @@ class SettlementState(Response):
     last_error: str | None = Field(
         description="why the last settlement step here failed (endpoint and cause, no "
                     "secrets); null once a step succeeds")
+    fee_payer: FeePayerState | None = Field(
+        None, description="the fee payer's SOL as a settler (of any process) last recorded it; "
+                          "null: never read, or the store did not say")
 
 
 class ReadyResponse(Response):
