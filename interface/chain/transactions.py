@@ -14,6 +14,7 @@ shorter without them and every RPC node, explorer and client reads it.
 
 from __future__ import annotations
 
+import itertools
 import json
 import struct
 from collections.abc import Iterable, Mapping, Sequence
@@ -409,12 +410,40 @@ them all (the memo's 37 bytes an id are then the bound)."""
 LAMPORTS_PER_SIGNATURE = 5_000
 """Solana's base fee per signature (fixed on every cluster since the fee
 governor was retired)."""
-SIGNATURES_PER_TRANSACTION_MAX = 2
-"""A settlement transaction has one signature (the fee payer's), an anchor two."""
-TOKEN_ACCOUNTS_CREATED_PER_TRANSACTION_MAX = 2 * WORST_CASE_MOVEMENTS_PER_TRANSACTION
-"""The worst case's movements each create both their token accounts: no
-packet holds more creations (a mint or a transfer creating one account fits
-fewer of them, 3 against 4)."""
+SIGNATURES_PER_TRANSACTION_MAX = 4
+"""Every power a key of its own (fee payer, owner, mint authority, address
+base) all signing one transaction; an anchor has two."""
+
+
+def measure_token_accounts_created_max() -> int:
+    """The most token accounts one transaction can create: every sequence of
+    movements that create accounts (a mint to a new account, a transfer from
+    an existing one to a new one, a transfer between two new ones) is tried,
+    one length after another until none fits, with one key for every power
+    (the fewest signatures leave the most room)."""
+    roles = Authorities.single(Pubkey.new_unique())
+    rent = RentLamports(mint_account=U64_MAX, token_account=U64_MAX)
+    existing = uuid4()
+    kinds = (lambda: ChainMovement(uuid4(), None, uuid4(), U64_MAX),
+             lambda: ChainMovement(uuid4(), existing, uuid4(), U64_MAX),
+             _worst_case_movement)
+    most = 0
+    for length in itertools.count(1):
+        fitting = False
+        for sequence in itertools.product(kinds, repeat=length):
+            movements = [make() for make in sequence]
+            creations = [account for account in touched_account_ids(movements)
+                         if account != existing]
+            message = movements_message(roles, movements, creations, rent, Hash.default())
+            if serialized_size(message) <= PACKET_DATA_SIZE:
+                fitting, most = True, max(most, len(creations))
+        if not fitting:
+            break
+    return most
+
+
+TOKEN_ACCOUNTS_CREATED_PER_TRANSACTION_MAX = measure_token_accounts_created_max()
+"""4 today: two mints to new accounts and a transfer between two new ones."""
 
 
 def transaction_lamports_max(rent: RentLamports) -> int:

@@ -225,7 +225,7 @@ def test_only_the_fee_payers_lack_of_sol_is_a_refusal_for_the_fee_payer() -> Non
     same: the first is the fee payer short of rent (not the movement's
     fault), the second a token account short of DEAL (the movement's)."""
     moved = movement(uuid4(), uuid4())
-    message = tx.movements_message(AUTHORITY, [moved], tx.touched_account_ids([moved]), RENT,
+    message = tx.movements_message(ROLES, [moved], tx.touched_account_ids([moved]), RENT,
                                    Hash.default())
     programs = [message.account_keys[ix.program_id_index] for ix in message.instructions]
     creating = programs.index(tx.SYSTEM_PROGRAM_ID)
@@ -245,5 +245,7 @@ def test_only_the_fee_payers_lack_of_sol_is_a_refusal_for_the_fee_payer() -> Non
 
 
 def test_one_transaction_costs_the_fee_payer_at_most_its_fees_and_four_accounts_rent() -> None:
+    """Measured: two mints to new accounts and a transfer between two new
+    ones fit one packet; no sequence of creating movements fits five."""
     assert tx.TOKEN_ACCOUNTS_CREATED_PER_TRANSACTION_MAX == 4
-    assert tx.transaction_lamports_max(RENT) == 2 * 5_000 + 4 * 2_039_280
+    assert tx.transaction_lamports_max(RENT) == 4 * 5_000 + 4 * 2_039_280
