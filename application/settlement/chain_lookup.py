@@ -8,8 +8,10 @@ takes records back: a movement that landed after the backup is ``queued``
 again in the log (or in flight as a submission long expired), and signing
 it again would execute it twice. So before the first send after a start,
 and after any gap the settler cannot account for, this module reads the fee
-payer's signature history (it pays for every transaction the ledger sends,
-and for nothing a stranger sends), newest first, down to the newest
+payer's signature history (it pays for every transaction the ledger sends;
+the history also lists any stranger's transaction that merely names it, a
+lamport sent to it with a ``deal:<id>`` memo, so only the transactions it
+paid for count, here and when acknowledged), newest first, down to the newest
 signature whose landing the log has recorded (settled, failed or rejected:
 an outcome is recorded only after its transaction landed, and anything
 that landed before it was recorded before that, so a log that kept the one
@@ -167,8 +169,8 @@ class ChainLookup:
         for signature in await self._unrecorded_signatures():
             landed = await self._chain_call(
                 "getTransaction", _transaction_call(self.chain, signature))
-            if landed is None or landed.error is not None or not landed.memo_transfer_ids:
-                continue  # not a movement, or it moved nothing
+            if not self._ours(landed):
+                continue  # not a movement of ours, or it moved nothing
             problems = await self._record_landed(landed)
             if problems:
                 ahead.append(Unaccounted(signature, landed.slot, problems))
@@ -184,10 +186,21 @@ class ChainLookup:
         for signature in sorted(self.acknowledged):
             landed = await self._chain_call(
                 "getTransaction", _transaction_call(self.chain, signature))
-            if landed is None or landed.error is not None:
+            if landed is None or not self._ours(landed):
+                if landed is not None:
+                    logger.warning("acknowledged %s was not paid by this ledger's fee payer "
+                                   "or failed: it settles nothing", signature)
                 continue
             await self._record_landed(landed)
             self._watched.update(dict.fromkeys(landed.memo_transfer_ids, landed))
+
+    def _ours(self, landed: ChainTransaction | None) -> bool:
+        """A successful movement transaction the ledger's fee payer paid:
+        anyone can name the fee payer and write ``deal:<id>`` in a memo, and
+        such a transaction must neither settle a movement that never moved
+        nor stop settlement."""
+        return (landed is not None and landed.error is None and bool(landed.memo_transfer_ids)
+                and landed.fee_payer == self.chain.fee_payer_address)
 
     async def _settle_watched(self) -> None:
         """A watched movement the log has waiting is settled, never sent."""

@@ -134,6 +134,7 @@ class ChainTransaction:
     token_deltas: dict[str, int]  # token account address -> change in base units
     memos: tuple[str, ...] = ()  # every memo's text, in instruction order
     token_transfers: tuple[TokenTransfer, ...] = ()  # its transfer_checked, in order
+    fee_payer: str | None = None  # who paid for it (its first signer), base58
 
 
 class ChainPort(Protocol):
@@ -194,9 +195,16 @@ class ChainPort(Protocol):
     async def fee_payer_signatures(
         self, *, before: str | None = None, limit: int = 1000
     ) -> list[str]:
-        """Transactions the fee payer paid, newest first (a page): it pays
-        for every transaction the ledger sends, so this lists all of them
-        (and nothing a stranger sent), whatever the log still remembers."""
+        """Transactions naming the fee payer, newest first (a page): it pays
+        for every transaction the ledger sends, so this lists all of them,
+        whatever the log still remembers; a stranger's transaction naming it
+        (a lamport sent to it) is listed too, so only one whose
+        ``ChainTransaction.fee_payer`` is ``fee_payer_address`` is ours."""
+        ...
+
+    @property
+    def fee_payer_address(self) -> str:
+        """The fee payer's public key, base58."""
         ...
 
     async def send(self, submission: SignedSubmission) -> None: ...

@@ -174,6 +174,10 @@ class SeededTokenChain(abc.ABC):
         return str(tx.token_account_address(self._keys.address_base, account_id))
 
     @property
+    def fee_payer_address(self) -> str:
+        return str(self._keys.fee_payer)
+
+    @property
     def token_account_owner(self) -> str:
         return str(self._keys.owner)
 

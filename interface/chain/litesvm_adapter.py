@@ -98,6 +98,7 @@ class LiteSvmChain(SeededTokenChain):
         landed = self._chain.landed(signature)
         if landed is None:
             return None
+        message = Transaction.from_bytes(landed.raw).message
         return ChainTransaction(
             signature=landed.signature,
             slot=landed.slot,
@@ -106,8 +107,8 @@ class LiteSvmChain(SeededTokenChain):
             token_deltas=landed.token_deltas,
             memos=landed.memos,
             token_transfers=tx.token_transfers(
-                Transaction.from_bytes(landed.raw).message,
-                {balance.address: balance.owner for balance in landed.pre_token_balances}),
+                message, {balance.address: balance.owner for balance in landed.pre_token_balances}),
+            fee_payer=str(message.account_keys[0]),
         )
 
     async def close(self) -> None:

@@ -351,6 +351,7 @@ def _chain_transaction(signature: str, response: GetTransactionResp) -> ChainTra
         memo_transfer_ids=tx.memo_transfer_ids(memos),
         memos=memos,
         token_transfers=tx.token_transfers(message, owners),
+        fee_payer=str(message.account_keys[0]),
         token_deltas=_token_deltas(
             message.account_keys, meta.pre_token_balances, meta.post_token_balances
         ),

@@ -21,6 +21,10 @@ from uuid import UUID, uuid4
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from solders.keypair import Keypair
+from solders.message import Message
+from solders.system_program import TransferParams, transfer
+from solders.transaction import Transaction
 
 from application import commands as c
 from application.alerts import AlertKind
@@ -30,6 +34,7 @@ from application.settlement.fold import SettlementFold
 from application.settlement.worker import SettlementWorker
 from domain.reconciliation import BALANCE_MISMATCH, UNKNOWN_SIGNATURE
 from domain.transfer import SETTLED, SETTLEMENT_QUEUED, SETTLEMENT_SUBMITTED
+from interface.chain import transactions as tx
 from interface.chain.custody import CustodyKey
 from interface.chain.embedded import EmbeddedSolana
 from interface.chain.litesvm_adapter import LiteSvmChain
@@ -107,15 +112,16 @@ def _transfers(rig: SettlementRig, source: UUID, destination: UUID, count: int) 
 
 
 async def _carried(rig: SettlementRig) -> Counter[UUID]:
-    """Each movement id, counted once per successful transaction of the fee
-    payer whose memo names it: how many times it executed on chain."""
+    """Each movement id, counted once per successful transaction the fee
+    payer paid whose memo names it: how many times it executed on chain (a
+    stranger's transaction naming the fee payer moves none of ours)."""
     counts: Counter[UUID] = Counter()
     before = None
     while page := await rig.chain.fee_payer_signatures(before=before):
         for signature in page:
             landed = await rig.chain.transaction(signature)
             assert landed is not None
-            if landed.error is None:
+            if landed.error is None and landed.fee_payer == rig.chain.fee_payer_address:
                 counts.update(landed.memo_transfer_ids)
         before = page[-1]
     return counts
@@ -344,3 +350,46 @@ async def _round(rig: SettlementRig, accounts: list[UUID],
         rig.hooks.before_send = None
         await rig.restart()
     return ids
+
+
+
+def _stranger_memo(rig: SettlementRig, transfer_id: UUID) -> str:
+    """A transaction someone else pays, naming ``transfer_id`` in a memo
+    and paying the ledger's fee payer one lamport (so it is in the fee
+    payer's signature history, as any transaction naming an address is)."""
+    stranger = Keypair()
+    rig.embedded.fund(stranger.pubkey(), 10**9)
+    blockhash, _ = rig.embedded.latest_blockhash()
+    tip = transfer(TransferParams(
+        from_pubkey=stranger.pubkey(), to_pubkey=rig.custody.pubkey, lamports=1))
+    message = Message.new_with_blockhash(
+        [tip, tx.memo_instruction(transfer_id)], stranger.pubkey(), blockhash)
+    outcome = rig.embedded.process(Transaction([stranger], message, blockhash))
+    assert outcome.landed is not None and outcome.landed.error is None
+    return outcome.landed.signature
+
+
+@pytest.mark.parametrize("listed", ["in the history", "acknowledged"])
+async def test_a_transaction_another_payer_paid_settles_and_stops_nothing(
+    tmp_path: Path, listed: str,
+) -> None:
+    """Anyone can send a transaction naming the fee payer with ``deal:<id>``
+    in its memo: it never stands in for a movement (which is sent and
+    executes on chain), nor does one naming an id the log does not know
+    stop settlement, whether the lookup meets it in the fee payer's history
+    or an operator listed it as acknowledged (a typo, or talked into it)."""
+    rig = SettlementRig(sqlite_store(tmp_path), tmp_path)
+    try:
+        payer, payee = rig.open_account(funded=100 * DEAL), rig.open_account()
+        await rig.settle()
+        (waiting,) = _transfers(rig, payer, payee, 1)
+        forged = {_stranger_memo(rig, waiting), _stranger_memo(rig, uuid4())}
+        rig = await _restart(rig, acknowledged=frozenset(
+            forged if listed == "acknowledged" else ()))
+        await rig.settle()
+        assert rig.transfer(waiting).settlement_status == SETTLED
+        assert rig.transfer(waiting).signature not in forged
+        assert (await _carried(rig))[waiting] == 1
+        await rig.assert_chain_matches_ledger()
+    finally:
+        await rig.close()
