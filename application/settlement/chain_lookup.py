@@ -47,7 +47,7 @@ settler starting again after a failure) looks before it sends.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from uuid import UUID
@@ -204,17 +204,25 @@ class ChainLookup:
 
     async def _settle_watched(self) -> None:
         """A watched movement the log has waiting is settled, never sent."""
-        if not self._watched:
-            return
+        if self._watched:
+            await self.settle_watched(self.store.movements(list(self._watched)).values())
+
+    async def settle_watched(self, movements: Iterable[Movement]) -> bool:
+        """Settle by their acknowledged transactions those of ``movements``
+        (about to be signed) that are watched and waiting; True if any were.
+        Asked again of what the settler is about to sign: a client's retry
+        may be committed after ``before_sending`` looked (the writer commits
+        settlement rows with the log), and must not be sent all the same."""
         by_landed: dict[str, ChainTransaction] = {}
-        for transfer_id, movement in self.store.movements(list(self._watched)).items():
-            if movement.status in (QUEUED, SUBMITTED):
-                landed = self._watched[transfer_id]
+        for movement in movements:
+            landed = self._watched.get(movement.transfer_id)
+            if landed is not None and movement.status in (QUEUED, SUBMITTED):
                 by_landed[landed.signature] = landed
         for landed in by_landed.values():
             await self._record_landed(landed)
         if by_landed:
             self.fold.catch_up()
+        return bool(by_landed)
 
     async def _unrecorded_signatures(self) -> list[str]:
         """The fee payer's signatures newer than the newest one whose

@@ -296,6 +296,8 @@ class SettlementProcess:
         record them all (one group commit), then send and resolve them
         together. False when nothing waits."""
         waiting = self.store.queued(self.batch_movements * self.config.in_flight_max)
+        if await self.lookup.settle_watched(waiting):
+            return True  # a lost command sent again, settled by what landed
         if not waiting or self._netting_waits(waiting):
             await self.fee_payer.read_if_due()
             return False

@@ -393,3 +393,43 @@ async def test_a_transaction_another_payer_paid_settles_and_stops_nothing(
         await rig.assert_chain_matches_ledger()
     finally:
         await rig.close()
+
+
+async def test_a_lost_command_sent_again_while_the_settler_steps_is_not_sent_twice(
+    tmp_path: Path,
+) -> None:
+    """The client's retry of a lost (acknowledged) command can be committed
+    at any moment, also between the settler's look at what it watches and
+    its choice of what to sign (on PostgreSQL the writer commits the
+    settlement rows with the log; on SQLite ``serve`` folds them as it
+    goes): it is still settled by the acknowledged transaction, never
+    executed on chain a second time."""
+    store = sqlite_store(tmp_path)
+    rig = SettlementRig(store, tmp_path)
+    snapshot = StoreSnapshot(store, tmp_path)
+    try:
+        payer, payee = rig.open_account(funded=100 * DEAL), rig.open_account()
+        await rig.settle()
+        rig = await _restart(rig, while_stopped=snapshot.take)
+        (lost,) = _transfers(rig, payer, payee, 1)
+        await rig.settle()
+        signature = rig.transfer(lost).signature
+        rig = await _restart(rig, while_stopped=snapshot.restore)
+        rig = await _restart(rig, acknowledged=frozenset({signature}))
+        await rig.settle()  # the start's lookup: the lost movement is watched
+        looked = rig.process.lookup.before_sending
+        sent_again: list[UUID] = []
+
+        async def retried_meanwhile() -> None:
+            await looked()
+            if not sent_again:
+                _send_again(rig, lost, payer, payee, 1)
+                sent_again.append(lost)
+                rig.fold.catch_up()
+
+        rig.process.lookup.before_sending = retried_meanwhile  # type: ignore[method-assign]
+        await rig.settle()
+        assert rig.transfer(lost).signature == signature
+        assert (await _carried(rig))[lost] == 1
+    finally:
+        await rig.close()
