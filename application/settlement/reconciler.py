@@ -79,7 +79,13 @@ from domain.reconciliation import (
     UNCOMPENSATED_FAILURE,
     UNKNOWN_SIGNATURE,
 )
-from domain.system import CUSTODY_LESS_ACCOUNTS, EXTERNAL_ID, GENESIS_MINT_ID, derived_id
+from domain.system import (
+    CUSTODY_LESS_ACCOUNTS,
+    DEPOSIT_FINDINGS_RUN_ID,
+    EXTERNAL_ID,
+    GENESIS_MINT_ID,
+    derived_id,
+)
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -592,11 +598,26 @@ def adjust_for_finding(
                 f"finding {finding_id} is stale: the settled balance is {current} now, it "
                 f"was {finding.expected}; run a new reconciliation"
             )
+        _refuse_while_deposits_unassigned(fold, finding_id, finding.account_id)
     outcome: MovementRecorded = writer.execute(
         c.AdjustForFinding(finding_id, reason), authority=authority
     )
     fold.catch_up()
     return outcome
+
+
+def _refuse_while_deposits_unassigned(fold: SettlementFold, finding_id: UUID,
+                                      account_id: UUID) -> None:
+    """A deposit not credited yet is part of the account's token balance on
+    chain, so a balance mismatch's mint would credit it a second time once
+    the deposit is assigned: the deposit is resolved first (then a new
+    reconciliation shows what is left)."""
+    waiting = fold.store.unresolved_findings(DEPOSIT_FINDINGS_RUN_ID, account_id)
+    if waiting:
+        raise FindingNotAdjustable(
+            f"finding {finding_id} cannot be adjusted while account {account_id} has "
+            f"unassigned deposits ({', '.join(str(row.finding_id) for row in waiting)}): "
+            "assign them first, then run a new reconciliation")
 
 
 def _now_text() -> str:

@@ -443,6 +443,17 @@ class SettlementStore:
             ), (run_id.hex, min(limit, PAGE_ROWS_MAX)))
             return [_finding(row) for row in cursor.fetchall()]
 
+    def unresolved_findings(self, run_id: UUID, account_id: UUID) -> list[FindingRow]:
+        """``run_id``'s findings about ``account_id`` not yet adjusted or
+        assigned, oldest first (at most ``PAGE_ROWS_MAX``)."""
+        with self.read() as cursor:
+            cursor.execute(self.sql(
+                f"SELECT {_FINDING_COLUMNS} FROM {{reconciliation_findings}} "  # noqa: S608
+                "WHERE run_id = ? AND account_id = ? AND adjusted_by IS NULL "
+                "ORDER BY position LIMIT ?"
+            ), (run_id.hex, account_id.hex, PAGE_ROWS_MAX))
+            return [_finding(row) for row in cursor.fetchall()]
+
     def finding(self, finding_id: UUID) -> FindingRow | None:
         with self.read() as cursor:
             cursor.execute(self.sql(

@@ -15,9 +15,11 @@ import pytest
 from solders.pubkey import Pubkey
 
 from application import commands as c
+from application.authority import INTERNAL
 from application.settlement.deposit_scan import DepositConfig, DepositHooks, DepositScanner
+from application.settlement.reconciler import adjust_for_finding
 from domain.amounts import UNITS_PER_DEAL
-from domain.errors import LedgerError
+from domain.errors import FindingNotAdjustable, LedgerError
 from domain.movements import DEPOSIT
 from domain.reconciliation import UNASSIGNED_DEPOSIT
 from domain.system import DEPOSIT_FINDINGS_RUN_ID, EXTERNAL_ID, deposit_finding_id, deposit_id
@@ -120,6 +122,28 @@ async def test_a_strangers_deposit_is_a_finding_an_admin_assigns(drig: Settlemen
     forget_cursors(drig)
     assert (await scanner(drig).scan()).credited == 0  # still credited once
     assert drig.ledger.balance(account) == 13 * DEAL
+
+
+async def test_an_unassigned_deposit_is_not_also_adjusted_as_a_balance_mismatch(
+    drig: SettlementRig,
+) -> None:
+    """The stranger's deposit is in the token account before anyone assigns
+    it, so a reconciliation also sees it as a balance mismatch: adjusting
+    that (a mint) and then assigning the deposit would credit it twice."""
+    account = await account_with_address(drig)
+    stranger = wallet(drig)
+    stranger.deposit(drig.chain.token_account_address(account), 3 * DEAL)
+    await scanner(drig).scan()
+    (finding,) = deposit_findings(drig)
+    report = await drig.reconcile()
+    mismatch = next(row for row in report.mismatches if row.account_id == account)
+
+    with pytest.raises(FindingNotAdjustable, match=str(finding.finding_id)):
+        adjust_for_finding(drig.fold, drig.ledger.writer, mismatch.finding_id, INTERNAL)
+    drig.execute(c.AssignDeposit(finding.finding_id))
+
+    assert drig.ledger.balance(account) == 13 * DEAL == await drig.chain_balance(account)
+    assert (await drig.reconcile()).clean
 
 
 async def test_a_wallet_of_another_account_is_a_stranger_here(drig: SettlementRig) -> None:

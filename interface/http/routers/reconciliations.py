@@ -57,8 +57,9 @@ async def get_latest_reconciliation(ledger: Ledger):
     description="Post the movement that resolves a finding: for a balance_mismatch a mint or "
                 "burn against the issuance account (already true on chain, never settled "
                 "again) naming the finding; for an uncompensated_failure the compensating "
-                "reversal. Once per finding; 409 finding_not_adjustable for other kinds or a "
-                "finding made stale by later settlements.",
+                "reversal. Once per finding; 409 finding_not_adjustable for other kinds, a "
+                "finding made stale by later settlements, or a balance mismatch of an account "
+                "with unassigned deposits (assign them first).",
 )
 async def adjust_finding(
     finding_id: UUID, ledger: Ledger, caller: Caller, response: Response,
