@@ -65,7 +65,7 @@ def test_a_transfer_proof_from_the_api_verifies_offline(api: ThreadServer, tmp_p
     transfer_id = transfer(admin, alice)
     assert_error(reader.get(f"/v1/transfers/{new_id()}/proof"), 404, "transfer_not_found")
     head = api.service.app.event_log.head()
-    wait_until(lambda: anchored_past(admin, head), 60, "an anchor covered the transfer")
+    wait_until(lambda: anchored_past(admin, head), 180, "an anchor covered the transfer")
 
     proof = reader.get(f"/v1/transfers/{transfer_id}/proof")
 
@@ -79,13 +79,13 @@ def test_a_transfer_proof_from_the_api_verifies_offline(api: ThreadServer, tmp_p
 def test_two_anchors_are_consistent_over_the_api(api: ThreadServer, tmp_path: Path) -> None:
     admin = api.client()
     alice = funded_account(admin, "10")
-    wait_until(lambda: anchored_past(admin, api.service.app.event_log.head() - 4), 60,
+    wait_until(lambda: anchored_past(admin, api.service.app.event_log.head() - 4), 180,
                "a first anchor")
     first = admin.get("/v1/audit/digest").json()["anchor"]["sequence"]
     for _ in range(3):
         transfer(admin, alice)
     head = api.service.app.event_log.head()
-    wait_until(lambda: anchored_past(admin, head), 60, "a later anchor")
+    wait_until(lambda: anchored_past(admin, head), 180, "a later anchor")
     last = admin.get("/v1/audit/digest").json()["anchor"]
 
     proof = admin.get("/v1/audit/consistency", params={"from": first, "to": last["sequence"]})
@@ -107,7 +107,7 @@ def test_the_audit_replay_checks_the_anchors_and_names_a_rewrite(api: ThreadServ
     alice = funded_account(admin, "10")
     transfer(admin, alice)
     head = api.service.app.event_log.head()
-    wait_until(lambda: anchored_past(admin, head), 60, "an anchor covered the log")
+    wait_until(lambda: anchored_past(admin, head), 180, "an anchor covered the log")
 
     clean = admin.post("/v1/audit/replay", json={})
     assert clean.status_code == 200, clean.text
@@ -141,7 +141,7 @@ def test_a_transfer_proof_carries_who_asked_and_still_verifies(
         "transfer_id": transfer_id, "from": str(TREASURY_ID), "to": alice, "amount": "1"})
     assert moved.status_code == 201, moved.text
     head = api.service.app.event_log.head()
-    wait_until(lambda: anchored_past(admin, head), 60, "an anchor covered the transfer")
+    wait_until(lambda: anchored_past(admin, head), 180, "an anchor covered the transfer")
 
     proof = admin.get(f"/v1/transfers/{transfer_id}/proof").json()
 
