@@ -7,8 +7,12 @@ and takes the new ones oldest first. A transaction that has not reached the
 configured commitment (DEALS_DEPOSIT_COMMITMENT, ``finalized`` by default)
 stops the account's scan there, so nothing later is taken before it. In a
 landed, successful transaction every ``transfer_checked`` of the DEAL mint
-into the address from a token account the custody key does not own (the
-ledger's own movements are settled by the settlement process) is a deposit:
+into the address from a token account the custody owner key does not own is
+a deposit, unless its source is one of the ledger's own custody token
+accounts (any account the settlement store knows): the ledger's own
+movements are settled by the settlement process, and one signed before an
+owner rotation names the old owner, yet is no deposit, whoever owned its
+source then.
 
 - from a token account owned by a wallet connected to the account: credited
   (``CreditDeposit``: a ``deposit`` movement from the external account,
@@ -127,11 +131,13 @@ class DepositScanner:
         self.hooks = hooks or DepositHooks()
         self._sleep = sleep
         self._run_started = False
+        self._custody_sources: frozenset[str] | None = None
 
     async def scan(self) -> DepositScan:
         """Take every new deposit of every user account that has a deposit
         address on chain (one a settled movement created)."""
         self.fold.catch_up()
+        self._custody_sources = None
         report = DepositScan()
         for account_id in self._accounts():
             report.accounts += 1
@@ -197,6 +203,7 @@ class DepositScanner:
             if moved.destination == address and moved.mint == self.chain.mint_address
             and moved.source_owner != self.chain.token_account_owner and moved.amount > 0
         ]
+        transfers = [moved for moved in transfers if not self._is_custody(moved.source)]
         if not transfers:
             return None
         owners = {moved.source_owner for moved in transfers}
@@ -245,13 +252,27 @@ class DepositScanner:
 
     # --- helpers ---------------------------------------------------------------
 
+    def _is_custody(self, source: str) -> bool:
+        """Whether ``source`` is one of the ledger's custody token accounts:
+        only a custody owner key, current or rotated away, ever signed a
+        transfer out of one, so it is the ledger's own movement. The set is
+        derived once a scan, and only when a transfer needs it."""
+        if self._custody_sources is None:
+            self._custody_sources = frozenset(
+                self.chain.token_account_address(account) for account in self._ledger_accounts())
+        return source in self._custody_sources
+
     def _accounts(self) -> Iterator[UUID]:
         """User accounts with a deposit address on chain: every account a
         settled movement touched (the settlement store's balances)."""
+        return (account for account in self._ledger_accounts() if account not in _SYSTEM_IDS)
+
+    def _ledger_accounts(self) -> Iterator[UUID]:
+        """Every account with a custody token account (system ones too)."""
         after = ""
         while True:
             page = self.store.balances_page(after, ACCOUNTS_PER_PAGE)
-            yield from (account for account, _ in page if account not in _SYSTEM_IDS)
+            yield from (account for account, _ in page)
             if len(page) < ACCOUNTS_PER_PAGE:
                 return
             after = page[-1][0].hex

@@ -12,6 +12,7 @@ from pathlib import Path
 from uuid import UUID, uuid4
 
 import pytest
+from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from application import commands as c
@@ -22,7 +23,17 @@ from domain.amounts import UNITS_PER_DEAL
 from domain.errors import FindingNotAdjustable, LedgerError
 from domain.movements import DEPOSIT
 from domain.reconciliation import UNASSIGNED_DEPOSIT
-from domain.system import DEPOSIT_FINDINGS_RUN_ID, EXTERNAL_ID, deposit_finding_id, deposit_id
+from domain.system import (
+    DEPOSIT_FINDINGS_RUN_ID,
+    EXTERNAL_ID,
+    TREASURY_ID,
+    deposit_finding_id,
+    deposit_id,
+)
+from interface.chain.custody import CustodyKey, CustodyKeys
+from interface.chain.litesvm_adapter import LiteSvmChain
+from interface.chain.rotation import rotate_owner
+from interface.chain.rpc_adapter import RpcChain
 from tests.settlement.conftest import FAST_RETRY, SettlementRig, SimulatedCrash
 from tests.support.outside_wallets import OutsideWallet
 from tests.support.stores import sqlite_store
@@ -299,3 +310,48 @@ async def test_both_stores_credit_once_and_record_strangers_once(rig: Settlement
     assert (first.credited, first.unassigned, again.credited, again.unassigned) == (0, 1, 0, 0)
     assert rig.ledger.balance(account) == 14 * DEAL
     assert len(deposit_findings(rig)) == 1
+
+
+async def rotate_the_owner(rig: SettlementRig) -> None:
+    """``custody rotate owner``: every custody token account moves to a new
+    owner key, and the rig's adapter signs (and reads) with it from then on."""
+    new = CustodyKey(Keypair())
+    rig.fold.catch_up()
+    await rotate_owner(rig.chain, new.pubkey, rig.accounts, TREASURY_ID)  # type: ignore[arg-type]
+    keys = CustodyKeys(rig.custody, owner=new)
+    if rig.chain_kind == "litesvm":  # closing it would close the embedded chain too
+        rig.chain = LiteSvmChain(rig.embedded, keys)
+    else:
+        assert rig.server is not None
+        await rig.chain.close()
+        rig.chain = RpcChain(rig.server.url, keys, transport_retries_max=0)
+    rig.process = rig._new_process()
+    assert rig.chain.token_account_owner == str(new.pubkey)
+
+
+async def test_the_ledgers_movements_before_an_owner_rotation_are_never_deposits(
+    drig: SettlementRig,
+) -> None:
+    """Movements the old owner key signed come from custody token accounts
+    the current owner key did not own then: read again from nothing after
+    the rotation (a new cursor, a lost one), they are still the ledger's own,
+    neither credited nor recorded as unassigned deposits an admin could
+    assign (which would create DEAL out of an internal movement)."""
+    account = await account_with_address(drig)
+    receiver = drig.open_account(funded=DEAL)
+    drig.execute(c.TransferFunds(uuid4(), account, receiver, 2 * DEAL, "before the rotation"))
+    await drig.settle()
+    await rotate_the_owner(drig)
+    forget_cursors(drig)
+
+    report = await scanner(drig).scan()
+
+    assert report.signatures >= 3
+    assert (report.credited, report.unassigned) == (0, 0)
+    assert deposit_findings(drig) == []
+    assert (drig.ledger.balance(account), drig.ledger.balance(receiver)) == (8 * DEAL, 3 * DEAL)
+    drig.execute(c.TransferFunds(uuid4(), receiver, account, DEAL, "after the rotation"))
+    await drig.settle()
+    forget_cursors(drig)
+    assert (await scanner(drig).scan()).unassigned == 0
+    assert await drig.chain_balance(account) == drig.ledger.balance(account) == 9 * DEAL
