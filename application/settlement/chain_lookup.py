@@ -47,6 +47,7 @@ settler starting again after a failure) looks before it sends.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -66,6 +67,7 @@ from application.settlement.store import (
     Movement,
     Submission,
 )
+from domain.system import CUSTODY_LESS_ACCOUNTS
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -171,7 +173,7 @@ class ChainLookup:
                 "getTransaction", _transaction_call(self.chain, signature))
             if not self._ours(landed):
                 continue  # not a movement of ours, or it moved nothing
-            problems = await self._record_landed(landed)
+            problems = await self._record_landed(landed) or ()
             if problems:
                 ahead.append(Unaccounted(signature, landed.slot, problems))
         self.fold.catch_up()
@@ -218,11 +220,12 @@ class ChainLookup:
             landed = self._watched.get(movement.transfer_id)
             if landed is not None and movement.status in (QUEUED, SUBMITTED):
                 by_landed[landed.signature] = landed
+        settled = False
         for landed in by_landed.values():
-            await self._record_landed(landed)
-        if by_landed:
+            settled = await self._record_landed(landed) is not None or settled
+        if settled:
             self.fold.catch_up()
-        return bool(by_landed)
+        return settled
 
     async def _unrecorded_signatures(self) -> list[str]:
         """The fee payer's signatures newer than the newest one whose
@@ -247,9 +250,12 @@ class ChainLookup:
             before = page[-1]
         return found[::-1]
 
-    async def _record_landed(self, landed: ChainTransaction) -> tuple[tuple[UUID, str], ...]:
+    async def _record_landed(self, landed: ChainTransaction
+                             ) -> tuple[tuple[UUID, str], ...] | None:
         """Settle by ``landed`` what the log still waits to send; the
-        movements it cannot account for, with why."""
+        movements it cannot account for, with why. None when it settled
+        nothing because it moved other amounts than the log's movements
+        would (``_disagreement``): those are sent as new movements."""
         movements = self.store.movements(landed.memo_transfer_ids)
         waiting: dict[str | None, list[UUID]] = {}
         problems: list[tuple[UUID, str]] = []
@@ -261,8 +267,25 @@ class ChainLookup:
             elif movement is not None and movement.status in (QUEUED, SUBMITTED):
                 waiting.setdefault(movement.signature, []).append(transfer_id)
         if waiting:
+            why = _disagreement(landed, movements, self.chain.token_account_address)
+            if why is not None:
+                self._disown(landed, waiting, why)
+                return None
             await self._settle(landed, waiting)
         return tuple(problems)
+
+    def _disown(self, landed: ChainTransaction, waiting: dict[str | None, list[UUID]],
+                why: str) -> None:
+        """The log's movements under the ids ``landed`` names are not what
+        it moved (a client sent a lost command again with another body):
+        they are signed as new movements, and ``landed`` stays what
+        reconciliation finds it (a balance finding an admin adjusts)."""
+        disowned = [transfer_id for ids in waiting.values() for transfer_id in ids]
+        for transfer_id in disowned:
+            self._watched.pop(transfer_id, None)
+        metrics.LANDED_DISAGREES.inc(len(disowned))
+        logger.warning("%s names %s but %s: not recorded as their settlement; they are sent "
+                       "as new movements", landed.signature, ", ".join(map(str, disowned)), why)
 
     async def _settle(self, landed: ChainTransaction,
                       waiting: dict[str | None, list[UUID]]) -> None:
@@ -317,6 +340,51 @@ def _unaccountable(movement: Movement | None, signature: str) -> str | None:
     if movement.status in (QUEUED, SUBMITTED, SETTLED):
         return None
     return f"{movement.status} in the log"
+
+
+def _disagreement(landed: ChainTransaction, movements: dict[UUID, Movement],
+                  address_of: Callable[[UUID], str]) -> str | None:
+    """Why ``landed`` did not move what the log's ``movements`` named in
+    its memo would (as reconciliation's amount check judges it); None when
+    it did, or when that cannot be told: with every named movement in the
+    log, each custody token account they touch must have changed by their
+    sum; with some unknown to the log (an acknowledged transaction whose
+    other lost commands were not sent again), a transaction of one
+    ``transfer_checked`` per named movement must carry each known one
+    between custody accounts exactly (a netted one, or a mint or burn, is
+    taken on the operator's acknowledgement)."""
+    named = [movements[t] for t in landed.memo_transfer_ids if t in movements]
+    if len(named) == len(landed.memo_transfer_ids):
+        expected: dict[str, int] = {}
+        for movement in named:
+            for account, change in _changes(movement):
+                expected[address_of(account)] = expected.get(address_of(account), 0) + change
+        for address, change in sorted(expected.items()):
+            actual = landed.token_deltas.get(address, 0)
+            if actual != change:
+                return (f"token account {address} changed by {actual} base units where "
+                        f"the log's movements would change it by {change}")
+        return None
+    if len(landed.token_transfers) != len(landed.memo_transfer_ids):
+        return None
+    carried = Counter((moved.source, moved.destination, moved.amount)
+                      for moved in landed.token_transfers)
+    for movement in named:
+        if {movement.source, movement.destination} & CUSTODY_LESS_ACCOUNTS:
+            continue
+        key = (address_of(movement.source), address_of(movement.destination), movement.amount)
+        if not carried[key]:
+            return (f"it carries no transfer of {movement.amount} base units from "
+                    f"{key[0]} to {key[1]} for {movement.transfer_id}")
+        carried[key] -= 1
+    return None
+
+
+def _changes(movement: Movement) -> list[tuple[UUID, int]]:
+    """The custody accounts a movement touches and what it does to each."""
+    sides = ((movement.source, -movement.amount), (movement.destination, movement.amount))
+    return [(account, change) for account, change in sides
+            if account not in CUSTODY_LESS_ACCOUNTS]
 
 
 def _page_call(chain: ChainPort, before: str | None) -> Callable[[], Awaitable[list[str]]]:

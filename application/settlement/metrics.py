@@ -47,6 +47,11 @@ FOUND_ON_CHAIN = _metric(
     "Movements the log still had waiting, found landed on chain (after a restore or a "
     "failover) and recorded as settled instead of being sent again",
 )
+LANDED_DISAGREES = _metric(
+    Counter, "deals_ledger_settlement_landed_disagreements",
+    "Movements the log had waiting under ids a landed transaction of the ledger names, "
+    "which moved other amounts: sent as new movements, not recorded settled by it",
+)
 SETTLEMENT_GAPS = _metric(
     Counter, "deals_ledger_settlement_store_gaps",
     "Times the settlement store went back under a running settler (a restore or a failover)",

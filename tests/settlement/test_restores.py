@@ -408,15 +408,7 @@ async def test_a_lost_command_sent_again_while_the_settler_steps_is_not_sent_twi
     rig = SettlementRig(store, tmp_path)
     snapshot = StoreSnapshot(store, tmp_path)
     try:
-        payer, payee = rig.open_account(funded=100 * DEAL), rig.open_account()
-        await rig.settle()
-        rig = await _restart(rig, while_stopped=snapshot.take)
-        (lost,) = _transfers(rig, payer, payee, 1)
-        await rig.settle()
-        signature = rig.transfer(lost).signature
-        rig = await _restart(rig, while_stopped=snapshot.restore)
-        rig = await _restart(rig, acknowledged=frozenset({signature}))
-        await rig.settle()  # the start's lookup: the lost movement is watched
+        rig, (payer, payee, lost, signature) = await _lost_and_acknowledged(rig, snapshot)
         looked = rig.process.lookup.before_sending
         sent_again: list[UUID] = []
 
@@ -433,3 +425,50 @@ async def test_a_lost_command_sent_again_while_the_settler_steps_is_not_sent_twi
         assert (await _carried(rig))[lost] == 1
     finally:
         await rig.close()
+
+
+async def test_a_lost_command_sent_again_with_another_amount_is_not_settled_by_the_landed_one(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """After a restore and the acknowledgement, a client sends a lost
+    command again under its id but moving 30 DEAL where the landed
+    transaction moved 3: that transaction did not move what the log's
+    movement does, so it is not recorded as its settlement; the movement is
+    signed as a new one (the landed 3 DEAL stays a balance finding)."""
+    store = sqlite_store(tmp_path)
+    rig = SettlementRig(store, tmp_path)
+    snapshot = StoreSnapshot(store, tmp_path)
+    try:
+        rig, (payer, payee, lost, signature) = await _lost_and_acknowledged(rig, snapshot, deal=3)
+        caplog.set_level("WARNING", logger="application.settlement.chain_lookup")
+        _send_again(rig, lost, payer, payee, 30)
+        await rig.settle()
+        assert rig.transfer(lost).settlement_status == SETTLED
+        resent = rig.transfer(lost).signature
+        assert resent is not None and resent != signature
+        assert "sent as new movements" in caplog.text
+        landed = await rig.chain.transaction(resent)
+        assert landed is not None
+        assert landed.token_deltas[rig.chain.token_account_address(payee)] == 30 * DEAL
+    finally:
+        await rig.close()
+
+
+async def _lost_and_acknowledged(rig: SettlementRig, snapshot: StoreSnapshot, *, deal: int = 1
+                                 ) -> tuple[SettlementRig, tuple[UUID, UUID, UUID, str]]:
+    """A movement of ``deal`` DEAL settled after the snapshot, lost by its
+    restore, its signature acknowledged and the settler started again (its
+    lookup now watches the lost movement): the rig, then payer, payee, the
+    lost movement and the signature that carried it."""
+    payer, payee = rig.open_account(funded=100 * DEAL), rig.open_account()
+    await rig.settle()
+    rig = await _restart(rig, while_stopped=snapshot.take)
+    lost = uuid4()
+    rig.execute(c.TransferFunds(lost, payer, payee, deal * DEAL))
+    await rig.settle()
+    signature = rig.transfer(lost).signature
+    assert signature is not None
+    rig = await _restart(rig, while_stopped=snapshot.restore)
+    rig = await _restart(rig, acknowledged=frozenset({signature}))
+    await rig.settle()
+    return rig, (payer, payee, lost, signature)
