@@ -30,6 +30,7 @@ from domain.movements import (
     REVERSAL,
     REWARD,
     TRANSFER,
+    WITHDRAWAL,
     movement_noun,
 )
 from domain.system import EXTERNAL_ID, ISSUANCE_ID, REWARDS_ID, TREASURY_ID
@@ -339,6 +340,31 @@ class DistributeReward(Command):
     def debits(self) -> Debits:
         """Paid out of the rewards pool: what the command is for."""
         return Debits(frozenset({REWARDS_ID}), by_design=frozenset({REWARDS_ID}))
+
+
+@dataclass(frozen=True)
+class Withdraw(Command):
+    """Tokens leave custody for a wallet connected to the account: debited
+    at once (to the external account), then moved on chain to the wallet's
+    associated token account by the settler."""
+
+    kind: ClassVar[str] = "withdraw"
+    id_field: ClassVar[str] = "withdrawal_id"
+    withdrawal_id: UUID
+    account_id: UUID
+    amount: int
+    address: str
+    metadata: tuple[tuple[str, str], ...] | None = None
+    external_ref: str | None = None
+
+    def recorded(self) -> Recorded:
+        return Recorded(movement_noun(WITHDRAWAL), {
+            "account_id": ("source", self.account_id), "amount": ("amount", self.amount),
+            "address": ("address", self.address),
+        })
+
+    def debits(self) -> Debits:
+        return Debits.of(self.account_id)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from eventsourcing.domain import Aggregate
 
 from domain.account import Account
 from domain.errors import HoldNotPending, SettlementConflict, TransferNotReversible
-from domain.movements import REVERSAL
+from domain.movements import DEPOSIT, REVERSAL, WITHDRAWAL
 
 # A movement's phase (stored in its events): posted at once, or a hold that
 # is pending until captured, voided or expired. "pending" means a hold's
@@ -133,6 +133,10 @@ class Transfer(Aggregate):
         """The caller's own small map of strings. Absent from earlier events."""
         external_ref: str | None = None
         """The caller's own reference for the movement. Absent from earlier events."""
+        address: str | None = None
+        """A withdrawal's destination: the connected wallet whose associated
+        token account receives the tokens on chain. Absent from every other
+        movement and from earlier events."""
 
     class Captured(Aggregate.Event):
         amount: int
@@ -246,6 +250,7 @@ class Transfer(Aggregate):
         reward_type: str | None = None,
         metadata: dict[str, str] | None = None,
         external_ref: str | None = None,
+        address: str | None = None,
     ) -> None:
         self.kind = kind
         self.source = source
@@ -274,6 +279,7 @@ class Transfer(Aggregate):
         self.reward_type = reward_type
         self.metadata = metadata
         self.external_ref = external_ref
+        self.address = address
         self.recorded_state = self.state
         """The state its recording command answered with (the first answer)."""
         self.closed_version: int | None = None
@@ -304,6 +310,7 @@ class Transfer(Aggregate):
         available_after: int | None = None,
         reward_type: str | None = None,
         references: dict[str, object] | None = None,
+        address: str | None = None,
     ) -> Transfer:
         """Optional fields are written only when set, so the events of every
         other movement keep the shape earlier versions stored."""
@@ -314,6 +321,8 @@ class Transfer(Aggregate):
             extra["available_after"] = available_after
         if reward_type is not None:
             extra["reward_type"] = reward_type
+        if address is not None:
+            extra["address"] = address
         return cls._create(
             cls.Recorded, id=transfer_id, kind=kind, source=source, destination=destination,
             amount=amount, reason=reason, fingerprint=fingerprint, phase=phase,
@@ -391,16 +400,24 @@ class Transfer(Aggregate):
             raise HoldNotPending(f"hold {self.id} is {self.phase} and not due to expire")
         self.trigger_event(self.Expired, timestamp=now)
 
-    def check_reversible(self) -> None:
+    def check_reversible(self, *, compensation: bool = False) -> None:
+        """``compensation``: the reversal of a failed settlement, which never
+        goes on chain; the only reversal of a withdrawal or a deposit (their
+        tokens crossed custody's edge on chain, where no ledger movement can
+        bring them back)."""
         if self.is_hold and self.phase != CAPTURED:
             raise TransferNotReversible(f"hold {self.id} is {self.phase}; only a capture reverses")
         if self.kind == REVERSAL:
             raise TransferNotReversible("a reversal cannot itself be reversed")
+        if self.kind in (WITHDRAWAL, DEPOSIT) and not compensation:
+            raise TransferNotReversible(
+                f"a {self.kind} cannot be reversed: its tokens crossed custody's edge on chain "
+                "(a failed withdrawal is given back by the settler)")
         if self.reversed_by is not None:
             raise TransferNotReversible(f"transfer {self.id} was already reversed")
 
-    def mark_reversed(self, reversal_id: UUID, now: datetime) -> None:
-        self.check_reversible()
+    def mark_reversed(self, reversal_id: UUID, now: datetime, *, compensation: bool = False) -> None:
+        self.check_reversible(compensation=compensation)
         self.trigger_event(self.Reversed, reversal_id=reversal_id, timestamp=now)
 
     # Settlement: each decision checks the submission in force first.

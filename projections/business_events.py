@@ -35,7 +35,7 @@ from application.eventlog.reader import LogEvent
 from domain.account import Account
 from domain.amounts import format_amount
 from domain.anchor import Anchor
-from domain.movements import FEE, REWARD
+from domain.movements import FEE, REWARD, WITHDRAWAL
 from domain.pricing import PriceSchedule
 from domain.reconciliation import Finding, Reconciliation
 from domain.transfer import PENDING, Transfer
@@ -52,11 +52,11 @@ RECORDINGS_KEPT_MAX = 4096
 EVENT_TYPES = (
     "transfer.recorded", "transfer.settled", "transfer.failed", "transfer.reversed",
     "hold.placed", "hold.captured", "hold.voided", "hold.expired",
-    "fee.charged", "reward.paid", "wallet.connected", "wallet.disconnected",
-    "reconciliation.finding",
+    "fee.charged", "reward.paid", "withdrawal.requested", "wallet.connected",
+    "wallet.disconnected", "reconciliation.finding",
 )
 """Every public type, in the order the docs list them."""
-PASSED_ON = ("external_ref", "metadata", "reward_type")
+PASSED_ON = ("external_ref", "metadata", "reward_type", "address")
 """Optional fields of a stored movement passed on as they are, when present."""
 
 
@@ -103,7 +103,7 @@ def _recorded(event: LogEvent, fields: Fields) -> Payload:
     if fields["phase"] == PENDING:
         data["expires_at"] = fields["expires_at"] and _zulu(fields["expires_at"])
         return "hold.placed", data
-    by_kind = {FEE: "fee.charged", REWARD: "reward.paid"}
+    by_kind = {FEE: "fee.charged", REWARD: "reward.paid", WITHDRAWAL: "withdrawal.requested"}
     return by_kind.get(fields["kind"], "transfer.recorded"), data
 
 

@@ -118,7 +118,7 @@ def test_the_client_stands_alone() -> None:
 # newcomer open the wrong file (two store.py and two progress.py were renamed).
 REPEATED_BY_DESIGN = {
     "accounts", "events", "holds", "movements", "pricing", "proofs", "reconciliations",
-    "system", "wallets",  # a resource per layer
+    "system", "wallets", "withdrawals",  # a resource per layer
     "errors",  # each layer's refusals, and the client's
     "amounts",  # text to money: the domain's, and the client's
 }

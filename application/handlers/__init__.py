@@ -24,6 +24,7 @@ from application.handlers import (
     reconciliation_steps,
     settlement_steps,
     wallets,
+    withdrawals,
 )
 from application.handlers.session import AggregateSession
 from application.outcomes import Outcome
@@ -43,6 +44,7 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.DistributeReward: movements.distribute_reward,
     c.Mint: movements.mint,
     c.Burn: movements.burn,
+    c.Withdraw: withdrawals.withdraw,
     c.ReverseTransfer: movements.reverse_transfer,
     c.PlaceHold: holds.place_hold,
     c.CaptureHold: holds.capture_hold,

@@ -73,6 +73,7 @@ def record_movement(
     settles_on_chain: bool = True,
     adjusts: UUID | None = None,
     reward_type: str | None = None,
+    address: str | None = None,
 ) -> MovementRecorded:
     existing = session.existing_transfer(transfer_id, command.id_field)
     if existing is not None:
@@ -98,7 +99,7 @@ def record_movement(
         source_balance_after=posting.source_balance_after,
         destination_balance_after=posting.destination_balance_after, now=now,
         spender=spender, reverses=reverses, settles_on_chain=settles_on_chain, adjusts=adjusts,
-        reward_type=reward_type, references=references,
+        reward_type=reward_type, references=references, address=address,
     )
     session.add(transfer, primary=True)
     return movement_outcome(transfer)
@@ -218,14 +219,14 @@ def reverse_transfer(
     original = session.get(command.transfer_id)
     if not isinstance(original, Transfer):  # absent, or the id of an account, a wallet...
         raise TransferNotFound(f"transfer {command.transfer_id} does not exist")
-    original.check_reversible()
+    original.check_reversible(compensation=not command.settles_on_chain)
     outcome = record_movement(
         session, command, transfer_id=command.reversal_id,
         kind=REVERSAL, source_id=original.destination, destination_id=original.source,
         amount=original.posted_amount, reason=reason, now=now, reverses=original.id,
         settles_on_chain=command.settles_on_chain,
     )
-    original.mark_reversed(command.reversal_id, now)
+    original.mark_reversed(command.reversal_id, now, compensation=not command.settles_on_chain)
     return outcome
 
 

@@ -20,7 +20,7 @@ from domain.wallet import Wallet, legacy_wallet_id, validate_wallet_address, wal
 def connect_wallet(command: c.ConnectWallet, session: AggregateSession, now: datetime) -> WalletChanged:
     address = validate_wallet_address(command.address)
     account = session.account(command.account_id)
-    wallet = _wallet(session, address)
+    wallet = find_wallet(session, address)
     if wallet is None:
         wallet = Wallet.connect(address, account, now)
         session.add(wallet, primary=True)
@@ -36,7 +36,7 @@ def disconnect_wallet(
 ) -> WalletChanged:
     address = validate_wallet_address(command.address)
     account = session.account(command.account_id)
-    wallet = _wallet(session, address)
+    wallet = find_wallet(session, address)
     if wallet is None:
         raise WalletNotFound(f"wallet {address} is not connected to account {command.account_id}")
     wallet.disconnect(account, now)
@@ -45,7 +45,8 @@ def disconnect_wallet(
                          answered_by=((wallet.id, wallet.version),))
 
 
-def _wallet(session: AggregateSession, address: str) -> Wallet | None:
+def find_wallet(session: AggregateSession, address: str) -> Wallet | None:
+    """The Wallet of ``address``, connected or not; None when never connected."""
     legacy = session.get(legacy_wallet_id(address))
     if isinstance(legacy, Wallet) and legacy.address == address:
         return legacy
@@ -54,5 +55,5 @@ def _wallet(session: AggregateSession, address: str) -> Wallet | None:
 
 def connected_wallet(session: AggregateSession, address: str) -> Wallet | None:
     """The wallet at ``address`` if it is connected to an account now."""
-    wallet = _wallet(session, address)
+    wallet = find_wallet(session, address)
     return wallet if wallet is not None and wallet.is_live else None

@@ -77,12 +77,15 @@ class FeePayerFunds:
 @dataclass(frozen=True)
 class ChainMovement:
     """One ledger movement to mirror on chain. ``source`` is None for a mint,
-    ``destination`` is None for a burn."""
+    ``destination`` is None for a burn, or for a withdrawal, whose
+    ``destination_wallet`` (a base58 address) names the wallet whose
+    associated token account receives the tokens (created when missing)."""
 
     transfer_id: UUID
     source: UUID | None
     destination: UUID | None
     amount: int
+    destination_wallet: str | None = None
 
 
 @dataclass(frozen=True)

@@ -234,6 +234,12 @@ def _recorded(page: _Page, event: Any) -> None:
         "status, alone) VALUES (?, ?, ?, ?, ?, ?, 0) ON CONFLICT (transfer_id) DO NOTHING",
         event.originator_id.hex, page.position, source, destination, event.amount, status,
     )
+    address = getattr(event, "address", None)
+    if address is not None:  # a withdrawal: its wallet is its destination on chain
+        page.run(
+            "INSERT INTO {settlement_withdrawals} (transfer_id, address) VALUES (?, ?) "
+            "ON CONFLICT (transfer_id) DO NOTHING", event.originator_id.hex, address,
+        )
 
 
 @_on(Transfer.Captured)

@@ -72,7 +72,7 @@ from application.settlement.fold import SettlementFold
 from application.settlement.store import Movement, Submission
 from domain.amounts import INITIAL_SUPPLY
 from domain.errors import SettlementConflict
-from domain.system import GENESIS_MINT_ID, ISSUANCE_ID, TREASURY_ID
+from domain.system import CUSTODY_LESS_ACCOUNTS, GENESIS_MINT_ID, ISSUANCE_ID, TREASURY_ID
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -199,12 +199,15 @@ def is_movement_error(reason: str) -> bool:
 
 def chain_movement(movement: Movement) -> ChainMovement:
     """The issuance account is the mint's side: a movement from it is a
-    ``mint_to``, one to it a ``burn``."""
+    ``mint_to``, one to it a ``burn``. A withdrawal goes to its wallet's
+    associated token account (the external account has no token account)."""
     return ChainMovement(
         transfer_id=movement.transfer_id,
         source=None if movement.source == ISSUANCE_ID else movement.source,
-        destination=None if movement.destination == ISSUANCE_ID else movement.destination,
+        destination=None if movement.destination in CUSTODY_LESS_ACCOUNTS
+        else movement.destination,
         amount=movement.amount,
+        destination_wallet=movement.address,
     )
 
 
@@ -596,9 +599,10 @@ class _Pending:
 
 
 def _accounts(movement: Movement) -> set[UUID]:
-    """The token accounts a movement writes (the issuance side is the mint,
+    """The token accounts a movement writes (a withdrawal's wallet only
+    receives, in any order; the issuance side is the mint,
     whose supply no order of mints and burns can take below zero)."""
-    return {movement.source, movement.destination} - {ISSUANCE_ID}
+    return {movement.source, movement.destination} - CUSTODY_LESS_ACCOUNTS
 
 
 def _submission(signed: SignedSubmission) -> Submission:

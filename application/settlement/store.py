@@ -75,6 +75,7 @@ _TABLES = (
     "settlement_balances", "reconciliation_runs", "reconciliation_findings",
     "reconciliation_watermarks", "reconciliation_balances", "settlement_meta",
     "deposit_cursors",
+    "settlement_withdrawals",
 )
 
 _DDL = """
@@ -117,7 +118,9 @@ CREATE TABLE IF NOT EXISTS {reconciliation_balances} (
   read_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS {settlement_meta} (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS {deposit_cursors} (
-  account_id TEXT PRIMARY KEY, signature TEXT NOT NULL)
+  account_id TEXT PRIMARY KEY, signature TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS {settlement_withdrawals} (
+  transfer_id TEXT PRIMARY KEY, address TEXT NOT NULL)
 """
 
 SETTLEMENT_STEPS = "settlement_steps"
@@ -147,6 +150,9 @@ class Movement:
     alone: bool
     signature: str | None
     slot: int | None
+    address: str | None = None
+    """A withdrawal's wallet: the tokens go to its associated token account
+    (``destination`` is then the external account, which has none)."""
 
 
 @dataclass(frozen=True)
@@ -511,7 +517,9 @@ class SettlementStore:
 
 
 _MOVEMENT_COLUMNS = (
-    "transfer_id, position, source, destination, amount, status, alone, signature, slot"
+    "transfer_id, position, source, destination, amount, status, alone, signature, slot, "
+    "(SELECT address FROM {settlement_withdrawals} "
+    "WHERE {settlement_withdrawals}.transfer_id = {settlement_movements}.transfer_id)"
 )
 _SUBMISSION_COLUMNS = (
     "signature, position, last_valid_block_height, tx, transfer_ids, status, slot, "
@@ -534,7 +542,7 @@ def _uuid(value: str | None) -> UUID | None:
 def _movement(row: Sequence[Any]) -> Movement:
     return Movement(
         UUID(row[0]), int(row[1]), UUID(row[2]), UUID(row[3]), int(row[4]), str(row[5]),
-        bool(row[6]), row[7], None if row[8] is None else int(row[8]),
+        bool(row[6]), row[7], None if row[8] is None else int(row[8]), row[9],
     )
 
 

@@ -31,6 +31,7 @@ from solders.system_program import (
     CreateAccountWithSeedParams,
     create_account_with_seed,
 )
+from solders.token.associated import get_associated_token_address
 from solders.token.state import Mint, TokenAccount
 from solders.transaction import Transaction
 from solders.transaction_status import TransactionErrorType
@@ -41,6 +42,8 @@ from interface.chain.netting import net_movements
 
 TOKEN_PROGRAM_ID = Pubkey.from_string("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA")
 MEMO_PROGRAM_ID = Pubkey.from_string("MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr")
+ASSOCIATED_TOKEN_PROGRAM_ID = Pubkey.from_string("ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL")
+SYSTEM_PROGRAM_ID = Pubkey.from_string("11111111111111111111111111111111")
 
 DEAL_DECIMALS = 8
 MINT_SEED = "deals-ledger:deal-mint"  # the mint lives at a seed address: no extra signer
@@ -57,6 +60,7 @@ _TRANSFER_CHECKED = 12
 _MINT_TO_CHECKED = 14
 _BURN_CHECKED = 15
 _FREEZE_ACCOUNT = 10
+_CREATE_IDEMPOTENT = 1  # the associated token account program's CreateIdempotent
 
 
 @dataclass(frozen=True)
@@ -155,12 +159,50 @@ def create_token_account_instructions(
     return [create, initialize]
 
 
+def associated_token_address(wallet: str, mint: Pubkey) -> Pubkey:
+    """Where a wallet holds DEAL by convention: its associated token account."""
+    return get_associated_token_address(Pubkey.from_string(wallet), mint)
+
+
+def create_associated_account_instruction(
+    fee_payer: Pubkey, wallet: str, mint: Pubkey
+) -> Instruction:
+    """Create ``wallet``'s associated token account, paid by the fee payer;
+    a no-op when it exists (CreateIdempotent), so a withdrawal always
+    carries it and never fails for an account created meanwhile."""
+    owner = Pubkey.from_string(wallet)
+    accounts = [
+        AccountMeta(fee_payer, is_signer=True, is_writable=True),
+        _writable(get_associated_token_address(owner, mint)), _readonly(owner), _readonly(mint),
+        _readonly(SYSTEM_PROGRAM_ID), _readonly(TOKEN_PROGRAM_ID),
+    ]
+    return Instruction(ASSOCIATED_TOKEN_PROGRAM_ID, bytes([_CREATE_IDEMPOTENT]), accounts)
+
+
+def movement_instructions(
+    roles: Authorities, movement: ChainMovement, mint: Pubkey | None = None
+) -> list[Instruction]:
+    """A movement's instructions: a withdrawal first makes sure its
+    wallet's associated token account exists."""
+    moved = movement_instruction(roles, movement, mint)
+    if movement.destination_wallet is None:
+        return [moved]
+    create = create_associated_account_instruction(
+        roles.fee_payer, movement.destination_wallet, _mint(roles, mint))
+    return [create, moved]
+
+
 def movement_instruction(
     roles: Authorities, movement: ChainMovement, mint: Pubkey | None = None
 ) -> Instruction:
     """The token instruction that mirrors one movement (its id is in the
     transaction's memo, ``memo_instruction``)."""
     mint = _mint(roles, mint)
+    if movement.destination_wallet is not None:
+        source = token_account_address(roles.address_base, _required(movement.source))
+        wallet_account = associated_token_address(movement.destination_wallet, mint)
+        return transfer_checked_instruction(roles.owner, source, wallet_account,
+                                            movement.amount, mint)
     if movement.source is None:
         minted_to = token_account_address(roles.address_base, _required(movement.destination))
         return mint_to_instruction(roles.mint_authority, minted_to, movement.amount, mint)
@@ -270,6 +312,14 @@ def validate_movement(movement: ChainMovement) -> None:
         raise ValueError("amount_must_be_positive_and_fit_u64")
     if movement.source is None and movement.destination is None:
         raise ValueError("movement_needs_a_source_or_a_destination")
+    if movement.destination_wallet is not None and (
+            movement.source is None or movement.destination is not None):
+        raise ValueError("a_withdrawal_goes_from_a_token_account_to_a_wallet_only")
+    if movement.destination_wallet is not None:
+        try:
+            Pubkey.from_string(movement.destination_wallet)
+        except ValueError:
+            raise ValueError("destination_wallet_must_be_a_base58_address") from None
     if movement.source == movement.destination:
         raise ValueError("accounts_must_be_different")
 
@@ -305,7 +355,8 @@ def movements_message(
     for account_id in accounts_to_create:
         instructions += create_token_account_instructions(roles, account_id, rent, mint)
     legs = net_movements(movements) if net else movements
-    instructions += [movement_instruction(roles, movement, mint) for movement in legs]
+    for movement in legs:
+        instructions += movement_instructions(roles, movement, mint)
     instructions.append(memo_instruction(*(movement.transfer_id for movement in movements)))
     return Message.new_with_blockhash(instructions, roles.fee_payer, blockhash)
 

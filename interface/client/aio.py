@@ -120,6 +120,14 @@ class AsyncLedgerClient:
         return await self._run(calls.charge_fee(account_id, service_type, charge_id,
                                              calls.References(metadata, external_ref)))
 
+    async def withdraw(self, account_id: Id, amount: AmountIn, address: str, *,
+                 withdrawal_id: Id | None = None, metadata: Metadata = None,
+                 external_ref: str | None = None) -> m.Withdrawal:
+        """Send ``amount`` to ``address``, a wallet connected to the account:
+        debited now, on the wallet's associated token account once settled."""
+        return await self._run(calls.withdraw(account_id, amount, address, withdrawal_id,
+                                          calls.References(metadata, external_ref)))
+
     async def distribute_reward(self, account_id: Id, amount: AmountIn, reward_type: str, *,
                           reward_id: Id | None = None, metadata: Metadata = None,
                           external_ref: str | None = None) -> m.Reward:

@@ -159,6 +159,15 @@ def charge_fee(account_id: UUID | str, service_type: str, charge_id: UUID | str 
     }, "charge_id")
 
 
+def withdraw(account_id: UUID | str, amount: AmountIn, address: str,
+             withdrawal_id: UUID | str | None, refs: References = NO_REFERENCES
+             ) -> Call[m.Withdrawal]:
+    return _command("/v1/withdrawals", m.Withdrawal, {
+        "withdrawal_id": _id(withdrawal_id), "account_id": UUID(str(account_id)),
+        "amount": amount_text(amount), "address": address, **refs.body(),
+    }, "withdrawal_id")
+
+
 def distribute_reward(account_id: UUID | str, amount: AmountIn, reward_type: str,
                       reward_id: UUID | str | None, refs: References = NO_REFERENCES
                       ) -> Call[m.Reward]:

@@ -86,6 +86,20 @@ class FeeCharge:
 
 
 @dataclass(frozen=True)
+class Withdrawal:
+    """The account debited; ``status`` pending until the tokens are on the
+    wallet's associated token account (``get_transfer`` follows it)."""
+
+    withdrawal_id: UUID
+    account_id: UUID
+    address: str
+    amount: Decimal
+    balance: Decimal
+    status: str
+    position: int
+
+
+@dataclass(frozen=True)
 class Reward:
     reward_id: UUID
     account_id: UUID

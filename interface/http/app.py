@@ -46,6 +46,7 @@ from interface.http.routers import (
     transfers,
     wallets,
     webhooks,
+    withdrawals,
 )
 from interface.http.schemas.responses import ErrorResponse
 from interface.wiring.logs import valid_request_id
@@ -56,7 +57,7 @@ ROUTERS = (
     accounts.router, wallets.router, transfers.router, fees.router, holds.router,
     allowances.router, rewards.router, supply.router, pricing.router, system.router,
     audit.router, operations.router, reconciliations.router, proofs.router, events.router,
-    webhooks.router,
+    webhooks.router, withdrawals.router,
 )
 PUBLIC_PATHS = frozenset({"/health", "/ready", "/metrics"})
 """The only routes without a scope (besides /docs and /openapi.json)."""

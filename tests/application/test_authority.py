@@ -63,6 +63,7 @@ ALLOWED_TO_A_WRITE_KEY: dict[str, c.Command] = {
     "fee into the treasury": c.ChargeFee(uuid4(), USER, "search"),
     "reward out of the pool": c.DistributeReward(uuid4(), USER, "referral", 1),
     "burn from a user (the route asks for admin)": c.Burn(uuid4(), USER, 1),
+    "withdrawal from a user (to the external account)": c.Withdraw(uuid4(), USER, 1, "address"),
     "hold on a user": c.PlaceHold(uuid4(), USER, service_type="search"),
     "capture (the rule applied when the hold was placed)": c.CaptureHold(uuid4()),
     "void": c.VoidHold(uuid4()),

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from uuid import UUID, uuid4
 
 import pytest
+from solders.keypair import Keypair
 
 from application import commands as c
 from domain.amounts import UNITS_PER_DEAL
@@ -110,6 +111,23 @@ def test_a_mint_and_a_burn_name_their_account(ledger, accounts):
         ledger.execute(c.Burn(mint.transfer_id, user, 7 * DEAL, SECRET))
 
 
+def test_a_withdrawal_names_its_account_amount_and_address(ledger, accounts):
+    user, other, _ = accounts
+    address, another = str(Keypair().pubkey()), str(Keypair().pubkey())
+    for wallet in (address, another):
+        ledger.execute(c.ConnectWallet(user, wallet))
+    ledger.execute(c.ConnectWallet(other, str(Keypair().pubkey())))
+    withdrawal = c.Withdraw(uuid4(), user, 7 * DEAL, address)
+    ledger.execute(withdrawal)
+    wid = withdrawal.withdrawal_id
+    with conflict(ledger, f"withdrawal_id {wid} was first used with a different 'address';"):
+        ledger.execute(c.Withdraw(wid, user, 7 * DEAL, another))
+    with conflict(ledger, "a different 'account_id' and 'amount';"):
+        ledger.execute(c.Withdraw(wid, other, DEAL, address))
+    with conflict(ledger, "was first used for a withdrawal, not a burn"):
+        ledger.execute(c.Burn(wid, user, 7 * DEAL))
+
+
 def test_a_reversal_names_the_transfer_it_reverses(ledger, accounts):
     source, _, destination = accounts
     original = c.TransferFunds(uuid4(), source, destination, 7 * DEAL)
@@ -188,7 +206,7 @@ def test_an_id_held_by_another_kind_of_aggregate_names_that_kind(ledger, account
 
 
 COVERED_ABOVE = (c.TransferFunds, c.TransferFrom, c.ChargeFee, c.DistributeReward, c.Mint,
-                 c.Burn, c.ReverseTransfer, c.PlaceHold)
+                 c.Burn, c.ReverseTransfer, c.PlaceHold, c.Withdraw)
 """Commands whose reused id names the differing fields, each with a case above."""
 ANSWERED_OTHERWISE = {
     c.OpenAccount: "account_exists names the kind that differs (API.md)",

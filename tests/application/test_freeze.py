@@ -100,6 +100,13 @@ def burn(ledger: LedgerHarness) -> Scene:
     return Scene(c.Burn(uuid4(), holder, 1), {"holder": holder})
 
 
+def withdraw(ledger: LedgerHarness) -> Scene:
+    """The external account, a system account, cannot be frozen."""
+    holder, address = _funded(ledger), str(Keypair().pubkey())
+    ledger.execute(c.ConnectWallet(holder, address))
+    return Scene(c.Withdraw(uuid4(), holder, 1, address), {"holder": holder})
+
+
 def reverse(ledger: LedgerHarness) -> Scene:
     transfer_id, sender, receiver = _moved(ledger)
     return Scene(c.ReverseTransfer(uuid4(), transfer_id),
@@ -184,6 +191,7 @@ PARTIES: dict[type[c.Command], Callable[[LedgerHarness], Scene] | str] = {
     c.DistributeReward: reward,
     c.Mint: mint,
     c.Burn: burn,
+    c.Withdraw: withdraw,
     c.ReverseTransfer: reverse,
     c.PlaceHold: place_hold,
     c.CaptureHold: capture,

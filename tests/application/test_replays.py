@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from uuid import UUID, uuid4
 
 import pytest
+from solders.keypair import Keypair
 
 from application import commands as c
 from application.outcomes import BatchRecorded, Outcome
@@ -112,6 +113,18 @@ def _mint(ledger):
 
 def _burn(ledger):
     return c.Burn(uuid4(), ledger.open_account(4 * DEAL), DEAL, "redeem")
+
+
+def _withdraw(ledger):
+    account, address = ledger.open_account(4 * DEAL), str(Keypair().pubkey())
+    ledger.execute(c.ConnectWallet(account, address))
+    return c.Withdraw(uuid4(), account, DEAL, address)
+
+
+def _withdraw_later(ledger, command):
+    """Settled, the wallet disconnected: a repeat still answers the first answer."""
+    _settle_and_move_on(ledger, command)
+    ledger.execute(c.DisconnectWallet(command.account_id, command.address))
 
 
 def _reverse(ledger):
@@ -228,6 +241,7 @@ CASES = [
     Case(c.DistributeReward, _reward, _settle_and_move_on),
     Case(c.Mint, _mint, _settle_and_move_on),
     Case(c.Burn, _burn, _settle_and_move_on),
+    Case(c.Withdraw, _withdraw, _withdraw_later),
     Case(c.ReverseTransfer, _reverse, _reverse_later),
     Case(c.OpenAccount, _open, _open_later),
     Case(c.PlaceHold, _hold, _hold_later),

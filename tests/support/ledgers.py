@@ -13,9 +13,9 @@ from application.write.aggregate_cache import AggregateCache
 from application.write.event_store import LedgerApplication
 from application.write.processor import CommandProcessor
 from application.write.writer import CommandWriter
-from domain.system import ISSUANCE_ID, REWARDS_ID, TREASURY_ID
+from domain.system import SYSTEM_ACCOUNTS
 
-SYSTEM_IDS = (TREASURY_ID, REWARDS_ID, ISSUANCE_ID)
+SYSTEM_IDS = tuple(SYSTEM_ACCOUNTS.values())
 
 
 class SettableClock:

@@ -115,6 +115,18 @@ class FeeRequest(Request, References):
                            **self.references())
 
 
+class WithdrawalRequest(Request, References):
+    withdrawal_id: UUID
+    account_id: UUID
+    amount: Amount
+    address: AddressText = Field(description="a wallet connected to the account: its "
+                                             "associated token account receives the tokens")
+
+    def command(self) -> c.Withdraw:
+        return c.Withdraw(self.withdrawal_id, self.account_id, self.amount, self.address,
+                          **self.references())
+
+
 class HoldRequest(Request, References):
     hold_id: UUID
     account_id: UUID

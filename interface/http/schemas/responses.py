@@ -136,6 +136,25 @@ class FeeResponse(Response):
         )
 
 
+class WithdrawalResponse(Response):
+    withdrawal_id: UUID
+    account_id: UUID
+    address: str = Field(description="the connected wallet the tokens go to on chain")
+    amount: AmountText
+    balance: SignedAmountText = Field(description="the account's balance right after it")
+    status: str = Field(description="pending until the tokens are on the wallet's associated "
+                                    "token account (settled); failed if the chain refused it")
+    position: int
+
+    @classmethod
+    def of(cls, outcome: o.MovementRecorded, address: str) -> WithdrawalResponse:
+        return cls(
+            withdrawal_id=outcome.transfer_id, account_id=outcome.source, address=address,
+            amount=format_amount(outcome.amount), balance=format_amount(outcome.source_balance),
+            status=outcome.status, position=_pos(outcome),
+        )
+
+
 class RewardResponse(Response):
     reward_id: UUID
     account_id: UUID

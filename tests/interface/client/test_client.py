@@ -326,6 +326,7 @@ def test_a_batch_answers_each_item_and_a_reversal_undoes_a_transfer(client):
 CLIENT_MODELS = {
     "Account": "AccountResponse", "Balance": "BalanceResponse", "Movement": "MovementResponse",
     "FeeCharge": "FeeResponse", "Reward": "RewardResponse", "Hold": "HoldResponse",
+    "Withdrawal": "WithdrawalResponse",
     "HoldCapture": "HoldCapturedResponse", "HoldRelease": "HoldReleasedResponse",
     "Allowance": "AllowanceResponse", "WalletChange": "WalletChangedResponse",
     "Wallet": "WalletResponse", "AccountSummary": "AccountItem",

@@ -1,0 +1,131 @@
+"""Withdrawals on chain, embedded and through the JSON-RPC adapter: the
+tokens land on the wallet's associated token account (created by the fee
+payer when missing), exactly once through a crash at every step, and the
+reconciliation stays clean; one the chain refuses is compensated back."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from uuid import UUID, uuid4
+
+import pytest
+from solders.keypair import Keypair
+from solders.pubkey import Pubkey
+
+from application import commands as c
+from domain.system import EXTERNAL_ID
+from interface.chain import transactions as tx
+from tests.settlement.conftest import DEAL, SettlementRig
+from tests.settlement.test_crash import CRASH_POINTS, crash_at, settle_through_crashes
+from tests.support.stores import StoreConfig
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=["litesvm", "rpc"])
+async def chain_rig(request, store: StoreConfig, tmp_path: Path) -> AsyncIterator[SettlementRig]:
+    rig = SettlementRig(store, tmp_path, chain_kind=request.param)
+    try:
+        await rig.settle()
+        yield rig
+    finally:
+        await rig.close()
+
+
+def connected(rig: SettlementRig, funded: int) -> tuple[UUID, str]:
+    """A funded account with a fresh wallet connected to it."""
+    account = rig.open_account(funded)
+    wallet = str(Keypair().pubkey())
+    rig.execute(c.ConnectWallet(account, wallet))
+    return account, wallet
+
+
+def wallet_balance(rig: SettlementRig, wallet: str) -> int | None:
+    """The wallet's DEAL on chain (its associated token account); None
+    while that account does not exist."""
+    mint = Pubkey.from_string(rig.chain.mint_address)
+    found = rig.embedded.get_account(tx.associated_token_address(wallet, mint))
+    return None if found is None else tx.decode_token_account(bytes(found.data)).amount
+
+
+async def test_a_withdrawal_lands_on_the_wallets_associated_token_account(
+    chain_rig: SettlementRig,
+) -> None:
+    rig = chain_rig
+    account, wallet = connected(rig, 10 * DEAL)
+    first, second = uuid4(), uuid4()
+    rig.execute(c.Withdraw(first, account, 3 * DEAL, wallet))
+    assert rig.ledger.balance(account) == 7 * DEAL and wallet_balance(rig, wallet) is None
+
+    await rig.settle()
+    rig.execute(c.Withdraw(second, account, 2 * DEAL, wallet))  # its account exists now
+    await rig.settle()
+
+    assert wallet_balance(rig, wallet) == 5 * DEAL
+    assert rig.ledger.balance(EXTERNAL_ID) == 5 * DEAL
+    assert rig.transfer(first).signature is not None and rig.transfer(first).slot
+    await rig.assert_each_settled_once([first, second])
+    await rig.assert_chain_matches_ledger()
+    external_on_chain = rig.chain_supply() - sum(
+        [await rig.chain_balance(held) for held in rig.accounts])
+    assert external_on_chain == rig.ledger.balance(EXTERNAL_ID)
+    assert (await rig.reconcile(full=True)).clean
+
+
+async def test_withdrawals_and_transfers_pack_together(chain_rig: SettlementRig) -> None:
+    rig = chain_rig
+    account, wallet = connected(rig, 10 * DEAL)
+    other = rig.open_account()
+    ids = [uuid4() for _ in range(6)]
+    for index, transfer_id in enumerate(ids):
+        if index % 2:
+            rig.execute(c.TransferFunds(transfer_id, account, other, DEAL))
+        else:
+            rig.execute(c.Withdraw(transfer_id, account, DEAL, wallet))
+
+    await rig.settle()
+
+    assert wallet_balance(rig, wallet) == 3 * DEAL
+    await rig.assert_each_settled_once(ids)
+    await rig.assert_chain_matches_ledger()
+    assert (await rig.reconcile(full=True)).clean
+
+
+@pytest.mark.parametrize("point", CRASH_POINTS)
+async def test_a_crash_at_each_step_withdraws_exactly_once(
+    chain_rig: SettlementRig, point: str
+) -> None:
+    rig = chain_rig
+    account, wallet = connected(rig, 10 * DEAL)
+    ids = [uuid4() for _ in range(3)]
+    for transfer_id in ids:
+        rig.execute(c.Withdraw(transfer_id, account, 2 * DEAL, wallet))
+    crashed = crash_at(rig, point, times=2)
+
+    crashes = await settle_through_crashes(rig)
+
+    assert crashes == 2 and len(crashed) == 2
+    assert wallet_balance(rig, wallet) == 6 * DEAL
+    await rig.assert_each_settled_once(ids)
+    await rig.assert_chain_matches_ledger()
+    assert (await rig.reconcile(full=True)).clean
+
+
+async def test_a_withdrawal_the_chain_refuses_is_compensated_back(
+    chain_rig: SettlementRig,
+) -> None:
+    """The custody token account frozen on chain (by the freeze authority):
+    the transfer fails, the ledger gives the amount back to the account."""
+    rig = chain_rig
+    account, wallet = connected(rig, 10 * DEAL)
+    await rig.settle()
+    rig.embedded.freeze_token_account(rig.custody, rig.address(account))
+    withdrawal = uuid4()
+    rig.execute(c.Withdraw(withdrawal, account, 4 * DEAL, wallet))
+
+    await rig.settle()
+
+    assert rig.transfer(withdrawal).status == "reversed"
+    assert rig.ledger.balance(account) == 10 * DEAL and rig.ledger.balance(EXTERNAL_ID) == 0
+    assert not wallet_balance(rig, wallet)
