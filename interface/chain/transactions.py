@@ -43,7 +43,6 @@ from interface.chain.netting import net_movements
 TOKEN_PROGRAM_ID = Pubkey.from_string("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA")
 MEMO_PROGRAM_ID = Pubkey.from_string("MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr")
 ASSOCIATED_TOKEN_PROGRAM_ID = Pubkey.from_string("ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL")
-SYSTEM_PROGRAM_ID = Pubkey.from_string("11111111111111111111111111111111")
 
 DEAL_DECIMALS = 8
 MINT_SEED = "deals-ledger:deal-mint"  # the mint lives at a seed address: no extra signer
