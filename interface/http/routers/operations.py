@@ -28,7 +28,8 @@ async def get_health():
     "/ready", response_model=ReadyResponse, responses=refusals(503),
     description="The event store answers and the read models are within "
                 "DEALS_READY_MAX_LAG positions of the log, and the projector is not "
-                "stopped at an event it cannot apply; else 503 unavailable.",
+                "stopped at an event it cannot apply, and the read models are not past "
+                "the log's head (a log restored without them); else 503 unavailable.",
 )
 async def get_readiness(ledger: Ledger):
     try:
@@ -40,6 +41,11 @@ async def get_readiness(ledger: Ledger):
     if stalled_at is not None:
         return error_response(LedgerUnavailable(
             f"the projector stopped at position {stalled_at}: it cannot apply that event"))
+    if read_position > store_position:
+        return error_response(LedgerUnavailable(
+            f"the read models stand at position {read_position}, past the event log's head "
+            f"{store_position}: the log was restored without them; stop every process, delete "
+            "them and start again (docs/operations.md, Backups)"))
     lag = store_position - read_position
     if lag > ledger.settings.ready_lag_max:
         return error_response(LedgerUnavailable(f"the read models are {lag} positions behind"))
