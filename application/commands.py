@@ -853,6 +853,35 @@ class AssignDeposit(Command):
 
 
 @dataclass(frozen=True)
+class ReturnDeposit(Command):
+    """Admin: send an unassigned deposit (a finding) back to the wallet that
+    owns the token account it came from. In one command the deposit is
+    credited (the same derived id as the scan's credit or an assignment, so
+    a deposit is resolved once, either way) and a withdrawal of the same
+    amount to that wallet is debited at once, which the settler moves on
+    chain like any withdrawal (failed and compensated like one)."""
+
+    kind: ClassVar[str] = "return_deposit"
+    id_field: ClassVar[str] = "finding_id"
+    finding_id: UUID
+    reason: str = ""
+
+    def recorded(self) -> Recorded:
+        return Recorded(movement_noun(WITHDRAWAL), {
+            "reason": ("reason", self.reason or None),  # none given: a default is stored
+        })
+
+    def chosen_ids(self) -> tuple[tuple[str, UUID], ...]:
+        """Its id names a finding that exists; it creates nothing under it."""
+        return ()
+
+    def debits(self) -> Debits:
+        """The external account (the credit) and the deposit's account (the
+        withdrawal), which only the finding names."""
+        return UNKNOWN_DEBITS
+
+
+@dataclass(frozen=True)
 class RetryCompensation(Command):
     """Admin: post the compensating reversal of a failed settlement that the
     ledger refused earlier (e.g. once the destination holds the amount

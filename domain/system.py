@@ -69,6 +69,12 @@ def deposit_id(signature: str, account_id: UUID) -> UUID:
     return ledger_id(_NAMESPACE, f"deposit:{signature}:{account_id}")
 
 
+def deposit_return_id(credit_id: UUID) -> UUID:
+    """The withdrawal that returns a deposit (credited as ``credit_id``) to
+    the wallet it came from: one per deposit."""
+    return derived_id("deposit-return", credit_id)
+
+
 def deposit_finding_id(signature: str, account_id: UUID) -> UUID:
     """The finding of a deposit no connected wallet made: recorded once."""
     return ledger_id(_NAMESPACE, f"deposit-finding:{signature}:{account_id}")

@@ -69,6 +69,7 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.AdjustForFinding: reconciliation_steps.adjust_for_finding,
     c.CreditDeposit: deposits.credit_deposit,
     c.AssignDeposit: deposits.assign_deposit,
+    c.ReturnDeposit: deposits.return_deposit,
 }
 
 

@@ -5,8 +5,9 @@ The deposit's own transaction is its settlement, so the credit is recorded
 already settled (signature, slot) and never goes to the settlement queue.
 Its id is derived from (signature, account): the scan's credit and an
 admin's assignment of the same deposit share it, so whichever comes first
-is the only one. A deposit's finding, once resolved (credited or assigned),
-records that in ``adjusted_by``, so it cannot be resolved a second way.
+is the only one. A deposit's finding, once resolved (credited, assigned or
+returned), records that in ``adjusted_by``, so it cannot be resolved a
+second way.
 """
 
 from __future__ import annotations
@@ -16,15 +17,15 @@ from datetime import datetime
 from uuid import UUID
 
 from application import commands as c
-from application.handlers.movements import movement_outcome, record_movement
+from application.handlers.movements import movement_outcome, record_movement, replay
 from application.handlers.session import AggregateSession
 from application.handlers.wallets import connected_wallet
 from application.outcomes import MovementRecorded
 from domain.amounts import check_amount
 from domain.errors import FindingNotAdjustable, FindingNotFound, InvalidRequest
-from domain.movements import DEPOSIT
+from domain.movements import DEPOSIT, WITHDRAWAL
 from domain.reconciliation import Finding
-from domain.system import EXTERNAL_ID, deposit_finding_id, deposit_id
+from domain.system import EXTERNAL_ID, deposit_finding_id, deposit_id, deposit_return_id
 from domain.transfer import CLIENT_STATUS_BY_STATE, SETTLED, Transfer
 
 _SETTLED_STATUS = CLIENT_STATUS_BY_STATE[SETTLED]
@@ -82,6 +83,46 @@ def assign_deposit(
                       transfer_id=transfer_id)
     finding.mark_adjusted(transfer_id, amount, now)
     session.set_primary(transfer_id)
+    return outcome
+
+
+def return_deposit(
+    command: c.ReturnDeposit, session: AggregateSession, now: datetime
+) -> MovementRecorded:
+    """Credit an unassigned deposit and withdraw it at once to the wallet that
+    owns the token account it came from (``Finding.source_owner``): the
+    ledger balance is unchanged, the custody token account gives the tokens
+    back when the withdrawal settles. Answers the withdrawal; a repeat
+    answers it again. Refused (409 finding_not_adjustable) for a finding
+    already resolved either way or whose sender the chain did not name."""
+    reason = c.check_reason(command.reason)
+    finding = session.get_typed(command.finding_id, Finding)
+    if finding is None:
+        raise FindingNotFound(f"finding {command.finding_id} does not exist")
+    if finding.adjusted_by is not None:
+        existing = session.get_typed(finding.adjusted_by, Transfer)
+        if existing is not None and existing.kind == WITHDRAWAL:
+            return replay(existing, command, session)
+    account_id, amount, signature, slot = finding.unassigned_deposit()
+    credit_id = deposit_id(signature, account_id)
+    if session.existing_transfer(credit_id) is not None:
+        raise FindingNotAdjustable(f"deposit {signature} is already credited as {credit_id}")
+    owner = finding.source_owner
+    if owner is None:
+        raise FindingNotAdjustable(
+            f"deposit {signature} came from several owners or one the chain did not name: "
+            "there is no one wallet to return it to")
+    _credit(session, command, account_id, amount, signature, slot,
+            f"deposit {signature} credited to be returned by finding {finding.id}", now,
+            transfer_id=credit_id)
+    return_id = deposit_return_id(credit_id)
+    outcome = record_movement(
+        session, command, transfer_id=return_id, kind=WITHDRAWAL, source_id=account_id,
+        destination_id=EXTERNAL_ID, amount=amount, now=now, address=owner,
+        reason=(reason or f"return of deposit {signature} to {owner}")[:c.REASON_LENGTH_MAX],
+    )
+    finding.mark_adjusted(return_id, amount, now)
+    session.set_primary(return_id)
     return outcome
 
 

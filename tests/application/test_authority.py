@@ -49,6 +49,7 @@ REFUSED_TO_A_WRITE_KEY: dict[str, c.Command] = {
     "deposit credit (out of the external account)": c.CreditDeposit(
         uuid4(), USER, 1, "signature", 1, "source", "owner"),
     "deposit assignment (out of the external account)": c.AssignDeposit(uuid4()),
+    "deposit return (out of the external account and the deposit's)": c.ReturnDeposit(uuid4()),
 }
 
 ALLOWED_TO_A_WRITE_KEY: dict[str, c.Command] = {

@@ -217,6 +217,8 @@ ANSWERED_OTHERWISE = {
                      "answers the credit, whoever made it (tests/settlement/test_deposits.py)",
     c.AssignDeposit: "once per finding; a repeat answers the credit "
                      "(tests/settlement/test_deposits.py)",
+    c.ReturnDeposit: "once per finding; a repeat answers the return's withdrawal "
+                     "(tests/settlement/test_deposit_returns.py)",
 }
 
 

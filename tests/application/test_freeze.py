@@ -179,6 +179,16 @@ def assign_deposit(ledger: LedgerHarness) -> Scene:
     return Scene(c.AssignDeposit(finding), {"the deposit address's account": account})
 
 
+def return_deposit(ledger: LedgerHarness) -> Scene:
+    account, signature = ledger.open_account(), f"deposit-{uuid4()}"
+    finding = deposit_finding_id(signature, account)
+    ledger.execute(c.StartReconciliation(DEPOSIT_FINDINGS_RUN_ID))
+    ledger.execute(c.RecordFindings(DEPOSIT_FINDINGS_RUN_ID, (c.FindingSpec(
+        finding, UNASSIGNED_DEPOSIT, account_id=account, signature=signature, actual=5,
+        source="source", source_owner=str(Keypair().pubkey()), slot=1),)))
+    return Scene(c.ReturnDeposit(finding), {"the deposit address's account": account})
+
+
 NOTHING_MOVES = "records what the chain did; nothing moves in the ledger"
 NO_ACCOUNT = "names no account"
 
@@ -202,6 +212,7 @@ PARTIES: dict[type[c.Command], Callable[[LedgerHarness], Scene] | str] = {
     c.AdjustForFinding: adjust,
     c.CreditDeposit: credit_deposit,
     c.AssignDeposit: assign_deposit,
+    c.ReturnDeposit: return_deposit,
     c.OpenAccount: "creates the one account it names: nothing to freeze yet",
     c.FreezeAccount: "the freeze itself",
     c.UnfreezeAccount: "the way out of a freeze",

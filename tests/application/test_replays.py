@@ -257,6 +257,7 @@ CASES = [
 ELSEWHERE: dict[type[c.Command], str] = {
     c.CreditDeposit: "tests/settlement/test_deposits.py (a rescan answers the first credit)",
     c.AssignDeposit: "tests/settlement/test_deposits.py (needs an unassigned deposit)",
+    c.ReturnDeposit: "tests/settlement/test_deposit_returns.py (needs an unassigned deposit)",
     c.AdjustForFinding: "tests/settlement/test_reconciliation.py (needs a finding on record)",
     c.RetryCompensation: "tests/settlement/test_reconciliation.py (needs a blocked compensation)",
     c.ConnectWallet: "no id: a repeat is 409 wallet_already_connected (API.md)",

@@ -50,6 +50,7 @@ def test_admin_routes_are_the_ones_api_md_names(tmp_path):
         "/v1/reconciliations", "/v1/reconciliations/latest",
         "/v1/reconciliations/findings/{finding_id}/adjust",
         "/v1/reconciliations/deposits", "/v1/reconciliations/findings/{finding_id}/assign",
+        "/v1/reconciliations/findings/{finding_id}/return",
         "/v1/webhooks", "/v1/webhooks/{webhook_id}", "/v1/webhooks/{webhook_id}/deliveries",
         "/v1/webhooks/{webhook_id}/replay",
     }

@@ -16,7 +16,7 @@ named), and the fields in ``BY_SHAPE`` (signatures, the mint, digests).
 ``<!-- eventually -->`` just before the example repeats it until it
 matches, for what settles in the background (the chain); ``$POSITION`` in a
 request is the latest ``position`` an answer gave, ``$WEBHOOK_ID`` the latest
-answer's ``webhook_id``, ``$FINDING_ID`` the first
+answer's ``webhook_id``, ``$FINDING_ID`` the first unresolved
 ``finding_id`` of the latest answer that listed findings.
 ``<!-- setup: NAME -->`` just before an example runs the named step of
 ``SETUPS`` first: what no HTTP request can do (the chain changed behind the
@@ -272,9 +272,11 @@ def _json_of(response: httpx.Response) -> Any:
 
 
 def _first_finding(answer: Any) -> str | None:
-    """The first ``finding_id`` in an answer, depth first, in document order."""
+    """The first ``finding_id`` in an answer, depth first, in document order,
+    of a finding not yet resolved (``adjusted_by`` null or absent), so a
+    list that still shows a resolved one names the next to act on."""
     if isinstance(answer, dict):
-        if isinstance(answer.get("finding_id"), str):
+        if isinstance(answer.get("finding_id"), str) and answer.get("adjusted_by") is None:
             return str(answer["finding_id"])
         answer = list(answer.values())
     if isinstance(answer, list):

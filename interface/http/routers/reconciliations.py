@@ -101,3 +101,24 @@ async def assign_deposit(
     reason = body.reason if body is not None else ""
     moved = await ledger.execute(c.AssignDeposit(finding_id, reason), caller)
     return MovementResponse.of(replay_aware(response, moved))
+
+
+@router.post(
+    "/findings/{finding_id}/return", status_code=201, response_model=MovementResponse,
+    dependencies=[IS_ADMIN], responses={200: REPLAYED, **refusals(404, 409, 423)},
+    description="Send an unassigned deposit back to the wallet that owns the token account it "
+                "came from: the deposit is credited (settled by its own transaction, the id an "
+                "assignment would take) and a withdrawal of the same amount to that wallet's "
+                "associated token account is recorded at once, answered here and settled like "
+                "any withdrawal. Once per deposit, either way: 409 finding_not_adjustable once it "
+                "is credited or assigned, for other kinds, or when the chain named no one owner; "
+                "423 while the account is frozen.",
+)
+async def return_deposit(
+    finding_id: UUID, ledger: Ledger, caller: Caller, response: Response,
+    key: IdempotencyKey, body: AdjustRequest | None = None,
+):
+    check_key(key, "finding_id", finding_id)
+    reason = body.reason if body is not None else ""
+    moved = await ledger.execute(c.ReturnDeposit(finding_id, reason), caller)
+    return MovementResponse.of(replay_aware(response, moved))
