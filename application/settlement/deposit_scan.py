@@ -3,7 +3,10 @@
 An account's deposit address is its custody token account. The scan reads
 each user account's signature history on chain, newest first, down to the
 last signature it finished with (its cursor, kept in the settlement store),
-and takes the new ones oldest first. A transaction that has not reached the
+and takes the new ones oldest first. A history longer than one scan's page
+bound is listed across several scans (a resume marker keeps where the
+listing stopped), and nothing is taken until the cursor is reached, so the
+cursor never moves past history not yet scanned. A transaction that has not reached the
 configured commitment (DEALS_DEPOSIT_COMMITMENT, ``finalized`` by default)
 stops the account's scan there, so nothing later is taken before it. In a
 landed, successful transaction every ``transfer_checked`` of the DEAL mint
@@ -62,7 +65,8 @@ T = TypeVar("T")
 DEPOSIT_COMMITMENT_DEFAULT = "finalized"
 SIGNATURES_PER_PAGE = 1000
 SIGNATURE_PAGES_PER_ACCOUNT_MAX = 100
-"""A bound on one account's new history per scan; the next scan goes on."""
+"""A bound on one account's history listed per scan; the next scan goes on
+paging down from where this one stopped (never past unscanned history)."""
 STATUSES_PER_CALL = 256
 ACCOUNTS_PER_PAGE = 1000
 _SYSTEM_IDS = frozenset(SYSTEM_ACCOUNTS.values())
@@ -73,10 +77,16 @@ class DepositConfig:
     commitment: str = DEPOSIT_COMMITMENT_DEFAULT
     """A deposit is taken once its transaction reached this commitment."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    signatures_per_page: int = SIGNATURES_PER_PAGE
+    pages_per_scan: int = SIGNATURE_PAGES_PER_ACCOUNT_MAX
+    """The bound on one account's history listed per scan (pages of
+    ``signatures_per_page``); the next scan goes on from where it stopped."""
 
     def __post_init__(self) -> None:
         if self.commitment not in COMMITMENT_RANK:
             raise ValueError(f"commitment must be one of {', '.join(COMMITMENT_RANK)}")
+        if self.signatures_per_page < 1 or self.pages_per_scan < 1:
+            raise ValueError("signatures_per_page and pages_per_scan must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -147,41 +157,61 @@ class DepositScanner:
     # --- one account ---------------------------------------------------------
 
     async def _scan_account(self, account_id: UUID, report: DepositScan) -> None:
-        signatures = await self._new_signatures(account_id)
+        marks = self.store.deposit_resume(account_id)
+        signatures = await self._new_signatures(account_id, marks)
+        if signatures is None:
+            return  # the page bound stopped short of the cursor: the next scan goes on
+        if await self._take_in_order(account_id, signatures, report) and marks:
+            self.store.set_deposit_resume(account_id, marks[:-1])
+
+    async def _take_in_order(self, account_id: UUID, signatures: list[str],
+                             report: DepositScan) -> bool:
+        """Take ``signatures`` (oldest first), moving the cursor past each;
+        False when one not yet committed (or readable) stopped it there."""
         statuses = await self._statuses(signatures)
         for signature in signatures:
             status = statuses.get(signature)
             if status is None or not self._committed(status):
-                return  # later ones wait for it: the cursor never passes it
+                return False  # later ones wait for it: the cursor never passes it
             if status.error is None:
                 landed = await self._chain(
                     "getTransaction", partial(self.chain.transaction, signature))
                 if landed is None:
-                    return  # listed, not yet readable at the adapter's commitment
+                    return False  # listed, not yet readable at the adapter's commitment
                 deposit = self._deposit(account_id, landed)
                 if deposit is not None:
                     await self._take(deposit, report)
                     await _hook(self.hooks.before_cursor, deposit)
             report.signatures += 1
             self.store.set_deposit_cursor(account_id, signature)
+        return True
 
-    async def _new_signatures(self, account_id: UUID) -> list[str]:
-        """Signatures newer than the cursor, oldest first."""
+    async def _new_signatures(self, account_id: UUID, marks: list[str]) -> list[str] | None:
+        """Signatures newer than the cursor, oldest first: listed newest
+        first from the top of the history, or from the newest-listed's
+        oldest resume mark (``marks[-1]``), which then ends the list. None
+        when the page bound stops the listing before the cursor (or the
+        history's start): the oldest signature listed becomes a new mark and
+        nothing is taken, since taking the newest would move the cursor past
+        the unlisted ones below them for good. Each mark is dropped once
+        everything up to it is taken; the next scan lists from the one
+        above it (or the top), so a long history takes a scan per bound."""
         cursor = self.store.deposit_cursor(account_id)
+        before = marks[-1] if marks else None
         found: list[str] = []
-        before: str | None = None
-        for _ in range(SIGNATURE_PAGES_PER_ACCOUNT_MAX):
+        per_page = self.config.signatures_per_page
+        for _ in range(self.config.pages_per_scan):
             page = await self._chain("getSignaturesForAddress", partial(
                 self.chain.signatures_for_account, account_id, before=before,
-                limit=SIGNATURES_PER_PAGE))
+                limit=per_page))
             if cursor is not None and cursor in page:
-                found += page[:page.index(cursor)]
-                break
+                return (found + page[:page.index(cursor)])[::-1] + marks[-1:]
             found += page
-            if len(page) < SIGNATURES_PER_PAGE:
-                break
+            if len(page) < per_page:
+                return found[::-1] + marks[-1:]
             before = page[-1]
-        return found[::-1]
+        self.store.set_deposit_resume(account_id, [*marks, found[-1]])
+        return None
 
     async def _statuses(self, signatures: list[str]) -> dict[str, SignatureStatus | None]:
         statuses: dict[str, SignatureStatus | None] = {}

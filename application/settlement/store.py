@@ -75,7 +75,7 @@ _TABLES = (
     "settlement_balances", "reconciliation_runs", "reconciliation_findings",
     "reconciliation_watermarks", "reconciliation_balances", "settlement_meta",
     "deposit_cursors",
-    "settlement_withdrawals",
+    "settlement_withdrawals", "deposit_resumes",
 )
 
 _DDL = """
@@ -120,7 +120,9 @@ CREATE TABLE IF NOT EXISTS {settlement_meta} (name TEXT PRIMARY KEY, value BIGIN
 CREATE TABLE IF NOT EXISTS {deposit_cursors} (
   account_id TEXT PRIMARY KEY, signature TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS {settlement_withdrawals} (
-  transfer_id TEXT PRIMARY KEY, address TEXT NOT NULL)
+  transfer_id TEXT PRIMARY KEY, address TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS {deposit_resumes} (
+  account_id TEXT PRIMARY KEY, signatures TEXT NOT NULL)
 """
 
 SETTLEMENT_STEPS = "settlement_steps"
@@ -373,6 +375,31 @@ class SettlementStore:
                 "INSERT INTO {deposit_cursors} (account_id, signature) VALUES (?, ?) "
                 "ON CONFLICT (account_id) DO UPDATE SET signature = excluded.signature"
             ), (account_id.hex, signature))
+
+    def deposit_resume(self, account_id: UUID) -> list[str]:
+        """Where the deposit scan goes on listing the account's history
+        down towards its cursor: the oldest signature each earlier listing
+        stopped at when the page bound cut it short, newest first (empty
+        when none did). Lost, the scan lists from the top again."""
+        with self.read() as cursor:
+            cursor.execute(self.sql(
+                "SELECT signatures FROM {deposit_resumes} WHERE account_id = ?"
+            ), (account_id.hex,))
+            row = cursor.fetchone()
+        return [] if row is None else str(row[0]).split(",")
+
+    def set_deposit_resume(self, account_id: UUID, signatures: Sequence[str]) -> None:
+        """Keep (or, empty, forget) the resume marks: base58 signatures,
+        never containing a comma."""
+        with self.transaction() as cursor:
+            if not signatures:
+                cursor.execute(self.sql("DELETE FROM {deposit_resumes} WHERE account_id = ?"),
+                               (account_id.hex,))
+                return
+            cursor.execute(self.sql(
+                "INSERT INTO {deposit_resumes} (account_id, signatures) VALUES (?, ?) "
+                "ON CONFLICT (account_id) DO UPDATE SET signatures = excluded.signatures"
+            ), (account_id.hex, ",".join(signatures)))
 
     def set_chain_balances(self, run_id: UUID, read_at: str,
                            readings: Sequence[tuple[UUID, int]]) -> None:

@@ -242,6 +242,34 @@ async def test_a_scan_crashed_anywhere_takes_each_deposit_once(
             assert drig.transfer(deposit_id(signature, account)).kind == DEPOSIT
 
 
+async def test_a_history_longer_than_the_page_bound_is_scanned_in_full(
+    drig: SettlementRig,
+) -> None:
+    """One scan lists at most ``pages_per_scan`` pages; a history longer
+    than that (a deposit buried under dust sent while the settler was down)
+    is listed across scans, and the cursor never moves past what was not
+    scanned: every deposit is credited, the oldest included."""
+    account = await account_with_address(drig)
+    outside = wallet(drig)
+    drig.execute(c.ConnectWallet(account, outside.address))
+    address = drig.chain.token_account_address(account)
+    amounts = [DEAL * n for n in range(1, 8)]
+    for amount in amounts:
+        outside.deposit(address, amount)
+    bounded = DepositScanner(
+        writer=drig.ledger.writer, fold=drig.fold, chain=drig.chain,
+        config=DepositConfig(retry=FAST_RETRY, signatures_per_page=2, pages_per_scan=2))
+
+    for _ in range(len(amounts) * 3):
+        report = await bounded.scan()
+        if report.signatures == 0 and not drig.store.deposit_resume(account):
+            break
+
+    assert drig.ledger.balance(account) == 10 * DEAL + sum(amounts)
+    assert drig.ledger.balance(account) == await drig.chain_balance(account)
+    assert (await scanner(drig).scan()).credited == 0
+
+
 async def test_the_scan_only_takes_the_configured_commitment(sqlite_rig: SettlementRig) -> None:
     """A transaction the chain reports below the commitment stops the scan
     of its account there; later ones wait behind it."""
