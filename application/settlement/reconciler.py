@@ -35,6 +35,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
@@ -150,11 +151,12 @@ class _Findings:
     async def add(self, kind: str, *, account_id: UUID | None = None,
                   signature: str | None = None, transfer_id: UUID | None = None,
                   expected: int | None = None, actual: int | None = None,
-                  detail: str = "") -> None:
+                  detail: str = "") -> UUID:
+        """Record a finding (once per run); answers its id."""
         about = f"{kind}:{account_id}:{signature}:{transfer_id}"
         finding_id = ledger_id(_FINDINGS, f"{self.run_id}:{about}")
         if finding_id in self._ids:
-            return
+            return finding_id
         if kind in SIGNATURE_KINDS:
             self.unmatched += 1
         else:
@@ -163,7 +165,7 @@ class _Findings:
         logger.warning("reconciliation %s: %s %s %s %s", self.run_id, kind,
                        account_id or "", signature or "", detail)
         if len(self._ids) >= self._limit:
-            return
+            return finding_id
         self._ids.add(finding_id)
         self._buffer.append(c.FindingSpec(
             finding_id=finding_id, kind=kind, account_id=account_id, signature=signature,
@@ -171,6 +173,7 @@ class _Findings:
         ))
         if len(self._buffer) >= c.FINDINGS_PER_COMMAND_MAX:
             await self.flush()
+        return finding_id
 
     async def flush(self) -> None:
         if self._buffer:
@@ -272,14 +275,57 @@ class Reconciler:
             readings.append((account, reading.actual))
             if reading.agrees:
                 continue
-            await findings.add(
+            finding_id = await findings.add(
                 BALANCE_MISMATCH, account_id=account, expected=reading.expected,
                 actual=reading.actual,
                 detail=f"token account {self.chain.token_account_address(account)} holds "
                        f"{format_amount(reading.actual)} DEAL, the ledger's settled balance is "
                        f"{format_amount(reading.expected)} DEAL",
             )
+            waiting_for = await self._unscanned_deposits(account)
+            if waiting_for is not None:
+                self.store.hold_adjustment(finding_id, account, waiting_for)
         return readings
+
+    async def _unscanned_deposits(self, account: UUID) -> str | None:
+        """Read after the balance: the newest signature on the account's
+        deposit address when a transaction the deposit scan has not taken
+        yet (one not at its commitment yet, or the scan not run since) may
+        be a deposit, else None. The balance read includes such a deposit,
+        so adjusting the difference now and crediting the deposit later
+        would credit it twice: the finding waits for the scan
+        (``adjust_for_finding``). The ledger's own submissions are no
+        deposits; a transaction not readable yet, or a history past one
+        page, is taken to be one."""
+        cursor = self.store.deposit_cursor(account)
+        page = await self._chain("getSignaturesForAddress", lambda: self.chain.signatures_for_account(
+            account, limit=SIGNATURES_PER_PAGE_MAX))
+        if cursor is not None and cursor in page:
+            unscanned = page[:page.index(cursor)]
+        elif len(page) >= SIGNATURES_PER_PAGE_MAX:
+            return page[0]
+        else:
+            unscanned = page
+        known = self.store.submissions(unscanned)
+        for signature in unscanned:
+            if signature in known:
+                continue
+            landed = await self._chain("getTransaction",
+                                       partial(self.chain.transaction, signature))
+            if landed is None or self._may_deposit(account, landed):
+                return page[0]
+        return None
+
+    def _may_deposit(self, account: UUID, landed: ChainTransaction) -> bool:
+        """Whether the deposit scan may take ``landed`` as a deposit into the
+        account: DEAL moved into its address from a token account the
+        current custody owner does not own (the scan's own test is narrower:
+        erring wide only makes a finding wait for the scan)."""
+        address = self.chain.token_account_address(account)
+        return any(
+            moved.destination == address and moved.mint == self.chain.mint_address
+            and moved.source_owner != self.chain.token_account_owner and moved.amount > 0
+            for moved in landed.token_transfers)
 
     async def _bracketed_reading(self, account: UUID) -> BalanceReading:
         """A decided reading of the account (``balance_reading``). Undecided
@@ -598,12 +644,29 @@ def adjust_for_finding(
                 f"finding {finding_id} is stale: the settled balance is {current} now, it "
                 f"was {finding.expected}; run a new reconciliation"
             )
+        _refuse_while_deposits_unscanned(fold, finding_id, finding.account_id)
         _refuse_while_deposits_unassigned(fold, finding_id, finding.account_id)
     outcome: MovementRecorded = writer.execute(
         c.AdjustForFinding(finding_id, reason), authority=authority
     )
     fold.catch_up()
     return outcome
+
+
+def _refuse_while_deposits_unscanned(fold: SettlementFold, finding_id: UUID,
+                                     account_id: UUID) -> None:
+    """The reading held a transaction the deposit scan had not taken yet
+    that may be a deposit (``hold_adjustment``): adjusting now and crediting
+    (or assigning) it later would credit the same tokens twice. Once the
+    scan took it, the deposit was credited (the finding is stale), is an
+    unassigned deposit (refused below), or was none (adjustable)."""
+    waiting_for = fold.store.adjustment_hold(finding_id)
+    if waiting_for is not None:
+        raise FindingNotAdjustable(
+            f"finding {finding_id} cannot be adjusted yet: account {account_id}'s deposit "
+            f"address holds transactions the deposit scan has not taken (up to {waiting_for}), "
+            "possibly deposits it would credit a second time; retry after the deposit scan "
+            "(DEALS_DEPOSIT_COMMITMENT), then run a new reconciliation if it is stale")
 
 
 def _refuse_while_deposits_unassigned(fold: SettlementFold, finding_id: UUID,

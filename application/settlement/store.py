@@ -75,7 +75,7 @@ _TABLES = (
     "settlement_balances", "reconciliation_runs", "reconciliation_findings",
     "reconciliation_watermarks", "reconciliation_balances", "settlement_meta",
     "deposit_cursors",
-    "settlement_withdrawals", "deposit_resumes",
+    "settlement_withdrawals", "deposit_resumes", "deposit_holds",
 )
 
 _DDL = """
@@ -122,7 +122,10 @@ CREATE TABLE IF NOT EXISTS {deposit_cursors} (
 CREATE TABLE IF NOT EXISTS {settlement_withdrawals} (
   transfer_id TEXT PRIMARY KEY, address TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS {deposit_resumes} (
-  account_id TEXT PRIMARY KEY, signatures TEXT NOT NULL)
+  account_id TEXT PRIMARY KEY, signatures TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS {deposit_holds} (
+  finding_id TEXT PRIMARY KEY, account_id TEXT NOT NULL, signature TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS deposit_holds_by_signature ON {deposit_holds} (account_id, signature)
 """
 
 SETTLEMENT_STEPS = "settlement_steps"
@@ -370,11 +373,40 @@ class SettlementStore:
         return None if row is None else str(row[0])
 
     def set_deposit_cursor(self, account_id: UUID, signature: str) -> None:
+        """Move the cursor to ``signature``, releasing the balance findings
+        held until the scan took it (``hold_adjustment``)."""
         with self.transaction() as cursor:
             cursor.execute(self.sql(
                 "INSERT INTO {deposit_cursors} (account_id, signature) VALUES (?, ?) "
                 "ON CONFLICT (account_id) DO UPDATE SET signature = excluded.signature"
             ), (account_id.hex, signature))
+            cursor.execute(self.sql(
+                "DELETE FROM {deposit_holds} WHERE account_id = ? AND signature = ?"
+            ), (account_id.hex, signature))
+
+    def hold_adjustment(self, finding_id: UUID, account_id: UUID, signature: str) -> None:
+        """A balance finding read while the account's deposit address held
+        transactions the deposit scan had not taken, some possibly deposits:
+        not adjustable until the scan's cursor reaches ``signature`` (the
+        newest then). Released at once if the cursor is there already."""
+        with self.transaction() as cursor:
+            cursor.execute(self.sql(
+                "INSERT INTO {deposit_holds} (finding_id, account_id, signature) VALUES (?, ?, ?) "
+                "ON CONFLICT (finding_id) DO NOTHING"
+            ), (finding_id.hex, account_id.hex, signature))
+            cursor.execute(self.sql(
+                "DELETE FROM {deposit_holds} WHERE account_id = ? AND signature IN "
+                "(SELECT signature FROM {deposit_cursors} WHERE account_id = ?)"
+            ), (account_id.hex, account_id.hex))
+
+    def adjustment_hold(self, finding_id: UUID) -> str | None:
+        """The signature ``finding_id`` waits for the deposit scan to take."""
+        with self.read() as cursor:
+            cursor.execute(self.sql(
+                "SELECT signature FROM {deposit_holds} WHERE finding_id = ?"
+            ), (finding_id.hex,))
+            row = cursor.fetchone()
+        return None if row is None else str(row[0])
 
     def deposit_resume(self, account_id: UUID) -> list[str]:
         """Where the deposit scan goes on listing the account's history

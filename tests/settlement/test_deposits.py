@@ -157,6 +157,53 @@ async def test_an_unassigned_deposit_is_not_also_adjusted_as_a_balance_mismatch(
     assert (await drig.reconcile()).clean
 
 
+async def mismatch_of(rig: SettlementRig, account: UUID) -> UUID:
+    report = await rig.reconcile()
+    return next(row.finding_id for row in report.mismatches if row.account_id == account)
+
+
+async def test_a_mismatch_read_before_the_scan_took_a_deposit_waits_for_it(
+    drig: SettlementRig,
+) -> None:
+    """A reconciliation that runs before the scan took a deposit (not yet
+    at the commitment, or the scan not run since) sees it as a balance
+    mismatch: adjusting that (a mint) and then crediting the deposit would
+    credit it twice, so the adjustment waits for the scan, after which the
+    finding is stale."""
+    account = await account_with_address(drig)
+    outside = wallet(drig)
+    drig.execute(c.ConnectWallet(account, outside.address))
+    outside.deposit(drig.chain.token_account_address(account), 5 * DEAL)
+    mismatch = await mismatch_of(drig, account)
+
+    with pytest.raises(FindingNotAdjustable, match="deposit scan"):
+        adjust_for_finding(drig.fold, drig.ledger.writer, mismatch, INTERNAL)
+    assert (await scanner(drig).scan()).credited == 1
+    with pytest.raises(FindingNotAdjustable, match="stale"):
+        adjust_for_finding(drig.fold, drig.ledger.writer, mismatch, INTERNAL)
+
+    assert drig.ledger.balance(account) == 15 * DEAL == await drig.chain_balance(account)
+    assert (await drig.reconcile()).clean
+
+
+async def test_a_strangers_deposit_read_before_the_scan_is_assigned_not_adjusted(
+    drig: SettlementRig,
+) -> None:
+    account = await account_with_address(drig)
+    wallet(drig).deposit(drig.chain.token_account_address(account), 3 * DEAL)
+    mismatch = await mismatch_of(drig, account)
+
+    with pytest.raises(FindingNotAdjustable, match="deposit scan"):
+        adjust_for_finding(drig.fold, drig.ledger.writer, mismatch, INTERNAL)
+    await scanner(drig).scan()
+    (finding,) = deposit_findings(drig)
+    with pytest.raises(FindingNotAdjustable, match="unassigned deposits"):
+        adjust_for_finding(drig.fold, drig.ledger.writer, mismatch, INTERNAL)
+    drig.execute(c.AssignDeposit(finding.finding_id))
+
+    assert drig.ledger.balance(account) == 13 * DEAL == await drig.chain_balance(account)
+
+
 async def test_a_wallet_of_another_account_is_a_stranger_here(drig: SettlementRig) -> None:
     account = await account_with_address(drig)
     other = drig.open_account()

@@ -59,7 +59,8 @@ async def get_latest_reconciliation(ledger: Ledger):
                 "again) naming the finding; for an uncompensated_failure the compensating "
                 "reversal. Once per finding; 409 finding_not_adjustable for other kinds, a "
                 "finding made stale by later settlements, or a balance mismatch of an account "
-                "with unassigned deposits (assign them first).",
+                "with unassigned deposits (assign them first) or deposits the deposit scan has "
+                "not taken yet (retry after the scan).",
 )
 async def adjust_finding(
     finding_id: UUID, ledger: Ledger, caller: Caller, response: Response,
