@@ -47,7 +47,7 @@ INTERNAL_KINDS = frozenset({
     "genesis", "expire_hold", "record_submission", "mark_settled", "mark_settlement_rejected",
     "mark_settlement_failed", "record_genesis_settlement", "record_anchor", "resign_anchor",
     "confirm_anchor", "start_reconciliation", "record_findings", "finish_reconciliation",
-    "retry_compensation",
+    "retry_compensation", "credit_deposit",
 })
 """Command kinds only the ledger itself sends; every other kind is a user
 command (tests/projections/test_metrics.py checks that each kind is one or

@@ -91,6 +91,7 @@ USER_KINDS = {
     "transfer_from", "set_allowance", "charge_fee", "distribute_reward", "mint", "burn",
     "reverse_transfer", "place_hold", "capture_hold", "void_hold", "connect_wallet",
     "disconnect_wallet", "set_price_rule", "deactivate_price_rule", "adjust_for_finding",
+    "withdraw", "assign_deposit", "return_deposit",
 }
 
 
