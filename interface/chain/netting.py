@@ -31,7 +31,7 @@ bytes for the same movements.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from uuid import UUID
 
 from application.settlement.chain_port import ChainMovement
@@ -58,8 +58,10 @@ class _Group:
     amount: int
 
     def leg(self) -> ChainMovement:
-        return ChainMovement(self.first.transfer_id, self.first.source,
-                             self.first.destination, self.amount)
+        """The first movement with the group's sum: every other field (a
+        withdrawal's ``destination_wallet``) kept, or a withdrawal would be
+        signed as a burn."""
+        return replace(self.first, amount=self.amount)
 
 
 def net_movements(movements: Sequence[ChainMovement]) -> list[ChainMovement]:

@@ -14,7 +14,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from application.settlement.chain_port import ChainMovement
-from domain.system import EXTERNAL_ID
 from interface.chain import transactions as tx
 from interface.chain.netting import TOKEN_AMOUNT_MAX, is_nettable, net_movements
 
@@ -111,8 +110,12 @@ def test_a_netted_transaction_names_every_movement_in_ledger_order() -> None:
     assert tx.NETTED_MOVEMENTS_PER_TRANSACTION_MAX > tx.MOVEMENTS_PER_TRANSACTION_MAX
 
 
+WALLET = "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin"  # any on-curve address
+
+
 def test_withdrawals_and_mints_are_never_netted() -> None:
     alice = ACCOUNTS[0]
-    withdrawals = [ChainMovement(uuid4(), alice, EXTERNAL_ID, 1) for _ in range(3)]
+    withdrawals = [ChainMovement(uuid4(), alice, None, 1, destination_wallet=WALLET)
+                   for _ in range(3)]
     mints = [ChainMovement(uuid4(), None, alice, 1) for _ in range(3)]
     assert net_movements(withdrawals + mints) == withdrawals + mints

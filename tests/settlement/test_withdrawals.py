@@ -129,3 +129,24 @@ async def test_a_withdrawal_the_chain_refuses_is_compensated_back(
     assert rig.transfer(withdrawal).status == "reversed"
     assert rig.ledger.balance(account) == 10 * DEAL and rig.ledger.balance(EXTERNAL_ID) == 0
     assert not wallet_balance(rig, wallet)
+
+
+async def test_a_withdrawal_with_netting_on_reaches_the_wallet_not_a_burn(
+    store: StoreConfig, tmp_path: Path,
+) -> None:
+    """Netting rebuilt each movement from its source, destination and amount
+    and dropped ``destination_wallet``: a withdrawal was signed as a burn,
+    recorded settled, and the reconciliation (custody accounts only) stayed
+    clean (found by a reviewer)."""
+    rig = SettlementRig(store, tmp_path, netting_window_s=0.0)
+    try:
+        await rig.settle()
+        account, wallet = connected(rig, 10 * DEAL)
+        await rig.settle()
+        supply = rig.chain_supply()
+        rig.execute(c.Withdraw(uuid4(), account, 3 * DEAL, wallet))
+        await rig.settle()
+        assert wallet_balance(rig, wallet) == 3 * DEAL
+        assert rig.chain_supply() == supply
+    finally:
+        await rig.close()
