@@ -64,6 +64,7 @@ T = TypeVar("T")
 
 DEPOSIT_COMMITMENT_DEFAULT = "finalized"
 SIGNATURES_PER_PAGE = 1000
+FIRST_PAGE_SIGNATURES = 16
 SIGNATURE_PAGES_PER_ACCOUNT_MAX = 100
 """A bound on one account's history listed per scan; the next scan goes on
 paging down from where this one stopped (never past unscanned history)."""
@@ -199,8 +200,8 @@ class DepositScanner:
         cursor = self.store.deposit_cursor(account_id)
         before = marks[-1] if marks else None
         found: list[str] = []
-        per_page = self.config.signatures_per_page
-        for _ in range(self.config.pages_per_scan):
+        for pages_listed in range(self.config.pages_per_scan):
+            per_page = self._page_size(pages_listed)
             page = await self._chain("getSignaturesForAddress", partial(
                 self.chain.signatures_for_account, account_id, before=before,
                 limit=per_page))
@@ -212,6 +213,14 @@ class DepositScanner:
             before = page[-1]
         self.store.set_deposit_resume(account_id, [*marks, found[-1]])
         return None
+
+    def _page_size(self, pages_listed: int) -> int:
+        """Pages start small and double up to ``signatures_per_page``: the
+        cursor is usually among the few newest signatures, and a full page
+        of an active account's history on every scan (8,000 transactions
+        read every 10 s for 8 busy accounts) grew the serving process's
+        memory by about 100 KiB/s under the soak test."""
+        return min(self.config.signatures_per_page, FIRST_PAGE_SIGNATURES << pages_listed)
 
     async def _statuses(self, signatures: list[str]) -> dict[str, SignatureStatus | None]:
         statuses: dict[str, SignatureStatus | None] = {}
