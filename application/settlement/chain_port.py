@@ -79,13 +79,17 @@ class ChainMovement:
     """One ledger movement to mirror on chain. ``source`` is None for a mint,
     ``destination`` is None for a burn, or for a withdrawal, whose
     ``destination_wallet`` (a base58 address) names the wallet whose
-    associated token account receives the tokens (created when missing)."""
+    associated token account receives the tokens.
+    ``creates_wallet_account``: the transaction creates that account when
+    missing, the fee payer paying its rent; False once the ledger paid for
+    it (a wallet that closed it must create it again itself)."""
 
     transfer_id: UUID
     source: UUID | None
     destination: UUID | None
     amount: int
     destination_wallet: str | None = None
+    creates_wallet_account: bool = True
 
 
 @dataclass(frozen=True)

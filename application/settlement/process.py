@@ -82,6 +82,8 @@ GENESIS_MEMO = f"deal-genesis:{TREASURY_ID}"
 GENESIS_SEARCH_PAGES_MAX = 10_000
 SIGNATURES_PER_PAGE_MAX = 1000
 INSTRUCTION_ERROR_PREFIX = '{"InstructionError"'
+MISSING_ACCOUNT_ERROR = '"InvalidAccountData"'
+"""The token program's error for a transfer to an account that does not exist."""
 EXPIRY_CONFIRMATIONS = 2
 """Polls that must find a submission unknown past its last valid block
 height before it is signed again: one lagging answer (a node behind a load
@@ -197,10 +199,11 @@ def is_movement_error(reason: str) -> bool:
     return reason.startswith(INSTRUCTION_ERROR_PREFIX)
 
 
-def chain_movement(movement: Movement) -> ChainMovement:
+def chain_movement(movement: Movement, *, creates_wallet_account: bool = True) -> ChainMovement:
     """The issuance account is the mint's side: a movement from it is a
     ``mint_to``, one to it a ``burn``. A withdrawal goes to its wallet's
-    associated token account (the external account has no token account)."""
+    associated token account (the external account has no token account),
+    created by the transaction when ``creates_wallet_account``."""
     return ChainMovement(
         transfer_id=movement.transfer_id,
         source=None if movement.source == ISSUANCE_ID else movement.source,
@@ -208,7 +211,17 @@ def chain_movement(movement: Movement) -> ChainMovement:
         else movement.destination,
         amount=movement.amount,
         destination_wallet=movement.address,
+        creates_wallet_account=creates_wallet_account,
     )
+
+
+def wallet_account_missing_reason(wallet: str, error: str) -> str:
+    """Why a withdrawal to a wallet the ledger already created a token
+    account for failed, when the chain found no token account there: the
+    client reads it in the compensation's reason."""
+    return (f"wallet_token_account_missing: the ledger created the DEAL token account of "
+            f"wallet {wallet} once and pays for it never again; the wallet closed it, so it "
+            f"must create its associated token account itself before withdrawing ({error})")
 
 
 class SettlementProcess:
@@ -361,10 +374,21 @@ class SettlementProcess:
         """The chain signs the longest prefix of ``batch`` that fits one
         transaction (``whole``: all of it, or a ValueError); netted as
         configured unless ``net`` says."""
-        movements = [chain_movement(movement) for movement in batch]
+        movements = self._chain_movements(batch)
         netted = self.net if net is None else net
         return await self._chain(
             "sign", lambda: self.chain.sign_movements(movements, whole=whole, net=netted))
+
+    def _chain_movements(self, batch: list[Movement]) -> list[ChainMovement]:
+        """The fee payer pays for a wallet's associated token account at
+        most once: a withdrawal to a wallet a withdrawal has settled to
+        carries no creation. Else a client could withdraw a unit, close the
+        account to collect its rent, deposit the unit back and repeat,
+        draining the fee payer ~2,034,280 lamports a cycle."""
+        paid = self.store.wallets_withdrawn_to(
+            [movement.address for movement in batch if movement.address is not None])
+        return [chain_movement(movement, creates_wallet_account=movement.address not in paid)
+                for movement in batch]
 
     async def _supersede(self, batch: list[Movement], supersedes: str) -> None:
         """Sign the movements of an expired submission again and record the
@@ -500,6 +524,7 @@ class SettlementProcess:
             ))
             metrics.SETTLEMENT_SUBMISSIONS.labels("rejected").inc()
             return
+        error = self._failure_reason(submission.transfer_ids[0], error)
         outcome: SettlementStep = await self._execute(c.MarkSettlementFailed(
             submission.signature, error, submission.transfer_ids
         ))
@@ -525,6 +550,16 @@ class SettlementProcess:
                 "resolves it (reconciliation reports it as uncompensated_failure)",
                 transfer_id, refusal,
             )
+
+    def _failure_reason(self, transfer_id: UUID, error: str) -> str:
+        """The chain's error, said plainly when a withdrawal found no token
+        account at a wallet whose account the ledger created once already."""
+        movement = self.store.movement(transfer_id)
+        wallet = None if movement is None else movement.address
+        if (wallet is None or MISSING_ACCOUNT_ERROR not in error
+                or not self.store.wallets_withdrawn_to([wallet])):
+            return error
+        return wallet_account_missing_reason(wallet, error)
 
     async def _expired(self, submission: Submission) -> None:
         """Its blockhash passed while it was unknown to the chain: it can

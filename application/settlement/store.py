@@ -121,6 +121,8 @@ CREATE TABLE IF NOT EXISTS {deposit_cursors} (
   account_id TEXT PRIMARY KEY, signature TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS {settlement_withdrawals} (
   transfer_id TEXT PRIMARY KEY, address TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS settlement_withdrawals_by_address
+  ON {settlement_withdrawals} (address);
 CREATE TABLE IF NOT EXISTS {deposit_resumes} (
   account_id TEXT PRIMARY KEY, signatures TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS {deposit_holds} (
@@ -283,6 +285,25 @@ class SettlementStore:
             marks = ", ".join("?" * len(chunk))
             for movement in self._movements(f"WHERE transfer_id IN ({marks})", chunk):
                 found[movement.transfer_id] = movement
+        return found
+
+    def wallets_withdrawn_to(self, addresses: Sequence[str]) -> set[str]:
+        """Those of ``addresses`` a withdrawal has settled to: the ledger
+        paid for their associated token account's creation once (or found it
+        there), and pays for it never again (``SettlementProcess._sign``).
+        Derived from the log, so it holds through restarts and rebuilds."""
+        found: set[str] = set()
+        unique = sorted(set(addresses))
+        for start in range(0, len(unique), IDS_PER_IN_LIST_MAX):
+            chunk = unique[start:start + IDS_PER_IN_LIST_MAX]
+            marks = ", ".join("?" * len(chunk))
+            with self.read() as cursor:
+                cursor.execute(self.sql(
+                    "SELECT DISTINCT w.address FROM {settlement_withdrawals} w "  # noqa: S608
+                    "JOIN {settlement_movements} m ON m.transfer_id = w.transfer_id "
+                    f"WHERE m.status = ? AND w.address IN ({marks})"
+                ), (SETTLED, *chunk))
+                found.update(str(row[0]) for row in cursor.fetchall())
         return found
 
     def movement(self, transfer_id: UUID) -> Movement | None:

@@ -182,9 +182,10 @@ def movement_instructions(
     roles: Authorities, movement: ChainMovement, mint: Pubkey | None = None
 ) -> list[Instruction]:
     """A movement's instructions: a withdrawal first makes sure its
-    wallet's associated token account exists."""
+    wallet's associated token account exists, unless the ledger paid for it
+    once already (``ChainMovement.creates_wallet_account``)."""
     moved = movement_instruction(roles, movement, mint)
-    if movement.destination_wallet is None:
+    if movement.destination_wallet is None or not movement.creates_wallet_account:
         return [moved]
     create = create_associated_account_instruction(
         roles.fee_payer, movement.destination_wallet, _mint(roles, mint))

@@ -10,8 +10,11 @@ from pathlib import Path
 from uuid import UUID, uuid4
 
 import pytest
+from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
+from solders.message import Message
 from solders.pubkey import Pubkey
+from solders.transaction import Transaction
 
 from application import commands as c
 from domain.system import EXTERNAL_ID
@@ -150,3 +153,67 @@ async def test_a_withdrawal_with_netting_on_reaches_the_wallet_not_a_burn(
         assert rig.chain_supply() == supply
     finally:
         await rig.close()
+
+
+# --- the associated token account's rent, paid once per wallet ----------------
+
+_CLOSE_ACCOUNT = 9  # the SPL Token program's CloseAccount
+
+
+def wallet_lamports(rig: SettlementRig, wallet: Keypair) -> int:
+    found = rig.embedded.get_account(wallet.pubkey())
+    return 0 if found is None else found.lamports
+
+
+def cash_out(rig: SettlementRig, wallet: Keypair, account: UUID) -> None:
+    """The drain's client half: send every unit of the wallet's associated
+    token account back to the account's token account (a deposit), then
+    close it, collecting its rent; nothing when it does not exist."""
+    mint = Pubkey.from_string(rig.chain.mint_address)
+    owned = tx.associated_token_address(str(wallet.pubkey()), mint)
+    units = wallet_balance(rig, str(wallet.pubkey()))
+    if units is None:
+        return
+    instructions = [tx.transfer_checked_instruction(wallet.pubkey(), owned, rig.address(account),
+                                                    units, mint)] if units else []
+    close = Instruction(tx.TOKEN_PROGRAM_ID, bytes([_CLOSE_ACCOUNT]), [
+        AccountMeta(owned, False, True), AccountMeta(wallet.pubkey(), False, True),
+        AccountMeta(wallet.pubkey(), True, False)])
+    blockhash, _ = rig.embedded.latest_blockhash()
+    message = Message.new_with_blockhash([*instructions, close], wallet.pubkey(), blockhash)
+    outcome = rig.embedded.process(Transaction([wallet], message, blockhash))
+    assert outcome.landed is not None and outcome.landed.error is None, outcome
+
+
+async def test_closing_the_wallets_token_account_again_and_again_drains_no_sol(
+    chain_rig: SettlementRig,
+) -> None:
+    """Withdraw one unit, close the associated token account to collect its
+    rent, deposit the unit back, repeat: each cycle took ~2,034,280 lamports
+    from the fee payer (found by a reviewer). The ledger pays a wallet's
+    account once, through a restart and a rebuild of the settlement store;
+    the next withdrawal fails and is given back, saying why."""
+    rig = chain_rig
+    account = rig.open_account(10 * DEAL)
+    wallet = Keypair()
+    rig.embedded.fund(wallet.pubkey(), 10**9)
+    rig.execute(c.ConnectWallet(account, str(wallet.pubkey())))
+    first, second = uuid4(), uuid4()
+    rig.execute(c.Withdraw(first, account, 1, str(wallet.pubkey())))
+    await rig.settle()
+    assert rig.transfer(first).status == "settled"
+    cash_out(rig, wallet, account)  # the one account the ledger pays for
+    rig.store.reset()
+    await rig.restart()
+    before = wallet_lamports(rig, wallet)
+
+    rig.execute(c.Withdraw(second, account, 1, str(wallet.pubkey())))
+    await rig.settle()
+    cash_out(rig, wallet, account)
+
+    assert wallet_lamports(rig, wallet) - before <= 0  # was +2,034,280: the rent less one fee
+    assert rig.transfer(second).status == "reversed"
+    compensation = rig.transfer(rig.transfer(second).reversed_by)
+    assert "wallet_token_account_missing" in compensation.reason
+    assert "must create its associated token account itself" in compensation.reason
+    assert wallet_balance(rig, str(wallet.pubkey())) is None
