@@ -123,7 +123,8 @@ class LedgerClient:
                  withdrawal_id: Id | None = None, metadata: Metadata = None,
                  external_ref: str | None = None) -> m.Withdrawal:
         """Send ``amount`` to ``address``, a wallet connected to the account:
-        debited now, on the wallet's associated token account once settled."""
+        debited now, on the wallet's associated token account once settled.
+        Needs a key with ``ledger:withdraw`` (or ``admin``): ForbiddenError."""
         return self._run(calls.withdraw(account_id, amount, address, withdrawal_id,
                                           calls.References(metadata, external_ref)))
 

@@ -67,7 +67,9 @@ The DEAL token ledger (shared/API.md). Amounts are JSON strings of DEAL with
 at most 8 decimals and are answered in their shortest exact form ("0.1").
 
 * **Auth**: `Authorization: Bearer <token>`; scopes `ledger:read`,
-  `ledger:write`, `admin` (implies the others).
+  `ledger:write`, `ledger:withdraw` (`POST /v1/withdrawals`: tokens out of
+  custody, which no one can reverse; `ledger:write` alone may not), `admin`
+  (implies the others).
 * **Idempotency**: every command is keyed by its id. The first execution
   answers 201 (200 for commands that answer 200 anyway); a repeat with the
   same body answers 200 with the first outcome and changes nothing; a repeat

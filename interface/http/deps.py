@@ -116,6 +116,7 @@ IdempotencyKey = Annotated[UUID | None, Depends(get_idempotency_key)]
 
 CAN_READ = requires(Scope.READ)
 CAN_WRITE = requires(Scope.WRITE)
+CAN_WITHDRAW = requires(Scope.WITHDRAW)
 IS_ADMIN = requires(Scope.ADMIN)
 
 

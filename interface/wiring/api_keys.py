@@ -23,6 +23,11 @@ TOKEN_LENGTH_MAX = 512
 class Scope(StrEnum):
     READ = "ledger:read"
     WRITE = "ledger:write"
+    WITHDRAW = "ledger:withdraw"
+    """Sends tokens out of custody to a user's wallet (POST /v1/withdrawals):
+    a chain transfer no one can reverse, so not a power every write key holds
+    (a write key also connects wallets: with both, one key could take any
+    account's tokens)."""
     ADMIN = "admin"
 
 

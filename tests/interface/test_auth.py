@@ -13,11 +13,19 @@ from interface.http.app import PUBLIC_PATHS, api_routes, create_app
 from interface.http.auth import ApiKeyError, Scope, parse_api_keys
 from interface.http.deps import ScopeGuard
 from tests.interface.conftest import sqlite_settings
-from tests.support.http import ADMIN, API_KEYS, READ_WRITE, READER, WRITER, ServeProcess
+from tests.support.http import (
+    ADMIN,
+    API_KEYS,
+    READ_WRITE,
+    READER,
+    WITHDRAWER,
+    WRITER,
+    ServeProcess,
+)
 
 KEY_SCOPES = {
     ADMIN: {Scope.ADMIN}, WRITER: {Scope.WRITE}, READER: {Scope.READ},
-    READ_WRITE: {Scope.READ, Scope.WRITE},
+    READ_WRITE: {Scope.READ, Scope.WRITE}, WITHDRAWER: {Scope.WITHDRAW},
 }
 PLACEHOLDERS = {"service_type": "search", "address": "11111111111111111111111111111111"}
 
@@ -114,6 +122,16 @@ def test_keys_parse_with_scopes_that_contain_colons():
     root = keyring.authenticate("s3cret")
     assert root is not None and all(root.allows(scope) for scope in Scope)
     assert keyring.authenticate("s3cre") is None and keyring.authenticate("") is None
+
+
+def test_withdrawing_is_a_scope_of_its_own_that_admin_implies():
+    """A write key may connect any wallet to any account: were it also to
+    withdraw, one key could send any account's tokens to itself."""
+    keyring = parse_api_keys("w:t1:ledger:read|ledger:write,p:t2:ledger:withdraw,a:t3:admin")
+    writer, payer, admin = (keyring.authenticate(token) for token in ("t1", "t2", "t3"))
+    assert writer is not None and not writer.allows(Scope.WITHDRAW)
+    assert payer is not None and payer.allows(Scope.WITHDRAW) and not payer.allows(Scope.WRITE)
+    assert admin is not None and admin.allows(Scope.WITHDRAW)
 
 
 @pytest.mark.parametrize("text", [

@@ -16,7 +16,7 @@ from domain.system import EXTERNAL_ID
 from interface.client import LedgerClient
 from interface.client import errors as client_errors
 from tests.interface.helpers import assert_error, funded_account, log_position, new_id
-from tests.support.http import ADMIN
+from tests.support.http import ADMIN, READ_WRITE, WITHDRAWER
 
 
 @contextmanager
@@ -56,6 +56,22 @@ def test_a_withdrawal_debits_at_once_and_a_repeat_answers_the_first_answer(api, 
     assert (moved["kind"], moved["from"], moved["to"], moved["status"]) == (
         "withdrawal", account, str(EXTERNAL_ID), "pending")
     assert moved["external_ref"] == "payout-7"
+
+
+def test_a_write_key_may_connect_a_wallet_but_not_withdraw(api, admin):
+    """Issue 18's review: a ``ledger:write`` key connected its own wallet to
+    any account and withdrew the account's tokens, which no one can call
+    back. Withdrawing needs ``ledger:withdraw`` (or ``admin``)."""
+    account = funded_account(admin, "10")
+    with api.client(READ_WRITE) as writer, api.client(WITHDRAWER) as payer:
+        address = wallet_of(writer, account)
+        with writes_nothing(api):
+            refused = writer.post("/v1/withdrawals", json=body(account, address))
+        assert_error(refused, 403, "forbidden")
+        assert "'ledger:withdraw'" in refused.json()["error"]["message"]
+        paid = payer.post("/v1/withdrawals", json=body(account, address))
+        assert paid.status_code == 201, paid.text
+        assert paid.json()["balance"] == "7"
 
 
 def test_a_withdrawal_is_listed_and_published(api, admin):

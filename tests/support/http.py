@@ -29,9 +29,10 @@ from interface.http.server import uvicorn_config
 from interface.wiring.settings import Settings
 
 ADMIN, WRITER, READER, READ_WRITE = "admin-token", "writer-token", "reader-token", "rw-token"
+WITHDRAWER = "withdrawer-token"
 API_KEYS = (
     f"admin:{ADMIN}:admin,writer:{WRITER}:ledger:write,reader:{READER}:ledger:read,"
-    f"rw:{READ_WRITE}:ledger:read|ledger:write"
+    f"rw:{READ_WRITE}:ledger:read|ledger:write,withdrawer:{WITHDRAWER}:ledger:withdraw"
 )
 START_TIMEOUT_S = 60.0
 
