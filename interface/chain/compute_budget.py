@@ -35,6 +35,9 @@ COMPUTE_UNIT_MARGIN_PERCENT = 10
 the same accounts, but a token account's state may change between the
 simulation and the landing (another movement landing first)."""
 MICRO_LAMPORTS_PER_LAMPORT = 1_000_000
+U64_MAX = 2**64 - 1
+"""SetComputeUnitPrice carries the price as a u64, and a lamport balance is
+a u64: a price or a cap above it cannot be sent or paid."""
 PRIORITY_FEE_CAP_LAMPORTS_DEFAULT = 100_000
 """0.0001 SOL a transaction (20 times the base fee of one signature)."""
 
@@ -60,6 +63,9 @@ def price_problem(price_micro_lamports: int, cap_lamports: int) -> str | None:
     reads at start: the price at the largest limit must fit the cap."""
     if price_micro_lamports < 0 or cap_lamports < 0:
         return "the priority fee price and cap must not be negative"
+    if price_micro_lamports > U64_MAX or cap_lamports > U64_MAX:
+        return (f"the priority fee price and cap must be at most {U64_MAX} (a u64): "
+                f"price {price_micro_lamports}, cap {cap_lamports}")
     worst = priority_fee_lamports(COMPUTE_UNIT_LIMIT_MAX, price_micro_lamports)
     if worst > cap_lamports:
         most = cap_lamports * MICRO_LAMPORTS_PER_LAMPORT // COMPUTE_UNIT_LIMIT_MAX

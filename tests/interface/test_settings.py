@@ -187,3 +187,17 @@ def test_a_priority_price_that_could_exceed_its_cap_stops_the_start(env, capsys)
     assert err.count("\n") == 1
     assert "DEALS_PRIORITY_FEE_CAP_LAMPORTS: a price of 50000 micro-lamports per unit may cost " \
         "70000 lamports" in err and "the price may be at most 49999" in err
+
+
+def test_a_priority_price_or_cap_above_a_u64_stops_the_start(env, capsys):
+    """SetComputeUnitPrice carries a u64 and balances are u64: a price of
+    2^64 under a cap of 10^20 fits the cap arithmetic but can never be
+    sent, so the start refuses it (exit 78) rather than pausing settlement
+    for ever on a fee no fee payer can hold."""
+    env.setenv("DEALS_PRIORITY_FEE_MICROLAMPORTS", str(2**64))
+    env.setenv("DEALS_PRIORITY_FEE_CAP_LAMPORTS", str(10**20))
+    assert main(["settings"]) == 78
+    assert "must be at most 18446744073709551615 (a u64)" in capsys.readouterr().err
+    env.setenv("DEALS_PRIORITY_FEE_MICROLAMPORTS", "0")
+    assert main(["settings"]) == 78
+    assert "cap 100000000000000000000" in capsys.readouterr().err
