@@ -59,6 +59,7 @@ from application.retry import RetryPolicy, Sleep, retrying
 from application.settlement import metrics
 from application.settlement.chain_lookup import ChainLookup
 from application.settlement.chain_port import (
+    ChainError,
     ChainMovement,
     ChainPort,
     ChainRejectedError,
@@ -69,7 +70,7 @@ from application.settlement.chain_port import (
 )
 from application.settlement.fee_payer import MIN_LAMPORTS_DEFAULT, FeePayerWatch
 from application.settlement.fold import SettlementFold
-from application.settlement.store import Movement, Submission
+from application.settlement.store import OWNER_ROTATION_META, Movement, Submission
 from domain.amounts import INITIAL_SUPPLY
 from domain.errors import SettlementConflict
 from domain.system import CUSTODY_LESS_ACCOUNTS, GENESIS_MINT_ID, ISSUANCE_ID, TREASURY_ID
@@ -263,7 +264,16 @@ class SettlementProcess:
     # --- lifecycle ---------------------------------------------------------------
 
     async def prepare(self) -> None:
-        """The mint and the initial supply on chain (idempotent)."""
+        """The mint and the initial supply on chain (idempotent). Refused
+        (``ChainError``) while an owner rotation is unfinished: the start-up
+        check reads only the treasury, which a rotation moves last, so the
+        old key would pass it and every movement out of an account already
+        moved would fail on chain (OwnerMismatch) and be compensated."""
+        if self.store.meta(OWNER_ROTATION_META):
+            raise ChainError(
+                "an owner rotation was interrupted: some custody token accounts are owned by "
+                "the new key, some by the old; run `deals-ledger custody rotate owner "
+                "--new-keypair FILE` again with the same new key to finish it")
         await self._chain("ensure_genesis", lambda: self.chain.ensure_genesis(
             TREASURY_ID, INITIAL_SUPPLY
         ))

@@ -54,6 +54,10 @@ start (1: the first; 2: a movement waiting for the chain is ``queued``, no
 longer ``pending``, which now means only a hold's phase)."""
 SCHEMA_VERSION_META = "schema_version"
 SETTLEMENT_TRACKING_NAME = "settlement"
+OWNER_ROTATION_META = "owner_rotation_started"
+"""1 from the moment ``custody rotate owner`` starts moving token accounts
+until every one has moved: custody accounts are then owned by two keys, and
+a settler signing with either would fail movements that are not at fault."""
 IDS_PER_IN_LIST_MAX = 500
 PAGE_ROWS_MAX = 10_000
 

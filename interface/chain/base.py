@@ -116,6 +116,11 @@ class SeededTokenChain(abc.ABC):
     async def _lamports(self, address: Pubkey) -> int:
         """The SOL balance of ``address`` (0 when it does not exist)."""
 
+    async def lamports(self, address: Pubkey) -> int:
+        """The SOL balance of ``address`` (0 when it does not exist), for
+        operator tools (a fee-payer rotation's top-up)."""
+        return await self._lamports(address)
+
     @abc.abstractmethod
     async def _rent_exempt_lamports(self, data_len: int) -> int: ...
 

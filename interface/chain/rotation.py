@@ -7,8 +7,8 @@ rotate``), with the SPL Token program's SetAuthority:
   transaction as fit a packet, the treasury's last: the start-up check
   (``base.powers_problem``) reads the treasury, so it only passes with the
   new key once every account has moved.
-- ``fee-payer``: nothing on chain holds it; optionally the old fee payer's
-  SOL moves to the new one.
+- ``fee-payer``: nothing on chain holds it; optionally the old fee payer
+  tops the new one up to a given balance.
 
 Every step reads the chain's current authority first, so a rotation that
 crashed midway is finished by running it again: what already moved is
@@ -143,10 +143,16 @@ def _fits(chain: SeededTokenChain, instructions: list[Instruction]) -> bool:
     return tx.serialized_size(message) <= tx.PACKET_DATA_SIZE
 
 
-async def move_fee_payer_sol(chain: SeededTokenChain, new: Pubkey, lamports: int) -> str:
-    """Move ``lamports`` from the (old) fee payer to the new one; it pays
-    the fee of that transfer too, so leave it that much (5,000 a signature)."""
+async def move_fee_payer_sol(chain: SeededTokenChain, new: Pubkey, lamports: int) -> str | None:
+    """Top the new fee payer up to ``lamports`` from the (old) one, which
+    pays that transfer's fee too (5,000 a signature); the signature, or None
+    when the new one already holds that much. A top-up rather than "send N",
+    so that the rerun a crash calls for does not send it twice (a run killed
+    after its transfer landed, before the key was installed, did)."""
     if lamports < 1:
         raise RotationError("lamports to move must be positive")
+    missing = lamports - await chain.lamports(new)
+    if missing <= 0:
+        return None
     return await chain.sign_and_land([transfer(TransferParams(
-        from_pubkey=chain.keys.fee_payer, to_pubkey=new, lamports=lamports))])
+        from_pubkey=chain.keys.fee_payer, to_pubkey=new, lamports=missing))])

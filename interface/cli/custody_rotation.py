@@ -26,6 +26,7 @@ from uuid import UUID
 from solders.pubkey import Pubkey
 
 from application.errors import SettlementUnavailable
+from application.settlement.store import OWNER_ROTATION_META
 from domain.system import TREASURY_ID
 from interface.chain.base import SeededTokenChain
 from interface.chain.custody import (
@@ -55,7 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--new-keypair", type=Path, required=True,
                         help="the new key: a Solana CLI keypair file, mode 0600")
     parser.add_argument("--move-lamports", type=int, default=None,
-                        help="fee-payer only: lamports the old fee payer sends the new one")
+                        help="fee-payer only: the old fee payer tops the new one up to this many "
+                             "lamports (a rerun sends only what is missing)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
@@ -100,13 +102,26 @@ async def _rotate(service: LedgerService, role: str, new: Pubkey,
         if role == "mint-authority":
             return await rotate_mint_authority(chain, new)
         if role == "owner":
-            return await rotate_owner(chain, new, _account_ids(service), TREASURY_ID)
+            return await _rotate_owner(service, chain, new)
         report = RotationReport("fee-payer", str(chain.keys.fee_payer), str(new))
         if move_lamports is not None:
-            report.signatures.append(await move_fee_payer_sol(chain, new, move_lamports))
+            signature = await move_fee_payer_sol(chain, new, move_lamports)
+            report.signatures += [signature] if signature else []
+            report.moved, report.already = (1, 0) if signature else (0, 1)
         return report
     finally:
         await chain.close()
+
+
+async def _rotate_owner(service: LedgerService, chain: SeededTokenChain,
+                        new: Pubkey) -> RotationReport:
+    """The marker stays set if the run dies midway, so no settler starts on
+    the half-moved accounts; it is cleared once every account has moved."""
+    store = service.settlement_fold.store
+    store.set_meta(OWNER_ROTATION_META, 1)
+    report = await rotate_owner(chain, new, _account_ids(service), TREASURY_ID)
+    store.set_meta(OWNER_ROTATION_META, 0)
+    return report
 
 
 def _account_ids(service: LedgerService) -> list[UUID]:

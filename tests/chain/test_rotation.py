@@ -132,6 +132,10 @@ async def test_the_fee_payer_rotates_and_pays_from_then_on(genesis_env: ChainEnv
     custody, port, alice = genesis_env.custody, genesis_env.port, uuid4()
     new = CustodyKey(Keypair())
     await move_fee_payer_sol(port, new.pubkey, 10**9)  # the RPC cluster has no faucet
+    # a rerun after a crash (the transfer landed, the key not yet installed)
+    # tops up to the same balance: it sends nothing, not a second 10**9
+    assert await move_fee_payer_sol(port, new.pubkey, 10**9) is None
+    assert await port.lamports(new.pubkey) == 10**9
     rotated = port_with(genesis_env, CustodyKeys(custody, fee_payer=new))
     try:
         await rotated.ensure_genesis(TREASURY_ID, INITIAL_SUPPLY)

@@ -8,19 +8,25 @@ expects."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import stat
 import subprocess
 import sys
 from pathlib import Path
+from uuid import uuid4
 
+import pytest
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
+from application import commands as c
+from interface.chain import rotation
 from interface.chain import transactions as tx
 from interface.chain.custody import ROLE_KEY_FILE_NAMES, load_custody_keypair
 from interface.chain.embedded import EmbeddedSolana
 from interface.cli import exit_codes
+from interface.cli.custody_rotation import run_custody
 from interface.wiring.settler import EMBEDDED_CHAIN_DIR, lease_for
 from tests.interface.cli_support import REPO, cli, cli_env
 
@@ -114,3 +120,54 @@ def test_a_key_given_by_setting_must_be_set_before_settlement_resumes(
     assert "DEALS_MINT_AUTHORITY_KEYPAIR" in stopped.stderr
     service_ledger.open_account(funded=DEAL)
     assert settle_once(store, **configured)["waiting"] == 0
+
+
+def test_an_interrupted_owner_rotation_stops_settlement_until_it_is_finished(
+    service_ledger, store, tmp_path, monkeypatch
+):
+    """A rotation that dies after its first batch leaves the treasury (moved
+    last) with the old key, which the start-up check reads: without the
+    marker the settler starts, and a payment out of an account already moved
+    fails on chain (OwnerMismatch) and is compensated. With it, settlement
+    refuses until the same command finishes the rotation."""
+    ledger = service_ledger
+    accounts = [ledger.open_account(funded=DEAL) for _ in range(24)]  # two batches at least
+    settle_once(store)
+    new_file, new = key_file(tmp_path / "new-owner.json")
+    real_sign_and_land, landed = rotation.SeededTokenChain.sign_and_land, []
+
+    async def dies_after_one_batch(chain, instructions):
+        if landed:
+            raise RuntimeError("killed after the first batch")
+        landed.append(await real_sign_and_land(chain, instructions))
+        return landed[-1]
+
+    monkeypatch.setattr(rotation.SeededTokenChain, "sign_and_land", dies_after_one_batch)
+    args = argparse.Namespace(action="rotate", role="owner", new_keypair=new_file,
+                              move_lamports=None, json=True)
+    with pytest.raises(RuntimeError, match="killed"):
+        run_custody(args, store.settings)
+    monkeypatch.undo()
+    assert len(landed) == 1
+
+    payer, payee = accounts[0], accounts[1]
+    ledger.execute(c.TransferFunds(transfer_id=uuid4(), source=payer, destination=payee,
+                                   amount=DEAL // 2, reason="after a half rotation"))
+    refused = run(store, "settle", "--once")
+    assert refused.returncode == exit_codes.FAILURE
+    assert "owner rotation was interrupted" in refused.stderr
+    assert ledger.balance(payer) == DEAL // 2  # pending, not failed and compensated
+
+    finished = cli(store, "custody", "rotate", "owner", "--new-keypair", str(new_file), "--json")
+    assert finished.returncode == exit_codes.OK, finished.stderr
+    assert json.loads(finished.stdout)["moved"] >= 1
+    assert settle_once(store)["waiting"] == 0
+    assert ledger.balance(payer) == DEAL // 2
+    chain = EmbeddedSolana(store.settings.data_dir / EMBEDDED_CHAIN_DIR)
+    try:
+        base = load_custody_keypair(None, store.settings.data_dir)
+        state = tx.decode_token_account(bytes(chain.get_account(
+            tx.token_account_address(base.pubkey, payee)).data))
+        assert (state.owner, int(state.amount)) == (new, DEAL + DEAL // 2)
+    finally:
+        chain.close()
