@@ -36,9 +36,16 @@ UNASSIGNED_DEPOSIT = "unassigned_deposit"
 """DEAL sent into a deposit address from a token account that no wallet
 connected to the account owns: not credited until an admin assigns it."""
 
+EXTERNAL_MISMATCH = "external_mismatch"
+"""The tokens outside custody on chain (the mint's supply less every custody
+token account's balance) differ from the external account's settled
+balance: DEAL minted or burned behind the ledger's back, or custody
+balances off (each also a ``balance_mismatch``)."""
+
 FINDING_KINDS = (
     BALANCE_MISMATCH, UNKNOWN_SIGNATURE, MEMO_MISMATCH, MISSING_ON_CHAIN,
     DEAD_SUBMISSION_LANDED, UNCOMPENSATED_FAILURE, AMOUNT_MISMATCH, UNASSIGNED_DEPOSIT,
+    EXTERNAL_MISMATCH,
 )
 SIGNATURE_KINDS = (UNKNOWN_SIGNATURE, MEMO_MISMATCH, AMOUNT_MISMATCH)
 """Findings the report lists as unmatched signatures; the rest are mismatches."""

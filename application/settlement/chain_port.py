@@ -165,6 +165,15 @@ class ChainPort(Protocol):
 
     def token_account_address(self, account_id: UUID) -> str: ...
 
+    def wallet_token_account_address(self, wallet: str) -> str:
+        """The associated token account of ``wallet`` for the mint: where a
+        withdrawal to that wallet lands."""
+        ...
+
+    async def mint_supply(self) -> int:
+        """The mint's supply on chain, in base units (0 before the mint exists)."""
+        ...
+
     @property
     def token_account_owner(self) -> str:
         """The owner of every custody token account: a transfer from a token

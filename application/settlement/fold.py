@@ -50,7 +50,6 @@ from domain.account import Account
 from domain.anchor import Anchor
 from domain.pricing import PriceSchedule
 from domain.reconciliation import Finding, Reconciliation
-from domain.system import CUSTODY_LESS_ACCOUNTS, EXTERNAL_ID, ISSUANCE_ID
 from domain.transfer import POSTED, Transfer
 from domain.wallet import Wallet
 
@@ -58,8 +57,6 @@ logger = logging.getLogger(__name__)
 
 SETTLEMENT_FOLD_PAGE_EVENTS_DEFAULT = 1000
 CATCH_UP_PAGES_MAX = 10_000  # a bound per call; the next call goes on
-
-_CUSTODY_LESS_HEX = frozenset(account.hex for account in CUSTODY_LESS_ACCOUNTS)
 
 _Handler = Callable[["_Page", Any], None]
 _EVENTS: FoldTable[_Handler] = FoldTable("settlement fold")
@@ -193,8 +190,8 @@ class _Page:
         self.cursor.execute(self.store.sql(sql), params)
 
     def add_to_balance(self, account_hex: str, change: int) -> None:
-        if account_hex in _CUSTODY_LESS_HEX:
-            return  # the mint's side, or tokens outside custody: no token account
+        """The issuance and external accounts too (no token account: the
+        reconciliation checks them against the mint's supply)."""
         self.run(
             "INSERT INTO {settlement_balances} (account_id, balance) VALUES (?, ?) "
             "ON CONFLICT (account_id) DO UPDATE SET balance = "
@@ -307,10 +304,10 @@ def _settled(page: _Page, event: Any) -> None:
         page.run(
             "INSERT INTO {settlement_balances} (account_id, balance) "  # noqa: S608 - fixed words
             f"SELECT {account}, {change} FROM {{settlement_movements}} "
-            f"WHERE transfer_id = ? AND {account} NOT IN (?, ?) "
+            "WHERE transfer_id = ? "
             "ON CONFLICT (account_id) DO UPDATE SET balance = "
             "{settlement_balances}.balance + excluded.balance",
-            transfer_hex, ISSUANCE_ID.hex, EXTERNAL_ID.hex,
+            transfer_hex,
         )
     page.run(
         "UPDATE {settlement_movements} SET status = ?, signature = ?, slot = ?, "

@@ -7,7 +7,9 @@ looks at every transaction on those token accounts: each must be a
 submission the log knows, carrying memos naming exactly its transfers, and
 must have done what the log says (settled ones succeeded; expired or
 rejected ones never succeeded). It also asks the chain for every settlement
-of the log, and lists failed movements whose compensation was refused.
+of the log, lists failed movements whose compensation was refused, and
+checks the external account: on chain, the tokens outside custody are the
+mint's supply less every custody token account (``_check_external``).
 
 Where the data comes from: the settlement store (``application.
 settlement_store``), the settlement process's own fold of the log. It is
@@ -74,6 +76,7 @@ from domain.reconciliation import (
     AMOUNT_MISMATCH,
     BALANCE_MISMATCH,
     DEAD_SUBMISSION_LANDED,
+    EXTERNAL_MISMATCH,
     MEMO_MISMATCH,
     MISSING_ON_CHAIN,
     SIGNATURE_KINDS,
@@ -85,6 +88,7 @@ from domain.system import (
     DEPOSIT_FINDINGS_RUN_ID,
     EXTERNAL_ID,
     GENESIS_MINT_ID,
+    ISSUANCE_ID,
     derived_id,
 )
 
@@ -202,6 +206,9 @@ class Reconciler:
         self.config = config or ReconciliationConfig()
         self._sleep = sleep
         self._seen: set[str] = set()
+        self._custody_off = 0
+        """The run's custody balance findings' differences (chain less
+        ledger), summed: what they leave outside custody (``_check_external``)."""
 
     async def run(self, *, full: bool = False) -> ReconciliationReport:
         """One reconciliation now; its report. ``full`` re-checks the whole
@@ -210,7 +217,9 @@ class Reconciler:
         run_id = uuid4()
         await self._execute(c.StartReconciliation(run_id))
         findings = _Findings(run_id, self._execute, self.config.findings_per_run_max)
+        self._custody_off = 0
         accounts, signatures = await self._check_accounts(findings, full)
+        await self._check_external(findings)
         clean_settlements = await self._check_settlements(findings, full)
         await self._check_uncompensated(findings)
         await findings.flush()
@@ -267,14 +276,11 @@ class Reconciler:
         in_flight = self._in_flight_changes()
         readings: list[tuple[UUID, int]] = []
         for account in accounts:
-            expected, actual = settled.get(account, 0), await self._balance(account)
-            if _agrees(expected, actual, in_flight.get(account, ())):
-                readings.append((account, actual))
+            actual, reading = await self._read(account, settled, in_flight)
+            readings.append((account, actual))
+            if reading is None:
                 continue
-            reading = await self._bracketed_reading(account)
-            readings.append((account, reading.actual))
-            if reading.agrees:
-                continue
+            self._custody_off += reading.actual - reading.expected
             finding_id = await findings.add(
                 BALANCE_MISMATCH, account_id=account, expected=reading.expected,
                 actual=reading.actual,
@@ -286,6 +292,49 @@ class Reconciler:
             if waiting_for is not None:
                 self.store.hold_adjustment(finding_id, account, waiting_for)
         return readings
+
+    async def _read(self, account: UUID, settled: dict[UUID, int],
+                    in_flight: dict[UUID, set[int]]) -> tuple[int, BalanceReading | None]:
+        """The account's balance on chain, and the decided reading when it
+        disagrees with the ledger beyond what settlement in flight explains
+        (None: it agrees)."""
+        actual = await self._balance(account)
+        if _agrees(settled.get(account, 0), actual, in_flight.get(account, ())):
+            return actual, None
+        reading = await self._bracketed_reading(account)
+        return reading.actual, None if reading.agrees else reading
+
+    async def _check_external(self, findings: _Findings) -> None:
+        """Tokens outside custody on chain (the mint's supply less every
+        custody token account) against the external account's settled
+        balance. The supply is read as the issuance account's balance
+        (minus the supply), judged as a balance is, so settlement in flight
+        or settled during a read explains the same differences as for a
+        custody account and lag makes no finding. The chain then holds
+        outside custody the external balance less what the supply and the
+        custody accounts' findings are off and what the ledger's settled
+        balances sum to (zero, unless a row was altered). The external
+        balance is negative when more DEAL came in than left (DEAL minted
+        outside the ledger): a signed number like any other here."""
+        self.fold.catch_up()
+        _, supply = await self._read(ISSUANCE_ID, self.store.balances([ISSUANCE_ID]),
+                                     self._in_flight_changes())
+        supply_off = 0 if supply is None else supply.actual - supply.expected
+        difference = -(supply_off + self._custody_off + self.store.balances_total())
+        if difference == 0:
+            return
+        external = self.store.balances([EXTERNAL_ID]).get(EXTERNAL_ID, 0)
+        supply_text = ("the supply agrees with the ledger's issuance" if supply is None else
+                       f"the supply is {format_amount(-supply.actual)} DEAL, the ledger's "
+                       f"issuance {format_amount(-supply.expected)} DEAL")
+        await findings.add(
+            EXTERNAL_MISMATCH, account_id=EXTERNAL_ID, expected=external,
+            actual=external + difference,
+            detail=f"the mint's supply less the custody token accounts' balances leaves "
+                   f"{format_amount(external + difference)} DEAL outside custody, the ledger's "
+                   f"external balance is {format_amount(external)} DEAL ({supply_text}; the "
+                   f"custody balance findings sum to {_signed_amount(self._custody_off)} DEAL)",
+        )
 
     async def _unscanned_deposits(self, account: UUID) -> str | None:
         """Read after the balance: the newest signature on the account's
@@ -361,8 +410,8 @@ class Reconciler:
             if len(in_flight) > CHANGES_MAX or len(settled) >= SETTLEMENTS_PER_PAGE_MAX:
                 return None
             landing = self._account_changes(in_flight, account)
-            if genesis is not None and genesis.destination == account:
-                landing.append(genesis.amount)
+            if genesis is not None and _change(genesis, account):
+                landing.append(_change(genesis, account))
             explained = explained_differences(landing, self._account_changes(settled, account))
             return BalanceReading(expected, actual, explained)
         return None
@@ -398,6 +447,7 @@ class Reconciler:
         genesis = self._genesis_in_flight()
         if genesis is not None:
             changes.setdefault(genesis.destination, set()).add(genesis.amount)
+            changes.setdefault(genesis.source, set()).add(-genesis.amount)
         return changes
 
     def _genesis_in_flight(self) -> Movement | None:
@@ -409,6 +459,11 @@ class Reconciler:
         return None if genesis is None or genesis.status == SETTLED else genesis
 
     async def _balance(self, account: UUID) -> int:
+        """The account's balance on chain; the issuance account's is minus
+        the mint's supply (the ledger's issuance balance is minus what it
+        issued)."""
+        if account == ISSUANCE_ID:
+            return -await self._chain("getAccountInfo", self.chain.mint_supply)
         balance = await self._chain("getTokenAccountBalance",
                                     lambda: self.chain.token_balance(account))
         return 0 if balance is None else balance

@@ -37,6 +37,7 @@ from uuid import UUID
 from application.eventlog.locks import HASHTEXT_DDL_LOCK_SQL, settlement_ddl_lock_name
 from application.eventlog.sql_text import SqlText, sqlite_write, table_names
 from application.eventlog.tracking import Tracking
+from domain.system import EXTERNAL_ID, ISSUANCE_ID
 from domain.transfer import SETTLED as DOMAIN_SETTLED
 from domain.transfer import (
     SETTLEMENT_AWAITING_CAPTURE,
@@ -48,10 +49,12 @@ from domain.transfer import (
 logger = logging.getLogger(__name__)
 
 SETTLEMENT_FILE_NAME = "settlement.sqlite"
-SETTLEMENT_SCHEMA_VERSION = 2
+SETTLEMENT_SCHEMA_VERSION = 3
 """What the rows mean; tables of another version are rebuilt from the log at
 start (1: the first; 2: a movement waiting for the chain is ``queued``, no
-longer ``pending``, which now means only a hold's phase)."""
+longer ``pending``, which now means only a hold's phase; 3: the issuance and
+external accounts have settled balances too, for the reconciliation's
+supply and outside-custody check)."""
 SCHEMA_VERSION_META = "schema_version"
 SETTLEMENT_TRACKING_NAME = "settlement"
 OWNER_ROTATION_META = "owner_rotation_started"
@@ -328,13 +331,22 @@ class SettlementStore:
     # Reconciliation's inputs, in bounded pages
 
     def balances_page(self, after: str, limit: int) -> list[tuple[UUID, int]]:
-        """Settled balances by account id (hex), after ``after`` (exclusive)."""
+        """Settled balances of the accounts with a custody token account, by
+        account id (hex), after ``after`` (exclusive)."""
         with self.read() as cursor:
             cursor.execute(self.sql(
                 "SELECT account_id, balance FROM {settlement_balances} WHERE account_id > ? "
-                "ORDER BY account_id LIMIT ?"
-            ), (after, min(limit, PAGE_ROWS_MAX)))
+                "AND account_id NOT IN (?, ?) ORDER BY account_id LIMIT ?"
+            ), (after, ISSUANCE_ID.hex, EXTERNAL_ID.hex, min(limit, PAGE_ROWS_MAX)))
             return [(UUID(row[0]), int(row[1])) for row in cursor.fetchall()]
+
+    def balances_total(self) -> int:
+        """Every account's settled balance summed, in one read: zero, as
+        double entry has it, unless a row was altered."""
+        with self.read() as cursor:
+            cursor.execute(self.sql("SELECT SUM(balance) FROM {settlement_balances}"))
+            row = cursor.fetchone()
+            return 0 if row is None or row[0] is None else int(row[0])
 
     def balances(self, account_ids: Sequence[UUID]) -> dict[UUID, int]:
         found: dict[UUID, int] = {}

@@ -178,6 +178,13 @@ class SeededTokenChain(abc.ABC):
     def token_account_address(self, account_id: UUID) -> str:
         return str(tx.token_account_address(self._keys.address_base, account_id))
 
+    def wallet_token_account_address(self, wallet: str) -> str:
+        return str(tx.associated_token_address(wallet, self._mint))
+
+    async def mint_supply(self) -> int:
+        data = await self._account_data(self._mint)
+        return 0 if data is None else tx.mint_supply(data)
+
     @property
     def fee_payer_address(self) -> str:
         return str(self._keys.fee_payer)

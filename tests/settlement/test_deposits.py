@@ -22,7 +22,7 @@ from application.settlement.reconciler import adjust_for_finding
 from domain.amounts import UNITS_PER_DEAL
 from domain.errors import FindingNotAdjustable, LedgerError
 from domain.movements import DEPOSIT
-from domain.reconciliation import UNASSIGNED_DEPOSIT
+from domain.reconciliation import EXTERNAL_MISMATCH, UNASSIGNED_DEPOSIT
 from domain.system import (
     DEPOSIT_FINDINGS_RUN_ID,
     EXTERNAL_ID,
@@ -68,6 +68,14 @@ def wallet(rig: SettlementRig, funded: int = 50 * DEAL) -> OutsideWallet:
     outside = OutsideWallet(rig.embedded, Pubkey.from_string(rig.chain.mint_address))
     outside.fund(rig.custody, funded)
     return outside
+
+
+def clean_but_the_faucet(report, minted: int = 50 * DEAL) -> bool:
+    """The test wallets' DEAL is minted outside the ledger (``wallet``), so
+    the one finding left is the external account's, off by exactly that."""
+    return [(f.kind, f.account_id, f.actual - f.expected)
+            for f in [*report.mismatches, *report.unmatched_signatures]] == [
+        (EXTERNAL_MISMATCH, EXTERNAL_ID, minted)]
 
 
 def deposit_findings(rig: SettlementRig) -> list:
@@ -154,7 +162,7 @@ async def test_an_unassigned_deposit_is_not_also_adjusted_as_a_balance_mismatch(
     drig.execute(c.AssignDeposit(finding.finding_id))
 
     assert drig.ledger.balance(account) == 13 * DEAL == await drig.chain_balance(account)
-    assert (await drig.reconcile()).clean
+    assert clean_but_the_faucet(await drig.reconcile())
 
 
 async def mismatch_of(rig: SettlementRig, account: UUID) -> UUID:
@@ -183,7 +191,7 @@ async def test_a_mismatch_read_before_the_scan_took_a_deposit_waits_for_it(
         adjust_for_finding(drig.fold, drig.ledger.writer, mismatch, INTERNAL)
 
     assert drig.ledger.balance(account) == 15 * DEAL == await drig.chain_balance(account)
-    assert (await drig.reconcile()).clean
+    assert clean_but_the_faucet(await drig.reconcile())
 
 
 async def test_a_strangers_deposit_read_before_the_scan_is_assigned_not_adjusted(

@@ -53,17 +53,31 @@ class OutsideWallet:
         message = Message.new_with_blockhash([instruction], custody.pubkey, blockhash)
         return _landed(self.chain.process(custody.sign_transaction(message, blockhash)))
 
-    def deposit(self, deposit_address: str, amount: int) -> SendOutcome:
-        """The wallet's own ``transfer_checked`` into ``deposit_address``."""
+    @property
+    def associated_token_account(self) -> Pubkey:
+        """Where a withdrawal to this wallet lands."""
+        return tx.associated_token_address(self.address, self.mint)
+
+    def deposit(self, deposit_address: str, amount: int, *,
+                source: Pubkey | None = None) -> SendOutcome:
+        """The wallet's own ``transfer_checked`` into ``deposit_address``,
+        from its token account (or ``source``, another it owns)."""
         owner = self.keypair.pubkey()
         instruction = Instruction(tx.TOKEN_PROGRAM_ID, struct.pack(
             "<BQB", 12, amount, tx.DEAL_DECIMALS), [
-            AccountMeta(self.token_keypair.pubkey(), is_signer=False, is_writable=True),
+            AccountMeta(source or self.token_keypair.pubkey(), is_signer=False,
+                        is_writable=True),
             AccountMeta(self.mint, is_signer=False, is_writable=False),
             AccountMeta(Pubkey.from_string(deposit_address), is_signer=False, is_writable=True),
             AccountMeta(owner, is_signer=True, is_writable=False),
         ])
         return self._send([instruction], [self.keypair])
+
+    def burn(self, source: Pubkey, amount: int) -> SendOutcome:
+        """The wallet burns DEAL from a token account it owns: the supply
+        shrinks outside custody, behind the ledger's back."""
+        return self._send([tx.burn_instruction(self.keypair.pubkey(), source, amount,
+                                               self.mint)], [self.keypair])
 
     def _open_token_account(self) -> None:
         rent = self.chain.rent_lamports().token_account
