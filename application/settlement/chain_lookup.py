@@ -22,9 +22,12 @@ movements (``deal:<id>,...``) and that the log does not know as in flight:
   signature, which never landed) are recorded as settled by it, through the
   ordinary steps: ``RecordSubmission`` (no bytes: nothing to send) then
   ``MarkSettled`` with its slot;
-- a movement the log does not know (recorded after the backup), or that
+- a movement the log does not know (recorded after the backup), that
   the log says settled by another signature, failed or awaits a capture,
-  means the chain is ahead of the log: an alert names them and settlement
+  or that the log has waiting with another body than what landed moved
+  (another source, destination, withdrawal wallet or amount: a client
+  sent a lost command again differently; ``legs``), means the chain is
+  ahead of the log: an alert names them and settlement
   stops (``ChainAheadOfLog``, shown by ``/ready``), nothing is sent, until
   an operator acknowledges each such signature (``DEALS_SETTLEMENT_
   ACKNOWLEDGED``, docs/operations.md) after reconciling what it moved.
@@ -47,7 +50,6 @@ settler starting again after a failure) looks before it sends.
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -58,6 +60,7 @@ from application.alerts import AlertKind, raise_alert
 from application.settlement import metrics
 from application.settlement.chain_port import ChainPort, ChainTransaction
 from application.settlement.fold import SettlementFold
+from application.settlement.legs import decidable, disagreement
 from application.settlement.store import (
     FAILED,
     QUEUED,
@@ -67,7 +70,6 @@ from application.settlement.store import (
     Movement,
     Submission,
 )
-from domain.system import CUSTODY_LESS_ACCOUNTS
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -79,6 +81,10 @@ LANDED_OUTCOMES = frozenset({SETTLED, FAILED, REJECTED})
 chain (``rejected``: landed failed; a preflight refusal never lands, so it
 is never in the history)."""
 NAMED_IN_MESSAGE_MAX = 5
+UNDECIDABLE = ("what it moved for each cannot be told: it carries one transfer for several "
+               "movements (netted) or mints or burns, and names movements the log lost")
+"""Why a waiting movement is not settled by such a transaction unless an
+operator acknowledged it (then it is taken on the acknowledgement)."""
 
 ChainCall = Callable[[str, Callable[[], Awaitable[Any]]], Awaitable[Any]]
 Execute = Callable[[c.Command], Awaitable[Any]]
@@ -173,7 +179,7 @@ class ChainLookup:
                 "getTransaction", _transaction_call(self.chain, signature))
             if not self._ours(landed):
                 continue  # not a movement of ours, or it moved nothing
-            problems = await self._record_landed(landed) or ()
+            problems = await self._record_landed(landed, acknowledged=False) or ()
             if problems:
                 ahead.append(Unaccounted(signature, landed.slot, problems))
         self.fold.catch_up()
@@ -193,7 +199,7 @@ class ChainLookup:
                     logger.warning("acknowledged %s was not paid by this ledger's fee payer "
                                    "or failed: it settles nothing", signature)
                 continue
-            await self._record_landed(landed)
+            await self._record_landed(landed, acknowledged=True)
             self._watched.update(dict.fromkeys(landed.memo_transfer_ids, landed))
 
     def _ours(self, landed: ChainTransaction | None) -> bool:
@@ -222,7 +228,7 @@ class ChainLookup:
                 by_landed[landed.signature] = landed
         settled = False
         for landed in by_landed.values():
-            settled = await self._record_landed(landed) is not None or settled
+            settled = await self._record_landed(landed, acknowledged=True) is not None or settled
         if settled:
             self.fold.catch_up()
         return settled
@@ -250,12 +256,16 @@ class ChainLookup:
             before = page[-1]
         return found[::-1]
 
-    async def _record_landed(self, landed: ChainTransaction
+    async def _record_landed(self, landed: ChainTransaction, *, acknowledged: bool
                              ) -> tuple[tuple[UUID, str], ...] | None:
         """Settle by ``landed`` what the log still waits to send; the
-        movements it cannot account for, with why. None when it settled
-        nothing because it moved other amounts than the log's movements
-        would (``_disagreement``): those are sent as new movements."""
+        movements it cannot account for, with why. One the log has waiting
+        that ``landed`` did not move as the log says (another source,
+        destination, wallet or amount: ``legs.disagreement``; a client sent
+        a lost command again with another body) is never recorded settled
+        by it: unless an operator ``acknowledged`` it, the chain is ahead
+        of the log (it is named); acknowledged, it is sent as a new movement
+        (None: settled nothing)."""
         movements = self.store.movements(landed.memo_transfer_ids)
         waiting: dict[str | None, list[UUID]] = {}
         problems: list[tuple[UUID, str]] = []
@@ -267,10 +277,17 @@ class ChainLookup:
             elif movement is not None and movement.status in (QUEUED, SUBMITTED):
                 waiting.setdefault(movement.signature, []).append(transfer_id)
         if waiting:
-            why = _disagreement(landed, movements, self.chain.token_account_address)
-            if why is not None:
+            named = [movements[t] for t in landed.memo_transfer_ids if t in movements]
+            all_named = len(named) == len(landed.memo_transfer_ids)
+            why = disagreement(landed, named, self.chain, all_named=all_named)
+            if why is None and not acknowledged and not decidable(landed, all_named=all_named):
+                why = UNDECIDABLE
+            if why is not None and acknowledged:
                 self._disown(landed, waiting, why)
                 return None
+            if why is not None:
+                return (*problems, *((transfer_id, f"is in the log with another body ({why})")
+                                     for ids in waiting.values() for transfer_id in ids))
             await self._settle(landed, waiting)
         return tuple(problems)
 
@@ -340,51 +357,6 @@ def _unaccountable(movement: Movement | None, signature: str) -> str | None:
     if movement.status in (QUEUED, SUBMITTED, SETTLED):
         return None
     return f"{movement.status} in the log"
-
-
-def _disagreement(landed: ChainTransaction, movements: dict[UUID, Movement],
-                  address_of: Callable[[UUID], str]) -> str | None:
-    """Why ``landed`` did not move what the log's ``movements`` named in
-    its memo would (as reconciliation's amount check judges it); None when
-    it did, or when that cannot be told: with every named movement in the
-    log, each custody token account they touch must have changed by their
-    sum; with some unknown to the log (an acknowledged transaction whose
-    other lost commands were not sent again), a transaction of one
-    ``transfer_checked`` per named movement must carry each known one
-    between custody accounts exactly (a netted one, or a mint or burn, is
-    taken on the operator's acknowledgement)."""
-    named = [movements[t] for t in landed.memo_transfer_ids if t in movements]
-    if len(named) == len(landed.memo_transfer_ids):
-        expected: dict[str, int] = {}
-        for movement in named:
-            for account, change in _changes(movement):
-                expected[address_of(account)] = expected.get(address_of(account), 0) + change
-        for address, change in sorted(expected.items()):
-            actual = landed.token_deltas.get(address, 0)
-            if actual != change:
-                return (f"token account {address} changed by {actual} base units where "
-                        f"the log's movements would change it by {change}")
-        return None
-    if len(landed.token_transfers) != len(landed.memo_transfer_ids):
-        return None
-    carried = Counter((moved.source, moved.destination, moved.amount)
-                      for moved in landed.token_transfers)
-    for movement in named:
-        if {movement.source, movement.destination} & CUSTODY_LESS_ACCOUNTS:
-            continue
-        key = (address_of(movement.source), address_of(movement.destination), movement.amount)
-        if not carried[key]:
-            return (f"it carries no transfer of {movement.amount} base units from "
-                    f"{key[0]} to {key[1]} for {movement.transfer_id}")
-        carried[key] -= 1
-    return None
-
-
-def _changes(movement: Movement) -> list[tuple[UUID, int]]:
-    """The custody accounts a movement touches and what it does to each."""
-    sides = ((movement.source, -movement.amount), (movement.destination, movement.amount))
-    return [(account, change) for account, change in sides
-            if account not in CUSTODY_LESS_ACCOUNTS]
 
 
 def _page_call(chain: ChainPort, before: str | None) -> Callable[[], Awaitable[list[str]]]:

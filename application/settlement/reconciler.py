@@ -55,6 +55,7 @@ from application.settlement.balance_reading import (
 )
 from application.settlement.chain_port import ChainPort, ChainTransaction, ChainUnavailableError
 from application.settlement.fold import SettlementFold
+from application.settlement.legs import expected_deltas
 from application.settlement.process import GENESIS_MEMO, CommandSender, execute_internal
 from application.settlement.store import (
     FAILED,
@@ -84,7 +85,6 @@ from domain.reconciliation import (
     UNKNOWN_SIGNATURE,
 )
 from domain.system import (
-    CUSTODY_LESS_ACCOUNTS,
     DEPOSIT_FINDINGS_RUN_ID,
     EXTERNAL_ID,
     GENESIS_MINT_ID,
@@ -577,15 +577,10 @@ class Reconciler:
 
     def _expected_deltas(self, submission: Submission) -> dict[str, int]:
         """Token account address -> the sum of the named movements' changes
-        (the issuance and external sides have no custody token account: the
-        mint's supply and a wallet's token account show those)."""
-        moved = self.store.movements(submission.transfer_ids)
-        expected: dict[str, int] = {}
-        for movement in moved.values():
-            for account_id in {movement.source, movement.destination} - CUSTODY_LESS_ACCOUNTS:
-                address = self.chain.token_account_address(account_id)
-                expected[address] = expected.get(address, 0) + _change(movement, account_id)
-        return expected
+        (``legs``: custody token accounts and withdrawals' wallets; the
+        issuance and external sides have none, the mint's supply shows
+        those)."""
+        return expected_deltas(self.store.movements(submission.transfer_ids).values(), self.chain)
 
     def _is_deposit(self, submission: Submission) -> bool:
         """A deposit is settled by the depositor's own transaction, which

@@ -212,3 +212,16 @@ async def sqlite_rig(tmp_path: Path) -> AsyncIterator[SettlementRig]:
         yield settlement
     finally:
         await settlement.close()
+
+
+@pytest.fixture(params=["litesvm", "rpc"])
+async def chain_rig(request: pytest.FixtureRequest, store: StoreConfig, tmp_path: Path
+                    ) -> AsyncIterator[SettlementRig]:
+    """Genesis settled, on the embedded chain and through the JSON-RPC
+    adapter, on each store."""
+    settlement = SettlementRig(store, tmp_path, chain_kind=request.param)
+    try:
+        await settlement.settle()
+        yield settlement
+    finally:
+        await settlement.close()

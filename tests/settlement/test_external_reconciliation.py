@@ -8,8 +8,7 @@ flight (mints, burns, withdrawals landing during the reads) is none."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
+from dataclasses import replace
 from uuid import UUID, uuid4
 
 import pytest
@@ -32,19 +31,8 @@ from domain.system import EXTERNAL_ID, TREASURY_ID
 from tests.settlement.conftest import DEAL, FAST_RETRY, SettlementRig
 from tests.support.alerts import CollectedAlerts
 from tests.support.outside_wallets import OutsideWallet
-from tests.support.stores import StoreConfig
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(params=["litesvm", "rpc"])
-async def xrig(request, store: StoreConfig, tmp_path: Path) -> AsyncIterator[SettlementRig]:
-    rig = SettlementRig(store, tmp_path, chain_kind=request.param)
-    try:
-        await rig.settle()
-        yield rig
-    finally:
-        await rig.close()
 
 
 async def withdrawn_to_a_wallet(rig: SettlementRig, amount: int) -> tuple[UUID, OutsideWallet]:
@@ -70,9 +58,9 @@ def findings(report: ReconciliationReport) -> list[tuple[str, UUID | None, int |
 
 
 async def test_withdrawals_and_deposits_leave_the_external_account_clean(
-    xrig: SettlementRig,
+    chain_rig: SettlementRig,
 ) -> None:
-    rig = xrig
+    rig = chain_rig
     account, wallet = await withdrawn_to_a_wallet(rig, 6 * DEAL)
     wallet.deposit(rig.chain.token_account_address(account), 2 * DEAL,
                    source=wallet.associated_token_account)
@@ -88,9 +76,9 @@ async def test_withdrawals_and_deposits_leave_the_external_account_clean(
 
 
 async def test_deal_minted_or_burned_behind_the_ledgers_back_is_an_external_mismatch(
-    xrig: SettlementRig, raised: CollectedAlerts,
+    chain_rig: SettlementRig, raised: CollectedAlerts,
 ) -> None:
-    rig = xrig
+    rig = chain_rig
     _, wallet = await withdrawn_to_a_wallet(rig, 6 * DEAL)
     assert (await rig.reconcile()).clean
     wallet.fund(rig.custody, 4 * DEAL)  # the mint authority mints outside the ledger
@@ -117,10 +105,10 @@ async def test_deal_minted_or_burned_behind_the_ledgers_back_is_an_external_mism
     assert findings(burned) == [(EXTERNAL_MISMATCH, EXTERNAL_ID, 6 * DEAL, 5 * DEAL)]
 
 
-async def test_an_altered_external_balance_is_an_external_mismatch(xrig: SettlementRig) -> None:
+async def test_an_altered_external_balance_is_an_external_mismatch(chain_rig: SettlementRig) -> None:
     """The ledger's side altered (its settled balance row, which is what a
     reconciliation reads of the log): the chain did not change."""
-    rig = xrig
+    rig = chain_rig
     await withdrawn_to_a_wallet(rig, 6 * DEAL)
     with rig.store.transaction() as cursor:
         cursor.execute(rig.store.sql(
@@ -133,13 +121,13 @@ async def test_an_altered_external_balance_is_an_external_mismatch(xrig: Settlem
 
 
 async def test_mints_burns_and_withdrawals_landing_during_the_reads_are_no_finding(
-    xrig: SettlementRig,
+    chain_rig: SettlementRig,
 ) -> None:
     """The supply is read while the settler takes steps: each reading
     straddles a landing or a settlement of mints, burns and withdrawals,
     and the run is clean (the custody accounts' readings under the same
     lag: test_reconciliation.py)."""
-    rig = xrig
+    rig = chain_rig
     account, wallet = await withdrawn_to_a_wallet(rig, DEAL)
     for amount in range(1, 7):
         rig.execute(c.Mint(uuid4(), account, amount * 1000))
@@ -177,3 +165,27 @@ class _StepsDuringEachRead:
             self.supply_reads_stepped += await self._rig.process.step()
         return await self._rig.chain.mint_supply()
 
+
+async def test_a_withdrawal_settled_without_reaching_its_wallet_is_found(
+    chain_rig: SettlementRig,
+) -> None:
+    """A settler that signs a withdrawal as a burn (as netting once did):
+    the custody account changed as the log says, but the wallet's
+    associated token account did not (``amount_mismatch``) and the DEAL is
+    gone from the supply instead of outside custody (``external_mismatch``)."""
+    rig = chain_rig
+    signed = rig.chain.sign_movements
+
+    async def as_burns(movements, **options):
+        return await signed([replace(m, destination_wallet=None) for m in movements], **options)
+
+    rig.chain.sign_movements = as_burns  # type: ignore[method-assign]
+    account, wallet = await withdrawn_to_a_wallet(rig, 4 * DEAL)
+    ata = str(wallet.associated_token_account)
+
+    report = await rig.reconcile()
+
+    assert sorted((f.kind, f.expected, f.actual) for f in [
+        *report.mismatches, *report.unmatched_signatures]) == [
+        ("amount_mismatch", 4 * DEAL, 0), (EXTERNAL_MISMATCH, 4 * DEAL, 0)]
+    assert f"token account {ata} changed by 0 DEAL" in report.unmatched_signatures[0].detail

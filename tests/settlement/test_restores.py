@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from solders.keypair import Keypair
 from solders.message import Message
+from solders.pubkey import Pubkey
 from solders.system_program import TransferParams, transfer
 from solders.transaction import Transaction
 
@@ -97,7 +98,8 @@ async def _restart(rig: SettlementRig, *, while_stopped: Callable[[], None] = la
     start)."""
     await rig.close()
     while_stopped()
-    again = SettlementRig(rig.store_config, rig.chain_dir.parent, chain_kind=rig.chain_kind)
+    again = SettlementRig(rig.store_config, rig.chain_dir.parent, chain_kind=rig.chain_kind,
+                          netting_window_s=rig.config.netting_window_s)
     again.accounts = rig.accounts
     again.config = replace(again.config, acknowledged=acknowledged)
     again.process = again._new_process()
@@ -472,3 +474,168 @@ async def _lost_and_acknowledged(rig: SettlementRig, snapshot: StoreSnapshot, *,
     rig = await _restart(rig, acknowledged=frozenset({signature}))
     await rig.settle()
     return rig, (payer, payee, lost, signature)
+
+
+async def _restored_after(rig: SettlementRig, snapshot: StoreSnapshot,
+                          lost: Callable[[SettlementRig], None],
+                          again: Callable[[SettlementRig], None]) -> tuple[SettlementRig, str]:
+    """The store snapshot; ``lost`` recorded and settled; the snapshot
+    restored; ``again`` recorded (a client sending the lost commands again,
+    differently); the settler restarted. The rig, and the one signature
+    that carried what was lost."""
+    rig = await _restart(rig, while_stopped=snapshot.take)
+    before = set(await rig.chain.fee_payer_signatures())
+    lost(rig)
+    await rig.settle()
+    (signature,) = set(await rig.chain.fee_payer_signatures()) - before
+    rig = await _restart(rig, while_stopped=snapshot.restore)
+    again(rig)
+    return await _restart(rig), signature
+
+
+async def _stops_naming(rig: SettlementRig, raised: CollectedAlerts, signature: str,
+                        transfer_ids: list[UUID]) -> None:
+    """The settler stops before sending anything, an alert naming the
+    landed transaction; the movements stay queued."""
+    with pytest.raises(ChainAheadOfLog) as stopped:
+        await rig.process.step()
+    for named in (signature, *map(str, transfer_ids)):
+        assert named in str(stopped.value)
+    assert "with another body" in str(stopped.value)
+    (alert,) = raised.of(AlertKind.CHAIN_AHEAD_OF_LOG)
+    assert alert.fields["signatures"] == signature
+    with pytest.raises(ChainAheadOfLog):  # nothing goes on until an operator resolves it
+        await rig.process.step()
+    for transfer_id in transfer_ids:
+        assert rig.transfer(transfer_id).settlement_status == SETTLEMENT_QUEUED
+
+
+@pytest.mark.parametrize("chain_kind", ["litesvm", "rpc"])
+async def test_a_withdrawal_sent_again_to_another_wallet_is_not_settled_by_the_landed_one(
+    store: StoreConfig, tmp_path: Path, chain_kind: str, raised: CollectedAlerts,
+) -> None:
+    """A withdrawal to wallet A settled after the snapshot; restored, the
+    client sends it again under its id to wallet B (also connected): the
+    landed transaction paid A, so it does not settle the withdrawal to B
+    (the log would say B got it), nor is the withdrawal sent again (A
+    would be paid twice): settlement stops naming it."""
+    rig = SettlementRig(store, tmp_path, chain_kind=chain_kind)
+    snapshot = StoreSnapshot(store, tmp_path)
+    try:
+        account = rig.open_account(funded=10 * DEAL)
+        first, second = str(Keypair().pubkey()), str(Keypair().pubkey())
+        for wallet in (first, second):
+            rig.execute(c.ConnectWallet(account, wallet))
+        await rig.settle()
+        withdrawal = uuid4()
+        rig, signature = await _restored_after(
+            rig, snapshot, lambda r: r.execute(c.Withdraw(withdrawal, account, 4 * DEAL, first)),
+            lambda r: r.execute(c.Withdraw(withdrawal, account, 4 * DEAL, second)))
+
+        await _stops_naming(rig, raised, signature, [withdrawal])
+
+        assert _wallet_balance(rig, first) == 4 * DEAL
+        assert _wallet_balance(rig, second) is None
+        assert (await _carried(rig))[withdrawal] == 1
+        assert rig.transfer(withdrawal).signature is None
+    finally:
+        await rig.close()
+
+
+@pytest.mark.parametrize("chain_kind", ["litesvm", "rpc"])
+async def test_a_transfer_sent_again_with_another_amount_stops_settlement(
+    tmp_path: Path, chain_kind: str, raised: CollectedAlerts,
+) -> None:
+    """Restored, a lost transfer of 3 DEAL comes again under its id moving
+    30: the landed 3 does not settle it, and it is not sent (it executed
+    once already): settlement stops naming it."""
+    store = sqlite_store(tmp_path)
+    rig = SettlementRig(store, tmp_path, chain_kind=chain_kind)
+    snapshot = StoreSnapshot(store, tmp_path)
+    try:
+        payer, payee = rig.open_account(funded=100 * DEAL), rig.open_account()
+        await rig.settle()
+        moved = uuid4()
+        rig, signature = await _restored_after(
+            rig, snapshot, _transfers_of([moved], payer, payee, 3),
+            _transfers_of([moved], payer, payee, 30))
+
+        await _stops_naming(rig, raised, signature, [moved])
+
+        assert (await _carried(rig))[moved] == 1
+        assert await rig.chain_balance(payee) == 3 * DEAL
+    finally:
+        await rig.close()
+
+
+def _transfers_of(moved: list[UUID], payer: UUID, payee: UUID, *deals: int
+                  ) -> Callable[[SettlementRig], None]:
+    """Record transfers under ``moved``'s first ids, of ``deals`` DEAL each."""
+    def record(rig: SettlementRig) -> None:
+        for transfer_id, deal in zip(moved, deals, strict=False):
+            rig.execute(c.TransferFunds(transfer_id, payer, payee, deal * DEAL))
+    return record
+
+
+async def _netted_then_restored(rig: SettlementRig, snapshot: StoreSnapshot, *again: int
+                                ) -> tuple[SettlementRig, str, list[UUID], UUID]:
+    """Transfers of 1 and 2 DEAL between two accounts settled as one netted
+    transfer after the snapshot; restored, ``again`` comes (the first
+    ones' ids, those amounts). The rig, the netted signature, the two ids
+    and the payee."""
+    payer, payee = rig.open_account(funded=100 * DEAL), rig.open_account()
+    await rig.settle()
+    moved = [uuid4(), uuid4()]
+    rig, signature = await _restored_after(rig, snapshot, _transfers_of(moved, payer, payee, 1, 2),
+                                           _transfers_of(moved, payer, payee, *again))
+    landed = await rig.chain.transaction(signature)
+    assert landed is not None and len(landed.token_transfers) == 1  # netted
+    return rig, signature, moved, payee
+
+
+async def test_a_netted_transaction_sent_again_with_another_amount_stops_settlement(
+    tmp_path: Path, raised: CollectedAlerts,
+) -> None:
+    """Both netted transfers come again, one with another amount: the sum
+    differs, so neither is settled by the netted transfer nor sent."""
+    store = sqlite_store(tmp_path)
+    rig = SettlementRig(store, tmp_path, netting_window_s=0.0)
+    try:
+        rig, signature, moved, payee = await _netted_then_restored(
+            rig, StoreSnapshot(store, tmp_path), 1, 5)
+
+        await _stops_naming(rig, raised, signature, moved)
+
+        carried = await _carried(rig)
+        assert carried[moved[0]] == carried[moved[1]] == 1
+        assert await rig.chain_balance(payee) == 3 * DEAL
+    finally:
+        await rig.close()
+
+
+async def test_a_netted_transaction_naming_lost_movements_settles_none_it_cannot_check(
+    tmp_path: Path,
+) -> None:
+    """Only the first netted transfer comes again, with another amount:
+    with the other unknown to the log, the netted sum cannot tell what the
+    first moved, so it is not recorded settled by it (the chain is ahead of
+    the log: named, nothing sent) until an operator acknowledges."""
+    store = sqlite_store(tmp_path)
+    rig = SettlementRig(store, tmp_path, netting_window_s=0.0)
+    try:
+        rig, _, moved, _ = await _netted_then_restored(rig, StoreSnapshot(store, tmp_path), 2)
+
+        with pytest.raises(ChainAheadOfLog) as stopped:
+            await rig.process.step()
+        assert f"{moved[0]} is in the log with another body (what it moved" in str(stopped.value)
+        assert f"{moved[1]} unknown to the log" in str(stopped.value)
+        assert rig.transfer(moved[0]).settlement_status == SETTLEMENT_QUEUED
+        assert (await _carried(rig))[moved[0]] == 1
+    finally:
+        await rig.close()
+
+
+def _wallet_balance(rig: SettlementRig, wallet: str) -> int | None:
+    found = rig.embedded.get_account(Pubkey.from_string(
+        rig.chain.wallet_token_account_address(wallet)))
+    return None if found is None else tx.decode_token_account(bytes(found.data)).amount

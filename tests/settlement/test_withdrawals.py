@@ -5,7 +5,6 @@ reconciliation stays clean; one the chain refuses is compensated back."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from uuid import UUID, uuid4
 
@@ -24,16 +23,6 @@ from tests.settlement.test_crash import CRASH_POINTS, crash_at, settle_through_c
 from tests.support.stores import StoreConfig
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(params=["litesvm", "rpc"])
-async def chain_rig(request, store: StoreConfig, tmp_path: Path) -> AsyncIterator[SettlementRig]:
-    rig = SettlementRig(store, tmp_path, chain_kind=request.param)
-    try:
-        await rig.settle()
-        yield rig
-    finally:
-        await rig.close()
 
 
 def connected(rig: SettlementRig, funded: int) -> tuple[UUID, str]:
