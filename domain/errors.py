@@ -98,6 +98,19 @@ class WalletAlreadyConnected(LedgerError):
     code = "wallet_already_connected"
 
 
+class WalletCoolingDown(LedgerError):
+    """A withdrawal to a wallet connected too recently to receive one: the
+    cool-down of new withdrawal addresses. ``retry_after_s``: how long until
+    it may (also the answer's Retry-After)."""
+
+    code = "wallet_cooling_down"
+
+    def __init__(self, message: str, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+        self.headers = {"Retry-After": str(retry_after_s)}
+
+
 class HoldNotPending(LedgerError):
     """A capture or void of a hold that was captured, voided or has expired."""
 

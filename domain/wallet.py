@@ -9,14 +9,20 @@ id first and keep it from ever connecting.
 
 from __future__ import annotations
 
-from datetime import datetime
+import math
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 from solders.pubkey import Pubkey
 
 from domain.account import Account
-from domain.errors import InvalidWalletAddress, WalletAlreadyConnected, WalletNotFound
+from domain.errors import (
+    InvalidWalletAddress,
+    WalletAlreadyConnected,
+    WalletCoolingDown,
+    WalletNotFound,
+)
 from domain.ids import ledger_id, legacy_ledger_id
 
 _WALLET_NAMESPACE = UUID("6c0e4a62-1f0b-5c55-9d3e-7b4f0a8f2d11")
@@ -69,6 +75,10 @@ def validate_wallet_address(address: object) -> str:
     return address
 
 
+def _rfc3339(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
 def _base58_decoded_size(address: str) -> int:
     value = 0
     for char in address:
@@ -93,10 +103,34 @@ class Wallet(Aggregate):
 
         def apply(self, wallet: Wallet) -> None:
             wallet.account_id = self.account_id
+            wallet.reconnected_at = self.timestamp
+
+    reconnected_at: datetime | None = None
+    """When it was last connected again after a disconnect (None: never)."""
 
     def __init__(self, address: str, account_id: UUID) -> None:
         self.address = address
         self.account_id: UUID | None = account_id
+
+    @property
+    def connected_at(self) -> datetime:
+        """When it was connected to its account: the cool-down runs from here."""
+        return self.reconnected_at or self.created_on
+
+    def check_cooled_down(self, now: datetime, cooldown_s: float) -> None:
+        """A wallet connected moments ago may not be the account owner's (a
+        stolen write key connects one as easily as a withdraw key sends to
+        it), and tokens sent out cannot be called back: withdrawals to it
+        wait ``cooldown_s`` from its last connection, time for the owner to
+        see it (GET /v1/accounts/{id}, the events) and disconnect it."""
+        ready_at = self.connected_at + timedelta(seconds=cooldown_s)
+        if now >= ready_at:
+            return
+        wait_s = max(1, math.ceil((ready_at - now).total_seconds()))
+        raise WalletCoolingDown(
+            f"wallet {self.address} was connected at {_rfc3339(self.connected_at)}: a new "
+            f"withdrawal address receives nothing for {cooldown_s:g} s, so it may receive from "
+            f"{_rfc3339(ready_at)} on (retry in {wait_s} s)", wait_s)
 
     @classmethod
     def connect(cls, address: str, account: Account, now: datetime) -> Wallet:

@@ -16,6 +16,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from application.conflicts import held_by_another_kind
+from application.handlers.rules import DEFAULT_RULES, Rules
 from domain.account import Account
 from domain.errors import AccountNotFound
 from domain.transfer import Transfer
@@ -32,8 +33,11 @@ class CachedAggregates(Protocol):
 
 
 class AggregateSession:
-    def __init__(self, load: Loader, cache: CachedAggregates, *, verify_new_ids: bool) -> None:
+    def __init__(self, load: Loader, cache: CachedAggregates, *, verify_new_ids: bool,
+                 rules: Rules = DEFAULT_RULES) -> None:
         self._load = load
+        self.rules = rules
+        """What the settings ask of the handlers (``application.handlers.rules``)."""
         self._cache = cache
         self.verify_new_ids = verify_new_ids
         self.touched: dict[UUID, Aggregate] = {}

@@ -25,8 +25,9 @@ from domain.wallet import validate_wallet_address
 
 def withdraw(command: c.Withdraw, session: AggregateSession, now: datetime) -> MovementRecorded:
     """Refused with ``wallet_not_found`` unless ``address`` is a wallet
-    connected (live) to the account now; a repeat answers its first answer
-    even if the wallet was disconnected since."""
+    connected (live) to the account now, and ``wallet_cooling_down`` while
+    it was connected less than the rules' cool-down ago; a repeat answers
+    its first answer even if the wallet was disconnected since."""
     existing = session.existing_transfer(command.withdrawal_id, command.id_field)
     if existing is not None:
         return replay(existing, command, session)
@@ -37,6 +38,7 @@ def withdraw(command: c.Withdraw, session: AggregateSession, now: datetime) -> M
     if wallet is None or wallet.account_id != command.account_id:
         raise WalletNotFound(
             f"wallet {address} is not connected to account {command.account_id}")
+    wallet.check_cooled_down(now, session.rules.wallet_cooldown_s)
     return record_movement(
         session, command, transfer_id=command.withdrawal_id, kind=WITHDRAWAL,
         source_id=command.account_id, destination_id=EXTERNAL_ID, amount=amount,

@@ -58,6 +58,7 @@ from application.errors import InternalError, LedgerUnavailable
 from application.eventlog.commits import CommitBoundaries
 from application.eventlog.decoder import EventDecoder
 from application.handlers import decide
+from application.handlers.rules import DEFAULT_RULES, Rules
 from application.handlers.session import AggregateSession
 from application.outcomes import EventRef, Outcome
 from application.write.aggregate_cache import AggregateCache
@@ -117,10 +118,12 @@ class CommandProcessor:
         *,
         cache: AggregateCache | None = None,
         clock: Callable[[], datetime] = utc_now,
+        rules: Rules = DEFAULT_RULES,
     ) -> None:
         self.app = app
         self.cache = cache if cache is not None else AggregateCache()
         self.clock = clock
+        self.rules = rules
         self._lock = threading.Lock()
         self._seen_position = app.event_log.head()
         self._commits = CommitBoundaries(app.event_log, EventDecoder(app.mapper))
@@ -224,7 +227,8 @@ class CommandProcessor:
         excluded: dict[int, LedgerError | None], verify: bool,
     ) -> list[Result | None]:
         guarded = GuardedCache(self.cache)
-        session = AggregateSession(self.app.load, guarded, verify_new_ids=verify)
+        session = AggregateSession(self.app.load, guarded, verify_new_ids=verify,
+                                   rules=self.rules)
         try:
             decided = self._decide_all(commands, provenances, excluded, session, guarded)
             self._check_one_view(session)

@@ -204,6 +204,13 @@ class WalletAlreadyConnectedError(ConflictError):
     code = "wallet_already_connected"
 
 
+class WalletCoolingDownError(ConflictError):
+    """The wallet was connected too recently to receive a withdrawal; the
+    message (and Retry-After) says when it may."""
+
+    code = "wallet_cooling_down"
+
+
 class HoldNotPendingError(ConflictError):
     """The hold was captured, voided or has expired."""
 

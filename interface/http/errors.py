@@ -46,6 +46,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "account_exists": 409,
     "wallet_already_connected": 409,
     "hold_not_pending": 409,
+    "wallet_cooling_down": 409,
     "transfer_not_reversible": 409,
     "settlement_conflict": 409,
     "finding_not_adjustable": 409,

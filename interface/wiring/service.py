@@ -20,6 +20,7 @@ from application.errors import LedgerUnavailable, StoreDamaged
 from application.eventlog.damaged_rows import first_undecodable_position
 from application.eventlog.decoder import EventDecoder
 from application.eventlog.price_rules import price_rule_version
+from application.handlers.rules import Rules
 from application.ops.hold_expiry import HoldExpirySweeper
 from application.outcomes import MovementRecorded
 from application.settlement import metrics as settlement_metrics
@@ -63,7 +64,8 @@ class LedgerService:
         reconnect_pools_every_second()
         self.app = open_ledger(settings)
         self.processor = CommandProcessor(
-            self.app, cache=AggregateCache(settings.cached_aggregates_max)
+            self.app, cache=AggregateCache(settings.cached_aggregates_max),
+            rules=Rules(wallet_cooldown_s=settings.withdrawal_wallet_cooldown_s),
         )
         self.writer = CommandWriter(self.processor, batch_commands_max=settings.batch_commands_max)
         self.read_side = ReadSide(

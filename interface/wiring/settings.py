@@ -50,6 +50,14 @@ SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 no truncation at 63 bytes)."""
 
 
+WALLET_COOLDOWN_S_DEFAULT = 86_400.0
+"""A day, as custodians hold new payout addresses: a key that connects a
+wallet it should not (a leaked write key, a phished operator) cannot have
+tokens sent to it before the account's owner and the operators have had a
+working day to see the connection and disconnect it; a withdrawal cannot be
+called back. Tests and the documents' server set 0."""
+
+
 class SettingsError(ValueError):
     """Settings that cannot run the service: one line per refused variable."""
 
@@ -162,6 +170,10 @@ class Settings(BaseModel):
     deposit_commitment: Literal["processed", "confirmed", "finalized"] = _var(
         "finalized", "DEALS_DEPOSIT_COMMITMENT")
     """A deposit is credited once its transaction reached this commitment."""
+    withdrawal_wallet_cooldown_s: float = _var(
+        WALLET_COOLDOWN_S_DEFAULT, "DEALS_WITHDRAWAL_WALLET_COOLDOWN_S", ge=0, allow_inf_nan=False)
+    """A wallet connected (or connected again) less than this many seconds
+    ago receives no withdrawal: 409 wallet_cooling_down (0: at once)."""
     deposit_scan_interval_s: float = _var(
         10.0, "DEALS_DEPOSIT_SCAN_INTERVAL_S", ge=0, allow_inf_nan=False)
     """The settler scans the deposit addresses this often (0: never)."""

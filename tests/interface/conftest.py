@@ -15,6 +15,10 @@ from tests.support.http import API_KEYS, ThreadServer
 from tests.support.services import REDIS_URL, PostgresTestDatabase, unreachable
 
 GENEROUS_LIMITS = {"rate_limit_per_s": 100_000.0, "rate_limit_burst": 100_000}
+NO_WALLET_COOLDOWN = {"withdrawal_wallet_cooldown_s": 0}
+"""Tests connect a wallet and withdraw to it at once; the cool-down of new
+withdrawal addresses has tests of its own (tests/application/
+test_wallet_cooldown.py, and one server in test_withdrawals_api.py)."""
 NO_SETTLEMENT = {"settlement_enabled": False, "webhooks_enabled": False}
 """The settler would append settlement events while a test checks that a
 refused command wrote nothing; settlement over HTTP has tests of its own.
@@ -54,7 +58,7 @@ def delete_redis_keys(url: str, prefix: str) -> None:
 
 def sqlite_settings(data_dir: Path, **overrides) -> Settings:
     return Settings(data_dir=data_dir, api_keys=API_KEYS,
-                    **{**GENEROUS_LIMITS, **NO_SETTLEMENT, **overrides})
+                    **{**GENEROUS_LIMITS, **NO_SETTLEMENT, **NO_WALLET_COOLDOWN, **overrides})
 
 
 def postgres_settings(data_dir: Path, database: PostgresTestDatabase, schema: str,
@@ -62,7 +66,7 @@ def postgres_settings(data_dir: Path, database: PostgresTestDatabase, schema: st
     return Settings(
         data_dir=data_dir, api_keys=API_KEYS, database_url=database.url,
         postgres_schema=schema, redis_url=redis_url, redis_prefix=prefix,
-        **{**GENEROUS_LIMITS, **NO_SETTLEMENT, **overrides},
+        **{**GENEROUS_LIMITS, **NO_SETTLEMENT, **NO_WALLET_COOLDOWN, **overrides},
     )
 
 
@@ -112,6 +116,6 @@ def make_settings(request, tmp_path: Path):
         url = request.getfixturevalue("redis_url")
         prefix = request.getfixturevalue("redis_prefix")
         return postgres.settings.replace(api_keys=API_KEYS, redis_url=url, redis_prefix=prefix,
-            **{**GENEROUS_LIMITS, **overrides})
+            **{**GENEROUS_LIMITS, **NO_WALLET_COOLDOWN, **overrides})
 
     return make

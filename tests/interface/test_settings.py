@@ -47,6 +47,14 @@ def test_variables_are_read_typed(env):
     assert settings.settlement_commitment == "finalized"
 
 
+def test_new_withdrawal_addresses_cool_down_a_day_unless_set(env):
+    assert Settings.from_env().withdrawal_wallet_cooldown_s == 86_400
+    env.setenv("DEALS_WITHDRAWAL_WALLET_COOLDOWN_S", "0")
+    assert Settings.from_env().withdrawal_wallet_cooldown_s == 0
+    assert refusal(env, DEALS_WITHDRAWAL_WALLET_COOLDOWN_S="-1").startswith(
+        "DEALS_WITHDRAWAL_WALLET_COOLDOWN_S: ")
+
+
 def test_a_dotenv_file_is_read_and_the_environment_wins(env, tmp_path):
     (tmp_path / ".env").write_text('DEALS_PORT=9002\nDEALS_HOST="0.0.0.0"\nOTHER=x\n')
     env.setenv("DEALS_HOST", "127.0.0.2")

@@ -10,13 +10,14 @@ from __future__ import annotations
 from contextlib import contextmanager
 from decimal import Decimal
 
+import pytest
 from solders.keypair import Keypair
 
 from domain.system import EXTERNAL_ID
 from interface.client import LedgerClient
 from interface.client import errors as client_errors
 from tests.interface.helpers import assert_error, funded_account, log_position, new_id
-from tests.support.http import ADMIN, READ_WRITE, WITHDRAWER
+from tests.support.http import ADMIN, READ_WRITE, WITHDRAWER, ThreadServer
 
 
 @contextmanager
@@ -72,6 +73,27 @@ def test_a_write_key_may_connect_a_wallet_but_not_withdraw(api, admin):
         paid = payer.post("/v1/withdrawals", json=body(account, address))
         assert paid.status_code == 201, paid.text
         assert paid.json()["balance"] == "7"
+
+
+def test_a_new_wallet_is_refused_during_its_cool_down_with_when_to_retry(make_settings):
+    """The settings' cool-down reaches the handler: 409 wallet_cooling_down,
+    a Retry-After and a message saying when, nothing written; the client
+    raises its typed error."""
+    server = ThreadServer(make_settings(withdrawal_wallet_cooldown_s=3600)).start()
+    try:
+        with server.client() as admin:
+            account = funded_account(admin, "10")
+            address = wallet_of(admin, account)
+            with writes_nothing(server):
+                refused = admin.post("/v1/withdrawals", json=body(account, address))
+        assert_error(refused, 409, "wallet_cooling_down")
+        assert 1 <= int(refused.headers["Retry-After"]) <= 3600
+        assert "receives nothing for 3600 s" in refused.json()["error"]["message"]
+        with LedgerClient(server.url, ADMIN) as client, \
+                pytest.raises(client_errors.WalletCoolingDownError):
+            client.withdraw(account, 1, address)
+    finally:
+        server.stop()
 
 
 def test_a_withdrawal_is_listed_and_published(api, admin):

@@ -370,10 +370,12 @@ def _same_shape(expected: Any, actual: Any, key: str, known: set[str]) -> bool:
     return False
 
 
-DOCS_ENV = {"DEALS_ANCHOR_EVERY_EVENTS": "1", "DEALS_DEPOSIT_SCAN_INTERVAL_S": "1"}
+DOCS_ENV = {"DEALS_ANCHOR_EVERY_EVENTS": "1", "DEALS_DEPOSIT_SCAN_INTERVAL_S": "1",
+            "DEALS_WITHDRAWAL_WALLET_COOLDOWN_S": "0"}
 """The documents' server anchors after every command (docs/api.md says so),
 so a proof's example has an anchor to show within seconds; it scans the
-deposit addresses every second, so a deposit's example is credited soon."""
+deposit addresses every second, so a deposit's example is credited soon;
+a wallet it connects receives withdrawals at once (docs/api.md says so)."""
 
 
 def drift_the_chain(data_dir: Path) -> None:

@@ -8,6 +8,7 @@ from uuid import UUID, uuid4
 
 from application import commands as c
 from application.authority import INTERNAL
+from application.handlers.rules import DEFAULT_RULES, Rules
 from application.outcomes import Outcome
 from application.write.aggregate_cache import AggregateCache
 from application.write.event_store import LedgerApplication
@@ -46,13 +47,14 @@ class LedgerHarness:
 
     def __init__(self, env: dict[str, str], *, clock: Callable[[], datetime] | None = None,
                  cached_max: int = 50_000, genesis: bool = True,
-                 app: LedgerApplication | None = None) -> None:
+                 app: LedgerApplication | None = None, rules: Rules = DEFAULT_RULES) -> None:
         self.env = env
         self.clock = clock or SettableClock()
         self.app = app or LedgerApplication(env)
         self.processor = CommandProcessor(
             self.app, cache=AggregateCache(cached_max),
             clock=self.clock.tick if isinstance(self.clock, SettableClock) else self.clock,
+            rules=rules,
         )
         self.writer = CommandWriter(self.processor).start()
         if genesis:

@@ -24,7 +24,8 @@ async def withdraw(body: WithdrawalRequest, ledger: Ledger, caller: Caller, resp
     403 `forbidden`. Debits the account at once; the settler moves the tokens from its
     custody token account to the wallet's associated token account
     (created when missing). 404 ``wallet_not_found`` unless ``address`` is
-    connected to the account."""
+    connected to the account; 409 ``wallet_cooling_down`` (with Retry-After)
+    while it was connected less than DEALS_WITHDRAWAL_WALLET_COOLDOWN_S ago."""
     command = keyed(body.command(), key)
     outcome = replay_aware(response, await ledger.execute(command, caller))
     return WithdrawalResponse.of(outcome, command.address)
