@@ -37,6 +37,7 @@ from domain.system import DEPOSIT_FINDINGS_RUN_ID, ISSUANCE_ID
 from interface.webhooks.wiring import build_deliverer
 from interface.wiring.alerting import Alerting, alert_refused_page
 from interface.wiring.data_dir import secure_settings_data_dir
+from interface.wiring.ledger_addresses import ledger_addresses
 from interface.wiring.seal_keys import open_ledger
 from interface.wiring.settings import Settings
 from interface.wiring.settler import (
@@ -49,7 +50,7 @@ from interface.wiring.settler import (
 )
 from interface.wiring.store_health import StoreHealth, reconnect_pools_every_second
 from projections.proofs import LogProofs
-from projections.queries import PositionPastHead
+from projections.queries import PositionPastHead, ReadPoint
 from projections.runtime import ReadSide
 from projections.system_balance_metrics import SYSTEM_BALANCES
 
@@ -86,6 +87,8 @@ class LedgerService:
         """The DEAL mint on chain (derived from the custody key, no I/O)."""
         self.custody_address = custody_address(settings)
         """Token account addresses derive from it (``on_chain``)."""
+        self.ledger_addresses = ledger_addresses(settings)
+        """Keys and token accounts of the ledger's own, refused as wallets."""
         self.proofs = LogProofs(self.app.event_log, EventDecoder(self.app.mapper),
                                 anchor_signer(settings))
         """Inclusion and consistency proofs up to anchored roots (docs/proofs.md)."""
@@ -178,6 +181,14 @@ class LedgerService:
 
     # Reads the write side answers itself: cheap, strongly consistent, and
     # kept by no read model (an allowance is state of the owner's account).
+
+    def refuse_ledger_address(self, address: str, account_id: UUID, point: ReadPoint) -> None:
+        """422 ``invalid_wallet_address`` when ``address`` is a key or a token
+        account of the ledger's own (``interface.wiring.ledger_addresses``);
+        the read models must have reached ``point`` (every account opened
+        before the request)."""
+        self.ledger_addresses.deposits.refresh(self.queries, point)
+        self.ledger_addresses.refuse(address, account_id)
 
     def allowance(self, owner: UUID, spender: UUID) -> int:
         return self._read(lambda: self.app.account(owner).allowance_for(spender))

@@ -8,6 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Path, Response
 
 from application import commands as c
+from domain.wallet import validate_wallet_address
 from interface.http.deps import (
     CAN_READ,
     CAN_WRITE,
@@ -16,6 +17,7 @@ from interface.http.deps import (
     Ledger,
     Queries,
     Read,
+    ReadOptions,
     in_thread,
     planned,
 )
@@ -32,9 +34,15 @@ Address = Annotated[AddressText, Path(description="a base58 Solana public key")]
 
 @router.post("", status_code=201, response_model=WalletChangedResponse,
              dependencies=[CAN_WRITE], responses=refusals(404, 409, 423))
-async def connect_wallet(account_id: UUID, body: WalletRequest, ledger: Ledger, caller: Caller,
-                         response: Response, key: IdempotencyKey):
+async def connect_wallet(account_id: UUID, body: WalletRequest, ledger: Ledger, queries: Queries,
+                         caller: Caller, response: Response, key: IdempotencyKey):
+    """422 ``invalid_wallet_address`` also for an address the ledger controls:
+    its keys (fee payer, custody owner, mint authority, custody key, anchor
+    signer), the mint, and any account's deposit address."""
     command = keyed(body.command(account_id), key, what="a wallet connection")
+    address = validate_wallet_address(command.address)
+    point = await planned(queries, ReadOptions())
+    await in_thread(ledger.refuse_ledger_address, address, account_id, point)
     outcome = replay_aware(response, await ledger.execute(command, caller))
     return WalletChangedResponse.of(outcome)
 
