@@ -32,11 +32,18 @@ movements (``deal:<id>,...``) and that the log does not know as in flight:
   an operator acknowledges each such signature (``DEALS_SETTLEMENT_
   ACKNOWLEDGED``, docs/operations.md) after reconciling what it moved.
 
-Only what has landed can be seen: a transaction sent within its
-blockhash's lifetime (150 blocks) before the loss may land after the
-lookup. A restore takes longer than that; failovers are to synchronous
-replicas, which lose no record (docs/operations.md states the policy, and
-the wait an asynchronous promotion needs).
+Only what has landed can be seen, and a transaction sent before the loss
+(whose record the restored log lost) may land until its blockhash expires
+(150 blocks, about a minute on a real cluster), by then sent by anyone who
+kept it: a leader, a forwarding node, the settler that died. So before the
+lookup, the settler reads the last valid block height of the newest
+blockhash (``ChainPort.blockhash_expiry_height``: every transaction signed
+until now, by anyone, expires by then) and sends nothing, resends nothing
+and looks nothing up until the chain's block height passes it
+(``BlockhashWait``, shown by ``/ready``, logged and a gauge); the lookup
+then sees every transaction of the lost timeline that can ever land. The
+embedded chain needs no wait (None): it executes a transaction before
+``send`` returns and lives and dies with its settler's process.
 
 "A gap the settler cannot account for": the settlement store's position
 (committed with the log on PostgreSQL, folded from it on SQLite) is lower
@@ -114,6 +121,25 @@ class Unaccounted:
         return f"{self.signature} (slot {self.slot}: {named})"
 
 
+@dataclass(frozen=True)
+class BlockhashWait:
+    """Settlement sends nothing until the chain's block height passes
+    ``until_height`` (None: the chain needs no wait); ``block_height``: the
+    last read (None before the first)."""
+
+    until_height: int | None
+    block_height: int | None
+
+    @property
+    def passed(self) -> bool:
+        return (self.until_height is None or self.block_height is not None
+                and self.block_height > self.until_height)
+
+    @property
+    def waiting(self) -> bool:
+        return not self.passed
+
+
 class ChainLookup:
     """What the chain holds that the log does not, looked up when due."""
 
@@ -128,28 +154,69 @@ class ChainLookup:
         """Signatures an operator has resolved: never a reason to stop (what
         the log has waiting of them is still settled by them)."""
         self._looked = False
+        self._due = False
+        """A lookup is due (a start or a gap), not done yet."""
+        self.wait: BlockhashWait | None = None
+        """The blockhash expiry the due lookup waits for (``/ready``)."""
         self._seen_position = 0
         self._watched: dict[UUID, ChainTransaction] = {}
         """The movements acknowledged transactions carried: should the log
         come to have one waiting (a client sending a lost command again
         under its id), it is recorded as settled by that transaction."""
 
-    async def before_sending(self) -> None:
+    async def before_sending(self) -> bool:
         """Look the chain up when a gap makes it due (the first call is
-        one); ``ChainAheadOfLog`` while the chain is ahead of the log."""
+        one), once every earlier blockhash expired; False while waiting for
+        that (nothing may be sent), ``ChainAheadOfLog`` while the chain is
+        ahead of the log."""
         position = self.store.position()
         why = self._gap(position)
         self._seen_position = max(self._seen_position, position)
-        if why is None:
+        if why is not None:
+            logger.info("settlement looks the chain up before sending: %s", why)
+            self._due, self.wait = True, None
+        if not self._due:
             await self._settle_watched()
-            return
-        logger.info("settlement looks the chain up before sending: %s", why)
-        self._align_store(position)
+            return True
+        if not await self._blockhashes_expired():
+            return False
+        self._align_store(self.store.position())
         await self.look_up()
-        self._looked = True
+        self._looked, self._due = True, False
         self._seen_position = self.store.position()
+        return True
+
+    async def _blockhashes_expired(self) -> bool:
+        """Whether the chain passed the expiry height read when the lookup
+        became due (read then; the first read of a wait logs it)."""
+        if self.wait is None:
+            until = await self._chain_call("getLatestBlockhash",
+                                           self.chain.blockhash_expiry_height)
+            self.wait = BlockhashWait(until, None)
+            if until is None:
+                return True
+            metrics.BLOCKHASH_WAITS.inc()
+            metrics.BLOCKHASH_WAIT_HEIGHT.set(until)
+        if self.wait.until_height is None or self.wait.passed:
+            return True
+        height = await self._chain_call("getBlockHeight", self.chain.block_height)
+        first = self.wait.block_height is None
+        self.wait = BlockhashWait(self.wait.until_height, height)
+        if self.wait.passed:
+            metrics.BLOCKHASH_WAIT_HEIGHT.set(0)
+            logger.info("every earlier blockhash expired (block height %d > %d): settlement "
+                        "looks the chain up", height, self.wait.until_height)
+            return True
+        if first:
+            logger.warning("settlement waits for blockhash expiry: nothing is sent until block "
+                           "height passes %d (now %d), so that any transaction sent before "
+                           "this start has landed, for the lookup to see, or never will",
+                           self.wait.until_height, height)
+        return False
 
     def _gap(self, position: int) -> str | None:
+        if self._due:
+            return None
         if not self._looked:
             return "a start"
         if position < self._seen_position:

@@ -231,6 +231,14 @@ class ChainPort(Protocol):
 
     async def block_height(self) -> int: ...
 
+    async def blockhash_expiry_height(self) -> int | None:
+        """The newest blockhash's last valid block height: no transaction
+        signed before this call (by this process or one that died) can land
+        once the chain's block height passes it. None when nothing sent
+        earlier can land later (a chain that executes what it is sent before
+        ``send`` returns, and dies with its sender)."""
+        ...
+
     async def fee_payer_funds(self) -> FeePayerFunds:
         """The fee payer's balance and what one more transaction needs."""
         ...

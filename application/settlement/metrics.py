@@ -56,6 +56,16 @@ SETTLEMENT_GAPS = _metric(
     Counter, "deals_ledger_settlement_store_gaps",
     "Times the settlement store went back under a running settler (a restore or a failover)",
 )
+BLOCKHASH_WAIT_HEIGHT = _metric(
+    Gauge, "deals_ledger_settlement_blockhash_wait_height",
+    "Block height the chain must pass before the settler sends anything (every blockhash "
+    "handed out before its start or gap expired); 0 when it does not wait", **_LIVE,
+)
+BLOCKHASH_WAITS = _metric(
+    Counter, "deals_ledger_settlement_blockhash_waits",
+    "Times a settler waited for every earlier blockhash to expire before its lookup and "
+    "first send (a start, or a gap in the settlement store)",
+)
 CHAIN_RETRIES = _metric(
     Counter, "settlement_chain_retries", "Chain calls retried after an RPC error or timeout",
     labels=("operation",),

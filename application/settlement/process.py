@@ -85,6 +85,9 @@ SIGNATURES_PER_PAGE_MAX = 1000
 INSTRUCTION_ERROR_PREFIX = '{"InstructionError"'
 MISSING_ACCOUNT_ERROR = '"InvalidAccountData"'
 """The token program's error for a transfer to an account that does not exist."""
+SLOT_S = 0.4
+"""A real cluster's block time, about: what a wait for blocks sleeps per block."""
+BLOCKHASH_WAIT_S_MAX = 5.0
 EXPIRY_CONFIRMATIONS = 2
 """Polls that must find a submission unknown past its last valid block
 height before it is signed again: one lagging answer (a node behind a load
@@ -236,8 +239,12 @@ class SettlementProcess:
         hooks: SettlementHooks | None = None,
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
+        chain_wait: Sleep = asyncio.sleep,
     ) -> None:
-        """``clock``: seconds, for the netting window (tests pass their own)."""
+        """``clock``: seconds, for the netting window (tests pass their own).
+        ``chain_wait``: how ``run_until_idle`` lets seconds of the chain's
+        blocks go by while the lookup waits for blockhash expiry (a test's
+        chain, whose blocks stand still, moves on instead)."""
         self.writer = writer
         self.fold = fold
         self.store = fold.store
@@ -256,6 +263,7 @@ class SettlementProcess:
         self.lookup = ChainLookup(fold=fold, chain=chain, chain_call=self._chain,
                                   execute=self._execute, acknowledged=self.config.acknowledged)
         self._clock = clock
+        self._chain_wait = chain_wait
         self._oldest_seen: tuple[UUID, float] | None = None
         self._flushing = False
         self.fee_payer = FeePayerWatch(chain, store=self.store,
@@ -281,7 +289,8 @@ class SettlementProcess:
     async def step(self) -> bool:
         """Do one unit of work; False when there was nothing to do."""
         self.fold.catch_up()
-        await self.lookup.before_sending()  # what a restore made the log forget
+        if not await self.lookup.before_sending():  # what a restore made the log forget
+            return False  # waiting for blockhash expiry: nothing may be sent yet
         in_flight = self.store.in_flight(limit=self.config.in_flight_max)
         if in_flight:
             await self._resolve(in_flight)
@@ -293,9 +302,21 @@ class SettlementProcess:
         the netting window is not waited out (what waits is netted now)."""
         self._flushing = True
         try:
-            return await run_until_idle(self.step, steps_max, "settlement")
+            return await run_until_idle(self._step_or_wait, steps_max, "settlement")
         finally:
             self._flushing = False
+
+    async def _step_or_wait(self) -> bool:
+        """A step, or, while the lookup waits for blockhash expiry, a wait
+        for about the blocks still to come (at most ``BLOCKHASH_WAIT_S_MAX``)."""
+        if await self.step():
+            return True
+        wait = self.lookup.wait
+        if wait is None or wait.passed or wait.until_height is None:
+            return False
+        blocks = wait.until_height - (wait.block_height or 0) + 1
+        await self._chain_wait(min(BLOCKHASH_WAIT_S_MAX, blocks * SLOT_S))
+        return True
 
     # --- choosing work -------------------------------------------------------------
 

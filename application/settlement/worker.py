@@ -112,6 +112,7 @@ class SettlementWorker:
         self._wake: asyncio.Event | None = None
         self._turn: asyncio.Lock | None = None
         self._chain: ChainPort | None = None
+        self._process: SettlementProcess | None = None
         self._stopping = threading.Event()
         self._active = threading.Event()
         self._ready = threading.Event()
@@ -169,6 +170,16 @@ class SettlementWorker:
             self._recorded_pause = paused
         except Exception as error:  # the store down too: /ready says so by its status
             logger.warning("could not record the settler's pause (%s)", _describe(error))
+
+    @property
+    def blockhash_wait(self) -> dict[str, int | None] | None:
+        """The blockhash expiry this process's settler waits for before its
+        lookup and first send (``/ready``), or None when it does not wait."""
+        process = self._process
+        wait = None if process is None else process.lookup.wait
+        if wait is None or wait.passed:
+            return None
+        return {"until_block_height": wait.until_height, "block_height": wait.block_height}
 
     @property
     def chain(self) -> ChainPort | None:
@@ -364,13 +375,13 @@ class SettlementWorker:
                 hooks=self.hooks,
             )
             await process.prepare()
-            self._chain = chain
+            self._chain, self._process = chain, process
             self._active.set()
             logger.info("settler active on %s", type(chain).__name__)
             await self._step_loop(process, self._anchorer(chain, process))
         finally:
             self._active.clear()
-            self._chain = None
+            self._chain = self._process = None
             await chain.close()
 
     def _anchorer(self, chain: ChainPort, process: SettlementProcess) -> AnchorProcess | None:

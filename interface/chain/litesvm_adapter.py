@@ -70,6 +70,17 @@ class LiteSvmChain(SeededTokenChain):
     async def block_height(self) -> int:
         return self._chain.block_height()
 
+    async def blockhash_expiry_height(self) -> int | None:
+        """None: nothing sent earlier can land later. The embedded chain runs
+        in the settler's process (one process at a time holds its files)
+        and executes a transaction, committing it durably with its index
+        row, before ``send`` returns; a dead sender's transaction has
+        landed, and the lookup sees it, or never will (its bytes died with
+        the process or are recorded in the log, which resends the same
+        signature). Its block height moves only when a transaction lands,
+        so a wait for it would never end."""
+        return None
+
     async def token_balance(self, account_id: UUID) -> int | None:
         data = await self._account_data(tx.token_account_address(self._keys.address_base, account_id))
         return None if data is None else tx.token_account_amount(data)

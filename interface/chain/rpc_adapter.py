@@ -121,6 +121,11 @@ class RpcChain(SeededTokenChain):
         response = await self._call("getBlockHeight", self._client.get_block_height())
         return _non_negative("getBlockHeight", response.value)
 
+    async def blockhash_expiry_height(self) -> int | None:
+        """A cluster keeps what it was sent (leaders, forwarding nodes) and
+        may land it until its blockhash expires, whoever sent it."""
+        return (await self._latest_blockhash())[1]
+
     async def token_balance(self, account_id: UUID) -> int | None:
         address = tx.token_account_address(self._keys.address_base, account_id)
         if not await self._account_exists(address):

@@ -225,6 +225,7 @@ class LedgerService:
             "runs_here": self.settings.settlement_enabled,
             "active_here": self.settlement.settling,
             "last_error": self.settlement.last_failure,
+            "blockhash_wait": self.settlement.blockhash_wait,
         }
         for name, read in (("settler_active", self.settlement_liveness.settler_active),
                            ("backlog", self.settlement_liveness.backlog),

@@ -34,6 +34,23 @@ def _fee_payer(server: ServeProcess, **expected: object) -> dict | None:
     return state
 
 
+def _blockhash_wait_read(server: ServeProcess) -> dict | None:
+    wait = _ready(server)["blockhash_wait"]
+    return wait if wait is not None and wait["block_height"] is not None else None
+
+
+def _past_the_blockhash_wait(server: ServeProcess, chain: EmbeddedSolana) -> None:
+    """The settler's start waits for every earlier blockhash to expire,
+    which /ready shows; the chain's blocks (standing still but for landed
+    transactions) are moved past it, as a cluster's would go by."""
+    wait = wait_until(lambda: _blockhash_wait_read(server), 60, "the blockhash wait")
+    _, last_valid = chain.latest_blockhash()
+    assert wait["until_block_height"] == last_valid
+    assert wait["block_height"] == chain.block_height()
+    chain.advance_slots(wait["until_block_height"] - chain.block_height() + 1)
+    wait_until(lambda: _ready(server)["blockhash_wait"] is None, 60, "the wait to end")
+
+
 def test_ready_shows_a_drained_fee_payer_and_settlement_resumes_once_funded(tmp_path: Path):
     data_dir = tmp_path / "var"
     data_dir.mkdir(mode=0o700)
@@ -47,6 +64,7 @@ def test_ready_shows_a_drained_fee_payer_and_settlement_resumes_once_funded(tmp_
         token = (data_dir / "api-key").read_text().strip()
         client = httpx.Client(base_url=server.url, timeout=10,
                               headers={"Authorization": f"Bearer {token}"})
+        _past_the_blockhash_wait(server, chain)
         wait_until(lambda: _fee_payer(server, low=False, paused=False), 60, "a first reading")
 
         chain.fund(custody.pubkey, DRAINED)

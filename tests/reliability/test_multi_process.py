@@ -17,7 +17,7 @@ import pytest
 from interface.chain.custody import load_custody_keypair
 from interface.chain.embedded import EmbeddedSolana
 from tests.chain.conftest import FEE_PAYER_LAMPORTS
-from tests.chain.rpc_server import SolanaRpcServer
+from tests.chain.rpc_server import CLUSTER_BLOCKS_PER_HEIGHT_READ, SolanaRpcServer
 from tests.interface.helpers import funded_account
 from tests.reliability.conftest import serve_env
 from tests.reliability.guarantees import assert_guarantees
@@ -39,7 +39,7 @@ def chain_endpoint(tmp_path: Path) -> Iterator[tuple[SolanaRpcServer, Path]]:
     custody = load_custody_keypair(None, keys)
     chain = EmbeddedSolana(tmp_path / "rpc-chain")
     chain.fund(custody.pubkey, FEE_PAYER_LAMPORTS)
-    server = SolanaRpcServer(chain).start()
+    server = SolanaRpcServer(chain, blocks_per_height_read=CLUSTER_BLOCKS_PER_HEIGHT_READ).start()
     try:
         yield server, next(keys.glob("*.json"))
     finally:

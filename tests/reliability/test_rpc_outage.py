@@ -16,7 +16,7 @@ import pytest
 from interface.chain.custody import load_custody_keypair
 from interface.chain.embedded import EmbeddedSolana
 from tests.chain.conftest import FEE_PAYER_LAMPORTS
-from tests.chain.rpc_server import SolanaRpcServer
+from tests.chain.rpc_server import CLUSTER_BLOCKS_PER_HEIGHT_READ, SolanaRpcServer
 from tests.reliability.guarantees import assert_guarantees
 from tests.reliability.load import load_against
 from tests.support.http import ThreadServer, wait_until
@@ -34,7 +34,7 @@ def rpc_endpoint(tmp_path: Path, pg_service) -> Iterator[SolanaRpcServer]:
     on it, as a faucet would on devnet."""
     chain = EmbeddedSolana(tmp_path / "rpc-chain")
     chain.fund(load_custody_keypair(None, pg_service.data_dir).pubkey, FEE_PAYER_LAMPORTS)
-    server = SolanaRpcServer(chain).start()
+    server = SolanaRpcServer(chain, blocks_per_height_read=CLUSTER_BLOCKS_PER_HEIGHT_READ).start()
     try:
         yield server
     finally:

@@ -7,6 +7,7 @@ by the same kind of embedded chain."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
@@ -19,7 +20,13 @@ from application import commands as c
 from application.retry import RetryPolicy
 from application.settlement.chain_port import ChainPort
 from application.settlement.fold import SettlementFold
-from application.settlement.process import SettlementConfig, SettlementHooks, SettlementProcess
+from application.settlement.process import (
+    BLOCKHASH_WAIT_S_MAX,
+    SLOT_S,
+    SettlementConfig,
+    SettlementHooks,
+    SettlementProcess,
+)
 from application.settlement.reconciler import Reconciler, ReconciliationConfig, ReconciliationReport
 from application.settlement.store import open_settlement_store
 from application.write.event_store import LedgerApplication
@@ -67,6 +74,9 @@ class SettlementRig:
             netting_window_s=netting_window_s,
         )
         self.clock = clock
+        self.while_chain_waits: Callable[[], None] | None = None
+        """Called each time the settler lets the chain's blocks go by (it
+        waits for blockhash expiry), before they do: what lands meanwhile."""
         self.server: SolanaRpcServer | None = None
         self.chain: ChainPort = self._open_chain()
         self.process = self._new_process()
@@ -87,8 +97,16 @@ class SettlementRig:
         self.fold = SettlementFold(self.ledger.app, self.store)
         return SettlementProcess(
             writer=self.ledger.writer, fold=self.fold, chain=self.chain, config=self.config,
-            hooks=self.hooks, clock=self.clock,
+            hooks=self.hooks, clock=self.clock, chain_wait=self._chain_time,
         )
+
+    async def _chain_time(self, seconds: float) -> None:
+        """``seconds`` of a cluster's blocks go by: the embedded chain behind
+        the test server, whose blocks move only when a transaction lands,
+        moves on as many slots (time injected, never slept)."""
+        if self.while_chain_waits is not None:
+            self.while_chain_waits()
+        self.embedded.advance_slots(max(1, math.ceil(seconds / SLOT_S)))
 
     async def restart(self) -> None:
         """As after a crash: a new chain adapter over the chain's files, a
@@ -121,6 +139,17 @@ class SettlementRig:
         if funded:
             self.execute(c.TransferFunds(uuid4(), TREASURY_ID, account_id, funded, "funding"))
         return account_id
+
+    async def step(self) -> bool:
+        """One step of the process that does something, after the chain's
+        blocks went by for any blockhash wait (the JSON-RPC chain waits at a
+        start); False: nothing to do."""
+        while not await self.process.step():
+            wait = self.process.lookup.wait
+            if wait is None or wait.passed:
+                return False
+            await self._chain_time(BLOCKHASH_WAIT_S_MAX)
+        return True
 
     async def settle(self) -> int:
         await self.process.prepare()

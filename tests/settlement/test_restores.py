@@ -154,7 +154,7 @@ async def test_a_restored_store_settles_nothing_twice_and_names_what_it_lost(
         assert {rig.transfer(t).settlement_status for t in waiting} == {SETTLEMENT_QUEUED}
         assert {rig.transfer(t).settlement_status for t in in_flight} == {SETTLEMENT_SUBMITTED}
         with pytest.raises(ChainAheadOfLog) as stopped:
-            await rig.process.step()
+            await rig.step()
         for named in (*lost, *lost_signatures):
             assert str(named) in str(stopped.value)
         (alert,) = raised.of(AlertKind.CHAIN_AHEAD_OF_LOG)
@@ -162,7 +162,7 @@ async def test_a_restored_store_settles_nothing_twice_and_names_what_it_lost(
         for transfer_id in waiting:  # found on chain and recorded, not sent again
             assert rig.transfer(transfer_id).settlement_status == SETTLED
         with pytest.raises(ChainAheadOfLog):  # nothing goes on until an operator resolves it
-            await rig.process.step()
+            await rig.step()
 
         report = await rig.reconcile(full=True)
         unknown = {f.signature for f in report.unmatched_signatures if f.kind == UNKNOWN_SIGNATURE}
@@ -263,6 +263,61 @@ def _crash(_signed: object) -> None:
     raise SimulatedCrash("before_send")
 
 
+async def test_a_transaction_sent_before_the_restore_that_lands_late_is_not_sent_again(
+    store: StoreConfig, tmp_path: Path,
+) -> None:
+    """A transaction signed, recorded and sent just before the loss, still
+    on its way when the store (restored without its record) starts again:
+    it lands while the settler waits for every earlier blockhash to expire,
+    and the lookup after the wait records it; without the wait the movement
+    was signed again and the late one landed too (executed twice)."""
+    rig = SettlementRig(store, tmp_path, chain_kind="rpc")
+    snapshot = StoreSnapshot(store, tmp_path)
+    try:  # both token accounts exist: the late transaction creates none, it can land
+        payer, payee = (rig.open_account(funded=100 * DEAL) for _ in range(2))
+        await rig.settle()
+        (movement,) = _transfers(rig, payer, payee, 1)
+        rig = await _restart(rig, while_stopped=snapshot.take)  # queued at the snapshot
+        sent: list[SignedSubmission] = []
+
+        def on_its_way(signed: SignedSubmission) -> None:
+            sent.append(signed)  # in a leader's queue, not landed: then the loss
+            raise SimulatedCrash("sent, not landed")
+
+        rig.hooks.before_send = on_its_way
+        with pytest.raises(SimulatedCrash):
+            await rig.settle()
+        rig.embedded.advance_slots(1)  # the cluster goes on (a new blockhash) during the restore
+        rig = await _restart(rig, while_stopped=snapshot.restore)
+        assert rig.transfer(movement).settlement_status == SETTLEMENT_QUEUED
+        (late,) = sent
+        waits: list[tuple[int | None, int | None]] = []
+
+        def lands_meanwhile() -> None:
+            wait = rig.process.lookup.wait
+            assert wait is not None
+            waits.append((wait.until_height, wait.block_height))
+            _deliver(rig, late)
+
+        rig.while_chain_waits = lands_meanwhile
+        await rig.settle()
+        _deliver(rig, late)  # reaches a leader now, if it has not landed yet
+
+        assert (await _carried(rig))[movement] == 1
+        assert rig.transfer(movement).signature == late.signature
+        assert rig.transfer(movement).settlement_status == SETTLED
+        (until, height), *_ = waits
+        assert until is not None and height is not None and height <= until
+        assert until >= late.last_valid_block_height  # the wait outlasts what was sent
+    finally:
+        await rig.close()
+
+
+def _deliver(rig: SettlementRig, signed: SignedSubmission) -> None:
+    """The cluster processes bytes sent earlier (refused once expired or landed)."""
+    rig.embedded.process(Transaction.from_bytes(signed.transaction))
+
+
 async def test_a_store_that_goes_back_under_a_running_settler_is_looked_up_again(
     sqlite_rig: SettlementRig, caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -274,7 +329,7 @@ async def test_a_store_that_goes_back_under_a_running_settler_is_looked_up_again
     payer, payee = rig.open_account(funded=100 * DEAL), rig.open_account()
     await rig.settle()
     caplog.set_level("INFO", logger="application.settlement.chain_lookup")
-    assert not await rig.process.step()
+    assert not await rig.step()
     assert "looks the chain up" not in caplog.text
     rig.process.lookup._seen_position = rig.store.position() + 100
     moved = _transfers(rig, payer, payee, 1)
@@ -344,7 +399,7 @@ async def _round(rig: SettlementRig, accounts: list[UUID],
     if how == "settle":
         await rig.settle()
     elif how == "one step":
-        await rig.process.step()
+        await rig.step()
     elif how == "crash before send":
         rig.hooks.before_send = _crash
         with suppress(SimulatedCrash):
@@ -414,12 +469,13 @@ async def test_a_lost_command_sent_again_while_the_settler_steps_is_not_sent_twi
         looked = rig.process.lookup.before_sending
         sent_again: list[UUID] = []
 
-        async def retried_meanwhile() -> None:
-            await looked()
+        async def retried_meanwhile() -> bool:
+            may_send = await looked()
             if not sent_again:
                 _send_again(rig, lost, payer, payee, 1)
                 sent_again.append(lost)
                 rig.fold.catch_up()
+            return may_send
 
         rig.process.lookup.before_sending = retried_meanwhile  # type: ignore[method-assign]
         await rig.settle()
@@ -498,14 +554,14 @@ async def _stops_naming(rig: SettlementRig, raised: CollectedAlerts, signature: 
     """The settler stops before sending anything, an alert naming the
     landed transaction; the movements stay queued."""
     with pytest.raises(ChainAheadOfLog) as stopped:
-        await rig.process.step()
+        await rig.step()
     for named in (signature, *map(str, transfer_ids)):
         assert named in str(stopped.value)
     assert "with another body" in str(stopped.value)
     (alert,) = raised.of(AlertKind.CHAIN_AHEAD_OF_LOG)
     assert alert.fields["signatures"] == signature
     with pytest.raises(ChainAheadOfLog):  # nothing goes on until an operator resolves it
-        await rig.process.step()
+        await rig.step()
     for transfer_id in transfer_ids:
         assert rig.transfer(transfer_id).settlement_status == SETTLEMENT_QUEUED
 
@@ -626,7 +682,7 @@ async def test_a_netted_transaction_naming_lost_movements_settles_none_it_cannot
         rig, _, moved, _ = await _netted_then_restored(rig, StoreSnapshot(store, tmp_path), 2)
 
         with pytest.raises(ChainAheadOfLog) as stopped:
-            await rig.process.step()
+            await rig.step()
         assert f"{moved[0]} is in the log with another body (what it moved" in str(stopped.value)
         assert f"{moved[1]} unknown to the log" in str(stopped.value)
         assert rig.transfer(moved[0]).settlement_status == SETTLEMENT_QUEUED

@@ -705,6 +705,15 @@ class FeePayerState(Response):
     read_at: datetime = Field(description="when the settler read it")
 
 
+class BlockhashWaitState(Response):
+    until_block_height: int = Field(
+        description="the last valid block height of the newest blockhash when the settler "
+                    "started (or found a gap in its store): it sends nothing until the chain's "
+                    "block height passes it (deals_ledger_settlement_blockhash_wait_height)")
+    block_height: int | None = Field(
+        description="the chain's block height as the settler last read it (null: not yet)")
+
+
 class SettlementState(Response):
     runs_here: bool = Field(description="this process settles (DEALS_SETTLEMENT)")
     active_here: bool = Field(description="this process holds the settlement lease and settles "
@@ -724,6 +733,11 @@ class SettlementState(Response):
     fee_payer: FeePayerState | None = Field(
         None, description="the fee payer's SOL as a settler (of any process) last recorded it; "
                           "null: never read, or the store did not say")
+    blockhash_wait: BlockhashWaitState | None = Field(
+        None, description="this process's settler waits, after its start or a gap in its "
+                          "store and before its lookup and first send, for every earlier "
+                          "blockhash to expire (a transaction sent before a restore or a "
+                          "failover lands by then or never); null: it does not wait")
 
 
 class ReadyResponse(Response):
