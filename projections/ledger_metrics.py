@@ -75,6 +75,11 @@ PROJECTION_LAG_SECONDS = Gauge(
 PROJECTION_ERRORS = Counter(
     "projection_errors", "Pages that failed to apply (retried)", ["projection"]
 )
+READ_MODELS_REBUILT = Counter(
+    "deals_ledger_read_models_rebuilt",
+    "Times the projector found its read models of a timeline the event log lost (the log "
+    "restored without them) and rebuilt them from the log", ["projection"],
+)
 INVARIANT_VIOLATIONS = Counter(
     "read_model_invariant_violations", "Ledger rules found broken while projecting",
     ["projection"],

@@ -47,6 +47,7 @@ from projections.ledger_fold import (
 )
 from projections.progress import Progress
 from projections.read_model_store import ReadModelStore
+from projections.restored_log import LostTimeline, lost_timeline
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,11 @@ ERROR_BACKOFF_S_MIN = 0.1
 ERROR_BACKOFF_S_MAX = 5.0
 HOLDS_GAUGE_REFRESH_S = 1.0
 PROJECTION_NAME = "read_models"
+REBUILD, STOP, REPORT = "rebuild", "stop", "report"
+
+
+class LostTimelineFound(Exception):
+    """The read models are of a timeline the log lost; not rebuilt."""
 
 
 @dataclass
@@ -77,6 +83,7 @@ class Projector:
         page_events: int = PROJECTOR_PAGE_EVENTS_DEFAULT,
         poll_interval_s: float = POLL_INTERVAL_S_DEFAULT,
         name: str = PROJECTION_NAME,
+        on_lost_timeline: str = REPORT,
     ) -> None:
         self.log = log
         self.decoder = decoder
@@ -86,6 +93,11 @@ class Projector:
         self.page_events = page_events
         self.poll_interval_s = poll_interval_s
         self.name = name
+        self.on_lost_timeline = on_lost_timeline
+        """Read models of a timeline the log lost: ``REBUILD`` from the log;
+        ``STOP`` there (a log truncated or altered on purpose looks the same,
+        so the operator, who knows of the restore, allows the rebuild);
+        ``REPORT`` in the log only (an audit's own projector)."""
         self.lock = store.projection_lock()
         self.before_commit: Callable[[], None] | None = None  # fault injection in tests
         self.after_commit: Callable[[], None] | None = None  # fault injection in tests
@@ -207,13 +219,54 @@ class Projector:
     # The page loop's consumer
 
     def tracked_position(self) -> int:
-        """Where the store stands, with the hash chain's head there."""
+        """Where the store stands, with the hash chain's head there (read
+        models of a timeline the log lost are rebuilt first)."""
+        self._rebuild_if_timeline_lost()
         position = self.store.position()
         self._chain = HashChain(*self.store.chain_head())
         self.progress.advance(position)
         if self.cache is not None:
             self.cache.heal(self.store)
         return position
+
+    def _rebuild_if_timeline_lost(self) -> None:
+        """Read models past the log's head, or folded from events the log no
+        longer holds, are emptied (with the lost timeline's checkpoints, its
+        head logged) and projected again from the log, when allowed: they
+        are derived, the log is the ledger. Until caught up, /ready answers
+        503 (behind)."""
+        lost = lost_timeline(self.store, self.log)
+        if lost is None:
+            return
+        if self.on_lost_timeline != REBUILD:
+            logger.error("%s: not rebuilt by itself, since a log truncated or altered on purpose "
+                         "looks the same; after a restore, start with "
+                         "DEALS_REBUILD_RESTORED_READ_MODELS=on (docs/operations.md, Backups)",
+                         lost.why)
+            if self.on_lost_timeline == STOP:
+                self._stop_at_lost_timeline(lost)
+            return
+        ended = "" if lost.lost_head is None else (
+            f"; the lost timeline's hash chain ended at position {lost.lost_head[0]} with head "
+            f"{lost.lost_head[1].hex()}")
+        logger.warning("%s: rebuilding the read models from the event log (hash checkpoints "
+                       "past position %d dropped%s)", lost.why, lost.kept_upto, ended)
+        metrics.READ_MODELS_REBUILT.labels(self.name).inc()
+        self.store.reset(checkpoints_after=lost.kept_upto)
+        self.progress.reset(0)
+        self.stalled_at = None
+        if self.cache is not None:
+            self.cache.resync_from(self.store, 0)
+
+    def _stop_at_lost_timeline(self, lost: LostTimeline) -> None:
+        """Fold nothing onto another timeline (it would also hide it: the
+        next checkpoints would extend the lost chain)."""
+        position = min(self.store.position(), lost.kept_upto + 1)
+        if position <= self.log.head():  # past the head, /ready names it already
+            self._stalled(position)
+            if self.on_refused is not None:
+                self.on_refused(position, lost.why)
+        raise LostTimelineFound(lost.why)
 
     def apply_page(self, previous: int, events: list[LogEvent]) -> None:
         assert self._chain is not None, "the chain is loaded with the tracked position"

@@ -311,6 +311,30 @@ class ReadModelStore:
                 )
                 last = last_position
 
+    def checkpoints_newest_first(self, upto: int | None = None
+                                 ) -> Iterator[tuple[Checkpoint, int, bytes]]:
+        """Each checkpoint at or below ``upto`` (all: None), newest first,
+        with the last position and chain head of the one before it (0 and
+        the genesis link for the first)."""
+        below = (1 << 62) if upto is None else upto + 1
+        while True:
+            with self.read() as cursor:
+                cursor.execute(self.sql(
+                    "SELECT first_position, last_position, head, positions, digests "
+                    "FROM {hash_checkpoints} WHERE last_position < ? "
+                    "ORDER BY last_position DESC LIMIT 201"
+                ), (below,))
+                batch = [Checkpoint(first, last, bytes(head), bytes(positions), bytes(digests))
+                         for first, last, head, positions, digests in cursor.fetchall()]
+            if not batch:
+                return
+            for checkpoint, before in zip(batch, batch[1:], strict=False):
+                yield checkpoint, before.last_position, before.head
+            if len(batch) < 201:
+                yield batch[-1], 0, GENESIS_LINK
+                return
+            below = batch[-2].last_position
+
     def last_checkpointed(self, cursor: Any) -> int:
         cursor.execute(self.sql("SELECT MAX(last_position) FROM {hash_checkpoints}"))
         row = cursor.fetchone()
@@ -384,10 +408,15 @@ class ReadModelStore:
             f"VALUES ({', '.join('?' * len(cols))})"
         ), [values_of(row_type)(row) for row in rows])
 
-    def reset(self) -> None:
+    def reset(self, *, checkpoints_after: int | None = None) -> None:
         """Empty every read model and move tracking back to 0 (for a rebuild).
-        The hash-chain checkpoints stay: they are evidence, not a model."""
+        The hash-chain checkpoints stay: they are evidence, not a model;
+        but those past ``checkpoints_after`` (a timeline the restored log
+        lost) go in the same transaction."""
         with self._cursor(commit=True) as cursor:
+            if checkpoints_after is not None:
+                cursor.execute(self.sql("DELETE FROM {hash_checkpoints} WHERE last_position > ?"),
+                               (checkpoints_after,))
             self._reset(cursor)
 
     def _reset(self, cursor: Any) -> None:

@@ -23,10 +23,23 @@ from projections import ledger_metrics as metrics
 from projections.balance_cache import BalanceCache
 from projections.event_stream import EventStream
 from projections.progress import Progress, ProgressFollower
-from projections.projector import POLL_INTERVAL_S_DEFAULT, PROJECTOR_PAGE_EVENTS_DEFAULT, Projector
+from projections.projector import (
+    POLL_INTERVAL_S_DEFAULT,
+    PROJECTOR_PAGE_EVENTS_DEFAULT,
+    REBUILD,
+    REPORT,
+    STOP,
+    Projector,
+)
 from projections.queries import MIN_POSITION_WAIT_S
 from projections.read_model_store import open_store
 from projections.read_models import ReadModelQueries, utc_now
+
+
+def lost_timeline_policy(rebuild_allowed: bool) -> str:
+    """A serving projector rebuilds read models of a lost timeline when the
+    operator allows it, else stops there."""
+    return REBUILD if rebuild_allowed else STOP
 
 
 class ReadSide:
@@ -41,6 +54,7 @@ class ReadSide:
         poll_interval_s: float = POLL_INTERVAL_S_DEFAULT,
         clock: Callable[[], datetime] = utc_now,
         wait_s_max: float | None = None,
+        on_lost_timeline: str = REPORT,
     ) -> None:
         self.store = open_store(env)
         self.log = event_log_for(app.recorder)
@@ -52,6 +66,7 @@ class ReadSide:
         self.projector = Projector(
             self.log, self.decoder, self.store, cache=self.cache, progress=self.progress,
             page_events=page_events, poll_interval_s=poll_interval_s,
+            on_lost_timeline=on_lost_timeline,
         )
         self.queries = ReadModelQueries(
             self.store, self.log, self.decoder, cache=self.cache, progress=self.progress,

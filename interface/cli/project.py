@@ -20,7 +20,7 @@ from interface.wiring.logs import ROLE_LOGGER
 from interface.wiring.seal_keys import open_ledger
 from interface.wiring.settings import Settings
 from projections.projector import POLL_INTERVAL_S_DEFAULT, PROJECTOR_PAGE_EVENTS_DEFAULT
-from projections.runtime import ReadSide
+from projections.runtime import ReadSide, lost_timeline_policy
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,9 @@ def run_project(args: argparse.Namespace, settings: Settings) -> int:
     app = open_ledger(settings)
     read_side = ReadSide(app, settings.eventsourcing_env(), redis_url=settings.redis_url,
                          redis_prefix=settings.redis_prefix,
-                         page_events=args.page_events, poll_interval_s=args.poll_interval_s)
+                         page_events=args.page_events, poll_interval_s=args.poll_interval_s,
+                         on_lost_timeline=lost_timeline_policy(
+                             settings.rebuild_restored_read_models))
     read_side.projector.on_refused = alert_refused_page
     try:
         if args.once:

@@ -51,7 +51,7 @@ from interface.wiring.settler import (
 from interface.wiring.store_health import StoreHealth, reconnect_pools_every_second
 from projections.proofs import LogProofs
 from projections.queries import PositionPastHead, ReadPoint
-from projections.runtime import ReadSide
+from projections.runtime import ReadSide, lost_timeline_policy
 from projections.system_balance_metrics import SYSTEM_BALANCES
 
 logger = logging.getLogger(__name__)
@@ -72,6 +72,7 @@ class LedgerService:
         self.read_side = ReadSide(
             self.app, settings.eventsourcing_env(), redis_url=settings.redis_url,
             redis_prefix=settings.redis_prefix,
+            on_lost_timeline=lost_timeline_policy(settings.rebuild_restored_read_models),
         )
         self.queries = self.read_side.queries
         self.read_side.projector.on_refused = alert_refused_page

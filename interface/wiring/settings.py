@@ -136,6 +136,11 @@ class Settings(BaseModel):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] | None = _var(None, "DEALS_LOG_LEVEL")
     """Unset: warnings from the ledger, start/stop/access lines from uvicorn."""
     projections_enabled: bool = _var(True, "DEALS_PROJECTIONS")
+    rebuild_restored_read_models: bool = _var(False, "DEALS_REBUILD_RESTORED_READ_MODELS")
+    """Read models of a timeline the event log lost (the log restored without
+    them) are rebuilt from the log by the projector; off: /ready answers 503
+    naming this setting (a log truncated or altered on purpose looks the
+    same, and the rebuild drops the checkpoints that show it)."""
     """Run the projector in this process (off: only ``deals-ledger project`` workers)."""
     # settlement and reconciliation
     settlement_enabled: bool = _var(True, "DEALS_SETTLEMENT")

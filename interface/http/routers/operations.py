@@ -29,7 +29,8 @@ async def get_health():
     description="The event store answers and the read models are within "
                 "DEALS_READY_MAX_LAG positions of the log, and the projector is not "
                 "stopped at an event it cannot apply, and the read models are not past "
-                "the log's head (a log restored without them); else 503 unavailable.",
+                "the log's head (a log restored without them: DEALS_REBUILD_RESTORED_READ_MODELS "
+                "lets the projector rebuild them); else 503 unavailable.",
 )
 async def get_readiness(ledger: Ledger):
     try:
@@ -44,8 +45,9 @@ async def get_readiness(ledger: Ledger):
     if read_position > store_position:
         return error_response(LedgerUnavailable(
             f"the read models stand at position {read_position}, past the event log's head "
-            f"{store_position}: the log was restored without them; stop every process, delete "
-            "them and start again (docs/operations.md, Backups)"))
+            f"{store_position}: the log was restored without them; start with "
+            "DEALS_REBUILD_RESTORED_READ_MODELS=on to rebuild them from the log "
+            "(docs/operations.md, Backups)"))
     lag = store_position - read_position
     if lag > ledger.settings.ready_lag_max:
         return error_response(LedgerUnavailable(f"the read models are {lag} positions behind"))
