@@ -16,6 +16,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from domain.errors import FindingNotAdjustable
+from domain.system import deposit_credit_id
 
 BALANCE_MISMATCH = "balance_mismatch"
 """A token account's balance differs from the ledger's settled balance."""
@@ -109,6 +110,17 @@ class Finding(Aggregate):
         def apply(self, finding: Finding) -> None:
             finding.adjusted_by = self.transfer_id
 
+    class Reopened(Aggregate.Event):
+        """The return that resolved an unassigned deposit failed on chain and
+        was compensated (its credit too): the deposit is unassigned again."""
+
+        transfer_id: UUID
+        """The compensated return."""
+
+        def apply(self, finding: Finding) -> None:
+            finding.adjusted_by = None
+            finding.reopened += 1
+
     def __init__(
         self, reconciliation_id: UUID, kind: str, account_id: UUID | None,
         signature: str | None, transfer_id: UUID | None, expected: int | None,
@@ -127,6 +139,8 @@ class Finding(Aggregate):
         self.source_owner = source_owner
         self.slot = slot
         self.adjusted_by: UUID | None = None
+        self.reopened = 0
+        """How many times a compensated return reopened it."""
 
     def adjustment(self) -> tuple[UUID, int]:
         """The account and the signed change that makes the ledger's settled
@@ -152,8 +166,21 @@ class Finding(Aggregate):
         assert self.actual is not None and self.signature is not None and self.slot is not None
         return self.account_id, self.actual, self.signature, self.slot
 
+    def credit_id(self) -> UUID:
+        """The id the deposit's credit takes now: a new one after each
+        reopening, so a second assignment or return is a movement of its own."""
+        assert self.signature is not None and self.account_id is not None
+        return deposit_credit_id(self.signature, self.account_id, self.reopened)
+
     def mark_adjusted(self, transfer_id: UUID, change: int, now: datetime) -> None:
         self.trigger_event(self.Adjusted, transfer_id=transfer_id, change=change, timestamp=now)
+
+    def reopen(self, transfer_id: UUID, now: datetime) -> None:
+        """Only the return that resolves it reopens it."""
+        if self.kind != UNASSIGNED_DEPOSIT or self.adjusted_by != transfer_id:
+            raise FindingNotAdjustable(
+                f"finding {self.id} is not resolved by {transfer_id}; not reopened")
+        self.trigger_event(self.Reopened, transfer_id=transfer_id, timestamp=now)
 
 
 def record_finding(

@@ -69,6 +69,15 @@ def deposit_id(signature: str, account_id: UUID) -> UUID:
     return ledger_id(_NAMESPACE, f"deposit:{signature}:{account_id}")
 
 
+def deposit_credit_id(signature: str, account_id: UUID, attempt: int) -> UUID:
+    """The credit of a deposit at its ``attempt``-th resolution: the first
+    is ``deposit_id``; a return the chain refused reopens the deposit's
+    finding (its credit and withdrawal compensated), and each resolution
+    after that is a new movement with an id of its own."""
+    first = deposit_id(signature, account_id)
+    return first if attempt == 0 else derived_id(f"deposit-attempt-{attempt}", first)
+
+
 def deposit_return_id(credit_id: UUID) -> UUID:
     """The withdrawal that returns a deposit (credited as ``credit_id``) to
     the wallet it came from: one per deposit."""

@@ -137,6 +137,10 @@ class Transfer(Aggregate):
         """A withdrawal's destination: the connected wallet whose associated
         token account receives the tokens on chain. Absent from every other
         movement and from earlier events."""
+        returns_finding: UUID | None = None
+        """A return's unassigned_deposit finding (the withdrawal sends that
+        deposit back): a return the chain refuses reopens it. Absent from
+        every other movement and from earlier events."""
 
     class Captured(Aggregate.Event):
         amount: int
@@ -251,6 +255,7 @@ class Transfer(Aggregate):
         metadata: dict[str, str] | None = None,
         external_ref: str | None = None,
         address: str | None = None,
+        returns_finding: UUID | None = None,
     ) -> None:
         self.kind = kind
         self.source = source
@@ -280,6 +285,7 @@ class Transfer(Aggregate):
         self.metadata = metadata
         self.external_ref = external_ref
         self.address = address
+        self.returns_finding = returns_finding
         self.recorded_state = self.state
         """The state its recording command answered with (the first answer)."""
         self.closed_version: int | None = None
@@ -311,6 +317,7 @@ class Transfer(Aggregate):
         reward_type: str | None = None,
         references: dict[str, object] | None = None,
         address: str | None = None,
+        returns_finding: UUID | None = None,
     ) -> Transfer:
         """Optional fields are written only when set, so the events of every
         other movement keep the shape earlier versions stored."""
@@ -323,6 +330,8 @@ class Transfer(Aggregate):
             extra["reward_type"] = reward_type
         if address is not None:
             extra["address"] = address
+        if returns_finding is not None:
+            extra["returns_finding"] = returns_finding
         return cls._create(
             cls.Recorded, id=transfer_id, kind=kind, source=source, destination=destination,
             amount=amount, reason=reason, fingerprint=fingerprint, phase=phase,

@@ -183,7 +183,7 @@ NOT_PUBLISHED: frozenset[type] = frozenset({
     # Administrative and internal steps, not what the platform's services follow.
     Account.Frozen, Account.Unfrozen, Account.AllowanceSet, Account.AllowanceSpent,
     Transfer.SettlementSubmitted, Transfer.SettlementRejected, Transfer.CompensationBlocked,
-    Reconciliation.Started, Reconciliation.Finished, Finding.Adjusted,
+    Reconciliation.Started, Reconciliation.Finished, Finding.Adjusted, Finding.Reopened,
     Anchor.Recorded, Anchor.Resigned, Anchor.Confirmed,
     PriceSchedule.Started, PriceSchedule.RuleSet, PriceSchedule.RuleDeactivated,
 })

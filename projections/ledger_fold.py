@@ -568,6 +568,7 @@ NOT_SHOWN: frozenset[type] = frozenset({
     Reconciliation.Finished,
     Finding.Recorded,
     Finding.Adjusted,
+    Finding.Reopened,
     # Anchors: the audit and the proofs read them from the log and the chain.
     Anchor.Recorded,
     Anchor.Resigned,

@@ -7,7 +7,8 @@ Its id is derived from (signature, account): the scan's credit and an
 admin's assignment of the same deposit share it, so whichever comes first
 is the only one. A deposit's finding, once resolved (credited, assigned or
 returned), records that in ``adjusted_by``, so it cannot be resolved a
-second way.
+second way; only a return the chain refused reopens it, and the next
+resolution is a movement with ids of its own (``Finding.credit_id``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,12 @@ from datetime import datetime
 from uuid import UUID
 
 from application import commands as c
-from application.handlers.movements import movement_outcome, record_movement, replay
+from application.handlers.movements import (
+    check_same_request,
+    movement_outcome,
+    record_movement,
+    replay,
+)
 from application.handlers.session import AggregateSession
 from application.handlers.wallets import connected_wallet
 from application.outcomes import MovementRecorded
@@ -35,15 +41,18 @@ def credit_deposit(
     command: c.CreditDeposit, session: AggregateSession, now: datetime
 ) -> MovementRecorded:
     """Credit a deposit from a connected wallet; a repeat (a rescan, a crash
-    after crediting) answers the credit already made, whoever made it."""
+    after crediting) answers the credit already made, whoever made it. A
+    deposit whose finding a failed return reopened is credited under the
+    finding's next credit id (``Finding.credit_id``)."""
     signature = c.check_signature(command.signature)
     if command.deposit_id != deposit_id(signature, command.account_id):
         raise InvalidRequest("deposit_id must be derived from the signature and the account")
-    existing = session.existing_transfer(command.deposit_id, command.id_field)
+    finding = session.get_typed(deposit_finding_id(signature, command.account_id), Finding)
+    credit_id = command.deposit_id if finding is None else finding.credit_id()
+    existing = session.existing_transfer(credit_id, command.id_field)
     if existing is not None:
         session.set_primary(existing.id)
         return _outcome(existing, replayed=True)
-    finding = session.get_typed(deposit_finding_id(signature, command.account_id), Finding)
     if finding is not None and finding.adjusted_by is not None:
         raise FindingNotAdjustable(
             f"deposit {signature} was resolved by {finding.adjusted_by}; not credited")
@@ -54,35 +63,33 @@ def credit_deposit(
             f"deposit {signature} came from a token account owned by {owner or 'an unknown owner'}, "
             f"which is not a wallet connected to account {command.account_id}")
     outcome = _credit(session, command, command.account_id, command.amount, signature,
-                      command.slot, f"deposit {signature} from {command.source}", now)
+                      command.slot, f"deposit {signature} from {command.source}", now,
+                      transfer_id=credit_id)
     if finding is not None:  # recorded while the wallet was not connected
-        finding.mark_adjusted(command.deposit_id, command.amount, now)
-        session.set_primary(command.deposit_id)
+        finding.mark_adjusted(credit_id, command.amount, now)
+        session.set_primary(credit_id)
     return outcome
 
 
 def assign_deposit(
     command: c.AssignDeposit, session: AggregateSession, now: datetime
 ) -> MovementRecorded:
-    """Credit an unassigned deposit's finding to the account that received it."""
+    """Credit an unassigned deposit's finding to the account that received it.
+    A repeat answers the credit; another request under the finding is a
+    conflict, as for every command (``_check_assigned_as_asked``)."""
     reason = c.check_reason(command.reason)
-    finding = session.get_typed(command.finding_id, Finding)
-    if finding is None:
-        raise FindingNotFound(f"finding {command.finding_id} does not exist")
-    if finding.adjusted_by is not None:
-        existing = session.get_typed(finding.adjusted_by, Transfer)
-        if existing is not None and existing.kind == DEPOSIT:
-            session.set_primary(existing.id)
-            return _outcome(existing, replayed=True)
+    finding, resolved = _deposit_finding(command, session, DEPOSIT)
+    if resolved is not None:
+        _check_assigned_as_asked(resolved, command)
+        session.set_primary(resolved.id)
+        return _outcome(resolved, replayed=True)
     account_id, amount, signature, slot = finding.unassigned_deposit()
-    transfer_id = deposit_id(signature, account_id)
-    if session.existing_transfer(transfer_id) is not None:
-        raise FindingNotAdjustable(f"deposit {signature} is already credited as {transfer_id}")
+    credit_id = _uncredited(finding, signature, session)
     text = reason or f"deposit {signature} assigned by finding {finding.id}"
     outcome = _credit(session, command, account_id, amount, signature, slot, text, now,
-                      transfer_id=transfer_id)
-    finding.mark_adjusted(transfer_id, amount, now)
-    session.set_primary(transfer_id)
+                      transfer_id=credit_id)
+    finding.mark_adjusted(credit_id, amount, now)
+    session.set_primary(credit_id)
     return outcome
 
 
@@ -94,19 +101,15 @@ def return_deposit(
     ledger balance is unchanged, the custody token account gives the tokens
     back when the withdrawal settles. Answers the withdrawal; a repeat
     answers it again. Refused (409 finding_not_adjustable) for a finding
-    already resolved either way or whose sender the chain did not name."""
+    already resolved either way or whose sender the chain did not name. A
+    return the chain refuses is compensated, credit and all, and reopens the
+    finding (``settlement_steps``)."""
     reason = c.check_reason(command.reason)
-    finding = session.get_typed(command.finding_id, Finding)
-    if finding is None:
-        raise FindingNotFound(f"finding {command.finding_id} does not exist")
-    if finding.adjusted_by is not None:
-        existing = session.get_typed(finding.adjusted_by, Transfer)
-        if existing is not None and existing.kind == WITHDRAWAL:
-            return replay(existing, command, session)
+    finding, resolved = _deposit_finding(command, session, WITHDRAWAL)
+    if resolved is not None:
+        return replay(resolved, command, session)
     account_id, amount, signature, slot = finding.unassigned_deposit()
-    credit_id = deposit_id(signature, account_id)
-    if session.existing_transfer(credit_id) is not None:
-        raise FindingNotAdjustable(f"deposit {signature} is already credited as {credit_id}")
+    credit_id = _uncredited(finding, signature, session)
     owner = finding.source_owner
     if owner is None:
         raise FindingNotAdjustable(
@@ -120,17 +123,52 @@ def return_deposit(
         session, command, transfer_id=return_id, kind=WITHDRAWAL, source_id=account_id,
         destination_id=EXTERNAL_ID, amount=amount, now=now, address=owner,
         reason=(reason or f"return of deposit {signature} to {owner}")[:c.REASON_LENGTH_MAX],
+        returns_finding=finding.id,
     )
     finding.mark_adjusted(return_id, amount, now)
     session.set_primary(return_id)
     return outcome
 
 
+def _deposit_finding(
+    command: c.AssignDeposit | c.ReturnDeposit, session: AggregateSession, kind: str,
+) -> tuple[Finding, Transfer | None]:
+    """The finding an assignment or a return names, and the movement of
+    ``kind`` that resolved it when one did (the command's repeat)."""
+    finding = session.get_typed(command.finding_id, Finding)
+    if finding is None:
+        raise FindingNotFound(f"finding {command.finding_id} does not exist")
+    if finding.adjusted_by is not None:
+        existing = session.get_typed(finding.adjusted_by, Transfer)
+        if existing is not None and existing.kind == kind:
+            return finding, existing
+    return finding, None
+
+
+def _uncredited(finding: Finding, signature: str, session: AggregateSession) -> UUID:
+    """The id the deposit's credit takes now, refused if it is taken."""
+    credit_id = finding.credit_id()
+    if session.existing_transfer(credit_id) is not None:
+        raise FindingNotAdjustable(f"deposit {signature} is already credited as {credit_id}")
+    return credit_id
+
+
+def _check_assigned_as_asked(credit: Transfer, command: c.AssignDeposit) -> None:
+    """A credit an assignment of this finding made answers only the same
+    request again (409 idempotency_conflict otherwise, as a return does).
+    The assignment stored its reason, or a default when none was given, so
+    the request that made it had one of two bodies. A credit the scan made
+    (the wallet was connected since) answers any assignment."""
+    made_by_assignment = {c.AssignDeposit(command.finding_id, reason).fingerprint()
+                          for reason in ("", credit.reason)}
+    if credit.fingerprint in made_by_assignment:
+        check_same_request(credit, command)
+
+
 def _credit(
     session: AggregateSession, command: c.Command, account_id: UUID, amount: int,
-    signature: str, slot: int, reason: str, now: datetime, *, transfer_id: UUID | None = None,
+    signature: str, slot: int, reason: str, now: datetime, *, transfer_id: UUID,
 ) -> MovementRecorded:
-    transfer_id = transfer_id or getattr(command, "deposit_id")  # noqa: B009
     record_movement(
         session, command, transfer_id=transfer_id, kind=DEPOSIT, source_id=EXTERNAL_ID,
         destination_id=account_id, amount=check_amount(amount), reason=reason[:c.REASON_LENGTH_MAX],

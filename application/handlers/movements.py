@@ -74,6 +74,7 @@ def record_movement(
     adjusts: UUID | None = None,
     reward_type: str | None = None,
     address: str | None = None,
+    returns_finding: UUID | None = None,
 ) -> MovementRecorded:
     existing = session.existing_transfer(transfer_id, command.id_field)
     if existing is not None:
@@ -100,6 +101,7 @@ def record_movement(
         destination_balance_after=posting.destination_balance_after, now=now,
         spender=spender, reverses=reverses, settles_on_chain=settles_on_chain, adjusts=adjusts,
         reward_type=reward_type, references=references, address=address,
+        returns_finding=returns_finding,
     )
     session.add(transfer, primary=True)
     return movement_outcome(transfer)

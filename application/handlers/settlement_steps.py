@@ -14,7 +14,8 @@ from application.handlers.movements import movement_outcome, reverse_transfer
 from application.handlers.session import AggregateSession
 from application.outcomes import MovementRecorded, SettlementStep
 from domain.errors import LedgerError, SettlementConflict, TransferNotFound
-from domain.system import GENESIS_MINT_ID, derived_id, legacy_derived_id
+from domain.reconciliation import Finding
+from domain.system import GENESIS_MINT_ID, deposit_return_id, derived_id, legacy_derived_id
 from domain.transfer import (
     SETTLED,
     SETTLEMENT_FAILED,
@@ -146,16 +147,22 @@ def retry_compensation(
             return movement_outcome(reversal, replayed=True)
     if transfer.settlement_status != SETTLEMENT_FAILED or transfer.compensation_blocked is None:
         raise SettlementConflict(f"transfer {transfer.id} has no blocked compensation to retry")
-    return reverse_transfer(_compensation(transfer, transfer.settlement_error or ""), session, now)
+    error = transfer.settlement_error or ""
+    outcome = reverse_transfer(_compensation(transfer, error), session, now)
+    _reopen_if_return(transfer, error, session, now)
+    session.set_primary(outcome.transfer_id)
+    return outcome
 
 
 # Helpers
 
 
-def _compensation(transfer: Transfer, error: str) -> c.ReverseTransfer:
+def _compensation(
+    transfer: Transfer, error: str, why: str = "settlement failed on chain",
+) -> c.ReverseTransfer:
     return c.ReverseTransfer(
         reversal_id=compensation_id(transfer.id), transfer_id=transfer.id,
-        reason=f"compensation: settlement failed on chain: {error}"[: c.REASON_LENGTH_MAX],
+        reason=f"compensation: {why}: {error}"[: c.REASON_LENGTH_MAX],
         settles_on_chain=False,
     )
 
@@ -172,7 +179,32 @@ def _compensate(
     except LedgerError as refusal:
         transfer.block_compensation(reversal_id, refusal.message, now)
         return refusal.message
+    _reopen_if_return(transfer, error, session, now)
     return None
+
+
+def _reopen_if_return(
+    transfer: Transfer, error: str, session: AggregateSession, now: datetime,
+) -> None:
+    """A deposit return (``deposits.return_deposit``) whose withdrawal was
+    just compensated: its credit is compensated too, back to the external
+    account (the tokens never left the deposit address, and the ledger owes
+    no one them), and its finding reopened as an unassigned deposit, as it
+    was before the return. Not refusable once the withdrawal's compensation
+    was accepted: the same account, not frozen, was just credited the very
+    amount this debits, and the credit was settled by its own transaction
+    and never reversed (a deposit reverses only by compensation)."""
+    if transfer.returns_finding is None:
+        return
+    finding = session.get_typed(transfer.returns_finding, Finding)
+    assert finding is not None and finding.adjusted_by == transfer.id, transfer.id
+    credit_id = finding.credit_id()
+    assert deposit_return_id(credit_id) == transfer.id, transfer.id
+    credit = session.get_typed(credit_id, Transfer)
+    assert credit is not None
+    reverse_transfer(
+        _compensation(credit, error, f"its return {transfer.id} failed on chain"), session, now)
+    finding.reopen(transfer.id, now)
 
 
 def _transfers(session: AggregateSession, transfer_ids: tuple[UUID, ...]) -> list[Transfer]:

@@ -14,7 +14,10 @@ What a movement is on chain is decided here, once:
   mint, a burn and the reversal of either map to ``mint_to`` / ``burn``);
 - a hold is no movement until captured, and then one of the captured amount,
   placed in the queue at the capture's position;
-- a compensation (``settles_on_chain`` false) never moves on chain;
+- a compensation (``settles_on_chain`` false) never moves on chain; the one
+  of a settled movement (the credit of a deposit whose return failed) takes
+  that movement back out of the settled balances, as the ledger gave the
+  tokens back to the external account while they stay on chain;
 - an adjustment for a reconciliation finding is already true on chain, so it
   counts in the settled balances at once.
 """
@@ -222,6 +225,8 @@ def _recorded(page: _Page, event: Any) -> None:
         page.add_to_balance(destination, event.amount)
         return
     if not event.settles_on_chain:
+        if event.reverses is not None:
+            _unsettle(page, event.reverses.hex)
         return
     page.add_to_balance(source, 0)  # every account a movement touches gets checked
     page.add_to_balance(destination, 0)
@@ -236,6 +241,31 @@ def _recorded(page: _Page, event: Any) -> None:
         page.run(
             "INSERT INTO {settlement_withdrawals} (transfer_id, address) VALUES (?, ?) "
             "ON CONFLICT (transfer_id) DO NOTHING", event.originator_id.hex, address,
+        )
+
+
+def _unsettle(page: _Page, transfer_hex: str) -> None:
+    """A compensation of a movement that had settled: its changes leave the
+    settled balances (the compensation of a failed one finds no settled row)."""
+    _add_settled_changes(page, transfer_hex, taken_out=True)
+
+
+def _add_settled_changes(page: _Page, transfer_hex: str, *, taken_out: bool = False) -> None:
+    """Add a movement's changes to the settled balances of its accounts, or
+    (``taken_out``) take a settled movement's back out.
+    Statements only, no read: on PostgreSQL a page's statements go out
+    pipelined, and a read would wait for the round trip (a movement the
+    store does not know changes no balance)."""
+    signs = ("amount", "-amount") if taken_out else ("-amount", "amount")
+    only = " AND status = ?" if taken_out else ""
+    for account, change in zip(("source", "destination"), signs, strict=True):
+        page.run(
+            "INSERT INTO {settlement_balances} (account_id, balance) "  # noqa: S608 - fixed words
+            f"SELECT {account}, {change} FROM {{settlement_movements}} "
+            f"WHERE transfer_id = ?{only} "
+            "ON CONFLICT (account_id) DO UPDATE SET balance = "
+            "{settlement_balances}.balance + excluded.balance",
+            transfer_hex, *((SETTLED,) if taken_out else ()),
         )
 
 
@@ -295,20 +325,10 @@ def _rejected(page: _Page, event: Any) -> None:
 
 @_on(Transfer.Settled)
 def _settled(page: _Page, event: Any) -> None:
-    """Statements only, no read: on PostgreSQL a page's statements go out
-    pipelined, and a read would wait for the round trip (a settlement of no
-    known movement changes no balance)."""
+    """Statements only, no read (``_add_settled_changes``)."""
     page.count_step()
     transfer_hex = event.originator_id.hex
-    for account, change in (("source", "-amount"), ("destination", "amount")):
-        page.run(
-            "INSERT INTO {settlement_balances} (account_id, balance) "  # noqa: S608 - fixed words
-            f"SELECT {account}, {change} FROM {{settlement_movements}} "
-            "WHERE transfer_id = ? "
-            "ON CONFLICT (account_id) DO UPDATE SET balance = "
-            "{settlement_balances}.balance + excluded.balance",
-            transfer_hex,
-        )
+    _add_settled_changes(page, transfer_hex)
     page.run(
         "UPDATE {settlement_movements} SET status = ?, signature = ?, slot = ?, "
         "outcome_position = ? WHERE transfer_id = ?",
@@ -390,6 +410,14 @@ def _adjusted(page: _Page, event: Any) -> None:
     page.run(
         "UPDATE {reconciliation_findings} SET adjusted_by = ? WHERE finding_id = ?",
         event.transfer_id.hex, event.originator_id.hex,
+    )
+
+
+@_on(Finding.Reopened)
+def _reopened(page: _Page, event: Any) -> None:
+    page.run(
+        "UPDATE {reconciliation_findings} SET adjusted_by = NULL WHERE finding_id = ?",
+        event.originator_id.hex,
     )
 
 

@@ -215,10 +215,10 @@ ANSWERED_OTHERWISE = {
     c.AdjustForFinding: "tests/settlement/test_reconciliation.py",
     c.CreditDeposit: "its id is derived from the deposit's signature and account: a repeat "
                      "answers the credit, whoever made it (tests/settlement/test_deposits.py)",
-    c.AssignDeposit: "once per finding; a repeat answers the credit "
-                     "(tests/settlement/test_deposits.py)",
-    c.ReturnDeposit: "once per finding; a repeat answers the return's withdrawal "
-                     "(tests/settlement/test_deposit_returns.py)",
+    c.AssignDeposit: "once per finding; a repeat answers the credit, another reason is "
+                     "idempotency_conflict (tests/settlement/test_deposits.py)",
+    c.ReturnDeposit: "once per finding; a repeat answers the return's withdrawal, another "
+                     "reason is idempotency_conflict (tests/settlement/test_deposit_returns.py)",
 }
 
 

@@ -10,9 +10,13 @@ from __future__ import annotations
 import pytest
 
 from application import commands as c
+from application.authority import INTERNAL
+from application.settlement.reconciler import adjust_for_finding
 from domain.errors import FindingNotAdjustable
-from domain.movements import DEPOSIT, WITHDRAWAL
-from domain.system import EXTERNAL_ID, deposit_id, deposit_return_id
+from domain.movements import DEPOSIT, REVERSAL, WITHDRAWAL
+from domain.reconciliation import BALANCE_MISMATCH
+from domain.system import EXTERNAL_ID, deposit_credit_id, deposit_id, deposit_return_id
+from projections.runtime import ReadSide
 from tests.settlement.conftest import SettlementRig
 from tests.settlement.test_crash import CRASH_POINTS, crash_at, settle_through_crashes
 from tests.settlement.test_deposits import (
@@ -111,6 +115,71 @@ async def test_a_frozen_accounts_deposit_is_returned_once_unfrozen(
     rig.execute(c.ReturnDeposit(finding_id))
     await rig.settle()
     assert wallet_balance(rig, owner) == 3 * DEAL
+
+
+async def test_a_return_the_chain_refuses_reopens_the_deposit(drig: SettlementRig) -> None:
+    """The stranger hands their associated token account to another owner,
+    so the return's withdrawal fails on chain. Its compensation takes the
+    credit back too: the account holds what it held before the return (the
+    deposit is in its token account, unassigned again), the external side
+    is back at 0, and the finding is open for a new return or an
+    assignment, each a movement with new ids."""
+    rig = drig
+    account = await account_with_address(rig)
+    stranger = wallet(rig)
+    signature = stranger.deposit(rig.chain.token_account_address(account), 3 * DEAL).signature
+    await scanner(rig).scan()
+    (finding,) = deposit_findings(rig)
+    stranger.give_away_associated_account()
+
+    first = rig.execute(c.ReturnDeposit(finding.finding_id)).transfer_id
+    await rig.settle()
+    second = rig.execute(c.ReturnDeposit(finding.finding_id)).transfer_id
+    await rig.settle()
+
+    credits = [deposit_credit_id(signature, account, attempt) for attempt in (0, 1, 2)]
+    assert credits[0] == deposit_id(signature, account) and len(set(credits)) == 3
+    assert (first, second) == tuple(deposit_return_id(credit) for credit in credits[:2])
+    for credit_id, return_id in zip(credits[:2], (first, second), strict=True):
+        credit, back = rig.transfer(credit_id), rig.transfer(return_id)
+        assert (credit.kind, credit.status, back.status) == (DEPOSIT, "reversed", "reversed")
+        undone = rig.transfer(credit.reversed_by)
+        assert (undone.kind, undone.source, undone.destination, undone.amount) == (
+            REVERSAL, account, EXTERNAL_ID, 3 * DEAL)
+    assert rig.ledger.balance(account) == 10 * DEAL
+    assert rig.ledger.balance(EXTERNAL_ID) == 0
+    assert await rig.chain_balance(account) == 13 * DEAL  # the tokens never left
+    (reopened,) = deposit_findings(rig)
+    assert reopened.adjusted_by is None
+    await assert_read_models_agree(rig, account, 10 * DEAL)
+    report = await rig.reconcile()  # as before the return: unassigned, not adjustable
+    (mismatch,) = [row for row in report.mismatches if row.account_id == account]
+    assert (mismatch.kind, mismatch.expected, mismatch.actual) == (
+        BALANCE_MISMATCH, 10 * DEAL, 13 * DEAL)
+    with pytest.raises(FindingNotAdjustable, match=str(finding.finding_id)):
+        adjust_for_finding(rig.fold, rig.ledger.writer, mismatch.finding_id, INTERNAL)
+
+    assigned = rig.execute(c.AssignDeposit(finding.finding_id))
+
+    assert (assigned.transfer_id, assigned.replayed) == (credits[2], False)
+    assert rig.execute(c.AssignDeposit(finding.finding_id)).replayed
+    assert rig.ledger.balance(account) == 13 * DEAL == await rig.chain_balance(account)
+    assert rig.ledger.balance(EXTERNAL_ID) == -3 * DEAL
+    await assert_read_models_agree(rig, account, 13 * DEAL)
+    assert (await rig.reconcile(full=True)).clean
+
+
+async def assert_read_models_agree(rig: SettlementRig, account, balance: int) -> None:
+    """The read models, rebuilt from the log, hold ``balance`` for the
+    account, and the audit's replay agrees with them, supply conserved."""
+    side = ReadSide(rig.ledger.app, rig.store_config.env)
+    try:
+        side.projector.catch_up()
+        assert side.queries.balance(account).balance == balance
+        report = side.queries.audit_replay()
+        assert report.mismatches == [] and report.supply_ok, report.mismatches
+    finally:
+        side.close()
 
 
 async def test_only_an_unassigned_deposit_is_returned(drig: SettlementRig) -> None:

@@ -20,7 +20,7 @@ from application.authority import INTERNAL
 from application.settlement.deposit_scan import DepositConfig, DepositHooks, DepositScanner
 from application.settlement.reconciler import adjust_for_finding
 from domain.amounts import UNITS_PER_DEAL
-from domain.errors import FindingNotAdjustable, LedgerError
+from domain.errors import FindingNotAdjustable, IdempotencyConflict, LedgerError
 from domain.movements import DEPOSIT
 from domain.reconciliation import EXTERNAL_MISMATCH, UNASSIGNED_DEPOSIT
 from domain.system import (
@@ -141,6 +141,33 @@ async def test_a_strangers_deposit_is_a_finding_an_admin_assigns(drig: Settlemen
     forget_cursors(drig)
     assert (await scanner(drig).scan()).credited == 0  # still credited once
     assert drig.ledger.balance(account) == 13 * DEAL
+
+
+async def test_assigning_again_with_another_reason_is_a_conflict(drig: SettlementRig) -> None:
+    """As for every command (and a return): the same request replays, another
+    one under the same finding is refused, naming what differs; a credit the
+    scan made answers any assignment (test below)."""
+    account = await account_with_address(drig)
+    stranger = wallet(drig)
+    stranger.deposit(drig.chain.token_account_address(account), DEAL)
+    await scanner(drig).scan()
+    (finding,) = deposit_findings(drig)
+    drig.execute(c.AssignDeposit(finding.finding_id, "found the sender"))
+
+    with pytest.raises(IdempotencyConflict, match="a different 'reason'"):
+        drig.execute(c.AssignDeposit(finding.finding_id, "another story"))
+    with pytest.raises(IdempotencyConflict):
+        drig.execute(c.AssignDeposit(finding.finding_id))
+    assert drig.execute(c.AssignDeposit(finding.finding_id, "found the sender")).replayed
+
+    stranger.deposit(drig.chain.token_account_address(account), DEAL)
+    await scanner(drig).scan()
+    second = next(f for f in deposit_findings(drig) if f.adjusted_by is None)
+    drig.execute(c.AssignDeposit(second.finding_id))  # no reason: a default is stored
+    assert drig.execute(c.AssignDeposit(second.finding_id)).replayed
+    with pytest.raises(IdempotencyConflict):
+        drig.execute(c.AssignDeposit(second.finding_id, "a reason now"))
+    assert drig.ledger.balance(account) == 12 * DEAL
 
 
 async def test_an_unassigned_deposit_is_not_also_adjusted_as_a_balance_mismatch(

@@ -22,6 +22,8 @@ from interface.chain.embedded import EmbeddedSolana, SendOutcome
 
 WALLET_LAMPORTS = 10 * 10**9
 _INITIALIZE_ACCOUNT3 = 18
+_SET_AUTHORITY = 6
+_ACCOUNT_OWNER = 2
 
 
 class OutsideWallet:
@@ -78,6 +80,25 @@ class OutsideWallet:
         shrinks outside custody, behind the ledger's back."""
         return self._send([tx.burn_instruction(self.keypair.pubkey(), source, amount,
                                                self.mint)], [self.keypair])
+
+    def give_away_associated_account(self) -> str:
+        """Create the wallet's associated token account and hand its
+        ownership to a fresh key (the token program's SetAuthority): a
+        withdrawal to this wallet is then refused on chain, since creating
+        the associated account idempotently requires the wallet to own it.
+        What a stranger can do to make a return of their deposit fail.
+        Answers the new owner."""
+        owner = self.keypair.pubkey()
+        associated = tx.associated_token_address(self.address, self.mint)
+        new_owner = Keypair().pubkey()
+        create = tx.create_associated_account_instruction(owner, self.address, self.mint)
+        give_away = Instruction(
+            tx.TOKEN_PROGRAM_ID,
+            struct.pack("<BBB", _SET_AUTHORITY, _ACCOUNT_OWNER, 1) + bytes(new_owner),
+            [AccountMeta(associated, is_signer=False, is_writable=True),
+             AccountMeta(owner, is_signer=True, is_writable=False)])
+        self._send([create, give_away], [self.keypair])
+        return str(new_owner)
 
     def _open_token_account(self) -> None:
         rent = self.chain.rent_lamports().token_account

@@ -92,7 +92,8 @@ async def list_deposit_findings(
     description="Credit an unassigned deposit to the account whose deposit address received "
                 "it: a deposit movement from the external account, settled by the deposit's "
                 "own transaction. Once per deposit, however it is credited (the scan, once "
-                "the wallet is connected, or this); 409 finding_not_adjustable for other kinds.",
+                "the wallet is connected, or this); 409 finding_not_adjustable for other kinds; "
+                "409 idempotency_conflict for an assignment again with another reason.",
 )
 async def assign_deposit(
     finding_id: UUID, ledger: Ledger, caller: Caller, response: Response,
@@ -113,7 +114,8 @@ async def assign_deposit(
                 "associated token account is recorded at once, answered here and settled like "
                 "any withdrawal. Once per deposit, either way: 409 finding_not_adjustable once it "
                 "is credited or assigned, for other kinds, or when the chain named no one owner; "
-                "423 while the account is frozen.",
+                "423 while the account is frozen. A return the chain refuses is compensated, "
+                "credit and all, and reopens the finding; the next resolution is a new movement.",
 )
 async def return_deposit(
     finding_id: UUID, ledger: Ledger, caller: Caller, response: Response,
