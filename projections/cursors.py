@@ -21,7 +21,8 @@ Cursors carry no authority (a forged one only moves within a listing the key
 may read anyway), so they are plain text: base64url of
 ``c3:<listing>:<account id hex>:<filters digest>:<position>`` (for the
 movements found by a caller's reference, the hex of a UUID derived from the
-reference stands in for the account's).
+reference stands in for the account's; for the unassigned deposits, the
+deposit scan's reconciliation run id).
 """
 
 from __future__ import annotations
@@ -36,10 +37,14 @@ from domain.errors import InvalidRequest
 CURSOR_VERSION = "c3"
 BY_EXTERNAL_REF = "by-external-ref"
 """The movements found by a caller's reference (``GET /v1/transfers?external_ref=``)."""
+DEPOSIT_FINDINGS = "deposits"
+"""The unassigned deposits (``GET /v1/reconciliations/deposits``), bound to
+the deposit scan's reconciliation run in place of an account."""
 LISTINGS = frozenset({"history", "transactions", "accounts", "history-desc",
-                      "transactions-desc", BY_EXTERNAL_REF, f"{BY_EXTERNAL_REF}-desc"})
+                      "transactions-desc", BY_EXTERNAL_REF, f"{BY_EXTERNAL_REF}-desc",
+                      DEPOSIT_FINDINGS})
 _REFERENCE_NAMESPACE = UUID("5b0c7a1e-6d2f-4c59-9a43-2f1e8d7c6b50")
-_OWNER = {BY_EXTERNAL_REF: "external_ref"}
+_OWNER = {BY_EXTERNAL_REF: "external_ref", DEPOSIT_FINDINGS: "reconciliation run"}
 """What a listing's cursor is bound to, when not an account."""
 CURSOR_TEXT_LENGTH_MAX = 200
 """Cursors this module writes are under 100 characters."""

@@ -537,13 +537,33 @@ class SettlementStore:
             row = cursor.fetchone()
         return None if row is None else _run(row)
 
-    def findings(self, run_id: UUID, limit: int) -> list[FindingRow]:
+    def findings(self, run_id: UUID, limit: int, *, after: int = 0) -> list[FindingRow]:
+        """``run_id``'s findings recorded after log position ``after``, in
+        log order: a keyset page (each finding has a position of its own)."""
         with self.read() as cursor:
             cursor.execute(self.sql(
                 f"SELECT {_FINDING_COLUMNS} FROM {{reconciliation_findings}} "  # noqa: S608
-                "WHERE run_id = ? ORDER BY position LIMIT ?"
+                "WHERE run_id = ? AND position > ? ORDER BY position LIMIT ?"
+            ), (run_id.hex, after, min(limit, PAGE_ROWS_MAX)))
+            return [_finding(row) for row in cursor.fetchall()]
+
+    def open_findings(self, run_id: UUID, limit: int) -> list[FindingRow]:
+        """``run_id``'s findings not yet adjusted, assigned or returned,
+        oldest first (at most ``limit``, bounded by ``PAGE_ROWS_MAX``)."""
+        with self.read() as cursor:
+            cursor.execute(self.sql(
+                f"SELECT {_FINDING_COLUMNS} FROM {{reconciliation_findings}} "  # noqa: S608
+                "WHERE run_id = ? AND adjusted_by IS NULL ORDER BY position LIMIT ?"
             ), (run_id.hex, min(limit, PAGE_ROWS_MAX)))
             return [_finding(row) for row in cursor.fetchall()]
+
+    def open_findings_count(self, run_id: UUID) -> int:
+        with self.read() as cursor:
+            cursor.execute(self.sql(
+                "SELECT COUNT(*) FROM {reconciliation_findings} "
+                "WHERE run_id = ? AND adjusted_by IS NULL"
+            ), (run_id.hex,))
+            return int(cursor.fetchone()[0])
 
     def unresolved_findings(self, run_id: UUID, account_id: UUID) -> list[FindingRow]:
         """``run_id``'s findings about ``account_id`` not yet adjusted or

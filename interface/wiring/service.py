@@ -49,8 +49,9 @@ from interface.wiring.settler import (
     token_account_address,
 )
 from interface.wiring.store_health import StoreHealth, reconnect_pools_every_second
+from projections.cursors import DEPOSIT_FINDINGS, decode_cursor, encode_cursor
 from projections.proofs import LogProofs
-from projections.queries import PositionPastHead, ReadPoint
+from projections.queries import Page, PositionPastHead, ReadPoint
 from projections.runtime import ReadSide, lost_timeline_policy
 from projections.system_balance_metrics import SYSTEM_BALANCES
 
@@ -291,11 +292,17 @@ class LedgerService:
         return (token_account_address(self.custody_address, account_id),
                 self.settlement_fold.store.chain_balance(account_id))
 
-    def deposit_findings(self, limit: int) -> list[FindingRow]:
+    def deposit_findings(self, limit: int, cursor: str | None = None) -> Page[FindingRow]:
         """Deposits no connected wallet made, oldest first (resolved ones
-        name their credit in ``adjusted_by``)."""
+        name their credit in ``adjusted_by``), a keyset page on the log
+        position at which each was recorded, as the history pages."""
+        after = decode_cursor(cursor, DEPOSIT_FINDINGS, DEPOSIT_FINDINGS_RUN_ID)
         self.settlement_fold.catch_up()
-        return self.settlement_fold.store.findings(DEPOSIT_FINDINGS_RUN_ID, limit)
+        rows = self.settlement_fold.store.findings(DEPOSIT_FINDINGS_RUN_ID, limit + 1, after=after)
+        items = rows[:limit]
+        more = len(rows) > limit
+        return Page(items, encode_cursor(DEPOSIT_FINDINGS, DEPOSIT_FINDINGS_RUN_ID,
+                                         items[-1].position) if more else None)
 
     def adjust_for_finding(
         self, finding_id: UUID, authority: Authority, reason: str = ""

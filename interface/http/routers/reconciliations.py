@@ -17,6 +17,7 @@ from interface.http.deps import IS_ADMIN, Caller, IdempotencyKey, Ledger, in_thr
 from interface.http.idempotency import check_key
 from interface.http.json_body import JsonRoute
 from interface.http.routers import REPLAYED, refusals, replay_aware
+from interface.http.schemas.listing import Cursor
 from interface.http.schemas.reconciliations import (
     DEPOSIT_FINDINGS_MAX,
     AdjustRequest,
@@ -74,16 +75,19 @@ async def adjust_finding(
 
 @router.get(
     "/deposits", response_model=DepositFindingsResponse, dependencies=[IS_ADMIN],
+    responses=refusals(422),
     description="Deposits the settler found and did not credit (unassigned_deposit findings: "
                 "DEAL sent into a deposit address from a token account no wallet connected to "
-                "the account owns, or that the ledger refused), oldest first; a resolved one "
-                "names its credit in adjusted_by.",
+                "the account owns, or that the ledger refused), oldest first, a page of at most "
+                "`limit` at a time (next_cursor asks for the next; 422 for a cursor of another "
+                "listing); a resolved one names its credit in adjusted_by.",
 )
 async def list_deposit_findings(
-    ledger: Ledger, limit: Annotated[int, Query(ge=1, le=DEPOSIT_FINDINGS_MAX)] = 100,
+    ledger: Ledger, cursor: Cursor = None,
+    limit: Annotated[int, Query(ge=1, le=DEPOSIT_FINDINGS_MAX)] = 100,
 ):
-    rows = await in_thread(ledger.deposit_findings, limit)
-    return DepositFindingsResponse.of(rows, await in_thread(ledger.store_position))
+    page = await in_thread(ledger.deposit_findings, limit, cursor)
+    return DepositFindingsResponse.of(page, await in_thread(ledger.store_position))
 
 
 @router.post(
@@ -99,10 +103,8 @@ async def assign_deposit(
     finding_id: UUID, ledger: Ledger, caller: Caller, response: Response,
     key: IdempotencyKey, body: AdjustRequest | None = None,
 ):
-    check_key(key, "finding_id", finding_id)
-    reason = body.reason if body is not None else ""
-    moved = await ledger.execute(c.AssignDeposit(finding_id, reason), caller)
-    return MovementResponse.of(replay_aware(response, moved))
+    return await _resolve_deposit(c.AssignDeposit, finding_id, ledger, caller, response, key,
+                                  body)
 
 
 @router.post(
@@ -121,7 +123,17 @@ async def return_deposit(
     finding_id: UUID, ledger: Ledger, caller: Caller, response: Response,
     key: IdempotencyKey, body: AdjustRequest | None = None,
 ):
+    return await _resolve_deposit(c.ReturnDeposit, finding_id, ledger, caller, response, key,
+                                  body)
+
+
+async def _resolve_deposit(
+    command: type[c.AssignDeposit] | type[c.ReturnDeposit], finding_id: UUID, ledger: Ledger,
+    caller: Caller, response: Response, key: UUID | None, body: AdjustRequest | None,
+) -> MovementResponse:
+    """Both resolutions of a deposit: idempotent by the finding, with an
+    optional reason, answering the movement that resolved it."""
     check_key(key, "finding_id", finding_id)
     reason = body.reason if body is not None else ""
-    moved = await ledger.execute(c.ReturnDeposit(finding_id, reason), caller)
+    moved = await ledger.execute(command(finding_id, reason), caller)
     return MovementResponse.of(replay_aware(response, moved))

@@ -16,6 +16,7 @@ from application.settlement.store import FindingRow
 from domain.amounts import format_amount
 from domain.rfc3339 import parse_time
 from interface.http.schemas.types import Reason
+from projections.queries import Page
 
 
 class ReconcileRequest(BaseModel):
@@ -60,11 +61,14 @@ DEPOSIT_FINDINGS_MAX = 1000
 class DepositFindingsResponse(BaseModel):
     items: list[FindingItem] = Field(description=(
         "unassigned_deposit findings, oldest first: actual is the amount deposited"))
+    next_cursor: str | None
+    has_more: bool = Field(description="another page follows (next_cursor asks for it)")
     position: int = Field(description="the log's head when this answer was made")
 
     @classmethod
-    def of(cls, rows: list[FindingRow], position: int) -> DepositFindingsResponse:
-        return cls(items=[FindingItem.of(row) for row in rows], position=position)
+    def of(cls, page: Page[FindingRow], position: int) -> DepositFindingsResponse:
+        return cls(items=[FindingItem.of(row) for row in page.items],
+                   next_cursor=page.next_cursor, has_more=page.has_more, position=position)
 
 
 class ReconciliationResponse(BaseModel):
