@@ -375,6 +375,26 @@ class AsyncLedgerClient:
         """Replay the log afresh and compare it with the read models (admin)."""
         return await self._run(calls.audit_replay(until_position))
 
+    async def assign_deposit(self, finding_id: Id, *, reason: str = "") -> m.Movement:
+        """Credit an unassigned deposit (a finding of ``deposits``) to the
+        account that received it (admin); a repeat answers the credit."""
+        return await self._run(calls.assign_deposit(finding_id, reason))
+
+    async def return_deposit(self, finding_id: Id, *, reason: str = "") -> m.Movement:
+        """Send an unassigned deposit back to its sender's wallet (admin):
+        answers the withdrawal (``get_transfer`` follows it)."""
+        return await self._run(calls.return_deposit(finding_id, reason))
+
+    def deposits(self, *, page_size: int = PAGE_SIZE) -> AsyncIterator[m.Finding]:
+        """Every deposit the settler did not credit, oldest first, page after
+        page (admin); a resolved one names its movement in ``adjusted_by``."""
+        return self._pages(lambda cursor: calls.deposits_page(page_size, cursor))
+
+    async def deposits_page(self, *, cursor: str | None = None,
+                      page_size: int = PAGE_SIZE) -> m.Page[m.Finding]:
+        """One page of ``deposits``: pass the last page's ``next_cursor``."""
+        return await self._run(calls.deposits_page(page_size, cursor))
+
     async def reconcile(self, *, full: bool = False) -> m.Reconciliation:
         """Run one reconciliation of the chain against the log now (admin)."""
         return await self._run(calls.reconcile(full))

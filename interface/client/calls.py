@@ -241,6 +241,23 @@ def reconcile(full: bool) -> Call[m.Reconciliation]:
     return Call("POST", "/v1/reconciliations", _reader(m.Reconciliation), body={"full": full})
 
 
+def assign_deposit(finding_id: UUID | str, reason: str) -> Call[m.Movement]:
+    """Idempotent by the finding: a retry answers the credit again."""
+    return _finding_command(finding_id, "assign", reason)
+
+
+def return_deposit(finding_id: UUID | str, reason: str) -> Call[m.Movement]:
+    """Idempotent by the finding: a retry answers the withdrawal again."""
+    return _finding_command(finding_id, "return", reason)
+
+
+def _finding_command(finding_id: UUID | str, action: str, reason: str) -> Call[m.Movement]:
+    finding = UUID(str(finding_id))
+    call = _command(f"/v1/reconciliations/findings/{finding}/{action}", m.Movement,
+                    {"reason": reason or None}, None)
+    return replace(call, command_id=finding)
+
+
 # Queries
 
 
@@ -307,6 +324,14 @@ def find_transfers_page(external_ref: str, page_size: int, cursor: str | None,
                         listing: Listing = Listing()) -> Call[Page[m.Transaction]]:
     return _query("/v1/transfers", _page_reader(m.Transaction), external_ref=external_ref,
                   limit=page_size, cursor=cursor, **listing.params("kind"))
+
+
+def deposits_page(page_size: int, cursor: str | None) -> Call[Page[m.Finding]]:
+    """Not a read-model query: the service reads the settlement store after
+    catching it up with the whole log, so it takes no ``min_position``."""
+    given = {key: value for key, value in {"limit": page_size, "cursor": cursor}.items()
+             if value is not None}
+    return Call("GET", "/v1/reconciliations/deposits", _page_reader(m.Finding), params=given)
 
 
 def audit_events_page(after_position: int, aggregate_id: UUID | str | None, page_size: int

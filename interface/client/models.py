@@ -412,6 +412,23 @@ class Reconciliation:
 
 
 @dataclass(frozen=True)
+class Finding:
+    """A reconciliation finding; for an unassigned deposit (``deposits``)
+    ``actual`` is the amount deposited, ``detail`` names its sender, and
+    ``adjusted_by`` the movement that resolved it (None while it is open)."""
+
+    finding_id: UUID
+    kind: str
+    account_id: UUID | None
+    signature: str | None
+    transfer_id: UUID | None
+    expected: Decimal | None
+    actual: Decimal | None
+    detail: str
+    adjusted_by: UUID | None
+
+
+@dataclass(frozen=True)
 class SystemInfo:
     accounts: Any
     mint: str | None

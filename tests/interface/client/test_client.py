@@ -338,10 +338,10 @@ CLIENT_MODELS = {
     "Reconciliation": "ReconciliationResponse", "SystemInfo": "SystemResponse",
     "Webhook": "WebhookCreated", "WebhookDelivery": "DeliveryItem",
     "BatchResult": "BatchResponse", "BatchItemResult": "BatchItemResponse",
-    "AuditEvent": "RawEventItem",
+    "AuditEvent": "RawEventItem", "Finding": "FindingItem",
 }
 """Each model of the client and the schema of the answer it reads."""
-PAGES = ("HistoryPage", "TransactionPage", "AccountsPage")
+PAGES = ("HistoryPage", "TransactionPage", "AccountsPage", "DepositFindingsResponse")
 """Every cursor-paged listing answers as ``Page`` reads it."""
 
 
