@@ -60,6 +60,7 @@ class AlertKind(StrEnum):
     STORE_DAMAGED = "store_damaged"
     CHAIN_AHEAD_OF_LOG = "chain_ahead_of_log"
     FEE_PAYER_LOW = "fee_payer_low"
+    UNASSIGNED_DEPOSIT = "unassigned_deposit"
 
 
 STORE_ALERT_KEY = "event-store"

@@ -40,8 +40,10 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from application import commands as c
+from application.alerts import AlertKind, raise_alert
 from application.errors import LedgerUnavailable
 from application.retry import RetryPolicy, Sleep, retrying
+from application.settlement import metrics
 from application.settlement.chain_port import (
     ChainPort,
     ChainTransaction,
@@ -69,6 +71,8 @@ SIGNATURE_PAGES_PER_ACCOUNT_MAX = 100
 """A bound on one account's history listed per scan; the next scan goes on
 paging down from where this one stopped (never past unscanned history)."""
 STATUSES_PER_CALL = 256
+OPEN_ALERT_NAMES_MAX = 100
+"""Open deposits an alert looks at (and names, when new) after a scan."""
 ACCOUNTS_PER_PAGE = 1000
 _SYSTEM_IDS = frozenset(SYSTEM_ACCOUNTS.values())
 
@@ -143,6 +147,8 @@ class DepositScanner:
         self._sleep = sleep
         self._run_started = False
         self._custody_sources: frozenset[str] | None = None
+        self._alerted: set[UUID] = set()
+        """The open deposits the last alert (or scan) already knew."""
 
     async def scan(self) -> DepositScan:
         """Take every new deposit of every user account that has a deposit
@@ -153,7 +159,30 @@ class DepositScanner:
         for account_id in self._accounts():
             report.accounts += 1
             await self._scan_account(account_id, report)
+        self._alert_open()
         return report
+
+    def _alert_open(self) -> None:
+        """Alert ``unassigned_deposit`` when a deposit is open that was not
+        at the last scan's alert: a new one, one a failed return reopened,
+        or all of them once after a start. Open deposits are money in
+        custody the ledger owes no one yet: an admin assigns or returns them."""
+        self.fold.catch_up()
+        open_now = self.store.open_findings(DEPOSIT_FINDINGS_RUN_ID, OPEN_ALERT_NAMES_MAX)
+        ids = {row.finding_id for row in open_now}
+        new = [row for row in open_now if row.finding_id not in self._alerted]
+        self._alerted = ids
+        if not new:
+            return
+        count = self.store.open_findings_count(DEPOSIT_FINDINGS_RUN_ID)
+        raise_alert(
+            AlertKind.UNASSIGNED_DEPOSIT,
+            f"{count} unassigned deposit(s) open: assign or return them "
+            "(GET /v1/reconciliations/deposits)",
+            dedup_key=",".join(sorted(str(row.finding_id) for row in new)), open=count,
+            findings=", ".join(str(row.finding_id) for row in new),
+            accounts=", ".join(sorted({str(row.account_id) for row in new})),
+        )
 
     # --- one account ---------------------------------------------------------
 
@@ -270,6 +299,7 @@ class DepositScanner:
             return
         if not outcome.replayed:
             report.credited += 1
+            metrics.DEPOSITS_CREDITED.inc()
             logger.info("deposit %s credited to %s", deposit.signature, deposit.account_id)
 
     async def _record_unassigned(self, deposit: Deposit, why: str, report: DepositScan) -> None:
@@ -286,6 +316,7 @@ class DepositScanner:
         step = await self._execute(c.RecordFindings(DEPOSIT_FINDINGS_RUN_ID, (spec,)))
         if step.findings_recorded:
             report.unassigned += 1
+            metrics.DEPOSITS_UNASSIGNED.inc()
             logger.warning("deposit %s into %s not credited: %s", deposit.signature,
                            deposit.account_id, why)
 

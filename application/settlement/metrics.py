@@ -83,6 +83,14 @@ FEE_PAYER_NEEDED_LAMPORTS = _metric(
     "Lamports the fee payer must hold for one more transaction (its rent-exempt minimum, "
     "fees, rent of the token accounts it creates); below it settlement pauses", **_LIVE,
 )
+DEPOSITS_CREDITED = _metric(
+    Counter, "deals_ledger_deposits_credited",
+    "Deposits from a connected wallet the deposit scan credited",
+)
+DEPOSITS_UNASSIGNED = _metric(
+    Counter, "deals_ledger_deposits_unassigned",
+    "Deposits the deposit scan did not credit and recorded as unassigned_deposit findings",
+)
 RECONCILIATION_MISMATCHES = _metric(
     Gauge, "reconciliation_mismatches", "Mismatches found by the latest reconciliation", **_LIVE
 )
@@ -118,6 +126,10 @@ class LivenessSource(Protocol):
         """Log positions the settlement fold has not read yet."""
         ...
 
+    def unassigned_deposits_open(self) -> int:
+        """Unassigned deposit findings neither assigned nor returned."""
+        ...
+
 
 _LIVENESS_METRICS: tuple[tuple[str, str, str], ...] = (
     ("settlement_settler_active", "settler_active",
@@ -127,6 +139,9 @@ _LIVENESS_METRICS: tuple[tuple[str, str, str], ...] = (
      "Movements waiting for the chain or in flight, read from the store when scraped"),
     ("deals_ledger_settlement_lag_events", "lag_events",
      "Log positions the settlement fold has not read (grows while no settler runs)"),
+    ("deals_ledger_deposits_unassigned_open", "unassigned_deposits_open",
+     "Unassigned deposit findings open (neither assigned nor returned, or reopened by a "
+     "return the chain refused), read from the store when scraped"),
 )
 
 

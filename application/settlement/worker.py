@@ -52,6 +52,7 @@ from application.settlement.reconciler import (
 )
 from application.settlement.store import SETTLER_PAUSED
 from domain.errors import LedgerError
+from domain.system import DEPOSIT_FINDINGS_RUN_ID
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -501,6 +502,9 @@ class StoreLiveness:
 
     def lag_events(self) -> int:
         return max(0, self.fold.app.event_log.head() - self.fold.store.position())
+
+    def unassigned_deposits_open(self) -> int:
+        return self.fold.store.open_findings_count(DEPOSIT_FINDINGS_RUN_ID)
 
 
 _EXPECTED = (ChainError, LedgerError, SettlementError, ChainAheadOfLog, PersistenceError, OSError)

@@ -12,13 +12,17 @@ from pathlib import Path
 from uuid import UUID, uuid4
 
 import pytest
+from prometheus_client import REGISTRY
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from application import commands as c
+from application.alerts import AlertKind
 from application.authority import INTERNAL
 from application.settlement.deposit_scan import DepositConfig, DepositHooks, DepositScanner
+from application.settlement.metrics import SettlementLiveness
 from application.settlement.reconciler import adjust_for_finding
+from application.settlement.worker import StoreLiveness
 from domain.amounts import UNITS_PER_DEAL
 from domain.errors import FindingNotAdjustable, IdempotencyConflict, LedgerError
 from domain.movements import DEPOSIT
@@ -465,3 +469,49 @@ async def test_the_ledgers_movements_before_an_owner_rotation_are_never_deposits
     forget_cursors(drig)
     assert (await scanner(drig).scan()).unassigned == 0
     assert await drig.chain_balance(account) == drig.ledger.balance(account) == 9 * DEAL
+
+
+def counted(name: str) -> float:
+    return REGISTRY.get_sample_value(name) or 0.0
+
+
+def open_deposits_gauge(rig: SettlementRig) -> float | None:
+    """``deals_ledger_deposits_unassigned_open`` as a scrape reads it."""
+    collector = SettlementLiveness()
+    collector.watch(StoreLiveness(None, rig.fold))  # type: ignore[arg-type] - no lease read
+    return next((family.samples[0].value for family in collector.collect()
+                 if family.name == "deals_ledger_deposits_unassigned_open"), None)
+
+
+async def test_deposits_are_counted_and_an_open_unassigned_one_alerts(
+    drig: SettlementRig, raised,
+) -> None:
+    """The credited and the unassigned are counted, the open ones are a
+    gauge read from the store, and an open unassigned deposit alerts once
+    (not again at every scan while it stays open) until assigned."""
+    account = await account_with_address(drig)
+    friend, stranger = wallet(drig), wallet(drig)
+    drig.execute(c.ConnectWallet(account, friend.address))
+    address = drig.chain.token_account_address(account)
+    credited, unassigned = (counted("deals_ledger_deposits_credited_total"),
+                            counted("deals_ledger_deposits_unassigned_total"))
+    friend.deposit(address, DEAL)
+    stranger.deposit(address, 2 * DEAL)
+    scan = scanner(drig)
+
+    await scan.scan()
+    await scan.scan()
+
+    assert counted("deals_ledger_deposits_credited_total") == credited + 1
+    assert counted("deals_ledger_deposits_unassigned_total") == unassigned + 1
+    (finding,) = deposit_findings(drig)
+    assert open_deposits_gauge(drig) == 1
+    (alert,) = raised.of(AlertKind.UNASSIGNED_DEPOSIT)
+    assert (alert.fields["open"], alert.fields["findings"], alert.fields["accounts"]) == (
+        1, str(finding.finding_id), str(account))
+
+    drig.execute(c.AssignDeposit(finding.finding_id))
+    await scan.scan()
+
+    assert open_deposits_gauge(drig) == 0
+    assert len(raised.of(AlertKind.UNASSIGNED_DEPOSIT)) == 1
