@@ -124,7 +124,16 @@ async def test_a_return_the_chain_refuses_reopens_the_deposit(drig: SettlementRi
     deposit is in its token account, unassigned again), the external side
     is back at 0, and the finding is open for a new return or an
     assignment, each a movement with new ids."""
-    rig = drig
+    await refused_returns_reopen_the_deposit(drig)
+
+
+async def test_both_stores_reopen_a_refused_return(rig: SettlementRig) -> None:
+    """The same on the embedded chain with the log, the settlement store
+    and the read models on PostgreSQL too."""
+    await refused_returns_reopen_the_deposit(rig)
+
+
+async def refused_returns_reopen_the_deposit(rig: SettlementRig) -> None:
     account = await account_with_address(rig)
     stranger = wallet(rig)
     signature = stranger.deposit(rig.chain.token_account_address(account), 3 * DEAL).signature
