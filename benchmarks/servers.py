@@ -22,8 +22,10 @@ BANNER = re.compile(r"listening on http://([\w.\-]+):(\d+)")
 
 
 class ServerProcess:
-    def __init__(self, argv: list[str], env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, argv: list[str], env: dict[str, str], log_path: Path,
+                 cwd: Path | None = None) -> None:
         self.argv = argv
+        self.cwd = cwd
         self.env = env
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
@@ -33,7 +35,8 @@ class ServerProcess:
     def start(self, timeout_s: float = 60.0) -> ServerProcess:
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(self.argv, env=self.env, stdout=log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+                                        stderr=subprocess.STDOUT, start_new_session=True,
+                                        cwd=self.cwd)
         log.close()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

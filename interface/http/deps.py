@@ -5,11 +5,14 @@
 walks the app's routes and fails any that declares none): it authenticates
 the bearer token, takes a token from the key's rate-limit bucket and
 checks the scope, in that order. ``Caller`` is the admitted key as the
-ledger's rules see it, which every command is sent as.
+ledger's rules see it, which every command is sent as. ``WriteCommand``
+and ``AdminCommand`` are a command route's scope, caller, service and
+``Idempotency-Key`` as one dependency (``Sending``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -17,7 +20,7 @@ import anyio
 from asgi_correlation_id import correlation_id
 from fastapi import Depends, Header, Query, Request
 from fastapi.params import Depends as DependsParam
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 
 from application.authority import Authority
 from domain.provenance import Provenance
@@ -28,9 +31,6 @@ from interface.http.ratelimit import RateLimiter, retry_after_header
 from interface.http.schemas.types import POSITION_MAX
 from interface.wiring.service import LedgerService
 from projections.queries import Consistency, LedgerQueries, ReadPoint
-
-_bearer = HTTPBearer(auto_error=False, description="an API key's token (DEALS_API_KEYS)")
-
 
 # Both are ``async def`` on purpose: FastAPI runs a plain ``def`` dependency
 # in its thread pool, and that hop (a queue put and a thread wake-up per
@@ -54,19 +54,22 @@ Ledger = Annotated[LedgerService, Depends(get_service)]
 Queries = Annotated[LedgerQueries, Depends(get_queries)]
 
 
-class ScopeGuard:
-    """A route's declared scope, as a dependency."""
+class ScopeGuard(HTTPBearer):
+    """A route's declared scope, as a dependency; also the bearer scheme
+    OpenAPI shows (``HTTPBearer`` by name, as before). One dependency where
+    there were two: FastAPI's per-dependency work on every request (cache
+    keys, scope checks) was a sixth of the event loop under load
+    (benchmarks/README.md, "The request path's profile")."""
 
     def __init__(self, scope: Scope) -> None:
+        super().__init__(auto_error=False, scheme_name="HTTPBearer",
+                         description="an API key's token (DEALS_API_KEYS)")
         self.scope = scope
 
-    async def __call__(
-        self,
-        request: Request,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> Principal:
+    async def __call__(self, request: Request) -> Principal:  # type: ignore[override]
+        credentials = await super().__call__(request)
         keyring: Keyring = request.app.state.keyring
-        if credentials is None or credentials.scheme.lower() != "bearer":
+        if credentials is None:  # none, or another scheme than Bearer
             raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
         principal = keyring.authenticate(credentials.credentials)
         if principal is None:
@@ -85,34 +88,89 @@ def requires(scope: Scope) -> DependsParam:
     return Depends(ScopeGuard(scope))
 
 
+def declared_scope(call: Any) -> Scope | None:
+    """The scope a route's dependency declares: a guard's, or the guard of
+    a command route's ``Sending`` dependency (``sending_with``)."""
+    guard = call if isinstance(call, ScopeGuard) else getattr(call, "guard", None)
+    return guard.scope if isinstance(guard, ScopeGuard) else None
+
+
 async def get_caller(request: Request) -> Authority:
     """The key the route's scope guard admitted (route dependencies run
     before the endpoint's). A route without a guard has no caller, and
-    sends nothing. Its commands' events record the key's name (never its
-    token) and this request's X-Request-ID (``domain.provenance``)."""
+    sends nothing."""
     principal: Principal | None = getattr(request.state, "principal", None)
     if principal is None:
         raise Unauthorized("this route admits no key to send commands")
+    return authority_of(principal)
+
+
+def authority_of(principal: Principal) -> Authority:
+    """An admitted key as the ledger's rules see it. Its commands' events
+    record the key's name (never its token) and this request's X-Request-ID
+    (``domain.provenance``)."""
     return Authority(f"key {principal.name!r}", admin=principal.allows(Scope.ADMIN),
                      provenance=Provenance(principal.name, correlation_id.get()))
 
 
 Caller = Annotated[Authority, Depends(get_caller)]
 
-async def get_idempotency_key(
-    request: Request,
-    key: Annotated[str | None, Header(alias=KEY_HEADER, max_length=KEY_LENGTH_MAX,
-                                      description=KEY_DESCRIPTION)] = None,
-) -> UUID | None:
+KeyHeader = Annotated[str | None, Header(alias=KEY_HEADER, max_length=KEY_LENGTH_MAX,
+                                         description=KEY_DESCRIPTION)]
+
+
+def idempotency_key(request: Request, key: str | None) -> UUID | None:
     """The key from every ``Idempotency-Key`` line: repeated lines are one
     comma-joined value (RFC 9110 section 5.3), which is no UUID, so two
     keys are refused in either order instead of one being ignored."""
+    if key is None:
+        return None
     lines = request.headers.getlist(KEY_HEADER)
     return parse_key(", ".join(lines) if len(lines) > 1 else key)
 
 
+async def get_idempotency_key(request: Request, key: KeyHeader = None) -> UUID | None:
+    return idempotency_key(request, key)
+
+
 IdempotencyKey = Annotated[UUID | None, Depends(get_idempotency_key)]
 """A command route's ``Idempotency-Key`` header (``interface.http.idempotency``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sending:
+    """What a command route sends with: the service, the admitted key as
+    the ledger's rules see it, and the request's ``Idempotency-Key``."""
+
+    ledger: LedgerService
+    caller: Authority
+    key: UUID | None
+
+
+def sending_with(scope: Scope) -> Any:
+    """A command route's one dependency (``WriteCommand``, ``AdminCommand``):
+    the scope guard, then the ``Idempotency-Key`` header, in the order the
+    separate dependencies had (401, 429, 403 before any validation error),
+    resolved as one: FastAPI's work per dependency was most of its
+    dependency solving (benchmarks/README.md, "The request path's
+    profile"). It names its guard, which is how a route's scope is read
+    (``declared_scope``)."""
+    guard = ScopeGuard(scope)
+
+    async def sending(request: Request, principal: Principal, key: str | None = None) -> Sending:
+        return Sending(request.app.state.service, authority_of(principal),
+                       idempotency_key(request, key))
+
+    # Given as objects, not this module's postponed strings: FastAPI would
+    # look ``guard`` up in the module's globals, where it is not.
+    sending.__annotations__ = {"request": Request, "principal": Annotated[Principal, Depends(guard)],
+                               "key": KeyHeader, "return": Sending}
+    sending.guard = guard  # type: ignore[attr-defined]
+    return sending
+
+
+WriteCommand = Annotated[Sending, Depends(sending_with(Scope.WRITE))]
+AdminCommand = Annotated[Sending, Depends(sending_with(Scope.ADMIN))]
 
 CAN_READ = requires(Scope.READ)
 CAN_WRITE = requires(Scope.WRITE)

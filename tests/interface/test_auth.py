@@ -11,7 +11,7 @@ from fastapi.routing import APIRoute
 
 from interface.http.app import PUBLIC_PATHS, api_routes, create_app
 from interface.http.auth import ApiKeyError, Scope, parse_api_keys
-from interface.http.deps import ScopeGuard
+from interface.http.deps import declared_scope
 from tests.interface.conftest import sqlite_settings
 from tests.support.http import (
     ADMIN,
@@ -31,8 +31,8 @@ PLACEHOLDERS = {"service_type": "search", "address": "11111111111111111111111111
 
 
 def declared_scopes(route: APIRoute) -> list[Scope]:
-    return [dependency.call.scope for dependency in route.dependant.dependencies
-            if isinstance(dependency.call, ScopeGuard)]
+    return [scope for dependency in route.dependant.dependencies
+            if (scope := declared_scope(dependency.call)) is not None]
 
 
 def test_every_route_declares_exactly_one_scope_or_is_public(tmp_path):

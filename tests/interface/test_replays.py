@@ -29,7 +29,7 @@ from tests.interface.helpers import (
     open_account,
     transfer_body,
 )
-from tests.support.http import wait_until
+from tests.support.http import READER, WRITER, wait_until
 
 TX = base64.b64encode(b"signed transaction bytes").decode()
 EXPIRY_WAIT_S = 30
@@ -331,6 +331,24 @@ def test_two_idempotency_key_lines_are_refused_in_either_order(api, admin, match
     assert KEY_HEADER in error["message"]
     shown = admin.get(f"/v1/transfers/{body['transfer_id']}")
     assert_error(shown, 404, "transfer_not_found")
+
+
+@pytest.mark.parametrize(("token", "status", "code"), [
+    (None, 401, "unauthorized"), ("not-a-key", 401, "unauthorized"),
+    (READER, 403, "forbidden"), (WRITER, 422, "invalid_request"),
+], ids=["no-token", "unknown-token", "reader", "writer"])
+def test_the_key_header_is_validated_after_the_token_and_the_scope(api, token, status, code):
+    """The scope guard and the key header are one dependency of a command
+    route (``deps.WriteCommand``): an over-long key (validated by FastAPI,
+    before the route's own code) must still answer 401 and 403 first, as
+    separate dependencies did, and then name the header, with the body's
+    own error beside it."""
+    with api.client(token) as client:
+        answer = client.post("/v1/transfers", json={"amount": "1"},
+                             headers={KEY_HEADER: "x" * 101})
+    error = assert_error(answer, status, code)
+    if status == 422:
+        assert KEY_HEADER in error["message"] and "transfer_id" in error["message"]
 
 
 @pytest.mark.parametrize("quoted", [True, False], ids=["structured-field", "bare"])

@@ -11,13 +11,10 @@ from fastapi import APIRouter, Query, Response
 from application.references import EXTERNAL_REF_LENGTH_MAX
 from interface.http.deps import (
     CAN_READ,
-    CAN_WRITE,
-    IS_ADMIN,
-    Caller,
-    IdempotencyKey,
-    Ledger,
+    AdminCommand,
     Queries,
     Read,
+    WriteCommand,
     in_thread,
     planned,
 )
@@ -46,17 +43,16 @@ ExternalRef = Annotated[str, Query(
     description="the external_ref the movements' commands carried")]
 
 
-@router.post("", status_code=201, response_model=MovementResponse, dependencies=[CAN_WRITE],
+@router.post("", status_code=201, response_model=MovementResponse,
              responses={200: REPLAYED, **MOVEMENT_REFUSALS})
-async def transfer(body: TransferRequest, ledger: Ledger, caller: Caller, response: Response,
-                   key: IdempotencyKey):
-    command = keyed(body.command(), key)
-    outcome = replay_aware(response, await ledger.execute(command, caller))
+async def transfer(body: TransferRequest, sent: WriteCommand, response: Response):
+    command = keyed(body.command(), sent.key)
+    outcome = replay_aware(response, await sent.ledger.execute(command, sent.caller))
     return MovementResponse.of(outcome)
 
 
 @router.post(
-    "/batch", response_model=BatchResponse, dependencies=[CAN_WRITE],
+    "/batch", response_model=BatchResponse,
     responses={200: REPLAYED, **MOVEMENT_REFUSALS},
     description=(
         "Up to 8,000 transfers. Not atomic: each item succeeds or fails on its own and the "
@@ -74,28 +70,27 @@ async def transfer(body: TransferRequest, ledger: Ledger, caller: Caller, respon
         "atomic batch is one commit."
     ),
 )
-async def transfer_batch(body: TransferBatchRequest, ledger: Ledger, caller: Caller,
-                         response: Response, key: IdempotencyKey):
-    command = keyed(body.command(), key, what="a batch (each item has its own transfer_id)")
-    outcome = replay_aware(response, await ledger.execute(command, caller), created=False)
+async def transfer_batch(body: TransferBatchRequest, sent: WriteCommand, response: Response):
+    command = keyed(body.command(), sent.key, what="a batch (each item has its own transfer_id)")
+    outcome = replay_aware(response, await sent.ledger.execute(command, sent.caller),
+                           created=False)
     return BatchResponse.of(outcome)
 
 
 @router.post("/from", status_code=201, response_model=MovementResponse,
-             dependencies=[CAN_WRITE], responses={200: REPLAYED, **MOVEMENT_REFUSALS})
-async def transfer_from(body: TransferFromRequest, ledger: Ledger, caller: Caller,
-                        response: Response, key: IdempotencyKey):
-    command = keyed(body.command(), key)
-    outcome = replay_aware(response, await ledger.execute(command, caller))
+             responses={200: REPLAYED, **MOVEMENT_REFUSALS})
+async def transfer_from(body: TransferFromRequest, sent: WriteCommand, response: Response):
+    command = keyed(body.command(), sent.key)
+    outcome = replay_aware(response, await sent.ledger.execute(command, sent.caller))
     return MovementResponse.of(outcome)
 
 
 @router.post("/{transfer_id}/reverse", status_code=201, response_model=MovementResponse,
-             dependencies=[IS_ADMIN], responses={200: REPLAYED, **MOVEMENT_REFUSALS})
-async def reverse_transfer(transfer_id: UUID, body: ReverseRequest, ledger: Ledger, caller: Caller,
-                  response: Response, key: IdempotencyKey):
-    command = keyed(body.command(transfer_id), key)
-    outcome = replay_aware(response, await ledger.execute(command, caller))
+             responses={200: REPLAYED, **MOVEMENT_REFUSALS})
+async def reverse_transfer(transfer_id: UUID, body: ReverseRequest, sent: AdminCommand,
+                           response: Response):
+    command = keyed(body.command(transfer_id), sent.key)
+    outcome = replay_aware(response, await sent.ledger.execute(command, sent.caller))
     return MovementResponse.of(outcome)
 
 
