@@ -140,8 +140,8 @@ def _round(tree: Tree, token: str, options: argparse.Namespace) -> dict[str, flo
         shown = sorted(by_name.items(), key=lambda item: -item[1])
         print(f"  {tree.label} threads (ms a transfer): "
               + ", ".join(f"{name} {ms:.3f}" for name, ms in shown if ms >= 0.005), flush=True)
-    return {"ok": ok, "per_s": ok / elapsed, "service_ms": spent["service"] * per, "loop_ms": (loop_after - loop_before) * per,
-            "postgres_ms": spent["postgres"] * per}
+    return {"ok": ok, "per_s": ok / elapsed, "service_ms": spent["service"] * per,
+            "loop_ms": (loop_after - loop_before) * per, "postgres_ms": spent["postgres"] * per}
 
 
 def _load(tree: Tree, target: load.Target, token: str, options: argparse.Namespace) -> int:

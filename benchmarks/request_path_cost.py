@@ -61,9 +61,10 @@ def _app() -> Any:
                                amount=12_345_678, source=uuid.uuid4(),
                                destination=uuid.uuid4(), source_balance=10**12,
                                destination_balance=10**12, position=1234)
-    settings = Settings(data_dir=Path(tempfile.mkdtemp(prefix="request-path-")),
-                        api_keys=f"bench:{TOKEN}:admin", rate_limit_per_s=0)
-    app = create_app(settings, keyring=parse_api_keys(settings.api_keys),
+    keys = f"bench:{TOKEN}:admin"
+    settings = Settings(data_dir=Path(tempfile.mkdtemp(prefix="request-path-")), api_keys=keys,
+                        rate_limit_per_s=0)
+    app = create_app(settings, keyring=parse_api_keys(keys),
                      service=_Service(outcome))  # type: ignore[arg-type]
     app.state.rate_limiter = Unlimited()
     return app

@@ -143,8 +143,10 @@ def create_app(
     install_error_handlers(app)
     for router in ROUTERS:
         public = router is operations.router
+        # A scoped route's guard checks the query parameters first itself.
         app.include_router(router, responses={} if public else COMMON_REFUSALS,
-                           dependencies=[Depends(refuse_unknown_query_parameters)])
+                           dependencies=[Depends(refuse_unknown_query_parameters)] if public
+                           else [])
     index_routes(app)
     return app
 

@@ -27,6 +27,7 @@ from domain.provenance import Provenance
 from interface.http.auth import Keyring, Principal, Scope
 from interface.http.errors import Forbidden, RateLimited, Unauthorized
 from interface.http.idempotency import KEY_DESCRIPTION, KEY_HEADER, KEY_LENGTH_MAX, parse_key
+from interface.http.query_params import check_query_parameters
 from interface.http.ratelimit import RateLimiter, retry_after_header
 from interface.http.schemas.types import POSITION_MAX
 from interface.wiring.service import LedgerService
@@ -67,6 +68,7 @@ class ScopeGuard(HTTPBearer):
         self.scope = scope
 
     async def __call__(self, request: Request) -> Principal:  # type: ignore[override]
+        check_query_parameters(request)  # first, as when it was a dependency of its own
         credentials = await super().__call__(request)
         keyring: Keyring = request.app.state.keyring
         if credentials is None:  # none, or another scheme than Bearer
@@ -171,10 +173,10 @@ def sending_with(scope: Scope) -> Any:
 
 WriteCommand = Annotated[Sending, Depends(sending_with(Scope.WRITE))]
 AdminCommand = Annotated[Sending, Depends(sending_with(Scope.ADMIN))]
+WithdrawCommand = Annotated[Sending, Depends(sending_with(Scope.WITHDRAW))]
 
 CAN_READ = requires(Scope.READ)
 CAN_WRITE = requires(Scope.WRITE)
-CAN_WITHDRAW = requires(Scope.WITHDRAW)
 IS_ADMIN = requires(Scope.ADMIN)
 
 

@@ -1,12 +1,13 @@
 """Unknown query parameters are refused on every route (400 bad_request),
 not silently ignored: ``?order=desc`` on a route that took no ``order``
 used to answer oldest first as if asked, and a misspelt filter
-(``?knd=user``) answered everything. One dependency on every router
-compares the request's parameter names with the ones its route declares
-(read once per route from FastAPI's own dependency tree), so a route's
-parameters are declared once, where the route takes them.
+(``?knd=user``) answered everything. Every route's first dependency (a
+scoped route's guard, a public route's own one) compares the request's
+parameter names with the ones its route declares (read once per route
+from FastAPI's own dependency tree), so a route's parameters are declared
+once, where the route takes them.
 
-The same dependency refuses (422 invalid_request, naming the parameter) a
+The same check refuses (422 invalid_request, naming the parameter) a
 parameter given twice (``?order=desc&order=asc`` silently took the last;
 no route declares a repeatable one) and a value holding a control
 character (NUL above all: PostgreSQL text cannot hold one, so the read
@@ -30,7 +31,15 @@ _NAME_SHOWN_LENGTH_MAX = 40
 
 
 async def refuse_unknown_query_parameters(request: Request) -> None:
-    """400 naming the first unknown parameters and what the route takes."""
+    """A public route's dependency (``check_query_parameters``)."""
+    check_query_parameters(request)
+
+
+def check_query_parameters(request: Request) -> None:
+    """400 naming the first unknown parameters and what the route takes.
+    A scoped route's guard runs this first (``deps.ScopeGuard``): where a
+    dependency of its own ran it, just before the guard, it was one more
+    dependency for FastAPI to solve on every request."""
     route = request.scope.get("route")
     # The raw query string, not request.url.query: every request runs this,
     # and request.url builds a URL object (2% of the event loop under load).

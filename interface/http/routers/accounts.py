@@ -12,13 +12,11 @@ from application import commands as c
 from domain.errors import InvalidRequest
 from interface.http.deps import (
     CAN_READ,
-    CAN_WRITE,
-    IS_ADMIN,
-    Caller,
-    IdempotencyKey,
+    AdminCommand,
     Ledger,
     Queries,
     Read,
+    WriteCommand,
     in_thread,
     planned,
 )
@@ -46,30 +44,29 @@ StatusFilter = Annotated[Literal["active", "frozen"] | None,
                          Query(description="only active or only frozen accounts")]
 
 
-@router.post("", status_code=201, response_model=AccountResponse, dependencies=[CAN_WRITE],
+@router.post("", status_code=201, response_model=AccountResponse,
              responses={200: REPLAYED, **refusals(409)})
-async def open_account(body: OpenAccountRequest, ledger: Ledger, caller: Caller,
-                       response: Response, key: IdempotencyKey):
-    command = keyed(body.command(), key)
-    outcome = replay_aware(response, await ledger.execute(command, caller))
+async def open_account(body: OpenAccountRequest, sent: WriteCommand,
+                       response: Response):
+    command = keyed(body.command(), sent.key)
+    outcome = replay_aware(response, await sent.ledger.execute(command, sent.caller))
     return AccountResponse.of(outcome)
 
 
 @router.post("/{account_id}/freeze", response_model=AccountStatusResponse,
-             dependencies=[IS_ADMIN], responses={200: REPLAYED_STATE, **refusals(404)})
-async def freeze_account(account_id: UUID, ledger: Ledger, caller: Caller, response: Response,
-                         key: IdempotencyKey):
-    command = keyed(c.FreezeAccount(account_id), key, what="a freeze")
-    outcome = replay_aware(response, await ledger.execute(command, caller), created=False)
+             responses={200: REPLAYED_STATE, **refusals(404)})
+async def freeze_account(account_id: UUID, sent: AdminCommand, response: Response):
+    command = keyed(c.FreezeAccount(account_id), sent.key, what="a freeze")
+    outcome = replay_aware(response, await sent.ledger.execute(command, sent.caller), created=False)
     return AccountStatusResponse.of(outcome)
 
 
 @router.post("/{account_id}/unfreeze", response_model=AccountStatusResponse,
-             dependencies=[IS_ADMIN], responses={200: REPLAYED_STATE, **refusals(404)})
-async def unfreeze_account(account_id: UUID, ledger: Ledger, caller: Caller,
-                           response: Response, key: IdempotencyKey):
-    command = keyed(c.UnfreezeAccount(account_id), key, what="an unfreeze")
-    outcome = replay_aware(response, await ledger.execute(command, caller), created=False)
+             responses={200: REPLAYED_STATE, **refusals(404)})
+async def unfreeze_account(account_id: UUID, sent: AdminCommand,
+                           response: Response):
+    command = keyed(c.UnfreezeAccount(account_id), sent.key, what="an unfreeze")
+    outcome = replay_aware(response, await sent.ledger.execute(command, sent.caller), created=False)
     return AccountStatusResponse.of(outcome)
 
 

@@ -7,7 +7,7 @@ from uuid import UUID
 from fastapi import APIRouter, Response
 
 from domain.amounts import format_amount
-from interface.http.deps import CAN_READ, CAN_WRITE, Caller, IdempotencyKey, Ledger, Read, in_thread
+from interface.http.deps import CAN_READ, Ledger, Read, WriteCommand, in_thread
 from interface.http.json_body import JsonRoute
 from interface.http.routers import REPLAYED_STATE, keyed, refusals, replay_aware
 from interface.http.schemas.requests import AllowanceRequest
@@ -16,12 +16,12 @@ from interface.http.schemas.responses import AllowanceResponse
 router = APIRouter(prefix="/v1/allowances", tags=["allowances"], route_class=JsonRoute)
 
 
-@router.put("/{owner}/{spender}", response_model=AllowanceResponse, dependencies=[CAN_WRITE],
+@router.put("/{owner}/{spender}", response_model=AllowanceResponse,
             responses={200: REPLAYED_STATE, **refusals(404, 423)})
-async def set_allowance(owner: UUID, spender: UUID, body: AllowanceRequest, ledger: Ledger,
-                        caller: Caller, response: Response, key: IdempotencyKey):
-    command = keyed(body.command(owner, spender), key, what="an allowance")
-    outcome = replay_aware(response, await ledger.execute(command, caller), created=False)
+async def set_allowance(owner: UUID, spender: UUID, body: AllowanceRequest, sent: WriteCommand,
+                        response: Response):
+    command = keyed(body.command(owner, spender), sent.key, what="an allowance")
+    outcome = replay_aware(response, await sent.ledger.execute(command, sent.caller), created=False)
     return AllowanceResponse.of(outcome)
 
 

@@ -7,7 +7,7 @@ from uuid import UUID
 from fastapi import APIRouter, Response
 
 from application import commands as c
-from interface.http.deps import CAN_WRITE, Caller, IdempotencyKey, Ledger
+from interface.http.deps import WriteCommand
 from interface.http.json_body import JsonRoute
 from interface.http.routers import REPLAYED, keyed, refusals, replay_aware
 from interface.http.schemas.requests import CaptureRequest, HoldRequest, VoidRequest
@@ -20,28 +20,27 @@ from interface.http.schemas.responses import (
 router = APIRouter(prefix="/v1/holds", tags=["holds"], route_class=JsonRoute)
 
 
-@router.post("", status_code=201, response_model=HoldResponse, dependencies=[CAN_WRITE],
+@router.post("", status_code=201, response_model=HoldResponse,
              responses={200: REPLAYED, **refusals(402, 404, 409, 423)})
-async def place_hold(body: HoldRequest, ledger: Ledger, caller: Caller, response: Response,
-                     key: IdempotencyKey):
-    command = keyed(body.command(), key)
-    outcome = replay_aware(response, await ledger.execute(command, caller))
+async def place_hold(body: HoldRequest, sent: WriteCommand, response: Response):
+    command = keyed(body.command(), sent.key)
+    outcome = replay_aware(response, await sent.ledger.execute(command, sent.caller))
     return HoldResponse.of(outcome)
 
 
 @router.post("/{hold_id}/capture", response_model=HoldCapturedResponse,
-             dependencies=[CAN_WRITE], responses={200: REPLAYED, **refusals(404, 409, 423)})
-async def capture_hold(hold_id: UUID, ledger: Ledger, caller: Caller, response: Response,
-                       key: IdempotencyKey, body: CaptureRequest | None = None):
-    command = keyed((body or CaptureRequest()).command(hold_id), key)
-    outcome = replay_aware(response, await ledger.execute(command, caller), created=False)
+             responses={200: REPLAYED, **refusals(404, 409, 423)})
+async def capture_hold(hold_id: UUID, sent: WriteCommand, response: Response,
+                       body: CaptureRequest | None = None):
+    command = keyed((body or CaptureRequest()).command(hold_id), sent.key)
+    outcome = replay_aware(response, await sent.ledger.execute(command, sent.caller), created=False)
     return HoldCapturedResponse.of(outcome)
 
 
-@router.post("/{hold_id}/void", response_model=HoldReleasedResponse, dependencies=[CAN_WRITE],
+@router.post("/{hold_id}/void", response_model=HoldReleasedResponse,
              responses={200: REPLAYED, **refusals(404, 409, 423)})
-async def void_hold(hold_id: UUID, ledger: Ledger, caller: Caller, response: Response,
-                    key: IdempotencyKey, body: VoidRequest | None = None):
-    command = keyed(c.VoidHold(hold_id), key)
-    outcome = replay_aware(response, await ledger.execute(command, caller), created=False)
+async def void_hold(hold_id: UUID, sent: WriteCommand, response: Response,
+                    body: VoidRequest | None = None):
+    command = keyed(c.VoidHold(hold_id), sent.key)
+    outcome = replay_aware(response, await sent.ledger.execute(command, sent.caller), created=False)
     return HoldReleasedResponse.of(outcome)

@@ -8,17 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response
 
 from application import commands as c
-from interface.http.deps import (
-    CAN_READ,
-    IS_ADMIN,
-    Caller,
-    IdempotencyKey,
-    Ledger,
-    Queries,
-    Read,
-    in_thread,
-    planned,
-)
+from interface.http.deps import CAN_READ, AdminCommand, Queries, Read, in_thread, planned
 from interface.http.json_body import JsonRoute
 from interface.http.routers import REPLAYED_STATE, keyed, refusals, replay_aware
 from interface.http.schemas.requests import PriceRuleRequest
@@ -33,12 +23,11 @@ from interface.http.schemas.types import POSITION_MAX, ServiceType
 router = APIRouter(prefix="/v1/pricing", tags=["pricing"], route_class=JsonRoute)
 
 
-@router.put("/{service_type}", response_model=PriceRuleResponse, dependencies=[IS_ADMIN],
-            responses={200: REPLAYED_STATE})
-async def set_price_rule(service_type: ServiceType, body: PriceRuleRequest, ledger: Ledger,
-                         caller: Caller, response: Response, key: IdempotencyKey):
-    command = keyed(body.command(service_type), key, what="a price rule")
-    outcome = replay_aware(response, await ledger.execute(command, caller), created=False)
+@router.put("/{service_type}", response_model=PriceRuleResponse, responses={200: REPLAYED_STATE})
+async def set_price_rule(service_type: ServiceType, body: PriceRuleRequest, sent: AdminCommand,
+                         response: Response):
+    command = keyed(body.command(service_type), sent.key, what="a price rule")
+    outcome = replay_aware(response, await sent.ledger.execute(command, sent.caller), created=False)
     return PriceRuleResponse.of(outcome)
 
 
@@ -48,19 +37,18 @@ RulePosition = Annotated[int, Path(ge=1, le=POSITION_MAX, description=(
 
 
 @router.post("/{service_type}/rules/{position}/deactivate",
-             response_model=PriceRuleDeactivatedResponse, dependencies=[IS_ADMIN],
+             response_model=PriceRuleDeactivatedResponse,
              responses={200: REPLAYED_STATE, **refusals(404)})
 async def deactivate_price_rule(service_type: ServiceType, position: RulePosition,
-                                ledger: Ledger, caller: Caller, response: Response,
-                                key: IdempotencyKey):
+                                sent: AdminCommand, response: Response):
     """Withdraw a rule: the price falls back to the rule set before it, or
     the default. Idempotent by the rule, as a repeated PUT is by the price:
     a rule no longer active (deactivated, ended or replaced) answers 200
     with Idempotent-Replayed: true and writes nothing."""
-    version = await in_thread(ledger.price_rule_version, service_type, position)
-    command = keyed(c.DeactivatePriceRule(service_type, position, version), key,
+    version = await in_thread(sent.ledger.price_rule_version, service_type, position)
+    command = keyed(c.DeactivatePriceRule(service_type, position, version), sent.key,
                     what="a price rule's deactivation")
-    outcome = replay_aware(response, await ledger.execute(command, caller), created=False)
+    outcome = replay_aware(response, await sent.ledger.execute(command, sent.caller), created=False)
     return PriceRuleDeactivatedResponse.of(outcome)
 
 

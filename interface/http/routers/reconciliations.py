@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Response
 
 from application import commands as c
 from application.errors import ReconciliationNotFound
-from interface.http.deps import IS_ADMIN, Caller, IdempotencyKey, Ledger, in_thread
+from interface.http.deps import IS_ADMIN, AdminCommand, IdempotencyKey, Ledger, Sending, in_thread
 from interface.http.idempotency import check_key
 from interface.http.json_body import JsonRoute
 from interface.http.routers import REPLAYED, refusals, replay_aware
@@ -54,7 +54,7 @@ async def get_latest_reconciliation(ledger: Ledger):
 
 @router.post(
     "/findings/{finding_id}/adjust", status_code=201, response_model=MovementResponse,
-    dependencies=[IS_ADMIN], responses={200: REPLAYED, **refusals(402, 404, 409, 423)},
+    responses={200: REPLAYED, **refusals(402, 404, 409, 423)},
     description="Post the movement that resolves a finding: for a balance_mismatch a mint or "
                 "burn against the issuance account (already true on chain, never settled "
                 "again) naming the finding; for an uncompensated_failure the compensating "
@@ -64,12 +64,11 @@ async def get_latest_reconciliation(ledger: Ledger):
                 "not taken yet (retry after the scan).",
 )
 async def adjust_finding(
-    finding_id: UUID, ledger: Ledger, caller: Caller, response: Response,
-    key: IdempotencyKey, body: AdjustRequest | None = None,
+    finding_id: UUID, sent: AdminCommand, response: Response, body: AdjustRequest | None = None,
 ):
-    check_key(key, "finding_id", finding_id)
+    check_key(sent.key, "finding_id", finding_id)
     reason = body.reason if body is not None else ""
-    moved = await in_thread(ledger.adjust_for_finding, finding_id, caller, reason)
+    moved = await in_thread(sent.ledger.adjust_for_finding, finding_id, sent.caller, reason)
     return MovementResponse.of(replay_aware(response, moved))
 
 
@@ -92,7 +91,7 @@ async def list_deposit_findings(
 
 @router.post(
     "/findings/{finding_id}/assign", status_code=201, response_model=MovementResponse,
-    dependencies=[IS_ADMIN], responses={200: REPLAYED, **refusals(404, 409, 423)},
+    responses={200: REPLAYED, **refusals(404, 409, 423)},
     description="Credit an unassigned deposit to the account whose deposit address received "
                 "it: a deposit movement from the external account, settled by the deposit's "
                 "own transaction. Once per deposit, however it is credited (the scan, once "
@@ -100,16 +99,14 @@ async def list_deposit_findings(
                 "409 idempotency_conflict for an assignment again with another reason.",
 )
 async def assign_deposit(
-    finding_id: UUID, ledger: Ledger, caller: Caller, response: Response,
-    key: IdempotencyKey, body: AdjustRequest | None = None,
+    finding_id: UUID, sent: AdminCommand, response: Response, body: AdjustRequest | None = None,
 ):
-    return await _resolve_deposit(c.AssignDeposit, finding_id, ledger, caller, response, key,
-                                  body)
+    return await _resolve_deposit(c.AssignDeposit, finding_id, sent, response, body)
 
 
 @router.post(
     "/findings/{finding_id}/return", status_code=201, response_model=MovementResponse,
-    dependencies=[IS_ADMIN], responses={200: REPLAYED, **refusals(404, 409, 423)},
+    responses={200: REPLAYED, **refusals(404, 409, 423)},
     description="Send an unassigned deposit back to the wallet that owns the token account it "
                 "came from: the deposit is credited (settled by its own transaction, the id an "
                 "assignment would take) and a withdrawal of the same amount to that wallet's "
@@ -120,20 +117,18 @@ async def assign_deposit(
                 "credit and all, and reopens the finding; the next resolution is a new movement.",
 )
 async def return_deposit(
-    finding_id: UUID, ledger: Ledger, caller: Caller, response: Response,
-    key: IdempotencyKey, body: AdjustRequest | None = None,
+    finding_id: UUID, sent: AdminCommand, response: Response, body: AdjustRequest | None = None,
 ):
-    return await _resolve_deposit(c.ReturnDeposit, finding_id, ledger, caller, response, key,
-                                  body)
+    return await _resolve_deposit(c.ReturnDeposit, finding_id, sent, response, body)
 
 
 async def _resolve_deposit(
-    command: type[c.AssignDeposit] | type[c.ReturnDeposit], finding_id: UUID, ledger: Ledger,
-    caller: Caller, response: Response, key: UUID | None, body: AdjustRequest | None,
+    command: type[c.AssignDeposit] | type[c.ReturnDeposit], finding_id: UUID, sent: Sending,
+    response: Response, body: AdjustRequest | None,
 ) -> MovementResponse:
     """Both resolutions of a deposit: idempotent by the finding, with an
     optional reason, answering the movement that resolved it."""
-    check_key(key, "finding_id", finding_id)
+    check_key(sent.key, "finding_id", finding_id)
     reason = body.reason if body is not None else ""
-    moved = await ledger.execute(command(finding_id, reason), caller)
+    moved = await sent.ledger.execute(command(finding_id, reason), sent.caller)
     return MovementResponse.of(replay_aware(response, moved))

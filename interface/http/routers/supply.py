@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from interface.http.deps import IS_ADMIN, Caller, IdempotencyKey, Ledger
+from interface.http.deps import AdminCommand
 from interface.http.json_body import JsonRoute
 from interface.http.routers import REPLAYED, keyed, refusals, replay_aware
 from interface.http.schemas.requests import BurnRequest, MintRequest
@@ -13,19 +13,17 @@ from interface.http.schemas.responses import MovementResponse
 router = APIRouter(prefix="/v1", tags=["supply"], route_class=JsonRoute)
 
 
-@router.post("/mint", status_code=201, response_model=MovementResponse, dependencies=[IS_ADMIN],
+@router.post("/mint", status_code=201, response_model=MovementResponse,
              responses={200: REPLAYED, **refusals(404, 409, 423)})
-async def mint(body: MintRequest, ledger: Ledger, caller: Caller, response: Response,
-               key: IdempotencyKey):
-    command = keyed(body.command(), key)
-    outcome = replay_aware(response, await ledger.execute(command, caller))
+async def mint(body: MintRequest, sent: AdminCommand, response: Response):
+    command = keyed(body.command(), sent.key)
+    outcome = replay_aware(response, await sent.ledger.execute(command, sent.caller))
     return MovementResponse.of(outcome)
 
 
-@router.post("/burn", status_code=201, response_model=MovementResponse, dependencies=[IS_ADMIN],
+@router.post("/burn", status_code=201, response_model=MovementResponse,
              responses={200: REPLAYED, **refusals(402, 404, 409, 423)})
-async def burn(body: BurnRequest, ledger: Ledger, caller: Caller, response: Response,
-               key: IdempotencyKey):
-    command = keyed(body.command(), key)
-    outcome = replay_aware(response, await ledger.execute(command, caller))
+async def burn(body: BurnRequest, sent: AdminCommand, response: Response):
+    command = keyed(body.command(), sent.key)
+    outcome = replay_aware(response, await sent.ledger.execute(command, sent.caller))
     return MovementResponse.of(outcome)

@@ -11,13 +11,10 @@ from application import commands as c
 from domain.wallet import validate_wallet_address
 from interface.http.deps import (
     CAN_READ,
-    CAN_WRITE,
-    Caller,
-    IdempotencyKey,
-    Ledger,
     Queries,
     Read,
     ReadOptions,
+    WriteCommand,
     in_thread,
     planned,
 )
@@ -33,26 +30,25 @@ Address = Annotated[AddressText, Path(description="a base58 Solana public key")]
 
 
 @router.post("", status_code=201, response_model=WalletChangedResponse,
-             dependencies=[CAN_WRITE], responses=refusals(404, 409, 423))
-async def connect_wallet(account_id: UUID, body: WalletRequest, ledger: Ledger, queries: Queries,
-                         caller: Caller, response: Response, key: IdempotencyKey):
+             responses=refusals(404, 409, 423))
+async def connect_wallet(account_id: UUID, body: WalletRequest, sent: WriteCommand,
+                         queries: Queries, response: Response):
     """422 ``invalid_wallet_address`` also for an address the ledger controls:
     its keys (fee payer, custody owner, mint authority, custody key, anchor
     signer), the mint, and any account's deposit address."""
-    command = keyed(body.command(account_id), key, what="a wallet connection")
+    command = keyed(body.command(account_id), sent.key, what="a wallet connection")
     address = validate_wallet_address(command.address)
     point = await planned(queries, ReadOptions())
-    await in_thread(ledger.refuse_ledger_address, address, account_id, point)
-    outcome = replay_aware(response, await ledger.execute(command, caller))
+    await in_thread(sent.ledger.refuse_ledger_address, address, account_id, point)
+    outcome = replay_aware(response, await sent.ledger.execute(command, sent.caller))
     return WalletChangedResponse.of(outcome)
 
 
-@router.delete("/{address}", response_model=WalletChangedResponse, dependencies=[CAN_WRITE],
-               responses=refusals(404, 423))
-async def disconnect_wallet(account_id: UUID, address: Address, ledger: Ledger, caller: Caller,
-                            response: Response, key: IdempotencyKey):
-    command = keyed(c.DisconnectWallet(account_id, address), key, what="a wallet disconnection")
-    outcome = replay_aware(response, await ledger.execute(command, caller), created=False)
+@router.delete("/{address}", response_model=WalletChangedResponse, responses=refusals(404, 423))
+async def disconnect_wallet(account_id: UUID, address: Address, sent: WriteCommand,
+                            response: Response):
+    command = keyed(c.DisconnectWallet(account_id, address), sent.key, what="a wallet disconnection")
+    outcome = replay_aware(response, await sent.ledger.execute(command, sent.caller), created=False)
     return WalletChangedResponse.of(outcome)
 
 
