@@ -4,9 +4,9 @@
 ``requires(scope)`` is how a route declares the one scope it needs (a test
 walks the app's routes and fails any that declares none): it authenticates
 the bearer token, takes a token from the key's rate-limit bucket and
-checks the scope, in that order. ``Caller`` is the admitted key as the
-ledger's rules see it, which every command is sent as. ``WriteCommand``
-and ``AdminCommand`` are a command route's scope, caller, service and
+checks the scope, in that order. ``WriteCommand`` and ``AdminCommand``
+are a command route's scope guard, caller (the admitted key as the
+ledger's rules see it, which every command is sent as), service and
 ``Idempotency-Key`` as one dependency (``Sending``).
 """
 
@@ -97,16 +97,6 @@ def declared_scope(call: Any) -> Scope | None:
     return guard.scope if isinstance(guard, ScopeGuard) else None
 
 
-async def get_caller(request: Request) -> Authority:
-    """The key the route's scope guard admitted (route dependencies run
-    before the endpoint's). A route without a guard has no caller, and
-    sends nothing."""
-    principal: Principal | None = getattr(request.state, "principal", None)
-    if principal is None:
-        raise Unauthorized("this route admits no key to send commands")
-    return authority_of(principal)
-
-
 def authority_of(principal: Principal) -> Authority:
     """An admitted key as the ledger's rules see it. Its commands' events
     record the key's name (never its token) and this request's X-Request-ID
@@ -114,8 +104,6 @@ def authority_of(principal: Principal) -> Authority:
     return Authority(f"key {principal.name!r}", admin=principal.allows(Scope.ADMIN),
                      provenance=Provenance(principal.name, correlation_id.get()))
 
-
-Caller = Annotated[Authority, Depends(get_caller)]
 
 KeyHeader = Annotated[str | None, Header(alias=KEY_HEADER, max_length=KEY_LENGTH_MAX,
                                          description=KEY_DESCRIPTION)]

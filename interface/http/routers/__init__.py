@@ -1,6 +1,7 @@
 """One router per resource; each route parses, calls one application or
 query function, and renders. Scopes are declared on each route with
-``dependencies=[CAN_READ | CAN_WRITE | IS_ADMIN]``."""
+``dependencies=[CAN_READ | IS_ADMIN]``, or by a command route's one
+dependency, ``sent: WriteCommand | AdminCommand`` (``deps.Sending``)."""
 
 from __future__ import annotations
 
