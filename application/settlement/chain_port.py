@@ -187,7 +187,10 @@ class ChainPort(Protocol):
     ) -> SignedSubmission:
         """Sign (not send) one transaction carrying the longest prefix of
         ``movements`` that fits (by its real serialized size; always at
-        least the first); its ``transfer_ids`` name that prefix. ``whole``:
+        least the first) and, when a simulation refuses a movement of it,
+        ends before that movement (or is that movement alone when it is
+        the first: it then fails alone, costing the others nothing); its
+        ``transfer_ids`` name that prefix. ``whole``:
         all of them, else ValueError and nothing signed. ``net``: the
         transfers of the prefix between the same two token accounts, in the
         same direction, as one transfer of their sum; the memo still names

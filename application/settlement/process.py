@@ -11,7 +11,8 @@ One step:
    the very bytes recorded (idempotent: same signature), then poll its
    status. Landed and confirmed at the configured commitment -> settled
    (with its slot). Refused by the chain -> if it carries several
-   movements, each goes back to the queue to be signed alone (a rejected
+   movements (rare: the chain adapter signs apart a movement its
+   simulation refuses), each goes back to the queue to be signed alone (a rejected
    transaction is never sent again, so nothing moves twice); a movement that
    fails alone is failed and compensated by the ledger in the same save.
    Not found after its blockhash expired (block height past its last valid

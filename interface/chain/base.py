@@ -67,6 +67,23 @@ class GenesisError(ChainError):
 
 
 @dataclass(frozen=True)
+class Simulation:
+    """What a simulation said: ``units`` consumed when it would land, else
+    ``error_wire``, the chain's error in its wire form (``tx.error_to_wire``)."""
+
+    units: int | None
+    error_wire: object = None
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """A packed message and what its simulation said."""
+
+    packed: tx.Packed
+    simulation: Simulation
+
+
+@dataclass(frozen=True)
 class _CreationInFlight:
     signature: str
     last_valid_block_height: int
@@ -107,10 +124,9 @@ class SeededTokenChain(abc.ABC):
     async def _rent_lamports(self) -> tx.RentLamports: ...
 
     @abc.abstractmethod
-    async def _simulated_units(self, transaction: Transaction) -> int | None:
-        """Compute units the transaction consumes in a simulation on this
-        chain's current state; None when it would fail (sending it then
-        reports why, as before)."""
+    async def _simulate(self, transaction: Transaction) -> Simulation:
+        """Simulate the transaction on this chain's current state: the
+        compute units it consumes, or why it would fail."""
 
     @abc.abstractmethod
     async def _lamports(self, address: Pubkey) -> int:
@@ -266,8 +282,12 @@ class SeededTokenChain(abc.ABC):
             count = 0 if packed is None else packed.count
             raise ValueError(f"movements_must_fit_one_transaction: {count} of "
                              f"{len(movements)} fit")
+        attempt = await self._simulated(packed, blockhash)
+        if not whole and self._refused_movement(attempt):
+            attempt = await self._isolated(attempt, movements, missing, rent, blockhash, net)
+        packed = attempt.packed
         to_create = packed.accounts_to_create
-        message = await self._measured(packed, movements[:packed.count], rent, blockhash, net)
+        message = self._measured(attempt, movements[:packed.count], rent, blockhash, net)
         transfer_ids = tuple(movement.transfer_id for movement in movements[:packed.count])
         submission = self._signed(message, blockhash, last_valid, transfer_ids)
         for account_id in to_create:
@@ -316,15 +336,52 @@ class SeededTokenChain(abc.ABC):
         message = Message.new_with_blockhash(instructions, self._keys.fee_payer, blockhash)
         return self._signed(message, blockhash, last_valid, transfer_ids=())
 
-    async def _measured(
-        self, packed: tx.Packed, movements: Sequence[ChainMovement], rent: tx.RentLamports,
+    async def _simulated(self, packed: tx.Packed, blockhash: Hash) -> _Attempt:
+        return _Attempt(packed, await self._simulate(self._keys.sign(packed.message, blockhash)))
+
+    def _refused_movement(self, attempt: _Attempt) -> bool:
+        """The simulation failed for a movement of a transaction carrying
+        several (not for the fee payer's lack of SOL: all of them wait)."""
+        error = attempt.simulation.error_wire
+        return (error is not None and attempt.packed.count > 1
+                and not tx.refused_for_fee_payer(attempt.packed.message, error))
+
+    async def _isolated(
+        self, failed: _Attempt, movements: Sequence[ChainMovement], missing: list[UUID],
+        rent: tx.RentLamports, blockhash: Hash, net: bool,
+    ) -> _Attempt:
+        """The longest prefix the chain accepts in simulation, found by
+        bisection (a prefix holding a refused movement is refused: it fails
+        at that movement's instruction), or the first refused movement alone
+        when it is the first. Simulations are free; a packed transaction the
+        chain refused cost one fee per movement, each signed again alone,
+        up to ~15 fees for one bad withdrawal. The rest is signed packed by
+        the next call, and the refused one alone fails alone."""
+        accepted: _Attempt | None = None
+        refused = failed
+        while refused.packed.count - (accepted.packed.count if accepted else 0) > 1:
+            low = accepted.packed.count if accepted else 0
+            count = (low + refused.packed.count) // 2
+            packed = tx.pack_movements(
+                self._keys.authorities, movements[:count], missing, rent, blockhash,
+                self._mint, net=net, price_micro_lamports=self._fees.price_micro_lamports)
+            assert packed is not None and packed.count == count  # a prefix of what fitted
+            attempt = await self._simulated(packed, blockhash)
+            if attempt.simulation.error_wire is not None:
+                refused = attempt
+            else:
+                accepted = attempt
+        return accepted or refused
+
+    def _measured(
+        self, attempt: _Attempt, movements: Sequence[ChainMovement], rent: tx.RentLamports,
         blockhash: Hash, net: bool,
     ) -> Message:
         """The packed message asking for the units a simulation of it
         consumed, plus the margin (compute_budget.py says why simulate). A
         transaction the simulation fails keeps the largest limit: sending
         it reports the failure as without a budget."""
-        units = await self._simulated_units(self._keys.sign(packed.message, blockhash))
+        packed, units = attempt.packed, attempt.simulation.units
         if units is None:
             return packed.message
         return tx.movements_message(

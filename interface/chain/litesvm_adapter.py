@@ -23,7 +23,7 @@ from application.settlement.chain_port import (
     SignedSubmission,
 )
 from interface.chain import transactions as tx
-from interface.chain.base import SeededTokenChain, require_statuses_bound
+from interface.chain.base import SeededTokenChain, Simulation, require_statuses_bound
 from interface.chain.compute_budget import PriorityFees
 from interface.chain.custody import CustodyKey, CustodyKeys
 from interface.chain.embedded import EmbeddedSolana
@@ -140,10 +140,12 @@ class LiteSvmChain(SeededTokenChain):
     async def _rent_lamports(self) -> tx.RentLamports:
         return self._chain.rent_lamports()
 
-    async def _simulated_units(self, transaction: Transaction) -> int | None:
+    async def _simulate(self, transaction: Transaction) -> Simulation:
         self._ensure_fee_payer_funded()
         units, rejection = self._chain.simulate(transaction)
-        return None if rejection is not None else units
+        if rejection is not None:
+            return Simulation(None, rejection.error_wire)
+        return Simulation(units)
 
     async def _lamports(self, address: Pubkey) -> int:
         account = self._chain.get_account(address)

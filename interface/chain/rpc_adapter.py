@@ -41,7 +41,7 @@ from application.settlement.chain_port import (
     SignedSubmission,
 )
 from interface.chain import transactions as tx
-from interface.chain.base import SeededTokenChain, require_statuses_bound
+from interface.chain.base import SeededTokenChain, Simulation, require_statuses_bound
 from interface.chain.compute_budget import PriorityFees
 from interface.chain.custody import CustodyKey, CustodyKeys
 
@@ -214,7 +214,7 @@ class RpcChain(SeededTokenChain):
         )
         return tx.RentLamports(mint_account=mint.value, token_account=account.value)
 
-    async def _simulated_units(self, transaction: Transaction) -> int | None:
+    async def _simulate(self, transaction: Transaction) -> Simulation:
         """simulateTransaction at the configured commitment, signatures
         unchecked (the blockhash is checked: it is the one we sign with)."""
         response = await self._call(
@@ -222,9 +222,9 @@ class RpcChain(SeededTokenChain):
             self._client.simulate_transaction(VersionedTransaction.from_legacy(transaction)),
         )
         result = response.value
-        if result.err is not None or result.units_consumed is None:
-            return None
-        return result.units_consumed
+        if result.err is not None:
+            return Simulation(None, tx.error_to_wire(result.err))
+        return Simulation(result.units_consumed)
 
     async def _lamports(self, address: Pubkey) -> int:
         response = await self._call("getBalance", self._client.get_balance(address))

@@ -1,7 +1,9 @@
 """Withdrawals on chain, embedded and through the JSON-RPC adapter: the
 tokens land on the wallet's associated token account (created by the fee
 payer when missing), exactly once through a crash at every step, and the
-reconciliation stays clean; one the chain refuses is compensated back."""
+reconciliation stays clean; one the chain refuses is compensated back. The
+fee payer pays a wallet's account once, and a refused withdrawal costs the
+movements packed with it no fee."""
 
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ from solders.pubkey import Pubkey
 from solders.transaction import Transaction
 
 from application import commands as c
-from domain.system import EXTERNAL_ID
+from benchmarks.chain_cost import settlement_cost
+from domain.system import EXTERNAL_ID, TREASURY_ID
 from interface.chain import transactions as tx
 from tests.settlement.conftest import DEAL, SettlementRig
 from tests.settlement.test_crash import CRASH_POINTS, crash_at, settle_through_crashes
@@ -206,3 +209,87 @@ async def test_closing_the_wallets_token_account_again_and_again_drains_no_sol(
     assert "wallet_token_account_missing" in compensation.reason
     assert "must create its associated token account itself" in compensation.reason
     assert wallet_balance(rig, str(wallet.pubkey())) is None
+
+
+# --- a refused movement packed with others -------------------------------------
+# It costs the others no fee (found by a reviewer): the whole transaction used
+# to be refused and every movement signed again alone, one fee each (up to ~15
+# extra fees for one bad withdrawal). The simulation that measures compute
+# units finds the refused one first: the movements before it go packed, it
+# goes alone and fails alone, those after it go packed again. Fees are read as
+# ``benchmarks/chain_cost.py`` reads them.
+
+_SET_AUTHORITY = 6
+_ACCOUNT_OWNER = 2
+
+
+def wallet_account_given_away(rig: SettlementRig) -> str:
+    """A wallet that created its associated token account itself, then made
+    another key its owner (SetAuthority): creating it again (idempotently)
+    is refused by the associated token account program, so a withdrawal to
+    that wallet never lands."""
+    wallet = Keypair()
+    rig.embedded.fund(wallet.pubkey(), 10**9)
+    mint = Pubkey.from_string(rig.chain.mint_address)
+    owned = tx.associated_token_address(str(wallet.pubkey()), mint)
+    create = tx.create_associated_account_instruction(wallet.pubkey(), str(wallet.pubkey()), mint)
+    give = Instruction(
+        tx.TOKEN_PROGRAM_ID,
+        bytes([_SET_AUTHORITY, _ACCOUNT_OWNER, 1]) + bytes(Keypair().pubkey()),
+        [AccountMeta(owned, False, True), AccountMeta(wallet.pubkey(), True, False)])
+    blockhash, _ = rig.embedded.latest_blockhash()
+    message = Message.new_with_blockhash([create, give], wallet.pubkey(), blockhash)
+    outcome = rig.embedded.process(Transaction([wallet], message, blockhash))
+    assert outcome.landed is not None and outcome.landed.error is None, outcome
+    return str(wallet.pubkey())
+
+
+async def test_one_refused_withdrawal_costs_the_others_no_extra_fee(
+    chain_rig: SettlementRig,
+) -> None:
+    rig = chain_rig
+    account, other = rig.open_account(20 * DEAL), rig.open_account()
+    await rig.settle()  # both token accounts exist: every transfer below is cheap
+    wallet = wallet_account_given_away(rig)
+    rig.execute(c.ConnectWallet(account, wallet))
+    transfers = [uuid4() for _ in range(8)]
+    bad = uuid4()
+    for transfer_id in transfers[:4]:
+        rig.execute(c.TransferFunds(transfer_id, account, other, DEAL))
+    rig.execute(c.Withdraw(bad, account, DEAL, wallet))
+    for transfer_id in transfers[4:]:
+        rig.execute(c.TransferFunds(transfer_id, account, other, DEAL))
+    before = settlement_cost(rig.embedded, rig.custody.pubkey)
+
+    await rig.settle()
+
+    spent = settlement_cost(rig.embedded, rig.custody.pubkey)
+    assert rig.transfer(bad).status == "reversed"
+    assert all(rig.transfer(transfer_id).status == "settled" for transfer_id in transfers)
+    assert spent.transactions - before.transactions == 2  # was 8: each transfer alone
+    assert spent.fee_lamports - before.fee_lamports == 2 * tx.LAMPORTS_PER_SIGNATURE
+    await rig.assert_each_settled_once(transfers)
+    await rig.assert_chain_matches_ledger()
+
+
+async def test_a_refused_first_movement_goes_alone_and_the_rest_packed(
+    chain_rig: SettlementRig,
+) -> None:
+    rig = chain_rig
+    account, other = rig.open_account(20 * DEAL), rig.open_account()
+    await rig.settle()
+    wallet = wallet_account_given_away(rig)
+    rig.execute(c.ConnectWallet(account, wallet))
+    bad = uuid4()
+    rig.execute(c.Withdraw(bad, account, DEAL, wallet))
+    transfers: list[UUID] = [uuid4() for _ in range(5)]
+    for transfer_id in transfers:
+        rig.execute(c.TransferFunds(transfer_id, TREASURY_ID, other, DEAL))
+    before = settlement_cost(rig.embedded, rig.custody.pubkey)
+
+    await rig.settle()
+
+    spent = settlement_cost(rig.embedded, rig.custody.pubkey)
+    assert rig.transfer(bad).status == "reversed"
+    assert spent.transactions - before.transactions == 1
+    await rig.assert_each_settled_once(transfers)
