@@ -39,6 +39,20 @@ async def freeze_on_chain(rig: SettlementRig, account_id) -> str:
     return frozen.signature
 
 
+def freeze_before_the_first_send(rig: SettlementRig, account_id) -> list[str]:
+    """Frozen after the simulation accepted the transaction, before it is
+    sent: the chain refuses it as sent (a movement the simulation refuses
+    is signed alone from the start); the freeze's signature, once done."""
+    frozen: list[str] = []
+
+    async def freeze(_signed) -> None:
+        if not frozen:
+            frozen.append(await freeze_on_chain(rig, account_id))
+
+    rig.hooks.before_send = freeze
+    return frozen
+
+
 def only_the_freeze(report, freeze: str) -> bool:
     return not report.mismatches and [
         (f.kind, f.signature) for f in report.unmatched_signatures
@@ -50,13 +64,14 @@ async def test_a_movement_refused_on_chain_is_failed_and_compensated_and_its_bat
 ) -> None:
     alice, bob, carol = rig.open_account(DEAL), rig.open_account(), rig.open_account()
     await rig.settle()
-    freeze = await freeze_on_chain(rig, alice)
+    frozen = freeze_before_the_first_send(rig, alice)
     to_bob, to_alice, to_carol = uuid4(), uuid4(), uuid4()
     rig.execute(c.TransferFunds(to_bob, TREASURY_ID, bob, 2 * DEAL))
     rig.execute(c.TransferFunds(to_alice, TREASURY_ID, alice, 3 * DEAL))  # same transaction
     rig.execute(c.TransferFunds(to_carol, TREASURY_ID, carol, 4 * DEAL))
 
     await rig.settle()
+    (freeze,) = frozen
 
     failed = rig.transfer(to_alice)
     assert failed.settlement_status == "failed" and failed.status == "reversed"
@@ -110,7 +125,7 @@ async def test_a_refused_transaction_in_flight_with_others_fails_only_its_moveme
 async def test_a_rejected_submission_is_never_sent_again(rig: SettlementRig) -> None:
     alice, bob = rig.open_account(DEAL), rig.open_account()
     await rig.settle()
-    await freeze_on_chain(rig, alice)
+    freeze_before_the_first_send(rig, alice)
     first, second = uuid4(), uuid4()
     rig.execute(c.TransferFunds(first, TREASURY_ID, alice, DEAL))
     rig.execute(c.TransferFunds(second, TREASURY_ID, bob, DEAL))
