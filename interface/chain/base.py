@@ -340,10 +340,12 @@ class SeededTokenChain(abc.ABC):
         return _Attempt(packed, await self._simulate(self._keys.sign(packed.message, blockhash)))
 
     def _refused_movement(self, attempt: _Attempt) -> bool:
-        """The simulation failed for a movement of a transaction carrying
-        several (not for the fee payer's lack of SOL: all of them wait)."""
+        """The simulation failed on an instruction of a transaction carrying
+        several movements (not for the fee payer's lack of SOL: all of them
+        wait; nor for the transaction's or the node's troubles)."""
         error = attempt.simulation.error_wire
-        return (error is not None and attempt.packed.count > 1
+        return (isinstance(error, dict) and "InstructionError" in error
+                and attempt.packed.count > 1
                 and not tx.refused_for_fee_payer(attempt.packed.message, error))
 
     async def _isolated(
