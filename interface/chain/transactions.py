@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import json
 import struct
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from uuid import UUID, uuid4
 
@@ -467,34 +467,56 @@ base) all signing one transaction; an anchor has two."""
 
 
 def measure_token_accounts_created_max() -> int:
-    """The most token accounts one transaction can create: every sequence of
-    movements that create accounts (a mint to a new account, a transfer from
-    an existing one to a new one, a transfer between two new ones) is tried,
-    one length after another until none fits, with one key for every power
-    (the fewest signatures leave the most room)."""
+    """The most token accounts one transaction can create, a withdrawal's
+    wallet's associated token account included: every mix of movements that
+    create accounts (a mint to a new account, a transfer from an existing
+    one to a new one, a transfer between two new ones, a withdrawal from an
+    existing or a new account to a new wallet) is tried, one length after
+    another until none fits, with one key for every power (the fewest
+    signatures leave the most room). Mixes, not orders: a message's size
+    does not depend on the order of its instructions."""
     roles = Authorities.single(Pubkey.new_unique())
     rent = RentLamports(mint_account=U64_MAX, token_account=U64_MAX)
     existing = uuid4()
-    kinds = (lambda: ChainMovement(uuid4(), None, uuid4(), U64_MAX),
-             lambda: ChainMovement(uuid4(), existing, uuid4(), U64_MAX),
-             _worst_case_movement)
     most = 0
     for length in itertools.count(1):
         fitting = False
-        for sequence in itertools.product(kinds, repeat=length):
-            movements = [make() for make in sequence]
+        for mix in itertools.combinations_with_replacement(_CREATING_KINDS, length):
+            movements = [make(existing) for make in mix]
             creations = [account for account in touched_account_ids(movements)
                          if account != existing]
             message = movements_message(roles, movements, creations, rent, Hash.default())
             if serialized_size(message) <= PACKET_DATA_SIZE:
-                fitting, most = True, max(most, len(creations))
+                fitting, most = True, max(most, len(creations) + _wallet_creations(movements))
         if not fitting:
             break
     return most
 
 
+def _new_wallet() -> str:
+    return str(Pubkey.new_unique())
+
+
+_CREATING_KINDS: tuple[Callable[[UUID], ChainMovement], ...] = (
+    lambda existing: ChainMovement(uuid4(), None, uuid4(), U64_MAX),
+    lambda existing: ChainMovement(uuid4(), existing, uuid4(), U64_MAX),
+    lambda existing: _worst_case_movement(),
+    lambda existing: ChainMovement(uuid4(), existing, None, U64_MAX, _new_wallet()),
+    lambda existing: ChainMovement(uuid4(), uuid4(), None, U64_MAX, _new_wallet()),
+)
+"""Every movement that creates accounts, given an account that exists."""
+
+
+def _wallet_creations(movements: Sequence[ChainMovement]) -> int:
+    """Associated token accounts the movements create (one per wallet)."""
+    return len({movement.destination_wallet for movement in movements
+                if movement.destination_wallet is not None and movement.creates_wallet_account})
+
+
 TOKEN_ACCOUNTS_CREATED_PER_TRANSACTION_MAX = measure_token_accounts_created_max()
-"""4 today: two mints to new accounts and a transfer between two new ones."""
+"""6 today: six withdrawals to new wallets, or four and one from a new
+account (it counted 4 before withdrawals' associated token accounts were
+counted, so a fee payer holding the bound could not pay such a transaction)."""
 
 
 def transaction_lamports_max(rent: RentLamports) -> int:

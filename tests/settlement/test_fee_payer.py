@@ -12,6 +12,7 @@ from uuid import UUID, uuid4
 
 import pytest
 from prometheus_client import REGISTRY
+from solders.keypair import Keypair
 
 from application import commands as c
 from application.alerts import AlertKind
@@ -128,6 +129,36 @@ async def test_a_refusal_for_the_fee_payers_rent_fails_no_movement(
     await rig.settle()
     await rig.assert_each_settled_once([transfer_id])
     await rig.assert_chain_matches_ledger()
+
+
+async def test_at_the_bound_the_fee_payer_pays_every_account_a_transaction_creates(
+    funded_rig: SettlementRig,
+) -> None:
+    """Six withdrawals to new wallets fit one transaction and create six
+    associated token accounts; the bound counted four (the ledger's own
+    token accounts only), so a fee payer holding what it said was needed
+    could not pay them (found by a reviewer). One lamport below the bound
+    settlement pauses; at the bound that transaction lands whole."""
+    rig = funded_rig
+    account = rig.open_account(DEAL)
+    await rig.settle()
+    withdrawals = [uuid4() for _ in range(6)]  # as many as one transaction carries
+    for withdrawal in withdrawals:
+        wallet = str(Keypair().pubkey())
+        rig.execute(c.ConnectWallet(account, wallet))
+        rig.execute(c.Withdraw(withdrawal, account, 1, wallet))
+    needed = (await rig.chain.fee_payer_funds()).needed_lamports
+    fund(rig, needed - 1)
+    with pytest.raises(FeePayerUnfundedError):
+        await rig.process.step()
+    fund(rig, needed)
+    sent: list[tuple[UUID, ...]] = []
+    rig.hooks.before_send = lambda signed: sent.append(signed.transfer_ids)
+
+    await rig.settle()
+
+    assert sent == [tuple(withdrawals)]  # one transaction, six accounts created
+    await rig.assert_each_settled_once(withdrawals)
 
 
 def _few_polls(rig: SettlementRig):
