@@ -536,7 +536,11 @@ def refused_for_fee_payer(message: Message, error_wire: object) -> bool:
     (account 0 is the fee payer), or a System Program instruction failed
     with ``Custom(1)``, ResultWithNegativeLamports (ours only create
     accounts, funded by the fee payer; the same code from the token program
-    is a token account's insufficient DEAL, the movement's own fault)."""
+    is a token account's insufficient DEAL, the movement's own fault). The
+    associated token account program creates a wallet's account through
+    the System Program, whose error surfaces as the ATA instruction's own:
+    its ``Custom(1)`` is the fee payer short of that rent too (the program's
+    only own error is ``Custom(0)``, InvalidOwner, a movement's fault)."""
     if error_wire == "InsufficientFundsForFee":
         return True
     if not isinstance(error_wire, dict):
@@ -553,7 +557,7 @@ def refused_for_fee_payer(message: Message, error_wire: object) -> bool:
     if not 0 <= failed[0] < len(instructions):
         return False
     program = message.account_keys[instructions[failed[0]].program_id_index]
-    return program == SYSTEM_PROGRAM_ID
+    return program in (SYSTEM_PROGRAM_ID, ASSOCIATED_TOKEN_PROGRAM_ID)
 
 
 # --- reading what landed -----------------------------------------------------

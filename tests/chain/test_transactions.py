@@ -245,6 +245,22 @@ def test_only_the_fee_payers_lack_of_sol_is_a_refusal_for_the_fee_payer() -> Non
     assert not refused("BlockhashNotFound")
 
 
+def test_the_associated_token_programs_custom_1_is_the_fee_payers_lack_of_rent() -> None:
+    """Creating a wallet's account, the ATA program calls the System Program:
+    the fee payer short of its rent fails the ATA instruction with the
+    System Program's ``Custom(1)``; the program's own ``Custom(0)``
+    (InvalidOwner: the account given to another owner) is the movement's."""
+    withdrawal = replace(movement(uuid4(), None), destination_wallet=str(Pubkey.new_unique()))
+    message = tx.movements_message(ROLES, [withdrawal], [], RENT, Hash.default())
+    programs = [message.account_keys[ix.program_id_index] for ix in message.instructions]
+    creating = programs.index(tx.ASSOCIATED_TOKEN_PROGRAM_ID)
+    moving = programs.index(tx.TOKEN_PROGRAM_ID)
+
+    assert tx.refused_for_fee_payer(message, {"InstructionError": [creating, {"Custom": 1}]})
+    assert not tx.refused_for_fee_payer(message, {"InstructionError": [creating, {"Custom": 0}]})
+    assert not tx.refused_for_fee_payer(message, {"InstructionError": [moving, {"Custom": 1}]})
+
+
 def test_one_transaction_costs_the_fee_payer_at_most_its_fees_and_six_accounts_rent() -> None:
     """Measured: six withdrawals to new wallets (six associated token
     accounts) fit one packet; no mix of creating movements creates seven.

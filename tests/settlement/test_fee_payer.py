@@ -161,6 +161,42 @@ async def test_at_the_bound_the_fee_payer_pays_every_account_a_transaction_creat
     await rig.assert_each_settled_once(withdrawals)
 
 
+async def test_the_fee_payer_short_of_a_wallets_account_rent_fails_no_withdrawal(
+    funded_rig: SettlementRig,
+) -> None:
+    """The associated token account program creates the wallet's account
+    through the System Program: the fee payer short of its rent fails the
+    ATA instruction with ``Custom(1)``, which was read as the withdrawal's
+    fault and failed it (found by a reviewer). It pauses instead."""
+    rig = funded_rig
+    account = rig.open_account(DEAL)
+    await rig.settle()
+    wallet = str(Keypair().pubkey())
+    rig.execute(c.ConnectWallet(account, wallet))
+    withdrawal = uuid4()
+    rig.execute(c.Withdraw(withdrawal, account, DEAL, wallet))
+    funds = await rig.chain.fee_payer_funds()
+    short = funds.reserve_lamports + tx.LAMPORTS_PER_SIGNATURE + 1_000_000  # < 2,039,280 rent
+    drained: list[str] = []
+
+    def drain_once(signed) -> None:
+        if not drained:
+            drained.append(signed.signature)
+            fund(rig, short)
+
+    rig.hooks.before_send = drain_once
+    rig.process.config = rig.config = _few_polls(rig)
+    await rig.process.step()
+
+    transfer = rig.transfer(withdrawal)
+    assert drained and transfer.settlement_status not in ("failed", "settled")
+    assert transfer.signature == drained[0] and transfer.status == "pending"
+    fund(rig, 10 * SOL)
+    await rig.settle()
+    await rig.assert_each_settled_once([withdrawal])
+    assert rig.ledger.balance(account) == 0
+
+
 def _few_polls(rig: SettlementRig):
     from dataclasses import replace
 
