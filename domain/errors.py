@@ -123,6 +123,14 @@ class TransferNotReversible(LedgerError):
     code = "transfer_not_reversible"
 
 
+class TransferNotSettled(LedgerError):
+    """A reversal of a movement still pending settlement on chain: refused
+    until it settles, since the original may yet fail there, and a reversal
+    that settled would move other tokens back (retry once it settles)."""
+
+    code = "transfer_not_settled"
+
+
 class InsufficientBalance(LedgerError):
     """The available balance (posted minus held) is below the amount."""
 

@@ -25,7 +25,12 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from domain.account import Account
-from domain.errors import HoldNotPending, SettlementConflict, TransferNotReversible
+from domain.errors import (
+    HoldNotPending,
+    SettlementConflict,
+    TransferNotReversible,
+    TransferNotSettled,
+)
 from domain.movements import DEPOSIT, REVERSAL, WITHDRAWAL
 
 # A movement's phase (stored in its events): posted at once, or a hold that
@@ -424,6 +429,22 @@ class Transfer(Aggregate):
                 "(a failed withdrawal is given back by the settler)")
         if self.reversed_by is not None:
             raise TransferNotReversible(f"transfer {self.id} was already reversed")
+        if not compensation:
+            self.check_settled()
+
+    def check_settled(self) -> None:
+        """An admin reversal goes on chain, so it needs its original there
+        first: reversing a movement still pending settlement would, if the
+        original then failed, move other tokens back (the field's answer is
+        a void, and a hold has one). A failed movement moved nothing to
+        reverse; the settler compensates it."""
+        if self.settlement_status == SETTLEMENT_FAILED:
+            raise TransferNotReversible(
+                f"transfer {self.id} failed on chain: nothing moved to reverse")
+        if self.settlement_status in (SETTLEMENT_QUEUED, SETTLEMENT_SUBMITTED):
+            raise TransferNotSettled(
+                f"transfer {self.id} is still pending settlement on chain; "
+                "retry the reversal once it settles")
 
     def mark_reversed(self, reversal_id: UUID, now: datetime, *, compensation: bool = False) -> None:
         self.check_reversible(compensation=compensation)

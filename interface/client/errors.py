@@ -223,6 +223,12 @@ class TransferNotReversibleError(ConflictError):
     code = "transfer_not_reversible"
 
 
+class TransferNotSettledError(ConflictError):
+    """The movement is still pending settlement on chain: retry the reversal once it settles."""
+
+    code = "transfer_not_settled"
+
+
 class SettlementConflictError(ConflictError):
     """A settlement step conflicts with the recorded state."""
 

@@ -48,6 +48,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "hold_not_pending": 409,
     "wallet_cooling_down": 409,
     "transfer_not_reversible": 409,
+    "transfer_not_settled": 409,
     "settlement_conflict": 409,
     "finding_not_adjustable": 409,
     "finding_not_found": 404,
@@ -69,7 +70,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "store_damaged": 503,
 }
 """The contract's table (shared/API.md) plus the ledger's two extra rules,
-``transfer_not_reversible`` (409: the transfer's state forbids it) and
+``transfer_not_reversible`` (409: the transfer's state forbids it),
+``transfer_not_settled`` (409: retry the reversal once the movement settles) and
 ``supply_limit_exceeded`` (422), ``position_past_head`` (422: a query named a
 log position the log has not reached; the message names the head),
 ``not_found`` / ``method_not_allowed`` for unknown routes and methods,

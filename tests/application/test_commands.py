@@ -523,6 +523,7 @@ def test_a_reversal_moves_the_amount_back_and_marks_the_original(ledger):
     source, destination = ledger.open_account(5 * DEAL), ledger.open_account()
     transfer_id = uuid4()
     ledger.execute(c.TransferFunds(transfer_id, source, destination, 2 * DEAL))
+    ledger.settle(transfer_id)
     outcome = ledger.execute(c.ReverseTransfer(uuid4(), transfer_id, "mistake"))
     assert outcome.kind == "reversal"
     assert (ledger.balance(source), ledger.balance(destination)) == (5 * DEAL, 0)
@@ -533,6 +534,7 @@ def test_a_transfer_is_reversed_at_most_once_and_a_reversal_never(ledger):
     source, destination = ledger.open_account(5 * DEAL), ledger.open_account()
     transfer_id, reversal_id = uuid4(), uuid4()
     ledger.execute(c.TransferFunds(transfer_id, source, destination, DEAL))
+    ledger.settle(transfer_id)
     ledger.execute(c.ReverseTransfer(reversal_id, transfer_id))
     with refused(ledger, errors.TransferNotReversible):
         ledger.execute(c.ReverseTransfer(uuid4(), transfer_id))
@@ -544,10 +546,28 @@ def test_a_reversal_needs_the_destination_to_still_hold_the_amount(ledger):
     source, destination, third = ledger.open_account(DEAL), ledger.open_account(), ledger.open_account()
     transfer_id = uuid4()
     ledger.execute(c.TransferFunds(transfer_id, source, destination, DEAL))
+    ledger.settle(transfer_id)
     ledger.execute(c.TransferFunds(uuid4(), destination, third, 1))
     with refused(ledger, errors.InsufficientBalance):
         ledger.execute(c.ReverseTransfer(uuid4(), transfer_id))
-    assert ledger.app.transfer(transfer_id).status == "pending"
+    assert ledger.app.transfer(transfer_id).status == "settled"
+
+
+def test_a_movement_pending_settlement_is_reversed_only_once_it_settles(ledger):
+    """An admin reversal goes on chain: were it taken while its original is
+    still pending there, the original could fail and the reversal settle,
+    moving other tokens back. A mint and a captured hold wait the same way."""
+    source, destination = ledger.open_account(5 * DEAL), ledger.open_account()
+    transfer_id, minted = uuid4(), uuid4()
+    ledger.execute(c.TransferFunds(transfer_id, source, destination, DEAL))
+    ledger.execute(c.Mint(minted, destination, DEAL))
+    for original in (transfer_id, minted):
+        with refused(ledger, errors.TransferNotSettled):
+            ledger.execute(c.ReverseTransfer(uuid4(), original))
+    ledger.settle(transfer_id)
+    ledger.execute(c.ReverseTransfer(uuid4(), transfer_id))
+    assert ledger.app.transfer(transfer_id).status == "reversed"
+    assert ledger.app.transfer(minted).status == "pending"
 
 
 def test_reversing_an_unknown_transfer_is_transfer_not_found(ledger):
@@ -562,6 +582,9 @@ def test_a_captured_hold_can_be_reversed_but_a_pending_one_cannot(ledger):
     with refused(ledger, errors.TransferNotReversible):
         ledger.execute(c.ReverseTransfer(uuid4(), hold_id))
     ledger.execute(c.CaptureHold(hold_id, DEAL // 2))
+    with refused(ledger, errors.TransferNotSettled):
+        ledger.execute(c.ReverseTransfer(uuid4(), hold_id))
+    ledger.settle(hold_id)
     ledger.execute(c.ReverseTransfer(uuid4(), hold_id))
     assert ledger.balance(account) == 10 * DEAL
 

@@ -134,6 +134,7 @@ def test_a_reversal_names_the_transfer_it_reverses(ledger, accounts):
     another = c.TransferFunds(uuid4(), source, destination, DEAL)
     ledger.execute(original)
     ledger.execute(another)
+    ledger.settle(original.transfer_id)
     reversal_id = uuid4()
     ledger.execute(c.ReverseTransfer(reversal_id, original.transfer_id, SECRET))
     with conflict(ledger, f"reversal_id {reversal_id} was first used with a different "

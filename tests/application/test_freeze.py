@@ -109,6 +109,7 @@ def withdraw(ledger: LedgerHarness) -> Scene:
 
 def reverse(ledger: LedgerHarness) -> Scene:
     transfer_id, sender, receiver = _moved(ledger)
+    ledger.settle(transfer_id)
     return Scene(c.ReverseTransfer(uuid4(), transfer_id),
                  {"original sender": sender, "original receiver": receiver})
 

@@ -65,6 +65,8 @@ class Model:
     holds: dict[UUID, ModelHold] = field(default_factory=dict)
     movements: dict[UUID, tuple[UUID, UUID, int]] = field(default_factory=dict)
     reversed: set[UUID] = field(default_factory=set)
+    settlement: dict[UUID, str] = field(default_factory=dict)
+    """Each movement's settlement on chain: queued until a rule settles it."""
     clock_s: float = 0.0
 
     def available(self, account: UUID) -> int:
@@ -85,6 +87,16 @@ class Model:
         self.balances[source] -= amount
         self.balances[destination] += amount
         self.movements[movement_id] = (source, destination, amount)
+        self.settlement[movement_id] = "queued"
+
+    def reversal_refusal(self, original: UUID) -> str | None:
+        """An admin reversal goes on chain: its original must be settled."""
+        if self.settlement[original] == "failed":
+            return "transfer_not_reversible"
+        if self.settlement[original] != "settled":
+            return "transfer_not_settled"
+        source, destination, amount = self.movements[original]
+        return self.refusal(destination, source, amount)
 
 
 class LedgerMachine(RuleBasedStateMachine):
@@ -262,7 +274,7 @@ class LedgerMachine(RuleBasedStateMachine):
         original = candidates[pick % len(candidates)]
         source, destination, amount = self.model.movements[original]
         command = c.ReverseTransfer(uuid4(), original)
-        expected = self.model.refusal(destination, source, amount)
+        expected = self.model.reversal_refusal(original)
         self.run(command, expected)
         if expected is not None:
             return multiple()
@@ -270,6 +282,14 @@ class LedgerMachine(RuleBasedStateMachine):
         self.model.reversed.add(original)
         self.model.reversed.add(command.reversal_id)
         return command
+
+    @rule(pick=st.integers(min_value=0, max_value=1000))
+    def a_movement_settles(self, pick):
+        queued = [m for m, state in self.model.settlement.items() if state == "queued"]
+        if queued:
+            movement = queued[pick % len(queued)]
+            self.ledger.settle(movement)
+            self.model.settlement[movement] = "settled"
 
     @rule(command=done_commands)
     def a_repeated_command_changes_nothing(self, command):

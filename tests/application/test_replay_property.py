@@ -19,8 +19,9 @@ from application import commands as c
 from application.outcomes import BatchRecorded, Outcome
 from domain.amounts import UNITS_PER_DEAL
 from domain.errors import LedgerError
-from tests.application.test_replays import TX, unflagged
+from tests.application.test_replays import unflagged
 from tests.support.ledgers import LedgerHarness
+from tests.support.settling import TX
 
 EXAMPLES = int(os.environ.get("DEALS_REPLAY_EXAMPLES", "12"))
 ACCOUNTS = 3

@@ -10,7 +10,6 @@ balances, position), flagged as a replay, and the log does not grow.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from uuid import UUID, uuid4
@@ -24,14 +23,10 @@ from domain.amounts import UNITS_PER_DEAL
 from tests.support.ledgers import SYSTEM_IDS, LedgerHarness
 
 DEAL = UNITS_PER_DEAL
-TX = base64.b64encode(b"signed transaction bytes").decode()
 
 
 def settle(ledger: LedgerHarness, *transfer_ids: UUID) -> None:
-    """Record the movements submitted and settled on chain, as the settler does."""
-    signature = f"sig-{uuid4().hex}"
-    ledger.execute(c.RecordSubmission(signature, 300, TX, transfer_ids))
-    ledger.execute(c.MarkSettled(signature, 7, transfer_ids))
+    ledger.settle(*transfer_ids)
 
 
 def assert_repeat_answers_first(ledger: LedgerHarness, command: c.Command, first: Outcome,
@@ -130,6 +125,7 @@ def _withdraw_later(ledger, command):
 def _reverse(ledger):
     original = _transfer(ledger)
     ledger.execute(original)
+    settle(ledger, original.transfer_id)
     return c.ReverseTransfer(uuid4(), original.transfer_id, "mistake")
 
 

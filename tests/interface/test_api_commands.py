@@ -19,6 +19,7 @@ from tests.interface.helpers import (
     open_account,
     transfer_body,
 )
+from tests.support.settling import settle_through
 
 
 @contextmanager
@@ -242,6 +243,7 @@ def test_a_reversal_undoes_a_transfer_once(api, admin):
     source, destination = funded_account(admin, "10"), open_account(admin)
     original = transfer_body(source, destination, "4")
     admin.post("/v1/transfers", json=original)
+    settle_through(api, original["transfer_id"])
     reversal = {"reversal_id": new_id(), "reason": "refund"}
     path = f"/v1/transfers/{original['transfer_id']}/reverse"
     first = admin.post(path, json=reversal)
@@ -258,10 +260,25 @@ def test_reversing_needs_the_destination_to_still_hold_the_amount(api, admin):
     source, destination = funded_account(admin, "10"), open_account(admin)
     original = transfer_body(source, destination, "4")
     admin.post("/v1/transfers", json=original)
+    settle_through(api, original["transfer_id"])
     admin.post("/v1/transfers", json=transfer_body(destination, source, "1"))
     response = admin.post(f"/v1/transfers/{original['transfer_id']}/reverse",
                           json={"reversal_id": new_id()})
     assert_error(response, 402, "insufficient_balance")
+
+
+def test_a_transfer_pending_settlement_is_reversed_once_it_settles(api, admin):
+    source, destination = funded_account(admin, "10"), open_account(admin)
+    original = transfer_body(source, destination, "4")
+    admin.post("/v1/transfers", json=original)
+    path = f"/v1/transfers/{original['transfer_id']}/reverse"
+    reversal = {"reversal_id": new_id(), "reason": "refund"}
+    with writes_nothing(api):
+        early = admin.post(path, json=reversal)
+    error = assert_error(early, 409, "transfer_not_settled")
+    assert "once it settles" in error["message"]
+    settle_through(api, original["transfer_id"])
+    assert admin.post(path, json=reversal).status_code == 201
 
 
 def test_reversing_an_unknown_transfer_is_transfer_not_found(api, admin):

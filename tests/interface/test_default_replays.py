@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -16,6 +17,7 @@ import pytest
 from application.commands import HOLD_EXPIRY_S_DEFAULT
 from interface.http.schemas import requests
 from tests.interface.helpers import assert_error, funded_account, new_id, open_account
+from tests.support.settling import settle_through
 
 
 @dataclass(frozen=True)
@@ -24,7 +26,8 @@ class Case:
     and the defaults as the API documents them."""
 
     schema: type[requests.Request]
-    path: Callable[[httpx.Client], str]
+    path: Callable[[Any], str]
+    """The route, from the test's server (``api``)."""
     body: Callable[[httpx.Client], dict]
     defaults: dict
 
@@ -42,9 +45,12 @@ def _transfer_from(admin: httpx.Client) -> dict:
             "to": open_account(admin), "amount": "1"}
 
 
-def _reversible(admin: httpx.Client) -> str:
-    moved = admin.post("/v1/transfers", json=_transfer(admin))
+def _reversible(api: Any) -> str:
+    """A settled transfer's reversal route (a pending one is not reversible)."""
+    with api.client() as admin:
+        moved = admin.post("/v1/transfers", json=_transfer(admin))
     assert moved.status_code == 201, moved.text
+    settle_through(api, moved.json()["transfer_id"])
     return f"/v1/transfers/{moved.json()['transfer_id']}/reverse"
 
 
@@ -104,7 +110,7 @@ def test_a_default_written_out_repeats_as_a_replay(api, admin, name, defaults_fi
     bare = case.body(admin)
     full = _written_out(bare, case.defaults)
     first, second = (full, bare) if defaults_first else (bare, full)
-    path = case.path(admin)
+    path = case.path(api)
     made = admin.post(path, json=first)
     assert made.status_code in (200, 201), made.text
     again = admin.post(path, json=second)

@@ -25,6 +25,7 @@ from tests.interface.helpers import (
     open_account,
     transfer_body,
 )
+from tests.support.settling import settle_through
 
 
 def _address() -> str:
@@ -78,6 +79,7 @@ def test_a_reversal_may_not_take_a_compensations_id(api, admin):
     source, destination = funded_account(admin), open_account(admin)
     body = transfer_body(source, destination)
     assert admin.post("/v1/transfers", json=body).status_code == 201
+    settle_through(api, body["transfer_id"])
     reserved = str(compensation_id(UUID(body["transfer_id"])))
     answer = admin.post(f"/v1/transfers/{body['transfer_id']}/reverse",
                         json={"reversal_id": reserved, "reason": "squat"})

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.interface.helpers import assert_error, funded_account, new_id, open_account, transfer_body
+from tests.support.settling import settle_through
 
 REFS = {"metadata": {"order_id": "ord-42", "channel": "search"}, "external_ref": "ord-42/1"}
 
@@ -129,6 +130,7 @@ def test_transfer_from_and_reversal_take_references_too(api, admin):
     assert admin.put(f"/v1/allowances/{owner}/{spender}", json={"amount": "5"}).status_code == 200
     by_spender = {**transfer_body(owner, destination, "2", **REFS), "spender": spender}
     assert admin.post("/v1/transfers/from", json=by_spender).status_code == 201
+    settle_through(api, by_spender["transfer_id"])
     reversal = {"reversal_id": new_id(), "reason": "refund", "metadata": {"ticket": "T-9"},
                 "external_ref": "refund-9"}
     reversed_ = admin.post(f"/v1/transfers/{by_spender['transfer_id']}/reverse", json=reversal)
@@ -255,6 +257,7 @@ def test_a_movements_later_events_carry_its_references_for_subscribers(api, admi
     assert admin.post("/v1/holds", json=hold).status_code == 201
     assert admin.post(f"/v1/holds/{hold['hold_id']}/capture", json={"amount": "0.5"}
                       ).status_code == 200
+    settle_through(api, body["transfer_id"])
     reversal = {"reversal_id": new_id(), "reason": "refund"}
     assert admin.post(f"/v1/transfers/{body['transfer_id']}/reverse", json=reversal
                       ).status_code == 201

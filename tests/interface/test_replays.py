@@ -7,7 +7,6 @@ PostgreSQL + Redis.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,8 +16,6 @@ import httpx
 import pytest
 from solders.keypair import Keypair
 
-from application import commands as c
-from application.authority import INTERNAL
 from domain.transfer import EXPIRED
 from interface.http.idempotency import KEY_HEADER, REPLAYED_HEADER
 from tests.interface.helpers import (
@@ -30,19 +27,14 @@ from tests.interface.helpers import (
     transfer_body,
 )
 from tests.support.http import READER, WRITER, wait_until
+from tests.support.settling import settle_through
 
-TX = base64.b64encode(b"signed transaction bytes").decode()
 EXPIRY_WAIT_S = 30
 """A 1 s hold is released within 2 s of expiry; generous for a busy machine."""
 
 
 def settle(api, *transfer_ids: str) -> None:
-    """Record the movements submitted and settled, as the settler would."""
-    ids = tuple(UUID(transfer_id) for transfer_id in transfer_ids)
-    signature = f"sig-{uuid4().hex}"
-    writer = api.service.writer
-    writer.execute(c.RecordSubmission(signature, 300, TX, ids), authority=INTERNAL)
-    writer.execute(c.MarkSettled(signature, 7, ids), authority=INTERNAL)
+    settle_through(api, *transfer_ids)
 
 
 @dataclass
@@ -98,6 +90,7 @@ def _transfer_from(api, admin):
 def _reverse(api, admin):
     original = _post(admin, "/v1/transfers", transfer_body(funded_account(admin, "10"),
                                                             open_account(admin), "3"))
+    settle(api, original["transfer_id"])
     return Request("POST", f"/v1/transfers/{original['transfer_id']}/reverse",
                    {"reversal_id": new_id(), "reason": "mistake"})
 

@@ -15,6 +15,7 @@ from application.write.event_store import LedgerApplication
 from application.write.processor import CommandProcessor
 from application.write.writer import CommandWriter
 from domain.system import SYSTEM_ACCOUNTS
+from tests.support.settling import settle_with
 
 SYSTEM_IDS = tuple(SYSTEM_ACCOUNTS.values())
 
@@ -69,6 +70,10 @@ class LedgerHarness:
         if funded:
             self.execute(c.Mint(uuid4(), account_id, funded))
         return account_id
+
+    def settle(self, *transfer_ids: UUID) -> str:
+        """Record the movements settled on chain, as the settler does."""
+        return settle_with(self.writer, *transfer_ids)
 
     def balance(self, account_id: UUID) -> int:
         return self.app.account(account_id).balance

@@ -21,13 +21,20 @@ from interface.client import (
     LedgerClient,
     UnauthorizedError,
 )
-from tests.support.http import ADMIN, WRITER
+from tests.support.http import ADMIN, WRITER, wait_until
 
 
 def funded(client: LedgerClient, amount: str = "100") -> str:
     account = client.open_account().account_id
     client.mint(account, Decimal(amount))
     return str(account)
+
+
+def settled(client: LedgerClient, transfer_id: str) -> None:
+    """Wait for the server's settler to settle a movement on its embedded
+    chain: only a settled movement may be reversed."""
+    wait_until(lambda: client.get_transfer(transfer_id).status == "settled", 120,
+               f"transfer {transfer_id} to settle")
 
 
 def test_moves_money_in_decimals_and_reads_its_own_writes(client):
@@ -316,6 +323,7 @@ def test_a_batch_answers_each_item_and_a_reversal_undoes_a_transfer(client):
                               atomic=True)
     assert aborted.value.item_index == 1
     assert client.get_balance(destination).balance == Decimal("4")
+    settled(client, ok.transfer_id)
     reversal = client.reverse(ok.transfer_id, "refund")
     assert client.reverse(ok.transfer_id, "refund",
                           reversal_id=reversal.transfer_id).position == reversal.position
@@ -388,6 +396,7 @@ def test_a_service_finds_its_movements_by_its_own_reference(client):
     order = f"order-{uuid4().hex}"
     paid = client.transfer(payer, shop, Decimal("5"), "order", external_ref=order,
                            metadata={"step": "pay"})
+    settled(client, paid.transfer_id)
     refund = client.reverse(paid.transfer_id, "refund", external_ref=order,
                             metadata={"step": "refund"})
     client.approve(payer, spender, Decimal("1"))
