@@ -183,6 +183,16 @@ class Transfer(Aggregate):
         def apply(self, transfer: Transfer) -> None:
             transfer.reversed_by = self.reversal_id
 
+    class ReversalUndone(Aggregate.Event):
+        """The reversal of this movement failed on chain and was compensated:
+        the compensation gave the movement its effect back, so it is no
+        longer reversed (and may be reversed again)."""
+
+        reversal_id: UUID
+
+        def apply(self, transfer: Transfer) -> None:
+            transfer.reversed_by = None
+
     class SettlementSubmitted(Aggregate.Event):
         signature: str
         last_valid_block_height: int
@@ -418,10 +428,11 @@ class Transfer(Aggregate):
         """``compensation``: the reversal of a failed settlement, which never
         goes on chain; the only reversal of a withdrawal or a deposit (their
         tokens crossed custody's edge on chain, where no ledger movement can
-        bring them back)."""
+        bring them back), and of a reversal (one that failed on chain: its
+        compensation re-applies the original's effect, ``undo_reversal``)."""
         if self.is_hold and self.phase != CAPTURED:
             raise TransferNotReversible(f"hold {self.id} is {self.phase}; only a capture reverses")
-        if self.kind == REVERSAL:
+        if self.kind == REVERSAL and not compensation:
             raise TransferNotReversible("a reversal cannot itself be reversed")
         if self.kind in (WITHDRAWAL, DEPOSIT) and not compensation:
             raise TransferNotReversible(
@@ -449,6 +460,16 @@ class Transfer(Aggregate):
     def mark_reversed(self, reversal_id: UUID, now: datetime, *, compensation: bool = False) -> None:
         self.check_reversible(compensation=compensation)
         self.trigger_event(self.Reversed, reversal_id=reversal_id, timestamp=now)
+
+    def check_reversal_undoable(self, reversal_id: UUID) -> None:
+        if self.reversed_by != reversal_id:
+            raise SettlementConflict(f"transfer {self.id} is not reversed by {reversal_id}")
+
+    def undo_reversal(self, reversal_id: UUID, now: datetime) -> None:
+        """Its reversal failed on chain and was compensated: the movement
+        stands again, as it does on chain."""
+        self.check_reversal_undoable(reversal_id)
+        self.trigger_event(self.ReversalUndone, reversal_id=reversal_id, timestamp=now)
 
     # Settlement: each decision checks the submission in force first.
 

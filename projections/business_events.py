@@ -183,6 +183,8 @@ NOT_PUBLISHED: frozenset[type] = frozenset({
     # Administrative and internal steps, not what the platform's services follow.
     Account.Frozen, Account.Unfrozen, Account.AllowanceSet, Account.AllowanceSpent,
     Transfer.SettlementSubmitted, Transfer.SettlementRejected, Transfer.CompensationBlocked,
+    # A failed reversal's compensation (its own transfer.reversed) says it.
+    Transfer.ReversalUndone,
     Reconciliation.Started, Reconciliation.Finished, Finding.Adjusted, Finding.Reopened,
     Anchor.Recorded, Anchor.Resigned, Anchor.Confirmed,
     PriceSchedule.Started, PriceSchedule.RuleSet, PriceSchedule.RuleDeactivated,

@@ -439,10 +439,24 @@ _on(Transfer.Expired, loads=(TRANSFER_ROWS, HOLD_ROWS))(_closing_hold(EXPIRED))
 def _reversed(
     fold: LedgerFold, event: LogEvent, fields: Fields, changes: PageChanges
 ) -> None:
+    _set_reversed_by(fold, event, changes, fields["reversal_id"])
+
+
+@_on(Transfer.ReversalUndone, loads=(TRANSFER_ROWS,))
+def _reversal_undone(
+    fold: LedgerFold, event: LogEvent, fields: Fields, changes: PageChanges
+) -> None:
+    """Its reversal failed on chain and was compensated: it stands again."""
+    _set_reversed_by(fold, event, changes, None)
+
+
+def _set_reversed_by(
+    fold: LedgerFold, event: LogEvent, changes: PageChanges, reversal_id: str | None
+) -> None:
     row = fold._transaction(event, changes)
     if row is not None:
-        row.reversed_by = fields["reversal_id"]
-        row.status = client_status(reversed_=row.reversed_by is not None, phase=row.phase,
+        row.reversed_by = reversal_id
+        row.status = client_status(reversed_=reversal_id is not None, phase=row.phase,
                                    settlement=row.settlement)
 
 

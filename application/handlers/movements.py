@@ -222,6 +222,7 @@ def reverse_transfer(
     if not isinstance(original, Transfer):  # absent, or the id of an account, a wallet...
         raise TransferNotFound(f"transfer {command.transfer_id} does not exist")
     original.check_reversible(compensation=not command.settles_on_chain)
+    reverted = reverted_by_compensation(original, session)
     outcome = record_movement(
         session, command, transfer_id=command.reversal_id,
         kind=REVERSAL, source_id=original.destination, destination_id=original.source,
@@ -229,7 +230,21 @@ def reverse_transfer(
         settles_on_chain=command.settles_on_chain,
     )
     original.mark_reversed(command.reversal_id, now, compensation=not command.settles_on_chain)
+    if reverted is not None:
+        reverted.undo_reversal(original.id, now)
     return outcome
+
+
+def reverted_by_compensation(reversal: Transfer, session: AggregateSession) -> Transfer | None:
+    """The movement a reversal undid, when the reversal is what is being
+    reversed (its compensation, after it failed on chain): that movement
+    stands again. Checked before anything changes."""
+    if reversal.kind != REVERSAL or reversal.reverses is None:
+        return None
+    original = session.get_typed(reversal.reverses, Transfer)
+    if original is not None:
+        original.check_reversal_undoable(reversal.id)
+    return original
 
 
 def price_schedule(session: AggregateSession) -> PriceSchedule:

@@ -14,6 +14,7 @@ from application.handlers.movements import movement_outcome, reverse_transfer
 from application.handlers.session import AggregateSession
 from application.outcomes import MovementRecorded, SettlementStep
 from domain.errors import LedgerError, SettlementConflict, TransferNotFound
+from domain.movements import REVERSAL
 from domain.reconciliation import Finding
 from domain.system import GENESIS_MINT_ID, deposit_return_id, derived_id, legacy_derived_id
 from domain.transfer import (
@@ -150,6 +151,7 @@ def retry_compensation(
     error = transfer.settlement_error or ""
     outcome = reverse_transfer(_compensation(transfer, error), session, now)
     _reopen_if_return(transfer, error, session, now)
+    _compensate_failed_original(transfer, session, now)
     session.set_primary(outcome.transfer_id)
     return outcome
 
@@ -180,6 +182,7 @@ def _compensate(
         transfer.block_compensation(reversal_id, refusal.message, now)
         return refusal.message
     _reopen_if_return(transfer, error, session, now)
+    _compensate_failed_original(transfer, session, now)
     return None
 
 
@@ -205,6 +208,20 @@ def _reopen_if_return(
     reverse_transfer(
         _compensation(credit, error, f"its return {transfer.id} failed on chain"), session, now)
     finding.reopen(transfer.id, now)
+
+
+def _compensate_failed_original(
+    transfer: Transfer, session: AggregateSession, now: datetime
+) -> None:
+    """A compensated reversal gave its original its effect back; if that
+    original failed on chain too (a reversal taken while it was pending,
+    before such reversals were refused), it is compensated now as well."""
+    if transfer.kind != REVERSAL or transfer.reverses is None:
+        return
+    original = session.get_typed(transfer.reverses, Transfer)
+    if (original is not None and original.settlement_status == SETTLEMENT_FAILED
+            and original.reversed_by is None and original.compensation_blocked is None):
+        _compensate(original, original.settlement_error or "", session, now)
 
 
 def _transfers(session: AggregateSession, transfer_ids: tuple[UUID, ...]) -> list[Transfer]:

@@ -88,6 +88,8 @@ NOT_SHOWN: frozenset[type] = frozenset({
     Account.Unfrozen,
     Account.AllowanceSet,
     Account.AllowanceSpent,
+    # Its original is settled again: the reversal's failure is what moved.
+    Transfer.ReversalUndone,
     # Connecting or disconnecting a wallet moves no tokens.
     Wallet.Connected,
     Wallet.Disconnected,

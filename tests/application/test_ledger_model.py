@@ -37,6 +37,7 @@ from domain.pricing import PRICES_DEFAULT
 from domain.system import ISSUANCE_ID, SYSTEM_ACCOUNTS, TREASURY_ID
 from tests.support.ledgers import LedgerHarness
 from tests.support.services import PostgresTestDatabase, unreachable
+from tests.support.settling import TX
 from tests.support.stores import postgres_store, sqlite_store
 
 amounts = st.integers(min_value=1, max_value=5 * 10**8)
@@ -66,7 +67,10 @@ class Model:
     movements: dict[UUID, tuple[UUID, UUID, int]] = field(default_factory=dict)
     reversed: set[UUID] = field(default_factory=set)
     settlement: dict[UUID, str] = field(default_factory=dict)
-    """Each movement's settlement on chain: queued until a rule settles it."""
+    """Each movement's settlement on chain: queued until a rule settles or
+    fails it."""
+    reverses: dict[UUID, UUID] = field(default_factory=dict)
+    """Each admin reversal's original."""
     clock_s: float = 0.0
 
     def available(self, account: UUID) -> int:
@@ -88,6 +92,21 @@ class Model:
         self.balances[destination] += amount
         self.movements[movement_id] = (source, destination, amount)
         self.settlement[movement_id] = "queued"
+
+    def fail(self, movement_id: UUID) -> bool:
+        """The movement failed on chain: compensated (moved back, never on
+        chain) unless the ledger refuses it; a compensated reversal gives
+        its original its effect back, so the original is reversible again.
+        Whether it was compensated."""
+        self.settlement[movement_id] = "failed"
+        source, destination, amount = self.movements[movement_id]
+        if self.refusal(destination, source, amount) is not None:
+            return False
+        self.balances[destination] -= amount
+        self.balances[source] += amount
+        self.reversed.add(movement_id)
+        self.reversed.discard(self.reverses.get(movement_id))
+        return True
 
     def reversal_refusal(self, original: UUID) -> str | None:
         """An admin reversal goes on chain: its original must be settled."""
@@ -281,6 +300,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.model.move(command.reversal_id, destination, source, amount)
         self.model.reversed.add(original)
         self.model.reversed.add(command.reversal_id)
+        self.model.reverses[command.reversal_id] = original
         return command
 
     @rule(pick=st.integers(min_value=0, max_value=1000))
@@ -290,6 +310,19 @@ class LedgerMachine(RuleBasedStateMachine):
             movement = queued[pick % len(queued)]
             self.ledger.settle(movement)
             self.model.settlement[movement] = "settled"
+
+    @rule(pick=st.integers(min_value=0, max_value=1000))
+    def a_movement_fails_on_chain(self, pick):
+        queued = [m for m, state in self.model.settlement.items() if state == "queued"]
+        if not queued:
+            return
+        movement = queued[pick % len(queued)]
+        signature = f"sig-{uuid4().hex}"
+        self.ledger.execute(c.RecordSubmission(signature, 300, TX, (movement,)))
+        step = self.ledger.execute(c.MarkSettlementFailed(signature, "refused", (movement,)))
+        compensated = self.model.fail(movement)
+        assert bool(step.compensations) == compensated, step
+        assert bool(step.blocked) != compensated, step
 
     @rule(command=done_commands)
     def a_repeated_command_changes_nothing(self, command):
