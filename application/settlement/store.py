@@ -591,8 +591,14 @@ class SettlementStore:
             self._reset(cursor)
 
     def _reset(self, cursor: Cursor) -> None:
+        """Empty what the fold rebuilds from the log; keep what only an
+        operator's command knows (an unfinished owner rotation: the log
+        cannot say it, and losing it let a settler start on half-moved
+        accounts after a rebuild or a schema upgrade)."""
         for table in _TABLES:
-            cursor.execute(self.sql(f"DELETE FROM {{{table}}}"))  # noqa: S608
+            kept = " WHERE name <> ?" if table == "settlement_meta" else ""
+            cursor.execute(self.sql(f"DELETE FROM {{{table}}}{kept}"),  # noqa: S608
+                           (OWNER_ROTATION_META,) if kept else ())
         self.tracking.seed(cursor)
 
     def _create(self, cursor: Cursor) -> None:

@@ -7,6 +7,7 @@ import pytest
 
 from application.settlement.fold import SettlementFold
 from application.settlement.store import (
+    OWNER_ROTATION_META,
     SCHEMA_VERSION_META,
     SETTLEMENT_SCHEMA_VERSION,
     open_settlement_store,
@@ -31,5 +32,26 @@ async def test_tables_of_another_version_are_emptied_and_folded_again(rig: Settl
         assert SettlementFold(rig.ledger.app, reopened).catch_up() == folded
         assert reopened.balances([alice]) == settled == {alice: 3 * UNITS_PER_DEAL}
         assert reopened.backlog() == 0
+    finally:
+        reopened.close()
+
+
+async def test_an_unfinished_owner_rotation_outlives_a_rebuild_and_an_upgrade(
+    rig: SettlementRig,
+) -> None:
+    """The mark only an operator's command sets (the log cannot say a
+    rotation is half done) survives what empties the rest: a fold rebuild
+    and tables of another version; the derived rows go."""
+    rig.open_account(3 * UNITS_PER_DEAL)
+    await rig.settle()
+    rig.store.set_meta(OWNER_ROTATION_META, 1)
+    rig.fold.rebuild()
+    assert rig.store.meta(OWNER_ROTATION_META) == 1
+    rig.store.set_meta(SCHEMA_VERSION_META, SETTLEMENT_SCHEMA_VERSION - 1)
+
+    reopened = open_settlement_store(rig.ledger.app.recorder)
+    try:
+        assert reopened.position() == 0
+        assert reopened.meta(OWNER_ROTATION_META) == 1
     finally:
         reopened.close()
