@@ -122,11 +122,18 @@ class Wallet(Aggregate):
         stolen write key connects one as easily as a withdraw key sends to
         it), and tokens sent out cannot be called back: withdrawals to it
         wait ``cooldown_s`` from its last connection, time for the owner to
-        see it (GET /v1/accounts/{id}, the events) and disconnect it."""
-        ready_at = self.connected_at + timedelta(seconds=cooldown_s)
-        if now >= ready_at:
+        see it (GET /v1/accounts/{id}, the events) and disconnect it.
+        A connection time after ``now`` (a clock stepped back, another
+        writer host's clock behind) counts as ``now``: the wait is never
+        longer than the cool-down, and a cool-down of 0 never refuses."""
+        if cooldown_s <= 0:
             return
-        wait_s = max(1, math.ceil((ready_at - now).total_seconds()))
+        elapsed = max(timedelta(0), now - self.connected_at)
+        remaining = timedelta(seconds=cooldown_s) - elapsed
+        if remaining <= timedelta(0):
+            return
+        ready_at = now + remaining
+        wait_s = max(1, math.ceil(remaining.total_seconds()))
         raise WalletCoolingDown(
             f"wallet {self.address} was connected at {_rfc3339(self.connected_at)}: a new "
             f"withdrawal address receives nothing for {cooldown_s:g} s, so it may receive from "

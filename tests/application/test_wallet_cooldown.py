@@ -87,3 +87,23 @@ def test_a_repeat_of_an_accepted_withdrawal_is_answered_whatever_the_cool_down(s
 def test_without_a_cool_down_a_new_wallet_receives_at_once(ledger):
     account, address = connected(ledger)
     assert withdraw(ledger, account, address).source_balance == 9 * DEAL
+
+
+def test_a_clock_stepped_back_never_makes_the_wait_longer_than_the_cool_down(store, clock):
+    """A connection stamped after the processor's now (an NTP step back,
+    another writer host's clock behind): with no cool-down the withdrawal
+    goes; with one, the wait is at most the cool-down, not the skew more."""
+    for cooldown_s in (0, HOUR_S):
+        ledger = LedgerHarness(store.env, clock=clock, rules=Rules(wallet_cooldown_s=cooldown_s))
+        try:
+            account, address = connected(ledger)
+            clock.advance(-30)
+            if cooldown_s == 0:
+                assert withdraw(ledger, account, address).source_balance == 9 * DEAL
+                continue
+            with pytest.raises(WalletCoolingDown) as refusal:
+                withdraw(ledger, account, address)
+            assert refusal.value.retry_after_s == HOUR_S
+        finally:
+            ledger.close()
+        clock.advance(30)
