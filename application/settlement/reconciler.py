@@ -81,6 +81,7 @@ from domain.reconciliation import (
     MEMO_MISMATCH,
     MISSING_ON_CHAIN,
     SIGNATURE_KINDS,
+    UNASSIGNED_DEPOSIT,
     UNCOMPENSATED_FAILURE,
     UNKNOWN_SIGNATURE,
 )
@@ -209,6 +210,9 @@ class Reconciler:
         self._custody_off = 0
         """The run's custody balance findings' differences (chain less
         ledger), summed: what they leave outside custody (``_check_external``)."""
+        self._uncredited = 0
+        """What of those differences is deposits the ledger has not credited
+        yet (``_uncredited_deposits``)."""
 
     async def run(self, *, full: bool = False) -> ReconciliationReport:
         """One reconciliation now; its report. ``full`` re-checks the whole
@@ -217,7 +221,7 @@ class Reconciler:
         run_id = uuid4()
         await self._execute(c.StartReconciliation(run_id))
         findings = _Findings(run_id, self._execute, self.config.findings_per_run_max)
-        self._custody_off = 0
+        self._custody_off = self._uncredited = 0
         accounts, signatures = await self._check_accounts(findings, full)
         await self._check_external(findings)
         clean_settlements = await self._check_settlements(findings, full)
@@ -291,7 +295,22 @@ class Reconciler:
             waiting_for = await self._unscanned_deposits(account)
             if waiting_for is not None:
                 self.store.hold_adjustment(finding_id, account, waiting_for)
+            self._uncredited += self._uncredited_deposits(account, reading,
+                                                          held=waiting_for is not None)
         return readings
+
+    def _uncredited_deposits(self, account: UUID, reading: BalanceReading, *,
+                             held: bool) -> int:
+        """What of a custody balance finding is deposits the ledger has not
+        credited yet: in custody on chain, external in the ledger, and
+        reported by their own findings, so the external check leaves them
+        out (``_check_external``). All of a finding held for the deposit
+        scan (its difference may be deposits the scan has not taken), else
+        the account's open ``unassigned_deposit`` findings."""
+        if held:
+            return reading.actual - reading.expected
+        return sum(row.actual or 0 for row in self.store.unresolved_findings(
+            DEPOSIT_FINDINGS_RUN_ID, account) if row.kind == UNASSIGNED_DEPOSIT)
 
     async def _read(self, account: UUID, settled: dict[UUID, int],
                     in_flight: dict[UUID, set[int]]) -> tuple[int, BalanceReading | None]:
@@ -313,7 +332,10 @@ class Reconciler:
         custody account and lag makes no finding. The chain then holds
         outside custody the external balance less what the supply and the
         custody accounts' findings are off and what the ledger's settled
-        balances sum to (zero, unless a row was altered). The external
+        balances sum to (zero, unless a row was altered). The ledger
+        expects there the external balance less the deposits it has not
+        credited yet (not scanned, or unassigned): their own findings
+        report them, once. The external
         balance is negative when more DEAL came in than left (DEAL minted
         outside the ledger): a signed number like any other here."""
         self.fold.catch_up()
@@ -321,19 +343,23 @@ class Reconciler:
                                      self._in_flight_changes())
         supply_off = 0 if supply is None else supply.actual - supply.expected
         difference = -(supply_off + self._custody_off + self.store.balances_total())
-        if difference == 0:
+        if difference + self._uncredited == 0:
             return
         external = self.store.balances([EXTERNAL_ID]).get(EXTERNAL_ID, 0)
+        uncredited = ("" if not self._uncredited else
+                      f", {format_amount(self._uncredited)} DEAL of it deposited and not "
+                      "credited yet")
         supply_text = ("the supply agrees with the ledger's issuance" if supply is None else
                        f"the supply is {format_amount(-supply.actual)} DEAL, the ledger's "
                        f"issuance {format_amount(-supply.expected)} DEAL")
         await findings.add(
-            EXTERNAL_MISMATCH, account_id=EXTERNAL_ID, expected=external,
+            EXTERNAL_MISMATCH, account_id=EXTERNAL_ID, expected=external - self._uncredited,
             actual=external + difference,
             detail=f"the mint's supply less the custody token accounts' balances leaves "
                    f"{format_amount(external + difference)} DEAL outside custody, the ledger's "
-                   f"external balance is {format_amount(external)} DEAL ({supply_text}; the "
-                   f"custody balance findings sum to {_signed_amount(self._custody_off)} DEAL)",
+                   f"external balance is {format_amount(external)} DEAL{uncredited} "
+                   f"({supply_text}; the custody balance findings sum to "
+                   f"{_signed_amount(self._custody_off)} DEAL)",
         )
 
     async def _unscanned_deposits(self, account: UUID) -> str | None:

@@ -26,8 +26,8 @@ from application.settlement.reconciler import (
     adjust_for_finding,
 )
 from domain.errors import FindingNotAdjustable
-from domain.reconciliation import EXTERNAL_MISMATCH
-from domain.system import EXTERNAL_ID, TREASURY_ID
+from domain.reconciliation import BALANCE_MISMATCH, EXTERNAL_MISMATCH
+from domain.system import EXTERNAL_ID, TREASURY_ID, deposit_finding_id
 from tests.settlement.conftest import DEAL, FAST_RETRY, SettlementRig
 from tests.support.alerts import CollectedAlerts
 from tests.support.outside_wallets import OutsideWallet
@@ -57,6 +57,18 @@ def findings(report: ReconciliationReport) -> list[tuple[str, UUID | None, int |
             for f in [*report.mismatches, *report.unmatched_signatures]]
 
 
+def scanner(rig: SettlementRig) -> DepositScanner:
+    return DepositScanner(writer=rig.ledger.writer, fold=rig.fold, chain=rig.chain,
+                          config=DepositConfig(retry=FAST_RETRY))
+
+
+def mismatches(report: ReconciliationReport) -> list[tuple[str, UUID | None, int | None,
+                                                            int | None]]:
+    """The balance findings (a deposit's transaction is also an
+    ``unknown_signature`` until the scan credits it)."""
+    return [(f.kind, f.account_id, f.expected, f.actual) for f in report.mismatches]
+
+
 async def test_withdrawals_and_deposits_leave_the_external_account_clean(
     chain_rig: SettlementRig,
 ) -> None:
@@ -64,8 +76,7 @@ async def test_withdrawals_and_deposits_leave_the_external_account_clean(
     account, wallet = await withdrawn_to_a_wallet(rig, 6 * DEAL)
     wallet.deposit(rig.chain.token_account_address(account), 2 * DEAL,
                    source=wallet.associated_token_account)
-    scanned = await DepositScanner(writer=rig.ledger.writer, fold=rig.fold, chain=rig.chain,
-                                   config=DepositConfig(retry=FAST_RETRY)).scan()
+    scanned = await scanner(rig).scan()
     assert scanned.credited == 1
     await rig.settle()
 
@@ -73,6 +84,63 @@ async def test_withdrawals_and_deposits_leave_the_external_account_clean(
 
     assert report.clean, findings(report)
     assert rig.ledger.balance(EXTERNAL_ID) == 4 * DEAL == await outside_custody_on_chain(rig)
+
+
+async def test_a_deposit_the_scan_has_not_taken_is_reported_once_by_its_balance_finding(
+    chain_rig: SettlementRig,
+) -> None:
+    """Normal lag: the deposit is in custody on chain and still external in
+    the ledger until the scan credits it. The balance finding, held for the
+    scan, reports it; the external check does not report it again, and
+    still finds DEAL minted outside the ledger meanwhile."""
+    rig = chain_rig
+    account, wallet = await withdrawn_to_a_wallet(rig, 6 * DEAL)
+    wallet.deposit(rig.chain.token_account_address(account), 2 * DEAL,
+                   source=wallet.associated_token_account)
+
+    lagging = await rig.reconcile()
+
+    assert mismatches(lagging) == [(BALANCE_MISMATCH, account, 4 * DEAL, 6 * DEAL)]
+    with pytest.raises(FindingNotAdjustable, match="deposit scan"):
+        adjust_for_finding(rig.fold, rig.ledger.writer, lagging.mismatches[0].finding_id,
+                           INTERNAL)
+    wallet.fund(rig.custody, 3 * DEAL)
+    minted = await rig.reconcile()
+    assert mismatches(minted) == [(BALANCE_MISMATCH, account, 4 * DEAL, 6 * DEAL),
+                                  (EXTERNAL_MISMATCH, EXTERNAL_ID, 4 * DEAL, 7 * DEAL)]
+    assert ("leaves 7 DEAL outside custody, the ledger's external balance is 6 DEAL, 2 DEAL "
+            "of it deposited and not credited yet") in minted.mismatches[1].detail
+    assert (await scanner(rig).scan()).credited == 1
+    assert findings(await rig.reconcile(full=True)) == [  # the same figures, credited
+        (EXTERNAL_MISMATCH, EXTERNAL_ID, 4 * DEAL, 7 * DEAL)]
+
+
+async def test_an_unassigned_deposit_is_reported_once_by_its_own_findings(
+    chain_rig: SettlementRig,
+) -> None:
+    """A stranger's deposit stays in custody, external in the ledger, until
+    an admin assigns or returns it: its ``unassigned_deposit`` and the
+    balance finding report it, run after run, the external check not again;
+    a burn outside custody meanwhile is still found."""
+    rig = chain_rig
+    _, wallet = await withdrawn_to_a_wallet(rig, 6 * DEAL)
+    other = rig.open_account(10 * DEAL)
+    await rig.settle()
+    signature = wallet.deposit(rig.chain.token_account_address(other), 2 * DEAL,
+                               source=wallet.associated_token_account).signature
+    assert (await scanner(rig).scan()).unassigned == 1
+
+    first, again = await rig.reconcile(full=True), await rig.reconcile()
+
+    assert mismatches(first) == mismatches(again) == [
+        (BALANCE_MISMATCH, other, 10 * DEAL, 12 * DEAL)]
+    wallet.burn(wallet.associated_token_account, DEAL)
+    assert mismatches(await rig.reconcile()) == [
+        (BALANCE_MISMATCH, other, 10 * DEAL, 12 * DEAL),
+        (EXTERNAL_MISMATCH, EXTERNAL_ID, 4 * DEAL, 3 * DEAL)]
+    rig.execute(c.AssignDeposit(deposit_finding_id(signature, other)))
+    assert findings(await rig.reconcile()) == [(EXTERNAL_MISMATCH, EXTERNAL_ID, 4 * DEAL,
+                                                3 * DEAL)]
 
 
 async def test_deal_minted_or_burned_behind_the_ledgers_back_is_an_external_mismatch(
