@@ -802,7 +802,10 @@ class CreditDeposit(Command):
     account ``source``, owned by ``owner``, into the account's deposit
     address. Credited only when ``owner`` is a wallet connected to the
     account; already settled (its own transaction is the settlement). Its
-    id is derived from (signature, account), so it happens once."""
+    id is derived from (signature, account, position), so it happens once:
+    ``position`` names the instruction that made the transfer (``"3"``, or
+    ``"3.0"`` inside instruction 3), None for the transaction's first
+    (the id deposits had before positions were in it)."""
 
     kind: ClassVar[str] = "credit_deposit"
     id_field: ClassVar[str] = "deposit_id"
@@ -813,6 +816,7 @@ class CreditDeposit(Command):
     slot: int
     source: str
     owner: str | None
+    position: str | None = None
 
     def recorded(self) -> Recorded:
         return Recorded(movement_noun(DEPOSIT), {

@@ -16,7 +16,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from domain.errors import FindingNotAdjustable
-from domain.system import deposit_credit_id
+from domain.system import deposit_attempt_id, deposit_id
 
 BALANCE_MISMATCH = "balance_mismatch"
 """A token account's balance differs from the ledger's settled balance."""
@@ -168,9 +168,13 @@ class Finding(Aggregate):
 
     def credit_id(self) -> UUID:
         """The id the deposit's credit takes now: a new one after each
-        reopening, so a second assignment or return is a movement of its own."""
+        reopening, so a second assignment or return is a movement of its own.
+        The first is the ``transfer_id`` the scan recorded (its position in
+        the transaction is in it); a finding recorded before positions has
+        none and takes the position-less id, as its credit did then."""
         assert self.signature is not None and self.account_id is not None
-        return deposit_credit_id(self.signature, self.account_id, self.reopened)
+        first = self.transfer_id or deposit_id(self.signature, self.account_id)
+        return deposit_attempt_id(first, self.reopened)
 
     def mark_adjusted(self, transfer_id: UUID, change: int, now: datetime) -> None:
         self.trigger_event(self.Adjusted, transfer_id=transfer_id, change=change, timestamp=now)

@@ -61,20 +61,34 @@ DEPOSIT_FINDINGS_RUN_ID = ledger_id(_NAMESPACE, "reconciliation:deposits")
 own, started once and never finished (so never the latest report)."""
 
 
-def deposit_id(signature: str, account_id: UUID) -> UUID:
-    """The credit of what transaction ``signature`` deposited into
-    ``account_id``'s deposit address: one id per (signature, destination),
-    so a rescan, a crash after crediting or an admin's assignment can only
-    ever find it taken."""
-    return ledger_id(_NAMESPACE, f"deposit:{signature}:{account_id}")
+def deposit_id(signature: str, account_id: UUID, position: str | None = None) -> UUID:
+    """The credit of one transfer transaction ``signature`` made into
+    ``account_id``'s deposit address, ``position`` naming the instruction
+    that made it (``"2"``, ``"2.0"`` inside instruction 2). The first
+    such transfer of a transaction takes ``position`` None: the id every
+    deposit had before positions were in it (one per signature and
+    destination), so a credit stored then is found again by a rescan. So a
+    rescan, a crash after crediting or an admin's assignment can only ever
+    find it taken, and two transfers in one transaction are two deposits."""
+    suffix = "" if position is None else f":{position}"
+    return ledger_id(_NAMESPACE, f"deposit:{signature}:{account_id}{suffix}")
 
 
-def deposit_credit_id(signature: str, account_id: UUID, attempt: int) -> UUID:
+def deposit_credit_id(
+    signature: str, account_id: UUID, attempt: int, position: str | None = None,
+) -> UUID:
     """The credit of a deposit at its ``attempt``-th resolution: the first
     is ``deposit_id``; a return the chain refused reopens the deposit's
     finding (its credit and withdrawal compensated), and each resolution
     after that is a new movement with an id of its own."""
-    first = deposit_id(signature, account_id)
+    return deposit_attempt_id(deposit_id(signature, account_id, position), attempt)
+
+
+def deposit_attempt_id(first: UUID, attempt: int) -> UUID:
+    """The ``attempt``-th credit of the deposit first credited as ``first``
+    (its ``deposit_id``, position and all): derived from that id, so two
+    transfers of one transaction never share an attempt's id, and a rescan
+    derives the same one."""
     return first if attempt == 0 else derived_id(f"deposit-attempt-{attempt}", first)
 
 
@@ -84,6 +98,8 @@ def deposit_return_id(credit_id: UUID) -> UUID:
     return derived_id("deposit-return", credit_id)
 
 
-def deposit_finding_id(signature: str, account_id: UUID) -> UUID:
-    """The finding of a deposit no connected wallet made: recorded once."""
-    return ledger_id(_NAMESPACE, f"deposit-finding:{signature}:{account_id}")
+def deposit_finding_id(signature: str, account_id: UUID, position: str | None = None) -> UUID:
+    """The finding of a deposit no connected wallet made (or made into a
+    system account): recorded once; ``position`` as for ``deposit_id``."""
+    suffix = "" if position is None else f":{position}"
+    return ledger_id(_NAMESPACE, f"deposit-finding:{signature}:{account_id}{suffix}")

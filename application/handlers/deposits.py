@@ -3,9 +3,11 @@
 
 The deposit's own transaction is its settlement, so the credit is recorded
 already settled (signature, slot) and never goes to the settlement queue.
-Its id is derived from (signature, account): the scan's credit and an
-admin's assignment of the same deposit share it, so whichever comes first
-is the only one. A deposit's finding, once resolved (credited, assigned or
+Its id is derived from (signature, account, position of the transfer in
+the transaction; none for the first, as every id was before positions):
+the scan's credit and an admin's assignment of the same deposit share it
+(the finding keeps it as its ``transfer_id``), so whichever comes first is
+the only one. A deposit's finding, once resolved (credited, assigned or
 returned), records that in ``adjusted_by``, so it cannot be resolved a
 second way; only a return the chain refused reopens it, and the next
 resolution is a movement with ids of its own (``Finding.credit_id``).
@@ -45,9 +47,12 @@ def credit_deposit(
     deposit whose finding a failed return reopened is credited under the
     finding's next credit id (``Finding.credit_id``)."""
     signature = c.check_signature(command.signature)
-    if command.deposit_id != deposit_id(signature, command.account_id):
-        raise InvalidRequest("deposit_id must be derived from the signature and the account")
-    finding = session.get_typed(deposit_finding_id(signature, command.account_id), Finding)
+    position = command.position
+    if command.deposit_id != deposit_id(signature, command.account_id, position):
+        raise InvalidRequest(
+            "deposit_id must be derived from the signature, the account and the position")
+    finding = session.get_typed(
+        deposit_finding_id(signature, command.account_id, position), Finding)
     credit_id = command.deposit_id if finding is None else finding.credit_id()
     existing = session.existing_transfer(credit_id, command.id_field)
     if existing is not None:

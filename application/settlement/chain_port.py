@@ -118,16 +118,29 @@ class SignatureStatus:
 
 @dataclass(frozen=True)
 class TokenTransfer:
-    """One ``transfer_checked`` instruction of a landed transaction, as a
+    """One SPL Token ``transfer`` or ``transfer_checked`` of a landed
+    transaction, top-level or made inside another program (a CPI), as a
     deposit scan reads it: token account addresses (base58), the source's
-    owner at the time (None when the chain did not say), the mint, and the
-    amount in base units."""
+    owner at the time (None when the chain did not say), the mint (None for
+    a plain ``transfer`` whose destination the chain did not describe), the
+    amount in base units, and where it ran: top-level instruction
+    ``instruction``, and ``inner`` its position among the instructions
+    invoked inside that one (None: the top-level instruction itself)."""
 
     source: str
     source_owner: str | None
     destination: str
-    mint: str
+    mint: str | None
     amount: int
+    instruction: int = 0
+    inner: int | None = None
+    checked: bool = True
+    """A ``transfer_checked`` (False: a plain ``transfer``)."""
+
+    @property
+    def position(self) -> str:
+        """Where it ran, as a deposit id names it: ``"2"`` or ``"2.0"``."""
+        return str(self.instruction) if self.inner is None else f"{self.instruction}.{self.inner}"
 
 
 @dataclass(frozen=True)
@@ -140,7 +153,7 @@ class ChainTransaction:
     memo_transfer_ids: tuple[UUID, ...]
     token_deltas: dict[str, int]  # token account address -> change in base units
     memos: tuple[str, ...] = ()  # every memo's text, in instruction order
-    token_transfers: tuple[TokenTransfer, ...] = ()  # its transfer_checked, in order
+    token_transfers: tuple[TokenTransfer, ...] = ()  # its transfers, inner ones too, in order
     fee_payer: str | None = None  # who paid for it (its first signer), base58
 
 

@@ -42,6 +42,7 @@ from uuid import UUID
 from application import commands as c
 from application.alerts import AlertKind, raise_alert
 from application.errors import LedgerUnavailable
+from application.outcomes import MovementRecorded
 from application.retry import RetryPolicy, Sleep, retrying
 from application.settlement import metrics
 from application.settlement.chain_port import (
@@ -55,6 +56,7 @@ from application.settlement.process import COMMITMENT_RANK, CommandSender, execu
 from domain.errors import LedgerError
 from domain.reconciliation import UNASSIGNED_DEPOSIT
 from domain.system import (
+    CUSTODY_LESS_ACCOUNTS,
     DEPOSIT_FINDINGS_RUN_ID,
     SYSTEM_ACCOUNTS,
     deposit_finding_id,
@@ -75,6 +77,8 @@ OPEN_ALERT_NAMES_MAX = 100
 """Open deposits an alert looks at (and names, when new) after a scan."""
 ACCOUNTS_PER_PAGE = 1000
 _SYSTEM_IDS = frozenset(SYSTEM_ACCOUNTS.values())
+_SYSTEM_RECEIVED = ("sent to a system account's custody address, where users have no deposit "
+                    "address: assign it or return it")
 
 
 @dataclass(frozen=True)
@@ -96,9 +100,12 @@ class DepositConfig:
 
 @dataclass(frozen=True)
 class Deposit:
-    """What one transaction deposited into one account: ``amount`` in base
-    units; ``owner`` None when its transfers came from several owners or
-    the chain did not name one."""
+    """One transfer a transaction made into one account's deposit address:
+    ``amount`` in base units; ``owner`` None when the chain did not name
+    the source's owner; ``position`` the instruction that made it, None for
+    the transaction's first (see ``deposit_id``); ``summed`` whether a scan
+    before positions took it (a top-level ``transfer_checked``: one credit
+    summed them all under the first's id)."""
 
     account_id: UUID
     signature: str
@@ -106,6 +113,8 @@ class Deposit:
     source: str
     owner: str | None
     amount: int
+    position: str | None = None
+    summed: bool = True
 
 
 DepositHook = Callable[[Deposit], Awaitable[None] | None]
@@ -199,19 +208,20 @@ class DepositScanner:
         """Take ``signatures`` (oldest first), moving the cursor past each;
         False when one not yet committed (or readable) stopped it there."""
         statuses = await self._statuses(signatures)
+        ours = self.store.submissions(signatures)
         for signature in signatures:
             status = statuses.get(signature)
             if status is None or not self._committed(status):
                 return False  # later ones wait for it: the cursor never passes it
-            if status.error is None:
+            if status.error is None and signature not in ours:
                 landed = await self._chain(
                     "getTransaction", partial(self.chain.transaction, signature))
                 if landed is None:
                     return False  # listed, not yet readable at the adapter's commitment
-                deposit = self._deposit(account_id, landed)
-                if deposit is not None:
-                    await self._take(deposit, report)
-                    await _hook(self.hooks.before_cursor, deposit)
+                deposits = self._deposits(account_id, landed)
+                if deposits:
+                    await self._take_all(deposits, report)
+                    await _hook(self.hooks.before_cursor, deposits[-1])
             report.signatures += 1
             self.store.set_deposit_cursor(account_id, signature)
         return True
@@ -262,9 +272,14 @@ class DepositScanner:
     def _committed(self, status: SignatureStatus) -> bool:
         return COMMITMENT_RANK[status.confirmation] >= COMMITMENT_RANK[self.config.commitment]
 
-    def _deposit(self, account_id: UUID, landed: ChainTransaction) -> Deposit | None:
-        """The DEAL this transaction moved into the account's deposit address
-        from token accounts the custody key does not own; None if none."""
+    def _deposits(self, account_id: UUID, landed: ChainTransaction) -> list[Deposit]:
+        """Each transfer of DEAL this transaction made into the account's
+        deposit address (top-level or inside another program, ``transfer``
+        or ``transfer_checked``) from a token account the ledger does not
+        hold; none in a transaction the ledger's fee payer paid for (only
+        the ledger makes it sign)."""
+        if landed.fee_payer == self.chain.fee_payer_address:
+            return []
         address = self.chain.token_account_address(account_id)
         transfers = [
             moved for moved in landed.token_transfers
@@ -272,42 +287,63 @@ class DepositScanner:
             and moved.source_owner != self.chain.token_account_owner and moved.amount > 0
         ]
         transfers = [moved for moved in transfers if not self._is_custody(moved.source)]
-        if not transfers:
-            return None
-        owners = {moved.source_owner for moved in transfers}
-        return Deposit(
+        return [Deposit(
             account_id=account_id, signature=landed.signature, slot=landed.slot,
-            source=transfers[0].source, owner=owners.pop() if len(owners) == 1 else None,
-            amount=sum(moved.amount for moved in transfers),
-        )
+            source=moved.source, owner=moved.source_owner, amount=moved.amount,
+            position=None if first else moved.position,
+            summed=moved.inner is None and moved.checked,
+        ) for first, moved in zip([True] + [False] * len(transfers), transfers, strict=False)]
 
     # --- recording -------------------------------------------------------------
 
-    async def _take(self, deposit: Deposit, report: DepositScan) -> None:
+    async def _take_all(self, deposits: list[Deposit], report: DepositScan) -> None:
+        """Take each transfer as a deposit of its own. The first answered by
+        an earlier credit of every ``summed`` transfer's sum was credited by
+        a scan before positions were in ids, which summed them under the
+        first's id: those are taken already."""
+        first, *rest = deposits
+        outcome = await self._take(first, report)
+        summed = [deposit.amount for deposit in deposits if deposit.summed]
+        if (outcome is not None and outcome.replayed and len(summed) > 1
+                and outcome.amount == sum(summed) != first.amount):
+            rest = [deposit for deposit in rest if not deposit.summed]
+        for deposit in rest:
+            await self._take(deposit, report)
+
+    async def _take(self, deposit: Deposit, report: DepositScan) -> MovementRecorded | None:
+        """Credit one deposit, or record it as unassigned (None): always when
+        a system account received it (users have no deposit address there)."""
         await _hook(self.hooks.before_credit, deposit)
+        if deposit.account_id in _SYSTEM_IDS:
+            await self._record_unassigned(deposit, _SYSTEM_RECEIVED, report)
+            return None
         command = c.CreditDeposit(
-            deposit_id=deposit_id(deposit.signature, deposit.account_id),
+            deposit_id=deposit_id(deposit.signature, deposit.account_id, deposit.position),
             account_id=deposit.account_id, amount=deposit.amount, signature=deposit.signature,
             slot=deposit.slot, source=deposit.source, owner=deposit.owner,
+            position=deposit.position,
         )
         try:
-            outcome = await self._execute(command)
+            outcome: MovementRecorded = await self._execute(command)
         except LedgerUnavailable:
             raise
         except LedgerError as refusal:
             await self._record_unassigned(deposit, refusal.message, report)
-            return
+            return None
         if not outcome.replayed:
             report.credited += 1
             metrics.DEPOSITS_CREDITED.inc()
             logger.info("deposit %s credited to %s", deposit.signature, deposit.account_id)
+        return outcome
 
     async def _record_unassigned(self, deposit: Deposit, why: str, report: DepositScan) -> None:
         if not self._run_started:
             await self._execute(c.StartReconciliation(DEPOSIT_FINDINGS_RUN_ID))
             self._run_started = True
+        signature, account_id, position = deposit.signature, deposit.account_id, deposit.position
         spec = c.FindingSpec(
-            finding_id=deposit_finding_id(deposit.signature, deposit.account_id),
+            finding_id=deposit_finding_id(signature, account_id, position),
+            transfer_id=deposit_id(signature, account_id, position),
             kind=UNASSIGNED_DEPOSIT, account_id=deposit.account_id,
             signature=deposit.signature, actual=deposit.amount,
             detail=f"not credited: {why}", source=deposit.source,
@@ -333,9 +369,11 @@ class DepositScanner:
         return source in self._custody_sources
 
     def _accounts(self) -> Iterator[UUID]:
-        """User accounts with a deposit address on chain: every account a
-        settled movement touched (the settlement store's balances)."""
-        return (account for account in self._ledger_accounts() if account not in _SYSTEM_IDS)
+        """Accounts with a custody token account on chain: every account a
+        settled movement touched (the settlement store's balances), system
+        ones too (what is sent to them is a finding, never a credit)."""
+        return (account for account in self._ledger_accounts()
+                if account not in CUSTODY_LESS_ACCOUNTS)
 
     def _ledger_accounts(self) -> Iterator[UUID]:
         """Every account with a custody token account (system ones too)."""

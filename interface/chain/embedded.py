@@ -214,6 +214,7 @@ class EmbeddedSolana:
             compute_units=metadata.compute_units_consumed(),
             logs=tuple(metadata.logs()),
             raw=bytes(transaction),
+            inner_instructions=_inner_instructions(metadata),
         )
 
     def _advance(
@@ -349,6 +350,17 @@ def _token_balances(keys: list[Pubkey], accounts: list[Account | None]) -> tuple
             TokenBalance(index, str(key), str(state.mint), str(state.owner), int(state.amount))
         )
     return tuple(balances)
+
+
+def _inner_instructions(metadata: TransactionMetadata) -> tuple[tx.InnerInstruction, ...]:
+    """What each top-level instruction's programs invoked, in order (LiteSVM
+    lists one group per top-level instruction, empty when it made none)."""
+    return tuple(
+        tx.InnerInstruction(outer, compiled.program_id_index, tuple(compiled.accounts),
+                            bytes(compiled.data))
+        for outer, group in enumerate(metadata.inner_instructions())
+        for compiled in (inner.instruction() for inner in group)
+    )
 
 
 def _indexed_addresses(landed: LandedTransaction) -> tuple[str, ...]:

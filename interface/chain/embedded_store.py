@@ -21,6 +21,8 @@ from uuid import UUID
 from solders.account import Account
 from solders.pubkey import Pubkey
 
+from interface.chain.transactions import InnerInstruction
+
 SIGNATURES_PAGE_MAX = 1000  # the RPC method's own cap
 
 _SCHEMA = """
@@ -86,6 +88,9 @@ class LandedTransaction:
     compute_units: int
     logs: tuple[str, ...]
     raw: bytes
+    inner_instructions: tuple[InnerInstruction, ...] = ()
+    """What its programs invoked (CPIs); absent from records written before
+    they were kept, read as none."""
 
     @property
     def token_deltas(self) -> dict[str, int]:
@@ -255,6 +260,9 @@ def _record_json(landed: LandedTransaction) -> str:
     record = asdict(landed)
     del record["raw"]
     record["memo_transfer_ids"] = [str(transfer_id) for transfer_id in landed.memo_transfer_ids]
+    record["inner_instructions"] = [
+        [inner.outer, inner.program_id_index, list(inner.accounts), inner.data.hex()]
+        for inner in landed.inner_instructions]
     return json.dumps(record, separators=(",", ":"))
 
 
@@ -275,4 +283,7 @@ def _landed_from_row(record_json: str, raw: bytes) -> LandedTransaction:
         compute_units=record["compute_units"],
         logs=tuple(record["logs"]),
         raw=bytes(raw),
+        inner_instructions=tuple(
+            InnerInstruction(outer, program, tuple(accounts), bytes.fromhex(data))
+            for outer, program, accounts, data in record.get("inner_instructions", ())),
     )

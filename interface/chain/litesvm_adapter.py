@@ -118,7 +118,7 @@ class LiteSvmChain(SeededTokenChain):
             token_deltas=landed.token_deltas,
             memos=landed.memos,
             token_transfers=tx.token_transfers(
-                message, {balance.address: balance.owner for balance in landed.pre_token_balances}),
+                message, _token_accounts(landed), landed.inner_instructions),
             fee_payer=str(message.account_keys[0]),
         )
 
@@ -160,6 +160,13 @@ class LiteSvmChain(SeededTokenChain):
         account = self._chain.get_account(self._keys.fee_payer)
         if account is None or account.lamports < FEE_PAYER_LAMPORTS_MIN:
             self._chain.fund(self._keys.fee_payer, FEE_PAYER_LAMPORTS_TOP_UP)
+
+
+def _token_accounts(landed: LandedTransaction) -> dict[str, tuple[str, str]]:
+    """Token account -> (owner, mint): before the transaction where it
+    existed (the owner that signed), else after (created by it)."""
+    return {balance.address: (balance.owner, balance.mint)
+            for balance in (*landed.post_token_balances, *landed.pre_token_balances)}
 
 
 def _status(landed: LandedTransaction | None) -> SignatureStatus | None:

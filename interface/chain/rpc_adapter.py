@@ -29,6 +29,8 @@ from solders.rpc.responses import GetTransactionResp, RpcConfirmedTransactionSta
 from solders.signature import Signature
 from solders.transaction import Transaction, VersionedTransaction
 from solders.transaction_status import (
+    UiCompiledInstruction,
+    UiTransactionStatusMeta,
     TransactionErrorFieldless,
     TransactionStatus,
     UiTransactionTokenBalance,
@@ -345,9 +347,10 @@ def _chain_transaction(signature: str, response: GetTransactionResp) -> ChainTra
     encoded = found.transaction.transaction
     message = Transaction.from_bytes(bytes(encoded)).message
     memos = tx.memo_texts(message)
-    owners = {
-        str(message.account_keys[balance.account_index]): str(balance.owner)
-        for balance in meta.pre_token_balances or () if balance.owner is not None
+    accounts = {
+        str(message.account_keys[balance.account_index]): (str(balance.owner), str(balance.mint))
+        for balance in (*(meta.post_token_balances or ()), *(meta.pre_token_balances or ()))
+        if balance.owner is not None
     }
     return ChainTransaction(
         signature=signature,
@@ -355,11 +358,25 @@ def _chain_transaction(signature: str, response: GetTransactionResp) -> ChainTra
         error=tx.error_text(meta.err),
         memo_transfer_ids=tx.memo_transfer_ids(memos),
         memos=memos,
-        token_transfers=tx.token_transfers(message, owners),
+        token_transfers=tx.token_transfers(message, accounts, _inner_instructions(meta)),
         fee_payer=str(message.account_keys[0]),
         token_deltas=_token_deltas(
             message.account_keys, meta.pre_token_balances, meta.post_token_balances
         ),
+    )
+
+
+def _inner_instructions(meta: UiTransactionStatusMeta) -> tuple[tx.InnerInstruction, ...]:
+    """``meta.innerInstructions``: the instructions each top-level one's
+    programs invoked, compiled (base58 data, indexes into the message's
+    keys, as a base64-encoded transaction gets them). A parsed form (asked
+    only with jsonParsed) names no indexes and is skipped."""
+    return tuple(
+        tx.InnerInstruction(group.index, inner.program_id_index, tuple(inner.accounts),
+                            tx.base58_bytes(inner.data))
+        for group in meta.inner_instructions or ()
+        for inner in group.instructions
+        if isinstance(inner, UiCompiledInstruction)
     )
 
 

@@ -55,6 +55,7 @@ U64_MAX = 2**64 - 1
 
 _INITIALIZE_MINT2 = 20
 _INITIALIZE_ACCOUNT3 = 18
+_TRANSFER = 3
 _TRANSFER_CHECKED = 12
 _MINT_TO_CHECKED = 14
 _BURN_CHECKED = 15
@@ -580,27 +581,80 @@ def memo_transfer_ids(memos: Iterable[str]) -> tuple[UUID, ...]:
     return tuple(transfer_id for memo in memos for transfer_id in parse_memo(memo.encode()))
 
 
+@dataclass(frozen=True)
+class InnerInstruction:
+    """One instruction a program invoked (a CPI) while top-level instruction
+    ``outer`` ran: indexes into the message's account keys, as LiteSVM's
+    metadata and JSON-RPC's ``meta.innerInstructions`` both give them."""
+
+    outer: int
+    program_id_index: int
+    accounts: tuple[int, ...]
+    data: bytes
+
+
 def token_transfers(
-    message: Message, owners: Mapping[str, str]
+    message: Message, accounts: Mapping[str, tuple[str, str]],
+    inner: Sequence[InnerInstruction] = (),
 ) -> tuple[TokenTransfer, ...]:
-    """Every SPL Token ``transfer_checked`` of ``message``, in instruction
-    order; ``owners`` maps token account addresses to their owners (the
-    transaction's token balances, as nodes report them). Malformed
+    """Every SPL Token ``transfer`` and ``transfer_checked`` of ``message``
+    and of its inner instructions (those a program made by CPI), each read
+    where it ran: top-level instruction ``i``, then the ones invoked inside
+    it. ``accounts`` maps token account addresses to (owner, mint), from
+    the transaction's token balances as nodes report them: a plain
+    ``transfer`` names no mint, it moves the destination's. Malformed
     instructions (short data, missing accounts) are not transfers: they
     could not have executed."""
-    keys = message.account_keys
-    found = []
-    for instruction in message.instructions:
-        data = bytes(instruction.data)
-        if keys[instruction.program_id_index] != TOKEN_PROGRAM_ID:
-            continue
-        if len(data) != 10 or data[0] != _TRANSFER_CHECKED or len(instruction.accounts) < 4:
-            continue
-        source, mint, destination = (str(keys[index]) for index in instruction.accounts[:3])
-        (amount,) = struct.unpack_from("<Q", data, 1)
-        found.append(TokenTransfer(source=source, source_owner=owners.get(source),
-                                   destination=destination, mint=mint, amount=amount))
+    keys = [str(key) for key in message.account_keys]
+    inside: dict[int, list[InnerInstruction]] = {}
+    for instruction in inner:
+        inside.setdefault(instruction.outer, []).append(instruction)
+    found: list[TokenTransfer] = []
+    for index, top in enumerate(message.instructions):
+        steps = [(None, top.program_id_index, tuple(top.accounts), bytes(top.data))]
+        steps += [(number, step.program_id_index, step.accounts, step.data)
+                  for number, step in enumerate(inside.get(index, ()))]
+        for number, program, named, data in steps:
+            if keys[program] == str(TOKEN_PROGRAM_ID):
+                moved = _transfer(keys, named, data, accounts, index, number)
+                if moved is not None:
+                    found.append(moved)
     return tuple(found)
+
+
+_BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+
+def base58_bytes(text: str) -> bytes:
+    """Decode base58 (JSON-RPC's encoding of an inner instruction's data):
+    each leading ``1`` is a zero byte. ValueError on any other character."""
+    number = 0
+    for character in text:
+        digit = _BASE58.find(character)
+        if digit < 0:
+            raise ValueError(f"{character!r} is not a base58 character")
+        number = number * 58 + digit
+    body = number.to_bytes((number.bit_length() + 7) // 8, "big")
+    return bytes(len(text) - len(text.lstrip("1"))) + body
+
+
+def _transfer(
+    keys: Sequence[str], named: Sequence[int], data: bytes,
+    accounts: Mapping[str, tuple[str, str]], index: int, inner: int | None,
+) -> TokenTransfer | None:
+    """The transfer one token-program instruction made, if it is one."""
+    if len(data) == 10 and data[0] == _TRANSFER_CHECKED and len(named) >= 4:
+        source, mint, destination = (keys[position] for position in named[:3])
+    elif len(data) == 9 and data[0] == _TRANSFER and len(named) >= 3:
+        source, destination = keys[named[0]], keys[named[1]]
+        mint = accounts.get(destination, ("", ""))[1] or None
+    else:
+        return None
+    (amount,) = struct.unpack_from("<Q", data, 1)
+    owner = accounts.get(source, (None, None))[0]
+    return TokenTransfer(source=source, source_owner=owner, destination=destination, mint=mint,
+                         amount=amount, instruction=index, inner=inner,
+                         checked=data[0] == _TRANSFER_CHECKED)
 
 
 def writable_keys(message: Message) -> list[Pubkey]:

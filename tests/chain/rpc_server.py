@@ -352,6 +352,30 @@ def _token_balance(balance: TokenBalance) -> dict[str, object]:
     }
 
 
+def _inner_instructions(landed: LandedTransaction) -> list[dict[str, object]]:
+    """``meta.innerInstructions`` as a node gives it with a base64-encoded
+    transaction: one group per top-level instruction that invoked any,
+    compiled (indexes into the message's keys, base58 data)."""
+    groups: dict[int, list[dict[str, object]]] = {}
+    for inner in landed.inner_instructions:
+        groups.setdefault(inner.outer, []).append({
+            "programIdIndex": inner.program_id_index, "accounts": list(inner.accounts),
+            "data": _base58(inner.data), "stackHeight": 2,
+        })
+    return [{"index": outer, "instructions": found} for outer, found in sorted(groups.items())]
+
+
+def _base58(data: bytes) -> str:
+    number, digits = int.from_bytes(data, "big"), ""
+    while number:
+        number, digit = divmod(number, 58)
+        digits = _BASE58[digit] + digits
+    return "1" * (len(data) - len(data.lstrip(b"\0"))) + digits
+
+
+_BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+
 def _transaction_with_meta(landed: LandedTransaction) -> dict[str, object]:
     return {
         "slot": landed.slot,
@@ -364,7 +388,7 @@ def _transaction_with_meta(landed: LandedTransaction) -> dict[str, object]:
             "fee": landed.fee,
             "preBalances": list(landed.pre_lamports),
             "postBalances": list(landed.post_lamports),
-            "innerInstructions": [],
+            "innerInstructions": _inner_instructions(landed),
             "logMessages": list(landed.logs),
             "preTokenBalances": [_token_balance(b) for b in landed.pre_token_balances],
             "postTokenBalances": [_token_balance(b) for b in landed.post_token_balances],

@@ -24,6 +24,7 @@ WALLET_LAMPORTS = 10 * 10**9
 _INITIALIZE_ACCOUNT3 = 18
 _SET_AUTHORITY = 6
 _ACCOUNT_OWNER = 2
+_RECOVER_NESTED = 2  # the Associated Token Account program's RecoverNested
 
 
 class OutsideWallet:
@@ -99,6 +100,56 @@ class OutsideWallet:
              AccountMeta(owner, is_signer=True, is_writable=False)])
         self._send([create, give_away], [self.keypair])
         return str(new_owner)
+
+    def transfer(self, deposit_address: str, *amounts: int, checked: bool = False) -> SendOutcome:
+        """One transaction of the wallet's token-program transfers into
+        ``deposit_address``, one instruction per amount: plain ``transfer``
+        (instruction 3, no mint named) unless ``checked``."""
+        instructions = [self._transfer_instruction(deposit_address, amount, checked=checked)
+                        for amount in amounts]
+        return self._send(instructions, [self.keypair])
+
+    def _transfer_instruction(self, destination: str, amount: int, *, checked: bool
+                              ) -> Instruction:
+        source = AccountMeta(self.token_keypair.pubkey(), is_signer=False, is_writable=True)
+        target = AccountMeta(Pubkey.from_string(destination), is_signer=False, is_writable=True)
+        owner = AccountMeta(self.keypair.pubkey(), is_signer=True, is_writable=False)
+        if not checked:
+            return Instruction(tx.TOKEN_PROGRAM_ID, struct.pack("<BQ", 3, amount),
+                               [source, target, owner])
+        mint = AccountMeta(self.mint, is_signer=False, is_writable=False)
+        return Instruction(tx.TOKEN_PROGRAM_ID, struct.pack("<BQB", 12, amount, tx.DEAL_DECIMALS),
+                           [source, mint, target, owner])
+
+    def recover_nested(self, custody: CustodyKey, amount: int) -> tuple[SendOutcome, str, str]:
+        """A real transfer made inside another program: DEAL minted into a
+        token account owned by the wallet's own associated token account (a
+        "nested" one), then the Associated Token Account program's
+        RecoverNested, which moves it by CPI (``transfer_checked``) into the
+        wallet's associated token account. Returns the outcome, the nested
+        account (the source) and the wallet's associated one (the
+        destination)."""
+        wallet = self.address
+        outer = tx.associated_token_address(wallet, self.mint)
+        nested = tx.associated_token_address(str(outer), self.mint)
+        self._send([
+            tx.create_associated_account_instruction(self.keypair.pubkey(), wallet, self.mint),
+            tx.create_associated_account_instruction(self.keypair.pubkey(), str(outer), self.mint),
+        ], [self.keypair])
+        blockhash, _ = self.chain.latest_blockhash()
+        mint_to = tx.mint_to_instruction(custody.pubkey, nested, amount, self.mint)
+        message = Message.new_with_blockhash([mint_to], custody.pubkey, blockhash)
+        _landed(self.chain.process(custody.sign_transaction(message, blockhash)))
+        recover = Instruction(tx.ASSOCIATED_TOKEN_PROGRAM_ID, bytes([_RECOVER_NESTED]), [
+            AccountMeta(nested, is_signer=False, is_writable=True),
+            AccountMeta(self.mint, is_signer=False, is_writable=False),
+            AccountMeta(outer, is_signer=False, is_writable=True),
+            AccountMeta(outer, is_signer=False, is_writable=False),
+            AccountMeta(self.mint, is_signer=False, is_writable=False),
+            AccountMeta(self.keypair.pubkey(), is_signer=True, is_writable=True),
+            AccountMeta(tx.TOKEN_PROGRAM_ID, is_signer=False, is_writable=False),
+        ])
+        return self._send([recover], [self.keypair]), str(nested), str(outer)
 
     def _open_token_account(self) -> None:
         rent = self.chain.rent_lamports().token_account

@@ -1,0 +1,155 @@
+"""Deposits the scan once missed (issue 18): a plain ``transfer`` (no mint
+named), several transfers in one transaction (each its own deposit, keyed
+by the instruction that made it), and anything sent into a system account's
+custody address (a finding, never a credit), on the embedded chain and
+through the JSON-RPC adapter. A transfer made inside another program is
+read from the transaction's inner instructions (tests/chain/
+test_token_transfers.py runs a real one; the scan test below answers one
+in JSON-RPC's shape, since no program here can CPI into a deposit address).
+"""
+
+from __future__ import annotations
+
+from uuid import UUID, uuid4
+
+import pytest
+
+from application import commands as c
+from domain.amounts import UNITS_PER_DEAL
+from domain.movements import DEPOSIT
+from domain.reconciliation import UNASSIGNED_DEPOSIT
+from domain.system import REWARDS_ID, TREASURY_ID, deposit_finding_id, deposit_id
+from tests.settlement.conftest import SettlementRig
+from tests.settlement.test_deposits import (
+    account_with_address,
+    deposit_findings,
+    drig,
+    forget_cursors,
+    scanner,
+    wallet,
+)
+
+pytestmark = pytest.mark.anyio
+DEAL = UNITS_PER_DEAL
+__all__ = ["drig"]
+
+
+async def test_a_plain_transfer_from_a_connected_wallet_is_credited_once(
+    drig: SettlementRig,
+) -> None:
+    account = await account_with_address(drig)
+    outside = wallet(drig)
+    drig.execute(c.ConnectWallet(account, outside.address))
+    signature = outside.transfer(drig.chain.token_account_address(account), 4 * DEAL).signature
+
+    report = await scanner(drig).scan()
+
+    assert (report.credited, report.unassigned) == (1, 0)
+    credit = drig.transfer(deposit_id(signature, account))
+    assert (credit.kind, credit.destination, credit.amount, credit.signature) == (
+        DEPOSIT, account, 4 * DEAL, signature)
+    forget_cursors(drig)
+    assert (await scanner(drig).scan()).credited == 0
+    assert drig.ledger.balance(account) == 14 * DEAL == await drig.chain_balance(account)
+
+
+@pytest.mark.parametrize("checked", [True, False], ids=["transfer_checked", "transfer"])
+async def test_two_transfers_in_one_transaction_are_two_deposits(
+    drig: SettlementRig, checked: bool,
+) -> None:
+    """Keyed by signature, account and the instruction that made each: the
+    first keeps the id deposits always had, the second names instruction 1;
+    a rescan from nothing credits neither again."""
+    account = await account_with_address(drig)
+    outside = wallet(drig)
+    drig.execute(c.ConnectWallet(account, outside.address))
+    signature = outside.transfer(drig.chain.token_account_address(account), 2 * DEAL, 3 * DEAL,
+                                 checked=checked).signature
+
+    report = await scanner(drig).scan()
+
+    assert (report.credited, report.unassigned) == (2, 0)
+    first, second = (drig.transfer(deposit_id(signature, account, position))
+                     for position in (None, "1"))
+    assert (first.amount, second.amount) == (2 * DEAL, 3 * DEAL)
+    assert first.id != second.id
+    forget_cursors(drig)
+    assert (await scanner(drig).scan()).credited == 0
+    assert drig.ledger.balance(account) == 15 * DEAL == await drig.chain_balance(account)
+
+
+async def test_a_strangers_two_transfers_are_two_findings_each_assigned_once(
+    drig: SettlementRig,
+) -> None:
+    account = await account_with_address(drig)
+    stranger = wallet(drig)
+    signature = stranger.transfer(drig.chain.token_account_address(account), DEAL, 2 * DEAL
+                                  ).signature
+
+    assert (await scanner(drig).scan()).unassigned == 2
+    findings = {row.finding_id: row for row in deposit_findings(drig)}
+    assert set(findings) == {deposit_finding_id(signature, account),
+                             deposit_finding_id(signature, account, "1")}
+
+    credits = [drig.execute(c.AssignDeposit(finding_id)) for finding_id in findings]
+    drig.execute(c.ConnectWallet(account, stranger.address))
+    forget_cursors(drig)
+
+    assert {credit.transfer_id for credit in credits} == {
+        deposit_id(signature, account), deposit_id(signature, account, "1")}
+    assert (await scanner(drig).scan()).credited == 0
+    assert drig.ledger.balance(account) == 13 * DEAL == await drig.chain_balance(account)
+
+
+async def test_a_credit_summed_before_positions_is_not_credited_again(
+    drig: SettlementRig,
+) -> None:
+    """A scan before positions were in ids credited a transaction's
+    ``transfer_checked`` into one address as one deposit of their sum, under
+    the position-less id: a rescan (a lost cursor) finds that credit and
+    takes the transaction's summed transfers as taken."""
+    account = await account_with_address(drig)
+    outside = wallet(drig)
+    drig.execute(c.ConnectWallet(account, outside.address))
+    landed = outside.transfer(drig.chain.token_account_address(account), 2 * DEAL, 3 * DEAL,
+                              checked=True)
+    signature = landed.signature
+    assert landed.landed is not None
+    drig.execute(c.CreditDeposit(  # what the scan credited before
+        deposit_id=deposit_id(signature, account), account_id=account, amount=5 * DEAL,
+        signature=signature, slot=landed.landed.slot, source=outside.token_account,
+        owner=outside.address))
+
+    report = await scanner(drig).scan()
+
+    assert (report.credited, report.unassigned) == (0, 0)
+    assert drig.ledger.balance(account) == 15 * DEAL == await drig.chain_balance(account)
+
+
+@pytest.mark.parametrize("system_account", [TREASURY_ID, REWARDS_ID], ids=["treasury", "rewards"])
+async def test_what_is_sent_to_a_system_account_is_a_finding_never_a_credit(
+    drig: SettlementRig, system_account: UUID,
+) -> None:
+    """Even from a wallet connected to a user account: users have no deposit
+    address in a system account. Recorded once; the ledger's own movements
+    into the same address (funding, a user's transfer, settled) are not."""
+    account = await account_with_address(drig)
+    drig.execute(c.TransferFunds(uuid4(), account, system_account, DEAL, "a ledger movement"))
+    await drig.settle()
+    outside = wallet(drig)
+    drig.execute(c.ConnectWallet(account, outside.address))
+    address = drig.chain.token_account_address(system_account)
+    signature = outside.transfer(address, 6 * DEAL).signature
+    before = drig.ledger.balance(system_account)
+
+    report = await scanner(drig).scan()
+
+    assert (report.credited, report.unassigned) == (0, 1)
+    (finding,) = deposit_findings(drig)
+    assert (finding.finding_id, finding.kind, finding.account_id, finding.signature,
+            finding.actual) == (deposit_finding_id(signature, system_account),
+                                UNASSIGNED_DEPOSIT, system_account, signature, 6 * DEAL)
+    forget_cursors(drig)
+    assert (await scanner(drig).scan()).unassigned == 0
+    assert drig.ledger.balance(system_account) == before
+    assert drig.ledger.balance(account) == 9 * DEAL
