@@ -208,7 +208,7 @@ class DepositScanner:
         """Take ``signatures`` (oldest first), moving the cursor past each;
         False when one not yet committed (or readable) stopped it there."""
         statuses = await self._statuses(signatures)
-        ours = self.store.submissions(signatures)
+        ours = self._sent_by_the_ledger(signatures)
         for signature in signatures:
             status = statuses.get(signature)
             if status is None or not self._committed(status):
@@ -357,6 +357,15 @@ class DepositScanner:
                            deposit.account_id, why)
 
     # --- helpers ---------------------------------------------------------------
+
+    def _sent_by_the_ledger(self, signatures: list[str]) -> set[str]:
+        """Signatures of transactions the settler signed and sent (a system
+        account's history is mostly these): never deposits, so not read. A
+        deposit's own signature is known too, settled without a submission
+        (no block height): it is read again, its other transfers may not
+        be taken yet."""
+        return {signature for signature, submission in self.store.submissions(signatures).items()
+                if submission.last_valid_block_height > 0}
 
     def _is_custody(self, source: str) -> bool:
         """Whether ``source`` is one of the ledger's custody token accounts:

@@ -337,11 +337,16 @@ def _settled(page: _Page, event: Any) -> None:
         SETTLED, event.signature, event.slot, page.position, transfer_hex,
     )
     page.set_submission(event.signature, SETTLED, event.slot)
-    page.run(  # a settlement without a submission (the genesis mint)
+    page.run(  # a settlement without a submission (the genesis mint, a deposit): several
+        # deposits of one transaction (one per transfer) all name its signature
         "INSERT INTO {settlement_submissions} (signature, position, last_valid_block_height, "
         "transfer_ids, status, slot, outcome_position) VALUES (?, ?, 0, ?, ?, ?, ?) "
-        "ON CONFLICT (signature) DO NOTHING",
+        "ON CONFLICT (signature) DO UPDATE SET transfer_ids = "
+        "{settlement_submissions}.transfer_ids || ',' || excluded.transfer_ids "
+        "WHERE {settlement_submissions}.last_valid_block_height = 0 AND "
+        "{settlement_submissions}.transfer_ids NOT LIKE ?",
         event.signature, page.position, transfer_hex, SETTLED, event.slot, page.position,
+        f"%{transfer_hex}%",
     )
 
 

@@ -19,7 +19,8 @@ from domain.amounts import UNITS_PER_DEAL
 from domain.movements import DEPOSIT
 from domain.reconciliation import UNASSIGNED_DEPOSIT
 from domain.system import REWARDS_ID, TREASURY_ID, deposit_finding_id, deposit_id
-from tests.settlement.conftest import SettlementRig
+from application.settlement.deposit_scan import Deposit, DepositHooks
+from tests.settlement.conftest import SettlementRig, SimulatedCrash
 from tests.settlement.test_deposits import (
     account_with_address,
     deposit_findings,
@@ -75,6 +76,35 @@ async def test_two_transfers_in_one_transaction_are_two_deposits(
     assert first.id != second.id
     forget_cursors(drig)
     assert (await scanner(drig).scan()).credited == 0
+    assert drig.ledger.balance(account) == 15 * DEAL == await drig.chain_balance(account)
+    reconciled = await drig.reconcile(full=True)
+    assert reconciled.findings_total == 0
+
+
+async def test_a_crash_between_two_transfers_of_one_transaction_credits_each_once(
+    drig: SettlementRig,
+) -> None:
+    account = await account_with_address(drig)
+    outside = wallet(drig)
+    drig.execute(c.ConnectWallet(account, outside.address))
+    signature = outside.transfer(drig.chain.token_account_address(account), 2 * DEAL, 3 * DEAL
+                                 ).signature
+    credits = 0
+
+    def crash_at_the_second(deposit: Deposit) -> None:
+        nonlocal credits
+        credits += 1
+        if credits == 2:
+            raise SimulatedCrash
+
+    with pytest.raises(SimulatedCrash):
+        await scanner(drig, DepositHooks(before_credit=crash_at_the_second)).scan()
+    assert drig.ledger.balance(account) == 12 * DEAL
+
+    report = await scanner(drig).scan()
+
+    assert (report.credited, report.unassigned) == (1, 0)
+    assert drig.transfer(deposit_id(signature, account, "1")).amount == 3 * DEAL
     assert drig.ledger.balance(account) == 15 * DEAL == await drig.chain_balance(account)
 
 
@@ -153,3 +183,23 @@ async def test_what_is_sent_to_a_system_account_is_a_finding_never_a_credit(
     assert (await scanner(drig).scan()).unassigned == 0
     assert drig.ledger.balance(system_account) == before
     assert drig.ledger.balance(account) == 9 * DEAL
+
+
+async def test_both_stores_keep_two_deposits_of_one_transaction(rig: SettlementRig) -> None:
+    """SQLite and PostgreSQL: both credits settle under the one signature
+    (the settlement store's row for it names both), so the reconciliation
+    finds the transaction's change explained."""
+    account = await account_with_address(rig)
+    outside = wallet(rig)
+    rig.execute(c.ConnectWallet(account, outside.address))
+    signature = outside.transfer(rig.chain.token_account_address(account), DEAL, 4 * DEAL
+                                 ).signature
+
+    assert (await scanner(rig).scan()).credited == 2
+    rig.fold.catch_up()
+    submission = rig.store.submission(signature)
+    assert submission is not None
+    assert set(submission.transfer_ids) == {deposit_id(signature, account),
+                                            deposit_id(signature, account, "1")}
+    assert (await rig.reconcile(full=True)).findings_total == 0
+    assert rig.ledger.balance(account) == 15 * DEAL == await rig.chain_balance(account)
