@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -319,6 +319,33 @@ class EmbeddedSolana:
         instruction = tx.transfer_checked_instruction(
             keys.owner, source, destination, amount, tx.mint_address(keys.address_base))
         return self._sign_and_process(keys, [instruction])
+
+    def record_observed(
+        self, transaction: Transaction, after: Mapping[Pubkey, Account],
+        inner: tuple[tx.InnerInstruction, ...],
+    ) -> LandedTransaction:
+        """Tests: index ``transaction`` as landed, successful, with ``inner``
+        instructions, its accounts then holding ``after``, without running
+        it: what a cluster records for a program this chain does not have
+        (one that moves DEAL by CPI into any address)."""
+        with self._lock:
+            keys = list(transaction.message.account_keys)
+            before = self._snapshot(keys)
+            for address, account in after.items():
+                self._svm.set_account(address, account)
+            now = self._snapshot(keys)
+            memos = tx.memo_texts(transaction.message)
+            landed = LandedTransaction(
+                signature=str(transaction.signatures[0]), slot=self._slot, error=None,
+                error_wire=None, memos=memos, memo_transfer_ids=tx.memo_transfer_ids(memos),
+                pre_token_balances=_token_balances(keys, before),
+                post_token_balances=_token_balances(keys, now),
+                pre_lamports=tuple(self._lamports(account) for account in before),
+                post_lamports=tuple(self._lamports(account) for account in now),
+                fee=0, compute_units=0, logs=(), raw=bytes(transaction), inner_instructions=inner,
+            )
+            self._advance(1, accounts=list(after), landed=landed)
+            return landed
 
     def _sign_and_process(
         self, custody: CustodyKey | CustodyKeys, instructions: list[Instruction]

@@ -93,3 +93,6 @@ async def test_a_transfer_made_inside_another_program_is_read(genesis_env: Chain
         amount=250, instruction=0, inner=0),)
     assert landed.token_transfers[0].position == "0.0"
     assert landed.token_deltas == {outer: 250, nested: -250}
+    await env.reopen()  # the embedded chain's index keeps them across a restart
+    again = await env.port.transaction(outcome.signature)
+    assert again is not None and again.token_transfers == landed.token_transfers

@@ -203,3 +203,27 @@ async def test_both_stores_keep_two_deposits_of_one_transaction(rig: SettlementR
                                             deposit_id(signature, account, "1")}
     assert (await rig.reconcile(full=True)).findings_total == 0
     assert rig.ledger.balance(account) == 15 * DEAL == await rig.chain_balance(account)
+
+
+async def test_transfers_made_inside_another_program_are_deposits(drig: SettlementRig) -> None:
+    """A wallet's call to a router that moves DEAL by CPI: read from the
+    inner instructions (LiteSVM's record, JSON-RPC's innerInstructions), one
+    deposit per inner transfer, the second named ``0.1`` (the second invoked
+    inside instruction 0). The transaction is recorded as a cluster records
+    it, not run: no program here makes a CPI transfer into a given address
+    (tests/chain/test_token_transfers.py reads a real CPI transfer)."""
+    account = await account_with_address(drig)
+    outside = wallet(drig)
+    drig.execute(c.ConnectWallet(account, outside.address))
+    signature = outside.routed_deposit(drig.chain.token_account_address(account), 2 * DEAL,
+                                       3 * DEAL)
+
+    report = await scanner(drig).scan()
+
+    assert (report.credited, report.unassigned) == (2, 0)
+    assert [drig.transfer(deposit_id(signature, account, position)).amount
+            for position in (None, "0.1")] == [2 * DEAL, 3 * DEAL]
+    forget_cursors(drig)
+    assert (await scanner(drig).scan()).credited == 0
+    assert drig.ledger.balance(account) == 15 * DEAL == await drig.chain_balance(account)
+    assert (await drig.reconcile(full=True)).findings_total == 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 
+from solders.account import Account
 from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
 from solders.message import Message
@@ -24,6 +25,8 @@ WALLET_LAMPORTS = 10 * 10**9
 _INITIALIZE_ACCOUNT3 = 18
 _SET_AUTHORITY = 6
 _ACCOUNT_OWNER = 2
+_AMOUNT_OFFSET = 64  # a token account's amount: after its mint and owner
+_ROUTER = Pubkey.from_string("Rout3r1111111111111111111111111111111111111")
 _RECOVER_NESTED = 2  # the Associated Token Account program's RecoverNested
 
 
@@ -151,6 +154,36 @@ class OutsideWallet:
         ])
         return self._send([recover], [self.keypair]), str(nested), str(outer)
 
+    def routed_deposit(self, deposit_address: str, *amounts: int) -> str:
+        """A deposit made by CPI: the wallet calls a program (a router, as
+        swaps and payment apps are) that moves DEAL from the wallet's token
+        account into ``deposit_address`` with one ``transfer_checked`` per
+        amount, invoked inside the wallet's one instruction. No program on
+        the embedded chain makes a CPI transfer into an address it is given,
+        so the wallet's signed transaction is recorded as a cluster records
+        it (inner instructions, token balances, the accounts after), not
+        run. Returns its signature."""
+        source, destination = self.token_keypair.pubkey(), Pubkey.from_string(deposit_address)
+        router = Instruction(_ROUTER, bytes([0]), [
+            AccountMeta(source, is_signer=False, is_writable=True),
+            AccountMeta(self.mint, is_signer=False, is_writable=False),
+            AccountMeta(destination, is_signer=False, is_writable=True),
+            AccountMeta(self.keypair.pubkey(), is_signer=True, is_writable=False),
+            AccountMeta(tx.TOKEN_PROGRAM_ID, is_signer=False, is_writable=False),
+        ])
+        blockhash, _ = self.chain.latest_blockhash()
+        message = Message.new_with_blockhash([router], self.keypair.pubkey(), blockhash)
+        keys = list(message.account_keys)
+        named = tuple(keys.index(key) for key in (source, self.mint, destination,
+                                                  self.keypair.pubkey()))
+        inner = tuple(tx.InnerInstruction(
+            0, keys.index(tx.TOKEN_PROGRAM_ID), named,
+            struct.pack("<BQB", 12, amount, tx.DEAL_DECIMALS)) for amount in amounts)
+        after = {address: _moved(self.chain, address, change) for address, change in (
+            (source, -sum(amounts)), (destination, sum(amounts)))}
+        transaction = Transaction([self.keypair], message, blockhash)
+        return self.chain.record_observed(transaction, after, inner).signature
+
     def _open_token_account(self) -> None:
         rent = self.chain.rent_lamports().token_account
         create = create_account(CreateAccountParams(
@@ -167,6 +200,17 @@ class OutsideWallet:
         blockhash, _ = self.chain.latest_blockhash()
         message = Message.new_with_blockhash(instructions, self.keypair.pubkey(), blockhash)
         return _landed(self.chain.process(Transaction(signers, message, blockhash)))
+
+
+def _moved(chain: EmbeddedSolana, address: Pubkey, change: int) -> Account:
+    """The token account at ``address`` with ``change`` added to its amount."""
+    account = chain.get_account(address)
+    assert account is not None, f"no token account at {address}"
+    data = bytearray(account.data)
+    (amount,) = struct.unpack_from("<Q", data, _AMOUNT_OFFSET)
+    struct.pack_into("<Q", data, _AMOUNT_OFFSET, amount + change)
+    return Account(account.lamports, bytes(data), account.owner, account.executable,
+                   account.rent_epoch)
 
 
 def _landed(outcome: SendOutcome) -> SendOutcome:
