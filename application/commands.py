@@ -139,6 +139,11 @@ class Command:
     def command_id(self) -> UUID | None:
         return None if self.id_field is None else getattr(self, self.id_field)
 
+    given_only: ClassVar[tuple[str, ...]] = ()
+    """Fields added after the command was first stored: fingerprinted only
+    when given, so a request without them fingerprints as it did before
+    (the stored outcomes of earlier versions still answer its repeats)."""
+
     implied: ClassVar[Mapping[str, object]] = {}
     """Fields whose documented default a request may write out or leave
     out (None) to the same effect: fingerprinted as left out, so either
@@ -149,8 +154,9 @@ class Command:
         without them fingerprints as it did before they existed (the
         stored outcomes of earlier versions still answer its repeats)."""
         names = _field_names(type(self))
-        asked = [str(self._as_asked(name)) for name in names if name not in REFERENCE_FIELDS]
-        given = [f"{name}={_canonical(getattr(self, name))!r}" for name in REFERENCE_FIELDS
+        optional = (*REFERENCE_FIELDS, *self.given_only)
+        asked = [str(self._as_asked(name)) for name in names if name not in optional]
+        given = [f"{name}={_canonical(getattr(self, name))!r}" for name in optional
                  if name in names and getattr(self, name)]
         text = "|".join([self.kind, *asked, *given])
         return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
@@ -809,6 +815,7 @@ class CreditDeposit(Command):
 
     kind: ClassVar[str] = "credit_deposit"
     id_field: ClassVar[str] = "deposit_id"
+    given_only: ClassVar[tuple[str, ...]] = ("position",)
     deposit_id: UUID
     account_id: UUID
     amount: int
@@ -836,12 +843,18 @@ class CreditDeposit(Command):
 class AssignDeposit(Command):
     """Admin: credit an unassigned deposit (a finding) to the account whose
     deposit address received it, as if a connected wallet had sent it: the
-    same derived id as the scan's credit, so it can happen once in all."""
+    same derived id as the scan's credit, so it can happen once in all.
+    ``account_id``: for a deposit a system account received, the user
+    account it is meant for (the system account is credited, then pays it
+    on with a transfer the settler moves on chain); for a user account's,
+    that account or None."""
 
     kind: ClassVar[str] = "assign_deposit"
     id_field: ClassVar[str] = "finding_id"
+    given_only: ClassVar[tuple[str, ...]] = ("account_id",)
     finding_id: UUID
     reason: str = ""
+    account_id: UUID | None = None
 
     def recorded(self) -> Recorded:
         return Recorded(movement_noun(DEPOSIT), {
@@ -853,7 +866,9 @@ class AssignDeposit(Command):
         return ()
 
     def debits(self) -> Debits:
-        return Debits.of(EXTERNAL_ID)
+        """The external account; with ``account_id``, also the system
+        account the finding names (which pays it on)."""
+        return Debits.of(EXTERNAL_ID) if self.account_id is None else UNKNOWN_DEBITS
 
 
 @dataclass(frozen=True)

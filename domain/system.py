@@ -98,6 +98,12 @@ def deposit_return_id(credit_id: UUID) -> UUID:
     return derived_id("deposit-return", credit_id)
 
 
+def deposit_onward_id(credit_id: UUID) -> UUID:
+    """The transfer that pays a deposit a system account received (credited
+    as ``credit_id``) on to the user account an admin assigned it to."""
+    return derived_id("deposit-onward", credit_id)
+
+
 def deposit_finding_id(signature: str, account_id: UUID, position: str | None = None) -> UUID:
     """The finding of a deposit no connected wallet made (or made into a
     system account): recorded once; ``position`` as for ``deposit_id``."""

@@ -31,12 +31,20 @@ from application.handlers.wallets import connected_wallet
 from application.outcomes import MovementRecorded
 from domain.amounts import check_amount
 from domain.errors import FindingNotAdjustable, FindingNotFound, InvalidRequest
-from domain.movements import DEPOSIT, WITHDRAWAL
+from domain.movements import DEPOSIT, TRANSFER, WITHDRAWAL
 from domain.reconciliation import Finding
-from domain.system import EXTERNAL_ID, deposit_finding_id, deposit_id, deposit_return_id
+from domain.system import (
+    EXTERNAL_ID,
+    SYSTEM_ACCOUNTS,
+    deposit_finding_id,
+    deposit_id,
+    deposit_onward_id,
+    deposit_return_id,
+)
 from domain.transfer import CLIENT_STATUS_BY_STATE, SETTLED, Transfer
 
 _SETTLED_STATUS = CLIENT_STATUS_BY_STATE[SETTLED]
+SYSTEM_ACCOUNT_IDS = frozenset(SYSTEM_ACCOUNTS.values())
 
 
 def credit_deposit(
@@ -79,23 +87,49 @@ def credit_deposit(
 def assign_deposit(
     command: c.AssignDeposit, session: AggregateSession, now: datetime
 ) -> MovementRecorded:
-    """Credit an unassigned deposit's finding to the account that received it.
-    A repeat answers the credit; another request under the finding is a
-    conflict, as for every command (``_check_assigned_as_asked``)."""
+    """Credit an unassigned deposit's finding to the account that received
+    it; one a system account received, on to the user account named. A
+    repeat answers the movement that resolved it; another request under the
+    finding is a conflict, as for every command (``_check_assigned_as_asked``)."""
     reason = c.check_reason(command.reason)
-    finding, resolved = _deposit_finding(command, session, DEPOSIT)
+    finding, resolved = _deposit_finding(command, session, (DEPOSIT, TRANSFER))
     if resolved is not None:
         _check_assigned_as_asked(resolved, command)
         session.set_primary(resolved.id)
         return _outcome(resolved, replayed=True)
     account_id, amount, signature, slot = finding.unassigned_deposit()
+    onward = _onward_account(command, account_id)
     credit_id = _uncredited(finding, signature, session)
     text = reason or f"deposit {signature} assigned by finding {finding.id}"
     outcome = _credit(session, command, account_id, amount, signature, slot, text, now,
                       transfer_id=credit_id)
-    finding.mark_adjusted(credit_id, amount, now)
-    session.set_primary(credit_id)
+    resolved_by = credit_id
+    if onward is not None:
+        resolved_by = deposit_onward_id(credit_id)
+        outcome = record_movement(
+            session, command, transfer_id=resolved_by, kind=TRANSFER, source_id=account_id,
+            destination_id=onward, amount=amount, now=now,
+            reason=(reason or f"deposit {signature} sent to the {account_id} system "
+                    f"account, assigned to {onward}")[:c.REASON_LENGTH_MAX],
+        )
+    finding.mark_adjusted(resolved_by, amount, now)
+    session.set_primary(resolved_by)
     return outcome
+
+
+def _onward_account(command: c.AssignDeposit, received_by: UUID) -> UUID | None:
+    """The user account a system account's deposit goes on to (None: the
+    receiving account keeps it); a user account's deposit is its own."""
+    wanted = command.account_id
+    if wanted is None or wanted == received_by:
+        return None
+    if received_by not in SYSTEM_ACCOUNT_IDS:
+        raise InvalidRequest(
+            f"account_id: the deposit was sent to account {received_by}'s deposit address; "
+            "it can only be assigned to that account")
+    if wanted in SYSTEM_ACCOUNT_IDS:
+        raise InvalidRequest("account_id: a deposit is assigned on to a user account")
+    return wanted
 
 
 def return_deposit(
@@ -110,7 +144,7 @@ def return_deposit(
     return the chain refuses is compensated, credit and all, and reopens the
     finding (``settlement_steps``)."""
     reason = c.check_reason(command.reason)
-    finding, resolved = _deposit_finding(command, session, WITHDRAWAL)
+    finding, resolved = _deposit_finding(command, session, (WITHDRAWAL,))
     if resolved is not None:
         return replay(resolved, command, session)
     account_id, amount, signature, slot = finding.unassigned_deposit()
@@ -136,16 +170,17 @@ def return_deposit(
 
 
 def _deposit_finding(
-    command: c.AssignDeposit | c.ReturnDeposit, session: AggregateSession, kind: str,
+    command: c.AssignDeposit | c.ReturnDeposit, session: AggregateSession,
+    kinds: tuple[str, ...],
 ) -> tuple[Finding, Transfer | None]:
-    """The finding an assignment or a return names, and the movement of
-    ``kind`` that resolved it when one did (the command's repeat)."""
+    """The finding an assignment or a return names, and the movement of one
+    of ``kinds`` that resolved it when one did (the command's repeat)."""
     finding = session.get_typed(command.finding_id, Finding)
     if finding is None:
         raise FindingNotFound(f"finding {command.finding_id} does not exist")
     if finding.adjusted_by is not None:
         existing = session.get_typed(finding.adjusted_by, Transfer)
-        if existing is not None and existing.kind == kind:
+        if existing is not None and existing.kind in kinds:
             return finding, existing
     return finding, None
 
@@ -161,11 +196,12 @@ def _uncredited(finding: Finding, signature: str, session: AggregateSession) -> 
 def _check_assigned_as_asked(credit: Transfer, command: c.AssignDeposit) -> None:
     """A credit an assignment of this finding made answers only the same
     request again (409 idempotency_conflict otherwise, as a return does).
-    The assignment stored its reason, or a default when none was given, so
-    the request that made it had one of two bodies. A credit the scan made
+    The assignment stored its reason, or a default when none was given, and
+    named no account or the one its movement credits, so the request that
+    made it had one of four bodies. A credit the scan made
     (the wallet was connected since) answers any assignment."""
-    made_by_assignment = {c.AssignDeposit(command.finding_id, reason).fingerprint()
-                          for reason in ("", credit.reason)}
+    made_by_assignment = {c.AssignDeposit(command.finding_id, reason, account).fingerprint()
+                          for reason in ("", credit.reason) for account in (None, credit.destination)}
     if credit.fingerprint in made_by_assignment:
         check_same_request(credit, command)
 

@@ -20,6 +20,7 @@ from domain.movements import DEPOSIT
 from domain.reconciliation import UNASSIGNED_DEPOSIT
 from domain.system import REWARDS_ID, TREASURY_ID, deposit_finding_id, deposit_id
 from application.settlement.deposit_scan import Deposit, DepositHooks
+from domain.errors import LedgerError
 from tests.settlement.conftest import SettlementRig, SimulatedCrash
 from tests.settlement.test_deposits import (
     account_with_address,
@@ -29,6 +30,8 @@ from tests.settlement.test_deposits import (
     scanner,
     wallet,
 )
+from tests.settlement.test_withdrawals import wallet_balance
+from tests.support.outside_wallets import OutsideWallet
 
 pytestmark = pytest.mark.anyio
 DEAL = UNITS_PER_DEAL
@@ -227,3 +230,73 @@ async def test_transfers_made_inside_another_program_are_deposits(drig: Settleme
     assert (await scanner(drig).scan()).credited == 0
     assert drig.ledger.balance(account) == 15 * DEAL == await drig.chain_balance(account)
     assert (await drig.reconcile(full=True)).findings_total == 0
+
+
+async def system_finding(rig: SettlementRig, system_account: UUID, amount: int
+                         ) -> tuple[OutsideWallet, UUID, str]:
+    stranger = wallet(rig)
+    signature = stranger.transfer(rig.chain.token_account_address(system_account), amount
+                                  ).signature
+    assert (await scanner(rig).scan()).unassigned == 1
+    (finding,) = deposit_findings(rig)
+    return stranger, finding.finding_id, signature
+
+
+async def test_a_system_accounts_deposit_is_assigned_on_to_a_user_account(
+    drig: SettlementRig,
+) -> None:
+    """The treasury is credited (settled by the deposit's transaction), then
+    pays the user account with a transfer the settler moves on chain: both
+    custody token accounts end as the ledger says."""
+    account = await account_with_address(drig)
+    treasury_before = drig.ledger.balance(TREASURY_ID)
+    _, finding_id, signature = await system_finding(drig, TREASURY_ID, 7 * DEAL)
+
+    with pytest.raises(LedgerError) as refused:  # a system account is no user's
+        drig.execute(c.AssignDeposit(finding_id, account_id=REWARDS_ID))
+    assert refused.value.code == "invalid_request"
+    onward = drig.execute(c.AssignDeposit(finding_id, account_id=account))
+    repeat = drig.execute(c.AssignDeposit(finding_id, account_id=account))
+    await drig.settle()
+
+    assert (onward.kind, onward.source, onward.destination, onward.amount) == (
+        "transfer", TREASURY_ID, account, 7 * DEAL)
+    assert (repeat.transfer_id, repeat.replayed) == (onward.transfer_id, True)
+    assert drig.transfer(deposit_id(signature, TREASURY_ID)).amount == 7 * DEAL
+    assert drig.ledger.balance(account) == 17 * DEAL == await drig.chain_balance(account)
+    assert drig.ledger.balance(TREASURY_ID) == treasury_before
+    assert await drig.chain_balance(TREASURY_ID) == treasury_before
+    assert (await drig.reconcile(full=True)).findings_total == 0
+
+
+async def test_a_user_accounts_deposit_is_assigned_to_no_other_account(
+    drig: SettlementRig,
+) -> None:
+    account = await account_with_address(drig)
+    other = await account_with_address(drig)
+    stranger = wallet(drig)
+    stranger.transfer(drig.chain.token_account_address(account), DEAL)
+    await scanner(drig).scan()
+    (finding,) = deposit_findings(drig)
+
+    with pytest.raises(LedgerError) as refused:
+        drig.execute(c.AssignDeposit(finding.finding_id, account_id=other))
+
+    assert refused.value.code == "invalid_request"
+    assert drig.ledger.balance(other) == 10 * DEAL
+
+
+async def test_a_system_accounts_deposit_is_returned_to_its_sender(drig: SettlementRig) -> None:
+    await account_with_address(drig)
+    treasury_before = drig.ledger.balance(TREASURY_ID)
+    stranger, finding_id, _ = await system_finding(drig, TREASURY_ID, 2 * DEAL)
+
+    returned = drig.execute(c.ReturnDeposit(finding_id))
+    await drig.settle()
+
+    assert (returned.kind, returned.source, returned.amount) == ("withdrawal", TREASURY_ID,
+                                                                 2 * DEAL)
+    assert drig.transfer(returned.transfer_id).settlement_status == "settled"
+    assert drig.ledger.balance(TREASURY_ID) == treasury_before
+    assert await drig.chain_balance(TREASURY_ID) == treasury_before
+    assert wallet_balance(drig, stranger.address) == 2 * DEAL

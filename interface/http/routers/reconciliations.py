@@ -21,6 +21,7 @@ from interface.http.schemas.listing import Cursor
 from interface.http.schemas.reconciliations import (
     DEPOSIT_FINDINGS_MAX,
     AdjustRequest,
+    AssignRequest,
     DepositFindingsResponse,
     ReconcileRequest,
     ReconciliationResponse,
@@ -96,12 +97,17 @@ async def list_deposit_findings(
                 "it: a deposit movement from the external account, settled by the deposit's "
                 "own transaction. Once per deposit, however it is credited (the scan, once "
                 "the wallet is connected, or this); 409 finding_not_adjustable for other kinds; "
-                "409 idempotency_conflict for an assignment again with another reason.",
+                "409 idempotency_conflict for an assignment again with another request. "
+                "One a system account received (its custody address: no user deposits there) "
+                "goes on to the user account `account_id` names: answered as the transfer "
+                "from the system account, settled on chain like any transfer.",
 )
 async def assign_deposit(
-    finding_id: UUID, sent: AdminCommand, response: Response, body: AdjustRequest | None = None,
+    finding_id: UUID, sent: AdminCommand, response: Response, body: AssignRequest | None = None,
 ):
-    return await _resolve_deposit(c.AssignDeposit, finding_id, sent, response, body)
+    body = body or AssignRequest()
+    return await _resolve_deposit(
+        c.AssignDeposit(finding_id, body.reason, body.account_id), sent, response)
 
 
 @router.post(
@@ -119,16 +125,15 @@ async def assign_deposit(
 async def return_deposit(
     finding_id: UUID, sent: AdminCommand, response: Response, body: AdjustRequest | None = None,
 ):
-    return await _resolve_deposit(c.ReturnDeposit, finding_id, sent, response, body)
+    reason = body.reason if body is not None else ""
+    return await _resolve_deposit(c.ReturnDeposit(finding_id, reason), sent, response)
 
 
 async def _resolve_deposit(
-    command: type[c.AssignDeposit] | type[c.ReturnDeposit], finding_id: UUID, sent: Sending,
-    response: Response, body: AdjustRequest | None,
+    command: c.AssignDeposit | c.ReturnDeposit, sent: Sending, response: Response,
 ) -> MovementResponse:
     """Both resolutions of a deposit: idempotent by the finding, with an
     optional reason, answering the movement that resolved it."""
-    check_key(sent.key, "finding_id", finding_id)
-    reason = body.reason if body is not None else ""
-    moved = await sent.ledger.execute(command(finding_id, reason), sent.caller)
+    check_key(sent.key, "finding_id", command.finding_id)
+    moved = await sent.ledger.execute(command, sent.caller)
     return MovementResponse.of(replay_aware(response, moved))

@@ -33,6 +33,17 @@ class AdjustRequest(BaseModel):
     reason: Reason = ""
 
 
+class AssignRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Reason = ""
+    account_id: UUID | None = Field(
+        default=None,
+        description="For a deposit a system account received: the user account it is meant "
+                    "for (the system account is credited and pays it on with a transfer, "
+                    "settled on chain). Otherwise absent, or the receiving account itself.")
+
+
 class FindingItem(BaseModel):
     finding_id: UUID
     kind: str = Field(examples=["balance_mismatch", "unknown_signature"])
