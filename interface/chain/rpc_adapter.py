@@ -29,10 +29,10 @@ from solders.rpc.responses import GetTransactionResp, RpcConfirmedTransactionSta
 from solders.signature import Signature
 from solders.transaction import Transaction, VersionedTransaction
 from solders.transaction_status import (
-    UiCompiledInstruction,
-    UiTransactionStatusMeta,
     TransactionErrorFieldless,
     TransactionStatus,
+    UiCompiledInstruction,
+    UiTransactionStatusMeta,
     UiTransactionTokenBalance,
 )
 

@@ -611,7 +611,8 @@ def token_transfers(
         inside.setdefault(instruction.outer, []).append(instruction)
     found: list[TokenTransfer] = []
     for index, top in enumerate(message.instructions):
-        steps = [(None, top.program_id_index, tuple(top.accounts), bytes(top.data))]
+        steps: list[tuple[int | None, int, tuple[int, ...], bytes]] = [
+            (None, top.program_id_index, tuple(top.accounts), bytes(top.data))]
         steps += [(number, step.program_id_index, step.accounts, step.data)
                   for number, step in enumerate(inside.get(index, ()))]
         for number, program, named, data in steps:
@@ -643,6 +644,7 @@ def _transfer(
     accounts: Mapping[str, tuple[str, str]], index: int, inner: int | None,
 ) -> TokenTransfer | None:
     """The transfer one token-program instruction made, if it is one."""
+    mint: str | None
     if len(data) == 10 and data[0] == _TRANSFER_CHECKED and len(named) >= 4:
         source, mint, destination = (keys[position] for position in named[:3])
     elif len(data) == 9 and data[0] == _TRANSFER and len(named) >= 3:

@@ -15,12 +15,12 @@ from uuid import UUID, uuid4
 import pytest
 
 from application import commands as c
+from application.settlement.deposit_scan import Deposit, DepositHooks
 from domain.amounts import UNITS_PER_DEAL
+from domain.errors import LedgerError
 from domain.movements import DEPOSIT
 from domain.reconciliation import UNASSIGNED_DEPOSIT
 from domain.system import REWARDS_ID, TREASURY_ID, deposit_finding_id, deposit_id
-from application.settlement.deposit_scan import Deposit, DepositHooks
-from domain.errors import LedgerError
 from tests.settlement.conftest import SettlementRig, SimulatedCrash
 from tests.settlement.test_deposits import (
     account_with_address,
