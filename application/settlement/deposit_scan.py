@@ -1,7 +1,8 @@
 """The deposit scan: DEAL users send into their accounts' deposit addresses.
 
 An account's deposit address is its custody token account. The scan reads
-each user account's signature history on chain, newest first, down to the
+each custody token account's signature history on chain (user accounts' and
+system accounts'), newest first, down to the
 last signature it finished with (its cursor, kept in the settlement store),
 and takes the new ones oldest first. A history longer than one scan's page
 bound is listed across several scans (a resume marker keeps where the
@@ -9,24 +10,32 @@ listing stopped), and nothing is taken until the cursor is reached, so the
 cursor never moves past history not yet scanned. A transaction that has not reached the
 configured commitment (DEALS_DEPOSIT_COMMITMENT, ``finalized`` by default)
 stops the account's scan there, so nothing later is taken before it. In a
-landed, successful transaction every ``transfer_checked`` of the DEAL mint
-into the address from a token account the custody owner key does not own is
-a deposit, unless its source is one of the ledger's own custody token
-accounts (any account the settlement store knows): the ledger's own
+landed, successful transaction every SPL Token ``transfer`` or
+``transfer_checked`` of the DEAL mint into the address, top-level or made by
+a program inside one of its instructions (a CPI, read from the inner
+instructions), from a token account the custody owner key does not own is
+a deposit of its own, unless its source is one of the ledger's own custody
+token accounts (any account the settlement store knows): the ledger's own
 movements are settled by the settlement process, and one signed before an
 owner rotation names the old owner, yet is no deposit, whoever owned its
-source then.
+source then. What the settler signed and sent is not even read, nor is a
+transaction the ledger's fee payer paid for taken.
 
-- from a token account owned by a wallet connected to the account: credited
-  (``CreditDeposit``: a ``deposit`` movement from the external account,
-  already settled by that transaction);
-- from anyone else, or refused by the ledger (a frozen account): recorded
-  as an ``unassigned_deposit`` finding, which an admin may assign.
+- into a user account's address, from a token account owned by a wallet
+  connected to the account: credited (``CreditDeposit``: a ``deposit``
+  movement from the external account, already settled by that transaction);
+- from anyone else, refused by the ledger (a frozen account), or into a
+  system account's address (users have none there): recorded as an
+  ``unassigned_deposit`` finding, which an admin may assign or return.
 
 Only then does the cursor move past it. The credit's id and the finding's
-are derived from (signature, account), so a crash between the two steps, a
-rescan from nothing (a lost cursor) or two transfers read twice can only
-repeat what is already recorded: nothing is ever credited twice.
+are derived from (signature, account, position of the instruction that made
+the transfer; none for the transaction's first, the id deposits had before
+positions were in it), so a crash between the two steps, a rescan from
+nothing (a lost cursor) or two transfers read twice can only repeat what is
+already recorded: nothing is ever credited twice. A credit made before
+positions summed the transaction's top-level ``transfer_checked`` under the
+first's id: a rescan that meets it takes those as taken.
 """
 
 from __future__ import annotations
@@ -208,7 +217,7 @@ class DepositScanner:
         """Take ``signatures`` (oldest first), moving the cursor past each;
         False when one not yet committed (or readable) stopped it there."""
         statuses = await self._statuses(signatures)
-        ours = self._sent_by_the_ledger(signatures)
+        ours = self.store.sent_signatures(signatures)  # a system account's are mostly these
         for signature in signatures:
             status = statuses.get(signature)
             if status is None or not self._committed(status):
@@ -357,15 +366,6 @@ class DepositScanner:
                            deposit.account_id, why)
 
     # --- helpers ---------------------------------------------------------------
-
-    def _sent_by_the_ledger(self, signatures: list[str]) -> set[str]:
-        """Signatures of transactions the settler signed and sent (a system
-        account's history is mostly these): never deposits, so not read. A
-        deposit's own signature is known too, settled without a submission
-        (no block height): it is read again, its other transfers may not
-        be taken yet."""
-        return {signature for signature, submission in self.store.submissions(signatures).items()
-                if submission.last_valid_block_height > 0}
 
     def _is_custody(self, source: str) -> bool:
         """Whether ``source`` is one of the ledger's custody token accounts:

@@ -369,8 +369,9 @@ class Reconciler:
         be a deposit, else None. The balance read includes such a deposit,
         so adjusting the difference now and crediting the deposit later
         would credit it twice: the finding waits for the scan
-        (``adjust_for_finding``). The ledger's own submissions are no
-        deposits; a transaction not readable yet, or a history past one
+        (``adjust_for_finding``). What the settler sent is no deposit (a
+        deposit's signature, credited, may carry another transfer not
+        credited yet); a transaction not readable yet, or a history past one
         page, is taken to be one."""
         cursor = self.store.deposit_cursor(account)
         page = await self._chain("getSignaturesForAddress", lambda: self.chain.signatures_for_account(
@@ -381,7 +382,7 @@ class Reconciler:
             return page[0]
         else:
             unscanned = page
-        known = self.store.submissions(unscanned)
+        known = self.store.sent_signatures(unscanned)
         for signature in unscanned:
             if signature in known:
                 continue

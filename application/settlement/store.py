@@ -325,6 +325,14 @@ class SettlementStore:
                 found[submission.signature] = submission
         return found
 
+    def sent_signatures(self, signatures: Sequence[str]) -> set[str]:
+        """Those of ``signatures`` the settler signed and sent (settlements,
+        withdrawals, returns): never deposits. A deposit's own signature is
+        known too, settled without a submission (no block height): not
+        among them, since a transaction may carry deposits not taken yet."""
+        return {signature for signature, submission in self.submissions(signatures).items()
+                if submission.last_valid_block_height > 0}
+
     def submission(self, signature: str) -> Submission | None:
         return self.submissions([signature]).get(signature)
 

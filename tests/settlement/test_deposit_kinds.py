@@ -15,9 +15,11 @@ from uuid import UUID, uuid4
 import pytest
 
 from application import commands as c
+from application.authority import INTERNAL
 from application.settlement.deposit_scan import Deposit, DepositHooks
+from application.settlement.reconciler import adjust_for_finding
 from domain.amounts import UNITS_PER_DEAL
-from domain.errors import LedgerError
+from domain.errors import FindingNotAdjustable, LedgerError
 from domain.movements import DEPOSIT
 from domain.reconciliation import UNASSIGNED_DEPOSIT
 from domain.system import REWARDS_ID, TREASURY_ID, deposit_finding_id, deposit_id
@@ -27,6 +29,7 @@ from tests.settlement.test_deposits import (
     deposit_findings,
     drig,
     forget_cursors,
+    mismatch_of,
     scanner,
     wallet,
 )
@@ -103,6 +106,10 @@ async def test_a_crash_between_two_transfers_of_one_transaction_credits_each_onc
     with pytest.raises(SimulatedCrash):
         await scanner(drig, DepositHooks(before_credit=crash_at_the_second)).scan()
     assert drig.ledger.balance(account) == 12 * DEAL
+
+    mismatch = await mismatch_of(drig, account)  # read with one of the two credited
+    with pytest.raises(FindingNotAdjustable, match="deposit scan"):
+        adjust_for_finding(drig.fold, drig.ledger.writer, mismatch, INTERNAL)
 
     report = await scanner(drig).scan()
 
