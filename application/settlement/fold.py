@@ -250,6 +250,24 @@ def _unsettle(page: _Page, transfer_hex: str) -> None:
     """A compensation of a movement that had settled: its changes leave the
     settled balances (the compensation of a failed one finds no settled row)."""
     _add_settled_changes(page, transfer_hex, taken_out=True)
+    _unname_deposit(page, transfer_hex)
+
+
+def _unname_deposit(page: _Page, transfer_hex: str) -> None:
+    """A deposit's credit taken out (a refused return reopened its finding)
+    leaves its transaction's row too, where several deposits of one
+    transaction are named: the reconciliation expects of the transaction
+    only the credits still standing, so the deposit's next credit (a new id)
+    does not count twice, and a transaction left with none is unknown again,
+    as before it was credited. Statements only; a settlement the settler
+    sent has a block height, never touched here."""
+    of_deposit = ("signature = (SELECT signature FROM {settlement_movements} "
+                  "WHERE transfer_id = ? AND status = ?) AND last_valid_block_height = 0")
+    page.run("DELETE FROM {settlement_submissions} WHERE " + of_deposit + " AND transfer_ids = ?",
+             transfer_hex, SETTLED, transfer_hex)
+    page.run("UPDATE {settlement_submissions} SET transfer_ids = "
+             "REPLACE(REPLACE(transfer_ids, ?, ''), ?, '') WHERE " + of_deposit,
+             f",{transfer_hex}", f"{transfer_hex},", transfer_hex, SETTLED)
 
 
 def _add_settled_changes(page: _Page, transfer_hex: str, *, taken_out: bool = False) -> None:

@@ -22,7 +22,14 @@ from domain.amounts import UNITS_PER_DEAL
 from domain.errors import FindingNotAdjustable, LedgerError
 from domain.movements import DEPOSIT
 from domain.reconciliation import UNASSIGNED_DEPOSIT
-from domain.system import REWARDS_ID, TREASURY_ID, deposit_finding_id, deposit_id
+from domain.system import (
+    REWARDS_ID,
+    TREASURY_ID,
+    deposit_attempt_id,
+    deposit_credit_id,
+    deposit_finding_id,
+    deposit_id,
+)
 from tests.settlement.conftest import SettlementRig, SimulatedCrash
 from tests.settlement.test_deposits import (
     account_with_address,
@@ -140,6 +147,34 @@ async def test_a_strangers_two_transfers_are_two_findings_each_assigned_once(
     assert (await scanner(drig).scan()).credited == 0
     assert drig.ledger.balance(account) == 13 * DEAL == await drig.chain_balance(account)
 
+
+
+async def test_refused_returns_of_two_transfers_reopen_each_under_ids_of_its_own(
+    drig: SettlementRig,
+) -> None:
+    """Each later attempt's credit is derived from its deposit's first id,
+    position and all: two reopened deposits of one transaction never share
+    one. The transaction's row drops each credit taken out, so the next
+    credits count once in the reconciliation."""
+    account = await account_with_address(drig)
+    stranger = wallet(drig)
+    signature = stranger.transfer(drig.chain.token_account_address(account), DEAL, 2 * DEAL
+                                  ).signature
+    await scanner(drig).scan()
+    positions = (None, "1")
+    findings = [deposit_finding_id(signature, account, position) for position in positions]
+    stranger.give_away_associated_account()
+    for finding_id in findings:
+        drig.execute(c.ReturnDeposit(finding_id))
+    await drig.settle()  # both refused on chain: both findings reopened
+
+    credits = [drig.execute(c.AssignDeposit(finding_id)).transfer_id for finding_id in findings]
+
+    assert credits == [deposit_attempt_id(deposit_id(signature, account, position), 1)
+                       for position in positions]
+    assert credits[0] == deposit_credit_id(signature, account, 1) != credits[1]
+    assert drig.ledger.balance(account) == 13 * DEAL == await drig.chain_balance(account)
+    assert clean_but_the_faucet(await drig.reconcile(full=True))
 
 async def test_a_credit_summed_before_positions_is_not_credited_again(
     drig: SettlementRig,
