@@ -5,6 +5,7 @@ Each refusal is also checked to leave no trace: the log does not grow.
 
 from __future__ import annotations
 
+import hashlib
 from contextlib import contextmanager
 from uuid import uuid4
 
@@ -662,3 +663,24 @@ def test_a_lone_surrogate_is_refused_in_every_free_text(text):
         c.check_reason(text)
     with pytest.raises(errors.InvalidRequest, match="surrogate"):
         check_metadata({"a": text})
+
+
+def test_fields_added_to_deposit_commands_fingerprint_only_when_given():
+    """An assignment or a credit stored before ``account_id`` and
+    ``position`` existed fingerprints as it did then, so its repeat is still
+    recognised as the same request (and another as a conflict)."""
+    finding, account, deposit = uuid4(), uuid4(), uuid4()
+
+    def stored(*parts: object) -> str:
+        text = "|".join(str(part) for part in parts)
+        return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+    assert c.AssignDeposit(finding, "why").fingerprint() == stored(
+        "assign_deposit", finding, "why")
+    assert c.AssignDeposit(finding, "why", account).fingerprint() != stored(
+        "assign_deposit", finding, "why")
+    credit = c.CreditDeposit(deposit, account, 5, "sig", 7, "src", None)
+    assert credit.fingerprint() == stored(
+        "credit_deposit", deposit, account, 5, "sig", 7, "src", None)
+    assert c.CreditDeposit(deposit, account, 5, "sig", 7, "src", None, "1").fingerprint() != (
+        credit.fingerprint())
