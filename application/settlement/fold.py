@@ -261,13 +261,18 @@ def _unname_deposit(page: _Page, transfer_hex: str) -> None:
     does not count twice, and a transaction left with none is unknown again,
     as before it was credited. Statements only; a settlement the settler
     sent has a block height, never touched here."""
-    of_deposit = ("signature = (SELECT signature FROM {settlement_movements} "
-                  "WHERE transfer_id = ? AND status = ?) AND last_valid_block_height = 0")
-    page.run("DELETE FROM {settlement_submissions} WHERE " + of_deposit + " AND transfer_ids = ?",
-             transfer_hex, SETTLED, transfer_hex)
-    page.run("UPDATE {settlement_submissions} SET transfer_ids = "
-             "REPLACE(REPLACE(transfer_ids, ?, ''), ?, '') WHERE " + of_deposit,
-             f",{transfer_hex}", f"{transfer_hex},", transfer_hex, SETTLED)
+    page.run(
+        "DELETE FROM {settlement_submissions} WHERE transfer_ids = ? AND signature = "
+        "(SELECT signature FROM {settlement_movements} WHERE transfer_id = ? AND status = ?) "
+        "AND last_valid_block_height = 0", transfer_hex, transfer_hex, SETTLED,
+    )
+    page.run(
+        "UPDATE {settlement_submissions} SET transfer_ids = "
+        "REPLACE(REPLACE(transfer_ids, ?, ''), ?, '') WHERE signature = "
+        "(SELECT signature FROM {settlement_movements} WHERE transfer_id = ? AND status = ?) "
+        "AND last_valid_block_height = 0",
+        f",{transfer_hex}", f"{transfer_hex},", transfer_hex, SETTLED,
+    )
 
 
 def _add_settled_changes(page: _Page, transfer_hex: str, *, taken_out: bool = False) -> None:
