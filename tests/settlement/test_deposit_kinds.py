@@ -49,23 +49,13 @@ DEAL = UNITS_PER_DEAL
 __all__ = ["drig"]
 
 
-async def test_a_plain_transfer_from_a_connected_wallet_is_credited_once(
-    drig: SettlementRig,
-) -> None:
-    account = await account_with_address(drig)
-    outside = wallet(drig)
-    drig.execute(c.ConnectWallet(account, outside.address))
-    signature = outside.transfer(drig.chain.token_account_address(account), 4 * DEAL).signature
-
-    report = await scanner(drig).scan()
-
-    assert (report.credited, report.unassigned) == (1, 0)
-    credit = drig.transfer(deposit_id(signature, account))
-    assert (credit.kind, credit.destination, credit.amount, credit.signature) == (
-        DEPOSIT, account, 4 * DEAL, signature)
-    forget_cursors(drig)
-    assert (await scanner(drig).scan()).credited == 0
-    assert drig.ledger.balance(account) == 14 * DEAL == await drig.chain_balance(account)
+async def connected(rig: SettlementRig) -> tuple[UUID, OutsideWallet]:
+    """A user account with a deposit address and an outside wallet
+    connected to it (its transfers there are credited)."""
+    account = await account_with_address(rig)
+    outside = wallet(rig)
+    rig.execute(c.ConnectWallet(account, outside.address))
+    return account, outside
 
 
 @pytest.mark.parametrize("checked", [True, False], ids=["transfer_checked", "transfer"])
@@ -74,10 +64,9 @@ async def test_two_transfers_in_one_transaction_are_two_deposits(
 ) -> None:
     """Keyed by signature, account and the instruction that made each: the
     first keeps the id deposits always had, the second names instruction 1;
-    a rescan from nothing credits neither again."""
-    account = await account_with_address(drig)
-    outside = wallet(drig)
-    drig.execute(c.ConnectWallet(account, outside.address))
+    a rescan from nothing credits neither again. A plain ``transfer`` (no
+    mint named) is read as ``transfer_checked`` is."""
+    account, outside = await connected(drig)
     signature = outside.transfer(drig.chain.token_account_address(account), 2 * DEAL, 3 * DEAL,
                                  checked=checked).signature
 
@@ -87,6 +76,8 @@ async def test_two_transfers_in_one_transaction_are_two_deposits(
     first, second = (drig.transfer(deposit_id(signature, account, position))
                      for position in (None, "1"))
     assert (first.amount, second.amount) == (2 * DEAL, 3 * DEAL)
+    assert {(moved.kind, moved.destination, moved.signature) for moved in (first, second)} == {
+        (DEPOSIT, account, signature)}
     assert first.id != second.id
     forget_cursors(drig)
     assert (await scanner(drig).scan()).credited == 0
@@ -97,9 +88,7 @@ async def test_two_transfers_in_one_transaction_are_two_deposits(
 async def test_a_crash_between_two_transfers_of_one_transaction_credits_each_once(
     drig: SettlementRig,
 ) -> None:
-    account = await account_with_address(drig)
-    outside = wallet(drig)
-    drig.execute(c.ConnectWallet(account, outside.address))
+    account, outside = await connected(drig)
     signature = outside.transfer(drig.chain.token_account_address(account), 2 * DEAL, 3 * DEAL
                                  ).signature
     credits = 0
@@ -183,9 +172,7 @@ async def test_a_credit_summed_before_positions_is_not_credited_again(
     ``transfer_checked`` into one address as one deposit of their sum, under
     the position-less id: a rescan (a lost cursor) finds that credit and
     takes the transaction's summed transfers as taken."""
-    account = await account_with_address(drig)
-    outside = wallet(drig)
-    drig.execute(c.ConnectWallet(account, outside.address))
+    account, outside = await connected(drig)
     landed = outside.transfer(drig.chain.token_account_address(account), 2 * DEAL, 3 * DEAL,
                               checked=True)
     signature = landed.signature
@@ -257,9 +244,7 @@ async def test_transfers_made_inside_another_program_are_deposits(drig: Settleme
     inside instruction 0). The transaction is recorded as a cluster records
     it, not run: no program here makes a CPI transfer into a given address
     (tests/chain/test_token_transfers.py reads a real CPI transfer)."""
-    account = await account_with_address(drig)
-    outside = wallet(drig)
-    drig.execute(c.ConnectWallet(account, outside.address))
+    account, outside = await connected(drig)
     signature = outside.routed_deposit(drig.chain.token_account_address(account), 2 * DEAL,
                                        3 * DEAL)
 
