@@ -20,8 +20,8 @@ from datetime import datetime
 from uuid import UUID
 
 from application import commands as c
+from application.conflicts import fields_differ
 from application.handlers.movements import (
-    check_same_request,
     movement_outcome,
     record_movement,
     replay,
@@ -193,17 +193,22 @@ def _uncredited(finding: Finding, signature: str, session: AggregateSession) -> 
     return credit_id
 
 
-def _check_assigned_as_asked(credit: Transfer, command: c.AssignDeposit) -> None:
-    """A credit an assignment of this finding made answers only the same
-    request again (409 idempotency_conflict otherwise, as a return does).
-    The assignment stored its reason, or a default when none was given, and
-    named no account or the one its movement credits, so the request that
-    made it had one of four bodies. A credit the scan made
-    (the wallet was connected since) answers any assignment."""
-    made_by_assignment = {c.AssignDeposit(command.finding_id, reason, account).fingerprint()
-                          for reason in ("", credit.reason) for account in (None, credit.destination)}
-    if credit.fingerprint in made_by_assignment:
-        check_same_request(credit, command)
+def _check_assigned_as_asked(resolved: Transfer, command: c.AssignDeposit) -> None:
+    """A movement an assignment of this finding made answers only the same
+    request again (409 idempotency_conflict otherwise, naming the fields
+    that differ, as for every command). The assignment stored its reason,
+    or a default when none was given, and named no account or the one its
+    movement credits, so the request that made it had one of four bodies.
+    A credit the scan made (the wallet was connected since) answers any
+    assignment."""
+    bodies = {c.AssignDeposit(command.finding_id, reason, account).fingerprint(): (reason, account)
+              for reason in ("", resolved.reason) for account in (None, resolved.destination)}
+    first = bodies.get(resolved.fingerprint)
+    if first is None or resolved.fingerprint == command.fingerprint():
+        return
+    asked = {"reason": command.reason, "account_id": command.account_id}
+    differing = [name for name, value in zip(asked, first, strict=True) if asked[name] != value]
+    raise fields_differ(c.AssignDeposit.id_field, command.finding_id, differing)
 
 
 def _credit(

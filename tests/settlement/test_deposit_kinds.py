@@ -19,7 +19,7 @@ from application.authority import INTERNAL
 from application.settlement.deposit_scan import Deposit, DepositHooks
 from application.settlement.reconciler import adjust_for_finding
 from domain.amounts import UNITS_PER_DEAL
-from domain.errors import FindingNotAdjustable, LedgerError
+from domain.errors import FindingNotAdjustable, IdempotencyConflict, LedgerError
 from domain.movements import DEPOSIT
 from domain.reconciliation import UNASSIGNED_DEPOSIT
 from domain.system import (
@@ -284,6 +284,9 @@ async def test_a_system_accounts_deposit_is_assigned_on_to_a_user_account(
     assert refused.value.code == "invalid_request"
     onward = drig.execute(c.AssignDeposit(finding_id, account_id=account))
     repeat = drig.execute(c.AssignDeposit(finding_id, account_id=account))
+    for other in (None, uuid4()):  # another request under the finding: a conflict
+        with pytest.raises(IdempotencyConflict, match="account_id"):
+            drig.execute(c.AssignDeposit(finding_id, account_id=other))
     await drig.settle()
 
     assert (onward.kind, onward.source, onward.destination, onward.amount) == (
