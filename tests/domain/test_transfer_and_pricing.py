@@ -18,12 +18,15 @@ def a_hold(expires_in_s: int = 60) -> Transfer:
     )
 
 
-def test_a_hold_is_pending_until_captured_and_then_reversible():
+def test_a_hold_is_pending_until_captured_and_then_reversible_once_settled():
     hold = a_hold()
     with pytest.raises(errors.TransferNotReversible):
         hold.check_reversible()
     hold.capture(40, "g", 0, 0, NOW)
     assert (hold.phase, hold.posted_amount) == ("captured", 40)
+    with pytest.raises(errors.TransferNotSettled):  # the capture is queued for the chain
+        hold.check_reversible()
+    hold.settle_without_submission("sig", 1, NOW)
     hold.check_reversible()
     with pytest.raises(errors.HoldNotPending):
         hold.void(NOW)
