@@ -244,6 +244,22 @@ def _recorded(page: _Page, event: Any) -> None:
             "INSERT INTO {settlement_withdrawals} (transfer_id, address) VALUES (?, ?) "
             "ON CONFLICT (transfer_id) DO NOTHING", event.originator_id.hex, address,
         )
+        _wallet_withdrawn_to(page, event, source, address)
+
+
+def _wallet_withdrawn_to(page: _Page, event: Any, source: str, address: str) -> None:
+    """A deposit return is marked as one; any other withdrawal's wallet
+    joins its account's wallets at its first position: the fee payer
+    creates token accounts for the first few only (``wallet_accounts``)."""
+    if getattr(event, "returns_finding", None) is not None:
+        page.run("INSERT INTO {settlement_deposit_returns} (transfer_id) VALUES (?) "
+                 "ON CONFLICT (transfer_id) DO NOTHING", event.originator_id.hex)
+        return
+    page.run(
+        "INSERT INTO {settlement_account_wallets} (account_id, address, position) "
+        "VALUES (?, ?, ?) ON CONFLICT (account_id, address) DO NOTHING",
+        source, address, page.position,
+    )
 
 
 def _unsettle(page: _Page, transfer_hex: str) -> None:

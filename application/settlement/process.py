@@ -72,6 +72,11 @@ from application.settlement.chain_port import (
 from application.settlement.fee_payer import MIN_LAMPORTS_DEFAULT, FeePayerWatch
 from application.settlement.fold import SettlementFold
 from application.settlement.store import OWNER_ROTATION_META, Movement, Submission
+from application.settlement.wallet_accounts import (
+    CREATIONS_MAX_DEFAULT,
+    created_wallet_accounts,
+    failure_reason,
+)
 from domain.amounts import INITIAL_SUPPLY
 from domain.errors import SettlementConflict
 from domain.system import CUSTODY_LESS_ACCOUNTS, GENESIS_MINT_ID, ISSUANCE_ID, TREASURY_ID
@@ -84,8 +89,6 @@ GENESIS_MEMO = f"deal-genesis:{TREASURY_ID}"
 GENESIS_SEARCH_PAGES_MAX = 10_000
 SIGNATURES_PER_PAGE_MAX = 1000
 INSTRUCTION_ERROR_PREFIX = '{"InstructionError"'
-MISSING_ACCOUNT_ERROR = '"InvalidAccountData"'
-"""The token program's error for a transfer to an account that does not exist."""
 SLOT_S = 0.4
 """A real cluster's block time, about: what a wait for blocks sleeps per block."""
 BLOCKHASH_WAIT_S_MAX = 5.0
@@ -158,6 +161,9 @@ class SettlementConfig:
     log by these stops nothing (``chain_lookup``)."""
     fee_payer_min_lamports: int = MIN_LAMPORTS_DEFAULT
     """Below this the fee payer's SOL alerts (``fee_payer``)."""
+    wallet_account_creations_max: int = CREATIONS_MAX_DEFAULT
+    """Wallets per ledger account whose associated token account a
+    withdrawal creates, the fee payer paying (``wallet_accounts``)."""
 
     def __post_init__(self) -> None:
         if self.commitment not in COMMITMENT_RANK:
@@ -166,6 +172,8 @@ class SettlementConfig:
             raise ValueError("batch_movements must be at least 1")
         if self.in_flight_max < 1:
             raise ValueError("in_flight_max must be at least 1")
+        if self.wallet_account_creations_max < 0:
+            raise ValueError("wallet_account_creations_max must be at least 0")
         if self.netting_window_s is not None and not 0 <= self.netting_window_s < math.inf:
             raise ValueError("netting_window_s must be a finite number of seconds >= 0")
         if self.poll_interval_s < 0 or self.polls_per_step_max < 1:
@@ -218,15 +226,6 @@ def chain_movement(movement: Movement, *, creates_wallet_account: bool = True) -
         destination_wallet=movement.address,
         creates_wallet_account=creates_wallet_account,
     )
-
-
-def wallet_account_missing_reason(wallet: str, error: str) -> str:
-    """Why a withdrawal to a wallet the ledger already created a token
-    account for failed, when the chain found no token account there: the
-    client reads it in the compensation's reason."""
-    return (f"wallet_token_account_missing: the ledger created the DEAL token account of "
-            f"wallet {wallet} once and pays for it never again; the wallet closed it, so it "
-            f"must create its associated token account itself before withdrawing ({error})")
 
 
 class SettlementProcess:
@@ -412,14 +411,12 @@ class SettlementProcess:
             "sign", lambda: self.chain.sign_movements(movements, whole=whole, net=netted))
 
     def _chain_movements(self, batch: list[Movement]) -> list[ChainMovement]:
-        """The fee payer pays for a wallet's associated token account at
-        most once: a withdrawal to a wallet a withdrawal has settled to
-        carries no creation. Else a client could withdraw a unit, close the
-        account to collect its rent, deposit the unit back and repeat,
-        draining the fee payer ~2,034,280 lamports a cycle."""
-        paid = self.store.wallets_withdrawn_to(
-            [movement.address for movement in batch if movement.address is not None])
-        return [chain_movement(movement, creates_wallet_account=movement.address not in paid)
+        """A withdrawal creates its wallet's token account only as far as
+        the fee payer pays for it (``wallet_accounts``)."""
+        creating = created_wallet_accounts(
+            self.store, batch, self.config.wallet_account_creations_max)
+        return [chain_movement(movement,
+                               creates_wallet_account=movement.transfer_id in creating)
                 for movement in batch]
 
     async def _supersede(self, batch: list[Movement], supersedes: str) -> None:
@@ -556,7 +553,8 @@ class SettlementProcess:
             ))
             metrics.SETTLEMENT_SUBMISSIONS.labels("rejected").inc()
             return
-        error = self._failure_reason(submission.transfer_ids[0], error)
+        error = failure_reason(self.store, submission.transfer_ids[0], error,
+                               self.config.wallet_account_creations_max)
         outcome: SettlementStep = await self._execute(c.MarkSettlementFailed(
             submission.signature, error, submission.transfer_ids
         ))
@@ -582,16 +580,6 @@ class SettlementProcess:
                 "resolves it (reconciliation reports it as uncompensated_failure)",
                 transfer_id, refusal,
             )
-
-    def _failure_reason(self, transfer_id: UUID, error: str) -> str:
-        """The chain's error, said plainly when a withdrawal found no token
-        account at a wallet whose account the ledger created once already."""
-        movement = self.store.movement(transfer_id)
-        wallet = None if movement is None else movement.address
-        if (wallet is None or MISSING_ACCOUNT_ERROR not in error
-                or not self.store.wallets_withdrawn_to([wallet])):
-            return error
-        return wallet_account_missing_reason(wallet, error)
 
     async def _expired(self, submission: Submission) -> None:
         """Its blockhash passed while it was unknown to the chain: it can

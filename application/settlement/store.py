@@ -49,12 +49,13 @@ from domain.transfer import (
 logger = logging.getLogger(__name__)
 
 SETTLEMENT_FILE_NAME = "settlement.sqlite"
-SETTLEMENT_SCHEMA_VERSION = 3
+SETTLEMENT_SCHEMA_VERSION = 4
 """What the rows mean; tables of another version are rebuilt from the log at
 start (1: the first; 2: a movement waiting for the chain is ``queued``, no
 longer ``pending``, which now means only a hold's phase; 3: the issuance and
 external accounts have settled balances too, for the reconciliation's
-supply and outside-custody check)."""
+supply and outside-custody check; 4: the wallets each account withdrew to
+and the deposit returns, for the wallet account rule, ``wallet_accounts``)."""
 SCHEMA_VERSION_META = "schema_version"
 SETTLEMENT_TRACKING_NAME = "settlement"
 OWNER_ROTATION_META = "owner_rotation_started"
@@ -83,6 +84,7 @@ _TABLES = (
     "reconciliation_watermarks", "reconciliation_balances", "settlement_meta",
     "deposit_cursors",
     "settlement_withdrawals", "deposit_resumes", "deposit_holds",
+    "settlement_account_wallets", "settlement_deposit_returns",
 )
 
 _DDL = """
@@ -134,7 +136,11 @@ CREATE TABLE IF NOT EXISTS {deposit_resumes} (
   account_id TEXT PRIMARY KEY, signatures TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS {deposit_holds} (
   finding_id TEXT PRIMARY KEY, account_id TEXT NOT NULL, signature TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS deposit_holds_by_signature ON {deposit_holds} (account_id, signature)
+CREATE INDEX IF NOT EXISTS deposit_holds_by_signature ON {deposit_holds} (account_id, signature);
+CREATE TABLE IF NOT EXISTS {settlement_account_wallets} (
+  account_id TEXT NOT NULL, address TEXT NOT NULL, position BIGINT NOT NULL,
+  PRIMARY KEY (account_id, address));
+CREATE TABLE IF NOT EXISTS {settlement_deposit_returns} (transfer_id TEXT PRIMARY KEY)
 """
 
 SETTLEMENT_STEPS = "settlement_steps"
@@ -167,6 +173,8 @@ class Movement:
     address: str | None = None
     """A withdrawal's wallet: the tokens go to its associated token account
     (``destination`` is then the external account, which has none)."""
+    deposit_return: bool = False
+    """A withdrawal that returns a stranger's deposit (an admin's)."""
 
 
 @dataclass(frozen=True)
@@ -312,6 +320,19 @@ class SettlementStore:
                 ), (SETTLED, *chunk))
                 found.update(str(row[0]) for row in cursor.fetchall())
         return found
+
+    def first_wallets_withdrawn_to(self, account_id: UUID, limit: int) -> set[str]:
+        """The first ``limit`` wallets the account asked a withdrawal to, in
+        log order, whatever became of it (deposit returns aside): those
+        whose token account the fee payer creates (``wallet_accounts``)."""
+        if limit <= 0:
+            return set()
+        with self.read() as cursor:
+            cursor.execute(self.sql(
+                "SELECT address FROM {settlement_account_wallets} WHERE account_id = ? "
+                "ORDER BY position, address LIMIT ?"
+            ), (account_id.hex, limit))
+            return {str(row[0]) for row in cursor.fetchall()}
 
     def movement(self, transfer_id: UUID) -> Movement | None:
         return self.movements([transfer_id]).get(transfer_id)
@@ -649,7 +670,9 @@ class SettlementStore:
 _MOVEMENT_COLUMNS = (
     "transfer_id, position, source, destination, amount, status, alone, signature, slot, "
     "(SELECT address FROM {settlement_withdrawals} "
-    "WHERE {settlement_withdrawals}.transfer_id = {settlement_movements}.transfer_id)"
+    "WHERE {settlement_withdrawals}.transfer_id = {settlement_movements}.transfer_id), "
+    "EXISTS (SELECT 1 FROM {settlement_deposit_returns} "
+    "WHERE {settlement_deposit_returns}.transfer_id = {settlement_movements}.transfer_id)"
 )
 _SUBMISSION_COLUMNS = (
     "signature, position, last_valid_block_height, tx, transfer_ids, status, slot, "
@@ -672,7 +695,7 @@ def _uuid(value: str | None) -> UUID | None:
 def _movement(row: Sequence[Any]) -> Movement:
     return Movement(
         UUID(row[0]), int(row[1]), UUID(row[2]), UUID(row[3]), int(row[4]), str(row[5]),
-        bool(row[6]), row[7], None if row[8] is None else int(row[8]), row[9],
+        bool(row[6]), row[7], None if row[8] is None else int(row[8]), row[9], bool(row[10]),
     )
 
 

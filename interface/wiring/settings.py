@@ -30,6 +30,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from solders.signature import Signature
 
 from application.settlement.fee_payer import MIN_LAMPORTS_DEFAULT as FEE_PAYER_MIN_LAMPORTS
+from application.settlement.wallet_accounts import CREATIONS_MAX_DEFAULT
 from application.write.aggregate_cache import AGGREGATES_MAX_DEFAULT
 from application.write.writer import BATCH_COMMANDS_MAX_DEFAULT
 from domain.amounts import UNITS_PER_DEAL, parse_amount
@@ -179,6 +180,10 @@ class Settings(BaseModel):
         WALLET_COOLDOWN_S_DEFAULT, "DEALS_WITHDRAWAL_WALLET_COOLDOWN_S", ge=0, allow_inf_nan=False)
     """A wallet connected (or connected again) less than this many seconds
     ago receives no withdrawal: 409 wallet_cooling_down (0: at once)."""
+    withdrawal_account_creations_max: int = _var(
+        CREATIONS_MAX_DEFAULT, "DEALS_WITHDRAWAL_ACCOUNT_CREATIONS_MAX", ge=0)
+    """The fee payer creates the associated token account of at most this
+    many wallets per ledger account, the first it withdraws to (0: none)."""
     deposit_scan_interval_s: float = _var(
         10.0, "DEALS_DEPOSIT_SCAN_INTERVAL_S", ge=0, allow_inf_nan=False)
     """The settler scans the deposit addresses this often (0: never)."""

@@ -141,6 +141,7 @@ def settlement_config(settings: Settings) -> SettlementConfig:
         acknowledged=frozenset(settings.settlement_acknowledged),
         netting_window_s=settings.settlement_netting_window_s,
         fee_payer_min_lamports=settings.fee_payer_min_lamports,
+        wallet_account_creations_max=settings.withdrawal_account_creations_max,
     )
 
 

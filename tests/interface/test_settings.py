@@ -11,6 +11,7 @@ import pytest
 
 from interface.cli.main import main
 from interface.wiring.settings import Settings, SettingsError
+from interface.wiring.settler import settlement_config
 
 
 @pytest.fixture
@@ -53,6 +54,15 @@ def test_new_withdrawal_addresses_cool_down_a_day_unless_set(env):
     assert Settings.from_env().withdrawal_wallet_cooldown_s == 0
     assert refusal(env, DEALS_WITHDRAWAL_WALLET_COOLDOWN_S="-1").startswith(
         "DEALS_WITHDRAWAL_WALLET_COOLDOWN_S: ")
+
+
+def test_the_fee_payer_creates_three_wallet_accounts_per_account_unless_set(env):
+    assert Settings.from_env().withdrawal_account_creations_max == 3
+    env.setenv("DEALS_WITHDRAWAL_ACCOUNT_CREATIONS_MAX", "0")
+    assert settlement_config(Settings.from_env()).wallet_account_creations_max == 0
+    for bad in ("-1", "1.5"):
+        assert refusal(env, DEALS_WITHDRAWAL_ACCOUNT_CREATIONS_MAX=bad).startswith(
+            "DEALS_WITHDRAWAL_ACCOUNT_CREATIONS_MAX: ")
 
 
 def test_a_dotenv_file_is_read_and_the_environment_wins(env, tmp_path):

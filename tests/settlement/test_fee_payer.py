@@ -7,6 +7,7 @@ pay the rent of an account it creates fails no movement either."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from uuid import UUID, uuid4
 
@@ -143,6 +144,8 @@ async def test_at_the_bound_the_fee_payer_pays_every_account_a_transaction_creat
     account = rig.open_account(DEAL)
     await rig.settle()
     withdrawals = [uuid4() for _ in range(6)]  # as many as one transaction carries
+    rig.process.config = replace(  # one account's six wallets get their accounts
+        rig.process.config, wallet_account_creations_max=len(withdrawals))
     for withdrawal in withdrawals:
         wallet = str(Keypair().pubkey())
         rig.execute(c.ConnectWallet(account, wallet))
@@ -198,8 +201,6 @@ async def test_the_fee_payer_short_of_a_wallets_account_rent_fails_no_withdrawal
 
 
 def _few_polls(rig: SettlementRig):
-    from dataclasses import replace
-
     return replace(rig.config, polls_per_step_max=3)
 
 
