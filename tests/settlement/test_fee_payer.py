@@ -111,16 +111,7 @@ async def test_a_refusal_for_the_fee_payers_rent_fails_no_movement(
     rig.execute(c.TransferFunds(transfer_id, TREASURY_ID, newcomer, DEAL))
     funds = await rig.chain.fee_payer_funds()
     fee_only = funds.reserve_lamports + tx.LAMPORTS_PER_SIGNATURE  # not the new account's rent
-    drained: list[str] = []
-
-    def drain_once(signed) -> None:
-        if not drained:
-            drained.append(signed.signature)
-            fund(rig, fee_only)
-
-    rig.hooks.before_send = drain_once
-    rig.process.config = rig.config = _few_polls(rig)
-    await rig.process.step()
+    drained = await _step_with_fee_payer_left(rig, fee_only)
 
     transfer = rig.transfer(transfer_id)
     assert drained and transfer.settlement_status not in ("failed", "settled")
@@ -180,16 +171,7 @@ async def test_the_fee_payer_short_of_a_wallets_account_rent_fails_no_withdrawal
     rig.execute(c.Withdraw(withdrawal, account, DEAL, wallet))
     funds = await rig.chain.fee_payer_funds()
     short = funds.reserve_lamports + tx.LAMPORTS_PER_SIGNATURE + 1_000_000  # < 2,039,280 rent
-    drained: list[str] = []
-
-    def drain_once(signed) -> None:
-        if not drained:
-            drained.append(signed.signature)
-            fund(rig, short)
-
-    rig.hooks.before_send = drain_once
-    rig.process.config = rig.config = _few_polls(rig)
-    await rig.process.step()
+    drained = await _step_with_fee_payer_left(rig, short)
 
     transfer = rig.transfer(withdrawal)
     assert drained and transfer.settlement_status not in ("failed", "settled")
@@ -226,3 +208,19 @@ async def test_anchoring_signs_nothing_while_the_fee_payer_cannot_pay(
     await anchors.run_until_idle()
     first = rig.ledger.app.load(anchor_id(1))
     assert first is not None and first.confirmed
+
+
+async def _step_with_fee_payer_left(rig, lamports: int) -> list[str]:
+    """One settlement step whose first send finds the fee payer left with
+    ``lamports`` (drained just before it goes out); the signatures drained at."""
+    drained: list[str] = []
+
+    def drain_once(signed) -> None:
+        if not drained:
+            drained.append(signed.signature)
+            fund(rig, lamports)
+
+    rig.hooks.before_send = drain_once
+    rig.process.config = rig.config = _few_polls(rig)
+    await rig.process.step()
+    return drained
