@@ -375,10 +375,13 @@ class AsyncLedgerClient:
         """Replay the log afresh and compare it with the read models (admin)."""
         return await self._run(calls.audit_replay(until_position))
 
-    async def assign_deposit(self, finding_id: Id, *, reason: str = "") -> m.Movement:
+    async def assign_deposit(self, finding_id: Id, *, reason: str = "",
+                       account_id: Id | None = None) -> m.Movement:
         """Credit an unassigned deposit (a finding of ``deposits``) to the
-        account that received it (admin); a repeat answers the credit."""
-        return await self._run(calls.assign_deposit(finding_id, reason))
+        account that received it (admin); a repeat answers the credit. One a
+        system account (treasury, rewards) received is passed on to the user
+        account ``account_id`` names: the answer is that transfer."""
+        return await self._run(calls.assign_deposit(finding_id, reason, account_id))
 
     async def return_deposit(self, finding_id: Id, *, reason: str = "") -> m.Movement:
         """Send an unassigned deposit back to its sender's wallet (admin):

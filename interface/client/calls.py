@@ -241,9 +241,13 @@ def reconcile(full: bool) -> Call[m.Reconciliation]:
     return Call("POST", "/v1/reconciliations", _reader(m.Reconciliation), body={"full": full})
 
 
-def assign_deposit(finding_id: UUID | str, reason: str) -> Call[m.Movement]:
-    """Idempotent by the finding: a retry answers the credit again."""
-    return _finding_command(finding_id, "assign", reason)
+def assign_deposit(finding_id: UUID | str, reason: str,
+                   account_id: UUID | str | None = None) -> Call[m.Movement]:
+    """Idempotent by the finding: a retry answers the credit again.
+    ``account_id`` passes a system account's deposit on to that user
+    account (docs/api.md, Deposits); None leaves the body without it."""
+    return _finding_command(finding_id, "assign", reason,
+                            None if account_id is None else UUID(str(account_id)))
 
 
 def return_deposit(finding_id: UUID | str, reason: str) -> Call[m.Movement]:
@@ -251,10 +255,11 @@ def return_deposit(finding_id: UUID | str, reason: str) -> Call[m.Movement]:
     return _finding_command(finding_id, "return", reason)
 
 
-def _finding_command(finding_id: UUID | str, action: str, reason: str) -> Call[m.Movement]:
+def _finding_command(finding_id: UUID | str, action: str, reason: str,
+                     account_id: UUID | None = None) -> Call[m.Movement]:
     finding = UUID(str(finding_id))
     call = _command(f"/v1/reconciliations/findings/{finding}/{action}", m.Movement,
-                    {"reason": reason or None}, None)
+                    {"reason": reason or None, "account_id": account_id}, None)
     return replace(call, command_id=finding)
 
 

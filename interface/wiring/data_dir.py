@@ -6,7 +6,8 @@ and its keys. Every process of the service secures it before it opens
 anything there (``deals-ledger`` at start, ``LedgerService`` for uvicorn's
 workers and tests):
 
-- a missing dir is created 0700;
+- a missing dir is created 0700, and so is an empty one made 0700
+  silently (an operator's ``mkdir`` under umask 022: nothing was exposed);
 - an existing one, and every directory and regular file under it, is
   *tightened* to 0700 / 0600, with one WARNING naming how many and the
   first few. Data dirs of earlier versions (0755 / 0644) must keep working,
@@ -61,8 +62,9 @@ def secure_data_dir(path: Path, secret_files: Collection[Path] = ()) -> list[Pat
     if not path.is_dir():
         raise DataDirError(f"data dir {path} is not a directory")
     skipped = {os.path.abspath(secret) for secret in secret_files}
+    empty = not any(path.iterdir())
     tightened = [entry for entry in _entries(path) if _tighten(entry, skipped)]
-    if tightened:
+    if tightened and not empty:
         named = ", ".join(str(entry.relative_to(path)) for entry in
                           tightened[:NAMED_IN_WARNING_MAX])
         logger.warning(

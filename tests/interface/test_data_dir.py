@@ -66,6 +66,15 @@ def test_a_data_dir_of_an_earlier_version_is_tightened_and_keeps_working(tmp_pat
     assert open_to_others(store.settings.data_dir) == {}
 
 
+def test_an_empty_data_dir_an_operator_made_is_made_private_without_a_warning(tmp_path, caplog):
+    made = tmp_path / "made-by-mkdir"
+    made.mkdir(mode=0o755)
+    os.chmod(made, 0o755)
+    with caplog.at_level("WARNING", logger="interface.wiring.data_dir"):
+        assert secure_data_dir(made) == [made]
+    assert open_to_others(made) == {} and caplog.records == []
+
+
 def test_a_key_file_open_to_others_is_refused_not_tightened(tmp_path):
     store = sqlite_store(tmp_path)
     shutil.copytree(GOLDEN_SQLITE, store.settings.data_dir)

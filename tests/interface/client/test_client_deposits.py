@@ -12,7 +12,7 @@ from decimal import Decimal
 import pytest
 from solders.keypair import Keypair
 
-from domain.system import EXTERNAL_ID
+from domain.system import EXTERNAL_ID, TREASURY_ID
 from interface.client import LedgerClient
 from interface.client.errors import FindingNotAdjustableError, IdempotencyConflictError
 from tests.interface.test_deposit_findings_api import record_unassigned_deposits
@@ -54,3 +54,20 @@ def test_the_client_lists_assigns_and_returns_deposits(api, client):
     listed = {f.finding_id: f.adjusted_by for f in client.deposits()}
     assert listed[first] == assigned.transfer_id and listed[third] is None
     assert client.get_balance(account).balance == Decimal("0.01")
+
+
+def test_the_client_passes_a_system_accounts_deposit_on_to_a_user_account(api, client):
+    user = client.open_account().account_id
+    (finding,) = record_unassigned_deposits(api, str(TREASURY_ID), 1, str(Keypair().pubkey()))
+    treasury_before = client.get_balance(TREASURY_ID).balance
+
+    passed_on = client.assign_deposit(finding, reason="ticket 4712", account_id=user)
+
+    assert (passed_on.kind, passed_on.from_account, passed_on.to_account, passed_on.amount) == (
+        "transfer", TREASURY_ID, user, Decimal("0.01"))
+    assert client.assign_deposit(finding, reason="ticket 4712",
+                                 account_id=user).transfer_id == passed_on.transfer_id
+    with pytest.raises(IdempotencyConflictError):
+        client.assign_deposit(finding, reason="ticket 4712")
+    assert client.get_balance(user).balance == Decimal("0.01")
+    assert client.get_balance(TREASURY_ID).balance == treasury_before
