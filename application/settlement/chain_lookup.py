@@ -48,10 +48,18 @@ embedded chain needs no wait (None): it executes a transaction before
 "A gap the settler cannot account for": the settlement store's position
 (committed with the log on PostgreSQL, folded from it on SQLite) is lower
 than one this settler saw (the store was restored or failed over under
-it), or higher than the log's head (a settlement store newer than the
-restored log: it is folded again from the log first). A start is a gap:
-every new ``SettlementProcess`` (a process start, a lease taken over, a
+it), or the store was folded again from the log since this settler looked
+(found of a timeline the log lost, by any process's fold). A start is a
+gap: every new ``SettlementProcess`` (a process start, a lease taken over, a
 settler starting again after a failure) looks before it sends.
+
+Before each lookup the store is checked against the log's timeline
+(``_align_store``): a store past the log's head, or folded from another
+event at its position than the log holds (the log restored alone and
+written to before the lookup, as during the blockhash wait, which takes
+commands), is folded again from the log with the deposit scan's cursors,
+so the lookup walks the log's own record of what landed (a kept store
+would vouch for landings the log lost) and lost deposits are found again.
 """
 
 from __future__ import annotations
@@ -159,6 +167,9 @@ class ChainLookup:
         self.wait: BlockhashWait | None = None
         """The blockhash expiry the due lookup waits for (``/ready``)."""
         self._seen_position = 0
+        self._seen_rebuilds: int | None = None
+        """The store's count of lost-timeline rebuilds when this settler
+        looked (``STORE_REBUILDS_META``): another means a gap."""
         self._watched: dict[UUID, ChainTransaction] = {}
         """The movements acknowledged transactions carried: should the log
         come to have one waiting (a client sending a lost command again
@@ -169,8 +180,8 @@ class ChainLookup:
         one), once every earlier blockhash expired; False while waiting for
         that (nothing may be sent), ``ChainAheadOfLog`` while the chain is
         ahead of the log."""
-        position = self.store.position()
-        why = self._gap(position)
+        position, rebuilds = self.store.position_and_rebuilds()
+        why = self._gap(position, rebuilds)
         self._seen_position = max(self._seen_position, position)
         if why is not None:
             logger.info("settlement looks the chain up before sending: %s", why)
@@ -180,10 +191,10 @@ class ChainLookup:
             return True
         if not await self._blockhashes_expired():
             return False
-        self._align_store(self.store.position())
+        self._align_store()
         await self.look_up()
         self._looked, self._due = True, False
-        self._seen_position = self.store.position()
+        self._seen_position, self._seen_rebuilds = self.store.position_and_rebuilds()
         return True
 
     async def _blockhashes_expired(self) -> bool:
@@ -214,7 +225,7 @@ class ChainLookup:
                            self.wait.until_height, height)
         return False
 
-    def _gap(self, position: int) -> str | None:
+    def _gap(self, position: int, rebuilds: int) -> str | None:
         if self._due:
             return None
         if not self._looked:
@@ -223,18 +234,18 @@ class ChainLookup:
             metrics.SETTLEMENT_GAPS.inc()
             return (f"the settlement store went back from log position {self._seen_position} "
                     f"to {position} (a restore or a failover)")
+        if rebuilds != self._seen_rebuilds:
+            metrics.SETTLEMENT_GAPS.inc()
+            return "the settlement store was folded again from the log (of a lost timeline)"
         return None
 
-    def _align_store(self, position: int) -> None:
-        """A settlement store ahead of the log (not restored with it) is
-        folded again from the log; one that went back is re-read."""
-        head = self.fold.app.event_log.head()
-        if position > head:
-            logger.warning("the settlement store is at log position %d, past the log's head %d: "
-                           "folding it again from the log", position, head)
-            self.fold.rebuild()
-        else:
-            self.fold.forget_position()
+    def _align_store(self) -> None:
+        """Re-read the store's position, which checks the store against the
+        log's timeline: one past the log's head or folded from another event
+        at its position is folded again from the log, deposit cursors
+        included (``SettlementFold.tracked_position`` says why that is
+        safe: this lookup then checks it against the chain); then catch up."""
+        self.fold.forget_position()
         self.fold.catch_up()
 
     async def look_up(self) -> list[Unaccounted]:

@@ -20,10 +20,20 @@ What a movement is on chain is decided here, once:
   tokens back to the external account while they stay on chain;
 - an adjustment for a reconciliation finding is already true on chain, so it
   counts in the settled balances at once.
+
+The store knows which timeline it was folded from: each page records, with
+the new position, an identity of the event there (``event_identity``).
+Whenever a fold loads its position (at each start, after a conflict or an
+error, and when the settler's chain lookup asks), it checks it against the
+log; a store past the log's head, or holding another event's identity at its
+position (the log restored without it and written to since), is of a
+timeline the log lost and is folded again from the log
+(``SettlementFold.tracked_position``), never folded onto.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Callable
@@ -36,6 +46,7 @@ from application.eventlog.page_loop import PageLoop
 from application.eventlog.reader import LogEvent
 from application.eventlog.seal_check import sealed_pages
 from application.eventlog.tracking import TrackingConflict
+from application.settlement import metrics
 from application.settlement.store import (
     AWAITING_CAPTURE,
     FAILED,
@@ -162,14 +173,70 @@ class SettlementFold:
     # The page loop's consumer
 
     def tracked_position(self) -> int:
-        return self.store.position()
+        """Where the store stands; a store of a timeline the log lost is
+        emptied first, so the fold goes on from 0 (see ``lost_timeline``).
+
+        Rebuilding by itself is safe here, unlike the read models (which
+        wait for the operator: a log altered on purpose looks like a
+        restore, and their rebuild would drop the hash checkpoints that
+        show it): the settlement store proves nothing and is no evidence,
+        only what the settler knows of the log, and before it sends anything
+        the settler's chain lookup checks the rebuilt store against the chain
+        (a landed movement the log lost stops settlement, ``ChainAheadOfLog``,
+        so the rebuild can hide nothing that moved). Kept instead, it would
+        skip the log's new events at the positions it had folded, never
+        credit a deposit its cursors had passed, and vouch for landings the
+        log lost."""
+        position, why = self.lost_timeline()
+        if why is None:
+            return position
+        logger.warning("%s: folding the settlement store again from the log (the deposit "
+                       "scan starts over; credits are idempotent by signature)", why)
+        metrics.STORE_REBUILT.inc()
+        self.store.reset(lost_timeline=True)
+        return 0
+
+    def lost_timeline(self) -> tuple[int, str | None]:
+        """The store's position and, when the store is not of the log's
+        timeline, why: past the log's head, or another event (or none) at
+        its position than the one it folded last there."""
+        position, identity = self.store.timeline()
+        if position == 0:
+            return position, None
+        head = self.app.event_log.head()
+        if position > head:
+            return position, (f"the settlement store is at log position {position}, past the "
+                              f"log's head {head}: the log was restored without it")
+        if identity is None:
+            return position, (f"the settlement store records no identity of the event at its "
+                              f"position {position} (folded by an earlier version): it cannot "
+                              "be told of the log's timeline")
+        found = self.app.event_log.read(position - 1, 1)
+        if found and found[0].position == position and event_identity(found[0]) == identity:
+            return position, None
+        return position, (f"the settlement store was folded from another event at log "
+                          f"position {position} than the log holds: the log was restored "
+                          "without it and written to since")
 
     def apply_page(self, previous: int, events: list[LogEvent]) -> None:
         with self.store.transaction(durable=False) as cursor:
             self.store.tracking.advance(cursor, previous, events[-1].position)
+            self.store.set_timeline_event(cursor, event_identity(events[-1]))
             page = _Page(self.store, cursor, self.decoder)
             for event in events:
                 page.apply(event)
+
+
+def event_identity(event: LogEvent) -> int:
+    """A signed 64-bit digest of a stored event: its position, aggregate id,
+    version, topic and stored bytes (the event's timestamp among them), so
+    that two timelines of a log do not hold the same one at a position."""
+    digest = hashlib.blake2b(digest_size=8, person=b"deals-timeline")
+    for part in (str(event.position).encode(), event.originator_id.encode(),
+                 str(event.version).encode(), event.topic.encode(), event.state):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return int.from_bytes(digest.digest(), "big", signed=True)
 
 
 class _Page:

@@ -54,7 +54,13 @@ LANDED_DISAGREES = _metric(
 )
 SETTLEMENT_GAPS = _metric(
     Counter, "deals_ledger_settlement_store_gaps",
-    "Times the settlement store went back under a running settler (a restore or a failover)",
+    "Times the settlement store went back, or was folded again from the log, under a running "
+    "settler (a restore or a failover)",
+)
+STORE_REBUILT = _metric(
+    Counter, "deals_ledger_settlement_store_rebuilt",
+    "Times the settlement store was found folded from a timeline the event log lost (the "
+    "log restored without it) and folded again from the log",
 )
 BLOCKHASH_WAIT_HEIGHT = _metric(
     Gauge, "deals_ledger_settlement_blockhash_wait_height",

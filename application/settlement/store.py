@@ -62,6 +62,15 @@ OWNER_ROTATION_META = "owner_rotation_started"
 """1 from the moment ``custody rotate owner`` starts moving token accounts
 until every one has moved: custody accounts are then owned by two keys, and
 a settler signing with either would fail movements that are not at fault."""
+TIMELINE_EVENT_META = "timeline_event"
+"""An identity of the event at the tracking position (``fold.event_identity``),
+written with each page: a store folded from a timeline the log lost (the log
+restored without the store, then written to) holds another event's there."""
+STORE_REBUILDS_META = "store_rebuilds"
+"""Times the store was found of a timeline the log lost and folded again from
+the log; kept through that rebuild, so a running settler (in any process)
+sees the change and looks the chain up again (``chain_lookup``)."""
+KEPT_THROUGH_RESET = (OWNER_ROTATION_META, STORE_REBUILDS_META)
 IDS_PER_IN_LIST_MAX = 500
 PAGE_ROWS_MAX = 10_000
 
@@ -274,6 +283,35 @@ class SettlementStore:
     def position(self) -> int:
         with self.read() as cursor:
             return self.tracking.position(cursor)
+
+    def timeline(self) -> tuple[int, int | None]:
+        """The tracking position and the identity recorded of the event
+        there (None: none recorded), in one read, so the two belong together."""
+        return self._position_with(TIMELINE_EVENT_META)
+
+    def position_and_rebuilds(self) -> tuple[int, int]:
+        """The tracking position and ``STORE_REBUILDS_META``, in one read."""
+        position, rebuilds = self._position_with(STORE_REBUILDS_META)
+        return position, rebuilds or 0
+
+    def _position_with(self, meta_name: str) -> tuple[int, int | None]:
+        with self.read() as cursor:
+            cursor.execute(self.sql(
+                "SELECT position, (SELECT value FROM {settlement_meta} WHERE name = ?) "
+                "FROM {settlement_tracking} WHERE name = ?"
+            ), (meta_name, SETTLEMENT_TRACKING_NAME))
+            row = cursor.fetchone()
+        if row is None:
+            return 0, None
+        return int(row[0] or 0), None if row[1] is None else int(row[1])
+
+    def set_timeline_event(self, cursor: Cursor, identity: int) -> None:
+        """Record the identity of the event a page ends at, in its transaction
+        (a statement only: no read, pipelined on PostgreSQL)."""
+        cursor.execute(self.sql(
+            "INSERT INTO {settlement_meta} (name, value) VALUES (?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+        ), (TIMELINE_EVENT_META, identity))
 
     # The queue and what is in flight
 
@@ -614,20 +652,30 @@ class SettlementStore:
             row = cursor.fetchone()
         return None if row is None else _finding(row)
 
-    def reset(self) -> None:
-        """Empty every table and move tracking back to 0 (a rebuild)."""
+    def reset(self, *, lost_timeline: bool = False) -> None:
+        """Empty every table and move tracking back to 0 (a rebuild);
+        ``lost_timeline``: the store was of a timeline the log lost, counted
+        in ``STORE_REBUILDS_META`` in the same transaction."""
         with self.transaction() as cursor:
             self._reset(cursor)
+            if lost_timeline:
+                cursor.execute(self.sql(
+                    "INSERT INTO {settlement_meta} (name, value) VALUES (?, 1) "
+                    "ON CONFLICT (name) DO UPDATE SET value = {settlement_meta}.value + 1"
+                ), (STORE_REBUILDS_META,))
 
     def _reset(self, cursor: Cursor) -> None:
-        """Empty what the fold rebuilds from the log; keep what only an
-        operator's command knows (an unfinished owner rotation: the log
-        cannot say it, and losing it let a settler start on half-moved
-        accounts after a rebuild or a schema upgrade)."""
+        """Empty what the fold rebuilds from the log (the deposit scan's
+        cursors and resumes too: the chain is scanned again, and a deposit
+        credited on a lost timeline is credited again, once, by its
+        signature); keep what only an operator's command knows (an
+        unfinished owner rotation: the log cannot say it, and losing it let
+        a settler start on half-moved accounts after a rebuild or a schema
+        upgrade) and the count of rebuilds a running settler compares."""
         for table in _TABLES:
-            kept = " WHERE name <> ?" if table == "settlement_meta" else ""
+            kept = " WHERE name NOT IN (?, ?)" if table == "settlement_meta" else ""
             cursor.execute(self.sql(f"DELETE FROM {{{table}}}{kept}"),  # noqa: S608
-                           (OWNER_ROTATION_META,) if kept else ())
+                           KEPT_THROUGH_RESET if kept else ())
         self.tracking.seed(cursor)
 
     def _create(self, cursor: Cursor) -> None:

@@ -29,6 +29,7 @@ from solders.transaction import Transaction
 
 from application import commands as c
 from application.alerts import AlertKind
+from application.eventlog.seals import SEALS_TABLE
 from application.settlement.chain_lookup import ChainAheadOfLog
 from application.settlement.chain_port import SignedSubmission
 from application.settlement.fold import SettlementFold
@@ -75,6 +76,23 @@ class StoreSnapshot:
             return
         _run("psql", "--quiet", "-c", f'DROP SCHEMA "{self._schema}" CASCADE', self._url)
         _run("pg_restore", f"--dbname={self._url}", str(self.path))
+
+    def restore_log(self) -> None:
+        """Put the event log alone back, as docs/operations.md allows: the
+        embedded ``events.sqlite``, or the log's tables of the PostgreSQL
+        schema (events, snapshots, commit seals); every derived table stays."""
+        if self.store.kind == "sqlite":
+            self.restore(only=("events.sqlite",))
+            return
+        listed = subprocess.run(  # noqa: S603
+            ("psql", "-qAt", "-c", "SELECT tablename FROM pg_tables WHERE schemaname = "
+             f"'{self._schema}'", self._url), check=True, capture_output=True, text=True,
+            timeout=120).stdout.split()
+        tables = [t for t in listed if t.startswith("dealsledger_") or t == SEALS_TABLE]
+        _run("psql", "--quiet", "-c", "TRUNCATE " + ", ".join(
+            f'"{self._schema}"."{table}"' for table in tables), self._url)
+        _run("pg_restore", "--data-only", f"--dbname={self._url}",
+             *(f"--table={table}" for table in tables), str(self.path))
 
     @property
     def _schema(self) -> str:
