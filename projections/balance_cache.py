@@ -60,7 +60,6 @@ from typing import Any
 from uuid import UUID
 
 from projections import ledger_metrics as metrics
-from projections.rows import BalanceRow
 
 logger = logging.getLogger(__name__)
 
@@ -286,14 +285,14 @@ class BalanceCache:
         return bool(bound)
 
     def write_through(
-        self, store: Any, rows: Iterable[BalanceRow], since: int, upto: int
+        self, store: Any, entries: list[CachedBalance], since: int, upto: int
     ) -> None:
         """After a page committed: write the changed accounts as the store
-        now has them. The page was applied after ``since``, up to ``upto``."""
-        account_ids = [row.account_id for row in rows]
+        now has them (``entries``, read in the page's own transaction). The
+        page was applied after ``since``, up to ``upto``."""
         if self._resync_from is not None or self.incarnation is None:
             self.heal(store)
-        if (self._resync_from is None and self.put(store.cache_entries(account_ids))
+        if (self._resync_from is None and self.put(entries)
                 and self._written_upto(upto)):
             self._confirm(store, upto)
             return

@@ -36,7 +36,7 @@ from application.eventlog.page_loop import PageLoop
 from application.eventlog.reader import EventLog, LogEvent
 from application.eventlog.seal_check import sealed_pages
 from projections import ledger_metrics as metrics
-from projections.balance_cache import BalanceCache
+from projections.balance_cache import BalanceCache, CachedBalance
 from projections.hashchain import HashChain
 from projections.ledger_fold import (
     InvariantViolation,
@@ -69,6 +69,11 @@ class LostTimelineFound(Exception):
 class PageReport:
     events: int
     position: int
+    behind: int | None = None
+    """Events between the log's head (read after the page) and the page's
+    end; None when not asked or the head could not be read."""
+    active: bool = True
+    """Whether this projector held the lock (checking costs a round trip)."""
 
 
 class Projector:
@@ -117,6 +122,7 @@ class Projector:
         self._last_event_time: float | None = None
         self._holds_dirty = True
         self._holds_refreshed_at = 0.0
+        self._behind: int | None = None
 
     def _refused_unsealed(self, position: int, why: str) -> None:
         self._stalled(position)
@@ -163,9 +169,10 @@ class Projector:
         """Apply at most one page, if this projector holds the lock."""
         with self._work_lock:
             if not self.lock.try_acquire():
-                return PageReport(0, self.progress.position)
+                return PageReport(0, self.progress.position, active=False)
             try:
-                return self._apply_next_page()
+                with self.log.session():
+                    return self._apply_next_page()
             except BaseException:
                 self._forget()
                 raise
@@ -184,7 +191,7 @@ class Projector:
                 progress_line(report.position)
             if report.events == 0 or report.position >= target:
                 return applied
-            if not self.lock.held:
+            if not report.active:
                 return applied
 
     def rebuild(self, *, progress_line: Callable[[int], None] | None = None) -> int:
@@ -208,11 +215,11 @@ class Projector:
     def _apply_next_page(self) -> PageReport:
         events = self._pages.apply_next(self.page_events)
         if events:
-            return PageReport(len(events), events[-1].position)
+            return PageReport(len(events), events[-1].position, self._behind)
         position = self._pages.position()
         if self.cache is not None and self.cache.needs_resync:
             self.cache.heal(self.store)  # Redis may be back while the log is quiet
-        self._update_lag(position, caught_up=True)
+        self._update_lag(position)
         self._refresh_holds_gauge(idle=True)
         return PageReport(0, position)
 
@@ -269,21 +276,29 @@ class Projector:
         raise LostTimelineFound(lost.why)
 
     def apply_page(self, previous: int, events: list[LogEvent]) -> None:
+        """Load, fold, write and read back the cache's entries in one
+        transaction (``ReadModelStore.page_transaction``); tell anyone only
+        after it committed."""
         assert self._chain is not None, "the chain is loaded with the tracked position"
-        changes = self._fold(events)
-        checkpoint = self._chain.extend(events)
-        started = time.perf_counter()
-        self.store.write_page(previous, changes, checkpoint, self.before_commit)
+        with self.store.page_transaction() as cursor:
+            changes = self._fold(events, cursor)
+            checkpoint = self._chain.extend(events)
+            started = time.perf_counter()
+            self.store.write_page(previous, changes, checkpoint, self.before_commit,
+                                  cursor=cursor)
+            entries = (self.store.cache_entries(
+                [row.account_id for row in changes.balances.values()], cursor)
+                       if self.cache is not None and changes.balances else [])
         metrics.PAGE_COMMIT_SECONDS.labels(self.name).observe(time.perf_counter() - started)
         self._chain.advance(checkpoint)
         if self.after_commit is not None:
             self.after_commit()
         self.progress.advance(changes.last_position)
         self.stalled_at = None
-        self._after_page(events, changes)
+        self._after_page(events, changes, entries)
 
-    def _fold(self, events: list[LogEvent]) -> PageChanges:
-        state = self.store.load(keys_for(events))
+    def _fold(self, events: list[LogEvent], cursor: object) -> PageChanges:
+        state = self.store.load(keys_for(events), cursor)
         changes = LedgerFold(state, self.decoder).apply(events)
         if changes.violations:
             for violation in changes.violations[:20]:
@@ -298,20 +313,18 @@ class Projector:
             )
         return changes
 
-    def _after_page(self, events: list[LogEvent], changes: PageChanges) -> None:
+    def _after_page(self, events: list[LogEvent], changes: PageChanges,
+                    entries: list[CachedBalance]) -> None:
         metrics.EVENTS_APPENDED.inc(len(events))
         metrics.EVENTS_PROJECTED.labels(self.name).inc(len(events))
         if changes.last_time is not None:
             self._last_event_time = changes.last_time / 1e6
         if self.cache is not None and changes.balances:
             since = events[0].position - 1  # every account changed in the page is past it
-            self.cache.write_through(
-                self.store, changes.balances.values(), since, changes.last_position
-            )
+            self.cache.write_through(self.store, entries, since, changes.last_position)
         self._holds_dirty = self._holds_dirty or bool(changes.holds)
-        caught_up = len(events) < self.page_events  # a short page reached the log's head
-        self._refresh_holds_gauge(idle=caught_up)
-        self._update_lag(changes.last_position, caught_up=caught_up)
+        self._behind = self._update_lag(changes.last_position)
+        self._refresh_holds_gauge(idle=self._behind == 0)
 
     def _refresh_holds_gauge(self, *, idle: bool) -> None:
         """At most once a second under load; at once when the log is quiet."""
@@ -321,17 +334,20 @@ class Projector:
             self._holds_refreshed_at = now
             metrics.set_holds_outstanding(*self.store.holds_outstanding())
 
-    def _update_lag(self, position: int, *, caught_up: bool = False) -> None:
+    def _update_lag(self, position: int) -> int | None:
+        """Set the lag gauges; returns how many events the log's head is
+        past ``position`` (None when the head could not be read)."""
         try:
             head = self.log.head()
         except Exception:  # the lag is a gauge; the next page sets it
-            return
+            return None
         behind = max(0, head - position)
         metrics.PROJECTION_LAG_EVENTS.labels(self.name).set(behind)
         seconds = 0.0
         if behind and self._last_event_time is not None:
             seconds = max(0.0, time.time() - self._last_event_time)
         metrics.PROJECTION_LAG_SECONDS.labels(self.name).set(seconds)
+        return behind
 
     def _retrying(self, attempt: Callable[[], PageReport]) -> PageReport:
         """``attempt()`` until it succeeds or the projector stops (tenacity):
@@ -360,10 +376,12 @@ class Projector:
             except Exception as error:  # the stop came while it kept failing
                 self._failed(error)
                 return
-            if not self.lock.held:
+            if not report.active:
                 self._stopping.wait(STANDBY_RETRY_S)
                 continue
-            if report.events >= self.page_events:
-                continue
-            if report.events == 0:
-                self._wake.wait(self.poll_interval_s)
+            if report.events and report.behind != 0:
+                continue  # more to read (or unknown: look)
+            # At the head (a page that reached it, or none): wait for the
+            # writer's wake, kept if it came during the page, or the poll.
+            # Reading again at once found nothing but cost 3 round trips.
+            self._wake.wait(self.poll_interval_s)

@@ -182,13 +182,33 @@ class ReadModelStore:
         with self.read() as cursor:
             return self.tracking.position(cursor)
 
-    def load(self, keys: Keys) -> FoldState:
+    @contextmanager
+    def page_transaction(self) -> Iterator[Any]:
+        """A cursor for a projector's whole page, given as ``cursor=`` to
+        ``load``, ``write_page`` and ``cache_entries``; None here: each
+        takes a transaction of its own (SQLite has no round trips to save,
+        and a read transaction there cannot become the write: another
+        projector's commit in between makes it ``database is locked``, not
+        the ``TrackingConflict`` that says what happened)."""
+        yield None
+
+    @contextmanager
+    def _within(self, cursor: Any, *, commit: bool) -> Iterator[Any]:
+        """``cursor`` when given (a ``page_transaction``'s), else a
+        transaction of its own."""
+        if cursor is not None:
+            yield cursor
+            return
+        with self._cursor(commit=commit) as own:
+            yield own
+
+    def load(self, keys: Keys, cursor: Any = None) -> FoldState:
         state = FoldState()
-        with self.read() as cursor:
-            state.balances = self._load(cursor, BalanceRow, keys.accounts)
-            state.transactions = self._load(cursor, TransactionRow, keys.transfers)
-            state.holds = self._load(cursor, HoldRow, keys.holds)
-            state.wallets = self._load(cursor, WalletRow, keys.wallets)
+        with self._within(cursor, commit=False) as reading:
+            state.balances = self._load(reading, BalanceRow, keys.accounts)
+            state.transactions = self._load(reading, TransactionRow, keys.transfers)
+            state.holds = self._load(reading, HoldRow, keys.holds)
+            state.wallets = self._load(reading, WalletRow, keys.wallets)
         return state
 
     def _load(self, cursor: Any, row_type: Any, keys: Iterable[str]) -> dict[str, Any]:
@@ -252,15 +272,16 @@ class ReadModelStore:
         "WHERE h.account_id = b.account_id AND h.status = 'pending') FROM {balances} b "
     )
 
-    def cache_entries(self, account_ids: Sequence[str]) -> list[CachedBalance]:
+    def cache_entries(self, account_ids: Sequence[str], cursor: Any = None
+                      ) -> list[CachedBalance]:
         entries: list[CachedBalance] = []
-        with self.read() as cursor:
+        with self._within(cursor, commit=False) as reading:
             for start in range(0, len(account_ids), IDS_PER_IN_LIST_MAX):
                 chunk = list(account_ids[start:start + IDS_PER_IN_LIST_MAX])
                 marks = ", ".join("?" * len(chunk))
-                cursor.execute(self.sql(self._CACHE_ENTRY + f"WHERE b.account_id IN ({marks})"),
-                               chunk)
-                entries.extend(CachedBalance(*row) for row in cursor.fetchall())
+                reading.execute(self.sql(self._CACHE_ENTRY + f"WHERE b.account_id IN ({marks})"),
+                                chunk)
+                entries.extend(CachedBalance(*row) for row in reading.fetchall())
         return entries
 
     def cache_entries_changed_after(
@@ -362,11 +383,12 @@ class ReadModelStore:
 
     def write_page(
         self, previous: int, changes: PageChanges, checkpoint: Checkpoint | None,
-        before_commit: Callable[[], None] | None = None,
+        before_commit: Callable[[], None] | None = None, cursor: Any = None,
     ) -> None:
         """Apply one page's changes and move tracking from ``previous`` to
-        the page's last position, in one transaction."""
-        with self._cursor(commit=True) as cursor:
+        the page's last position, in one transaction (``cursor``'s, when
+        given: a ``page_transaction``'s, committed by it)."""
+        with self._within(cursor, commit=True) as cursor:
             self.tracking.advance(cursor, previous, changes.last_position)
             for row_type, rows in (
                 (BalanceRow, changes.balances), (TransactionRow, changes.transactions),
@@ -590,6 +612,18 @@ class PostgresReadModelStore(ReadModelStore):
             finally:
                 if not commit and not conn.closed:
                     conn.isolation_level, conn.read_only = None, None
+
+    @contextmanager
+    def page_transaction(self) -> Iterator[Any]:
+        """One write transaction for the page's load, write and cache
+        entries: apart, each cost a pooled connection's pre-ping, a BEGIN
+        and a COMMIT or ROLLBACK, most of a small page's round trips.
+        Loading inside the write changes nothing the tracking
+        compare-and-set does not decide already: a page another projector
+        committed since makes ``write_page`` raise ``TrackingConflict``
+        (its UPDATE waits for that commit, then finds the position moved)."""
+        with self._cursor(commit=True) as cursor:
+            yield cursor
 
     def position(self) -> int:
         """One statement on an autocommit connection (no BEGIN/ROLLBACK):

@@ -7,7 +7,9 @@ connection, with rows as tuples (no dict per row)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
@@ -22,6 +24,7 @@ class PostgresEventLog(SqlEventLog):
         from psycopg.sql import SQL, Identifier
 
         self._datastore = recorder.datastore  # type: ignore[attr-defined]
+        self._pinned = threading.local()
         table = SQL("{}.{}").format(
             Identifier(self._datastore.schema),
             Identifier(recorder.events_table_name),  # type: ignore[attr-defined]
@@ -64,15 +67,42 @@ class PostgresEventLog(SqlEventLog):
             seals + SQL("WHERE last_position < %s ORDER BY last_position DESC LIMIT 1"),
         )
 
-    def _rows(self, statement: Any, params: tuple[Any, ...] = ()) -> Sequence[Sequence[Any]]:
-        from psycopg.rows import tuple_row
+    @contextmanager
+    def session(self) -> Iterator[None]:
+        """One pooled connection for this thread's questions inside: the pool
+        pre-pings a connection each time it is taken (``POSTGRES_PRE_PING``),
+        a round trip as dear as the question, and the projector asks 4-6 a
+        page. A failure inside surfaces as psycopg's own error (the caller,
+        the projector, retries its whole page on a fresh connection); the
+        pool replaces a broken connection when the session gives it back."""
+        if getattr(self._pinned, "conn", None) is not None:
+            yield  # nested: the outer session's connection
+            return
+        with self._datastore.get_connection() as conn:
+            self._pinned.conn = conn
+            try:
+                yield
+            finally:
+                self._pinned.conn = None
 
-        with self._datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as cur:
-            cur.execute(statement, params, prepare=True)
-            return cur.fetchall()
+    def _rows(self, statement: Any, params: tuple[Any, ...] = ()) -> Sequence[Sequence[Any]]:
+        pinned = getattr(self._pinned, "conn", None)
+        if pinned is not None:
+            return _ask(pinned, statement, params)
+        with self._datastore.get_connection() as conn:
+            return _ask(conn, statement, params)
 
     def _aggregate_key(self, aggregate_id: UUID) -> Any:
         return aggregate_id
 
     def _refs_params(self, refs: Sequence[tuple[UUID, int]]) -> tuple[Any, ...]:
         return ([aggregate_id for aggregate_id, _ in refs], [version for _, version in refs])
+
+
+def _ask(conn: Any, statement: Any, params: tuple[Any, ...]) -> Sequence[Sequence[Any]]:
+    """One prepared statement's rows, as tuples."""
+    from psycopg.rows import tuple_row
+
+    with conn.cursor(row_factory=tuple_row) as cur:
+        cur.execute(statement, params, prepare=True)
+        return cur.fetchall()

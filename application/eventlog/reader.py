@@ -18,6 +18,7 @@ connection.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID
@@ -87,6 +88,11 @@ class EventLog(Protocol):
 
     def changes_after(self, position: int, limit: int = CHANGES_PER_QUERY_MAX) -> list[Change]: ...
 
+    def session(self) -> AbstractContextManager[None]:
+        """The calling thread's questions inside ask on one connection, taken
+        (and checked) once, not one each: a fold's page asks several."""
+        ...
+
 
 @dataclass(frozen=True)
 class Statements:
@@ -114,6 +120,10 @@ class SqlEventLog:
 
     def _rows(self, statement: Any, params: tuple[Any, ...] = ()) -> Sequence[Sequence[Any]]:
         raise NotImplementedError
+
+    def session(self) -> AbstractContextManager[None]:
+        """Nothing to share by default (SQLite opens no pooled connection)."""
+        return nullcontext()
 
     def _aggregate_key(self, aggregate_id: UUID) -> Any:
         """The aggregate id as the events table's column takes it."""
