@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ from benchmarks import http_load as load
 from benchmarks.common import BENCH_DATABASE_URL_DEFAULT
 from benchmarks.deployed import fixed_rate
 from benchmarks.deployed_watch import CpuMeter
+from benchmarks.projection_lag import percentile
 from benchmarks.servers import ServerProcess
 from benchmarks.suite import fresh_schema, redis_prefix
 from benchmarks.wrk_load import WrkRun, lua_script, run_wrk
@@ -119,18 +121,35 @@ def _fund(target: load.Target, count: int) -> tuple[str, ...]:
     return accounts
 
 
+def _pages(target: load.Target) -> tuple[float, float]:
+    """The projector's pages committed and events applied so far (its
+    ``/metrics``): how many events a page holds is what its round trips
+    are shared by."""
+    with urllib.request.urlopen(f"http://{target.host}:{target.port}/metrics",  # noqa: S310
+                                timeout=10) as answer:
+        text = answer.read().decode()
+    found = {name: float(value) for name, value in re.findall(
+        r'^(projection_page_commit_seconds_count|projection_events_total)'
+        r'\{projection="read_models"\} (\S+)$', text, re.MULTILINE)}
+    return (found.get("projection_page_commit_seconds_count", 0.0),
+            found.get("projection_events_total", 0.0))
+
+
 def _round(tree: Tree, token: str, options: argparse.Namespace) -> dict[str, float]:
     assert tree.server is not None and tree.server.process is not None
     pid = tree.server.process.pid
     meter = CpuMeter(pid, options.database_url)
     target = load.Target(tree.server.host, tree.server.port, token)
+    pages_before = _pages(target)
     before, loop_before, threads_before = meter.sample(), _thread_cpu_s(pid), _threads_cpu_s(pid)
     started = time.monotonic()
-    ok = _load(tree, target, token, options)
+    ok, lags = _load(tree, target, token, options)
     elapsed = time.monotonic() - started
     after, loop_after, threads_after = meter.sample(), _thread_cpu_s(pid), _threads_cpu_s(pid)
     spent = CpuMeter.spent(before, after)
     per = 1000 / max(ok, 1)
+    pages_after = _pages(target)
+    pages, events = (pages_after[0] - pages_before[0], pages_after[1] - pages_before[1])
     if getattr(options, "threads", False):
         names = _thread_names(pid)
         by_name: dict[str, float] = {}
@@ -141,23 +160,34 @@ def _round(tree: Tree, token: str, options: argparse.Namespace) -> dict[str, flo
         print(f"  {tree.label} threads (ms a transfer): "
               + ", ".join(f"{name} {ms:.3f}" for name, ms in shown if ms >= 0.005), flush=True)
     return {"ok": ok, "per_s": ok / elapsed, "service_ms": spent["service"] * per,
-            "loop_ms": (loop_after - loop_before) * per, "postgres_ms": spent["postgres"] * per}
+            "loop_ms": (loop_after - loop_before) * per, "postgres_ms": spent["postgres"] * per,
+            "pages": pages, "events_per_page": events / max(pages, 1),
+            "lag_p50_ms": percentile(lags, 0.5) * 1000, "lag_p99_ms": percentile(lags, 0.99) * 1000}
 
 
-def _load(tree: Tree, target: load.Target, token: str, options: argparse.Namespace) -> int:
+def _load(tree: Tree, target: load.Target, token: str, options: argparse.Namespace
+          ) -> tuple[int, list[float]]:
     """Transfers accepted under the round's load: the open-loop sender at
     ``--rate``, or with ``--wrk`` a closed wrk load (2 threads, 32
-    connections, the deployed bench's script)."""
+    connections, the deployed bench's script); with the open-loop sender
+    also the read-your-writes lag (s) of the deployed bench's probe."""
     if not options.wrk:
-        return asyncio.run(fixed_rate(target, load.Transfers(accounts=tree.accounts),
-                                      options.rate, options.seconds, 32))
+        async def fixed() -> tuple[int, list[float]]:
+            finished = False
+            probe = asyncio.create_task(load.sample_read_lag(
+                target, (tree.accounts[0], tree.accounts[1]), lambda: finished))
+            ok = await fixed_rate(target, load.Transfers(accounts=tree.accounts),
+                                  options.rate, options.seconds, 32)
+            finished = True
+            return ok, await probe
+        return asyncio.run(fixed())
     script = Path(tempfile.mkdtemp(prefix="request-cpu-wrk-")) / "transfers.lua"
     script.write_text(lua_script("transfers", tree.accounts, token,
                                  seed=random.randrange(1, 10**6)))  # noqa: S311
     result = asyncio.run(run_wrk(f"http://{target.host}:{target.port}", script,
                                  WrkRun(seconds=options.seconds)))
     shutil.rmtree(script.parent)
-    return result.ok
+    return result.ok, []
 
 
 def _profile(tree: Tree, token: str, options: argparse.Namespace, work_dir: Path) -> Path:
@@ -211,7 +241,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"round {number + 1} {tree.label:>8}: accepted {figures['ok']:.0f} "
                       f"({figures['per_s']:.0f}/s), "
                       f"service {figures['service_ms']:.3f} (event loop {figures['loop_ms']:.3f}), "
-                      f"postgres {figures['postgres_ms']:.3f}; load average "
+                      f"postgres {figures['postgres_ms']:.3f}; projector pages "
+                      f"{figures['pages']:.0f} ({figures['events_per_page']:.1f} events a page), "
+                      f"read-your-writes p50 {figures['lag_p50_ms']:.1f} ms, "
+                      f"p99 {figures['lag_p99_ms']:.1f} ms; "
+                      f"load average "
                       f"{os.getloadavg()[0]:.1f}", flush=True)
         if options.profile:
             for tree in trees:

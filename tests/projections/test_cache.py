@@ -330,3 +330,35 @@ def test_entries_of_the_earlier_format_are_misses_and_are_overwritten(ledger, ca
     cached.projector.catch_up()
     assert entry(redis_server, destination)["b"] == "4"
     assert entry(redis_server, destination)["l"] == incarnation(redis_server)
+
+
+def test_a_page_is_one_pooled_connection_a_side_and_one_read_model_transaction(
+    ledger, cached, redis_server, store, monkeypatch
+):
+    """On PostgreSQL a page's log questions (read, seals, head) share one
+    pooled connection, and its load, write and cache entries one
+    transaction on another: each connection taken is a pre-ping, each
+    transaction a BEGIN and its end. The entries read inside the write
+    are what Redis gets once it committed."""
+    if store.kind == "sqlite":
+        pytest.skip("SQLite's log and read models take no pooled connections")
+    source, destination = funded_pair(ledger)
+    cached.projector.catch_up()
+    ledger.execute(c.TransferFunds(uuid4(), source, destination, 250))
+    taken = {"log": 0, "read models": 0}
+
+    def counting(side: str, datastore):
+        take = datastore.get_connection
+
+        def get_connection():
+            taken[side] += 1
+            return take()
+        monkeypatch.setattr(datastore, "get_connection", get_connection)
+
+    counting("log", cached.log._datastore)
+    counting("read models", cached.store.datastore)
+    report = cached.projector.run_once()
+    assert report.events > 0 and report.behind == 0
+    assert taken == {"log": 1, "read models": 1}
+    assert entry(redis_server, destination)["b"] == "250"
+    assert entry(redis_server, source)["b"] == "750"

@@ -282,3 +282,20 @@ def test_a_failing_projector_thread_backs_off_and_recovers(ledger, read_side, mo
     gaps = [later - earlier for earlier, later in zip(calls, calls[1:4], strict=False)]
     assert gaps[0] >= 0.09 and gaps[1] >= 0.19 and gaps[2] >= 0.39, gaps  # 0.1, 0.2, 0.4
     assert read_side.queries.balance(account, consistency=Consistency.EVENTUAL).balance == 25
+
+
+def test_a_page_says_how_far_the_log_head_is_past_it(ledger, read_side):
+    """The projector's loop reads the next page at once only while the head
+    is past the last one; at the head it waits for the writer's wake-up
+    (kept if it came during the page) or the poll, instead of a read that
+    finds nothing. A page cut short at a commit boundary is not the head."""
+    some_history(ledger, transfers=10)
+    projector = read_side.projector
+    projector.page_events = 7  # pages end on whole commits (3 events a transfer)
+    first = projector.run_once()
+    assert first.events > 0
+    assert first.behind == read_side.log.head() - first.position > 0
+    while (report := projector.run_once()).events:
+        last = report
+    assert last.behind == 0 and last.position == read_side.log.head()
+    assert report.behind is None  # no page: nothing asked
