@@ -12,7 +12,7 @@ import pytest
 from application import commands as c
 from application.eventlog.locks import OneHolderLock
 from application.eventlog.tracking import TrackingConflict
-from projections.projector import Projector
+from projections.projector import PageReport, Projector
 from projections.queries import Consistency, ReadModelBehind
 from projections.read_model_store import open_store
 from projections.runtime import ReadSide
@@ -299,3 +299,47 @@ def test_a_page_says_how_far_the_log_head_is_past_it(ledger, read_side):
         last = report
     assert last.behind == 0 and last.position == read_side.log.head()
     assert report.behind is None  # no page: nothing asked
+
+
+class RecordedEvent:
+    """A ``threading.Event`` stand-in that records the waits asked of it."""
+
+    def __init__(self, name: str, waits: list, *, woke: bool) -> None:
+        self.name, self.waits, self.woke = name, waits, woke
+
+    def wait(self, timeout: float) -> bool:
+        self.waits.append((self.name, timeout))
+        return self.woke
+
+    def set(self) -> None:
+        pass
+
+    def is_set(self) -> bool:
+        return False
+
+
+@pytest.mark.parametrize("events, behind, woke, expected", [
+    (0, None, True, ["wake"]),  # quiet: wait for the writer's wake (or the poll), no more
+    (1000, 5000, True, []),  # catching up: the next page at once
+    (5, 1000, True, []),  # a page's worth behind: at once
+    (5, None, True, []),  # the head unknown: look at once
+    (5, 3, True, ["pace"]),  # busy: let the next page grow
+    (5, 0, True, ["wake", "pace"]),  # at the head and woken during or after the page
+    (5, 0, False, ["wake"]),  # at the head, no wake: the poll
+])
+def test_the_next_page_waits_only_while_the_log_is_busy(
+    read_side, events, behind, woke, expected
+):
+    """A page that found events and left fewer than a page's worth behind
+    is followed by one at most ``page_interval_s`` after it started: with
+    the pages' round trips shared by more commits; a log a page or more
+    behind is read at once, and a quiet one waits for the writer's wake."""
+    projector = read_side.projector
+    waits: list = []
+    projector._wake = RecordedEvent("wake", waits, woke=woke)
+    projector._stopping = RecordedEvent("pace", waits, woke=False)
+    started = time.monotonic()
+    projector._next(PageReport(events, 10, behind), started)
+    assert [name for name, _ in waits] == expected
+    paced = [timeout for name, timeout in waits if name == "pace"]
+    assert all(0 <= timeout <= projector.page_interval_s for timeout in paced)
