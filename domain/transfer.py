@@ -146,6 +146,13 @@ class Transfer(Aggregate):
         """A return's unassigned_deposit finding (the withdrawal sends that
         deposit back): a return the chain refuses reopens it. Absent from
         every other movement and from earlier events."""
+        token_account: str | None = None
+        """A return's destination on chain: the token account the deposit
+        came from (the finding's ``source``), paid into as it is, never
+        created, so a stranger's deposit costs the fee payer no rent.
+        Absent from every other movement and from returns recorded before
+        (those go to ``address``'s associated token account, created by no
+        one)."""
 
     class Captured(Aggregate.Event):
         amount: int
@@ -271,6 +278,7 @@ class Transfer(Aggregate):
         external_ref: str | None = None,
         address: str | None = None,
         returns_finding: UUID | None = None,
+        token_account: str | None = None,
     ) -> None:
         self.kind = kind
         self.source = source
@@ -301,6 +309,7 @@ class Transfer(Aggregate):
         self.external_ref = external_ref
         self.address = address
         self.returns_finding = returns_finding
+        self.token_account = token_account
         self.recorded_state = self.state
         """The state its recording command answered with (the first answer)."""
         self.closed_version: int | None = None
@@ -333,6 +342,7 @@ class Transfer(Aggregate):
         references: dict[str, object] | None = None,
         address: str | None = None,
         returns_finding: UUID | None = None,
+        token_account: str | None = None,
     ) -> Transfer:
         """Optional fields are written only when set, so the events of every
         other movement keep the shape earlier versions stored."""
@@ -347,6 +357,8 @@ class Transfer(Aggregate):
             extra["address"] = address
         if returns_finding is not None:
             extra["returns_finding"] = returns_finding
+        if token_account is not None:
+            extra["token_account"] = token_account
         return cls._create(
             cls.Recorded, id=transfer_id, kind=kind, source=source, destination=destination,
             amount=amount, reason=reason, fingerprint=fingerprint, phase=phase,

@@ -136,21 +136,24 @@ def return_deposit(
     command: c.ReturnDeposit, session: AggregateSession, now: datetime
 ) -> MovementRecorded:
     """Credit an unassigned deposit and withdraw it at once to the wallet that
-    owns the token account it came from (``Finding.source_owner``): the
-    ledger balance is unchanged, the custody token account gives the tokens
-    back when the withdrawal settles. Answers the withdrawal; a repeat
-    answers it again. Refused (409 finding_not_adjustable) for a finding
-    already resolved either way or whose sender the chain did not name. A
-    return the chain refuses is compensated, credit and all, and reopens the
-    finding (``settlement_steps``)."""
+    owns the token account it came from (``Finding.source_owner``), into
+    that very token account (``Finding.source``, the withdrawal's
+    ``token_account``): nothing is created for it, so a stranger's deposit
+    never costs the fee payer rent. The ledger balance is unchanged, the
+    custody token account gives the tokens back when the withdrawal settles.
+    Answers the withdrawal; a repeat answers it again. Refused (409
+    finding_not_adjustable) for a finding already resolved either way or
+    whose sender the chain did not name. A return the chain refuses (that
+    token account closed, or no DEAL account any more) is compensated,
+    credit and all, and reopens the finding (``settlement_steps``)."""
     reason = c.check_reason(command.reason)
     finding, resolved = _deposit_finding(command, session, (WITHDRAWAL,))
     if resolved is not None:
         return replay(resolved, command, session)
     account_id, amount, signature, slot = finding.unassigned_deposit()
     credit_id = _uncredited(finding, signature, session)
-    owner = finding.source_owner
-    if owner is None:
+    owner, token_account = finding.source_owner, finding.source
+    if owner is None or token_account is None:
         raise FindingNotAdjustable(
             f"deposit {signature} came from several owners or one the chain did not name: "
             "there is no one wallet to return it to")
@@ -162,7 +165,7 @@ def return_deposit(
         session, command, transfer_id=return_id, kind=WITHDRAWAL, source_id=account_id,
         destination_id=EXTERNAL_ID, amount=amount, now=now, address=owner,
         reason=(reason or f"return of deposit {signature} to {owner}")[:c.REASON_LENGTH_MAX],
-        returns_finding=finding.id,
+        returns_finding=finding.id, token_account=token_account,
     )
     finding.mark_adjusted(return_id, amount, now)
     session.set_primary(return_id)

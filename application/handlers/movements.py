@@ -75,6 +75,7 @@ def record_movement(
     reward_type: str | None = None,
     address: str | None = None,
     returns_finding: UUID | None = None,
+    token_account: str | None = None,
 ) -> MovementRecorded:
     existing = session.existing_transfer(transfer_id, command.id_field)
     if existing is not None:
@@ -101,7 +102,7 @@ def record_movement(
         destination_balance_after=posting.destination_balance_after, now=now,
         spender=spender, reverses=reverses, settles_on_chain=settles_on_chain, adjusts=adjusts,
         reward_type=reward_type, references=references, address=address,
-        returns_finding=returns_finding,
+        returns_finding=returns_finding, token_account=token_account,
     )
     session.add(transfer, primary=True)
     return movement_outcome(transfer)

@@ -79,10 +79,13 @@ class ChainMovement:
     """One ledger movement to mirror on chain. ``source`` is None for a mint,
     ``destination`` is None for a burn, or for a withdrawal, whose
     ``destination_wallet`` (a base58 address) names the wallet whose
-    associated token account receives the tokens.
-    ``creates_wallet_account``: the transaction creates that account when
-    missing, the fee payer paying its rent; False once the ledger paid for
-    it (a wallet that closed it must create it again itself)."""
+    associated token account receives the tokens, or, for a deposit return,
+    whose ``destination_token_account`` (base58) is the token account that
+    receives them as it is: never created, so the transfer fails when it
+    was closed or holds another mint.
+    ``creates_wallet_account``: the transaction creates the wallet's account
+    when missing, the fee payer paying its rent; False once the ledger paid
+    for it (a wallet that closed it must create it again itself)."""
 
     transfer_id: UUID
     source: UUID | None
@@ -90,6 +93,7 @@ class ChainMovement:
     amount: int
     destination_wallet: str | None = None
     creates_wallet_account: bool = True
+    destination_token_account: str | None = None
 
 
 @dataclass(frozen=True)

@@ -315,12 +315,19 @@ def _recorded(page: _Page, event: Any) -> None:
 
 
 def _wallet_withdrawn_to(page: _Page, event: Any, source: str, address: str) -> None:
-    """A deposit return is marked as one; any other withdrawal's wallet
-    joins its account's wallets at its first position: the fee payer
-    creates token accounts for the first few only (``wallet_accounts``)."""
+    """A deposit return is marked as one, with the token account it pays
+    into (none for one recorded before returns named it); any other
+    withdrawal's wallet joins its account's wallets at its first position:
+    the fee payer creates token accounts for the first few only
+    (``wallet_accounts``)."""
     if getattr(event, "returns_finding", None) is not None:
         page.run("INSERT INTO {settlement_deposit_returns} (transfer_id) VALUES (?) "
                  "ON CONFLICT (transfer_id) DO NOTHING", event.originator_id.hex)
+        token_account = getattr(event, "token_account", None)
+        if token_account is not None:
+            page.run("INSERT INTO {settlement_return_accounts} (transfer_id, token_account) "
+                     "VALUES (?, ?) ON CONFLICT (transfer_id) DO NOTHING",
+                     event.originator_id.hex, token_account)
         return
     page.run(
         "INSERT INTO {settlement_account_wallets} (account_id, address, position) "

@@ -3,7 +3,8 @@ leg, for the reconciliation and the restore lookup alike.
 
 A movement moves tokens from its source's custody token account to its
 destination's, or, for a withdrawal, to the associated token account of the
-wallet it names (its destination is the external account, which has none).
+wallet it names (its destination is the external account, which has none),
+or, for a deposit return, to the token account the deposit came from.
 A mint has no source token account (the mint's supply grows) and a burn no
 destination. A landed transaction matches its movements when every token
 account changed by their sum, the withdrawals' wallets included, and, when
@@ -101,9 +102,12 @@ def _sides(movement: Movement, chain: ChainPort) -> list[tuple[str, int]]:
 
 def _destination(movement: Movement, chain: ChainPort) -> str | None:
     """Where the tokens land: the destination's custody token account, a
-    withdrawal's wallet's associated token account, or nowhere (a burn)."""
+    deposit return's token account (the deposit's source), a withdrawal's
+    wallet's associated token account, or nowhere (a burn)."""
     if movement.destination not in CUSTODY_LESS_ACCOUNTS:
         return chain.token_account_address(movement.destination)
+    if movement.token_account is not None:
+        return movement.token_account
     if movement.address is not None:
         return chain.wallet_token_account_address(movement.address)
     return None

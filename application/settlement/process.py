@@ -216,15 +216,18 @@ def chain_movement(movement: Movement, *, creates_wallet_account: bool = True) -
     """The issuance account is the mint's side: a movement from it is a
     ``mint_to``, one to it a ``burn``. A withdrawal goes to its wallet's
     associated token account (the external account has no token account),
-    created by the transaction when ``creates_wallet_account``."""
+    created by the transaction when ``creates_wallet_account``; a deposit
+    return to the token account the deposit came from, created never."""
+    returned_to = movement.token_account
     return ChainMovement(
         transfer_id=movement.transfer_id,
         source=None if movement.source == ISSUANCE_ID else movement.source,
         destination=None if movement.destination in CUSTODY_LESS_ACCOUNTS
         else movement.destination,
         amount=movement.amount,
-        destination_wallet=movement.address,
-        creates_wallet_account=creates_wallet_account,
+        destination_wallet=movement.address if returned_to is None else None,
+        creates_wallet_account=creates_wallet_account and returned_to is None,
+        destination_token_account=returned_to,
     )
 
 

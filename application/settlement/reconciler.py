@@ -604,7 +604,8 @@ class Reconciler:
 
     def _expected_deltas(self, submission: Submission) -> dict[str, int]:
         """Token account address -> the sum of the named movements' changes
-        (``legs``: custody token accounts and withdrawals' wallets; the
+        (``legs``: custody token accounts, withdrawals' wallets, returns'
+        own token accounts; the
         issuance and external sides have none, the mint's supply shows
         those)."""
         return expected_deltas(self.store.movements(submission.transfer_ids).values(), self.chain)

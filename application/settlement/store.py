@@ -93,7 +93,7 @@ _TABLES = (
     "reconciliation_watermarks", "reconciliation_balances", "settlement_meta",
     "deposit_cursors",
     "settlement_withdrawals", "deposit_resumes", "deposit_holds",
-    "settlement_account_wallets", "settlement_deposit_returns",
+    "settlement_account_wallets", "settlement_deposit_returns", "settlement_return_accounts",
 )
 
 _DDL = """
@@ -149,7 +149,9 @@ CREATE INDEX IF NOT EXISTS deposit_holds_by_signature ON {deposit_holds} (accoun
 CREATE TABLE IF NOT EXISTS {settlement_account_wallets} (
   account_id TEXT NOT NULL, address TEXT NOT NULL, position BIGINT NOT NULL,
   PRIMARY KEY (account_id, address));
-CREATE TABLE IF NOT EXISTS {settlement_deposit_returns} (transfer_id TEXT PRIMARY KEY)
+CREATE TABLE IF NOT EXISTS {settlement_deposit_returns} (transfer_id TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS {settlement_return_accounts} (
+  transfer_id TEXT PRIMARY KEY, token_account TEXT NOT NULL)
 """
 
 SETTLEMENT_STEPS = "settlement_steps"
@@ -184,6 +186,11 @@ class Movement:
     (``destination`` is then the external account, which has none)."""
     deposit_return: bool = False
     """A withdrawal that returns a stranger's deposit (an admin's)."""
+    token_account: str | None = None
+    """A return's destination: the token account the deposit came from,
+    paid into as it is (None for a withdrawal, and for a return recorded
+    before returns went there: that one goes to ``address``'s associated
+    token account, which nothing creates)."""
 
 
 @dataclass(frozen=True)
@@ -344,6 +351,8 @@ class SettlementStore:
         """Those of ``addresses`` a withdrawal has settled to: the ledger
         paid for their associated token account's creation once (or found it
         there), and pays for it never again (``SettlementProcess._sign``).
+        A return paid into the deposit's own token account leaves the
+        wallet out: it paid nothing and says nothing of that account.
         Derived from the log, so it holds through restarts and rebuilds."""
         found: set[str] = set()
         unique = sorted(set(addresses))
@@ -354,7 +363,9 @@ class SettlementStore:
                 cursor.execute(self.sql(
                     "SELECT DISTINCT w.address FROM {settlement_withdrawals} w "  # noqa: S608
                     "JOIN {settlement_movements} m ON m.transfer_id = w.transfer_id "
-                    f"WHERE m.status = ? AND w.address IN ({marks})"
+                    f"WHERE m.status = ? AND w.address IN ({marks}) AND NOT EXISTS "
+                    "(SELECT 1 FROM {settlement_return_accounts} r "
+                    "WHERE r.transfer_id = w.transfer_id)"
                 ), (SETTLED, *chunk))
                 found.update(str(row[0]) for row in cursor.fetchall())
         return found
@@ -720,7 +731,9 @@ _MOVEMENT_COLUMNS = (
     "(SELECT address FROM {settlement_withdrawals} "
     "WHERE {settlement_withdrawals}.transfer_id = {settlement_movements}.transfer_id), "
     "EXISTS (SELECT 1 FROM {settlement_deposit_returns} "
-    "WHERE {settlement_deposit_returns}.transfer_id = {settlement_movements}.transfer_id)"
+    "WHERE {settlement_deposit_returns}.transfer_id = {settlement_movements}.transfer_id), "
+    "(SELECT token_account FROM {settlement_return_accounts} "
+    "WHERE {settlement_return_accounts}.transfer_id = {settlement_movements}.transfer_id)"
 )
 _SUBMISSION_COLUMNS = (
     "signature, position, last_valid_block_height, tx, transfer_ids, status, slot, "
@@ -744,6 +757,7 @@ def _movement(row: Sequence[Any]) -> Movement:
     return Movement(
         UUID(row[0]), int(row[1]), UUID(row[2]), UUID(row[3]), int(row[4]), str(row[5]),
         bool(row[6]), row[7], None if row[8] is None else int(row[8]), row[9], bool(row[10]),
+        row[11],
     )
 
 

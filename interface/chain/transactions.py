@@ -199,10 +199,10 @@ def movement_instruction(
     """The token instruction that mirrors one movement (its id is in the
     transaction's memo, ``memo_instruction``)."""
     mint = _mint(roles, mint)
-    if movement.destination_wallet is not None:
+    received_by = _withdrawn_to(movement, mint)
+    if received_by is not None:
         source = token_account_address(roles.address_base, _required(movement.source))
-        wallet_account = associated_token_address(movement.destination_wallet, mint)
-        return transfer_checked_instruction(roles.owner, source, wallet_account,
+        return transfer_checked_instruction(roles.owner, source, received_by,
                                             movement.amount, mint)
     if movement.source is None:
         minted_to = token_account_address(roles.address_base, _required(movement.destination))
@@ -212,6 +212,17 @@ def movement_instruction(
         return burn_instruction(roles.owner, source, movement.amount, mint)
     destination = token_account_address(roles.address_base, movement.destination)
     return transfer_checked_instruction(roles.owner, source, destination, movement.amount, mint)
+
+
+def _withdrawn_to(movement: ChainMovement, mint: Pubkey) -> Pubkey | None:
+    """The token account a withdrawal pays into: a return's own (the
+    deposit's source, as it is) or the wallet's associated one; None for
+    any other movement."""
+    if movement.destination_token_account is not None:
+        return Pubkey.from_string(movement.destination_token_account)
+    if movement.destination_wallet is not None:
+        return associated_token_address(movement.destination_wallet, mint)
+    return None
 
 
 def transfer_checked_instruction(
@@ -313,12 +324,14 @@ def validate_movement(movement: ChainMovement) -> None:
         raise ValueError("amount_must_be_positive_and_fit_u64")
     if movement.source is None and movement.destination is None:
         raise ValueError("movement_needs_a_source_or_a_destination")
-    if movement.destination_wallet is not None and (
-            movement.source is None or movement.destination is not None):
+    outside = [address for address in (movement.destination_wallet,
+                                        movement.destination_token_account) if address is not None]
+    if outside and (movement.source is None or movement.destination is not None
+                    or len(outside) > 1):
         raise ValueError("a_withdrawal_goes_from_a_token_account_to_a_wallet_only")
-    if movement.destination_wallet is not None:
+    for address in outside:
         try:
-            Pubkey.from_string(movement.destination_wallet)
+            Pubkey.from_string(address)
         except ValueError:
             raise ValueError("destination_wallet_must_be_a_base58_address") from None
     if movement.source == movement.destination:

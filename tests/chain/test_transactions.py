@@ -136,6 +136,23 @@ def test_a_transfer_is_transfer_checked_and_the_memo_names_it() -> None:
     assert bytes(memo.data) == f"deal:{transfer.transfer_id}".encode()
 
 
+def test_a_deposit_return_pays_into_its_token_account_and_creates_nothing() -> None:
+    """A return goes to the deposit's own token account as it is: one
+    ``transfer_checked``, no associated account created (a return created
+    the sender's, the fee payer paying the rent each time it was closed)."""
+    source, back_to = uuid4(), Pubkey.new_unique()
+    returned = replace(movement(source, None, 7), destination_token_account=str(back_to))
+
+    (token,) = tx.movement_instructions(ROLES, returned)
+
+    decoded = spl.decode_transfer_checked(token)
+    assert (decoded.source, decoded.dest, decoded.amount) == (
+        tx.token_account_address(AUTHORITY, source), back_to, 7)
+    both = replace(returned, destination_wallet=str(Pubkey.new_unique()))
+    with pytest.raises(ValueError, match="a_withdrawal_goes_from_a_token_account_to_a_wallet"):
+        tx.validate_movement(both)
+
+
 def test_a_mint_is_mint_to_checked_and_a_burn_is_burn_checked() -> None:
     account = uuid4()
     minted = spl.decode_mint_to_checked(

@@ -7,7 +7,8 @@ a fresh wallet costs nothing: connect one, withdraw a unit, deposit it back,
 close the account, next (found by a reviewer: 20 wallets connected at once,
 one cool-down waited, 40.7M lamports). The fee payer creates accounts for
 the first ``DEALS_WITHDRAWAL_ACCOUNT_CREATIONS_MAX`` wallets of a ledger
-account only; a deposit return always creates the stranger's account."""
+account only; a deposit return creates no account at all (it pays into the
+token account the deposit came from)."""
 
 from __future__ import annotations
 
@@ -22,10 +23,16 @@ from solders.transaction import Transaction
 
 from application import commands as c
 from application.settlement.wallet_accounts import CREATIONS_MAX_DEFAULT
-from domain.system import DEPOSIT_FINDINGS_RUN_ID
+from domain.system import deposit_finding_id
 from interface.chain import transactions as tx
 from tests.settlement.conftest import DEAL, SettlementRig
-from tests.settlement.test_deposits import scanner
+from tests.settlement.test_deposit_returns import FeePayerSpending
+from tests.settlement.test_deposits import (
+    account_with_address,
+    deposit_findings,
+    scanner,
+)
+from tests.settlement.test_deposits import wallet as outside_wallet
 from tests.settlement.test_withdrawals import cash_out, wallet_balance, wallet_lamports
 
 pytestmark = pytest.mark.anyio
@@ -118,29 +125,37 @@ async def test_wallets_withdrawn_to_at_once_get_the_bound_of_accounts(
     await rig.assert_chain_matches_ledger([account, other])
 
 
-async def test_a_return_creates_the_account_the_wallet_closed(chain_rig: SettlementRig) -> None:
-    """The sender's account was paid once by a withdrawal and closed when it
-    sent DEAL by mistake to another account's deposit address: the return
-    creates it again, whatever the bound (0 here) and outside the count of
-    the account it comes from (it used to fail, wallet_token_account_missing,
-    and the deposit could never be returned)."""
+async def test_strangers_returned_deposits_cost_the_fee_payer_no_rent(
+    chain_rig: SettlementRig,
+) -> None:
+    """The reviewer's loop: a fresh wallet sends 1 base unit from its
+    associated token account to a deposit address and closes that account;
+    an admin returns the deposit. The return created the account again,
+    ~2,034,280 lamports of the fee payer's a time, unbounded; now it pays
+    into the account the deposit came from, finds it closed, fails saying
+    so and reopens the finding: fees only, whatever the bound (0 here)."""
     rig = chain_rig
-    paid_from, received = rig.open_account(10 * DEAL), rig.open_account(10 * DEAL)
-    sender = fresh_wallet(rig, paid_from)
-    rig.execute(c.Withdraw(uuid4(), paid_from, 3 * DEAL, str(sender.pubkey())))
-    await rig.settle()
-    rig.execute(c.DisconnectWallet(paid_from, str(sender.pubkey())))
-    cash_out(rig, sender, received)  # the deposit by mistake, closing the account
-    await scanner(rig).scan()
-    rig.fold.catch_up()
-    (finding,) = rig.store.findings(DEPOSIT_FINDINGS_RUN_ID, 10)
     rig.config = replace(rig.config, wallet_account_creations_max=0)
     await rig.restart()
+    account = await account_with_address(rig)
+    returns, findings = [], []
+    async with FeePayerSpending(rig) as spending:
+        for _ in range(3):
+            stranger = outside_wallet(rig, funded=1)
+            associated = stranger.open_associated_account(1)
+            signature = stranger.deposit(rig.chain.token_account_address(account), 1,
+                                         source=associated).signature
+            stranger.close_token_account(associated)
+            await scanner(rig).scan()
+            findings.append(deposit_finding_id(signature, account))
+            returns.append(rig.execute(c.ReturnDeposit(findings[-1])).transfer_id)
+            await rig.settle()
 
-    returned = rig.execute(c.ReturnDeposit(finding.finding_id)).transfer_id
-    await rig.settle()
-
-    assert rig.transfer(returned).status == "settled"
-    assert wallet_balance(rig, str(sender.pubkey())) == 3 * DEAL
-    assert rig.ledger.balance(received) == 10 * DEAL == await rig.chain_balance(received)
-    assert rig.store.first_wallets_withdrawn_to(received, CREATIONS_MAX_DEFAULT) == set()
+    spending.assert_fees_only()  # was 3 x 2,039,280 lamports of rent more
+    for returned in returns:
+        undone = rig.transfer(rig.transfer(returned).reversed_by)
+        assert "deposit_source_account_missing" in undone.reason
+    reopened = {row.finding_id: row.adjusted_by for row in deposit_findings(rig)}
+    assert [reopened[finding] for finding in findings] == [None] * 3
+    assert rig.ledger.balance(account) == 10 * DEAL
+    assert await rig.chain_balance(account) == 10 * DEAL + 3

@@ -24,6 +24,8 @@ from interface.chain.embedded import EmbeddedSolana, SendOutcome
 WALLET_LAMPORTS = 10 * 10**9
 _INITIALIZE_ACCOUNT3 = 18
 _SET_AUTHORITY = 6
+_CLOSE_ACCOUNT = 9
+_INITIALIZE_MINT2 = 20
 _ACCOUNT_OWNER = 2
 _AMOUNT_OFFSET = 64  # a token account's amount: after its mint and owner
 _ROUTER = Pubkey.from_string("Rout3r1111111111111111111111111111111111111")
@@ -84,6 +86,48 @@ class OutsideWallet:
         shrinks outside custody, behind the ledger's back."""
         return self._send([tx.burn_instruction(self.keypair.pubkey(), source, amount,
                                                self.mint)], [self.keypair])
+
+    def open_associated_account(self, amount: int) -> Pubkey:
+        """Create the wallet's associated token account (the wallet paying)
+        and move ``amount`` into it from its other token account."""
+        associated = self.associated_token_account
+        create = tx.create_associated_account_instruction(
+            self.keypair.pubkey(), self.address, self.mint)
+        self._send([create, self._transfer_instruction(str(associated), amount, checked=True)],
+                   [self.keypair])
+        return associated
+
+    def close_token_account(self, account: Pubkey | None = None) -> None:
+        """Burn what a token account of the wallet (its first one unless
+        ``account``) still holds and close it, collecting its rent: a
+        deposit from it can no longer be returned there."""
+        account = account or self.token_keypair.pubkey()
+        found = self.chain.get_account(account)
+        assert found is not None, "the wallet's token account is closed already"
+        amount = tx.decode_token_account(bytes(found.data)).amount
+        owner = self.keypair.pubkey()
+        burn = [tx.burn_instruction(owner, account, amount, self.mint)] if amount else []
+        close = Instruction(tx.TOKEN_PROGRAM_ID, bytes([_CLOSE_ACCOUNT]), [
+            AccountMeta(account, is_signer=False, is_writable=True),
+            AccountMeta(owner, is_signer=False, is_writable=True),
+            AccountMeta(owner, is_signer=True, is_writable=False)])
+        self._send([*burn, close], [self.keypair])
+
+    def reopen_token_account_for_another_mint(self) -> None:
+        """Close the wallet's token account and open one at the same address
+        for a mint the wallet makes itself: it is no DEAL account any more."""
+        self.close_token_account()
+        mint = Keypair()
+        rent = self.chain.rent_lamports()
+        create = create_account(CreateAccountParams(
+            from_pubkey=self.keypair.pubkey(), to_pubkey=mint.pubkey(),
+            lamports=rent.mint_account, space=tx.MINT_ACCOUNT_LEN, owner=tx.TOKEN_PROGRAM_ID))
+        initialize = Instruction(
+            tx.TOKEN_PROGRAM_ID,
+            struct.pack("<BB", _INITIALIZE_MINT2, tx.DEAL_DECIMALS) + bytes(self.keypair.pubkey())
+            + bytes([0]), [AccountMeta(mint.pubkey(), is_signer=False, is_writable=True)])
+        self._send([create, initialize], [self.keypair, mint])
+        self._open_token_account(mint.pubkey())
 
     def give_away_associated_account(self) -> str:
         """Create the wallet's associated token account and hand its
@@ -184,7 +228,7 @@ class OutsideWallet:
         transaction = Transaction([self.keypair], message, blockhash)
         return self.chain.record_observed(transaction, after, inner).signature
 
-    def _open_token_account(self) -> None:
+    def _open_token_account(self, mint: Pubkey | None = None) -> None:
         rent = self.chain.rent_lamports().token_account
         create = create_account(CreateAccountParams(
             from_pubkey=self.keypair.pubkey(), to_pubkey=self.token_keypair.pubkey(),
@@ -193,7 +237,7 @@ class OutsideWallet:
             tx.TOKEN_PROGRAM_ID,
             struct.pack("<B", _INITIALIZE_ACCOUNT3) + bytes(self.keypair.pubkey()),
             [AccountMeta(self.token_keypair.pubkey(), is_signer=False, is_writable=True),
-             AccountMeta(self.mint, is_signer=False, is_writable=False)])
+             AccountMeta(mint or self.mint, is_signer=False, is_writable=False)])
         self._send([create, initialize], [self.keypair, self.token_keypair])
 
     def _send(self, instructions: list[Instruction], signers: list[Keypair]) -> SendOutcome:
