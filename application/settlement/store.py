@@ -55,7 +55,10 @@ start (1: the first; 2: a movement waiting for the chain is ``queued``, no
 longer ``pending``, which now means only a hold's phase; 3: the issuance and
 external accounts have settled balances too, for the reconciliation's
 supply and outside-custody check; 4: the wallets each account withdrew to
-and the deposit returns, for the wallet account rule, ``wallet_accounts``)."""
+and the deposit returns, for the wallet account rule, ``wallet_accounts``).
+The token account each return pays into (``settlement_return_accounts``)
+came later under 4 without a rebuild: created empty, that table is right
+for every return folded before, none of which named one."""
 SCHEMA_VERSION_META = "schema_version"
 SETTLEMENT_TRACKING_NAME = "settlement"
 OWNER_ROTATION_META = "owner_rotation_started"
