@@ -1,9 +1,12 @@
 """The settlement process manager: mirrors every ledger movement on chain.
 
 It follows the event log through ``SettlementFold`` (its own tracking
-position, so it resumes where it stopped) and works one submission at a
-time, in log order, which keeps each account's on-chain history in the order
-of the ledger's: a balance on chain never goes negative on the way.
+position, so it resumes where it stopped) and works in rounds of up to
+``in_flight_max`` transactions on pairwise disjoint accounts, oldest
+movements first; a movement is passed over (left for a later round) only
+with every later movement on any of its accounts, which keeps each
+account's on-chain history in the order of the ledger's: a balance on chain
+never goes negative on the way.
 
 One step:
 
@@ -22,7 +25,10 @@ One step:
    transaction can carry) to the chain, which signs as many of them, in
    order, as fit its real size; record the submission (write-ahead: signature, last
    valid block height and the signed bytes, in one atomic save on the
-   transfers), and only then send; then resolve it as above.
+   transfers), and only then send; then resolve it as above. While every
+   transaction of a round is confirmed, the step goes on with the next
+   round (up to ``rounds_per_step_max``), whose records carry the last
+   round's confirmations in the same group commit.
 
 A crash anywhere leaves either nothing recorded (the next step signs again)
 or a recorded submission (the next step resends or supersedes it), so no
@@ -92,6 +98,10 @@ INSTRUCTION_ERROR_PREFIX = '{"InstructionError"'
 SLOT_S = 0.4
 """A real cluster's block time, about: what a wait for blocks sleeps per block."""
 BLOCKHASH_WAIT_S_MAX = 5.0
+QUEUE_WINDOW_ROUNDS = 2
+"""A round chooses among this many rounds' worth of the oldest movements
+waiting, so movements it passes over (their accounts busy in the round)
+leave room for later ones (``_next_batch``)."""
 EXPIRY_CONFIRMATIONS = 2
 """Polls that must find a submission unknown past its last valid block
 height before it is signed again: one lagging answer (a node behind a load
@@ -146,6 +156,11 @@ class SettlementConfig:
     """Transactions signed, recorded (one group commit), sent and confirmed
     together, on pairwise disjoint accounts so each account's history on
     chain keeps the ledger's order; 1: one at a time."""
+    rounds_per_step_max: int = 8
+    """Rounds one step may chain while every transaction of the last was
+    confirmed: a round's confirmations are recorded in the same group
+    commit as the next round's write-ahead records, and folded with them
+    in one page (``_submit_rounds``)."""
     poll_interval_s: float = 0.4
     netting_window_s: float | None = None
     """None: netting off. Else transfers of one transaction between the same
@@ -176,6 +191,8 @@ class SettlementConfig:
             raise ValueError("wallet_account_creations_max must be at least 0")
         if self.netting_window_s is not None and not 0 <= self.netting_window_s < math.inf:
             raise ValueError("netting_window_s must be a finite number of seconds >= 0")
+        if self.rounds_per_step_max < 1:
+            raise ValueError("rounds_per_step_max must be at least 1")
         if self.poll_interval_s < 0 or self.polls_per_step_max < 1:
             raise ValueError("poll_interval_s >= 0 and polls_per_step_max >= 1")
 
@@ -296,9 +313,9 @@ class SettlementProcess:
             return False  # waiting for blockhash expiry: nothing may be sent yet
         in_flight = self.store.in_flight(limit=self.config.in_flight_max)
         if in_flight:
-            await self._resolve(in_flight)
+            await self._mark_settled(await self._resolve(in_flight))
             return True
-        return await self._submit_round()
+        return await self._submit_rounds()
 
     async def run_until_idle(self, steps_max: int = 100_000) -> int:
         """Step until nothing is left (tests, benchmarks, ``settle --once``):
@@ -324,36 +341,81 @@ class SettlementProcess:
     # --- choosing work -------------------------------------------------------------
 
     def _next_batch(self, waiting: list[Movement], used: set[UUID]) -> list[Movement]:
-        """The oldest of ``waiting``, as many as one transaction may carry,
-        up to the first that touches an account in ``used`` (one a
-        submission in flight with this one touches: every account's history
-        on chain keeps the ledger's order). A movement that must settle
-        alone (after a rejection), and the genesis mint, go on their own."""
+        """The oldest of ``waiting`` that may go in one more transaction of
+        the round, as many as one transaction may carry. A movement touching
+        an account in ``used`` (another transaction of the round writes it:
+        they may land in any order) is passed over, and so is every later one
+        touching an account a passed-over movement touches, so each
+        account's movements still reach the chain in the ledger's order
+        while the round fills with what does not depend on them. A movement
+        that must settle alone (after a rejection), and the genesis mint, go
+        on their own."""
         batch: list[Movement] = []
-        for movement in waiting[:self.batch_movements]:
+        blocked = set(used)
+        for movement in waiting:
+            accounts = _accounts(movement)
             alone = movement.alone or movement.transfer_id == GENESIS_MINT_ID
-            if (alone and batch) or not used.isdisjoint(_accounts(movement)):
-                break
+            if (alone and batch) or not blocked.isdisjoint(accounts):
+                blocked |= accounts
+                continue
             batch.append(movement)
-            if alone:
+            if alone or len(batch) == self.batch_movements:
                 break
         return batch
 
     # --- submitting ----------------------------------------------------------------
 
-    async def _submit_round(self) -> bool:
-        """Sign up to ``in_flight_max`` transactions on disjoint accounts,
-        record them all (one group commit), then send and resolve them
-        together. False when nothing waits."""
-        waiting = self.store.queued(self.batch_movements * self.config.in_flight_max)
+    async def _submit_rounds(self) -> bool:
+        """Rounds of ``_signed_round`` while each ends with every transaction
+        confirmed, up to ``rounds_per_step_max``. A round's confirmations
+        are recorded with the next round's write-ahead records (one group
+        commit), and the fold after it applies both in one page: per round
+        one commit through the writer and one fold page instead of two each.
+        The next round only touches accounts whose movements have landed, so
+        every account's history keeps the ledger's order; an outcome is
+        still recorded only after its transaction landed, and every landed
+        transaction was recorded before it was sent (``chain_lookup`` relies
+        on both). A round ending otherwise (refused, expired, unresolved)
+        ends the step: the next folds what it recorded before choosing."""
+        confirmed: list[tuple[Submission, int]] = []
+        progressed = False
+        for rounds in range(self.config.rounds_per_step_max):
+            if rounds and not await self.lookup.before_sending():
+                break
+            signed_all, moved = await self._signed_round()
+            progressed = progressed or moved
+            if not signed_all:
+                break
+            for signed in signed_all:
+                await run_hook(self.hooks.before_record, signed)
+            recorded = await self._record_round(signed_all, confirmed)
+            confirmed = []
+            kept = [_submission(signed)
+                    for signed, was_kept in zip(signed_all, recorded, strict=True) if was_kept]
+            if not kept:
+                break
+            self.fold.catch_up()  # what may land is in the store before it is sent
+            confirmed = await self._resolve(kept)
+            if len(confirmed) < len(kept):
+                break
+        await self._mark_settled(confirmed)
+        return progressed
+
+    async def _signed_round(self) -> tuple[list[SignedSubmission], bool]:
+        """Sign up to ``in_flight_max`` transactions on disjoint accounts;
+        with whether the step progressed (a watched command settled, the
+        genesis recorded: nothing to sign then). Nothing signed and no
+        progress: nothing waits (or netting holds the queue)."""
+        waiting = self.store.queued(
+            self.batch_movements * self.config.in_flight_max * QUEUE_WINDOW_ROUNDS)
         if await self.lookup.settle_watched(waiting):
-            return True  # a lost command sent again, settled by what landed
+            return [], True  # a lost command sent again, settled by what landed
         if not waiting or self._netting_waits(waiting):
             await self.fee_payer.read_if_due()
-            return False
+            return [], False
         if waiting[0].transfer_id == GENESIS_MINT_ID:
             await self._settle_genesis()
-            return True
+            return [], True
         affordable = await self.fee_payer.transactions_affordable(self.config.in_flight_max)
         signed_all: list[SignedSubmission] = []
         used: set[UUID] = set()
@@ -364,19 +426,22 @@ class SettlementProcess:
             signed = await self._sign_round_member(batch, first=not signed_all)
             if signed is None:
                 break
-            carried = waiting[:len(signed.transfer_ids)]
-            used.update(account for movement in carried for account in _accounts(movement))
-            waiting = waiting[len(carried):]
+            carried = set(signed.transfer_ids)  # a prefix of the batch: what fit
+            used.update(account for movement in batch if movement.transfer_id in carried
+                        for account in _accounts(movement))
+            waiting = [movement for movement in waiting if movement.transfer_id not in carried]
             signed_all.append(signed)
-        for signed in signed_all:
-            await run_hook(self.hooks.before_record, signed)
-        recorded = await asyncio.gather(*(self._record(signed, None) for signed in signed_all))
-        if not any(recorded):
-            return True
-        self.fold.catch_up()  # what may land is in the store before it is sent
-        await self._resolve([_submission(signed)
-                             for signed, kept in zip(signed_all, recorded, strict=True) if kept])
-        return True
+        return signed_all, True
+
+    async def _record_round(self, signed_all: list[SignedSubmission],
+                            confirmed: list[tuple[Submission, int]]) -> list[bool]:
+        """Record the round's submissions (write-ahead) and the previous
+        round's confirmations together, so the writer commits them as one
+        group; whether each submission was recorded."""
+        outcomes = await asyncio.gather(
+            *(self._record(signed, None) for signed in signed_all),
+            *(self._settled(submission, slot) for submission, slot in confirmed))
+        return list(outcomes[:len(signed_all)])
 
     def _netting_waits(self, waiting: list[Movement]) -> bool:
         """Netting with a window: hold the queue until its oldest movement
@@ -454,11 +519,14 @@ class SettlementProcess:
 
     # --- resolving -----------------------------------------------------------------
 
-    async def _resolve(self, submissions: list[Submission]) -> None:
+    async def _resolve(self, submissions: list[Submission]) -> list[tuple[Submission, int]]:
         """Send (again) and poll submissions in flight together, until each
-        is settled, refused or expired, or the step's polls run out; those
-        confirmed by one poll are recorded together (one group commit)."""
+        is settled, refused or expired, or the step's polls run out. Refusals
+        and expiries are recorded here; the confirmed ones (with their slot)
+        are returned for the caller to record (``_mark_settled``, or with the
+        next round's records)."""
         pending = [_Pending(submission, _signed(submission)) for submission in submissions]
+        confirmed: list[tuple[Submission, int]] = []
         for _ in range(self.config.polls_per_step_max):
             for item in list(pending):
                 if item.signed is not None:
@@ -467,12 +535,11 @@ class SettlementProcess:
                         pending.remove(item)
                         await self._refused(item.submission, refused)
             if not pending:
-                return
+                return confirmed
             for item in pending:
                 await run_hook(self.hooks.before_confirm, item.signed)
             height = await self._chain("getBlockHeight", self.chain.block_height)
             statuses = await self._statuses([item.submission.signature for item in pending])
-            confirmed: list[tuple[Submission, int]] = []
             for item in list(pending):
                 outcome = self._poll_outcome(item, statuses.get(item.submission.signature), height)
                 if outcome is not None:
@@ -481,14 +548,13 @@ class SettlementProcess:
                         confirmed.append((item.submission, item.slot))
                     else:
                         await self._resolved(item, outcome)
-            await asyncio.gather(*(self._settled(submission, slot)
-                                   for submission, slot in confirmed))
             if not pending:
-                return
+                return confirmed
             await self._sleep(self.config.poll_interval_s)
         for item in pending:
             logger.info("submission %s still unresolved; next step goes on",
                         item.submission.signature)
+        return confirmed
 
     def _poll_outcome(self, item: _Pending, status: SignatureStatus | None,
                       height: int) -> str | None:
@@ -539,6 +605,10 @@ class SettlementProcess:
     def _confirmed(self, status: SignatureStatus) -> bool:
         rank = COMMITMENT_RANK.get(status.confirmation, -1)
         return rank >= COMMITMENT_RANK[self.config.commitment]
+
+    async def _mark_settled(self, confirmed: list[tuple[Submission, int]]) -> None:
+        """Record confirmed submissions as settled (one group commit)."""
+        await asyncio.gather(*(self._settled(submission, slot) for submission, slot in confirmed))
 
     async def _settled(self, submission: Submission, slot: int) -> None:
         await self._execute(c.MarkSettled(submission.signature, slot, submission.transfer_ids))

@@ -151,6 +151,68 @@ async def test_transactions_in_flight_together_touch_disjoint_accounts(store, tm
         await rig.close()
 
 
+async def test_a_round_passes_over_busy_accounts_but_never_reorders_one(
+    store, tmp_path,
+) -> None:
+    """A movement on an account the round already writes is passed over and
+    later ones fill the round, except those touching an account a passed-over
+    movement touches: t3 (c, d) must wait for t2 (b, c), which waits for t1."""
+    rig = SettlementRig(store, tmp_path, batch_movements=1)
+    try:
+        a, b, c_, d, e, f = (rig.open_account(funded=DEAL) for _ in range(6))
+        await rig.settle()
+        recorded: list[tuple] = []
+        rig.hooks.before_record = lambda s: recorded.append(s.transfer_ids)
+        t1, t2, t3, t4 = (uuid4() for _ in range(4))
+        rig.execute(c.TransferFunds(t1, a, b, 1))
+        rig.execute(c.TransferFunds(t2, b, c_, 1))  # b is t1's: passed over
+        rig.execute(c.TransferFunds(t3, c_, d, 1))  # c waits for t2: passed over too
+        rig.execute(c.TransferFunds(t4, e, f, 1))  # free: fills the first round
+        await rig.settle()
+        assert recorded == [(t1,), (t4,), (t2,), (t3,)]
+        slots = [rig.transfer(t).slot for t in (t1, t2, t3)]
+        assert slots == sorted(slots) and len(set(slots)) == 3
+        await rig.assert_each_settled_once([t1, t2, t3, t4])
+        await rig.assert_chain_matches_ledger()
+    finally:
+        await rig.close()
+
+
+class SendOrder:
+    """The command writer, noting what settlement sends it, in order."""
+
+    def __init__(self, writer) -> None:
+        self.writer = writer
+        self.sent: list[tuple[str, tuple]] = []
+
+    def send(self, command: c.Command, *, authority):
+        self.sent.append((command.kind, tuple(command.transfer_ids)))
+        return self.writer.send(command, authority=authority)
+
+
+async def test_a_rounds_outcome_is_recorded_with_the_next_rounds_records(
+    store, tmp_path,
+) -> None:
+    """Round two (t2 shares a with t1) is recorded together with round one's
+    confirmation, one group instead of two; the last round's alone, before
+    the step ends."""
+    rig = SettlementRig(store, tmp_path, batch_movements=1)
+    try:
+        a, b, c_ = (rig.open_account(funded=DEAL) for _ in range(3))
+        await rig.settle()
+        rig.process.writer = order = SendOrder(rig.ledger.writer)
+        t1, t2 = uuid4(), uuid4()
+        rig.execute(c.TransferFunds(t1, a, b, 1))
+        rig.execute(c.TransferFunds(t2, a, c_, 1))
+        assert await rig.step() is True
+        assert order.sent == [("record_submission", (t1,)), ("record_submission", (t2,)),
+                              ("mark_settled", (t1,)), ("mark_settled", (t2,))]
+        await rig.assert_each_settled_once([t1, t2])
+        await rig.assert_chain_matches_ledger()
+    finally:
+        await rig.close()
+
+
 async def test_batching_can_be_turned_off(store, tmp_path) -> None:
     rig = SettlementRig(store, tmp_path, batch_movements=1)
     try:
