@@ -379,10 +379,11 @@ class SettlementProcess:
         ends the step: the next folds what it recorded before choosing."""
         confirmed: list[tuple[Submission, int]] = []
         progressed = False
+        waiting: list[Movement] = []
         for rounds in range(self.config.rounds_per_step_max):
             if rounds and not await self.lookup.before_sending():
                 break
-            signed_all, moved = await self._signed_round()
+            signed_all, moved, waiting = await self._signed_round(waiting)
             progressed = progressed or moved
             if not signed_all:
                 break
@@ -401,21 +402,27 @@ class SettlementProcess:
         await self._mark_settled(confirmed)
         return progressed
 
-    async def _signed_round(self) -> tuple[list[SignedSubmission], bool]:
+    async def _signed_round(
+        self, waiting: list[Movement]
+    ) -> tuple[list[SignedSubmission], bool, list[Movement]]:
         """Sign up to ``in_flight_max`` transactions on disjoint accounts;
         with whether the step progressed (a watched command settled, the
-        genesis recorded: nothing to sign then). Nothing signed and no
-        progress: nothing waits (or netting holds the queue)."""
-        waiting = self.store.queued(
-            self.batch_movements * self.config.in_flight_max * QUEUE_WINDOW_ROUNDS)
+        genesis recorded: nothing to sign then) and what still waits of the
+        movements it chose among. ``waiting``: what the step's last round
+        left (the oldest waiting, in log order, less what it recorded),
+        read again from the store when less than a round's worth. Nothing
+        signed and no progress: nothing waits (or netting holds the queue)."""
+        round_movements = self.batch_movements * self.config.in_flight_max
+        if len(waiting) < round_movements:
+            waiting = self.store.queued(round_movements * QUEUE_WINDOW_ROUNDS)
         if await self.lookup.settle_watched(waiting):
-            return [], True  # a lost command sent again, settled by what landed
+            return [], True, []  # a lost command sent again, settled by what landed
         if not waiting or self._netting_waits(waiting):
             await self.fee_payer.read_if_due()
-            return [], False
+            return [], False, []
         if waiting[0].transfer_id == GENESIS_MINT_ID:
             await self._settle_genesis()
-            return [], True
+            return [], True, []
         affordable = await self.fee_payer.transactions_affordable(self.config.in_flight_max)
         signed_all: list[SignedSubmission] = []
         used: set[UUID] = set()
@@ -431,7 +438,7 @@ class SettlementProcess:
                         for account in _accounts(movement))
             waiting = [movement for movement in waiting if movement.transfer_id not in carried]
             signed_all.append(signed)
-        return signed_all, True
+        return signed_all, True, waiting
 
     async def _record_round(self, signed_all: list[SignedSubmission],
                             confirmed: list[tuple[Submission, int]]) -> list[bool]:
@@ -441,7 +448,7 @@ class SettlementProcess:
         outcomes = await asyncio.gather(
             *(self._record(signed, None) for signed in signed_all),
             *(self._settled(submission, slot) for submission, slot in confirmed))
-        return list(outcomes[:len(signed_all)])
+        return [outcome is True for outcome in outcomes[:len(signed_all)]]
 
     def _netting_waits(self, waiting: list[Movement]) -> bool:
         """Netting with a window: hold the queue until its oldest movement

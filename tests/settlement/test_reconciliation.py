@@ -206,6 +206,9 @@ class _SettlerStepsDuringEachRead:
     def __init__(self, rig: SettlementRig, steps_per_read: int = 1,
                  only: UUID | None = None) -> None:
         self._rig = rig
+        # one round a step: each step settles one round's submissions (a step
+        # chains rounds while they confirm, and would empty the queue at once)
+        rig.process.config = replace(rig.process.config, rounds_per_step_max=1)
         self._steps_per_read = steps_per_read
         self._only = only
         self.steps = 0
