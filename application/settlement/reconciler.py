@@ -588,19 +588,42 @@ class Reconciler:
     ) -> None:
         """Each custody token account the named movements touch changed by
         their sum, no more, no less: the proof that a netted transfer (or a
-        packed transaction) carried exactly what the memo names."""
-        expected = self._expected_deltas(submission)
-        for address, change in sorted(expected.items()):
-            actual = landed.token_deltas.get(address, 0)
-            if actual != change:
+        packed transaction) carried exactly what the memo names. A deposit's
+        transaction may also carry transfers no credit names, each an open
+        ``unassigned_deposit`` (a stranger's beside a connected wallet's):
+        in custody on chain, external in the ledger and reported by their
+        own findings, so the account is expected to change by them too."""
+        uncredited: dict[str, int] = {}
+        if self._is_deposit(submission):
+            now = self.store.with_open_findings(submission.signature, DEPOSIT_FINDINGS_RUN_ID)
+            if now is None:
+                return  # its credits taken out since (a refused return): unknown next run
+            submission, open_deposits = now
+            uncredited = self._deposit_deltas(open_deposits)
+        for address, change in sorted(self._expected_deltas(submission).items()):
+            actual, left_out = landed.token_deltas.get(address, 0), uncredited.get(address, 0)
+            if actual != change + left_out:
                 await findings.add(
                     AMOUNT_MISMATCH, account_id=account, signature=submission.signature,
-                    transfer_id=submission.transfer_ids[0], expected=change, actual=actual,
+                    transfer_id=submission.transfer_ids[0], expected=change + left_out,
+                    actual=actual,
                     detail=f"token account {address} changed by {_signed_amount(actual)} "
                            f"DEAL; the movements named, {_ids(submission.transfer_ids)}, "
-                           f"sum to {_signed_amount(change)} DEAL",
+                           f"sum to {_signed_amount(change)} DEAL"
+                           + (f", and {format_amount(left_out)} DEAL of it was deposited and "
+                              "not credited yet" if left_out else ""),
                 )
                 return
+
+    def _deposit_deltas(self, open_deposits: list[FindingRow]) -> dict[str, int]:
+        """Custody token account address -> what the open unassigned
+        deposits put into it."""
+        deltas: dict[str, int] = {}
+        for row in open_deposits:
+            if row.kind == UNASSIGNED_DEPOSIT and row.account_id is not None:
+                address = self.chain.token_account_address(row.account_id)
+                deltas[address] = deltas.get(address, 0) + (row.actual or 0)
+        return deltas
 
     def _expected_deltas(self, submission: Submission) -> dict[str, int]:
         """Token account address -> the sum of the named movements' changes

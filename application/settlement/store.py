@@ -132,6 +132,8 @@ CREATE TABLE IF NOT EXISTS {reconciliation_findings} (
   actual BIGINT, detail TEXT NOT NULL, adjusted_by TEXT);
 CREATE INDEX IF NOT EXISTS reconciliation_findings_by_run
   ON {reconciliation_findings} (run_id, position);
+CREATE INDEX IF NOT EXISTS reconciliation_findings_by_signature
+  ON {reconciliation_findings} (signature);
 CREATE TABLE IF NOT EXISTS {reconciliation_watermarks} (
   account_id TEXT PRIMARY KEY, signature TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS {reconciliation_balances} (
@@ -408,6 +410,29 @@ class SettlementStore:
 
     def submission(self, signature: str) -> Submission | None:
         return self.submissions([signature]).get(signature)
+
+    def with_open_findings(self, signature: str, run_id: UUID
+                           ) -> tuple[Submission, list[FindingRow]] | None:
+        """The signature's row and ``run_id``'s findings on it not yet
+        adjusted, assigned or returned; None when it has no row. One
+        statement, so both are read at one position: a deposit assigned (or
+        a return refused) between two reads would be in neither view, or in
+        both (``Reconciler._check_deltas``)."""
+        submission = ", ".join(f"s.{name}" for name in _SUBMISSION_COLUMNS.split(", "))
+        finding = ", ".join(f"f.{name}" for name in _FINDING_COLUMNS.split(", "))
+        with self.read() as cursor:
+            cursor.execute(self.sql(
+                f"SELECT {submission}, {finding} FROM {{settlement_submissions}} s "  # noqa: S608
+                "LEFT JOIN {reconciliation_findings} f ON f.signature = s.signature "
+                "AND f.run_id = ? AND f.adjusted_by IS NULL WHERE s.signature = ? "
+                "ORDER BY f.position LIMIT ?"
+            ), (run_id.hex, signature, PAGE_ROWS_MAX))
+            rows = cursor.fetchall()
+        width = len(_SUBMISSION_COLUMNS.split(", "))
+        if not rows:
+            return None
+        return _submission(rows[0]), [_finding(row[width:]) for row in rows
+                                      if row[width] is not None]
 
     # Reconciliation's inputs, in bounded pages
 

@@ -17,12 +17,18 @@ import pytest
 from application import commands as c
 from application.authority import INTERNAL
 from application.settlement.deposit_scan import Deposit, DepositHooks
-from application.settlement.reconciler import adjust_for_finding
+from application.settlement.reconciler import (
+    Reconciler,
+    ReconciliationConfig,
+    adjust_for_finding,
+)
+from application.settlement.store import FindingRow
 from domain.amounts import UNITS_PER_DEAL
 from domain.errors import FindingNotAdjustable, IdempotencyConflict, LedgerError
 from domain.movements import DEPOSIT
-from domain.reconciliation import UNASSIGNED_DEPOSIT
+from domain.reconciliation import BALANCE_MISMATCH, EXTERNAL_MISMATCH, UNASSIGNED_DEPOSIT
 from domain.system import (
+    EXTERNAL_ID,
     REWARDS_ID,
     TREASURY_ID,
     deposit_attempt_id,
@@ -30,7 +36,7 @@ from domain.system import (
     deposit_finding_id,
     deposit_id,
 )
-from tests.settlement.conftest import SettlementRig, SimulatedCrash
+from tests.settlement.conftest import FAST_RETRY, SettlementRig, SimulatedCrash
 from tests.settlement.test_deposit_returns import token_balance
 from tests.settlement.test_deposits import (
     account_with_address,
@@ -332,3 +338,113 @@ async def test_a_system_accounts_deposit_is_returned_to_its_sender(drig: Settlem
     assert await drig.chain_balance(TREASURY_ID) == treasury_before
     assert token_balance(drig, stranger.token_account) == 50 * DEAL  # back where it came from
     assert wallet_balance(drig, stranger.address) is None
+
+
+@pytest.mark.parametrize("into", ["its_account", "the_treasury"])
+@pytest.mark.parametrize("resolved_by", ["assignment", "return", "refused_return"])
+async def test_a_strangers_transfer_beside_a_credited_deposit_is_no_amount_mismatch(
+    chain_rig: SettlementRig, into: str, resolved_by: str,
+) -> None:
+    """One transaction carries a connected wallet's deposit (credited) and a
+    stranger's transfer into a custody address (an unassigned deposit),
+    into the same account or another's: the full reconciliation expects the
+    credited deposit's token account to change by the credit and the
+    stranger's open deposit, which its own findings report. Once that is
+    assigned or returned, its credit is named by the signature too; a
+    refused return takes it out again (open as before). Each run is clean
+    but for what the open deposit and the faucet leave."""
+    rig = chain_rig
+    account = await account_with_address(rig)
+    receiver = account if into == "its_account" else TREASURY_ID
+    stranger, finding = await beside_a_credited_deposit(rig, account, receiver)
+    receiver_before = rig.ledger.balance(receiver)
+    while_open = [(BALANCE_MISMATCH, receiver, 3 * DEAL),
+                  (EXTERNAL_MISMATCH, EXTERNAL_ID, 100 * DEAL)]  # two wallets' faucet DEAL
+
+    assert differences(await rig.reconcile(full=True)) == while_open
+    faucet = 100 * DEAL  # two wallets' faucet DEAL
+    if resolved_by == "refused_return":
+        stranger.close_token_account()  # burns its 47 DEAL: the return has nowhere to go
+        faucet -= 47 * DEAL
+        rig.execute(c.ReturnDeposit(finding.finding_id))
+        await rig.settle()
+        assert differences(await rig.reconcile(full=True)) == [
+            (BALANCE_MISMATCH, receiver, 3 * DEAL), (EXTERNAL_MISMATCH, EXTERNAL_ID, faucet)]
+    if resolved_by == "return":
+        rig.execute(c.ReturnDeposit(finding.finding_id))
+        await rig.settle()
+        assert token_balance(rig, stranger.token_account) == 50 * DEAL  # back where it came from
+    else:
+        rig.execute(c.AssignDeposit(finding.finding_id))
+
+    kept = 0 if resolved_by == "return" else 3 * DEAL
+    assert rig.ledger.balance(receiver) == receiver_before + kept == await rig.chain_balance(
+        receiver)
+    assert clean_but_the_faucet(await rig.reconcile(full=True), faucet)
+
+
+def differences(report) -> list[tuple[str, UUID | None, int]]:
+    return [(f.kind, f.account_id, f.actual - f.expected)
+            for f in [*report.mismatches, *report.unmatched_signatures]]
+
+
+async def test_a_deposit_assigned_while_its_transaction_is_checked_counts_once(
+    chain_rig: SettlementRig,
+) -> None:
+    """The full run read the signature's row (one credit named) before an
+    admin assigned the stranger's deposit beside it: the check reads the
+    row and the open deposits again, at one position, so the new credit
+    counts once, named by the row and no longer open (read apart, it was
+    in neither: an amount_mismatch of the stranger's 3 DEAL)."""
+    rig = chain_rig
+    account = await account_with_address(rig)
+    _, finding = await beside_a_credited_deposit(rig, account, account)
+    chain = _AssignsWhenRead(rig, finding.signature, finding.finding_id)
+    reconciler = Reconciler(writer=rig.ledger.writer, fold=rig.fold,
+                            chain=chain,  # type: ignore[arg-type]
+                            config=ReconciliationConfig(retry=FAST_RETRY))
+
+    report = await reconciler.run(full=True)
+
+    assert chain.assigned, "the transaction was never read: the test proves nothing"
+    assert differences(report) == [  # the balance was read before the assignment
+        (BALANCE_MISMATCH, account, 3 * DEAL), (EXTERNAL_MISMATCH, EXTERNAL_ID, 100 * DEAL)]
+    assert clean_but_the_faucet(await rig.reconcile(full=True), 100 * DEAL)
+
+
+async def beside_a_credited_deposit(rig: SettlementRig, account: UUID, receiver: UUID
+                                    ) -> tuple[OutsideWallet, FindingRow]:
+    """One transaction: a wallet connected to ``account`` deposits 2 DEAL
+    into it (credited), a stranger 3 DEAL into ``receiver``'s address (an
+    unassigned deposit). The stranger and the finding."""
+    outside = wallet(rig)
+    rig.execute(c.ConnectWallet(account, outside.address))
+    stranger = wallet(rig)
+    signature = outside.transfer_with(
+        rig.chain.token_account_address(account), 2 * DEAL,
+        stranger, rig.chain.token_account_address(receiver), 3 * DEAL).signature
+    assert ((report := await scanner(rig).scan()).credited, report.unassigned) == (1, 1)
+    (finding,) = deposit_findings(rig)
+    assert finding.signature == signature
+    return stranger, finding
+
+
+class _AssignsWhenRead:
+    """The reconciler's chain: an admin assigns the finding (and the fold
+    takes it) the first time the reconciler reads its transaction."""
+
+    def __init__(self, rig: SettlementRig, signature: str, finding_id: UUID) -> None:
+        self._rig = rig
+        self._signature = signature
+        self._finding_id = finding_id
+        self.assigned = False
+
+    def __getattr__(self, name: str):
+        return getattr(self._rig.chain, name)
+
+    async def transaction(self, signature: str):
+        if signature == self._signature and not self.assigned:
+            self._rig.execute(c.AssignDeposit(self._finding_id))
+            self._rig.fold.catch_up()
+            self.assigned = True
+        return await self._rig.chain.transaction(signature)

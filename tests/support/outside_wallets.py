@@ -156,6 +156,17 @@ class OutsideWallet:
                         for amount in amounts]
         return self._send(instructions, [self.keypair])
 
+    def transfer_with(self, destination: str, amount: int, other: OutsideWallet,
+                      other_destination: str, other_amount: int) -> SendOutcome:
+        """One transaction of two ``transfer_checked``: this wallet's
+        ``amount`` into ``destination``, then ``other``'s ``other_amount``
+        into ``other_destination``, both signing (as an app batching two
+        users' payments would); this wallet pays the fee."""
+        instructions = [self._transfer_instruction(destination, amount, checked=True),
+                        other._transfer_instruction(other_destination, other_amount,
+                                                    checked=True)]
+        return self._send(instructions, [self.keypair, other.keypair])
+
     def _transfer_instruction(self, destination: str, amount: int, *, checked: bool
                               ) -> Instruction:
         source = AccountMeta(self.token_keypair.pubkey(), is_signer=False, is_writable=True)
