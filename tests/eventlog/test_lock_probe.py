@@ -5,6 +5,7 @@ the lease the settler really uses."""
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 
 from application.eventlog.locks import AdvisoryLock, advisory_lock_key
@@ -50,3 +51,24 @@ def test_advisory_keys_of_either_sign_are_found_in_the_lock_table(postgres, name
     finally:
         holder.release()
     assert not probe.is_held_anywhere()
+
+
+def test_a_released_advisory_lock_is_free_when_release_returns(postgres):
+    """The next holder takes it at once (a projector taking over, a read
+    side opened right after another closed): closing the session alone left
+    the lock held until the server process behind it ended, after
+    ``release`` returned, most times a few ms (the next holder stood by and
+    projected nothing: test_both_stores_reopen_a_refused_return's helper
+    waited 5 s for it and failed under load)."""
+    app = LedgerApplication(postgres.env)
+    conninfo = lease_for(app.recorder)._conninfo  # noqa: SLF001 - the real connection
+    app.close()
+    key = advisory_lock_key("probe-released")
+    with psycopg.connect(**conninfo, autocommit=True) as next_holder:
+        for _ in range(20):
+            holder = AdvisoryLock(conninfo, key)
+            assert holder.try_acquire()
+            holder.release()
+            (taken,) = next_holder.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+            assert taken, "the lock was still held after release returned"
+            next_holder.execute("SELECT pg_advisory_unlock(%s)", (key,))

@@ -306,11 +306,16 @@ def _without_token_account(record, *args, token_account=None, **kwargs):
 
 
 async def assert_read_models_agree(rig: SettlementRig, account, balance: int) -> None:
-    """The read models, rebuilt from the log, hold ``balance`` for the
-    account, and the audit's replay agrees with them, supply conserved."""
+    """The read models, brought up to the log's head, hold ``balance`` for
+    the account, and the audit's replay agrees with them, supply conserved.
+    The projector here is the only one: it must hold the projection lock
+    (a standby projects nothing, and the read would wait for it)."""
     side = ReadSide(rig.ledger.app, rig.store_config.env)
     try:
         side.projector.catch_up()
+        assert side.projector.lock.held, (
+            "the projector did not take the projection lock (another session holds it, or no "
+            "connection for it: see the log), so it projected nothing")
         assert side.queries.balance(account).balance == balance
         report = side.queries.audit_replay()
         assert report.mismatches == [] and report.supply_ok, report.mismatches
