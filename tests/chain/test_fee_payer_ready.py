@@ -34,6 +34,14 @@ def _fee_payer(server: ServeProcess, **expected: object) -> dict | None:
     return state
 
 
+def _idle(server: ServeProcess) -> bool:
+    """Nothing queued or in flight: drained while the settler still sent the
+    genesis movements, the test would catch that send refused for fees and
+    polled, not the pause it is about (seen under a busy CPU)."""
+    state = _ready(server)
+    return state["backlog"] == 0 and state["lag_events"] == 0
+
+
 def _blockhash_wait_read(server: ServeProcess) -> dict | None:
     wait = _ready(server)["blockhash_wait"]
     return wait if wait is not None and wait["block_height"] is not None else None
@@ -66,6 +74,7 @@ def test_ready_shows_a_drained_fee_payer_and_settlement_resumes_once_funded(tmp_
                               headers={"Authorization": f"Bearer {token}"})
         _past_the_blockhash_wait(server, chain)
         wait_until(lambda: _fee_payer(server, low=False, paused=False), 60, "a first reading")
+        wait_until(lambda: _idle(server), 120, "the genesis movements to settle")
 
         chain.fund(custody.pubkey, DRAINED)
         account_id, transfer_id = uuid4(), uuid4()
