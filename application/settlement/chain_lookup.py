@@ -11,8 +11,11 @@ and after any gap the settler cannot account for, this module reads the fee
 payer's signature history (it pays for every transaction the ledger sends;
 the history also lists any stranger's transaction that merely names it, a
 lamport sent to it with a ``deal:<id>`` memo, so only the transactions it
-paid for count, here and when acknowledged), newest first, down to the newest
-signature whose landing the log has recorded (settled, failed or rejected:
+paid for count, here and when acknowledged), and that of every earlier or
+later fee payer the restored log or the chain links it to (a fee-payer
+rotation between the backup and the restore: ``ChainLookup._unrecorded``),
+newest first, down to the newest signature whose landing the log has
+recorded (settled, failed or rejected:
 an outcome is recorded only after its transaction landed, and anything
 that landed before it was recorded before that, so a log that kept the one
 kept the others). Each successful transaction in between whose memo names
@@ -73,7 +76,11 @@ from uuid import UUID
 from application import commands as c
 from application.alerts import AlertKind, raise_alert
 from application.settlement import metrics
-from application.settlement.chain_port import ChainPort, ChainTransaction
+from application.settlement.chain_port import (
+    FEE_PAYER_ROTATION_MEMO,
+    ChainPort,
+    ChainTransaction,
+)
 from application.settlement.fold import SettlementFold
 from application.settlement.legs import decidable, disagreement
 from application.settlement.store import (
@@ -170,6 +177,9 @@ class ChainLookup:
         self._seen_rebuilds: int | None = None
         """The store's count of lost-timeline rebuilds when this settler
         looked (``STORE_REBUILDS_META``): another means a gap."""
+        self._payers: set[str] = set()
+        """Every fee payer of the ledger the last lookup found linked to the
+        current one (``_unrecorded``): what they paid for is ours."""
         self._watched: dict[UUID, ChainTransaction] = {}
         """The movements acknowledged transactions carried: should the log
         come to have one waiting (a client sending a lost command again
@@ -250,16 +260,15 @@ class ChainLookup:
 
     async def look_up(self) -> list[Unaccounted]:
         """Record what landed unrecorded; raise if the chain is ahead."""
+        unrecorded = await self._unrecorded()
         await self._look_up_acknowledged()
         ahead: list[Unaccounted] = []
-        for signature in await self._unrecorded_signatures():
-            landed = await self._chain_call(
-                "getTransaction", _transaction_call(self.chain, signature))
+        for landed in unrecorded:
             if not self._ours(landed):
                 continue  # not a movement of ours, or it moved nothing
             problems = await self._record_landed(landed, acknowledged=False) or ()
             if problems:
-                ahead.append(Unaccounted(signature, landed.slot, problems))
+                ahead.append(Unaccounted(landed.signature, landed.slot, problems))
         self.fold.catch_up()
         if ahead:
             self._stop(ahead)
@@ -274,19 +283,21 @@ class ChainLookup:
                 "getTransaction", _transaction_call(self.chain, signature))
             if landed is None or not self._ours(landed):
                 if landed is not None:
-                    logger.warning("acknowledged %s was not paid by this ledger's fee payer "
-                                   "or failed: it settles nothing", signature)
+                    logger.warning("acknowledged %s was not paid by a fee payer of this "
+                                   "ledger or failed: it settles nothing", signature)
                 continue
             await self._record_landed(landed, acknowledged=True)
             self._watched.update(dict.fromkeys(landed.memo_transfer_ids, landed))
 
     def _ours(self, landed: ChainTransaction | None) -> bool:
-        """A successful movement transaction the ledger's fee payer paid:
-        anyone can name the fee payer and write ``deal:<id>`` in a memo, and
-        such a transaction must neither settle a movement that never moved
-        nor stop settlement."""
+        """A successful movement transaction a fee payer of the ledger paid
+        (the current one, or one the lookup found linked to it,
+        ``_unrecorded``): anyone can name a fee payer and write
+        ``deal:<id>`` in a memo, and such a transaction must neither settle
+        a movement that never moved nor stop settlement."""
         return (landed is not None and landed.error is None and bool(landed.memo_transfer_ids)
-                and landed.fee_payer == self.chain.fee_payer_address)
+                and (landed.fee_payer == self.chain.fee_payer_address
+                     or landed.fee_payer in self._payers))
 
     async def _settle_watched(self) -> None:
         """A watched movement the log has waiting is settled, never sent."""
@@ -311,17 +322,58 @@ class ChainLookup:
             self.fold.catch_up()
         return settled
 
-    async def _unrecorded_signatures(self) -> list[str]:
-        """The fee payer's signatures newer than the newest one whose
-        landing the settler recorded (``_vouches_for_older``) that the log
-        does not know at all (one it knows is in flight, resolved by the
-        ordinary step, or has its outcome) and no operator acknowledged;
-        oldest first."""
+    async def _unrecorded(self) -> list[ChainTransaction]:
+        """The landed transactions of every fee payer the ledger had that
+        the log does not know (``_unrecorded_signatures``), oldest first.
+        The current fee payer's history is read, and that of the one that
+        paid the newest landing the log recorded (``_logged_payer``); a
+        fee-payer rotation's link (``FEE_PAYER_ROTATION_MEMO``, signed by
+        the old and the new fee payer) among what it lists names another
+        fee payer of the
+        ledger, whose history is read the same way, and so on: a log
+        restored from before a rotation (or a key file restored from before
+        it) knows no signature of the other fee payer, so its link is
+        always among them, and whatever either paid for is seen. A log that
+        knows the current fee payer's newest landings lists no link (older
+        than them) and reads one history, as before any rotation."""
+        to_read = list(dict.fromkeys([self.chain.fee_payer_address, *self._logged_payer()]))
+        self._payers = set(to_read)
+        found: dict[str, ChainTransaction] = {}
+        while to_read:
+            payer = to_read.pop()
+            for signature in await self._unrecorded_signatures(payer):
+                landed = found.get(signature) or await self._chain_call(
+                    "getTransaction", _transaction_call(self.chain, signature))
+                if landed is None:
+                    continue
+                found[signature] = landed
+                linked = set(_linked_payers(landed, payer)) - self._payers
+                self._payers |= linked
+                to_read += sorted(linked)
+        return sorted(found.values(), key=lambda landed: landed.slot)
+
+    def _logged_payer(self) -> tuple[str, ...]:
+        """The fee payer of the newest landing the log recorded of a
+        transaction the settler signed: the ledger's, whether or not it is
+        the current one (a rotation since the backup that left no link: one
+        made before rotations landed links, or the setting pointed at a new
+        key without the command)."""
+        newest = self.store.newest_landed_sent()
+        if newest is None or newest.transaction is None:
+            return ()
+        return (self.chain.fee_payer_of(newest.transaction),)
+
+    async def _unrecorded_signatures(self, payer: str) -> list[str]:
+        """``payer``'s signatures newer than the newest one whose landing
+        the settler recorded (``_vouches_for_older``) that the log does not
+        know at all (one it knows is in flight, resolved by the ordinary
+        step, or has its outcome) and no operator acknowledged; oldest
+        first."""
         found: list[str] = []
         before: str | None = None
         for _ in range(HISTORY_PAGES_MAX):
             page: list[str] = await self._chain_call(
-                "getSignaturesForAddress", _page_call(self.chain, before))
+                "getSignaturesForAddress", _page_call(self.chain, payer, before))
             known = self.store.submissions(page)
             for signature in page:
                 submission = known.get(signature)
@@ -437,8 +489,21 @@ def _unaccountable(movement: Movement | None, signature: str) -> str | None:
     return f"{movement.status} in the log"
 
 
-def _page_call(chain: ChainPort, before: str | None) -> Callable[[], Awaitable[list[str]]]:
-    return lambda: chain.fee_payer_signatures(before=before, limit=SIGNATURES_PER_PAGE)
+def _linked_payers(landed: ChainTransaction, payer: str) -> tuple[str, ...]:
+    """The other fee payers a rotation's link names, when ``landed`` is one
+    that ``payer`` (a fee payer of the ledger) signed: only the ledger
+    makes its keys sign, so every signer of it is the ledger's; a
+    stranger's copy of the memo lacks that signature and names nobody."""
+    if (landed.error is not None or FEE_PAYER_ROTATION_MEMO not in landed.memos
+            or payer not in landed.signers):
+        return ()
+    return tuple(signer for signer in landed.signers if signer != payer)
+
+
+def _page_call(chain: ChainPort, payer: str, before: str | None
+               ) -> Callable[[], Awaitable[list[str]]]:
+    return lambda: chain.fee_payer_signatures(payer=payer, before=before,
+                                              limit=SIGNATURES_PER_PAGE)
 
 
 def _transaction_call(chain: ChainPort, signature: str

@@ -159,6 +159,15 @@ class ChainTransaction:
     memos: tuple[str, ...] = ()  # every memo's text, in instruction order
     token_transfers: tuple[TokenTransfer, ...] = ()  # its transfers, inner ones too, in order
     fee_payer: str | None = None  # who paid for it (its first signer), base58
+    signers: tuple[str, ...] = ()  # every key that signed it, fee payer first, base58
+
+
+FEE_PAYER_ROTATION_MEMO = "deals-ledger:fee-payer-rotation"
+"""The memo of the transaction ``custody rotate fee-payer`` lands: the old
+fee payer pays for it and the new one co-signs, so the chain itself links
+each fee payer to the one before it (``ChainTransaction.signers``), and the
+restore lookup walks the history of every fee payer the ledger had since
+the backup, whatever the restored log remembers."""
 
 
 class ChainPort(Protocol):
@@ -229,18 +238,25 @@ class ChainPort(Protocol):
         ...
 
     async def fee_payer_signatures(
-        self, *, before: str | None = None, limit: int = 1000
+        self, *, payer: str | None = None, before: str | None = None, limit: int = 1000
     ) -> list[str]:
-        """Transactions naming the fee payer, newest first (a page): it pays
-        for every transaction the ledger sends, so this lists all of them,
-        whatever the log still remembers; a stranger's transaction naming it
-        (a lamport sent to it) is listed too, so only one whose
-        ``ChainTransaction.fee_payer`` is ``fee_payer_address`` is ours."""
+        """Transactions naming the fee payer (``payer``, base58: one the
+        ledger had before a rotation; None: the current one), newest first
+        (a page): it pays for every transaction the ledger sends while it is
+        the fee payer, so this lists all of them, whatever the log still
+        remembers; a stranger's transaction naming it (a lamport sent to it)
+        is listed too, so only one whose ``ChainTransaction.fee_payer`` is
+        that fee payer is ours."""
         ...
 
     @property
     def fee_payer_address(self) -> str:
         """The fee payer's public key, base58."""
+        ...
+
+    def fee_payer_of(self, transaction: bytes) -> str:
+        """Who pays for the signed ``transaction`` (its wire bytes, as
+        ``SignedSubmission.transaction``): its first signer, base58."""
         ...
 
     async def send(self, submission: SignedSubmission) -> None: ...

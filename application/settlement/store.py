@@ -434,6 +434,16 @@ class SettlementStore:
         return _submission(rows[0]), [_finding(row[width:]) for row in rows
                                       if row[width] is not None]
 
+    def newest_landed_sent(self) -> Submission | None:
+        """The submission the settler signed (its bytes kept) whose landing
+        was recorded last: its fee payer was the ledger's when this store
+        last settled anything (the chain lookup reads that one's history
+        too, for a restore across a fee-payer rotation)."""
+        found = self._submissions(
+            "WHERE status IN (?, ?, ?) AND tx IS NOT NULL ORDER BY outcome_position DESC "
+            "LIMIT 1", (SETTLED, FAILED, REJECTED))
+        return found[0] if found else None
+
     # Reconciliation's inputs, in bounded pages
 
     def balances_page(self, after: str, limit: int) -> list[tuple[UUID, int]]:

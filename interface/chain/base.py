@@ -171,7 +171,7 @@ class SeededTokenChain(abc.ABC):
 
     @abc.abstractmethod
     async def fee_payer_signatures(
-        self, *, before: str | None = None, limit: int = 1000
+        self, *, payer: str | None = None, before: str | None = None, limit: int = 1000
     ) -> list[str]: ...
 
     @abc.abstractmethod
@@ -204,6 +204,9 @@ class SeededTokenChain(abc.ABC):
     @property
     def fee_payer_address(self) -> str:
         return str(self._keys.fee_payer)
+
+    def fee_payer_of(self, transaction: bytes) -> str:
+        return str(Transaction.from_bytes(transaction).message.account_keys[0])
 
     @property
     def token_account_owner(self) -> str:
@@ -249,11 +252,13 @@ class SeededTokenChain(abc.ABC):
         """An account's data, None when there is none (operator tools)."""
         return await self._account_data(address)
 
-    async def sign_and_land(self, instructions: list[Instruction]) -> str:
-        """Sign ``instructions`` in one transaction (paid by the fee payer),
+    async def sign_and_land(self, instructions: list[Instruction],
+                            co_signer: CustodyKey | None = None) -> str:
+        """Sign ``instructions`` in one transaction (paid by the fee payer;
+        ``co_signer``: a key no role holds signs too, a rotation's new key),
         send it and wait (bounded) until it landed; its signature. A failure
         on chain or an expiry is a ``GenesisError`` naming it."""
-        submission = await self._sign(instructions)
+        submission = await self._sign(instructions, co_signer)
         await self.send(submission)
         await self._await_landing(submission)
         return submission.signature
@@ -321,9 +326,10 @@ class SeededTokenChain(abc.ABC):
         blockhash: Hash,
         last_valid_block_height: int,
         transfer_ids: tuple[UUID, ...],
+        co_signer: CustodyKey | None = None,
     ) -> SignedSubmission:
         tx.require_fits_packet(message)
-        signed = self._keys.sign(message, blockhash)
+        signed = self._keys.sign(message, blockhash, co_signer)
         return SignedSubmission(
             signature=str(signed.signatures[0]),
             last_valid_block_height=last_valid_block_height,
@@ -331,10 +337,11 @@ class SeededTokenChain(abc.ABC):
             transfer_ids=transfer_ids,
         )
 
-    async def _sign(self, instructions: list[Instruction]) -> SignedSubmission:
+    async def _sign(self, instructions: list[Instruction],
+                    co_signer: CustodyKey | None = None) -> SignedSubmission:
         blockhash, last_valid = await self._latest_blockhash()
         message = Message.new_with_blockhash(instructions, self._keys.fee_payer, blockhash)
-        return self._signed(message, blockhash, last_valid, transfer_ids=())
+        return self._signed(message, blockhash, last_valid, transfer_ids=(), co_signer=co_signer)
 
     async def _simulated(self, packed: tx.Packed, blockhash: Hash) -> _Attempt:
         return _Attempt(packed, await self._simulate(self._keys.sign(packed.message, blockhash)))

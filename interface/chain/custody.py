@@ -156,11 +156,13 @@ class CustodyKeys:
                            mint_authority=self.mint_authority,
                            address_base=self.address_base)
 
-    def sign(self, message: Message, blockhash: Hash) -> Transaction:
-        """Sign with every role key the message requires (each once). A
-        signer no configured key holds is a ``CustodyKeyError`` naming it."""
+    def sign(self, message: Message, blockhash: Hash,
+             co_signer: CustodyKey | None = None) -> Transaction:
+        """Sign with every role key the message requires (each once), and
+        ``co_signer`` (a key no role holds yet: a rotation's new key). A
+        signer no such key holds is a ``CustodyKeyError`` naming it."""
         transaction = Transaction.new_unsigned(message)
-        for key in self._distinct_keys():
+        for key in [*self._distinct_keys(), *([co_signer] if co_signer else [])]:
             key.partial_sign(transaction, blockhash)
         unsigned = [str(signer) for signer, signature
                     in zip(_required_signers(message), transaction.signatures, strict=True)

@@ -99,10 +99,10 @@ class LiteSvmChain(SeededTokenChain):
         return [landed.signature for landed in page]
 
     async def fee_payer_signatures(
-        self, *, before: str | None = None, limit: int = 1000
+        self, *, payer: str | None = None, before: str | None = None, limit: int = 1000
     ) -> list[str]:
         page = self._chain.signatures_for_address(
-            str(self._keys.fee_payer), before=before, limit=limit)
+            payer or str(self._keys.fee_payer), before=before, limit=limit)
         return [landed.signature for landed in page]
 
     async def transaction(self, signature: str) -> ChainTransaction | None:
@@ -120,6 +120,7 @@ class LiteSvmChain(SeededTokenChain):
             token_transfers=tx.token_transfers(
                 message, _token_accounts(landed), landed.inner_instructions),
             fee_payer=str(message.account_keys[0]),
+            signers=tx.signers(message),
         )
 
     async def close(self) -> None:

@@ -7,8 +7,11 @@ rotate``), with the SPL Token program's SetAuthority:
   transaction as fit a packet, the treasury's last: the start-up check
   (``base.powers_problem``) reads the treasury, so it only passes with the
   new key once every account has moved.
-- ``fee-payer``: nothing on chain holds it; optionally the old fee payer
-  tops the new one up to a given balance.
+- ``fee-payer``: nothing on chain holds it, so the rotation lands a link:
+  a memo (``FEE_PAYER_ROTATION_MEMO``) the old fee payer pays for and the
+  new one co-signs, by which the restore lookup finds the old one's history
+  from the new one's (``application.settlement.chain_lookup``); optionally
+  the old fee payer tops the new one up to a given balance.
 
 Every step reads the chain's current authority first, so a rotation that
 crashed midway is finished by running it again: what already moved is
@@ -24,16 +27,17 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from solders.hash import Hash
-from solders.instruction import Instruction
+from solders.instruction import AccountMeta, Instruction
 from solders.message import Message
 from solders.pubkey import Pubkey
 from solders.system_program import TransferParams, transfer
 from spl.token.instructions import set_authority
 from spl.token.models import AuthorityType, SetAuthorityParams
 
-from application.settlement.chain_port import ChainError
+from application.settlement.chain_port import FEE_PAYER_ROTATION_MEMO, ChainError
 from interface.chain import transactions as tx
 from interface.chain.base import SeededTokenChain
+from interface.chain.custody import CustodyKey
 
 ROLES = ("mint-authority", "owner", "fee-payer")
 
@@ -156,3 +160,14 @@ async def move_fee_payer_sol(chain: SeededTokenChain, new: Pubkey, lamports: int
         return None
     return await chain.sign_and_land([transfer(TransferParams(
         from_pubkey=chain.keys.fee_payer, to_pubkey=new, lamports=missing))])
+
+
+async def link_fee_payers(chain: SeededTokenChain, new: CustodyKey) -> str:
+    """Land the rotation's link: a memo the (old) fee payer pays for and
+    ``new`` signs as well (the memo program checks the signature of every
+    account it names), so the new fee payer's history holds, under its own
+    signature, the name of the one before it; its signature. Landed again
+    by a rerun: a second link names the same old key."""
+    memo = Instruction(tx.MEMO_PROGRAM_ID, FEE_PAYER_ROTATION_MEMO.encode(),
+                       [AccountMeta(new.pubkey, is_signer=True, is_writable=False)])
+    return await chain.sign_and_land([memo], co_signer=new)

@@ -160,9 +160,10 @@ class RpcChain(SeededTokenChain):
         return await self._signatures_for(Pubkey.from_string(self.anchor_signer), before, limit)
 
     async def fee_payer_signatures(
-        self, *, before: str | None = None, limit: int = 1000
+        self, *, payer: str | None = None, before: str | None = None, limit: int = 1000
     ) -> list[str]:
-        return await self._signatures_for(self._keys.fee_payer, before, limit)
+        address = self._keys.fee_payer if payer is None else Pubkey.from_string(payer)
+        return await self._signatures_for(address, before, limit)
 
     async def _signatures_for(self, address: Pubkey, before: str | None, limit: int) -> list[str]:
         """getSignaturesForAddress of ``address``: a page, newest first."""
@@ -360,6 +361,7 @@ def _chain_transaction(signature: str, response: GetTransactionResp) -> ChainTra
         memos=memos,
         token_transfers=tx.token_transfers(message, accounts, _inner_instructions(meta)),
         fee_payer=str(message.account_keys[0]),
+        signers=tx.signers(message),
         token_deltas=_token_deltas(
             message.account_keys, meta.pre_token_balances, meta.post_token_balances
         ),

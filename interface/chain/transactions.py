@@ -577,6 +577,11 @@ def refused_for_fee_payer(message: Message, error_wire: object) -> bool:
 # --- reading what landed -----------------------------------------------------
 
 
+def signers(message: Message) -> tuple[str, ...]:
+    """The keys that signed ``message`` (the fee payer first), base58."""
+    return tuple(str(key) for key in message.account_keys[:message.header.num_required_signatures])
+
+
 def memo_texts(message: Message) -> tuple[str, ...]:
     """The text of every Memo instruction, in instruction order."""
     keys = message.account_keys

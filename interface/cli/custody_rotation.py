@@ -11,6 +11,9 @@ Then the new key becomes the configured one: with the role's DEALS_*_KEYPAIR
 unset, the new key file's content is installed in the data dir under the
 role's file name (a previous one there is kept as ``<name>.retired-<its
 public key>``); with it set, the command says to point it at the new file.
+A fee payer rotated any other way (the setting pointed at a new key without
+this command) leaves no link on chain: a restore across it would not see
+what the old fee payer paid for.
 Until then the service refuses to settle, naming the key the chain expects.
 """
 
@@ -31,6 +34,7 @@ from domain.system import TREASURY_ID
 from interface.chain.base import SeededTokenChain
 from interface.chain.custody import (
     ROLE_KEY_FILE_NAMES,
+    CustodyKey,
     CustodyKeyError,
     read_keypair_file,
 )
@@ -38,6 +42,7 @@ from interface.chain.rotation import (
     ROLES,
     RotationError,
     RotationReport,
+    link_fee_payers,
     move_fee_payer_sol,
     rotate_mint_authority,
     rotate_owner,
@@ -79,7 +84,7 @@ def run_custody(args: argparse.Namespace, settings: Settings) -> int:
             raise SettlementUnavailable("a settler holds the settlement lease: stop every "
                                         "settler (serve and settle) before a rotation")
         try:
-            report = asyncio.run(_rotate(service, args.role, new.pubkey, args.move_lamports))
+            report = asyncio.run(_rotate(service, args.role, new, args.move_lamports))
         finally:
             lease.release()
     finally:
@@ -89,8 +94,12 @@ def run_custody(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _rotate(service: LedgerService, role: str, new: Pubkey,
+async def _rotate(service: LedgerService, role: str, new_key: CustodyKey,
                   move_lamports: int | None) -> RotationReport:
+    """The rotation on chain. A fee-payer rotation always lands the link
+    (``link_fee_payers``) that lets a restore's lookup find what the old
+    fee payer paid for."""
+    new = new_key.pubkey
     service.settlement_fold.catch_up()
     in_flight = service.settlement_fold.store.in_flight(1)
     if in_flight:
@@ -108,6 +117,7 @@ async def _rotate(service: LedgerService, role: str, new: Pubkey,
             signature = await move_fee_payer_sol(chain, new, move_lamports)
             report.signatures += [signature] if signature else []
             report.moved, report.already = (1, 0) if signature else (0, 1)
+        report.signatures.append(await link_fee_payers(chain, new_key))
         return report
     finally:
         await chain.close()

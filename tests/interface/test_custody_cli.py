@@ -19,8 +19,10 @@ from uuid import uuid4
 import pytest
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
+from solders.transaction import Transaction
 
 from application import commands as c
+from application.settlement.chain_port import FEE_PAYER_ROTATION_MEMO
 from interface.chain import rotation
 from interface.chain import transactions as tx
 from interface.chain.custody import ROLE_KEY_FILE_NAMES, load_custody_keypair
@@ -95,6 +97,34 @@ def test_the_owner_rotates_and_settlement_goes_on_with_the_new_key(
         assert stolen.landed is None and stolen.rejection is not None
     finally:
         chain.close()
+
+
+def test_a_fee_payer_rotation_lands_the_link_from_the_new_fee_payer_to_the_old(
+    service_ledger, store, tmp_path
+):
+    """The link a restore's chain lookup follows from one fee payer's
+    history to the other's (``FEE_PAYER_ROTATION_MEMO``): the old fee payer
+    pays, the new one signs too."""
+    service_ledger.open_account(funded=5 * DEAL)
+    settle_once(store)
+    new_file, new = key_file(tmp_path / "new-fee-payer.json")
+
+    rotated = cli(store, "custody", "rotate", "fee-payer", "--new-keypair", str(new_file),
+                  "--move-lamports", str(2 * 10**9), "--json")
+
+    assert rotated.returncode == exit_codes.OK, rotated.stderr
+    report = json.loads(rotated.stdout)
+    chain = EmbeddedSolana(store.settings.data_dir / EMBEDDED_CHAIN_DIR)
+    try:
+        _top_up, link = [chain.landed(signature) for signature in report["signatures"]]
+        assert link is not None and link.error is None
+        message = Transaction.from_bytes(link.raw).message
+        assert tx.signers(message) == (report["old"], str(new))
+        assert tx.memo_texts(message) == (FEE_PAYER_ROTATION_MEMO,)
+    finally:
+        chain.close()
+    service_ledger.open_account(funded=3 * DEAL)
+    assert settle_once(store)["waiting"] == 0
 
 
 def test_a_key_given_by_setting_must_be_set_before_settlement_resumes(
