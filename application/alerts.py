@@ -61,6 +61,7 @@ class AlertKind(StrEnum):
     CHAIN_AHEAD_OF_LOG = "chain_ahead_of_log"
     FEE_PAYER_LOW = "fee_payer_low"
     UNASSIGNED_DEPOSIT = "unassigned_deposit"
+    CUSTODY_ACCOUNT_UNSAFE = "custody_account_unsafe"
 
 
 STORE_ALERT_KEY = "event-store"

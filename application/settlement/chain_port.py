@@ -43,6 +43,23 @@ class FeePayerRefusedError(ChainRejectedError):
     fails one; the same bytes may land once the fee payer is funded."""
 
 
+class CustodyAccountUnsafeError(ChainError):
+    """A custody token account the movements need already exists at its seed
+    address but is not one the ledger could have made (another owner or
+    mint, a delegate, a close authority: someone holding the address base
+    key created it first). Nothing is signed: settlement stops until it is
+    resolved (docs/operations.md). ``account_id``: the ledger account,
+    ``address``: its token account (base58), ``problem``: what is wrong."""
+
+    def __init__(self, account_id: UUID, address: str, problem: str) -> None:
+        super().__init__(f"the custody token account {address} of ledger account {account_id} "
+                         f"is not safe to send to: {problem}; settlement stops "
+                         "(docs/operations.md, Unsafe custody token account)")
+        self.account_id = account_id
+        self.address = address
+        self.problem = problem
+
+
 class FeePayerUnfundedError(ChainError):
     """The fee payer holds less than one more transaction may cost: settlement
     signs nothing new until it is funded (``application.settlement.fee_payer``)."""

@@ -71,6 +71,7 @@ from application.settlement.chain_port import (
     ChainPort,
     ChainRejectedError,
     ChainUnavailableError,
+    CustodyAccountUnsafeError,
     FeePayerRefusedError,
     SignatureStatus,
     SignedSubmission,
@@ -482,8 +483,15 @@ class SettlementProcess:
         configured unless ``net`` says."""
         movements = self._chain_movements(batch)
         netted = self.net if net is None else net
-        return await self._chain(
-            "sign", lambda: self.chain.sign_movements(movements, whole=whole, net=netted))
+        try:
+            return await self._chain(
+                "sign", lambda: self.chain.sign_movements(movements, whole=whole, net=netted))
+        except CustodyAccountUnsafeError as unsafe:
+            raise_alert(AlertKind.CUSTODY_ACCOUNT_UNSAFE,
+                        "a custody token account is not safe to send to; settlement stopped",
+                        dedup_key=unsafe.address, account_id=str(unsafe.account_id),
+                        address=unsafe.address, problem=unsafe.problem)
+            raise
 
     def _chain_movements(self, batch: list[Movement]) -> list[ChainMovement]:
         """A withdrawal creates its wallet's token account only as far as

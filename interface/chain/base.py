@@ -35,6 +35,7 @@ from application.settlement.chain_port import (
     ChainRejectedError,
     ChainTransaction,
     ChainUnavailableError,
+    CustodyAccountUnsafeError,
     FeePayerFunds,
     FeePayerRefusedError,
     SignatureStatus,
@@ -48,6 +49,7 @@ from interface.chain.compute_budget import (
     units_with_margin,
 )
 from interface.chain.custody import CustodyKey, CustodyKeys, as_custody_keys
+from interface.chain.custody_accounts import custody_account_problem
 
 GENESIS_MEMO_PREFIX = "deal-genesis:"
 SIGNATURE_STATUSES_MAX = 256  # getSignatureStatuses' own cap
@@ -112,10 +114,15 @@ class SeededTokenChain(abc.ABC):
     # --- primitives -----------------------------------------------------------
 
     @abc.abstractmethod
-    async def _account_exists(self, address: Pubkey) -> bool: ...
+    async def _account(self, address: Pubkey) -> tuple[Pubkey, bytes] | None:
+        """The account's owning program and data; None when it does not exist."""
 
-    @abc.abstractmethod
-    async def _account_data(self, address: Pubkey) -> bytes | None: ...
+    async def _account_exists(self, address: Pubkey) -> bool:
+        return await self._account(address) is not None
+
+    async def _account_data(self, address: Pubkey) -> bytes | None:
+        account = await self._account(address)
+        return None if account is None else account[1]
 
     @abc.abstractmethod
     async def _latest_blockhash(self) -> tuple[Hash, int]: ...
@@ -444,7 +451,7 @@ class SeededTokenChain(abc.ABC):
         missing: list[UUID] = []
         for account_id in account_ids:
             address = tx.token_account_address(self._keys.address_base, account_id)
-            if await self._known_to_exist(address):
+            if await self._known_to_exist(account_id, address):
                 continue
             await self._refuse_if_creation_in_flight(address)
             missing.append(account_id)
@@ -469,12 +476,21 @@ class SeededTokenChain(abc.ABC):
             if in_flight.signature == signature:
                 del self._creations_in_flight[address]
 
-    async def _known_to_exist(self, address: Pubkey) -> bool:
-        """Token accounts are never closed, so one sighting is enough."""
+    async def _known_to_exist(self, account_id: UUID, address: Pubkey) -> bool:
+        """The custody token account exists and is safe to send to; False
+        when it does not exist (it is to be created). One read per account,
+        once: a token account the owner key owns, with no delegate and no
+        close authority, stays so (only the owner key could change that).
+        One that exists but is not safe (``custody_accounts``) raises
+        ``CustodyAccountUnsafeError``: nothing is signed to it."""
         if address in self._known_accounts:
             return True
-        if not await self._account_exists(address):
+        account = await self._account(address)
+        if account is None:
             return False
+        problem = custody_account_problem(*account, mint=self._mint, owner=self._keys.owner)
+        if problem is not None:
+            raise CustodyAccountUnsafeError(account_id, str(address), problem)
         self._known_accounts.add(address)
         self._creations_in_flight.pop(address, None)
         return True

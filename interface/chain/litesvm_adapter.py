@@ -128,12 +128,9 @@ class LiteSvmChain(SeededTokenChain):
 
     # --- primitives ---------------------------------------------------------
 
-    async def _account_exists(self, address: Pubkey) -> bool:
-        return self._chain.get_account(address) is not None
-
-    async def _account_data(self, address: Pubkey) -> bytes | None:
+    async def _account(self, address: Pubkey) -> tuple[Pubkey, bytes] | None:
         account = self._chain.get_account(address)
-        return None if account is None else bytes(account.data)
+        return None if account is None else (account.owner, bytes(account.data))
 
     async def _latest_blockhash(self) -> tuple[Hash, int]:
         return self._chain.latest_blockhash()

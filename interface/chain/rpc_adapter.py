@@ -195,12 +195,10 @@ class RpcChain(SeededTokenChain):
 
     # --- primitives ---------------------------------------------------------
 
-    async def _account_exists(self, address: Pubkey) -> bool:
-        return await self._account_data(address) is not None
-
-    async def _account_data(self, address: Pubkey) -> bytes | None:
+    async def _account(self, address: Pubkey) -> tuple[Pubkey, bytes] | None:
         response = await self._call("getAccountInfo", self._client.get_account_info(address))
-        return None if response.value is None else bytes(response.value.data)
+        value = response.value
+        return None if value is None else (value.owner, bytes(value.data))
 
     async def _latest_blockhash(self) -> tuple[Hash, int]:
         response = await self._call("getLatestBlockhash", self._client.get_latest_blockhash())
