@@ -177,6 +177,8 @@ class ChainTransaction:
     token_transfers: tuple[TokenTransfer, ...] = ()  # its transfers, inner ones too, in order
     fee_payer: str | None = None  # who paid for it (its first signer), base58
     signers: tuple[str, ...] = ()  # every key that signed it, fee payer first, base58
+    authority_changes: tuple[str, ...] = ()  # accounts whose authority it changes, when
+    # SPL Token SetAuthority instructions are all it holds (else empty), base58
 
 
 FEE_PAYER_ROTATION_MEMO = "deals-ledger:fee-payer-rotation"

@@ -6,7 +6,10 @@ compensating movements never moved on chain, so they do not count), and
 looks at every transaction on those token accounts: each must be a
 submission the log knows, carrying memos naming exactly its transfers, and
 must have done what the log says (settled ones succeeded; expired or
-rejected ones never succeeded). It also asks the chain for every settlement
+rejected ones never succeeded), or a ``custody rotate`` transaction, known
+by what it does (``_custody_rotation``) rather than by a record: the
+command writes nothing to the log, and a restore would lose a record kept in
+the settlement store. It also asks the chain for every settlement
 of the log, lists failed movements whose compensation was refused, and
 checks the external account: on chain, the tokens outside custody are the
 mint's supply less every custody token account (``_check_external``).
@@ -541,6 +544,8 @@ class Reconciler:
             if self._genesis_in_flight():
                 return True  # the genesis mint, landed before its settlement is recorded
             submission = self.store.submission(signature)  # recorded since the page was read
+        if submission is None and self._custody_rotation(account, landed):
+            return False
         if submission is None:
             await findings.add(
                 UNKNOWN_SIGNATURE, account_id=account, signature=signature,
@@ -556,6 +561,16 @@ class Reconciler:
                        f"{_describe(landed)}",
             )
         return False
+
+    def _custody_rotation(self, account: UUID, landed: ChainTransaction) -> bool:
+        """A transaction of ``custody rotate`` (no submission of the log
+        records it), told structurally rather than by a memo anyone could
+        write: it succeeded, SPL Token SetAuthority instructions are all it
+        holds, and one of them changed this custody token account's
+        authority, which only the account's owner of the time (the
+        ledger's own key) can sign. No token can move in it."""
+        return (landed.error is None and not landed.token_transfers
+                and self.chain.token_account_address(account) in landed.authority_changes)
 
     async def _check_settled(
         self, account: UUID, submission: Submission, landed: ChainTransaction,

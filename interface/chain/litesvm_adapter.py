@@ -121,6 +121,7 @@ class LiteSvmChain(SeededTokenChain):
                 message, _token_accounts(landed), landed.inner_instructions),
             fee_payer=str(message.account_keys[0]),
             signers=tx.signers(message),
+            authority_changes=tx.authority_changes(message),
         )
 
     async def close(self) -> None:

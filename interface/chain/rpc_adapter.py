@@ -360,6 +360,7 @@ def _chain_transaction(signature: str, response: GetTransactionResp) -> ChainTra
         token_transfers=tx.token_transfers(message, accounts, _inner_instructions(meta)),
         fee_payer=str(message.account_keys[0]),
         signers=tx.signers(message),
+        authority_changes=tx.authority_changes(message),
         token_deltas=_token_deltas(
             message.account_keys, meta.pre_token_balances, meta.post_token_balances
         ),

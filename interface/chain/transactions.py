@@ -592,6 +592,25 @@ def memo_texts(message: Message) -> tuple[str, ...]:
     )
 
 
+SET_AUTHORITY = 6
+"""The SPL Token program's SetAuthority instruction (its first data byte)."""
+
+
+def authority_changes(message: Message) -> tuple[str, ...]:
+    """The accounts (base58) whose authority the transaction changes, when
+    SPL Token SetAuthority instructions are all it holds (what ``custody
+    rotate`` sends); empty for any other transaction. Landed, such a
+    transaction was signed by each account's authority of the time."""
+    keys, found = message.account_keys, []
+    for instruction in message.instructions:
+        data = bytes(instruction.data)
+        if (keys[instruction.program_id_index] != TOKEN_PROGRAM_ID or not data
+                or data[0] != SET_AUTHORITY or not instruction.accounts):
+            return ()
+        found.append(str(keys[instruction.accounts[0]]))
+    return tuple(found)
+
+
 def memo_transfer_ids(memos: Iterable[str]) -> tuple[UUID, ...]:
     """Transfer ids named by ``deal:`` memos, in memo then id order: one
     memo per movement (as first written) or one per transaction naming

@@ -155,3 +155,21 @@ async def test_a_power_held_by_a_third_key_is_refused_by_name(genesis_env: Chain
     await rotate_mint_authority(port, third.pubkey)
     with pytest.raises(RotationError, match=str(third.pubkey)):
         await rotate_mint_authority(port, new)
+
+
+async def test_a_rotations_transaction_reads_as_authority_changes_and_no_other_does(
+    genesis_env: ChainEnv,
+) -> None:
+    """What reconciliation tells a rotation by (``authority_changes``), on
+    both adapters: the accounts its SetAuthority instructions change; empty
+    for a transaction that does anything else."""
+    port, alice = genesis_env.port, uuid4()
+    submission = await port.sign_movements([transfer(TREASURY_ID, alice, DEAL)])
+    await port.send(submission)
+    settled = await port.transaction(submission.signature)
+    assert settled is not None and settled.error is None and settled.authority_changes == ()
+    report = await rotate_owner(port, Keypair().pubkey(), [alice], TREASURY_ID)
+    landed = await port.transaction(report.signatures[0])
+    assert landed is not None and landed.error is None and not landed.token_transfers
+    assert landed.authority_changes == (port.token_account_address(alice),
+                                        port.token_account_address(TREASURY_ID))
