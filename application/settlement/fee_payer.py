@@ -21,6 +21,7 @@ every ``RECORD_INTERVAL_S``) so ``/ready`` in any process reports it.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from typing import Any, Protocol
 from application.alerts import AlertKind, raise_alert
 from application.settlement import metrics
 from application.settlement.chain_port import ChainPort, FeePayerFunds, FeePayerUnfundedError
+from application.settlement.store import FEE_PAYER_ROTATION_META
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +41,27 @@ MIN_LAMPORTS_DEFAULT = 1_000_000_000
 new token accounts, the dearer part (each new ledger account's first
 movement creates one). Far above the pause (about 0.009 SOL, one worst-case
 transaction), so the alert leaves days to top up at a moderate pace."""
+
+
+def key_fingerprint(address: str) -> int:
+    """A public key (base58) as a settlement_meta value: the first 7 bytes
+    of its SHA-256, a positive BIGINT. Told apart by it, two keys never
+    are by chance (2^-56), and no secret goes into it."""
+    return int.from_bytes(hashlib.sha256(address.encode()).digest()[:7], "big")
+
+
+def rotated_fee_payer_problem(store: MetaStore, address: str) -> str | None:
+    """Why a settler paying with ``address`` must not start: ``custody
+    rotate fee-payer`` moved the fee payer to another key (the operator
+    was told to configure it); None when it did not, or to this one."""
+    rotated = store.meta(FEE_PAYER_ROTATION_META)
+    if not rotated or rotated == key_fingerprint(address):
+        return None
+    return (f"the configured fee payer {address} is not the key `deals-ledger custody rotate "
+            "fee-payer` moved the fee payer to: set DEALS_FEE_PAYER_KEYPAIR to that key's file "
+            "(or run the rotation again with --new-keypair naming this key's file)")
+
+
 IDLE_READ_INTERVAL_S = 30.0
 """While nothing waits, the balance is read this often (gauge and alert)."""
 RECORD_INTERVAL_S = 5.0

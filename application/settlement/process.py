@@ -76,7 +76,11 @@ from application.settlement.chain_port import (
     SignatureStatus,
     SignedSubmission,
 )
-from application.settlement.fee_payer import MIN_LAMPORTS_DEFAULT, FeePayerWatch
+from application.settlement.fee_payer import (
+    MIN_LAMPORTS_DEFAULT,
+    FeePayerWatch,
+    rotated_fee_payer_problem,
+)
 from application.settlement.fold import SettlementFold
 from application.settlement.store import OWNER_ROTATION_META, Movement, Submission
 from application.settlement.wallet_accounts import (
@@ -297,12 +301,16 @@ class SettlementProcess:
         (``ChainError``) while an owner rotation is unfinished: the start-up
         check reads only the treasury, which a rotation moves last, so the
         old key would pass it and every movement out of an account already
-        moved would fail on chain (OwnerMismatch) and be compensated."""
+        moved would fail on chain (OwnerMismatch) and be compensated. Refused
+        too with a fee payer other than the one ``custody rotate fee-payer``
+        last moved to (``fee_payer.rotated_fee_payer_problem``)."""
         if self.store.meta(OWNER_ROTATION_META):
             raise ChainError(
                 "an owner rotation was interrupted: some custody token accounts are owned by "
                 "the new key, some by the old; run `deals-ledger custody rotate owner "
                 "--new-keypair FILE` again with the same new key to finish it")
+        if problem := rotated_fee_payer_problem(self.store, self.chain.fee_payer_address):
+            raise ChainError(problem)
         await self._chain("ensure_genesis", lambda: self.chain.ensure_genesis(
             TREASURY_ID, INITIAL_SUPPLY
         ))

@@ -73,7 +73,12 @@ STORE_REBUILDS_META = "store_rebuilds"
 """Times the store was found of a timeline the log lost and folded again from
 the log; kept through that rebuild, so a running settler (in any process)
 sees the change and looks the chain up again (``chain_lookup``)."""
-KEPT_THROUGH_RESET = (OWNER_ROTATION_META, STORE_REBUILDS_META)
+FEE_PAYER_ROTATION_META = "fee_payer_rotated_to"
+"""The fingerprint (``fee_payer.key_fingerprint``) of the key ``custody
+rotate fee-payer`` last moved the fee payer to (0: never rotated). Nothing
+on chain says which key pays, so a settler refuses to start with another
+(a DEALS_FEE_PAYER_KEYPAIR left at the old key after the rotation)."""
+KEPT_THROUGH_RESET = (OWNER_ROTATION_META, STORE_REBUILDS_META, FEE_PAYER_ROTATION_META)
 IDS_PER_IN_LIST_MAX = 500
 PAGE_ROWS_MAX = 10_000
 
@@ -720,9 +725,11 @@ class SettlementStore:
         signature); keep what only an operator's command knows (an
         unfinished owner rotation: the log cannot say it, and losing it let
         a settler start on half-moved accounts after a rebuild or a schema
-        upgrade) and the count of rebuilds a running settler compares."""
+        upgrade; the rotated fee payer's fingerprint) and the count of
+        rebuilds a running settler compares."""
+        marks = ", ".join("?" * len(KEPT_THROUGH_RESET))
         for table in _TABLES:
-            kept = " WHERE name NOT IN (?, ?)" if table == "settlement_meta" else ""
+            kept = f" WHERE name NOT IN ({marks})" if table == "settlement_meta" else ""
             cursor.execute(self.sql(f"DELETE FROM {{{table}}}{kept}"),  # noqa: S608
                            KEPT_THROUGH_RESET if kept else ())
         self.tracking.seed(cursor)

@@ -11,10 +11,15 @@ Then the new key becomes the configured one: with the role's DEALS_*_KEYPAIR
 unset, the new key file's content is installed in the data dir under the
 role's file name (a previous one there is kept as ``<name>.retired-<its
 public key>``); with it set, the command says to point it at the new file.
+Until then the service refuses to settle, naming the key the chain expects
+(for the fee payer, which nothing on chain names, the settlement store keeps
+the rotated key's fingerprint, ``FEE_PAYER_ROTATION_META``).
 A fee payer rotated any other way (the setting pointed at a new key without
 this command) leaves no link on chain: a restore across it would not see
 what the old fee payer paid for.
-Until then the service refuses to settle, naming the key the chain expects.
+
+A new key that already holds another power, or is the address base, is
+refused before anything moves: the split would be undone.
 """
 
 from __future__ import annotations
@@ -23,13 +28,15 @@ import argparse
 import asyncio
 import json
 import os
+import sys
 from pathlib import Path
 from uuid import UUID
 
 from solders.pubkey import Pubkey
 
 from application.errors import SettlementUnavailable
-from application.settlement.store import OWNER_ROTATION_META
+from application.settlement.fee_payer import key_fingerprint
+from application.settlement.store import FEE_PAYER_ROTATION_META, OWNER_ROTATION_META
 from domain.system import TREASURY_ID
 from interface.chain.base import SeededTokenChain
 from interface.chain.custody import (
@@ -47,10 +54,11 @@ from interface.chain.rotation import (
     rotate_mint_authority,
     rotate_owner,
 )
+from interface.cli import exit_codes
 from interface.secret_file import create_secret_file, read_secret_file
 from interface.wiring.service import LedgerService
 from interface.wiring.settings import Settings
-from interface.wiring.settler import ROLE_SETTINGS, open_chain
+from interface.wiring.settler import ROLE_SETTINGS, custody_keys, open_chain
 
 BALANCES_PAGE = 500
 
@@ -76,6 +84,9 @@ def run_custody(args: argparse.Namespace, settings: Settings) -> int:
         raise RotationError(str(error)) from None
     if args.move_lamports is not None and args.role != "fee-payer":
         raise RotationError("--move-lamports is for the fee-payer rotation only")
+    if shared := _shared_power(settings, args.role, new.pubkey):
+        print(f"deals-ledger: {shared}", file=sys.stderr)
+        return exit_codes.USAGE
     service = LedgerService(settings)
     try:
         service.start(settlement=False)
@@ -118,6 +129,7 @@ async def _rotate(service: LedgerService, role: str, new_key: CustodyKey,
             report.signatures += [signature] if signature else []
             report.moved, report.already = (1, 0) if signature else (0, 1)
         report.signatures.append(await link_fee_payers(chain, new_key))
+        service.settlement_fold.store.set_meta(FEE_PAYER_ROTATION_META, key_fingerprint(str(new)))
         return report
     finally:
         await chain.close()
@@ -132,6 +144,22 @@ async def _rotate_owner(service: LedgerService, chain: SeededTokenChain,
     report = await rotate_owner(chain, new, _account_ids(service), TREASURY_ID)
     store.set_meta(OWNER_ROTATION_META, 0)
     return report
+
+
+def _shared_power(settings: Settings, role: str, new: Pubkey) -> str | None:
+    """Why ``new`` may not take ``role``: another power's key (as configured
+    now) or the address base already is it, and one key would hold two
+    powers, undoing the split. None when it is a key of its own."""
+    keys = custody_keys(settings)
+    others = {"fee-payer": keys.fee_payer, "owner": keys.owner,
+              "mint-authority": keys.mint_authority}
+    others.pop(role)
+    holders = [name for name, key in others.items() if key == new]
+    holders += ["address base (the custody key)"] * (new in (keys.address_base, keys.anchor))
+    if not holders:
+        return None
+    return (f"the new key {new} is already the {', '.join(holders)}: one key would hold "
+            f"two powers; give the {role} a key of its own")
 
 
 def _account_ids(service: LedgerService) -> list[UUID]:

@@ -7,6 +7,7 @@ import pytest
 
 from application.settlement.fold import SettlementFold
 from application.settlement.store import (
+    FEE_PAYER_ROTATION_META,
     OWNER_ROTATION_META,
     SCHEMA_VERSION_META,
     SETTLEMENT_SCHEMA_VERSION,
@@ -39,19 +40,23 @@ async def test_tables_of_another_version_are_emptied_and_folded_again(rig: Settl
 async def test_an_unfinished_owner_rotation_outlives_a_rebuild_and_an_upgrade(
     rig: SettlementRig,
 ) -> None:
-    """The mark only an operator's command sets (the log cannot say a
-    rotation is half done) survives what empties the rest: a fold rebuild
-    and tables of another version; the derived rows go."""
+    """The marks only an operator's command sets (the log cannot say a
+    rotation is half done, nor which key the fee payer was rotated to)
+    survive what empties the rest: a fold rebuild and tables of another
+    version; the derived rows go."""
     rig.open_account(3 * UNITS_PER_DEAL)
     await rig.settle()
     rig.store.set_meta(OWNER_ROTATION_META, 1)
+    rig.store.set_meta(FEE_PAYER_ROTATION_META, 2**55 + 7)
     rig.fold.rebuild()
     assert rig.store.meta(OWNER_ROTATION_META) == 1
+    assert rig.store.meta(FEE_PAYER_ROTATION_META) == 2**55 + 7
     rig.store.set_meta(SCHEMA_VERSION_META, SETTLEMENT_SCHEMA_VERSION - 1)
 
     reopened = open_settlement_store(rig.ledger.app.recorder)
     try:
         assert reopened.position() == 0
         assert reopened.meta(OWNER_ROTATION_META) == 1
+        assert reopened.meta(FEE_PAYER_ROTATION_META) == 2**55 + 7
     finally:
         reopened.close()
