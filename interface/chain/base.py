@@ -49,7 +49,7 @@ from interface.chain.compute_budget import (
     units_with_margin,
 )
 from interface.chain.custody import CustodyKey, CustodyKeys, as_custody_keys
-from interface.chain.custody_accounts import custody_account_problem
+from interface.chain.custody_accounts import custody_account_problem, holds_only_lamports
 
 GENESIS_MEMO_PREFIX = "deal-genesis:"
 SIGNATURE_STATUSES_MAX = 256  # getSignatureStatuses' own cap
@@ -482,11 +482,14 @@ class SeededTokenChain(abc.ABC):
         once: a token account the owner key owns, with no delegate and no
         close authority, stays so (only the owner key could change that).
         One that exists but is not safe (``custody_accounts``) raises
-        ``CustodyAccountUnsafeError``: nothing is signed to it."""
+        ``CustodyAccountUnsafeError``: nothing is signed to it. An address
+        holding only lamports (anyone can send them) counts as not existing
+        and is not remembered: its creation is tried and fails on chain, so
+        that movement alone fails and is compensated."""
         if address in self._known_accounts:
             return True
         account = await self._account(address)
-        if account is None:
+        if account is None or holds_only_lamports(*account):
             return False
         problem = custody_account_problem(*account, mint=self._mint, owner=self._keys.owner)
         if problem is not None:

@@ -24,14 +24,30 @@ ledger's own mint the mint authority key, which the start-up check
 verifies), it can freeze at any time, before or after this check, and a
 movement into or out of a frozen account fails on chain and is compensated
 by the ledger: no token is lost, unlike with any of the above.
+
+An address that only holds lamports (owned by the System program, no data)
+is no token account at all: anyone, with no key, can send lamports to any
+address. It is treated as not created (``holds_only_lamports``), never as
+unsafe, so a stranger's transfer cannot stop all settlement. The ledger's
+``create_account_with_seed`` fails on such an address, so that one
+movement fails on chain and is compensated (the bisection isolates it)
+while the others settle: a per-account denial of service that remains.
 """
 
 from __future__ import annotations
 
 from solders.pubkey import Pubkey
+from solders.system_program import ID as SYSTEM_PROGRAM_ID
 from solders.token.state import TokenAccount
 
 from interface.chain import transactions as tx
+
+
+def holds_only_lamports(program: Pubkey, data: bytes) -> bool:
+    """The account at a custody seed address is a bare System account (no
+    data): lamports anyone may have sent, nothing created there. ``program``
+    and ``data`` as in ``custody_account_problem``."""
+    return program == SYSTEM_PROGRAM_ID and not data
 
 
 def custody_account_problem(program: Pubkey, data: bytes, *, mint: Pubkey,

@@ -20,12 +20,15 @@ from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
 from solders.message import Message
 from solders.pubkey import Pubkey
+from solders.system_program import ID as SYSTEM_PROGRAM_ID
+from solders.system_program import TransferParams, transfer
 from solders.transaction import Transaction
 from spl.token.instructions import approve
 from spl.token.models import ApproveParams, AuthorityType
 
 from application import commands as c
 from application.alerts import AlertKind
+from application.handlers.settlement_steps import compensation_id
 from application.settlement.chain_port import CustodyAccountUnsafeError
 from application.settlement.fold import SettlementFold
 from application.settlement.worker import SettlementWorker
@@ -41,6 +44,8 @@ from tests.settlement.conftest import DEAL, SettlementRig
 from tests.support.alerts import CollectedAlerts
 
 pytestmark = pytest.mark.anyio
+
+SQUAT_LAMPORTS = 890_880  # a token account's rent-exempt minimum, as the reviewer sent
 
 
 def _precreate(rig: SettlementRig, account_id: UUID, owner: Pubkey,
@@ -202,3 +207,42 @@ async def test_ready_names_the_unsafe_account(sqlite_rig: SettlementRig) -> None
     rig.chain = rig._open_chain()
     state = tx.decode_token_account(bytes(rig.embedded.get_account(rig.address(account_id)).data))
     assert state.amount == 0
+
+
+async def test_lamports_sent_to_a_seed_address_fail_that_movement_alone(
+    chain_rig: SettlementRig, raised: CollectedAlerts
+) -> None:
+    """Anyone, with no key, can send lamports to an account's seed address
+    before its token account exists. That is no token account (owned by the
+    System program, no data) and no reason to stop settlement: its creation
+    fails on chain (the address holds lamports), so that movement alone is
+    failed and compensated, and every other one settles (before the fix the
+    check raised ``CustodyAccountUnsafeError`` and nothing settled)."""
+    rig = chain_rig
+    payer, payee = rig.open_account(funded=10 * DEAL), rig.open_account()
+    await rig.settle()
+    squatted = uuid4()
+    address = rig.address(squatted)
+    stranger = Keypair()  # holds no ledger key
+    _as(rig, stranger, [transfer(TransferParams(
+        from_pubkey=stranger.pubkey(), to_pubkey=address, lamports=SQUAT_LAMPORTS))])
+    rig.execute(c.OpenAccount(squatted))
+    funding, before, after = uuid4(), uuid4(), uuid4()
+    rig.execute(c.TransferFunds(funding, TREASURY_ID, squatted, DEAL, "funding"))
+    rig.execute(c.TransferFunds(before, payer, payee, DEAL))
+    await rig.settle()
+    rig.execute(c.TransferFunds(after, payee, payer, DEAL // 2))
+    await rig.settle()
+
+    failed = rig.transfer(funding)
+    assert failed.settlement_status == "failed" and failed.status == "reversed"
+    compensation = rig.transfer(compensation_id(funding))
+    assert compensation.reverses == funding and compensation.status == "settled"
+    assert rig.ledger.balance(squatted) == 0
+    assert rig.transfer(before).settlement_status == "settled"
+    assert rig.transfer(after).settlement_status == "settled"
+    assert rig.store.backlog() == 0
+    assert raised.of(AlertKind.CUSTODY_ACCOUNT_UNSAFE) == []
+    squat = rig.embedded.get_account(address)
+    assert squat.owner == SYSTEM_PROGRAM_ID and bytes(squat.data) == b""  # nothing made there
+    await rig.assert_chain_matches_ledger()
