@@ -289,7 +289,8 @@ class SeededTokenChain(abc.ABC):
         blockhash, last_valid = await self._latest_blockhash()
         packed = tx.pack_movements(self._keys.authorities, movements, missing, rent, blockhash,
                                    self._mint, net=net,
-                                   price_micro_lamports=self._fees.price_micro_lamports)
+                                   price_micro_lamports=self._fees.price_micro_lamports,
+                                   held=missing)
         if packed is None or (whole and packed.count < len(movements)):
             count = 0 if packed is None else packed.count
             raise ValueError(f"movements_must_fit_one_transaction: {count} of "
@@ -363,7 +364,7 @@ class SeededTokenChain(abc.ABC):
                 and not tx.refused_for_fee_payer(attempt.packed.message, error))
 
     async def _isolated(
-        self, failed: _Attempt, movements: Sequence[ChainMovement], missing: list[UUID],
+        self, failed: _Attempt, movements: Sequence[ChainMovement], missing: dict[UUID, int],
         rent: tx.RentLamports, blockhash: Hash, net: bool,
     ) -> _Attempt:
         """The longest prefix the chain accepts in simulation, found by
@@ -380,7 +381,8 @@ class SeededTokenChain(abc.ABC):
             count = (low + refused.packed.count) // 2
             packed = tx.pack_movements(
                 self._keys.authorities, movements[:count], missing, rent, blockhash,
-                self._mint, net=net, price_micro_lamports=self._fees.price_micro_lamports)
+                self._mint, net=net, price_micro_lamports=self._fees.price_micro_lamports,
+                held=missing)
             assert packed is not None and packed.count == count  # a prefix of what fitted
             attempt = await self._simulated(packed, blockhash)
             if attempt.simulation.error_wire is not None:
@@ -403,7 +405,7 @@ class SeededTokenChain(abc.ABC):
         return tx.movements_message(
             self._keys.authorities, movements, packed.accounts_to_create, rent, blockhash,
             self._mint, net=net, units=units_with_margin(units),
-            price_micro_lamports=self._fees.price_micro_lamports)
+            price_micro_lamports=self._fees.price_micro_lamports, held=packed.held)
 
     async def _cached_rent(self) -> tx.RentLamports:
         if self._rent is None:
@@ -447,14 +449,17 @@ class SeededTokenChain(abc.ABC):
             raise ChainError(f"{where} already has a supply; the ledger needs a mint with none, "
                              "whose tokens only it issues")
 
-    async def _accounts_to_create(self, account_ids: list[UUID]) -> list[UUID]:
-        missing: list[UUID] = []
+    async def _accounts_to_create(self, account_ids: list[UUID]) -> dict[UUID, int]:
+        """The token accounts to create, each with the lamports already at
+        its address (0 for none; see ``_lamports_before_creation``)."""
+        missing: dict[UUID, int] = {}
         for account_id in account_ids:
             address = tx.token_account_address(self._keys.address_base, account_id)
-            if await self._known_to_exist(account_id, address):
+            held = await self._lamports_before_creation(account_id, address)
+            if held is None:
                 continue
             await self._refuse_if_creation_in_flight(address)
-            missing.append(account_id)
+            missing[account_id] = held
         return missing
 
     def _refusal(self, submission: SignedSubmission, reason: str,
@@ -476,27 +481,29 @@ class SeededTokenChain(abc.ABC):
             if in_flight.signature == signature:
                 del self._creations_in_flight[address]
 
-    async def _known_to_exist(self, account_id: UUID, address: Pubkey) -> bool:
-        """The custody token account exists and is safe to send to; False
-        when it does not exist (it is to be created). One read per account,
-        once: a token account the owner key owns, with no delegate and no
-        close authority, stays so (only the owner key could change that).
-        One that exists but is not safe (``custody_accounts``) raises
+    async def _lamports_before_creation(self, account_id: UUID, address: Pubkey) -> int | None:
+        """None when the custody token account exists and is safe to send
+        to; else it is to be created, over the lamports already at its
+        address (0 when nothing is there). One read per account, once: a
+        token account the owner key owns, with no delegate and no close
+        authority, stays so (only the owner key could change that). One that
+        exists but is not safe (``custody_accounts``) raises
         ``CustodyAccountUnsafeError``: nothing is signed to it. An address
-        holding only lamports (anyone can send them) counts as not existing
-        and is not remembered: its creation is tried and fails on chain, so
-        that movement alone fails and is compensated."""
+        holding only lamports (anyone can send them, no key needed) is not
+        remembered: the creation makes them part of the rent."""
         if address in self._known_accounts:
-            return True
+            return None
         account = await self._account(address)
-        if account is None or holds_only_lamports(*account):
-            return False
+        if account is None:
+            return 0
+        if holds_only_lamports(*account):
+            return await self._lamports(address)
         problem = custody_account_problem(*account, mint=self._mint, owner=self._keys.owner)
         if problem is not None:
             raise CustodyAccountUnsafeError(account_id, str(address), problem)
         self._known_accounts.add(address)
         self._creations_in_flight.pop(address, None)
-        return True
+        return None
 
     async def _refuse_if_creation_in_flight(self, address: Pubkey) -> None:
         in_flight = self._creations_in_flight.get(address)

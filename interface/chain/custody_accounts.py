@@ -28,10 +28,10 @@ by the ledger: no token is lost, unlike with any of the above.
 An address that only holds lamports (owned by the System program, no data)
 is no token account at all: anyone, with no key, can send lamports to any
 address. It is treated as not created (``holds_only_lamports``), never as
-unsafe, so a stranger's transfer cannot stop all settlement. The ledger's
-``create_account_with_seed`` fails on such an address, so that one
-movement fails on chain and is compensated (the bisection isolates it)
-while the others settle: a per-account denial of service that remains.
+unsafe, so a stranger's transfer cannot stop settlement; and since
+``create_account_with_seed`` fails on an address holding lamports, the
+settler creates it over them (``transactions.create_token_account_instructions``
+with ``held``): a top-up to the rent, ``allocate_with_seed``, initialize.
 """
 
 from __future__ import annotations

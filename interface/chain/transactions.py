@@ -28,8 +28,12 @@ from solders.pubkey import Pubkey
 from solders.rpc.responses import RpcSimulateTransactionResult
 from solders.system_program import ID as SYSTEM_PROGRAM_ID
 from solders.system_program import (
+    AllocateWithSeedParams,
     CreateAccountWithSeedParams,
+    TransferParams,
+    allocate_with_seed,
     create_account_with_seed,
+    transfer,
 )
 from solders.token.associated import get_associated_token_address
 from solders.token.state import Mint, TokenAccount
@@ -146,17 +150,26 @@ def create_mint_instructions(roles: Authorities, rent: RentLamports) -> list[Ins
 
 
 def create_token_account_instructions(
-    roles: Authorities, account_id: UUID, rent: RentLamports, mint: Pubkey | None = None
+    roles: Authorities, account_id: UUID, rent: RentLamports, mint: Pubkey | None = None,
+    *, held: int = 0,
 ) -> list[Instruction]:
+    """Create and initialize ``account_id``'s token account at its seed
+    address. ``held``: lamports already at that address (anyone may send
+    them; ``create_account_with_seed`` would fail there): then the fee payer
+    adds only what the rent-exempt minimum still lacks and the address base
+    allocates it for the token program, the held lamports part of the rent."""
     address = token_account_address(roles.address_base, account_id)
-    create = _create_seeded_account(
-        roles, address, account_id.hex, rent.token_account, TOKEN_ACCOUNT_LEN
-    )
+    if held:
+        create = _fund_and_allocate_seeded(roles, address, account_id.hex,
+                                           rent.token_account - held, TOKEN_ACCOUNT_LEN)
+    else:
+        create = [_create_seeded_account(
+            roles, address, account_id.hex, rent.token_account, TOKEN_ACCOUNT_LEN)]
     data = struct.pack("<B", _INITIALIZE_ACCOUNT3) + bytes(roles.owner)
     initialize = Instruction(
         TOKEN_PROGRAM_ID, data, [_writable(address), _readonly(_mint(roles, mint))]
     )
-    return [create, initialize]
+    return [*create, initialize]
 
 
 def associated_token_address(wallet: str, mint: Pubkey) -> Pubkey:
@@ -289,6 +302,19 @@ def _create_seeded_account(
     return create_account_with_seed(params)
 
 
+def _fund_and_allocate_seeded(
+    roles: Authorities, address: Pubkey, seed: str, lacking: int, space: int
+) -> list[Instruction]:
+    """An address already holding lamports: the fee payer tops them up to
+    the rent (nothing when ``lacking`` <= 0), then the address base signs
+    for the seed address's space and owner (the token program)."""
+    top_up = [transfer(TransferParams(from_pubkey=roles.fee_payer, to_pubkey=address,
+                                      lamports=lacking))] if lacking > 0 else []
+    return [*top_up, allocate_with_seed(AllocateWithSeedParams(
+        address=address, base=roles.address_base, seed=seed, space=space,
+        owner=TOKEN_PROGRAM_ID))]
+
+
 def _writable(pubkey: Pubkey) -> AccountMeta:
     return AccountMeta(pubkey, is_signer=False, is_writable=True)
 
@@ -359,15 +385,18 @@ def movements_message(
     net: bool = False,
     units: int = COMPUTE_UNIT_LIMIT_MAX,
     price_micro_lamports: int = 0,
+    held: Mapping[UUID, int] | None = None,
 ) -> Message:
     """The compute budget (``units`` asked for, the priority price if any),
-    then creations (a movement may need them), then each movement's token
-    instruction (``net``: one per group of transfers between the same two
-    token accounts, ``interface.chain.netting``), then one memo naming them
-    all in ledger order. The fee payer pays the fee."""
+    then creations (a movement may need them; ``held``: lamports already at
+    an address to create, see ``create_token_account_instructions``), then
+    each movement's token instruction (``net``: one per group of transfers
+    between the same two token accounts, ``interface.chain.netting``), then
+    one memo naming them all in ledger order. The fee payer pays the fee."""
     instructions = compute_budget_instructions(units, price_micro_lamports)
     for account_id in accounts_to_create:
-        instructions += create_token_account_instructions(roles, account_id, rent, mint)
+        instructions += create_token_account_instructions(
+            roles, account_id, rent, mint, held=(held or {}).get(account_id, 0))
     legs = net_movements(movements) if net else movements
     for movement in legs:
         instructions += movement_instructions(roles, movement, mint)
@@ -388,11 +417,13 @@ def require_fits_packet(message: Message) -> None:
 
 @dataclass(frozen=True)
 class Packed:
-    """The first ``count`` movements offered, in one message that fits."""
+    """The first ``count`` movements offered, in one message that fits
+    (``held``: as for ``movements_message``, to build it again)."""
 
     message: Message
     accounts_to_create: list[UUID]
     count: int
+    held: Mapping[UUID, int] | None = None
 
 
 def pack_movements(
@@ -405,6 +436,7 @@ def pack_movements(
     *,
     net: bool = False,
     price_micro_lamports: int = 0,
+    held: Mapping[UUID, int] | None = None,
 ) -> Packed | None:
     """The message for the longest prefix of ``movements`` whose signed
     transaction fits PACKET_DATA_SIZE, measured on the real serialized
@@ -414,30 +446,32 @@ def pack_movements(
     The message asks for COMPUTE_UNIT_LIMIT_MAX units: the adapter measures
     the real need and signs it again with that limit, a u32 like this one,
     so the size does not change. None when not even the first fits (never
-    for a single movement: see ``WORST_CASE_MOVEMENTS_PER_TRANSACTION``)."""
+    for a single movement: see ``WORST_CASE_MOVEMENTS_PER_TRANSACTION``).
+    ``held``: as for ``movements_message``."""
     missing = set(missing_accounts)
     fitting: Packed | None = None
     for count in range(1, len(movements) + 1):
         prefix = movements[:count]
         to_create = [account for account in touched_account_ids(prefix) if account in missing]
         message = movements_message(roles, prefix, to_create, rent, blockhash, mint, net=net,
-                                    price_micro_lamports=price_micro_lamports)
+                                    price_micro_lamports=price_micro_lamports, held=held)
         if serialized_size(message) > PACKET_DATA_SIZE:
             break
-        fitting = Packed(message, to_create, count)
+        fitting = Packed(message, to_create, count, held)
     return fitting
 
 
 def measure_movements_per_transaction(*, best_case: bool, net: bool = False) -> int:
     """How many movements fit one transaction. Worst case: every one a
     transfer between two token accounts that do not exist yet, so each
-    brings two creations. Best case: every one between the same two
-    existing accounts (``net``: netted into one transfer, so only the memo
-    grows). Amounts, rents, the unit limit and the priority price are
-    fixed-width, so any values measure the same size; a price is included,
-    so the bounds hold whether one is configured or not. The worst case has
-    every power with a key of its own (more signatures); the best case one
-    key for all."""
+    brings two creations, each over lamports a stranger sent to its address
+    (a top-up and an allocation: 8 bytes more than a plain creation). Best
+    case: every one between the same two existing accounts (``net``:
+    netted into one transfer, so only the memo grows). Amounts, rents, the
+    unit limit and the priority price are fixed-width, so any values
+    measure the same size; a price is included, so the bounds hold whether
+    one is configured or not. The worst case has every power with a key of
+    its own (more signatures); the best case one key for all."""
     roles = Authorities.single(Pubkey.new_unique()) if best_case else Authorities(
         *(Pubkey.new_unique() for _ in range(4)))
     rent = RentLamports(mint_account=U64_MAX, token_account=U64_MAX)
@@ -453,7 +487,8 @@ def measure_movements_per_transaction(*, best_case: bool, net: bool = False) -> 
         amount = 1 if net else U64_MAX  # netted: the sum must stay a u64
         movements = [replace(movement, amount=amount) for movement in movements]
         message = movements_message(roles, movements, creations, rent, Hash.default(), net=net,
-                                    price_micro_lamports=1)
+                                    price_micro_lamports=1,
+                                    held=dict.fromkeys(creations, 1))
         if serialized_size(message) > PACKET_DATA_SIZE:
             return count
         count += 1

@@ -8,6 +8,7 @@ from dataclasses import replace
 from uuid import UUID, uuid4
 
 import pytest
+import solders.system_program as sp
 import spl.token.instructions as spl
 from solders.compute_budget import ID as COMPUTE_BUDGET_PROGRAM_ID
 from solders.hash import Hash
@@ -29,12 +30,15 @@ def movement(source: UUID | None, destination: UUID | None, amount: int = 5) -> 
 
 
 def message_size(
-    movements: list[ChainMovement], create: bool, roles: tx.Authorities = ROLES
+    movements: list[ChainMovement], create: bool, roles: tx.Authorities = ROLES,
+    held: int = 0,
 ) -> int:
-    """With a priority price: the bounds hold with the largest budget."""
+    """With a priority price: the bounds hold with the largest budget.
+    ``held``: lamports already at each address created."""
     to_create = tx.touched_account_ids(movements) if create else []
     message = tx.movements_message(roles, movements, to_create, RENT, Hash.default(),
-                                   price_micro_lamports=1)
+                                   price_micro_lamports=1,
+                                   held=dict.fromkeys(to_create, held))
     return tx.serialized_size(message)
 
 
@@ -55,7 +59,9 @@ def test_the_packing_bounds_are_measured_against_the_packet_size() -> None:
     worst, best = tx.WORST_CASE_MOVEMENTS_PER_TRANSACTION, tx.MOVEMENTS_PER_TRANSACTION_MAX
     creating = [movement(uuid4(), uuid4()) for _ in range(worst + 1)]
     assert worst >= 1  # one movement always fits, whatever it creates
-    assert message_size(creating[:worst], create=True, roles=SPLIT) <= tx.PACKET_DATA_SIZE
+    for held in (0, 1):  # a creation over a stranger's lamports is the larger
+        assert message_size(creating[:worst], create=True, roles=SPLIT,
+                            held=held) <= tx.PACKET_DATA_SIZE
     assert message_size(creating, create=True, roles=SPLIT) > tx.PACKET_DATA_SIZE
     source, destination = uuid4(), uuid4()
     same_pair = [movement(source, destination) for _ in range(best + 1)]
@@ -174,6 +180,30 @@ def test_a_mint_is_mint_to_checked_and_a_burn_is_burn_checked() -> None:
         3,
         8,
     )
+
+
+@pytest.mark.parametrize("held", [890_880, RENT.token_account, 3_000_000])
+def test_a_token_account_is_created_over_lamports_already_at_its_address(held: int) -> None:
+    """Anyone may send lamports to a seed address (``create_account_with_seed``
+    then fails there): the fee payer adds what the rent still lacks, if
+    anything, and the address base allocates the address for the token
+    program; the initialization is the usual one."""
+    account = uuid4()
+    *created, initialize = tx.create_token_account_instructions(
+        SPLIT, account, RENT, held=held)
+    address = tx.token_account_address(SPLIT.address_base, account)
+    *top_up, allocate = created
+    if held < RENT.token_account:
+        (funding,) = top_up
+        decoded = sp.decode_transfer(funding)
+        assert (decoded["from_pubkey"], decoded["to_pubkey"], decoded["lamports"]) == (
+            SPLIT.fee_payer, address, RENT.token_account - held)
+    else:
+        assert top_up == []
+    assert sp.decode_allocate_with_seed(allocate) == sp.AllocateWithSeedParams(
+        address=address, base=SPLIT.address_base, seed=account.hex,
+        space=tx.TOKEN_ACCOUNT_LEN, owner=tx.TOKEN_PROGRAM_ID)
+    assert spl.decode_initialize_account3(initialize).owner == SPLIT.owner
 
 
 def test_token_accounts_and_the_mint_belong_to_the_authority() -> None:

@@ -20,7 +20,6 @@ from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
 from solders.message import Message
 from solders.pubkey import Pubkey
-from solders.system_program import ID as SYSTEM_PROGRAM_ID
 from solders.system_program import TransferParams, transfer
 from solders.transaction import Transaction
 from spl.token.instructions import approve
@@ -28,12 +27,11 @@ from spl.token.models import ApproveParams, AuthorityType
 
 from application import commands as c
 from application.alerts import AlertKind
-from application.handlers.settlement_steps import compensation_id
 from application.settlement.chain_port import CustodyAccountUnsafeError
 from application.settlement.fold import SettlementFold
 from application.settlement.worker import SettlementWorker
 from domain.system import TREASURY_ID
-from domain.transfer import SETTLEMENT_QUEUED
+from domain.transfer import SETTLED, SETTLEMENT_QUEUED
 from interface.chain import base
 from interface.chain import transactions as tx
 from interface.chain.embedded import EmbeddedSolana
@@ -209,15 +207,18 @@ async def test_ready_names_the_unsafe_account(sqlite_rig: SettlementRig) -> None
     assert state.amount == 0
 
 
-async def test_lamports_sent_to_a_seed_address_fail_that_movement_alone(
-    chain_rig: SettlementRig, raised: CollectedAlerts
+@pytest.mark.parametrize("lamports", [SQUAT_LAMPORTS, 3_000_000], ids=["below", "above"])
+async def test_lamports_sent_to_a_seed_address_become_part_of_its_rent(
+    chain_rig: SettlementRig, raised: CollectedAlerts, lamports: int
 ) -> None:
     """Anyone, with no key, can send lamports to an account's seed address
     before its token account exists. That is no token account (owned by the
-    System program, no data) and no reason to stop settlement: its creation
-    fails on chain (the address holds lamports), so that movement alone is
-    failed and compensated, and every other one settles (before the fix the
-    check raised ``CustodyAccountUnsafeError`` and nothing settled)."""
+    System program, no data) and no reason to stop settlement (before, the
+    check raised ``CustodyAccountUnsafeError`` and nothing settled), nor to
+    fail the account's movements (``create_account_with_seed`` refuses an
+    address holding lamports): the settler tops them up to the rent, if
+    they are short of it, and allocates the address for the token program,
+    so the account is ours and every movement settles."""
     rig = chain_rig
     payer, payee = rig.open_account(funded=10 * DEAL), rig.open_account()
     await rig.settle()
@@ -225,7 +226,7 @@ async def test_lamports_sent_to_a_seed_address_fail_that_movement_alone(
     address = rig.address(squatted)
     stranger = Keypair()  # holds no ledger key
     _as(rig, stranger, [transfer(TransferParams(
-        from_pubkey=stranger.pubkey(), to_pubkey=address, lamports=SQUAT_LAMPORTS))])
+        from_pubkey=stranger.pubkey(), to_pubkey=address, lamports=lamports))])
     rig.execute(c.OpenAccount(squatted))
     funding, before, after = uuid4(), uuid4(), uuid4()
     rig.execute(c.TransferFunds(funding, TREASURY_ID, squatted, DEAL, "funding"))
@@ -234,15 +235,16 @@ async def test_lamports_sent_to_a_seed_address_fail_that_movement_alone(
     rig.execute(c.TransferFunds(after, payee, payer, DEAL // 2))
     await rig.settle()
 
-    failed = rig.transfer(funding)
-    assert failed.settlement_status == "failed" and failed.status == "reversed"
-    compensation = rig.transfer(compensation_id(funding))
-    assert compensation.reverses == funding and compensation.status == "settled"
-    assert rig.ledger.balance(squatted) == 0
-    assert rig.transfer(before).settlement_status == "settled"
-    assert rig.transfer(after).settlement_status == "settled"
-    assert rig.store.backlog() == 0
+    for transfer_id in (funding, before, after):
+        assert rig.transfer(transfer_id).settlement_status == SETTLED
+    assert rig.store.backlog() == 0 and rig.ledger.balance(squatted) == DEAL
     assert raised.of(AlertKind.CUSTODY_ACCOUNT_UNSAFE) == []
-    squat = rig.embedded.get_account(address)
-    assert squat.owner == SYSTEM_PROGRAM_ID and bytes(squat.data) == b""  # nothing made there
+    made = rig.embedded.get_account(address)
+    assert made.owner == tx.TOKEN_PROGRAM_ID
+    assert made.lamports == max(lamports, rig.embedded.rent_lamports().token_account)
+    state = tx.decode_token_account(bytes(made.data))
+    assert (state.mint, state.owner, state.amount) == (
+        tx.mint_address(rig.custody.pubkey), rig.custody.pubkey, DEAL)
+    assert state.delegate is None and state.close_authority is None
+    rig.accounts.append(squatted)
     await rig.assert_chain_matches_ledger()
