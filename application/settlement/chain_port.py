@@ -300,6 +300,12 @@ class ChainPort(Protocol):
 
     async def token_balance(self, account_id: UUID) -> int | None: ...
 
+    async def custody_account_problem(self, account_id: UUID) -> str | None:
+        """Why the custody token account of ``account_id`` is not, now, one
+        the ledger's configured owner key controls (missing, another owner or
+        mint, a delegate or a close authority); None when it is."""
+        ...
+
     async def signatures_for_account(
         self, account_id: UUID, *, before: str | None = None, limit: int = 1000
     ) -> list[str]: ...

@@ -544,7 +544,7 @@ class Reconciler:
             if self._genesis_in_flight():
                 return True  # the genesis mint, landed before its settlement is recorded
             submission = self.store.submission(signature)  # recorded since the page was read
-        if submission is None and self._custody_rotation(account, landed):
+        if submission is None and await self._custody_rotation(account, landed):
             return False
         if submission is None:
             await findings.add(
@@ -562,15 +562,24 @@ class Reconciler:
             )
         return False
 
-    def _custody_rotation(self, account: UUID, landed: ChainTransaction) -> bool:
+    async def _custody_rotation(self, account: UUID, landed: ChainTransaction) -> bool:
         """A transaction of ``custody rotate`` (no submission of the log
         records it), told structurally rather than by a memo anyone could
         write: it succeeded, SPL Token SetAuthority instructions are all it
         holds, and one of them changed this custody token account's
         authority, which only the account's owner of the time (the
-        ledger's own key) can sign. No token can move in it."""
-        return (landed.error is None and not landed.token_transfers
-                and self.chain.token_account_address(account) in landed.authority_changes)
+        ledger's own key) can sign. No token can move in it. And the account
+        is, now, the configured owner key's (``custody_account_problem``):
+        the same structure signed by a leaked owner key that handed the
+        account to someone else is no rotation of ours, and stays an
+        ``unknown_signature`` (found by a reviewer). One read, only for such
+        transactions."""
+        if (landed.error is not None or landed.token_transfers
+                or self.chain.token_account_address(account) not in landed.authority_changes):
+            return False
+        problem = await self._chain("getAccountInfo",
+                                    partial(self.chain.custody_account_problem, account))
+        return problem is None
 
     async def _check_settled(
         self, account: UUID, submission: Submission, landed: ChainTransaction,

@@ -481,6 +481,13 @@ class SeededTokenChain(abc.ABC):
             if in_flight.signature == signature:
                 del self._creations_in_flight[address]
 
+    async def custody_account_problem(self, account_id: UUID) -> str | None:
+        address = tx.token_account_address(self._keys.address_base, account_id)
+        account = await self._account(address)
+        if account is None:
+            return "it does not exist"
+        return custody_account_problem(*account, mint=self._mint, owner=self._keys.owner)
+
     async def _lamports_before_creation(self, account_id: UUID, address: Pubkey) -> int | None:
         """None when the custody token account exists and is safe to send
         to; else it is to be created, over the lamports already at its

@@ -1,7 +1,8 @@
 """``deals-ledger custody rotate`` leaves nothing behind that contradicts it,
 on the embedded chain of a real data dir, both stores: reconciliation
 knows a rotation's transactions as the ledger's own (a stranger's
-SetAuthority on a custody account stays a finding), a new key already
+SetAuthority on a custody account stays a finding, and so does a leaked
+owner key's handing an account to someone else), a new key already
 holding another power is refused before anything moves, and after a
 fee-payer rotation a settler refuses to pay with the old key."""
 
@@ -68,6 +69,43 @@ def test_reconciliation_knows_the_rotations_transactions_and_not_a_strangers(
     assert found.returncode == exit_codes.FINDINGS
     findings = json.loads(found.stdout)["unmatched_signatures"]
     assert [(f["kind"], f["signature"]) for f in findings] == [("unknown_signature", forged)]
+
+
+def leaked_owner_hands_over(data_dir: Path, account_id) -> str:
+    """The owner key, leaked, signs a SetAuthority handing a custody token
+    account to a stranger, who pays: the structure of a rotation's own
+    transaction, and it lands."""
+    stranger = Keypair()
+    chain = EmbeddedSolana(data_dir / EMBEDDED_CHAIN_DIR)
+    try:
+        owner = load_custody_keypair(None, data_dir)  # the owner while powers are not split
+        target = tx.token_account_address(owner.pubkey, account_id)
+        chain.fund(stranger.pubkey(), 10**9)
+        blockhash, _ = chain.latest_blockhash()
+        message = Message.new_with_blockhash([rotation.set_authority_instruction(
+            target, AuthorityType.ACCOUNT_OWNER, owner.pubkey, stranger.pubkey())],
+            stranger.pubkey(), blockhash)
+        signed = Transaction.new_unsigned(message)
+        signed.partial_sign([stranger], blockhash)
+        owner.partial_sign(signed, blockhash)
+        outcome = chain.process(signed)
+        assert outcome.landed is not None and outcome.landed.error is None, outcome
+        return outcome.landed.signature
+    finally:
+        chain.close()
+
+
+def test_a_leaked_owner_keys_handover_is_no_rotation_of_ours(service_ledger, store):
+    alice = service_ledger.open_account(funded=DEAL)
+    settle_once(store)
+    clean = run(store, "reconcile", "--full", "--json")
+    assert clean.returncode == exit_codes.OK, clean.stdout[-2000:]
+
+    handover = leaked_owner_hands_over(store.settings.data_dir, alice)
+    found = run(store, "reconcile", "--full", "--json")
+    assert found.returncode == exit_codes.FINDINGS, found.stdout[-2000:]
+    findings = json.loads(found.stdout)["unmatched_signatures"]
+    assert [(f["kind"], f["signature"]) for f in findings] == [("unknown_signature", handover)]
 
 
 def test_a_new_key_holding_another_power_is_refused_before_anything_moves(
