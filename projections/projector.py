@@ -280,7 +280,7 @@ class Projector:
         """Fold nothing onto another timeline (it would also hide it: the
         next checkpoints would extend the lost chain)."""
         position = min(self.store.position(), lost.kept_upto + 1)
-        if position <= self.log.head():  # past the head, /ready names it already
+        if self.store.position() <= self.log.head():  # past the head, /ready names it already
             self._stalled(position)
             if self.on_refused is not None:
                 self.on_refused(position, lost.why)
